@@ -1,0 +1,39 @@
+"""Accounts: one user@domain, with the derived secrets every protocol checks."""
+
+from heron.accounts.model import Account, AccountStore
+from heron.accounts.saslprep import saslprep
+from heron.accounts.scram import (
+    ScramHash,
+    ScramKeys,
+    client_proof_matches,
+    derive_scram_keys,
+    server_signature,
+)
+from heron.accounts.secrets import (
+    Identity,
+    Secrets,
+    derive_secrets,
+    digest_ha1,
+    turn_long_term_key,
+    verify_password,
+)
+from heron.accounts.service import AccountPolicy, AccountService
+
+__all__ = [
+    "Account",
+    "AccountPolicy",
+    "AccountService",
+    "AccountStore",
+    "Identity",
+    "ScramHash",
+    "ScramKeys",
+    "Secrets",
+    "client_proof_matches",
+    "derive_scram_keys",
+    "derive_secrets",
+    "digest_ha1",
+    "saslprep",
+    "server_signature",
+    "turn_long_term_key",
+    "verify_password",
+]

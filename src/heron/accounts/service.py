@@ -1,0 +1,111 @@
+"""Account operations the CLI, the web admin and the protocols share."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from heron.accounts.model import Account, AccountStore
+from heron.accounts.secrets import SCRAM_ITERATIONS, Identity, Secrets, derive_secrets
+from heron.errors import AccountExists, AccountNotFound, InvalidInput
+
+__all__ = ["AccountPolicy", "AccountService"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPolicy:
+    """The slice of configuration that decides account names and rights."""
+
+    domain: str
+    sip_domain: str
+    turn_realm: str
+    account_domains: tuple[str, ...]
+    admins: frozenset[str]
+
+    def identity(self, local: str, domain: str) -> Identity:
+        """Names used in SIP and TURN keys.
+
+        Users of the main domain go by their bare name, as ``kamctl add`` and
+        ``turnadmin -a`` users do; users of other hosted domains by their
+        full address, so two domains' "roland" never share a key.
+        """
+        if domain == self.domain:
+            return Identity(local, self.sip_domain, local, self.turn_realm)
+        address = f"{local}@{domain}"
+        return Identity(address, domain, address, self.turn_realm)
+
+    def check_domain(self, domain: str) -> None:
+        if domain not in self.account_domains:
+            served = ", ".join(self.account_domains)
+            raise InvalidInput(f"domain {domain} is not served here (configured: {served})")
+
+
+class AccountService:
+    """Creates, changes and removes accounts, deriving every secret from the password."""
+
+    def __init__(
+        self,
+        store: AccountStore,
+        policy: AccountPolicy,
+        *,
+        salt_factory: Callable[[], bytes] = lambda: os.urandom(16),
+        iterations: int = SCRAM_ITERATIONS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._salt = salt_factory
+        self._iterations = iterations
+        self._clock = clock
+
+    def is_admin(self, account: Account) -> bool:
+        return account.admin or account.address in self._policy.admins
+
+    async def add(self, local: str, domain: str, password: str, *, admin: bool = False) -> Account:
+        self._policy.check_domain(domain)
+        if await self._store.get(local, domain) is not None:
+            raise AccountExists(f"{local}@{domain} already exists")
+        account = Account(
+            local=local,
+            domain=domain,
+            admin=admin,
+            secrets=self._derive(local, domain, password),
+            created=self._clock(),
+        )
+        await self._store.add(account)
+        return account
+
+    async def get(self, local: str, domain: str) -> Account:
+        account = await self._store.get(local, domain)
+        if account is None:
+            raise AccountNotFound(f"{local}@{domain} does not exist")
+        return account
+
+    async def list(self, domain: str | None = None) -> Sequence[Account]:
+        return await self._store.list(domain)
+
+    async def remove(self, local: str, domain: str) -> None:
+        if not await self._store.delete(local, domain):
+            raise AccountNotFound(f"{local}@{domain} does not exist")
+
+    async def change_password(self, local: str, domain: str, password: str) -> None:
+        secrets = self._derive(local, domain, password)
+        if not await self._store.replace_secrets(local, domain, secrets):
+            raise AccountNotFound(f"{local}@{domain} does not exist")
+
+    async def set_admin(self, local: str, domain: str, admin: bool) -> None:
+        if not await self._store.set_admin(local, domain, admin):
+            raise AccountNotFound(f"{local}@{domain} does not exist")
+
+    def _derive(self, local: str, domain: str, password: str) -> Secrets:
+        try:
+            return derive_secrets(
+                self._policy.identity(local, domain),
+                password,
+                salt=self._salt(),
+                iterations=self._iterations,
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"unusable password: {exc}") from None

@@ -1,0 +1,62 @@
+"""What every subcommand shares: the configuration, loaded once and only when needed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import uvloop
+
+from heron.accounts import AccountService
+from heron.app import account_policy
+from heron.config import Config, load_config, parse_address
+from heron.errors import InvalidInput
+from heron.store import Database, SqlAccountStore
+
+__all__ = ["CliContext", "address_argument", "open_accounts", "pass_context", "run"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class CliContext:
+    config_path: Path | None
+    data_dir: Path | None
+    _config: Config | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path, self.data_dir)
+        return self._config
+
+
+pass_context = click.make_pass_decorator(CliContext)
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop, the loop heron serves with."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+def address_argument(value: str) -> tuple[str, str]:
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+@asynccontextmanager
+async def open_accounts(config: Config) -> AsyncIterator[AccountService]:
+    database = Database(config.database_url)
+    await database.open()
+    try:
+        yield AccountService(SqlAccountStore(database), account_policy(config))
+    finally:
+        await database.close()

@@ -1,0 +1,84 @@
+"""Entry point: global options, one-line errors with exit status 2, no tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from heron import __version__
+from heron.app import serve as serve_forever
+from heron.cli.context import CliContext, pass_context, run
+from heron.cli.ops import cert, check, dns
+from heron.cli.users import admin, user
+from heron.errors import HeronError
+
+__all__ = ["cli", "main"]
+
+EXIT_ERROR = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="HERON_CONFIG",
+    help="TOML configuration file (default: built-in localhost settings).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Data directory (default ./var, or HERON_DATA_DIR).",
+)
+@click.version_option(__version__, prog_name="heron")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -> None:
+    """heron: STUN/TURN, SIP, XMPP and a web phone in one service."""
+    ctx.obj = CliContext(config_path, data_dir)
+
+
+@cli.command()
+@pass_context
+def serve(ctx: CliContext) -> None:
+    """Run every enabled service until SIGINT or SIGTERM."""
+    config = ctx.config
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    run(serve_forever(config))
+
+
+cli.add_command(user)
+cli.add_command(admin)
+cli.add_command(dns)
+cli.add_command(cert)
+cli.add_command(check)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error an administrator can cause is one line on stderr, status 2."""
+    try:
+        cli.main(args=argv, prog_name="heron", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "heron"
+        click.echo(f"{where}: {exc.format_message()}", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as exc:
+        click.echo(f"heron: {exc.format_message()}", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.Abort:
+        click.echo("heron: aborted", err=True)
+        sys.exit(1)
+    except HeronError as exc:
+        click.echo(f"heron: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)

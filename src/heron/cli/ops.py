@@ -1,0 +1,116 @@
+"""``heron dns``, ``heron cert`` and ``heron check``: the administrator's set-up day."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from heron.cli.context import CliContext, pass_context, run
+from heron.config import Config, ListenAddress
+from heron.errors import HeronError, TlsError
+from heron.store import Database
+from heron.tls import inspect_certificate, server_context, write_self_signed
+from heron.zone import zone_records
+
+__all__ = ["cert", "check", "dns"]
+
+_EXPIRY_WARNING = timedelta(days=30)
+
+
+@click.command()
+@pass_context
+def dns(ctx: CliContext) -> None:
+    """Print the A/AAAA, SRV and NAPTR records to paste into the zone file."""
+    for line in zone_records(ctx.config):
+        click.echo(line)
+
+
+@click.command()
+@click.option("--days", default=825, show_default=True, help="Validity in days.")
+@click.option("--force", is_flag=True, help="Overwrite an existing certificate and key.")
+@click.option("--if-missing", is_flag=True, help="Do nothing if the certificate exists.")
+@pass_context
+def cert(ctx: CliContext, days: int, force: bool, if_missing: bool) -> None:
+    """Make a self-signed certificate for every configured name."""
+    config = ctx.config
+    cert_path, key_path = config.certificate_path, config.key_path
+    if cert_path.exists() or key_path.exists():
+        if if_missing:
+            click.echo(f"{cert_path} exists; left alone")
+            return
+        if not force:
+            raise TlsError(f"{cert_path} or {key_path} exists; --force replaces them")
+    info = write_self_signed(cert_path, key_path, config.tls_names, days=days)
+    click.echo(f"wrote {cert_path} and {key_path} for {', '.join(info.names)}")
+
+
+def _port_problem(address: ListenAddress, transport: str) -> str | None:
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=kind)
+        with socket.socket(infos[0][0], kind) as probe:
+            if transport == "tcp":
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return None
+
+
+def _certificate_findings(config: Config) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    try:
+        server_context(config.certificate_path, config.key_path)
+        info = inspect_certificate(config.certificate_path)
+    except TlsError as exc:
+        return [str(exc)], warnings
+    missing = [name for name in config.tls_names if not info.covers(name)]
+    if missing:
+        problems.append(f"tls.certificate: does not cover {', '.join(missing)}")
+    left = info.not_after - datetime.now(UTC)
+    if left <= timedelta(0):
+        problems.append(f"tls.certificate: expired on {info.not_after:%Y-%m-%d}")
+    elif left < _EXPIRY_WARNING:
+        warnings.append(f"tls.certificate: expires on {info.not_after:%Y-%m-%d}")
+    return problems, warnings
+
+
+async def _database_problem(config: Config) -> str | None:
+    try:
+        database = Database(config.database_url)
+        await database.ping()
+    except HeronError as exc:
+        return str(exc)
+    return None
+
+
+@click.command()
+@pass_context
+def check(ctx: CliContext) -> None:
+    """Validate the config, the certificate, the database and that the ports are free."""
+    config = ctx.config
+    click.echo("ok    configuration")
+    problems, warnings = _certificate_findings(config)
+    if not problems:
+        click.echo(f"ok    certificate {config.certificate_path}")
+    database_problem = run(_database_problem(config))
+    if database_problem:
+        problems.append(database_problem)
+    else:
+        click.echo(f"ok    database {Database(config.database_url).display_url}")
+    for key, address, transports in config.listen_addresses():
+        for transport in transports:
+            problem = _port_problem(address, transport)
+            if problem:
+                problems.append(f"{key}: {transport} {address}: {problem}")
+            else:
+                click.echo(f"ok    {key} {transport} {address} is free")
+    for warning in warnings:
+        click.echo(f"warn  {warning}")
+    for problem in problems:
+        click.echo(f"FAIL  {problem}")
+    if problems:
+        raise HeronError(f"{len(problems)} problem(s); first: {problems[0]}")

@@ -1,0 +1,157 @@
+"""``heron user`` and ``heron admin``: what turnadmin, kamctl add and prosodyctl adduser do."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from heron.cli.context import CliContext, address_argument, open_accounts, pass_context, run
+from heron.errors import InvalidInput
+
+__all__ = ["admin", "user"]
+
+
+def _read_password(password: str | None, from_stdin: bool) -> str:
+    if password is not None and from_stdin:
+        raise InvalidInput("give either --password or --password-stdin, not both")
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise InvalidInput("--password-stdin: no password on standard input")
+        return line
+    if password is not None:
+        return password
+    prompted: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return prompted
+
+
+_password_options = (
+    click.option("--password", help="The password (visible to other local users: prefer stdin)."),
+    click.option("--password-stdin", is_flag=True, help="Read the password from standard input."),
+)
+
+
+def _with_password_options(function: click.decorators.FC) -> click.decorators.FC:
+    for option in reversed(_password_options):
+        function = option(function)
+    return function
+
+
+@click.group()
+def user() -> None:
+    """Add, remove, list accounts and change passwords."""
+
+
+@user.command("add")
+@click.argument("address")
+@_with_password_options
+@click.option("--admin", "make_admin", is_flag=True, help="Give the account admin rights.")
+@pass_context
+def user_add(
+    ctx: CliContext, address: str, password: str | None, password_stdin: bool, make_admin: bool
+) -> None:
+    """Create ADDRESS (user@domain) for SIP, XMPP, TURN and the web at once."""
+    local, domain = address_argument(address)
+    config = ctx.config  # a bad config fails before the password prompt
+    secret = _read_password(password, password_stdin)
+
+    async def add() -> None:
+        async with open_accounts(config) as accounts:
+            await accounts.add(local, domain, secret, admin=make_admin)
+
+    run(add())
+    click.echo(f"added {local}@{domain}" + (" (admin)" if make_admin else ""))
+
+
+@user.command("del")
+@click.argument("address")
+@pass_context
+def user_del(ctx: CliContext, address: str) -> None:
+    """Delete ADDRESS and all its secrets."""
+    local, domain = address_argument(address)
+
+    async def remove() -> None:
+        async with open_accounts(ctx.config) as accounts:
+            await accounts.remove(local, domain)
+
+    run(remove())
+    click.echo(f"deleted {local}@{domain}")
+
+
+@user.command("passwd")
+@click.argument("address")
+@_with_password_options
+@pass_context
+def user_passwd(ctx: CliContext, address: str, password: str | None, password_stdin: bool) -> None:
+    """Set a new password for ADDRESS; every protocol's secret changes at once."""
+    local, domain = address_argument(address)
+    config = ctx.config  # a bad config fails before the password prompt
+    secret = _read_password(password, password_stdin)
+
+    async def change() -> None:
+        async with open_accounts(config) as accounts:
+            await accounts.get(local, domain)
+            await accounts.change_password(local, domain, secret)
+
+    run(change())
+    click.echo(f"changed the password of {local}@{domain}")
+
+
+@user.command("list")
+@click.option("--domain", help="Only accounts of this domain.")
+@pass_context
+def user_list(ctx: CliContext, domain: str | None) -> None:
+    """List accounts, with their admin rights and creation time."""
+
+    async def rows() -> list[tuple[str, str, str]]:
+        async with open_accounts(ctx.config) as accounts:
+            found = await accounts.list(domain.lower() if domain else None)
+            return [
+                (
+                    account.address,
+                    "yes" if accounts.is_admin(account) else "",
+                    account.created.strftime("%Y-%m-%d %H:%M UTC"),
+                )
+                for account in found
+            ]
+
+    table = Table("Account", "Admin", "Created", box=None, header_style="bold")
+    for row in run(rows()):
+        table.add_row(*row)
+    Console(width=100 if not sys.stdout.isatty() else None).print(table)
+
+
+@click.group()
+def admin() -> None:
+    """Give or take administrator rights (web admin pages, XMPP admin commands)."""
+
+
+def _set_admin(ctx: CliContext, address: str, value: bool) -> None:
+    local, domain = address_argument(address)
+
+    async def apply() -> None:
+        async with open_accounts(ctx.config) as accounts:
+            await accounts.set_admin(local, domain, value)
+
+    run(apply())
+
+
+@admin.command("add")
+@click.argument("address")
+@pass_context
+def admin_add(ctx: CliContext, address: str) -> None:
+    """Make the existing account ADDRESS an administrator."""
+    _set_admin(ctx, address, True)
+    click.echo(f"{address.lower()} is an administrator")
+
+
+@admin.command("del")
+@click.argument("address")
+@pass_context
+def admin_del(ctx: CliContext, address: str) -> None:
+    """Take administrator rights away from ADDRESS (config admins keep theirs)."""
+    _set_admin(ctx, address, False)
+    click.echo(f"{address.lower()} is no longer an administrator")

@@ -1,0 +1,39 @@
+"""The seam between ``app`` and each service: what a component is and what it gets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from heron.accounts import AccountService
+from heron.config import Config
+from heron.store import Database
+
+__all__ = ["Component", "Listener", "Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One open listening socket, for the log line an administrator reads."""
+
+    service: str
+    url: str
+
+
+class Component(Protocol):
+    """A running service: started once, stopped once, in the order ``app`` builds them."""
+
+    async def start(self) -> Sequence[Listener]:
+        """Open listeners; raise :class:`heron.errors.ListenError` naming the config key."""
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What components share: the configuration, the database and the accounts."""
+
+    config: Config
+    database: Database
+    accounts: AccountService

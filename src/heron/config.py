@@ -1,0 +1,314 @@
+"""The one configuration file, validated once at the edge.
+
+An administrator edits one TOML file; every service receives only its own
+frozen section of it. Anything the file leaves out has a default that works
+on ``localhost`` with no set-up, and names that several services share (SIP
+domain, XMPP hosts, TURN realm) default to the main ``domain``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from heron.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "DatabaseSettings",
+    "ListenAddress",
+    "SipSettings",
+    "TlsSettings",
+    "TurnSettings",
+    "WebSettings",
+    "XmppSettings",
+    "load_config",
+    "parse_address",
+    "validate_domain",
+]
+
+DEFAULT_DATA_DIR = Path("var")
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LOCALPART = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
+
+
+def validate_domain(value: str) -> str:
+    """Return ``value`` lower-cased if it is a DNS host name (RFC 1123), else raise."""
+    name = value.strip().lower().rstrip(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(f"{value!r} is not a valid domain name")
+    return name
+
+
+def parse_address(value: str) -> tuple[str, str]:
+    """Split ``user@domain`` into a normalised (local part, domain) pair.
+
+    Local parts are lower-cased and kept to characters that every protocol
+    accepts unescaped, so one account name works as SIP user, XMPP node and
+    TURN username alike.
+    """
+    local, sep, domain = value.strip().partition("@")
+    if not sep:
+        raise ValueError(f"{value!r} is not an address of the form user@domain")
+    local = local.lower()
+    if not _LOCALPART.match(local):
+        raise ValueError(
+            f"{value!r}: the user part may hold only letters, digits and . _ + - "
+            "(up to 64, starting with a letter or digit)"
+        )
+    return local, validate_domain(domain)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """A host and port to listen on, written ``host:port`` or ``[v6]:port``."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _listen_address(value: Any) -> ListenAddress:
+    if isinstance(value, ListenAddress):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string of the form host:port")
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"{value!r} is not of the form host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(f"{value!r}: the host must be an IP address or localhost") from None
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{value!r}: the port must be between 1 and 65535")
+    return ListenAddress(host, port)
+
+
+Listen = Annotated[ListenAddress, BeforeValidator(_listen_address)]
+Domain = Annotated[str, BeforeValidator(validate_domain)]
+
+
+def _admin_address(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string of the form user@domain")
+    local, domain = parse_address(value)
+    return f"{local}@{domain}"
+
+
+AdminAddress = Annotated[str, BeforeValidator(_admin_address)]
+
+
+def _listen(*addresses: str) -> Any:
+    return Field(default_factory=lambda: [_listen_address(a) for a in addresses])
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class TlsSettings(_Section):
+    certificate: Path | None = None
+    """PEM certificate chain; default ``<data dir>/tls/heron.crt`` (see ``heron cert``)."""
+    key: Path | None = None
+    """PEM private key; default ``<data dir>/tls/heron.key``."""
+
+
+class DatabaseSettings(_Section):
+    url: str | None = None
+    """sqlite:///path, postgresql://... or mysql://...; default SQLite in the data dir."""
+
+
+class RedisSettings(_Section):
+    url: str | None = None
+    """redis://host:port/db for state shared between several heron nodes; off when unset."""
+
+
+class TurnSettings(_Section):
+    enabled: bool = True
+    """Serve STUN and TURN (what coturn does)."""
+    realm: Domain | None = None
+    """Long-term credential realm; default the main domain."""
+    listen: list[Listen] = _listen("0.0.0.0:3478")
+    """UDP and TCP listeners."""
+    tls_listen: list[Listen] = _listen("0.0.0.0:5349")
+    """TLS listeners (ALPN stun.turn)."""
+
+
+class SipSettings(_Section):
+    enabled: bool = True
+    """Serve SIP as proxy and registrar (what Kamailio does)."""
+    domain: Domain | None = None
+    """SIP domain users register in, such as sip.falcot.com; default the main domain."""
+    listen: list[Listen] = _listen("0.0.0.0:5060")
+    """UDP and TCP listeners."""
+    tls_listen: list[Listen] = _listen("0.0.0.0:5061")
+    """TLS (sips:) listeners."""
+
+
+class XmppSettings(_Section):
+    enabled: bool = True
+    """Serve XMPP chat, presence and group chat (what Prosody does)."""
+    hosts: list[Domain] = Field(default_factory=list)
+    """Virtual hosts users log in to; default the main domain."""
+    muc: Domain | None = None
+    """Group-chat component; default conference.<domain>."""
+    listen: list[Listen] = _listen("0.0.0.0:5222")
+    """Client listeners with STARTTLS."""
+    tls_listen: list[Listen] = _listen("0.0.0.0:5223")
+    """Client listeners with direct TLS (XEP-0368)."""
+    s2s_listen: list[Listen] = _listen("0.0.0.0:5269")
+    """Server-to-server listeners."""
+
+
+class WebSettings(_Section):
+    enabled: bool = True
+    """Serve the web phone, WebSockets, admin pages, API and metrics over HTTPS."""
+    listen: list[Listen] = _listen("0.0.0.0:8443")
+    """HTTPS listeners."""
+
+
+class MuxSettings(_Section):
+    listen: list[Listen] = Field(default_factory=list)
+    """Ports (such as 0.0.0.0:443) that carry every service at once; off when empty."""
+
+
+class Config(_Section):
+    """The whole configuration; sections default to a working localhost set-up."""
+
+    domain: Domain = "localhost"
+    """Main domain, such as falcot.com: accounts are user@domain."""
+    hostname: Domain | None = None
+    """DNS name of this machine, the target of the SRV records; default the main domain."""
+    public_addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field(
+        default_factory=list
+    )
+    """Public IPv4/IPv6 addresses, for the A/AAAA records ``heron dns`` prints."""
+    admins: list[AdminAddress] = Field(default_factory=list)
+    """Accounts with administrator rights, in addition to ``heron admin add``."""
+    data_dir: Path = DEFAULT_DATA_DIR
+    """Where the SQLite database and generated certificates live."""
+    log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    """One of debug, info, warning, error."""
+    tls: TlsSettings = TlsSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    turn: TurnSettings = TurnSettings()
+    sip: SipSettings = SipSettings()
+    xmpp: XmppSettings = XmppSettings()
+    web: WebSettings = WebSettings()
+    mux: MuxSettings = MuxSettings()
+
+    @property
+    def sip_domain(self) -> str:
+        return self.sip.domain or self.domain
+
+    @property
+    def turn_realm(self) -> str:
+        return self.turn.realm or self.domain
+
+    @property
+    def xmpp_hosts(self) -> list[str]:
+        return self.xmpp.hosts or [self.domain]
+
+    @property
+    def muc_domain(self) -> str:
+        return self.xmpp.muc or f"conference.{self.domain}"
+
+    @property
+    def host_name(self) -> str:
+        return self.hostname or self.domain
+
+    @property
+    def account_domains(self) -> list[str]:
+        """Domains whose accounts this heron keeps: the main domain and the XMPP hosts."""
+        return list(dict.fromkeys([self.domain, *self.xmpp_hosts]))
+
+    @property
+    def certificate_path(self) -> Path:
+        return self.tls.certificate or self.data_dir / "tls" / "heron.crt"
+
+    @property
+    def key_path(self) -> Path:
+        return self.tls.key or self.data_dir / "tls" / "heron.key"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'heron.db'}"
+
+    def listen_addresses(self) -> list[tuple[str, ListenAddress, tuple[str, ...]]]:
+        """Every (config key, address, transports) of the enabled services."""
+        both, tcp = ("udp", "tcp"), ("tcp",)
+        groups: list[tuple[bool, str, list[ListenAddress], tuple[str, ...]]] = [
+            (self.turn.enabled, "turn.listen", self.turn.listen, both),
+            (self.turn.enabled, "turn.tls_listen", self.turn.tls_listen, tcp),
+            (self.sip.enabled, "sip.listen", self.sip.listen, both),
+            (self.sip.enabled, "sip.tls_listen", self.sip.tls_listen, tcp),
+            (self.xmpp.enabled, "xmpp.listen", self.xmpp.listen, tcp),
+            (self.xmpp.enabled, "xmpp.tls_listen", self.xmpp.tls_listen, tcp),
+            (self.xmpp.enabled, "xmpp.s2s_listen", self.xmpp.s2s_listen, tcp),
+            (self.web.enabled, "web.listen", self.web.listen, tcp),
+            (True, "mux.listen", self.mux.listen, tcp),
+        ]
+        return [
+            (key, address, transports)
+            for enabled, key, addresses, transports in groups
+            if enabled
+            for address in addresses
+        ]
+
+    @property
+    def tls_names(self) -> list[str]:
+        """Every name a client may check the certificate against."""
+        names = [self.host_name, self.domain, self.sip_domain, self.turn_realm]
+        if self.xmpp.enabled:
+            names += [*self.xmpp_hosts, self.muc_domain]
+        return list(dict.fromkeys(names))
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def load_config(path: Path | None = None, data_dir: Path | None = None) -> Config:
+    """Read and validate the configuration, raising :class:`ConfigError` with one line.
+
+    ``data_dir`` (the ``--data-dir`` option) beats ``HERON_DATA_DIR``, which
+    beats the file's ``data_dir``.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as handle:
+                raw = tomllib.load(handle)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    override = data_dir or os.environ.get("HERON_DATA_DIR")
+    if override:
+        raw["data_dir"] = str(override)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{_describe(exc)}") from None

@@ -1,0 +1,1 @@
+"""HTTPS for browsers: pages, WebSockets, API and metrics (aiohttp)."""

@@ -1,0 +1,61 @@
+"""The HTTPS listener every browser-facing feature hangs off.
+
+For now it answers ``/`` with what this server is and ``/healthz`` for
+load balancers and tests; the web phone, the WebSockets and the admin
+pages add routes to the same application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from heron import __version__
+from heron.component import Listener, Services
+from heron.errors import listen_error
+from heron.tls import server_context
+
+__all__ = ["WebComponent", "build_web"]
+
+
+def build_web(services: Services) -> WebComponent | None:
+    return WebComponent(services) if services.config.web.enabled else None
+
+
+class WebComponent:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._runner: web.AppRunner | None = None
+
+    def _application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/healthz", self._health)
+        return app
+
+    async def _index(self, _request: web.Request) -> web.Response:
+        domain = self._services.config.domain
+        return web.Response(text=f"heron {__version__} serving {domain}\n")
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__})
+
+    async def start(self) -> Sequence[Listener]:
+        config = self._services.config
+        context = server_context(config.certificate_path, config.key_path, alpn=("http/1.1",))
+        self._runner = web.AppRunner(self._application(), access_log=None)
+        await self._runner.setup()
+        listeners = []
+        for address in config.web.listen:
+            site = web.TCPSite(self._runner, address.host, address.port, ssl_context=context)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_error("web.listen", address, exc) from None
+            listeners.append(Listener("web", f"https://{address}/"))
+        return listeners
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,227 @@
+"""Every ``heron`` command, good paths and bad: bad input is one line on stderr, status 2."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from heron.cli import main
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def heron(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Run:
+    """Run ``heron ARGS`` in-process; return (status, stdout, stderr)."""
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        if stdin is not None:
+            monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        status = 0
+        try:
+            main(list(args))
+        except SystemExit as exit_:
+            status = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+def assert_one_line_error(result: tuple[int, str, str], text: str) -> None:
+    status, _, err = result
+    assert status == 2
+    assert err.count("\n") == 1, err
+    assert text in err
+    assert "Traceback" not in err
+
+
+def test_user_add_list_passwd_del(heron: Run) -> None:
+    assert heron("user", "add", "Roland@localhost", "--password", "s3cret") == (
+        0,
+        "added roland@localhost\n",
+        "",
+    )
+    assert heron("user", "add", "admin@localhost", "--admin", "--password", "x")[0] == 0
+    status, out, _ = heron("user", "list")
+    assert status == 0
+    assert "roland@localhost" in out
+    admin_line = next(line for line in out.splitlines() if "admin@localhost" in line)
+    assert "yes" in admin_line
+    assert heron("user", "passwd", "roland@localhost", stdin="n3w\nn3w\n")[0] == 0
+    assert heron("user", "passwd", "roland@localhost", "--password-stdin", stdin="n3w\n") == (
+        0,
+        "changed the password of roland@localhost\n",
+        "",
+    )
+    assert heron("user", "del", "roland@localhost") == (0, "deleted roland@localhost\n", "")
+    assert "roland@localhost" not in heron("user", "list")[1]
+
+
+def test_password_prompt_asks_twice(heron: Run) -> None:
+    status, out, _ = heron("user", "add", "roland@localhost", stdin="pw\npw\n")
+    assert status == 0
+    assert "added roland@localhost" in out
+    status, out, _ = heron("user", "add", "other@localhost", stdin="pw\nwp\n")
+    assert status == 1
+    assert "do not match" in out
+
+
+def test_duplicate_user(heron: Run) -> None:
+    heron("user", "add", "roland@localhost", "--password", "x")
+    result = heron("user", "add", "roland@localhost", "--password", "y")
+    assert_one_line_error(result, "heron: error: roland@localhost already exists")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("user", "del", "ghost@localhost"),
+        ("user", "passwd", "ghost@localhost", "--password", "x"),
+        ("admin", "add", "ghost@localhost"),
+        ("admin", "del", "ghost@localhost"),
+    ],
+)
+def test_unknown_user(heron: Run, args: tuple[str, ...]) -> None:
+    assert_one_line_error(heron(*args), "heron: error: ghost@localhost does not exist")
+
+
+def test_domain_not_served(heron: Run) -> None:
+    result = heron("user", "add", "roland@falcot.com", "--password", "x")
+    assert_one_line_error(result, "domain falcot.com is not served here (configured: localhost)")
+
+
+def test_malformed_address(heron: Run) -> None:
+    result = heron("user", "add", "roland", "--password", "x")
+    assert_one_line_error(result, "'roland' is not an address of the form user@domain")
+
+
+def test_both_password_sources(heron: Run) -> None:
+    result = heron("user", "add", "r@localhost", "--password", "x", "--password-stdin", stdin="y")
+    assert_one_line_error(result, "give either --password or --password-stdin, not both")
+
+
+def test_empty_password_on_stdin(heron: Run) -> None:
+    result = heron("user", "add", "r@localhost", "--password-stdin", stdin="\n")
+    assert_one_line_error(result, "--password-stdin: no password on standard input")
+
+
+def test_admin_add_and_del(heron: Run) -> None:
+    heron("user", "add", "roland@localhost", "--password", "x")
+    assert heron("admin", "add", "roland@localhost")[1] == "roland@localhost is an administrator\n"
+    assert "yes" in heron("user", "list")[1]
+    assert heron("admin", "del", "roland@localhost")[0] == 0
+    assert "yes" not in heron("user", "list")[1]
+
+
+def test_config_admins_show_as_admins(heron: Run, write_config: Callable[..., Path]) -> None:
+    config = str(write_config(admins=["boss@localhost"]))
+    heron("-c", config, "user", "add", "boss@localhost", "--password", "x")
+    listing = heron("-c", config, "user", "list")[1]
+    line = next(row for row in listing.splitlines() if "boss" in row)
+    assert "yes" in line
+
+
+def test_bad_config_key(heron: Run, write_config: Callable[..., Path]) -> None:
+    config = str(write_config(turn={"relay_colour": "blue"}))
+    assert_one_line_error(heron("-c", config, "user", "list"), "turn.relay_colour: unknown key")
+
+
+def test_missing_config_file(heron: Run) -> None:
+    assert_one_line_error(heron("-c", "nothere.toml", "dns"), "nothere.toml: cannot read")
+
+
+def test_wrong_arguments(heron: Run) -> None:
+    assert_one_line_error(heron("user", "frobnicate"), "heron user: No such command 'frobnicate'")
+    assert_one_line_error(heron("--bogus"), "heron: No such option '--bogus'.")
+    assert_one_line_error(heron("user", "add"), "heron user add: Missing argument 'ADDRESS'.")
+
+
+def test_unreachable_database(heron: Run, write_config: Callable[..., Path]) -> None:
+    config = str(write_config(database={"url": "postgresql://nobody@127.0.0.1:1/x"}))
+    result = heron("-c", config, "user", "list")
+    assert_one_line_error(
+        result, "heron: error: database postgresql+asyncpg://nobody@127.0.0.1:1/x"
+    )
+
+
+def test_password_is_nowhere_in_the_data_directory(heron: Run, data_dir: Path) -> None:
+    password = "Tr0ub4dor&3-unique-marker"
+    heron("user", "add", "roland@localhost", "--password", password)
+    heron("user", "passwd", "roland@localhost", "--password", password + "2")
+    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "heron.db" for p in files)
+    for path in files:
+        assert password.encode() not in path.read_bytes(), path
+
+
+def test_cert_then_check(heron: Run, write_config: Callable[..., Path]) -> None:
+    config = str(write_config(domain="falcot.com", sip={"domain": "sip.falcot.com"}))
+    status, out, _ = heron("-c", config, "cert")
+    assert status == 0 and "falcot.com, sip.falcot.com" in out
+    assert_one_line_error(heron("-c", config, "cert"), "exists; --force replaces them")
+    assert heron("-c", config, "cert", "--if-missing")[0] == 0
+    assert heron("-c", config, "cert", "--force")[0] == 0
+    status, out, _ = heron("-c", config, "check")
+    assert status == 0, out
+    assert "ok    certificate" in out and "ok    database" in out
+    assert "FAIL" not in out
+
+
+def test_check_reports_missing_certificate(heron: Run, write_config: Callable[..., Path]) -> None:
+    status, out, err = heron("-c", str(write_config()), "check")
+    assert status == 2
+    assert "FAIL  tls.certificate:" in out and "does not exist" in out
+    assert err.startswith("heron: error: 1 problem(s); first: tls.certificate:")
+
+
+def test_check_reports_certificate_without_the_names(
+    heron: Run, write_config: Callable[..., Path]
+) -> None:
+    heron("-c", str(write_config()), "cert")
+    config = str(write_config(domain="falcot.com"))
+    status, out, _ = heron("-c", config, "check")
+    assert status == 2
+    assert "FAIL  tls.certificate: does not cover falcot.com" in out
+
+
+def test_check_reports_a_port_in_use(heron: Run, write_config: Callable[..., Path]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = str(write_config(web={"listen": [f"127.0.0.1:{port}"]}))
+        heron("-c", config, "cert")
+        status, out, _ = heron("-c", config, "check")
+    assert status == 2
+    assert f"FAIL  web.listen: tcp 127.0.0.1:{port}: address already in use" in out
+
+
+def test_dns_prints_zone_records(heron: Run, write_config: Callable[..., Path]) -> None:
+    config = str(write_config(domain="falcot.com", public_addresses=["198.51.100.19"]))
+    status, out, _ = heron("-c", config, "dns")
+    assert status == 0
+    assert "198.51.100.19" in out
+    assert "_xmpp-client._tcp.falcot.com." not in out  # xmpp has no client listener here
+    assert "_turn._udp.falcot.com." in out
+
+
+def test_data_dir_option_and_environment(
+    heron: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heron("--data-dir", str(tmp_path / "opt"), "user", "add", "a@localhost", "--password", "x")
+    assert (tmp_path / "opt" / "heron.db").exists()
+    monkeypatch.setenv("HERON_DATA_DIR", str(tmp_path / "env"))
+    heron("user", "add", "b@localhost", "--password", "x")
+    assert (tmp_path / "env" / "heron.db").exists()
+
+
+def test_version(heron: Run) -> None:
+    status, out, _ = heron("--version")
+    assert status == 0 and out.startswith("heron, version ")

@@ -1,0 +1,124 @@
+"""Configuration: working defaults, and one line naming the key for every bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heron.config import ListenAddress, load_config, parse_address
+from heron.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "heron.toml"
+    path.write_text(text)
+    return path
+
+
+def test_without_a_file_heron_serves_localhost_on_the_default_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HERON_DATA_DIR", raising=False)
+    config = load_config()
+    assert config.domain == "localhost"
+    assert config.data_dir == Path("var")
+    assert config.database_url == "sqlite:///var/heron.db"
+    assert [str(a) for a in config.turn.listen] == ["0.0.0.0:3478"]
+    assert [str(a) for a in config.turn.tls_listen] == ["0.0.0.0:5349"]
+    assert [str(a) for a in config.sip.listen + config.sip.tls_listen] == [
+        "0.0.0.0:5060",
+        "0.0.0.0:5061",
+    ]
+    xmpp = config.xmpp
+    assert [a.port for a in xmpp.listen + xmpp.tls_listen + xmpp.s2s_listen] == [5222, 5223, 5269]
+    assert [a.port for a in config.web.listen] == [8443]
+    assert config.mux.listen == []
+
+
+def test_shared_names_default_to_the_main_domain(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, 'domain = "Falcot.COM"\n'))
+    assert config.domain == "falcot.com"
+    assert config.sip_domain == config.turn_realm == "falcot.com"
+    assert config.xmpp_hosts == ["falcot.com"]
+    assert config.muc_domain == "conference.falcot.com"
+
+
+def test_handbook_names_are_kept(tmp_path: Path) -> None:
+    text = """
+domain = "falcot.com"
+admins = ["Admin@falcot.com"]
+[sip]
+domain = "sip.falcot.com"
+listen = ["[2001:db8::19]:5060", "198.51.100.19:5060"]
+[xmpp]
+hosts = ["falcot.com", "example.org"]
+"""
+    config = load_config(write(tmp_path, text))
+    assert config.sip_domain == "sip.falcot.com"
+    assert config.admins == ["admin@falcot.com"]
+    assert config.sip.listen[0] == ListenAddress("2001:db8::19", 5060)
+    assert str(config.sip.listen[0]) == "[2001:db8::19]:5060"
+    assert config.account_domains == ["falcot.com", "example.org"]
+    assert "sip.falcot.com" in config.tls_names
+    assert "conference.falcot.com" in config.tls_names
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[turn]\nrelm = 'x'\n", "turn.relm: unknown key"),
+        ("colour = 'blue'\n", "colour: unknown key"),
+        ("[sip]\nlisten = '0.0.0.0:5060'\n", "sip.listen: Input should be a valid list"),
+        ("[web]\nlisten = ['0.0.0.0:99999']\n", "web.listen.0: '0.0.0.0:99999': the port must"),
+        ("[web]\nlisten = ['example.com:443']\n", "web.listen.0: 'example.com:443': the host must"),
+        ("[web]\nlisten = ['8443']\n", "web.listen.0: '8443' is not of the form host:port"),
+        ("domain = 'bad_domain'\n", "domain: 'bad_domain' is not a valid domain name"),
+        ("admins = ['nobody']\n", "admins.0: 'nobody' is not an address of the form user@domain"),
+        ("[turn]\nenabled = 'maybe'\n", "turn.enabled: Input should be a valid boolean"),
+        ("log_level = 'loud'\n", "log_level: String should match pattern"),
+        ("domain = \n", "not valid TOML"),
+    ],
+)
+def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nothere.toml: cannot read: No such file"):
+        load_config(tmp_path / "nothere.toml")
+
+
+def test_data_dir_option_beats_environment_beats_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, 'data_dir = "/from/file"\n')
+    monkeypatch.delenv("HERON_DATA_DIR", raising=False)
+    assert load_config(path).data_dir == Path("/from/file")
+    monkeypatch.setenv("HERON_DATA_DIR", "/from/env")
+    assert load_config(path).data_dir == Path("/from/env")
+    assert load_config(path, Path("/from/option")).data_dir == Path("/from/option")
+    assert load_config(path, Path("/from/option")).certificate_path == Path(
+        "/from/option/tls/heron.crt"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Roland@Falcot.com", ("roland", "falcot.com")), ("a.b+c@x.org.", ("a.b+c", "x.org"))],
+)
+def test_addresses_are_normalised(raw: str, expected: tuple[str, str]) -> None:
+    assert parse_address(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["roland", "@falcot.com", "ro land@falcot.com", "r@bad..com", "r:1@x.org"]
+)
+def test_bad_addresses_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError):
+        parse_address(raw)
