@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 HERON := $(BIN)/heron
 PYTEST_ARGS ?=
+# Real clients the interoperability tests drive: coturn's turnutils_*, sipp.
+DEB_PACKAGES := coturn sip-tester
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test-deps run test lint unit clean
+.PHONY: install test-deps deb-deps run test lint unit clean
 
 install: $(VENV)/.installed
 
@@ -15,7 +18,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-test-deps: install $(VENV)/.test-installed
+test-deps: install deb-deps $(VENV)/.test-installed
+
+# Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the
+# packaged daemons (coturn), which tests and benchmarks start themselves.
+deb-deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 $(VENV)/.test-installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
