@@ -17,6 +17,7 @@ from heron.accounts import AccountPolicy, AccountService
 from heron.component import Component, Services
 from heron.config import Config
 from heron.store import Database, SqlAccountStore
+from heron.turn.server import build_turn
 from heron.web.server import build_web
 
 __all__ = ["BUILDERS", "account_policy", "serve"]
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 Builder = Callable[[Services], Component | None]
 
-BUILDERS: tuple[Builder, ...] = (build_web,)
+BUILDERS: tuple[Builder, ...] = (build_turn, build_web)
 
 
 def account_policy(config: Config) -> AccountPolicy:

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from heron.errors import ConfigError
 
@@ -100,6 +107,8 @@ def _listen_address(value: Any) -> ListenAddress:
 
 
 Listen = Annotated[ListenAddress, BeforeValidator(_listen_address)]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Domain = Annotated[str, BeforeValidator(validate_domain)]
 
 
@@ -147,6 +156,45 @@ class TurnSettings(_Section):
     """UDP and TCP listeners."""
     tls_listen: list[Listen] = _listen("0.0.0.0:5349")
     """TLS listeners (ALPN stun.turn)."""
+    relay_addresses: list[IPAddress] = Field(default_factory=list)
+    """Addresses relays bind to, at most one IPv4 and one IPv6 (RFC 6156); default the
+    public addresses, else the first specific listen address, else 127.0.0.1."""
+    external_address: IPAddress | None = None
+    """Address to advertise for the IPv4 relay when behind 1:1 NAT (coturn external-ip)."""
+    other_address: IPAddress | None = None
+    """Second address for RFC 5780 NAT behaviour discovery (the handbook's two IPv4s)."""
+    relay_port_min: int = Field(default=49152, ge=1024, le=65535)
+    """Lowest relay port (coturn min-port)."""
+    relay_port_max: int = Field(default=65535, ge=1024, le=65535)
+    """Highest relay port (coturn max-port)."""
+    allowed_peer_ranges: list[IPNetwork] = Field(default_factory=list)
+    """Peer ranges allowed although denied by default (loopback, private, ...)."""
+    denied_peer_ranges: list[IPNetwork] = Field(default_factory=list)
+    """Peer ranges to refuse in addition to the defaults."""
+    allow_anonymous: bool = False
+    """Allow TURN without credentials; STUN Binding never needs any."""
+    auth_secret: str | None = Field(default=None, min_length=16)
+    """Shared secret of the TURN REST API scheme (coturn static-auth-secret)."""
+    auth_secret_file: Path | None = None
+    """File holding that secret; default <data dir>/turn_secret, created when missing."""
+    default_lifetime: int = Field(default=600, ge=60, le=3600)
+    """Allocation lifetime when the client asks for none, seconds (RFC 8656 §3.2)."""
+    max_lifetime: int = Field(default=3600, ge=60, le=86400)
+    """Longest allocation lifetime granted, seconds."""
+    user_quota: int = Field(default=20, ge=0)
+    """Live allocations per user; 0 is unlimited (coturn user-quota)."""
+    total_quota: int = Field(default=10000, ge=0)
+    """Live allocations in all; 0 is unlimited (coturn total-quota)."""
+    max_bps: int = Field(default=0, ge=0)
+    """Relayed bytes per second per allocation; 0 is unlimited (coturn max-bps)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes sharing the UDP listeners with SO_REUSEPORT."""
+
+    @model_validator(mode="after")
+    def _port_range(self) -> TurnSettings:
+        if self.relay_port_min > self.relay_port_max:
+            raise ValueError("relay_port_min is above relay_port_max")
+        return self
 
 
 class SipSettings(_Section):
@@ -194,9 +242,7 @@ class Config(_Section):
     """Main domain, such as falcot.com: accounts are user@domain."""
     hostname: Domain | None = None
     """DNS name of this machine, the target of the SRV records; default the main domain."""
-    public_addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = Field(
-        default_factory=list
-    )
+    public_addresses: list[IPAddress] = Field(default_factory=list)
     """Public IPv4/IPv6 addresses, for the A/AAAA records ``heron dns`` prints."""
     admins: list[AdminAddress] = Field(default_factory=list)
     """Accounts with administrator rights, in addition to ``heron admin add``."""
@@ -237,6 +283,10 @@ class Config(_Section):
     def account_domains(self) -> list[str]:
         """Domains whose accounts this heron keeps: the main domain and the XMPP hosts."""
         return list(dict.fromkeys([self.domain, *self.xmpp_hosts]))
+
+    @property
+    def turn_secret_path(self) -> Path:
+        return self.turn.auth_secret_file or self.data_dir / "turn_secret"
 
     @property
     def certificate_path(self) -> Path:

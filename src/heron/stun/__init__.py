@@ -35,6 +35,8 @@ from heron.stun.attributes import (
 )
 from heron.stun.errors import ErrorCode, StunError, StunLocalError, StunRemoteError
 from heron.stun.extensions import (
+    CHANNEL_MAX,
+    CHANNEL_MIN,
     AdditionalAddressFamily,
     AddressErrorCode,
     ChangeRequest,
@@ -61,8 +63,6 @@ from heron.stun.extensions import (
     XorRelayedAddress,
 )
 from heron.stun.framing import (
-    CHANNEL_MAX,
-    CHANNEL_MIN,
     ChannelData,
     PacketKind,
     StreamFramer,

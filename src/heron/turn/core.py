@@ -1,0 +1,544 @@
+"""The TURN server core (RFC 8656, RFC 6156; STUN Binding of RFC 8489), sans-IO.
+
+The asyncio server decodes a message, looks up the credentials its USERNAME
+names, and calls :meth:`TurnCore.handle` with the client's 5-tuple and the
+time; it gets back the reply to send, if any. Relay sockets are opened
+through the injected :class:`RelayFactory`, so the core never touches a
+socket and every path below is tested in memory with an injected clock.
+
+Order of checks for a request, as RFC 8489 §6.3 and RFC 8656 §7.2 give it:
+unknown comprehension-required attributes (420), then authentication
+(401/438/400), then the method's own checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Protocol
+
+from heron.stun import (
+    AdditionalAddressFamily,
+    AddressErrorCode,
+    AddressFamily,
+    Attribute,
+    ChangeRequest,
+    ChannelNumber,
+    Data,
+    ErrorCode,
+    EvenPort,
+    Fingerprint,
+    Lifetime,
+    Message,
+    MessageClass,
+    MessageIntegrity,
+    MessageIntegritySha256,
+    Method,
+    Nonce,
+    PasswordAlgorithm,
+    PasswordAlgorithmId,
+    PasswordAlgorithms,
+    Realm,
+    RequestedAddressFamily,
+    RequestedTransport,
+    ReservationToken,
+    Software,
+    TransportProtocol,
+    UnknownAttributes,
+    Username,
+    XorMappedAddress,
+    XorPeerAddress,
+    XorRelayedAddress,
+)
+from heron.turn.allocation import Address, Allocation, ClientLink, Relay, TrafficCounters
+from heron.turn.nonce import NonceIssuer, NonceState
+from heron.turn.peers import PeerPolicy
+
+__all__ = [
+    "ClientKey",
+    "Credentials",
+    "RelayFactory",
+    "Reply",
+    "TurnCore",
+    "TurnCounters",
+    "TurnPolicy",
+]
+
+ClientKey = tuple[str, Address, Address]
+"""(transport, client address, server address): the 5-tuple an allocation belongs to."""
+
+_OFFERED = PasswordAlgorithms(
+    (
+        PasswordAlgorithm(PasswordAlgorithmId.MD5),
+        PasswordAlgorithm(PasswordAlgorithmId.SHA256),
+    )
+)
+_FAMILY_VERSION = {AddressFamily.IPV4: 4, AddressFamily.IPV6: 6}
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPolicy:
+    """The TURN settings the core enforces (built from ``[turn]`` in the config)."""
+
+    realm: str
+    software: str = "heron"
+    default_lifetime: int = 600
+    max_lifetime: int = 3600
+    user_quota: int = 20
+    total_quota: int = 10_000
+    max_bps: int = 0
+    allow_anonymous: bool = False
+    max_permissions: int = 256
+    """Per allocation; a client asking for more is attacking, not calling."""
+    auth_failure_limit: int = 10
+    auth_failure_window: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Keys for one USERNAME, looked up by the server before calling the core."""
+
+    username: str
+    key_md5: bytes
+    key_sha256: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    data: bytes
+
+
+class RelayFactory(Protocol):
+    """Opens relay sockets for the core (the server binds real ones)."""
+
+    versions: frozenset[int]
+    """IP versions relays can be opened for: {4}, or {4, 6}."""
+
+    def open(
+        self, version: int, *, even_port: bool, reserve_next: bool
+    ) -> tuple[Relay, bytes | None] | None:
+        """A new relay, and a RESERVATION-TOKEN if the next port was reserved; None if full."""
+
+    def claim(self, token: bytes) -> Relay | None:
+        """The relay reserved under ``token`` (RFC 8656 §7.2 rule 5), or None."""
+
+
+@dataclass(slots=True)
+class TurnCounters:
+    allocations_created: int = 0
+    allocations_expired: int = 0
+    auth_failures: int = 0
+    requests: int = 0
+    bad_requests: int = 0
+    retired: TrafficCounters = field(default_factory=TrafficCounters)
+
+
+@dataclass(frozen=True, slots=True)
+class _Auth:
+    username: str
+    key: bytes | None
+
+
+class _Refusal(Exception):
+    """A request answered with an error code (raised inside handlers only)."""
+
+    def __init__(self, code: int, attributes: tuple[Attribute, ...] = ()) -> None:
+        super().__init__(code)
+        self.code = code
+        self.attributes = attributes
+
+
+class TurnCore:
+    """Allocations of every client, and the requests that make and use them."""
+
+    def __init__(
+        self,
+        policy: TurnPolicy,
+        relays: RelayFactory,
+        nonces: NonceIssuer,
+        peers: PeerPolicy,
+    ) -> None:
+        self.policy = policy
+        self.allocations: dict[ClientKey, Allocation] = {}
+        self.counters = TurnCounters()
+        self._relays = relays
+        self._nonces = nonces
+        self._peers = peers
+        self._per_user: dict[str, int] = {}
+        self._failures: dict[str, tuple[int, float]] = {}
+        self._handlers: dict[
+            int, Callable[[Message, ClientKey, ClientLink, _Auth, float], tuple[Attribute, ...]]
+        ] = {
+            Method.ALLOCATE: self._allocate,
+            Method.REFRESH: self._refresh,
+            Method.CREATE_PERMISSION: self._create_permission,
+            Method.CHANNEL_BIND: self._channel_bind,
+        }
+
+    # --- entry points -----------------------------------------------------------------
+
+    def handle(
+        self,
+        message: Message,
+        key: ClientKey,
+        client: ClientLink,
+        credentials: Credentials | None,
+        now: float,
+    ) -> Reply | None:
+        """Process one decoded message from ``key``; the reply to send, or None."""
+        if message.message_class is MessageClass.INDICATION:
+            if message.method == Method.SEND:
+                self._send(message, key, now)
+            return None
+        if message.message_class is not MessageClass.REQUEST:
+            return None
+        self.counters.requests += 1
+        unknown = message.unknown_required()
+        if unknown:
+            return self._error(message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(unknown),))
+        if message.method == Method.BINDING:
+            return self._binding(message, key)
+        handler = self._handlers.get(message.method)
+        if handler is None:
+            return self._error(message, ErrorCode.BAD_REQUEST)
+        auth = self._authenticate(message, key[1][0], credentials, now)
+        if not isinstance(auth, _Auth):
+            return auth
+        if message.method == Method.ALLOCATE:
+            existing = self.allocations.get(key)
+            if existing is not None and existing.transaction_id == message.transaction_id:
+                return Reply(existing.success)  # a retransmission (RFC 8656 §7.2)
+        try:
+            attributes = handler(message, key, client, auth, now)
+        except _Refusal as refusal:
+            return self._error(message, refusal.code, refusal.attributes, auth.key)
+        reply = self._encode(message.success_response(attributes), message, auth.key)
+        if message.method == Method.ALLOCATE:
+            self.allocations[key].success = reply.data
+        return reply
+
+    def channel_data(self, key: ClientKey, frame: bytes, now: float) -> None:
+        """Client -> peer ChannelData (the hot path); dropped without an allocation."""
+        allocation = self.allocations.get(key)
+        if allocation is not None and len(frame) >= 4:
+            allocation.relay_channel_data(frame, now)
+
+    def close_client(self, key: ClientKey) -> None:
+        """The client's TCP/TLS connection closed: its allocation goes with it (§3.1)."""
+        allocation = self.allocations.get(key)
+        if allocation is not None:
+            self._delete(key, allocation)
+
+    def expire(self, now: float) -> None:
+        """Drop expired allocations, permissions, channels and auth-failure records."""
+        for key, allocation in list(self.allocations.items()):
+            if allocation.expires < now:
+                self.counters.allocations_expired += 1
+                self._delete(key, allocation)
+            else:
+                allocation.expire(now)
+        window = self.policy.auth_failure_window
+        for ip in [ip for ip, (_, since) in self._failures.items() if since + window < now]:
+            del self._failures[ip]
+
+    def traffic(self) -> TrafficCounters:
+        """Relayed traffic of live and retired allocations together."""
+        total = TrafficCounters(
+            **{name: getattr(self.counters.retired, name) for name in TrafficCounters.__slots__}
+        )
+        for allocation in self.allocations.values():
+            for name in TrafficCounters.__slots__:
+                setattr(total, name, getattr(total, name) + getattr(allocation.traffic, name))
+        return total
+
+    def live(self) -> Iterator[tuple[ClientKey, Allocation]]:
+        return iter(self.allocations.items())
+
+    # --- authentication (RFC 8489 §9.2.4) ------------------------------------------
+
+    def _authenticate(
+        self, message: Message, client_ip: str, credentials: Credentials | None, now: float
+    ) -> _Auth | Reply:
+        count, since = self._failures.get(client_ip, (0, now))
+        if (
+            count >= self.policy.auth_failure_limit
+            and since + self.policy.auth_failure_window >= now
+        ):
+            # A guesser: refuse without a nonce, so nothing can be tried until the
+            # window passes, and the client learns at once that it failed.
+            return self._error(message, ErrorCode.UNAUTHORIZED, reason="Too many failed attempts")
+        has_integrity = message.find(MessageIntegrity) or message.find(MessageIntegritySha256)
+        username = message.find(Username)
+        if not has_integrity:
+            if self.policy.allow_anonymous and username is None:
+                return _Auth("", None)
+            return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
+        realm, nonce = message.find(Realm), message.find(Nonce)
+        if username is None or realm is None or nonce is None:
+            return self._error(message, ErrorCode.BAD_REQUEST)
+        state = self._nonces.check(nonce.value, client_ip, now)
+        if state is not NonceState.VALID:
+            return self._challenge(message, client_ip, ErrorCode.STALE_NONCE, now)
+        algorithm = self._password_algorithm(message, nonce.value)
+        if algorithm is None:
+            return self._error(message, ErrorCode.BAD_REQUEST)
+        key = None
+        if (
+            credentials is not None
+            and credentials.username == username.value
+            and realm.value == self.policy.realm
+        ):
+            key = (
+                credentials.key_sha256
+                if algorithm == PasswordAlgorithmId.SHA256
+                else credentials.key_md5
+            )
+        if key is None or not message.verify_integrity(key):
+            self.counters.auth_failures += 1
+            self._failures[client_ip] = (count + 1, since)
+            return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
+        return _Auth(username.value, key)
+
+    def _password_algorithm(self, message: Message, nonce: str) -> int | None:
+        """The agreed algorithm, or None for a downgrade attempt (RFC 8489 §9.2.4)."""
+        chosen = message.find(PasswordAlgorithm)
+        offered = message.find(PasswordAlgorithms)
+        if not NonceIssuer.offers_password_algorithms(nonce) or (
+            chosen is None and offered is None
+        ):
+            return PasswordAlgorithmId.MD5
+        if chosen is None or offered != _OFFERED or chosen not in _OFFERED.algorithms:
+            return None
+        return chosen.algorithm
+
+    def _challenge(self, message: Message, client_ip: str, code: int, now: float) -> Reply:
+        nonce = self._nonces.issue(client_ip, now)
+        attributes = (
+            Realm(self.policy.realm),
+            Nonce(nonce),
+            _OFFERED,
+            Software(self.policy.software),
+        )
+        return self._error(message, code, attributes)
+
+    # --- methods --------------------------------------------------------------------
+
+    def _binding(self, message: Message, key: ClientKey) -> Reply:
+        change = message.find(ChangeRequest)
+        if change is not None and (change.change_ip or change.change_port):
+            # RFC 5780 §6.1: a server without a second address answers 420.
+            return self._error(
+                message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes((0x0003,)),)
+            )
+        host, port = key[1]
+        attributes = (XorMappedAddress(ip_address(host), port), Software(self.policy.software))
+        return self._encode(message.success_response(attributes), message, None)
+
+    def _allocate(
+        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+    ) -> tuple[Attribute, ...]:
+        if key in self.allocations:
+            raise _Refusal(ErrorCode.ALLOCATION_MISMATCH)
+        transport = message.find(RequestedTransport)
+        if transport is None:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        if transport.protocol != TransportProtocol.UDP:
+            raise _Refusal(ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
+        even = message.find(EvenPort)
+        token = message.find(ReservationToken)
+        requested = message.find(RequestedAddressFamily)
+        additional = message.find(AdditionalAddressFamily)
+        if token is not None and (even is not None or requested is not None):
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        if requested is not None and additional is not None:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        if additional is not None and additional.family != AddressFamily.IPV6:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        versions = [_FAMILY_VERSION[requested.family]] if requested is not None else [4]
+        if versions[0] not in self._relays.versions:
+            raise _Refusal(ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
+        extra: list[Attribute] = []
+        if additional is not None:
+            if 6 in self._relays.versions:
+                versions.append(6)
+            else:
+                extra.append(
+                    AddressErrorCode(
+                        AddressFamily.IPV6,
+                        ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED,
+                        "Address Family not Supported",
+                    )
+                )
+        self._check_quota(auth.username)
+        relays, reservation = self._open_relays(versions, even, token)
+        lifetime = self._lifetime(message)
+        allocation = Allocation(
+            username=auth.username,
+            client=client,
+            relays=relays,
+            expires=now + lifetime,
+            transaction_id=message.transaction_id,
+            success=b"",
+            max_bps=self.policy.max_bps,
+        )
+        self.allocations[key] = allocation
+        for relay in relays.values():
+            relay.attach(allocation.deliver)
+        self._per_user[auth.username] = self._per_user.get(auth.username, 0) + 1
+        self.counters.allocations_created += 1
+        relayed = [
+            XorRelayedAddress(ip_address(r.address[0]), r.address[1]) for r in relays.values()
+        ]
+        host, port = key[1]
+        attributes: list[Attribute] = [*relayed, Lifetime(lifetime), *extra]
+        if reservation is not None:
+            attributes.append(ReservationToken(reservation))
+        attributes += [XorMappedAddress(ip_address(host), port), Software(self.policy.software)]
+        return tuple(attributes)
+
+    def _check_quota(self, username: str) -> None:
+        policy = self.policy
+        if policy.total_quota and len(self.allocations) >= policy.total_quota:
+            raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
+        if policy.user_quota and self._per_user.get(username, 0) >= policy.user_quota:
+            raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
+
+    def _open_relays(
+        self, versions: list[int], even: EvenPort | None, token: ReservationToken | None
+    ) -> tuple[dict[int, Relay], bytes | None]:
+        if token is not None:
+            relay = self._relays.claim(token.value)
+            if relay is None:
+                raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+            return {4: relay}, None
+        relays: dict[int, Relay] = {}
+        reservation = None
+        for version in versions:
+            opened = self._relays.open(
+                version,
+                even_port=even is not None,
+                reserve_next=even is not None and even.reserve and version == versions[0],
+            )
+            if opened is None:
+                for relay in relays.values():
+                    relay.close()
+                raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+            relays[version], token_value = opened
+            reservation = reservation or token_value
+        return relays, reservation
+
+    def _lifetime(self, message: Message) -> int:
+        """RFC 8656 §7.2: at least the default, at most the maximum."""
+        asked = message.find(Lifetime)
+        if asked is None:
+            return self.policy.default_lifetime
+        return min(max(asked.value, self.policy.default_lifetime), self.policy.max_lifetime)
+
+    def _refresh(
+        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+    ) -> tuple[Attribute, ...]:
+        allocation = self._owned(key, auth)
+        family = message.find(RequestedAddressFamily)
+        if family is not None and _FAMILY_VERSION[family.family] not in allocation.relays:
+            raise _Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
+        asked = message.find(Lifetime)
+        if asked is not None and asked.value == 0:
+            self._delete(key, allocation)
+            return (Lifetime(0),)
+        lifetime = self._lifetime(message)
+        allocation.expires = now + lifetime
+        return (Lifetime(lifetime),)
+
+    def _create_permission(
+        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+    ) -> tuple[Attribute, ...]:
+        allocation = self._owned(key, auth)
+        peers = message.find_all(XorPeerAddress)
+        if not peers:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        hosts = [self._permitted_peer(allocation, peer) for peer in peers]
+        new = {h for h in hosts if h not in allocation.permissions}
+        if len(allocation.permissions) + len(new) > self.policy.max_permissions:
+            raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+        for host in hosts:
+            allocation.permit(host, now)
+        return ()
+
+    def _channel_bind(
+        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+    ) -> tuple[Attribute, ...]:
+        allocation = self._owned(key, auth)
+        number, peer = message.find(ChannelNumber), message.find(XorPeerAddress)
+        if number is None or peer is None:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        host = self._permitted_peer(allocation, peer)
+        address = (host, peer.port)
+        bound = allocation.channels.get(number.number)
+        by_peer = allocation.peers.get(address)
+        # RFC 8656 §12.2: a channel is bound to one peer and a peer to one channel.
+        if (bound is not None and bound.peer != address) or (
+            by_peer is not None and by_peer.number != number.number
+        ):
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        allocation.bind_channel(number.number, address, now)
+        allocation.permit(host, now)
+        return ()
+
+    def _send(self, message: Message, key: ClientKey, now: float) -> None:
+        allocation = self.allocations.get(key)
+        peer, data = message.find(XorPeerAddress), message.find(Data)
+        if allocation is None or peer is None or data is None:
+            return
+        allocation.send_indication((str(peer.address), peer.port), data.value, now)
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _owned(self, key: ClientKey, auth: _Auth) -> Allocation:
+        """The 5-tuple's allocation, made by the same user (RFC 8656 §5: else 441)."""
+        allocation = self.allocations.get(key)
+        if allocation is None:
+            raise _Refusal(ErrorCode.ALLOCATION_MISMATCH)
+        if allocation.username != auth.username:
+            raise _Refusal(ErrorCode.WRONG_CREDENTIALS)
+        return allocation
+
+    def _permitted_peer(self, allocation: Allocation, peer: XorPeerAddress) -> str:
+        if peer.address.version not in allocation.relays:
+            raise _Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
+        if not self._peers.permits(peer.address):
+            raise _Refusal(ErrorCode.FORBIDDEN)
+        return str(peer.address)
+
+    def _delete(self, key: ClientKey, allocation: Allocation) -> None:
+        del self.allocations[key]
+        allocation.close()
+        left = self._per_user.get(allocation.username, 1) - 1
+        if left:
+            self._per_user[allocation.username] = left
+        else:
+            self._per_user.pop(allocation.username, None)
+        retired = self.counters.retired
+        for name in TrafficCounters.__slots__:
+            setattr(retired, name, getattr(retired, name) + getattr(allocation.traffic, name))
+
+    def _error(
+        self,
+        message: Message,
+        code: int,
+        attributes: tuple[Attribute, ...] = (),
+        key: bytes | None = None,
+        reason: str | None = None,
+    ) -> Reply:
+        if code == ErrorCode.BAD_REQUEST:
+            self.counters.bad_requests += 1
+        response = message.error_response(code, reason, attributes=attributes)
+        return self._encode(response, message, key)
+
+    @staticmethod
+    def _encode(response: Message, request: Message, key: bytes | None) -> Reply:
+        """Sign as the request was signed; fingerprint if it was (RFC 8489 §9.2.4, §7.3)."""
+        fingerprint = request.find(Fingerprint) is not None
+        if key is None:
+            return Reply(response.encode(fingerprint=fingerprint))
+        return Reply(response.encode(key, integrity=request.integrity, fingerprint=fingerprint))

@@ -1,0 +1,96 @@
+"""Which peer addresses a relay may reach (RFC 8656 §21.3, coturn CVE-2020-26262).
+
+A TURN server that relays to loopback, private or link-local addresses lets
+anyone with a login scan and reach the server's own network. heron refuses
+those unless the administrator allows a range, and checks the IPv4 address
+hidden in IPv6 spellings (IPv4-mapped, IPv4-compatible, NAT64, 6to4,
+Teredo) so that ``::ffff:127.0.0.1`` is treated as ``127.0.0.1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+
+__all__ = ["DENIED_BY_DEFAULT", "IPAddress", "IPNetwork", "PeerPolicy", "embedded_ipv4"]
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+
+DENIED_BY_DEFAULT: tuple[IPNetwork, ...] = tuple(
+    ip_network(net)
+    for net in (
+        "0.0.0.0/8",  # "this network", unspecified
+        "10.0.0.0/8",  # RFC 1918
+        "100.64.0.0/10",  # RFC 6598 carrier-grade NAT
+        "127.0.0.0/8",  # loopback
+        "169.254.0.0/16",  # link-local
+        "172.16.0.0/12",  # RFC 1918
+        "192.0.0.0/24",  # IETF protocol assignments
+        "192.168.0.0/16",  # RFC 1918
+        "198.18.0.0/15",  # benchmarking
+        "224.0.0.0/4",  # multicast
+        "240.0.0.0/4",  # reserved, and broadcast
+        "::/128",  # unspecified
+        "::1/128",  # loopback
+        "100::/64",  # discard-only
+        "fc00::/7",  # RFC 4193 unique local
+        "fe80::/10",  # link-local
+        "ff00::/8",  # multicast
+    )
+)
+
+_NAT64 = IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = IPv6Network("64:ff9b:1::/48")
+_COMPATIBLE = IPv6Network("::/96")
+
+
+def embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
+    """The IPv4 address an IPv6 address carries, if any, by any of its spellings."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64 or address in _COMPATIBLE and int(address) > 1:
+        return IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _NAT64_LOCAL:
+        return IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+class PeerPolicy:
+    """Decides whether a permission or a relayed packet may target an address."""
+
+    def __init__(
+        self,
+        *,
+        allowed: Iterable[IPNetwork] = (),
+        denied: Iterable[IPNetwork] = (),
+        own_addresses: Iterable[IPAddress] = (),
+    ) -> None:
+        self._allowed = tuple(allowed)
+        self._denied = DENIED_BY_DEFAULT + tuple(denied)
+        self._own = frozenset(own_addresses)
+
+    def permits(self, address: IPAddress) -> bool:
+        """True if relaying to ``address`` is allowed.
+
+        Every spelling of the address is checked: an explicit allow range
+        matching any spelling admits it; otherwise any spelling that is
+        denied, or is one of the server's own addresses, refuses it.
+        """
+        spellings: list[IPAddress] = [address]
+        if isinstance(address, IPv6Address):
+            inner = embedded_ipv4(address)
+            if inner is not None:
+                spellings.append(inner)
+        if any(a in net for a in spellings for net in self._allowed if a.version == net.version):
+            return True
+        for spelling in spellings:
+            if spelling in self._own or spelling.is_unspecified:
+                return False
+            if any(spelling in net for net in self._denied if spelling.version == net.version):
+                return False
+        return True

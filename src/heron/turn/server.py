@@ -1,0 +1,313 @@
+"""The TURN component: config in, sockets around :class:`~heron.turn.core.TurnCore`.
+
+This is the only TURN module that knows about the event loop, the account
+store and the clock; it decodes, looks up keys, and hands everything else
+to the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from heron import __version__
+from heron.accounts import AccountService
+from heron.component import Listener, Services
+from heron.config import Config, ListenAddress
+from heron.credentials import TurnSecret, load_or_create_secret
+from heron.errors import AccountNotFound, HeronError, listen_error
+from heron.stun import Message, StunRemoteError, Username
+from heron.tls import server_context
+from heron.turn.allocation import Address, ClientLink
+from heron.turn.core import ClientKey, Credentials, TurnCore, TurnPolicy
+from heron.turn.nonce import NonceIssuer
+from heron.turn.peers import PeerPolicy
+from heron.turn.transports.stream import StreamClient
+from heron.turn.transports.udp import UdpClient, UdpRelayFactory, UdpSocket
+
+__all__ = ["TurnComponent", "TurnKeys", "build_turn", "relay_addresses"]
+
+log = logging.getLogger(__name__)
+
+KEY_CACHE_SECONDS = 30.0
+"""How long a looked-up key (or an unknown user) is trusted before asking the store again."""
+_KEY_CACHE_SIZE = 10_000
+SWEEP_SECONDS = 1.0
+
+
+def build_turn(services: Services) -> TurnComponent | None:
+    return TurnComponent(services) if services.config.turn.enabled else None
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+class TurnKeys:
+    """USERNAME -> long-term keys: REST-API names by HMAC, accounts from the store, cached.
+
+    Account keys were derived for one realm when the password was set; after
+    a realm change they no longer match and the user is treated as unknown
+    until the password is set again.
+    """
+
+    def __init__(
+        self,
+        accounts: AccountService,
+        domain: str,
+        realm: str,
+        secret: TurnSecret,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._accounts = accounts
+        self._domain = domain
+        self._realm = realm
+        self._secret = secret
+        self._clock = clock
+        self._cache: dict[str, tuple[Credentials | None, float]] = {}
+
+    def cached(self, username: str) -> Credentials | None | _Missing:
+        now = self._clock()
+        if ":" in username:
+            keys = self._secret.long_term_keys(username, self._realm, now=now)
+            return None if keys is None else Credentials(username, *keys)
+        entry = self._cache.get(username)
+        if entry is not None and entry[1] > now:
+            return entry[0]
+        return MISSING
+
+    async def fetch(self, username: str) -> Credentials | None:
+        local, _, domain = username.partition("@")
+        try:
+            account = await self._accounts.get(local.lower(), (domain or self._domain).lower())
+        except AccountNotFound:
+            found = None
+        except HeronError as exc:
+            log.warning("cannot look up TURN user %r: %s", username, exc)
+            return None
+        else:
+            secrets = account.secrets
+            usable = secrets.turn_realm == self._realm
+            found = (
+                Credentials(username, secrets.turn_key_md5, secrets.turn_key_sha256)
+                if usable
+                else None
+            )
+        if len(self._cache) >= _KEY_CACHE_SIZE:
+            self._cache.clear()
+        self._cache[username] = (found, self._clock() + KEY_CACHE_SECONDS)
+        return found
+
+
+def relay_addresses(
+    config: Config,
+) -> tuple[dict[int, IPv4Address | IPv6Address], dict[int, IPv4Address | IPv6Address]]:
+    """(addresses to bind relays on, addresses to advertise) by IP version."""
+    turn = config.turn
+    bind: dict[int, IPv4Address | IPv6Address] = {}
+    shown: dict[int, IPv4Address | IPv6Address] = {}
+    specific = [
+        ip_address(a.host)
+        for a in turn.listen
+        if a.host != "localhost" and not ip_address(a.host).is_unspecified
+    ]
+    if turn.relay_addresses or specific:
+        for address in turn.relay_addresses or specific:
+            bind.setdefault(address.version, address)
+    elif config.public_addresses:
+        for address in config.public_addresses:
+            wildcard = IPv4Address("0.0.0.0") if address.version == 4 else IPv6Address("::")
+            bind.setdefault(address.version, wildcard)
+            shown.setdefault(address.version, address)
+    else:
+        log.warning("turn: relaying on 127.0.0.1 only; set turn.relay_addresses for real clients")
+        bind[4] = IPv4Address("127.0.0.1")
+    if turn.external_address is not None:
+        shown[turn.external_address.version] = turn.external_address
+    return bind, shown
+
+
+class TurnComponent:
+    """STUN/TURN on UDP, TCP and TLS listeners, relaying through UDP sockets."""
+
+    def __init__(self, services: Services, clock: Callable[[], float] = time.monotonic) -> None:
+        self._services = services
+        self._config = services.config
+        self._clock = clock
+        self._udp: list[UdpSocket] = []
+        self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self.core: TurnCore | None = None
+        self._relays: UdpRelayFactory | None = None
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> Sequence[Listener]:
+        config, turn = self._config, self._config.turn
+        loop = asyncio.get_running_loop()
+        secret = TurnSecret(
+            turn.auth_secret.encode()
+            if turn.auth_secret
+            else load_or_create_secret(config.turn_secret_path)
+        )
+        bind, shown = relay_addresses(config)
+        self._relays = UdpRelayFactory(
+            loop,
+            bind,
+            (turn.relay_port_min, turn.relay_port_max),
+            advertised=shown,
+            clock=self._clock,
+        )
+        own = [*bind.values(), *shown.values(), *config.public_addresses]
+        policy = TurnPolicy(
+            realm=config.turn_realm,
+            software=f"heron {__version__}",
+            default_lifetime=turn.default_lifetime,
+            max_lifetime=turn.max_lifetime,
+            user_quota=turn.user_quota,
+            total_quota=turn.total_quota,
+            max_bps=turn.max_bps,
+            allow_anonymous=turn.allow_anonymous,
+        )
+        self.core = TurnCore(
+            policy,
+            self._relays,
+            NonceIssuer(os.urandom(32)),
+            PeerPolicy(
+                allowed=turn.allowed_peer_ranges, denied=turn.denied_peer_ranges, own_addresses=own
+            ),
+        )
+        self._keys = TurnKeys(self._services.accounts, config.domain, config.turn_realm, secret)
+        listeners: list[Listener] = []
+        for address in turn.listen:
+            listeners.append(self._listen_udp(loop, address))
+            listeners.append(await self._listen_stream(loop, "tcp", "turn.listen", address, None))
+        if turn.tls_listen:
+            context = server_context(config.certificate_path, config.key_path, alpn=("stun.turn",))
+            for address in turn.tls_listen:
+                listeners.append(
+                    await self._listen_stream(loop, "tls", "turn.tls_listen", address, context)
+                )
+        self._sweeper = asyncio.create_task(self._sweep())
+        return listeners
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for server in self._servers:
+            server.close()
+        for udp in self._udp:
+            udp.close()
+        if self.core is not None:
+            for key in list(self.core.allocations):
+                self.core.close_client(key)
+        if self._relays is not None:
+            self._relays.close()
+        for server in self._servers:
+            await server.wait_closed()
+
+    def _listen_udp(self, loop: asyncio.AbstractEventLoop, address: ListenAddress) -> Listener:
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address.host, address.port))
+        except OSError as exc:
+            sock.close()
+            raise listen_error("turn.listen", address, exc) from None
+        udp = UdpSocket(sock, loop)
+        self._udp.append(udp)
+        local = udp.address
+        core, clock, stun = self.core, self._clock, self._stun
+        assert core is not None
+
+        def receive(data: bytes, source: Address) -> None:
+            if data and 0x40 <= data[0] <= 0x7F:
+                core.channel_data(("udp", source, local), data, clock())
+            elif data and data[0] < 0x40:
+                stun(data, ("udp", source, local), UdpClient(udp, source))
+
+        udp.start(receive)
+        return Listener("turn", f"udp://{address}")
+
+    async def _listen_stream(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        kind: str,
+        key: str,
+        address: ListenAddress,
+        context: ssl.SSLContext | None,
+    ) -> Listener:
+        core = self.core
+        assert core is not None
+        try:
+            server = await loop.create_server(
+                lambda: StreamClient(kind, self.receive, core.close_client),
+                address.host,
+                address.port,
+                ssl=context,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise listen_error(key, address, exc) from None
+        self._servers.append(server)
+        return Listener("turn", f"{kind}://{address}")
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = self._clock()
+            assert self.core is not None and self._relays is not None
+            self.core.expire(now)
+            self._relays.expire(now)
+
+    # --- packets --------------------------------------------------------------------
+
+    def receive(self, frame: bytes, key: ClientKey, client: ClientLink) -> None:
+        """A frame from a stream client: ChannelData or STUN."""
+        assert self.core is not None
+        if 0x40 <= frame[0] <= 0x7F:
+            self.core.channel_data(key, frame, self._clock())
+        else:
+            self._stun(frame, key, client)
+
+    def _stun(self, data: bytes, key: ClientKey, client: ClientLink) -> None:
+        try:
+            message = Message.decode(data)
+        except StunRemoteError as exc:
+            if exc.request is not None:
+                client.send(exc.request.error_response(exc.code, exc.reason).encode())
+            return
+        username = message.find(Username)
+        credentials = None if username is None else self._keys.cached(username.value)
+        if isinstance(credentials, _Missing):
+            assert username is not None
+            task = asyncio.create_task(
+                self._lookup_then_handle(message, key, client, username.value)
+            )
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        self._handle(message, key, client, credentials)
+
+    async def _lookup_then_handle(
+        self, message: Message, key: ClientKey, client: ClientLink, username: str
+    ) -> None:
+        self._handle(message, key, client, await self._keys.fetch(username))
+
+    def _handle(
+        self, message: Message, key: ClientKey, client: ClientLink, credentials: Credentials | None
+    ) -> None:
+        assert self.core is not None
+        reply = self.core.handle(message, key, client, credentials, self._clock())
+        if reply is not None:
+            client.send(reply.data)
