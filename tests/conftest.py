@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
+from tests.support.config import free_port, render_toml
 
 from heron.store import async_url
 
@@ -18,42 +18,6 @@ SERVERS = {
     "postgresql": ("postgresql://postgres@127.0.0.1:5432", "WITH (FORCE)"),
     "mariadb": ("mysql://root@127.0.0.1:3306", ""),
 }
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP right now, chosen by the kernel."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as first:
-            first.bind(("127.0.0.1", 0))
-            port: int = first.getsockname()[1]
-            other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-            with socket.socket(socket.AF_INET, other) as second:
-                try:
-                    second.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def render_toml(settings: dict[str, Any]) -> str:
-    """TOML for a flat dict of top-level keys and one level of [sections]."""
-    top = [f"{key} = {toml_value(v)}" for key, v in settings.items() if not isinstance(v, dict)]
-    lines = top
-    for section, values in settings.items():
-        if isinstance(values, dict):
-            lines.append(f"\n[{section}]")
-            lines += [f"{key} = {toml_value(v)}" for key, v in values.items()]
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture

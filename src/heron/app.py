@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from heron.accounts import AccountPolicy, AccountService
 from heron.component import Component, Services
 from heron.config import Config
+from heron.control import SOCKET_NAME, ControlServer
 from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
 from heron.web.server import build_web
@@ -58,16 +59,22 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         config, database, AccountService(SqlAccountStore(database), account_policy(config))
     )
     started: list[Component] = []
+    control: ControlServer | None = None
     loop = asyncio.get_running_loop()
     try:
         for build in BUILDERS:
             component = build(services)
             if component is None:
                 continue
+            started.append(component)  # stopped even if it fails half-started
             listeners = await component.start()
-            started.append(component)
             for listener in listeners:
                 log.info("%s listening on %s", listener.service, listener.url)
+        control = ControlServer(
+            config.data_dir / SOCKET_NAME,
+            {name: view for component in started for name, view in component.views().items()},
+        )
+        await control.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         log.info("heron serving %s", config.domain)
@@ -76,6 +83,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if control is not None:
+            await control.stop()
         await _stop_all(started)
         await database.close()
     log.info("stopped")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from heron.accounts import AccountService
 from heron.config import Config
+from heron.control import View
 from heron.store import Database
 
 __all__ = ["Component", "Listener", "Services"]
@@ -28,6 +29,9 @@ class Component(Protocol):
         """Open listeners; raise :class:`heron.errors.ListenError` naming the config key."""
 
     async def stop(self) -> None: ...
+
+    def views(self) -> Mapping[str, View]:
+        """Live state an administrator can list through the control socket."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from heron import __version__
 from heron.app import serve as serve_forever
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.ops import cert, check, dns
+from heron.cli.turn import turn
 from heron.cli.users import admin, user
 from heron.errors import HeronError
 
@@ -60,6 +61,7 @@ cli.add_command(admin)
 cli.add_command(dns)
 cli.add_command(cert)
 cli.add_command(check)
+cli.add_command(turn)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,13 +13,15 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Any
 
 from heron import __version__
 from heron.accounts import AccountService
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
+from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, HeronError, listen_error
 from heron.stun import Message, StunRemoteError, Username
@@ -215,6 +217,43 @@ class TurnComponent:
             self._relays.close()
         for server in self._servers:
             await server.wait_closed()
+
+    def views(self) -> Mapping[str, View]:
+        return {"turn.allocations": self._allocation_rows, "turn.counters": self._counter_rows}
+
+    def _allocation_rows(self) -> list[dict[str, Any]]:
+        assert self.core is not None
+        now = self._clock()
+        return [
+            {
+                "transport": transport,
+                "client": f"{client[0]}:{client[1]}",
+                "user": allocation.username,
+                "relays": [f"{r.address[0]}:{r.address[1]}" for r in allocation.relays.values()],
+                "expires_in": int(allocation.expires - now),
+                "permissions": len(allocation.permissions),
+                "channels": len(allocation.channels),
+                "bytes_to_peer": allocation.traffic.bytes_to_peer,
+                "bytes_to_client": allocation.traffic.bytes_to_client,
+            }
+            for (transport, client, _), allocation in self.core.live()
+        ]
+
+    def _counter_rows(self) -> list[dict[str, Any]]:
+        assert self.core is not None
+        counters, traffic = self.core.counters, self.core.traffic()
+        return [
+            {
+                "allocations_active": len(self.core.allocations),
+                "allocations_created": counters.allocations_created,
+                "allocations_expired": counters.allocations_expired,
+                "auth_failures": counters.auth_failures,
+                "requests": counters.requests,
+                "packets_relayed": traffic.packets_to_peer + traffic.packets_to_client,
+                "bytes_relayed": traffic.bytes_to_peer + traffic.bytes_to_client,
+                "packets_dropped": traffic.dropped,
+            }
+        ]
 
     def _listen_udp(self, loop: asyncio.AbstractEventLoop, address: ListenAddress) -> Listener:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET

@@ -7,12 +7,13 @@ pages add routes to the same application.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from heron import __version__
 from heron.component import Listener, Services
+from heron.control import View
 from heron.errors import listen_error
 from heron.tls import server_context
 
@@ -59,3 +60,6 @@ class WebComponent:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def views(self) -> Mapping[str, View]:
+        return {}
