@@ -36,6 +36,7 @@ from heron.stun import (
     MessageIntegritySha256,
     Method,
     Nonce,
+    OtherAddress,
     PasswordAlgorithm,
     PasswordAlgorithmId,
     PasswordAlgorithms,
@@ -43,6 +44,8 @@ from heron.stun import (
     RequestedAddressFamily,
     RequestedTransport,
     ReservationToken,
+    ResponseOrigin,
+    ResponsePort,
     Software,
     TransportProtocol,
     UnknownAttributes,
@@ -56,6 +59,7 @@ from heron.turn.nonce import NonceIssuer, NonceState
 from heron.turn.peers import PeerPolicy
 
 __all__ = [
+    "AlternateAddresses",
     "ClientKey",
     "Credentials",
     "RelayFactory",
@@ -78,6 +82,25 @@ _FAMILY_VERSION = {AddressFamily.IPV4: 4, AddressFamily.IPV6: 6}
 
 
 @dataclass(frozen=True, slots=True)
+class AlternateAddresses:
+    """Two IPs and two ports for NAT behaviour discovery (RFC 5780 §4.1, §7.2)."""
+
+    ips: tuple[str, str]
+    ports: tuple[int, int]
+
+    def covers(self, local: Address) -> bool:
+        return local[0] in self.ips and local[1] in self.ports
+
+    def swap(self, local: Address, change_ip: bool, change_port: bool) -> Address:
+        host, port = local
+        if change_ip:
+            host = self.ips[1] if host == self.ips[0] else self.ips[0]
+        if change_port:
+            port = self.ports[1] if port == self.ports[0] else self.ports[0]
+        return host, port
+
+
+@dataclass(frozen=True, slots=True)
 class TurnPolicy:
     """The TURN settings the core enforces (built from ``[turn]`` in the config)."""
 
@@ -93,6 +116,8 @@ class TurnPolicy:
     """Per allocation; a client asking for more is attacking, not calling."""
     auth_failure_limit: int = 10
     auth_failure_window: float = 60.0
+    alternate: AlternateAddresses | None = None
+    """Set when a second address is configured (the handbook's two public IPv4s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +132,10 @@ class Credentials:
 @dataclass(frozen=True, slots=True)
 class Reply:
     data: bytes
+    source: Address | None = None
+    """Listener to send from when not the one the request came to (RFC 5780 CHANGE-REQUEST)."""
+    destination: Address | None = None
+    """Where to send when not back to the client's address (RFC 5780 RESPONSE-PORT)."""
 
 
 class RelayFactory(Protocol):
@@ -325,15 +354,34 @@ class TurnCore:
     # --- methods --------------------------------------------------------------------
 
     def _binding(self, message: Message, key: ClientKey) -> Reply:
-        change = message.find(ChangeRequest)
-        if change is not None and (change.change_ip or change.change_port):
-            # RFC 5780 §6.1: a server without a second address answers 420.
-            return self._error(
-                message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes((0x0003,)),)
-            )
+        """RFC 8489 §7.3.1, with RFC 5780 §6.1 when a second address is configured."""
         host, port = key[1]
-        attributes = (XorMappedAddress(ip_address(host), port), Software(self.policy.software))
-        return self._encode(message.success_response(attributes), message, None)
+        attributes: list[Attribute] = [XorMappedAddress(ip_address(host), port)]
+        change = message.find(ChangeRequest)
+        response_port = message.find(ResponsePort)
+        alternate = self.policy.alternate
+        local = key[2]
+        if alternate is None or key[0] != "udp" or not alternate.covers(local):
+            # RFC 5780 §6.1: without a second address these attributes are unknown.
+            unknown = [a.TYPE for a in (change, response_port) if a is not None]
+            if unknown:
+                return self._error(
+                    message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(tuple(unknown)),)
+                )
+            attributes.append(Software(self.policy.software))
+            return self._encode(message.success_response(attributes), message, None)
+        source = local
+        if change is not None:
+            source = alternate.swap(local, change.change_ip, change.change_port)
+        other = alternate.swap(local, True, True)
+        attributes += [
+            ResponseOrigin(ip_address(source[0]), source[1]),
+            OtherAddress(ip_address(other[0]), other[1]),
+            Software(self.policy.software),
+        ]
+        reply = self._encode(message.success_response(attributes), message, None)
+        destination = (host, response_port.port) if response_port is not None else None
+        return Reply(reply.data, source if source != local else None, destination)
 
     def _allocate(
         self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float

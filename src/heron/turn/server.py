@@ -23,11 +23,17 @@ from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
 from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
-from heron.errors import AccountNotFound, HeronError, listen_error
+from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.stun import Message, StunRemoteError, Username
 from heron.tls import server_context
 from heron.turn.allocation import Address, ClientLink
-from heron.turn.core import ClientKey, Credentials, TurnCore, TurnPolicy
+from heron.turn.core import (
+    AlternateAddresses,
+    ClientKey,
+    Credentials,
+    TurnCore,
+    TurnPolicy,
+)
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
 from heron.turn.transports.stream import StreamClient
@@ -146,6 +152,7 @@ class TurnComponent:
         self._config = services.config
         self._clock = clock
         self._udp: list[UdpSocket] = []
+        self._udp_by_address: dict[Address, UdpSocket] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -171,6 +178,7 @@ class TurnComponent:
             clock=self._clock,
         )
         own = [*bind.values(), *shown.values(), *config.public_addresses]
+        alternate = self._alternate()
         policy = TurnPolicy(
             realm=config.turn_realm,
             software=f"heron {__version__}",
@@ -180,6 +188,7 @@ class TurnComponent:
             total_quota=turn.total_quota,
             max_bps=turn.max_bps,
             allow_anonymous=turn.allow_anonymous,
+            alternate=alternate,
         )
         self.core = TurnCore(
             policy,
@@ -193,6 +202,12 @@ class TurnComponent:
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
+        if alternate is not None:
+            for host in alternate.ips:
+                for port in alternate.ports:
+                    if (host, port) not in self._udp_by_address:
+                        extra = ListenAddress(host, port)
+                        listeners.append(self._listen_udp(loop, extra, "turn.other_address"))
             listeners.append(await self._listen_stream(loop, "tcp", "turn.listen", address, None))
         if turn.tls_listen:
             context = server_context(config.certificate_path, config.key_path, alpn=("stun.turn",))
@@ -255,16 +270,41 @@ class TurnComponent:
             }
         ]
 
-    def _listen_udp(self, loop: asyncio.AbstractEventLoop, address: ListenAddress) -> Listener:
+    def _alternate(self) -> AlternateAddresses | None:
+        """The RFC 5780 grid: the first UDP listener and the other address, ports P and P+1."""
+        other = self._config.turn.other_address
+        if other is None:
+            return None
+        primary = next(
+            (
+                a
+                for a in self._config.turn.listen
+                if a.host != "localhost"
+                and not ip_address(a.host).is_unspecified
+                and ip_address(a.host).version == other.version
+            ),
+            None,
+        )
+        if primary is None:
+            raise ConfigError(
+                "turn.other_address: needs a turn.listen address of the same IP version "
+                "that is not a wildcard"
+            )
+        return AlternateAddresses((primary.host, str(other)), (primary.port, primary.port + 1))
+
+    def _listen_udp(
+        self, loop: asyncio.AbstractEventLoop, address: ListenAddress, key: str = "turn.listen"
+    ) -> Listener:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.bind((address.host, address.port))
         except OSError as exc:
             sock.close()
-            raise listen_error("turn.listen", address, exc) from None
+            raise listen_error(key, address, exc) from None
         udp = UdpSocket(sock, loop)
         self._udp.append(udp)
+        self._udp_by_address[udp.address] = udp
         local = udp.address
         core, clock, stun = self.core, self._clock, self._stun
         assert core is not None
@@ -348,5 +388,10 @@ class TurnComponent:
     ) -> None:
         assert self.core is not None
         reply = self.core.handle(message, key, client, credentials, self._clock())
-        if reply is not None:
+        if reply is None:
+            return
+        if reply.source is None and reply.destination is None:
             client.send(reply.data)
+        else:
+            sender = self._udp_by_address[reply.source or key[2]]
+            sender.sendto(reply.data, reply.destination or key[1])
