@@ -40,9 +40,9 @@ run: install
 	$(HERON) serve
 
 lint: test-deps
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/mypy --strict src
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src bench
 
 unit: test-deps
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from asyncio.subprocess import Process
 from collections.abc import Callable, Sequence
 
 from heron.accounts import AccountPolicy, AccountService
@@ -21,7 +22,7 @@ from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
 from heron.web.server import build_web
 
-__all__ = ["BUILDERS", "account_policy", "serve"]
+__all__ = ["BUILDERS", "TURN_WORKER_BUILDERS", "account_policy", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 Builder = Callable[[Services], Component | None]
 
 BUILDERS: tuple[Builder, ...] = (build_turn, build_web)
+TURN_WORKER_BUILDERS: tuple[Builder, ...] = (build_turn,)
 
 
 def account_policy(config: Config) -> AccountPolicy:
@@ -49,8 +51,42 @@ async def _stop_all(components: Sequence[Component]) -> None:
             log.exception("error while stopping %s", type(component).__name__)
 
 
-async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
-    """Run every enabled component until SIGINT/SIGTERM (or ``stop``), then close cleanly."""
+async def _spawn_workers(config: Config, command: Sequence[str]) -> list[Process]:
+    """Extra TURN processes sharing the listeners through SO_REUSEPORT (``turn.workers``).
+
+    The kernel hashes each client's address to one process, so an
+    allocation always meets the same worker; quotas are counted per worker.
+    """
+    if not config.turn.enabled or config.turn.workers < 2 or not command:
+        return []
+    workers = [
+        await asyncio.create_subprocess_exec(*command) for _ in range(config.turn.workers - 1)
+    ]
+    log.info("turn: %d worker process(es) started", len(workers))
+    return workers
+
+
+async def _stop_workers(workers: list[Process]) -> None:
+    for worker in workers:
+        if worker.returncode is None:
+            worker.terminate()
+    for worker in workers:
+        await worker.wait()
+
+
+async def serve(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    worker_command: Sequence[str] = (),
+    builders: Sequence[Builder] = BUILDERS,
+    control_socket: bool = True,
+) -> None:
+    """Run every enabled component until SIGINT/SIGTERM (or ``stop``), then close cleanly.
+
+    ``worker_command`` starts one extra TURN worker (``heron serve --turn-worker``);
+    a worker itself runs with only the TURN builder and no control socket.
+    """
     stop = stop or asyncio.Event()
     database = Database(config.database_url)
     await database.open()
@@ -60,9 +96,10 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     )
     started: list[Component] = []
     control: ControlServer | None = None
+    workers: list[Process] = []
     loop = asyncio.get_running_loop()
     try:
-        for build in BUILDERS:
+        for build in builders:
             component = build(services)
             if component is None:
                 continue
@@ -70,11 +107,13 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
             listeners = await component.start()
             for listener in listeners:
                 log.info("%s listening on %s", listener.service, listener.url)
-        control = ControlServer(
-            config.data_dir / SOCKET_NAME,
-            {name: view for component in started for name, view in component.views().items()},
-        )
-        await control.start()
+        if control_socket:
+            control = ControlServer(
+                config.data_dir / SOCKET_NAME,
+                {name: view for component in started for name, view in component.views().items()},
+            )
+            await control.start()
+        workers = await _spawn_workers(config, worker_command)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         log.info("heron serving %s", config.domain)
@@ -83,6 +122,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        await _stop_workers(workers)
         if control is not None:
             await control.stop()
         await _stop_all(started)

@@ -188,7 +188,9 @@ class TurnSettings(_Section):
     max_bps: int = Field(default=0, ge=0)
     """Relayed bytes per second per allocation; 0 is unlimited (coturn max-bps)."""
     workers: int = Field(default=1, ge=1, le=64)
-    """Processes sharing the UDP listeners with SO_REUSEPORT."""
+    """Processes sharing the TURN listeners with SO_REUSEPORT. Each client address meets
+    one worker, but a RESERVATION-TOKEN (EVEN-PORT with R) only works in the worker that
+    made it: clients pairing two sockets that way (turnutils_uclient -m) need 1 here."""
 
     @model_validator(mode="after")
     def _port_range(self) -> TurnSettings:

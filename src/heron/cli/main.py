@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from heron import __version__
+from heron.app import TURN_WORKER_BUILDERS
 from heron.app import serve as serve_forever
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.ops import cert, check, dns
@@ -43,8 +44,9 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -> 
 
 
 @cli.command()
+@click.option("--turn-worker", is_flag=True, hidden=True, help="Run one extra TURN worker.")
 @pass_context
-def serve(ctx: CliContext) -> None:
+def serve(ctx: CliContext, turn_worker: bool) -> None:
     """Run every enabled service until SIGINT or SIGTERM."""
     config = ctx.config
     logging.basicConfig(
@@ -53,7 +55,13 @@ def serve(ctx: CliContext) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    run(serve_forever(config))
+    if turn_worker:
+        run(serve_forever(config, builders=TURN_WORKER_BUILDERS, control_socket=False))
+        return
+    command = [sys.executable, "-m", "heron", "--data-dir", str(config.data_dir)]
+    if ctx.config_path is not None:
+        command += ["-c", str(ctx.config_path)]
+    run(serve_forever(config, worker_command=[*command, "serve", "--turn-worker"]))
 
 
 cli.add_command(user)

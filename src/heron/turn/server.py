@@ -47,6 +47,8 @@ KEY_CACHE_SECONDS = 30.0
 """How long a looked-up key (or an unknown user) is trusted before asking the store again."""
 _KEY_CACHE_SIZE = 10_000
 SWEEP_SECONDS = 1.0
+LISTENER_BUFFER = 4 << 20
+"""Bytes of socket buffer per UDP listener (the kernel caps it at net.core.rmem_max)."""
 
 
 def build_turn(services: Services) -> TurnComponent | None:
@@ -298,6 +300,11 @@ class TurnComponent:
         family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            if self._config.turn.workers > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            # Room for bursts: the default buffer drops packets before the loop wakes.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_BUFFER)
             sock.bind((address.host, address.port))
         except OSError as exc:
             sock.close()
@@ -335,6 +342,7 @@ class TurnComponent:
                 address.port,
                 ssl=context,
                 reuse_address=True,
+                reuse_port=self._config.turn.workers > 1,
             )
         except OSError as exc:
             raise listen_error(key, address, exc) from None

@@ -1,0 +1,1 @@
+"""Benchmarks: heron against the reference servers it replaces, same loads, one run."""
