@@ -21,6 +21,7 @@ from heron.stun import (
     Message,
     MessageClass,
     Method,
+    StunLocalError,
     XorPeerAddress,
 )
 
@@ -149,7 +150,12 @@ class Allocation:
                 frame += bytes(4 - len(data) % 4)
             self.client.send(frame)
         else:
-            self.client.send(self.data_indication(data, peer))
+            try:
+                indication = self.data_indication(data, peer)
+            except StunLocalError:  # too big for a Data indication's 16-bit length
+                self.traffic.dropped += 1
+                return
+            self.client.send(indication)
         self.traffic.packets_to_client += 1
         self.traffic.bytes_to_client += len(data)
 

@@ -7,8 +7,8 @@ through the injected :class:`RelayFactory`, so the core never touches a
 socket and every path below is tested in memory with an injected clock.
 
 Order of checks for a request, as RFC 8489 §6.3 and RFC 8656 §7.2 give it:
-unknown comprehension-required attributes (420), then authentication
-(401/438/400), then the method's own checks.
+authentication (401/438/400), then unknown comprehension-required attributes
+(420), then the method's own checks. Binding needs no authentication.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ from heron.stun import (
     ChangeRequest,
     ChannelNumber,
     Data,
+    DontFragment,
     ErrorCode,
     EvenPort,
     Fingerprint,
     Lifetime,
+    MappedAddress,
     Message,
     MessageClass,
     MessageIntegrity,
@@ -37,6 +39,7 @@ from heron.stun import (
     Method,
     Nonce,
     OtherAddress,
+    Padding,
     PasswordAlgorithm,
     PasswordAlgorithmId,
     PasswordAlgorithms,
@@ -145,9 +148,12 @@ class RelayFactory(Protocol):
     """IP versions relays can be opened for: {4}, or {4, 6}."""
 
     def open(
-        self, version: int, *, even_port: bool, reserve_next: bool
+        self, version: int, *, even_port: bool, reserve_next: bool, dont_fragment: bool
     ) -> tuple[Relay, bytes | None] | None:
-        """A new relay, and a RESERVATION-TOKEN if the next port was reserved; None if full."""
+        """A new relay, and a RESERVATION-TOKEN if the next port was reserved; None if full.
+
+        ``dont_fragment``: send with the DF bit set (RFC 8656 §7.2 step 4, DONT-FRAGMENT).
+        """
 
     def claim(self, token: bytes) -> Relay | None:
         """The relay reserved under ``token`` (RFC 8656 §7.2 rule 5), or None."""
@@ -216,17 +222,21 @@ class TurnCore:
         now: float,
     ) -> Reply | None:
         """Process one decoded message from ``key``; the reply to send, or None."""
+        unknown = message.unknown_required()
         if message.message_class is MessageClass.INDICATION:
-            if message.method == Method.SEND:
+            # RFC 8489 §6.3.2: an indication with unknown comprehension-required
+            # attributes "is discarded and processing ceases".
+            if message.method == Method.SEND and not unknown:
                 self._send(message, key, now)
             return None
         if message.message_class is not MessageClass.REQUEST:
             return None
         self.counters.requests += 1
-        unknown = message.unknown_required()
-        if unknown:
-            return self._error(message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(unknown),))
         if message.method == Method.BINDING:
+            if unknown:
+                return self._error(
+                    message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(unknown),)
+                )
             return self._binding(message, key)
         handler = self._handlers.get(message.method)
         if handler is None:
@@ -234,6 +244,12 @@ class TurnCore:
         auth = self._authenticate(message, key[1][0], credentials, now)
         if not isinstance(auth, _Auth):
             return auth
+        if unknown:
+            # RFC 8489 §6.3: unknown attributes are looked at once authentication is done,
+            # so the 420 is signed like any other answer to an authenticated request.
+            return self._error(
+                message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(unknown),), auth.key
+            )
         if message.method == Method.ALLOCATE:
             existing = self.allocations.get(key)
             if existing is not None and existing.transaction_id == message.transaction_id:
@@ -250,8 +266,12 @@ class TurnCore:
     def channel_data(self, key: ClientKey, frame: bytes, now: float) -> None:
         """Client -> peer ChannelData (the hot path); dropped without an allocation."""
         allocation = self.allocations.get(key)
-        if allocation is not None and len(frame) >= 4:
-            allocation.relay_channel_data(frame, now)
+        if allocation is None:
+            return
+        if len(frame) < 4:
+            allocation.traffic.dropped += 1
+            return
+        allocation.relay_channel_data(frame, now)
 
     def close_client(self, key: ClientKey) -> None:
         """The client's TCP/TLS connection closed: its allocation goes with it (§3.1)."""
@@ -370,6 +390,10 @@ class TurnCore:
                 )
             attributes.append(Software(self.policy.software))
             return self._encode(message.success_response(attributes), message, None)
+        if response_port is not None and message.find(Padding) is not None:
+            return self._error(message, ErrorCode.BAD_REQUEST)  # RFC 5780 §6.1
+        # RFC 5780 §6.1: MAPPED-ADDRESS as well, for RFC 3489 discovery clients.
+        attributes.append(MappedAddress(ip_address(host), port))
         source = local
         if change is not None:
             source = alternate.swap(local, change.change_ip, change.change_port)
@@ -397,7 +421,12 @@ class TurnCore:
         token = message.find(ReservationToken)
         requested = message.find(RequestedAddressFamily)
         additional = message.find(AdditionalAddressFamily)
-        if token is not None and (even is not None or requested is not None):
+        # RFC 8656 §7.2 steps 5 and 8: a token stands alone; a reservation cannot be dual.
+        if token is not None and (
+            even is not None or requested is not None or additional is not None
+        ):
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        if even is not None and even.reserve and additional is not None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
         if requested is not None and additional is not None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
@@ -419,7 +448,15 @@ class TurnCore:
                     )
                 )
         self._check_quota(auth.username)
-        relays, reservation = self._open_relays(versions, even, token)
+        dont_fragment = message.find(DontFragment) is not None
+        relays, reservation = self._open_relays(versions, even, token, dont_fragment)
+        if len(versions) == 2 and 6 not in relays:
+            # RFC 8656 §7.2 step 9: the IPv4 half stands, the IPv6 half is reported.
+            extra.append(
+                AddressErrorCode(
+                    AddressFamily.IPV6, ErrorCode.INSUFFICIENT_CAPACITY, "Insufficient Capacity"
+                )
+            )
         lifetime = self._lifetime(message)
         allocation = Allocation(
             username=auth.username,
@@ -453,27 +490,31 @@ class TurnCore:
             raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
 
     def _open_relays(
-        self, versions: list[int], even: EvenPort | None, token: ReservationToken | None
+        self,
+        versions: list[int],
+        even: EvenPort | None,
+        token: ReservationToken | None,
+        dont_fragment: bool,
     ) -> tuple[dict[int, Relay], bytes | None]:
         if token is not None:
             relay = self._relays.claim(token.value)
             if relay is None:
                 raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
-            return {4: relay}, None
+            return {6 if ":" in relay.address[0] else 4: relay}, None
         relays: dict[int, Relay] = {}
         reservation = None
         for version in versions:
             opened = self._relays.open(
                 version,
                 even_port=even is not None,
-                reserve_next=even is not None and even.reserve and version == versions[0],
+                reserve_next=even is not None and even.reserve,
+                dont_fragment=dont_fragment,
             )
             if opened is None:
-                for relay in relays.values():
-                    relay.close()
+                if relays:  # the IPv6 half of a dual allocation; the caller reports it
+                    break
                 raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
-            relays[version], token_value = opened
-            reservation = reservation or token_value
+            relays[version], reservation = opened
         return relays, reservation
 
     def _lifetime(self, message: Message) -> int:
@@ -529,6 +570,10 @@ class TurnCore:
             by_peer is not None and by_peer.number != number.number
         ):
             raise _Refusal(ErrorCode.BAD_REQUEST)
+        if host not in allocation.permissions and (
+            len(allocation.permissions) >= self.policy.max_permissions
+        ):
+            raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
         allocation.bind_channel(number.number, address, now)
         allocation.permit(host, now)
         return ()

@@ -36,6 +36,7 @@ DENIED_BY_DEFAULT: tuple[IPNetwork, ...] = tuple(
         "100::/64",  # discard-only
         "fc00::/7",  # RFC 4193 unique local
         "fe80::/10",  # link-local
+        "fec0::/10",  # deprecated site-local (RFC 3879)
         "ff00::/8",  # multicast
     )
 )
@@ -77,18 +78,19 @@ class PeerPolicy:
     def permits(self, address: IPAddress) -> bool:
         """True if relaying to ``address`` is allowed.
 
-        Every spelling of the address is checked: an explicit allow range
-        matching any spelling admits it; otherwise any spelling that is
-        denied, or is one of the server's own addresses, refuses it.
+        Every spelling of the address (the IPv4 inside an IPv6 one too) must
+        pass: one that is denied, unspecified or the server's own refuses it
+        unless an allow range covers that very spelling. So allowing
+        2000::/3 does not admit 127.0.0.1 spelled as 6to4.
         """
         spellings: list[IPAddress] = [address]
         if isinstance(address, IPv6Address):
             inner = embedded_ipv4(address)
             if inner is not None:
                 spellings.append(inner)
-        if any(a in net for a in spellings for net in self._allowed if a.version == net.version):
-            return True
         for spelling in spellings:
+            if any(spelling in net for net in self._allowed if spelling.version == net.version):
+                continue
             if spelling in self._own or spelling.is_unspecified:
                 return False
             if any(spelling in net for net in self._denied if spelling.version == net.version):

@@ -29,6 +29,11 @@ RESERVATION_LIFETIME = 30.0
 
 Receiver = Callable[[bytes, Address], None]
 
+# <linux/in.h>, <linux/in6.h>: Python 3.11's socket module lacks these names.
+_IP_MTU_DISCOVER = 10
+_IPV6_MTU_DISCOVER = 23
+_PMTUDISC_DO = 2
+
 
 class UdpSocket:
     """A bound non-blocking UDP socket whose datagrams go to ``receiver``."""
@@ -102,6 +107,14 @@ class UdpRelay:
         self._udp.close()
 
 
+def _set_dont_fragment(sock: socket.socket, version: int) -> None:
+    """Send with DF set and never fragment locally (Linux path MTU discovery "do")."""
+    if version == 6:
+        sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _PMTUDISC_DO)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _PMTUDISC_DO)
+
+
 class UdpRelayFactory:
     """Binds relay sockets in the configured port range (coturn min-port/max-port)."""
 
@@ -123,7 +136,7 @@ class UdpRelayFactory:
         self.versions = frozenset(addresses)
 
     def open(
-        self, version: int, *, even_port: bool, reserve_next: bool
+        self, version: int, *, even_port: bool, reserve_next: bool, dont_fragment: bool = False
     ) -> tuple[Relay, bytes | None] | None:
         low, high = self._ports
         for _ in range(64):
@@ -133,6 +146,8 @@ class UdpRelayFactory:
             relay = self._bind(version, port)
             if relay is None:
                 continue
+            if dont_fragment:
+                _set_dont_fragment(relay.sock, version)
             if not reserve_next:
                 return self._relay(version, relay), None
             following = self._bind(version, port + 1)
