@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
-from tests.support.config import free_port, render_toml
 
 from heron.store import async_url
+from tests.support.config import free_port, render_toml
 
 SERVERS = {
     "postgresql": ("postgresql://postgres@127.0.0.1:5432", "WITH (FORCE)"),

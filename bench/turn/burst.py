@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aioice.turn import create_turn_endpoint
+
 from bench.turn.proc import read_settings, say, wait_go
 
 __all__ = ["LIFE_TIMEOUT", "BurstSettings", "main"]

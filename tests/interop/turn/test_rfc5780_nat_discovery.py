@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.support.config import free_port
 from tests.support.heron import running_heron
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from ipaddress import ip_address
 
 import pytest
-from tests.unit.turn.harness import Turn, TurnClient, error_code
 
 from heron.stun import (
     AdditionalAddressFamily,
@@ -27,6 +26,7 @@ from heron.stun import (
     XorMappedAddress,
     XorRelayedAddress,
 )
+from tests.unit.turn.harness import Turn, TurnClient, error_code
 
 IPV6 = RequestedAddressFamily(AddressFamily.IPV6)
 

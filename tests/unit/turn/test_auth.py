@@ -6,7 +6,6 @@ import base64
 import struct
 
 import pytest
-from tests.unit.turn.harness import REALM, Turn, TurnClient, error_code, long_term_key
 
 from heron.credentials import TurnSecret
 from heron.stun import (
@@ -30,6 +29,7 @@ from heron.stun import (
 )
 from heron.turn.core import Credentials
 from heron.turn.nonce import NONCE_COOKIE, NonceIssuer, NonceState
+from tests.unit.turn.harness import REALM, Turn, TurnClient, error_code, long_term_key
 
 OFFERED = PasswordAlgorithms(
     (PasswordAlgorithm(PasswordAlgorithmId.MD5), PasswordAlgorithm(PasswordAlgorithmId.SHA256))

@@ -7,14 +7,6 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from tests.unit.turn.harness import (
-    PEER,
-    FakeClient,
-    Turn,
-    TurnClient,
-    error_code,
-    peer_attribute,
-)
 
 import heron.turn
 from heron.stun import (
@@ -36,6 +28,14 @@ from heron.stun import (
     XorMappedAddress,
 )
 from heron.turn.core import AlternateAddresses, Reply
+from tests.unit.turn.harness import (
+    PEER,
+    FakeClient,
+    Turn,
+    TurnClient,
+    error_code,
+    peer_attribute,
+)
 
 # --- the core is sans-IO (STYLE.md practice 1) ----------------------------------------------
 

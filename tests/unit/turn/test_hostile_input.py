@@ -7,15 +7,6 @@ from typing import cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.turn.harness import (
-    PEER,
-    PEER_2,
-    REALM,
-    Turn,
-    TurnClient,
-    long_term_key,
-    peer_attribute,
-)
 
 from heron.stun import (
     AdditionalAddressFamily,
@@ -43,6 +34,15 @@ from heron.stun import (
     UnknownAttribute,
     Username,
     XorPeerAddress,
+)
+from tests.unit.turn.harness import (
+    PEER,
+    PEER_2,
+    REALM,
+    Turn,
+    TurnClient,
+    long_term_key,
+    peer_attribute,
 )
 
 OFFERED = PasswordAlgorithms(

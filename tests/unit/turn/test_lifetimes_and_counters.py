@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.turn.harness import PEER, Turn, TurnClient
 
 from heron.stun import AdditionalAddressFamily, MessageClass
+from tests.unit.turn.harness import PEER, Turn, TurnClient
 
 
 def test_rfc8656_2_2_allocation_expires_after_its_lifetime(turn: Turn, alice: TurnClient) -> None:

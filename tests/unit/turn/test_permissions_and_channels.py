@@ -6,17 +6,6 @@ import struct
 from ipaddress import ip_network
 
 import pytest
-from tests.unit.turn.harness import (
-    PEER,
-    PEER_2,
-    PEER_6,
-    FakeRelay,
-    Turn,
-    TurnClient,
-    channel_header,
-    error_code,
-    peer_attribute,
-)
 
 from heron.stun import (
     AdditionalAddressFamily,
@@ -34,6 +23,17 @@ from heron.stun import (
     XorPeerAddress,
 )
 from heron.turn.peers import PeerPolicy
+from tests.unit.turn.harness import (
+    PEER,
+    PEER_2,
+    PEER_6,
+    FakeRelay,
+    Turn,
+    TurnClient,
+    channel_header,
+    error_code,
+    peer_attribute,
+)
 
 
 def ok(reply: Message) -> bool:

@@ -7,17 +7,6 @@ from __future__ import annotations
 
 from ipaddress import ip_address
 
-from tests.unit.turn.harness import (
-    PEER,
-    PEER_2,
-    PEER_6,
-    Turn,
-    TurnClient,
-    channel_header,
-    error_code,
-    peer_attribute,
-)
-
 from heron.stun import (
     AdditionalAddressFamily,
     AddressErrorCode,
@@ -33,6 +22,16 @@ from heron.stun import (
     ReservationToken,
     UnknownAttribute,
     XorRelayedAddress,
+)
+from tests.unit.turn.harness import (
+    PEER,
+    PEER_2,
+    PEER_6,
+    Turn,
+    TurnClient,
+    channel_header,
+    error_code,
+    peer_attribute,
 )
 
 IPV6 = RequestedAddressFamily(AddressFamily.IPV6)
