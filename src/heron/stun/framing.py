@@ -123,6 +123,12 @@ class StreamFramer:
             del self._buffer[:size]
         return frames
 
+    def rest(self) -> bytes:
+        """Take what is buffered: the stream stops being STUN (RFC 6062 ConnectionBind)."""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
+        return rest
+
     @property
     def pending(self) -> int:
         """Bytes held back waiting for the rest of a frame."""

@@ -32,6 +32,7 @@ __all__ = [
     "Allocation",
     "Channel",
     "ClientLink",
+    "PeerConnection",
     "Relay",
     "TrafficCounters",
 ]
@@ -87,6 +88,20 @@ class Channel:
     expires: float
 
 
+CONNECTION_BIND_TIMEOUT = 30.0
+"""RFC 6062 §5.3: an unbound peer connection is closed after 30 seconds."""
+
+
+@dataclass(slots=True)
+class PeerConnection:
+    """A TCP connection with a peer through a TCP allocation (RFC 6062 §2)."""
+
+    id: int
+    peer: Address
+    bind_by: float | None
+    """Deadline for the client's ConnectionBind; None once bound."""
+
+
 @dataclass(slots=True, eq=False)
 class Allocation:
     """State of one client 5-tuple's allocation (RFC 8656 §2.2)."""
@@ -101,6 +116,9 @@ class Allocation:
     success: bytes
     """The encoded success response, resent on a retransmitted Allocate."""
     max_bps: int = 0
+    tcp: bool = False
+    """A TCP allocation (RFC 6062): peers are reached by Connect, data by ConnectionBind."""
+    connections: dict[int, PeerConnection] = field(default_factory=dict)
     permissions: dict[str, float] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
     peers: dict[Address, Channel] = field(default_factory=dict)

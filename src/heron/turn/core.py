@@ -13,6 +13,7 @@ authentication (401/438/400), then unknown comprehension-required attributes
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -25,6 +26,7 @@ from heron.stun import (
     Attribute,
     ChangeRequest,
     ChannelNumber,
+    ConnectionId,
     Data,
     DontFragment,
     ErrorCode,
@@ -57,13 +59,22 @@ from heron.stun import (
     XorPeerAddress,
     XorRelayedAddress,
 )
-from heron.turn.allocation import Address, Allocation, ClientLink, Relay, TrafficCounters
+from heron.turn.allocation import (
+    CONNECTION_BIND_TIMEOUT,
+    Address,
+    Allocation,
+    ClientLink,
+    PeerConnection,
+    Relay,
+    TrafficCounters,
+)
 from heron.turn.nonce import NonceIssuer, NonceState
 from heron.turn.peers import PeerPolicy
 
 __all__ = [
     "AlternateAddresses",
     "ClientKey",
+    "ConnectOrder",
     "Credentials",
     "RelayFactory",
     "Reply",
@@ -133,12 +144,27 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectOrder:
+    """Connect to ``peer`` from the TCP relay, then send ``Reply.data`` or ``failure``."""
+
+    connection_id: int
+    relay: Relay
+    peer: Address
+    failure: bytes
+    """The 447 to send if the TCP connection cannot be made (RFC 6062 §5.2)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     data: bytes
     source: Address | None = None
     """Listener to send from when not the one the request came to (RFC 5780 CHANGE-REQUEST)."""
     destination: Address | None = None
     """Where to send when not back to the client's address (RFC 5780 RESPONSE-PORT)."""
+    connect: ConnectOrder | None = None
+    """Set for a Connect: the TCP connection the server must open first (RFC 6062)."""
+    bind: int | None = None
+    """Set for a ConnectionBind: after the reply this stream carries that connection's data."""
 
 
 class RelayFactory(Protocol):
@@ -157,6 +183,9 @@ class RelayFactory(Protocol):
 
     def claim(self, token: bytes) -> Relay | None:
         """The relay reserved under ``token`` (RFC 8656 §7.2 rule 5), or None."""
+
+    def open_tcp(self, version: int) -> Relay | None:
+        """A listening TCP relay for an RFC 6062 allocation; None if full."""
 
 
 @dataclass(slots=True)
@@ -193,6 +222,7 @@ class TurnCore:
         relays: RelayFactory,
         nonces: NonceIssuer,
         peers: PeerPolicy,
+        connection_ids: Callable[[], int] = lambda: int.from_bytes(os.urandom(4), "big"),
     ) -> None:
         self.policy = policy
         self.allocations: dict[ClientKey, Allocation] = {}
@@ -201,6 +231,9 @@ class TurnCore:
         self._nonces = nonces
         self._peers = peers
         self._per_user: dict[str, int] = {}
+        self._connection_ids = connection_ids
+        self._connections: dict[int, Allocation] = {}
+        self._tcp_relays: dict[Relay, Allocation] = {}
         self._failures: dict[str, tuple[int, float]] = {}
         self._handlers: dict[
             int, Callable[[Message, ClientKey, ClientLink, _Auth, float], tuple[Attribute, ...]]
@@ -209,6 +242,8 @@ class TurnCore:
             Method.REFRESH: self._refresh,
             Method.CREATE_PERMISSION: self._create_permission,
             Method.CHANNEL_BIND: self._channel_bind,
+            Method.CONNECT: self._connect,
+            Method.CONNECTION_BIND: self._connection_bind,
         }
 
     # --- entry points -----------------------------------------------------------------
@@ -261,6 +296,8 @@ class TurnCore:
         reply = self._encode(message.success_response(attributes), message, auth.key)
         if message.method == Method.ALLOCATE:
             self.allocations[key].success = reply.data
+        elif message.method in (Method.CONNECT, Method.CONNECTION_BIND):
+            return self._tcp_reply(message, key, auth, attributes, reply)
         return reply
 
     def channel_data(self, key: ClientKey, frame: bytes, now: float) -> None:
@@ -279,17 +316,27 @@ class TurnCore:
         if allocation is not None:
             self._delete(key, allocation)
 
-    def expire(self, now: float) -> None:
-        """Drop expired allocations, permissions, channels and auth-failure records."""
+    def expire(self, now: float) -> list[int]:
+        """Drop expired allocations, permissions, channels and auth-failure records.
+
+        Returns the TCP peer connections left unbound too long (RFC 6062 §5.3),
+        for the server to close.
+        """
+        unbound: list[int] = []
         for key, allocation in list(self.allocations.items()):
             if allocation.expires < now:
                 self.counters.allocations_expired += 1
                 self._delete(key, allocation)
-            else:
-                allocation.expire(now)
+                continue
+            allocation.expire(now)
+            for connection in list(allocation.connections.values()):
+                if connection.bind_by is not None and connection.bind_by < now:
+                    self.connection_closed(connection.id)
+                    unbound.append(connection.id)
         window = self.policy.auth_failure_window
         for ip in [ip for ip, (_, since) in self._failures.items() if since + window < now]:
             del self._failures[ip]
+        return unbound
 
     def traffic(self) -> TrafficCounters:
         """Relayed traffic of live and retired allocations together."""
@@ -415,7 +462,8 @@ class TurnCore:
         transport = message.find(RequestedTransport)
         if transport is None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
-        if transport.protocol != TransportProtocol.UDP:
+        tcp = transport.protocol == TransportProtocol.TCP
+        if not tcp and transport.protocol != TransportProtocol.UDP:
             raise _Refusal(ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
         even = message.find(EvenPort)
         token = message.find(ReservationToken)
@@ -431,6 +479,16 @@ class TurnCore:
         if requested is not None and additional is not None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
         if additional is not None and additional.family != AddressFamily.IPV6:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        # RFC 6062 §5.1: TCP relaying only for clients on TCP or TLS; it has no
+        # port pairs, reservations or DF, and one family.
+        if tcp and (
+            key[0] == "udp"
+            or any(
+                message.find(kind) is not None
+                for kind in (EvenPort, ReservationToken, DontFragment, AdditionalAddressFamily)
+            )
+        ):
             raise _Refusal(ErrorCode.BAD_REQUEST)
         versions = [_FAMILY_VERSION[requested.family]] if requested is not None else [4]
         if versions[0] not in self._relays.versions:
@@ -449,7 +507,10 @@ class TurnCore:
                 )
         self._check_quota(auth.username)
         dont_fragment = message.find(DontFragment) is not None
-        relays, reservation = self._open_relays(versions, even, token, dont_fragment)
+        if tcp:
+            relays, reservation = self._open_tcp_relay(versions[0]), None
+        else:
+            relays, reservation = self._open_relays(versions, even, token, dont_fragment)
         if len(versions) == 2 and 6 not in relays:
             # RFC 8656 §7.2 step 9: the IPv4 half stands, the IPv6 half is reported.
             extra.append(
@@ -466,8 +527,11 @@ class TurnCore:
             transaction_id=message.transaction_id,
             success=b"",
             max_bps=self.policy.max_bps,
+            tcp=tcp,
         )
         self.allocations[key] = allocation
+        if tcp:
+            self._tcp_relays[relays[versions[0]]] = allocation
         for relay in relays.values():
             relay.attach(allocation.deliver)
         self._per_user[auth.username] = self._per_user.get(auth.username, 0) + 1
@@ -516,6 +580,12 @@ class TurnCore:
                 raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
             relays[version], reservation = opened
         return relays, reservation
+
+    def _open_tcp_relay(self, version: int) -> dict[int, Relay]:
+        relay = self._relays.open_tcp(version)
+        if relay is None:
+            raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+        return {version: relay}
 
     def _lifetime(self, message: Message) -> int:
         """RFC 8656 §7.2: at least the default, at most the maximum."""
@@ -578,6 +648,94 @@ class TurnCore:
         allocation.permit(host, now)
         return ()
 
+    # --- TCP relaying (RFC 6062) ---------------------------------------------------
+
+    def _connect(
+        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+    ) -> tuple[Attribute, ...]:
+        """RFC 6062 §5.2: check, then let the server open the TCP connection."""
+        allocation = self._owned(key, auth)
+        peer = message.find(XorPeerAddress)
+        if not allocation.tcp or peer is None:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        host = self._permitted_peer(allocation, peer)
+        address = (host, peer.port)
+        if any(c.peer == address for c in allocation.connections.values()):
+            raise _Refusal(ErrorCode.CONNECTION_ALREADY_EXISTS)
+        connection = self._new_connection(allocation, address, now)
+        allocation.permit(host, now)
+        return (ConnectionId(connection),)
+
+    def _connection_bind(
+        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+    ) -> tuple[Attribute, ...]:
+        """RFC 6062 §5.4: a new client connection takes over one peer connection's data."""
+        wanted = message.find(ConnectionId)
+        if key[0] == "udp" or key in self.allocations or wanted is None:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        allocation = self._connections.get(wanted.value)
+        connection = None if allocation is None else allocation.connections.get(wanted.value)
+        if allocation is None or connection is None or connection.bind_by is None:
+            raise _Refusal(ErrorCode.BAD_REQUEST)
+        if allocation.username != auth.username:
+            raise _Refusal(ErrorCode.WRONG_CREDENTIALS)
+        connection.bind_by = None
+        return ()
+
+    def _tcp_reply(
+        self,
+        message: Message,
+        key: ClientKey,
+        auth: _Auth,
+        attributes: tuple[Attribute, ...],
+        reply: Reply,
+    ) -> Reply:
+        if message.method == Method.CONNECTION_BIND:
+            wanted = message.find(ConnectionId)
+            assert wanted is not None
+            return Reply(reply.data, bind=wanted.value)
+        connection_id = next(a.value for a in attributes if isinstance(a, ConnectionId))
+        allocation = self._connections[connection_id]
+        failure = self._error(message, ErrorCode.CONNECTION_TIMEOUT_OR_FAILURE, key=auth.key).data
+        relay = next(iter(allocation.relays.values()))
+        peer = allocation.connections[connection_id].peer
+        order = ConnectOrder(connection_id, relay, peer, failure)
+        return Reply(reply.data, connect=order)
+
+    def peer_connected(self, relay: Relay, peer: Address, now: float) -> int | None:
+        """A peer connected to a TCP relay: its id, after telling the client (§5.3).
+
+        None, and the server closes the connection, without a permission.
+        """
+        allocation = self._tcp_relays.get(relay)
+        if allocation is None or allocation.permissions.get(peer[0], 0.0) < now:
+            return None
+        connection = self._new_connection(allocation, peer, now)
+        attempt = Message(
+            Method.CONNECTION_ATTEMPT,
+            MessageClass.INDICATION,
+            connection.to_bytes(4, "big") + bytes(8),
+            (XorPeerAddress(ip_address(peer[0]), peer[1]), ConnectionId(connection)),
+        )
+        allocation.client.send(attempt.encode())
+        return connection
+
+    def connection_closed(self, connection: int) -> None:
+        """Either side of a peer connection closed, or the connection failed."""
+        allocation = self._connections.pop(connection, None)
+        if allocation is not None:
+            allocation.connections.pop(connection, None)
+
+    def _new_connection(self, allocation: Allocation, peer: Address, now: float) -> int:
+        connection = self._connection_ids()
+        while connection in self._connections:
+            connection = self._connection_ids()
+        allocation.connections[connection] = PeerConnection(
+            connection, peer, now + CONNECTION_BIND_TIMEOUT
+        )
+        self._connections[connection] = allocation
+        return connection
+
     def _send(self, message: Message, key: ClientKey, now: float) -> None:
         allocation = self.allocations.get(key)
         peer, data = message.find(XorPeerAddress), message.find(Data)
@@ -605,6 +763,10 @@ class TurnCore:
 
     def _delete(self, key: ClientKey, allocation: Allocation) -> None:
         del self.allocations[key]
+        for connection in list(allocation.connections):
+            self.connection_closed(connection)
+        for relay in allocation.relays.values():
+            self._tcp_relays.pop(relay, None)
         allocation.close()
         left = self._per_user.get(allocation.username, 1) - 1
         if left:

@@ -13,7 +13,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
@@ -31,13 +31,16 @@ from heron.turn.core import (
     AlternateAddresses,
     ClientKey,
     Credentials,
+    Reply,
     TurnCore,
     TurnPolicy,
 )
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
+from heron.turn.transports.relays import RelaySockets
 from heron.turn.transports.stream import StreamClient
-from heron.turn.transports.udp import UdpClient, UdpRelayFactory, UdpSocket
+from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
+from heron.turn.transports.udp import UdpClient, UdpSocket
 
 __all__ = ["TurnComponent", "TurnKeys", "build_turn", "relay_addresses"]
 
@@ -47,6 +50,8 @@ KEY_CACHE_SECONDS = 30.0
 """How long a looked-up key (or an unknown user) is trusted before asking the store again."""
 _KEY_CACHE_SIZE = 10_000
 SWEEP_SECONDS = 1.0
+CONNECT_TIMEOUT = 30.0
+"""RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
 LISTENER_BUFFER = 4 << 20
 """Bytes of socket buffer per UDP listener (the kernel caps it at net.core.rmem_max)."""
 
@@ -155,11 +160,12 @@ class TurnComponent:
         self._clock = clock
         self._udp: list[UdpSocket] = []
         self._udp_by_address: dict[Address, UdpSocket] = {}
+        self._links: dict[int, PeerLink] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.core: TurnCore | None = None
-        self._relays: UdpRelayFactory | None = None
+        self._relays: RelaySockets | None = None
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -172,7 +178,7 @@ class TurnComponent:
             else load_or_create_secret(config.turn_secret_path)
         )
         bind, shown = relay_addresses(config)
-        self._relays = UdpRelayFactory(
+        self._relays = RelaySockets(
             loop,
             bind,
             (turn.relay_port_min, turn.relay_port_max),
@@ -192,6 +198,8 @@ class TurnComponent:
             allow_anonymous=turn.allow_anonymous,
             alternate=alternate,
         )
+        self._relays.on_peer = self._peer_arrived
+        self._relays.on_closed = self._peer_gone
         self.core = TurnCore(
             policy,
             self._relays,
@@ -354,7 +362,10 @@ class TurnComponent:
             await asyncio.sleep(SWEEP_SECONDS)
             now = self._clock()
             assert self.core is not None and self._relays is not None
-            self.core.expire(now)
+            for connection in self.core.expire(now):
+                link = self._links.pop(connection, None)
+                if link is not None:
+                    link.close()
             self._relays.expire(now)
 
     # --- packets --------------------------------------------------------------------
@@ -378,13 +389,54 @@ class TurnComponent:
         credentials = None if username is None else self._keys.cached(username.value)
         if isinstance(credentials, _Missing):
             assert username is not None
-            task = asyncio.create_task(
-                self._lookup_then_handle(message, key, client, username.value)
-            )
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._spawn(self._lookup_then_handle(message, key, client, username.value))
             return
         self._handle(message, key, client, credentials)
+
+    # --- TCP relaying (RFC 6062) ---------------------------------------------------
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _connect(self, reply: Reply, client: ClientLink) -> None:
+        order = reply.connect
+        assert order is not None and self.core is not None
+        assert isinstance(order.relay, TcpRelay)
+        try:
+            link = await open_outgoing(order.relay, order.peer, CONNECT_TIMEOUT)
+        except OSError as exc:
+            log.info("turn: connect to %s failed: %s", order.peer, exc)
+            self.core.connection_closed(order.connection_id)
+            client.send(order.failure)
+            return
+        link.connection_id = order.connection_id
+        self._links[order.connection_id] = link
+        client.send(reply.data)
+
+    def _bind(self, reply: Reply, connection: int, client: ClientLink) -> None:
+        link = self._links.get(connection)
+        if link is None or not isinstance(client, StreamClient):
+            assert self.core is not None
+            self.core.connection_closed(connection)
+            return
+        client.send(reply.data)
+        client.pipe(link)
+
+    def _peer_arrived(self, relay: TcpRelay, link: PeerLink) -> None:
+        assert self.core is not None
+        connection = self.core.peer_connected(relay, link.peer, self._clock())
+        if connection is None:
+            link.close()
+            return
+        link.connection_id = connection
+        self._links[connection] = link
+
+    def _peer_gone(self, link: PeerLink) -> None:
+        if link.connection_id is not None and self.core is not None:
+            self._links.pop(link.connection_id, None)
+            self.core.connection_closed(link.connection_id)
 
     async def _lookup_then_handle(
         self, message: Message, key: ClientKey, client: ClientLink, username: str
@@ -398,7 +450,11 @@ class TurnComponent:
         reply = self.core.handle(message, key, client, credentials, self._clock())
         if reply is None:
             return
-        if reply.source is None and reply.destination is None:
+        if reply.connect is not None:
+            self._spawn(self._connect(reply, client))
+        elif reply.bind is not None:
+            self._bind(reply, reply.bind, client)
+        elif reply.source is None and reply.destination is None:
             client.send(reply.data)
         else:
             sender = self._udp_by_address[reply.source or key[2]]

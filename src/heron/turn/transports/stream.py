@@ -9,6 +9,7 @@ from typing import cast
 from heron.stun import StunRemoteError
 from heron.stun.framing import StreamFramer
 from heron.turn.allocation import Address
+from heron.turn.transports.tcp_relay import PeerLink
 
 __all__ = ["StreamClient"]
 
@@ -35,6 +36,7 @@ class StreamClient(asyncio.Protocol):
         self._on_close = on_close
         self._framer = StreamFramer()
         self._transport: asyncio.Transport | None = None
+        self._link: PeerLink | None = None
         self.key: tuple[str, Address, Address] = (kind, ("", 0), ("", 0))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -44,18 +46,33 @@ class StreamClient(asyncio.Protocol):
         self.key = (self._kind, (peer[0], peer[1]), (local[0], local[1]))
 
     def data_received(self, data: bytes) -> None:
+        if self._link is not None:
+            self._link.write(data)
+            return
         try:
             frames = self._framer.feed(data)
         except StunRemoteError:
             assert self._transport is not None
             self._transport.close()
             return
-        for frame in frames:
+        for index, frame in enumerate(frames):
             self._receiver(frame, self.key, self)
+            if self._link is not None:  # a ConnectionBind: the rest is the peer's data
+                self._link.write(b"".join(frames[index + 1 :]) + self._framer.rest())
+                return
+
+    def pipe(self, link: PeerLink) -> None:
+        """After a ConnectionBind (RFC 6062 §5.4) this stream carries raw peer data."""
+        assert self._transport is not None
+        self._link = link
+        link.join(self._transport)
 
     def send(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._on_close(self.key)
+        if self._link is not None:
+            self._link.close()
+        else:
+            self._on_close(self.key)
