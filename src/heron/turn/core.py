@@ -13,7 +13,7 @@ authentication (401/438/400), then unknown comprehension-required attributes
 
 from __future__ import annotations
 
-import os
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -222,7 +222,7 @@ class TurnCore:
         relays: RelayFactory,
         nonces: NonceIssuer,
         peers: PeerPolicy,
-        connection_ids: Callable[[], int] = lambda: int.from_bytes(os.urandom(4), "big"),
+        connection_ids: Callable[[], int] | None = None,
     ) -> None:
         self.policy = policy
         self.allocations: dict[ClientKey, Allocation] = {}
@@ -231,7 +231,8 @@ class TurnCore:
         self._nonces = nonces
         self._peers = peers
         self._per_user: dict[str, int] = {}
-        self._connection_ids = connection_ids
+        self._connection_ids = connection_ids or itertools.count(1).__next__
+        """CONNECTION-ID generator (RFC 6062); the server passes a random one."""
         self._connections: dict[int, Allocation] = {}
         self._tcp_relays: dict[Relay, Allocation] = {}
         self._failures: dict[str, tuple[int, float]] = {}

@@ -204,7 +204,8 @@ class TurnComponent:
             policy,
             self._relays,
             NonceIssuer(os.urandom(32)),
-            PeerPolicy(
+            connection_ids=lambda: int.from_bytes(os.urandom(4), "big"),
+            peers=PeerPolicy(
                 allowed=turn.allowed_peer_ranges, denied=turn.denied_peer_ranges, own_addresses=own
             ),
         )

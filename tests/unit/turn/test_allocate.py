@@ -116,7 +116,14 @@ def test_rfc8656_7_2_missing_requested_transport_is_400(turn: Turn, alice: TurnC
     assert turn.relays.calls == [] and turn.core.allocations == {}
 
 
-@pytest.mark.parametrize("protocol", [TransportProtocol.TCP, 1, 132])
+def test_rfc6062_5_1_tcp_relay_asked_over_udp_is_400(turn: Turn, alice: TurnClient) -> None:
+    reply = alice.request(Method.ALLOCATE, RequestedTransport(TransportProtocol.TCP))
+
+    assert error_code(reply) == ErrorCode.BAD_REQUEST
+    assert turn.relays.calls == [] and turn.core.allocations == {}
+
+
+@pytest.mark.parametrize("protocol", [1, 132])
 def test_rfc8656_7_2_unsupported_transport_is_442(
     turn: Turn, alice: TurnClient, protocol: int
 ) -> None:
