@@ -86,6 +86,8 @@ class Channel:
     number: int
     peer: Address
     expires: float
+    relay: Relay
+    """The relay of the peer's family, chosen once at bind time for the hot path."""
 
 
 CONNECTION_BIND_TIMEOUT = 30.0
@@ -136,21 +138,15 @@ class Allocation:
             channel is None
             or channel.expires < now
             or len(frame) < 4 + length
-            or not self._within_budget(length, now)
+            or self.permissions.get(channel.peer[0], 0.0) < now
+            or (self.max_bps and not self._within_budget(length, now))
         ):
             self.traffic.dropped += 1
             return
-        host = channel.peer[0]
-        if self.permissions.get(host, 0.0) < now:
-            self.traffic.dropped += 1
-            return
-        relay = self.relays.get(6 if ":" in host else 4)
-        if relay is None:
-            self.traffic.dropped += 1
-            return
-        relay.send(frame[4 : 4 + length], channel.peer)
-        self.traffic.packets_to_peer += 1
-        self.traffic.bytes_to_peer += length
+        channel.relay.send(frame[4 : 4 + length], channel.peer)
+        traffic = self.traffic
+        traffic.packets_to_peer += 1
+        traffic.bytes_to_peer += length
 
     def deliver(self, data: bytes, peer: Address, now: float) -> None:
         """Peer -> client through the relay: ChannelData if bound, else a Data indication.
@@ -158,7 +154,9 @@ class Allocation:
         Packets from peers without a permission are dropped (RFC 8656 §9:
         "silently discard").
         """
-        if self.permissions.get(peer[0], 0.0) < now or not self._within_budget(len(data), now):
+        if self.permissions.get(peer[0], 0.0) < now or (
+            self.max_bps and not self._within_budget(len(data), now)
+        ):
             self.traffic.dropped += 1
             return
         channel = self.peers.get(peer)
@@ -185,7 +183,7 @@ class Allocation:
         if (
             relay is None
             or self.permissions.get(peer[0], 0.0) < now
-            or not self._within_budget(len(data), now)
+            or (self.max_bps and not self._within_budget(len(data), now))
         ):
             self.traffic.dropped += 1
             return
@@ -206,11 +204,13 @@ class Allocation:
         return message.encode()
 
     def bind_channel(self, number: int, peer: Address, now: float) -> None:
+        """Bind or refresh; the caller checked the peer's family has a relay."""
         old = self.channels.get(number)
         if old is not None:
             old.expires = now + CHANNEL_LIFETIME
             return
-        channel = Channel(number, peer, now + CHANNEL_LIFETIME)
+        relay = self.relays[6 if ":" in peer[0] else 4]
+        channel = Channel(number, peer, now + CHANNEL_LIFETIME, relay)
         self.channels[number] = channel
         self.peers[peer] = channel
 
@@ -232,8 +232,6 @@ class Allocation:
 
     def _within_budget(self, size: int, now: float) -> bool:
         """A token bucket of one second's worth of ``max_bps`` (coturn's max-bps)."""
-        if not self.max_bps:
-            return True
         self._budget = min(
             float(self.max_bps), self._budget + (now - self._budget_at) * self.max_bps
         )

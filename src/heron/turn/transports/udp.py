@@ -71,11 +71,14 @@ class UdpClient:
     stream = False
 
     def __init__(self, listener: UdpSocket, address: Address) -> None:
-        self._listener = listener
+        self._sendto = listener.sock.sendto
         self._address = address
 
     def send(self, data: bytes) -> None:
-        self._listener.sendto(data, self._address)
+        try:
+            self._sendto(data, self._address)
+        except OSError:
+            pass  # as UdpSocket.sendto: this datagram is lost, nothing more
 
 
 class UdpRelay:
@@ -83,6 +86,7 @@ class UdpRelay:
 
     def __init__(self, udp: UdpSocket, advertised: Address, clock: Callable[[], float]) -> None:
         self._udp = udp
+        self._sendto = udp.sock.sendto
         self.address = advertised
         self._clock = clock
 
@@ -91,7 +95,10 @@ class UdpRelay:
         self._udp.start(lambda data, peer: deliver(data, peer, clock()))
 
     def send(self, data: bytes, peer: Address) -> None:
-        self._udp.sendto(data, peer)
+        try:
+            self._sendto(data, peer)
+        except OSError:
+            pass  # as UdpSocket.sendto: this datagram is lost, nothing more
 
     def close(self) -> None:
         self._udp.close()
