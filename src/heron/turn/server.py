@@ -213,13 +213,13 @@ class TurnComponent:
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
+            listeners.append(await self._listen_stream(loop, "tcp", "turn.listen", address, None))
         if alternate is not None:
             for host in alternate.ips:
                 for port in alternate.ports:
                     if (host, port) not in self._udp_by_address:
                         extra = ListenAddress(host, port)
                         listeners.append(self._listen_udp(loop, extra, "turn.other_address"))
-            listeners.append(await self._listen_stream(loop, "tcp", "turn.listen", address, None))
         if turn.tls_listen:
             context = server_context(config.certificate_path, config.key_path, alpn=("stun.turn",))
             for address in turn.tls_listen:
