@@ -115,12 +115,14 @@ def parse(data: bytes) -> Response:
 class RawTurnClient:
     """Blocking UDP TURN client: each request waits for its answer, retransmitting a few times."""
 
-    def __init__(self, server: Address, username: str, password: str) -> None:
+    def __init__(
+        self, server: Address, username: str, password: str, local: str = "127.0.0.1"
+    ) -> None:
         self.server = server
         self.username = username
         self.password = password
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((local, 0))
         self.sock.settimeout(0.5)
         self.realm: bytes | None = None
         self.nonce: bytes | None = None
