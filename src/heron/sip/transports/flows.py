@@ -1,0 +1,86 @@
+"""Where a message came from, and the way back to it (RFC 3261 §18.2.2, RFC 5626 flows).
+
+Every connection (TCP, TLS, WebSocket) and every UDP source is a *flow*
+with a token. A registration remembers the token, so a request for a user
+behind NAT, or on a WebSocket, goes back over the very connection the user
+registered from.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from heron.sip.parser import Event
+
+__all__ = ["Flow", "FlowTable", "Receiver", "Source"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A received message's origin: transport, address, and the flow to answer on."""
+
+    transport: str
+    """"udp", "tcp", "tls", "ws" or "wss"."""
+    host: str
+    port: int
+    flow: str
+    """Token of the connection (or UDP socket and address) it arrived on."""
+    local_host: str
+    local_port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "udp"
+
+
+class Flow(Protocol):
+    """One way to send: a connection, or a UDP socket with a fixed remote address."""
+
+    token: str
+    transport: str
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Receiver = Callable[[Event, Source], None]
+
+
+class FlowTable:
+    """Live flows by token and by remote (transport, host, port), for connection reuse."""
+
+    def __init__(self) -> None:
+        self._by_token: dict[str, Flow] = {}
+        self._by_remote: dict[tuple[str, str, int], Flow] = {}
+        self._counter = itertools.count(1)
+
+    def token(self, transport: str) -> str:
+        return f"{transport}-{next(self._counter)}"
+
+    def add(self, flow: Flow, remote: tuple[str, str, int]) -> None:
+        self._by_token[flow.token] = flow
+        self._by_remote[remote] = flow
+
+    def remove(self, flow: Flow, remote: tuple[str, str, int]) -> None:
+        self._by_token.pop(flow.token, None)
+        if self._by_remote.get(remote) is flow:
+            del self._by_remote[remote]
+
+    def get(self, token: str) -> Flow | None:
+        return self._by_token.get(token)
+
+    def to(self, transport: str, host: str, port: int) -> Flow | None:
+        return self._by_remote.get((transport, host, port))
+
+    def close_all(self) -> None:
+        for flow in list(self._by_token.values()):
+            flow.close()
+        self._by_token.clear()
+        self._by_remote.clear()
+
+    def __len__(self) -> int:
+        return len(self._by_token)

@@ -1,0 +1,97 @@
+"""SIP over WebSocket (RFC 7118) at /sip on the web port, for browsers (JsSIP, SIP.js).
+
+Each WebSocket message is one SIP message, framed like a UDP datagram
+(RFC 7118 §5); the connection is a flow like a TCP one, so calls to a
+browser go back over the socket it registered from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from heron.sip.errors import BadRequest, SipRemoteError
+from heron.sip.message import Response
+from heron.sip.parser import Limits, parse_datagram
+from heron.sip.transports.flows import FlowTable, Receiver, Source
+
+__all__ = ["WebSocketFlow", "websocket_handler"]
+
+log = logging.getLogger(__name__)
+
+_QUEUE_LIMIT = 256
+"""Messages waiting for a slow browser before its flow is closed."""
+
+
+class WebSocketFlow:
+    def __init__(self, token: str, transport: str, socket: web.WebSocketResponse) -> None:
+        self.token = token
+        self.transport = transport
+        self._socket = socket
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(_QUEUE_LIMIT)
+        self.writer = asyncio.create_task(self._write())
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.writer.cancel()
+
+    async def _write(self) -> None:
+        while (data := await self._queue.get()) is not None:
+            # SIP is text; RFC 7118 §5.1 lets either frame type carry it.
+            await self._socket.send_str(data.decode("utf-8", "surrogateescape"))
+        await self._socket.close()
+
+
+def websocket_handler(
+    receiver: Receiver, flows: FlowTable, limits: Limits
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """An aiohttp handler speaking the ``sip`` WebSocket subprotocol (RFC 7118 §4)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse(protocols=("sip",), max_msg_size=limits.max_message_size)
+        await socket.prepare(request)
+        if socket.ws_protocol != "sip":
+            await socket.close(code=1002, message=b"subprotocol sip required")
+            return socket
+        transport = "wss" if request.secure else "ws"
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host, port = (peer[0], peer[1]) if peer else ("", 0)
+        local = request.transport.get_extra_info("sockname") if request.transport else None
+        local_host, local_port = (local[0], local[1]) if local else ("", 0)
+        flow = WebSocketFlow(flows.token(transport), transport, socket)
+        remote = (transport, host, port)
+        flows.add(flow, remote)
+        source = Source(transport, host, port, flow.token, local_host, local_port)
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    data = message.data.encode("utf-8", "surrogateescape")
+                elif message.type == WSMsgType.BINARY:
+                    data = message.data
+                else:
+                    break
+                try:
+                    event = parse_datagram(data, limits)
+                except BadRequest as error:
+                    flow.send(Response.from_error(error).encode())
+                    continue
+                except SipRemoteError:
+                    continue
+                receiver(event, source)
+        finally:
+            flows.remove(flow, remote)
+            flow.close()
+        return socket
+
+    return handle
