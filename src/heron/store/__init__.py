@@ -2,5 +2,6 @@
 
 from heron.store.accounts import SqlAccountStore
 from heron.store.database import Database, async_url
+from heron.store.location import SqlLocationStore
 
-__all__ = ["Database", "SqlAccountStore", "async_url"]
+__all__ = ["Database", "SqlAccountStore", "SqlLocationStore", "async_url"]
