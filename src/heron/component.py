@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
+
+from aiohttp import web
 
 from heron.accounts import AccountService
 from heron.config import Config
 from heron.control import View
 from heron.store import Database
 
-__all__ = ["Component", "Listener", "Services"]
+__all__ = ["Component", "Listener", "Services", "WebHandler"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +36,19 @@ class Component(Protocol):
         """Live state an administrator can list through the control socket."""
 
 
+WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What components share: the configuration, the database and the accounts."""
+    """What components share: the configuration, the database and the accounts.
+
+    ``web_routes`` collects (path, handler) pairs that components started
+    before the web component (SIP's /sip, XMPP's /xmpp-websocket) serve on
+    the web port.
+    """
 
     config: Config
     database: Database
     accounts: AccountService
+    web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)

@@ -14,7 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -199,6 +199,13 @@ class TurnSettings(_Section):
         return self
 
 
+class SipRoute(_Section):
+    user: str = Field(pattern=r"^\^?[^\s]*$")
+    """Regular expression on the Request-URI user part, such as ^[0-9]+$ for numbers."""
+    target: str = Field(pattern=r"^sips?:")
+    """Where such requests go: the PBX (the handbook's Asterisk) or a trunk, a SIP URI."""
+
+
 class SipSettings(_Section):
     enabled: bool = True
     """Serve SIP as proxy and registrar (what Kamailio does)."""
@@ -208,6 +215,26 @@ class SipSettings(_Section):
     """UDP and TCP listeners."""
     tls_listen: list[Listen] = _listen("0.0.0.0:5061")
     """TLS (sips:) listeners."""
+    websocket: bool = True
+    """SIP over WebSocket (RFC 7118) at /sip on the web port, for browsers."""
+    aliases: list[Domain] = Field(default_factory=list)
+    """Other names requests for the SIP domain may use (host names, addresses)."""
+    min_expires: int = Field(default=60, ge=1)
+    """Shortest registration accepted; shorter ones get 423 (RFC 3261 §10.3)."""
+    max_expires: int = Field(default=3600, ge=60)
+    """Longest registration granted."""
+    max_contacts: int = Field(default=10, ge=1)
+    """Bindings per address-of-record."""
+    digest_algorithms: tuple[Literal["MD5", "SHA-256"], ...] = Field(
+        default=("MD5", "SHA-256"), min_length=1
+    )
+    """Challenge order: many phones and sipp 3.6 read only the first, so MD5 leads."""
+    trusted_peers: list[IPNetwork] = Field(default_factory=list)
+    """Hosts (PBX, trunk) whose unauthenticated requests may reach local users."""
+    open_federation: bool = False
+    """Accept unauthenticated requests from any other domain for local users."""
+    routes: list[SipRoute] = Field(default_factory=list)
+    """Static routes by Request-URI user, tried in order, for numbers and extensions."""
 
 
 class XmppSettings(_Section):
@@ -301,6 +328,10 @@ class Config(_Section):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'heron.db'}"
+
+    @property
+    def sip_secret_path(self) -> Path:
+        return self.data_dir / "sip_secret"
 
     def listen_addresses(self) -> list[tuple[str, ListenAddress, tuple[str, ...]]]:
         """Every (config key, address, transports) of the enabled services."""

@@ -92,6 +92,8 @@ _OFFERED = PasswordAlgorithms(
         PasswordAlgorithm(PasswordAlgorithmId.SHA256),
     )
 )
+CONNECT_ALLOWANCE = 30.0
+"""Time a Connect may take to reach the peer before the bind deadline runs."""
 _FAMILY_VERSION = {AddressFamily.IPV4: 4, AddressFamily.IPV6: 6}
 
 
@@ -130,6 +132,8 @@ class TurnPolicy:
     """Per allocation; a client asking for more is attacking, not calling."""
     auth_failure_limit: int = 10
     auth_failure_window: float = 60.0
+    max_connections: int = 64
+    """TCP peer connections per allocation (RFC 6062); each holds a socket."""
     alternate: AlternateAddresses | None = None
     """Set when a second address is configured (the handbook's two public IPv4s)."""
 
@@ -663,7 +667,14 @@ class TurnCore:
         address = (host, peer.port)
         if any(c.peer == address for c in allocation.connections.values()):
             raise _Refusal(ErrorCode.CONNECTION_ALREADY_EXISTS)
-        connection = self._new_connection(allocation, address, now)
+        if len(allocation.connections) >= self.policy.max_connections or (
+            host not in allocation.permissions
+            and len(allocation.permissions) >= self.policy.max_permissions
+        ):
+            raise _Refusal(ErrorCode.FORBIDDEN)  # RFC 6062 §5.2: local policy
+        # The bind deadline starts once the TCP connection is up (``connected``);
+        # until then it covers the connection attempt too.
+        connection = self._new_connection(allocation, address, now + CONNECT_ALLOWANCE)
         allocation.permit(host, now)
         return (ConnectionId(connection),)
 
@@ -711,6 +722,8 @@ class TurnCore:
         allocation = self._tcp_relays.get(relay)
         if allocation is None or allocation.permissions.get(peer[0], 0.0) < now:
             return None
+        if len(allocation.connections) >= self.policy.max_connections:
+            return None
         connection = self._new_connection(allocation, peer, now)
         attempt = Message(
             Method.CONNECTION_ATTEMPT,
@@ -720,6 +733,17 @@ class TurnCore:
         )
         allocation.client.send(attempt.encode())
         return connection
+
+    def connected(self, connection: int, now: float) -> bool:
+        """The server's connection to the peer is up: the client has 30 s to bind (§5.2).
+
+        False if the connection was forgotten meanwhile (allocation gone).
+        """
+        allocation = self._connections.get(connection)
+        if allocation is None:
+            return False
+        allocation.connections[connection].bind_by = now + CONNECTION_BIND_TIMEOUT
+        return True
 
     def connection_closed(self, connection: int) -> None:
         """Either side of a peer connection closed, or the connection failed."""

@@ -50,7 +50,7 @@ KEY_CACHE_SECONDS = 30.0
 """How long a looked-up key (or an unknown user) is trusted before asking the store again."""
 _KEY_CACHE_SIZE = 10_000
 SWEEP_SECONDS = 1.0
-CONNECT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 25.0
 """RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
 LISTENER_BUFFER = 4 << 20
 """Bytes of socket buffer per UDP listener (the kernel caps it at net.core.rmem_max)."""
@@ -410,6 +410,10 @@ class TurnComponent:
         except OSError as exc:
             log.info("turn: connect to %s failed: %s", order.peer, exc)
             self.core.connection_closed(order.connection_id)
+            client.send(order.failure)
+            return
+        if not self.core.connected(order.connection_id, self._clock()):
+            link.close()  # the allocation went away while we connected
             client.send(order.failure)
             return
         link.connection_id = order.connection_id

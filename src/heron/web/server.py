@@ -33,6 +33,8 @@ class WebComponent:
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/healthz", self._health)
+        for path, handler in self._services.web_routes:
+            app.router.add_get(path, handler)
         return app
 
     async def _index(self, _request: web.Request) -> web.Response:

@@ -7,6 +7,12 @@ server's key lookup would return), and holds the injected time ``now``.
 (MD5 or SHA-256 of ``user:realm:password``), and decodes what comes back.
 Data the core relays appears on ``FakeRelay.sent`` (towards peers) and
 ``FakeClient.sent`` (towards the client).
+
+TCP relaying (RFC 6062) uses the same pieces: ``FakeRelayFactory.open_tcp``
+hands out relays marked ``transport="tcp"``, a client made with
+``transport="tcp"`` or ``"tls"`` speaks for a stream 5-tuple, and
+``TurnClient.reply`` keeps the whole ``Reply`` so a test can read the
+``ConnectOrder`` or bound connection id the server would act on.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from heron.stun import (
     Attribute,
     ChannelData,
     ChannelNumber,
+    ConnectionId,
     Data,
     ErrorCodeAttribute,
     Integrity,
@@ -35,11 +42,12 @@ from heron.stun import (
     PasswordAlgorithms,
     Realm,
     RequestedTransport,
+    TransportProtocol,
     Username,
     XorPeerAddress,
 )
 from heron.turn.allocation import Address
-from heron.turn.core import ClientKey, Credentials, TurnCore, TurnPolicy
+from heron.turn.core import ClientKey, Credentials, Reply, TurnCore, TurnPolicy
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
 
@@ -82,10 +90,14 @@ def peer_attribute(peer: Address) -> XorPeerAddress:
 
 
 class FakeRelay:
-    """A relay socket: records what the core sends; ``from_peer`` plays a peer's datagram."""
+    """A relay socket: records what the core sends; ``from_peer`` plays a peer's datagram.
 
-    def __init__(self, address: Address) -> None:
+    ``transport`` is "udp", or "tcp" for the listening relay of an RFC 6062 allocation.
+    """
+
+    def __init__(self, address: Address, transport: str = "udp") -> None:
         self.address = address
+        self.transport = transport
         self.sent: list[tuple[bytes, Address]] = []
         self.closed = False
         self._deliver: Callable[[bytes, Address, float], None] | None = None
@@ -113,11 +125,13 @@ class FakeRelayFactory:
     def __init__(self, versions: Iterable[int] = (4,)) -> None:
         self.versions = frozenset(versions)
         self.full: set[int] = set()
-        """IP versions for which ``open`` answers None, as a server out of ports does."""
+        """IP versions for which ``open`` and ``open_tcp`` answer None: a server out of ports."""
         self.opened: list[FakeRelay] = []
         self.reserved: dict[bytes, FakeRelay] = {}
         self.calls: list[tuple[int, bool, bool]] = []
         self.dont_fragment: list[bool] = []
+        self.tcp_calls: list[int] = []
+        """IP versions ``open_tcp`` was asked for, in order."""
         self._ports = itertools.count(49153)
         self._tokens = itertools.count(1)
 
@@ -139,6 +153,15 @@ class FakeRelayFactory:
         token = next(self._tokens).to_bytes(8, "big")
         self.reserved[token] = FakeRelay((RELAY_HOSTS[version], port + 1))
         return relay, token
+
+    def open_tcp(self, version: int) -> FakeRelay | None:
+        """A listening TCP relay (RFC 6062); None when ``version`` is full or not served."""
+        self.tcp_calls.append(version)
+        if version in self.full or version not in self.versions:
+            return None
+        relay = FakeRelay((RELAY_HOSTS[version], next(self._ports)), transport="tcp")
+        self.opened.append(relay)
+        return relay
 
     def claim(self, token: bytes) -> FakeRelay | None:
         relay = self.reserved.pop(token, None)
@@ -173,13 +196,16 @@ class Turn:
         versions: Iterable[int] = (4,),
         peers: PeerPolicy | None = None,
         nonce_lifetime: float = 600.0,
+        connection_ids: Callable[[], int] | None = None,
         **policy: object,
     ) -> None:
         self.now = T0
         self.policy = TurnPolicy(realm=REALM, **policy)  # type: ignore[arg-type]
         self.relays = FakeRelayFactory(versions)
         self.nonces = NonceIssuer(b"nonce-secret-for-tests-0123456789", nonce_lifetime)
-        self.core = TurnCore(self.policy, self.relays, self.nonces, peers or PeerPolicy())
+        self.core = TurnCore(
+            self.policy, self.relays, self.nonces, peers or PeerPolicy(), connection_ids
+        )
         self.users = {name: credentials(name, password) for name, password in PASSWORDS.items()}
         self.lookup: Callable[[str], Credentials | None] = self.users.get
         """USERNAME -> keys, as the server's ``TurnKeys`` answers; tests may replace it."""
@@ -188,8 +214,9 @@ class Turn:
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
-    def expire(self) -> None:
-        self.core.expire(self.now)
+    def expire(self) -> list[int]:
+        """Run the core's sweep; the unbound TCP peer connections it gave up (RFC 6062)."""
+        return self.core.expire(self.now)
 
     def client(
         self,
@@ -211,11 +238,15 @@ class Turn:
 
     def handle(self, data: bytes, key: ClientKey, client: FakeClient) -> bytes | None:
         """What the server does with a STUN datagram: decode, look up keys, call the core."""
+        reply = self.handle_reply(data, key, client)
+        return None if reply is None else reply.data
+
+    def handle_reply(self, data: bytes, key: ClientKey, client: FakeClient) -> Reply | None:
+        """As :meth:`handle`, but the whole ``Reply`` (RFC 6062 ``connect`` and ``bind``)."""
         message = Message.decode(data)
         username = message.find(Username)
         found = None if username is None else self.lookup(username.value)
-        reply = self.core.handle(message, key, client, found, self.now)
-        return None if reply is None else reply.data
+        return self.core.handle(message, key, client, found, self.now)
 
 
 # --- the client side ---------------------------------------------------------------------
@@ -247,6 +278,8 @@ class TurnClient:
         self.offered: PasswordAlgorithms | None = None
         self.last: bytes | None = None
         """The bytes of the last reply, for byte-exact comparisons."""
+        self.reply: Reply | None = None
+        """The last ``Reply`` whole: its ``connect`` order or ``bind`` id (RFC 6062)."""
         self._serial = itertools.count(1)
 
     # --- keys and wire ---------------------------------------------------------------
@@ -285,7 +318,8 @@ class TurnClient:
 
     def send_raw(self, data: bytes) -> Message | None:
         """Hand bytes to the server; the decoded reply, if any."""
-        self.last = self.turn.handle(data, self.key, self.link)
+        self.reply = self.turn.handle_reply(data, self.key, self.link)
+        self.last = None if self.reply is None else self.reply.data
         return None if self.last is None else Message.decode(self.last)
 
     def learn(self, reply: Message | None) -> None:
@@ -329,6 +363,27 @@ class TurnClient:
     def refresh(self, lifetime: int | None = None, *extra: Attribute) -> Message:
         attributes = [] if lifetime is None else [Lifetime(lifetime)]
         return self.request(Method.REFRESH, *attributes, *extra)
+
+    def allocate_tcp(self, *extra: Attribute, **kw: object) -> Message:
+        """Allocate with REQUESTED-TRANSPORT TCP (RFC 6062 §4.1)."""
+        transport = RequestedTransport(TransportProtocol.TCP)
+        return self.request(Method.ALLOCATE, transport, *extra, **kw)  # type: ignore[arg-type]
+
+    def connect(self, peer: Address) -> Message:
+        """Connect to ``peer`` through the TCP relay (RFC 6062 §4.3).
+
+        Like the server, report the TCP connection as made at once when the
+        core orders one, which starts the 30 s bind deadline.
+        """
+        answer = self.request(Method.CONNECT, peer_attribute(peer))
+        order = self.reply.connect if self.reply is not None else None
+        if order is not None:
+            assert self.turn.core.connected(order.connection_id, self.turn.now)
+        return answer
+
+    def connection_bind(self, connection: int) -> Message:
+        """Make this 5-tuple the data connection for ``connection`` (RFC 6062 §4.4)."""
+        return self.request(Method.CONNECTION_BIND, ConnectionId(connection))
 
     def permit(self, *peers: Address) -> Message:
         return self.request(Method.CREATE_PERMISSION, *(peer_attribute(p) for p in peers))
