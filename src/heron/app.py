@@ -19,6 +19,7 @@ from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, ControlServer
 from heron.store import Database, SqlAccountStore
+from heron.sip.server import build_sip
 from heron.turn.server import build_turn
 from heron.web.server import build_web
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 Builder = Callable[[Services], Component | None]
 
-BUILDERS: tuple[Builder, ...] = (build_turn, build_web)
+BUILDERS: tuple[Builder, ...] = (build_turn, build_sip, build_web)
 TURN_WORKER_BUILDERS: tuple[Builder, ...] = (build_turn,)
 
 
