@@ -18,8 +18,8 @@ from heron.accounts import AccountPolicy, AccountService
 from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, ControlServer
-from heron.store import Database, SqlAccountStore
 from heron.sip.server import build_sip
+from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
 from heron.web.server import build_web
 

@@ -24,7 +24,7 @@ def test_credentials_follow_the_rest_api_scheme(tmp_path: Path) -> None:
     username, password = fields["username"].strip(), fields["password"].strip()
     expiry, user = username.split(":")
     assert user == "roland"
-    assert before + 600 <= int(expiry) <= time.time() + 601
+    assert int(before) + 600 <= int(expiry) <= time.time() + 601
     expected = hmac.digest(SECRET.encode(), username.encode(), "sha1")
     assert base64.b64decode(password) == expected
 
