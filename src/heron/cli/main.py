@@ -13,6 +13,7 @@ from heron.app import TURN_WORKER_BUILDERS
 from heron.app import serve as serve_forever
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.ops import cert, check, dns
+from heron.cli.sip import sip
 from heron.cli.turn import turn
 from heron.cli.users import admin, user
 from heron.errors import HeronError
@@ -70,6 +71,7 @@ cli.add_command(dns)
 cli.add_command(cert)
 cli.add_command(check)
 cli.add_command(turn)
+cli.add_command(sip)
 
 
 def main(argv: list[str] | None = None) -> None:

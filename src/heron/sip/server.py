@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from heron.component import Listener, Services
 from heron.config import ListenAddress
@@ -65,6 +65,8 @@ __all__ = ["SipComponent", "build_sip"]
 
 log = logging.getLogger(__name__)
 
+_M = TypeVar("_M", Request, Response)
+
 HA1_CACHE_SECONDS = 30.0
 SWEEP_SECONDS = 30.0
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -73,6 +75,15 @@ _NO_AUTH_METHODS = frozenset({Method.ACK, Method.CANCEL})
 
 def build_sip(services: Services) -> SipComponent | None:
     return SipComponent(services) if services.config.sip.enabled else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One branch: the Request-URI to send, the URI that names the next hop, the binding."""
+
+    uri: Uri
+    hop: Uri
+    binding: Binding | None
 
 
 @dataclass
@@ -385,16 +396,14 @@ class SipComponent:
             if not ours:
                 self._reply(tx, request, 404, "Not Here")
                 return
-            routes = request.headers.routes
-            target = routes[0].uri if routes else request.uri
-            self._forward(tx, request, source, [(target, None)])
+            self._forward(tx, self._aliased(request, source), source, [self._along(request)])
             return
         if request.headers.routes:
             # A Route to somewhere else, from a client that may use us as outbound proxy.
             source_user = await self._authenticate(tx, request, source)
             if source_user is None:
                 return
-            self._forward(tx, request, source, [(request.headers.routes[0].uri, None)])
+            self._forward(tx, self._aliased(request, source), source, [self._along(request)])
             return
         uri = request.uri
         local = isinstance(uri, SipUri) and self._is_local(uri)
@@ -432,17 +441,29 @@ class SipComponent:
             else:
                 self._reply(tx, request, 404)
             return
-        targets: list[tuple[Uri, Binding | None]] | None = (
-            await self._targets(uri) if local else [(uri, None)]
+        targets: list[_Target] | None = (
+            await self._targets(uri) if local else [_Target(uri, uri, None)]
         )
         if targets is None:
             self._reply(tx, request, 404)
         elif not targets:
             self._reply(tx, request, 480)
         else:
-            self._forward(tx, request, source, targets)
+            self._forward(tx, self._aliased(request, source), source, targets)
 
-    async def _targets(self, uri: SipUri) -> list[tuple[Uri, Binding | None]] | None:
+    def _along(self, request: Request) -> _Target:
+        """Loose routing: the Request-URI stays, the next hop is the top Route (§16.12)."""
+        routes = request.headers.routes
+        hop = routes[0].uri if routes else request.uri
+        return _Target(_without_alias(request.uri), hop, None)
+
+    def _aliased(self, request: Request, source: Source) -> Request:
+        """Mark the Contact of a request from a WebSocket with the way back (see _alias)."""
+        if source.transport not in ("ws", "wss"):
+            return request
+        return _alias(request, source.transport, source.host, source.port)
+
+    async def _targets(self, uri: SipUri) -> list[_Target] | None:
         """Where a request for a local user goes: its bindings, or a configured route."""
         user = uri.user or ""
         for pattern, target in self._routes:
@@ -450,12 +471,12 @@ class SipComponent:
                 routed = parse_uri(target)
                 if isinstance(routed, SipUri):
                     routed = replace(routed, user=user)
-                return [(routed, None)]
+                return [_Target(routed, routed, None)]
         if await self._ha1_for(user) is None:
             return None
         aor = f"{user.lower()}@{self._config.sip_domain}"
         bindings = lookup_targets(self._bindings.get(aor, []), self._clock())
-        return [(binding.uri, binding) for binding in bindings]
+        return [_Target(binding.uri, binding.uri, binding) for binding in bindings]
 
     # --- authentication and registration ---------------------------------------------
 
@@ -534,15 +555,15 @@ class SipComponent:
 
     # --- forwarding -------------------------------------------------------------------
 
-    def _forward(
-        self, tx: int, request: Request, source: Source, targets: list[tuple[Uri, Binding | None]]
-    ) -> None:
+    def _forward(self, tx: int, request: Request, source: Source, targets: list[_Target]) -> None:
         context = ResponseContext(request.method)
         fork = _Fork(tx, request, context, {})
         self._forks[tx] = fork
         now = self._clock()
-        for target, binding in targets:
-            hop = self._next_hop(target, binding)
+        initial = request.headers.to is None or request.headers.to.tag is None
+        for target in targets:
+            binding = target.binding
+            hop = self._next_hop(target.hop, binding)
             if hop is None:
                 continue
             transport, destination = hop
@@ -550,10 +571,10 @@ class SipComponent:
             host, port = self._local.get(transport, self._local.get("udp", ("127.0.0.1", 5060)))
             via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
             via = Via(via_transport, host, port, params=_params(branch=branch, rport=None))
-            record_route = self._record_route(source.transport, transport)
+            record_route = self._record_route(source.transport, transport) if initial else []
             path = binding.path if binding is not None else ()
             sent = forward_request(
-                request, target=target, via=via, record_route=record_route, path=path
+                request, target=target.uri, via=via, record_route=record_route, path=path
             )
             client = self._layer.client_request(
                 sent, transport, transport != "udp", destination, now
@@ -576,6 +597,11 @@ class SipComponent:
                 return received.transport, (received.host, received.port)
         if not isinstance(target, SipUri):
             return None
+        alias = target.params.get("alias")
+        if alias is not None and alias.count("~") == 2:
+            host, port, transport = alias.split("~")
+            if port.isdigit() and self._flows.to(transport, host, int(port)) is not None:
+                return transport, (host, int(port))
         transport = target.transport or ("tls" if target.scheme == "sips" else "udp")
         if transport in ("ws", "wss"):
             return None  # a browser is reached only over the socket it registered on
@@ -604,7 +630,7 @@ class SipComponent:
         via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
         branch = branch_id(request, next(self._fork_counter))
         via = Via(via_transport, host, port, params=_params(branch=branch, rport=None))
-        sent = forward_request(request, target=request.uri, via=via)
+        sent = forward_request(request, target=_without_alias(request.uri), via=via)
         self._layer.send_stateless(sent, transport, destination)
         self._flush()
 
@@ -613,8 +639,11 @@ class SipComponent:
         fork = self._forks.get(server) if server is not None else None
         if fork is None or client not in fork.clients:
             return
-        branch = fork.clients[client][0]
-        upstream, cancel = fork.context.received(branch, response.pop_via())
+        branch, _, transport, (host, port) = fork.clients[client]
+        response = response.pop_via()
+        if transport in ("ws", "wss"):
+            response = _alias(response, transport, host, port)
+        upstream, cancel = fork.context.received(branch, response)
         for answer in upstream:
             self._respond(fork.server_tx, answer)
         self._cancel_branches(fork, cancel)
@@ -713,3 +742,32 @@ def _cancel_for(sent: Request) -> Request:
     lines += [(HeaderName.ROUTE, v) for v in headers.get_all(HeaderName.ROUTE)]
     lines.append((HeaderName.MAX_FORWARDS, "70"))
     return Request(Method.CANCEL, sent.uri, Headers.of(lines))
+
+
+_ALIAS = "alias"
+"""Kamailio's Contact parameter for "reach this URI over that flow" (nathelper)."""
+
+
+def _alias(message: _M, transport: str, host: str, port: int) -> _M:
+    """The message with ``alias=host~port~transport`` on its single Contact URI.
+
+    A browser's Contact names a made-up ``.invalid`` host (RFC 7118 §5.2);
+    in-dialog requests to it come back with the alias, which says which
+    WebSocket to use, as Kamailio's add_contact_alias()/handle_ruri_alias() do.
+    """
+    try:
+        contacts = message.headers.contacts
+    except SipError:
+        return message
+    if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
+        return message
+    uri = contacts[0].uri
+    marked = replace(uri, params=uri.params.set(_ALIAS, f"{host}~{port}~{transport}"))
+    headers = message.headers.replace(HeaderName.CONTACT, str(replace(contacts[0], uri=marked)))
+    return replace(message, headers=headers)
+
+
+def _without_alias(uri: Uri) -> Uri:
+    if isinstance(uri, SipUri) and _ALIAS in uri.params:
+        return replace(uri, params=uri.params.remove(_ALIAS))
+    return uri
