@@ -235,6 +235,16 @@ class SipSettings(_Section):
     """Accept unauthenticated requests from any other domain for local users."""
     routes: list[SipRoute] = Field(default_factory=list)
     """Static routes by Request-URI user, tried in order, for numbers and extensions."""
+    flood_rate: float = Field(default=50.0, ge=0)
+    """Requests per second one source may send (Kamailio's pike); 0 turns the guard off."""
+    flood_burst: float = Field(default=200.0, ge=1)
+    """Requests a source may send at once before the rate applies."""
+    flood_ban: float = Field(default=60.0, ge=1)
+    """Seconds a flooding source is ignored."""
+    flood_exempt: list[IPNetwork] = Field(
+        default_factory=lambda: [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")]
+    )
+    """Sources never limited (trusted peers are exempt too)."""
 
 
 class XmppSettings(_Section):

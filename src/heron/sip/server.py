@@ -27,6 +27,7 @@ from heron.config import ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
 from heron.errors import AccountNotFound, HeronError, listen_error
+from heron.ratelimit import FloodGuard
 from heron.sip.digest import Algorithm, DigestAuthenticator, Lockout, Outcome, StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.fields import Address as SipAddress
@@ -128,6 +129,12 @@ class SipComponent:
             max_contacts=sip.max_contacts,
         )
         self._location: LocationStore = SqlLocationStore(services.database)
+        self._flood = FloodGuard(
+            sip.flood_rate,
+            sip.flood_burst,
+            sip.flood_ban,
+            exempt=[*sip.flood_exempt, *sip.trusted_peers],
+        )
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -267,6 +274,8 @@ class SipComponent:
     def _receive(self, event: Event, source: Source) -> None:
         if isinstance(event, Ping):
             return
+        if isinstance(event, Request) and not self._flood.allow(source.host, self._clock()):
+            return  # a flooding source: dropped unanswered, as pike does
         events = self._layer.receive(
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )
