@@ -17,7 +17,7 @@ from enum import Enum
 from heron.sip.fields import MAGIC_COOKIE, Address, Via, parse_address
 from heron.sip.headers import HeaderName
 from heron.sip.message import Method, Request, Response
-from heron.sip.uri import Uri
+from heron.sip.uri import SipUri, Uri
 
 __all__ = [
     "BranchState",
@@ -41,7 +41,9 @@ def preprocess_routes(request: Request, is_me: IsMe) -> Request:
     it bridges transports (RFC 5658), both to be removed.
     """
     routes = request.headers.routes
-    if is_me(request.uri) and routes:
+    uri = request.uri
+    ours = is_me(uri) and isinstance(uri, SipUri) and uri.user is None
+    if ours and routes:
         # A strict router put our Record-Route URI in the Request-URI and the
         # real target in the last Route (RFC 3261 §16.4).
         last = routes[-1]
@@ -57,11 +59,15 @@ def preprocess_routes(request: Request, is_me: IsMe) -> Request:
     return request
 
 
-def loop_key(request: Request) -> str:
-    """Hash of what a spiral changes and a loop does not (RFC 3261 §16.6 step 8)."""
+def loop_key(request: Request, top: Via | None = None) -> str:
+    """Hash of what a spiral changes and a loop does not (RFC 3261 §16.6 step 8).
+
+    ``top`` is the topmost Via as this proxy received the request; by default
+    the request's current one.
+    """
     headers = request.headers
     cseq = headers.cseq
-    top = headers.top_via
+    top = top or headers.top_via
     parts = [
         str(request.uri),
         headers.call_id or "",
@@ -86,10 +92,16 @@ def is_loop(request: Request, our_sent_by: Iterable[str]) -> bool:
     key and is forwarded.
     """
     mine = set(our_sent_by)
-    mark = _BRANCH_MARK + loop_key(request) + "."
-    return any(
-        via.sent_by in mine and (via.branch or "").startswith(mark) for via in request.headers.vias
-    )
+    vias = request.headers.vias
+    for index, via in enumerate(vias):
+        branch = via.branch or ""
+        if via.sent_by not in mine or not branch.startswith(_BRANCH_MARK):
+            continue
+        # The key was made when the Via under ours was the topmost one.
+        below = vias[index + 1] if index + 1 < len(vias) else None
+        if branch.startswith(_BRANCH_MARK + loop_key(request, below) + "."):
+            return True
+    return False
 
 
 def forward_request(
@@ -134,6 +146,7 @@ class ResponseContext:
     method: str
     branches: dict[str, BranchState] = field(default_factory=dict)
     final_sent: bool = False
+    _cancelled: set[str] = field(default_factory=set)
     _best: Response | None = None
     _challenges: list[tuple[str, str]] = field(default_factory=list)
 
@@ -152,10 +165,12 @@ class ResponseContext:
             return [response], []
         self.branches[branch] = BranchState.DONE
         if response.status < 300:
+            if self.final_sent and self.method != Method.INVITE:
+                return [], []  # §16.7 step 5: only 2xx to INVITE go up after a final
             self.final_sent = True
-            return [response], self._pending() if self.method == Method.INVITE else []
+            return [response], self._to_cancel()
         self._remember(response)
-        cancel = self._pending() if response.status >= 600 else []
+        cancel = self._to_cancel() if response.status >= 600 else []
         return self._maybe_best(), cancel
 
     def timed_out(self, branch: str) -> list[Response]:
@@ -165,6 +180,14 @@ class ResponseContext:
         self.branches[branch] = BranchState.DONE
         self._remember(Response(408, "Request Timeout"))
         return self._maybe_best()
+
+    def _to_cancel(self) -> list[str]:
+        """Pending INVITE branches not yet cancelled (§9.1: only INVITE is cancelled)."""
+        if self.method != Method.INVITE:
+            return []
+        fresh = [b for b in self._pending() if b not in self._cancelled]
+        self._cancelled.update(fresh)
+        return fresh
 
     def _pending(self) -> list[str]:
         return [b for b, state in self.branches.items() if state is not BranchState.DONE]
