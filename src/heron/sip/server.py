@@ -650,6 +650,8 @@ class SipComponent:
             return
         branch, _, transport, (host, port) = fork.clients[client]
         response = response.pop_via()
+        if not response.headers.vias:
+            return  # §16.7 step 3: with no Via left it was meant for us; never relayed
         if transport in ("ws", "wss"):
             response = _alias(response, transport, host, port)
         upstream, cancel = fork.context.received(branch, response)
