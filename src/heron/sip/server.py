@@ -118,6 +118,9 @@ class SipComponent:
         self._aor_locks: dict[str, asyncio.Lock] = {}
         self._bindings: dict[str, list[Binding]] = {}
         self._fork_counter = itertools.count(1)
+        self._counters: dict[str, int] = dict.fromkeys(
+            ("requests", "registrations", "auth_challenges", "auth_failures", "forwarded"), 0
+        )
         self._local: dict[str, tuple[str, int]] = {}
         sip = self._config.sip
         self._domains = frozenset([self._config.sip_domain, *sip.aliases])
@@ -179,7 +182,18 @@ class SipComponent:
             await server.wait_closed()
 
     def views(self) -> Mapping[str, View]:
-        return {"sip.registrations": self._registration_rows}
+        return {"sip.registrations": self._registration_rows, "sip.counters": self._counter_rows}
+
+    def _counter_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                **self._counters,
+                "bindings": sum(len(b) for b in self._bindings.values()),
+                "transactions": len(self._layer),
+                "connections": len(self._flows),
+                "flood_bans": self._flood.banned_total,
+            }
+        ]
 
     def _registration_rows(self) -> list[dict[str, Any]]:
         now = self._clock()
@@ -274,8 +288,10 @@ class SipComponent:
     def _receive(self, event: Event, source: Source) -> None:
         if isinstance(event, Ping):
             return
-        if isinstance(event, Request) and not self._flood.allow(source.host, self._clock()):
-            return  # a flooding source: dropped unanswered, as pike does
+        if isinstance(event, Request):
+            if not self._flood.allow(source.host, self._clock()):
+                return  # a flooding source: dropped unanswered, as pike does
+            self._counters["requests"] += 1
         events = self._layer.receive(
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )
@@ -500,8 +516,10 @@ class SipComponent:
             if verdict.outcome is Outcome.OK and verdict.username is not None:
                 return verdict.username
             stale = verdict.outcome is Outcome.STALE
+            self._counters["auth_failures"] += not stale
         else:
             stale = False
+        self._counters["auth_challenges"] += 1
         challenge = self._digest.challenge(
             request.method, now, secrets.token_bytes(12), stale=stale
         )
@@ -556,6 +574,7 @@ class SipComponent:
                 request, aor, current, where, now, to_tag=secrets.token_hex(6)
             )
             if result.bindings is not None:
+                self._counters["registrations"] += 1
                 await self._location.replace(aor, result.bindings)
                 self._bindings[aor] = list(result.bindings)
         if len(self._aor_locks) > 10_000:
@@ -589,6 +608,7 @@ class SipComponent:
                 sent, transport, transport != "udp", destination, now
             )
             fork.clients[client] = (branch, sent, transport, destination)
+            self._counters["forwarded"] += 1
             self._client_forks[client] = tx
             context.add_branch(branch)
         if not fork.clients:
