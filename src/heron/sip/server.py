@@ -49,6 +49,7 @@ from heron.sip.registrar import Source as BindingSource
 from heron.sip.transaction import (
     AckReceived,
     RequestReceived,
+    RequestRefused,
     ResponseReceived,
     StrayResponse,
     TransactionEvent,
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 _M = TypeVar("_M", Request, Response)
 
 HA1_CACHE_SECONDS = 30.0
+MAX_TRANSACTIONS = 500_000
+"""About 1 KiB each: half a gigabyte at most, 15,000 requests/s for 32 s."""
 SWEEP_SECONDS = 30.0
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 _NO_AUTH_METHODS = frozenset({Method.ACK, Method.CANCEL})
@@ -106,7 +109,9 @@ class SipComponent:
         self._config = services.config
         self._clock = clock
         self._limits = Limits()
-        self._layer = TransactionLayer()
+        # Finished transactions linger 32 s over UDP (Timers J, L, M): the table must
+        # hold rate x 32 s of them, or a busy server refuses everything with 503.
+        self._layer = TransactionLayer(max_transactions=MAX_TRANSACTIONS)
         self._flows = FlowTable()
         self._udp: list[SipDatagrams] = []
         self._servers: list[asyncio.Server] = []
@@ -118,6 +123,7 @@ class SipComponent:
         self._aor_locks: dict[str, asyncio.Lock] = {}
         self._bindings: dict[str, list[Binding]] = {}
         self._fork_counter = itertools.count(1)
+        self._refused = 0
         self._counters: dict[str, int] = dict.fromkeys(
             ("requests", "registrations", "auth_challenges", "auth_failures", "forwarded"), 0
         )
@@ -310,6 +316,10 @@ class SipComponent:
                 self._stray(event.response)
             elif isinstance(event, TransactionTimeout | TransportFailed):
                 self._branch_failed(event.tx)
+            elif isinstance(event, RequestRefused):
+                self._refused += 1
+                if self._refused in (1, 100) or self._refused % 10_000 == 0:
+                    log.warning("sip: transaction table full: %d request(s) refused", self._refused)
             elif isinstance(event, TransactionTerminated):
                 self._forks.pop(event.tx, None)
                 self._client_forks.pop(event.tx, None)
@@ -568,7 +578,9 @@ class SipComponent:
         lock = self._aor_locks.setdefault(aor, asyncio.Lock())
         async with lock:
             now = self._clock()
-            current = await self._location.get(aor)
+            # The cache holds every binding (loaded at start, written through), so
+            # the database is written, not read, per REGISTER.
+            current = self._bindings.get(aor, [])
             where = BindingSource(source.transport, source.host, source.port, source.flow)
             result = self._registrar.register(
                 request, aor, current, where, now, to_tag=secrets.token_hex(6)

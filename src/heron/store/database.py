@@ -7,6 +7,9 @@ they give psql or mysql works here.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +93,30 @@ class Database:
     async def open(self) -> None:
         """Connect and bring the schema up to date; StoreError in one line if impossible."""
         try:
-            async with self.engine.begin() as connection:
-                await connection.run_sync(_upgrade)
+            with self._migration_lock():
+                async with self.engine.begin() as connection:
+                    await connection.run_sync(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
             await self.engine.dispose()
             raise StoreError(f"database {self.display_url}: {_reason(exc)}") from None
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """One migrating process at a time on an SQLite file (two `heron user add` at once).
+
+        PostgreSQL and MariaDB serialize DDL themselves; SQLite's first
+        CREATE TABLE would race, so a lock file beside the database orders them.
+        """
+        database = self._url.database
+        if self.backend != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     async def ping(self) -> None:
         """Connect without changing anything; StoreError in one line if impossible."""

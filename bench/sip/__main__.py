@@ -1,0 +1,295 @@
+"""heron's SIP server against Kamailio: the same sipp loads, one server after the other.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.sip            # default: 3½ to 5½ minutes (see bench/README.md)
+    .venv/bin/python -m bench.sip --quick    # smoke check: about 45 s
+    .venv/bin/python -m bench.sip --install  # apt-get kamailio, sqlite modules, sipp if missing
+    .venv/bin/python -m bench.sip --help     # ramp, users, server order
+
+Each server gets the same accounts, then two loads, each against a freshly
+started server: digest REGISTERs from one sipp UAC cycling through the users,
+and authenticated calls from one sipp UAC through the server to registered
+sipp UAS instances. Each load is a ramp of fixed-rate steps, then the peak
+held for 35 s on a restarted server, or half of it, and so on (``measure``).
+A server that does not start or answer is skipped with the reason, and the
+other still runs. Everything stays on 127.0.0.1 and every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.sip import servers
+from bench.sip.measure import Load, LoadResult, Plan, Runner
+from bench.sip.report import ServerFigures, table
+from bench.sip.servers import Heron, Kamailio, RunningServer, Server, ServerUnavailable
+from bench.sip.sipp import SCENARIOS, Account, SippFailed, UasGroup, sipp_version, uas_group
+from bench.turn.proc import free_port
+
+QUICK = Plan(
+    users=4,
+    callees=1,
+    start_rate=100,
+    factor=4,
+    max_rate=6400,
+    step_seconds=1.5,
+    refine=0,
+    hold_seconds=0,
+    holds=0,
+    recv_timeout=2,
+)
+DEFAULT = Plan(
+    users=10,
+    callees=2,
+    start_rate=100,
+    factor=2,
+    max_rate=25600,
+    step_seconds=1.5,
+    refine=0,
+    hold_seconds=35,
+    holds=3,
+    recv_timeout=3,
+)
+CALL_PAUSE = 0.2
+"""uac.xml waits 200 ms between its ACK and its BYE."""
+
+
+def emit(text: str = "") -> None:
+    """Results go to stdout as they come, so a long run shows progress."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.sip", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="short ramp, no holds, about 45 s in all"
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="apt-get install kamailio kamailio-sqlite-modules (and sip-tester) if missing; root",
+    )
+    parser.add_argument(
+        "--servers",
+        default="kamailio,heron",
+        help="which to run, in order (default kamailio,heron)",
+    )
+    parser.add_argument(
+        "--kamailio-shm",
+        type=int,
+        default=256,
+        help="Kamailio shared memory in MB, its -m (default 256; Debian's is 64, which runs out "
+        "of memory for transactions at about 500 calls/s)",
+    )
+    parser.add_argument("--users", type=int, help="accounts that register and call")
+    parser.add_argument("--callees", type=int, help="accounts answering calls (one sipp UAS each)")
+    parser.add_argument("--start-rate", type=int, help="first step, calls per second")
+    parser.add_argument("--factor", type=float, help="rate multiplier between steps")
+    parser.add_argument("--max-rate", type=int, help="the ramp stops above this rate")
+    parser.add_argument("--step-seconds", type=float, help="length of each step")
+    parser.add_argument("--refine", type=int, help="midpoint steps after the first failure")
+    parser.add_argument(
+        "--hold-seconds", type=float, help="hold the ramp's peak this long (0: no holds)"
+    )
+    parser.add_argument("--holds", type=int, help="holds to try until one passes (0: none)")
+    parser.add_argument("--recv-timeout", type=float, help="sipp's wait per answer, seconds")
+    parser.add_argument(
+        "--loads", default="register,calls", help="which loads (default register,calls)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
+    return parser.parse_args(argv)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    """The quick or default plan with any option given on the command line applied."""
+    base = QUICK if args.quick else DEFAULT
+    values = {name: getattr(base, name) for name in Plan.__dataclass_fields__}
+    values.update(
+        {name: getattr(args, name) for name in values if getattr(args, name, None) is not None}
+    )
+    return Plan(**values)
+
+
+def _accounts(plan: Plan) -> tuple[list[Account], list[Account]]:
+    """The same callers and callees, names and passwords, for both servers."""
+    users = [Account(f"user{i}", f"bench-pass-{i}") for i in range(1, plan.users + 1)]
+    callees = [Account(f"callee{j}", f"bench-callee-{j}") for j in range(1, plan.callees + 1)]
+    return users, callees
+
+
+def _loads(users: list[Account], callees: list[Account]) -> dict[str, Load]:
+    register = Load(
+        "registrations",
+        SCENARIOS / "register.xml",
+        [[user.name, user.auth()] for user in users],
+        0.0,
+    )
+    calls = Load(
+        "calls",
+        SCENARIOS / "uac.xml",
+        [[user.name, user.auth(), callees[i % len(callees)].name] for i, user in enumerate(users)],
+        CALL_PAUSE,
+    )
+    return {"register": register, "calls": calls}
+
+
+Callees = list[tuple[Account, tuple[int, int]]]
+"""Each callee with the (SIP, media) ports its UAS always uses."""
+
+
+@contextmanager
+def _callees(
+    kind: str, server: RunningServer, callees: Callees, workdir: Path
+) -> Iterator[UasGroup | None]:
+    """The registered sipp UAS instances a call load needs; nothing for registrations."""
+    if kind != "calls":
+        yield None
+        return
+    accounts, ports = [a for a, _ in callees], [p for _, p in callees]
+    with uas_group(server.address, accounts, ports, workdir) as group:
+        yield group
+
+
+@contextmanager
+def _started(
+    server: Server, kind: str, callees: Callees, workdir: Path
+) -> Iterator[tuple[RunningServer, UasGroup | None]]:
+    """A freshly started server, with its registered callees for the call load."""
+    with server.running() as running:
+        with _callees(kind, running, callees, workdir) as uas:
+            where = f"{running.address[0]}:{running.address[1]}"
+            emit(f"    ({server.name} started on {where}, pid {running.pid})")
+            yield running, uas
+
+
+def _run_load(
+    server: Server,
+    kind: str,
+    load: Load,
+    plan: Plan,
+    callees: list[Account],
+    workdir: Path,
+    taken: set[int],
+) -> LoadResult:
+    """The ramp on a freshly started server, then each hold on another fresh start.
+
+    A hold gets a clean server so that what the ramp left behind (heron keeps
+    finished transactions 32 s) is not charged to it, and it lasts long
+    enough for such state to build up from its own load.
+    """
+    runner = Runner(load, plan, workdir / kind, taken, emit)
+    fixed = [(account, (free_port(taken), free_port(taken))) for account in callees]
+    with _started(server, kind, fixed, runner.workdir) as (running, uas):
+        runner.ramp(running, uas)
+    for rate in runner.hold_rates():
+        with _started(server, kind, fixed, runner.workdir) as (running, uas):
+            if runner.hold(running, uas, rate).passed:
+                break
+    result = runner.result()
+    if result.uas_failed:
+        result.notes.append(f"the UAS instances counted {result.uas_failed:,} failed calls")
+    return result
+
+
+def _run_server(
+    server: Server,
+    plan: Plan,
+    loads: dict[str, Load],
+    kinds: list[str],
+    accounts: tuple[list[Account], list[Account]],
+    workdir: Path,
+    taken: set[int],
+) -> ServerFigures:
+    figures = ServerFigures()
+    users, callees = accounts
+    started = time.monotonic()
+    try:
+        server.prepare([*users, *callees])
+    except ServerUnavailable as exc:
+        emit(f"{server.name}: SKIPPED, {exc}")
+        figures.notes.append(f"skipped: {exc}")
+        return figures
+    took = time.monotonic() - started
+    emit(f"{server.name}: {len(users) + len(callees)} accounts set up in {took:.1f} s")
+    cores = os.cpu_count() or 1
+    for kind in kinds:
+        load = loads[kind]
+        try:
+            result = _run_load(server, kind, load, plan, callees, workdir, taken)
+        except (ServerUnavailable, SippFailed) as exc:
+            emit(f"  {load.name}: FAILED, {exc}")
+            figures.notes.append(f"{load.name}: {exc}")
+            continue
+        processes = f"{result.processes} process{'es' if result.processes > 1 else ''}"
+        emit(f"  {load.name} ({server.name}, {processes}):\n    {result.limits(cores)}")
+        for note in result.notes:
+            emit(f"  {load.name}: {note}")
+            figures.notes.append(f"{load.name}: {note}")
+        if kind == "register":
+            figures.register = result
+        else:
+            figures.calls = result
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    plan = _plan(args)
+    order = [name.strip() for name in args.servers.split(",") if name.strip()]
+    kinds = [name.strip() for name in args.loads.split(",") if name.strip()]
+    if not set(order) <= {"heron", "kamailio"} or not set(kinds) <= {"register", "calls"}:
+        raise SystemExit("--servers takes heron and/or kamailio; --loads register and/or calls")
+    if plan.users < 1 or plan.callees < 1:
+        raise SystemExit("--users and --callees must be at least 1")
+    missing = servers.missing_packages()
+    if missing and args.install:
+        emit(f"installing {' '.join(missing)}")
+        if (why := servers.install(missing)) is not None:
+            raise SystemExit(why)
+    if shutil.which("sipp") is None:
+        raise SystemExit("sipp not found: apt-get install sip-tester (or run with --install)")
+    emit(f"loads: {plan.describe()}")
+    emit(
+        f"{sipp_version()}; Kamailio {servers.kamailio_version()} with {args.kamailio_shm} MB "
+        f"shared memory; {os.cpu_count()} cores"
+    )
+    users, callees = _accounts(plan)
+    loads = _loads(users, callees)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sip-"))
+    taken: set[int] = set()
+    results = {"heron": ServerFigures(), "kamailio": ServerFigures()}
+    makers: dict[str, Callable[[], Server]] = {
+        "kamailio": lambda: Kamailio(workdir / "kamailio", taken, args.kamailio_shm),
+        "heron": lambda: Heron(workdir / "heron", taken),
+    }
+    try:
+        for name in order:
+            emit(f"{name}: setting up")
+            results[name] = _run_server(
+                makers[name](), plan, loads, kinds, (users, callees), workdir / name, taken
+            )
+    finally:
+        if args.keep:
+            emit(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    emit()
+    emit(table(results["heron"], results["kamailio"], plan.hold_seconds if plan.holds else 0))
+    for name in ("heron", "kamailio"):
+        for note in results[name].notes:
+            emit(f"{name}: {note.splitlines()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

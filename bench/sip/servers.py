@@ -1,0 +1,361 @@
+"""Setting up and running the two servers with the same accounts on 127.0.0.1.
+
+Kamailio runs the packaged ``/etc/kamailio/kamailio.cfg``, copied with
+``WITH_AUTH`` and ``WITH_USRLOCDB`` defined (the handbook's set-up), on an
+SQLite database in WAL mode (without it the 60 s location flush locks the
+database and authentication fails), with its own listen line, alias
+``localhost``, runtime directory, pid file and working directory, in the
+foreground (``-DD -E``, log to a file). Accounts go straight into its
+``subscriber`` table, plain password in the ``password`` column as ``kamctl
+add`` puts it there (the config has ``calculate_ha1`` on).
+
+heron runs from a generated ``heron.toml`` (SIP on one UDP/TCP port, TURN,
+XMPP, SIP TLS and WebSocket off, web on a free port) after ``heron cert`` and
+one ``heron user add`` per account.
+
+Each load gets a freshly started server: state one load leaves behind (a full
+transaction table, say) must not be charged to the next. Set-up (database,
+accounts) is done once per server. A server that does not start or does not
+answer is reported as skipped with the reason and the tail of its log.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bench.sip.sipp import Account
+from bench.turn.proc import REPO, free_port, stop_process
+
+__all__ = [
+    "DOMAIN",
+    "Heron",
+    "Kamailio",
+    "RunningServer",
+    "Server",
+    "ServerUnavailable",
+    "answers_options",
+    "install",
+    "kamailio_version",
+    "missing_packages",
+]
+
+DOMAIN = "localhost"
+"""SIP domain and digest realm of both servers."""
+Address = tuple[str, int]
+KAMAILIO_CFG = Path("/etc/kamailio/kamailio.cfg")
+KAMAILIO_SQL = Path("/usr/share/kamailio/db_sqlite")
+PACKAGES = {"kamailio": ["kamailio", "kamailio-sqlite-modules"], "sipp": ["sip-tester"]}
+
+
+class ServerUnavailable(Exception):
+    """The server is not installed, did not start or did not answer: skip it, run the rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    name: str
+    address: Address
+    pid: int
+    log: Path
+
+
+class Server(Protocol):
+    """What the bench needs of either server."""
+
+    name: str
+    address: Address
+
+    def prepare(self, accounts: Sequence[Account]) -> None: ...
+
+    def running(self) -> AbstractContextManager[RunningServer]: ...
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return "(no log)"
+    return "\n    ".join(["log tail:", *tail])
+
+
+def answers_options(address: Address, timeout: float = 0.5) -> bool:
+    """Any SIP response to an OPTIONS datagram: the server is up (its answer may be a 407)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        probe.settimeout(timeout)
+        local = probe.getsockname()[1]
+        tag = secrets.token_hex(6)
+        host, port = address
+        request = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{tag};rport\r\n"
+            f"From: <sip:probe@{DOMAIN}>;tag={tag}\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: {tag}@127.0.0.1\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        try:
+            probe.sendto(request.encode(), address)
+            data = probe.recv(65535)
+        except OSError:
+            return False
+        return data.startswith(b"SIP/2.0 ")
+
+
+def _wait(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, log: Path
+) -> None:
+    """Poll ``ready()`` until true; fail early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailable(f"exited with status {process.returncode}; {_log_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise ServerUnavailable(f"not ready after {timeout:.0f} s; {_log_tail(log)}")
+
+
+# --- installing ------------------------------------------------------------------------
+
+
+def _kamailio_modules() -> list[str]:
+    return glob.glob("/usr/lib/*/kamailio/modules/db_sqlite.so")
+
+
+def missing_packages() -> list[str]:
+    """Debian packages this bench needs and does not find."""
+    missing = []
+    if shutil.which("kamailio") is None or not _kamailio_modules():
+        missing += PACKAGES["kamailio"]
+    if shutil.which("sipp") is None:
+        missing += PACKAGES["sipp"]
+    return missing
+
+
+def install(packages: Sequence[str]) -> str | None:
+    """``apt-get install -y`` as root, with RUNLEVEL=1 so Debian starts no daemon.
+
+    Returns why it could not, or None. Only run when ``--install`` is given.
+    """
+    if not packages:
+        return None
+    if os.geteuid() != 0:
+        return "--install needs root"
+    environment = {**os.environ, "RUNLEVEL": "1", "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", *packages]
+    try:
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"apt-get failed: {exc}"
+    if done.returncode:
+        return f"apt-get failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}"
+    return None
+
+
+def kamailio_version() -> str:
+    try:
+        done = subprocess.run(["kamailio", "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    first = (done.stdout or done.stderr).strip().splitlines()[:1]
+    return first[0].removeprefix("version: ").strip() if first else "unknown version"
+
+
+# --- Kamailio --------------------------------------------------------------------------
+
+
+def _edit(text: str, marker: str, replacement: str) -> str:
+    if marker not in text:
+        raise ServerUnavailable(f"{KAMAILIO_CFG} has no {marker.strip()!r} line to edit")
+    return text.replace(marker, replacement, 1)
+
+
+class Kamailio:
+    """Kamailio from Debian's package with the handbook's WITH_AUTH + WITH_USRLOCDB set-up."""
+
+    name = "kamailio"
+
+    def __init__(self, workdir: Path, taken: set[int], shm_mb: int = 64) -> None:
+        self.workdir = workdir
+        self.address: Address = ("127.0.0.1", free_port(taken))
+        self.shm_mb = shm_mb
+        """Shared memory (``-m``): 64 MB is Debian's default (/etc/default/kamailio)."""
+        self.database = workdir / "kamailio.sqlite"
+        self.config = workdir / "kamailio.cfg"
+        self.runtime = workdir / "run"
+
+    def prepare(self, accounts: Sequence[Account]) -> None:
+        if shutil.which("kamailio") is None or not _kamailio_modules():
+            raise ServerUnavailable(
+                "kamailio or kamailio-sqlite-modules not installed (run with --install as root)"
+            )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.runtime.mkdir(exist_ok=True)
+        self._create_database(accounts)
+        self.config.write_text(self._config_text())
+
+    def _create_database(self, accounts: Sequence[Account]) -> None:
+        """The tables ``kamdbctl create`` would make for these modules, and the subscribers."""
+        db = sqlite3.connect(self.database)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # stays set in the file
+            for name in ("standard", "auth_db", "usrloc"):
+                db.executescript((KAMAILIO_SQL / f"{name}-create.sql").read_text())
+            db.executemany(
+                "INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)",
+                [(a.name, DOMAIN, a.password) for a in accounts],
+            )
+            db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            raise ServerUnavailable(f"cannot create the Kamailio database: {exc}") from None
+        finally:
+            db.close()
+
+    def _config_text(self) -> str:
+        text = KAMAILIO_CFG.read_text()
+        defines = (
+            "#!KAMAILIO\n#!define WITH_AUTH\n#!define WITH_USRLOCDB\n"
+            f'#!define DBURL "sqlite:///{self.database}"\n'  # sqlite:/// + absolute path
+        )
+        text = _edit(text, "#!KAMAILIO\n", defines)
+        text = _edit(
+            text,
+            'loadmodule "jsonrpcs.so"\n',
+            'loadmodule "db_sqlite.so"\nloadmodule "jsonrpcs.so"\n',
+        )
+        host, port = self.address
+        own = f'listen=udp:{host}:{port}\nalias="{DOMAIN}"\n\n'
+        return _edit(
+            text, "####### Custom Parameters #########", own + "####### Custom Parameters #########"
+        )
+
+    @contextmanager
+    def running(self) -> Iterator[RunningServer]:
+        log = self.workdir / "kamailio.log"
+        command = [
+            "kamailio", "-f", str(self.config), "-DD", "-E",
+            "-Y", str(self.runtime), "-P", str(self.runtime / "kamailio.pid"),
+            "-w", str(self.workdir), "-m", str(self.shm_mb),
+        ]  # fmt: skip
+        with log.open("ab") as sink:
+            try:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+                )
+            except OSError as exc:
+                raise ServerUnavailable(f"cannot run kamailio: {exc}") from None
+        try:
+            _wait(process, lambda: answers_options(self.address), 20.0, log)
+            yield RunningServer(self.name, self.address, process.pid, log)
+        finally:
+            stop_process(process, grace=10.0)
+
+
+# --- heron ------------------------------------------------------------------------------
+
+
+def _heron_command() -> list[str]:
+    """``.venv/bin/heron`` next to the interpreter running the bench, else ``-m heron``."""
+    script = Path(sys.executable).with_name("heron")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "heron"]
+
+
+class Heron:
+    """heron from this repository, SIP only, with the accounts added by its CLI."""
+
+    name = "heron"
+
+    def __init__(self, workdir: Path, taken: set[int]) -> None:
+        self.workdir = workdir
+        self.address: Address = ("127.0.0.1", free_port(taken))
+        self.web_port = free_port(taken)
+        self.config = workdir / "heron.toml"
+
+    def _config_text(self) -> str:
+        host, port = self.address
+        return f"""\
+domain = "{DOMAIN}"
+data_dir = "{self.workdir / "data"}"
+log_level = "info"
+
+[turn]
+enabled = false
+
+[xmpp]
+enabled = false
+
+[sip]
+listen = ["{host}:{port}"]
+tls_listen = []
+websocket = false
+
+[web]
+listen = ["127.0.0.1:{self.web_port}"]
+"""
+
+    def _cli(self, *args: str, stdin: str | None = None) -> None:
+        command = [*_heron_command(), "-c", str(self.config), *args]
+        try:
+            done = subprocess.run(
+                command, input=stdin, capture_output=True, text=True, timeout=120, cwd=REPO
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {exc}") from None
+        if done.returncode:
+            why = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {why[0]}")
+
+    def prepare(self, accounts: Sequence[Account]) -> None:
+        """``heron cert``, then ``heron user add`` per account, a few at a time."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(self._config_text())
+        self._cli("cert")
+
+        def add(account: Account) -> None:
+            address = f"{account.name}@{DOMAIN}"
+            self._cli("user", "add", address, "--password-stdin", stdin=account.password + "\n")
+
+        if not accounts:
+            return
+        # The first alone: two first-ever commands at once both create the schema
+        # of a new database and one fails ("table accounts already exists").
+        add(accounts[0])
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
+            list(pool.map(add, accounts[1:]))  # re-raises the first ServerUnavailable
+
+    @contextmanager
+    def running(self) -> Iterator[RunningServer]:
+        log = self.workdir / "heron.log"
+        command = [*_heron_command(), "-c", str(self.config), "serve"]
+        with log.open("ab") as sink:
+            offset = sink.tell()
+            process = subprocess.Popen(
+                command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+            )
+
+        def ready() -> bool:
+            with log.open("rb") as source:
+                source.seek(offset)
+                serving = b"heron serving" in source.read()
+            return serving and answers_options(self.address)
+
+        try:
+            _wait(process, ready, 60.0, log)
+            yield RunningServer(self.name, self.address, process.pid, log)
+        finally:
+            stop_process(process, grace=10.0)
