@@ -73,6 +73,7 @@ HA1_CACHE_SECONDS = 30.0
 MAX_TRANSACTIONS = 500_000
 """About 1 KiB each: half a gigabyte at most, 15,000 requests/s for 32 s."""
 SWEEP_SECONDS = 30.0
+FLUSH_SECONDS = 1.0
 _DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 _NO_AUTH_METHODS = frozenset({Method.ACK, Method.CANCEL})
 
@@ -120,7 +121,7 @@ class SipComponent:
         self._forks: dict[int, _Fork] = {}
         self._client_forks: dict[int, int] = {}
         self._ha1: dict[str, tuple[StoredHa1 | None, float]] = {}
-        self._aor_locks: dict[str, asyncio.Lock] = {}
+        self._dirty: set[str] = set()
         self._bindings: dict[str, list[Binding]] = {}
         self._fork_counter = itertools.count(1)
         self._refused = 0
@@ -172,6 +173,7 @@ class SipComponent:
         for binding in await self._location.all(self._clock()):
             self._bindings.setdefault(binding.aor, []).append(binding)
         self._spawn(self._sweep())
+        self._spawn(self._write_behind())
         return listeners
 
     async def stop(self) -> None:
@@ -179,6 +181,7 @@ class SipComponent:
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
+        await self._write_dirty()
         for server in self._servers:
             server.close()
         for udp in self._udp:
@@ -274,6 +277,26 @@ class SipComponent:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("sip: request handling failed", exc_info=task.exception())
+
+    async def _write_behind(self) -> None:
+        """Bindings reach the database within FLUSH_SECONDS, and at a clean stop.
+
+        Like Kamailio's usrloc in write-back mode (db_mode 2, what WITH_USRLOCDB
+        sets): a REGISTER is answered from memory, and a crash loses at most the
+        last second of registrations, which phones repeat anyway.
+        """
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self._write_dirty()
+
+    async def _write_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for aor in dirty:
+            try:
+                await self._location.replace(aor, self._bindings.get(aor, []))
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive a bad moment
+                log.warning("sip: cannot store the bindings of %s: %s", aor, exc)
+                self._dirty.add(aor)
 
     async def _sweep(self) -> None:
         while True:
@@ -575,22 +598,18 @@ class SipComponent:
             self._reply(tx, request, 403, "Not Allowed To Register This User")
             return
         aor = f"{user.lower()}@{self._config.sip_domain}"
-        lock = self._aor_locks.setdefault(aor, asyncio.Lock())
-        async with lock:
-            now = self._clock()
-            # The cache holds every binding (loaded at start, written through), so
-            # the database is written, not read, per REGISTER.
-            current = self._bindings.get(aor, [])
-            where = BindingSource(source.transport, source.host, source.port, source.flow)
-            result = self._registrar.register(
-                request, aor, current, where, now, to_tag=secrets.token_hex(6)
-            )
-            if result.bindings is not None:
-                self._counters["registrations"] += 1
-                await self._location.replace(aor, result.bindings)
-                self._bindings[aor] = list(result.bindings)
-        if len(self._aor_locks) > 10_000:
-            self._aor_locks = {a: lk for a, lk in self._aor_locks.items() if lk.locked()}
+        # The cache holds every binding (loaded at start); read, apply and write
+        # it back without an await in between, so REGISTERs for one AOR cannot
+        # interleave. The database is written behind (see _write_behind).
+        now = self._clock()
+        where = BindingSource(source.transport, source.host, source.port, source.flow)
+        result = self._registrar.register(
+            request, aor, self._bindings.get(aor, []), where, now, to_tag=secrets.token_hex(6)
+        )
+        if result.bindings is not None:
+            self._counters["registrations"] += 1
+            self._bindings[aor] = list(result.bindings)
+            self._dirty.add(aor)
         self._respond(tx, result.response)
 
     # --- forwarding -------------------------------------------------------------------
