@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from ipaddress import ip_address
-from pathlib import Path
 
 import pytest
 
-import heron.turn
 from heron.stun import (
     Attribute,
     ChangeRequest,
@@ -36,29 +33,6 @@ from tests.unit.turn.harness import (
     error_code,
     peer_attribute,
 )
-
-# --- the core is sans-IO (STYLE.md practice 1) ----------------------------------------------
-
-FORBIDDEN = {"asyncio", "socket", "ssl", "selectors", "time", "random", "secrets", "os"}
-CORE_MODULES = ["allocation.py", "core.py", "nonce.py", "peers.py"]
-
-
-def imported_roots(path: Path) -> set[str]:
-    roots = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            roots |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            roots.add(node.module.split(".")[0])
-    return roots
-
-
-@pytest.mark.parametrize("name", CORE_MODULES)
-def test_turn_core_imports_no_io_clock_or_randomness(name: str) -> None:
-    path = Path(heron.turn.__path__[0]) / name
-
-    assert not imported_roots(path) & FORBIDDEN
-
 
 # --- Binding ----------------------------------------------------------------------------------
 

@@ -1,0 +1,53 @@
+"""Protocol cores are sans-IO (ARCHITECTURE.md, STYLE.md practice 1): no I/O, clock or randomness.
+
+Every module of ``stun``, ``turn`` and ``sip`` is checked, except the
+asyncio adapters: ``server.py`` and the ``transports`` packages.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import heron
+
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "ssl",
+    "selectors",
+    "time",
+    "random",
+    "secrets",
+    "os",
+    "threading",
+}
+ROOT = Path(heron.__file__).parent
+CORES = sorted(
+    path
+    for package in ("stun", "turn", "sip")
+    for path in (ROOT / package).glob("*.py")
+    if path.name != "server.py"
+)
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_every_core_package_is_checked() -> None:
+    assert {path.parent.name for path in CORES} == {"stun", "turn", "sip"}
+    assert ROOT / "turn" / "core.py" in CORES
+
+
+@pytest.mark.parametrize("path", CORES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_core_module_imports_no_io_clock_or_randomness(path: Path) -> None:
+    assert not imported_roots(path) & FORBIDDEN
