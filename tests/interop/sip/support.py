@@ -8,9 +8,7 @@ A sipp UAS is waited for by its socket appearing in /proc/net, never by a sleep.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -21,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.interop.sip.wire import SipMessage, parse
 from tests.support.config import free_port
 from tests.support.heron import HERON, RunningHeron, running_heron
+from tests.support.tools import require_tool
 
 LOCALHOST = "127.0.0.1"
 DOMAIN = "localhost"
@@ -53,14 +50,8 @@ registers (480)."""
 
 
 def sipp_binary() -> str:
-    """sipp's path; missing skips the test, except on CI where it fails."""
-    path = shutil.which("sipp")
-    if path is None:
-        message = "sipp is missing: `make test-deps` installs Debian's sip-tester"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    """sipp's path (fails on CI when missing)."""
+    return require_tool("sipp", "sip-tester")
 
 
 @dataclass

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -14,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.config import free_port
 from tests.support.heron import RunningHeron, running_heron
+from tests.support.tools import require_tool
 
 USER = "bench@localhost"
 TURN_USER = "bench"
@@ -27,14 +24,8 @@ LOCALHOST = "127.0.0.1"
 
 
 def tool(name: str) -> str:
-    """Path of a coturn client; missing skips the test, except on CI where it fails."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is missing: `make test-deps` installs Debian's coturn"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    """Path of a coturn client (fails on CI when missing)."""
+    return require_tool(name, "coturn")
 
 
 def relay_window() -> tuple[int, int]:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.interop.turn.support import tool
 from tests.support.config import free_port
 from tests.support.heron import running_heron
 
 pytestmark = pytest.mark.interop
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path is not None, f"{name} is missing: `make test` installs Debian's coturn"
-    return path
 
 
 def settings(port: int) -> dict[str, object]:
