@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.proc import free_port
 from bench.sip import servers
 from bench.sip.measure import Load, LoadResult, Plan, Runner
 from bench.sip.report import ServerFigures, table
 from bench.sip.servers import Heron, Kamailio, RunningServer, Server, ServerUnavailable
 from bench.sip.sipp import SCENARIOS, Account, SippFailed, UasGroup, sipp_version, uas_group
-from bench.turn.proc import free_port
 
 QUICK = Plan(
     users=4,

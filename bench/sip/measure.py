@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.proc import cpu_seconds, free_port, tree_cpu
 from bench.sip.servers import RunningServer
 from bench.sip.sipp import SippCounts, UasGroup, run_uac, write_injection
-from bench.turn.proc import cpu_seconds, free_port, tree_cpu
 
 __all__ = [
     "KEEP_UP",

@@ -29,16 +29,15 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from bench.proc import REPO, ServerUnavailable, free_port, stop_process, wait_ready
 from bench.sip.sipp import Account
-from bench.turn.proc import REPO, free_port, stop_process
 
 __all__ = [
     "DOMAIN",
@@ -61,10 +60,6 @@ KAMAILIO_SQL = Path("/usr/share/kamailio/db_sqlite")
 PACKAGES = {"kamailio": ["kamailio", "kamailio-sqlite-modules"], "sipp": ["sip-tester"]}
 
 
-class ServerUnavailable(Exception):
-    """The server is not installed, did not start or did not answer: skip it, run the rest."""
-
-
 @dataclass(frozen=True, slots=True)
 class RunningServer:
     name: str
@@ -82,14 +77,6 @@ class Server(Protocol):
     def prepare(self, accounts: Sequence[Account]) -> None: ...
 
     def running(self) -> AbstractContextManager[RunningServer]: ...
-
-
-def _log_tail(path: Path, lines: int = 8) -> str:
-    try:
-        tail = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return "(no log)"
-    return "\n    ".join(["log tail:", *tail])
 
 
 def answers_options(address: Address, timeout: float = 0.5) -> bool:
@@ -114,20 +101,6 @@ def answers_options(address: Address, timeout: float = 0.5) -> bool:
         except OSError:
             return False
         return data.startswith(b"SIP/2.0 ")
-
-
-def _wait(
-    process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, log: Path
-) -> None:
-    """Poll ``ready()`` until true; fail early if the process dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerUnavailable(f"exited with status {process.returncode}; {_log_tail(log)}")
-        if ready():
-            return
-        time.sleep(0.2)
-    raise ServerUnavailable(f"not ready after {timeout:.0f} s; {_log_tail(log)}")
 
 
 # --- installing ------------------------------------------------------------------------
@@ -260,7 +233,7 @@ class Kamailio:
             except OSError as exc:
                 raise ServerUnavailable(f"cannot run kamailio: {exc}") from None
         try:
-            _wait(process, lambda: answers_options(self.address), 20.0, log)
+            wait_ready(process, lambda: answers_options(self.address), 20.0, log)
             yield RunningServer(self.name, self.address, process.pid, log)
         finally:
             stop_process(process, grace=10.0)
@@ -355,7 +328,7 @@ listen = ["127.0.0.1:{self.web_port}"]
             return serving and answers_options(self.address)
 
         try:
-            _wait(process, ready, 60.0, log)
+            wait_ready(process, ready, 60.0, log)
             yield RunningServer(self.name, self.address, process.pid, log)
         finally:
             stop_process(process, grace=10.0)

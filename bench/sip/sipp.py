@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from bench.turn.proc import stop_process
+from bench.proc import stop_process
 
 __all__ = [
     "SCENARIOS",

@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from bench.proc import ephemeral_range, free_port, stop_process, tree_cpu
 from bench.turn import servers
 from bench.turn.client import answers_binding
 from bench.turn.measure import LoadFailed, Plan, measure_burst, measure_relay
-from bench.turn.proc import ephemeral_range, free_port, stop_process, tree_cpu
 from bench.turn.report import ServerFigures, table
 from bench.turn.servers import RelayPorts, RunningServer, ServerUnavailable
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from aioice.turn import create_turn_endpoint
 
-from bench.turn.proc import read_settings, say, wait_go
+from bench.proc import read_settings, say, wait_go
 
 __all__ = ["LIFE_TIMEOUT", "BurstSettings", "main"]
 

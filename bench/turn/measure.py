@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.turn.burst import LIFE_TIMEOUT, BurstSettings
-from bench.turn.proc import (
+from bench.proc import (
     Worker,
     busy_cores,
     cpu_seconds,
@@ -24,6 +23,7 @@ from bench.turn.proc import (
     machine_ticks,
     tree_cpu,
 )
+from bench.turn.burst import LIFE_TIMEOUT, BurstSettings
 from bench.turn.relay import RelaySettings
 from bench.turn.servers import PASSWORD, USERNAME, RunningServer
 

@@ -25,8 +25,8 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 
+from bench.proc import read_settings, say, wait_go
 from bench.turn.client import UdpTurnClient
-from bench.turn.proc import read_settings, say, wait_go
 
 __all__ = ["RelaySettings", "blast", "main"]
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.proc import ServerUnavailable, free_port, stop_process, wait_ready
 from bench.turn.client import TurnError, UdpTurnClient, answers_binding
-from bench.turn.proc import free_port, stop_process
 
 __all__ = [
     "PASSWORD",
@@ -39,10 +38,6 @@ REALM = "localhost"
 Address = tuple[str, int]
 
 
-class ServerUnavailable(Exception):
-    """The server did not start, or did not answer an Allocate: skip it, run the rest."""
-
-
 @dataclass(frozen=True, slots=True)
 class RunningServer:
     name: str
@@ -55,28 +50,6 @@ class RunningServer:
 class RelayPorts:
     low: int
     high: int
-
-
-def _log_tail(path: Path, lines: int = 8) -> str:
-    try:
-        tail = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return "(no log)"
-    return "\n    ".join(["log tail:", *tail])
-
-
-def _wait(
-    process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, log: Path
-) -> None:
-    """Poll ``ready()`` until true; fail early if the process dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerUnavailable(f"exited with status {process.returncode}; {_log_tail(log)}")
-        if ready():
-            return
-        time.sleep(0.2)
-    raise ServerUnavailable(f"not ready after {timeout:.0f} s; {_log_tail(log)}")
 
 
 def _check_allocate(address: Address, hint: str = "") -> None:
@@ -124,7 +97,7 @@ def coturn(workdir: Path, taken: set[int], ports: RelayPorts) -> Iterator[Runnin
             raise ServerUnavailable(f"cannot run turnserver: {exc}") from None
     address = ("127.0.0.1", port)
     try:
-        _wait(process, lambda: answers_binding(address), 15.0, log)
+        wait_ready(process, lambda: answers_binding(address), 15.0, log)
         _check_allocate(address)
         yield RunningServer("coturn", address, process.pid, log)
     finally:
@@ -197,7 +170,7 @@ def heron(
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     address = ("127.0.0.1", turn_port)
     try:
-        _wait(process, lambda: _log_has(log, "heron serving"), 60.0, log)
+        wait_ready(process, lambda: _log_has(log, "heron serving"), 60.0, log)
         hint = ""
         if not _log_has(log, "turn listening"):
             hint = " (heron logged no 'turn listening' line: is TURN in this build?)"

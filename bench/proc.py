@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,21 +28,24 @@ __all__ = [
     "CLOCK_TICK",
     "REPO",
     "CpuSnapshot",
+    "ServerUnavailable",
     "Worker",
     "busy_cores",
     "cpu_seconds",
     "ephemeral_range",
     "free_port",
+    "log_tail",
     "machine_ticks",
     "read_settings",
     "say",
     "stop_process",
+    "wait_ready",
     "tree_cpu",
     "wait_go",
 ]
 
 CLOCK_TICK = 1 / os.sysconf("SC_CLK_TCK")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 """The repository root: workers run with it as working directory so ``bench`` imports."""
 
 
@@ -236,3 +239,29 @@ def wait_go() -> None:
     """Block until the parent says go; end quietly if it closed our stdin instead."""
     if sys.stdin.readline().strip() != "go":
         raise SystemExit(0)
+
+
+class ServerUnavailable(Exception):
+    """The server is not installed, did not start or did not answer: skip it, run the rest."""
+
+
+def log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return "(no log)"
+    return "\n    ".join(["log tail:", *tail])
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, log: Path
+) -> None:
+    """Poll ``ready()`` until true; fail early if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailable(f"exited with status {process.returncode}; {log_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise ServerUnavailable(f"not ready after {timeout:.0f} s; {log_tail(log)}")
