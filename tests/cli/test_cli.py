@@ -225,3 +225,24 @@ def test_data_dir_option_and_environment(
 def test_version(heron: Run) -> None:
     status, out, _ = heron("--version")
     assert status == 0 and out.startswith("heron, version ")
+
+
+def test_user_import_adds_every_line(heron: Run) -> None:
+    listing = "# staff\nroland@localhost s3cret one\n\nsally@localhost pw2\n"
+    assert heron("user", "import", "-", stdin=listing) == (0, "added 2 account(s)\n", "")
+    accounts = heron("user", "list")[1]
+    assert "roland@localhost" in accounts and "sally@localhost" in accounts
+    # The password is the rest of the line, spaces included.
+    assert heron("user", "passwd", "roland@localhost", "--password", "x")[0] == 0
+
+
+def test_user_import_refuses_a_line_without_password_before_writing(heron: Run) -> None:
+    result = heron("user", "import", "-", stdin="ok@localhost pw\nbroken@localhost\n")
+    assert_one_line_error(result, '<stdin>:2: expected "user@domain password"')
+    assert "ok@localhost" not in heron("user", "list")[1]
+
+
+def test_user_import_stops_at_an_existing_account(heron: Run) -> None:
+    heron("user", "add", "roland@localhost", "--password", "x")
+    result = heron("user", "import", "-", stdin="roland@localhost pw\n")
+    assert_one_line_error(result, "roland@localhost already exists")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 import click
 from rich.console import Console
@@ -98,6 +99,39 @@ def user_passwd(ctx: CliContext, address: str, password: str | None, password_st
 
     run(change())
     click.echo(f"changed the password of {local}@{domain}")
+
+
+@user.command("import")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@pass_context
+def user_import(ctx: CliContext, source: TextIO) -> None:
+    """Create many accounts from SOURCE (a file, or - for stdin): one "user@domain password" a line.
+
+    Blank lines and lines starting with # are skipped. Every line is parsed
+    before anything is written; an existing account stops the import there,
+    as ``user add`` would. One process and one database connection for all,
+    where ``kamctl add`` or ``prosodyctl adduser`` run once a user.
+    """
+    config = ctx.config
+    wanted: list[tuple[str, str, str]] = []
+    for number, line in enumerate(source, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        address, _, password = text.partition(" ")
+        if not password.strip():
+            where = getattr(source, "name", "<stdin>")
+            raise InvalidInput(f'{where}:{number}: expected "user@domain password"')
+        local, domain = address_argument(address)
+        wanted.append((local, domain, password.strip()))
+
+    async def add_all() -> None:
+        async with open_accounts(config) as accounts:
+            for local, domain, password in wanted:
+                await accounts.add(local, domain, password)
+
+    run(add_all())
+    click.echo(f"added {len(wanted)} account(s)")
 
 
 @user.command("list")
