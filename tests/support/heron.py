@@ -28,13 +28,7 @@ class RunningHeron:
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run another ``heron`` command against the same configuration."""
-        return subprocess.run(
-            [*HERON, "-c", str(self.config), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return heron_cli(self.config, *args, stdin=stdin)
 
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -58,23 +52,22 @@ def base_settings(directory: Path) -> dict[str, Any]:
     }
 
 
-@contextmanager
-def running_heron(
-    directory: Path,
-    settings: dict[str, Any],
-    users: dict[str, str] | None = None,
-) -> Iterator[RunningHeron]:
-    """Start heron with ``settings`` merged over :func:`base_settings`; stop it after.
+def heron_cli(
+    config: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one ``heron`` command against ``config``."""
+    return subprocess.run(
+        [*HERON, "-c", str(config), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
-    ``users`` maps address to password; they are added before the start.
-    """
-    config = directory / "heron.toml"
-    config.write_text(render_toml(merge(base_settings(directory), settings)))
-    starter = RunningHeron(config, None, [])  # type: ignore[arg-type]
-    assert starter.cli("cert").returncode == 0
-    for address, password in (users or {}).items():
-        added = starter.cli("user", "add", address, "--password-stdin", stdin=password + "\n")
-        assert added.returncode == 0, added.stderr
+
+@contextmanager
+def serving(config: Path) -> Iterator[RunningHeron]:
+    """``heron serve`` on ``config`` until the block ends, then SIGTERM (kill after 30 s)."""
     process = subprocess.Popen(
         [*HERON, "-c", str(config), "serve"], stderr=subprocess.PIPE, text=True
     )
@@ -99,3 +92,23 @@ def running_heron(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def running_heron(
+    directory: Path,
+    settings: dict[str, Any],
+    users: dict[str, str] | None = None,
+) -> Iterator[RunningHeron]:
+    """Start heron with ``settings`` merged over :func:`base_settings`; stop it after.
+
+    ``users`` maps address to password; they are added before the start.
+    """
+    config = directory / "heron.toml"
+    config.write_text(render_toml(merge(base_settings(directory), settings)))
+    assert heron_cli(config, "cert").returncode == 0
+    for address, password in (users or {}).items():
+        added = heron_cli(config, "user", "add", address, "--password-stdin", stdin=password + "\n")
+        assert added.returncode == 0, added.stderr
+    with serving(config) as running:
+        yield running

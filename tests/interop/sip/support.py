@@ -9,9 +9,7 @@ A sipp UAS is waited for by its socket appearing in /proc/net, never by a sleep.
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +19,7 @@ from typing import Any
 
 from tests.interop.sip.wire import SipMessage, parse
 from tests.support.config import free_port
-from tests.support.heron import HERON, RunningHeron, running_heron
+from tests.support.heron import RunningHeron, running_heron, serving
 from tests.support.tools import require_tool
 
 LOCALHOST = "127.0.0.1"
@@ -105,28 +103,8 @@ def restarted(server: SipServer) -> Iterator[SipServer]:
     """``heron serve`` again on a stopped server's configuration: same data directory,
     certificate, accounts and ports (``running_heron`` would add a certificate and the
     users anew, and both exist)."""
-    process = subprocess.Popen(
-        [*HERON, "-c", str(server.heron.config), "serve"], stderr=subprocess.PIPE, text=True
-    )
-    heron = RunningHeron(server.heron.config, process, [])
-    try:
-        assert process.stderr is not None
-        for line in process.stderr:
-            heron.log.append(line)
-            if "heron serving" in line:
-                break
-        else:
-            raise AssertionError("heron did not start again:\n" + "".join(heron.log))
-        threading.Thread(target=heron.log.extend, args=(process.stderr,), daemon=True).start()
+    with serving(server.heron.config) as heron:
         yield _server(heron, server.directory, server.port, server.tls_port)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
     _stopped_cleanly(heron)
 
 
