@@ -1,0 +1,60 @@
+"""The seams between the router, the features and the components.
+
+- The router (``heron.xmpp.router``) owns sessions and delivers stanzas by
+  RFC 6121 §8; everything else sends through :class:`StanzaRouter`.
+- An :class:`IqHandler` answers the iq payloads of one namespace addressed to
+  the server or to an account's bare JID (roster, vCard, ping, disco, ...).
+- A :class:`Component` owns a whole domain (group chat on ``conference.…``)
+  and gets every stanza addressed there.
+
+Features are async because they reach the store; the rules they apply (the
+subscription table, a room's roles) live in sans-IO modules beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+from xml.etree.ElementTree import Element
+
+from heron.xmpp.jid import JID
+
+__all__ = ["Component", "IqContext", "IqHandler", "StanzaRouter"]
+
+
+class StanzaRouter(Protocol):
+    """Delivers stanzas whose ``from`` and ``to`` are set, to sessions, components or storage."""
+
+    async def route(self, stanza: Element) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IqContext:
+    """Who asked: the full JID of the session, whether it is an admin, and how to reply further."""
+
+    sender: JID
+    to: JID
+    is_admin: bool
+    router: StanzaRouter
+
+
+class IqHandler(Protocol):
+    """Answers iq get/set payloads in ``namespace``; returns the result or error reply.
+
+    Returning None means the handler sent its replies itself through the router.
+    It raises :class:`heron.xmpp.errors.StanzaError` to refuse; the router turns
+    that into the error reply.
+    """
+
+    namespace: str
+    disco_features: tuple[str, ...]
+
+    async def handle_iq(self, iq: Element, context: IqContext) -> Element | None: ...
+
+
+class Component(Protocol):
+    """Owns every address of ``domain`` (XEP-0045's ``conference.<domain>``)."""
+
+    domain: str
+
+    async def receive(self, stanza: Element, is_admin: bool) -> None: ...
