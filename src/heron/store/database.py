@@ -61,7 +61,7 @@ def _upgrade(connection: Connection) -> None:
     config = AlembicConfig()
     config.set_main_option("script_location", str(_MIGRATIONS))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 class Database:
