@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HERON := $(BIN)/heron
 PYTEST_ARGS ?=
-# Real clients the interoperability tests drive: coturn's turnutils_*, sipp.
-DEB_PACKAGES := coturn sip-tester
+# Real clients the interoperability tests drive: coturn's turnutils_*, sipp, Node for @xmpp/client.
+DEB_PACKAGES := coturn sip-tester nodejs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install test-deps deb-deps run test lint unit clean
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-test-deps: install deb-deps $(VENV)/.test-installed
+test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the
 # packaged daemons (coturn), which tests and benchmarks start themselves.
@@ -33,6 +33,12 @@ deb-deps:
 
 $(VENV)/.test-installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# npm clients (package.json); package-lock.json pins them.
+node_modules/.installed: package.json
+	command -v npm >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+	npm install --no-audit --no-fund --silent
 	touch $@
 
 run: install
@@ -50,4 +56,4 @@ unit: test-deps
 test: lint unit
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) var node_modules .mypy_cache .pytest_cache .ruff_cache
