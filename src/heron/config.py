@@ -258,8 +258,21 @@ class XmppSettings(_Section):
     """Client listeners with STARTTLS."""
     tls_listen: list[Listen] = _listen("0.0.0.0:5223")
     """Client listeners with direct TLS (XEP-0368)."""
-    s2s_listen: list[Listen] = _listen("0.0.0.0:5269")
-    """Server-to-server listeners."""
+    s2s_listen: list[Listen] = Field(default_factory=list)
+    """Server-to-server listeners (5269). Federation is not served yet, so the default is
+    none and ``heron dns`` prints no _xmpp-server record inviting other servers."""
+    require_encryption: bool = True
+    """Refuse to authenticate clients before STARTTLS (Prosody's c2s_require_encryption)."""
+    websocket: bool = True
+    """XMPP over WebSocket (RFC 7395) at /xmpp-websocket on the web port, for browsers."""
+    max_stanza_size: int = Field(default=262_144, ge=10_000, le=16_777_216)
+    """Largest stanza in bytes; a bigger one ends the stream (Prosody's default too)."""
+    offline_limit: int = Field(default=500, ge=0)
+    """Messages kept per offline user (XEP-0160); more are bounced."""
+    muc_history: int = Field(default=20, ge=0, le=1000)
+    """Group-chat messages a newcomer is sent (XEP-0045 §7.2.15), as Prosody's default."""
+    turn_credentials_ttl: int = Field(default=86_400, ge=60)
+    """Lifetime of the TURN credentials handed out by XEP-0215, in seconds."""
 
 
 class WebSettings(_Section):

@@ -31,7 +31,8 @@ def test_without_a_file_heron_serves_localhost_on_the_default_ports(
         "0.0.0.0:5061",
     ]
     xmpp = config.xmpp
-    assert [a.port for a in xmpp.listen + xmpp.tls_listen + xmpp.s2s_listen] == [5222, 5223, 5269]
+    assert [a.port for a in xmpp.listen + xmpp.tls_listen] == [5222, 5223]
+    assert xmpp.s2s_listen == []
     assert [a.port for a in config.web.listen] == [8443]
     assert config.mux.listen == []
 

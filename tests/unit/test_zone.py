@@ -33,11 +33,12 @@ def test_handbook_records_for_falcot() -> None:
         "_sips._tcp.sip.falcot.com.": "5061",
         "_xmpp-client._tcp.falcot.com.": "5222",
         "_xmpps-client._tcp.falcot.com.": "5223",
-        "_xmpp-server._tcp.falcot.com.": "5269",
     }
     srv = {r[0]: r[5] for r in found if r[2] == "SRV"}
     for owner, port in expected_srv.items():
         assert srv[owner] == port, owner
+    # No federation listener by default, so no record invites other servers to one.
+    assert "_xmpp-server._tcp.falcot.com." not in srv
     assert all(r[-1] == "heron.falcot.com." for r in found if r[2] == "SRV")
     naptr = [r for r in found if r[2] == "NAPTR"]
     assert (
@@ -82,3 +83,11 @@ def test_without_public_addresses_the_gap_is_said() -> None:
     lines = zone_records(Config.model_validate({"domain": "falcot.com"}))
     assert any("set public_addresses" in line for line in lines)
     assert not any(" A " in line or "AAAA" in line for line in lines if not line.startswith(";"))
+
+
+def test_xmpp_server_records_follow_the_s2s_listener() -> None:
+    srv = {
+        r[0]: r[5] for r in records(falcot(xmpp={"s2s_listen": ["0.0.0.0:5269"]})) if r[2] == "SRV"
+    }
+    assert srv["_xmpp-server._tcp.falcot.com."] == "5269"
+    assert srv["_xmpp-server._tcp.conference.falcot.com."] == "5269"
