@@ -245,6 +245,11 @@ class SipSettings(_Section):
         default_factory=lambda: [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")]
     )
     """Sources never limited (trusted peers are exempt too)."""
+    dns_servers: list[
+        Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?|[0-9A-Fa-f:.]+)$")]
+    ] = Field(default_factory=list)
+    """Name servers ("host" or "host:port", IP addresses) for finding other domains' SIP
+    servers (RFC 3263 NAPTR, SRV, A/AAAA); default those of /etc/resolv.conf."""
 
 
 class XmppSettings(_Section):

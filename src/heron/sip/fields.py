@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from heron.sip.errors import MalformedValue
 from heron.sip.grammar import (
@@ -29,7 +30,7 @@ from heron.sip.grammar import (
     split_commas,
     unquote,
 )
-from heron.sip.uri import Uri, parse_uri
+from heron.sip.uri import CACHED_LENGTH, Uri, parse_uri
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -130,7 +131,14 @@ def parse_address(text: str) -> Address:
     Without angle brackets every ``;`` starts a header parameter and the URI
     may not hold ``,`` ``?`` or spaces (RFC 3261 §20.10; RFC 4475 §3.1.2.13,
     §3.3.12). A token display name may touch the ``<`` (RFC 4475 §3.1.1.6).
+    An Address is immutable: the same text gives the same object from a cache.
     """
+    if len(text) <= CACHED_LENGTH:
+        return _parse_address_cached(text)
+    return _parse_address(text)
+
+
+def _parse_address(text: str) -> Address:
     text = text.strip(WSP)
     if text.startswith('"'):
         quoted = QUOTED_RE.match(text)
@@ -151,6 +159,9 @@ def parse_address(text: str) -> Address:
     if not uri_text or any(c in uri_text for c in ",? \t"):
         raise MalformedValue("URI needs <> around it", detail=text[:80])
     return Address(parse_uri(uri_text), None, parse_params(text, len(uri_text)))
+
+
+_parse_address_cached = lru_cache(maxsize=2048)(_parse_address)
 
 
 def _name_addr(text: str, lt: int, display_name: str | None) -> Address:
@@ -231,7 +242,15 @@ class Via:
 def parse_via(text: str) -> Via:
     """One ``via-parm`` (RFC 3261 §25.1); LWS may surround "/" and ":"
     (RFC 4475 §3.1.1.1), the transport may be any token (RFC 4475 §3.1.1.10).
+    Cached like :func:`parse_address`: a request, its responses and its ACK
+    carry the same Via.
     """
+    if len(text) <= CACHED_LENGTH:
+        return _parse_via_cached(text)
+    return _parse_via(text)
+
+
+def _parse_via(text: str) -> Via:
     protocol = _SENT_PROTOCOL_RE.match(text)
     host = protocol and _HOST_RE.match(text, protocol.end())
     if not protocol or not host:
@@ -250,6 +269,9 @@ def parse_via(text: str) -> Via:
     )
     _check_via_params(via)
     return via
+
+
+_parse_via_cached = lru_cache(maxsize=2048)(_parse_via)
 
 
 def _check_via_params(via: Via) -> None:
@@ -297,14 +319,23 @@ class Auth:
 
     scheme: str
     params: Params = Params()
+    _unquoted: dict[str, str | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __str__(self) -> str:
         return f"{self.scheme} " + ", ".join(f"{n}={v}" for n, v in self.params)
 
     def param(self, name: str) -> str | None:
         """The value of ``name``, unquoted; None when absent."""
-        value = self.params.get(name)
-        return None if value is None else unquote(value)
+        values = self._unquoted
+        if values is None:
+            # A verifier reads each of a dozen parameters once or twice.
+            values = {}
+            for key, value in self.params:
+                values.setdefault(key.lower(), None if value is None else unquote(value))
+            object.__setattr__(self, "_unquoted", values)
+        return values.get(name.lower())
 
 
 def parse_auth(text: str) -> Auth:

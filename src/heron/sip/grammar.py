@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from heron.sip.errors import MalformedValue, SipLocalError
 
@@ -89,6 +90,27 @@ def split_commas(value: str) -> list[str]:
     Commas inside quoted strings and ``<...>`` do not split; elements are
     stripped and must not be empty (RFC 4475 §3.1.2.1).
     """
+    if "," not in value and '"' not in value and "<" not in value:
+        # One element and nothing to match up: most Via, Route and Supported lines.
+        element = value.strip()
+        if not element:
+            raise MalformedValue("Empty list element", detail=value[:80])
+        return [element]
+    if len(value) <= _CACHED_LIST_LENGTH:
+        return list(_split_cached(value))
+    return _split(value)
+
+
+_CACHED_LIST_LENGTH = 512
+"""Contact, Route and Record-Route lines recur message after message of a dialog."""
+
+
+@lru_cache(maxsize=1024)
+def _split_cached(value: str) -> tuple[str, ...]:
+    return tuple(_split(value))
+
+
+def _split(value: str) -> list[str]:
     elements: list[str] = []
     current: list[str] = []
     for match in _LIST_PIECE_RE.finditer(value):
@@ -106,8 +128,12 @@ def split_commas(value: str) -> list[str]:
     return elements
 
 
+@lru_cache(maxsize=1024)
 def parse_host(text: str) -> str:
-    """Validate ``host = hostname / IPv4address / IPv6reference`` and return it."""
+    """Validate ``host = hostname / IPv4address / IPv6reference`` and return it.
+
+    Cached: a proxy sees the same few hosts in every message.
+    """
     if text.startswith("[") and text.endswith("]") and "%" not in text:
         try:
             ipaddress.IPv6Address(text[1:-1])
@@ -137,7 +163,10 @@ class Params:
     items: tuple[tuple[str, str | None], ...] = ()
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(n.lower() == name.lower() for n, _ in self.items)
+        if not isinstance(name, str):
+            return False
+        lowered = name.lower()
+        return any(n == name or n.lower() == lowered for n, _ in self.items)
 
     def __iter__(self) -> Iterator[tuple[str, str | None]]:
         return iter(self.items)
@@ -151,7 +180,10 @@ class Params:
     def get(self, name: str) -> str | None:
         """The first value of ``name``; ``None`` when absent or valueless."""
         lowered = name.lower()
-        return next((v for n, v in self.items if n.lower() == lowered), None)
+        for n, v in self.items:
+            if n == name or n.lower() == lowered:
+                return v
+        return None
 
     def set(self, name: str, value: str | None = None) -> Params:
         """These parameters with ``name`` replaced in place, or appended."""

@@ -3,15 +3,18 @@
 :class:`Headers` keeps every field as the peer sent it (name spelling, raw
 unfolded value, order), so a proxy forwards what it does not understand
 unchanged (RFC 3261 §16.6; RFC 4475 §3.1.1.1). Typed accessors parse on
-demand the fields a proxy or registrar acts on.
+demand the fields a proxy or registrar acts on, once per field list: a
+message is immutable, so each parsed value is kept, and a list derived with
+one field changed keeps what was parsed of the others.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from heron.sip.errors import MalformedValue, SipLocalError
 from heron.sip.fields import (
@@ -29,6 +32,8 @@ from heron.sip.fields import (
 from heron.sip.grammar import is_token, parse_int, split_commas
 
 __all__ = ["Header", "HeaderName", "Headers", "canonical_name"]
+
+_T = TypeVar("_T")
 
 
 class HeaderName(StrEnum):
@@ -89,11 +94,14 @@ _COMPACT = {
     "y": "identity",  # RFC 8224
 }
 
-_CRLF_RE = re.compile(r"[\r\n]")
 
-
+@lru_cache(maxsize=1024)
 def canonical_name(name: str) -> str:
-    """The lower-case long form of a field name: ``"v"`` and ``"VIA"`` give ``"via"``."""
+    """The lower-case long form of a field name: ``"v"`` and ``"VIA"`` give ``"via"``.
+
+    Cached: a few dozen names recur in every message; a flood of made-up
+    names only evicts them.
+    """
     lowered = name.lower()
     return _COMPACT.get(lowered, lowered)
 
@@ -120,6 +128,14 @@ class Headers:
     """
 
     entries: tuple[Header, ...] = ()
+    _index: dict[str, tuple[str, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """Values by canonical name, built at the first lookup."""
+    _parsed: dict[tuple[str, str], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Typed values by (canonical name, accessor): parsed once, the list being immutable."""
 
     @classmethod
     def of(cls, fields: Iterable[tuple[str, str]]) -> Headers:
@@ -135,30 +151,57 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name)
-        return any(h.key == key for h in self.entries)
+        return canonical_name(name) in self._values()
 
     def encode(self) -> bytes:
         """The field lines, each ending in CRLF; bytes that came in as
         surrogate escapes go out as they came.
         """
-        text = "".join(f"{h.name}: {h.value}\r\n" for h in self.entries)
+        text = "".join([f"{h.name}: {h.value}\r\n" for h in self.entries])
         try:
             return text.encode("utf-8", "surrogateescape")
         except UnicodeEncodeError:
             raise SipLocalError("Field value is not text", detail=ascii(text[:80])) from None
 
+    def _values(self) -> dict[str, tuple[str, ...]]:
+        index = self._index
+        if index is None:
+            grouped: dict[str, list[str]] = {}
+            for h in self.entries:
+                grouped.setdefault(h.key, []).append(h.value)
+            index = {key: tuple(values) for key, values in grouped.items()}
+            object.__setattr__(self, "_index", index)
+        return index
+
+    def _memo(self, key: str, what: str, parse: Callable[[], _T]) -> _T:
+        """``parse()`` once per list; an error is raised again at every call."""
+        parsed = self._parsed
+        slot = (key, what)
+        if slot in parsed:
+            value: _T = parsed[slot]
+            return value
+        value = parse()
+        parsed[slot] = value
+        return value
+
+    def _derived(self, entries: tuple[Header, ...], changed: str) -> Headers:
+        """A new list in which only ``changed`` fields differ: it keeps the rest parsed."""
+        headers = Headers(entries)
+        kept = {slot: value for slot, value in self._parsed.items() if slot[0] != changed}
+        if kept:
+            object.__setattr__(headers, "_parsed", kept)
+        return headers
+
     # Raw access -------------------------------------------------------------
 
     def get(self, name: str) -> str | None:
         """The value of the first ``name`` field, or None."""
-        key = canonical_name(name)
-        return next((h.value for h in self.entries if h.key == key), None)
+        values = self._values().get(canonical_name(name))
+        return values[0] if values else None
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """The value of every ``name`` field line, in order."""
-        key = canonical_name(name)
-        return tuple(h.value for h in self.entries if h.key == key)
+        return self._values().get(canonical_name(name), ())
 
     def split(self, name: str) -> tuple[str, ...]:
         """Every comma-separated element of the ``name`` lines (RFC 3261 §7.3.1);
@@ -168,7 +211,8 @@ class Headers:
 
     def add(self, name: str, value: str) -> Headers:
         """These fields with ``name: value`` appended."""
-        return Headers((*self.entries, _checked(name, value)))
+        header = _checked(name, value)
+        return self._derived((*self.entries, header), header.key)
 
     def prepend(self, name: str, value: str) -> Headers:
         """These fields with ``name: value`` above the first ``name`` field, or on
@@ -176,19 +220,20 @@ class Headers:
         """
         key = canonical_name(name)
         at = next((i for i, h in enumerate(self.entries) if h.key == key), 0)
-        return Headers((*self.entries[:at], _checked(name, value), *self.entries[at:]))
+        entries = (*self.entries[:at], _checked(name, value), *self.entries[at:])
+        return self._derived(entries, key)
 
     def remove(self, name: str) -> Headers:
         """These fields without any ``name`` line."""
         key = canonical_name(name)
-        return Headers(tuple(h for h in self.entries if h.key != key))
+        return self._derived(tuple(h for h in self.entries if h.key != key), key)
 
     def replace(self, name: str, value: str) -> Headers:
         """These fields with one ``name: value`` where the first ``name`` was."""
         key = canonical_name(name)
         at = next((i for i, h in enumerate(self.entries) if h.key == key), len(self.entries))
         rest = tuple(h for h in self.entries[at:] if h.key != key)
-        return Headers((*self.entries[:at], _checked(name, value), *rest))
+        return self._derived((*self.entries[:at], _checked(name, value), *rest), key)
 
     def pop_first(self, name: str) -> Headers:
         """These fields without the first element of ``name``, which may share
@@ -201,45 +246,47 @@ class Headers:
         first = self.entries[at]
         elements = split_commas(first.value)[1:]
         kept = (Header(first.name, ", ".join(elements)),) if elements else ()
-        return Headers((*self.entries[:at], *kept, *self.entries[at + 1 :]))
+        return self._derived((*self.entries[:at], *kept, *self.entries[at + 1 :]), key)
 
     # Typed access -------------------------------------------------------------
 
     @property
     def vias(self) -> tuple[Via, ...]:
         """Every Via value, topmost first (RFC 3261 §20.42)."""
-        return tuple(parse_via(e) for e in self._elements(HeaderName.VIA))
+        return self._memo("via", "all", lambda: tuple(map(parse_via, self._elements("via"))))
 
     @property
     def top_via(self) -> Via:
         """The topmost Via value, which says where the response goes."""
-        return parse_via(self._first_element(HeaderName.VIA))
+        return self._memo("via", "top", lambda: parse_via(self._first_element("via")))
 
     @property
     def from_(self) -> Address:
         """The From address (RFC 3261 §20.20)."""
-        return parse_address(self._required(HeaderName.FROM))
+        return self._memo("from", "", lambda: parse_address(self._required(HeaderName.FROM)))
 
     @property
     def to(self) -> Address:
         """The To address (RFC 3261 §20.39)."""
-        return parse_address(self._required(HeaderName.TO))
+        return self._memo("to", "", lambda: parse_address(self._required(HeaderName.TO)))
 
     @property
     def call_id(self) -> str:
         """The Call-ID, compared byte for byte (RFC 3261 §20.8)."""
-        return parse_call_id(self._required(HeaderName.CALL_ID))
+        return self._memo("call-id", "", lambda: parse_call_id(self._required(HeaderName.CALL_ID)))
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq (RFC 3261 §20.16)."""
-        return parse_cseq(self._required(HeaderName.CSEQ))
+        return self._memo("cseq", "", lambda: parse_cseq(self._required(HeaderName.CSEQ)))
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, 0 to 255 (RFC 3261 §20.22); None when absent (RFC 2543)."""
         value = self.get(HeaderName.MAX_FORWARDS)
-        return None if value is None else parse_int(value, 255, "Max-Forwards")
+        if value is None:
+            return None
+        return self._memo("max-forwards", "", lambda: parse_int(value, 255, "Max-Forwards"))
 
     @property
     def content_length(self) -> int | None:
@@ -267,22 +314,29 @@ class Headers:
     @property
     def contacts(self) -> tuple[Address, ...]:
         """Every Contact value; empty for ``Contact: *`` (RFC 3261 §20.10)."""
+        return self._memo("contact", "", self._parse_contacts)
+
+    def _parse_contacts(self) -> tuple[Address, ...]:
         if self.contact_star:
             return ()
         elements = self._elements(HeaderName.CONTACT)
         if "*" in elements:
             raise MalformedValue("Contact * among other values")
-        return tuple(parse_address(e) for e in elements)
+        return tuple(map(parse_address, elements))
 
     @property
     def routes(self) -> tuple[Address, ...]:
         """The Route set, next hop first (RFC 3261 §20.34)."""
-        return tuple(parse_address(e) for e in self._elements(HeaderName.ROUTE))
+        return self._memo("route", "", lambda: tuple(map(parse_address, self._elements("route"))))
 
     @property
     def record_routes(self) -> tuple[Address, ...]:
         """The Record-Route set, most recent proxy first (RFC 3261 §20.30)."""
-        return tuple(parse_address(e) for e in self._elements(HeaderName.RECORD_ROUTE))
+        return self._memo(
+            "record-route",
+            "",
+            lambda: tuple(map(parse_address, self._elements("record-route"))),
+        )
 
     @property
     def require(self) -> tuple[str, ...]:
@@ -297,12 +351,18 @@ class Headers:
     @property
     def authorizations(self) -> tuple[Auth, ...]:
         """Authorization credentials, one per line (RFC 3261 §20.7)."""
-        return tuple(parse_auth(v) for v in self.get_all(HeaderName.AUTHORIZATION))
+        return self._memo(
+            "authorization", "", lambda: tuple(map(parse_auth, self.get_all("authorization")))
+        )
 
     @property
     def proxy_authorizations(self) -> tuple[Auth, ...]:
         """Proxy-Authorization credentials (RFC 3261 §20.28)."""
-        return tuple(parse_auth(v) for v in self.get_all(HeaderName.PROXY_AUTHORIZATION))
+        return self._memo(
+            "proxy-authorization",
+            "",
+            lambda: tuple(map(parse_auth, self.get_all("proxy-authorization"))),
+        )
 
     @property
     def www_authenticates(self) -> tuple[Auth, ...]:
@@ -340,10 +400,15 @@ def _checked(name: str, value: str) -> Header:
     """A field heron is about to send: a token name and a value without CR or LF,
     so nothing a caller passes can inject a field (RFC 3261 §7.3).
     """
-    try:
-        value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise SipLocalError("Field value is not text", detail=repr(value[:80])) from None
-    if not is_token(name) or _CRLF_RE.search(value):
+    if not value.isascii():
+        try:
+            value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise SipLocalError("Field value is not text", detail=repr(value[:80])) from None
+    if (name not in _NAMES and not is_token(name)) or "\r" in value or "\n" in value:
         raise SipLocalError("Field cannot be sent", detail=f"{name!r}: {value[:80]!r}")
     return Header(name, value.strip(" \t"))
+
+
+_NAMES = frozenset(HeaderName)
+"""Tokens already: most fields heron writes have these names."""

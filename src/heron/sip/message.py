@@ -41,6 +41,10 @@ class Method(StrEnum):
     UPDATE = "UPDATE"  # RFC 3311
 
 
+_METHODS = frozenset(Method)
+"""Tokens already: a proxy copies a request several times on its way through."""
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """A request: method, Request-URI, fields and body (RFC 3261 §7.1)."""
@@ -51,7 +55,7 @@ class Request:
     body: bytes = b""
 
     def __post_init__(self) -> None:
-        if not is_token(self.method):
+        if self.method not in _METHODS and not is_token(self.method):
             raise SipLocalError("Method is not a token", detail=repr(self.method))
 
     def encode(self) -> bytes:

@@ -217,10 +217,13 @@ def _parse_head(data: bytes, limits: Limits) -> _Head:
     A malformed field line is skipped and remembered, so the fields that did
     parse can still address the 400 (RFC 4475 §3.1.2).
     """
-    lines = data.split(b"\r\n")
-    if any(len(line) > limits.max_line_length for line in lines):
+    if len(data) > limits.max_line_length and any(
+        len(line) > limits.max_line_length for line in data.split(b"\r\n")
+    ):
         raise LimitExceeded("Header line too long")
-    start, *rest = (line.decode("utf-8", "surrogateescape") for line in lines)
+    # Decoded whole, then split: CRLF never sits inside a UTF-8 sequence, and
+    # surrogateescape maps every other byte alike either way.
+    start, *rest = data.decode("utf-8", "surrogateescape").split("\r\n")
     fields: list[list[str]] = []
     fault = None
     for line in rest:

@@ -19,14 +19,14 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from heron.component import Listener, Services
 from heron.config import ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
-from heron.errors import AccountNotFound, HeronError, listen_error
+from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.ratelimit import FloodGuard
 from heron.sip.digest import Algorithm, DigestAuthenticator, Lockout, Outcome, StoredHa1
 from heron.sip.errors import SipError
@@ -34,9 +34,11 @@ from heron.sip.fields import Address as SipAddress
 from heron.sip.fields import Via
 from heron.sip.grammar import Params
 from heron.sip.headers import HeaderName, Headers
+from heron.sip.locate import Target as DnsTarget
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, Limits, Ping
 from heron.sip.proxy import (
+    BranchState,
     ResponseContext,
     branch_id,
     forward_request,
@@ -59,6 +61,7 @@ from heron.sip.transaction import (
     TransportFailed,
 )
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
+from heron.sip.transports.dns import SipLocator
 from heron.sip.uri import SipUri, Uri, parse_uri
 from heron.store import SqlLocationStore
 from heron.tls import server_context
@@ -84,11 +87,13 @@ def build_sip(services: Services) -> SipComponent | None:
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    """One branch: the Request-URI to send, the URI that names the next hop, the binding."""
+    """One branch: the Request-URI to send, the URI that names the next hop, the binding,
+    and where DNS says that hop is, tried in turn (RFC 3263 §4.3)."""
 
     uri: Uri
     hop: Uri
     binding: Binding | None
+    located: tuple[DnsTarget, ...] = ()
 
 
 @dataclass
@@ -100,6 +105,8 @@ class _Fork:
     context: ResponseContext
     clients: dict[int, tuple[str, Request, str, tuple[str, int]]]
     """client tx -> (branch, request sent, transport, destination)."""
+    alternates: dict[int, tuple[_Target, str]] = field(default_factory=dict)
+    """client tx -> its target with the DNS targets still to try, and the inbound transport."""
 
 
 class SipComponent:
@@ -118,9 +125,11 @@ class SipComponent:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._forks: dict[int, _Fork] = {}
         self._client_forks: dict[int, int] = {}
         self._ha1: dict[str, tuple[StoredHa1 | None, float]] = {}
+        self._ha1_pending: dict[str, asyncio.Task[StoredHa1 | None]] = {}
         self._dirty: set[str] = set()
         self._bindings: dict[str, list[Binding]] = {}
         self._fork_counter = itertools.count(1)
@@ -139,6 +148,10 @@ class SipComponent:
             max_contacts=sip.max_contacts,
         )
         self._location: LocationStore = SqlLocationStore(services.database)
+        try:
+            self._locator = SipLocator(sip.dns_servers)
+        except ValueError as exc:
+            raise ConfigError(f"sip.dns_servers: {exc}") from None
         self._flood = FloodGuard(
             sip.flood_rate,
             sip.flood_burst,
@@ -356,9 +369,12 @@ class SipComponent:
     def _schedule(self) -> None:
         deadline = self._layer.next_timer()
         if self._timer is not None:
+            if deadline == self._timer_at:
+                return  # most messages start timers later than the earliest one
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
+            self._timer_at = deadline
             delay = max(0.0, deadline - self._clock())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
@@ -454,14 +470,14 @@ class SipComponent:
             if not ours:
                 self._reply(tx, request, 404, "Not Here")
                 return
-            self._forward(tx, self._aliased(request, source), source, [self._along(request)])
+            await self._forward_located(tx, request, source, self._along(request))
             return
         if request.headers.routes:
             # A Route to somewhere else, from a client that may use us as outbound proxy.
             source_user = await self._authenticate(tx, request, source)
             if source_user is None:
                 return
-            self._forward(tx, self._aliased(request, source), source, [self._along(request)])
+            await self._forward_located(tx, request, source, self._along(request))
             return
         uri = request.uri
         local = isinstance(uri, SipUri) and self._is_local(uri)
@@ -499,15 +515,45 @@ class SipComponent:
             else:
                 self._reply(tx, request, 404)
             return
-        targets: list[_Target] | None = (
-            await self._targets(uri) if local else [_Target(uri, uri, None)]
-        )
+        if not local:
+            await self._forward_located(tx, request, source, _Target(uri, uri, None))
+            return
+        targets = await self._targets(uri)
         if targets is None:
             self._reply(tx, request, 404)
         elif not targets:
             self._reply(tx, request, 480)
+        elif targets[0].binding is None:
+            # A configured route: its target may be a host name (RFC 3263 again).
+            await self._forward_located(tx, request, source, targets[0])
         else:
             self._forward(tx, self._aliased(request, source), source, targets)
+
+    async def _forward_located(
+        self, tx: int, request: Request, source: Source, target: _Target
+    ) -> None:
+        """Forward to a hop DNS must find (RFC 3263): another domain, or a host name in a
+        Route or Contact. No records: 404; lookups failing: 503 (the caller may try later)."""
+        hop = target.hop
+        if isinstance(hop, SipUri) and self._needs_dns(hop):
+            located = await self._locator.locate(hop)
+            if not located.targets:
+                reason = "DNS Lookup Failed" if located.failed else "Domain Not Found"
+                self._reply(tx, request, 503 if located.failed else 404, reason)
+                return
+            target = replace(target, located=located.targets)
+        self._forward(tx, self._aliased(request, source), source, [target])
+
+    def _needs_dns(self, hop: SipUri) -> bool:
+        """A host name not ours, and not a browser reached over its WebSocket (see _alias)."""
+        host = (hop.maddr or hop.host).strip("[]")
+        if _ALIAS in hop.params or hop.transport in ("ws", "wss") or self._is_local(hop):
+            return False
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return True
+        return False
 
     def _along(self, request: Request) -> _Target:
         """Loose routing: the Request-URI stays, the next hop is the top Route (§16.12)."""
@@ -569,6 +615,16 @@ class SipComponent:
         cached = self._ha1.get(user)
         if cached is not None and cached[1] > now:
             return cached[0]
+        # One lookup per user at a time: without it, every request of a burst
+        # that finds the entry missing or expired queries the database.
+        pending = self._ha1_pending.get(user)
+        if pending is None:
+            pending = asyncio.create_task(self._lookup_ha1(user, now))
+            self._ha1_pending[user] = pending
+            pending.add_done_callback(lambda _: self._ha1_pending.pop(user, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup_ha1(self, user: str, now: float) -> StoredHa1 | None:
         try:
             account = await self._services.accounts.get(user.lower(), self._config.domain)
         except AccountNotFound:
@@ -622,31 +678,77 @@ class SipComponent:
         initial = request.headers.to is None or request.headers.to.tag is None
         for target in targets:
             binding = target.binding
-            hop = self._next_hop(target.hop, binding)
+            if target.located:
+                first = target.located[0]
+                hop: tuple[str, tuple[str, int]] | None = first.transport, (first.host, first.port)
+            else:
+                hop = self._next_hop(target.hop, binding)
             if hop is None:
                 continue
-            transport, destination = hop
-            branch = branch_id(request, next(self._fork_counter))
-            host, port = self._local.get(transport, self._local.get("udp", ("127.0.0.1", 5060)))
-            via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
-            via = Via(via_transport, host, port, params=_params(branch=branch, rport=None))
-            record_route = self._record_route(source.transport, transport) if initial else []
-            path = binding.path if binding is not None else ()
-            sent = forward_request(
-                request, target=target.uri, via=via, record_route=record_route, path=path
-            )
-            client = self._layer.client_request(
-                sent, transport, transport != "udp", destination, now
-            )
-            fork.clients[client] = (branch, sent, transport, destination)
-            self._counters["forwarded"] += 1
-            self._client_forks[client] = tx
-            context.add_branch(branch)
+            client = self._branch(fork, source.transport, target, hop, None, initial, now)
+            if len(target.located) > 1:
+                fork.alternates[client] = (target, source.transport)
         if not fork.clients:
             self._forks.pop(tx, None)
             self._reply(tx, request, 480)
             return
         self._flush()
+
+    def _branch(
+        self,
+        fork: _Fork,
+        inbound: str,
+        target: _Target,
+        hop: tuple[str, tuple[str, int]],
+        key: str | None,
+        initial: bool,
+        now: float,
+    ) -> int:
+        """Send one branch; ``key`` names it in the response context, a new one if None."""
+        request, binding = fork.request, target.binding
+        transport, destination = hop
+        branch = branch_id(request, next(self._fork_counter))
+        host, port = self._local.get(transport, self._local.get("udp", ("127.0.0.1", 5060)))
+        via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
+        via = Via(via_transport, host, port, params=_params(branch=branch, rport=None))
+        record_route = self._record_route(inbound, transport) if initial else []
+        path = binding.path if binding is not None else ()
+        sent = forward_request(
+            request, target=target.uri, via=via, record_route=record_route, path=path
+        )
+        client = self._layer.client_request(sent, transport, transport != "udp", destination, now)
+        fork.clients[client] = (key or branch, sent, transport, destination)
+        self._counters["forwarded"] += 1
+        self._client_forks[client] = fork.server_tx
+        if key is None:
+            fork.context.add_branch(branch)
+        return client
+
+    def _failover(self, fork: _Fork, client: int, answered: bool) -> bool:
+        """RFC 3263 §4.3: after a 503 (``answered``), a transport error or a timeout with no
+        response at all, the request goes to the next target DNS named, as a new transaction
+        (a new Via branch) on the same branch of the fork. False when there is none."""
+        alternate = fork.alternates.pop(client, None)
+        if alternate is None:
+            return False
+        target, inbound = alternate
+        key = fork.clients[client][0]
+        state = fork.context.branches.get(key)
+        if fork.context.final_sent or state is None or state is BranchState.DONE:
+            return False
+        if not answered and state is not BranchState.TRYING:
+            return False  # a provisional came: the server is there, the call just went on
+        rest = target.located[1:]
+        target = replace(target, located=rest)
+        hop = rest[0].transport, (rest[0].host, rest[0].port)
+        del fork.clients[client]
+        self._client_forks.pop(client, None)
+        initial = fork.request.headers.to is None or fork.request.headers.to.tag is None
+        log.info("sip: %s failed, trying %s:%d over %s", target.hop, *hop[1], hop[0])
+        retry = self._branch(fork, inbound, target, hop, key, initial, self._clock())
+        if len(rest) > 1:
+            fork.alternates[retry] = (target, inbound)
+        return True
 
     def _next_hop(self, target: Uri, binding: Binding | None) -> tuple[str, tuple[str, int]] | None:
         if binding is not None:
@@ -699,6 +801,8 @@ class SipComponent:
         fork = self._forks.get(server) if server is not None else None
         if fork is None or client not in fork.clients:
             return
+        if response.status == 503 and self._failover(fork, client, answered=True):
+            return
         branch, _, transport, (host, port) = fork.clients[client]
         response = response.pop_via()
         if not response.headers.vias:
@@ -727,6 +831,8 @@ class SipComponent:
         fork = self._forks.get(server) if server is not None else None
         if fork is None or client not in fork.clients:
             return
+        if self._failover(fork, client, answered=False):
+            return
         for answer in fork.context.timed_out(fork.clients[client][0]):
             self._respond(fork.server_tx, answer)
 
@@ -743,9 +849,10 @@ class SipComponent:
 
     def _cancel_branches(self, fork: _Fork, branches: list[str]) -> None:
         now = self._clock()
-        for branch, sent, transport, destination in list(fork.clients.values()):
+        for client, (branch, sent, transport, destination) in list(fork.clients.items()):
             if branch not in branches:
                 continue
+            fork.alternates.pop(client, None)  # a cancelled branch fails over to nowhere
             cancel = _cancel_for(sent)
             self._layer.client_request(cancel, transport, transport != "udp", destination, now)
         self._flush()

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from heron.sip.errors import MalformedValue, SipLocalError
 from heron.sip.grammar import Params, parse_host, parse_int
 
-__all__ = ["AbsoluteUri", "SipUri", "Uri", "parse_uri"]
+__all__ = ["CACHED_LENGTH", "AbsoluteUri", "SipUri", "Uri", "parse_uri"]
 
 _UNRESERVED = string.ascii_letters + string.digits + "-_.!~*'()"
 _USER = _UNRESERVED + "&=+$,;?/"  # user-unreserved
@@ -141,8 +142,23 @@ class AbsoluteUri:
 Uri = SipUri | AbsoluteUri
 
 
+CACHED_LENGTH = 256
+"""Texts up to this long are remembered by the parsers that cache: the same
+URIs, addresses and Vias come back in message after message of a dialog, and
+the bound keeps what a flood of long values can pin to a few hundred KiB."""
+
+
 def parse_uri(text: str) -> Uri:
-    """Parse ``SIP-URI / SIPS-URI / absoluteURI`` (RFC 3261 §25.1)."""
+    """Parse ``SIP-URI / SIPS-URI / absoluteURI`` (RFC 3261 §25.1).
+
+    A URI is immutable, so the same text gives the same object from a cache.
+    """
+    if len(text) <= CACHED_LENGTH:
+        return _parse_uri_cached(text)
+    return _parse_uri(text)
+
+
+def _parse_uri(text: str) -> Uri:
     scheme, colon, body = text.partition(":")
     if not colon or not _SCHEME_RE.fullmatch(scheme):
         raise MalformedValue("Bad URI scheme", detail=text[:80])
@@ -153,6 +169,9 @@ def parse_uri(text: str) -> Uri:
     if not _URIC_RE.fullmatch(body):
         raise MalformedValue("Bad URI", detail=text[:80])
     return AbsoluteUri(scheme, body)
+
+
+_parse_uri_cached = lru_cache(maxsize=2048)(_parse_uri)
 
 
 def _parse_sip(scheme: str, rest: str) -> SipUri:
