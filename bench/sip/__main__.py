@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python -m bench.sip            # default: 3½ to 5½ minutes (see bench/README.md)
-    .venv/bin/python -m bench.sip --quick    # smoke check: about 45 s
+    .venv/bin/python -m bench.sip --quick    # smoke check: about 90 s
     .venv/bin/python -m bench.sip --install  # apt-get kamailio, sqlite modules, sipp if missing
     .venv/bin/python -m bench.sip --help     # ramp, users, server order
 
@@ -12,26 +12,29 @@ started server: digest REGISTERs from one sipp UAC cycling through the users,
 and authenticated calls from one sipp UAC through the server to registered
 sipp UAS instances. Each load is a ramp of fixed-rate steps, then the peak
 held for 35 s on a restarted server, or half of it, and so on (``measure``).
-A server that does not start or answer is skipped with the reason, and the
-other still runs. Everything stays on 127.0.0.1 and every loop is bounded.
+Last, both servers are held at one rate, the lower of their sustained rates,
+so that the two are also compared on the same load. A server that does not
+start or answer is skipped with the reason, and the other still runs.
+Everything stays on 127.0.0.1 and every loop is bounded.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.proc import free_port
+from bench.report import common_options, emit, plan_from, run_directory, server_order
 from bench.sip import servers
 from bench.sip.measure import Load, LoadResult, Plan, Runner
-from bench.sip.report import ServerFigures, table
+from bench.sip.report import ServerFigures, matched_table, table
 from bench.sip.servers import Heron, Kamailio, RunningServer, Server, ServerUnavailable
 from bench.sip.sipp import SCENARIOS, Account, SippFailed, UasGroup, sipp_version, uas_group
 
@@ -46,6 +49,7 @@ QUICK = Plan(
     hold_seconds=0,
     holds=0,
     recv_timeout=2,
+    match_seconds=5,
 )
 DEFAULT = Plan(
     users=10,
@@ -58,31 +62,25 @@ DEFAULT = Plan(
     hold_seconds=35,
     holds=3,
     recv_timeout=3,
+    match_seconds=20,
 )
 CALL_PAUSE = 0.2
 """uac.xml waits 200 ms between its ACK and its BYE."""
-
-
-def emit(text: str = "") -> None:
-    """Results go to stdout as they come, so a long run shows progress."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+MATCH_SHARE = 0.8
+"""The common rate is this share of the lower sustained rate: a margin for the slower server."""
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.sip", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="short ramp, no holds, about 45 s in all"
+    common_options(
+        parser,
+        quick="short ramp, no holds, 5 s at a common rate: about 90 s in all",
+        reference="kamailio",
     )
     parser.add_argument(
         "--install",
         action="store_true",
         help="apt-get install kamailio kamailio-sqlite-modules (and sip-tester) if missing; root",
-    )
-    parser.add_argument(
-        "--servers",
-        default="kamailio,heron",
-        help="which to run, in order (default kamailio,heron)",
     )
     parser.add_argument(
         "--kamailio-shm",
@@ -104,20 +102,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--holds", type=int, help="holds to try until one passes (0: none)")
     parser.add_argument("--recv-timeout", type=float, help="sipp's wait per answer, seconds")
     parser.add_argument(
+        "--match-seconds", type=float, help="both servers held at a common rate (0: no)"
+    )
+    parser.add_argument(
         "--loads", default="register,calls", help="which loads (default register,calls)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     return parser.parse_args(argv)
-
-
-def _plan(args: argparse.Namespace) -> Plan:
-    """The quick or default plan with any option given on the command line applied."""
-    base = QUICK if args.quick else DEFAULT
-    values = {name: getattr(base, name) for name in Plan.__dataclass_fields__}
-    values.update(
-        {name: getattr(args, name) for name in values if getattr(args, name, None) is not None}
-    )
-    return Plan(**values)
 
 
 def _accounts(plan: Plan) -> tuple[list[Account], list[Account]]:
@@ -177,7 +167,7 @@ def _run_load(
     kind: str,
     load: Load,
     plan: Plan,
-    callees: list[Account],
+    fixed: Callees,
     workdir: Path,
     taken: set[int],
 ) -> LoadResult:
@@ -188,7 +178,6 @@ def _run_load(
     enough for such state to build up from its own load.
     """
     runner = Runner(load, plan, workdir / kind, taken, emit)
-    fixed = [(account, (free_port(taken), free_port(taken))) for account in callees]
     with _started(server, kind, fixed, runner.workdir) as (running, uas):
         runner.ramp(running, uas)
     for rate in runner.hold_rates():
@@ -206,12 +195,13 @@ def _run_server(
     plan: Plan,
     loads: dict[str, Load],
     kinds: list[str],
-    accounts: tuple[list[Account], list[Account]],
+    accounts: tuple[list[Account], Callees],
     workdir: Path,
     taken: set[int],
 ) -> ServerFigures:
     figures = ServerFigures()
-    users, callees = accounts
+    users, fixed = accounts
+    callees = [account for account, _ in fixed]
     started = time.monotonic()
     try:
         server.prepare([*users, *callees])
@@ -225,7 +215,7 @@ def _run_server(
     for kind in kinds:
         load = loads[kind]
         try:
-            result = _run_load(server, kind, load, plan, callees, workdir, taken)
+            result = _run_load(server, kind, load, plan, fixed, workdir, taken)
         except (ServerUnavailable, SippFailed) as exc:
             emit(f"  {load.name}: FAILED, {exc}")
             figures.notes.append(f"{load.name}: {exc}")
@@ -242,13 +232,52 @@ def _run_server(
     return figures
 
 
+def _common_rate(kind: str, results: dict[str, ServerFigures]) -> int | None:
+    """MATCH_SHARE of the lower rate the two servers reached on this load, if both did."""
+    rates = []
+    for figures in results.values():
+        result = figures.register if kind == "register" else figures.calls
+        if result is None or result.rate is None:
+            return None
+        rates.append(result.rate)
+    return max(1, math.floor(min(rates) * MATCH_SHARE))
+
+
+def _run_matched(
+    servers_: dict[str, Server],
+    plan: Plan,
+    loads: dict[str, Load],
+    kinds: list[str],
+    fixed: Callees,
+    results: dict[str, ServerFigures],
+    workdir: Path,
+    taken: set[int],
+) -> None:
+    """Each load held on each server, restarted, at the same rate (see MATCH_SHARE)."""
+    for kind in kinds:
+        rate = _common_rate(kind, results)
+        if rate is None:
+            continue
+        emit(f"both servers, {loads[kind].name} at {rate:,}/s for {plan.match_seconds:g} s:")
+        for name, server in servers_.items():
+            runner = Runner(loads[kind], plan, workdir / name / f"{kind}-matched", taken, emit)
+            try:
+                with _started(server, kind, fixed, runner.workdir) as (running, uas):
+                    step = runner.step(running, uas, rate, plan.match_seconds, hold=True)
+            except (ServerUnavailable, SippFailed) as exc:
+                emit(f"  {name}: FAILED, {exc}")
+                results[name].notes.append(f"{loads[kind].name} at a common rate: {exc}")
+                continue
+            results[name].matched[kind] = step
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    plan = _plan(args)
-    order = [name.strip() for name in args.servers.split(",") if name.strip()]
+    plan = plan_from(args, QUICK, DEFAULT)
+    order = server_order(args, "kamailio")
     kinds = [name.strip() for name in args.loads.split(",") if name.strip()]
-    if not set(order) <= {"heron", "kamailio"} or not set(kinds) <= {"register", "calls"}:
-        raise SystemExit("--servers takes heron and/or kamailio; --loads register and/or calls")
+    if not set(kinds) <= {"register", "calls"}:
+        raise SystemExit("--loads takes register and/or calls")
     if plan.users < 1 or plan.callees < 1:
         raise SystemExit("--users and --callees must be at least 1")
     missing = servers.missing_packages()
@@ -265,26 +294,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     users, callees = _accounts(plan)
     loads = _loads(users, callees)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sip-"))
     taken: set[int] = set()
+    # The same ports for a callee all run long: both servers keep bindings across restarts.
+    fixed = [(account, (free_port(taken), free_port(taken))) for account in callees]
     results = {"heron": ServerFigures(), "kamailio": ServerFigures()}
-    makers: dict[str, Callable[[], Server]] = {
-        "kamailio": lambda: Kamailio(workdir / "kamailio", taken, args.kamailio_shm),
-        "heron": lambda: Heron(workdir / "heron", taken),
-    }
-    try:
+    with run_directory("bench-sip-", args.keep) as workdir:
+        makers: dict[str, Callable[[], Server]] = {
+            "kamailio": lambda: Kamailio(workdir / "kamailio", taken, args.kamailio_shm),
+            "heron": lambda: Heron(workdir / "heron", taken),
+        }
+        ran: dict[str, Server] = {}
         for name in order:
             emit(f"{name}: setting up")
+            ran[name] = makers[name]()
             results[name] = _run_server(
-                makers[name](), plan, loads, kinds, (users, callees), workdir / name, taken
+                ran[name], plan, loads, kinds, (users, fixed), workdir / name, taken
             )
-    finally:
-        if args.keep:
-            emit(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        if plan.match_seconds > 0 and len(ran) == 2:
+            _run_matched(ran, plan, loads, kinds, fixed, results, workdir, taken)
     emit()
     emit(table(results["heron"], results["kamailio"], plan.hold_seconds if plan.holds else 0))
+    if (matched := matched_table(results["heron"], results["kamailio"])) is not None:
+        emit()
+        emit(matched)
     for name in ("heron", "kamailio"):
         for note in results[name].notes:
             emit(f"{name}: {note.splitlines()[0]}")

@@ -113,6 +113,8 @@ class Plan:
     """Holds to try, each ``factor`` times slower than the last, until one passes."""
     recv_timeout: float
     """Seconds sipp waits for each answer (it retransmits meanwhile) before failing the call."""
+    match_seconds: float
+    """Then both servers held at one common rate this long, each restarted; 0 for none."""
 
     def describe(self) -> str:
         hold = (
@@ -121,6 +123,8 @@ class Plan:
             if self.hold_seconds and self.holds
             else ""
         )
+        if self.match_seconds:
+            hold += f"; then both held {self.match_seconds:g} s at a common rate"
         return (
             f"{self.users} users registering/calling, {self.callees} UAS callee(s); "
             f"ramp {self.start_rate}/s x{self.factor:g} up to {self.max_rate:,}/s, "

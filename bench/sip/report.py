@@ -1,13 +1,19 @@
-"""The final table: figure | heron | kamailio | heron/kamailio."""
+"""The final tables: figure | heron | kamailio | heron/kamailio.
+
+The first gives each server's best: the fastest hold it passed, and its CPU
+per unit of work. The second holds both servers at one rate, the one the
+slower server sustained, so that the two are compared on the same load.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.sip.measure import LoadResult
+from bench import report
+from bench.sip.measure import LoadResult, Step
 
-__all__ = ["ServerFigures", "table"]
+__all__ = ["ServerFigures", "matched_table", "table"]
 
 
 @dataclass(slots=True)
@@ -16,6 +22,8 @@ class ServerFigures:
 
     register: LoadResult | None = None
     calls: LoadResult | None = None
+    matched: dict[str, Step] = field(default_factory=dict)
+    """The hold at the common rate, by load ("register", "calls")."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -82,31 +90,51 @@ def _figure(row: _Row, figures: ServerFigures) -> tuple[float | None, str]:
     return value, row.style.format(value) + mark
 
 
-def _ratio(heron: float | None, kamailio: float | None) -> str:
-    if heron is None or kamailio is None or kamailio == 0:
-        return "-"
-    return f"{heron / kamailio:.2f}"
-
-
 def table(heron: ServerFigures, kamailio: ServerFigures, hold_seconds: float) -> str:
     """The four figures side by side, as fixed-width text with a legend below."""
-    header = ("figure", "heron", "kamailio", "heron/kamailio")
-    rows = [header]
-    for row in _ROWS:
+    rows: list[report.Row] = []
+    cells: dict[int, tuple[str, str]] = {}
+    for index, row in enumerate(_ROWS):
         (h, h_cell), (k, k_cell) = _figure(row, heron), _figure(row, kamailio)
-        rows.append((row.label, h_cell, k_cell, _ratio(h, k)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return " | ".join([first, *rest])
-
-    rule = "-+-".join("-" * width for width in widths)
+        rows.append((row.label, h, k, row.style))
+        cells[index] = (h_cell, k_cell)
     hold = (
         f"{hold_seconds:g} s on a restarted server"
         if hold_seconds > 0
         else "none in this run: the ramp's peak"
     )
-    legend = LEGEND.format(hold=hold)
-    return "\n".join([line(rows[0]), rule, *(line(r) for r in rows[1:]), "", legend])
+    return report.table("kamailio", rows, LEGEND.format(hold=hold), cells)
+
+
+_MATCHED = (
+    ("register", "registrations", 1000),
+    ("calls", "calls", 100),
+)
+
+MATCHED_LEGEND = (
+    "Both servers restarted and held at the same offered rate, the lower of their sustained\n"
+    "rates (less a margin): completed per second, the share failed or unfinished, and the CPU\n"
+    "per unit of work at that same load."
+)
+
+
+def matched_table(heron: ServerFigures, kamailio: ServerFigures) -> str | None:
+    """The holds at a common rate side by side; None when no load had one for both."""
+    rows: list[report.Row] = []
+    for kind, name, units in _MATCHED:
+        h, k = heron.matched.get(kind), kamailio.matched.get(kind)
+        if h is None or k is None:
+            continue
+        rows.append((f"{name}/s held at {h.target:,}/s offered", h.achieved, k.achieved, "{:,.0f}"))
+        rows.append((f"  {name} failed or unfinished", h.failure, k.failure, "{:.2%}"))
+        rows.append(
+            (
+                f"  server CPU ms per {units:,} {name}",
+                h.server_cpu * 1000 * units / max(h.counts.ok, 1),
+                k.server_cpu * 1000 * units / max(k.counts.ok, 1),
+                "{:,.0f}",
+            )
+        )
+    if not rows:
+        return None
+    return report.table("kamailio", rows, MATCHED_LEGEND)

@@ -11,7 +11,7 @@ add`` puts it there (the config has ``calculate_ha1`` on).
 
 heron runs from a generated ``heron.toml`` (SIP on one UDP/TCP port, TURN,
 XMPP, SIP TLS and WebSocket off, web on a free port) after ``heron cert`` and
-one ``heron user add`` per account.
+one ``heron user import`` of every account.
 
 Each load gets a freshly started server: state one load leaves behind (a full
 transaction table, say) must not be charged to the next. Set-up (database,
@@ -30,7 +30,6 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,22 +293,12 @@ listen = ["127.0.0.1:{self.web_port}"]
             raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {why[0]}")
 
     def prepare(self, accounts: Sequence[Account]) -> None:
-        """``heron cert``, then ``heron user add`` per account, a few at a time."""
+        """``heron cert``, then one ``heron user import`` for every account."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(self._config_text())
         self._cli("cert")
-
-        def add(account: Account) -> None:
-            address = f"{account.name}@{DOMAIN}"
-            self._cli("user", "add", address, "--password-stdin", stdin=account.password + "\n")
-
-        if not accounts:
-            return
-        # The first alone: two first-ever commands at once both create the schema
-        # of a new database and one fails ("table accounts already exists").
-        add(accounts[0])
-        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 1)) as pool:
-            list(pool.map(add, accounts[1:]))  # re-raises the first ServerUnavailable
+        lines = "".join(f"{account.name}@{DOMAIN} {account.password}\n" for account in accounts)
+        self._cli("user", "import", "-", stdin=lines)
 
     @contextmanager
     def running(self) -> Iterator[RunningServer]:

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from bench.proc import ephemeral_range, free_port, stop_process, tree_cpu
+from bench.report import common_options, emit, plan_from, run_directory, server_order
 from bench.turn import servers
 from bench.turn.client import answers_binding
 from bench.turn.measure import LoadFailed, Plan, measure_burst, measure_relay
@@ -55,20 +54,11 @@ DEFAULT = Plan(
 )
 
 
-def emit(text: str = "") -> None:
-    """Results go to stdout as they come, so a long run shows progress."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.turn", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--quick", action="store_true", help="small loads, about 25 s in all")
-    parser.add_argument(
-        "--servers", default="coturn,heron", help="which to run, in order (default coturn,heron)"
-    )
+    common_options(parser, quick="small loads, about 25 s in all", reference="coturn")
     parser.add_argument(
         "--heron-workers",
         type=int,
@@ -84,19 +74,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--burst-workers", type=int, help="burst client processes")
     parser.add_argument("--burst-concurrency", type=int, help="concurrent aioice clients")
     parser.add_argument("--burst-seconds", type=float, help="burst duration")
-    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     return parser.parse_args(argv)
-
-
-def _plan(args: argparse.Namespace) -> Plan:
-    """The quick or default plan with any ``--relay-*``/``--burst-*`` option applied."""
-    base = QUICK if args.quick else DEFAULT
-    changes = {
-        name: getattr(args, name)
-        for name in Plan.__dataclass_fields__
-        if getattr(args, name, None) is not None
-    }
-    return Plan(**{**{n: getattr(base, n) for n in Plan.__dataclass_fields__}, **changes})
 
 
 def _relay_ports(text: str) -> RelayPorts:
@@ -176,29 +154,21 @@ def _run_server(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    plan = _plan(args)
+    plan = plan_from(args, QUICK, DEFAULT)
     ports = _relay_ports(args.relay_ports)
-    order = [name.strip() for name in args.servers.split(",") if name.strip()]
-    if not set(order) <= {"heron", "coturn"}:
-        raise SystemExit("--servers takes heron and/or coturn")
+    order = server_order(args, "coturn")
     emit(f"loads: {plan.describe()}")
     emit(f"coturn {servers.coturn_version()}; heron with {args.heron_workers} TURN worker(s)")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-turn-"))
     taken: set[int] = set()
     results = {"heron": ServerFigures(), "coturn": ServerFigures()}
-    starters: dict[str, Callable[[], AbstractContextManager[RunningServer]]] = {
-        "coturn": lambda: servers.coturn(workdir / "coturn", taken, ports),
-        "heron": lambda: servers.heron(workdir / "heron", taken, ports, args.heron_workers),
-    }
-    try:
+    with run_directory("bench-turn-", args.keep) as workdir:
+        starters: dict[str, Callable[[], AbstractContextManager[RunningServer]]] = {
+            "coturn": lambda: servers.coturn(workdir / "coturn", taken, ports),
+            "heron": lambda: servers.heron(workdir / "heron", taken, ports, args.heron_workers),
+        }
         with echo_peer(workdir, taken) as (peer, peer_pid):
             for name in order:
                 results[name] = _run_server(name, starters[name], peer, peer_pid, plan)
-    finally:
-        if args.keep:
-            emit(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     emit()
     emit(table(results["heron"], results["coturn"]))
     for name in ("heron", "coturn"):

@@ -22,6 +22,7 @@ from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
 from heron.web.server import build_web
+from heron.xmpp.server import build_xmpp
 
 __all__ = ["BUILDERS", "TURN_WORKER_BUILDERS", "account_policy", "serve"]
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 Builder = Callable[[Services], Component | None]
 
-BUILDERS: tuple[Builder, ...] = (build_turn, build_sip, build_web)
+BUILDERS: tuple[Builder, ...] = (build_turn, build_sip, build_xmpp, build_web)
 TURN_WORKER_BUILDERS: tuple[Builder, ...] = (build_turn,)
 
 

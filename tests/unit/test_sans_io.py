@@ -1,7 +1,9 @@
 """Protocol cores are sans-IO (ARCHITECTURE.md, STYLE.md practice 1): no I/O, clock or randomness.
 
-Every module of ``stun``, ``turn`` and ``sip`` is checked, except the
-asyncio adapters: ``server.py`` and the ``transports`` packages.
+Every module of ``stun``, ``turn``, ``sip`` and ``xmpp`` is checked, except the
+asyncio adapters: ``server.py`` and the ``transports`` packages. Subpackages are
+not globbed: ``xmpp/features`` holds the async features that reach the store
+(their sans-IO rules live in the modules beside them), so it is no core.
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ FORBIDDEN = {
 }
 ROOT = Path(heron.__file__).parent
 CORES = sorted(
-    path
-    for package in ("stun", "turn", "sip")
-    for path in (ROOT / package).glob("*.py")
-    if path.name != "server.py"
+    [
+        path
+        for package in ("stun", "turn", "sip", "xmpp")
+        for path in (ROOT / package).glob("*.py")
+        if path.name != "server.py"
+    ]
+    # A group-chat room's rules are a core too; the MUC service around them is async.
+    + [ROOT / "xmpp" / "muc" / "room.py", ROOT / "xmpp" / "muc" / "model.py"]
 )
 
 
@@ -44,8 +50,10 @@ def imported_roots(path: Path) -> set[str]:
 
 
 def test_every_core_package_is_checked() -> None:
-    assert {path.parent.name for path in CORES} == {"stun", "turn", "sip"}
+    assert {path.parent.name for path in CORES} == {"stun", "turn", "sip", "xmpp", "muc"}
     assert ROOT / "turn" / "core.py" in CORES
+    assert ROOT / "xmpp" / "stream.py" in CORES
+    assert not any(path.parent.name == "features" for path in CORES)
 
 
 @pytest.mark.parametrize("path", CORES, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -16,6 +16,7 @@ from heron.cli.ops import cert, check, dns
 from heron.cli.sip import sip
 from heron.cli.turn import turn
 from heron.cli.users import admin, user
+from heron.cli.xmpp import xmpp
 from heron.errors import HeronError
 
 __all__ = ["cli", "main"]
@@ -72,6 +73,7 @@ cli.add_command(cert)
 cli.add_command(check)
 cli.add_command(turn)
 cli.add_command(sip)
+cli.add_command(xmpp)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,8 +17,21 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 
-__all__ = ["accounts", "metadata", "sip_bindings"]
+__all__ = [
+    "accounts",
+    "metadata",
+    "muc_affiliations",
+    "muc_rooms",
+    "offline_messages",
+    "roster_items",
+    "roster_pending",
+    "roster_versions",
+    "sip_bindings",
+    "xmpp_blocklist",
+    "xmpp_vcards",
+]
 
 metadata = MetaData()
 
@@ -71,4 +84,96 @@ sip_bindings = Table(
     Column("updated_at", Double, nullable=False),
     Index("ix_sip_bindings_aor", "aor"),
     Index("ix_sip_bindings_expires_at", "expires_at"),
+)
+
+# XMPP group chat (XEP-0045, heron.xmpp.muc): persistent rooms and their affiliations.
+# The room configuration is one JSON object (heron.store.rooms); times are Unix seconds.
+muc_rooms = Table(
+    "muc_rooms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("service", String(253), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("subject", Text, nullable=True),
+    Column("subject_nick", String(255), nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    UniqueConstraint("service", "name", name="uq_muc_rooms_address"),
+)
+
+muc_affiliations = Table(
+    "muc_affiliations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("room_id", Integer, nullable=False),
+    Column("jid", String(320), nullable=False),
+    Column("affiliation", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    UniqueConstraint("room_id", "jid", name="uq_muc_affiliations_room_jid"),
+)
+
+# XMPP instant messaging (heron.store.im): rosters, pending inbound subscription
+# requests and roster versions (RFC 6121), offline messages (XEP-0160).
+# A stanza may be larger than MySQL's TEXT (64 KiB).
+_STANZA_TEXT = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
+
+roster_items = Table(
+    "roster_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(320), nullable=False),
+    Column("contact", String(320), nullable=False),
+    Column("name", Text, nullable=True),
+    Column("subscription", String(4), nullable=False),
+    Column("ask", Boolean, nullable=False),
+    Column("approved", Boolean, nullable=False),
+    Column("groups", Text, nullable=False),
+    UniqueConstraint("owner", "contact", name="uq_roster_items_owner_contact"),
+)
+
+roster_pending = Table(
+    "roster_pending",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(320), nullable=False),
+    Column("contact", String(320), nullable=False),
+    Column("stanza", _STANZA_TEXT, nullable=False),
+    UniqueConstraint("owner", "contact", name="uq_roster_pending_owner_contact"),
+)
+
+roster_versions = Table(
+    "roster_versions",
+    metadata,
+    Column("owner", String(320), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
+# Times are Unix seconds.
+offline_messages = Table(
+    "offline_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(320), nullable=False),
+    Column("stanza", _STANZA_TEXT, nullable=False),
+    Column("stamp", Double, nullable=False),
+    Index("ix_offline_messages_owner", "owner"),
+)
+
+# XMPP small services (heron.xmpp.features.vcard, .blocking); owners are bare JIDs.
+xmpp_vcards = Table(
+    "xmpp_vcards",
+    metadata,
+    Column("owner", String(320), primary_key=True),
+    Column("vcard", _STANZA_TEXT, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+xmpp_blocklist = Table(
+    "xmpp_blocklist",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(320), nullable=False),
+    Column("jid", String(400), nullable=False),
+    UniqueConstraint("owner", "jid", name="uq_xmpp_blocklist_item"),
 )

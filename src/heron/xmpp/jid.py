@@ -27,7 +27,9 @@ def _malformed(text: str) -> StanzaError:
 def _check_size(part: str, name: str) -> None:
     if not part:
         raise _malformed(f"empty {name}")
-    if len(part.encode()) > MAX_PART:
+    # surrogatepass: a lone surrogate (from JSON, say) is refused by _check_characters as
+    # jid-malformed instead of escaping as UnicodeEncodeError.
+    if len(part.encode("utf-8", "surrogatepass")) > MAX_PART:
         raise _malformed(f"{name} longer than {MAX_PART} bytes")
 
 
@@ -40,9 +42,20 @@ def _check_characters(part: str, name: str, forbidden: frozenset[str]) -> None:
             raise _malformed(f"{name} contains a space")
 
 
+def _width_mapped(char: str) -> str:
+    """RFC 8265 §3.3.1 step 1: fullwidth and halfwidth forms become their ordinary ones."""
+    if unicodedata.decomposition(char).startswith(("<wide>", "<narrow>")):
+        return unicodedata.normalize("NFKC", char)
+    return char
+
+
 def _local(part: str) -> str:
-    """UsernameCaseMapped (RFC 8265 §3.3, as RFC 7622 §3.3 asks): NFC of the case fold."""
-    prepared = unicodedata.normalize("NFC", unicodedata.normalize("NFKC", part).casefold())
+    """UsernameCaseMapped (RFC 8265 §3.3, as RFC 7622 §3.3 asks): width map, lowercase, NFC;
+    other compatibility characters (RFC 8264 §9.17) are refused, not folded into letters."""
+    mapped = "".join(_width_mapped(char) for char in part)
+    prepared = unicodedata.normalize("NFC", mapped.lower())
+    if unicodedata.normalize("NFKC", prepared) != prepared:
+        raise _malformed("localpart contains a compatibility character")
     _check_size(prepared, "localpart")
     _check_characters(prepared, "localpart", _LOCAL_FORBIDDEN)
     return prepared

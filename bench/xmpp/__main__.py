@@ -1,0 +1,495 @@
+"""heron's XMPP server against Prosody: the same loads, one server after the other.
+
+Run from the repository root::
+
+    .venv/bin/python -m bench.xmpp                    # default, both servers
+    .venv/bin/python -m bench.xmpp --servers prosody  # Prosody alone
+    .venv/bin/python -m bench.xmpp --quick            # smoke check
+    .venv/bin/python -m bench.xmpp --install          # apt-get install prosody if missing (root)
+
+Each server gets the same accounts, then four loads, each against a freshly
+started server: concurrent logins, one-to-one messages between pairs, fan-out
+in one MUC room, and idle authenticated connections (resident memory before
+and after). The load runs in worker processes (``client``); the server's CPU
+comes from ``/proc/PID/stat`` over each measured window. Everything stays on
+127.0.0.1 and every wait is bounded. See bench/README.md for what each figure
+means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from bench.proc import CLOCK_TICK, ServerUnavailable, Worker, cpu_seconds, machine_ticks, tree_cpu
+from bench.xmpp import Account, RunningServer, Server, prosody
+from bench.xmpp.heron import Heron
+from bench.xmpp.prosody import Prosody
+
+CLIENT = "bench.xmpp.client"
+SETTLE = 2.0
+"""Seconds between the last idle login and the second memory reading."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    logins: int
+    """Users logging in at once, in each round."""
+    login_rounds: int
+    pairs: int
+    messages: int
+    """Deliveries per pair, both ways together."""
+    window: int
+    """Messages in flight per pair."""
+    occupants: int
+    room_messages: int
+    room_window: int
+    """Room messages the sender keeps in flight (it sends the next on each echo)."""
+    idle: int
+    workers: int
+    """Load processes: one Python process cannot keep up with the servers alone."""
+    timeout: float
+    """Longest wait for a load to finish, seconds."""
+
+    def accounts(self) -> list[Account]:
+        count = max(self.logins, 2 * self.pairs, self.occupants, self.idle)
+        return [Account(f"user{i}", f"bench-pass-{i}") for i in range(1, count + 1)]
+
+    def describe(self) -> str:
+        return (
+            f"{self.login_rounds} x {self.logins} concurrent logins; {self.pairs} pairs x "
+            f"{self.messages} messages ({self.window} in flight each); room of "
+            f"{self.occupants} x {self.room_messages} messages ({self.room_window} in flight); "
+            f"{self.idle} idle connections; {self.workers} load processes"
+        )
+
+
+QUICK = Plan(
+    logins=100,
+    login_rounds=1,
+    pairs=20,
+    messages=250,
+    window=4,
+    occupants=20,
+    room_messages=250,
+    room_window=8,
+    idle=200,
+    workers=2,
+    timeout=60,
+)
+DEFAULT = Plan(
+    logins=200,
+    login_rounds=3,
+    pairs=50,
+    messages=1000,
+    window=4,
+    occupants=50,
+    room_messages=1000,
+    room_window=8,
+    idle=1000,
+    workers=2,
+    timeout=180,
+)
+
+
+def emit(text: str = "") -> None:
+    """Results go to stdout as they come, so a long run shows progress."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Measured:
+    """One load on one server: work done, wall time, CPU, what went wrong."""
+
+    work: int = 0
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    machine_cpu: float = 0.0
+    """All CPUs' busy time from /proc/stat: other work shares the cores too."""
+    errors: int = 0
+    first_error: str = ""
+    slowest: float = 0.0
+    overflows: int = 0
+    """Listen queue overflows on the machine (any socket) during the windows."""
+    kib_per_connection: float | None = None
+
+    @property
+    def rate(self) -> float | None:
+        return self.work / self.seconds if self.seconds > 0 and self.work else None
+
+    def cpu_per(self, unit: float) -> float | None:
+        """Server CPU milliseconds per ``unit`` pieces of work."""
+        return self.server_cpu * 1000 * unit / self.work if self.work else None
+
+    def add(self, results: Sequence[dict[str, Any]]) -> None:
+        for result in results:
+            self.work += int(result["delivered"])
+            self.errors += int(result["errors"])
+            self.first_error = self.first_error or str(result["first_error"])
+            self.slowest = max(self.slowest, float(result.get("slowest", 0.0)))
+
+    def detail(self, unit: str) -> str:
+        def cores(cpu: float) -> str:
+            return f"{cpu / self.seconds:.2f}" if self.seconds else "-"
+
+        text = (
+            f"{self.work:,} {unit} in {self.seconds:.2f} s; cores busy: server "
+            f"{cores(self.server_cpu)}, load processes {cores(self.client_cpu)}, the machine "
+            f"{cores(self.machine_cpu)}"
+        )
+        if self.slowest:
+            text += f"; slowest login {self.slowest:.2f} s"
+        if self.overflows:
+            text += f"; {self.overflows:,} SYNs dropped for a full listen queue"
+        if self.errors:
+            text += f"; {self.errors:,} errors, first: {self.first_error}"
+        return text
+
+
+def _split(accounts: Sequence[Account], parts: int, pairs: bool = False) -> list[list[Account]]:
+    """Accounts dealt into ``parts`` contiguous slices (of whole pairs when ``pairs``)."""
+    step = 2 if pairs else 1
+    units = [list(accounts[i : i + step]) for i in range(0, len(accounts), step)]
+    slices: list[list[Account]] = [[] for _ in range(max(1, min(parts, len(units))))]
+    for index, unit in enumerate(units):
+        slices[index * len(slices) // len(units)].extend(unit)
+    return slices
+
+
+class Load:
+    """The workers of one load on one running server, and the measured windows."""
+
+    def __init__(self, running: RunningServer, plan: Plan) -> None:
+        self.running = running
+        self.plan = plan
+        self.workers: list[Worker] = []
+        self.measured = Measured()
+
+    def spawn(self, role: str, accounts: list[Account], **settings: Any) -> Worker:
+        host, port = self.running.address
+        worker = Worker.spawn(
+            CLIENT,
+            {
+                "role": role,
+                "host": host,
+                "port": port,
+                "accounts": [[a.name, a.password] for a in accounts],
+                "timeout": self.plan.timeout,
+                **settings,
+            },
+        )
+        self.workers.append(worker)
+        return worker
+
+    def ready(self, workers: Sequence[Worker] | None = None) -> None:
+        for worker in workers if workers is not None else self.workers:
+            worker.wait_ready(self.plan.timeout)
+
+    def window(self) -> list[dict[str, Any]]:
+        """Go, collect every worker's result; the server's and the workers' CPU in between."""
+        server = [self.running.pid]
+        clients = [worker.process.pid for worker in self.workers]
+        machine_before = machine_ticks()
+        server_before, clients_before = tree_cpu(server), tree_cpu(clients)
+        overflows = listen_overflows()
+        started = time.monotonic()
+        for worker in self.workers:
+            worker.go()
+        results = [worker.result(self.plan.timeout + 30) for worker in self.workers]
+        server_after, clients_after = tree_cpu(server), tree_cpu(clients)
+        busy = machine_ticks()[0] - machine_before[0]
+        self.measured.machine_cpu += busy * CLOCK_TICK
+        self.measured.overflows += listen_overflows() - overflows
+        last = max((float(result["last"]) for result in results), default=0.0)
+        self.measured.seconds += max(last, started) - started
+        self.measured.server_cpu += cpu_seconds(server_before, server_after)
+        self.measured.client_cpu += cpu_seconds(clients_before, clients_after)
+        self.measured.add(results)
+        return results
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped for a full listen queue, all sockets."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table.get("ListenOverflows", 0))
+    return 0
+
+
+def resident_kib(root: int) -> int:
+    """VmRSS summed over the process tree, from /proc/PID/status."""
+    total = 0
+    for pid in tree_cpu([root]):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def load_logins(load: Load, accounts: list[Account]) -> None:
+    """Rounds of concurrent logins; the users log out between rounds, outside the windows."""
+    for part in _split(accounts[: load.plan.logins], load.plan.workers):
+        load.spawn("logins", part)
+    load.ready()
+    for _ in range(load.plan.login_rounds):
+        load.window()
+        load.ready()
+
+
+def load_messages(load: Load, accounts: list[Account]) -> None:
+    users = accounts[: 2 * load.plan.pairs]
+    for part in _split(users, load.plan.workers, pairs=True):
+        load.spawn("messages", part, messages=load.plan.messages, window=load.plan.window)
+    load.ready()
+    load.window()
+
+
+def load_muc(load: Load, accounts: list[Account]) -> None:
+    """The first worker's first user creates the room and sends; the others join after it."""
+    parts = _split(accounts[: load.plan.occupants], load.plan.workers)
+    settings = {"messages": load.plan.room_messages, "window": load.plan.room_window}
+    first = load.spawn("muc", parts[0], sender=True, **settings)
+    load.ready([first])
+    others = [load.spawn("muc", part, sender=False, **settings) for part in parts[1:]]
+    load.ready(others)
+    load.window()
+
+
+def load_idle(load: Load, accounts: list[Account]) -> None:
+    """Resident memory before and after this many authenticated connections."""
+    time.sleep(SETTLE)
+    before = resident_kib(load.running.pid)
+    for part in _split(accounts[: load.plan.idle], load.plan.workers):
+        load.spawn("idle", part, concurrency=25)
+    load.ready()
+    load.window()
+    time.sleep(SETTLE)
+    after = resident_kib(load.running.pid)
+    if load.measured.work:
+        load.measured.kib_per_connection = (after - before) / load.measured.work
+    emit(f"    resident memory {before:,} KiB before, {after:,} KiB after")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadKind:
+    name: str
+    unit: str
+    run: Callable[[Load, list[Account]], None]
+
+
+LOADS = {
+    "logins": LoadKind("logins", "logins", load_logins),
+    "messages": LoadKind("one-to-one messages", "messages delivered", load_messages),
+    "muc": LoadKind("MUC fan-out", "room deliveries", load_muc),
+    "idle": LoadKind("idle connections", "connections", load_idle),
+}
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ServerFigures:
+    loads: dict[str, Measured] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    label: str
+    load: str
+    value: Callable[[Measured], float | None]
+    style: str
+    higher_is_better: bool
+
+
+ROWS = (
+    Row("logins/s", "logins", lambda m: m.rate, "{:,.0f}", True),
+    Row("one-to-one messages/s", "messages", lambda m: m.rate, "{:,.0f}", True),
+    Row("MUC deliveries/s", "muc", lambda m: m.rate, "{:,.0f}", True),
+    Row("KiB per idle connection", "idle", lambda m: m.kib_per_connection, "{:,.1f}", False),
+    Row("server CPU ms per login", "logins", lambda m: m.cpu_per(1), "{:,.2f}", False),
+    Row("server CPU us per message", "messages", lambda m: m.cpu_per(1000), "{:,.0f}", False),
+    Row("server CPU us per MUC delivery", "muc", lambda m: m.cpu_per(1000), "{:,.1f}", False),
+)
+
+
+def _cell(row: Row, figures: ServerFigures) -> tuple[float | None, str]:
+    measured = figures.loads.get(row.load)
+    if measured is None:
+        return None, "-"
+    value = row.value(measured)
+    if value is None:
+        return None, "failed"
+    return value, row.style.format(value) + ("!" if measured.errors else "")
+
+
+def table(heron: ServerFigures, reference: ServerFigures) -> str:
+    header = ("figure", "heron", "prosody", "heron/prosody", "better")
+    rows = [header]
+    for row in ROWS:
+        (h, h_cell), (p, p_cell) = _cell(row, heron), _cell(row, reference)
+        ratio = f"{h / p:.2f}" if h is not None and p else "-"
+        rows.append(
+            (row.label, h_cell, p_cell, ratio, "higher" if row.higher_is_better else "lower")
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return " | ".join([first, *rest])
+
+    legend = (
+        "better: which way of the figure (and of the ratio) is better; '!' marks a load with\n"
+        "errors (see its line above), '-' a server or load not run. CPU is utime+stime of the\n"
+        "server's process tree over the measured windows: steadier than rates on a shared machine."
+    )
+    rule = "-+-".join("-" * width for width in widths)
+    return "\n".join([line(rows[0]), rule, *(line(r) for r in rows[1:]), "", legend])
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def prepare(server: Server, plan: Plan) -> str:
+    """Accounts and configuration, then one start: a server that cannot run stops the bench."""
+    accounts = plan.accounts()
+    started = time.monotonic()
+    server.prepare(accounts)
+    took = time.monotonic() - started
+    with server.running():
+        pass
+    version = server.version()
+    emit(f"{version}: {len(accounts):,} accounts set up in {took:.1f} s; it starts and answers")
+    return version
+
+
+def run_server(server: Server, plan: Plan, kinds: list[str]) -> ServerFigures:
+    """Each load on a freshly started server: what one load leaves must not weigh on the next."""
+    figures = ServerFigures()
+    accounts = plan.accounts()
+    for kind in kinds:
+        spec = LOADS[kind]
+        with server.running() as running:
+            load = Load(running, plan)
+            try:
+                spec.run(load, accounts)
+            except (RuntimeError, TimeoutError) as exc:
+                emit(f"  {spec.name}: FAILED, {exc}")
+                figures.notes.append(f"{spec.name}: {exc}")
+                continue
+            finally:
+                load.close()
+        figures.loads[kind] = load.measured
+        emit(f"  {spec.name} ({server.name}): {load.measured.detail(spec.unit)}")
+    return figures
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.xmpp", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller loads, one login round")
+    parser.add_argument(
+        "--install", action="store_true", help="apt-get install prosody if missing (root)"
+    )
+    parser.add_argument(
+        "--servers", default="heron,prosody", help="which to run, in order (default heron,prosody)"
+    )
+    parser.add_argument(
+        "--loads", default=",".join(LOADS), help=f"which loads (default {','.join(LOADS)})"
+    )
+    for spec in fields(Plan):
+        kind = float if spec.name == "timeout" else int
+        option = "--" + spec.name.replace("_", "-")
+        parser.add_argument(option, type=kind, help=f"override the plan's {spec.name}")
+    parser.add_argument(
+        "--prosody-nagle",
+        action="store_true",
+        help="leave Nagle's algorithm on in Prosody, its default (adds ~40 ms per round trip "
+        "that follows another answer: rates then measure that, not the server)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
+    return parser.parse_args(argv)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    base = QUICK if args.quick else DEFAULT
+    values = {spec.name: getattr(base, spec.name) for spec in fields(Plan)}
+    values.update({k: getattr(args, k) for k in values if getattr(args, k, None) is not None})
+    return Plan(**values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    plan = _plan(args)
+    order = [name.strip() for name in args.servers.split(",") if name.strip()]
+    kinds = [name.strip() for name in args.loads.split(",") if name.strip()]
+    if not order or not set(order) <= {"heron", "prosody"} or not set(kinds) <= set(LOADS):
+        raise SystemExit(f"--servers takes heron and/or prosody; --loads {', '.join(LOADS)}")
+    if "prosody" in order and not prosody.installed():
+        if not args.install:
+            raise SystemExit("prosody is not installed: run with --install as root")
+        emit("installing prosody")
+        if (why := prosody.install()) is not None:
+            raise SystemExit(why)
+    emit(f"loads: {plan.describe()}; {os.cpu_count()} cores")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-xmpp-"))
+    os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
+    taken: set[int] = set()
+    makers: dict[str, Callable[[], Server]] = {
+        "heron": lambda: Heron(workdir / "heron", taken),
+        "prosody": lambda: Prosody(workdir / "prosody", taken, args.prosody_nagle),
+    }
+    servers = [makers[name]() for name in order]
+    results = {"heron": ServerFigures(), "prosody": ServerFigures()}
+    current = servers[0]
+    try:
+        versions = {}
+        for current in servers:
+            emit(f"{current.name}: setting up")
+            versions[current.name] = prepare(current, plan)
+        for current in servers:
+            emit(f"{versions[current.name]}:")
+            results[current.name] = run_server(current, plan, kinds)
+    except ServerUnavailable as exc:
+        raise SystemExit(f"{current.name}: {exc}") from None
+    finally:
+        if args.keep:
+            emit(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    emit()
+    emit(table(results["heron"], results["prosody"]))
+    for name in order:
+        for note in results[name].notes:
+            emit(f"{name}: {note.splitlines()[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

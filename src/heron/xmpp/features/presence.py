@@ -1,0 +1,283 @@
+"""Presence (RFC 6121 §3, §4): subscriptions, broadcasts, probes, directed presence.
+
+Outbound presence comes from a local resource (``from`` already stamped with
+its full JID); inbound presence is addressed to an existing local account. The
+subscription rules are the tables of :mod:`heron.xmpp.subscription`; this
+module applies them to the roster store, pushes roster changes and routes.
+Pending subscription requests are stored as stanza text, so a request made
+while the contact is offline is shown at its next login (§3.1.3).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import replace
+from xml.etree.ElementTree import Element
+
+from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.features.local import Hub, Resource, from_text, to_text
+from heron.xmpp.features.offline import OfflineMessages
+from heron.xmpp.features.roster import MAX_JID, Roster, RosterItem, presence_stanza, storable
+from heron.xmpp.jid import JID
+from heron.xmpp.stanza import NS, qname
+from heron.xmpp.subscription import (
+    Action,
+    Direction,
+    Kind,
+    State,
+    Subscription,
+    Transition,
+    transition,
+)
+
+__all__ = ["PresenceFeature", "item_state"]
+
+log = logging.getLogger(__name__)
+
+_PRIORITY = qname(NS.CLIENT, "priority")
+_KINDS = frozenset(kind.value for kind in Kind)
+_FROM_STATES = (Subscription.FROM, Subscription.BOTH)
+MAX_DIRECTED = 1000  # directed-presence recipients remembered per resource
+
+
+def _priority(stanza: Element) -> int:
+    """RFC 6121 §4.7.2.3: an integer from -128 to +127, zero when absent."""
+    element = stanza.find(_PRIORITY)
+    if element is None:
+        return 0
+    try:
+        value = int((element.text or "").strip())
+    except ValueError:
+        raise StanzaError(StanzaCondition.BAD_REQUEST, "priority is not an integer") from None
+    if not -128 <= value <= 127:
+        raise StanzaError(StanzaCondition.BAD_REQUEST, "priority out of range")
+    return value
+
+
+def _addressed(stanza: Element, sender: JID, to: JID) -> Element:
+    """A copy of ``stanza`` from ``sender`` to ``to``."""
+    result = copy.deepcopy(stanza)
+    result.set("from", str(sender))
+    result.set("to", str(to))
+    return result
+
+
+def _has_from(state: State) -> bool:
+    return state.subscription in _FROM_STATES
+
+
+class PresenceFeature:
+    """Presence for the accounts of this server."""
+
+    def __init__(self, hub: Hub, roster: Roster, offline: OfflineMessages) -> None:
+        self._hub = hub
+        self._roster = roster
+        self._store = roster.store
+        self._offline = offline
+
+    # --- from a local resource ----------------------------------------------------
+
+    async def outbound(self, resource: Resource, stanza: Element, to: JID | None) -> None:
+        """A presence stanza a local resource sent; raises StanzaError to refuse it."""
+        type_ = stanza.get("type")
+        if type_ in _KINDS:
+            if to is None:
+                raise StanzaError(StanzaCondition.BAD_REQUEST, "subscription without 'to'")
+            contact = storable(to.bare)
+            await self._outbound_subscription(resource.jid.bare, contact, Kind(type_), stanza)
+        elif to is None:
+            if type_ is None:
+                await self._available(resource, stanza)
+            elif type_ == "unavailable":
+                await self.unavailable(resource, stanza)
+        else:
+            # §4.6: directed presence; remembered so that "unavailable" reaches it too.
+            if type_ is None and len(resource.directed) < MAX_DIRECTED:
+                resource.directed.add(to)
+            elif type_ == "unavailable":
+                resource.directed.discard(to)
+            await self._hub.route(stanza)
+
+    async def _available(self, resource: Resource, stanza: Element) -> None:
+        priority = _priority(stanza)
+        initial = not resource.available
+        was_negative = resource.priority < 0
+        broadcast = copy.deepcopy(stanza)
+        broadcast.attrib.pop("to", None)
+        resource.presence = broadcast
+        resource.priority = priority
+        owner = resource.jid.bare
+        # §4.2.2, §4.4.2: to the subscribers, and to every available resource
+        # of the user including this one (one is subscribed to oneself).
+        for contact in await self._roster.subscribers(owner):
+            await self._hub.route(_addressed(broadcast, resource.jid, contact))
+        for own in self._hub.bound(owner):
+            if own.available:
+                own.session.send(_addressed(broadcast, resource.jid, own.jid))
+        if initial:
+            await self._login(resource)
+        # XEP-0160 §4: offline messages once the resource takes messages to the bare JID.
+        if priority >= 0 and (initial or was_negative):
+            await self._offline.deliver(resource)
+
+    async def _login(self, resource: Resource) -> None:
+        """§4.2: what an initial presence triggers besides its broadcast."""
+        owner = resource.jid.bare
+        for own in self._hub.bound(owner):
+            if own is not resource and own.presence is not None:
+                resource.session.send(_addressed(own.presence, own.jid, resource.jid))
+        # §4.2.2: probe the contacts whose presence the user subscribed to, from
+        # the new resource, so that only it gets the answers.
+        for contact in await self._roster.subscriptions(owner):
+            await self._hub.route(presence_stanza("probe", resource.jid, contact))
+        # §3.1.3: subscription requests that arrived while the user was away.
+        for _contact, text in await self._store.pending(owner):
+            request = from_text(text)
+            if request is not None:
+                resource.session.send(request)
+
+    async def unavailable(self, resource: Resource, stanza: Element | None = None) -> None:
+        """§4.5: the resource goes away (explicitly, or its stream ended)."""
+        if not resource.available and not resource.directed:
+            return
+        gone = Element(qname(NS.CLIENT, "presence"), {"type": "unavailable"})
+        if stanza is not None:
+            gone = copy.deepcopy(stanza)
+            gone.attrib.pop("to", None)
+        owner = resource.jid.bare
+        recipients = set(resource.directed)
+        if resource.available:
+            subscribers = await self._roster.subscribers(owner)
+            # A directed recipient who is also a subscriber hears it once, at the bare JID.
+            recipients = {jid for jid in recipients if jid.bare not in subscribers}
+            recipients.update(subscribers)
+        resource.presence = None
+        resource.directed.clear()
+        for recipient in sorted(recipients, key=str):
+            await self._hub.route(_addressed(gone, resource.jid, recipient))
+        for own in self._hub.bound(owner):
+            if own is not resource and own.available:
+                own.session.send(_addressed(gone, resource.jid, own.jid))
+
+    async def _outbound_subscription(
+        self, owner: JID, contact: JID, kind: Kind, stanza: Element
+    ) -> None:
+        item, step = await self._step(owner, contact, Direction.OUTBOUND, kind)
+        approved = item is not None and item.approved
+        if step.action is Action.PRE_APPROVE:
+            approved = True  # §3.4
+        elif kind is Kind.UNSUBSCRIBED:
+            approved = False  # §3.4: "unsubscribed" also cancels a pre-approval
+        await self._apply(owner, contact, item, step, approved)
+        if step.action is not Action.ROUTE:
+            return
+        # §3.1.2: subscription stanzas leave stamped with the user's bare JID.
+        await self._hub.route(_addressed(stanza, owner, contact))
+        if kind is Kind.SUBSCRIBED:
+            await self._current_presence_to(owner, contact)  # §3.1.5
+        elif kind is Kind.UNSUBSCRIBED:
+            await self._roster.unavailable_to(owner, contact)  # §3.2.2
+
+    # --- to a local account -------------------------------------------------------
+
+    async def inbound(self, stanza: Element, to: JID, sender: JID) -> None:
+        """Presence addressed to an existing local account, ``from`` already checked."""
+        type_ = stanza.get("type")
+        if type_ in _KINDS:
+            if len(str(sender.bare)) <= MAX_JID:  # longer ones cannot be roster items
+                await self._inbound_subscription(to.bare, sender.bare, Kind(type_), stanza)
+        elif type_ == "probe":
+            await self._probe(to.bare, sender)
+        elif to.is_bare:
+            for resource in self._hub.bound(to):
+                if resource.available:
+                    resource.session.send(stanza)
+        elif (target := self._hub.resource(to)) is not None:
+            # §8.5.3.2.3: presence to a resource that is not there is dropped.
+            target.session.send(stanza)
+
+    async def _inbound_subscription(
+        self, owner: JID, contact: JID, kind: Kind, stanza: Element
+    ) -> None:
+        item, step = await self._step(owner, contact, Direction.INBOUND, kind)
+        stamped = _addressed(stanza, contact, owner)
+        if step.action is Action.AUTO_REPLY:
+            await self._hub.route(presence_stanza("subscribed", owner, contact))
+            return
+        if step.action is not Action.DELIVER:
+            return
+        if kind is Kind.SUBSCRIBE and item is not None and item.approved:
+            # §3.4: pre-approved; answer for the user instead of asking.
+            approve = transition(step.state, Direction.OUTBOUND, Kind.SUBSCRIBED)
+            await self._apply(owner, contact, item, approve, approved=False)
+            await self._hub.route(presence_stanza("subscribed", owner, contact))
+            await self._current_presence_to(owner, contact)
+            return
+        if kind is Kind.SUBSCRIBE:
+            await self._store.set_pending(owner, contact, to_text(stamped))
+        else:
+            before = item_state(item, pending_in=await self._store.has_pending(owner, contact))
+            await self._apply(owner, contact, item, step, item is not None and item.approved)
+            if kind is Kind.UNSUBSCRIBE and _has_from(before) and not _has_from(step.state):
+                await self._roster.unavailable_to(owner, contact)  # §3.3.3
+        for resource in self._hub.bound(owner):
+            if resource.available:
+                resource.session.send(stamped)
+
+    async def _probe(self, owner: JID, prober: JID) -> None:
+        """§4.3.2: answer for each available resource, if the prober may know."""
+        item = await self._store.get(owner, prober.bare)
+        if prober.bare != owner and (item is None or item.subscription not in _FROM_STATES):
+            return
+        answered = False
+        for resource in self._hub.bound(owner):
+            if resource.presence is not None:
+                await self._hub.route(_addressed(resource.presence, resource.jid, prober))
+                answered = True
+        if not answered:
+            await self._hub.route(presence_stanza("unavailable", owner, prober))
+
+    # --- shared -------------------------------------------------------------------
+
+    async def _step(
+        self, owner: JID, contact: JID, direction: Direction, kind: Kind
+    ) -> tuple[RosterItem | None, Transition]:
+        item = await self._store.get(owner, contact)
+        pending_in = await self._store.has_pending(owner, contact)
+        return item, transition(item_state(item, pending_in), direction, kind)
+
+    async def _apply(
+        self,
+        owner: JID,
+        contact: JID,
+        item: RosterItem | None,
+        step: Transition,
+        approved: bool,
+    ) -> None:
+        """Store the new state: the roster item (pushed when it visibly changed)
+        and the pending inbound request.
+        """
+        if not step.state.pending_in:
+            await self._store.clear_pending(owner, contact)
+        base = item or RosterItem(contact)
+        new = replace(
+            base,
+            subscription=step.state.subscription,
+            ask=step.state.pending_out,
+            approved=approved,
+        )
+        if new != base:
+            await self._roster.save(owner, new, new=item is None)
+
+    async def _current_presence_to(self, owner: JID, contact: JID) -> None:
+        for resource in self._hub.bound(owner):
+            if resource.presence is not None:
+                await self._hub.route(_addressed(resource.presence, resource.jid, contact))
+
+
+def item_state(item: RosterItem | None, pending_in: bool) -> State:
+    """The Appendix A state of a stored item (none without one)."""
+    if item is None:
+        return State.of(Subscription.NONE, False, pending_in)
+    return State.of(item.subscription, item.ask, pending_in)

@@ -1,0 +1,41 @@
+"""Group chat (XEP-0045 Multi-User Chat) on ``conference.<domain>``.
+
+- ``model``: roles, affiliations, status codes, room configuration and its form,
+  the records rooms give out, and the :class:`RoomStore` seam.
+- ``room``: one room's rules, sans-IO.
+- ``service``: the :class:`MucService` component, async, routing and persisting.
+"""
+
+from heron.xmpp.muc.model import (
+    Affiliated,
+    Affiliation,
+    Limits,
+    Occupant,
+    Outcome,
+    Role,
+    RoomConfig,
+    RoomRecord,
+    RoomStore,
+    RoomSummary,
+    Status,
+    Whois,
+)
+from heron.xmpp.muc.room import Room
+from heron.xmpp.muc.service import MucService
+
+__all__ = [
+    "Affiliated",
+    "Affiliation",
+    "Limits",
+    "MucService",
+    "Occupant",
+    "Outcome",
+    "Role",
+    "Room",
+    "RoomConfig",
+    "RoomRecord",
+    "RoomStore",
+    "RoomSummary",
+    "Status",
+    "Whois",
+]

@@ -1,0 +1,210 @@
+"""The group-chat service on ``conference.<domain>`` (XEP-0045): what Prosody's
+muc component does in the Debian handbook's setup.
+
+The router hands every stanza addressed to the service's domain to
+:meth:`MucService.receive`, ``from`` already stamped with the sender's full
+JID. The service answers disco on its own address (§6.1-§6.3), creates rooms
+for local users (§10.1), lets each :class:`heron.xmpp.muc.room.Room` decide,
+routes what the room says in order, and keeps persistent rooms in a
+:class:`heron.xmpp.muc.model.RoomStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Collection
+from dataclasses import replace
+from xml.etree.ElementTree import Element, SubElement
+
+from heron.errors import StoreError
+from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.features import StanzaRouter
+from heron.xmpp.jid import JID
+from heron.xmpp.muc.model import Limits, Outcome, RoomStore, RoomSummary
+from heron.xmpp.muc.room import Room
+from heron.xmpp.stanza import NS, error_reply, iq_result, qname, recipient, sender
+
+__all__ = ["MucService"]
+
+log = logging.getLogger(__name__)
+
+_PRESENCE = qname(NS.CLIENT, "presence")
+_MESSAGE = qname(NS.CLIENT, "message")
+_IQ = qname(NS.CLIENT, "iq")
+
+
+def _random_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class MucService:
+    """:class:`heron.xmpp.features.Component` serving the rooms of one domain."""
+
+    def __init__(
+        self,
+        domain: str,
+        router: StanzaRouter,
+        store: RoomStore,
+        admins: Collection[JID],
+        local_hosts: Collection[str],
+        *,
+        history: int | None = None,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.time,
+        ids: Callable[[], str] = _random_id,
+    ) -> None:
+        self.domain = domain
+        self.counters: dict[str, int] = {"rooms": 0, "occupants": 0, "messages": 0}
+        self._router = router
+        self._store = store
+        self._admins = frozenset(jid.bare for jid in admins)
+        self._local_hosts = frozenset(local_hosts)
+        limits = limits or Limits()
+        self._limits = limits if history is None else replace(limits, history=history)
+        self._clock = clock
+        self._ids = ids
+        self._rooms: dict[str, Room] = {}
+        self._saved: set[str] = set()
+        # Stanzas of one room go out in the order the room produced them, even when
+        # route() yields; the store is written by one task at a time.
+        self._sending = asyncio.Lock()
+        self._storing = asyncio.Lock()
+
+    async def load(self) -> None:
+        """Bring back the persistent rooms (§10.2 muc#roomconfig_persistentroom)."""
+        for record in await self._store.load(self.domain):
+            self._rooms[record.name] = Room.restore(self.domain, record, self._limits, self._ids)
+            self._saved.add(record.name)
+        self.counters["rooms"] = len(self._rooms)
+        log.info("%s: %d persistent room(s) loaded", self.domain, len(self._rooms))
+
+    def rooms(self) -> list[RoomSummary]:
+        return [self._rooms[name].summary() for name in sorted(self._rooms)]
+
+    async def receive(self, stanza: Element, is_admin: bool) -> None:
+        try:
+            origin, to = sender(stanza), recipient(stanza)
+        except StanzaError as error:
+            if stanza.get("type") not in ("error", "result"):
+                await self._send((self._bounce(stanza, error),))
+            return
+        if origin is None or to is None or to.domain != self.domain:
+            log.warning("%s: stanza without from/to dropped", self.domain)
+            return
+        admin = is_admin or origin.bare in self._admins
+        name = to.local
+        room = self._rooms.get(name)
+        before = room.occupant_count if room else 0
+        try:
+            outcome = self._dispatch(stanza, origin, to, admin)
+        except StanzaError as error:
+            # RFC 6120 §8.2.3, §8.3.1: results and errors are never answered with an error.
+            answered = stanza.get("type") not in ("error", "result")
+            outcome = Outcome((self._bounce(stanza, error),) if answered else ())
+        room = self._rooms.get(name)
+        after = room.occupant_count if room else 0
+        removed = room is not None and room.gone
+        if removed:
+            del self._rooms[name]
+        self.counters["rooms"] = len(self._rooms)
+        self.counters["occupants"] += after - before
+        self.counters["messages"] += outcome.messages
+        await self._send(outcome.stanzas)
+        if outcome.changed or (removed and name in self._saved):
+            await self._sync(name)
+
+    def _dispatch(self, stanza: Element, origin: JID, to: JID, admin: bool) -> Outcome:
+        if not to.local:
+            return self._service_stanza(stanza)
+        now = self._clock()
+        room = self._rooms.get(to.local)
+        if room is None:
+            if stanza.tag != _PRESENCE:
+                raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such room")
+            if stanza.get("type") is not None or not to.resource:
+                return Outcome()
+            room = self._create(stanza, origin, to, admin, now)
+        if stanza.tag == _PRESENCE:
+            return room.handle_presence(stanza, origin, to.resource, admin, now)
+        if stanza.tag == _MESSAGE:
+            return room.handle_message(stanza, origin, to.resource, admin, now)
+        if stanza.tag == _IQ:
+            return room.handle_iq(stanza, origin, to.resource, admin)
+        return Outcome()
+
+    def _create(self, stanza: Element, origin: JID, to: JID, admin: bool, now: float) -> Room:
+        """§10.1.1: a join to a missing room creates it, for local users only."""
+        if len(to.local) > self._limits.max_room_name:
+            raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "room name too long")
+        if origin.domain not in self._local_hosts and not admin:
+            raise StanzaError(StanzaCondition.NOT_ALLOWED, "only local users create rooms")
+        if len(self._rooms) >= self._limits.max_rooms:
+            raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many rooms")
+        # A client without the MUC <x/> (groupchat 1.0) cannot configure: instant room.
+        locked = stanza.find(qname(NS.MUC, "x")) is not None
+        room = Room.create(to.bare, origin, now, self._limits, self._ids, locked=locked)
+        self._rooms[to.local] = room
+        log.info("%s: room %s created by %s", self.domain, to.bare, origin)
+        return room
+
+    def _service_stanza(self, stanza: Element) -> Outcome:
+        """disco#info (§6.1, §6.2) and disco#items (§6.3) on the service itself."""
+        if stanza.tag != _IQ:
+            if stanza.tag == _MESSAGE and stanza.get("type") != "error":
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "write to a room")
+            return Outcome()
+        if stanza.get("type") != "get":
+            if stanza.get("type") == "set":
+                raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "unsupported request")
+            return Outcome()
+        tag = stanza[0].tag if len(stanza) == 1 else None
+        if tag == qname(NS.DISCO_INFO, "query"):
+            query = Element(tag)
+            identity = {"category": "conference", "type": "text", "name": "Chatrooms"}
+            SubElement(query, qname(NS.DISCO_INFO, "identity"), identity)
+            for feature in (NS.DISCO_INFO, NS.DISCO_ITEMS, NS.MUC):
+                SubElement(query, qname(NS.DISCO_INFO, "feature"), {"var": feature})
+            return Outcome((iq_result(stanza, query),))
+        if tag == qname(NS.DISCO_ITEMS, "query"):
+            query = Element(tag)
+            for name in sorted(self._rooms):
+                room = self._rooms[name]
+                if room.listed:
+                    attributes = {"jid": str(room.jid), "name": room.summary().title}
+                    SubElement(query, qname(NS.DISCO_ITEMS, "item"), attributes)
+            return Outcome((iq_result(stanza, query),))
+        raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "unsupported request")
+
+    def _bounce(self, stanza: Element, error: StanzaError) -> Element:
+        """RFC 6120 §8.3 error reply, ``by`` the room; §7.2's join errors keep the MUC <x/>."""
+        reply = error_reply(stanza, error)
+        element = reply.find(qname(NS.CLIENT, "error"))
+        if element is not None and stanza.get("to"):
+            element.set("by", stanza.get("to", "").partition("/")[0])
+        if stanza.tag == _PRESENCE and stanza.find(qname(NS.MUC, "x")) is not None:
+            reply.insert(0, Element(qname(NS.MUC, "x")))
+        return reply
+
+    async def _send(self, stanzas: Collection[Element]) -> None:
+        if not stanzas:
+            return
+        async with self._sending:
+            for stanza in stanzas:
+                await self._router.route(stanza)
+
+    async def _sync(self, name: str) -> None:
+        """Make the store match the room as it is now, so racing saves cannot go stale."""
+        async with self._storing:
+            room = self._rooms.get(name)
+            try:
+                if room is not None and room.config.persistent:
+                    await self._store.save(self.domain, room.record())
+                    self._saved.add(name)
+                elif name in self._saved:
+                    await self._store.delete(self.domain, name)
+                    self._saved.discard(name)
+            except StoreError as error:
+                log.error("%s: room %s not saved: %s", self.domain, name, error)

@@ -1,0 +1,461 @@
+"""XMPP client listeners: 5222 with STARTTLS, 5223 with direct TLS (XEP-0368), and RFC 7395
+WebSocket at /xmpp-websocket; the only place in ``heron.xmpp`` that does I/O.
+
+Each connection runs one :class:`~heron.xmpp.stream.C2SStream` and answers
+its events: a TLS upgrade, account keys for SASL, a resource for binding,
+stanzas for the router. The stream decides; this module only carries bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from aiohttp import WSMsgType, web
+
+from heron.accounts.model import Account
+from heron.accounts.secrets import verify_password
+from heron.component import Listener, Services
+from heron.config import ListenAddress
+from heron.control import View
+from heron.credentials import TurnSecret, load_or_create_secret
+from heron.errors import AccountNotFound, listen_error
+from heron.store.im import SqlOfflineStore, SqlRosterStore
+from heron.store.rooms import SqlRoomStore
+from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
+from heron.tls import server_context
+from heron.xmpp.errors import StanzaError, StreamCondition
+from heron.xmpp.features.admin import AdminCommands
+from heron.xmpp.features.blocking import BlockingHandler
+from heron.xmpp.features.disco import DiscoInfoHandler, DiscoItem, DiscoItemsHandler
+from heron.xmpp.features.external_services import ExternalServicesHandler, Transport
+from heron.xmpp.features.ping import PingHandler
+from heron.xmpp.features.vcard import VCardHandler
+from heron.xmpp.features.version import VersionHandler
+from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.muc.service import MucService
+from heron.xmpp.router import Router
+from heron.xmpp.sasl import SaslConfig
+from heron.xmpp.stream import (
+    Authenticated,
+    BindRequested,
+    C2SStream,
+    PlainCheckNeeded,
+    ScramKeysNeeded,
+    StanzaReceived,
+    StartTlsRequested,
+    StreamEnded,
+)
+
+__all__ = ["XmppComponent", "build_xmpp"]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 65_536
+_WRITE_LIMIT = 1 << 20
+"""Bytes queued for a slow client before heron gives up on it."""
+
+
+def build_xmpp(services: Services) -> XmppComponent | None:
+    return XmppComponent(services) if services.config.xmpp.enabled else None
+
+
+class _Link:
+    """The byte pipe under one stream: a TCP/TLS socket or a WebSocket."""
+
+    async def read(self) -> bytes | None:
+        raise NotImplementedError
+
+    def write(self, stream: C2SStream) -> None:
+        raise NotImplementedError
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def backlog(self) -> int:
+        return 0
+
+    peer = ""
+
+
+class _SocketLink(_Link):
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        peer = writer.get_extra_info("peername")
+        self.peer = peer[0] if peer else ""
+
+    async def read(self) -> bytes | None:
+        try:
+            data = await self._reader.read(_READ_SIZE)
+        except (ConnectionError, ssl.SSLError, OSError):
+            return None
+        return data or None
+
+    def write(self, stream: C2SStream) -> None:
+        data = stream.data_to_send()
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        await self._writer.drain()
+        await self._writer.start_tls(context)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    @property
+    def backlog(self) -> int:
+        transport = self._writer.transport
+        return 0 if transport.is_closing() else transport.get_write_buffer_size()
+
+
+class _WebSocketLink(_Link):
+    def __init__(self, socket: web.WebSocketResponse, peer: str) -> None:
+        self._socket = socket
+        self.peer = peer
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write())
+
+    async def read(self) -> bytes | None:
+        message = await self._socket.receive()
+        if message.type == WSMsgType.TEXT:
+            return str(message.data).encode()
+        return None  # RFC 7395 §3.2: only text frames carry XMPP
+
+    def write(self, stream: C2SStream) -> None:
+        for message in stream.messages_to_send():
+            self._queue.put_nowait(message)
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        raise AssertionError("a WebSocket stream is already secure or never offers STARTTLS")
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize() * 1024
+
+    async def _write(self) -> None:
+        while (message := await self._queue.get()) is not None:
+            await self._socket.send_str(message)
+        await self._socket.close()
+
+
+class _Session:
+    """What the router sees of one client: its JID, a way to send, a way to end it."""
+
+    def __init__(self, stream: C2SStream, link: _Link, jid: JID, transport: str) -> None:
+        self._stream = stream
+        self._link = link
+        self.jid = jid
+        self.transport = transport
+        self.since = time.time()
+
+    @property
+    def peer(self) -> str:
+        return self._link.peer
+
+    def send(self, stanza: Element) -> None:
+        if self._stream.closed:
+            return
+        if self._link.backlog > _WRITE_LIMIT:
+            self.close(StreamCondition.POLICY_VIOLATION)
+            return
+        self._stream.send_stanza(stanza)
+        self._link.write(self._stream)
+
+    def close(self, condition: StreamCondition | None = None) -> None:
+        if not self._stream.closed:
+            self._stream.close(condition)
+            self._link.write(self._stream)
+        self._link.close()
+
+
+class XmppComponent:
+    """Chat, presence and group chat for the configured hosts (what Prosody does)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._config = config = services.config
+        self._hosts = frozenset(config.xmpp_hosts)
+        self._admins = frozenset(parse_jid(admin) for admin in config.admins)
+        self._servers: list[asyncio.Server] = []
+        self._connections: set[asyncio.Task[None]] = set()
+        self._tls: ssl.SSLContext | None = None
+        self._sasl = SaslConfig(
+            server_secret=secrets.token_bytes(32),
+            nonce=lambda: secrets.token_urlsafe(18),
+        )
+        database = services.database
+        self._router = Router(
+            hosts=self._hosts,
+            exists=self._account_exists,
+            roster=SqlRosterStore(database),
+            offline=SqlOfflineStore(database, limit=config.xmpp.offline_limit),
+            clock=time.time,
+            new_resource=lambda: f"heron-{secrets.token_hex(4)}",
+            blocked=self._is_blocked,
+            is_admin=self._is_admin,
+        )
+        self._blocking = BlockingHandler(SqlBlocklistStore(database), self._router)
+        self._admin_accounts: set[JID] = set()
+        """Accounts logged in with admin rights (config ``admins`` or ``heron admin add``)."""
+        self._muc = MucService(
+            config.muc_domain,
+            router=self._router,
+            store=SqlRoomStore(database),
+            admins=self._admins,
+            local_hosts=self._hosts,
+            history=config.xmpp.muc_history,
+        )
+        self._counters: dict[str, int] = dict.fromkeys(("connections", "logins", "stanzas"), 0)
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> Sequence[Listener]:
+        config, xmpp = self._config, self._config.xmpp
+        self._tls = server_context(config.certificate_path, config.key_path)
+        direct = server_context(config.certificate_path, config.key_path, alpn=("xmpp-client",))
+        self._register_features()
+        await self._muc.load()
+        listeners: list[Listener] = []
+        for address in xmpp.listen:
+            listeners.append(await self._listen("xmpp.listen", address, None))
+        for address in xmpp.tls_listen:
+            listeners.append(await self._listen("xmpp.tls_listen", address, direct))
+        if xmpp.websocket and config.web.enabled:
+            self._services.web_routes.append(("/xmpp-websocket", self._websocket))
+            for address in config.web.listen:
+                listeners.append(Listener("xmpp", f"wss://{address}/xmpp-websocket"))
+        return listeners
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for session in list(self._router.sessions()):
+            session.close(StreamCondition.SYSTEM_SHUTDOWN)
+        for task in list(self._connections):
+            task.cancel()
+        for server in self._servers:
+            await server.wait_closed()
+
+    def views(self) -> Mapping[str, View]:
+        return {
+            "xmpp.sessions": self._session_rows,
+            "xmpp.rooms": self._room_rows,
+            "xmpp.counters": self._counter_rows,
+        }
+
+    def _session_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for session in self._router.sessions():
+            assert isinstance(session, _Session)
+            resource = self._router.resource(session.jid)
+            presence = resource.presence if resource is not None else None
+            show = presence.findtext("{jabber:client}show") if presence is not None else None
+            rows.append(
+                {
+                    "jid": str(session.jid),
+                    "transport": session.transport,
+                    "address": session.peer,
+                    "presence": "unavailable" if presence is None else (show or "available"),
+                }
+            )
+        return rows
+
+    def _room_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"room": str(room.jid), "occupants": room.occupants, "persistent": room.persistent}
+            for room in self._muc.rooms()
+        ]
+
+    def _counter_rows(self) -> list[dict[str, Any]]:
+        sessions = len(self._router.sessions())
+        return [{**self._counters, "sessions": sessions, **self._muc.counters}]
+
+    def _register_features(self) -> None:
+        config = self._config
+        database = self._services.database
+        secret = TurnSecret(
+            config.turn.auth_secret.encode()
+            if config.turn.auth_secret
+            else load_or_create_secret(config.turn_secret_path)
+        )
+        admin = AdminCommands(self._router)
+        handlers: list[Any] = [
+            PingHandler(),
+            VersionHandler(os=None),
+            self._blocking,
+            admin,
+        ]
+        if config.turn.enabled and config.turn.listen:
+            handlers.append(
+                ExternalServicesHandler(
+                    secret,
+                    host=config.host_name,
+                    port=config.turn.listen[0].port,
+                    transports=(Transport.UDP, Transport.TCP),
+                    tls_port=config.turn.tls_listen[0].port if config.turn.tls_listen else None,
+                    ttl=config.xmpp.turn_credentials_ttl,
+                    local_domains=self._hosts,
+                    clock=time.time,
+                )
+            )
+        for handler in handlers:
+            self._router.register_iq_handler(handler)
+        vcard = VCardHandler(SqlVCardStore(database), clock=time.time)
+        self._router.register_iq_handler(vcard, for_accounts=True)
+        advertised = [self._router.roster, vcard, *handlers]
+        self._router.register_iq_handler(DiscoInfoHandler(advertised, nodes=[admin]))
+        items = [DiscoItem(config.muc_domain, "Chatrooms")]
+        self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))
+        self._router.register_component(self._muc)
+
+    async def _listen(
+        self, key: str, address: ListenAddress, context: ssl.SSLContext | None
+    ) -> Listener:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._run(_SocketLink(reader, writer), tls_active=context is not None)
+
+        try:
+            server = await asyncio.start_server(
+                accept, address.host, address.port, ssl=context, limit=_READ_SIZE
+            )
+        except OSError as exc:
+            raise listen_error(key, address, exc) from None
+        self._servers.append(server)
+        return Listener("xmpp", f"{'tls' if context else 'tcp'}://{address}")
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse(
+            protocols=("xmpp",), max_msg_size=self._config.xmpp.max_stanza_size
+        )
+        await socket.prepare(request)
+        if socket.ws_protocol != "xmpp":
+            await socket.close(code=1002, message=b"subprotocol xmpp required")
+            return socket
+        link = _WebSocketLink(socket, request.remote or "")
+        await self._run(link, tls_active=request.secure, websocket=True)
+        return socket
+
+    # --- one connection ------------------------------------------------------------------
+
+    async def _run(self, link: _Link, *, tls_active: bool, websocket: bool = False) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self._counters["connections"] += 1
+        stream = C2SStream(
+            hosts=self._hosts,
+            stream_id=secrets.token_hex(8),
+            tls_active=tls_active,
+            tls_available=not websocket,
+            mechanisms=self._sasl,
+            websocket=websocket,
+            require_tls=self._config.xmpp.require_encryption,
+            max_stanza_bytes=self._config.xmpp.max_stanza_size,
+        )
+        transport = (
+            ("wss" if tls_active else "ws") if websocket else ("tls" if tls_active else "tcp")
+        )
+        session: _Session | None = None
+        try:
+            while not stream.closed:
+                data = await link.read()
+                if data is None:
+                    break
+                stream.receive_data(data)
+                session = await self._answer(stream, link, session, transport)
+                link.write(stream)
+        except (ConnectionError, ssl.SSLError) as exc:
+            log.debug("xmpp: connection from %s lost: %s", link.peer, exc)
+        except Exception:
+            log.exception("xmpp: connection from %s failed", link.peer)
+            stream.close(StreamCondition.INTERNAL_SERVER_ERROR)
+            link.write(stream)
+        finally:
+            self._connections.discard(task)
+            if session is not None:
+                await self._router.unbind(session)
+            link.close()
+
+    async def _answer(
+        self, stream: C2SStream, link: _Link, session: _Session | None, transport: str
+    ) -> _Session | None:
+        while (event := stream.next_event()) is not None:
+            if isinstance(event, StanzaReceived):
+                assert session is not None
+                self._counters["stanzas"] += 1
+                await self._router.receive_from_session(session, event.stanza)
+            elif isinstance(event, StartTlsRequested):
+                assert self._tls is not None
+                link.write(stream)
+                await link.start_tls(self._tls)
+                stream.start_tls_done({})
+            elif isinstance(event, ScramKeysNeeded):
+                account = await self._account(event.username, stream.host)
+                keys = account.secrets.scram_keys(event.hash) if account is not None else None
+                stream.provide_scram_keys(keys)
+            elif isinstance(event, PlainCheckNeeded):
+                stream.plain_verified(
+                    await self._check_plain(event.username, stream.host, event.password)
+                )
+            elif isinstance(event, Authenticated):
+                self._counters["logins"] += 1
+            elif isinstance(event, BindRequested):
+                session = self._bind(stream, link, event.resource, transport)
+            elif isinstance(event, StreamEnded):
+                break
+        return session
+
+    def _bind(
+        self, stream: C2SStream, link: _Link, resource: str | None, transport: str
+    ) -> _Session | None:
+        account = stream.authenticated_jid
+        assert account is not None
+        session = _Session(stream, link, account, transport)
+        try:
+            session.jid = self._router.bind(session, resource)
+        except StanzaError as error:
+            stream.bind_refused(error.condition)
+            return None
+        stream.bind_done(session.jid)
+        return session
+
+    async def _account(self, username: str, host: str) -> Account | None:
+        accounts = self._services.accounts
+        try:
+            account = await accounts.get(username, host)
+        except AccountNotFound:
+            return None
+        if accounts.is_admin(account):
+            self._admin_accounts.add(JID(username, host))
+        return account
+
+    async def _check_plain(self, username: str, host: str, password: str) -> bool:
+        account = await self._account(username, host)
+        if account is None:
+            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, verify_password, account.secrets, password)
+
+    async def _account_exists(self, jid: JID) -> bool:
+        return await self._account(jid.local, jid.domain) is not None
+
+    def _is_admin(self, account: JID) -> bool:
+        return account.bare in self._admin_accounts
+
+    async def _is_blocked(self, owner: JID, other: JID) -> bool:
+        return await self._blocking.is_blocked(owner, other)

@@ -1,0 +1,194 @@
+"""heron's XMPP service and slixmpp, a client heron did not write, for the interop tests.
+
+Every wait is on an event the client raises (session start, a stanza, a
+presence), bounded by ``TIMEOUT``; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import slixmpp
+
+from tests.support.config import free_port, render_toml
+from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+
+DOMAIN = "localhost"
+MUC = f"conference.{DOMAIN}"
+TIMEOUT = 15.0
+PASSWORD = "correct horse"
+USERS = (
+    "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert"
+    " sybil trent victor walter"
+).split()
+"""Accounts of the shared server; each test keeps to its own, so rosters never cross."""
+_SHOWS = frozenset(("available", "chat", "away", "xa", "dnd"))
+
+
+@dataclass
+class XmppServer:
+    heron: RunningHeron
+    port: int
+    """STARTTLS listener."""
+    tls_port: int
+    """Direct TLS listener (XEP-0368)."""
+    web_port: int
+    turn_port: int
+    certificate: Path
+
+
+@contextmanager
+def xmpp_server(directory: Path, **overrides: Any) -> Iterator[XmppServer]:
+    """heron with XMPP, TURN and the web port on free loopback ports, and ``USERS``."""
+    port, tls_port, web_port, turn_port = (free_port() for _ in range(4))
+    settings = merge(
+        base_settings(directory),
+        {
+            "admins": [f"walter@{DOMAIN}"],
+            "xmpp": {
+                "enabled": True,
+                "listen": [f"127.0.0.1:{port}"],
+                "tls_listen": [f"127.0.0.1:{tls_port}"],
+                "s2s_listen": [],
+            },
+            "turn": {
+                "enabled": True,
+                "listen": [f"127.0.0.1:{turn_port}"],
+                "tls_listen": [],
+                "allowed_peer_ranges": ["127.0.0.0/8"],
+            },
+            "web": {"listen": [f"127.0.0.1:{web_port}"]},
+        },
+    )
+    config = directory / "heron.toml"
+    config.write_text(render_toml(merge(settings, overrides)))
+    assert heron_cli(config, "cert").returncode == 0
+    accounts = directory / "accounts.txt"
+    accounts.write_text("".join(f"{user}@{DOMAIN} {PASSWORD}\n" for user in USERS))
+    imported = heron_cli(config, "user", "import", str(accounts))
+    assert imported.returncode == 0, imported.stderr
+    with serving(config) as running:
+        yield XmppServer(
+            running, port, tls_port, web_port, turn_port, directory / "var" / "tls" / "heron.crt"
+        )
+
+
+def client_context(server: XmppServer) -> ssl.SSLContext:
+    """Verifies heron's self-signed certificate for localhost, as a careful client would."""
+    context = ssl.create_default_context(cafile=str(server.certificate))
+    return context
+
+
+class Client(slixmpp.ClientXMPP):
+    """A slixmpp client that queues what it receives, for tests to await."""
+
+    def __init__(self, jid: str, password: str) -> None:
+        super().__init__(jid, password)
+        self.messages: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
+        self.presences: list[slixmpp.Presence] = []
+        self._presence_arrived = asyncio.Condition()
+        self.started = asyncio.Event()
+        self.failed = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.add_event_handler("session_start", self._start)
+        self.add_event_handler("failed_auth", lambda _: self.failed.set())
+        self.add_event_handler("disconnected", lambda _: self.ended.set())
+        self.add_event_handler("message", self.messages.put_nowait)
+        self.add_event_handler("presence", self._presence)
+        # slixmpp's MUC plugin takes room presences out of the plain "presence" event.
+        self.add_event_handler("groupchat_presence", self._presence)
+        self.errors: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
+        self.add_event_handler("message_error", self.errors.put_nowait)
+
+    def _start(self, _: Any) -> None:
+        self.started.set()
+
+    async def _presence(self, presence: slixmpp.Presence) -> None:
+        async with self._presence_arrived:
+            self.presences.append(presence)
+            self._presence_arrived.notify_all()
+
+    async def next_message(self, body: str | None = None) -> slixmpp.Message:
+        """The next chat or groupchat message with a body (``body`` when given)."""
+        while True:
+            message = await asyncio.wait_for(self.messages.get(), TIMEOUT)
+            if message["body"] and (body is None or message["body"] == body):
+                return message
+
+    async def presence_from(
+        self, jid: str, type_: str = "available", show: str | None = None
+    ) -> slixmpp.Presence:
+        """The first presence not yet taken of ``type_`` (and ``show``) from ``jid`` (bare or
+        full), in arrival order: other presences stay for later calls."""
+
+        def matching() -> slixmpp.Presence | None:
+            for presence in self.presences:
+                sender = presence["from"]
+                # slixmpp reports an available presence's <show/> as its type.
+                kind = "available" if presence["type"] in _SHOWS else presence["type"]
+                if jid not in (str(sender), str(sender.bare)) or kind != type_:
+                    continue
+                if show is None or presence["show"] == show:
+                    self.presences.remove(presence)
+                    return presence
+            return None
+
+        async with self._presence_arrived:
+            found = await asyncio.wait_for(self._presence_arrived.wait_for(matching), TIMEOUT)
+        assert found is not None
+        return found
+
+
+async def connect(
+    server: XmppServer,
+    user: str,
+    *,
+    password: str = PASSWORD,
+    direct_tls: bool = False,
+    resource: str = "test",
+    plugins: tuple[str, ...] = (),
+    presence: bool = True,
+) -> Client:
+    """Log ``user`` in (STARTTLS by default, or XEP-0368 direct TLS), wait for the session,
+    and send initial presence (RFC 6121 §4.2) unless ``presence`` is false."""
+    client = Client(f"{user}@{DOMAIN}/{resource}", password)
+    client.ssl_context = client_context(server)
+    client.enable_plaintext = False
+    client.enable_direct_tls = direct_tls
+    client.enable_starttls = not direct_tls
+    for plugin in plugins:
+        client.register_plugin(plugin)
+    client.connect("127.0.0.1", server.tls_port if direct_tls else server.port)
+    started = asyncio.ensure_future(client.started.wait())
+    failed = asyncio.ensure_future(client.failed.wait())
+    done, pending = await asyncio.wait(
+        {started, failed}, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in pending:
+        task.cancel()
+    if started not in done:
+        client.abort()
+        raise AssertionError(f"{user} could not log in")
+    if presence:
+        client.send_presence()
+    return client
+
+
+@asynccontextmanager
+async def logged_in(server: XmppServer, *users: str, **options: Any) -> AsyncIterator[list[Client]]:
+    """Clients for ``users`` (see :func:`connect`), disconnected at the end."""
+    clients = [await connect(server, user, **options) for user in users]
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            client.disconnect(wait=0)
+        await asyncio.gather(
+            *(asyncio.wait_for(c.ended.wait(), TIMEOUT) for c in clients), return_exceptions=True
+        )

@@ -1,0 +1,36 @@
+"""RFC 6120 logins by slixmpp: STARTTLS and XEP-0368 direct TLS, SCRAM, binding."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.interop.xmpp.support import DOMAIN, XmppServer, connect, logged_in
+
+
+async def test_rfc6120_starttls_scram_login_binds_the_requested_resource(
+    shared_xmpp: XmppServer,
+) -> None:
+    async with logged_in(shared_xmpp, "alice") as (alice,):
+        assert str(alice.boundjid) == f"alice@{DOMAIN}/test"
+        assert alice.is_component is False
+        mechanism = alice.plugin["feature_mechanisms"].mech.name
+        assert mechanism.startswith("SCRAM-SHA-"), mechanism
+
+
+async def test_xep0368_direct_tls_login(shared_xmpp: XmppServer) -> None:
+    async with logged_in(shared_xmpp, "bob", direct_tls=True) as (bob,):
+        assert str(bob.boundjid) == f"bob@{DOMAIN}/test"
+
+
+async def test_rfc6120_6_5_wrong_password_is_refused(shared_xmpp: XmppServer) -> None:
+    with pytest.raises(AssertionError, match="could not log in"):
+        await connect(shared_xmpp, "carol", password="wrong")
+
+
+async def test_rfc6120_7_7_2_2_a_second_login_with_the_same_resource_replaces_the_first(
+    shared_xmpp: XmppServer,
+) -> None:
+    async with logged_in(shared_xmpp, "dave") as (first,):
+        async with logged_in(shared_xmpp, "dave") as (second,):
+            assert str(second.boundjid) == f"dave@{DOMAIN}/test"
+            await first.ended.wait()

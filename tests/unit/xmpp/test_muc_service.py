@@ -1,0 +1,303 @@
+"""The group-chat component: room creation, disco on the service, persistence
+through a real SQLite store, and the stanzas it routes (a fake router keeps them).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from xml.etree.ElementTree import Element, fromstring
+
+import pytest
+
+from heron.store import Database
+from heron.store.rooms import SqlRoomStore
+from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.muc import Limits, MucService
+from heron.xmpp.stanza import NS, qname
+
+SERVICE = "conference.falcot.com"
+ROOM = parse_jid(f"lobby@{SERVICE}")
+ROLAND = parse_jid("roland@falcot.com/laptop")
+LUCY = parse_jid("lucy@falcot.com/phone")
+STRANGER = parse_jid("mallory@example.org/x")
+ADMIN = parse_jid("root@falcot.com/console")
+OWNER = NS.MUC_OWNER.value
+ADMIN_NS = NS.MUC_ADMIN.value
+DATA = NS.DATA.value
+
+
+def stanza(text: str) -> Element:
+    return fromstring(f'<wrapper xmlns="{NS.CLIENT}">{text}</wrapper>')[0]
+
+
+def condition(element: Element) -> str:
+    error = element.find(qname(NS.CLIENT, "error"))
+    assert error is not None, element.attrib
+    return next(child.tag.rpartition("}")[2] for child in error if child.tag != "text")
+
+
+class FakeRouter:
+    """Keeps what the service routes."""
+
+    def __init__(self) -> None:
+        self.sent: list[Element] = []
+
+    async def route(self, stanza: Element) -> None:
+        assert stanza.get("from") and stanza.get("to")
+        self.sent.append(stanza)
+
+    def take(self, to: JID | None = None) -> list[Element]:
+        sent, self.sent = self.sent, []
+        return [s for s in sent if to is None or s.get("to") == str(to)]
+
+
+class Client:
+    """One user's verbs against the service."""
+
+    def __init__(self, service: MucService, jid: JID, admin: bool = False) -> None:
+        self.service, self.jid, self.admin = service, jid, admin
+
+    async def send(self, text: str) -> None:
+        await self.service.receive(stanza(text.format(me=self.jid)), self.admin)
+
+    async def join(self, room: JID = ROOM, nick: str = "", extra: str = "") -> None:
+        nick = nick or self.jid.local
+        await self.send(
+            f'<presence from="{{me}}" to="{room}/{nick}"><x xmlns="{NS.MUC}">{extra}</x></presence>'
+        )
+
+    async def leave(self, room: JID = ROOM, nick: str = "") -> None:
+        nick = nick or self.jid.local
+        await self.send(f'<presence from="{{me}}" to="{room}/{nick}" type="unavailable"/>')
+
+    async def configure(self, room: JID = ROOM, **values: str) -> None:
+        fields = "".join(
+            f'<field var="muc#roomconfig_{var}"><value>{value}</value></field>'
+            for var, value in values.items()
+        )
+        await self.send(
+            f'<iq from="{{me}}" to="{room}" type="set" id="c1"><query xmlns="{OWNER}">'
+            f'<x xmlns="{DATA}" type="submit">{fields}</x></query></iq>'
+        )
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'heron.db'}")
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def make_service(database: Database, router: FakeRouter, **limits: int) -> MucService:
+    counter = itertools.count(1)
+    return MucService(
+        SERVICE,
+        router,
+        SqlRoomStore(database),
+        admins=[ADMIN.bare],
+        local_hosts=["falcot.com"],
+        limits=Limits(**limits),
+        clock=lambda: 1_767_323_045.0,
+        ids=lambda: f"id{next(counter)}",
+    )
+
+
+@pytest.fixture
+def router() -> FakeRouter:
+    return FakeRouter()
+
+
+@pytest.fixture
+def service(database: Database, router: FakeRouter) -> MucService:
+    return make_service(database, router)
+
+
+async def test_xep0045_10_1_1_local_users_create_rooms(
+    service: MucService, router: FakeRouter
+) -> None:
+    await Client(service, ROLAND).join()
+    (self_presence, subject) = router.take(ROLAND)
+    assert self_presence.get("from") == f"{ROOM}/roland"
+    assert {s.get("code") for s in self_presence.iter(qname(NS.MUC_USER, "status"))} == {
+        "110",
+        "201",
+    }
+    assert subject.find(qname(NS.CLIENT, "subject")) is not None
+    assert [r.jid for r in service.rooms()] == [ROOM]
+    assert service.counters == {"rooms": 1, "occupants": 1, "messages": 0}
+
+
+async def test_xep0045_10_1_1_remote_users_may_not_create_rooms(
+    service: MucService, router: FakeRouter
+) -> None:
+    await Client(service, STRANGER).join(nick="mallory")
+    (refusal,) = router.take()
+    assert refusal.get("type") == "error" and refusal.get("to") == str(STRANGER)
+    assert refusal.get("from") == f"{ROOM}/mallory"
+    assert condition(refusal) == "not-allowed"
+    assert refusal[0].tag == qname(NS.MUC, "x")  # §7.2: the error echoes the MUC <x/>
+    assert service.rooms() == []
+
+
+async def test_xep0045_7_2_10_locked_room_refuses_others_until_configured(
+    service: MucService, router: FakeRouter
+) -> None:
+    roland, lucy = Client(service, ROLAND), Client(service, LUCY)
+    await roland.join()
+    await lucy.join()
+    assert condition(router.take(LUCY)[0]) == "item-not-found"
+    await roland.configure()
+    await lucy.join()
+    assert [p.get("from") for p in router.take(LUCY)[:2]] == [f"{ROOM}/roland", f"{ROOM}/lucy"]
+    assert service.counters["occupants"] == 2
+
+
+async def test_xep0045_7_4_messages_are_counted_and_reflected(
+    service: MucService, router: FakeRouter
+) -> None:
+    roland, lucy = Client(service, ROLAND), Client(service, LUCY)
+    await roland.join()
+    await roland.configure()
+    await lucy.join()
+    router.take()
+    await lucy.send(
+        f'<message from="{{me}}" to="{ROOM}" type="groupchat"><body>hi</body></message>'
+    )
+    assert sorted(s.get("to", "") for s in router.take()) == sorted([str(ROLAND), str(LUCY)])
+    assert service.counters["messages"] == 1
+
+
+async def test_xep0045_7_14_temporary_room_goes_with_its_last_occupant(
+    service: MucService, router: FakeRouter
+) -> None:
+    roland = Client(service, ROLAND)
+    await roland.join()
+    await roland.configure()
+    await roland.leave()
+    assert service.rooms() == []
+    assert service.counters == {"rooms": 0, "occupants": 0, "messages": 0}
+    await roland.send(
+        f'<message from="{{me}}" to="{ROOM}" type="groupchat"><body>x</body></message>'
+    )
+    assert condition(router.take()[-1]) == "item-not-found"
+
+
+async def test_errors_are_never_answered(service: MucService, router: FakeRouter) -> None:
+    await Client(service, ROLAND).send(f'<message from="{{me}}" to="{ROOM}" type="error"/>')
+    await Client(service, ROLAND).send(f'<iq from="{{me}}" to="{ROOM}" type="result" id="r"/>')
+    assert router.take() == []
+
+
+async def test_xep0045_6_1_service_disco_info(service: MucService, router: FakeRouter) -> None:
+    await Client(service, LUCY).send(
+        f'<iq from="{{me}}" to="{SERVICE}" type="get" id="d"><query xmlns="{NS.DISCO_INFO}"/></iq>'
+    )
+    (result,) = router.take()
+    identity = result.find(f"{{{NS.DISCO_INFO}}}query/{{{NS.DISCO_INFO}}}identity")
+    assert identity is not None and identity.get("category") == "conference"
+    features = {f.get("var") for f in result.iter(qname(NS.DISCO_INFO, "feature"))}
+    assert NS.MUC.value in features
+
+
+async def test_xep0045_6_3_service_lists_public_configured_rooms(
+    service: MucService, router: FakeRouter
+) -> None:
+    roland = Client(service, ROLAND)
+    hidden = parse_jid(f"secret@{SERVICE}")
+    locked = parse_jid(f"draft@{SERVICE}")
+    await roland.join()
+    await roland.configure(roomname="Falcot lobby")
+    await roland.join(hidden)
+    await roland.configure(hidden, publicroom="0")
+    await roland.join(locked)
+    router.take()
+    await Client(service, LUCY).send(
+        f'<iq from="{{me}}" to="{SERVICE}" type="get" id="d"><query xmlns="{NS.DISCO_ITEMS}"/></iq>'
+    )
+    (result,) = router.take()
+    items = [dict(i.attrib) for i in result.iter(qname(NS.DISCO_ITEMS, "item"))]
+    assert items == [{"jid": str(ROOM), "name": "Falcot lobby"}]
+
+
+async def test_xep0045_10_2_persistent_room_survives_a_reload(
+    database: Database, service: MucService, router: FakeRouter
+) -> None:
+    roland = Client(service, ROLAND)
+    await roland.join()
+    await roland.configure(persistentroom="1", membersonly="1", roomname="Staff")
+    await roland.send(
+        f'<iq from="{{me}}" to="{ROOM}" type="set" id="a"><query xmlns="{ADMIN_NS}">'
+        f'<item affiliation="member" jid="{LUCY.bare}"/></query></iq>'
+    )
+    await roland.send(
+        f'<message from="{{me}}" to="{ROOM}" type="groupchat"><subject>Rota</subject></message>'
+    )
+    await roland.leave()
+    assert [r.title for r in service.rooms()] == ["Staff"]
+
+    reloaded = make_service(database, router)
+    await reloaded.load()
+    (summary,) = reloaded.rooms()
+    assert summary.persistent and summary.members_only and not summary.locked
+    router.take()
+    await Client(reloaded, LUCY).join()
+    mine = router.take(LUCY)
+    assert mine[0].get("type") is None
+    assert mine[-1].findtext(qname(NS.CLIENT, "subject")) == "Rota"
+    await Client(reloaded, STRANGER).join(nick="mallory")
+    assert condition(router.take(STRANGER)[0]) == "registration-required"
+
+
+async def test_xep0045_10_9_destroying_a_persistent_room_forgets_it(
+    database: Database, service: MucService, router: FakeRouter
+) -> None:
+    roland = Client(service, ROLAND)
+    await roland.join()
+    await roland.configure(persistentroom="1")
+    await roland.send(
+        f'<iq from="{{me}}" to="{ROOM}" type="set" id="x"><query xmlns="{OWNER}">'
+        "<destroy/></query></iq>"
+    )
+    assert service.rooms() == []
+    assert await SqlRoomStore(database).load(SERVICE) == []
+
+
+async def test_xep0045_10_2_a_room_made_temporary_leaves_the_store(
+    database: Database, service: MucService
+) -> None:
+    roland = Client(service, ROLAND)
+    await roland.join()
+    await roland.configure(persistentroom="1")
+    assert [r.name for r in await SqlRoomStore(database).load(SERVICE)] == ["lobby"]
+    await roland.configure(persistentroom="0")
+    assert await SqlRoomStore(database).load(SERVICE) == []
+    assert len(service.rooms()) == 1
+
+
+async def test_configured_admins_own_every_room(service: MucService, router: FakeRouter) -> None:
+    await Client(service, ROLAND).join()
+    router.take()
+    # The room is locked for everyone but owners (§10.1.1); a server admin is one.
+    await Client(service, ADMIN).join(nick="root")
+    self_presence = router.take(ADMIN)[1]
+    item = self_presence.find(f"{qname(NS.MUC_USER, 'x')}/{qname(NS.MUC_USER, 'item')}")
+    assert item is not None and item.get("affiliation") == "owner"
+
+
+async def test_room_count_is_limited(database: Database, router: FakeRouter) -> None:
+    service = make_service(database, router, max_rooms=1)
+    await Client(service, ROLAND).join()
+    await Client(service, ROLAND).join(parse_jid(f"second@{SERVICE}"))
+    assert condition(router.take()[-1]) == "resource-constraint"
+    assert len(service.rooms()) == 1
+
+
+async def test_room_names_are_limited(service: MucService, router: FakeRouter) -> None:
+    await Client(service, ROLAND).join(parse_jid(f"{'r' * 65}@{SERVICE}"))
+    assert condition(router.take()[-1]) == "not-acceptable"
+    assert service.rooms() == []
