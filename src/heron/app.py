@@ -107,13 +107,11 @@ async def serve(
                 continue
             started.append(component)  # stopped even if it fails half-started
             listeners = await component.start()
+            services.views.update(component.views())
             for listener in listeners:
                 log.info("%s listening on %s", listener.service, listener.url)
         if control_socket:
-            control = ControlServer(
-                config.data_dir / SOCKET_NAME,
-                {name: view for component in started for name, view in component.views().items()},
-            )
+            control = ControlServer(config.data_dir / SOCKET_NAME, services.views)
             await control.start()
         workers = await _spawn_workers(config, worker_command)
         for signum in (signal.SIGINT, signal.SIGTERM):

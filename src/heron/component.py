@@ -45,10 +45,13 @@ class Services:
 
     ``web_routes`` collects (path, handler) pairs that components started
     before the web component (SIP's /sip, XMPP's /xmpp-websocket) serve on
-    the web port.
+    the web port; ``views`` their live state.
     """
 
     config: Config
     database: Database
     accounts: AccountService
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
+    views: dict[str, View] = field(default_factory=dict)
+    """Live state of the components started so far (``app`` fills it), for the admin pages,
+    the API and the metrics the web component serves."""
