@@ -27,8 +27,8 @@ from heron.config import ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
-from heron.ratelimit import FloodGuard
-from heron.sip.digest import Algorithm, DigestAuthenticator, Lockout, Outcome, StoredHa1
+from heron.ratelimit import FloodGuard, Lockout
+from heron.sip.digest import Algorithm, DigestAuthenticator, Outcome, StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.fields import Address as SipAddress
 from heron.sip.fields import Via

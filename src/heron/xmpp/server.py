@@ -26,6 +26,7 @@ from heron.config import ListenAddress
 from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, listen_error
+from heron.ratelimit import Lockout
 from heron.store.im import SqlOfflineStore, SqlRosterStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
@@ -44,6 +45,7 @@ from heron.xmpp.router import Router
 from heron.xmpp.sasl import SaslConfig
 from heron.xmpp.stream import (
     Authenticated,
+    AuthenticationFailed,
     BindRequested,
     C2SStream,
     PlainCheckNeeded,
@@ -220,7 +222,10 @@ class XmppComponent:
             local_hosts=self._hosts,
             history=config.xmpp.muc_history,
         )
-        self._counters: dict[str, int] = dict.fromkeys(("connections", "logins", "stanzas"), 0)
+        self._lockout = Lockout()
+        self._counters: dict[str, int] = dict.fromkeys(
+            ("connections", "logins", "auth_failures", "stanzas"), 0
+        )
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -405,15 +410,20 @@ class XmppComponent:
                 await link.start_tls(self._tls)
                 stream.start_tls_done({})
             elif isinstance(event, ScramKeysNeeded):
-                account = await self._account(event.username, stream.host)
+                account = await self._login_account(event.username, stream.host, link.peer)
                 keys = account.secrets.scram_keys(event.hash) if account is not None else None
                 stream.provide_scram_keys(keys)
             elif isinstance(event, PlainCheckNeeded):
                 stream.plain_verified(
-                    await self._check_plain(event.username, stream.host, event.password)
+                    await self._check_plain(event.username, stream.host, event.password, link)
                 )
             elif isinstance(event, Authenticated):
                 self._counters["logins"] += 1
+                self._lockout.success(str(event.jid))
+            elif isinstance(event, AuthenticationFailed):
+                self._counters["auth_failures"] += 1
+                user = f"{event.username}@{stream.host}" if event.username else None
+                self._lockout.failure(user, link.peer, time.monotonic())
             elif isinstance(event, BindRequested):
                 session = self._bind(stream, link, event.resource, transport)
             elif isinstance(event, StreamEnded):
@@ -444,8 +454,15 @@ class XmppComponent:
             self._admin_accounts.add(JID(username, host))
         return account
 
-    async def _check_plain(self, username: str, host: str, password: str) -> bool:
-        account = await self._account(username, host)
+    async def _login_account(self, username: str, host: str, peer: str) -> Account | None:
+        """The account to check a login against; None (a failure, alike for every cause)
+        while the account or the address is locked out after too many failed logins."""
+        if self._lockout.is_locked(f"{username}@{host}", peer, time.monotonic()):
+            return None
+        return await self._account(username, host)
+
+    async def _check_plain(self, username: str, host: str, password: str, link: _Link) -> bool:
+        account = await self._login_account(username, host, link.peer)
         if account is None:
             return False
         loop = asyncio.get_running_loop()

@@ -66,6 +66,7 @@ __all__ = [
     "REJECTIONS",
     "TRANSITIONS",
     "Authenticated",
+    "AuthenticationFailed",
     "BindRequested",
     "C2SStream",
     "Input",
@@ -116,6 +117,13 @@ class Authenticated:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthenticationFailed:
+    """A SASL attempt failed; ``username`` is the prepared localpart tried, when one was."""
+
+    username: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BindRequested:
     """The client asks for ``resource`` (None: the server picks); answer with ``bind_done``."""
 
@@ -141,6 +149,7 @@ StreamEvent = (
     | ScramKeysNeeded
     | PlainCheckNeeded
     | Authenticated
+    | AuthenticationFailed
     | BindRequested
     | StanzaReceived
     | StreamEnded
@@ -308,6 +317,7 @@ class C2SStream:
         self._authenticated: JID | None = None
         self._jid: JID | None = None
         self._bind_iq: Element | None = None
+        self._sasl_username: str | None = None
 
     # --- properties ----------------------------------------------------------------------
 
@@ -651,6 +661,7 @@ class C2SStream:
             # Not even a possible account: answer as for an unknown one, from fake keys.
             self.provide_scram_keys(None)
             return
+        self._sasl_username = account.local
         self._events.append(ScramKeysNeeded(account.local, step.hash))
 
     def _on_check_needed(self, input_: Input, step: PasswordCheckNeeded) -> None:
@@ -660,6 +671,7 @@ class C2SStream:
             self._sasl_failed(input_, self._sasl.abort(failure.condition))
             return
         self._move(input_, State.SASL_EXCHANGE)
+        self._sasl_username = account.local
         self._events.append(PlainCheckNeeded(step.authzid, account.local, step.password))
 
     def _on_success(self, input_: Input, step: Success) -> None:
@@ -682,6 +694,8 @@ class C2SStream:
         element = _element(NS.SASL, "failure")
         SubElement(element, qname(NS.SASL, failure.condition.value))
         self._send(element)
+        self._events.append(AuthenticationFailed(self._sasl_username))
+        self._sasl_username = None
         if self._sasl.failures >= self._sasl_config.max_failures:
             self._goodbye(
                 StreamError(StreamCondition.POLICY_VIOLATION, "too many failed authentications")

@@ -34,3 +34,27 @@ async def test_rfc6120_7_7_2_2_a_second_login_with_the_same_resource_replaces_th
         async with logged_in(shared_xmpp, "dave") as (second,):
             assert str(second.boundjid) == f"dave@{DOMAIN}/test"
             await first.ended.wait()
+
+
+async def test_password_guessing_ends_in_a_lockout_even_for_the_right_password(
+    shared_xmpp: XmppServer,
+) -> None:
+    """Ten wrong passwords lock the account for 15 minutes (heron.ratelimit.Lockout), with
+    the answer a wrong password gets, so a slow guesser cannot tell when it hit."""
+    async with logged_in(shared_xmpp, "eve"):
+        pass  # the right password works before the guessing
+    for _ in range(10):
+        with pytest.raises(AssertionError, match="could not log in"):
+            await connect(shared_xmpp, "eve", password="guess")
+    with pytest.raises(AssertionError, match="could not log in"):
+        await connect(shared_xmpp, "eve")
+
+
+async def test_heron_xmpp_sessions_lists_who_is_online(shared_xmpp: XmppServer) -> None:
+    async with logged_in(shared_xmpp, "alice", resource="laptop"):
+        listed = shared_xmpp.heron.cli("xmpp", "sessions")
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if "alice@" in line)
+    assert f"alice@{DOMAIN}/laptop" in line
+    assert "tcp://127.0.0.1" in line
+    assert "available" in line

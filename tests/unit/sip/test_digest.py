@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heron.ratelimit import Lockout
 from heron.sip import Auth, Headers, MalformedValue, Params, SipError, SipLocalError, parse_auth
 from heron.sip.digest import (
     NONCE_SALT_BYTES,
     Algorithm,
     DigestAuthenticator,
-    Lockout,
     NonceCounts,
     Outcome,
     StoredHa1,

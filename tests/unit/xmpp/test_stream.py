@@ -21,6 +21,7 @@ from heron.xmpp.stream import (
     REJECTIONS,
     TRANSITIONS,
     Authenticated,
+    AuthenticationFailed,
     BindRequested,
     C2SStream,
     Input,
@@ -519,6 +520,8 @@ def test_scram_wrong_password_is_not_authorized_and_reveals_nothing() -> None:
     assert client.send(response(final)) == (
         '<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><not-authorized/></failure>'
     )
+    # The server counts the failure against the account and the address (its lockout).
+    assert AuthenticationFailed("roland") in client.events()
 
 
 def test_an_impossible_scram_username_gets_fake_keys_without_asking() -> None:
@@ -533,6 +536,7 @@ def test_plain_authzid_of_another_account_is_invalid_authzid() -> None:
     stream = new_stream()
     client = login(stream, through=State.SASL)
     assert "<invalid-authzid/>" in client.send(auth("PLAIN", b"bob@falcot.com\0roland\0pw"))
+    assert client.events() == [AuthenticationFailed(None)]
     client.send(auth("PLAIN", b"roland@falcot.com\0roland\0pw"))
     assert client.events() == [PlainCheckNeeded("roland@falcot.com", "roland", "pw")]
 
