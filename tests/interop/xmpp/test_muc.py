@@ -53,3 +53,20 @@ async def test_xep0045_room_messages_history_and_kick(shared_xmpp: XmppServer) -
         assert refusal["error"]["condition"] == "not-acceptable"
         olivia.send_message(mto=room, mbody="after the kick", mtype="groupchat")
         assert (await peggy.next_message())["body"] == "after the kick"
+
+
+async def test_xep0045_7_14_an_occupant_who_disconnects_leaves_the_room(
+    shared_xmpp: XmppServer,
+) -> None:
+    room = JID(f"party@{MUC}")
+    async with logged_in(shared_xmpp, "olivia", plugins=MUC_PLUGINS) as (olivia,):
+        await olivia["xep_0045"].join_muc_wait(room, "host", timeout=TIMEOUT)
+        await olivia["xep_0045"].set_room_config(
+            room, olivia["xep_0004"].make_form(ftype="submit"), timeout=TIMEOUT
+        )
+        async with logged_in(shared_xmpp, "sybil", plugins=MUC_PLUGINS) as (sybil,):
+            await sybil["xep_0045"].join_muc_wait(room, "guest", timeout=TIMEOUT)
+            await olivia.presence_from(f"{room}/guest")
+            sybil.abort()  # the connection drops without a word: no unavailable presence
+        gone = await olivia.presence_from(f"{room}/guest", "unavailable")
+        assert gone["muc"]["role"] == "none"
