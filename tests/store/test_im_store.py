@@ -5,17 +5,11 @@ and MariaDB alike (RFC 6121, XEP-0160).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Connection
 
 from heron.store import Database
 from heron.store.im import SqlOfflineStore, SqlRosterStore
-from heron.store.schema import metadata
 from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.roster import RosterItem, RosterStore
 from heron.xmpp.jid import parse_jid
@@ -26,7 +20,6 @@ pytestmark = pytest.mark.database
 ROLAND = parse_jid("roland@falcot.com")
 LUCY = parse_jid("lucy@falcot.com")
 RAPHAEL = parse_jid("raphael@debian.org")
-TABLES = ("roster_items", "roster_pending", "roster_versions", "offline_messages")
 
 FULL = RosterItem(
     LUCY,
@@ -36,16 +29,6 @@ FULL = RosterItem(
     approved=True,
     groups=("Friends", "Équipe", "x" * 255),
 )
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture
@@ -112,16 +95,3 @@ async def test_offline_messages_pop_in_order_and_respect_the_cap(database: Datab
     ]
     assert await store.pop_all(LUCY) == []
     assert await store.count(ROLAND) == 1
-
-
-async def test_schema_matches_the_migrations(database: Database) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection)
-        return [
-            d
-            for d in compare_metadata(context, metadata)
-            if any(table in repr(d) for table in TABLES)
-        ]
-
-    async with database.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []

@@ -5,18 +5,13 @@ and outlive the process that wrote them (Kamailio's WITH_USRLOCDB).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Connection
 
 from heron.sip import SipLocalError
 from heron.sip.registrar import Binding, LocationStore, Source, lookup_targets
 from heron.store import Database, SqlLocationStore
-from heron.store.schema import metadata
 
 pytestmark = pytest.mark.database
 
@@ -55,16 +50,6 @@ FULL = binding(
     user_agent="Linphone/5.2 (Debian) — ünïcode",
 )
 PLAIN = binding("sip:roland@192.0.2.9")
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture
@@ -155,12 +140,3 @@ async def test_bindings_survive_a_restart(database_url: str) -> None:
         assert [b.contact for b in lookup_targets(restored, NOW)] == [PLAIN.contact, FULL.contact]
     finally:
         await second.close()
-
-
-async def test_schema_matches_the_migrations(database: Database) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection)
-        return [d for d in compare_metadata(context, metadata) if "sip_bindings" in repr(d)]
-
-    async with database.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []

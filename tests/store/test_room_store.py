@@ -4,17 +4,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Connection, insert
+from sqlalchemy import insert
 
 from heron.store import Database
 from heron.store.rooms import SqlRoomStore
-from heron.store.schema import metadata, muc_rooms
+from heron.store.schema import muc_rooms
 from heron.xmpp.jid import parse_jid
 from heron.xmpp.muc import Affiliated, Affiliation, RoomConfig, RoomRecord, RoomStore, Whois
 
@@ -45,16 +40,6 @@ FULL = RoomRecord(
     created_at=1_767_323_045.25,
 )
 PLAIN = RoomRecord(name="lobby", config=RoomConfig(persistent=True), created_at=1_767_323_000.5)
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture
@@ -124,12 +109,3 @@ async def test_rooms_survive_a_restart(database_url: str) -> None:
         assert await SqlRoomStore(second).load(SERVICE) == [FULL]
     finally:
         await second.close()
-
-
-async def test_schema_matches_the_migrations(database: Database) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection)
-        return [d for d in compare_metadata(context, metadata) if "muc_" in repr(d)]
-
-    async with database.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Connection
 
 from heron.store import Database
-from heron.store.schema import metadata
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
 from heron.xmpp.features.blocking import MAX_BLOCKED_JID
 from heron.xmpp.features.vcard import MAX_VCARD_BYTES
@@ -22,16 +16,6 @@ pytestmark = pytest.mark.database
 ROLAND = "roland@falcot.com"
 LUCY = "lucy@falcot.com"
 VCARD = '<ns0:vCard xmlns:ns0="vcard-temp"><ns0:FN>Roland Mas — ünïcode</ns0:FN></ns0:vCard>'
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def test_xep0054_vcard_round_trips_and_replaces(database: Database) -> None:
@@ -96,12 +80,3 @@ async def test_xep0191_concurrent_blocks_of_one_jid_keep_one_row(database: Datab
     store = SqlBlocklistStore(database)
     await asyncio.gather(*(store.block(ROLAND, ["spammer@example.net"]) for _ in range(8)))
     assert await store.blocklist(ROLAND) == ["spammer@example.net"]
-
-
-async def test_schema_matches_the_migrations(database: Database) -> None:
-    def differences(connection: Connection) -> list[Any]:
-        context = MigrationContext.configure(connection)
-        return [d for d in compare_metadata(context, metadata) if "xmpp_" in repr(d)]
-
-    async with database.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
