@@ -4,11 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 HERON := $(BIN)/heron
 PYTEST_ARGS ?=
-# Real clients the interoperability tests drive: coturn's turnutils_*, sipp, Node for @xmpp/client.
-DEB_PACKAGES := coturn sip-tester nodejs
+# Real clients the interoperability tests drive: coturn's turnutils_*, sipp, Node for @xmpp/client,
+# and Chromium for the browser tests (driven by Playwright, never a downloaded browser).
+DEB_PACKAGES := coturn sip-tester socat nodejs chromium
+# The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
+ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install test-deps deb-deps run test lint unit clean
+.PHONY: install test-deps deb-deps assets run test lint unit clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed
+test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the
 # packaged daemons (coturn), which tests and benchmarks start themselves.
@@ -41,7 +44,13 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
 
-run: install
+assets: $(ASSET_BUILD)/jssip.min.js
+
+$(ASSET_BUILD)/jssip.min.js: node_modules/.installed
+	node_modules/.bin/esbuild node_modules/jssip/lib/JsSIP.js --bundle --format=iife \
+		--global-name=JsSIP --minify --target=es2020 --log-level=warning --outfile=$@
+
+run: install assets
 	$(HERON) cert --if-missing
 	$(HERON) serve
 
@@ -56,4 +65,4 @@ unit: test-deps
 test: lint unit
 
 clean:
-	rm -rf $(VENV) var node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) var node_modules $(ASSET_BUILD) .mypy_cache .pytest_cache .ruff_cache

@@ -301,11 +301,15 @@ def register(
     port: int,
     transport: str = "udp",
     scenario: str = "register.xml",
+    remote: str | None = None,
+    send_to: str | None = None,
 ) -> SippRun:
-    """sipp registers ``user`` from 127.0.0.1:``port`` with digest credentials."""
+    """sipp registers ``user`` from 127.0.0.1:``port`` with digest credentials at heron's
+    UDP/TCP listener, or at ``remote`` (the Request-URI), sending through ``send_to``."""
     return run_sipp(
         directory,
         scenario,
+        *(("-rsa", send_to) if send_to else ()),
         "-s",
         user,
         "-au",
@@ -313,9 +317,39 @@ def register(
         "-ap",
         password,
         port=port,
-        remote=server.address,
+        remote=remote or server.address,
         transport=transport,
     )
+
+
+@contextmanager
+def tls_relay(server: SipServer) -> Iterator[str]:
+    """A local TCP port that socat carries over TLS to heron's SIP TLS listener, verifying
+    its certificate: the way to drive Debian's sipp, built without OpenSSL, over TLS."""
+    socat = require_tool("socat", "socat")
+    port = free_port()
+    relay = subprocess.Popen(
+        [
+            socat,
+            f"TCP-LISTEN:{port},bind={LOCALHOST},reuseaddr",
+            f"OPENSSL:{LOCALHOST}:{server.tls_port},cafile={server.certificate},verify=1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(port, "tcp"):
+            try:
+                relay.wait(timeout=0.02)
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline, "socat did not listen"
+                continue
+            raise AssertionError(f"socat exited: {relay.stderr.read() if relay.stderr else ''}")
+        yield f"{LOCALHOST}:{port}"
+    finally:
+        relay.terminate()
+        relay.wait(timeout=10)
 
 
 def callers_csv(directory: Path, *rows: tuple[str, str, str]) -> Path:

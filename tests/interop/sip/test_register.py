@@ -1,8 +1,9 @@
-"""REGISTER with digest authentication over UDP, TCP (sipp) and TLS (a small UA here).
+"""REGISTER with digest authentication over UDP, TCP and TLS.
 
 Debian's sipp is built without OpenSSL ("To use a TLS transport you must compile SIPp
-with OpenSSL"), so TLS uses :mod:`tests.interop.sip.wire` over Python's ssl, verifying
-heron's self-signed certificate as a phone configured with it would.
+with OpenSSL"), so over TLS sipp speaks through socat, which verifies heron's
+self-signed certificate as a phone configured with it would; :mod:`tests.interop.sip.wire`
+also registers over Python's ssl directly.
 
 Wrong passwords go to dave, whom no other test logs in as: three failures stay far below
 heron's lockout (10 per user, 30 per address, in 15 minutes).
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.sip.support import LOCALHOST, USERS, SipServer, register
+from tests.interop.sip.support import LOCALHOST, USERS, SipServer, register, tls_relay
 from tests.interop.sip.wire import StreamChannel, UserAgent, trusting
 from tests.support.config import free_port
 
@@ -37,6 +38,40 @@ def test_register_with_digest(shared_sip: SipServer, tmp_path: Path, transport: 
     contacts = run.received("200")[0].all("Contact")
     ours = [c for c in contacts if f"@{LOCALHOST}:{port};" in c]
     assert len(ours) == 1 and "expires=" in ours[0], contacts
+
+
+@pytest.mark.parametrize(
+    ("password", "statuses"),
+    [(USERS[USER], [401, 200]), (WRONG, [401, 401])],
+    ids=["right password", "wrong password"],
+)
+def test_sipp_register_over_tls(
+    shared_sip: SipServer, tmp_path: Path, password: str, statuses: list[int]
+) -> None:
+    port = free_port()
+    scenario = "register.xml" if password == USERS[USER] else "register_wrong_password.xml"
+    with tls_relay(shared_sip) as relay:
+        run = register(
+            shared_sip,
+            tmp_path,
+            USER,
+            password,
+            port=port,
+            transport="tcp",
+            scenario=scenario,
+            remote=f"{LOCALHOST}:{shared_sip.tls_port}",
+            send_to=relay,
+        )
+        listed = shared_sip.registrations()
+
+    assert run.returncode == 0, run.explain()
+    assert run.statuses() == [(status, "REGISTER") for status in statuses], run.explain()
+    # heron saw a TLS connection: the binding, if any, is over TLS from socat's address.
+    registered = [line for line in listed.splitlines() if f"{LOCALHOST}:{port};" in line]
+    if statuses[-1] == 200:
+        assert len(registered) == 1 and "tls://127.0.0.1:" in registered[0], listed
+    else:
+        assert registered == [], listed
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
