@@ -7,6 +7,8 @@ import asyncio
 from xml.etree.ElementTree import Element, SubElement
 
 import aioice.turn
+import pytest
+from slixmpp.exceptions import IqError
 
 from tests.interop.xmpp.support import DOMAIN, MUC, TIMEOUT, XmppServer, logged_in
 
@@ -70,3 +72,36 @@ async def test_xep0215_turn_credentials_allocate_on_herons_turn(shared_xmpp: Xmp
         assert relayed is not None and relayed[1] > 0
     finally:
         transport.close()
+
+
+ONLINE_USERS = "http://jabber.org/protocol/admin#get-online-users-list"
+
+
+async def test_xep0133_admin_lists_online_users_and_others_are_refused(
+    shared_xmpp: XmppServer,
+) -> None:
+    plugins = ("xep_0004", "xep_0050")
+    async with logged_in(shared_xmpp, "walter", "trent", plugins=plugins) as (walter, trent):
+        # XEP-0050 §3.4: execute, get the form, submit it with max_items, get the result.
+        first = await walter.plugin["xep_0050"].send_command(DOMAIN, ONLINE_USERS, timeout=TIMEOUT)
+        command = first["command"]
+        assert command["status"] == "executing"
+        form = walter.plugin["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/admin")
+        form.add_field(var="max_items", value="none")
+        done = await walter.plugin["xep_0050"].send_command(
+            DOMAIN,
+            ONLINE_USERS,
+            action="complete",
+            sessionid=command["sessionid"],
+            payload=form,
+            timeout=TIMEOUT,
+        )
+        assert done["command"]["status"] == "completed"
+        values = done["command"]["form"]["values"]
+        online = values.get("onlineuserjids") or []
+        assert {f"walter@{DOMAIN}", f"trent@{DOMAIN}"} <= set(online), values
+        # A user who is not an admin gets forbidden (XEP-0133 §2).
+        with pytest.raises(IqError) as refused:
+            await trent.plugin["xep_0050"].send_command(DOMAIN, ONLINE_USERS, timeout=TIMEOUT)
+        assert refused.value.condition == "forbidden"
