@@ -52,7 +52,7 @@ async def test_xep0160_message_to_an_offline_user_is_delivered_at_login(
         # The sender's own stream is in order: a ping answered after the message means the
         # server has handled (stored) the message.
         ivan.register_plugin("xep_0199")
-        await ivan["xep_0199"].ping(DOMAIN, timeout=TIMEOUT)
+        await ivan.plugin["xep_0199"].ping(DOMAIN, timeout=TIMEOUT)
     judy = await connect(shared_xmpp, "judy", plugins=("xep_0203",))
     try:
         message = await judy.next_message("while you were out")

@@ -15,28 +15,28 @@ from tests.interop.xmpp.support import DOMAIN, MUC, TIMEOUT, XmppServer, logged_
 
 async def test_xep0030_server_info_and_items(shared_xmpp: XmppServer) -> None:
     async with logged_in(shared_xmpp, "trent", plugins=("xep_0030",)) as (trent,):
-        info = await trent["xep_0030"].get_info(jid=DOMAIN, timeout=TIMEOUT)
+        info = await trent.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=TIMEOUT)
         identities = {(i[0], i[1]) for i in info["disco_info"]["identities"]}
         assert ("server", "im") in identities
         features = set(info["disco_info"]["features"])
         assert {"urn:xmpp:ping", "vcard-temp", "urn:xmpp:extdisco:2"} <= features
-        items = await trent["xep_0030"].get_items(jid=DOMAIN, timeout=TIMEOUT)
+        items = await trent.plugin["xep_0030"].get_items(jid=DOMAIN, timeout=TIMEOUT)
         assert MUC in {str(item[0]) for item in items["disco_items"]["items"]}
 
 
 async def test_xep0199_ping_the_server(shared_xmpp: XmppServer) -> None:
     async with logged_in(shared_xmpp, "trent", plugins=("xep_0199",)) as (trent,):
-        rtt = await trent["xep_0199"].ping(DOMAIN, timeout=TIMEOUT)
+        rtt = await trent.plugin["xep_0199"].ping(DOMAIN, timeout=TIMEOUT)
         assert rtt >= 0
 
 
 async def test_xep0054_vcard_set_then_read_by_another_user(shared_xmpp: XmppServer) -> None:
     async with logged_in(shared_xmpp, "victor", "trent", plugins=("xep_0054",)) as (victor, trent):
-        card = victor["xep_0054"].make_vcard()
+        card = victor.plugin["xep_0054"].make_vcard()
         card["FN"] = "Victor Falcot"
         card["NICKNAME"] = "vic"
-        await victor["xep_0054"].publish_vcard(card, timeout=TIMEOUT)
-        result = await trent["xep_0054"].get_vcard(
+        await victor.plugin["xep_0054"].publish_vcard(card, timeout=TIMEOUT)
+        result = await trent.plugin["xep_0054"].get_vcard(
             f"victor@{DOMAIN}", cached=False, timeout=TIMEOUT
         )
         assert result["vcard_temp"]["FN"] == "Victor Falcot"
