@@ -40,7 +40,8 @@ $(VENV)/.test-installed: pyproject.toml
 
 # npm clients (package.json); package-lock.json pins them.
 node_modules/.installed: package.json
-	command -v npm >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
+	command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
 	npm install --no-audit --no-fund --silent
 	touch $@
 

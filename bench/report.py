@@ -27,6 +27,7 @@ __all__ = [
     "common_options",
     "emit",
     "plan_from",
+    "plan_options",
     "ratio",
     "run_directory",
     "server_order",
@@ -65,6 +66,14 @@ def server_order(args: argparse.Namespace, reference: str) -> list[str]:
     if not order or not set(order) <= {"heron", reference}:
         raise SystemExit(f"--servers takes heron and/or {reference}")
     return order
+
+
+def plan_options(parser: argparse.ArgumentParser, plan: DataclassInstance) -> None:
+    """``--field-name`` for every field of ``plan`` (its type that of the value), default None."""
+    for spec in fields(plan):
+        kind = type(getattr(plan, spec.name))
+        option = "--" + spec.name.replace("_", "-")
+        parser.add_argument(option, type=kind, help=f"override the plan's {spec.name}")
 
 
 def plan_from(args: argparse.Namespace, quick: _P, default: _P) -> _P:

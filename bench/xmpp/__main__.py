@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import report
 from bench.proc import CLOCK_TICK, ServerUnavailable, Worker, cpu_seconds, machine_ticks, tree_cpu
+from bench.report import emit
 from bench.xmpp import Account, RunningServer, Server, prosody
 from bench.xmpp.heron import Heron
 from bench.xmpp.prosody import Prosody
@@ -83,7 +83,7 @@ QUICK = Plan(
     room_window=8,
     idle=200,
     workers=2,
-    timeout=60,
+    timeout=60.0,
 )
 DEFAULT = Plan(
     logins=200,
@@ -96,14 +96,8 @@ DEFAULT = Plan(
     room_window=8,
     idle=1000,
     workers=2,
-    timeout=180,
+    timeout=180.0,
 )
-
-
-def emit(text: str = "") -> None:
-    """Results go to stdout as they come, so a long run shows progress."""
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
 
 
 # --- measuring --------------------------------------------------------------------------
@@ -318,58 +312,47 @@ class ServerFigures:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class Figure:
     label: str
     load: str
     value: Callable[[Measured], float | None]
     style: str
-    higher_is_better: bool
 
 
-ROWS = (
-    Row("logins/s", "logins", lambda m: m.rate, "{:,.0f}", True),
-    Row("one-to-one messages/s", "messages", lambda m: m.rate, "{:,.0f}", True),
-    Row("MUC deliveries/s", "muc", lambda m: m.rate, "{:,.0f}", True),
-    Row("KiB per idle connection", "idle", lambda m: m.kib_per_connection, "{:,.1f}", False),
-    Row("server CPU ms per login", "logins", lambda m: m.cpu_per(1), "{:,.2f}", False),
-    Row("server CPU us per message", "messages", lambda m: m.cpu_per(1000), "{:,.0f}", False),
-    Row("server CPU us per MUC delivery", "muc", lambda m: m.cpu_per(1000), "{:,.1f}", False),
+FIGURES = (
+    Figure("logins/s", "logins", lambda m: m.rate, "{:,.0f}"),
+    Figure("one-to-one messages/s", "messages", lambda m: m.rate, "{:,.0f}"),
+    Figure("MUC deliveries/s", "muc", lambda m: m.rate, "{:,.0f}"),
+    Figure("KiB per idle connection", "idle", lambda m: m.kib_per_connection, "{:,.1f}"),
+    Figure("server CPU ms per login", "logins", lambda m: m.cpu_per(1), "{:,.2f}"),
+    Figure("server CPU us per message", "messages", lambda m: m.cpu_per(1000), "{:,.0f}"),
+    Figure("server CPU us per MUC delivery", "muc", lambda m: m.cpu_per(1000), "{:,.1f}"),
+)
+LEGEND = (
+    "Rates: higher is better; memory and CPU: lower is better. '!' marks a load with errors\n"
+    "(see its line above), '-' a server or load not run. CPU is utime+stime of the server's\n"
+    "process tree over the measured windows: steadier than rates on a shared machine."
 )
 
 
-def _cell(row: Row, figures: ServerFigures) -> tuple[float | None, str]:
-    measured = figures.loads.get(row.load)
+def _cell(figure: Figure, figures: ServerFigures) -> tuple[float | None, str]:
+    measured = figures.loads.get(figure.load)
     if measured is None:
         return None, "-"
-    value = row.value(measured)
+    value = figure.value(measured)
     if value is None:
         return None, "failed"
-    return value, row.style.format(value) + ("!" if measured.errors else "")
+    return value, figure.style.format(value) + ("!" if measured.errors else "")
 
 
 def table(heron: ServerFigures, reference: ServerFigures) -> str:
-    header = ("figure", "heron", "prosody", "heron/prosody", "better")
-    rows = [header]
-    for row in ROWS:
-        (h, h_cell), (p, p_cell) = _cell(row, heron), _cell(row, reference)
-        ratio = f"{h / p:.2f}" if h is not None and p else "-"
-        rows.append(
-            (row.label, h_cell, p_cell, ratio, "higher" if row.higher_is_better else "lower")
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
-        return " | ".join([first, *rest])
-
-    legend = (
-        "better: which way of the figure (and of the ratio) is better; '!' marks a load with\n"
-        "errors (see its line above), '-' a server or load not run. CPU is utime+stime of the\n"
-        "server's process tree over the measured windows: steadier than rates on a shared machine."
-    )
-    rule = "-+-".join("-" * width for width in widths)
-    return "\n".join([line(rows[0]), rule, *(line(r) for r in rows[1:]), "", legend])
+    rows: list[report.Row] = []
+    cells: dict[int, tuple[str, str]] = {}
+    for index, figure in enumerate(FIGURES):
+        (h, h_cell), (p, p_cell) = _cell(figure, heron), _cell(figure, reference)
+        rows.append((figure.label, h, p, figure.style))
+        cells[index] = (h_cell, p_cell)
+    return report.table("prosody", rows, LEGEND, cells)
 
 
 # --- running ----------------------------------------------------------------------------
@@ -413,44 +396,32 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.xmpp", description=(__doc__ or "").split("\n")[0]
     )
-    parser.add_argument("--quick", action="store_true", help="smaller loads, one login round")
+    report.common_options(
+        parser, quick="smaller loads, one login round: about 1 minute", reference="prosody"
+    )
     parser.add_argument(
         "--install", action="store_true", help="apt-get install prosody if missing (root)"
     )
     parser.add_argument(
-        "--servers", default="heron,prosody", help="which to run, in order (default heron,prosody)"
-    )
-    parser.add_argument(
         "--loads", default=",".join(LOADS), help=f"which loads (default {','.join(LOADS)})"
     )
-    for spec in fields(Plan):
-        kind = float if spec.name == "timeout" else int
-        option = "--" + spec.name.replace("_", "-")
-        parser.add_argument(option, type=kind, help=f"override the plan's {spec.name}")
+    report.plan_options(parser, DEFAULT)
     parser.add_argument(
         "--prosody-nagle",
         action="store_true",
         help="leave Nagle's algorithm on in Prosody, its default (adds ~40 ms per round trip "
         "that follows another answer: rates then measure that, not the server)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     return parser.parse_args(argv)
-
-
-def _plan(args: argparse.Namespace) -> Plan:
-    base = QUICK if args.quick else DEFAULT
-    values = {spec.name: getattr(base, spec.name) for spec in fields(Plan)}
-    values.update({k: getattr(args, k) for k in values if getattr(args, k, None) is not None})
-    return Plan(**values)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    plan = _plan(args)
-    order = [name.strip() for name in args.servers.split(",") if name.strip()]
+    plan = report.plan_from(args, QUICK, DEFAULT)
+    order = report.server_order(args, "prosody")
     kinds = [name.strip() for name in args.loads.split(",") if name.strip()]
-    if not order or not set(order) <= {"heron", "prosody"} or not set(kinds) <= set(LOADS):
-        raise SystemExit(f"--servers takes heron and/or prosody; --loads {', '.join(LOADS)}")
+    if not set(kinds) <= set(LOADS):
+        raise SystemExit(f"--loads takes {', '.join(LOADS)}")
     if "prosody" in order and not prosody.installed():
         if not args.install:
             raise SystemExit("prosody is not installed: run with --install as root")
@@ -458,31 +429,26 @@ def main(argv: list[str] | None = None) -> int:
         if (why := prosody.install()) is not None:
             raise SystemExit(why)
     emit(f"loads: {plan.describe()}; {os.cpu_count()} cores")
-    workdir = Path(tempfile.mkdtemp(prefix="bench-xmpp-"))
-    os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
-    taken: set[int] = set()
-    makers: dict[str, Callable[[], Server]] = {
-        "heron": lambda: Heron(workdir / "heron", taken),
-        "prosody": lambda: Prosody(workdir / "prosody", taken, args.prosody_nagle),
-    }
-    servers = [makers[name]() for name in order]
     results = {"heron": ServerFigures(), "prosody": ServerFigures()}
-    current = servers[0]
-    try:
-        versions = {}
-        for current in servers:
-            emit(f"{current.name}: setting up")
-            versions[current.name] = prepare(current, plan)
-        for current in servers:
-            emit(f"{versions[current.name]}:")
-            results[current.name] = run_server(current, plan, kinds)
-    except ServerUnavailable as exc:
-        raise SystemExit(f"{current.name}: {exc}") from None
-    finally:
-        if args.keep:
-            emit(f"logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with report.run_directory("bench-xmpp-", args.keep) as workdir:
+        os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
+        taken: set[int] = set()
+        makers: dict[str, Callable[[], Server]] = {
+            "heron": lambda: Heron(workdir / "heron", taken),
+            "prosody": lambda: Prosody(workdir / "prosody", taken, args.prosody_nagle),
+        }
+        servers = [makers[name]() for name in order]
+        current = servers[0]
+        try:
+            versions = {}
+            for current in servers:
+                emit(f"{current.name}: setting up")
+                versions[current.name] = prepare(current, plan)
+            for current in servers:
+                emit(f"{versions[current.name]}:")
+                results[current.name] = run_server(current, plan, kinds)
+        except ServerUnavailable as exc:
+            raise SystemExit(f"{current.name}: {exc}") from None
     emit()
     emit(table(results["heron"], results["prosody"]))
     for name in order:

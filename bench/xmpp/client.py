@@ -58,7 +58,6 @@ OPENING = 32
 """Connections per load process that may wait for the server's first answer at once."""
 SETUP_LOGINS = 50
 """Logins at once while a load sets up (pairs, room occupants), outside any measurement."""
-"""Connections per load process that may wait for the server's first answer at once."""
 
 
 def stream_header(domain: str = DOMAIN) -> bytes:
@@ -382,6 +381,18 @@ async def _login_all(
     return [client for client, ok in zip(clients, done, strict=True) if ok]
 
 
+async def _set_up(accounts: list[Account], address: Address) -> list[Client] | None:
+    """Everyone logged in before a load, or None (said to the parent) if anyone failed."""
+    tally = Tally()
+    clients = await _login_all(
+        [Client(a, address) for a in accounts], client_context(), SETUP_LOGINS, tally
+    )
+    if tally.errors:
+        say(f"login failed: {tally.first_error}")
+        return None
+    return clients
+
+
 async def run_logins(settings: dict[str, Any], accounts: list[Account], address: Address) -> None:
     """Each round: everyone logs in at once; report; log out; ready for the next round."""
     context = client_context()
@@ -426,12 +437,8 @@ class Pair:
 async def run_messages(settings: dict[str, Any], accounts: list[Account], address: Address) -> None:
     """Pairs exchanging chat messages in a closed loop, ``window`` in flight per pair."""
     quota, window = int(settings["messages"]), int(settings["window"])
-    tally = Tally()
-    clients = await _login_all(
-        [Client(a, address) for a in accounts], client_context(), SETUP_LOGINS, tally
-    )
-    if tally.errors:
-        say(f"login failed: {tally.first_error}")
+    clients = await _set_up(accounts, address)
+    if clients is None:
         return
     pairs = [Pair(clients[i], clients[i + 1], quota) for i in range(0, len(clients) - 1, 2)]
     finished = asyncio.Event()
@@ -519,12 +526,8 @@ async def run_muc(settings: dict[str, Any], accounts: list[Account], address: Ad
     """Occupants count groupchat deliveries; the sender (first worker's first user) sends."""
     messages, window = int(settings["messages"]), int(settings["window"])
     sender_here = bool(settings["sender"])
-    tally = Tally()
-    clients = await _login_all(
-        [Client(a, address) for a in accounts], client_context(), SETUP_LOGINS, tally
-    )
-    if tally.errors:
-        say(f"login failed: {tally.first_error}")
+    clients = await _set_up(accounts, address)
+    if clients is None:
         return
     tally = Tally()
     expected = messages * len(clients)

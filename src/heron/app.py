@@ -14,17 +14,17 @@ import signal
 from asyncio.subprocess import Process
 from collections.abc import Callable, Sequence
 
-from heron.accounts import AccountPolicy, AccountService
+from heron.accounts import AccountChange, AccountPolicy, AccountService
 from heron.component import Component, Services
 from heron.config import Config
-from heron.control import SOCKET_NAME, ControlServer
+from heron.control import SOCKET_NAME, Command, ControlServer
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
 from heron.web.server import build_web
 from heron.xmpp.server import build_xmpp
 
-__all__ = ["BUILDERS", "TURN_WORKER_BUILDERS", "account_policy", "serve"]
+__all__ = ["ACCOUNTS_CHANGED", "BUILDERS", "TURN_WORKER_BUILDERS", "account_policy", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,21 @@ def account_policy(config: Config) -> AccountPolicy:
         account_domains=tuple(config.account_domains),
         admins=frozenset(config.admins),
     )
+
+
+ACCOUNTS_CHANGED = "accounts.changed"
+"""Control command by which ``heron user del|passwd`` tell the server: "CHANGE user@domain"."""
+
+
+def _accounts_changed(accounts: AccountService) -> Command:
+    def command(argument: str) -> None:
+        change, _, address = argument.partition(" ")
+        local, at, domain = address.partition("@")
+        if not (local and at and domain):
+            raise ValueError(f"expected CHANGE user@domain, not {argument!r}")
+        accounts.announce(local, domain, AccountChange(change))
+
+    return command
 
 
 async def _stop_all(components: Sequence[Component]) -> None:
@@ -111,7 +126,11 @@ async def serve(
             for listener in listeners:
                 log.info("%s listening on %s", listener.service, listener.url)
         if control_socket:
-            control = ControlServer(config.data_dir / SOCKET_NAME, services.views)
+            control = ControlServer(
+                config.data_dir / SOCKET_NAME,
+                services.views,
+                {ACCOUNTS_CHANGED: _accounts_changed(services.accounts)},
+            )
             await control.start()
         workers = await _spawn_workers(config, worker_command)
         for signum in (signal.SIGINT, signal.SIGTERM):

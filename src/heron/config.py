@@ -280,11 +280,53 @@ class XmppSettings(_Section):
     """Lifetime of the TURN credentials handed out by XEP-0215, in seconds."""
 
 
+_PUBLIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _public_name(value: Any) -> str:
+    if not isinstance(value, str) or not _PUBLIC_NAME.match(value.lower()):
+        raise ValueError(
+            f"{value!r}: a public name holds only letters, digits, _ and - (up to 32), "
+            "as it appears in /call/NAME and in sip:NAME@<sip domain>"
+        )
+    return value.lower()
+
+
+def _call_target(value: Any) -> str:
+    """A local address ``user@domain`` becomes ``sip:user@domain``; SIP URIs stay."""
+    if not isinstance(value, str):
+        raise ValueError("must be an address user@domain or a sip: URI")
+    if re.match(r"^sips?:[^\s<>\"]+$", value):
+        return value
+    local, domain = parse_address(value)
+    return f"sip:{local}@{domain}"
+
+
+PublicName = Annotated[str, BeforeValidator(_public_name)]
+CallTarget = Annotated[str, BeforeValidator(_call_target)]
+
+
 class WebSettings(_Section):
     enabled: bool = True
     """Serve the web phone, WebSockets, admin pages, API and metrics over HTTPS."""
     listen: list[Listen] = _listen("0.0.0.0:8443")
     """HTTPS listeners."""
+    click_to_call: dict[PublicName, CallTarget] = Field(default_factory=dict)
+    """Public destinations anonymous web visitors may call at /call/NAME, such as
+    ``sales = "roland@falcot.com"`` or ``support = "sip:600@192.0.2.10"`` (a PBX extension).
+    The SIP proxy lets unauthenticated callers INVITE ``NAME@<sip domain>`` and nothing else;
+    an INVITE to a public name goes to its target, even if an account has the same name."""
+    click_to_call_per_minute: int = Field(default=6, ge=1, le=600)
+    """Anonymous calls (and /call configurations, with their TURN credentials) one source
+    address may start per minute, in a burst or spread out; more get 503 for a minute."""
+    click_to_call_turn_ttl: int = Field(default=300, ge=60, le=86_400)
+    """Lifetime in seconds of the TURN credentials a /call page gets. A call relayed through
+    TURN ends about one allocation lifetime after they expire (the refresh is refused)."""
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    """How long a web login lasts before the browser must log in again."""
+    metrics: Literal["localhost", "admin", "off"] = "localhost"
+    """Who may read /metrics: "localhost" (loopback clients only, for a local Prometheus),
+    "admin" (a logged-in administrator) or "off"."""
 
 
 class MuxSettings(_Section):

@@ -3,7 +3,9 @@
 Like coturn's CLI or ``kamctl ul show``, an administrator lists live TURN
 allocations (and later SIP registrations, XMPP sessions) from the shell.
 The socket lives in the data directory, readable by its owner only; one
-request line names a view, one JSON line answers.
+request line names a view (or a command and its argument), one JSON line
+answers. Commands let another ``heron`` process tell the server what it
+changed, such as an account's password.
 """
 
 from __future__ import annotations
@@ -18,12 +20,20 @@ from typing import Any
 
 from heron.errors import HeronError
 
-__all__ = ["SOCKET_NAME", "ControlServer", "View", "query"]
+__all__ = ["SOCKET_NAME", "Command", "ControlServer", "NotRunning", "View", "notify", "query"]
 
 SOCKET_NAME = "control.sock"
 _MAX_REQUEST = 256
 
 View = Callable[[], list[dict[str, Any]]]
+
+
+class NotRunning(HeronError):
+    """No server answers on the data directory's control socket."""
+
+
+Command = Callable[[str], None]
+"""Takes the request's argument; raises ValueError for a bad one."""
 
 
 @contextmanager
@@ -37,9 +47,12 @@ def _short_path(path: Path) -> Iterator[str]:
 
 
 class ControlServer:
-    def __init__(self, path: Path, views: Mapping[str, View]) -> None:
+    def __init__(
+        self, path: Path, views: Mapping[str, View], commands: Mapping[str, Command] | None = None
+    ) -> None:
         self._path = path
         self._views = views
+        self._commands = commands or {}
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -57,20 +70,27 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=5)
-            name = line[:_MAX_REQUEST].decode("utf-8", "replace").strip()
-            view = self._views.get(name)
-            if view is None:
-                answer: dict[str, Any] = {
-                    "error": f"no view {name!r}; known: {sorted(self._views)}"
-                }
-            else:
-                answer = {"rows": view()}
+            name, _, argument = (
+                line[:_MAX_REQUEST].decode("utf-8", "replace").strip().partition(" ")
+            )
+            answer = self._answer(name, argument)
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    def _answer(self, name: str, argument: str) -> dict[str, Any]:
+        if (command := self._commands.get(name)) is not None:
+            try:
+                command(argument)
+            except ValueError as exc:
+                return {"error": f"{name}: {exc}"}
+            return {"rows": []}
+        if (view := self._views.get(name)) is not None:
+            return {"rows": view()}
+        return {"error": f"no view {name!r}; known: {sorted(self._views)}"}
 
 
 async def query(data_dir: Path, name: str) -> list[dict[str, Any]]:
@@ -80,7 +100,7 @@ async def query(data_dir: Path, name: str) -> list[dict[str, Any]]:
         with _short_path(path) as short:
             reader, writer = await asyncio.open_unix_connection(short)
     except OSError:
-        raise HeronError(f"heron is not running on {data_dir} (no control socket {path})") from None
+        raise NotRunning(f"heron is not running on {data_dir} (no control socket {path})") from None
     writer.write(name.encode() + b"\n")
     await writer.drain()
     answer = json.loads(await reader.readline() or b"{}")
@@ -89,3 +109,15 @@ async def query(data_dir: Path, name: str) -> list[dict[str, Any]]:
         raise HeronError(answer["error"])
     rows: list[dict[str, Any]] = answer.get("rows", [])
     return rows
+
+
+async def notify(data_dir: Path, command: str, argument: str) -> bool:
+    """Tell the server running on ``data_dir`` what this process changed.
+
+    False when no server runs there (nothing to tell); HeronError if it refused.
+    """
+    try:
+        await query(data_dir, f"{command} {argument}")
+    except NotRunning:
+        return False
+    return True

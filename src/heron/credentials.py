@@ -18,7 +18,7 @@ from pathlib import Path
 
 from heron.errors import ConfigError
 
-__all__ = ["TurnCredentials", "TurnSecret", "load_or_create_secret"]
+__all__ = ["TurnCredentials", "TurnSecret", "load_or_create_secret", "web_phone_secret"]
 
 DEFAULT_TTL = 86_400
 """One day, as coturn's documentation suggests for the REST API scheme."""
@@ -84,3 +84,14 @@ def load_or_create_secret(path: Path) -> bytes:
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(value + b"\n")
     return value
+
+
+def web_phone_secret(sip_secret: bytes) -> TurnSecret:
+    """The key of the web phone's short-lived SIP digest credentials.
+
+    A browser logged in to the web gets ``expiry:user`` and an HMAC password in
+    the REST scheme above (Kamailio's auth_ephemeral), never the account's own.
+    The key is derived from the SIP secret, which only this server holds, so a
+    TURN credential (whose secret other TURN servers may share) is never a SIP one.
+    """
+    return TurnSecret(hmac.digest(sip_secret, b"heron web phone SIP credentials", "sha256"))

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from heron.accounts import AccountPolicy, AccountService, ScramHash, verify_password
+from heron.accounts import (
+    AccountChange,
+    AccountPolicy,
+    AccountService,
+    ScramHash,
+    verify_password,
+)
 from heron.errors import AccountExists, AccountNotFound, InvalidInput, StoreError
 from heron.store import Database, SqlAccountStore
 
@@ -83,6 +89,21 @@ async def test_delete_and_unknown_accounts(service: AccountService) -> None:
     ):
         with pytest.raises(AccountNotFound, match="roland@falcot.com does not exist"):
             await operation
+
+
+async def test_password_changes_and_removals_are_announced(service: AccountService) -> None:
+    heard: list[tuple[str, str, AccountChange]] = []
+    service.subscribe(lambda *change: heard.append(change))
+    await service.add("roland", "falcot.com", "secret")
+    assert heard == []  # a new account has no secrets cached anywhere
+    await service.change_password("roland", "falcot.com", "new password")
+    await service.remove("roland", "falcot.com")
+    with pytest.raises(AccountNotFound):
+        await service.remove("roland", "falcot.com")
+    assert heard == [
+        ("roland", "falcot.com", AccountChange.PASSWORD),
+        ("roland", "falcot.com", AccountChange.REMOVED),
+    ]
 
 
 async def test_admin_flag_and_config_admins(service: AccountService) -> None:

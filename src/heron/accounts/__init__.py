@@ -17,10 +17,12 @@ from heron.accounts.secrets import (
     turn_long_term_key,
     verify_password,
 )
-from heron.accounts.service import AccountPolicy, AccountService
+from heron.accounts.service import AccountChange, AccountListener, AccountPolicy, AccountService
 
 __all__ = [
     "Account",
+    "AccountChange",
+    "AccountListener",
     "AccountPolicy",
     "AccountService",
     "AccountStore",

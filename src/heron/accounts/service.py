@@ -6,12 +6,24 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from heron.accounts.model import Account, AccountStore
 from heron.accounts.secrets import SCRAM_ITERATIONS, Identity, Secrets, derive_secrets
 from heron.errors import AccountExists, AccountNotFound, InvalidInput
 
-__all__ = ["AccountPolicy", "AccountService"]
+__all__ = ["AccountChange", "AccountListener", "AccountPolicy", "AccountService"]
+
+
+class AccountChange(StrEnum):
+    """What happened to an account, for the services holding its secrets or sessions."""
+
+    PASSWORD = "password"
+    REMOVED = "removed"
+
+
+AccountListener = Callable[[str, str, AccountChange], None]
+"""Called with (local, domain, change) after the store has the change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,20 @@ class AccountService:
         self._salt = salt_factory
         self._iterations = iterations
         self._clock = clock
+        self._listeners: list[AccountListener] = []
+
+    def subscribe(self, listener: AccountListener) -> None:
+        """Hear of password changes and removals, to drop cached secrets and sessions."""
+        self._listeners.append(listener)
+
+    def announce(self, local: str, domain: str, change: AccountChange) -> None:
+        """Tell the listeners; also called for changes another ``heron`` process made."""
+        for listener in self._listeners:
+            listener(local, domain, change)
+
+    def identity(self, local: str, domain: str) -> Identity:
+        """The names the account goes by in SIP and TURN."""
+        return self._policy.identity(local, domain)
 
     def is_admin(self, account: Account) -> bool:
         return account.admin or account.address in self._policy.admins
@@ -89,11 +115,13 @@ class AccountService:
     async def remove(self, local: str, domain: str) -> None:
         if not await self._store.delete(local, domain):
             raise AccountNotFound(f"{local}@{domain} does not exist")
+        self.announce(local, domain, AccountChange.REMOVED)
 
     async def change_password(self, local: str, domain: str, password: str) -> None:
         secrets = self._derive(local, domain, password)
         if not await self._store.replace_secrets(local, domain, secrets):
             raise AccountNotFound(f"{local}@{domain} does not exist")
+        self.announce(local, domain, AccountChange.PASSWORD)
 
     async def set_admin(self, local: str, domain: str, admin: bool) -> None:
         if not await self._store.set_admin(local, domain, admin):

@@ -12,9 +12,10 @@ from typing import Any, TypeVar
 import click
 import uvloop
 
-from heron.accounts import AccountService
-from heron.app import account_policy
+from heron.accounts import AccountChange, AccountService
+from heron.app import ACCOUNTS_CHANGED, account_policy
 from heron.config import Config, load_config, parse_address
+from heron.control import notify
 from heron.errors import InvalidInput
 from heron.store import Database, SqlAccountStore
 
@@ -54,9 +55,17 @@ def address_argument(value: str) -> tuple[str, str]:
 
 @asynccontextmanager
 async def open_accounts(config: Config) -> AsyncIterator[AccountService]:
+    """The account service on the configured database; password changes and removals made
+    through it are then told to the server running on the same data directory, if any, so
+    that it drops cached secrets and the account's sessions."""
     database = Database(config.database_url)
     await database.open()
+    changes: list[tuple[str, str, AccountChange]] = []
     try:
-        yield AccountService(SqlAccountStore(database), account_policy(config))
+        accounts = AccountService(SqlAccountStore(database), account_policy(config))
+        accounts.subscribe(lambda *change: changes.append(change))
+        yield accounts
     finally:
         await database.close()
+    for local, domain, change in changes:
+        await notify(config.data_dir, ACCOUNTS_CHANGED, f"{change} {local}@{domain}")

@@ -22,10 +22,11 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from heron.accounts import AccountChange
 from heron.component import Listener, Services
 from heron.config import ListenAddress
 from heron.control import View
-from heron.credentials import load_or_create_secret
+from heron.credentials import load_or_create_secret, web_phone_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.ratelimit import FloodGuard, Lockout
 from heron.sip.digest import Algorithm, DigestAuthenticator, Outcome, StoredHa1
@@ -152,12 +153,18 @@ class SipComponent:
             self._locator = SipLocator(sip.dns_servers)
         except ValueError as exc:
             raise ConfigError(f"sip.dns_servers: {exc}") from None
+        services.accounts.subscribe(self._account_changed)
         self._flood = FloodGuard(
             sip.flood_rate,
             sip.flood_burst,
             sip.flood_ban,
             exempt=[*sip.flood_exempt, *sip.trusted_peers],
         )
+        self._public = _public_targets(self._config.web.click_to_call)
+        # Click-to-call: a second pike for unauthenticated INVITEs to public names,
+        # a burst of per_minute, then per_minute a minute, per source address.
+        per_minute = self._config.web.click_to_call_per_minute
+        self._anonymous = FloodGuard(per_minute / 60, per_minute, 60.0)
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -171,6 +178,7 @@ class SipComponent:
             algorithms=tuple(Algorithm(name) for name in sip.digest_algorithms),
             lockout=Lockout(),
         )
+        self._web_phone = web_phone_secret(key)
         listeners: list[Listener] = []
         for address in sip.listen:
             listeners.append(await self._listen_udp(loop, address))
@@ -491,6 +499,7 @@ class SipComponent:
         from_uri = from_address.uri if from_address else None
         from_local = isinstance(from_uri, SipUri) and self._is_local(from_uri)
         trusted = self._trusted(source.host)
+        public = self._public_target(request) if local else None
         if from_local and not trusted:
             user = await self._authenticate(tx, request, source)
             if user is None:
@@ -499,12 +508,25 @@ class SipComponent:
             if (from_uri.user or "").lower() != user.lower():
                 self._reply(tx, request, 403, "From Does Not Match The Authenticated User")
                 return
+        elif public is not None:
+            # Anyone may call a public name; a From naming a local user was challenged
+            # above, so an anonymous caller cannot pose as staff.
+            if not trusted and not self._anonymous.allow(source.host, self._clock()):
+                retry = [("Retry-After", "60")]
+                self._reply(tx, request, 503, "Too Many Anonymous Calls", headers=retry)
+                return
+            log.info("sip: click-to-call from %s to %s", source.host, request.uri)
         elif not from_local and local and not (trusted or self._config.sip.open_federation):
             self._reply(tx, request, 403, "Forbidden")
             return
         elif not local and not from_local and not trusted:
             self._reply(tx, request, 403, "Relaying Denied")
             return
+        if public is not None:
+            # The configured target takes the Request-URI (Kamailio's $ru = ...), then the
+            # request is routed as any other: the target's bindings, a route, or its host.
+            request, uri = replace(request, uri=public), public
+            local = self._is_local(public)
         if not isinstance(uri, SipUri):
             self._reply(tx, request, 416)
             return
@@ -582,6 +604,13 @@ class SipComponent:
         bindings = lookup_targets(self._bindings.get(aor, []), self._clock())
         return [_Target(binding.uri, binding.uri, binding) for binding in bindings]
 
+    def _public_target(self, request: Request) -> SipUri | None:
+        """Where an INVITE to a click-to-call name (``web.click_to_call``) goes, else None."""
+        uri = request.uri
+        if request.method != Method.INVITE or not isinstance(uri, SipUri) or not uri.user:
+            return None
+        return self._public.get(uri.user.lower())
+
     # --- authentication and registration ---------------------------------------------
 
     async def _authenticate(self, tx: int, request: Request, source: Source) -> str | None:
@@ -590,10 +619,10 @@ class SipComponent:
         auth = self._digest.credentials(request)
         if auth is not None:
             username = auth.param("username") or ""
-            ha1 = await self._ha1_for(username)
+            user, ha1 = await self._credentials_for(username, now)
             verdict = self._digest.verify(request.method, auth, ha1, now, source.host)
             if verdict.outcome is Outcome.OK and verdict.username is not None:
-                return verdict.username
+                return user
             stale = verdict.outcome is Outcome.STALE
             self._counters["auth_failures"] += not stale
         else:
@@ -602,13 +631,41 @@ class SipComponent:
         challenge = self._digest.challenge(
             request.method, now, secrets.token_bytes(12), stale=stale
         )
+        headers = challenge.headers
+        if source.transport in ("ws", "wss"):
+            # JsSIP keeps only the last challenge field and speaks MD5 only: browsers
+            # get the configured order reversed, MD5 (the default first) last.
+            headers = headers[::-1]
         self._respond(
-            tx,
-            request.response(
-                challenge.status, to_tag=secrets.token_hex(6), headers=challenge.headers
-            ),
+            tx, request.response(challenge.status, to_tag=secrets.token_hex(6), headers=headers)
         )
         return None
+
+    async def _credentials_for(self, username: str, now: float) -> tuple[str, StoredHa1 | None]:
+        """The user a digest username stands for, and the HA1 to check it with.
+
+        ``expiry:user`` is a web phone's short-lived credential (see
+        :func:`heron.credentials.web_phone_secret`): its HA1 comes from the
+        HMAC password, and it is good only until its expiry, for an account
+        that still exists.
+        """
+        keys = self._web_phone.long_term_keys(username, self._config.sip_domain, now=now)
+        if keys is None:
+            return username, await self._ha1_for(username)
+        user = username.partition(":")[2]
+        if await self._ha1_for(user) is None:
+            return user, None
+        return user, StoredHa1(keys[0].hex(), keys[1].hex())
+
+    def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
+        """A new password takes effect at once, not when the cached HA1 expires; a removed
+        account's registrations go with it."""
+        user = self._services.accounts.identity(local, domain).sip_user
+        self._ha1.pop(user, None)
+        if change is AccountChange.REMOVED:
+            aor = f"{user.lower()}@{self._config.sip_domain}"
+            if self._bindings.pop(aor, None) is not None:
+                self._dirty.add(aor)
 
     async def _ha1_for(self, user: str) -> StoredHa1 | None:
         now = self._clock()
@@ -887,6 +944,20 @@ class SipComponent:
             for network in self._config.sip.trusted_peers
             if network.version == address.version
         )
+
+
+def _public_targets(names: Mapping[str, str]) -> dict[str, SipUri]:
+    """``web.click_to_call`` parsed once, so a bad target stops the start, not a call."""
+    targets: dict[str, SipUri] = {}
+    for name, target in names.items():
+        try:
+            uri = parse_uri(target)
+        except SipError as exc:
+            raise ConfigError(f"web.click_to_call.{name}: {target!r}: {exc}") from None
+        if not isinstance(uri, SipUri):
+            raise ConfigError(f"web.click_to_call.{name}: {target!r} is not a sip: URI")
+        targets[name] = uri
+    return targets
 
 
 def _params(**values: str | None) -> Params:

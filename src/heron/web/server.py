@@ -16,6 +16,7 @@ from heron.component import Listener, Services
 from heron.control import View
 from heron.errors import listen_error
 from heron.tls import server_context
+from heron.web import admin, call, phone
 
 __all__ = ["WebComponent", "build_web"]
 
@@ -33,6 +34,9 @@ class WebComponent:
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/healthz", self._health)
+        admin.mount(app, self._services)  # /login, /logout, /admin, /api, /metrics
+        phone.mount(app, self._services)  # /phone, /config.js, /config.json, /static
+        call.mount(app, self._services)  # /call/NAME, its config and button
         for path, handler in self._services.web_routes:
             app.router.add_get(path, handler)
         return app

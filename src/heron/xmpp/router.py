@@ -21,6 +21,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
+from functools import lru_cache
 from xml.etree.ElementTree import Element
 
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
@@ -30,7 +31,7 @@ from heron.xmpp.features.offline import OfflineMessages, OfflineStore
 from heron.xmpp.features.presence import PresenceFeature
 from heron.xmpp.features.roster import MAX_ITEMS, Roster, RosterStore
 from heron.xmpp.jid import JID, parse_jid
-from heron.xmpp.stanza import NS, error_reply, qname, recipient
+from heron.xmpp.stanza import NS, error_reply, qname
 
 __all__ = ["Router", "Session", "Where"]
 
@@ -43,6 +44,16 @@ _MESSAGE = qname(NS.CLIENT, "message")
 _PRESENCE = qname(NS.CLIENT, "presence")
 _IQ = qname(NS.CLIENT, "iq")
 _MESSAGE_TYPES = frozenset({"normal", "chat", "groupchat", "headline", "error"})
+
+_jid = lru_cache(maxsize=2048)(parse_jid)
+"""parse_jid for the addresses of routed stanzas: the same few recur on every message,
+and preparing one (NFC, case folding, character checks) costs more than routing it."""
+
+
+def _recipient(stanza: Element) -> JID | None:
+    """The stanza's ``to``, parsed; None when absent (raises jid-malformed when bad)."""
+    value = stanza.get("to")
+    return _jid(value) if value else None
 
 
 class Where(Enum):
@@ -221,14 +232,14 @@ class Router:
         claimed = stanza.get("from")
         if claimed is not None and claimed not in (str(entry.jid), str(entry.jid.bare)):
             try:
-                valid = parse_jid(claimed) in (entry.jid, entry.jid.bare)
+                valid = _jid(claimed) in (entry.jid, entry.jid.bare)
             except StanzaError:
                 valid = False
             if not valid:
                 raise StreamError(StreamCondition.INVALID_FROM, "not your address")
         stanza.set("from", str(entry.jid))
         try:
-            to = recipient(stanza)
+            to = _recipient(stanza)
             await self._from_session(entry, stanza, to)
         except StanzaError as error:
             await self._bounce(stanza, error)
@@ -250,17 +261,18 @@ class Router:
             if to is None:
                 to = account  # RFC 6120 §10.3.3 (a message without 'to')
                 stanza.set("to", str(to))
-            await self._deliver(stanza, entry.jid, to)
+            # The sender's own blocklist was checked above.
+            await self._deliver(stanza, entry.jid, to, sender_checked=True)
 
     # --- from features and components ---------------------------------------------
 
     async def route(self, stanza: Element) -> None:
         """Deliver a stanza with ``from`` and ``to`` set; refusals become error replies."""
         try:
-            to = recipient(stanza)
+            to = _recipient(stanza)
             if to is None:
                 raise StanzaError(StanzaCondition.BAD_REQUEST, "no 'to'")
-            sender = parse_jid(stanza.get("from") or "")
+            sender = _jid(stanza.get("from") or "")
         except StanzaError as error:
             log.warning("routing a badly addressed %s: %s", stanza.tag, error)
             return
@@ -282,7 +294,10 @@ class Router:
 
     # --- delivery -----------------------------------------------------------------
 
-    async def _deliver(self, stanza: Element, sender: JID, to: JID) -> None:
+    async def _deliver(
+        self, stanza: Element, sender: JID, to: JID, *, sender_checked: bool = False
+    ) -> None:
+        """``sender_checked``: whether ``sender``'s own blocklist was already applied."""
         where = self.locate(to)
         if where is Where.REMOTE:
             raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, to.domain)
@@ -294,9 +309,11 @@ class Router:
             if stanza.tag == _IQ:
                 await self._dispatch(stanza, sender, to, everything=True)
         else:
-            await self._to_account(stanza, sender, to)
+            await self._to_account(stanza, sender, to, sender_checked)
 
-    async def _to_account(self, stanza: Element, sender: JID, to: JID) -> None:
+    async def _to_account(
+        self, stanza: Element, sender: JID, to: JID, sender_checked: bool = False
+    ) -> None:
         """RFC 6121 §8.5: a stanza for a local account."""
         type_ = stanza.get("type")
         request = stanza.tag == _IQ and type_ in ("get", "set")
@@ -306,7 +323,11 @@ class Router:
                 if request:
                     raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
                 return
-            if self._is_account(sender) and await self._blocked(sender.bare, to):
+            if (
+                not sender_checked
+                and self._is_account(sender)
+                and await self._blocked(sender.bare, to)
+            ):
                 return  # §3.5: nothing goes out to a blocked contact, broadcasts included
         entry = None if to.is_bare else self.resource(to)
         if entry is None and not await self._exists(to.bare):
@@ -384,5 +405,5 @@ class Router:
         if stanza.get("type") == "error" or not stanza.get("from"):
             return
         reply = error_reply(stanza, error)
-        requester = parse_jid(reply.get("to") or "")
+        requester = _jid(reply.get("to") or "")
         await self._reply(reply, requester)

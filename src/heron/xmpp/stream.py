@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 from xml.etree.ElementTree import Element, SubElement
@@ -260,6 +261,10 @@ _NEGOTIATION = {
 }
 
 
+_checked_jid = lru_cache(maxsize=2048)(parse_jid)
+"""parse_jid for the ``to`` of each stanza: a client writes to the same few addresses."""
+
+
 def _element(namespace: str, tag: str) -> Element:
     return Element(qname(namespace, tag))
 
@@ -316,6 +321,7 @@ class C2SStream:
         self._host = ""
         self._authenticated: JID | None = None
         self._jid: JID | None = None
+        self._jid_text = ""
         self._bind_iq: Element | None = None
         self._sasl_username: str | None = None
 
@@ -414,7 +420,7 @@ class C2SStream:
         payload = _element(NS.BIND, "bind")
         SubElement(payload, qname(NS.BIND, "jid")).text = str(jid)
         self._send(iq_result(iq, payload))
-        self._jid, self._bind_iq = jid, None
+        self._jid, self._jid_text, self._bind_iq = jid, str(jid), None
         self._move(Input.BIND_DONE, State.ESTABLISHED)
 
     def bind_refused(self, condition: StanzaCondition) -> None:
@@ -730,13 +736,12 @@ class C2SStream:
         self._send(iq_result(iq))
 
     def _on_stanza(self, stanza: Element) -> None:
-        assert self._jid is not None
         # RFC 6120 §8.1.2.1: the server stamps the full JID; a client cannot claim another.
-        stanza.set("from", str(self._jid))
+        stanza.set("from", self._jid_text)
         to = stanza.get("to")
         if to:
             try:
-                parse_jid(to)
+                _checked_jid(to)
             except StanzaError as error:
                 if stanza.get("type") not in ("error", "result"):  # never answered (§8.2.3)
                     reply = error_reply(stanza, error)

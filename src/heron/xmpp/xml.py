@@ -94,6 +94,26 @@ def _fail(condition: StreamCondition, text: str) -> NoReturn:
     raise StreamError(condition, text)
 
 
+def _restricted(what: str) -> Callable[..., NoReturn]:
+    def handler(*_: object) -> NoReturn:
+        _fail(StreamCondition.RESTRICTED_XML, f"{what} is not allowed (RFC 6120 §11.1)")
+
+    return handler
+
+
+_RESTRICTED = {
+    "StartDoctypeDeclHandler": _restricted("a DTD"),
+    "EntityDeclHandler": _restricted("an entity declaration"),
+    "UnparsedEntityDeclHandler": _restricted("an entity declaration"),
+    "NotationDeclHandler": _restricted("a notation declaration"),
+    "ExternalEntityRefHandler": _restricted("an external entity"),
+    "SkippedEntityHandler": _restricted("an entity reference"),
+    "ProcessingInstructionHandler": _restricted("a processing instruction"),
+    "CommentHandler": _restricted("a comment"),
+}
+"""What RFC 6120 §11.1 forbids, by expat handler; shared by every parser."""
+
+
 class _Document:
     """One expat parser and its handlers; ``stanza_depth`` is 2 on a stream, 1 in a frame."""
 
@@ -106,27 +126,16 @@ class _Document:
         self._mark = 0  # byte index of the last point where nothing was pending
         self._fed = 0
         self.events: list[XmlEvent] = []
-        parser = expat.ParserCreate(encoding="UTF-8", namespace_separator="}")
+        # No intern dict: pyexpat's default keeps one per parser, so per connection, holding
+        # every name the peer ever used; a fresh string per event costs less than that.
+        parser = expat.ParserCreate(encoding="UTF-8", namespace_separator="}", intern=None)
         parser.XmlDeclHandler = self._declaration
         parser.StartElementHandler = self._start
         parser.EndElementHandler = self._end
         parser.CharacterDataHandler = self._text
-        parser.StartDoctypeDeclHandler = self._restricted("a DTD")
-        parser.EntityDeclHandler = self._restricted("an entity declaration")
-        parser.UnparsedEntityDeclHandler = self._restricted("an entity declaration")
-        parser.NotationDeclHandler = self._restricted("a notation declaration")
-        parser.ExternalEntityRefHandler = self._restricted("an external entity")
-        parser.SkippedEntityHandler = self._restricted("an entity reference")
-        parser.ProcessingInstructionHandler = self._restricted("a processing instruction")
-        parser.CommentHandler = self._restricted("a comment")
+        for name, handler in _RESTRICTED.items():
+            setattr(parser, name, handler)
         self._parser = parser
-
-    @staticmethod
-    def _restricted(what: str) -> Callable[..., NoReturn]:
-        def handler(*_: object) -> NoReturn:
-            _fail(StreamCondition.RESTRICTED_XML, f"{what} is not allowed (RFC 6120 §11.1)")
-
-        return handler
 
     def feed(self, data: bytes, final: bool) -> None:
         """Parse ``data``; a handler's StreamError stops expat and propagates from Parse."""
@@ -286,10 +295,14 @@ _ATTR_ESCAPES = str.maketrans(
 
 
 def _escape_text(text: str) -> str:
+    if text.isascii() and text.isprintable():  # the common case: nothing _INVALID matches
+        return text.translate(_TEXT_ESCAPES)
     return _INVALID.sub("\ufffd", text).translate(_TEXT_ESCAPES)
 
 
 def _escape_attr(value: str) -> str:
+    if value.isascii() and value.isprintable():
+        return value.translate(_ATTR_ESCAPES)
     return _INVALID.sub("\ufffd", value).translate(_ATTR_ESCAPES)
 
 
@@ -318,19 +331,21 @@ def _write(
             declarations.append(f' xmlns="{_escape_attr(namespace)}"')
             default = namespace
     attributes: list[str] = []
-    scoped = dict(prefixes)
+    scoped = prefixes  # copied when a declaration adds to it: most elements add none
     for key, value in element.attrib.items():
-        attr_ns, attr_local = _split(key)
-        if not attr_ns:
-            qualified = attr_local
-        elif attr_ns == _XML_NS:
-            qualified = f"xml:{attr_local}"
+        if not key.startswith("{"):
+            qualified = key
         else:
-            prefix = scoped.get(attr_ns)
-            if prefix is None:
-                prefix = scoped[attr_ns] = f"a{len(scoped)}"
-                declarations.append(f' xmlns:{prefix}="{_escape_attr(attr_ns)}"')
-            qualified = f"{prefix}:{attr_local}"
+            attr_ns, attr_local = _split(key)
+            if attr_ns == _XML_NS:
+                qualified = f"xml:{attr_local}"
+            else:
+                prefix = scoped.get(attr_ns)
+                if prefix is None:
+                    prefix = f"a{len(scoped)}"
+                    scoped = {**scoped, attr_ns: prefix}
+                    declarations.append(f' xmlns:{prefix}="{_escape_attr(attr_ns)}"')
+                qualified = f"{prefix}:{attr_local}"
         attributes.append(f' {qualified}="{_escape_attr(value)}"')
     out.append(f"<{name}{''.join(declarations)}{''.join(attributes)}")
     if not element.text and not len(element):

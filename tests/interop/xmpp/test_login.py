@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tests.interop.xmpp.support import DOMAIN, XmppServer, connect, logged_in
+from tests.interop.xmpp.support import DOMAIN, TIMEOUT, XmppServer, connect, logged_in
 
 
 async def test_rfc6120_starttls_scram_login_binds_the_requested_resource(
@@ -58,3 +60,23 @@ async def test_heron_xmpp_sessions_lists_who_is_online(shared_xmpp: XmppServer) 
     assert f"alice@{DOMAIN}/laptop" in line
     assert "tcp://127.0.0.1" in line
     assert "available" in line
+
+
+async def test_a_password_change_from_the_cli_logs_the_account_out_at_once(
+    shared_xmpp: XmppServer,
+) -> None:
+    async with logged_in(shared_xmpp, "zed") as (zed,):
+        changed = await asyncio.to_thread(
+            shared_xmpp.heron.cli,
+            "user",
+            "passwd",
+            f"zed@{DOMAIN}",
+            "--password-stdin",
+            stdin="a new secret\n",
+        )
+        assert changed.returncode == 0, changed.stderr
+        await asyncio.wait_for(zed.ended.wait(), TIMEOUT)
+    with pytest.raises(AssertionError, match="could not log in"):
+        await connect(shared_xmpp, "zed")
+    async with logged_in(shared_xmpp, "zed", password="a new secret") as (again,):
+        assert str(again.boundjid) == f"zed@{DOMAIN}/test"

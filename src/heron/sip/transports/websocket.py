@@ -47,9 +47,13 @@ class WebSocketFlow:
             self.writer.cancel()
 
     async def _write(self) -> None:
-        while (data := await self._queue.get()) is not None:
-            # SIP is text; RFC 7118 §5.1 lets either frame type carry it.
-            await self._socket.send_str(data.decode("utf-8", "surrogateescape"))
+        try:
+            while (data := await self._queue.get()) is not None:
+                # SIP is text; RFC 7118 §5.1 lets either frame type carry it.
+                await self._socket.send_str(data.decode("utf-8", "surrogateescape"))
+        except ConnectionError:
+            # The browser went without a close frame (a closed tab): no one to tell.
+            return
         await self._socket.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from xml.etree.ElementTree import Element
 
@@ -108,20 +109,24 @@ class PresenceFeature:
         resource.presence = broadcast
         resource.priority = priority
         owner = resource.jid.bare
+        if initial:
+            subscribers, subscriptions = await self._roster.both_ways(owner)
+        else:
+            subscribers, subscriptions = await self._roster.subscribers(owner), ()
         # §4.2.2, §4.4.2: to the subscribers, and to every available resource
         # of the user including this one (one is subscribed to oneself).
-        for contact in await self._roster.subscribers(owner):
+        for contact in subscribers:
             await self._hub.route(_addressed(broadcast, resource.jid, contact))
         for own in self._hub.bound(owner):
             if own.available:
                 own.session.send(_addressed(broadcast, resource.jid, own.jid))
         if initial:
-            await self._login(resource)
+            await self._login(resource, subscriptions)
         # XEP-0160 §4: offline messages once the resource takes messages to the bare JID.
         if priority >= 0 and (initial or was_negative):
             await self._offline.deliver(resource)
 
-    async def _login(self, resource: Resource) -> None:
+    async def _login(self, resource: Resource, subscriptions: Sequence[JID]) -> None:
         """§4.2: what an initial presence triggers besides its broadcast."""
         owner = resource.jid.bare
         for own in self._hub.bound(owner):
@@ -129,7 +134,7 @@ class PresenceFeature:
                 resource.session.send(_addressed(own.presence, own.jid, resource.jid))
         # §4.2.2: probe the contacts whose presence the user subscribed to, from
         # the new resource, so that only it gets the answers.
-        for contact in await self._roster.subscriptions(owner):
+        for contact in subscriptions:
             await self._hub.route(presence_stanza("probe", resource.jid, contact))
         # §3.1.3: subscription requests that arrived while the user was away.
         for _contact, text in await self._store.pending(owner):

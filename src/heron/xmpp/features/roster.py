@@ -33,6 +33,8 @@ MAX_GROUPS = 50  # groups per item
 _ITEM = qname(NS.ROSTER, "item")
 _GROUP = qname(NS.ROSTER, "group")
 _QUERY = qname(NS.ROSTER, "query")
+_FROM_STATES = frozenset({Subscription.FROM, Subscription.BOTH})
+_TO_STATES = frozenset({Subscription.TO, Subscription.BOTH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,16 +236,18 @@ class Roster:
 
     async def subscribers(self, owner: JID) -> Sequence[JID]:
         """Contacts with a subscription to the owner's presence (from, both)."""
-        return [
-            item.jid
-            for item in await self.store.items(owner)
-            if item.subscription in (Subscription.FROM, Subscription.BOTH)
-        ]
+        return _subscribers(await self.store.items(owner))
 
-    async def subscriptions(self, owner: JID) -> Sequence[JID]:
-        """Contacts whose presence the owner subscribed to (to, both)."""
-        return [
-            item.jid
-            for item in await self.store.items(owner)
-            if item.subscription in (Subscription.TO, Subscription.BOTH)
-        ]
+    async def both_ways(self, owner: JID) -> tuple[Sequence[JID], Sequence[JID]]:
+        """:meth:`subscribers`, and the contacts whose presence the owner subscribed to
+        (to, both), from one read of the roster: an initial presence needs both."""
+        items = await self.store.items(owner)
+        return _subscribers(items), _subscriptions(items)
+
+
+def _subscribers(items: Sequence[RosterItem]) -> list[JID]:
+    return [item.jid for item in items if item.subscription in _FROM_STATES]
+
+
+def _subscriptions(items: Sequence[RosterItem]) -> list[JID]:
+    return [item.jid for item in items if item.subscription in _TO_STATES]

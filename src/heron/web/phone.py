@@ -1,0 +1,206 @@
+"""The staff web phone: ``/phone``, its static files and the per-request ``/config.js``.
+
+The page is static HTML, CSS and JavaScript of our own plus JsSIP, which the build
+bundles from npm into ``assets/build/`` (``make assets``). Everything about the
+caller comes from ``/config.js``, made for each request: the WebSocket URL, the SIP
+domain, the logged-in user's SIP identity with a short-lived digest credential
+(:func:`heron.credentials.web_phone_secret`) and ICE servers with short-lived TURN
+REST credentials. No long-term password ever reaches the browser; a request that is
+not logged in, or that comes from another site, gets only what is public.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable
+from html import escape
+from string import Template
+from typing import Any
+
+from aiohttp import web
+
+from heron.component import Services
+from heron.config import Config, ListenAddress
+from heron.credentials import TurnSecret, load_or_create_secret, web_phone_secret
+from heron.web.auth import PAGE_HEADERS, SESSIONS, WebUser, asset
+
+__all__ = ["TURN_TTL", "ice_servers", "mount"]
+
+log = logging.getLogger(__name__)
+
+TURN_TTL = 3600
+"""TURN credentials last an hour: enough for a call's allocation, and the page fetches
+fresh ones (``/config.json``) before each call."""
+
+_CSP = "Content-Security-Policy"
+PHONE_HEADERS = {
+    **PAGE_HEADERS,
+    _CSP: PAGE_HEADERS[_CSP] + "; media-src 'self' mediastream: blob:",
+    "Permissions-Policy": "camera=(self), microphone=(self), autoplay=(self)",
+}
+"""The pages' strict policy, plus playing the call's media streams."""
+
+_STATIC: dict[str, tuple[str, str]] = {
+    "phone.css": ("phone.css", "text/css"),
+    "phone.js": ("phone.js", "text/javascript"),
+    "jssip.min.js": ("build/jssip.min.js", "text/javascript"),
+}
+"""What ``/static/NAME`` serves: our files and the JsSIP bundle (click-to-call uses it too)."""
+
+_SCRIPT_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _turn_host(config: Config, address: ListenAddress) -> str:
+    """Where browsers reach a TURN listener: the NAT's outside address if configured,
+    a specific listen address, else this machine's DNS name."""
+    if config.turn.external_address is not None:
+        return _url_host(str(config.turn.external_address))
+    if address.host == "localhost":  # also ::1, where a v4-only listener is not
+        return "127.0.0.1"
+    if ipaddress.ip_address(address.host).is_unspecified:
+        return config.host_name
+    return _url_host(address.host)
+
+
+def ice_servers(
+    config: Config, secret: TurnSecret | None, user: str | None, now: float
+) -> list[dict[str, Any]]:
+    """RTCIceServer entries for heron's TURN: STUN only for ``user`` None (anonymous),
+    else TURN over UDP and TCP, and TLS when listening, with credentials for ``user``
+    that expire after :data:`TURN_TTL`."""
+    turn = config.turn
+    if not turn.enabled or not turn.listen and not turn.tls_listen:
+        return []
+    plain = [f"{_turn_host(config, a)}:{a.port}" for a in turn.listen]
+    tls = [f"{_turn_host(config, a)}:{a.port}" for a in turn.tls_listen]
+    stun = [f"stun:{hostport}" for hostport in dict.fromkeys(plain)]
+    if user is None or secret is None:
+        return [{"urls": stun}] if stun else []
+    urls = [
+        *(f"turn:{h}?transport={t}" for h in dict.fromkeys(plain) for t in ("udp", "tcp")),
+        *(f"turns:{h}?transport=tcp" for h in dict.fromkeys(tls)),
+    ]
+    issued = secret.issue(user, now=now, ttl=TURN_TTL)
+    servers: list[dict[str, Any]] = [{"urls": stun}] if stun else []
+    servers.append({"urls": urls, "username": issued.username, "credential": issued.password})
+    return servers
+
+
+def _turn_secret(config: Config) -> TurnSecret | None:
+    if not config.turn.enabled:
+        return None
+    if config.turn.auth_secret:
+        return TurnSecret(config.turn.auth_secret.encode())
+    return TurnSecret(load_or_create_secret(config.turn_secret_path))
+
+
+class Phone:
+    """Request handlers of the web phone; one per web application."""
+
+    def __init__(self, services: Services, clock: Callable[[], float] = time.time) -> None:
+        self._config = services.config
+        self._clock = clock
+        self._turn = _turn_secret(self._config)
+        sip = self._config.sip
+        self._sip = (
+            web_phone_secret(load_or_create_secret(self._config.sip_secret_path))
+            if sip.enabled and sip.websocket
+            else None
+        )
+        self._page = Template(asset("phone.html"))
+        self._static: dict[str, bytes] = {}
+
+    async def page(self, request: web.Request) -> web.Response:
+        user = request.app[SESSIONS].require(request)
+        body = self._page.safe_substitute(address=escape(user.address), csrf=escape(user.csrf))
+        return web.Response(text=body, content_type="text/html", headers=PHONE_HEADERS)
+
+    async def config_js(self, request: web.Request) -> web.Response:
+        data = json.dumps(self.settings(request), separators=(",", ":"))
+        # JSON is JavaScript; "<" escaped too, so no text in it can close a <script>.
+        text = "window.HERON_CONFIG = Object.freeze(" + data.replace("<", "\\u003c") + ");\n"
+        return web.Response(text=text, content_type="text/javascript", headers=_SCRIPT_HEADERS)
+
+    async def config_json(self, request: web.Request) -> web.Response:
+        return web.json_response(self.settings(request), headers=_SCRIPT_HEADERS)
+
+    def settings(self, request: web.Request) -> dict[str, Any]:
+        """What a browser needs to call: for the logged-in user, or only what is public."""
+        config, now = self._config, self._clock()
+        user = self._same_site_user(request)
+        policy = "relay" if request.query.get("ice_policy") == "relay" else "all"
+        websocket = f"wss://{request.host}/sip" if self._sip is not None else None
+        settings: dict[str, Any] = {
+            "websocket": websocket,
+            "domain": config.sip_domain,
+            "ice_transport_policy": policy,
+            "identity": None,
+            "error": None,
+        }
+        if user is None:
+            settings["ice_servers"] = ice_servers(config, None, None, now)
+            return settings
+        settings["ice_servers"] = ice_servers(config, self._turn, user.address, now)
+        settings["turn_expires"] = int(now) + TURN_TTL
+        if self._sip is None:
+            settings["error"] = "SIP over WebSocket is not enabled on this server."
+        elif user.domain != config.domain:
+            settings["error"] = f"Only {config.domain} accounts have a phone here."
+        else:
+            ttl = int(config.web.session_hours * 3600)
+            issued = self._sip.issue(user.local, now=now, ttl=ttl)
+            settings["identity"] = {
+                "uri": f"sip:{user.local}@{config.sip_domain}",
+                "display_name": user.local,
+                "address": user.address,
+                "authorization_user": issued.username,
+                "password": issued.password,
+                "expires": issued.expires,
+            }
+        return settings
+
+    def _same_site_user(self, request: web.Request) -> WebUser | None:
+        """The session's user, unless another site's page asks (a cross-site <script>
+        include: SameSite keeps the cookie away already; Sec-Fetch-Site makes sure)."""
+        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return None
+        return request.app[SESSIONS].current(request)
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in _STATIC:
+            raise web.HTTPNotFound()
+        path, content_type = _STATIC[name]
+        body = self._static.get(name)
+        if body is None:
+            try:
+                body = asset(path).encode()
+            except FileNotFoundError:
+                log.error("web: %s is missing: build it with `make assets`", path)
+                raise web.HTTPNotFound(text=f"{name} is not built (make assets)\n") from None
+            self._static[name] = body
+        headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        return web.Response(body=body, content_type=content_type, headers=headers)
+
+
+def mount(app: web.Application, services: Services) -> None:
+    """Serve /phone, /config.js, /config.json and /static/NAME on ``app``.
+
+    Needs the login sessions (``app[SESSIONS]``, see :mod:`heron.web.auth`) at request time.
+    """
+    phone = Phone(services)
+    app.router.add_get("/phone", phone.page)
+    app.router.add_get("/config.js", phone.config_js)
+    app.router.add_get("/config.json", phone.config_json)
+    app.router.add_get("/static/{name}", phone.static)
