@@ -311,6 +311,10 @@ class WebSettings(_Section):
     """Serve the web phone, WebSockets, admin pages, API and metrics over HTTPS."""
     listen: list[Listen] = _listen("0.0.0.0:8443")
     """HTTPS listeners."""
+    plain_listen: list[Listen] = Field(default_factory=list)
+    """Plain-HTTP listeners, none by default: only for a TLS-terminating reverse proxy on
+    this host (such as 127.0.0.1:8080 behind nginx); cookies stay Secure, so browsers must
+    reach the proxy over HTTPS."""
     click_to_call: dict[PublicName, CallTarget] = Field(default_factory=dict)
     """Public destinations anonymous web visitors may call at /call/NAME, such as
     ``sales = "roland@falcot.com"`` or ``support = "sip:600@192.0.2.10"`` (a PBX extension).
@@ -415,6 +419,7 @@ class Config(_Section):
             (self.xmpp.enabled, "xmpp.tls_listen", self.xmpp.tls_listen, tcp),
             (self.xmpp.enabled, "xmpp.s2s_listen", self.xmpp.s2s_listen, tcp),
             (self.web.enabled, "web.listen", self.web.listen, tcp),
+            (self.web.enabled, "web.plain_listen", self.web.plain_listen, tcp),
             (True, "mux.listen", self.mux.listen, tcp),
         ]
         return [

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.config import free_port
+from tests.support.heron import running_heron
+
 HERON = [sys.executable, "-m", "heron"]
 
 
@@ -106,3 +109,15 @@ def test_serve_without_certificate_names_the_setting(write_config: Callable[...,
     assert result.stderr.strip().splitlines()[-1].startswith("heron: error: tls.certificate: ")
     assert "heron cert" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_plain_http_only_where_configured_for_a_reverse_proxy(tmp_path: Path) -> None:
+    https, plain = free_port(), free_port()
+    settings = {"web": {"listen": [f"127.0.0.1:{https}"], "plain_listen": [f"127.0.0.1:{plain}"]}}
+    with running_heron(tmp_path, settings) as running:
+        with urllib.request.urlopen(f"http://127.0.0.1:{plain}/healthz") as reply:
+            assert reply.status == 200
+        assert any(f"http://127.0.0.1:{plain}/" in line for line in running.log)
+        # The HTTPS port does not speak plain HTTP.
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{https}/healthz", timeout=10)

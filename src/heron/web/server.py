@@ -53,14 +53,17 @@ class WebComponent:
         context = server_context(config.certificate_path, config.key_path, alpn=("http/1.1",))
         self._runner = web.AppRunner(self._application(), access_log=None)
         await self._runner.setup()
+        sites = [("web.listen", address, context) for address in config.web.listen] + [
+            ("web.plain_listen", address, None) for address in config.web.plain_listen
+        ]
         listeners = []
-        for address in config.web.listen:
-            site = web.TCPSite(self._runner, address.host, address.port, ssl_context=context)
+        for key, address, tls in sites:
+            site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)
             try:
                 await site.start()
             except OSError as exc:
-                raise listen_error("web.listen", address, exc) from None
-            listeners.append(Listener("web", f"https://{address}/"))
+                raise listen_error(key, address, exc) from None
+            listeners.append(Listener("web", f"{'https' if tls else 'http'}://{address}/"))
         return listeners
 
     async def stop(self) -> None:
