@@ -27,7 +27,9 @@ from typing import Any
 __all__ = [
     "CLOCK_TICK",
     "REPO",
+    "Address",
     "CpuSnapshot",
+    "RunningServer",
     "ServerUnavailable",
     "Worker",
     "busy_cores",
@@ -243,6 +245,21 @@ def wait_go() -> None:
 
 class ServerUnavailable(Exception):
     """The server is not installed, did not start or did not answer: skip it, run the rest."""
+
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningServer:
+    """A started server as every bench measures it."""
+
+    name: str
+    address: Address
+    """Where the load goes (for XMPP, the client port with STARTTLS)."""
+    pid: int
+    """Root of the process tree whose CPU and memory are measured."""
+    log: Path
 
 
 def log_tail(path: Path, lines: int = 8) -> str:

@@ -28,14 +28,20 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bench.proc import REPO, ServerUnavailable, free_port, stop_process, wait_ready
+from bench.heron import heron_cli, running_heron
+from bench.proc import (
+    Address,
+    RunningServer,
+    ServerUnavailable,
+    free_port,
+    stop_process,
+    wait_ready,
+)
 from bench.sip.sipp import Account
 
 __all__ = [
@@ -53,18 +59,9 @@ __all__ = [
 
 DOMAIN = "localhost"
 """SIP domain and digest realm of both servers."""
-Address = tuple[str, int]
 KAMAILIO_CFG = Path("/etc/kamailio/kamailio.cfg")
 KAMAILIO_SQL = Path("/usr/share/kamailio/db_sqlite")
 PACKAGES = {"kamailio": ["kamailio", "kamailio-sqlite-modules"], "sipp": ["sip-tester"]}
-
-
-@dataclass(frozen=True, slots=True)
-class RunningServer:
-    name: str
-    address: Address
-    pid: int
-    log: Path
 
 
 class Server(Protocol):
@@ -241,12 +238,6 @@ class Kamailio:
 # --- heron ------------------------------------------------------------------------------
 
 
-def _heron_command() -> list[str]:
-    """``.venv/bin/heron`` next to the interpreter running the bench, else ``-m heron``."""
-    script = Path(sys.executable).with_name("heron")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "heron"]
-
-
 class Heron:
     """heron from this repository, SIP only, with the accounts added by its CLI."""
 
@@ -281,16 +272,7 @@ listen = ["127.0.0.1:{self.web_port}"]
 """
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:
-        command = [*_heron_command(), "-c", str(self.config), *args]
-        try:
-            done = subprocess.run(
-                command, input=stdin, capture_output=True, text=True, timeout=120, cwd=REPO
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {exc}") from None
-        if done.returncode:
-            why = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {why[0]}")
+        heron_cli(self.config, *args, stdin=stdin)
 
     def prepare(self, accounts: Sequence[Account]) -> None:
         """``heron cert``, then one ``heron user import`` for every account."""
@@ -303,21 +285,7 @@ listen = ["127.0.0.1:{self.web_port}"]
     @contextmanager
     def running(self) -> Iterator[RunningServer]:
         log = self.workdir / "heron.log"
-        command = [*_heron_command(), "-c", str(self.config), "serve"]
-        with log.open("ab") as sink:
-            offset = sink.tell()
-            process = subprocess.Popen(
-                command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
-            )
-
-        def ready() -> bool:
-            with log.open("rb") as source:
-                source.seek(offset)
-                serving = b"heron serving" in source.read()
-            return serving and answers_options(self.address)
-
-        try:
-            wait_ready(process, ready, 60.0, log)
-            yield RunningServer(self.name, self.address, process.pid, log)
-        finally:
-            stop_process(process, grace=10.0)
+        with running_heron(
+            self.config, log, self.address, lambda: answers_options(self.address)
+        ) as running:
+            yield running

@@ -17,7 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.proc import ServerUnavailable, free_port, stop_process, wait_ready
+from bench.proc import (
+    Address,
+    RunningServer,
+    ServerUnavailable,
+    free_port,
+    stop_process,
+    wait_ready,
+)
 from bench.turn.client import TurnError, UdpTurnClient, answers_binding
 
 __all__ = [
@@ -35,15 +42,6 @@ __all__ = [
 USERNAME = "bench"
 PASSWORD = "benchpass"
 REALM = "localhost"
-Address = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class RunningServer:
-    name: str
-    address: Address
-    pid: int
-    log: Path
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
+
+from bench.proc import Address, RunningServer
 
 __all__ = ["ADMIN", "DOMAIN", "MUC_DOMAIN", "Account", "Address", "RunningServer", "Server"]
 
@@ -26,8 +27,6 @@ MUC_DOMAIN = f"conference.{DOMAIN}"
 ADMIN = f"admin@{DOMAIN}"
 """Named as administrator in both configurations, as the handbook does; never logs in."""
 
-Address = tuple[str, int]
-
 
 @dataclass(frozen=True, slots=True)
 class Account:
@@ -37,16 +36,6 @@ class Account:
     @property
     def jid(self) -> str:
         return f"{self.name}@{DOMAIN}"
-
-
-@dataclass(frozen=True, slots=True)
-class RunningServer:
-    name: str
-    address: Address
-    """The client port with STARTTLS."""
-    pid: int
-    """Root of the process tree whose CPU and memory are measured."""
-    log: Path
 
 
 class Server(Protocol):

@@ -14,29 +14,21 @@ a stream header with stream features. A heron without an XMPP server yet says
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.proc import REPO, ServerUnavailable, free_port, stop_process, wait_ready
-from bench.xmpp import ADMIN, DOMAIN, Account, Address, RunningServer
+from bench.heron import heron_cli, running_heron
+from bench.proc import Address, RunningServer, free_port
+from bench.xmpp import ADMIN, DOMAIN, Account
 from bench.xmpp.client import answers_stream
 from heron import __version__
 
 __all__ = ["Heron"]
 
-SERVING = b"heron serving"
 PROBE_SECONDS = 5.0
 """How long after "heron serving" the client port may take to answer."""
-
-
-def _heron_command() -> list[str]:
-    """``.venv/bin/heron`` next to the interpreter running the bench, else ``-m heron``."""
-    script = Path(sys.executable).with_name("heron")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "heron"]
 
 
 class Heron:
@@ -78,16 +70,7 @@ s2s_listen = []
 """
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:
-        command = [*_heron_command(), "-c", str(self.config), *args]
-        try:
-            done = subprocess.run(
-                command, input=stdin, capture_output=True, text=True, timeout=600, cwd=REPO
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {exc}") from None
-        if done.returncode:
-            why = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ServerUnavailable(f"heron {' '.join(args[:2])} failed: {why[0]}")
+        heron_cli(self.config, *args, stdin=stdin, timeout=600)
 
     def prepare(self, accounts: list[Account]) -> None:
         """``heron cert``, one start to see XMPP answer, then ``heron user import``.
@@ -117,36 +100,17 @@ s2s_listen = []
 
     @contextmanager
     def running(self) -> Iterator[RunningServer]:
-        log = self.workdir / "heron.log"
-        command = [*_heron_command(), "-c", str(self.config), "serve"]
-        with log.open("ab") as sink:
-            offset = sink.tell()
-            try:
-                process = subprocess.Popen(
-                    command,
-                    cwd=REPO,
-                    stdin=subprocess.DEVNULL,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                )
-            except OSError as exc:
-                raise ServerUnavailable(f"cannot run heron: {exc}") from None
-
-        def serving() -> bool:
-            with log.open("rb") as source:
-                source.seek(offset)
-                return SERVING in source.read()
-
-        try:
-            wait_ready(process, serving, 60.0, log)
-            try:
-                wait_ready(process, lambda: answers_stream(self.address), PROBE_SECONDS, log)
-            except ServerUnavailable:
-                host, port = self.address
-                raise ServerUnavailable(
-                    f"heron has no XMPP server yet: it serves, but nothing answers a stream "
-                    f"header on xmpp.listen {host}:{port}"
-                ) from None
-            yield RunningServer(self.name, self.address, process.pid, log)
-        finally:
-            stop_process(process, grace=10.0)
+        host, port = self.address
+        silent = (
+            f"heron has no XMPP server yet: it serves, but nothing answers a stream "
+            f"header on xmpp.listen {host}:{port}"
+        )
+        with running_heron(
+            self.config,
+            self.workdir / "heron.log",
+            self.address,
+            lambda: answers_stream(self.address),
+            answer_seconds=PROBE_SECONDS,
+            silent=silent,
+        ) as running:
+            yield running

@@ -9,8 +9,9 @@ import asyncio
 import pytest
 
 from heron.store import Database
-from heron.store.im import SqlOfflineStore, SqlRosterStore
+from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.xmpp.features.offline import OfflineStore
+from heron.xmpp.features.presence import LoginData, LoginStore, SeparateReads
 from heron.xmpp.features.roster import RosterItem, RosterStore
 from heron.xmpp.jid import parse_jid
 from heron.xmpp.subscription import Subscription
@@ -95,3 +96,23 @@ async def test_offline_messages_pop_in_order_and_respect_the_cap(database: Datab
     ]
     assert await store.pop_all(LUCY) == []
     assert await store.count(ROLAND) == 1
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["one-transaction", "separate-reads"])
+async def test_a_login_reads_roster_pending_and_offline_messages_at_once(
+    database: Database, separate: bool
+) -> None:
+    roster, offline = SqlRosterStore(database), SqlOfflineStore(database)
+    login: LoginStore = SeparateReads(roster, offline) if separate else SqlLoginStore(database)
+    await roster.put(ROLAND, FULL)
+    await roster.set_pending(ROLAND, RAPHAEL, "<presence type='subscribe'/>")
+    await offline.push(ROLAND, "<message>1</message>", 1.5)
+    await offline.push(LUCY, "<message>other</message>", 2.0)
+    assert await login.login(ROLAND, offline=False) == LoginData(
+        [FULL], [(RAPHAEL, "<presence type='subscribe'/>")], []
+    )
+    assert await offline.count(ROLAND) == 1  # not asked for, so kept
+    first = await login.login(ROLAND, offline=True)
+    assert first.offline == [("<message>1</message>", 1.5)]
+    assert (await login.login(ROLAND, offline=True)).offline == []
+    assert await offline.count(LUCY) == 1

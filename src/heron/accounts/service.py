@@ -20,6 +20,8 @@ class AccountChange(StrEnum):
 
     PASSWORD = "password"
     REMOVED = "removed"
+    ADMIN = "admin"
+    """The admin flag was set or cleared (``heron admin add``/``remove``)."""
 
 
 AccountListener = Callable[[str, str, AccountChange], None]
@@ -74,7 +76,8 @@ class AccountService:
         self._listeners: list[AccountListener] = []
 
     def subscribe(self, listener: AccountListener) -> None:
-        """Hear of password changes and removals, to drop cached secrets and sessions."""
+        """Hear of password changes, removals and admin flag changes, to drop cached
+        secrets, rights and sessions."""
         self._listeners.append(listener)
 
     def announce(self, local: str, domain: str, change: AccountChange) -> None:
@@ -126,6 +129,7 @@ class AccountService:
     async def set_admin(self, local: str, domain: str, admin: bool) -> None:
         if not await self._store.set_admin(local, domain, admin):
             raise AccountNotFound(f"{local}@{domain} does not exist")
+        self.announce(local, domain, AccountChange.ADMIN)
 
     def _derive(self, local: str, domain: str, password: str) -> Secrets:
         try:

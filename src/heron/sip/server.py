@@ -1,53 +1,43 @@
 """The SIP component: transports, transaction layer, registrar and proxy wired together.
 
-This is the one SIP module that does I/O and looks things up: it feeds the
-sans-IO transaction layer, decides where requests go (accounts, bindings,
-configured routes) and lets :mod:`heron.sip.proxy` shape what is forwarded.
-What Kamailio's default configuration does with WITH_AUTH and
+This is the one SIP module that does I/O and looks things up: it owns the
+sockets and timers, feeds the sans-IO transaction layer, and looks up accounts,
+bindings and DNS. What Kamailio's default configuration does with WITH_AUTH and
 WITH_USRLOCDB, in that order: sanity, loops, loose routing, registrar with
-digest authentication, then location lookup and forking.
+digest authentication (:mod:`heron.sip.admission`), then location lookup
+(:mod:`heron.sip.bindings`) and forking (:mod:`heron.sip.forwarding`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import itertools
 import logging
 import re
 import secrets
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import Any
 
 from heron.accounts import AccountChange
 from heron.component import Listener, Services
 from heron.config import ListenAddress
 from heron.control import View
-from heron.credentials import load_or_create_secret, web_phone_secret
+from heron.credentials import load_or_create_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
-from heron.ratelimit import FloodGuard, Lockout
-from heron.sip.digest import Algorithm, DigestAuthenticator, Outcome, StoredHa1
+from heron.ratelimit import FloodGuard
+from heron.sip.admission import Admission, Refusal, public_targets
+from heron.sip.bindings import BindingCache
+from heron.sip.digest import StoredHa1
 from heron.sip.errors import SipError
-from heron.sip.fields import Address as SipAddress
-from heron.sip.fields import Via
-from heron.sip.grammar import Params
-from heron.sip.headers import HeaderName, Headers
-from heron.sip.locate import Target as DnsTarget
+from heron.sip.forwarding import Forwarder, Target, alias, along
+from heron.sip.locality import Locality
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, Limits, Ping
-from heron.sip.proxy import (
-    BranchState,
-    ResponseContext,
-    branch_id,
-    forward_request,
-    is_loop,
-    our_record_route,
-    preprocess_routes,
-)
-from heron.sip.registrar import Binding, LocationStore, Registrar, lookup_targets
+from heron.sip.proxy import is_loop, preprocess_routes
+from heron.sip.registrar import Registrar, lookup_targets
 from heron.sip.registrar import Source as BindingSource
 from heron.sip.transaction import (
     AckReceived,
@@ -63,51 +53,24 @@ from heron.sip.transaction import (
 )
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
 from heron.sip.transports.dns import SipLocator
-from heron.sip.uri import SipUri, Uri, parse_uri
+from heron.sip.uri import SipUri, parse_uri
 from heron.store import SqlLocationStore
 from heron.tls import server_context
 
 __all__ = ["SipComponent", "build_sip"]
 
-log = logging.getLogger(__name__)
-
-_M = TypeVar("_M", Request, Response)
-
 HA1_CACHE_SECONDS = 30.0
+"""How long a looked-up HA1 stands; a changed account drops it at once."""
 MAX_TRANSACTIONS = 500_000
 """About 1 KiB each: half a gigabyte at most, 15,000 requests/s for 32 s."""
 SWEEP_SECONDS = 30.0
 FLUSH_SECONDS = 1.0
-_DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
-_NO_AUTH_METHODS = frozenset({Method.ACK, Method.CANCEL})
+
+log = logging.getLogger(__name__)
 
 
 def build_sip(services: Services) -> SipComponent | None:
     return SipComponent(services) if services.config.sip.enabled else None
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """One branch: the Request-URI to send, the URI that names the next hop, the binding,
-    and where DNS says that hop is, tried in turn (RFC 3263 §4.3)."""
-
-    uri: Uri
-    hop: Uri
-    binding: Binding | None
-    located: tuple[DnsTarget, ...] = ()
-
-
-@dataclass
-class _Fork:
-    """A forwarded request: its server transaction and the branches it went out on."""
-
-    server_tx: int
-    request: Request
-    context: ResponseContext
-    clients: dict[int, tuple[str, Request, str, tuple[str, int]]]
-    """client tx -> (branch, request sent, transport, destination)."""
-    alternates: dict[int, tuple[_Target, str]] = field(default_factory=dict)
-    """client tx -> its target with the DNS targets still to try, and the inbound transport."""
 
 
 class SipComponent:
@@ -127,20 +90,24 @@ class SipComponent:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._forks: dict[int, _Fork] = {}
-        self._client_forks: dict[int, int] = {}
         self._ha1: dict[str, tuple[StoredHa1 | None, float]] = {}
         self._ha1_pending: dict[str, asyncio.Task[StoredHa1 | None]] = {}
-        self._dirty: set[str] = set()
-        self._bindings: dict[str, list[Binding]] = {}
-        self._fork_counter = itertools.count(1)
         self._refused = 0
-        self._counters: dict[str, int] = dict.fromkeys(
-            ("requests", "registrations", "auth_challenges", "auth_failures", "forwarded"), 0
-        )
-        self._local: dict[str, tuple[str, int]] = {}
+        self._counters: dict[str, int] = dict.fromkeys(("requests", "registrations"), 0)
         sip = self._config.sip
-        self._domains = frozenset([self._config.sip_domain, *sip.aliases])
+        self._locality = Locality(
+            [self._config.sip_domain, *sip.aliases],
+            sip.listen + sip.tls_listen,
+            self._config.host_name,
+        )
+        self._forwarder = Forwarder(
+            self._layer,
+            self._locality,
+            self._flows,
+            respond=self._respond,
+            reply=self._reply,
+            flush=self._flush,
+        )
         self._routes = [(re.compile(route.user), route.target) for route in sip.routes]
         self._registrar = Registrar(
             default_expires=sip.max_expires,
@@ -148,7 +115,7 @@ class SipComponent:
             max_expires=sip.max_expires,
             max_contacts=sip.max_contacts,
         )
-        self._location: LocationStore = SqlLocationStore(services.database)
+        self._bindings = BindingCache(SqlLocationStore(services.database))
         try:
             self._locator = SipLocator(sip.dns_servers)
         except ValueError as exc:
@@ -160,11 +127,8 @@ class SipComponent:
             sip.flood_ban,
             exempt=[*sip.flood_exempt, *sip.trusted_peers],
         )
-        self._public = _public_targets(self._config.web.click_to_call)
-        # Click-to-call: a second pike for unauthenticated INVITEs to public names,
-        # a burst of per_minute, then per_minute a minute, per source address.
-        per_minute = self._config.web.click_to_call_per_minute
-        self._anonymous = FloodGuard(per_minute / 60, per_minute, 60.0)
+        # Parsed here, so a bad click-to-call target stops the build, not a call.
+        self._public = public_targets(self._config.web.click_to_call)
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -172,13 +136,14 @@ class SipComponent:
         config, sip = self._config, self._config.sip
         loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
-        self._digest = DigestAuthenticator(
-            config.sip_domain,
+        self._admission = Admission(
+            config,
+            self._locality,
             key,
-            algorithms=tuple(Algorithm(name) for name in sip.digest_algorithms),
-            lockout=Lockout(),
+            self._public,
+            ha1_for=self._ha1_for,
+            random=secrets.token_bytes,
         )
-        self._web_phone = web_phone_secret(key)
         listeners: list[Listener] = []
         for address in sip.listen:
             listeners.append(await self._listen_udp(loop, address))
@@ -189,10 +154,9 @@ class SipComponent:
             handler = websocket_handler(self._receive, self._flows, self._limits)
             self._services.web_routes.append(("/sip", handler))
             for address in config.web.listen:
-                self._local.setdefault("wss", self._advertised(address))
+                self._locality.advertise("wss", address)
                 listeners.append(Listener("sip", f"wss://{address}/sip"))
-        for binding in await self._location.all(self._clock()):
-            self._bindings.setdefault(binding.aor, []).append(binding)
+        await self._bindings.load(self._clock())
         self._spawn(self._sweep())
         self._spawn(self._write_behind())
         return listeners
@@ -202,7 +166,7 @@ class SipComponent:
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
-        await self._write_dirty()
+        await self._bindings.flush()
         for server in self._servers:
             server.close()
         for udp in self._udp:
@@ -218,7 +182,10 @@ class SipComponent:
         return [
             {
                 **self._counters,
-                "bindings": sum(len(b) for b in self._bindings.values()),
+                "auth_challenges": self._admission.challenges,
+                "auth_failures": self._admission.failures,
+                "forwarded": self._forwarder.forwarded,
+                "bindings": len(self._bindings),
                 "transactions": len(self._layer),
                 "connections": len(self._flows),
                 "flood_bans": self._flood.banned_total,
@@ -236,17 +203,8 @@ class SipComponent:
                 "source": f"{binding.received.host}:{binding.received.port}",
                 "user_agent": binding.user_agent or "",
             }
-            for bindings in self._bindings.values()
-            for binding in lookup_targets(bindings, now)
+            for binding in self._bindings.live(now)
         ]
-
-    def _advertised(self, address: ListenAddress) -> tuple[str, int]:
-        host = address.host
-        if host in ("0.0.0.0", "::"):
-            host = self._config.host_name
-        elif ":" in host:
-            host = f"[{host}]"
-        return host, address.port
 
     async def _listen_udp(
         self, loop: asyncio.AbstractEventLoop, address: ListenAddress
@@ -259,7 +217,7 @@ class SipComponent:
         except OSError as exc:
             raise listen_error("sip.listen", address, exc) from None
         self._udp.append(protocol)
-        self._local.setdefault("udp", self._advertised(address))
+        self._locality.advertise("udp", address)
         return Listener("sip", f"udp://{address}")
 
     async def _listen_stream(
@@ -276,7 +234,7 @@ class SipComponent:
         except OSError as exc:
             raise listen_error(key, address, exc) from None
         self._servers.append(server)
-        self._local.setdefault(kind, self._advertised(address))
+        self._locality.advertise(kind, address)
         return Listener("sip", f"{kind}://{address}")
 
     def _stream(self, kind: str) -> SipStream:
@@ -300,36 +258,15 @@ class SipComponent:
             log.error("sip: request handling failed", exc_info=task.exception())
 
     async def _write_behind(self) -> None:
-        """Bindings reach the database within FLUSH_SECONDS, and at a clean stop.
-
-        Like Kamailio's usrloc in write-back mode (db_mode 2, what WITH_USRLOCDB
-        sets): a REGISTER is answered from memory, and a crash loses at most the
-        last second of registrations, which phones repeat anyway.
-        """
+        """Bindings reach the database within FLUSH_SECONDS, and at a clean stop."""
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            await self._write_dirty()
-
-    async def _write_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        for aor in dirty:
-            try:
-                await self._location.replace(aor, self._bindings.get(aor, []))
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive a bad moment
-                log.warning("sip: cannot store the bindings of %s: %s", aor, exc)
-                self._dirty.add(aor)
+            await self._bindings.flush()
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            now = self._clock()
-            removed = await self._location.sweep(now)
-            for aor in list(self._bindings):
-                live = [b for b in self._bindings[aor] if not b.is_expired(now)]
-                if live:
-                    self._bindings[aor] = live
-                else:
-                    del self._bindings[aor]
+            removed = await self._bindings.sweep(self._clock())
             if removed:
                 log.info("sip: %d expired binding(s) removed", removed)
 
@@ -353,20 +290,19 @@ class SipComponent:
                 assert source is not None
                 self._spawn(self._request(event.tx, event.request, source))
             elif isinstance(event, AckReceived):
-                self._forward_stateless(event.request)
+                self._forwarder.forward_stateless(event.request)
             elif isinstance(event, ResponseReceived):
-                self._response(event.tx, event.response)
+                self._forwarder.response(event.tx, event.response, self._clock())
             elif isinstance(event, StrayResponse):
-                self._stray(event.response)
+                self._forwarder.stray(event.response)
             elif isinstance(event, TransactionTimeout | TransportFailed):
-                self._branch_failed(event.tx)
+                self._forwarder.branch_failed(event.tx, self._clock())
             elif isinstance(event, RequestRefused):
                 self._refused += 1
                 if self._refused in (1, 100) or self._refused % 10_000 == 0:
                     log.warning("sip: transaction table full: %d request(s) refused", self._refused)
             elif isinstance(event, TransactionTerminated):
-                self._forks.pop(event.tx, None)
-                self._client_forks.pop(event.tx, None)
+                self._forwarder.terminated(event.tx)
         self._flush()
 
     def _flush(self) -> None:
@@ -459,16 +395,16 @@ class SipComponent:
 
     async def _route(self, tx: int, request: Request, source: Source) -> None:
         if request.method == Method.CANCEL:
-            self._cancel(tx, request)
+            self._forwarder.cancel(tx, request, self._clock())
             return
         hops = request.headers.max_forwards
         if hops == 0:
             self._reply(tx, request, 483)
             return
-        if is_loop(request, [f"{h}:{p}" for h, p in self._local.values()]):
+        if is_loop(request, [f"{h}:{p}" for h, p in self._locality.addresses.values()]):
             self._reply(tx, request, 482)
             return
-        routed = preprocess_routes(request, self._is_me)
+        routed = preprocess_routes(request, self._locality.is_me)
         ours = routed is not request and routed.headers.routes != request.headers.routes
         request = routed
         to = request.headers.to
@@ -478,67 +414,41 @@ class SipComponent:
             if not ours:
                 self._reply(tx, request, 404, "Not Here")
                 return
-            await self._forward_located(tx, request, source, self._along(request))
+            await self._forward_located(tx, request, source, along(request))
             return
         if request.headers.routes:
             # A Route to somewhere else, from a client that may use us as outbound proxy.
-            source_user = await self._authenticate(tx, request, source)
-            if source_user is None:
+            if await self._authenticate(tx, request, source) is None:
                 return
-            await self._forward_located(tx, request, source, self._along(request))
+            await self._forward_located(tx, request, source, along(request))
             return
         uri = request.uri
-        local = isinstance(uri, SipUri) and self._is_local(uri)
         if request.method == Method.REGISTER:
-            if not local:
+            if not (isinstance(uri, SipUri) and self._locality.is_local(uri)):
                 self._reply(tx, request, 403, "Not Our Domain")
                 return
             await self._register(tx, request, source)
             return
-        from_address = request.headers.from_
-        from_uri = from_address.uri if from_address else None
-        from_local = isinstance(from_uri, SipUri) and self._is_local(from_uri)
-        trusted = self._trusted(source.host)
-        public = self._public_target(request) if local else None
-        if from_local and not trusted:
-            user = await self._authenticate(tx, request, source)
-            if user is None:
-                return
-            assert isinstance(from_uri, SipUri)
-            if (from_uri.user or "").lower() != user.lower():
-                self._reply(tx, request, 403, "From Does Not Match The Authenticated User")
-                return
-        elif public is not None:
-            # Anyone may call a public name; a From naming a local user was challenged
-            # above, so an anonymous caller cannot pose as staff.
-            if not trusted and not self._anonymous.allow(source.host, self._clock()):
-                retry = [("Retry-After", "60")]
-                self._reply(tx, request, 503, "Too Many Anonymous Calls", headers=retry)
-                return
-            log.info("sip: click-to-call from %s to %s", source.host, request.uri)
-        elif not from_local and local and not (trusted or self._config.sip.open_federation):
-            self._reply(tx, request, 403, "Forbidden")
+        admitted = await self._admission.admit(
+            request, source.transport, source.host, self._clock()
+        )
+        if isinstance(admitted, Refusal):
+            self._refuse(tx, request, admitted)
             return
-        elif not local and not from_local and not trusted:
-            self._reply(tx, request, 403, "Relaying Denied")
-            return
-        if public is not None:
-            # The configured target takes the Request-URI (Kamailio's $ru = ...), then the
-            # request is routed as any other: the target's bindings, a route, or its host.
-            request, uri = replace(request, uri=public), public
-            local = self._is_local(public)
+        request = admitted
+        uri = request.uri
         if not isinstance(uri, SipUri):
             self._reply(tx, request, 416)
             return
-        if uri.user is None and self._is_me(uri):
+        if uri.user is None and self._locality.is_me(uri):
             if request.method == Method.OPTIONS:
                 allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE"
                 self._reply(tx, request, 200, headers=[("Allow", allow)])
             else:
                 self._reply(tx, request, 404)
             return
-        if not local:
-            await self._forward_located(tx, request, source, _Target(uri, uri, None))
+        if not self._locality.is_local(uri):
+            await self._forward_located(tx, request, source, Target(uri, uri, None))
             return
         targets = await self._targets(uri)
         if targets is None:
@@ -549,47 +459,31 @@ class SipComponent:
             # A configured route: its target may be a host name (RFC 3263 again).
             await self._forward_located(tx, request, source, targets[0])
         else:
-            self._forward(tx, self._aliased(request, source), source, targets)
+            self._forward(tx, request, source, targets)
 
     async def _forward_located(
-        self, tx: int, request: Request, source: Source, target: _Target
+        self, tx: int, request: Request, source: Source, target: Target
     ) -> None:
         """Forward to a hop DNS must find (RFC 3263): another domain, or a host name in a
         Route or Contact. No records: 404; lookups failing: 503 (the caller may try later)."""
         hop = target.hop
-        if isinstance(hop, SipUri) and self._needs_dns(hop):
+        if isinstance(hop, SipUri) and self._forwarder.needs_dns(hop):
             located = await self._locator.locate(hop)
             if not located.targets:
                 reason = "DNS Lookup Failed" if located.failed else "Domain Not Found"
                 self._reply(tx, request, 503 if located.failed else 404, reason)
                 return
             target = replace(target, located=located.targets)
-        self._forward(tx, self._aliased(request, source), source, [target])
+        self._forward(tx, request, source, [target])
 
-    def _needs_dns(self, hop: SipUri) -> bool:
-        """A host name not ours, and not a browser reached over its WebSocket (see _alias)."""
-        host = (hop.maddr or hop.host).strip("[]")
-        if _ALIAS in hop.params or hop.transport in ("ws", "wss") or self._is_local(hop):
-            return False
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            return True
-        return False
+    def _forward(self, tx: int, request: Request, source: Source, targets: list[Target]) -> None:
+        """Fork the request; a request from a WebSocket gets the way back on its Contact
+        (see :func:`heron.sip.forwarding.alias`)."""
+        if source.transport in ("ws", "wss"):
+            request = alias(request, source.transport, source.host, source.port)
+        self._forwarder.forward(tx, request, source.transport, targets, self._clock())
 
-    def _along(self, request: Request) -> _Target:
-        """Loose routing: the Request-URI stays, the next hop is the top Route (§16.12)."""
-        routes = request.headers.routes
-        hop = routes[0].uri if routes else request.uri
-        return _Target(_without_alias(request.uri), hop, None)
-
-    def _aliased(self, request: Request, source: Source) -> Request:
-        """Mark the Contact of a request from a WebSocket with the way back (see _alias)."""
-        if source.transport not in ("ws", "wss"):
-            return request
-        return _alias(request, source.transport, source.host, source.port)
-
-    async def _targets(self, uri: SipUri) -> list[_Target] | None:
+    async def _targets(self, uri: SipUri) -> list[Target] | None:
         """Where a request for a local user goes: its bindings, or a configured route."""
         user = uri.user or ""
         for pattern, target in self._routes:
@@ -597,65 +491,27 @@ class SipComponent:
                 routed = parse_uri(target)
                 if isinstance(routed, SipUri):
                     routed = replace(routed, user=user)
-                return [_Target(routed, routed, None)]
+                return [Target(routed, routed, None)]
         if await self._ha1_for(user) is None:
             return None
         aor = f"{user.lower()}@{self._config.sip_domain}"
-        bindings = lookup_targets(self._bindings.get(aor, []), self._clock())
-        return [_Target(binding.uri, binding.uri, binding) for binding in bindings]
-
-    def _public_target(self, request: Request) -> SipUri | None:
-        """Where an INVITE to a click-to-call name (``web.click_to_call``) goes, else None."""
-        uri = request.uri
-        if request.method != Method.INVITE or not isinstance(uri, SipUri) or not uri.user:
-            return None
-        return self._public.get(uri.user.lower())
+        bindings = lookup_targets(self._bindings.get(aor), self._clock())
+        return [Target(binding.uri, binding.uri, binding) for binding in bindings]
 
     # --- authentication and registration ---------------------------------------------
 
     async def _authenticate(self, tx: int, request: Request, source: Source) -> str | None:
-        """The authenticated user, or None after answering 401/407 (RFC 3261 §22)."""
-        now = self._clock()
-        auth = self._digest.credentials(request)
-        if auth is not None:
-            username = auth.param("username") or ""
-            user, ha1 = await self._credentials_for(username, now)
-            verdict = self._digest.verify(request.method, auth, ha1, now, source.host)
-            if verdict.outcome is Outcome.OK and verdict.username is not None:
-                return user
-            stale = verdict.outcome is Outcome.STALE
-            self._counters["auth_failures"] += not stale
-        else:
-            stale = False
-        self._counters["auth_challenges"] += 1
-        challenge = self._digest.challenge(
-            request.method, now, secrets.token_bytes(12), stale=stale
+        """The authenticated user, or None after answering 401/407."""
+        user = await self._admission.authenticate(
+            request, source.transport, source.host, self._clock()
         )
-        headers = challenge.headers
-        if source.transport in ("ws", "wss"):
-            # JsSIP keeps only the last challenge field and speaks MD5 only: browsers
-            # get the configured order reversed, MD5 (the default first) last.
-            headers = headers[::-1]
-        self._respond(
-            tx, request.response(challenge.status, to_tag=secrets.token_hex(6), headers=headers)
-        )
-        return None
+        if isinstance(user, Refusal):
+            self._refuse(tx, request, user)
+            return None
+        return user
 
-    async def _credentials_for(self, username: str, now: float) -> tuple[str, StoredHa1 | None]:
-        """The user a digest username stands for, and the HA1 to check it with.
-
-        ``expiry:user`` is a web phone's short-lived credential (see
-        :func:`heron.credentials.web_phone_secret`): its HA1 comes from the
-        HMAC password, and it is good only until its expiry, for an account
-        that still exists.
-        """
-        keys = self._web_phone.long_term_keys(username, self._config.sip_domain, now=now)
-        if keys is None:
-            return username, await self._ha1_for(username)
-        user = username.partition(":")[2]
-        if await self._ha1_for(user) is None:
-            return user, None
-        return user, StoredHa1(keys[0].hex(), keys[1].hex())
+    def _refuse(self, tx: int, request: Request, refusal: Refusal) -> None:
+        self._reply(tx, request, refusal.status, refusal.reason, refusal.headers)
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A new password takes effect at once, not when the cached HA1 expires; a removed
@@ -663,9 +519,7 @@ class SipComponent:
         user = self._services.accounts.identity(local, domain).sip_user
         self._ha1.pop(user, None)
         if change is AccountChange.REMOVED:
-            aor = f"{user.lower()}@{self._config.sip_domain}"
-            if self._bindings.pop(aor, None) is not None:
-                self._dirty.add(aor)
+            self._bindings.drop(f"{user.lower()}@{self._config.sip_domain}")
 
     async def _ha1_for(self, user: str) -> StoredHa1 | None:
         now = self._clock()
@@ -717,297 +571,9 @@ class SipComponent:
         now = self._clock()
         where = BindingSource(source.transport, source.host, source.port, source.flow)
         result = self._registrar.register(
-            request, aor, self._bindings.get(aor, []), where, now, to_tag=secrets.token_hex(6)
+            request, aor, self._bindings.get(aor), where, now, to_tag=secrets.token_hex(6)
         )
         if result.bindings is not None:
             self._counters["registrations"] += 1
-            self._bindings[aor] = list(result.bindings)
-            self._dirty.add(aor)
+            self._bindings.put(aor, result.bindings)
         self._respond(tx, result.response)
-
-    # --- forwarding -------------------------------------------------------------------
-
-    def _forward(self, tx: int, request: Request, source: Source, targets: list[_Target]) -> None:
-        context = ResponseContext(request.method)
-        fork = _Fork(tx, request, context, {})
-        self._forks[tx] = fork
-        now = self._clock()
-        initial = request.headers.to is None or request.headers.to.tag is None
-        for target in targets:
-            binding = target.binding
-            if target.located:
-                first = target.located[0]
-                hop: tuple[str, tuple[str, int]] | None = first.transport, (first.host, first.port)
-            else:
-                hop = self._next_hop(target.hop, binding)
-            if hop is None:
-                continue
-            client = self._branch(fork, source.transport, target, hop, None, initial, now)
-            if len(target.located) > 1:
-                fork.alternates[client] = (target, source.transport)
-        if not fork.clients:
-            self._forks.pop(tx, None)
-            self._reply(tx, request, 480)
-            return
-        self._flush()
-
-    def _branch(
-        self,
-        fork: _Fork,
-        inbound: str,
-        target: _Target,
-        hop: tuple[str, tuple[str, int]],
-        key: str | None,
-        initial: bool,
-        now: float,
-    ) -> int:
-        """Send one branch; ``key`` names it in the response context, a new one if None."""
-        request, binding = fork.request, target.binding
-        transport, destination = hop
-        branch = branch_id(request, next(self._fork_counter))
-        host, port = self._local.get(transport, self._local.get("udp", ("127.0.0.1", 5060)))
-        via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
-        via = Via(via_transport, host, port, params=_params(branch=branch, rport=None))
-        record_route = self._record_route(inbound, transport) if initial else []
-        path = binding.path if binding is not None else ()
-        sent = forward_request(
-            request, target=target.uri, via=via, record_route=record_route, path=path
-        )
-        client = self._layer.client_request(sent, transport, transport != "udp", destination, now)
-        fork.clients[client] = (key or branch, sent, transport, destination)
-        self._counters["forwarded"] += 1
-        self._client_forks[client] = fork.server_tx
-        if key is None:
-            fork.context.add_branch(branch)
-        return client
-
-    def _failover(self, fork: _Fork, client: int, answered: bool) -> bool:
-        """RFC 3263 §4.3: after a 503 (``answered``), a transport error or a timeout with no
-        response at all, the request goes to the next target DNS named, as a new transaction
-        (a new Via branch) on the same branch of the fork. False when there is none."""
-        alternate = fork.alternates.pop(client, None)
-        if alternate is None:
-            return False
-        target, inbound = alternate
-        key = fork.clients[client][0]
-        state = fork.context.branches.get(key)
-        if fork.context.final_sent or state is None or state is BranchState.DONE:
-            return False
-        if not answered and state is not BranchState.TRYING:
-            return False  # a provisional came: the server is there, the call just went on
-        rest = target.located[1:]
-        target = replace(target, located=rest)
-        hop = rest[0].transport, (rest[0].host, rest[0].port)
-        del fork.clients[client]
-        self._client_forks.pop(client, None)
-        initial = fork.request.headers.to is None or fork.request.headers.to.tag is None
-        log.info("sip: %s failed, trying %s:%d over %s", target.hop, *hop[1], hop[0])
-        retry = self._branch(fork, inbound, target, hop, key, initial, self._clock())
-        if len(rest) > 1:
-            fork.alternates[retry] = (target, inbound)
-        return True
-
-    def _next_hop(self, target: Uri, binding: Binding | None) -> tuple[str, tuple[str, int]] | None:
-        if binding is not None:
-            received = binding.received
-            if received.transport == "udp":
-                return "udp", (received.host, received.port)
-            if self._flows.get(received.flow) is not None:
-                return received.transport, (received.host, received.port)
-        if not isinstance(target, SipUri):
-            return None
-        alias = target.params.get("alias")
-        if alias is not None and alias.count("~") == 2:
-            host, port, transport = alias.split("~")
-            if port.isdigit() and self._flows.to(transport, host, int(port)) is not None:
-                return transport, (host, int(port))
-        transport = target.transport or ("tls" if target.scheme == "sips" else "udp")
-        if transport in ("ws", "wss"):
-            return None  # a browser is reached only over the socket it registered on
-        host = (target.maddr or target.host).strip("[]")
-        return transport, (host, target.port or _DEFAULT_PORTS.get(transport, 5060))
-
-    def _record_route(self, inbound: str, outbound: str) -> list[SipAddress]:
-        """Ours, twice when the request changes transport (RFC 5658)."""
-        if inbound not in self._local:
-            return []
-        inner = our_record_route(*self._local[inbound], inbound)
-        if outbound == inbound or outbound not in self._local:
-            return [inner]
-        return [our_record_route(*self._local[outbound], outbound), inner]
-
-    def _forward_stateless(self, request: Request) -> None:
-        """An ACK for a 2xx goes on by its Route or Request-URI (RFC 3261 §16.11)."""
-        request = preprocess_routes(request, self._is_me)
-        routes = request.headers.routes
-        target = routes[0].uri if routes else request.uri
-        hop = self._next_hop(target, None)
-        if hop is None or request.headers.max_forwards == 0:
-            return
-        transport, destination = hop
-        host, port = self._local.get(transport, self._local.get("udp", ("127.0.0.1", 5060)))
-        via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
-        branch = branch_id(request, next(self._fork_counter))
-        via = Via(via_transport, host, port, params=_params(branch=branch, rport=None))
-        sent = forward_request(request, target=_without_alias(request.uri), via=via)
-        self._layer.send_stateless(sent, transport, destination)
-        self._flush()
-
-    def _response(self, client: int, response: Response) -> None:
-        server = self._client_forks.get(client)
-        fork = self._forks.get(server) if server is not None else None
-        if fork is None or client not in fork.clients:
-            return
-        if response.status == 503 and self._failover(fork, client, answered=True):
-            return
-        branch, _, transport, (host, port) = fork.clients[client]
-        response = response.pop_via()
-        if not response.headers.vias:
-            return  # §16.7 step 3: with no Via left it was meant for us; never relayed
-        if transport in ("ws", "wss"):
-            response = _alias(response, transport, host, port)
-        upstream, cancel = fork.context.received(branch, response)
-        for answer in upstream:
-            self._respond(fork.server_tx, answer)
-        self._cancel_branches(fork, cancel)
-
-    def _stray(self, response: Response) -> None:
-        """A 2xx no transaction wants: forward it to the next Via (RFC 3261 §16.7 step 5)."""
-        if response.status // 100 != 2 or len(response.headers.vias) < 2:
-            return
-        upstream = response.pop_via()
-        via = upstream.headers.top_via
-        assert via is not None
-        host = via.received or via.host
-        port = via.rport if isinstance(via.rport, int) else (via.port or 5060)
-        self._layer.send_stateless(upstream, via.transport.lower(), (host.strip("[]"), port))
-        self._flush()
-
-    def _branch_failed(self, client: int) -> None:
-        server = self._client_forks.get(client)
-        fork = self._forks.get(server) if server is not None else None
-        if fork is None or client not in fork.clients:
-            return
-        if self._failover(fork, client, answered=False):
-            return
-        for answer in fork.context.timed_out(fork.clients[client][0]):
-            self._respond(fork.server_tx, answer)
-
-    def _cancel(self, tx: int, request: Request) -> None:
-        """CANCEL (RFC 3261 §16.10): answer it, then cancel every pending branch."""
-        target = self._layer.cancel_target(request)
-        fork = self._forks.get(target) if target is not None else None
-        if fork is None:
-            self._reply(tx, request, 481)
-            return
-        self._reply(tx, request, 200)
-        pending = [b for b, state in fork.context.branches.items() if state.value != "done"]
-        self._cancel_branches(fork, pending)
-
-    def _cancel_branches(self, fork: _Fork, branches: list[str]) -> None:
-        now = self._clock()
-        for client, (branch, sent, transport, destination) in list(fork.clients.items()):
-            if branch not in branches:
-                continue
-            fork.alternates.pop(client, None)  # a cancelled branch fails over to nowhere
-            cancel = _cancel_for(sent)
-            self._layer.client_request(cancel, transport, transport != "udp", destination, now)
-        self._flush()
-
-    # --- who we are ---------------------------------------------------------------------
-
-    def _is_local(self, uri: SipUri) -> bool:
-        return uri.host.lower() in self._domains or self._is_me(uri)
-
-    def _is_me(self, uri: Uri) -> bool:
-        if not isinstance(uri, SipUri):
-            return False
-        host = uri.host.lower()
-        for transport, (own_host, own_port) in self._local.items():
-            if (
-                host == own_host.lower()
-                and (uri.port or _DEFAULT_PORTS.get(transport, 5060)) == own_port
-            ):
-                return True
-        listen_hosts = {a.host for a in self._config.sip.listen + self._config.sip.tls_listen}
-        return host.strip("[]") in listen_hosts and uri.port in {
-            a.port for a in self._config.sip.listen + self._config.sip.tls_listen
-        } | {None}
-
-    def _trusted(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(
-            address in network
-            for network in self._config.sip.trusted_peers
-            if network.version == address.version
-        )
-
-
-def _public_targets(names: Mapping[str, str]) -> dict[str, SipUri]:
-    """``web.click_to_call`` parsed once, so a bad target stops the start, not a call."""
-    targets: dict[str, SipUri] = {}
-    for name, target in names.items():
-        try:
-            uri = parse_uri(target)
-        except SipError as exc:
-            raise ConfigError(f"web.click_to_call.{name}: {target!r}: {exc}") from None
-        if not isinstance(uri, SipUri):
-            raise ConfigError(f"web.click_to_call.{name}: {target!r} is not a sip: URI")
-        targets[name] = uri
-    return targets
-
-
-def _params(**values: str | None) -> Params:
-    params = Params()
-    for name, value in values.items():
-        params = params.set(name, value)
-    return params
-
-
-def _cancel_for(sent: Request) -> Request:
-    """CANCEL for a request we sent (RFC 3261 §9.1): same Request-URI, Call-ID,
-    From, To, CSeq number, Route and top Via."""
-    headers = sent.headers
-    cseq = headers.cseq
-    assert cseq is not None and headers.top_via is not None
-    lines: list[tuple[str, str]] = [(HeaderName.VIA, str(headers.top_via))]
-    for name in (HeaderName.FROM, HeaderName.TO, HeaderName.CALL_ID):
-        value = headers.get(name)
-        if value is not None:
-            lines.append((name, value))
-    lines.append((HeaderName.CSEQ, f"{cseq.seq} CANCEL"))
-    lines += [(HeaderName.ROUTE, v) for v in headers.get_all(HeaderName.ROUTE)]
-    lines.append((HeaderName.MAX_FORWARDS, "70"))
-    return Request(Method.CANCEL, sent.uri, Headers.of(lines))
-
-
-_ALIAS = "alias"
-"""Kamailio's Contact parameter for "reach this URI over that flow" (nathelper)."""
-
-
-def _alias(message: _M, transport: str, host: str, port: int) -> _M:
-    """The message with ``alias=host~port~transport`` on its single Contact URI.
-
-    A browser's Contact names a made-up ``.invalid`` host (RFC 7118 §5.2);
-    in-dialog requests to it come back with the alias, which says which
-    WebSocket to use, as Kamailio's add_contact_alias()/handle_ruri_alias() do.
-    """
-    try:
-        contacts = message.headers.contacts
-    except SipError:
-        return message
-    if len(contacts) != 1 or not isinstance(contacts[0].uri, SipUri):
-        return message
-    uri = contacts[0].uri
-    marked = replace(uri, params=uri.params.set(_ALIAS, f"{host}~{port}~{transport}"))
-    headers = message.headers.replace(HeaderName.CONTACT, str(replace(contacts[0], uri=marked)))
-    return replace(message, headers=headers)
-
-
-def _without_alias(uri: Uri) -> Uri:
-    if isinstance(uri, SipUri) and _ALIAS in uri.params:
-        return replace(uri, params=uri.params.remove(_ALIAS))
-    return uri

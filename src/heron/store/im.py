@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from heron.store.database import Database
 from heron.store.schema import offline_messages, roster_items, roster_pending, roster_versions
 from heron.xmpp.features.offline import MAX_MESSAGES
+from heron.xmpp.features.presence import LoginData
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.subscription import Subscription
 
-__all__ = ["SqlOfflineStore", "SqlRosterStore"]
+__all__ = ["SqlLoginStore", "SqlOfflineStore", "SqlRosterStore"]
 
 
 def _item(row: Row[Any]) -> RosterItem:
@@ -47,6 +48,29 @@ async def _bump(connection: AsyncConnection, owner: str) -> int:
     return int(version or 0)
 
 
+def _items_query(owner: JID) -> Select[Any]:
+    mine = roster_items.c.owner == str(owner)
+    return select(roster_items).where(mine).order_by(roster_items.c.contact)
+
+
+def _pending_query(owner: JID) -> Select[Any]:
+    columns = (roster_pending.c.contact, roster_pending.c.stanza)
+    return (
+        select(*columns).where(roster_pending.c.owner == str(owner)).order_by(roster_pending.c.id)
+    )
+
+
+async def _pop_offline(connection: AsyncConnection, owner: JID) -> list[tuple[str, float]]:
+    """Select and delete the owner's offline messages in the caller's transaction."""
+    mine = offline_messages.c.owner == str(owner)
+    query = select(offline_messages).where(mine).order_by(offline_messages.c.id)
+    rows = (await connection.execute(query)).all()
+    if rows:
+        ids = [row.id for row in rows]
+        await connection.execute(delete(offline_messages).where(offline_messages.c.id.in_(ids)))
+    return [(row.stanza, float(row.stamp)) for row in rows]
+
+
 class SqlRosterStore:
     """:class:`heron.xmpp.features.roster.RosterStore` on SQLite, PostgreSQL or MariaDB/MySQL."""
 
@@ -54,13 +78,8 @@ class SqlRosterStore:
         self._engine = database.engine
 
     async def items(self, owner: JID) -> list[RosterItem]:
-        query = (
-            select(roster_items)
-            .where(roster_items.c.owner == str(owner))
-            .order_by(roster_items.c.contact)
-        )
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(_items_query(owner))).all()
         return [_item(row) for row in rows]
 
     async def get(self, owner: JID, contact: JID) -> RosterItem | None:
@@ -130,13 +149,8 @@ class SqlRosterStore:
             pass  # a concurrent first write created it
 
     async def pending(self, owner: JID) -> list[tuple[JID, str]]:
-        query = (
-            select(roster_pending.c.contact, roster_pending.c.stanza)
-            .where(roster_pending.c.owner == str(owner))
-            .order_by(roster_pending.c.id)
-        )
         async with self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
+            rows = (await connection.execute(_pending_query(owner))).all()
         return [(parse_jid(row.contact), row.stanza) for row in rows]
 
     async def has_pending(self, owner: JID, contact: JID) -> bool:
@@ -184,18 +198,29 @@ class SqlOfflineStore:
         return True
 
     async def pop_all(self, owner: JID) -> list[tuple[str, float]]:
-        mine = offline_messages.c.owner == str(owner)
-        query = select(offline_messages).where(mine).order_by(offline_messages.c.id)
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(query)).all()
-            if rows:
-                ids = [row.id for row in rows]
-                await connection.execute(
-                    delete(offline_messages).where(offline_messages.c.id.in_(ids))
-                )
-        return [(row.stanza, float(row.stamp)) for row in rows]
+            return await _pop_offline(connection, owner)
 
     async def count(self, owner: JID) -> int:
         query = select(func.count()).where(offline_messages.c.owner == str(owner))
         async with self._engine.connect() as connection:
             return int(await connection.scalar(query) or 0)
+
+
+class SqlLoginStore:
+    """:class:`heron.xmpp.features.presence.LoginStore`: the tables of
+    :class:`SqlRosterStore` and :class:`SqlOfflineStore`, read in one transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._engine = database.engine
+
+    async def login(self, owner: JID, *, offline: bool) -> LoginData:
+        async with self._engine.begin() as connection:
+            items = (await connection.execute(_items_query(owner))).all()
+            pending = (await connection.execute(_pending_query(owner))).all()
+            messages = await _pop_offline(connection, owner) if offline else []
+        return LoginData(
+            [_item(row) for row in items],
+            [(parse_jid(row.contact), row.stanza) for row in pending],
+            messages,
+        )

@@ -6,7 +6,7 @@ each name:
 - ``/call/NAME`` is a static page (call.html, call.js, call.css) that runs JsSIP with
   RFC 3323's anonymous identity, never registers, and INVITEs ``sip:NAME@<sip domain>``
   over the WebSocket at /sip; the SIP proxy turns that Request-URI into the configured
-  target and refuses the visitor anything else (see :mod:`heron.sip.server`).
+  target and refuses the visitor anything else (see :mod:`heron.sip.admission`).
 - ``/call/NAME/config.json`` is what the page needs: the SIP target, the identity and
   the ICE servers, with TURN REST credentials that live ``click_to_call_turn_ttl``
   seconds. Only this endpoint hands anonymous visitors TURN credentials, at most

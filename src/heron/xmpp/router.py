@@ -28,7 +28,7 @@ from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition, Str
 from heron.xmpp.features import Component, IqContext, IqHandler
 from heron.xmpp.features.local import Resource, Session
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
-from heron.xmpp.features.presence import PresenceFeature
+from heron.xmpp.features.presence import LoginStore, PresenceFeature, SeparateReads
 from heron.xmpp.features.roster import MAX_ITEMS, Roster, RosterStore
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, error_reply, qname
@@ -74,7 +74,8 @@ class Router:
     ``exists`` tells whether an account exists; ``blocked(owner, other)``
     (XEP-0191) whether ``owner`` blocks ``other``; ``is_admin`` whether an
     account may use admin commands. ``clock`` gives Unix seconds (offline
-    stamps) and ``new_resource`` a fresh random resourcepart.
+    stamps) and ``new_resource`` a fresh random resourcepart. ``login`` reads what an
+    initial presence needs in one go; without it, the roster and offline stores do.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class Router:
         blocked: Callable[[JID, JID], Awaitable[bool]] | None = None,
         is_admin: Callable[[JID], bool] = lambda _account: False,
         max_roster_items: int = MAX_ITEMS,
+        login: LoginStore | None = None,
     ) -> None:
         self._hosts = frozenset(JID.make("", host).domain for host in hosts)
         self._exists = exists
@@ -105,7 +107,9 @@ class Router:
         self._components: dict[str, Component] = {}
         self.roster = Roster(self, roster, max_items=max_roster_items)
         self.offline = OfflineMessages(offline, clock)
-        self.presence = PresenceFeature(self, self.roster, self.offline)
+        self.presence = PresenceFeature(
+            self, self.roster, self.offline, login or SeparateReads(roster, offline)
+        )
         self.register_iq_handler(self.roster)
 
     # --- registration -------------------------------------------------------------
@@ -185,6 +189,8 @@ class Router:
             if successor is not None and successor.available:
                 return  # the new session's presence stands for this full JID now
         await self.presence.unavailable(entry)
+        if not self._accounts.get(entry.jid.bare):
+            self.roster.forget(entry.jid.bare)
 
     def sessions(self) -> list[Session]:
         return [entry.session for entry in self._by_session.values()]

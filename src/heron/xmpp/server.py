@@ -13,6 +13,7 @@ import logging
 import secrets
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -21,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from heron.accounts import AccountChange
 from heron.accounts.model import Account
+from heron.accounts.scram import ScramHash, ScramKeys
 from heron.accounts.secrets import verify_password
 from heron.component import Listener, Services
 from heron.config import ListenAddress
@@ -28,7 +30,7 @@ from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, listen_error
 from heron.ratelimit import Lockout
-from heron.store.im import SqlOfflineStore, SqlRosterStore
+from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
 from heron.tls import server_context
@@ -63,6 +65,8 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
+_KNOWN_ACCOUNTS = 4096
+"""Accounts whose SCRAM keys stay in memory, the least recently used dropped first."""
 
 
 def build_xmpp(services: Services) -> XmppComponent | None:
@@ -228,10 +232,16 @@ class XmppComponent:
             new_resource=lambda: f"heron-{secrets.token_hex(4)}",
             blocked=self._is_blocked,
             is_admin=self._is_admin,
+            login=SqlLoginStore(database),
         )
         self._blocking = BlockingHandler(SqlBlocklistStore(database), self._router)
         self._admin_accounts: set[JID] = set()
-        """Accounts logged in with admin rights (config ``admins`` or ``heron admin add``)."""
+        """Accounts looked up with admin rights (config ``admins`` or ``heron admin add``)."""
+        self._known: OrderedDict[JID, tuple[ScramKeys, ...]] = OrderedDict()
+        """SCRAM keys of accounts looked up, so that a login needs no database read;
+        dropped on the account change announcements (:meth:`_account_changed`)."""
+        self._changes = 0
+        """Account change announcements heard: a lookup that overlapped one is not cached."""
         self._muc = MucService(
             config.muc_domain,
             router=self._router,
@@ -366,7 +376,10 @@ class XmppComponent:
         socket = web.WebSocketResponse(
             protocols=("xmpp",), max_msg_size=self._config.xmpp.max_stanza_size
         )
-        await socket.prepare(request)
+        try:
+            await socket.prepare(request)
+        except ConnectionError:  # the browser left during the upgrade (a closed tab)
+            return socket
         if socket.ws_protocol != "xmpp":
             await socket.close(code=1002, message=b"subprotocol xmpp required")
             return socket
@@ -429,8 +442,7 @@ class XmppComponent:
                 await link.start_tls(self._tls)
                 stream.start_tls_done({})
             elif isinstance(event, ScramKeysNeeded):
-                account = await self._login_account(event.username, stream.host, link.peer)
-                keys = account.secrets.scram_keys(event.hash) if account is not None else None
+                keys = await self._scram_keys(event.username, stream.host, event.hash, link.peer)
                 stream.provide_scram_keys(keys)
             elif isinstance(event, PlainCheckNeeded):
                 stream.plain_verified(
@@ -464,24 +476,49 @@ class XmppComponent:
         return session
 
     async def _account(self, username: str, host: str) -> Account | None:
+        """The stored account, remembering its admin rights and SCRAM keys unless an account
+        change was announced meanwhile (what was read may predate it)."""
         accounts = self._services.accounts
+        changes = self._changes
         try:
             account = await accounts.get(username, host)
         except AccountNotFound:
             return None
-        if accounts.is_admin(account):
-            self._admin_accounts.add(JID(username, host))
+        if changes == self._changes:
+            jid = JID(username, host)
+            if accounts.is_admin(account):
+                self._admin_accounts.add(jid)
+            self._known[jid] = account.secrets.scram
+            if len(self._known) > _KNOWN_ACCOUNTS:
+                self._known.popitem(last=False)
         return account
 
-    async def _login_account(self, username: str, host: str, peer: str) -> Account | None:
-        """The account to check a login against; None (a failure, alike for every cause)
-        while the account or the address is locked out after too many failed logins."""
-        if self._lockout.is_locked(f"{username}@{host}", peer, time.monotonic()):
+    async def _scram_keys(
+        self, username: str, host: str, hash_name: ScramHash, peer: str
+    ) -> ScramKeys | None:
+        """The keys to check a SCRAM login against, from memory when the account was seen."""
+        if self._locked(username, host, peer):
             return None
-        return await self._account(username, host)
+        jid = JID(username, host)
+        scram = self._known.get(jid)
+        if scram is not None:
+            self._known.move_to_end(jid)
+        else:
+            account = await self._account(username, host)
+            if account is None:
+                return None
+            scram = account.secrets.scram
+        return next((keys for keys in scram if keys.hash is hash_name), None)
+
+    def _locked(self, username: str, host: str, peer: str) -> bool:
+        """Whether the account or the address is locked out after too many failed logins;
+        a login then fails as a wrong password does, alike for every cause."""
+        return self._lockout.is_locked(f"{username}@{host}", peer, time.monotonic())
 
     async def _check_plain(self, username: str, host: str, password: str, link: _Link) -> bool:
-        account = await self._login_account(username, host, link.peer)
+        if self._locked(username, host, link.peer):
+            return False
+        account = await self._account(username, host)
         if account is None:
             return False
         loop = asyncio.get_running_loop()
@@ -489,10 +526,18 @@ class XmppComponent:
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A removed account, or one whose password changed, is logged out everywhere (as
-        Prosody 0.12 does); it logs in again with the new password."""
+        Prosody 0.12 does); it logs in again with the new password. Its cached keys and
+        rights go in every case: rights taken away end at once, rights given start at the
+        account's next login."""
+        self._changes += 1
         try:
             account = JID.make(local, domain)
         except StanzaError:
+            return
+        self._known.pop(account, None)
+        if change is AccountChange.ADMIN:
+            if account not in self._admins:
+                self._admin_accounts.discard(account)
             return
         self._admin_accounts.discard(account)
         for session in self._router.sessions():
@@ -500,6 +545,8 @@ class XmppComponent:
                 session.close(StreamCondition.NOT_AUTHORIZED)
 
     async def _account_exists(self, jid: JID) -> bool:
+        if jid.bare in self._known:
+            return True
         return await self._account(jid.local, jid.domain) is not None
 
     def _is_admin(self, account: JID) -> bool:

@@ -80,3 +80,25 @@ async def test_a_password_change_from_the_cli_logs_the_account_out_at_once(
         await connect(shared_xmpp, "zed")
     async with logged_in(shared_xmpp, "zed", password="a new secret") as (again,):
         assert str(again.boundjid) == f"zed@{DOMAIN}/test"
+
+
+async def test_a_password_change_from_the_cli_ends_the_cached_keys_at_once(
+    shared_xmpp: XmppServer,
+) -> None:
+    """The server keeps the SCRAM keys of accounts it looked up; the change the CLI
+    announces drops them, so the old password fails on the very next login."""
+    async with logged_in(shared_xmpp, "yan"):
+        pass  # the keys are cached now
+    changed = await asyncio.to_thread(
+        shared_xmpp.heron.cli,
+        "user",
+        "passwd",
+        f"yan@{DOMAIN}",
+        "--password-stdin",
+        stdin="another secret\n",
+    )
+    assert changed.returncode == 0, changed.stderr
+    with pytest.raises(AssertionError, match="could not log in"):
+        await connect(shared_xmpp, "yan")
+    async with logged_in(shared_xmpp, "yan", password="another secret") as (again,):
+        assert str(again.boundjid) == f"yan@{DOMAIN}/test"

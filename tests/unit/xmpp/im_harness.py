@@ -13,7 +13,7 @@ from pathlib import Path
 from xml.etree.ElementTree import Element, fromstring, tostring
 
 from heron.store import Database
-from heron.store.im import SqlOfflineStore, SqlRosterStore
+from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.xmpp.errors import StreamCondition
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.router import Router
@@ -136,6 +136,7 @@ async def running(
         blocked=blocked,
         is_admin=lambda account: str(account) in admin_set,
         max_roster_items=max_roster_items,
+        login=SqlLoginStore(database),
     )
     try:
         yield Server(router, clock)

@@ -64,7 +64,10 @@ def websocket_handler(
 
     async def handle(request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(protocols=("sip",), max_msg_size=limits.max_message_size)
-        await socket.prepare(request)
+        try:
+            await socket.prepare(request)
+        except ConnectionError:  # the browser left during the upgrade (a closed tab)
+            return socket
         if socket.ws_protocol != "sip":
             await socket.close(code=1002, message=b"subprotocol sip required")
             return socket

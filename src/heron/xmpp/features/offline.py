@@ -9,7 +9,7 @@ the cap bounces with service-unavailable, as if there were no storage at all
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 from xml.etree.ElementTree import Element, SubElement
@@ -72,7 +72,10 @@ class OfflineMessages:
 
     async def deliver(self, resource: Resource) -> int:
         """XEP-0160 §4: send everything stored to a resource that just became available."""
-        messages = await self._store.pop_all(resource.jid.bare)
+        return self.hand_over(resource, await self._store.pop_all(resource.jid.bare))
+
+    def hand_over(self, resource: Resource, messages: Sequence[tuple[str, float]]) -> int:
+        """Send ``messages``, taken out of storage for ``resource``, with their delay stamps."""
         delivered = 0
         for text, stamp in messages:
             message = from_text(text)

@@ -13,13 +13,23 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features.local import Hub, Resource, from_text, to_text
-from heron.xmpp.features.offline import OfflineMessages
-from heron.xmpp.features.roster import MAX_JID, Roster, RosterItem, presence_stanza, storable
+from heron.xmpp.features.offline import OfflineMessages, OfflineStore
+from heron.xmpp.features.roster import (
+    MAX_JID,
+    Roster,
+    RosterItem,
+    RosterStore,
+    presence_stanza,
+    storable,
+    subscribers_in,
+    subscriptions_in,
+)
 from heron.xmpp.jid import JID
 from heron.xmpp.stanza import NS, qname
 from heron.xmpp.subscription import (
@@ -32,7 +42,7 @@ from heron.xmpp.subscription import (
     transition,
 )
 
-__all__ = ["PresenceFeature", "item_state"]
+__all__ = ["LoginData", "LoginStore", "PresenceFeature", "SeparateReads", "item_state"]
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +78,51 @@ def _has_from(state: State) -> bool:
     return state.subscription in _FROM_STATES
 
 
+@dataclass(frozen=True, slots=True)
+class LoginData:
+    """What an initial presence needs from storage: the roster (§4.2), the subscription
+    requests that came while the user was away (§3.1.3) and, when asked for, the offline
+    messages (XEP-0160 §4), already taken out of storage."""
+
+    roster: list[RosterItem]
+    pending: list[tuple[JID, str]]
+    offline: list[tuple[str, float]]
+
+
+class LoginStore(Protocol):
+    """Reads :class:`LoginData` at once: a login is the busiest time for the store, and
+    one round trip costs less than three."""
+
+    async def login(self, owner: JID, *, offline: bool) -> LoginData:
+        """The owner's data; with ``offline``, its offline messages, removed from storage."""
+        ...
+
+
+class SeparateReads:
+    """:class:`LoginStore` over a roster and an offline store, one read each."""
+
+    def __init__(self, roster: RosterStore, offline: OfflineStore) -> None:
+        self._roster = roster
+        self._offline = offline
+
+    async def login(self, owner: JID, *, offline: bool) -> LoginData:
+        items = await self._roster.items(owner)
+        pending = await self._roster.pending(owner)
+        messages = await self._offline.pop_all(owner) if offline else []
+        return LoginData(items, pending, messages)
+
+
 class PresenceFeature:
     """Presence for the accounts of this server."""
 
-    def __init__(self, hub: Hub, roster: Roster, offline: OfflineMessages) -> None:
+    def __init__(
+        self, hub: Hub, roster: Roster, offline: OfflineMessages, login: LoginStore
+    ) -> None:
         self._hub = hub
         self._roster = roster
         self._store = roster.store
         self._offline = offline
+        self._login_store = login
 
     # --- from a local resource ----------------------------------------------------
 
@@ -109,10 +156,16 @@ class PresenceFeature:
         resource.presence = broadcast
         resource.priority = priority
         owner = resource.jid.bare
+        # XEP-0160 §4: offline messages once the resource takes messages to the bare JID.
+        offline = priority >= 0 and (initial or was_negative)
+        data = None
         if initial:
-            subscribers, subscriptions = await self._roster.both_ways(owner)
+            writes = self._roster.writes
+            data = await self._login_store.login(owner, offline=offline)
+            self._roster.remember(owner, data.roster, writes)
+            subscribers: Sequence[JID] = subscribers_in(data.roster)
         else:
-            subscribers, subscriptions = await self._roster.subscribers(owner), ()
+            subscribers = await self._roster.subscribers(owner)
         # §4.2.2, §4.4.2: to the subscribers, and to every available resource
         # of the user including this one (one is subscribed to oneself).
         for contact in subscribers:
@@ -120,13 +173,13 @@ class PresenceFeature:
         for own in self._hub.bound(owner):
             if own.available:
                 own.session.send(_addressed(broadcast, resource.jid, own.jid))
-        if initial:
-            await self._login(resource, subscriptions)
-        # XEP-0160 §4: offline messages once the resource takes messages to the bare JID.
-        if priority >= 0 and (initial or was_negative):
+        if data is not None:
+            await self._login(resource, data)
+            self._offline.hand_over(resource, data.offline)
+        elif offline:
             await self._offline.deliver(resource)
 
-    async def _login(self, resource: Resource, subscriptions: Sequence[JID]) -> None:
+    async def _login(self, resource: Resource, data: LoginData) -> None:
         """§4.2: what an initial presence triggers besides its broadcast."""
         owner = resource.jid.bare
         for own in self._hub.bound(owner):
@@ -134,10 +187,10 @@ class PresenceFeature:
                 resource.session.send(_addressed(own.presence, own.jid, resource.jid))
         # §4.2.2: probe the contacts whose presence the user subscribed to, from
         # the new resource, so that only it gets the answers.
-        for contact in subscriptions:
+        for contact in subscriptions_in(data.roster):
             await self._hub.route(presence_stanza("probe", resource.jid, contact))
         # §3.1.3: subscription requests that arrived while the user was away.
-        for _contact, text in await self._store.pending(owner):
+        for _contact, text in data.pending:
             request = from_text(text)
             if request is not None:
                 resource.session.send(request)

@@ -140,7 +140,13 @@ def _parse_groups(element: Element) -> tuple[str, ...]:
 
 
 class Roster:
-    """The ``jabber:iq:roster`` handler, and the roster pushes every feature sends."""
+    """The ``jabber:iq:roster`` handler, and the roster pushes every feature sends.
+
+    The rosters of accounts with a bound resource are kept in memory once read, so that
+    presence broadcasts and the logout's unavailable presence need no database read. Every
+    roster write goes through :meth:`save` or :meth:`remove` of this process, which drop
+    the copy before and after writing.
+    """
 
     namespace: str = NS.ROSTER
     disco_features: tuple[str, ...] = ()
@@ -149,6 +155,9 @@ class Roster:
         self._hub = hub
         self.store = store
         self._max_items = max_items
+        self._cached: dict[JID, list[RosterItem]] = {}
+        self.writes = 0
+        """Roster writes begun or ended: a read that overlapped one is not kept."""
 
     async def handle_iq(self, iq: Element, context: IqContext) -> Element | None:
         owner = context.sender.bare
@@ -194,7 +203,11 @@ class Roster:
         """Store ``item`` and push it; refuse a new item beyond the size cap."""
         if new and await self.store.count(owner) >= self._max_items:
             raise _bad(StanzaCondition.NOT_ALLOWED, f"rosters hold {self._max_items} items")
-        version = await self.store.put(owner, item)
+        self._changing(owner)
+        try:
+            version = await self.store.put(owner, item)
+        finally:
+            self._changing(owner)
         self.push(owner, item_element(item), version)
 
     async def remove(self, owner: JID, contact: JID) -> bool:
@@ -203,7 +216,11 @@ class Roster:
         if item is None:
             return False
         pending_in = await self.store.has_pending(owner, contact)
-        version = await self.store.remove(owner, contact)
+        self._changing(owner)
+        try:
+            version = await self.store.remove(owner, contact)
+        finally:
+            self._changing(owner)
         if version is not None:
             self.push(owner, item_element(item, removed=True), version)
         subscribed_from = item.subscription in (Subscription.FROM, Subscription.BOTH)
@@ -236,18 +253,37 @@ class Roster:
 
     async def subscribers(self, owner: JID) -> Sequence[JID]:
         """Contacts with a subscription to the owner's presence (from, both)."""
-        return _subscribers(await self.store.items(owner))
+        return subscribers_in(await self.items(owner))
 
-    async def both_ways(self, owner: JID) -> tuple[Sequence[JID], Sequence[JID]]:
-        """:meth:`subscribers`, and the contacts whose presence the owner subscribed to
-        (to, both), from one read of the roster: an initial presence needs both."""
+    async def items(self, owner: JID) -> list[RosterItem]:
+        """The owner's roster, from memory while the owner has a bound resource."""
+        cached = self._cached.get(owner)
+        if cached is not None:
+            return cached
+        writes = self.writes
         items = await self.store.items(owner)
-        return _subscribers(items), _subscriptions(items)
+        self.remember(owner, items, writes)
+        return items
+
+    def remember(self, owner: JID, items: list[RosterItem], writes: int) -> None:
+        """Keep ``items``, read when :attr:`writes` was ``writes``, if still current and
+        the owner still has a bound resource (:meth:`forget` drops them when it has none)."""
+        if writes == self.writes and self._hub.bound(owner):
+            self._cached[owner] = items
+
+    def forget(self, owner: JID) -> None:
+        self._cached.pop(owner, None)
+
+    def _changing(self, owner: JID) -> None:
+        self.writes += 1
+        self._cached.pop(owner, None)
 
 
-def _subscribers(items: Sequence[RosterItem]) -> list[JID]:
-    return [item.jid for item in items if item.subscription in _FROM_STATES]
-
-
-def _subscriptions(items: Sequence[RosterItem]) -> list[JID]:
+def subscriptions_in(items: Sequence[RosterItem]) -> list[JID]:
+    """Contacts whose presence the owner subscribed to (to, both)."""
     return [item.jid for item in items if item.subscription in _TO_STATES]
+
+
+def subscribers_in(items: Sequence[RosterItem]) -> list[JID]:
+    """Contacts with a subscription to the owner's presence (from, both)."""
+    return [item.jid for item in items if item.subscription in _FROM_STATES]

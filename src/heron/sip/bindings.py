@@ -1,0 +1,80 @@
+"""The location service's bindings, held in memory and written behind to the store.
+
+Like Kamailio's usrloc in write-back mode (db_mode 2, what WITH_USRLOCDB
+sets): a REGISTER is answered from memory, and a crash loses at most what was
+not yet flushed, which phones repeat anyway. The server's tasks call
+:meth:`BindingCache.flush` and :meth:`BindingCache.sweep` on their schedule;
+nothing here waits on a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+from heron.sip.registrar import Binding, LocationStore, lookup_targets
+
+__all__ = ["BindingCache"]
+
+log = logging.getLogger(__name__)
+
+
+class BindingCache:
+    """Every binding by address-of-record, and which AORs the store has not seen yet.
+
+    Callers read, change and :meth:`put` an AOR's set with no await in between,
+    so REGISTERs for one AOR cannot interleave.
+    """
+
+    def __init__(self, store: LocationStore) -> None:
+        self._store = store
+        self._bindings: dict[str, list[Binding]] = {}
+        self._dirty: set[str] = set()
+
+    def __len__(self) -> int:
+        return sum(len(bindings) for bindings in self._bindings.values())
+
+    async def load(self, now: float) -> None:
+        """Fill the cache from the store, at start."""
+        for binding in await self._store.all(now):
+            self._bindings.setdefault(binding.aor, []).append(binding)
+
+    def get(self, aor: str) -> list[Binding]:
+        """The AOR's bindings, expired ones included until swept."""
+        return self._bindings.get(aor, [])
+
+    def put(self, aor: str, bindings: Sequence[Binding]) -> None:
+        """Make ``bindings`` the AOR's whole set; the store gets it at the next flush."""
+        self._bindings[aor] = list(bindings)
+        self._dirty.add(aor)
+
+    def drop(self, aor: str) -> None:
+        """Forget the AOR's bindings (its account is gone)."""
+        if self._bindings.pop(aor, None) is not None:
+            self._dirty.add(aor)
+
+    def live(self, now: float) -> Iterator[Binding]:
+        """Every binding a request could reach now, by AOR."""
+        for bindings in self._bindings.values():
+            yield from lookup_targets(bindings, now)
+
+    async def flush(self) -> None:
+        """Write the changed AORs; one the store refuses is tried again next time."""
+        dirty, self._dirty = self._dirty, set()
+        for aor in dirty:
+            try:
+                await self._store.replace(aor, self._bindings.get(aor, []))
+            except Exception as exc:  # noqa: BLE001 - the writer must outlive a bad moment
+                log.warning("sip: cannot store the bindings of %s: %s", aor, exc)
+                self._dirty.add(aor)
+
+    async def sweep(self, now: float) -> int:
+        """Delete the bindings expired at ``now``, stored and cached; how many were stored."""
+        removed = await self._store.sweep(now)
+        for aor in list(self._bindings):
+            live = [b for b in self._bindings[aor] if not b.is_expired(now)]
+            if live:
+                self._bindings[aor] = live
+            else:
+                del self._bindings[aor]
+        return removed
