@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 from asyncio.subprocess import Process
 from collections.abc import Callable, Sequence
@@ -18,6 +19,9 @@ from heron.accounts import AccountChange, AccountPolicy, AccountService
 from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, Command, ControlServer
+from heron.credentials import WebPhoneCredentials, load_or_create_secret
+from heron.guards import Guards
+from heron.guesses import account_key
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
@@ -58,6 +62,32 @@ def _accounts_changed(accounts: AccountService) -> Command:
         accounts.announce(local, domain, AccountChange(change))
 
     return command
+
+
+def _revoke_proofs(services: Services) -> Callable[[str, str, AccountChange], None]:
+    """A new password (or no account) makes the networks that proved the old one
+    strangers, and ends the web phone credentials issued on it."""
+
+    def listener(local: str, domain: str, change: AccountChange) -> None:
+        if change is not AccountChange.ADMIN:
+            services.guards.guesses.forget_account(account_key(local, domain))
+            services.web_phone.revoke_user(services.accounts.identity(local, domain).sip_user)
+
+    return listener
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one, as coturn and Prosody do: every
+    connection is a file descriptor, and 1,024 is a few hundred users. The limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit from %d: %s", soft, exc)
+    return soft
 
 
 async def _stop_all(components: Sequence[Component]) -> None:
@@ -105,12 +135,18 @@ async def serve(
     a worker itself runs with only the TURN builder and no control socket.
     """
     stop = stop or asyncio.Event()
+    log.info("open files limit: %d", raise_open_files_limit())
     database = Database(config.database_url)
     await database.open()
     log.info("database %s ready", database.display_url)
     services = Services(
-        config, database, AccountService(SqlAccountStore(database), account_policy(config))
+        config,
+        database,
+        AccountService(SqlAccountStore(database), account_policy(config)),
+        Guards.from_settings(config.limits),
+        WebPhoneCredentials(load_or_create_secret(config.sip_secret_path)),
     )
+    services.accounts.subscribe(_revoke_proofs(services))
     started: list[Component] = []
     control: ControlServer | None = None
     workers: list[Process] = []
@@ -145,5 +181,6 @@ async def serve(
         if control is not None:
             await control.stop()
         await _stop_all(started)
+        services.guards.close()
         await database.close()
     log.info("stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -11,6 +12,8 @@ from aiohttp import web
 from heron.accounts import AccountService
 from heron.config import Config
 from heron.control import View
+from heron.credentials import WebPhoneCredentials
+from heron.guards import Guards
 from heron.store import Database
 
 __all__ = ["Component", "Listener", "Services", "WebHandler"]
@@ -41,7 +44,8 @@ WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What components share: the configuration, the database and the accounts.
+    """What components share: the configuration, the database, the accounts and the
+    abuse limits (``guards``: guesses, password checks and connections per source).
 
     ``web_routes`` collects (path, handler) pairs that components started
     before the web component (SIP's /sip, XMPP's /xmpp-websocket) serve on
@@ -51,6 +55,12 @@ class Services:
     config: Config
     database: Database
     accounts: AccountService
+    guards: Guards = field(default_factory=Guards)
+    web_phone: WebPhoneCredentials = field(
+        default_factory=lambda: WebPhoneCredentials(secrets.token_bytes(32))
+    )
+    """The web phone's SIP credentials: the web component issues and revokes them, the SIP
+    proxy checks them."""
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
     views: dict[str, View] = field(default_factory=dict)
     """Live state of the components started so far (``app`` fills it), for the admin pages,

@@ -30,6 +30,7 @@ from heron.errors import ConfigError
 __all__ = [
     "Config",
     "DatabaseSettings",
+    "LimitsSettings",
     "ListenAddress",
     "SipSettings",
     "TlsSettings",
@@ -333,6 +334,34 @@ class WebSettings(_Section):
     "admin" (a logged-in administrator) or "off"."""
 
 
+class LimitsSettings(_Section):
+    """What one source may cost the server, over every protocol (the README's security model)."""
+
+    connections_per_source: int = Field(default=256, ge=0)
+    """Open TCP/TLS/WebSocket connections one IPv4 address or IPv6 /64 may hold over every
+    listener together; 0 is unlimited. An office behind one NAT address needs several per
+    person (phone, chat, browser)."""
+    connections_exempt: list[IPNetwork] = Field(default_factory=list)
+    """Sources never limited in connections (a reverse proxy, a PBX)."""
+    handshake_timeout: float = Field(default=30.0, ge=1.0, le=600.0)
+    """Seconds a new connection has to finish TLS and prove who it is (or, for SIP, send a
+    first whole message) before it is closed."""
+    idle_timeout: float = Field(default=900.0, ge=10.0, le=86_400.0)
+    """Seconds without a byte from the peer after which an established connection is closed;
+    SIP keeps a connection that carries a live registration until the registration ends."""
+    account_guesses: int = Field(default=5, ge=1)
+    """Wrong passwords for one account (over SIP, XMPP, TURN and the web together) before each
+    further guess must wait, 1 s after the first, doubling up to ``guess_wait_max``."""
+    source_guesses: int = Field(default=20, ge=1)
+    """Wrong passwords from one IPv4 address or IPv6 /64 before its guesses must wait."""
+    guess_wait_max: float = Field(default=60.0, ge=1.0, le=3600.0)
+    """Longest wait between guesses for one account, in seconds (five times that for a source).
+    Networks an account logged in from in the last 30 days are exempt from its wait."""
+    password_checks: int = Field(default=2, ge=1, le=64)
+    """Argon2 password checks (web logins, SASL PLAIN) run at once, 64 MiB each; more wait
+    in a queue of 16 per check, and beyond that are refused."""
+
+
 class MuxSettings(_Section):
     listen: list[Listen] = Field(default_factory=list)
     """Ports (such as 0.0.0.0:443) that carry every service at once; off when empty."""
@@ -361,6 +390,7 @@ class Config(_Section):
     xmpp: XmppSettings = XmppSettings()
     web: WebSettings = WebSettings()
     mux: MuxSettings = MuxSettings()
+    limits: LimitsSettings = LimitsSettings()
 
     @property
     def sip_domain(self) -> str:

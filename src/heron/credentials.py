@@ -18,7 +18,13 @@ from pathlib import Path
 
 from heron.errors import ConfigError
 
-__all__ = ["TurnCredentials", "TurnSecret", "load_or_create_secret", "web_phone_secret"]
+__all__ = [
+    "TurnCredentials",
+    "TurnSecret",
+    "WebPhoneCredentials",
+    "load_or_create_secret",
+    "web_phone_secret",
+]
 
 DEFAULT_TTL = 86_400
 """One day, as coturn's documentation suggests for the REST API scheme."""
@@ -95,3 +101,56 @@ def web_phone_secret(sip_secret: bytes) -> TurnSecret:
     TURN credential (whose secret other TURN servers may share) is never a SIP one.
     """
     return TurnSecret(hmac.digest(sip_secret, b"heron web phone SIP credentials", "sha256"))
+
+
+class WebPhoneCredentials:
+    """The web phone's SIP credentials, which end with the web session that got them.
+
+    The username is ``expiry.grant:user`` and the password the REST scheme's HMAC
+    of it under :func:`web_phone_secret`. ``grant`` names one issue; the web
+    component revokes a session's grants at logout, and every grant of a user
+    whose password changes or who is removed, so a credential copied out of a
+    browser stops working then, not hours later at its expiry. Grants live in
+    this process only: a restart ends them, as it ends the web sessions.
+    """
+
+    def __init__(self, sip_secret: bytes, capacity: int = 100_000) -> None:
+        self._secret = web_phone_secret(sip_secret)
+        self._grants: dict[str, tuple[str, int]] = {}
+        """grant -> (user, expiry), oldest issue first."""
+        self._capacity = capacity
+
+    def __len__(self) -> int:
+        """Live grants."""
+        return len(self._grants)
+
+    def issue(self, user: str, *, now: float, ttl: int) -> tuple[TurnCredentials, str]:
+        """Credentials for ``user`` (a SIP user name) and the grant that revokes them."""
+        while self._grants and (
+            len(self._grants) >= self._capacity or next(iter(self._grants.values()))[1] < now
+        ):
+            del self._grants[next(iter(self._grants))]
+        grant = secrets.token_hex(8)
+        expires = int(now) + ttl
+        self._grants[grant] = (user, expires)
+        username = f"{expires}.{grant}:{user}"
+        return TurnCredentials(username, self._secret.password(username), expires), grant
+
+    def revoke(self, grant: str) -> None:
+        self._grants.pop(grant, None)
+
+    def revoke_user(self, user: str) -> None:
+        for grant in [g for g, (u, _) in self._grants.items() if u == user]:
+            del self._grants[grant]
+
+    def check(self, username: str, realm: str, *, now: float) -> tuple[str, bytes, bytes] | None:
+        """The user and the MD5 and SHA-256 digest HA1 for a live, unrevoked
+        ``expiry.grant:user``; None for anything else, forged, expired or revoked alike."""
+        stamp, sep, user = username.partition(":")
+        expiry, dot, grant = stamp.partition(".")
+        if not (sep and dot and user and expiry.isdigit()) or int(expiry) < now:
+            return None
+        if self._grants.get(grant) != (user, int(expiry)):
+            return None
+        text = f"{username}:{realm}:{self._secret.password(username)}".encode()
+        return user, hashlib.md5(text).digest(), hashlib.sha256(text).digest()

@@ -1,0 +1,45 @@
+"""The abuse limits every service shares, built once from ``[limits]``.
+
+One :class:`Guards` lives in :class:`heron.component.Services`, so that a
+guess over TURN slows the next one over SIP, XMPP or the web, and one source's
+connections count over every listener together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from heron.accounts.verifier import PasswordVerifier
+from heron.config import LimitsSettings
+from heron.connections import ConnectionLimiter, ConnectionPolicy
+from heron.guesses import GuessThrottle
+
+__all__ = ["Guards"]
+
+_SOURCE_CEILING_FACTOR = 5.0
+_QUEUE_PER_CHECK = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    guesses: GuessThrottle = field(default_factory=GuessThrottle)
+    verifier: PasswordVerifier = field(default_factory=PasswordVerifier)
+    connections: ConnectionLimiter = field(default_factory=lambda: ConnectionLimiter(0))
+    policy: ConnectionPolicy = field(default_factory=ConnectionPolicy)
+
+    @classmethod
+    def from_settings(cls, limits: LimitsSettings) -> Guards:
+        return cls(
+            GuessThrottle(
+                account_free=limits.account_guesses,
+                source_free=limits.source_guesses,
+                account_ceiling=limits.guess_wait_max,
+                source_ceiling=limits.guess_wait_max * _SOURCE_CEILING_FACTOR,
+            ),
+            PasswordVerifier(limits.password_checks, limits.password_checks * _QUEUE_PER_CHECK),
+            ConnectionLimiter(limits.connections_per_source, exempt=limits.connections_exempt),
+            ConnectionPolicy(limits.handshake_timeout, limits.idle_timeout),
+        )
+
+    def close(self) -> None:
+        self.verifier.close()
