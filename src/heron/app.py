@@ -22,6 +22,7 @@ from heron.control import SOCKET_NAME, Command, ControlServer
 from heron.credentials import WebPhoneCredentials, load_or_create_secret
 from heron.guards import Guards
 from heron.guesses import account_key
+from heron.permissions import loose_permissions
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore
 from heron.turn.server import build_turn
@@ -136,6 +137,8 @@ async def serve(
     """
     stop = stop or asyncio.Event()
     log.info("open files limit: %d", raise_open_files_limit())
+    for finding in loose_permissions(config):
+        log.warning("%s", finding)
     database = Database(config.database_url)
     await database.open()
     log.info("database %s ready", database.display_url)

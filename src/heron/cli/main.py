@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from heron.cli.turn import turn
 from heron.cli.users import admin, user
 from heron.cli.xmpp import xmpp
 from heron.errors import HeronError
+from heron.permissions import PRIVATE_UMASK
 
 __all__ = ["cli", "main"]
 
@@ -78,6 +80,7 @@ cli.add_command(xmpp)
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error an administrator can cause is one line on stderr, status 2."""
+    os.umask(PRIVATE_UMASK)
     try:
         cli.main(args=argv, prog_name="heron", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

@@ -10,6 +10,7 @@ import click
 from heron.cli.context import CliContext, pass_context, run
 from heron.config import Config, ListenAddress
 from heron.errors import HeronError, TlsError
+from heron.permissions import loose_permissions
 from heron.store import Database
 from heron.tls import inspect_certificate, server_context, write_self_signed
 from heron.zone import zone_records
@@ -108,7 +109,7 @@ def check(ctx: CliContext) -> None:
                 problems.append(f"{key}: {transport} {address}: {problem}")
             else:
                 click.echo(f"ok    {key} {transport} {address} is free")
-    for warning in warnings:
+    for warning in [*warnings, *loose_permissions(config)]:
         click.echo(f"warn  {warning}")
     for problem in problems:
         click.echo(f"FAIL  {problem}")
