@@ -6,25 +6,27 @@ import os
 import stat
 from pathlib import Path
 
-from tests.security.support import Target
+from tests.security.support import Target, target
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_what_heron_creates_under_a_loose_umask_is_private(heron: Target) -> None:
-    """The target's data directory was made by ``heron cert`` and ``heron user import`` with
-    the test runner's umask (022: the usual one, checked below)."""
+def test_what_heron_creates_under_a_loose_umask_is_private(tmp_path: Path) -> None:
+    """``heron cert``, ``heron user import`` and ``heron serve`` run with the usual shell
+    umask of 022, which would leave the account database readable by every local user."""
     previous = os.umask(0o022)
-    os.umask(previous)
-    assert previous & 0o077 != 0o077, "the attack needs a umask that lets others read"
-    data = heron.data_dir
-    assert mode(data) == 0o700
-    for name in ("heron.db", "heron.db-wal", "sip_secret", "turn_secret", "tls/heron.key"):
-        path = data / name
-        assert path.exists(), name
-        assert mode(path) & 0o077 == 0, f"{name} is {mode(path):04o}"
+    try:
+        with target(tmp_path / "heron") as heron:
+            data = heron.data_dir
+            assert mode(data) == 0o700
+            for name in ("heron.db", "heron.db-wal", "sip_secret", "turn_secret", "tls/heron.key"):
+                path = data / name
+                assert path.exists(), name
+                assert mode(path) & 0o077 == 0, f"{name} is {mode(path):04o}"
+    finally:
+        os.umask(previous)
 
 
 def test_heron_check_warns_of_a_data_directory_others_can_read(heron: Target) -> None:
