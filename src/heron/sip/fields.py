@@ -236,6 +236,8 @@ class Via:
             params = params.set("received", host).set("rport", str(port))
         elif self.host.strip("[]").lower() != host.lower():
             params = params.set("received", host)
+        else:
+            return self
         return replace(self, params=params)
 
 

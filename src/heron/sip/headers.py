@@ -235,6 +235,19 @@ class Headers:
         rest = tuple(h for h in self.entries[at:] if h.key != key)
         return self._derived((*self.entries[:at], _checked(name, value), *rest), key)
 
+    def replace_first(self, name: str, value: str) -> Headers:
+        """These fields with the first element of ``name`` replaced by ``value``, the
+        others on its line kept (a server stamping the topmost Via, RFC 3261 §18.2.1).
+        """
+        key = canonical_name(name)
+        at = next((i for i, h in enumerate(self.entries) if h.key == key), None)
+        if at is None:
+            raise SipLocalError(f"No {name} to replace")
+        first = self.entries[at]
+        elements = [value, *split_commas(first.value)[1:]]
+        line = _checked(first.name, ", ".join(elements))
+        return self._derived((*self.entries[:at], line, *self.entries[at + 1 :]), key)
+
     def pop_first(self, name: str) -> Headers:
         """These fields without the first element of ``name``, which may share
         its line with others ("the topmost Via value", RFC 3261 §16.7 step 3).

@@ -7,6 +7,7 @@ stream whatever the message came from (RFC 3261 §18.3, §20.14).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -17,7 +18,7 @@ from heron.sip.grammar import is_token
 from heron.sip.headers import Header, HeaderName, Headers
 from heron.sip.uri import Uri
 
-__all__ = ["SIP_VERSION", "Message", "Method", "Request", "Response"]
+__all__ = ["SIP_VERSION", "Message", "Method", "Request", "Response", "stateless_tag"]
 
 SIP_VERSION = "SIP/2.0"  # RFC 3261 §7.1
 
@@ -81,6 +82,14 @@ class Request:
             raise SipLocalError("An ACK is never answered")
         return _answer(self.headers, status, reason, to_tag, headers)
 
+    def received_from(self, host: str, port: int) -> Request:
+        """This request with its top Via stamped by the server transport that got it
+        from ``host``:``port`` (RFC 3261 §18.2.1, RFC 3581 §4): ``received`` when sent-by
+        names another address, ``received`` and ``rport`` when the client asked with a
+        bare ``rport``. The same request when there is nothing to add.
+        """
+        return _stamped(self, host, port)
+
     def push_via(self, via: Via) -> Request:
         """This request with ``via`` on top, as a proxy forwards it (RFC 3261 §16.6 step 8)."""
         return replace(self, headers=self.headers.prepend(HeaderName.VIA, str(via)))
@@ -119,9 +128,28 @@ class Response:
             raise SipLocalError("Bad status line", detail=f"{self.status} {self.reason[:80]!r}")
 
     @classmethod
-    def from_error(cls, error: BadRequest, *, to_tag: str | None = None) -> Response:
-        """The answer to a request that failed to parse (RFC 3261 §8.2.6, §21.4.1)."""
-        return _answer(error.headers, error.status, error.reason, to_tag, ())
+    def from_error(
+        cls,
+        error: BadRequest,
+        *,
+        to_tag: str | None = None,
+        source: tuple[str, int] | None = None,
+    ) -> Response:
+        """The answer to a request that failed to parse (RFC 3261 §8.2.6, §21.4.1).
+
+        Without ``to_tag`` the tag is :func:`stateless_tag` of the fields that
+        parsed, as a stateless UAS must choose it (RFC 3261 §8.2.7); ``source``
+        stamps the top Via as :meth:`Request.received_from` does.
+        """
+        headers = error.headers
+        if source is not None and headers.get(HeaderName.VIA) is not None:
+            top = headers.top_via
+            stamped = top.with_received(*source)
+            if stamped != top:
+                headers = headers.replace_first(HeaderName.VIA, str(stamped))
+        if to_tag is None:
+            to_tag = stateless_tag(headers)
+        return _answer(headers, error.status, error.reason, to_tag, ())
 
     def encode(self) -> bytes:
         """The response on the wire."""
@@ -160,6 +188,22 @@ def _answer(
     fields.extend(extra)
     phrase = reason_phrase(status) if reason is None else reason
     return Response(status, phrase, Headers.of(fields))
+
+
+def stateless_tag(headers: Headers) -> str:
+    """A To tag that a stateless answer repeats for every copy of one request
+    (RFC 3261 §8.2.7): a hash of the fields a response copies."""
+    seed = "\0".join(v for name in _COPIED for v in headers.get_all(name))
+    return hashlib.sha256(seed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _stamped(request: Request, host: str, port: int) -> Request:
+    headers = request.headers
+    top = headers.top_via
+    stamped = top.with_received(host, port)
+    if stamped is top or stamped == top:
+        return request
+    return replace(request, headers=headers.replace_first(HeaderName.VIA, str(stamped)))
 
 
 def _tagged(to: str, status: int, to_tag: str | None) -> str:

@@ -279,6 +279,9 @@ class SipComponent:
             if not self._flood.allow(source.host, self._clock()):
                 return  # a flooding source: dropped unanswered, as pike does
             self._counters["requests"] += 1
+            # RFC 3261 §18.2.1, RFC 3581 §4: the responses tell a phone behind NAT
+            # the address and port its request came from.
+            event = event.received_from(source.host, source.port)
         events = self._layer.receive(
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )

@@ -58,14 +58,13 @@ the adapter applies RFC 3261 §18.2.2 and RFC 3581 for datagrams. Errors::
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 from dataclasses import dataclass, field
 
 from heron.sip.errors import Status
 from heron.sip.headers import HeaderName, Headers
-from heron.sip.message import Method, Request, Response
+from heron.sip.message import Method, Request, Response, stateless_tag
 from heron.sip.transaction_events import (
     AckReceived,
     Address,
@@ -242,14 +241,9 @@ class TransactionLayer:
 
     def _refuse(self, request: Request, transport: str, source: Address) -> None:
         # RFC 3261 §8.2.7: a stateless UAS gives the same request the same To tag.
-        headers = request.headers
-        seed = "\0".join(
-            (headers.call_id, headers.from_.tag or "", str(headers.top_via), str(headers.cseq))
-        )
-        tag = hashlib.sha256(seed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
         response = request.response(
             Status.SERVICE_UNAVAILABLE,
-            to_tag=tag,
+            to_tag=stateless_tag(request.headers),
             headers=(("Retry-After", str(RETRY_AFTER)),),
         )
         self._outgoing.append(Outgoing(response, response.encode(), transport, source, None))

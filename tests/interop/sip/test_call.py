@@ -103,8 +103,12 @@ def test_cancelled_call(shared_sip: SipServer, tmp_path: Path) -> None:
     assert callee.returncode == 0, callee.explain()
     finals = [s for s in caller.statuses() if s[0] >= 200]
     assert finals == [(407, "INVITE"), (200, "CANCEL"), (487, "INVITE")], caller.explain()
-    # heron took its own Via off the 487 and relayed it on the caller's INVITE transaction.
-    assert caller.received("487")[0].all("Via") == caller.sent("INVITE")[-1].all("Via")
+    # heron took its own Via off the 487 and relayed it on the caller's INVITE transaction,
+    # the caller's Via filled in with where its INVITE came from (RFC 3581 §4).
+    sent = caller.sent("INVITE")[-1].all("Via")
+    port = sent[0].split(";")[0].rsplit(":", 1)[1]
+    filled = [sent[0].replace(";rport", f";rport={port}") + ";received=127.0.0.1", *sent[1:]]
+    assert caller.received("487")[0].all("Via") == filled
     # The callee got heron's own CANCEL for the branch it forwarded (RFC 3261 §16.10):
     # the INVITE's top Via branch, then heron's ACK for the 487 on that branch too.
     invite, cancel = callee.received("INVITE")[0], callee.received("CANCEL")[0]

@@ -208,6 +208,49 @@ def test_bad_request_is_answered_from_the_fields_that_parsed() -> None:
     assert answer.headers.to.tag == "zz"
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        (b"Content-Length: 4", b"Content-Length: x"),
+        (b"Call-ID: 3848276298220188511@atlanta.example.com\r\n", b""),
+        (b"CSeq: 2 INVITE", b"CSeq: 2 BYE"),
+    ],
+)
+def test_rfc3261_8_2_7_a_bad_request_without_a_to_tag_gets_a_stateless_one(
+    fault: tuple[bytes, bytes],
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_datagram(INVITE.replace(*fault))
+    first = Response.from_error(caught.value)
+    again = Response.from_error(caught.value)
+    assert first.status == 400 and first.headers.to.tag
+    assert first.headers.to.tag == again.headers.to.tag  # the same request, the same tag
+
+
+def test_rfc3581_4_a_bad_request_answer_is_stamped_with_its_source() -> None:
+    data = INVITE.replace(
+        b"pc33.atlanta.example.com;branch", b"pc33.atlanta.example.com;rport;branch"
+    )
+    with pytest.raises(BadRequest) as caught:
+        parse_datagram(data.replace(b"CSeq: 2 INVITE", b"CSeq: 2 BYE"))
+    answer = Response.from_error(caught.value, source=("192.0.2.7", 5099))
+    vias = answer.headers.vias
+    assert (vias[0].received, vias[0].rport) == ("192.0.2.7", 5099)
+    assert len(vias) == 3 and vias[1].host == "p1.example.com"
+
+
+def test_rfc3261_18_2_1_received_from_stamps_only_the_top_via() -> None:
+    request = invite().received_from("192.0.2.7", 5099)
+    vias = request.headers.vias
+    assert vias[0].received == "192.0.2.7" and vias[0].rport is None
+    assert [v.host for v in vias[1:]] == ["p1.example.com", "client.atlanta.example.com"]
+    assert request.headers.get_all("Via")[0].endswith(
+        ", SIP/2.0/UDP p1.example.com;branch=z9hG4bK1"
+    )
+    same = invite().received_from("pc33.atlanta.example.com", 5060)
+    assert same.headers.top_via.received is None
+
+
 def test_rfc3261_16_6_proxy_forwarding_steps() -> None:
     request = invite()
     route = request.headers.routes[0].uri

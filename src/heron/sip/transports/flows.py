@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from heron.sip.errors import BadRequest, SipError
+from heron.sip.message import Response
 from heron.sip.parser import Event
 
-__all__ = ["Flow", "FlowTable", "Receiver", "Source"]
+__all__ = ["Flow", "FlowTable", "Receiver", "Source", "answer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +86,13 @@ class FlowTable:
 
     def __len__(self) -> int:
         return len(self._by_token)
+
+
+def answer(error: BadRequest, host: str, port: int) -> bytes:
+    """The bytes of the stateless answer to a request that failed to parse, its top Via
+    stamped with where it came from (RFC 3261 §8.2.7, §18.2.1); nothing when even that
+    cannot be built."""
+    try:
+        return Response.from_error(error, source=(host, port)).encode()
+    except SipError:
+        return b""

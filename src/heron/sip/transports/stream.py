@@ -8,9 +8,8 @@ from collections.abc import Callable
 from typing import cast
 
 from heron.sip.errors import BadRequest, SipRemoteError
-from heron.sip.message import Response
 from heron.sip.parser import PONG, Limits, Ping, StreamFramer
-from heron.sip.transports.flows import Receiver, Source
+from heron.sip.transports.flows import Receiver, Source, answer
 
 __all__ = ["SipStream"]
 
@@ -53,7 +52,11 @@ class SipStream(asyncio.Protocol):
             try:
                 event = self._framer.next_event()
             except BadRequest as error:
-                self.send(Response.from_error(error).encode())
+                log.debug(
+                    "%s %s:%d: %s: %s", self.transport, host, port, error.reason, error.detail
+                )
+                if data := answer(error, host, port):
+                    self.send(data)
                 if error.framing:
                     self.close()
                     return

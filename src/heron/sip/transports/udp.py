@@ -7,9 +7,8 @@ import logging
 from typing import cast
 
 from heron.sip.errors import BadRequest, SipRemoteError
-from heron.sip.message import Response
 from heron.sip.parser import Limits, parse_datagram
-from heron.sip.transports.flows import Receiver, Source
+from heron.sip.transports.flows import Receiver, Source, answer
 
 __all__ = ["SipDatagrams", "UdpFlow"]
 
@@ -52,8 +51,9 @@ class SipDatagrams(asyncio.DatagramProtocol):
         try:
             event = parse_datagram(data, self._limits)
         except BadRequest as error:
-            log.debug("udp %s:%d: %s", host, port, error.detail)
-            self.sendto(Response.from_error(error).encode(), (host, port))
+            log.debug("udp %s:%d: %s: %s", host, port, error.reason, error.detail)
+            if data := answer(error, host, port):
+                self.sendto(data, (host, port))
             return
         except SipRemoteError:
             return  # unanswerable: dropped (RFC 3261 §18.3)

@@ -14,9 +14,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from heron.sip.errors import BadRequest, SipRemoteError
-from heron.sip.message import Response
 from heron.sip.parser import Limits, parse_datagram
-from heron.sip.transports.flows import FlowTable, Receiver, Source
+from heron.sip.transports.flows import FlowTable, Receiver, Source, answer
 
 __all__ = ["WebSocketFlow", "websocket_handler"]
 
@@ -91,7 +90,8 @@ def websocket_handler(
                 try:
                     event = parse_datagram(data, limits)
                 except BadRequest as error:
-                    flow.send(Response.from_error(error).encode())
+                    if answer_data := answer(error, host, port):
+                        flow.send(answer_data)
                     continue
                 except SipRemoteError:
                     continue
