@@ -231,7 +231,13 @@ class SipSettings(_Section):
     )
     """Challenge order: many phones and sipp 3.6 read only the first, so MD5 leads."""
     trusted_peers: list[IPNetwork] = Field(default_factory=list)
-    """Hosts (PBX, trunk) whose unauthenticated requests may reach local users."""
+    """Hosts (PBX, trunk) whose unauthenticated requests may reach local users, and which
+    heron may forward requests to even on private addresses."""
+    allowed_destinations: list[IPNetwork] = Field(default_factory=list)
+    """Private, loopback or link-local networks heron may forward requests to (a PBX or a
+    SIP server of another domain on the LAN). Without them, no request goes to such an
+    address, nor to heron's own, unless a registered phone, a static route or a
+    click-to-call target is there."""
     open_federation: bool = False
     """Accept unauthenticated requests from any other domain for local users."""
     routes: list[SipRoute] = Field(default_factory=list)

@@ -40,12 +40,16 @@ def request(
     call_id: str | None = None,
     from_: str | None = None,
     to: str | None = None,
+    tagged: bool = True,
+    max_forwards: int = 70,
 ) -> bytes:
-    """A request as an attacker writes it; ``length`` overrides Content-Length, and a
-    header given as ``None`` in ``from_``/``to``/``call_id`` may be left out with ""."""
-    lines = [f"{method} {uri} SIP/2.0", f"Via: {via}", "Max-Forwards: 70"]
+    """A request as an attacker writes it; ``length`` overrides Content-Length; ``from_``,
+    ``to`` and ``call_id`` are left out when "", defaulted when None; ``tagged`` adds a
+    From tag."""
+    lines = [f"{method} {uri} SIP/2.0", f"Via: {via}", f"Max-Forwards: {max_forwards}"]
     if from_ != "":
-        lines.append(f"From: {from_ or f'<sip:stranger@{DOMAIN}>'};tag={secrets.token_hex(4)}")
+        tag = f";tag={secrets.token_hex(4)}" if tagged else ""
+        lines.append(f"From: {from_ or f'<sip:stranger@{DOMAIN}>'}{tag}")
     if to != "":
         lines.append(f"To: {to or f'<sip:roland@{DOMAIN}>'}")
     if call_id != "":
@@ -196,8 +200,63 @@ class Phone:
 
         return self.authenticated(build, "REGISTER", uri, expect=401)
 
+    def invite(
+        self,
+        uri: str,
+        *,
+        to: str | None = None,
+        from_: str | None = None,
+        routes: Sequence[str] = (),
+        call_id: str | None = None,
+    ) -> SipMessage:
+        """INVITE ``uri`` as this user, answering one 407; the final response."""
+        call_id = call_id or secrets.token_hex(8)
+        cseq = iter(range(1, 10))
+        tag = secrets.token_hex(4)
+
+        def build(credentials: str | None) -> bytes:
+            headers = [("Contact", self.contact), ("Content-Type", "application/sdp")]
+            headers += [("Route", route) for route in routes]
+            if credentials:
+                headers.append(("Proxy-Authorization", credentials))
+            return request(
+                "INVITE",
+                uri,
+                via=self.peer.via(),
+                from_=(from_ or f"<sip:{self.user}@{DOMAIN}>") + f";tag={tag}",
+                to=to or f"<{uri}>",
+                call_id=call_id,
+                cseq=next(cseq),
+                headers=headers,
+                body=SDP,
+                tagged=False,
+            )
+
+        answer = self.authenticated(build, "INVITE", uri)
+        if answer.status is not None and answer.status >= 300:
+            self.peer.send(ack_for(answer, uri))
+        return answer
+
     def close(self) -> None:
         self.peer.close()
+
+
+SDP = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+
+
+def ack_for(response: SipMessage, uri: str) -> bytes:
+    """The ACK for a non-2xx final response (RFC 3261 §17.1.1.3), same branch."""
+    lines = [
+        f"ACK {uri} SIP/2.0",
+        f"Via: {response.get('Via')}",
+        "Max-Forwards: 70",
+        f"From: {response.get('From')}",
+        f"To: {response.get('To')}",
+        f"Call-ID: {response.get('Call-ID')}",
+        f"CSeq: {response.get('CSeq').split()[0]} ACK",
+        "Content-Length: 0",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 @contextmanager

@@ -149,6 +149,23 @@ class Admission:
             headers = headers[::-1]
         return Refusal(challenge.status, headers=headers)
 
+    def from_mismatch(self, request: Request, user: str) -> Refusal | None:
+        """403 when ``request``'s From is not ``user``, who authenticated: a local user's
+        From is bound to the credentials on every path (Kamailio's auth_check with the
+        From user check)."""
+        from_address = request.headers.from_
+        from_uri = from_address.uri if from_address else None
+        if (
+            isinstance(from_uri, SipUri)
+            and self._locality.is_local(from_uri)
+            and (from_uri.user or "").lower() == user.lower()
+        ):
+            return None
+        return Refusal(403, "From Does Not Match The Authenticated User")
+
+    def trusted(self, host: str) -> bool:
+        return self._trusted(host)
+
     def _trusted(self, host: str) -> bool:
         """The source address is one of ``sip.trusted_peers``."""
         try:

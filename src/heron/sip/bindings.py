@@ -10,9 +10,12 @@ nothing here waits on a clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 
+from heron.sip.errors import SipError
 from heron.sip.registrar import Binding, LocationStore, lookup_targets
+from heron.sip.seal import hostport
 
 __all__ = ["BindingCache"]
 
@@ -30,6 +33,8 @@ class BindingCache:
         self._store = store
         self._bindings: dict[str, list[Binding]] = {}
         self._dirty: set[str] = set()
+        self._reach: Counter[str] = Counter()
+        """``host:port`` of every binding: where a registered phone is (see :meth:`reaches`)."""
 
     def __len__(self) -> int:
         return sum(len(bindings) for bindings in self._bindings.values())
@@ -38,6 +43,7 @@ class BindingCache:
         """Fill the cache from the store, at start."""
         for binding in await self._store.all(now):
             self._bindings.setdefault(binding.aor, []).append(binding)
+            self._index((binding,), 1)
 
     def get(self, aor: str) -> list[Binding]:
         """The AOR's bindings, expired ones included until swept."""
@@ -45,13 +51,29 @@ class BindingCache:
 
     def put(self, aor: str, bindings: Sequence[Binding]) -> None:
         """Make ``bindings`` the AOR's whole set; the store gets it at the next flush."""
+        self._index(self._bindings.get(aor, ()), -1)
         self._bindings[aor] = list(bindings)
+        self._index(bindings, 1)
         self._dirty.add(aor)
 
     def drop(self, aor: str) -> None:
         """Forget the AOR's bindings (its account is gone)."""
-        if self._bindings.pop(aor, None) is not None:
+        if (dropped := self._bindings.pop(aor, None)) is not None:
+            self._index(dropped, -1)
             self._dirty.add(aor)
+
+    def reaches(self, host: str, port: int) -> bool:
+        """Whether a binding's phone is at ``host:port``: the address its REGISTER came
+        from, or its Contact when that names the same host (a phone on the LAN or on
+        loopback, not a Contact pointing somewhere else)."""
+        return f"{host.strip('[]').lower()}:{port}" in self._reach
+
+    def _index(self, bindings: Iterable[Binding], change: int) -> None:
+        for binding in bindings:
+            for point in _points(binding):
+                self._reach[point] += change
+                if self._reach[point] <= 0:
+                    del self._reach[point]
 
     def live(self, now: float) -> Iterator[Binding]:
         """Every binding a request could reach now, by AOR."""
@@ -73,8 +95,23 @@ class BindingCache:
         removed = await self._store.sweep(now)
         for aor in list(self._bindings):
             live = [b for b in self._bindings[aor] if not b.is_expired(now)]
+            self._index((b for b in self._bindings[aor] if b.is_expired(now)), -1)
             if live:
                 self._bindings[aor] = live
             else:
                 del self._bindings[aor]
         return removed
+
+
+def _points(binding: Binding) -> list[str]:
+    received = binding.received
+    source = f"{received.host.strip('[]').lower()}:{received.port}"
+    points = [source]
+    try:
+        contact = hostport(binding.uri)
+    except SipError:
+        return points
+    if contact is not None and contact != source:
+        if contact.rpartition(":")[0] == source.rpartition(":")[0]:
+            points.append(contact)
+    return points

@@ -30,9 +30,9 @@ from heron.sip.proxy import (
     branch_id,
     forward_request,
     our_record_route,
-    preprocess_routes,
 )
 from heron.sip.registrar import Binding
+from heron.sip.seal import DialogSeal
 from heron.sip.transaction import TransactionLayer
 from heron.sip.uri import SipUri, Uri
 
@@ -63,6 +63,9 @@ class Target:
     hop: Uri
     binding: Binding | None
     located: tuple[DnsTarget, ...] = ()
+    vetted: bool = False
+    """Configured by the administrator (a static route, a click-to-call target): exempt
+    from the destination policy (:mod:`heron.sip.destinations`)."""
 
 
 @dataclass
@@ -101,6 +104,8 @@ class Forwarder:
         self._client_forks: dict[int, int] = {}
         self._fork_counter = itertools.count(1)
         self.forwarded = 0
+        self.seal: DialogSeal | None = None
+        """Seals our Record-Route in dialog-creating requests, once the key is loaded."""
 
     def forward(
         self, tx: int, request: Request, inbound: str, targets: Sequence[Target], now: float
@@ -116,7 +121,7 @@ class Forwarder:
                 first = target.located[0]
                 hop: tuple[str, tuple[str, int]] | None = first.transport, (first.host, first.port)
             else:
-                hop = self._next_hop(target.hop, binding)
+                hop = self.next_hop(target.hop, binding)
             if hop is None:
                 continue
             client = self._branch(fork, inbound, target, hop, None, initial, now)
@@ -128,13 +133,10 @@ class Forwarder:
             return
         self._flush()
 
-    def forward_stateless(self, request: Request) -> None:
-        """An ACK for a 2xx goes on by its Route or Request-URI (RFC 3261 §16.11)."""
-        request = preprocess_routes(request, self._locality.is_me)
-        routes = request.headers.routes
-        target = routes[0].uri if routes else request.uri
-        hop = self._next_hop(target, None)
-        if hop is None or request.headers.max_forwards == 0:
+    def forward_stateless(self, request: Request, hop: tuple[str, tuple[str, int]]) -> None:
+        """An ACK for a 2xx goes on to ``hop`` (its Route or Request-URI, RFC 3261 §16.11),
+        our Route values already removed (:func:`heron.sip.proxy.preprocess`)."""
+        if request.headers.max_forwards == 0:
             return
         transport, destination = hop
         via = self._via(transport, branch_id(request, next(self._fork_counter)))
@@ -231,7 +233,7 @@ class Forwarder:
         transport, destination = hop
         branch = branch_id(request, next(self._fork_counter))
         via = self._via(transport, branch)
-        record_route = self._record_route(inbound, transport) if initial else []
+        record_route = self._record_route(request, inbound, transport) if initial else []
         path = binding.path if binding is not None else ()
         sent = forward_request(
             request, target=target.uri, via=via, record_route=record_route, path=path
@@ -279,7 +281,9 @@ class Forwarder:
             self._layer.client_request(cancel, transport, transport != "udp", destination, now)
         self._flush()
 
-    def _next_hop(self, target: Uri, binding: Binding | None) -> tuple[str, tuple[str, int]] | None:
+    def next_hop(self, target: Uri, binding: Binding | None) -> tuple[str, tuple[str, int]] | None:
+        """The transport and address a request for ``target`` (or ``binding``) goes to;
+        None when it cannot be reached (a browser whose WebSocket is gone)."""
         if binding is not None:
             received = binding.received
             if received.transport == "udp":
@@ -304,15 +308,16 @@ class Forwarder:
         via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
         return Via(via_transport, host, port, params=_params(branch=branch, rport=None))
 
-    def _record_route(self, inbound: str, outbound: str) -> list[Address]:
-        """Ours, twice when the request changes transport (RFC 5658)."""
+    def _record_route(self, request: Request, inbound: str, outbound: str) -> list[Address]:
+        """Ours, sealed, twice when the request changes transport (RFC 5658)."""
         local = self._locality.addresses
         if inbound not in local:
             return []
-        inner = our_record_route(*local[inbound], inbound)
+        seal = () if self.seal is None else self.seal.params(request)
+        inner = our_record_route(*local[inbound], inbound, seal)
         if outbound == inbound or outbound not in local:
             return [inner]
-        return [our_record_route(*local[outbound], outbound), inner]
+        return [our_record_route(*local[outbound], outbound, seal), inner]
 
 
 def along(request: Request) -> Target:

@@ -27,6 +27,7 @@ __all__ = [
     "is_loop",
     "loop_key",
     "our_record_route",
+    "preprocess",
     "preprocess_routes",
 ]
 
@@ -40,12 +41,24 @@ def preprocess_routes(request: Request, is_me: IsMe) -> Request:
     Two of ours in a row are the double Record-Route this proxy inserts when
     it bridges transports (RFC 5658), both to be removed.
     """
+    return preprocess(request, is_me)[0]
+
+
+def preprocess(request: Request, is_me: IsMe) -> tuple[Request, tuple[Uri, ...]]:
+    """:func:`preprocess_routes`, and the URIs of ours it removed, topmost first: the
+    Record-Route values this proxy inserted, whose seal says whose dialog it is."""
+    if HeaderName.ROUTE not in request.headers:
+        return request, ()
     routes = request.headers.routes
     uri = request.uri
-    ours = is_me(uri) and isinstance(uri, SipUri) and uri.user is None
+    removed: list[Uri] = []
+    # Only a URI we put into a Record-Route (a loose router's, with lr) was rewritten by
+    # a strict router; sip:<our address> without lr is a request for us.
+    ours = is_me(uri) and isinstance(uri, SipUri) and uri.user is None and uri.lr
     if ours and routes:
         # A strict router put our Record-Route URI in the Request-URI and the
         # real target in the last Route (RFC 3261 §16.4).
+        removed.append(uri)
         last = routes[-1]
         kept = [str(r) for r in routes[:-1]]
         headers = request.headers.remove(HeaderName.ROUTE)
@@ -55,8 +68,9 @@ def preprocess_routes(request: Request, is_me: IsMe) -> Request:
     for _ in range(2):
         routes = request.headers.routes
         if routes and is_me(routes[0].uri):
+            removed.append(routes[0].uri)
             request = request.pop_route()
-    return request
+    return request, tuple(removed)
 
 
 def loop_key(request: Request, top: Via | None = None) -> str:
@@ -224,8 +238,12 @@ def _rank(response: Response) -> tuple[int, int]:
     return (0 if klass == 6 else klass, response.status)
 
 
-def our_record_route(host: str, port: int, transport: str) -> Address:
-    """The Record-Route value for one of our listeners, loose-routing (§16.6 step 4)."""
+def our_record_route(
+    host: str, port: int, transport: str, extra: Sequence[tuple[str, str]] = ()
+) -> Address:
+    """The Record-Route value for one of our listeners, loose-routing (§16.6 step 4);
+    ``extra`` URI parameters follow ``lr`` (a dialog's seal, :mod:`heron.sip.seal`)."""
     params = f";transport={transport}" if transport != "udp" else ""
+    sealed = "".join(f";{name}={value}" for name, value in extra)
     scheme = "sips" if transport == "tls" else "sip"
-    return parse_address(f"<{scheme}:{host}:{port}{params};lr>")
+    return parse_address(f"<{scheme}:{host}:{port}{params};lr{sealed}>")

@@ -30,15 +30,17 @@ from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
+from heron.sip.destinations import Destinations
 from heron.sip.digest import StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.forwarding import Forwarder, Target, alias, along
 from heron.sip.locality import Locality
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, Limits, Ping
-from heron.sip.proxy import is_loop, preprocess_routes
+from heron.sip.proxy import is_loop, preprocess
 from heron.sip.registrar import Registrar, lookup_targets
 from heron.sip.registrar import Source as BindingSource
+from heron.sip.seal import DialogSeal
 from heron.sip.transaction import (
     AckReceived,
     RequestReceived,
@@ -53,11 +55,14 @@ from heron.sip.transaction import (
 )
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
 from heron.sip.transports.dns import SipLocator
-from heron.sip.uri import SipUri, parse_uri
+from heron.sip.uri import SipUri, Uri, parse_uri
 from heron.store import SqlLocationStore
 from heron.tls import server_context
 
 __all__ = ["SipComponent", "build_sip"]
+
+Dialog = tuple[Request, tuple[Uri, ...], str]
+"""An in-dialog request, the Route values of ours it carried, and its caller's tag."""
 
 HA1_CACHE_SECONDS = 30.0
 """How long a looked-up HA1 stands; a changed account drops it at once."""
@@ -129,6 +134,14 @@ class SipComponent:
         )
         # Parsed here, so a bad click-to-call target stops the build, not a call.
         self._public = public_targets(self._config.web.click_to_call)
+        configured = [*(parse_uri(route.target) for route in sip.routes), *self._public.values()]
+        self._destinations = Destinations(
+            [*sip.trusted_peers, *sip.allowed_destinations],
+            hosts=[(u.maddr or u.host) for u in configured if isinstance(u, SipUri)],
+            own=[address.host for address in sip.listen + sip.tls_listen],
+        )
+        self._seal = DialogSeal(b"\0" * 32)  # replaced by the data directory's key at start
+        self._unsealed = 0
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -136,6 +149,8 @@ class SipComponent:
         config, sip = self._config, self._config.sip
         loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
+        self._seal = self._forwarder.seal = DialogSeal(key)
+        await self._find_own_addresses(loop)
         self._admission = Admission(
             config,
             self._locality,
@@ -160,6 +175,19 @@ class SipComponent:
         self._spawn(self._sweep())
         self._spawn(self._write_behind())
         return listeners
+
+    async def _find_own_addresses(self, loop: asyncio.AbstractEventLoop) -> None:
+        """heron's own addresses, which no forwarded request may reach: its host name's
+        and the IP addresses among ``sip.aliases``, besides the listeners' (best effort)."""
+        self._destinations.add_own(self._config.sip.aliases)
+        try:
+            found = await asyncio.wait_for(
+                loop.getaddrinfo(self._config.host_name, None), timeout=2.0
+            )
+        except (OSError, TimeoutError) as exc:
+            log.debug("sip: cannot resolve %s: %s", self._config.host_name, exc)
+            return
+        self._destinations.add_own(str(info[4][0]) for info in found)
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -293,7 +321,7 @@ class SipComponent:
                 assert source is not None
                 self._spawn(self._request(event.tx, event.request, source))
             elif isinstance(event, AckReceived):
-                self._forwarder.forward_stateless(event.request)
+                self._ack(event.request, event.transport, event.source)
             elif isinstance(event, ResponseReceived):
                 self._forwarder.response(event.tx, event.response, self._clock())
             elif isinstance(event, StrayResponse):
@@ -404,24 +432,32 @@ class SipComponent:
         if hops == 0:
             self._reply(tx, request, 483)
             return
-        if is_loop(request, [f"{h}:{p}" for h, p in self._locality.addresses.values()]):
+        if is_loop(request, self._sent_by()):
             self._reply(tx, request, 482)
             return
-        routed = preprocess_routes(request, self._locality.is_me)
-        ours = routed is not request and routed.headers.routes != request.headers.routes
+        routed, ours = preprocess(request, self._locality.is_me)
         request = routed
         to = request.headers.to
         if to is not None and to.tag is not None:
-            # In-dialog (RFC 3261 §12.2): it follows the route set we recorded,
-            # as Kamailio's loose_route() does; a stray one is not ours to route.
-            if not ours:
-                self._reply(tx, request, 404, "Not Here")
+            # In-dialog (RFC 3261 §12.2): it follows the route set we recorded, as
+            # Kamailio's loose_route() does, but only in a dialog we sealed.
+            caller = self._seal.caller_tag(request, ours)
+            if caller is None and not self._admission.trusted(source.host):
+                self._refuse_unsealed(request.method, source.host, source.port)
+                self._reply(tx, request, 481)
                 return
-            await self._forward_located(tx, request, source, along(request))
+            dialog = (request, ours, caller) if caller is not None else None
+            await self._forward_located(tx, request, source, along(request), dialog)
             return
         if request.headers.routes:
-            # A Route to somewhere else, from a client that may use us as outbound proxy.
-            if await self._authenticate(tx, request, source) is None:
+            # A Route to somewhere else, from a client that may use us as outbound proxy:
+            # its From is bound to the credentials, as on every other path.
+            user = await self._authenticate(tx, request, source)
+            if user is None:
+                return
+            refusal = self._admission.from_mismatch(request, user)
+            if refusal is not None:
+                self._refuse(tx, request, refusal)
                 return
             await self._forward_located(tx, request, source, along(request))
             return
@@ -438,6 +474,7 @@ class SipComponent:
         if isinstance(admitted, Refusal):
             self._refuse(tx, request, admitted)
             return
+        vetted = admitted is not request  # a click-to-call name's configured target
         request = admitted
         uri = request.uri
         if not isinstance(uri, SipUri):
@@ -451,7 +488,8 @@ class SipComponent:
                 self._reply(tx, request, 404)
             return
         if not self._locality.is_local(uri):
-            await self._forward_located(tx, request, source, Target(uri, uri, None))
+            target = Target(uri, uri, None, vetted=vetted)
+            await self._forward_located(tx, request, source, target)
             return
         targets = await self._targets(uri)
         if targets is None:
@@ -464,8 +502,77 @@ class SipComponent:
         else:
             self._forward(tx, request, source, targets)
 
+    def _sent_by(self) -> list[str]:
+        return [f"{h}:{p}" for h, p in self._locality.addresses.values()]
+
+    def _ack(self, request: Request, transport: str, source: tuple[str, int]) -> None:
+        """An ACK no transaction absorbed (for a 2xx, RFC 3261 §16.11): forwarded
+        statelessly within a dialog we sealed, by the same rules as any request: Max-Forwards,
+        loops and the destination policy. Anything else is dropped unanswered."""
+        if request.headers.max_forwards == 0 or is_loop(request, self._sent_by()):
+            return
+        routed, ours = preprocess(request, self._locality.is_me)
+        to = routed.headers.to
+        caller = self._seal.caller_tag(routed, ours) if to.tag is not None else None
+        if caller is None and not self._admission.trusted(source[0]):
+            self._refuse_unsealed(Method.ACK, *source)
+            return
+        target = along(routed)
+        hop = self._forwarder.next_hop(target.hop, None)
+        if hop is None:
+            return
+        dialog = (routed, ours, caller) if caller is not None else None
+        if not self._permitted(hop, dialog):
+            self._refuse_destination(Method.ACK, source[0], hop)
+            return
+        self._forwarder.forward_stateless(routed, hop)
+
+    def _refuse_unsealed(self, method: str, host: str, port: int) -> None:
+        self._unsealed += 1
+        if self._unsealed in (1, 100) or self._unsealed % 10_000 == 0:
+            log.warning(
+                "sip: %s from %s:%d in a dialog heron did not record-route refused (%d so far)",
+                method,
+                host,
+                port,
+                self._unsealed,
+            )
+
+    def _permitted(self, hop: tuple[str, tuple[str, int]], dialog: Dialog | None) -> bool:
+        """The destination policy (:mod:`heron.sip.destinations`): a public address, an
+        allowed one, a registered phone's, a connection the peer opened to us, or the
+        Contact of the caller of a dialog we sealed."""
+        transport, (host, port) = hop
+        if not self._destinations.internal(host):
+            return True
+        if transport != "udp" and self._flows.to(transport, host, port) is not None:
+            return True
+        if self._bindings.reaches(host, port):
+            return True
+        if dialog is not None:
+            request, ours, caller = dialog
+            return self._seal.reaches_caller(request, ours, caller, host, port)
+        return False
+
+    def _refuse_destination(self, method: str, host: str, hop: tuple[str, tuple[str, int]]) -> None:
+        transport, (to_host, to_port) = hop
+        log.info(
+            "sip: %s from %s to %s:%d over %s refused: an internal address "
+            "(sip.allowed_destinations)",
+            method,
+            host,
+            to_host,
+            to_port,
+            transport,
+        )
+
     async def _forward_located(
-        self, tx: int, request: Request, source: Source, target: Target
+        self,
+        tx: int,
+        request: Request,
+        source: Source,
+        target: Target,
+        dialog: Dialog | None = None,
     ) -> None:
         """Forward to a hop DNS must find (RFC 3263): another domain, or a host name in a
         Route or Contact. No records: 404; lookups failing: 503 (the caller may try later)."""
@@ -477,14 +584,51 @@ class SipComponent:
                 self._reply(tx, request, 503 if located.failed else 404, reason)
                 return
             target = replace(target, located=located.targets)
-        self._forward(tx, request, source, [target])
+        self._forward(tx, request, source, [target], dialog)
 
-    def _forward(self, tx: int, request: Request, source: Source, targets: list[Target]) -> None:
-        """Fork the request; a request from a WebSocket gets the way back on its Contact
+    def _forward(
+        self,
+        tx: int,
+        request: Request,
+        source: Source,
+        targets: list[Target],
+        dialog: Dialog | None = None,
+    ) -> None:
+        """Fork the request to the targets the destination policy lets it reach (403 when
+        none); a request from a WebSocket gets the way back on its Contact
         (see :func:`heron.sip.forwarding.alias`)."""
+        allowed = [t for t in (self._vet(t, request, source, dialog) for t in targets) if t]
+        if not allowed:
+            self._reply(tx, request, 403, "Destination Not Allowed")
+            return
         if source.transport in ("ws", "wss"):
             request = alias(request, source.transport, source.host, source.port)
-        self._forwarder.forward(tx, request, source.transport, targets, self._clock())
+        self._forwarder.forward(tx, request, source.transport, allowed, self._clock())
+
+    def _vet(
+        self, target: Target, request: Request, source: Source, dialog: Dialog | None
+    ) -> Target | None:
+        """``target`` with only the addresses the destination policy allows; None if none."""
+        if target.vetted:
+            return target
+        if target.located:
+            located = tuple(
+                t
+                for t in target.located
+                if self._permitted((t.transport, (t.host, t.port)), dialog)
+            )
+            if not located:
+                first = target.located[0]
+                self._refuse_destination(
+                    request.method, source.host, (first.transport, (first.host, first.port))
+                )
+                return None
+            return replace(target, located=located)
+        hop = self._forwarder.next_hop(target.hop, target.binding)
+        if hop is None or self._permitted(hop, dialog):
+            return target  # None: unreachable, the forwarder answers 480
+        self._refuse_destination(request.method, source.host, hop)
+        return None
 
     async def _targets(self, uri: SipUri) -> list[Target] | None:
         """Where a request for a local user goes: its bindings, or a configured route."""

@@ -26,7 +26,9 @@ the action of each edge. Choices where the RFCs leave room:
   transactions; an ACK matching an Accepted transaction goes to the TU.
   A 2xx that matches a client transaction with no edge for it (Completed)
   comes out as :class:`StrayResponse` for the proxy to forward statelessly,
-  as it must forward every 2xx to an INVITE (RFC 3261 §16.7 step 5).
+  as it must forward every 2xx to an INVITE (RFC 3261 §16.7 step 5). A
+  response matching no client transaction is dropped: forwarding it would
+  make the proxy a reflector for anyone who writes two Vias.
 * **RFC 2543 peers.** A request whose top Via branch lacks the magic cookie
   is matched the old way (RFC 3261 §17.2.3): Request-URI, From tag, Call-ID,
   CSeq number and top Via, plus for an ACK the To tag of the response sent.
@@ -208,7 +210,11 @@ class TransactionLayer:
         trigger = Input.of_status(response.status)
         if tx is not None and self._fire(tx, trigger, now, response):
             return
-        if tx is None or (trigger is Input.SUCCESS and tx.kind is Kind.INVITE_CLIENT):
+        # A response for no transaction of ours is dropped (RFC 3261 §17.1.3 leaves it to
+        # the core; relaying it along its Via would let anyone use the proxy as a
+        # reflector). A 2xx to an INVITE we sent, after a non-2xx final or with Timer M
+        # running out, is the core's to forward (RFC 3261 §16.7 step 5).
+        if tx is not None and trigger is Input.SUCCESS and tx.kind is Kind.INVITE_CLIENT:
             self._events.append(StrayResponse(response, transport, source))
 
     def _receive_request(

@@ -19,7 +19,7 @@ from tests.interop.sip.support import (
     call,
     register,
 )
-from tests.interop.sip.wire import uri_of
+from tests.interop.sip.wire import unsealed, uri_of
 from tests.support.config import free_port
 
 pytestmark = pytest.mark.interop
@@ -71,7 +71,8 @@ def test_call_through_the_proxy(
     # The callee saw heron's Record-Route and heron's Via on top of the caller's.
     via = f"SIP/2.0/{transport.upper()}"
     invite = callee.received("INVITE")[0]
-    assert invite.all("Record-Route") == [proxy_route(shared_sip, transport)], invite
+    assert unsealed(invite.all("Record-Route")) == [proxy_route(shared_sip, transport)], invite
+    assert ";hs=" in invite.get("Record-Route"), invite  # sealed: see heron.sip.seal
     assert [v.split(";")[0] for v in invite.all("Via")] == [
         f"{via} {shared_sip.address}",
         f"{via} {LOCALHOST}:{caller_port(caller)}",
@@ -81,7 +82,7 @@ def test_call_through_the_proxy(
     # callee's Contact, and arrived through heron: its Via on top.
     for method in ("ACK", "BYE"):
         sent = caller.sent(method)[-1]
-        assert sent.all("Route") == [proxy_route(shared_sip, transport)], sent
+        assert unsealed(sent.all("Route")) == [proxy_route(shared_sip, transport)], sent
         assert sent.uri == uri_of(callee.sent("200")[0].get("Contact")), sent
         received = callee.received(method)[0]
         assert received.get("Via").startswith(f"{via} {shared_sip.address};"), received

@@ -44,6 +44,9 @@ def heron(tmp_path_factory: pytest.TempPathFactory, dns: DnsStub) -> Iterator[Si
     port, tls_port = free_port(), free_port()
     settings = sip_settings(port, tls_port)
     settings["sip"]["dns_servers"] = [dns.address]
+    # The other domains' servers are sipp on loopback: an internal address heron forwards
+    # to only when the configuration allows it (heron.sip.destinations).
+    settings["sip"]["allowed_destinations"] = ["127.0.0.0/8"]
     users = {f"alice@{DOMAIN}": USERS["alice"]}
     with running_heron(directory, settings, users=users) as running:
         web = re.findall(r"web listening on https://[^:]+:(\d+)/", "".join(running.log))

@@ -27,7 +27,7 @@ from tests.interop.sip.support import (
     call,
     register,
 )
-from tests.interop.sip.wire import SDP, UserAgent, WebSocketChannel, trusting, uri_of
+from tests.interop.sip.wire import SDP, UserAgent, WebSocketChannel, trusting, unsealed, uri_of
 from tests.support.config import free_port
 
 pytestmark = pytest.mark.interop
@@ -87,7 +87,7 @@ async def test_browser_calls_udp_phone(
         assert [r.status for r in responses if r.status != 100] == [180, 200], responses
         ok = responses[-1]
         udp_side, ws_side = record_routes(shared_sip)
-        assert ok.all("Record-Route") == [udp_side, ws_side], ok
+        assert unsealed(ok.all("Record-Route")) == [udp_side, ws_side], ok
         await dialog.ack()
         bye = await before_exit(dialog.bye(), callee_done, "a 200 for its BYE")
         assert bye.status == 200, bye
@@ -95,7 +95,7 @@ async def test_browser_calls_udp_phone(
 
     assert callee.returncode == 0, callee.explain()
     invite = callee.received("INVITE")[0]
-    assert invite.all("Record-Route") == [udp_side, ws_side], invite
+    assert unsealed(invite.all("Record-Route")) == [udp_side, ws_side], invite
     vias = invite.all("Via")
     assert vias[0].startswith(f"SIP/2.0/UDP {shared_sip.address};"), vias
     assert vias[1].startswith(f"SIP/2.0/WSS {browser.sent_by};"), vias
@@ -121,7 +121,7 @@ async def test_udp_phone_calls_browser(
         # heron sent it over the browser's socket, to the Contact it registered.
         assert invite.uri == uri_of(browser.contact), invite
         udp_side, ws_side = record_routes(shared_sip)
-        assert invite.all("Record-Route") == [ws_side, udp_side], invite
+        assert unsealed(invite.all("Record-Route")) == [ws_side, udp_side], invite
         assert invite.get("Via").startswith(f"SIP/2.0/WSS {LOCALHOST}:{shared_sip.web_port};")
         answered = await browser.answer_invite(invite, SDP)
         ack = await before_exit(answered.receive("ACK"), caller_done, "the ACK")
@@ -136,4 +136,4 @@ async def test_udp_phone_calls_browser(
     assert caller.returncode == 0, caller.explain()
     assert [s for s, _ in caller.statuses() if s >= 200] == [407, 200, 200], caller.explain()
     # carol's ACK and BYE carried both of heron's Route values, UDP side first.
-    assert caller.sent("BYE")[0].all("Route") == [udp_side, ws_side], caller.explain()
+    assert unsealed(caller.sent("BYE")[0].all("Route")) == [udp_side, ws_side], caller.explain()

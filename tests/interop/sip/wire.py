@@ -110,6 +110,12 @@ def parse(text: str) -> SipMessage:
     return SipMessage(lines[0].strip(), tuple(headers), body.replace("\n", "\r\n"))
 
 
+def unsealed(routes: Sequence[str]) -> list[str]:
+    """Route or Record-Route values without the seal heron puts in its own (``hs``, ``hc``:
+    an HMAC binding the dialog, checked when in-dialog requests come back)."""
+    return [re.sub(r";h[sc]=[0-9a-f]+", "", route) for route in routes]
+
+
 def tag_of(address: str) -> str | None:
     found = re.search(r";\s*tag=([^;>\s]+)", address.rpartition(">")[2] or address)
     return found.group(1) if found else None

@@ -1,0 +1,86 @@
+"""Where heron may send a request it forwards, sans-IO.
+
+A SIP proxy connects to whatever a Request-URI, a Route or a DNS answer
+names, so without a policy anyone who can get a request through it (a user,
+a web phone, a party to a dialog) can make it reach what only the server
+itself should: Redis on 127.0.0.1:6379, a cloud metadata service on
+169.254.169.254, the office LAN behind it, or heron's own ports. Such
+*internal* addresses are loopback, link-local, private (RFC 1918, RFC 4193),
+unspecified, multicast and reserved ranges, and heron's own addresses.
+
+A request may still go there when the administrator said so
+(``sip.trusted_peers``, ``sip.allowed_destinations``, a static route or a
+click-to-call target), or when the address is a registered phone's: the
+server layer asks :class:`heron.sip.bindings.BindingCache` and its flows
+before it refuses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+__all__ = ["Destinations"]
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
+
+
+def _address(host: str) -> IPv4Address | IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(host.strip("[]").partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class Destinations:
+    """Which addresses are internal, and which of those the configuration allows."""
+
+    __slots__ = ("_allowed", "_hosts", "_own")
+
+    def __init__(
+        self,
+        allowed: Iterable[IPv4Network | IPv6Network] = (),
+        hosts: Iterable[str] = (),
+        own: Iterable[str] = (),
+    ) -> None:
+        """``allowed`` networks and ``hosts`` (the IP literals of configured targets) may
+        be reached; ``own`` are heron's own addresses, never reached."""
+        self._allowed = tuple(allowed)
+        self._hosts = frozenset(a for a in map(_address, hosts) if a is not None)
+        self._own: set[IPv4Address | IPv6Address] = set()
+        self.add_own(own)
+
+    def add_own(self, hosts: Iterable[str]) -> None:
+        """More of heron's own addresses (found at start: the host name's addresses)."""
+        for host in hosts:
+            address = _address(host)
+            if address is not None and not address.is_unspecified:
+                self._own.add(address)
+
+    def internal(self, host: str) -> bool:
+        """``host`` (an IP address as a request would be sent to it) is one no request may
+        reach without a reason: not a public address, or heron's own. A host name is
+        internal too: heron sends only to the addresses DNS gave it."""
+        address = _address(host)
+        if address is None:
+            return True
+        if address in self._hosts:
+            return False
+        if any(address in net for net in self._allowed if net.version == address.version):
+            return False
+        return (
+            address in self._own
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_private
+            or address.is_unspecified
+            or address.is_multicast
+            or address.is_reserved
+            or (isinstance(address, IPv4Address) and address in _SHARED)
+            or (isinstance(address, IPv6Address) and address.sixtofour is not None)
+            or (isinstance(address, IPv6Address) and address.teredo is not None)
+        )
