@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HERON := $(BIN)/heron
 PYTEST_ARGS ?=
-# Real clients the interoperability tests drive: coturn's turnutils_*, sipp, Node for @xmpp/client,
-# and Chromium for the browser tests (driven by Playwright, never a downloaded browser).
-DEB_PACKAGES := coturn sip-tester socat nodejs chromium
+# Real clients the interoperability tests drive: coturn's turnutils_*, sipp, sipsak (the SIP
+# health check), Node for @xmpp/client, and Chromium for the browser tests (driven by
+# Playwright, never a downloaded browser).
+DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

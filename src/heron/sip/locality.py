@@ -25,7 +25,7 @@ class Locality:
         self, domains: Iterable[str], listen: Sequence[ListenAddress], host_name: str
     ) -> None:
         self._domains = frozenset(domains)
-        self._listen_hosts = frozenset(address.host for address in listen)
+        self._listen_hosts = {address.host for address in listen}
         self._listen_ports = frozenset({address.port for address in listen} | {None})
         self._host_name = host_name
         self._addresses: dict[str, tuple[str, int]] = {}
@@ -44,6 +44,11 @@ class Locality:
             host = f"[{host}]"
         self._addresses.setdefault(transport, (host, address.port))
 
+    def add_hosts(self, hosts: Iterable[str]) -> None:
+        """More addresses a listener answers on (a wildcard listener's interfaces): with
+        one of our ports, or none, they name this proxy."""
+        self._listen_hosts.update(host.strip("[]").lower() for host in hosts)
+
     def sent_by(self, transport: str) -> tuple[str, int]:
         """The address for our Via on ``transport``: its listener's, else the UDP one."""
         return self._addresses.get(transport, self._addresses.get("udp", ("127.0.0.1", 5060)))
@@ -51,6 +56,13 @@ class Locality:
     def is_local(self, uri: SipUri) -> bool:
         """The URI names one of our domains, or this proxy."""
         return uri.host.lower() in self._domains or self.is_me(uri)
+
+    def is_server(self, uri: Uri) -> bool:
+        """The URI names the server itself, no user in it: one of our domains, our host
+        name, or this proxy's address (what a health check's OPTIONS is sent to)."""
+        if not isinstance(uri, SipUri) or uri.user is not None:
+            return False
+        return self.is_local(uri) or uri.host.lower() == self._host_name.lower()
 
     def is_me(self, uri: Uri) -> bool:
         """The URI names this proxy: an advertised address, or a listener's host and port."""

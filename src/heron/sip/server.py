@@ -61,6 +61,14 @@ from heron.tls import server_context
 
 __all__ = ["SipComponent", "build_sip"]
 
+CAPABILITIES = (
+    ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE, PRACK"),
+    ("Accept", "application/sdp, text/plain"),
+    ("Supported", "path, outbound"),
+)
+"""What an OPTIONS to heron itself is told (RFC 3261 §11.2): the methods it proxies and
+registers, bodies it passes, and the extensions of its registrar (RFC 3327, RFC 5626)."""
+
 Dialog = tuple[Request, tuple[Uri, ...], str]
 """An in-dialog request, the Route values of ours it carried, and its caller's tag."""
 
@@ -72,6 +80,32 @@ SWEEP_SECONDS = 30.0
 FLUSH_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
+
+
+def interface_addresses() -> list[str]:
+    """The host's own IP addresses, from Linux's /proc (none elsewhere): IPv4 from the
+    local routing table, IPv6 from the interface list."""
+    found = ["127.0.0.1", "::1"]
+    try:
+        with open("/proc/net/fib_trie", encoding="ascii") as trie:
+            last = ""
+            for line in trie:
+                text = line.strip()
+                if text.startswith("|-- "):
+                    last = text[4:]
+                elif text.startswith("/32 host LOCAL") and last:
+                    found.append(last)
+    except OSError:
+        pass
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as interfaces:
+            for line in interfaces:
+                digits = line.split()[0] if line.strip() else ""
+                if len(digits) == 32:
+                    found.append(str(ipaddress.IPv6Address(int(digits, 16))))
+    except (OSError, ValueError):
+        pass
+    return list(dict.fromkeys(found))
 
 
 def build_sip(services: Services) -> SipComponent | None:
@@ -177,17 +211,24 @@ class SipComponent:
         return listeners
 
     async def _find_own_addresses(self, loop: asyncio.AbstractEventLoop) -> None:
-        """heron's own addresses, which no forwarded request may reach: its host name's
-        and the IP addresses among ``sip.aliases``, besides the listeners' (best effort)."""
-        self._destinations.add_own(self._config.sip.aliases)
+        """heron's own addresses, which no forwarded request may reach: the host's
+        interfaces', its host name's and the IP addresses among ``sip.aliases``, besides
+        the listeners' (best effort). A wildcard listener answers on every interface
+        address, so a Request-URI or Route naming one of them names heron (a desk phone
+        registering to the server's IP address)."""
+        own = [*self._config.sip.aliases, *interface_addresses()]
         try:
             found = await asyncio.wait_for(
                 loop.getaddrinfo(self._config.host_name, None), timeout=2.0
             )
         except (OSError, TimeoutError) as exc:
             log.debug("sip: cannot resolve %s: %s", self._config.host_name, exc)
-            return
-        self._destinations.add_own(str(info[4][0]) for info in found)
+        else:
+            own += [str(info[4][0]) for info in found]
+        self._destinations.add_own(own)
+        sip = self._config.sip
+        if any(a.host in ("0.0.0.0", "::") for a in sip.listen + sip.tls_listen):
+            self._locality.add_hosts(own)
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -462,6 +503,11 @@ class SipComponent:
             await self._forward_located(tx, request, source, along(request))
             return
         uri = request.uri
+        if request.method == Method.OPTIONS and self._locality.is_server(uri):
+            # A health check (sipsak -s, a PBX's qualify, a trunk's keep-alive): heron
+            # answers for itself, as Kamailio does (RFC 3261 §11.2).
+            self._reply(tx, request, 200, headers=CAPABILITIES)
+            return
         if request.method == Method.REGISTER:
             if not (isinstance(uri, SipUri) and self._locality.is_local(uri)):
                 self._reply(tx, request, 403, "Not Our Domain")
@@ -481,11 +527,7 @@ class SipComponent:
             self._reply(tx, request, 416)
             return
         if uri.user is None and self._locality.is_me(uri):
-            if request.method == Method.OPTIONS:
-                allow = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, INFO, UPDATE"
-                self._reply(tx, request, 200, headers=[("Allow", allow)])
-            else:
-                self._reply(tx, request, 404)
+            self._reply(tx, request, 404)
             return
         if not self._locality.is_local(uri):
             target = Target(uri, uri, None, vetted=vetted)
