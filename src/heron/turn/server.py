@@ -47,7 +47,7 @@ from heron.turn.core import (
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
 from heron.turn.transports.relays import RelaySockets
-from heron.turn.transports.stream import StreamClient
+from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import UdpClient, UdpSocket
 
@@ -293,6 +293,13 @@ class TurnComponent:
             guesses=_UnixTimeGuesses(self._services.guards.guesses),
         )
         self._keys = TurnKeys(self._services.accounts, config.domain, config.turn_realm, secret)
+        guards = self._services.guards
+        self._stream_limits = StreamLimits(
+            guards.connections,
+            guards.policy.handshake_timeout,
+            guards.policy.idle_timeout,
+            self.core.allocations.__contains__,
+        )
         self._services.accounts.subscribe(self._account_changed)
         listeners: list[Listener] = []
         for address in turn.listen:
@@ -362,6 +369,7 @@ class TurnComponent:
                 "allocations_ended": counters.allocations_ended,
                 "key_lookups": self._keys.lookups,
                 "key_lookups_dropped": self._dropped,
+                "connections_closed": self._stream_limits.closed,
                 "requests": counters.requests,
                 "packets_relayed": traffic.packets_to_peer + traffic.packets_to_client,
                 "bytes_relayed": traffic.bytes_to_peer + traffic.bytes_to_client,
@@ -432,12 +440,15 @@ class TurnComponent:
     ) -> Listener:
         core = self.core
         assert core is not None
+        limits = self._stream_limits
+        handshake = limits.handshake_timeout if context is not None else None
         try:
             server = await loop.create_server(
-                lambda: StreamClient(kind, self.receive, core.close_client),
+                lambda: StreamClient(kind, self.receive, core.close_client, limits),
                 address.host,
                 address.port,
                 ssl=context,
+                ssl_handshake_timeout=handshake,
                 reuse_address=True,
                 reuse_port=self._config.turn.workers > 1,
             )
