@@ -741,7 +741,7 @@ class TurnCore:
         number, peer = message.find(ChannelNumber), message.find(XorPeerAddress)
         if number is None or peer is None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
-        host = self._permitted_peer(allocation, peer)
+        host = self._permitted_peer(allocation, peer, peer.port)
         address = (host, peer.port)
         bound = allocation.channels.get(number.number)
         by_peer = allocation.peers.get(address)
@@ -768,7 +768,7 @@ class TurnCore:
         peer = message.find(XorPeerAddress)
         if not allocation.tcp or peer is None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
-        host = self._permitted_peer(allocation, peer)
+        host = self._permitted_peer(allocation, peer, peer.port)
         address = (host, peer.port)
         if any(c.peer == address for c in allocation.connections.values()):
             raise _Refusal(ErrorCode.CONNECTION_ALREADY_EXISTS)
@@ -871,6 +871,11 @@ class TurnCore:
         peer, data = message.find(XorPeerAddress), message.find(Data)
         if allocation is None or peer is None or data is None:
             return
+        if peer.port in self._peers.own_ports and self._peers.is_own_service(
+            peer.address, peer.port
+        ):
+            allocation.traffic.dropped += 1
+            return
         allocation.send_indication((str(peer.address), peer.port), data.value, now)
 
     # --- helpers -------------------------------------------------------------------
@@ -884,10 +889,15 @@ class TurnCore:
             raise _Refusal(ErrorCode.WRONG_CREDENTIALS)
         return allocation
 
-    def _permitted_peer(self, allocation: Allocation, peer: XorPeerAddress) -> str:
+    def _permitted_peer(
+        self, allocation: Allocation, peer: XorPeerAddress, port: int | None = None
+    ) -> str:
+        """The peer's host, if relaying to it is allowed; ``port`` when one is named."""
         if peer.address.version not in allocation.relays:
             raise _Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
         if not self._peers.permits(peer.address):
+            raise _Refusal(ErrorCode.FORBIDDEN)
+        if port is not None and self._peers.is_own_service(peer.address, port):
             raise _Refusal(ErrorCode.FORBIDDEN)
         return str(peer.address)
 

@@ -200,6 +200,18 @@ class TurnKeys:
         return found
 
 
+def listening_ports(config: Config) -> set[int]:
+    """Every port heron's services listen on, by the configuration."""
+    ports: set[int] = set()
+    for section in (config.turn, config.sip, config.xmpp, config.web, config.mux):
+        for value in vars(section).values():
+            if isinstance(value, list):
+                ports.update(a.port for a in value if isinstance(a, ListenAddress))
+    if config.turn.other_address is not None:
+        ports.update(a.port + 1 for a in config.turn.listen)  # RFC 5780's second port
+    return ports
+
+
 def relay_addresses(
     config: Config,
 ) -> tuple[dict[int, IPv4Address | IPv6Address], dict[int, IPv4Address | IPv6Address]]:
@@ -288,7 +300,10 @@ class TurnComponent:
             NonceIssuer(os.urandom(32)),
             connection_ids=lambda: int.from_bytes(os.urandom(4), "big"),
             peers=PeerPolicy(
-                allowed=turn.allowed_peer_ranges, denied=turn.denied_peer_ranges, own_addresses=own
+                allowed=turn.allowed_peer_ranges,
+                denied=turn.denied_peer_ranges,
+                own_addresses=own,
+                own_ports=listening_ports(config),
             ),
             guesses=_UnixTimeGuesses(self._services.guards.guesses),
         )
