@@ -9,7 +9,12 @@ refused unchecked, and a device that logged in before keeps working.
 
 from __future__ import annotations
 
-from tests.security.support import USERS, Target
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.security.support import USERS, Target, target
 from tests.security.turn_wire import (
     ALLOCATE_REQUEST,
     REFRESH_REQUEST,
@@ -58,3 +63,46 @@ def test_guesses_from_six_addresses_then_the_password_from_a_seventh(heron: Targ
         assert refreshed.kind == REFRESH_REQUEST | SUCCESS, refreshed
         with RawTurnClient(server, "roland", password, local=DEVICE) as second:
             assert allocate(second).kind == ALLOCATE_REQUEST | SUCCESS
+
+
+@pytest.fixture
+def with_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """TURN in three processes (``turn.workers``): the kernel spreads sources over them."""
+    with target(tmp_path_factory.mktemp("heron"), {"turn": {"workers": 3}}) as running:
+        # Each worker says "heron serving" once its listeners joined the main one's.
+        deadline = time.monotonic() + 60
+        while running.log().count("heron serving") < 3:
+            assert time.monotonic() < deadline, running.log()
+            time.sleep(0.1)
+        yield running
+
+
+def test_guesses_spread_over_turn_workers_count_together(with_workers: Target) -> None:
+    server, password = turn_udp(with_workers), USERS["roland"]
+    with RawTurnClient(server, "roland", password, local=DEVICE) as device:
+        assert allocate(device).kind == ALLOCATE_REQUEST | SUCCESS
+        guessers = [
+            RawTurnClient(server, "roland", f"guess-{n}", local=ip) for n, ip in enumerate(GUESSERS)
+        ]
+        try:
+            # Guess until eight guesses were checked: five free, then waits of 1, 2 and 4 s
+            # (guesses during a wait are refused unchecked). The last checked one starts a
+            # 4 s wait, wherever each guess landed.
+            checked = 0
+            for attempt in range(1000):
+                refused = allocate(guessers[attempt % len(guessers)])
+                assert refused.error == 401, refused
+                checked += refused.reason != "Too many failed attempts"
+                if checked == 8:
+                    break
+                time.sleep(0.05)  # pacing, not synchronisation: the waits are the server's
+            else:
+                raise AssertionError("the guesses were never checked eight times")
+            with RawTurnClient(server, "roland", password, local=NEWCOMER) as newcomer:
+                answer = allocate(newcomer)
+                assert (answer.error, answer.reason) == (401, "Too many failed attempts")
+        finally:
+            for guesser in guessers:
+                guesser.close()
+        refreshed = device.request(REFRESH_REQUEST)
+        assert refreshed.kind == REFRESH_REQUEST | SUCCESS, refreshed

@@ -26,7 +26,7 @@ from tests.security.turn_wire import (
 FLOOD = 1000
 ATTACKER = "127.0.0.66"
 LOOKUP_BOUND = 60
-"""20 free failures for a source, 8 requests waiting at a time, a few more as waits lapse."""
+"""20 free failures for a source, 16 requests waiting at a time, a few more as waits lapse."""
 
 
 def test_a_flood_of_unknown_usernames_makes_few_lookups(heron: Target) -> None:

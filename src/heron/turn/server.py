@@ -15,6 +15,7 @@ which they are dropped (a UDP client retransmits).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -23,13 +24,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
 from typing import Any
 
 from heron import __version__
 from heron.accounts import AccountChange, AccountService
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
-from heron.control import View
+from heron.control import View, query
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.guesses import GuessThrottle, account_key, network_key
@@ -51,7 +53,15 @@ from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import UdpClient, UdpSocket
 
-__all__ = ["TurnComponent", "TurnKeys", "build_turn", "relay_addresses", "turn_account"]
+__all__ = [
+    "GUESS_COMMAND",
+    "TurnComponent",
+    "TurnKeys",
+    "build_turn",
+    "build_turn_worker",
+    "relay_addresses",
+    "turn_account",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +73,7 @@ UNKNOWN_CACHE_SECONDS = 10.0
 _KEY_CACHE_SIZE = 10_000
 MAX_WAITING = 256
 """Messages waiting for a key lookup, in all; more are dropped."""
-MAX_WAITING_PER_SOURCE = 8
+MAX_WAITING_PER_SOURCE = 16
 """Messages from one source network (IPv4 address, IPv6 /64) waiting for a key lookup."""
 SWEEP_SECONDS = 1.0
 CONNECT_TIMEOUT = 25.0
@@ -76,11 +86,30 @@ def build_turn(services: Services) -> TurnComponent | None:
     return TurnComponent(services) if services.config.turn.enabled else None
 
 
+def build_turn_worker(services: Services) -> TurnComponent | None:
+    """TURN in an extra worker process (``turn.workers``): guesses go to the main process."""
+    return TurnComponent(services, worker=True) if services.config.turn.enabled else None
+
+
+GUESS_COMMAND = "turn.guess"
+"""Control command by which TURN workers use the main process's guess throttle:
+``turn.guess ["wait"|"failure"|"success", account or null, source address]``."""
+_GUESS_TIMEOUT = 5.0
+_MAX_GUESS_REQUEST = 200
+"""The control socket reads 256 bytes of a request; longer names count by source only."""
+
+
 class _Missing:
     pass
 
 
 MISSING = _Missing()
+
+
+def _known(credentials: Credentials | None | _Missing) -> Credentials | None:
+    """Keys to check against: none when they were not looked up (the core needs none)."""
+    return None if isinstance(credentials, _Missing) else credentials
+
 
 VISITOR_PREFIX = "anonymous-"
 """Click-to-call's REST users (``expiry:anonymous-<random>``): one per visit, no account."""
@@ -120,6 +149,76 @@ class _UnixTimeGuesses:
 
     def success(self, account: str, source: str) -> None:
         self._throttle.success(account, source, self._clock())
+
+
+Report = tuple[str, str | None, str]
+"""("failure" or "success", account, source) to tell the main process."""
+
+
+class _WorkerGuesses:
+    """The core's ``Guesses`` in a TURN worker process: the main process's throttle.
+
+    Guesses over every protocol are counted in the main process, so a worker asks
+    it how long an (account, source) must wait before each signed request, and
+    tells it the outcome before answering the client (so a guess is counted
+    before its answer leaves, as in one process). What the main process said is
+    kept until the wait ends.
+    """
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self._data_dir = data_dir
+        self._clock = clock
+        self._until: dict[tuple[str | None, str], float] = {}
+        self._reports: list[Report] = []
+        self._failed = 0
+
+    def wait(self, account: str | None, source: str) -> float:
+        until = self._until.get((account, source))
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._until[(account, source)]
+        return max(0.0, left)
+
+    def failure(self, account: str | None, source: str) -> None:
+        self._reports.append(("failure", account, source))
+
+    def success(self, account: str, source: str) -> None:
+        self._reports.append(("success", account, source))
+
+    def take(self) -> list[Report]:
+        """The outcomes the core gave since the last call, to tell the main process."""
+        reports, self._reports = self._reports, []
+        return reports
+
+    async def ask(self, account: str | None, source: str) -> None:
+        rows = await self._call("wait", account, source)
+        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
+        if len(self._until) >= _KEY_CACHE_SIZE:
+            self._until.clear()
+        if wait > 0:
+            self._until[(account, source)] = self._clock() + wait
+        else:
+            self._until.pop((account, source), None)
+
+    async def tell(self, reports: list[Report]) -> None:
+        for operation, account, source in reports:
+            await self._call(operation, account, source)
+
+    async def _call(self, operation: str, account: str | None, source: str) -> list[dict[str, Any]]:
+        text = json.dumps([operation, account, source])
+        if len(text) > _MAX_GUESS_REQUEST:
+            text = json.dumps([operation, None, source])
+        try:
+            return await asyncio.wait_for(
+                query(self._data_dir, f"{GUESS_COMMAND} {text}"), _GUESS_TIMEOUT
+            )
+        except (HeronError, OSError, ValueError, TimeoutError) as exc:
+            self._failed += 1
+            if self._failed == 1 or self._failed % 1000 == 0:
+                log.warning("turn worker: cannot reach the main process's guess throttle: %s", exc)
+            return []
 
 
 class TurnKeys:
@@ -243,10 +342,19 @@ def relay_addresses(
 class TurnComponent:
     """STUN/TURN on UDP, TCP and TLS listeners, relaying through UDP sockets."""
 
-    def __init__(self, services: Services, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        services: Services,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        worker: bool = False,
+    ) -> None:
         self._services = services
         self._config = services.config
         self._clock = clock
+        self._guesses = _UnixTimeGuesses(services.guards.guesses)
+        self._worker = _WorkerGuesses(services.config.data_dir) if worker else None
+        """Set in an extra worker process: guesses are the main process's to count."""
         self._udp: list[UdpSocket] = []
         self._udp_by_address: dict[Address, UdpSocket] = {}
         self._links: dict[int, PeerLink] = {}
@@ -305,7 +413,7 @@ class TurnComponent:
                 own_addresses=own,
                 own_ports=listening_ports(config),
             ),
-            guesses=_UnixTimeGuesses(self._services.guards.guesses),
+            guesses=self._worker or self._guesses,
         )
         self._keys = TurnKeys(self._services.accounts, config.domain, config.turn_realm, secret)
         guards = self._services.guards
@@ -316,6 +424,8 @@ class TurnComponent:
             self.core.allocations.__contains__,
         )
         self._services.accounts.subscribe(self._account_changed)
+        if self._worker is None:
+            self._services.commands[GUESS_COMMAND] = self._guess_command
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
@@ -506,13 +616,13 @@ class TurnComponent:
             return
         account = turn_account(username.value, self._config.domain)
         credentials = self._keys.cached(username.value)
-        if isinstance(credentials, _Missing):
+        missing = isinstance(credentials, _Missing)
+        if missing or self._worker is not None:
             assert self.core is not None
             if self.core.needs_keys(message, key[1][0], account, self._clock()):
                 self._wait_for_keys(message, key, client, username.value, account)
                 return
-            credentials = None
-        self._handle(message, key, client, credentials, account)
+        self._handle(message, key, client, _known(credentials), account)
 
     def _wait_for_keys(
         self,
@@ -599,7 +709,11 @@ class TurnComponent:
         network: str,
     ) -> None:
         try:
-            credentials = await self._keys.fetch(username)
+            credentials = self._keys.cached(username)
+            if isinstance(credentials, _Missing):
+                credentials = await self._keys.fetch(username)
+            if self._worker is not None:
+                await self._worker.ask(account, key[1][0])
         finally:
             self._waiting_total -= 1
             left = self._waiting.get(network, 1) - 1
@@ -608,6 +722,24 @@ class TurnComponent:
             else:
                 self._waiting.pop(network, None)
         self._handle(message, key, client, credentials, account)
+
+    def _guess_command(self, argument: str) -> list[dict[str, Any]]:
+        """A worker's question or report for the guess throttle (:data:`GUESS_COMMAND`)."""
+        try:
+            operation, account, source = json.loads(argument)
+        except (ValueError, TypeError):
+            raise ValueError("expected [operation, account, source]") from None
+        if not isinstance(source, str) or not (account is None or isinstance(account, str)):
+            raise ValueError("account must be a string or null, source a string")
+        if operation == "wait":
+            return [{"wait": self._guesses.wait(account, source)}]
+        if operation == "failure":
+            self._guesses.failure(account, source)
+        elif operation == "success" and account is not None:
+            self._guesses.success(account, source)
+        else:
+            raise ValueError(f"unknown operation {operation!r}")
+        return []
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A new password or no account: cached keys go, and so do the allocations the
@@ -632,6 +764,20 @@ class TurnComponent:
         reply = self.core.handle(message, key, client, credentials, self._clock(), account)
         if reply is None:
             return
+        reports = self._worker.take() if self._worker is not None else None
+        if reports:
+            self._spawn(self._tell_then_deliver(reports, reply, key, client))
+        else:
+            self._deliver(reply, key, client)
+
+    async def _tell_then_deliver(
+        self, reports: list[Report], reply: Reply, key: ClientKey, client: ClientLink
+    ) -> None:
+        assert self._worker is not None
+        await self._worker.tell(reports)
+        self._deliver(reply, key, client)
+
+    def _deliver(self, reply: Reply, key: ClientKey, client: ClientLink) -> None:
         if reply.connect is not None:
             self._spawn(self._connect(reply, client))
         elif reply.bind is not None:
