@@ -9,6 +9,7 @@ stanzas for the router. The stream decides; this module only carries bytes.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 import ssl
@@ -23,13 +24,12 @@ from aiohttp import WSMsgType, web
 from heron.accounts import AccountChange
 from heron.accounts.model import Account
 from heron.accounts.scram import ScramHash, ScramKeys
-from heron.accounts.secrets import verify_password
 from heron.component import Listener, Services
-from heron.config import ListenAddress
+from heron.config import Config, ListenAddress
 from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, listen_error
-from heron.ratelimit import Lockout
+from heron.guesses import account_key
 from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
@@ -71,6 +71,13 @@ _KNOWN_ACCOUNTS = 4096
 
 def build_xmpp(services: Services) -> XmppComponent | None:
     return XmppComponent(services) if services.config.xmpp.enabled else None
+
+
+def _unknown_accounts_secret(config: Config) -> bytes:
+    """The key of the fake SCRAM salts of unknown accounts: derived from the server's own
+    secret in the data directory, so a name's fake salt outlives restarts as a real one does."""
+    server_secret = load_or_create_secret(config.sip_secret_path)
+    return hmac.digest(server_secret, b"heron xmpp: SCRAM keys of unknown accounts", "sha256")
 
 
 class _Link:
@@ -219,7 +226,7 @@ class XmppComponent:
         self._connections: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None
         self._sasl = SaslConfig(
-            server_secret=secrets.token_bytes(32),
+            server_secret=_unknown_accounts_secret(config),
             nonce=lambda: secrets.token_urlsafe(18),
         )
         database = services.database
@@ -251,9 +258,9 @@ class XmppComponent:
             history=config.xmpp.muc_history,
         )
         services.accounts.subscribe(self._account_changed)
-        self._lockout = Lockout()
+        self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
-            ("connections", "logins", "auth_failures", "stanzas"), 0
+            ("connections", "logins", "auth_failures", "auth_refused", "stanzas"), 0
         )
 
     # --- life cycle -----------------------------------------------------------------
@@ -441,20 +448,29 @@ class XmppComponent:
                 link.write(stream)
                 await link.start_tls(self._tls)
                 stream.start_tls_done({})
-            elif isinstance(event, ScramKeysNeeded):
-                keys = await self._scram_keys(event.username, stream.host, event.hash, link.peer)
-                stream.provide_scram_keys(keys)
-            elif isinstance(event, PlainCheckNeeded):
-                stream.plain_verified(
-                    await self._check_plain(event.username, stream.host, event.password, link)
-                )
+            elif isinstance(event, ScramKeysNeeded | PlainCheckNeeded):
+                if self._must_wait(event.username, stream.host, link.peer):
+                    stream.refuse_authentication()
+                elif isinstance(event, ScramKeysNeeded):
+                    keys = await self._scram_keys(event.username, stream.host, event.hash)
+                    stream.provide_scram_keys(keys)
+                else:
+                    account = await self._account(event.username, stream.host)
+                    stored = None if account is None else account.secrets
+                    # Unknown accounts cost the same Argon2 check (the verifier's dummy hash).
+                    ok = await self._guards.verifier.verify(stored, event.password)
+                    stream.plain_verified(ok and account is not None)
             elif isinstance(event, Authenticated):
                 self._counters["logins"] += 1
-                self._lockout.success(str(event.jid))
+                jid = event.jid
+                self._guards.guesses.success(
+                    account_key(jid.local, jid.domain), link.peer, time.monotonic()
+                )
             elif isinstance(event, AuthenticationFailed):
                 self._counters["auth_failures"] += 1
-                user = f"{event.username}@{stream.host}" if event.username else None
-                self._lockout.failure(user, link.peer, time.monotonic())
+                if event.counted:
+                    user = account_key(event.username, stream.host) if event.username else None
+                    self._guards.guesses.failure(user, link.peer, time.monotonic())
             elif isinstance(event, BindRequested):
                 session = self._bind(stream, link, event.resource, transport)
             elif isinstance(event, StreamEnded):
@@ -493,12 +509,8 @@ class XmppComponent:
                 self._known.popitem(last=False)
         return account
 
-    async def _scram_keys(
-        self, username: str, host: str, hash_name: ScramHash, peer: str
-    ) -> ScramKeys | None:
+    async def _scram_keys(self, username: str, host: str, hash_name: ScramHash) -> ScramKeys | None:
         """The keys to check a SCRAM login against, from memory when the account was seen."""
-        if self._locked(username, host, peer):
-            return None
         jid = JID(username, host)
         scram = self._known.get(jid)
         if scram is not None:
@@ -510,19 +522,26 @@ class XmppComponent:
             scram = account.secrets.scram
         return next((keys for keys in scram if keys.hash is hash_name), None)
 
-    def _locked(self, username: str, host: str, peer: str) -> bool:
-        """Whether the account or the address is locked out after too many failed logins;
-        a login then fails as a wrong password does, alike for every cause."""
-        return self._lockout.is_locked(f"{username}@{host}", peer, time.monotonic())
-
-    async def _check_plain(self, username: str, host: str, password: str, link: _Link) -> bool:
-        if self._locked(username, host, link.peer):
+    def _must_wait(self, username: str, host: str, peer: str) -> bool:
+        """Whether guesses for the account, or from the peer's network, must wait now (the
+        shared :class:`heron.guesses.GuessThrottle`); the attempt is then refused unchecked,
+        alike for known and unknown accounts."""
+        wait = self._guards.guesses.wait(account_key(username, host), peer, time.monotonic())
+        if wait <= 0:
             return False
-        account = await self._account(username, host)
-        if account is None:
-            return False
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, verify_password, account.secrets, password)
+        self._counters["auth_refused"] += 1
+        refused = self._counters["auth_refused"]
+        if refused == 1 or refused % 1000 == 0:
+            log.warning(
+                "xmpp: login to %s@%s from %s refused unchecked: guesses must wait %.0f s "
+                "more (limits.account_guesses, limits.source_guesses); %d refused so far",
+                username,
+                host,
+                peer,
+                wait,
+                refused,
+            )
+        return True
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A removed account, or one whose password changed, is logged out everywhere (as
