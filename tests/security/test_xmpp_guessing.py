@@ -11,13 +11,11 @@ Argon2 pool, so it cannot take heron's memory.
 from __future__ import annotations
 
 import asyncio
-import re
 from contextlib import AsyncExitStack
 from itertools import cycle
-from pathlib import Path
 
 from tests.security.support import USERS, Target
-from tests.security.xmpp_client import connected, plain, plain_login
+from tests.security.xmpp_client import connected, peak_memory, plain, plain_login
 
 SOURCES = [f"127.0.0.{n}" for n in range(2, 8)]
 """The attacker's addresses; 127.0.0.1 is the account owner's known device."""
@@ -63,19 +61,11 @@ async def test_guesses_from_many_addresses_wait_but_the_known_device_logs_in(
     assert "refused unchecked: guesses must wait" in heron.log()
 
 
-def _peak_memory(pid: int) -> int:
-    """The process's resident set high-water mark (VmHWM), in bytes."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
-    assert found is not None
-    return int(found[1]) * 1024
-
-
 async def test_a_burst_of_wrong_plain_logins_does_not_take_the_memory(heron: Target) -> None:
     pid = heron.heron.process.pid
     # One wrong login first, so the peak already holds one Argon2 check (64 MiB).
     assert b"<not-authorized/>" in await plain_login(heron, "roland", "warm-up")
-    before = _peak_memory(pid)
+    before = peak_memory(pid)
 
     # Twelve wrong PLAIN logins at once, over three accounts and several addresses so that
     # no guess waits: each one reaches the password check.
@@ -91,6 +81,6 @@ async def test_a_burst_of_wrong_plain_logins_does_not_take_the_memory(heron: Tar
         )
     assert all(name == "failure" for name, _ in answers), answers
 
-    grown = _peak_memory(pid) - before
+    grown = peak_memory(pid) - before
     # Unbounded, the checks ran side by side (about 64 MiB each): six at once took 380 MB.
     assert grown < 3 * 64 * 2**20, f"peak memory grew by {grown / 2**20:.0f} MiB"

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.security.support import DOMAIN, HOST, Target
 
@@ -109,3 +110,12 @@ async def scram_server_first(
         text = re.sub(rb"<[^>]*>", b"", answer)
         server_first = base64.b64decode(text).decode()
     return dict(item.split("=", 1) for item in server_first.split(","))
+
+
+def peak_memory(pid: int) -> int:
+    """A process's resident set high-water mark (VmHWM), in bytes: it catches a peak that
+    lasted a fraction of a second, which sampling VmRSS could miss."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    assert found is not None
+    return int(found[1]) * 1024
