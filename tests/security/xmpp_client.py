@@ -119,3 +119,20 @@ def peak_memory(pid: int) -> int:
     found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
     assert found is not None
     return int(found[1]) * 1024
+
+
+@asynccontextmanager
+async def logged_in(
+    target: Target, user: str, password: str, source: str = HOST
+) -> AsyncIterator[Connection]:
+    """A session of ``user`` with a bound resource (RFC 6120 §6.4.6 restart, §7 bind)."""
+    async with connected(target, source) as connection:
+        await connection.open_stream()
+        name, answer = await connection.sasl(plain(user, password))
+        assert name == "success", answer
+        await connection.open_stream()
+        await connection.send(
+            b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+        )
+        await connection.until(re.compile(rb"<iq [^>]*id=\"bind\".*?</iq>", re.S))
+        yield connection

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from aiohttp import WSMsgType, web
 
@@ -26,6 +26,7 @@ from heron.accounts.model import Account
 from heron.accounts.scram import ScramHash, ScramKeys
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
+from heron.connections import ConnectionPolicy
 from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, listen_error
@@ -46,6 +47,7 @@ from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.service import MucService
 from heron.xmpp.router import Router
 from heron.xmpp.sasl import SaslConfig
+from heron.xmpp.stanza import NS, qname
 from heron.xmpp.stream import (
     Authenticated,
     AuthenticationFailed,
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
+_PING_GRACE = 60.0
+"""Seconds a client silent for ``limits.idle_timeout`` has to answer the server's ping
+(the idle timeout itself if shorter)."""
 _KNOWN_ACCOUNTS = 4096
 """Accounts whose SCRAM keys stay in memory, the least recently used dropped first."""
 
@@ -83,7 +88,8 @@ def _unknown_accounts_secret(config: Config) -> bytes:
 class _Link:
     """The byte pipe under one stream: a TCP/TLS socket or a WebSocket."""
 
-    async def read(self) -> bytes | None:
+    async def read(self, timeout: float) -> bytes | None:
+        """The next bytes, None at the end; raises TimeoutError after ``timeout`` seconds."""
         raise NotImplementedError
 
     def write(self, stream: C2SStream) -> None:
@@ -126,9 +132,12 @@ class _SocketLink(_Link):
         peer = writer.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
 
-    async def read(self) -> bytes | None:
+    async def read(self, timeout: float) -> bytes | None:
         try:
-            data = await self._reader.read(_READ_SIZE)
+            async with asyncio.timeout(timeout):
+                data = await self._reader.read(_READ_SIZE)
+        except TimeoutError:  # an OSError too, but not the end of the connection
+            raise
         except (ConnectionError, ssl.SSLError, OSError):
             return None
         return data or None
@@ -158,8 +167,8 @@ class _WebSocketLink(_Link):
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write())
 
-    async def read(self) -> bytes | None:
-        message = await self._socket.receive()
+    async def read(self, timeout: float) -> bytes | None:
+        message = await self._socket.receive(timeout=max(timeout, 0.001))  # 0: no timeout
         if message.type == WSMsgType.TEXT:
             return str(message.data).encode()
         return None  # RFC 7395 §3.2: only text frames carry XMPP
@@ -260,8 +269,9 @@ class XmppComponent:
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
-            ("connections", "logins", "auth_failures", "auth_refused", "stanzas"), 0
+            ("connections", "logins", "auth_failures", "auth_refused", "timeouts", "stanzas"), 0
         )
+        self._pings = 0
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -368,31 +378,59 @@ class XmppComponent:
         self, key: str, address: ListenAddress, context: ssl.SSLContext | None
     ) -> Listener:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._run(_SocketLink(reader, writer), tls_active=context is not None)
+            await self._accept(reader, writer, tls_active=context is not None)
 
         try:
+            # A direct TLS handshake never finished ends at the handshake deadline; the
+            # connection counts against its source once the handshake is done.
             server = await asyncio.start_server(
-                accept, address.host, address.port, ssl=context, limit=_READ_SIZE
+                accept,
+                address.host,
+                address.port,
+                ssl=context,
+                limit=_READ_SIZE,
+                ssl_handshake_timeout=self._guards.policy.handshake_timeout if context else None,
             )
         except OSError as exc:
             raise listen_error(key, address, exc) from None
         self._servers.append(server)
         return Listener("xmpp", f"{'tls' if context else 'tcp'}://{address}")
 
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        socket = web.WebSocketResponse(
-            protocols=("xmpp",), max_msg_size=self._config.xmpp.max_stanza_size
-        )
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls_active: bool
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        ip = peer[0] if peer else ""
+        connections = self._guards.connections
+        if not connections.open(ip, "xmpp"):  # it logs the refusal
+            writer.transport.abort()
+            return
         try:
-            await socket.prepare(request)
-        except ConnectionError:  # the browser left during the upgrade (a closed tab)
+            await self._run(_SocketLink(reader, writer), tls_active=tls_active)
+        finally:
+            connections.close(ip)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ip = request.remote or ""
+        connections = self._guards.connections
+        if not connections.open(ip, "xmpp"):  # it logs the refusal
+            return web.Response(status=503, text="too many connections from your address\n")
+        try:
+            socket = web.WebSocketResponse(
+                protocols=("xmpp",), max_msg_size=self._config.xmpp.max_stanza_size
+            )
+            try:
+                await socket.prepare(request)
+            except ConnectionError:  # the browser left during the upgrade (a closed tab)
+                return socket
+            if socket.ws_protocol != "xmpp":
+                await socket.close(code=1002, message=b"subprotocol xmpp required")
+                return socket
+            link = _WebSocketLink(socket, ip)
+            await self._run(link, tls_active=request.secure, websocket=True)
             return socket
-        if socket.ws_protocol != "xmpp":
-            await socket.close(code=1002, message=b"subprotocol xmpp required")
-            return socket
-        link = _WebSocketLink(socket, request.remote or "")
-        await self._run(link, tls_active=request.secure, websocket=True)
-        return socket
+        finally:
+            connections.close(ip)
 
     # --- one connection ------------------------------------------------------------------
 
@@ -415,11 +453,30 @@ class XmppComponent:
             ("wss" if tls_active else "ws") if websocket else ("tls" if tls_active else "tcp")
         )
         session: _Session | None = None
+        policy = self._guards.policy
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.handshake_timeout
+        pinged = False
         try:
             while not stream.closed:
-                data = await link.read()
+                authenticated = stream.authenticated_jid is not None
+                if not authenticated:
+                    wait = deadline - loop.time()
+                else:
+                    wait = min(_PING_GRACE, policy.idle_timeout) if pinged else policy.idle_timeout
+                try:
+                    data = await link.read(max(wait, 0.0))
+                except TimeoutError:
+                    if authenticated and not pinged and session is not None:
+                        # XEP-0199 §4.1: a client gone quiet is asked before it is dropped.
+                        pinged = True
+                        session.send(self._idle_ping(session.jid, stream.host))
+                        continue
+                    self._timed_out(stream, link, authenticated, policy)
+                    break
                 if data is None:
                     break
+                pinged = False
                 stream.receive_data(data)
                 session = await self._answer(stream, link, session, transport)
                 link.write(stream)
@@ -434,6 +491,32 @@ class XmppComponent:
             if session is not None:
                 await self._router.unbind(session)
             link.close()
+
+    def _idle_ping(self, jid: JID, host: str) -> Element:
+        self._pings += 1
+        ping = Element(qname(NS.CLIENT, "iq"), {"type": "get", "id": f"idle-{self._pings}"})
+        ping.set("from", host)
+        ping.set("to", str(jid))
+        SubElement(ping, qname(NS.PING, "ping"))
+        return ping
+
+    def _timed_out(
+        self, stream: C2SStream, link: _Link, authenticated: bool, policy: ConnectionPolicy
+    ) -> None:
+        """RFC 6120 §4.9.3.4 connection-timeout: no login within the handshake deadline, or
+        silence past the idle timeout (and the ping that followed it)."""
+        self._counters["timeouts"] += 1
+        if authenticated:
+            why = f"idle for {policy.idle_timeout:.0f} s (limits.idle_timeout)"
+        else:
+            why = f"not logged in after {policy.handshake_timeout:.0f} s (limits.handshake_timeout)"
+        timeouts = self._counters["timeouts"]
+        if timeouts == 1 or timeouts % 1000 == 0:
+            log.info("xmpp: connection from %s closed: %s; %d so far", link.peer, why, timeouts)
+        else:
+            log.debug("xmpp: connection from %s closed: %s", link.peer, why)
+        stream.close(StreamCondition.CONNECTION_TIMEOUT)
+        link.write(stream)
 
     async def _answer(
         self, stream: C2SStream, link: _Link, session: _Session | None, transport: str
