@@ -91,7 +91,7 @@ def mount_metrics(app: web.Application, services: Services, sessions: WebSession
         if access == "localhost" and not _loopback(request.remote):
             raise web.HTTPForbidden(text="metrics are served to localhost only\n")
         if access == "admin":
-            user = sessions.current(request)
+            user = await sessions.current(request)
             if user is None or not user.admin:
                 raise web.HTTPForbidden(text="metrics are served to administrators only\n")
         return web.Response(
