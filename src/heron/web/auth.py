@@ -319,13 +319,12 @@ class WebSessions:
         except ValueError:
             local, domain = "", ""
         key = account_key(local, domain) if local else None
+        name = _printable(key or address[:64])
         wait = guesses.wait(key, peer, self._clock())
         if wait > 0:
-            log.info(
-                "web login refused for %s from %s: guess throttle, %.0f s to wait",
-                _printable(key or address[:64]),
-                peer,
-                wait,
+            # Not checked, not counted; the line that started the wait said why.
+            log.debug(
+                "web login for %s from %s refused unchecked: %.0f s to wait", name, peer, wait
             )
             return wait
         account = await self._account(local, domain) if local else None
@@ -333,8 +332,18 @@ class WebSessions:
         if len(password) > _MAX_PASSWORD or not await self._guards.verifier.verify(
             secrets_, password
         ):
-            guesses.failure(key, peer, self._clock())
-            log.info("web login failed for %s from %s", _printable(key or address[:64]), peer)
+            now = self._clock()
+            guesses.failure(key, peer, now)
+            wait = guesses.wait(key, peer, now)
+            if wait > 0:
+                log.info(
+                    "web login failed for %s from %s; further guesses wait %.0f s",
+                    name,
+                    peer,
+                    wait,
+                )
+            else:
+                log.info("web login failed for %s from %s", name, peer)
             return None
         assert account is not None and key is not None
         guesses.success(key, peer, self._clock())
