@@ -45,14 +45,15 @@ class Browser:
 
     target: Target
     source: str = HOST
-    port_key: str = "web.listen"
+    port: int | None = None
+    """Another port than ``web.listen``'s, such as a plain listener's (then ``tls`` False)."""
     tls: bool = True
     token: str | None = None
     csrf: str | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
 
     def connection(self) -> http.client.HTTPConnection:
-        port = self.target.ports[self.port_key]
+        port = self.port or self.target.ports["web.listen"]
         if self.tls:
             return http.client.HTTPSConnection(
                 HOST,

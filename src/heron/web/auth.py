@@ -48,6 +48,7 @@ from heron.credentials import WebPhoneCredentials
 from heron.errors import AccountNotFound
 from heron.guards import Guards
 from heron.guesses import account_key
+from heron.web.proxy import client_of
 
 __all__ = [
     "COOKIE",
@@ -295,7 +296,8 @@ class WebSessions:
         next_path = local_path(target) if isinstance(target, str) else None
         if not isinstance(address, str) or not isinstance(password, str):
             return self._render(400, next_path, "Enter your address and password.")
-        outcome = await self._authenticate(address, password, request.remote)
+        # An unknown client (behind an untrusted proxy) has no source to count against.
+        outcome = await self._authenticate(address, password, client_of(request).address)
         if isinstance(outcome, float):
             seconds = str(math.ceil(outcome))
             message = f"Too many attempts: try again in {seconds} seconds."
@@ -388,7 +390,11 @@ def _printable(text: str) -> str:
 def _same_origin(request: web.Request) -> None:
     """Refuse cross-site posts (login CSRF) that a browser marks with a foreign Origin."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    # Plain HTTP reaches heron only from a TLS-terminating proxy: the page was https.
+    if origin is not None and origin not in (
+        f"{request.scheme}://{request.host}",
+        f"https://{request.host}",
+    ):
         raise web.HTTPForbidden(text="cross-site request refused\n")
 
 
