@@ -25,7 +25,7 @@ from heron.guesses import account_key
 from heron.permissions import loose_permissions
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore
-from heron.turn.server import build_turn
+from heron.turn.server import build_turn, build_turn_worker
 from heron.web.server import build_web
 from heron.xmpp.server import build_xmpp
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 Builder = Callable[[Services], Component | None]
 
 BUILDERS: tuple[Builder, ...] = (build_turn, build_sip, build_xmpp, build_web)
-TURN_WORKER_BUILDERS: tuple[Builder, ...] = (build_turn,)
+TURN_WORKER_BUILDERS: tuple[Builder, ...] = (build_turn_worker,)
 
 
 def account_policy(config: Config) -> AccountPolicy:
@@ -168,7 +168,7 @@ async def serve(
             control = ControlServer(
                 config.data_dir / SOCKET_NAME,
                 services.views,
-                {ACCOUNTS_CHANGED: _accounts_changed(services.accounts)},
+                {ACCOUNTS_CHANGED: _accounts_changed(services.accounts), **services.commands},
             )
             await control.start()
         workers = await _spawn_workers(config, worker_command)

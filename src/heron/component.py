@@ -11,7 +11,7 @@ from aiohttp import web
 
 from heron.accounts import AccountService
 from heron.config import Config
-from heron.control import View
+from heron.control import Command, View
 from heron.credentials import WebPhoneCredentials
 from heron.guards import Guards
 from heron.store import Database
@@ -65,3 +65,6 @@ class Services:
     views: dict[str, View] = field(default_factory=dict)
     """Live state of the components started so far (``app`` fills it), for the admin pages,
     the API and the metrics the web component serves."""
+    commands: dict[str, Command] = field(default_factory=dict)
+    """Control socket commands components add when they start (TURN workers ask the main
+    process's guess throttle through one)."""

@@ -322,6 +322,15 @@ class WebSettings(_Section):
     """Plain-HTTP listeners, none by default: only for a TLS-terminating reverse proxy on
     this host (such as 127.0.0.1:8080 behind nginx); cookies stay Secure, so browsers must
     reach the proxy over HTTPS."""
+    trusted_proxies: list[IPNetwork] = Field(default_factory=list)
+    """Reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto) heron believes, as
+    nginx's ``set_real_ip_from`` with ``real_ip_recursive on``: the client is the last
+    address in X-Forwarded-For that is not one of these. Empty by default: no header is
+    believed, and a client reaching ``plain_listen`` is unknown (its failed logins slow
+    only the account they guess, and /metrics is not served to it). Set it to the proxy's
+    address (such as ``["127.0.0.1/32"]``) and have the proxy send the header (nginx:
+    ``proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for``). Trusted proxies
+    are not held to ``limits.connections_per_source``."""
     click_to_call: dict[PublicName, CallTarget] = Field(default_factory=dict)
     """Public destinations anonymous web visitors may call at /call/NAME, such as
     ``sales = "roland@falcot.com"`` or ``support = "sip:600@192.0.2.10"`` (a PBX extension).

@@ -32,8 +32,8 @@ class NotRunning(HeronError):
     """No server answers on the data directory's control socket."""
 
 
-Command = Callable[[str], None]
-"""Takes the request's argument; raises ValueError for a bad one."""
+Command = Callable[[str], list[dict[str, Any]] | None]
+"""Takes the request's argument; raises ValueError for a bad one. May answer rows."""
 
 
 @contextmanager
@@ -84,10 +84,10 @@ class ControlServer:
     def _answer(self, name: str, argument: str) -> dict[str, Any]:
         if (command := self._commands.get(name)) is not None:
             try:
-                command(argument)
+                rows = command(argument)
             except ValueError as exc:
                 return {"error": f"{name}: {exc}"}
-            return {"rows": []}
+            return {"rows": rows or []}
         if (view := self._views.get(name)) is not None:
             return {"rows": view()}
         return {"error": f"no view {name!r}; known: {sorted(self._views)}"}

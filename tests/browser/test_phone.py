@@ -238,8 +238,9 @@ def test_config_js_gives_short_lived_credentials_and_never_the_password(
     assert config["domain"] == DOMAIN
     identity = config["identity"]
     assert identity["uri"] == f"sip:alice@{DOMAIN}"
-    expiry, _, user = identity["authorization_user"].partition(":")
-    assert user == "alice" and now < int(expiry) <= now + 24 * 3600
+    stamp, _, user = identity["authorization_user"].partition(":")
+    expiry, _, grant = stamp.partition(".")  # expiry.grant:user, the grant ends with the session
+    assert user == "alice" and grant and now < int(expiry) <= now + 24 * 3600
     turn = config["ice_servers"][-1]
     assert turn["urls"] == [
         f"turn:{LOCALHOST}:{phone_heron.turn_port}?transport=udp",
@@ -302,18 +303,26 @@ def test_sip_refuses_expired_or_borrowed_web_phone_credentials(
     secret_file = phone_heron.heron.config.parent / "var" / "sip_secret"
     secret = web_phone_secret(load_or_create_secret(secret_file))
     now = time.time()
-    expired = secret.issue("alice", now=now - 7200, ttl=3600)
-    alices, bobs = (secret.issue(user, now=now, ttl=3600) for user in ("alice", "bob"))
     websocket = f"wss://{LOCALHOST}:{phone_heron.web_port}/sip"
+    bob_context = browser.new_context()
+    try:
+        bob = bob_context.new_page()
+        login(bob, phone_heron, "bob", STAFF["bob"], PHONE)
+        bobs = _script_config(_fetch(bob, "/config.js")["body"])["identity"]
+    finally:
+        bob_context.close()
     context = browser.new_context()
     try:
         page = context.new_page()
         login(page, phone_heron, "alice", STAFF["alice"], PHONE)
+        alices = _script_config(_fetch(page, "/config.js")["body"])["identity"]
+        # Signed with the server's own key, but past its expiry.
+        expired = f"{int(now) - 60}.{alices['authorization_user'].partition('.')[2]}"
         attempts = {
-            "expired": (f"sip:alice@{DOMAIN}", expired.username, expired.password),
-            "borrowed": (f"sip:alice@{DOMAIN}", bobs.username, bobs.password),
-            "forged": (f"sip:alice@{DOMAIN}", f"{int(now) + 600}:alice", bobs.password),
-            "control": (f"sip:alice@{DOMAIN}", alices.username, alices.password),
+            "expired": (f"sip:alice@{DOMAIN}", expired, secret.password(expired)),
+            "borrowed": (f"sip:alice@{DOMAIN}", bobs["authorization_user"], bobs["password"]),
+            "forged": (f"sip:alice@{DOMAIN}", f"{int(now) + 600}:alice", bobs["password"]),
+            "control": (f"sip:alice@{DOMAIN}", alices["authorization_user"], alices["password"]),
         }
         results = {
             name: page.evaluate(REGISTER_AS, [websocket, *attempt])

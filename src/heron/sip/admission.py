@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 from heron.config import Config
-from heron.credentials import web_phone_secret
+from heron.credentials import WebPhoneCredentials
 from heron.errors import ConfigError
 from heron.ratelimit import FloodGuard, Lockout
 from heron.sip.digest import Algorithm, DigestAuthenticator, Outcome, StoredHa1
@@ -69,6 +69,7 @@ class Admission:
         *,
         ha1_for: Ha1Lookup,
         random: Callable[[int], bytes],
+        web_phone: WebPhoneCredentials,
     ) -> None:
         """``key`` signs digest nonces and web-phone credentials, ``public`` is
         :func:`public_targets` of ``web.click_to_call``, ``random`` salts the nonces."""
@@ -80,7 +81,7 @@ class Admission:
             algorithms=tuple(Algorithm(name) for name in sip.digest_algorithms),
             lockout=Lockout(),
         )
-        self._web_phone = web_phone_secret(key)
+        self._web_phone = web_phone
         self._locality = locality
         self._ha1_for = ha1_for
         self._random = random
@@ -181,18 +182,18 @@ class Admission:
     async def _credentials_for(self, username: str, now: float) -> tuple[str, StoredHa1 | None]:
         """The user a digest username stands for, and the HA1 to check it with.
 
-        ``expiry:user`` is a web phone's short-lived credential (see
-        :func:`heron.credentials.web_phone_secret`): its HA1 comes from the
-        HMAC password, and it is good only until its expiry, for an account
-        that still exists.
+        ``expiry.grant:user`` is a web phone's short-lived credential (see
+        :class:`heron.credentials.WebPhoneCredentials`): its HA1 comes from the
+        HMAC password, and it is good only until its expiry or until the web
+        session that got it ends, for an account that still exists.
         """
-        keys = self._web_phone.long_term_keys(username, self._realm, now=now)
-        if keys is None:
+        checked = self._web_phone.check(username, self._realm, now=now)
+        if checked is None:
             return username, await self._ha1_for(username)
-        user = username.partition(":")[2]
+        user, md5, sha256 = checked
         if await self._ha1_for(user) is None:
             return user, None
-        return user, StoredHa1(keys[0].hex(), keys[1].hex())
+        return user, StoredHa1(md5.hex(), sha256.hex())
 
     def _public_target(self, request: Request) -> SipUri | None:
         """Where an INVITE to a click-to-call name (``web.click_to_call``) goes, else None."""

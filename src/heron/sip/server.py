@@ -197,6 +197,7 @@ class SipComponent:
             self._public,
             ha1_for=self._ha1_for,
             random=secrets.token_bytes,
+            web_phone=self._services.web_phone,
         )
         listeners: list[Listener] = []
         for address in sip.listen:

@@ -28,6 +28,7 @@ from heron.stun import (
 __all__ = [
     "CHANNEL_LIFETIME",
     "PERMISSION_LIFETIME",
+    "RESERVATION_LIFETIME",
     "Address",
     "Allocation",
     "Channel",
@@ -41,6 +42,8 @@ Address = tuple[str, int]
 
 PERMISSION_LIFETIME = 300.0
 """RFC 8656 §9: "the Permission Lifetime MUST be 300 seconds"."""
+RESERVATION_LIFETIME = 30.0
+"""RFC 8656 §7.2: a reserved port (EVEN-PORT with R) is held for about 30 seconds."""
 CHANNEL_LIFETIME = 600.0
 """RFC 8656 §12: a channel binding lasts 10 minutes unless refreshed."""
 
@@ -120,6 +123,9 @@ class Allocation:
     max_bps: int = 0
     tcp: bool = False
     """A TCP allocation (RFC 6062): peers are reached by Connect, data by ConnectionBind."""
+    account: str = ""
+    """Whose quota it counts in: the account behind the USERNAME (a REST name's user too),
+    or the visitor's network for anonymous credentials."""
     connections: dict[int, PeerConnection] = field(default_factory=dict)
     permissions: dict[str, float] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)

@@ -9,6 +9,14 @@ socket and every path below is tested in memory with an injected clock.
 Order of checks for a request, as RFC 8489 §6.3 and RFC 8656 §7.2 give it:
 authentication (401/438/400), then unknown comprehension-required attributes
 (420), then the method's own checks. Binding needs no authentication.
+
+Password guesses count in the throttle every protocol shares (:class:`Guesses`,
+per account and per source network): while either must wait, a signed request
+is refused unchecked. :meth:`TurnCore.needs_keys` tells the server whether a
+message is worth a key lookup at all, so that a stranger's datagram costs no
+database query before its shape, realm, nonce and the throttle have been checked.
+Quotas count the account behind a USERNAME (a REST name's user too), anonymous
+credentials the visitor's network, reserved ports (EVEN-PORT R) included.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Protocol
 
+from heron.guesses import network_key
 from heron.stun import (
     AdditionalAddressFamily,
     AddressErrorCode,
@@ -61,6 +70,7 @@ from heron.stun import (
 )
 from heron.turn.allocation import (
     CONNECTION_BIND_TIMEOUT,
+    RESERVATION_LIFETIME,
     Address,
     Allocation,
     ClientLink,
@@ -76,6 +86,7 @@ __all__ = [
     "ClientKey",
     "ConnectOrder",
     "Credentials",
+    "Guesses",
     "RelayFactory",
     "Reply",
     "TurnCore",
@@ -130,8 +141,6 @@ class TurnPolicy:
     allow_anonymous: bool = False
     max_permissions: int = 256
     """Per allocation; a client asking for more is attacking, not calling."""
-    auth_failure_limit: int = 10
-    auth_failure_window: float = 60.0
     max_connections: int = 64
     """TCP peer connections per allocation (RFC 6062); each holds a socket."""
     alternate: AlternateAddresses | None = None
@@ -192,11 +201,40 @@ class RelayFactory(Protocol):
         """A listening TCP relay for an RFC 6062 allocation; None if full."""
 
 
+class Guesses(Protocol):
+    """The guess throttle all protocols share (:class:`heron.guesses.GuessThrottle`), with
+    the clock bound by the server: it counts in Unix time, the core in its own."""
+
+    def wait(self, account: str | None, source: str) -> float:
+        """Seconds before a guess for ``account`` from ``source`` may be checked."""
+
+    def failure(self, account: str | None, source: str) -> None: ...
+
+    def success(self, account: str, source: str) -> None: ...
+
+
+class _NoGuesses:
+    """No throttle: every guess is checked (unit tests that do not look at guessing)."""
+
+    def wait(self, account: str | None, source: str) -> float:
+        return 0.0
+
+    def failure(self, account: str | None, source: str) -> None:
+        pass
+
+    def success(self, account: str, source: str) -> None:
+        pass
+
+
 @dataclass(slots=True)
 class TurnCounters:
     allocations_created: int = 0
     allocations_expired: int = 0
+    allocations_ended: int = 0
+    """Ended by the server: the account's password changed or the account went."""
     auth_failures: int = 0
+    auth_throttled: int = 0
+    """Signed requests refused unchecked while their account or source had to wait."""
     requests: int = 0
     bad_requests: int = 0
     retired: TrafficCounters = field(default_factory=TrafficCounters)
@@ -206,6 +244,8 @@ class TurnCounters:
 class _Auth:
     username: str
     key: bytes | None
+    account: str
+    """The quota key: an account, or ``visitor <network>`` for anonymous credentials."""
 
 
 class _Refusal(Exception):
@@ -227,6 +267,7 @@ class TurnCore:
         nonces: NonceIssuer,
         peers: PeerPolicy,
         connection_ids: Callable[[], int] | None = None,
+        guesses: Guesses | None = None,
     ) -> None:
         self.policy = policy
         self.allocations: dict[ClientKey, Allocation] = {}
@@ -239,7 +280,9 @@ class TurnCore:
         """CONNECTION-ID generator (RFC 6062); the server passes a random one."""
         self._connections: dict[int, Allocation] = {}
         self._tcp_relays: dict[Relay, Allocation] = {}
-        self._failures: dict[str, tuple[int, float]] = {}
+        self._guesses: Guesses = guesses if guesses is not None else _NoGuesses()
+        self._reservations: dict[bytes, tuple[str, float]] = {}
+        """RESERVATION-TOKEN -> (quota key, until): a held port counts like an allocation."""
         self._handlers: dict[
             int, Callable[[Message, ClientKey, ClientLink, _Auth, float], tuple[Attribute, ...]]
         ] = {
@@ -260,8 +303,13 @@ class TurnCore:
         client: ClientLink,
         credentials: Credentials | None,
         now: float,
+        account: str | None = None,
     ) -> Reply | None:
-        """Process one decoded message from ``key``; the reply to send, or None."""
+        """Process one decoded message from ``key``; the reply to send, or None.
+
+        ``account`` is the account the USERNAME names (its guesses and quota key),
+        known without a lookup; None for anonymous REST credentials (a visitor).
+        """
         unknown = message.unknown_required()
         if message.message_class is MessageClass.INDICATION:
             # RFC 8489 §6.3.2: an indication with unknown comprehension-required
@@ -281,7 +329,7 @@ class TurnCore:
         handler = self._handlers.get(message.method)
         if handler is None:
             return self._error(message, ErrorCode.BAD_REQUEST)
-        auth = self._authenticate(message, key[1][0], credentials, now)
+        auth = self._authenticate(message, key[1][0], credentials, account, now)
         if not isinstance(auth, _Auth):
             return auth
         if unknown:
@@ -315,6 +363,39 @@ class TurnCore:
             return
         allocation.relay_channel_data(frame, now)
 
+    def needs_keys(self, message: Message, client_ip: str, account: str | None, now: float) -> bool:
+        """Whether answering ``message`` needs its USERNAME's keys.
+
+        Only a signed TURN request with our realm and a valid nonce for this
+        client, whose account and source need not wait, is worth a key lookup;
+        the core answers anything else (401, 438, 400, the throttle's 401)
+        without keys. Checked before the server goes to the account store.
+        """
+        if message.message_class is not MessageClass.REQUEST or message.method not in (
+            self._handlers
+        ):
+            return False
+        if message.find(MessageIntegrity) is None and message.find(MessageIntegritySha256) is None:
+            return False
+        realm, nonce = message.find(Realm), message.find(Nonce)
+        if realm is None or nonce is None or realm.value != self.policy.realm:
+            return False
+        if self._nonces.check(nonce.value, client_ip, now) is not NonceState.VALID:
+            return False
+        return self._guesses.wait(account, client_ip) <= 0
+
+    def end_account(self, account: str) -> int:
+        """The account's password changed or it was removed: its allocations end now.
+
+        Keys derived from the old password prove nothing any more, so what they
+        opened closes with them (as web sessions and web phone credentials do).
+        """
+        ended = [(k, a) for k, a in self.allocations.items() if a.account == account]
+        for key, allocation in ended:
+            self._delete(key, allocation)
+        self.counters.allocations_ended += len(ended)
+        return len(ended)
+
     def close_client(self, key: ClientKey) -> None:
         """The client's TCP/TLS connection closed: its allocation goes with it (§3.1)."""
         allocation = self.allocations.get(key)
@@ -338,9 +419,8 @@ class TurnCore:
                 if connection.bind_by is not None and connection.bind_by < now:
                     self.connection_closed(connection.id)
                     unbound.append(connection.id)
-        window = self.policy.auth_failure_window
-        for ip in [ip for ip, (_, since) in self._failures.items() if since + window < now]:
-            del self._failures[ip]
+        for token in [t for t, (_, until) in self._reservations.items() if until < now]:
+            self._count(self._reservations.pop(token)[0], -1)
         return unbound
 
     def traffic(self) -> TrafficCounters:
@@ -359,21 +439,18 @@ class TurnCore:
     # --- authentication (RFC 8489 §9.2.4) ------------------------------------------
 
     def _authenticate(
-        self, message: Message, client_ip: str, credentials: Credentials | None, now: float
+        self,
+        message: Message,
+        client_ip: str,
+        credentials: Credentials | None,
+        account: str | None,
+        now: float,
     ) -> _Auth | Reply:
-        count, since = self._failures.get(client_ip, (0, now))
-        if (
-            count >= self.policy.auth_failure_limit
-            and since + self.policy.auth_failure_window >= now
-        ):
-            # A guesser: refuse without a nonce, so nothing can be tried until the
-            # window passes, and the client learns at once that it failed.
-            return self._error(message, ErrorCode.UNAUTHORIZED, reason="Too many failed attempts")
         has_integrity = message.find(MessageIntegrity) or message.find(MessageIntegritySha256)
         username = message.find(Username)
         if not has_integrity:
             if self.policy.allow_anonymous and username is None:
-                return _Auth("", None)
+                return _Auth("", None, self._visitor(client_ip))
             return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
         realm, nonce = message.find(Realm), message.find(Nonce)
         if username is None or realm is None or nonce is None:
@@ -384,6 +461,12 @@ class TurnCore:
         algorithm = self._password_algorithm(message, nonce.value)
         if algorithm is None:
             return self._error(message, ErrorCode.BAD_REQUEST)
+        if self._guesses.wait(account, client_ip) > 0:
+            # A guesser, or someone guessing this account: refuse unchecked, without a
+            # nonce, so the client learns at once and does not retry in a loop (coturn's
+            # uclient takes a 401 with a nonce as "try again").
+            self.counters.auth_throttled += 1
+            return self._error(message, ErrorCode.UNAUTHORIZED, reason="Too many failed attempts")
         key = None
         if (
             credentials is not None
@@ -397,9 +480,17 @@ class TurnCore:
             )
         if key is None or not message.verify_integrity(key):
             self.counters.auth_failures += 1
-            self._failures[client_ip] = (count + 1, since)
+            self._guesses.failure(account, client_ip)
             return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
-        return _Auth(username.value, key)
+        if account is None:
+            return _Auth(username.value, key, self._visitor(client_ip))
+        self._guesses.success(account, client_ip)
+        return _Auth(username.value, key, account)
+
+    @staticmethod
+    def _visitor(client_ip: str) -> str:
+        """The quota key of anonymous credentials: the visitor's network."""
+        return "visitor " + network_key(client_ip)
 
     def _password_algorithm(self, message: Message, nonce: str) -> int | None:
         """The agreed algorithm, or None for a downgrade attempt (RFC 8489 §9.2.4)."""
@@ -510,7 +601,9 @@ class TurnCore:
                         "Address Family not Supported",
                     )
                 )
-        self._check_quota(auth.username)
+        if token is not None and (held := self._reservations.pop(token.value, None)):
+            self._count(held[0], -1)  # the reserved port becomes this allocation
+        self._check_quota(auth.account)
         dont_fragment = message.find(DontFragment) is not None
         if tcp:
             relays, reservation = self._open_tcp_relay(versions[0]), None
@@ -533,13 +626,17 @@ class TurnCore:
             success=b"",
             max_bps=self.policy.max_bps,
             tcp=tcp,
+            account=auth.account,
         )
         self.allocations[key] = allocation
         if tcp:
             self._tcp_relays[relays[versions[0]]] = allocation
         for relay in relays.values():
             relay.attach(allocation.deliver)
-        self._per_user[auth.username] = self._per_user.get(auth.username, 0) + 1
+        self._count(auth.account, 1)
+        if reservation is not None:
+            self._reservations[reservation] = (auth.account, now + RESERVATION_LIFETIME)
+            self._count(auth.account, 1)
         self.counters.allocations_created += 1
         relayed = [
             XorRelayedAddress(ip_address(r.address[0]), r.address[1]) for r in relays.values()
@@ -551,12 +648,20 @@ class TurnCore:
         attributes += [XorMappedAddress(ip_address(host), port), Software(self.policy.software)]
         return tuple(attributes)
 
-    def _check_quota(self, username: str) -> None:
+    def _check_quota(self, account: str) -> None:
         policy = self.policy
         if policy.total_quota and len(self.allocations) >= policy.total_quota:
             raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
-        if policy.user_quota and self._per_user.get(username, 0) >= policy.user_quota:
+        if policy.user_quota and self._per_user.get(account, 0) >= policy.user_quota:
             raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
+
+    def _count(self, account: str, change: int) -> None:
+        """Allocations and reserved ports held by ``account``."""
+        held = self._per_user.get(account, 0) + change
+        if held > 0:
+            self._per_user[account] = held
+        else:
+            self._per_user.pop(account, None)
 
     def _open_relays(
         self,
@@ -636,7 +741,7 @@ class TurnCore:
         number, peer = message.find(ChannelNumber), message.find(XorPeerAddress)
         if number is None or peer is None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
-        host = self._permitted_peer(allocation, peer)
+        host = self._permitted_peer(allocation, peer, peer.port)
         address = (host, peer.port)
         bound = allocation.channels.get(number.number)
         by_peer = allocation.peers.get(address)
@@ -663,7 +768,7 @@ class TurnCore:
         peer = message.find(XorPeerAddress)
         if not allocation.tcp or peer is None:
             raise _Refusal(ErrorCode.BAD_REQUEST)
-        host = self._permitted_peer(allocation, peer)
+        host = self._permitted_peer(allocation, peer, peer.port)
         address = (host, peer.port)
         if any(c.peer == address for c in allocation.connections.values()):
             raise _Refusal(ErrorCode.CONNECTION_ALREADY_EXISTS)
@@ -766,6 +871,11 @@ class TurnCore:
         peer, data = message.find(XorPeerAddress), message.find(Data)
         if allocation is None or peer is None or data is None:
             return
+        if peer.port in self._peers.own_ports and self._peers.is_own_service(
+            peer.address, peer.port
+        ):
+            allocation.traffic.dropped += 1
+            return
         allocation.send_indication((str(peer.address), peer.port), data.value, now)
 
     # --- helpers -------------------------------------------------------------------
@@ -779,10 +889,15 @@ class TurnCore:
             raise _Refusal(ErrorCode.WRONG_CREDENTIALS)
         return allocation
 
-    def _permitted_peer(self, allocation: Allocation, peer: XorPeerAddress) -> str:
+    def _permitted_peer(
+        self, allocation: Allocation, peer: XorPeerAddress, port: int | None = None
+    ) -> str:
+        """The peer's host, if relaying to it is allowed; ``port`` when one is named."""
         if peer.address.version not in allocation.relays:
             raise _Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
         if not self._peers.permits(peer.address):
+            raise _Refusal(ErrorCode.FORBIDDEN)
+        if port is not None and self._peers.is_own_service(peer.address, port):
             raise _Refusal(ErrorCode.FORBIDDEN)
         return str(peer.address)
 
@@ -793,11 +908,7 @@ class TurnCore:
         for relay in allocation.relays.values():
             self._tcp_relays.pop(relay, None)
         allocation.close()
-        left = self._per_user.get(allocation.username, 1) - 1
-        if left:
-            self._per_user[allocation.username] = left
-        else:
-            self._per_user.pop(allocation.username, None)
+        self._count(allocation.account, -1)
         retired = self.counters.retired
         for name in TrafficCounters.__slots__:
             setattr(retired, name, getattr(retired, name) + getattr(allocation.traffic, name))

@@ -5,6 +5,11 @@ anyone with a login scan and reach the server's own network. heron refuses
 those unless the administrator allows a range, and checks the IPv4 address
 hidden in IPv6 spellings (IPv4-mapped, IPv4-compatible, NAT64, 6to4,
 Teredo) so that ``::ffff:127.0.0.1`` is treated as ``127.0.0.1``.
+
+Whatever ranges are allowed, a relay never sends to heron's own listening
+ports on its own or loopback addresses (coturn refuses its own listeners too):
+data from a relay comes from the server's own address, which SIP, XMPP and the
+web would take for a local process.
 """
 
 from __future__ import annotations
@@ -70,10 +75,22 @@ class PeerPolicy:
         allowed: Iterable[IPNetwork] = (),
         denied: Iterable[IPNetwork] = (),
         own_addresses: Iterable[IPAddress] = (),
+        own_ports: Iterable[int] = (),
     ) -> None:
         self._allowed = tuple(allowed)
         self._denied = DENIED_BY_DEFAULT + tuple(denied)
         self._own = frozenset(own_addresses)
+        self.own_ports = frozenset(own_ports)
+        """Ports heron listens on (every service): never a peer on its own addresses."""
+
+    def is_own_service(self, address: IPAddress, port: int) -> bool:
+        """True if ``address``:``port`` may be one of heron's own listeners (any spelling)."""
+        if port not in self.own_ports:
+            return False
+        spellings: list[IPAddress] = [address]
+        if isinstance(address, IPv6Address) and (inner := embedded_ipv4(address)) is not None:
+            spellings.append(inner)
+        return any(s in self._own or s.is_loopback or s.is_unspecified for s in spellings)
 
     def permits(self, address: IPAddress) -> bool:
         """True if relaying to ``address`` is allowed.

@@ -3,27 +3,38 @@
 This is the only TURN module that knows about the event loop, the account
 store and the clock; it decodes, looks up keys, and hands everything else
 to the core.
+
+A key lookup is a database query, so a stranger's datagram gets one only once
+the core has found it worth it (:meth:`TurnCore.needs_keys`: a signed request,
+our realm, a valid nonce for that address, no wait in the guess throttle).
+Answers are cached, unknown names too, and dropped when the account changes;
+messages waiting for keys are bounded in all and per source network, beyond
+which they are dropped (a UDP client retransmits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
 from typing import Any
 
 from heron import __version__
-from heron.accounts import AccountService
+from heron.accounts import AccountChange, AccountService
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
-from heron.control import View
+from heron.control import View, query
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
+from heron.guesses import GuessThrottle, account_key, network_key
 from heron.stun import Message, StunRemoteError, Username
 from heron.tls import server_context
 from heron.turn.allocation import Address, ClientLink
@@ -38,17 +49,32 @@ from heron.turn.core import (
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
 from heron.turn.transports.relays import RelaySockets
-from heron.turn.transports.stream import StreamClient
+from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import UdpClient, UdpSocket
 
-__all__ = ["TurnComponent", "TurnKeys", "build_turn", "relay_addresses"]
+__all__ = [
+    "GUESS_COMMAND",
+    "TurnComponent",
+    "TurnKeys",
+    "build_turn",
+    "build_turn_worker",
+    "relay_addresses",
+    "turn_account",
+]
 
 log = logging.getLogger(__name__)
 
 KEY_CACHE_SECONDS = 30.0
-"""How long a looked-up key (or an unknown user) is trusted before asking the store again."""
+"""How long a looked-up key is trusted before asking the store again (an account change
+drops it at once)."""
+UNKNOWN_CACHE_SECONDS = 10.0
+"""How long "no such user" is remembered: short, so a new account works soon."""
 _KEY_CACHE_SIZE = 10_000
+MAX_WAITING = 256
+"""Messages waiting for a key lookup, in all; more are dropped."""
+MAX_WAITING_PER_SOURCE = 16
+"""Messages from one source network (IPv4 address, IPv6 /64) waiting for a key lookup."""
 SWEEP_SECONDS = 1.0
 CONNECT_TIMEOUT = 25.0
 """RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
@@ -60,6 +86,19 @@ def build_turn(services: Services) -> TurnComponent | None:
     return TurnComponent(services) if services.config.turn.enabled else None
 
 
+def build_turn_worker(services: Services) -> TurnComponent | None:
+    """TURN in an extra worker process (``turn.workers``): guesses go to the main process."""
+    return TurnComponent(services, worker=True) if services.config.turn.enabled else None
+
+
+GUESS_COMMAND = "turn.guess"
+"""Control command by which TURN workers use the main process's guess throttle:
+``turn.guess ["wait"|"failure"|"success", account or null, source address]``."""
+_GUESS_TIMEOUT = 5.0
+_MAX_GUESS_REQUEST = 200
+"""The control socket reads 256 bytes of a request; longer names count by source only."""
+
+
 class _Missing:
     pass
 
@@ -67,12 +106,127 @@ class _Missing:
 MISSING = _Missing()
 
 
+def _known(credentials: Credentials | None | _Missing) -> Credentials | None:
+    """Keys to check against: none when they were not looked up (the core needs none)."""
+    return None if isinstance(credentials, _Missing) else credentials
+
+
+VISITOR_PREFIX = "anonymous-"
+"""Click-to-call's REST users (``expiry:anonymous-<random>``): one per visit, no account."""
+
+
+def turn_account(username: str, domain: str) -> str | None:
+    """The account a USERNAME names, as the guess throttle and the quotas count it.
+
+    ``roland``, ``Roland@falcot.com`` and REST names ``expiry:roland`` all name
+    ``roland@falcot.com`` (the main ``domain`` when none is given); None for a
+    click-to-call visitor's REST name, which counts by the visitor's network.
+    """
+    _, sep, user = username.partition(":")
+    if sep:
+        if user.startswith(VISITOR_PREFIX):
+            return None
+        username = user
+    local, _, where = username.partition("@")
+    return account_key(local, where or domain)
+
+
+class _UnixTimeGuesses:
+    """The shared :class:`GuessThrottle` as the core's ``Guesses``: on Unix time, the clock
+    every service counts guesses in."""
+
+    __slots__ = ("_clock", "_throttle")
+
+    def __init__(self, throttle: GuessThrottle, clock: Callable[[], float] = time.time) -> None:
+        self._throttle = throttle
+        self._clock = clock
+
+    def wait(self, account: str | None, source: str) -> float:
+        return self._throttle.wait(account, source, self._clock())
+
+    def failure(self, account: str | None, source: str) -> None:
+        self._throttle.failure(account, source, self._clock())
+
+    def success(self, account: str, source: str) -> None:
+        self._throttle.success(account, source, self._clock())
+
+
+Report = tuple[str, str | None, str]
+"""("failure" or "success", account, source) to tell the main process."""
+
+
+class _WorkerGuesses:
+    """The core's ``Guesses`` in a TURN worker process: the main process's throttle.
+
+    Guesses over every protocol are counted in the main process, so a worker asks
+    it how long an (account, source) must wait before each signed request, and
+    tells it the outcome before answering the client (so a guess is counted
+    before its answer leaves, as in one process). What the main process said is
+    kept until the wait ends.
+    """
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self._data_dir = data_dir
+        self._clock = clock
+        self._until: dict[tuple[str | None, str], float] = {}
+        self._reports: list[Report] = []
+        self._failed = 0
+
+    def wait(self, account: str | None, source: str) -> float:
+        until = self._until.get((account, source))
+        if until is None:
+            return 0.0
+        left = until - self._clock()
+        if left <= 0:
+            del self._until[(account, source)]
+        return max(0.0, left)
+
+    def failure(self, account: str | None, source: str) -> None:
+        self._reports.append(("failure", account, source))
+
+    def success(self, account: str, source: str) -> None:
+        self._reports.append(("success", account, source))
+
+    def take(self) -> list[Report]:
+        """The outcomes the core gave since the last call, to tell the main process."""
+        reports, self._reports = self._reports, []
+        return reports
+
+    async def ask(self, account: str | None, source: str) -> None:
+        rows = await self._call("wait", account, source)
+        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
+        if len(self._until) >= _KEY_CACHE_SIZE:
+            self._until.clear()
+        if wait > 0:
+            self._until[(account, source)] = self._clock() + wait
+        else:
+            self._until.pop((account, source), None)
+
+    async def tell(self, reports: list[Report]) -> None:
+        for operation, account, source in reports:
+            await self._call(operation, account, source)
+
+    async def _call(self, operation: str, account: str | None, source: str) -> list[dict[str, Any]]:
+        text = json.dumps([operation, account, source])
+        if len(text) > _MAX_GUESS_REQUEST:
+            text = json.dumps([operation, None, source])
+        try:
+            return await asyncio.wait_for(
+                query(self._data_dir, f"{GUESS_COMMAND} {text}"), _GUESS_TIMEOUT
+            )
+        except (HeronError, OSError, ValueError, TimeoutError) as exc:
+            self._failed += 1
+            if self._failed == 1 or self._failed % 1000 == 0:
+                log.warning("turn worker: cannot reach the main process's guess throttle: %s", exc)
+            return []
+
+
 class TurnKeys:
     """USERNAME -> long-term keys: REST-API names by HMAC, accounts from the store, cached.
 
     Account keys were derived for one realm when the password was set; after
     a realm change they no longer match and the user is treated as unknown
-    until the password is set again.
+    until the password is set again. Lookups of one name at a time are shared.
     """
 
     def __init__(
@@ -82,13 +236,18 @@ class TurnKeys:
         realm: str,
         secret: TurnSecret,
         clock: Callable[[], float] = time.time,
+        capacity: int = _KEY_CACHE_SIZE,
     ) -> None:
         self._accounts = accounts
         self._domain = domain
         self._realm = realm
         self._secret = secret
         self._clock = clock
-        self._cache: dict[str, tuple[Credentials | None, float]] = {}
+        self._capacity = capacity
+        self._cache: OrderedDict[str, tuple[Credentials | None, float]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[Credentials | None]] = {}
+        self.lookups = 0
+        """Queries made to the account store."""
 
     def cached(self, username: str) -> Credentials | None | _Missing:
         now = self._clock()
@@ -100,7 +259,22 @@ class TurnKeys:
             return entry[0]
         return MISSING
 
+    def forget(self, account: str) -> None:
+        """The account changed: its cached keys (any spelling of its name) go."""
+        for name in [n for n in self._cache if turn_account(n, self._domain) == account]:
+            del self._cache[name]
+
     async def fetch(self, username: str) -> Credentials | None:
+        """The keys, from the store; one query for any number of callers at a time."""
+        task = self._inflight.get(username)
+        if task is None:
+            task = asyncio.ensure_future(self._query(username))
+            self._inflight[username] = task
+            task.add_done_callback(lambda _: self._inflight.pop(username, None))
+        return await asyncio.shield(task)
+
+    async def _query(self, username: str) -> Credentials | None:
+        self.lookups += 1
         local, _, domain = username.partition("@")
         try:
             account = await self._accounts.get(local.lower(), (domain or self._domain).lower())
@@ -117,10 +291,24 @@ class TurnKeys:
                 if usable
                 else None
             )
-        if len(self._cache) >= _KEY_CACHE_SIZE:
-            self._cache.clear()
-        self._cache[username] = (found, self._clock() + KEY_CACHE_SECONDS)
+        seconds = KEY_CACHE_SECONDS if found is not None else UNKNOWN_CACHE_SECONDS
+        self._cache.pop(username, None)
+        self._cache[username] = (found, self._clock() + seconds)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
         return found
+
+
+def listening_ports(config: Config) -> set[int]:
+    """Every port heron's services listen on, by the configuration."""
+    ports: set[int] = set()
+    for section in (config.turn, config.sip, config.xmpp, config.web, config.mux):
+        for value in vars(section).values():
+            if isinstance(value, list):
+                ports.update(a.port for a in value if isinstance(a, ListenAddress))
+    if config.turn.other_address is not None:
+        ports.update(a.port + 1 for a in config.turn.listen)  # RFC 5780's second port
+    return ports
 
 
 def relay_addresses(
@@ -154,16 +342,30 @@ def relay_addresses(
 class TurnComponent:
     """STUN/TURN on UDP, TCP and TLS listeners, relaying through UDP sockets."""
 
-    def __init__(self, services: Services, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        services: Services,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        worker: bool = False,
+    ) -> None:
         self._services = services
         self._config = services.config
         self._clock = clock
+        self._guesses = _UnixTimeGuesses(services.guards.guesses)
+        self._worker = _WorkerGuesses(services.config.data_dir) if worker else None
+        """Set in an extra worker process: guesses are the main process's to count."""
         self._udp: list[UdpSocket] = []
         self._udp_by_address: dict[Address, UdpSocket] = {}
         self._links: dict[int, PeerLink] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._waiting: dict[str, int] = {}
+        """Messages waiting for keys, by source network."""
+        self._waiting_total = 0
+        self._dropped = 0
+        """Messages dropped because too many were waiting for keys."""
         self.core: TurnCore | None = None
         self._relays: RelaySockets | None = None
 
@@ -206,10 +408,24 @@ class TurnComponent:
             NonceIssuer(os.urandom(32)),
             connection_ids=lambda: int.from_bytes(os.urandom(4), "big"),
             peers=PeerPolicy(
-                allowed=turn.allowed_peer_ranges, denied=turn.denied_peer_ranges, own_addresses=own
+                allowed=turn.allowed_peer_ranges,
+                denied=turn.denied_peer_ranges,
+                own_addresses=own,
+                own_ports=listening_ports(config),
             ),
+            guesses=self._worker or self._guesses,
         )
         self._keys = TurnKeys(self._services.accounts, config.domain, config.turn_realm, secret)
+        guards = self._services.guards
+        self._stream_limits = StreamLimits(
+            guards.connections,
+            guards.policy.handshake_timeout,
+            guards.policy.idle_timeout,
+            self.core.allocations.__contains__,
+        )
+        self._services.accounts.subscribe(self._account_changed)
+        if self._worker is None:
+            self._services.commands[GUESS_COMMAND] = self._guess_command
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
@@ -274,6 +490,11 @@ class TurnComponent:
                 "allocations_created": counters.allocations_created,
                 "allocations_expired": counters.allocations_expired,
                 "auth_failures": counters.auth_failures,
+                "auth_throttled": counters.auth_throttled,
+                "allocations_ended": counters.allocations_ended,
+                "key_lookups": self._keys.lookups,
+                "key_lookups_dropped": self._dropped,
+                "connections_closed": self._stream_limits.closed,
                 "requests": counters.requests,
                 "packets_relayed": traffic.packets_to_peer + traffic.packets_to_client,
                 "bytes_relayed": traffic.bytes_to_peer + traffic.bytes_to_client,
@@ -344,12 +565,15 @@ class TurnComponent:
     ) -> Listener:
         core = self.core
         assert core is not None
+        limits = self._stream_limits
+        handshake = limits.handshake_timeout if context is not None else None
         try:
             server = await loop.create_server(
-                lambda: StreamClient(kind, self.receive, core.close_client),
+                lambda: StreamClient(kind, self.receive, core.close_client, limits),
                 address.host,
                 address.port,
                 ssl=context,
+                ssl_handshake_timeout=handshake,
                 reuse_address=True,
                 reuse_port=self._config.turn.workers > 1,
             )
@@ -387,12 +611,44 @@ class TurnComponent:
                 client.send(exc.request.error_response(exc.code, exc.reason).encode())
             return
         username = message.find(Username)
-        credentials = None if username is None else self._keys.cached(username.value)
-        if isinstance(credentials, _Missing):
-            assert username is not None
-            self._spawn(self._lookup_then_handle(message, key, client, username.value))
+        if username is None:
+            self._handle(message, key, client, None, None)
             return
-        self._handle(message, key, client, credentials)
+        account = turn_account(username.value, self._config.domain)
+        credentials = self._keys.cached(username.value)
+        missing = isinstance(credentials, _Missing)
+        if missing or self._worker is not None:
+            assert self.core is not None
+            if self.core.needs_keys(message, key[1][0], account, self._clock()):
+                self._wait_for_keys(message, key, client, username.value, account)
+                return
+        self._handle(message, key, client, _known(credentials), account)
+
+    def _wait_for_keys(
+        self,
+        message: Message,
+        key: ClientKey,
+        client: ClientLink,
+        username: str,
+        account: str | None,
+    ) -> None:
+        network = network_key(key[1][0])
+        waiting = self._waiting.get(network, 0)
+        if self._waiting_total >= MAX_WAITING or waiting >= MAX_WAITING_PER_SOURCE:
+            self._dropped += 1
+            if self._dropped == 1 or self._dropped % 1000 == 0:
+                log.warning(
+                    "turn: request from %s dropped: too many waiting for a key lookup "
+                    "(%d from that network, %d in all); %d dropped so far",
+                    key[1][0],
+                    waiting,
+                    self._waiting_total,
+                    self._dropped,
+                )
+            return
+        self._waiting[network] = waiting + 1
+        self._waiting_total += 1
+        self._spawn(self._lookup_then_handle(message, key, client, username, account, network))
 
     # --- TCP relaying (RFC 6062) ---------------------------------------------------
 
@@ -444,17 +700,84 @@ class TurnComponent:
             self.core.connection_closed(link.connection_id)
 
     async def _lookup_then_handle(
-        self, message: Message, key: ClientKey, client: ClientLink, username: str
+        self,
+        message: Message,
+        key: ClientKey,
+        client: ClientLink,
+        username: str,
+        account: str | None,
+        network: str,
     ) -> None:
-        self._handle(message, key, client, await self._keys.fetch(username))
+        try:
+            credentials = self._keys.cached(username)
+            if isinstance(credentials, _Missing):
+                credentials = await self._keys.fetch(username)
+            if self._worker is not None:
+                await self._worker.ask(account, key[1][0])
+        finally:
+            self._waiting_total -= 1
+            left = self._waiting.get(network, 1) - 1
+            if left > 0:
+                self._waiting[network] = left
+            else:
+                self._waiting.pop(network, None)
+        self._handle(message, key, client, credentials, account)
+
+    def _guess_command(self, argument: str) -> list[dict[str, Any]]:
+        """A worker's question or report for the guess throttle (:data:`GUESS_COMMAND`)."""
+        try:
+            operation, account, source = json.loads(argument)
+        except (ValueError, TypeError):
+            raise ValueError("expected [operation, account, source]") from None
+        if not isinstance(source, str) or not (account is None or isinstance(account, str)):
+            raise ValueError("account must be a string or null, source a string")
+        if operation == "wait":
+            return [{"wait": self._guesses.wait(account, source)}]
+        if operation == "failure":
+            self._guesses.failure(account, source)
+        elif operation == "success" and account is not None:
+            self._guesses.success(account, source)
+        else:
+            raise ValueError(f"unknown operation {operation!r}")
+        return []
+
+    def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
+        """A new password or no account: cached keys go, and so do the allocations the
+        old keys opened."""
+        if change is AccountChange.ADMIN or self.core is None:
+            return
+        account = account_key(local, domain)
+        self._keys.forget(account)
+        ended = self.core.end_account(account)
+        if ended:
+            log.info("turn: %d allocation(s) of %s ended (%s)", ended, account, change.value)
 
     def _handle(
-        self, message: Message, key: ClientKey, client: ClientLink, credentials: Credentials | None
+        self,
+        message: Message,
+        key: ClientKey,
+        client: ClientLink,
+        credentials: Credentials | None,
+        account: str | None,
     ) -> None:
         assert self.core is not None
-        reply = self.core.handle(message, key, client, credentials, self._clock())
+        reply = self.core.handle(message, key, client, credentials, self._clock(), account)
         if reply is None:
             return
+        reports = self._worker.take() if self._worker is not None else None
+        if reports:
+            self._spawn(self._tell_then_deliver(reports, reply, key, client))
+        else:
+            self._deliver(reply, key, client)
+
+    async def _tell_then_deliver(
+        self, reports: list[Report], reply: Reply, key: ClientKey, client: ClientLink
+    ) -> None:
+        assert self._worker is not None
+        await self._worker.tell(reports)
+        self._deliver(reply, key, client)
+
+    def _deliver(self, reply: Reply, key: ClientKey, client: ClientLink) -> None:
         if reply.connect is not None:
             self._spawn(self._connect(reply, client))
         elif reply.bind is not None:

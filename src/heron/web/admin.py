@@ -31,12 +31,17 @@ def mount(
     from the config unless given) also land in ``app[heron.web.auth.SESSIONS]`` for
     the other pages."""
     if sessions is None:
-        sessions = WebSessions(services.accounts, ttl=services.config.web.session_hours * 3600)
+        sessions = WebSessions(
+            services.accounts,
+            ttl=services.config.web.session_hours * 3600,
+            guards=services.guards,
+            web_phone=services.web_phone,
+        )
     sessions.mount(app)
     page = asset("admin.html")
 
     async def admin(request: web.Request) -> web.Response:
-        sessions.require(request, admin=True)
+        await sessions.require(request, admin=True)
         return web.Response(text=page, content_type="text/html", headers=PAGE_HEADERS)
 
     app.router.add_get("/admin", admin)

@@ -43,6 +43,9 @@ service is off."""
 
 COUNTER_VIEWS = {"sip": "sip.counters", "turn": "turn.counters", "xmpp": "xmpp.counters"}
 
+Handler = Callable[[web.Request, WebUser | None], Awaitable[web.StreamResponse]]
+"""An API handler: the request, and the user :meth:`Api._guarded` checked (None if public)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -283,16 +286,16 @@ class Api:
             app.router.add_route(route.method, route.path, self._guarded(route))
 
     def _guarded(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]] = getattr(
-            self, route.handler
-        )
+        handler: Handler = getattr(self, route.handler)
 
         async def guarded(request: web.Request) -> web.StreamResponse:
+            user = None
             if route.access != "public":
-                self._sessions.require(request, admin=route.access != "user")
+                # Rights as the account has them now, read for this request.
+                user = await self._sessions.require(request, admin=route.access != "user")
             if route.access == "write":
-                self._sessions.check_csrf(request, request.headers.get(CSRF_HEADER))
-            response = await handler(request)
+                self._sessions.check_csrf(user, request.headers.get(CSRF_HEADER))
+            response = await handler(request, user)
             response.headers["Cache-Control"] = "no-store"
             return response
 
@@ -302,19 +305,20 @@ class Api:
         view = self._services.views.get(name)
         return view() if view is not None else []
 
-    async def openapi(self, _request: web.Request) -> web.Response:
+    async def openapi(self, _request: web.Request, _user: WebUser | None) -> web.Response:
         return web.Response(text=self._document, content_type="application/json")
 
-    async def session(self, request: web.Request) -> web.Response:
-        user = self._sessions.require(request)
+    async def session(self, _request: web.Request, user: WebUser | None) -> web.Response:
+        assert user is not None
         return web.json_response({"address": user.address, "admin": user.admin, "csrf": user.csrf})
 
-    async def users(self, _request: web.Request) -> web.Response:
+    async def users(self, _request: web.Request, _user: WebUser | None) -> web.Response:
         accounts = self._services.accounts
         rows = [user_json(a, accounts.is_admin(a)) for a in await accounts.list()]
         return web.json_response(rows)
 
-    async def add_user(self, request: web.Request) -> web.Response:
+    async def add_user(self, request: web.Request, actor: WebUser | None) -> web.Response:
+        assert actor is not None
         body = await _json_body(request)
         address, password, admin = body.get("address"), body.get("password"), body.get("admin")
         if not isinstance(address, str) or not isinstance(admin, bool | None):
@@ -327,16 +331,16 @@ class Api:
             raise json_error(web.HTTPConflict, str(exc)) from None
         except InvalidInput as exc:
             raise json_error(web.HTTPBadRequest, str(exc)) from None
-        log.info("web: %s added %s", _actor(self._sessions, request).address, account.address)
+        log.info("web: %s added %s", actor.address, account.address)
         return web.json_response(
             user_json(account, accounts.is_admin(account)),
             status=201,
             headers={"Location": f"/api/users/{account.address}"},
         )
 
-    async def delete_user(self, request: web.Request) -> web.Response:
+    async def delete_user(self, request: web.Request, actor: WebUser | None) -> web.Response:
+        assert actor is not None
         local, domain = _address(request.match_info["address"])
-        actor = _actor(self._sessions, request)
         if actor.address == f"{local}@{domain}":
             raise json_error(web.HTTPConflict, "you cannot delete your own account")
         try:
@@ -347,7 +351,8 @@ class Api:
         log.info("web: %s deleted %s@%s", actor.address, local, domain)
         return web.Response(status=204)
 
-    async def set_password(self, request: web.Request) -> web.Response:
+    async def set_password(self, request: web.Request, actor: WebUser | None) -> web.Response:
+        assert actor is not None
         local, domain = _address(request.match_info["address"])
         password = _password((await _json_body(request)).get("password"))
         try:
@@ -357,16 +362,15 @@ class Api:
         except InvalidInput as exc:
             raise json_error(web.HTTPBadRequest, str(exc)) from None
         self._sessions.revoke(f"{local}@{domain}")
-        actor = _actor(self._sessions, request).address
-        log.info("web: %s set the password of %s@%s", actor, local, domain)
+        log.info("web: %s set the password of %s@%s", actor.address, local, domain)
         return web.Response(status=204)
 
-    async def live(self, request: web.Request) -> web.Response:
+    async def live(self, request: web.Request, _user: WebUser | None) -> web.Response:
         path = request.match_info.route.resource
         assert path is not None
         return web.json_response(self._views(LIVE_VIEWS[path.canonical]))
 
-    async def counters(self, _request: web.Request) -> web.Response:
+    async def counters(self, _request: web.Request, _user: WebUser | None) -> web.Response:
         return web.json_response(counters(self._services))
 
 
@@ -380,10 +384,6 @@ def counters(services: Services) -> dict[str, Any]:
         if rows:
             answer[service] = rows[0]
     return answer
-
-
-def _actor(sessions: WebSessions, request: web.Request) -> WebUser:
-    return sessions.require(request, admin=True)
 
 
 def _address(text: str) -> tuple[str, str]:

@@ -8,8 +8,10 @@ gives the size of each live list: SIP registrations, TURN allocations, XMPP
 sessions and rooms.
 
 Who may scrape is ``web.metrics``: "localhost" (loopback clients: a
-Prometheus on the same host, or an SSH tunnel), "admin" (an admin login
-session) or "off" (no route at all).
+Prometheus on the same host, or an SSH tunnel; through a reverse proxy, only
+where ``web.trusted_proxies`` names it and it says the client is local, see
+:mod:`heron.web.proxy`), "admin" (an admin login session) or "off" (no route
+at all).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from heron import __version__
 from heron.component import Services
 from heron.web.api import COUNTER_VIEWS, LIVE_VIEWS
 from heron.web.auth import WebSessions
+from heron.web.proxy import client_of
 
 __all__ = ["GAUGES", "HeronCollector", "mount_metrics"]
 
@@ -88,10 +91,11 @@ def mount_metrics(app: web.Application, services: Services, sessions: WebSession
     registry.register(ProcessCollector(registry=None))
 
     async def metrics(request: web.Request) -> web.Response:
-        if access == "localhost" and not _loopback(request.remote):
+        # The client, not a proxy's peer address: behind an untrusted proxy, no one.
+        if access == "localhost" and not _loopback(client_of(request).address):
             raise web.HTTPForbidden(text="metrics are served to localhost only\n")
         if access == "admin":
-            user = sessions.current(request)
+            user = await sessions.current(request)
             if user is None or not user.admin:
                 raise web.HTTPForbidden(text="metrics are served to administrators only\n")
         return web.Response(

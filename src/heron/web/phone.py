@@ -4,9 +4,11 @@ The page is static HTML, CSS and JavaScript of our own plus JsSIP, which the bui
 bundles from npm into ``assets/build/`` (``make assets``). Everything about the
 caller comes from ``/config.js``, made for each request: the WebSocket URL, the SIP
 domain, the logged-in user's SIP identity with a short-lived digest credential
-(:func:`heron.credentials.web_phone_secret`) and ICE servers with short-lived TURN
-REST credentials. No long-term password ever reaches the browser; a request that is
-not logged in, or that comes from another site, gets only what is public.
+(:class:`heron.credentials.WebPhoneCredentials`, tied to the login session: it stops
+working at logout, at a password change and when the account goes) and ICE servers
+with short-lived TURN REST credentials. No long-term password ever reaches the
+browser; a request that is not logged in, or that comes from another site, gets only
+what is public.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
+from heron.accounts import AccountService
 from heron.component import Services
 from heron.config import Config, ListenAddress
-from heron.credentials import TurnSecret, load_or_create_secret, web_phone_secret
+from heron.credentials import TurnSecret, WebPhoneCredentials, load_or_create_secret
 from heron.web.auth import PAGE_HEADERS, SESSIONS, WebUser, asset
 
 __all__ = ["TURN_TTL", "ice_servers", "mount"]
@@ -110,35 +113,34 @@ class Phone:
 
     def __init__(self, services: Services, clock: Callable[[], float] = time.time) -> None:
         self._config = services.config
+        self._accounts: AccountService = services.accounts
         self._clock = clock
         self._turn = _turn_secret(self._config)
         sip = self._config.sip
-        self._sip = (
-            web_phone_secret(load_or_create_secret(self._config.sip_secret_path))
-            if sip.enabled and sip.websocket
-            else None
+        self._sip: WebPhoneCredentials | None = (
+            services.web_phone if sip.enabled and sip.websocket else None
         )
         self._page = Template(asset("phone.html"))
         self._static: dict[str, bytes] = {}
 
     async def page(self, request: web.Request) -> web.Response:
-        user = request.app[SESSIONS].require(request)
+        user = await request.app[SESSIONS].require(request)
         body = self._page.safe_substitute(address=escape(user.address), csrf=escape(user.csrf))
         return web.Response(text=body, content_type="text/html", headers=PHONE_HEADERS)
 
     async def config_js(self, request: web.Request) -> web.Response:
-        data = json.dumps(self.settings(request), separators=(",", ":"))
+        data = json.dumps(await self.settings(request), separators=(",", ":"))
         # JSON is JavaScript; "<" escaped too, so no text in it can close a <script>.
         text = "window.HERON_CONFIG = Object.freeze(" + data.replace("<", "\\u003c") + ");\n"
         return web.Response(text=text, content_type="text/javascript", headers=_SCRIPT_HEADERS)
 
     async def config_json(self, request: web.Request) -> web.Response:
-        return web.json_response(self.settings(request), headers=_SCRIPT_HEADERS)
+        return web.json_response(await self.settings(request), headers=_SCRIPT_HEADERS)
 
-    def settings(self, request: web.Request) -> dict[str, Any]:
+    async def settings(self, request: web.Request) -> dict[str, Any]:
         """What a browser needs to call: for the logged-in user, or only what is public."""
         config, now = self._config, self._clock()
-        user = self._same_site_user(request)
+        user = await self._same_site_user(request)
         policy = "relay" if request.query.get("ice_policy") == "relay" else "all"
         websocket = f"wss://{request.host}/sip" if self._sip is not None else None
         settings: dict[str, Any] = {
@@ -158,8 +160,12 @@ class Phone:
         elif user.domain != config.domain:
             settings["error"] = f"Only {config.domain} accounts have a phone here."
         else:
+            sip_user = self._accounts.identity(user.local, user.domain).sip_user
             ttl = int(config.web.session_hours * 3600)
-            issued = self._sip.issue(user.local, now=now, ttl=ttl)
+            issued, grant = self._sip.issue(sip_user, now=now, ttl=ttl)
+            # Revoked when the session ends (logout, new password, account removed).
+            if request.app[SESSIONS].grant(request, grant) <= 0:
+                return settings
             settings["identity"] = {
                 "uri": f"sip:{user.local}@{config.sip_domain}",
                 "display_name": user.local,
@@ -170,12 +176,12 @@ class Phone:
             }
         return settings
 
-    def _same_site_user(self, request: web.Request) -> WebUser | None:
+    async def _same_site_user(self, request: web.Request) -> WebUser | None:
         """The session's user, unless another site's page asks (a cross-site <script>
         include: SameSite keeps the cookie away already; Sec-Fetch-Site makes sure)."""
         if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
             return None
-        return request.app[SESSIONS].current(request)
+        return await request.app[SESSIONS].current(request)
 
     async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -7,6 +7,7 @@ pages add routes to the same application.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from aiohttp import web
@@ -16,9 +17,11 @@ from heron.component import Listener, Services
 from heron.control import View
 from heron.errors import listen_error
 from heron.tls import server_context
-from heron.web import admin, call, phone
+from heron.web import admin, call, phone, proxy
 
 __all__ = ["WebComponent", "build_web"]
+
+log = logging.getLogger(__name__)
 
 
 def build_web(services: Services) -> WebComponent | None:
@@ -31,7 +34,9 @@ class WebComponent:
         self._runner: web.AppRunner | None = None
 
     def _application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(
+            middlewares=[proxy.middleware(self._services.config.web.trusted_proxies)]
+        )
         app.router.add_get("/", self._index)
         app.router.add_get("/healthz", self._health)
         admin.mount(app, self._services)  # /login, /logout, /admin, /api, /metrics
@@ -56,6 +61,12 @@ class WebComponent:
         sites = [("web.listen", address, context) for address in config.web.listen] + [
             ("web.plain_listen", address, None) for address in config.web.plain_listen
         ]
+        if config.web.plain_listen and not config.web.trusted_proxies:
+            log.warning(
+                "web: plain_listen without trusted_proxies: clients behind the proxy are "
+                "unknown (their failed logins slow only the accounts guessed, /metrics is "
+                "not served to them); name the proxy in web.trusted_proxies"
+            )
         listeners = []
         for key, address, tls in sites:
             site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)

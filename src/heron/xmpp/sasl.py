@@ -13,9 +13,11 @@ from the database, asynchronously. Every step returns what to do next::
         -> Success        send <success/> with .data
         raises SaslFailure    send <failure/> with .condition (RFC 6120 §6.5)
 
-An unknown user gets keys derived from ``server_secret`` and the name, the
-same salt every time, so the server-first message looks like a real account's
-and names cannot be enumerated; the exchange then fails at the proof.
+An unknown user gets keys derived from ``server_secret`` and the account name,
+so the server-first message looks like a real account's and names cannot be
+enumerated: the same salt every time and for every SCRAM hash (a real account
+has one salt for all, see :class:`heron.accounts.secrets.Secrets`), the same
+iteration count; the exchange then fails at the proof.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ class SaslConfig:
     """What the server offers and the secrets it injects (no randomness is drawn here)."""
 
     server_secret: bytes
-    """Derives the fake SCRAM keys of unknown users; any stable secret of 32 bytes."""
+    """Derives the fake SCRAM keys of unknown users; a secret of 32 bytes that outlives a
+    restart (a salt that changed with each restart would tell a fake account from a real)."""
     nonce: Callable[[], str]
     """Server nonces: printable ASCII without ',', 16 random bytes or more in base64."""
     scram_hashes: tuple[ScramHash, ...] = (ScramHash.SHA512, ScramHash.SHA256, ScramHash.SHA1)
@@ -138,6 +141,10 @@ def decode_payload(text: str | None) -> bytes | None:
 def encode_payload(data: bytes) -> str:
     """Base64 for <challenge/> and <success/>; '=' stands for data of zero length (§6.3.10)."""
     return base64.b64encode(data).decode("ascii") if data else "="
+
+
+_SALT_BYTES = 16
+"""What :class:`heron.accounts.AccountService` draws for a real account's salt."""
 
 
 def _malformed(text: str) -> SaslFailure:
@@ -247,29 +254,36 @@ class _Scram:
         elif flag != "n":
             raise _malformed("bad GS2 channel binding flag")
 
-    def server_first(self, keys: ScramKeys | None) -> Challenge:
+    def server_first(self, keys: ScramKeys | None, account: str | None = None) -> Challenge:
+        """``account`` is the name the fake keys of an unknown user derive from: the account
+        as the store spells it, so that ``Nobody`` and ``nobody`` get one salt as a real
+        account's spellings do; the SCRAM username when None."""
         if keys is not None and keys.hash is self._hash:
             self._keys, self._known = keys, True
         else:
-            self._keys = self._fake_keys()
+            self._keys = self._fake_keys(self._username if account is None else account)
         salt = base64.b64encode(self._keys.salt).decode()
         self._server_first = f"r={self._nonce},s={salt},i={self._keys.iterations}"
         return Challenge(self._server_first.encode())
 
-    def _fake_keys(self) -> ScramKeys:
-        """Stable per name, unguessable without the secret, and never matching a proof."""
+    def _fake_keys(self, account: str) -> ScramKeys:
+        """Stable per name, unguessable without the secret, and never matching a proof.
+
+        The salt leaves the hash out: a real account's SCRAM-SHA-1, -256 and -512 keys
+        share one salt of 16 bytes, so an unknown name's must too.
+        """
         secret = self._config.server_secret
 
-        def derive(label: str) -> bytes:
-            message = f"{label}\0{self._hash}\0{self._username}".encode()
+        def derive(label: str, hash_name: str) -> bytes:
+            message = f"{label}\0{hash_name}\0{account}".encode()
             return hmac.digest(secret, message, self._hash.value)
 
         return ScramKeys(
             hash=self._hash,
-            salt=derive("salt")[:16],
+            salt=hmac.digest(secret, f"salt\0{account}".encode(), "sha256")[:_SALT_BYTES],
             iterations=self._config.fake_iterations,
-            stored_key=derive("stored"),
-            server_key=derive("server"),
+            stored_key=derive("stored", self._hash),
+            server_key=derive("server", self._hash),
         )
 
     def client_final(self, message: bytes) -> Success:
@@ -393,12 +407,14 @@ class SaslServer:
         except SaslFailure as failure:
             raise self._failed(failure) from None
 
-    def provide_scram_keys(self, keys: ScramKeys | None) -> Challenge:
-        """The caller's answer to :class:`KeysNeeded`: the server-first message."""
+    def provide_scram_keys(self, keys: ScramKeys | None, account: str | None = None) -> Challenge:
+        """The caller's answer to :class:`KeysNeeded`: the server-first message. For an
+        unknown user (``keys`` None) ``account`` names the fake keys' account, as the store
+        would spell it (the SCRAM username if None)."""
         if self._phase is not _Phase.KEYS or self._scram is None:
             raise RuntimeError("no SCRAM keys were asked for")
         self._phase = _Phase.CLIENT_FINAL
-        return self._scram.server_first(keys)
+        return self._scram.server_first(keys, account)
 
     def plain_verified(self, ok: bool) -> Success:
         """The caller's verdict on :class:`PasswordCheckNeeded`."""

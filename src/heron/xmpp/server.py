@@ -9,6 +9,7 @@ stanzas for the router. The stream decides; this module only carries bytes.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import secrets
 import ssl
@@ -16,20 +17,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, SubElement
 
 from aiohttp import WSMsgType, web
 
 from heron.accounts import AccountChange
 from heron.accounts.model import Account
 from heron.accounts.scram import ScramHash, ScramKeys
-from heron.accounts.secrets import verify_password
 from heron.component import Listener, Services
-from heron.config import ListenAddress
+from heron.config import Config, ListenAddress
+from heron.connections import ConnectionPolicy
 from heron.control import View
 from heron.credentials import TurnSecret, load_or_create_secret
 from heron.errors import AccountNotFound, listen_error
-from heron.ratelimit import Lockout
+from heron.guesses import account_key
 from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
@@ -46,6 +47,7 @@ from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.service import MucService
 from heron.xmpp.router import Router
 from heron.xmpp.sasl import SaslConfig
+from heron.xmpp.stanza import NS, qname
 from heron.xmpp.stream import (
     Authenticated,
     AuthenticationFailed,
@@ -65,6 +67,9 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
+_PING_GRACE = 60.0
+"""Seconds a client silent for ``limits.idle_timeout`` has to answer the server's ping
+(the idle timeout itself if shorter)."""
 _KNOWN_ACCOUNTS = 4096
 """Accounts whose SCRAM keys stay in memory, the least recently used dropped first."""
 
@@ -73,10 +78,18 @@ def build_xmpp(services: Services) -> XmppComponent | None:
     return XmppComponent(services) if services.config.xmpp.enabled else None
 
 
+def _unknown_accounts_secret(config: Config) -> bytes:
+    """The key of the fake SCRAM salts of unknown accounts: derived from the server's own
+    secret in the data directory, so a name's fake salt outlives restarts as a real one does."""
+    server_secret = load_or_create_secret(config.sip_secret_path)
+    return hmac.digest(server_secret, b"heron xmpp: SCRAM keys of unknown accounts", "sha256")
+
+
 class _Link:
     """The byte pipe under one stream: a TCP/TLS socket or a WebSocket."""
 
-    async def read(self) -> bytes | None:
+    async def read(self, timeout: float) -> bytes | None:
+        """The next bytes, None at the end; raises TimeoutError after ``timeout`` seconds."""
         raise NotImplementedError
 
     def write(self, stream: C2SStream) -> None:
@@ -119,9 +132,12 @@ class _SocketLink(_Link):
         peer = writer.get_extra_info("peername")
         self.peer = peer[0] if peer else ""
 
-    async def read(self) -> bytes | None:
+    async def read(self, timeout: float) -> bytes | None:
         try:
-            data = await self._reader.read(_READ_SIZE)
+            async with asyncio.timeout(timeout):
+                data = await self._reader.read(_READ_SIZE)
+        except TimeoutError:  # an OSError too, but not the end of the connection
+            raise
         except (ConnectionError, ssl.SSLError, OSError):
             return None
         return data or None
@@ -151,8 +167,8 @@ class _WebSocketLink(_Link):
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._writer = asyncio.create_task(self._write())
 
-    async def read(self) -> bytes | None:
-        message = await self._socket.receive()
+    async def read(self, timeout: float) -> bytes | None:
+        message = await self._socket.receive(timeout=max(timeout, 0.001))  # 0: no timeout
         if message.type == WSMsgType.TEXT:
             return str(message.data).encode()
         return None  # RFC 7395 §3.2: only text frames carry XMPP
@@ -219,7 +235,7 @@ class XmppComponent:
         self._connections: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None
         self._sasl = SaslConfig(
-            server_secret=secrets.token_bytes(32),
+            server_secret=_unknown_accounts_secret(config),
             nonce=lambda: secrets.token_urlsafe(18),
         )
         database = services.database
@@ -251,10 +267,11 @@ class XmppComponent:
             history=config.xmpp.muc_history,
         )
         services.accounts.subscribe(self._account_changed)
-        self._lockout = Lockout()
+        self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
-            ("connections", "logins", "auth_failures", "stanzas"), 0
+            ("connections", "logins", "auth_failures", "auth_refused", "timeouts", "stanzas"), 0
         )
+        self._pings = 0
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -361,31 +378,59 @@ class XmppComponent:
         self, key: str, address: ListenAddress, context: ssl.SSLContext | None
     ) -> Listener:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._run(_SocketLink(reader, writer), tls_active=context is not None)
+            await self._accept(reader, writer, tls_active=context is not None)
 
         try:
+            # A direct TLS handshake never finished ends at the handshake deadline; the
+            # connection counts against its source once the handshake is done.
             server = await asyncio.start_server(
-                accept, address.host, address.port, ssl=context, limit=_READ_SIZE
+                accept,
+                address.host,
+                address.port,
+                ssl=context,
+                limit=_READ_SIZE,
+                ssl_handshake_timeout=self._guards.policy.handshake_timeout if context else None,
             )
         except OSError as exc:
             raise listen_error(key, address, exc) from None
         self._servers.append(server)
         return Listener("xmpp", f"{'tls' if context else 'tcp'}://{address}")
 
-    async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        socket = web.WebSocketResponse(
-            protocols=("xmpp",), max_msg_size=self._config.xmpp.max_stanza_size
-        )
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls_active: bool
+    ) -> None:
+        peer = writer.get_extra_info("peername")
+        ip = peer[0] if peer else ""
+        connections = self._guards.connections
+        if not connections.open(ip, "xmpp"):  # it logs the refusal
+            writer.transport.abort()
+            return
         try:
-            await socket.prepare(request)
-        except ConnectionError:  # the browser left during the upgrade (a closed tab)
+            await self._run(_SocketLink(reader, writer), tls_active=tls_active)
+        finally:
+            connections.close(ip)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ip = request.remote or ""
+        connections = self._guards.connections
+        if not connections.open(ip, "xmpp"):  # it logs the refusal
+            return web.Response(status=503, text="too many connections from your address\n")
+        try:
+            socket = web.WebSocketResponse(
+                protocols=("xmpp",), max_msg_size=self._config.xmpp.max_stanza_size
+            )
+            try:
+                await socket.prepare(request)
+            except ConnectionError:  # the browser left during the upgrade (a closed tab)
+                return socket
+            if socket.ws_protocol != "xmpp":
+                await socket.close(code=1002, message=b"subprotocol xmpp required")
+                return socket
+            link = _WebSocketLink(socket, ip)
+            await self._run(link, tls_active=request.secure, websocket=True)
             return socket
-        if socket.ws_protocol != "xmpp":
-            await socket.close(code=1002, message=b"subprotocol xmpp required")
-            return socket
-        link = _WebSocketLink(socket, request.remote or "")
-        await self._run(link, tls_active=request.secure, websocket=True)
-        return socket
+        finally:
+            connections.close(ip)
 
     # --- one connection ------------------------------------------------------------------
 
@@ -408,11 +453,30 @@ class XmppComponent:
             ("wss" if tls_active else "ws") if websocket else ("tls" if tls_active else "tcp")
         )
         session: _Session | None = None
+        policy = self._guards.policy
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + policy.handshake_timeout
+        pinged = False
         try:
             while not stream.closed:
-                data = await link.read()
+                authenticated = stream.authenticated_jid is not None
+                if not authenticated:
+                    wait = deadline - loop.time()
+                else:
+                    wait = min(_PING_GRACE, policy.idle_timeout) if pinged else policy.idle_timeout
+                try:
+                    data = await link.read(max(wait, 0.0))
+                except TimeoutError:
+                    if authenticated and not pinged and session is not None:
+                        # XEP-0199 §4.1: a client gone quiet is asked before it is dropped.
+                        pinged = True
+                        session.send(self._idle_ping(session.jid, stream.host))
+                        continue
+                    self._timed_out(stream, link, authenticated, policy)
+                    break
                 if data is None:
                     break
+                pinged = False
                 stream.receive_data(data)
                 session = await self._answer(stream, link, session, transport)
                 link.write(stream)
@@ -428,6 +492,32 @@ class XmppComponent:
                 await self._router.unbind(session)
             link.close()
 
+    def _idle_ping(self, jid: JID, host: str) -> Element:
+        self._pings += 1
+        ping = Element(qname(NS.CLIENT, "iq"), {"type": "get", "id": f"idle-{self._pings}"})
+        ping.set("from", host)
+        ping.set("to", str(jid))
+        SubElement(ping, qname(NS.PING, "ping"))
+        return ping
+
+    def _timed_out(
+        self, stream: C2SStream, link: _Link, authenticated: bool, policy: ConnectionPolicy
+    ) -> None:
+        """RFC 6120 §4.9.3.4 connection-timeout: no login within the handshake deadline, or
+        silence past the idle timeout (and the ping that followed it)."""
+        self._counters["timeouts"] += 1
+        if authenticated:
+            why = f"idle for {policy.idle_timeout:.0f} s (limits.idle_timeout)"
+        else:
+            why = f"not logged in after {policy.handshake_timeout:.0f} s (limits.handshake_timeout)"
+        timeouts = self._counters["timeouts"]
+        if timeouts == 1 or timeouts % 1000 == 0:
+            log.info("xmpp: connection from %s closed: %s; %d so far", link.peer, why, timeouts)
+        else:
+            log.debug("xmpp: connection from %s closed: %s", link.peer, why)
+        stream.close(StreamCondition.CONNECTION_TIMEOUT)
+        link.write(stream)
+
     async def _answer(
         self, stream: C2SStream, link: _Link, session: _Session | None, transport: str
     ) -> _Session | None:
@@ -441,20 +531,29 @@ class XmppComponent:
                 link.write(stream)
                 await link.start_tls(self._tls)
                 stream.start_tls_done({})
-            elif isinstance(event, ScramKeysNeeded):
-                keys = await self._scram_keys(event.username, stream.host, event.hash, link.peer)
-                stream.provide_scram_keys(keys)
-            elif isinstance(event, PlainCheckNeeded):
-                stream.plain_verified(
-                    await self._check_plain(event.username, stream.host, event.password, link)
-                )
+            elif isinstance(event, ScramKeysNeeded | PlainCheckNeeded):
+                if self._must_wait(event.username, stream.host, link.peer):
+                    stream.refuse_authentication()
+                elif isinstance(event, ScramKeysNeeded):
+                    keys = await self._scram_keys(event.username, stream.host, event.hash)
+                    stream.provide_scram_keys(keys)
+                else:
+                    account = await self._account(event.username, stream.host)
+                    stored = None if account is None else account.secrets
+                    # Unknown accounts cost the same Argon2 check (the verifier's dummy hash).
+                    ok = await self._guards.verifier.verify(stored, event.password)
+                    stream.plain_verified(ok and account is not None)
             elif isinstance(event, Authenticated):
                 self._counters["logins"] += 1
-                self._lockout.success(str(event.jid))
+                jid = event.jid
+                self._guards.guesses.success(
+                    account_key(jid.local, jid.domain), link.peer, time.monotonic()
+                )
             elif isinstance(event, AuthenticationFailed):
                 self._counters["auth_failures"] += 1
-                user = f"{event.username}@{stream.host}" if event.username else None
-                self._lockout.failure(user, link.peer, time.monotonic())
+                if event.counted:
+                    user = account_key(event.username, stream.host) if event.username else None
+                    self._guards.guesses.failure(user, link.peer, time.monotonic())
             elif isinstance(event, BindRequested):
                 session = self._bind(stream, link, event.resource, transport)
             elif isinstance(event, StreamEnded):
@@ -493,12 +592,8 @@ class XmppComponent:
                 self._known.popitem(last=False)
         return account
 
-    async def _scram_keys(
-        self, username: str, host: str, hash_name: ScramHash, peer: str
-    ) -> ScramKeys | None:
+    async def _scram_keys(self, username: str, host: str, hash_name: ScramHash) -> ScramKeys | None:
         """The keys to check a SCRAM login against, from memory when the account was seen."""
-        if self._locked(username, host, peer):
-            return None
         jid = JID(username, host)
         scram = self._known.get(jid)
         if scram is not None:
@@ -510,19 +605,26 @@ class XmppComponent:
             scram = account.secrets.scram
         return next((keys for keys in scram if keys.hash is hash_name), None)
 
-    def _locked(self, username: str, host: str, peer: str) -> bool:
-        """Whether the account or the address is locked out after too many failed logins;
-        a login then fails as a wrong password does, alike for every cause."""
-        return self._lockout.is_locked(f"{username}@{host}", peer, time.monotonic())
-
-    async def _check_plain(self, username: str, host: str, password: str, link: _Link) -> bool:
-        if self._locked(username, host, link.peer):
+    def _must_wait(self, username: str, host: str, peer: str) -> bool:
+        """Whether guesses for the account, or from the peer's network, must wait now (the
+        shared :class:`heron.guesses.GuessThrottle`); the attempt is then refused unchecked,
+        alike for known and unknown accounts."""
+        wait = self._guards.guesses.wait(account_key(username, host), peer, time.monotonic())
+        if wait <= 0:
             return False
-        account = await self._account(username, host)
-        if account is None:
-            return False
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, verify_password, account.secrets, password)
+        self._counters["auth_refused"] += 1
+        refused = self._counters["auth_refused"]
+        if refused == 1 or refused % 1000 == 0:
+            log.warning(
+                "xmpp: login to %s@%s from %s refused unchecked: guesses must wait %.0f s "
+                "more (limits.account_guesses, limits.source_guesses); %d refused so far",
+                username,
+                host,
+                peer,
+                wait,
+                refused,
+            )
+        return True
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A removed account, or one whose password changed, is logged out everywhere (as

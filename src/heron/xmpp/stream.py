@@ -10,7 +10,8 @@ resource binding; then stanzas flow. It is driven like every heron core::
     stream.data_to_send()             # bytes for the socket (messages_to_send() on WebSocket)
 
 and the server answers the events that need the store or the router through
-``start_tls_done``, ``provide_scram_keys``, ``plain_verified``, ``bind_done``
+``start_tls_done``, ``provide_scram_keys``, ``plain_verified``,
+``refuse_authentication`` (a guess that must wait, refused unchecked), ``bind_done``
 and ``bind_refused``. Answers arriving when nothing waits for them (the
 client aborted, the stream closed) are dropped.
 
@@ -119,9 +120,14 @@ class Authenticated:
 
 @dataclass(frozen=True, slots=True)
 class AuthenticationFailed:
-    """A SASL attempt failed; ``username`` is the prepared localpart tried, when one was."""
+    """A SASL attempt failed; ``username`` is the prepared localpart tried, when one was.
+
+    ``counted`` is False when the server refused it unchecked
+    (:meth:`C2SStream.refuse_authentication`): it guessed nothing.
+    """
 
     username: str | None
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +193,7 @@ class Input(Enum):
     ABORT = "<abort/>"
     KEYS = "provide_scram_keys()"
     VERDICT = "plain_verified()"
+    REFUSED = "refuse_authentication()"
     BIND_IQ = "bind iq"
     BIND_DONE = "bind_done()"
     BIND_REFUSED = "bind_refused()"
@@ -215,6 +222,7 @@ TRANSITIONS: Final[Mapping[tuple[State, Input], frozenset[State]]] = MappingProx
         (_S.SASL_EXCHANGE, _I.ABORT): frozenset({_S.SASL, _S.CLOSED}),
         (_S.SASL_EXCHANGE, _I.KEYS): frozenset({_S.SASL_EXCHANGE}),
         (_S.SASL_EXCHANGE, _I.VERDICT): frozenset({_S.SASL_HEADER, _S.SASL, _S.CLOSED}),
+        (_S.SASL_EXCHANGE, _I.REFUSED): frozenset({_S.SASL, _S.CLOSED}),
         (_S.SASL_HEADER, _I.HEADER): frozenset({_S.BIND}),
         # §7.6: a bad request is answered with an iq error and the client may try again.
         (_S.BIND, _I.BIND_IQ): frozenset({_S.BINDING, _S.BIND}),
@@ -229,7 +237,9 @@ TRANSITIONS: Final[Mapping[tuple[State, Input], frozenset[State]]] = MappingProx
 )
 """Every edge: ``(state, input) -> the states the action may lead to``."""
 
-_CALLER_INPUTS = frozenset({_I.TLS_DONE, _I.KEYS, _I.VERDICT, _I.BIND_DONE, _I.BIND_REFUSED})
+_CALLER_INPUTS = frozenset(
+    {_I.TLS_DONE, _I.KEYS, _I.VERDICT, _I.REFUSED, _I.BIND_DONE, _I.BIND_REFUSED}
+)
 _NOT_AUTHORIZED = StreamError(StreamCondition.NOT_AUTHORIZED, "bind a resource first")
 REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
     {
@@ -399,7 +409,8 @@ class C2SStream:
         """The keys :class:`ScramKeysNeeded` asked for; None when there is no such account."""
         if not self._accepts(Input.KEYS) or not self._sasl.waiting_for_keys:
             return
-        self._sasl_step(Input.KEYS, self._sasl.provide_scram_keys(keys))
+        account = f"{self._sasl_username}@{self._host}" if self._sasl_username else None
+        self._sasl_step(Input.KEYS, self._sasl.provide_scram_keys(keys, account))
 
     def plain_verified(self, ok: bool) -> None:
         """The verdict on :class:`PlainCheckNeeded`."""
@@ -411,6 +422,18 @@ class C2SStream:
             self._sasl_failed(Input.VERDICT, failure)
             return
         self._sasl_step(Input.VERDICT, step)
+
+    def refuse_authentication(
+        self, condition: SaslCondition = SaslCondition.TEMPORARY_AUTH_FAILURE, text: str = ""
+    ) -> None:
+        """Answer :class:`ScramKeysNeeded` or :class:`PlainCheckNeeded` with a failure without
+        checking anything (RFC 6120 §6.5.11: the server cannot check now; try later)."""
+        sasl = self._sasl
+        if not self._accepts(Input.REFUSED) or not (
+            sasl.waiting_for_keys or sasl.waiting_for_verdict
+        ):
+            return
+        self._sasl_failed(Input.REFUSED, sasl.abort(condition, text), counted=False)
 
     def bind_done(self, jid: JID) -> None:
         """The resource is bound as ``jid`` (RFC 6120 §7.6.1)."""
@@ -694,13 +717,13 @@ class C2SStream:
         self._move(input_, State.SASL_HEADER)
         self._events.append(Authenticated(account))
 
-    def _sasl_failed(self, input_: Input, failure: SaslFailure) -> None:
+    def _sasl_failed(self, input_: Input, failure: SaslFailure, *, counted: bool = True) -> None:
         """RFC 6120 §6.4.5: <failure/>, then the client may retry, a few times (§6.4.5)."""
         log.info("stream %s: SASL failed: %s", self._stream_id, failure)
         element = _element(NS.SASL, "failure")
         SubElement(element, qname(NS.SASL, failure.condition.value))
         self._send(element)
-        self._events.append(AuthenticationFailed(self._sasl_username))
+        self._events.append(AuthenticationFailed(self._sasl_username, counted))
         self._sasl_username = None
         if self._sasl.failures >= self._sasl_config.max_failures:
             self._goodbye(

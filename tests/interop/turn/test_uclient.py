@@ -17,6 +17,7 @@ from tests.interop.turn.stun_wire import (
     SUCCESS,
     UDP,
     RawTurnClient,
+    parse,
     plain,
 )
 from tests.interop.turn.support import (
@@ -80,9 +81,14 @@ def test_rest_api_credentials(shared_turn: TurnServer, echo_port: int) -> None:
 
 
 def test_wrong_password_relays_nothing(shared_turn: TurnServer) -> None:
-    # From 127.0.0.2: the failures lock that address out for a minute (by design), and the
-    # other tests' 127.0.0.1 must not be.
+    # Guesses come from 127.0.0.2: they make the account wait for new places (by design),
+    # while 127.0.0.1, which logged in first, stays a known device and keeps working.
     server = (LOCALHOST, shared_turn.port)
+    with RawTurnClient(server, TURN_USER, PASSWORD) as device:
+        answer = device.request(ALLOCATE_REQUEST, UDP_TRANSPORT)
+        assert answer.kind == ALLOCATE_REQUEST | SUCCESS, answer
+        deleted = device.request(REFRESH_REQUEST, plain(LIFETIME, bytes(4)))
+        assert deleted.kind == REFRESH_REQUEST | SUCCESS, deleted
     with silent_peer() as peer:
         run = uclient(
             shared_turn,
@@ -93,11 +99,25 @@ def test_wrong_password_relays_nothing(shared_turn: TurnServer) -> None:
         assert "error 401" in run.output, run.output
         assert run.totals in (None, (0, 0)), run.output
         assert pending(peer) == []
-    # uclient retried after each 401 until heron stopped taking guesses from that address
-    # (10 failures); now even the right password is refused there, with no nonce to retry.
+    # uclient retried after each 401 until heron stopped checking guesses for the account
+    # (it waits after 5 failures); the 401 without a nonce made it stop.
     assert "401 (Too many failed attempts)" in run.output, run.output
-    with RawTurnClient(server, TURN_USER, PASSWORD, local=GUESSER) as guesser:
-        answer = guesser.request(ALLOCATE_REQUEST, UDP_TRANSPORT)
+    with (
+        RawTurnClient(server, TURN_USER, "not-" + PASSWORD, local=GUESSER) as guesser,
+        RawTurnClient(server, TURN_USER, PASSWORD, local=GUESSER) as honest,
+    ):
+        guesser.request(ALLOCATE_REQUEST, UDP_TRANSPORT)  # takes a nonce on the way
+        honest.realm, honest.nonce = guesser.realm, guesser.nonce
+        # One more guess and the right password right behind it, from the guesser's
+        # address: whether the wait still ran or this guess began a new one, the
+        # password is not checked.
+        guess = guesser.encode(ALLOCATE_REQUEST, bytes(12), UDP_TRANSPORT(bytes(12)))
+        guesser.sock.sendto(guess, server)
+        right = honest.encode(ALLOCATE_REQUEST, b"right-answer", UDP_TRANSPORT(b"right-answer"))
+        honest.sock.sendto(right, server)
+        honest.sock.settimeout(10)
+        data, _ = honest.sock.recvfrom(65535)
+        answer = parse(data)
         assert (answer.error, answer.reason) == (401, "Too many failed attempts"), answer
     with RawTurnClient(server, TURN_USER, PASSWORD) as other:
         answer = other.request(ALLOCATE_REQUEST, UDP_TRANSPORT)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
+from heron.guesses import GuessThrottle
 from heron.stun import (
     Attribute,
     ChannelData,
@@ -187,6 +188,23 @@ class FakeClient:
 # --- the server side ---------------------------------------------------------------------
 
 
+class ClockedGuesses:
+    """A real ``GuessThrottle`` as the core's ``Guesses``, on the harness's injected clock."""
+
+    def __init__(self, turn: Turn, throttle: GuessThrottle) -> None:
+        self.turn = turn
+        self.throttle = throttle
+
+    def wait(self, account: str | None, source: str) -> float:
+        return self.throttle.wait(account, source, self.turn.now)
+
+    def failure(self, account: str | None, source: str) -> None:
+        self.throttle.failure(account, source, self.turn.now)
+
+    def success(self, account: str, source: str) -> None:
+        self.throttle.success(account, source, self.turn.now)
+
+
 class Turn:
     """A ``TurnCore`` with fakes around it and the time as a plain attribute."""
 
@@ -197,18 +215,29 @@ class Turn:
         peers: PeerPolicy | None = None,
         nonce_lifetime: float = 600.0,
         connection_ids: Callable[[], int] | None = None,
+        guesses: GuessThrottle | None = None,
         **policy: object,
     ) -> None:
+        """``guesses``: a throttle the core reports guesses to (none by default)."""
         self.now = T0
         self.policy = TurnPolicy(realm=REALM, **policy)  # type: ignore[arg-type]
         self.relays = FakeRelayFactory(versions)
         self.nonces = NonceIssuer(b"nonce-secret-for-tests-0123456789", nonce_lifetime)
+        self.guesses = guesses
         self.core = TurnCore(
-            self.policy, self.relays, self.nonces, peers or PeerPolicy(), connection_ids
+            self.policy,
+            self.relays,
+            self.nonces,
+            peers or PeerPolicy(),
+            connection_ids,
+            None if guesses is None else ClockedGuesses(self, guesses),
         )
         self.users = {name: credentials(name, password) for name, password in PASSWORDS.items()}
         self.lookup: Callable[[str], Credentials | None] = self.users.get
         """USERNAME -> keys, as the server's ``TurnKeys`` answers; tests may replace it."""
+        self.account: Callable[[str], str | None] = lambda name: name.rpartition(":")[2]
+        """USERNAME -> the account it names (``turn_account`` in the server): a REST
+        name's user part; tests may replace it."""
         self._hosts = itertools.count(100)
 
     def advance(self, seconds: float) -> None:
@@ -245,8 +274,11 @@ class Turn:
         """As :meth:`handle`, but the whole ``Reply`` (RFC 6062 ``connect`` and ``bind``)."""
         message = Message.decode(data)
         username = message.find(Username)
-        found = None if username is None else self.lookup(username.value)
-        return self.core.handle(message, key, client, found, self.now)
+        if username is None:
+            return self.core.handle(message, key, client, None, self.now)
+        found = self.lookup(username.value)
+        account = self.account(username.value)
+        return self.core.handle(message, key, client, found, self.now, account)
 
 
 # --- the client side ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import struct
 import pytest
 
 from heron.credentials import TurnSecret
+from heron.guesses import GuessThrottle
 from heron.stun import (
     ErrorCode,
     ErrorCodeAttribute,
@@ -323,17 +324,21 @@ def test_rfc8489_9_2_4_password_algorithm_downgrade_is_400(
     assert turn.core.allocations == {}
 
 
-# --- rate limiting of failed attempts ------------------------------------------------------------
+# --- guesses, counted in the throttle every protocol shares -------------------------------------
 
 
 def failing(turn: Turn, address: tuple[str, int]) -> TurnClient:
     return turn.client("alice", "guess", address=address)
 
 
-def test_auth_failures_beyond_the_limit_are_refused_without_a_nonce() -> None:
-    turn = Turn(auth_failure_limit=3, auth_failure_window=60.0)
+def throttled(free: int = 3) -> Turn:
+    return Turn(guesses=GuessThrottle(account_free=free, source_free=free))
+
+
+def test_guesses_beyond_the_free_ones_are_refused_without_a_nonce() -> None:
+    turn = throttled(3)
     guesser = failing(turn, ("192.0.2.66", 1000))
-    for _ in range(3):
+    for _ in range(4):  # three free, the fourth sets a wait
         assert error_code(guesser.allocate()) == ErrorCode.UNAUTHORIZED
     honest_same_ip = turn.client("alice", address=("192.0.2.66", 1001))
     honest_same_ip.nonce, honest_same_ip.offered = guesser.nonce, guesser.offered
@@ -345,45 +350,123 @@ def test_auth_failures_beyond_the_limit_are_refused_without_a_nonce() -> None:
     assert error.reason == "Too many failed attempts"
     assert reply.find(Nonce) is None and reply.find(Realm) is None
     assert turn.core.allocations == {}
-    assert turn.core.counters.auth_failures == 3
+    assert turn.core.counters.auth_failures == 4
+    assert turn.core.counters.auth_throttled == 1
 
 
-def test_auth_failure_limit_is_per_source_ip() -> None:
-    turn = Turn(auth_failure_limit=2)
+def test_guesses_from_many_sources_make_the_account_wait_everywhere() -> None:
+    turn = throttled(3)
+    for host in range(4):
+        assert error_code(failing(turn, (f"192.0.2.{60 + host}", 1000)).allocate()) == 401
+    newcomer = turn.client("alice", address=("192.0.2.70", 1000))
+
+    reply = newcomer.allocate()
+
+    assert error_code(reply) == ErrorCode.UNAUTHORIZED
+    assert reply.find(Nonce) is None
+    assert turn.core.allocations == {}
+
+
+def test_a_network_that_logged_in_before_keeps_working_while_the_account_waits() -> None:
+    turn = throttled(3)
+    device = turn.client("alice", address=("192.0.2.80", 1000))
+    assert device.allocate().message_class is MessageClass.SUCCESS_RESPONSE
+    for host in range(4):
+        failing(turn, (f"192.0.2.{60 + host}", 1000)).allocate()
+
+    assert device.refresh(600).message_class is MessageClass.SUCCESS_RESPONSE
+    again = turn.client("alice", address=("192.0.2.80", 1001))
+    assert again.allocate().message_class is MessageClass.SUCCESS_RESPONSE
+
+
+def test_guesses_count_in_the_throttle_other_protocols_read() -> None:
+    throttle = GuessThrottle(account_free=2, source_free=50)
+    turn = Turn(guesses=throttle)
+    for _ in range(3):
+        failing(turn, ("192.0.2.66", 1000)).allocate()
+
+    assert throttle.wait("alice", "198.51.100.1", turn.now) > 0
+
+
+def test_guesses_made_elsewhere_stop_turn_logins() -> None:
+    throttle = GuessThrottle(account_free=2, source_free=50)
+    turn = Turn(guesses=throttle)
+    for _ in range(3):
+        throttle.failure("alice", "198.51.100.1", turn.now)  # over SIP, say
+
+    reply = turn.client("alice", address=("192.0.2.90", 1000)).allocate()
+
+    assert error_code(reply) == ErrorCode.UNAUTHORIZED
+    assert reply.find(Nonce) is None
+
+
+def test_the_wait_ends() -> None:
+    turn = throttled(2)
     guesser = failing(turn, ("192.0.2.66", 1000))
-    guesser.allocate()
-    guesser.allocate()
-
-    other_ip = turn.client("alice", address=("192.0.2.67", 1000))
-
-    assert other_ip.allocate().message_class is MessageClass.SUCCESS_RESPONSE
-
-
-def test_auth_failure_limit_lifts_when_the_window_passes() -> None:
-    turn = Turn(auth_failure_limit=2, auth_failure_window=60.0)
-    guesser = failing(turn, ("192.0.2.66", 1000))
-    guesser.allocate()
-    guesser.allocate()
-    assert first_challenge(guesser).find(Nonce) is None  # blocked
+    for _ in range(3):
+        guesser.allocate()
+    assert first_challenge(guesser).find(Nonce) is not None  # unsigned: still challenged
     turn.advance(61)
-    turn.expire()
 
-    challenge = first_challenge(guesser)
     honest = turn.client("alice", address=("192.0.2.66", 1001))
 
-    assert error_code(challenge) == ErrorCode.UNAUTHORIZED
-    assert challenge.find(Nonce) is not None
     assert honest.allocate().message_class is MessageClass.SUCCESS_RESPONSE
 
 
-def test_binding_is_answered_for_a_blocked_ip() -> None:
-    turn = Turn(auth_failure_limit=1)
+def test_binding_is_answered_for_a_throttled_ip() -> None:
+    turn = throttled(1)
     guesser = failing(turn, ("192.0.2.66", 1000))
+    guesser.allocate()
     guesser.allocate()
 
     reply = guesser.request(Method.BINDING, sign=False)
 
     assert reply.message_class is MessageClass.SUCCESS_RESPONSE
+
+
+# --- which messages are worth a key lookup (before any database query) ---------------------------
+
+
+def signed_allocate(client: TurnClient, **changes: str) -> Message:
+    """An Allocate signed by ``client`` (which has a nonce), with USERNAME/REALM/NONCE replaced."""
+    attributes = [
+        RequestedTransport(),
+        Username(changes.get("username", client.username)),
+        Realm(changes.get("realm", REALM)),
+        Nonce(changes.get("nonce", client.nonce or "")),
+    ]
+    message = Message(Method.ALLOCATE, MessageClass.REQUEST, bytes(12), tuple(attributes))
+    return Message.decode(message.encode(client.long_term_key))
+
+
+def test_only_a_signed_request_with_realm_and_live_nonce_needs_keys() -> None:
+    turn = throttled(3)
+    alice = turn.client("alice", address=("192.0.2.66", 1000))
+    alice.learn(first_challenge(alice))
+    ip = alice.address[0]
+    needs = turn.core.needs_keys
+
+    assert needs(signed_allocate(alice), ip, "alice", turn.now)
+    assert not needs(signed_allocate(alice), "192.0.2.67", "alice", turn.now)  # not its nonce
+    assert not needs(signed_allocate(alice, realm="elsewhere"), ip, "alice", turn.now)
+    assert not needs(signed_allocate(alice, nonce="forged"), ip, "alice", turn.now)
+    assert not needs(signed_allocate(alice), ip, "alice", turn.now + 3600)  # stale
+    unsigned = Message(Method.ALLOCATE, MessageClass.REQUEST, bytes(12), (Username("alice"),))
+    assert not needs(unsigned, ip, "alice", turn.now)
+    binding = Message(Method.BINDING, MessageClass.REQUEST, bytes(12), (Username("alice"),))
+    assert not needs(binding, ip, "alice", turn.now)
+
+
+def test_no_keys_are_needed_while_the_source_must_wait() -> None:
+    turn = throttled(3)
+    guesser = turn.client("nobody", "guess", address=("192.0.2.66", 1000))
+    for name in ("x1", "x2", "x3", "x4"):
+        guesser.username = name
+        guesser.allocate()
+
+    assert not turn.core.needs_keys(signed_allocate(guesser), "192.0.2.66", "x9", turn.now)
+    turn.advance(60)
+    assert turn.core.needs_keys(signed_allocate(guesser), "192.0.2.66", "x9", turn.now)
 
 
 def test_stale_nonces_are_not_counted_as_failures(turn: Turn, alice: TurnClient) -> None:

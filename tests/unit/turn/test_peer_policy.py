@@ -194,3 +194,30 @@ def test_rfc8656_21_3_public_ipv4_allowed_in_every_spelling(v4: IPv4Address) -> 
     assert DEFAULT.permits(v4)
     for spell in SPELLINGS:
         assert DEFAULT.permits(spell(v4)), spell.__name__
+
+
+# --- heron's own listeners, whatever the allowed ranges ----------------------------------------
+
+OWN = PeerPolicy(
+    allowed=[ip_network("127.0.0.0/8"), ip_network("10.0.0.0/8")],
+    own_addresses=[ip_address("10.0.0.5")],
+    own_ports=[5060, 5222],
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "own"),
+    [
+        ("127.0.0.1", 5060, True),
+        ("127.9.9.9", 5222, True),
+        ("::ffff:127.0.0.1", 5060, True),
+        ("10.0.0.5", 5060, True),
+        ("0.0.0.0", 5060, True),
+        ("127.0.0.1", 5061, False),
+        ("10.0.0.6", 5060, False),
+    ],
+)
+def test_own_listening_ports_are_never_peers_though_the_range_is_allowed(
+    host: str, port: int, own: bool
+) -> None:
+    assert OWN.is_own_service(ip_address(host), port) is own

@@ -20,8 +20,10 @@ from heron.accounts import Account, AccountPolicy, AccountService, Secrets
 from heron.component import Services
 from heron.config import Config
 from heron.control import View
+from heron.credentials import WebPhoneCredentials
 from heron.errors import AccountExists
-from heron.ratelimit import Lockout
+from heron.guards import Guards
+from heron.guesses import GuessThrottle
 from heron.store import Database
 from heron.web import admin
 from heron.web.auth import COOKIE, SESSIONS, WebSessions
@@ -143,11 +145,12 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
     """Build the app (``admin.mount``) around in-memory accounts, with root (admin) and
     roland; the sessions run on a fake clock."""
     clients: list[TestClient[web.Request, web.Application]] = []
+    closing: list[Guards] = []
 
     async def make(
         *,
         metrics: str = "localhost",
-        lockout: Lockout | None = None,
+        guesses: GuessThrottle | None = None,
         admins: frozenset[str] = frozenset(),
     ) -> Site:
         store = MemoryAccounts()
@@ -159,11 +162,13 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
         config = Config.model_validate(
             {"domain": DOMAIN, "data_dir": str(tmp_path), "web": {"metrics": metrics}}
         )
-        services = Services(config, Database(f"sqlite:///{tmp_path / 'unused.db'}"), accounts)
+        guards = Guards(guesses=GuessThrottle() if guesses is None else guesses)
+        closing.append(guards)
+        web_phone = WebPhoneCredentials(b"0123456789abcdef0123456789abcdef")
+        database = Database(f"sqlite:///{tmp_path / 'unused.db'}")
+        services = Services(config, database, accounts, guards, web_phone)
         clock = Clock()
-        sessions = WebSessions(
-            accounts, ttl=3600, clock=clock, lockout=Lockout() if lockout is None else lockout
-        )
+        sessions = WebSessions(accounts, ttl=3600, clock=clock, guards=guards, web_phone=web_phone)
         app = web.Application()
         admin.mount(app, services, sessions)
         client: TestClient[web.Request, web.Application] = TestClient(TestServer(app))
@@ -174,3 +179,5 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
     yield make
     for client in clients:
         await client.close()
+    for guards in closing:
+        guards.close()

@@ -1,15 +1,18 @@
-"""Web login sessions: cookie flags, expiry, logout, CSRF, lockout, redirects, admin rights."""
+"""Web login sessions: cookie flags, expiry, logout, CSRF, guess throttle, redirects, admin
+rights, and sessions that end with their account's password."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heron.ratelimit import Lockout
+from heron.accounts import AccountChange
+from heron.guesses import GuessThrottle
 from heron.web.auth import COOKIE, local_path
 from tests.unit.web.conftest import ADMIN, USER, Site
 
@@ -121,25 +124,110 @@ async def test_cross_site_login_post_is_refused(make_site: MakeSite) -> None:
     assert len(site.sessions) == 0
 
 
-async def test_failed_logins_lock_the_address_even_for_the_right_password(
+async def test_failed_logins_make_the_account_wait_even_for_the_right_password(
     make_site: MakeSite,
 ) -> None:
-    site = await make_site(lockout=Lockout(user_limit=3, ip_limit=100, duration=900))
-    for _ in range(3):
+    site = await make_site(guesses=GuessThrottle(account_free=3, source_free=100))
+    for _ in range(4):
         assert (await site.browser().login(USER[0], "guess")).status == 403
-    locked = await site.browser().login(*USER)
-    assert locked.status == 403
-    assert "Wrong address or password" in await locked.text()
+    held = await site.browser().login(*USER)
+    assert held.status == 429
+    assert held.headers["Retry-After"] == "1"
+    assert "Too many attempts" in await held.text()
     assert (await site.browser().login(*ADMIN)).status == 302  # other accounts still work
-    site.clock.now += 900
+    site.clock.now += 1
     assert (await site.browser().login(*USER)).status == 302
 
 
-async def test_failed_logins_lock_the_source_address_across_accounts(make_site: MakeSite) -> None:
-    site = await make_site(lockout=Lockout(user_limit=100, ip_limit=3))
-    for name in ("a", "b", "c"):
+@pytest.mark.parametrize(
+    "spelling", ["ROLAND@example.org", "roland@EXAMPLE.ORG.", " Roland@example.org"]
+)
+async def test_spellings_of_an_address_count_as_one_account(
+    make_site: MakeSite, spelling: str
+) -> None:
+    site = await make_site(guesses=GuessThrottle(account_free=1, source_free=100))
+    assert (await site.browser().login(USER[0], "guess")).status == 403
+    assert (await site.browser().login(spelling, "guess")).status == 403
+    assert (await site.browser().login(*USER)).status == 429
+
+
+async def test_failed_logins_make_the_source_wait_across_accounts(make_site: MakeSite) -> None:
+    site = await make_site(guesses=GuessThrottle(account_free=100, source_free=3))
+    for name in ("a", "b", "c", "d"):
         await site.browser().login(f"{name}@example.org", "guess")
-    assert (await site.browser().login(*ADMIN)).status == 403
+    assert (await site.browser().login(*ADMIN)).status == 429
+
+
+async def test_a_session_ends_when_its_password_changes_behind_its_back(
+    make_site: MakeSite,
+) -> None:
+    site = await make_site()
+    browser = site.browser()
+    await browser.login_ok(*ADMIN)
+    account = site.store.accounts["root", "example.org"]
+    roland = site.store.accounts["roland", "example.org"]
+    # Another process (``heron user passwd``) changed it, and its announcement was lost.
+    site.store.accounts["root", "example.org"] = replace(account, secrets=roland.secrets)
+    assert (await browser.request("GET", "/api/users")).status == 401
+    assert len(site.sessions) == 0
+
+
+async def test_a_session_ends_when_its_account_is_removed_behind_its_back(
+    make_site: MakeSite,
+) -> None:
+    site = await make_site()
+    browser = site.browser()
+    await browser.login_ok(*ADMIN)
+    del site.store.accounts["root", "example.org"]
+    assert (await browser.request("GET", "/api/users")).status == 401
+    assert len(site.sessions) == 0
+
+
+@pytest.mark.parametrize("change", [AccountChange.PASSWORD, AccountChange.REMOVED])
+async def test_an_account_announcement_ends_its_sessions_and_phone_credentials(
+    make_site: MakeSite, change: AccountChange
+) -> None:
+    site = await make_site()
+    browser = site.browser()
+    await browser.login_ok(*USER)
+    other = site.browser()
+    await other.login_ok(*ADMIN)
+    phone = site.services.web_phone
+    issued, grant = phone.issue("roland", now=site.clock.now, ttl=3600)
+    site.sessions._sessions[browser.token or ""].grants.append(grant)
+    site.services.accounts.announce("roland", "example.org", change)
+    assert len(site.sessions) == 1
+    assert phone.check(issued.username, "example.org", now=site.clock.now) is None
+    assert (await browser.request("GET", "/api/session")).status == 401
+    assert (await other.request("GET", "/api/session")).status == 200
+
+
+async def test_admin_rights_are_read_for_each_request(make_site: MakeSite) -> None:
+    site = await make_site()
+    browser = site.browser()
+    await browser.login_ok(*ADMIN)
+    account = site.store.accounts["root", "example.org"]
+    site.store.accounts["root", "example.org"] = replace(account, admin=False)
+    assert (await browser.request("GET", "/api/users")).status == 403
+    assert (await browser.write("POST", "/api/users", {"address": "x@example.org"})).status == 403
+    assert (await browser.request("GET", "/admin")).status == 403
+    session = await (await browser.request("GET", "/api/session")).json()
+    assert session["admin"] is False
+    site.store.accounts["root", "example.org"] = account
+    assert (await browser.request("GET", "/api/users")).status == 200
+
+
+async def test_logout_revokes_the_sessions_phone_credentials(make_site: MakeSite) -> None:
+    site = await make_site()
+    browser = site.browser()
+    await browser.login_ok(*USER)
+    phone = site.services.web_phone
+    issued, grant = phone.issue("roland", now=site.clock.now, ttl=3600)
+    site.sessions._sessions[browser.token or ""].grants.append(grant)
+    assert phone.check(issued.username, "example.org", now=site.clock.now) is not None
+    response = await browser.request("POST", "/logout", data={"csrf": browser.csrf or ""})
+    assert response.status == 302
+    assert phone.check(issued.username, "example.org", now=site.clock.now) is None
 
 
 @pytest.mark.parametrize(

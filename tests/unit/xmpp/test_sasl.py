@@ -166,6 +166,37 @@ def test_scram_unknown_user_gets_stable_fake_salt_and_fails_at_the_proof() -> No
     assert f"s={salts[0]}".encode() not in other.provide_scram_keys(None).data
 
 
+def server_first_fields(mechanism: str, name: str, account: str | None = None) -> dict[str, str]:
+    sasl = server()
+    sasl.start(mechanism, b64(f"n,,n={name},r=abc"))
+    first = sasl.provide_scram_keys(None, account)
+    return dict(item.split("=", 1) for item in first.data.decode().split(","))
+
+
+def test_scram_unknown_user_has_one_salt_for_every_hash_as_real_accounts_do() -> None:
+    # A real account's SCRAM-SHA-1, -256 and -512 keys share one salt (Secrets.scram); a
+    # fake salt per hash would tell an unknown name from a real one.
+    salts = {server_first_fields(h.mechanism, "nobody")["s"] for h in ScramHash}
+    assert len(salts) == 1
+    assert len(base64.b64decode(salts.pop())) == 16  # what AccountService draws
+
+
+def test_scram_unknown_user_fake_keys_follow_the_account_name_the_caller_gives() -> None:
+    # "Nobody" and "nobody" are one account in the store: one salt, as for a real account.
+    upper = server_first_fields("SCRAM-SHA-256", "Nobody", "nobody@falcot.com")
+    lower = server_first_fields("SCRAM-SHA-1", "nobody", "nobody@falcot.com")
+    other = server_first_fields("SCRAM-SHA-1", "nobody", "nobody@other.example")
+    assert upper["s"] == lower["s"] != other["s"]
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1))
+@settings(max_examples=50)
+def test_scram_fake_salt_never_depends_on_the_mechanism(name: str) -> None:
+    sasl_names = {h: name.replace("=", "=3D").replace(",", "=2C") for h in ScramHash}
+    salts = {server_first_fields(h.mechanism, sasl_names[h], name)["s"] for h in ScramHash}
+    assert len(salts) == 1
+
+
 def test_scram_keys_of_another_hash_are_treated_as_no_account() -> None:
     sasl = server()
     sasl.start("SCRAM-SHA-256", b64("n,,n=roland,r=abc"))

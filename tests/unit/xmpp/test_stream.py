@@ -323,6 +323,7 @@ CALLER_INPUTS = {
     Input.TLS_DONE: lambda stream: stream.start_tls_done({}),
     Input.KEYS: lambda stream: stream.provide_scram_keys(KEYS),
     Input.VERDICT: lambda stream: stream.plain_verified(True),
+    Input.REFUSED: lambda stream: stream.refuse_authentication(),
     Input.BIND_DONE: lambda stream: stream.bind_done(ROLAND.with_resource("r")),
     Input.BIND_REFUSED: lambda stream: stream.bind_refused(StanzaCondition.CONFLICT),
 }
@@ -522,6 +523,39 @@ def test_scram_wrong_password_is_not_authorized_and_reveals_nothing() -> None:
     )
     # The server counts the failure against the account and the address (its lockout).
     assert AuthenticationFailed("roland") in client.events()
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256"])
+def test_a_guess_that_must_wait_is_refused_unchecked_and_not_counted(mechanism: str) -> None:
+    stream = new_stream()
+    client = login(stream, through=State.SASL)
+    payload = b"\0roland\0secret" if mechanism == "PLAIN" else b"n,,n=roland,r=x"
+    client.send(auth(mechanism, payload))
+    assert len(client.events()) == 1  # PlainCheckNeeded or ScramKeysNeeded
+    stream.refuse_authentication()
+    assert stream.data_to_send() == (
+        b'<failure xmlns="urn:ietf:params:xml:ns:xmpp-sasl"><temporary-auth-failure/></failure>'
+    )
+    assert client.events() == [AuthenticationFailed("roland", counted=False)]
+    assert stream.state is State.SASL
+    # A late answer to the refused exchange is dropped.
+    stream.plain_verified(True)
+    stream.provide_scram_keys(KEYS)
+    assert stream.data_to_send() == b""
+    assert stream.state is State.SASL
+
+
+def test_unknown_accounts_get_one_fake_salt_however_the_name_is_spelled() -> None:
+    salts = set()
+    for name, hash_name in (("Nobody", ScramHash.SHA256), ("nobody", ScramHash.SHA1)):
+        stream = new_stream()
+        client = login(stream, through=State.SASL)
+        client.send(auth(hash_name.mechanism, f"n,,n={name},r=x".encode()))
+        assert client.events() == [ScramKeysNeeded("nobody", hash_name)]
+        stream.provide_scram_keys(None)
+        first = base64.b64decode(text_of(stream.data_to_send().decode(), "challenge"))
+        salts.add(dict(item.split("=", 1) for item in first.decode().split(","))["s"])
+    assert len(salts) == 1
 
 
 def test_an_impossible_scram_username_gets_fake_keys_without_asking() -> None:

@@ -9,14 +9,11 @@ import socket
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 
-from heron.turn.allocation import Relay
+from heron.turn.allocation import RESERVATION_LIFETIME, Relay
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, tcp_socket
 from heron.turn.transports.udp import UdpRelay, UdpSocket
 
 __all__ = ["RESERVATION_LIFETIME", "RelaySockets"]
-
-RESERVATION_LIFETIME = 30.0
-"""RFC 8656 §7.2: a reserved port is held for about 30 seconds."""
 
 # <linux/in.h>, <linux/in6.h>: Python 3.11's socket module lacks these names.
 _IP_MTU_DISCOVER = 10

@@ -1,0 +1,96 @@
+"""The server's key cache: one store query per name at a time, unknown names remembered
+briefly, an account change forgets the account (issue 10 item 8)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from heron.credentials import TurnSecret
+from heron.errors import AccountNotFound
+from heron.turn.server import KEY_CACHE_SECONDS, MISSING, UNKNOWN_CACHE_SECONDS, TurnKeys
+
+REALM = "falcot.com"
+
+
+class FakeAccounts:
+    """The account store as ``TurnKeys`` sees it: roland exists; every query is counted,
+    and answers wait for ``release`` so concurrent lookups can be seen."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, str]] = []
+        self.release = asyncio.Event()
+
+    async def get(self, local: str, domain: str) -> Any:
+        self.queries.append((local, domain))
+        await self.release.wait()
+        if local != "roland":
+            raise AccountNotFound(local)
+        keys = SimpleNamespace(turn_realm=REALM, turn_key_md5=b"m" * 16, turn_key_sha256=b"s" * 32)
+        return SimpleNamespace(secrets=keys)
+
+
+def keys_with_clock() -> tuple[TurnKeys, FakeAccounts, list[float]]:
+    accounts, now = FakeAccounts(), [1_700_000_000.0]
+    keys = TurnKeys(
+        accounts,  # type: ignore[arg-type]
+        "falcot.com",
+        REALM,
+        TurnSecret(b"0123456789abcdef0123"),
+        clock=lambda: now[0],
+    )
+    return keys, accounts, now
+
+
+async def test_concurrent_lookups_of_one_name_make_one_query() -> None:
+    keys, accounts, _ = keys_with_clock()
+    waiting = [asyncio.ensure_future(keys.fetch("roland")) for _ in range(5)]
+    await asyncio.sleep(0)
+    accounts.release.set()
+
+    found = await asyncio.gather(*waiting)
+
+    assert accounts.queries == [("roland", "falcot.com")]
+    assert keys.lookups == 1
+    assert all(f is not None and f.key_md5 == b"m" * 16 for f in found)
+
+
+async def test_unknown_names_are_remembered_briefly() -> None:
+    keys, accounts, now = keys_with_clock()
+    accounts.release.set()
+    assert await keys.fetch("nobody") is None
+
+    assert keys.cached("nobody") is None
+    now[0] += UNKNOWN_CACHE_SECONDS + 1
+    assert keys.cached("nobody") is MISSING
+
+
+async def test_known_names_are_kept_longer_and_forgotten_when_the_account_changes() -> None:
+    keys, accounts, now = keys_with_clock()
+    accounts.release.set()
+    await keys.fetch("roland")
+    await keys.fetch("Roland@falcot.com")
+    now[0] += UNKNOWN_CACHE_SECONDS + 1
+    assert keys.cached("roland") is not MISSING
+    now[0] += KEY_CACHE_SECONDS
+    assert keys.cached("roland") is MISSING
+    await keys.fetch("roland")
+
+    keys.forget("roland@falcot.com")
+
+    assert keys.cached("roland") is MISSING
+    assert keys.cached("Roland@falcot.com") is MISSING
+
+
+def test_the_cache_is_bounded() -> None:
+    async def fill() -> TurnKeys:
+        keys, accounts, _ = keys_with_clock()
+        keys._capacity = 3  # noqa: SLF001
+        accounts.release.set()
+        for n in range(10):
+            await keys.fetch(f"user{n}")
+        return keys
+
+    keys = asyncio.run(fill())
+    assert [keys.cached(f"user{n}") is MISSING for n in range(10)] == [True] * 7 + [False] * 3
