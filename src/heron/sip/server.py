@@ -195,6 +195,7 @@ class SipComponent:
             self._locality,
             key,
             self._public,
+            guesses=self._services.guards.guesses,
             ha1_for=self._ha1_for,
             random=secrets.token_bytes,
             web_phone=self._services.web_phone,
