@@ -61,7 +61,7 @@ def test_a_silent_connection_goes_and_a_registered_one_stays(tmp_path: Path) -> 
         finally:
             chatty.close()
             phone.close()
-        assert "silent for 10 s" in heron.log()
+        assert wait_for(lambda: "silent for 10 s" in heron.log()), heron.log()
 
 
 def register_over(peer: TcpPeer) -> object:
