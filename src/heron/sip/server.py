@@ -3,9 +3,11 @@
 This is the one SIP module that does I/O and looks things up: it owns the
 sockets and timers, feeds the sans-IO transaction layer, and looks up accounts,
 bindings and DNS. What Kamailio's default configuration does with WITH_AUTH and
-WITH_USRLOCDB, in that order: sanity, loops, loose routing, registrar with
-digest authentication (:mod:`heron.sip.admission`), then location lookup
-(:mod:`heron.sip.bindings`) and forking (:mod:`heron.sip.forwarding`).
+WITH_USRLOCDB, in that order: sanity, loops, loose routing (only within dialogs
+heron sealed, :mod:`heron.sip.seal`), registrar with digest authentication
+(:mod:`heron.sip.admission`), then location lookup (:mod:`heron.sip.bindings`) and
+forking (:mod:`heron.sip.forwarding`) to the destinations the policy allows
+(:mod:`heron.sip.destinations`). heron's own refusals over UDP go statelessly.
 """
 
 from __future__ import annotations
@@ -189,6 +191,7 @@ class SipComponent:
         self._listen_ports = frozenset(a.port for a in sip.listen + sip.tls_listen)
         self._seal = DialogSeal(b"\0" * 32)  # replaced by the data directory's key at start
         self._unsealed = 0
+        self._internal_refused = 0
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -274,6 +277,8 @@ class SipComponent:
                 "connections": len(self._flows),
                 "flood_bans": self._flood.banned_total,
                 "connections_closed": self._guard.closed,
+                "unsealed_refused": self._unsealed,
+                "internal_refused": self._internal_refused,
             }
         ]
 
@@ -638,15 +643,19 @@ class SipComponent:
         return False
 
     def _refuse_destination(self, method: str, host: str, hop: tuple[str, tuple[str, int]]) -> None:
+        self._internal_refused += 1
+        if self._internal_refused not in (1, 100) and self._internal_refused % 10_000:
+            return
         transport, (to_host, to_port) = hop
-        log.info(
+        log.warning(
             "sip: %s from %s to %s:%d over %s refused: an internal address "
-            "(sip.allowed_destinations)",
+            "(sip.allowed_destinations); %d so far",
             method,
             host,
             to_host,
             to_port,
             transport,
+            self._internal_refused,
         )
 
     async def _forward_located(
