@@ -32,6 +32,7 @@ from tests.interop.sip.wire import (
 )
 from tests.security.sip_tools import Phone, UdpPeer, branch, listener, request, wait_for
 from tests.security.support import DOMAIN, HOST, USERS, Target, target
+from tests.support.dns_stub import dns_stub_thread
 
 
 @pytest.fixture(scope="module")
@@ -312,6 +313,26 @@ def test_web_phone_user_cannot_invite_loopback(shared: Target) -> None:
 
     with listener(socket.SOCK_DGRAM) as redis:
         assert asyncio.run(attack(redis.getsockname()[1])) == 403
+        redis.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            redis.recv(65535)
+
+
+def test_a_domain_whose_dns_names_loopback_is_not_reached(tmp_path: Path) -> None:
+    # DNS rebinding: evil.test's SIP server "is" 127.0.0.1 (its SRV names Redis's port).
+    with dns_stub_thread({}) as dns, listener(socket.SOCK_DGRAM) as redis:
+        port = redis.getsockname()[1]
+        dns.add("evil.test", "NAPTR", '10 50 "s" "SIP+D2U" "" _sip._udp.evil.test.')
+        dns.add("_sip._udp.evil.test", "SRV", f"10 10 {port} redis.evil.test.")
+        dns.add("redis.evil.test", "A", HOST)
+        with target(tmp_path / "heron", {"sip": {"dns_servers": [dns.address]}}) as heron:
+            phone = Phone(heron.ports["sip.listen"], "roland")
+            try:
+                answer = phone.invite("sip:x@evil.test")
+            finally:
+                phone.close()
+        assert answer.status == 403, answer
+        assert dns.asked("redis.evil.test")  # it looked, and did not go
         redis.settimeout(0.5)
         with pytest.raises(TimeoutError):
             redis.recv(65535)
