@@ -74,7 +74,8 @@ _KEY_CACHE_SIZE = 10_000
 MAX_WAITING = 256
 """Messages waiting for a key lookup, in all; more are dropped."""
 MAX_WAITING_PER_SOURCE = 16
-"""Messages from one source network (IPv4 address, IPv6 /64) waiting for a key lookup."""
+"""Requests from one source network (IPv4 address, IPv6 /64) waiting for a store query of
+a name of their own."""
 SWEEP_SECONDS = 1.0
 CONNECT_TIMEOUT = 25.0
 """RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
@@ -258,6 +259,15 @@ class TurnKeys:
         if entry is not None and entry[1] > now:
             return entry[0]
         return MISSING
+
+    def starts_query(self, username: str) -> bool:
+        """Whether keys for ``username`` would take a new store query (not cached, and no
+        lookup of it under way)."""
+        return (
+            ":" not in username
+            and username not in self._inflight
+            and isinstance(self.cached(username), _Missing)
+        )
 
     def forget(self, account: str) -> None:
         """The account changed: its cached keys (any spelling of its name) go."""
@@ -632,8 +642,12 @@ class TurnComponent:
         username: str,
         account: str | None,
     ) -> None:
-        network = network_key(key[1][0])
-        waiting = self._waiting.get(network, 0)
+        # Each new name costs a store query, so those count per source; requests for a
+        # name already being looked up (a client's burst of allocations) only in all.
+        network: str | None = network_key(key[1][0])
+        if not self._keys.starts_query(username):
+            network = None
+        waiting = 0 if network is None else self._waiting.get(network, 0)
         if self._waiting_total >= MAX_WAITING or waiting >= MAX_WAITING_PER_SOURCE:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
@@ -646,7 +660,8 @@ class TurnComponent:
                     self._dropped,
                 )
             return
-        self._waiting[network] = waiting + 1
+        if network is not None:
+            self._waiting[network] = waiting + 1
         self._waiting_total += 1
         self._spawn(self._lookup_then_handle(message, key, client, username, account, network))
 
@@ -706,7 +721,7 @@ class TurnComponent:
         client: ClientLink,
         username: str,
         account: str | None,
-        network: str,
+        network: str | None,
     ) -> None:
         try:
             credentials = self._keys.cached(username)
@@ -716,11 +731,12 @@ class TurnComponent:
                 await self._worker.ask(account, key[1][0])
         finally:
             self._waiting_total -= 1
-            left = self._waiting.get(network, 1) - 1
-            if left > 0:
-                self._waiting[network] = left
-            else:
-                self._waiting.pop(network, None)
+            if network is not None:
+                left = self._waiting.get(network, 1) - 1
+                if left > 0:
+                    self._waiting[network] = left
+                else:
+                    self._waiting.pop(network, None)
         self._handle(message, key, client, credentials, account)
 
     def _guess_command(self, argument: str) -> list[dict[str, Any]]:
