@@ -96,6 +96,9 @@ GUESS_COMMAND = "turn.guess"
 """Control command by which TURN workers use the main process's guess throttle:
 ``turn.guess ["wait"|"failure"|"success", account or null, source address]``."""
 _GUESS_TIMEOUT = 5.0
+ASK_SECONDS = 1.0
+"""How long a worker trusts the main process's word that an (account, source) need not
+wait (a failure's answer updates it at once)."""
 _MAX_GUESS_REQUEST = 200
 """The control socket reads 256 bytes of a request; longer names count by source only."""
 
@@ -159,34 +162,41 @@ Report = tuple[str, str | None, str]
 class _WorkerGuesses:
     """The core's ``Guesses`` in a TURN worker process: the main process's throttle.
 
-    Guesses over every protocol are counted in the main process, so a worker asks
-    it how long an (account, source) must wait before each signed request, and
-    tells it the outcome before answering the client (so a guess is counted
-    before its answer leaves, as in one process). What the main process said is
-    kept until the wait ends.
+    Guesses over every protocol are counted in the main process. A worker asks it
+    how long an (account, source) must wait before checking a signed request, and
+    trusts the answer for :data:`ASK_SECONDS`; a failure is told to the main
+    process, whose answer (the new wait) comes back, before the client hears
+    the 401, so guesses spread over workers count as in one process. Successes
+    are told without waiting, once per pair and period.
     """
 
     def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self._data_dir = data_dir
         self._clock = clock
-        self._until: dict[tuple[str | None, str], float] = {}
+        self._known: dict[tuple[str | None, str], tuple[float, float]] = {}
+        """(account, source) -> (wait until, asked at), as the main process last said."""
+        self._told: dict[tuple[str, str], float] = {}
+        """(account, source) -> when its last success was told."""
         self._reports: list[Report] = []
         self._failed = 0
 
+    def fresh(self, account: str | None, source: str) -> bool:
+        """Whether the main process was asked about this pair a moment ago."""
+        known = self._known.get((account, source))
+        return known is not None and self._clock() - known[1] < ASK_SECONDS
+
     def wait(self, account: str | None, source: str) -> float:
-        until = self._until.get((account, source))
-        if until is None:
-            return 0.0
-        left = until - self._clock()
-        if left <= 0:
-            del self._until[(account, source)]
-        return max(0.0, left)
+        known = self._known.get((account, source))
+        return 0.0 if known is None else max(0.0, known[0] - self._clock())
 
     def failure(self, account: str | None, source: str) -> None:
         self._reports.append(("failure", account, source))
 
     def success(self, account: str, source: str) -> None:
-        self._reports.append(("success", account, source))
+        now = self._clock()
+        if now - self._told.get((account, source), -ASK_SECONDS) >= ASK_SECONDS:
+            self._remember(self._told, (account, source), now)
+            self._reports.append(("success", account, source))
 
     def take(self) -> list[Report]:
         """The outcomes the core gave since the last call, to tell the main process."""
@@ -194,18 +204,24 @@ class _WorkerGuesses:
         return reports
 
     async def ask(self, account: str | None, source: str) -> None:
-        rows = await self._call("wait", account, source)
-        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
-        if len(self._until) >= _KEY_CACHE_SIZE:
-            self._until.clear()
-        if wait > 0:
-            self._until[(account, source)] = self._clock() + wait
-        else:
-            self._until.pop((account, source), None)
+        if not self.fresh(account, source):
+            self._learn(account, source, await self._call("wait", account, source))
 
     async def tell(self, reports: list[Report]) -> None:
         for operation, account, source in reports:
-            await self._call(operation, account, source)
+            rows = await self._call(operation, account, source)
+            if operation == "failure":
+                self._learn(account, source, rows)
+
+    def _learn(self, account: str | None, source: str, rows: list[dict[str, Any]]) -> None:
+        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
+        now = self._clock()
+        self._remember(self._known, (account, source), (now + wait, now))
+
+    def _remember(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        if len(table) >= _KEY_CACHE_SIZE:
+            table.clear()
+        table[key] = value
 
     async def _call(self, operation: str, account: str | None, source: str) -> list[dict[str, Any]]:
         text = json.dumps([operation, account, source])
@@ -627,7 +643,8 @@ class TurnComponent:
         account = turn_account(username.value, self._config.domain)
         credentials = self._keys.cached(username.value)
         missing = isinstance(credentials, _Missing)
-        if missing or self._worker is not None:
+        worker = self._worker
+        if missing or (worker is not None and not worker.fresh(account, key[1][0])):
             assert self.core is not None
             if self.core.needs_keys(message, key[1][0], account, self._clock()):
                 self._wait_for_keys(message, key, client, username.value, account)
@@ -751,7 +768,8 @@ class TurnComponent:
             return [{"wait": self._guesses.wait(account, source)}]
         if operation == "failure":
             self._guesses.failure(account, source)
-        elif operation == "success" and account is not None:
+            return [{"wait": self._guesses.wait(account, source)}]
+        if operation == "success" and account is not None:
             self._guesses.success(account, source)
         else:
             raise ValueError(f"unknown operation {operation!r}")
@@ -781,10 +799,13 @@ class TurnComponent:
         if reply is None:
             return
         reports = self._worker.take() if self._worker is not None else None
-        if reports:
+        if reports and any(operation == "failure" for operation, _, _ in reports):
             self._spawn(self._tell_then_deliver(reports, reply, key, client))
-        else:
-            self._deliver(reply, key, client)
+            return
+        if reports:
+            assert self._worker is not None
+            self._spawn(self._worker.tell(reports))
+        self._deliver(reply, key, client)
 
     async def _tell_then_deliver(
         self, reports: list[Report], reply: Reply, key: ClientKey, client: ClientLink
