@@ -21,7 +21,7 @@ import os
 import socket
 import ssl
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -54,6 +54,7 @@ from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import UdpClient, UdpSocket
 
 __all__ = [
+    "CHANGES_COMMAND",
     "GUESS_COMMAND",
     "TurnComponent",
     "TurnKeys",
@@ -92,6 +93,10 @@ def build_turn_worker(services: Services) -> TurnComponent | None:
     return TurnComponent(services, worker=True) if services.config.turn.enabled else None
 
 
+CHANGES_COMMAND = "turn.changes"
+"""Control command by which TURN workers hear of password changes and removals:
+``turn.changes N`` answers the changes after number N, as rows {"seq", "account"}."""
+_CHANGES_KEPT = 10_000
 GUESS_COMMAND = "turn.guess"
 """Control command by which TURN workers use the main process's guess throttle:
 ``turn.guess ["wait"|"failure"|"success", account or null, source address]``."""
@@ -381,6 +386,10 @@ class TurnComponent:
         self._guesses = _UnixTimeGuesses(services.guards.guesses)
         self._worker = _WorkerGuesses(services.config.data_dir) if worker else None
         """Set in an extra worker process: guesses are the main process's to count."""
+        self._changes: deque[tuple[int, str]] = deque(maxlen=_CHANGES_KEPT)
+        """Accounts whose password changed or that went, numbered, for the workers."""
+        self._changes_seen = 0
+        """In a worker: the last change number heard from the main process."""
         self._udp: list[UdpSocket] = []
         self._udp_by_address: dict[Address, UdpSocket] = {}
         self._links: dict[int, PeerLink] = {}
@@ -452,6 +461,7 @@ class TurnComponent:
         self._services.accounts.subscribe(self._account_changed)
         if self._worker is None:
             self._services.commands[GUESS_COMMAND] = self._guess_command
+            self._services.commands[CHANGES_COMMAND] = self._changes_command
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
@@ -618,6 +628,29 @@ class TurnComponent:
                 if link is not None:
                     link.close()
             self._relays.expire(now)
+            if self._worker is not None:
+                await self._hear_changes()
+
+    async def _hear_changes(self) -> None:
+        """In a worker: end what accounts changed in the main process had opened here."""
+        try:
+            rows = await asyncio.wait_for(
+                query(self._config.data_dir, f"{CHANGES_COMMAND} {self._changes_seen}"),
+                _GUESS_TIMEOUT,
+            )
+        except (HeronError, OSError, ValueError, TimeoutError):
+            return  # the main process is stopping; _WorkerGuesses logs its absence
+        for row in rows:
+            self._changes_seen = max(self._changes_seen, int(row["seq"]))
+            self._end_account(str(row["account"]), "changed")
+
+    def _changes_command(self, argument: str) -> list[dict[str, Any]]:
+        """The account changes after number ``argument`` (:data:`CHANGES_COMMAND`)."""
+        try:
+            after = int(argument)
+        except ValueError:
+            raise ValueError("expected the last change number seen") from None
+        return [{"seq": seq, "account": account} for seq, account in self._changes if seq > after]
 
     # --- packets --------------------------------------------------------------------
 
@@ -781,10 +814,16 @@ class TurnComponent:
         if change is AccountChange.ADMIN or self.core is None:
             return
         account = account_key(local, domain)
+        seq = self._changes[-1][0] + 1 if self._changes else 1
+        self._changes.append((seq, account))
+        self._end_account(account, change.value)
+
+    def _end_account(self, account: str, why: str) -> None:
+        assert self.core is not None
         self._keys.forget(account)
         ended = self.core.end_account(account)
         if ended:
-            log.info("turn: %d allocation(s) of %s ended (%s)", ended, account, change.value)
+            log.info("turn: %d allocation(s) of %s ended (%s)", ended, account, why)
 
     def _handle(
         self,
