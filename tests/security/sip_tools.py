@@ -67,14 +67,16 @@ def branch() -> str:
 class UdpPeer:
     """A UDP socket on loopback, sending to heron's SIP port and reading what comes back."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, host: str = HOST) -> None:
+        """``host`` is the local address: any of 127.0.0.0/8 is another source network."""
         self.target = (HOST, port)
+        self.host = host
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.socket.bind((HOST, 0))
+        self.socket.bind((host, 0))
         self.port: int = self.socket.getsockname()[1]
 
     def via(self, sent_by: str | None = None) -> str:
-        return f"SIP/2.0/UDP {sent_by or f'{HOST}:{self.port}'};branch={branch()}"
+        return f"SIP/2.0/UDP {sent_by or f'{self.host}:{self.port}'};branch={branch()}"
 
     def send(self, data: bytes) -> None:
         self.socket.sendto(data, self.target)
@@ -154,14 +156,16 @@ class TcpPeer:
 class Phone:
     """A user agent registered over UDP with digest, as a desk phone would."""
 
-    def __init__(self, port: int, user: str = "roland", password: str | None = None) -> None:
-        self.peer = UdpPeer(port)
+    def __init__(
+        self, port: int, user: str = "roland", password: str | None = None, host: str = HOST
+    ) -> None:
+        self.peer = UdpPeer(port, host)
         self.user = user
         self.password = USERS[user] if password is None else password
 
     @property
     def contact(self) -> str:
-        return f"<sip:{self.user}@{HOST}:{self.peer.port}>"
+        return f"<sip:{self.user}@{self.peer.host}:{self.peer.port}>"
 
     def authenticated(
         self, build: Callable[[str | None], bytes], method: str, uri: str, expect: int = 407

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from heron.config import Config
 from heron.credentials import WebPhoneCredentials
 from heron.errors import ConfigError
-from heron.ratelimit import FloodGuard, Lockout
+from heron.guesses import GuessThrottle, account_key
+from heron.ratelimit import FloodGuard
 from heron.sip.digest import Algorithm, DigestAuthenticator, Outcome, StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.locality import Locality
@@ -67,20 +68,24 @@ class Admission:
         key: bytes,
         public: Mapping[str, SipUri],
         *,
+        guesses: GuessThrottle | None = None,
         ha1_for: Ha1Lookup,
         random: Callable[[int], bytes],
         web_phone: WebPhoneCredentials,
     ) -> None:
         """``key`` signs digest nonces and web-phone credentials, ``public`` is
-        :func:`public_targets` of ``web.click_to_call``, ``random`` salts the nonces."""
+        :func:`public_targets` of ``web.click_to_call``, ``random`` salts the nonces;
+        ``guesses`` is the guess throttle every protocol shares (``services.guards``)."""
         sip = config.sip
         self._realm = config.sip_domain
         self._digest = DigestAuthenticator(
             self._realm,
             key,
             algorithms=tuple(Algorithm(name) for name in sip.digest_algorithms),
-            lockout=Lockout(),
         )
+        self._guesses = GuessThrottle() if guesses is None else guesses
+        self._domain = config.domain
+        self.throttled = 0
         self._web_phone = web_phone
         self._locality = locality
         self._ha1_for = ha1_for
@@ -131,16 +136,27 @@ class Admission:
     ) -> str | Refusal:
         """The authenticated user, or the 401/407 challenge to answer with (RFC 3261 §22)."""
         auth = self._digest.credentials(request)
+        stale = False
         if auth is not None:
             username = auth.param("username") or ""
             user, ha1 = await self._credentials_for(username, now)
-            verdict = self._digest.verify(request.method, auth, ha1, now, host)
-            if verdict.outcome is Outcome.OK and verdict.username is not None:
-                return user
-            stale = verdict.outcome is Outcome.STALE
-            self.failures += not stale
-        else:
-            stale = False
+            # One key per account over every protocol: Roland and roland are one.
+            account = account_key(user.partition("@")[0], self._domain)
+            wait = self._guesses.wait(account, host, now)
+            if wait > 0:
+                # Refused unchecked, answered as a wrong password would be; a network
+                # that proved this password lately is not held by the account's wait.
+                self._throttle(account, host, wait)
+            else:
+                verdict = self._digest.verify(request.method, auth, ha1, now, host)
+                if verdict.outcome is Outcome.OK and verdict.username is not None:
+                    self._guesses.success(account, host, now)
+                    return user
+                stale = verdict.outcome is Outcome.STALE
+                if verdict.outcome is Outcome.INVALID:
+                    self.failures += 1
+                    if verdict.checked:
+                        self._guesses.failure(account, host, now)
         self.challenges += 1
         challenge = self._digest.challenge(request.method, now, self._random(12), stale=stale)
         headers = challenge.headers
@@ -149,6 +165,18 @@ class Admission:
             # get the configured order reversed, MD5 (the default first) last.
             headers = headers[::-1]
         return Refusal(challenge.status, headers=headers)
+
+    def _throttle(self, account: str, host: str, wait: float) -> None:
+        self.throttled += 1
+        if self.throttled in (1, 100) or self.throttled % 10_000 == 0:
+            log.warning(
+                "sip: digest credentials for %r from %s refused unchecked for %.0f s more "
+                "(limits.account_guesses, limits.source_guesses); %d so far",
+                account,
+                host,
+                wait,
+                self.throttled,
+            )
 
     def from_mismatch(self, request: Request, user: str) -> Refusal | None:
         """403 when ``request``'s From is not ``user``, who authenticated: a local user's

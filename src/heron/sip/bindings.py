@@ -49,12 +49,26 @@ class BindingCache:
         """The AOR's bindings, expired ones included until swept."""
         return self._bindings.get(aor, [])
 
-    def put(self, aor: str, bindings: Sequence[Binding]) -> None:
-        """Make ``bindings`` the AOR's whole set; the store gets it at the next flush."""
-        self._index(self._bindings.get(aor, ()), -1)
+    def put(self, aor: str, bindings: Sequence[Binding]) -> bool:
+        """Make ``bindings`` the AOR's whole set; the store gets it at the next flush.
+        True when a contact went: the caller should :meth:`write` it through."""
+        old = self._bindings.get(aor, ())
+        self._index(old, -1)
         self._bindings[aor] = list(bindings)
         self._index(bindings, 1)
         self._dirty.add(aor)
+        kept = {b.contact for b in bindings}
+        return any(b.contact not in kept for b in old)
+
+    async def write(self, aor: str) -> None:
+        """Store the AOR's set now: a removal must not come back after a crash within the
+        write-behind second (a phone unregistered because it was lost or stolen)."""
+        self._dirty.discard(aor)
+        try:
+            await self._store.replace(aor, self._bindings.get(aor, []))
+        except Exception as exc:  # noqa: BLE001 - the next flush tries again
+            log.warning("sip: cannot store the bindings of %s: %s", aor, exc)
+            self._dirty.add(aor)
 
     def drop(self, aor: str) -> None:
         """Forget the AOR's bindings (its account is gone)."""

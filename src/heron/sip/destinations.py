@@ -61,6 +61,10 @@ class Destinations:
             if address is not None and not address.is_unspecified:
                 self._own.add(address)
 
+    def is_own(self, host: str) -> bool:
+        """``host`` is one of heron's own addresses."""
+        return _address(host) in self._own
+
     def internal(self, host: str) -> bool:
         """``host`` (an IP address as a request would be sent to it) is one no request may
         reach without a reason: not a public address, or heron's own. A host name is

@@ -26,7 +26,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from heron.ratelimit import Lockout
 from heron.sip.errors import MalformedValue, SipLocalError, Status
 from heron.sip.fields import Auth
 from heron.sip.grammar import quote
@@ -82,6 +81,9 @@ class Verdict:
     outcome: Outcome
     username: str | None
     reason: str
+    checked: bool = False
+    """The response was compared with the account's HA1 (or the dummy one): a password
+    guess, for the guess throttle to count when it failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,14 +237,12 @@ class DigestAuthenticator:
         nonce_lifetime: int = 300,
         require_qop: bool = True,
         algorithms: tuple[Algorithm, ...] = (Algorithm.SHA_256, Algorithm.MD5),
-        lockout: Lockout | None = None,
         nonce_counts: NonceCounts | None = None,
     ) -> None:
         if len(key) < 16 or not algorithms:
             raise SipLocalError("Digest needs a key of 16 bytes or more and an algorithm")
         self.realm, self.algorithms, self._key = realm, algorithms, key
         self._lifetime, self._require_qop = nonce_lifetime, require_qop
-        self.lockout = Lockout() if lockout is None else lockout
         self.nonce_counts = NonceCounts() if nonce_counts is None else nonce_counts
 
     def challenge(
@@ -284,8 +284,9 @@ class DigestAuthenticator:
         """Check ``auth`` on a request of ``method`` from address ``source``.
 
         ``ha1`` is None for an unknown user: the same work is done and the
-        same INVALID given as for a wrong password. :attr:`lockout` counts
-        wrong credentials, and refuses locked names and addresses alike.
+        same INVALID given as for a wrong password; ``checked`` tells both from
+        credentials that guessed nothing (a nonce not ours). Slowing guesses is
+        the caller's (:class:`heron.guesses.GuessThrottle`); ``source`` is for logs.
         """
         user = auth.param("username")
         if (problem := self._malformed(auth)) is not None:
@@ -301,17 +302,15 @@ class DigestAuthenticator:
         uri, rest = auth.param("uri") or "", (nc, cnonce, qop) if qop else ()
         expected = digest_response(algorithm, stored, method, uri, nonce, *rest)
         matches = hmac.compare_digest(expected, (auth.param("response") or "").lower())
-        if self.lockout.is_locked(user, source, now):
-            return Verdict(Outcome.INVALID, user, "locked out")
         if ha1 is None or not matches:
-            self.lockout.failure(user, source, now)
-            return Verdict(Outcome.INVALID, user, "wrong response" if ha1 else "unknown user")
+            reason = "wrong response" if ha1 else "unknown user"
+            return Verdict(Outcome.INVALID, user, reason, checked=True)
         if expiry <= now:
-            return Verdict(Outcome.STALE, user, "nonce expired")
+            return Verdict(Outcome.STALE, user, "nonce expired", checked=True)
         if qop and not self.nonce_counts.advance(nonce, int(nc, 16), expiry, now):
-            return Verdict(Outcome.STALE, user, "nonce-count not above the last, or forgotten")
-        self.lockout.success(user, source)
-        return Verdict(Outcome.OK, user, "ok")
+            reason = "nonce-count not above the last, or forgotten"
+            return Verdict(Outcome.STALE, user, reason, checked=True)
+        return Verdict(Outcome.OK, user, "ok", checked=True)
 
     def _malformed(self, auth: Auth) -> str | None:
         """Why ``auth`` cannot be checked at all; None when it can."""

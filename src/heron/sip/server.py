@@ -69,6 +69,10 @@ CAPABILITIES = (
 """What an OPTIONS to heron itself is told (RFC 3261 §11.2): the methods it proxies and
 registers, bodies it passes, and the extensions of its registrar (RFC 3327, RFC 5626)."""
 
+LOCAL_TAG = "hr"
+"""Starts the To tag of every response heron makes itself, so that the ACK for a refusal
+sent statelessly is known for what it is and absorbed quietly."""
+
 Dialog = tuple[Request, tuple[Uri, ...], str]
 """An in-dialog request, the Route values of ours it carried, and its caller's tag."""
 
@@ -174,6 +178,7 @@ class SipComponent:
             hosts=[(u.maddr or u.host) for u in configured if isinstance(u, SipUri)],
             own=[address.host for address in sip.listen + sip.tls_listen],
         )
+        self._listen_ports = frozenset(a.port for a in sip.listen + sip.tls_listen)
         self._seal = DialogSeal(b"\0" * 32)  # replaced by the data directory's key at start
         self._unsealed = 0
 
@@ -190,6 +195,7 @@ class SipComponent:
             self._locality,
             key,
             self._public,
+            guesses=self._services.guards.guesses,
             ha1_for=self._ha1_for,
             random=secrets.token_bytes,
             web_phone=self._services.web_phone,
@@ -346,7 +352,7 @@ class SipComponent:
         if isinstance(event, Ping):
             return
         if isinstance(event, Request):
-            if not self._flood.allow(source.host, self._clock()):
+            if not self._flood.allow(self._flood_key(source), self._clock()):
                 return  # a flooding source: dropped unanswered, as pike does
             self._counters["requests"] += 1
             # RFC 3261 §18.2.1, RFC 3581 §4: the responses tell a phone behind NAT
@@ -356,6 +362,14 @@ class SipComponent:
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )
         self._dispatch(events, source)
+
+    def _flood_key(self, source: Source) -> str:
+        """Who the flood guard counts: the source address, but heron's own sockets apart
+        and never exempt, so that a message looping through heron (loopback is exempt by
+        default) is held to the rate too, besides loop detection and Max-Forwards."""
+        if source.port in self._listen_ports and self._destinations.is_own(source.host):
+            return f"heron {source.host}"
+        return source.host
 
     def _dispatch(self, events: list[TransactionEvent], source: Source | None = None) -> None:
         for event in events:
@@ -436,9 +450,9 @@ class SipComponent:
             return
         stream.send(data)
 
-    def _respond(self, tx: int, response: Response) -> None:
+    def _respond(self, tx: int, response: Response, *, stateless: bool = False) -> None:
         try:
-            events = self._layer.server_respond(tx, response, self._clock())
+            events = self._layer.server_respond(tx, response, self._clock(), stateless=stateless)
         except SipError as exc:
             log.debug("sip: response dropped: %s", exc)
             return
@@ -452,8 +466,12 @@ class SipComponent:
         reason: str | None = None,
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
-        tag = None if status == 100 else secrets.token_hex(6)
-        self._respond(tx, request.response(status, reason, to_tag=tag, headers=headers))
+        """heron answers ``request`` itself. A refusal or challenge over UDP goes once and
+        statelessly, as Kamailio's sl_send_reply: a 407 to a spoofed source is not sent
+        again and again until Timer H (reflection), and holds no transaction."""
+        tag = None if status == 100 else LOCAL_TAG + secrets.token_hex(6)
+        response = request.response(status, reason, to_tag=tag, headers=headers)
+        self._respond(tx, response, stateless=status >= 300)
 
     # --- requests -------------------------------------------------------------------
 
@@ -552,10 +570,15 @@ class SipComponent:
         """An ACK no transaction absorbed (for a 2xx, RFC 3261 §16.11): forwarded
         statelessly within a dialog we sealed, by the same rules as any request: Max-Forwards,
         loops and the destination policy. Anything else is dropped unanswered."""
-        if request.headers.max_forwards == 0 or is_loop(request, self._sent_by()):
+        if request.headers.max_forwards == 0:
             return
+        if is_loop(request, self._sent_by()):
+            log.info("sip: ACK from %s:%d looped back to heron: dropped", *source)
+            return
+        to = request.headers.to
+        if to.tag is not None and to.tag.startswith(LOCAL_TAG):
+            return  # the ACK for a refusal heron sent statelessly (RFC 3261 §17.2.1)
         routed, ours = preprocess(request, self._locality.is_me)
-        to = routed.headers.to
         caller = self._seal.caller_tag(routed, ours) if to.tag is not None else None
         if caller is None and not self._admission.trusted(source[0]):
             self._refuse_unsealed(Method.ACK, *source)
@@ -709,7 +732,9 @@ class SipComponent:
         user = self._services.accounts.identity(local, domain).sip_user
         self._ha1.pop(user, None)
         if change is AccountChange.REMOVED:
-            self._bindings.drop(f"{user.lower()}@{self._config.sip_domain}")
+            aor = f"{user.lower()}@{self._config.sip_domain}"
+            self._bindings.drop(aor)
+            self._spawn(self._bindings.write(aor))
 
     async def _ha1_for(self, user: str) -> StoredHa1 | None:
         now = self._clock()
@@ -765,5 +790,6 @@ class SipComponent:
         )
         if result.bindings is not None:
             self._counters["registrations"] += 1
-            self._bindings.put(aor, result.bindings)
+            if self._bindings.put(aor, result.bindings):
+                await self._bindings.write(aor)  # removals are written through, at once
         self._respond(tx, result.response)

@@ -257,8 +257,16 @@ class TransactionLayer:
 
     # Input from the TU -----------------------------------------------------
 
-    def server_respond(self, tx: int, response: Response, now: float) -> list[TransactionEvent]:
+    def server_respond(
+        self, tx: int, response: Response, now: float, *, stateless: bool = False
+    ) -> list[TransactionEvent]:
         """Send ``response`` on server transaction ``tx`` (RFC 3261 §17.2.1, §17.2.2).
+
+        ``stateless`` with a final response over UDP sends it once and ends the
+        transaction there, as a stateless proxy answers (RFC 3261 §16.11): no
+        Timer G retransmissions to a source that may be spoofed, no state held
+        for Timer H or J; a retransmitted request is a new transaction, its ACK
+        matches nothing. For what the proxy itself refuses or challenges.
 
         Raises :class:`TransactionError` when ``tx`` is not a live server
         transaction, the response is to another method, or the state takes no
@@ -275,6 +283,13 @@ class TransactionLayer:
                 "Response not allowed in this state",
                 detail=f"{response.status} in {transaction.kind.value} {transaction.state.value}",
             )
+        if (
+            stateless
+            and response.status >= 200
+            and not transaction.reliable
+            and transaction.id in self._transactions
+        ):
+            self._remove(transaction)
         return self._take_events()
 
     def client_request(

@@ -234,3 +234,15 @@ def test_expired_bindings_leave_the_index_when_swept() -> None:
     cache.put("roland@falcot.com", [binding("sip:r@192.168.1.20:5062", "192.168.1.20", 5062)])
     asyncio.run(cache.sweep(1000.0))
     assert not cache.reaches("192.168.1.20", 5062)
+
+
+def test_a_removal_says_so_and_is_written_through() -> None:
+    store = MemoryLocationStore()
+    cache = BindingCache(store)
+    first = binding("sip:r@192.168.1.20:5062", "192.168.1.20", 5062)
+    assert cache.put("roland@falcot.com", [first]) is False  # added: written behind
+    asyncio.run(cache.flush())
+    assert cache.put("roland@falcot.com", [first]) is False  # refreshed
+    assert cache.put("roland@falcot.com", []) is True  # removed
+    asyncio.run(cache.write("roland@falcot.com"))
+    assert asyncio.run(store.get("roland@falcot.com")) == []

@@ -726,3 +726,35 @@ def test_events_and_outgoing_are_frozen_and_slotted() -> None:
         assert not hasattr(value, "__dict__")
         with pytest.raises(dataclasses.FrozenInstanceError):
             value.tx = 2  # type: ignore[misc]
+
+
+# Stateless answers -------------------------------------------------------------------
+
+
+def test_rfc3261_16_11_a_stateless_challenge_over_udp_is_sent_once_and_held_nowhere() -> None:
+    run = start(Kind.INVITE_SERVER)
+    challenge = run.request.response(407, to_tag="hr1")
+    events = run.layer.server_respond(run.tx, challenge, 0.05, stateless=True)
+    assert events == [TransactionTerminated(run.tx)]
+    (sent,) = run.layer.messages_to_send()
+    assert sent.message == challenge and sent.destination == UAC
+    assert len(run.layer) == 0 and run.layer.next_timer() is None  # no Timer G, no Timer H
+    sends, _ = run_timers(run.layer)
+    assert sends == []
+    # A retransmission is a new request; the ACK for the challenge matches nothing.
+    (again,) = run.feed(run.request, 0.6)
+    assert isinstance(again, RequestReceived) and again.tx != run.tx
+
+
+def test_a_stateless_non_invite_refusal_holds_no_timer_j() -> None:
+    run = start(Kind.NON_INVITE_SERVER)
+    run.layer.server_respond(run.tx, run.request.response(401, to_tag="hr2"), 0.1, stateless=True)
+    assert len(run.layer) == 0 and run.layer.next_timer() is None
+
+
+def test_stateless_changes_nothing_on_a_reliable_transport_or_for_a_provisional() -> None:
+    run = start(Kind.INVITE_SERVER, reliable=True)
+    run.layer.server_respond(run.tx, run.request.response(180, to_tag="b"), 0.1, stateless=True)
+    assert run.layer.state(run.tx) is State.PROCEEDING
+    run.layer.server_respond(run.tx, run.request.response(486, to_tag="b"), 0.2, stateless=True)
+    assert run.layer.state(run.tx) is State.COMPLETED  # waits for the ACK: no retransmissions
