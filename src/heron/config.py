@@ -277,6 +277,9 @@ class XmppSettings(_Section):
     """Messages kept per offline user (XEP-0160); more are bounced."""
     muc_history: int = Field(default=20, ge=0, le=1000)
     """Group-chat messages a newcomer is sent (XEP-0045 §7.2.15), as Prosody's default."""
+    rooms_per_user: int = Field(default=20, ge=0, le=1000)
+    """Group-chat rooms one account may own at once (administrators are not limited), so
+    that one user cannot take the service's 1000 rooms; 0 is unlimited."""
     turn_credentials_ttl: int = Field(default=86_400, ge=60)
     """Lifetime of the TURN credentials handed out by XEP-0215, in seconds."""
 

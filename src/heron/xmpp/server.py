@@ -265,6 +265,7 @@ class XmppComponent:
             admins=self._admins,
             local_hosts=self._hosts,
             history=config.xmpp.muc_history,
+            rooms_per_user=config.xmpp.rooms_per_user,
         )
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards

@@ -110,6 +110,9 @@ class Limits:
 
     max_rooms: int = 1000
     """Rooms the service holds at once (created or loaded)."""
+    rooms_per_user: int = 20
+    """Rooms one account may own at once (server admins are not counted), so that one user
+    cannot take all of ``max_rooms``; 0 is unlimited."""
     max_occupants: int = 500
     """Upper bound of any room's maxusers."""
     history: int = 20
