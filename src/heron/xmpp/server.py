@@ -165,6 +165,7 @@ class _WebSocketLink(_Link):
         self._socket = socket
         self.peer = peer
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._gone = False
         self._writer = asyncio.create_task(self._write())
 
     async def read(self, timeout: float) -> bytes | None:
@@ -174,7 +175,10 @@ class _WebSocketLink(_Link):
         return None  # RFC 7395 §3.2: only text frames carry XMPP
 
     def write(self, stream: C2SStream) -> None:
-        for message in stream.messages_to_send():
+        messages = stream.messages_to_send()
+        if self._gone:
+            return  # nobody left to read them
+        for message in messages:
             self._queue.put_nowait(message)
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
@@ -187,10 +191,20 @@ class _WebSocketLink(_Link):
     def backlog(self) -> int:
         return self._queue.qsize() * 1024
 
+    async def finished(self) -> None:
+        """Wait until what was queued before :meth:`close` is sent (or found undeliverable),
+        so that the closing stream error reaches the browser before the handler returns."""
+        await self._writer
+
     async def _write(self) -> None:
-        while (message := await self._queue.get()) is not None:
-            await self._socket.send_str(message)
-        await self._socket.close()
+        try:
+            while (message := await self._queue.get()) is not None:
+                await self._socket.send_str(message)
+            await self._socket.close()
+        except ConnectionError as exc:  # aiohttp's ClientConnectionResetError among them
+            # The browser went away (a closed tab, a lost network): nothing to tell it.
+            self._gone = True
+            log.debug("xmpp: WebSocket to %s gone: %s", self.peer, exc)
 
 
 class _Session:
@@ -429,6 +443,7 @@ class XmppComponent:
                 return socket
             link = _WebSocketLink(socket, ip)
             await self._run(link, tls_active=request.secure, websocket=True)
+            await link.finished()
             return socket
         finally:
             connections.close(ip)
