@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc import Affiliation, Limits, Room, RoomConfig, Whois
+from heron.xmpp.muc.nickname import nickname_key, prepare_nickname
 from heron.xmpp.stanza import NS, qname
 
 NOW = 1_767_323_045.0
@@ -234,6 +235,39 @@ def test_xep0045_7_2_8_nickname_conflict() -> None:
     with refused(StanzaCondition.CONFLICT):
         harness.join(HAG, "secondwitch")
     assert harness.room.occupant_count == 2
+
+
+@pytest.mark.parametrize("lookalike", ["SecondWitch", "ｓｅｃｏｎｄｗｉｔｃｈ", "  secondwitch "])
+def test_rfc8266_nicknames_that_compare_equal_conflict(lookalike: str) -> None:
+    harness = Harness.created()
+    harness.join(WICCA, "secondwitch")
+    with refused(StanzaCondition.CONFLICT):
+        harness.join(HAG, lookalike)
+    assert harness.room.occupant_count == 2
+
+
+def test_rfc8266_nicknames_are_enforced_before_the_room_shows_them() -> None:
+    harness = Harness.created()
+    self_presence = harness.join(WICCA, "\u00a0Second\u2003 \u2003Witch ")[-2]
+    assert self_presence.get("from") == f"{ROOM}/Second Witch"
+    # Its owner may change only the case; the room still knows it by either spelling.
+    out = harness.presence(WICCA, "second witch")
+    assert any(p.get("from") == f"{ROOM}/second witch" for p in out)
+    assert harness.room.occupant_count == 2
+
+
+@pytest.mark.parametrize(
+    ("nick", "condition"),
+    [
+        ("   ", StanzaCondition.JID_MALFORMED),
+        ("second\u200dwitch", StanzaCondition.NOT_ACCEPTABLE),  # zero-width joiner: invisible
+        ("witch\ue000", StanzaCondition.NOT_ACCEPTABLE),  # private use
+    ],
+)
+def test_rfc8266_nicknames_refused(nick: str, condition: StanzaCondition) -> None:
+    harness = Harness.created()
+    with refused(condition):
+        harness.join(HAG, nick)
 
 
 def test_xep0045_7_2_9_full_room_refuses_all_but_admins() -> None:
@@ -722,3 +756,14 @@ def test_occupants_and_nicks_stay_consistent(steps: list[tuple[int, str]]) -> No
             assert occupant is not None and occupant.nick == nick
     mine = to(harness.join(HAG, "late"), HAG)
     assert len([m for m in mine if m.find(qname(NS.CLIENT, "body")) is not None]) <= 3
+
+
+@given(st.text(min_size=1, max_size=30))
+@settings(max_examples=200)
+def test_rfc8266_enforcement_is_idempotent_and_keys_agree(text: str) -> None:
+    try:
+        prepared = prepare_nickname(text)
+    except StanzaError:
+        return
+    assert prepare_nickname(prepared) == prepared
+    assert nickname_key(prepared) == nickname_key(text) == nickname_key(prepared.upper().lower())

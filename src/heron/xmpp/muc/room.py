@@ -42,6 +42,7 @@ from heron.xmpp.muc.model import (
     apply_form,
     config_form,
 )
+from heron.xmpp.muc.nickname import ByNickname, prepare_nickname
 from heron.xmpp.stanza import NS, iq_result, qname
 
 __all__ = ["Room"]
@@ -130,7 +131,7 @@ class Room:
         self._limits = limits
         self._ids = ids
         self._affiliations = {entry.jid: entry for entry in affiliations}
-        self._occupants: dict[str, Occupant] = {}
+        self._occupants: ByNickname[Occupant] = ByNickname()
         self._nicks: dict[JID, str] = {}
         self._history: deque[_Entry] = deque(maxlen=limits.history)
         self._fresh = False
@@ -241,8 +242,8 @@ class Room:
             return Outcome(tuple(s for s in out if s.get("to") != str(sender)))
         if kind is not None:
             return Outcome()  # subscriptions and probes mean nothing to a room
-        if not nick:
-            raise _refuse(StanzaCondition.JID_MALFORMED, "a nickname is required")  # §7.2.1
+        # §7.2.1: a nickname is required; RFC 8266 says which ones are the same.
+        nick = prepare_nickname(nick)
         if len(nick) > self._limits.max_nick:
             raise _refuse(StanzaCondition.NOT_ACCEPTABLE, "nickname too long")
         kept = (child for child in stanza if child.tag not in (_X_MUC, _X_USER))
@@ -315,7 +316,8 @@ class Room:
         return out
 
     def _change_nick(self, occupant: Occupant, nick: str, payload: tuple[Element, ...]) -> Outcome:
-        if nick in self._occupants:
+        holder = self._occupants.get(nick)
+        if holder is not None and holder is not occupant:  # "Roland" may become "roland"
             raise _refuse(StanzaCondition.CONFLICT, "nickname in use")  # §7.6.2
         # §7.6.1: unavailable from the old nick with 303 and the new one, then available.
         old = replace(occupant, presence=())
