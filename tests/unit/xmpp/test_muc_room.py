@@ -293,6 +293,24 @@ def test_xep0045_7_2_1_nickname_is_required_and_bounded() -> None:
 # §7.2.15 history
 
 
+def test_history_is_bounded_in_characters_as_well_as_messages() -> None:
+    harness = Harness.created(limits=Limits(history=20, history_chars=2500))
+    harness.join(WICCA, "secondwitch")
+    for n in range(5):
+        harness.say(WICCA, f"{n}" + "x" * 600)
+    mine = to(harness.join(HAG, "thirdwitch"), HAG)
+    bodies = [m.findtext(qname(NS.CLIENT, "body")) for m in mine]
+    kept = [body[0] for body in bodies if body]
+    assert kept == ["2", "3", "4"]  # the two oldest went to stay under 2500 characters
+    # A message bigger than the whole bound is not kept at all.
+    harness.say(WICCA, "y" * 3000)
+    mine = to(
+        harness.join(parse_jid("late@shakespeare.lit/x"), "late"),
+        parse_jid("late@shakespeare.lit/x"),
+    )
+    assert not [m for m in mine if m.findtext(qname(NS.CLIENT, "body"))]
+
+
 def test_xep0045_7_2_15_default_history_is_the_last_twenty_with_delay() -> None:
     harness = Harness.created()
     for n in range(25):

@@ -117,6 +117,9 @@ class Limits:
     """Upper bound of any room's maxusers."""
     history: int = 20
     """Messages kept per room, and sent on join by default (Prosody's max_history_messages)."""
+    history_chars: int = 100_000
+    """Characters of serialized messages kept per room, oldest dropped first: the history's
+    memory stays bounded however big the messages (each may be up to xmpp.max_stanza_size)."""
     max_room_name: int = 64
     """Characters in a room's localpart."""
     max_nick: int = 64

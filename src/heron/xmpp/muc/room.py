@@ -134,6 +134,7 @@ class Room:
         self._occupants: ByNickname[Occupant] = ByNickname()
         self._nicks: dict[JID, str] = {}
         self._history: deque[_Entry] = deque(maxlen=limits.history)
+        self._history_chars = 0
         self._fresh = False
 
     @classmethod
@@ -417,6 +418,18 @@ class Room:
 
     # -- history (§7.2.15) and subject (§7.2.16, §8.1) --
 
+    def _remember(self, entry: _Entry) -> None:
+        """Keep ``entry`` in the history, within both its count and its characters."""
+        history = self._history
+        if history.maxlen == 0:
+            return
+        if len(history) == history.maxlen:
+            self._history_chars -= history.popleft().chars
+        history.append(entry)
+        self._history_chars += entry.chars
+        while history and self._history_chars > self._limits.history_chars:
+            self._history_chars -= history.popleft().chars
+
     def _history_for(self, to: JID, request: Element | None, now: float) -> list[Element]:
         entries = list(self._history)
         if request is not None:
@@ -505,8 +518,7 @@ class Room:
                 message.append(deepcopy(child))
         SubElement(message, qname(STANZA_ID, "stanza-id"), {"id": self._ids(), "by": str(self.jid)})
         if keep:
-            chars = len(tostring(message, encoding="unicode"))
-            self._history.append(_Entry(message, now, chars))
+            self._remember(_Entry(message, now, len(tostring(message, encoding="unicode"))))
         out = tuple(self._copy_for(message, viewer.jid) for viewer in self._occupants.values())
         return Outcome(out, messages=1)
 
