@@ -75,3 +75,15 @@ async def test_rooms_one_account_owns_are_capped(tmp_path: Path) -> None:
             answer = await roland.until(re.compile(rb"<presence [^>]*>.*?</presence>", re.S))
             assert b'type="error"' not in answer[0]
         assert "xmpp.rooms_per_user" in heron.log()
+
+
+async def test_a_flooding_client_is_read_more_slowly(tmp_path: Path) -> None:
+    # Prosody's mod_limits for c2s: past its rate (and a burst of one largest stanza, 256 KiB
+    # by default) heron pauses reading that connection; the client's bytes wait in its socket.
+    with target(tmp_path / "heron", {"xmpp": {"read_rate": 16_384}}) as heron:
+        async with logged_in(heron, "mallory", USERS["mallory"]) as mallory:
+            mallory.writer.write(b" " * 1_000_000)  # whitespace between stanzas is allowed
+            await _logged(heron, "slowed to 16384 bytes/s (xmpp.read_rate)")
+            # Everyone else is served meanwhile.
+            async with logged_in(heron, "roland", USERS["roland"]):
+                pass

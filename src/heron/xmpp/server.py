@@ -207,6 +207,26 @@ class _WebSocketLink(_Link):
             log.debug("xmpp: WebSocket to %s gone: %s", self.peer, exc)
 
 
+class _ReadRate:
+    """Bytes per second one connection may send, with a burst (Prosody's mod_limits):
+    a leaky bucket that says how long to pause reading when it overflows."""
+
+    __slots__ = ("_burst", "_last", "_level", "_rate")
+
+    def __init__(self, rate: int, burst: int) -> None:
+        self._rate, self._burst = rate, burst
+        self._level = 0.0
+        self._last = 0.0
+
+    def pause(self, size: int, now: float) -> float:
+        """Seconds to wait before reading again, after ``size`` bytes came at ``now``."""
+        if not self._rate:
+            return 0.0
+        self._level = max(0.0, self._level - (now - self._last) * self._rate) + size
+        self._last = now
+        return max(0.0, (self._level - self._burst) / self._rate)
+
+
 class _Session:
     """What the router sees of one client: its JID, a way to send, a way to end it."""
 
@@ -284,7 +304,16 @@ class XmppComponent:
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
-            ("connections", "logins", "auth_failures", "auth_refused", "timeouts", "stanzas"), 0
+            (
+                "connections",
+                "logins",
+                "auth_failures",
+                "auth_refused",
+                "timeouts",
+                "slowed",
+                "stanzas",
+            ),
+            0,
         )
         self._pings = 0
 
@@ -473,6 +502,8 @@ class XmppComponent:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.handshake_timeout
         pinged = False
+        xmpp = self._config.xmpp
+        rate = _ReadRate(xmpp.read_rate, max(4 * xmpp.read_rate, xmpp.max_stanza_size))
         try:
             while not stream.closed:
                 authenticated = stream.authenticated_jid is not None
@@ -496,6 +527,9 @@ class XmppComponent:
                 stream.receive_data(data)
                 session = await self._answer(stream, link, session, transport)
                 link.write(stream)
+                if (pause := rate.pause(len(data), loop.time())) > 0:
+                    self._slowed(link.peer, xmpp.read_rate)
+                    await asyncio.sleep(pause)  # the peer's bytes wait in its socket meanwhile
         except (ConnectionError, ssl.SSLError) as exc:
             log.debug("xmpp: connection from %s lost: %s", link.peer, exc)
         except Exception:
@@ -507,6 +541,17 @@ class XmppComponent:
             if session is not None:
                 await self._router.unbind(session)
             link.close()
+
+    def _slowed(self, peer: str, rate: int) -> None:
+        self._counters["slowed"] += 1
+        slowed = self._counters["slowed"]
+        if slowed == 1 or slowed % 1000 == 0:
+            log.info(
+                "xmpp: reading from %s slowed to %d bytes/s (xmpp.read_rate); %d pause(s) so far",
+                peer,
+                rate,
+                slowed,
+            )
 
     def _idle_ping(self, jid: JID, host: str) -> Element:
         self._pings += 1
