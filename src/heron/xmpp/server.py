@@ -111,7 +111,8 @@ class _Link:
         self._flush_pending = False
         self.write(stream)
 
-    async def start_tls(self, context: ssl.SSLContext) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
+        """The TLS handshake after <proceed/>; raises TimeoutError after ``timeout`` s."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -147,9 +148,9 @@ class _SocketLink(_Link):
         if data and not self._writer.is_closing():
             self._writer.write(data)
 
-    async def start_tls(self, context: ssl.SSLContext) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         await self._writer.drain()
-        await self._writer.start_tls(context)
+        await self._writer.start_tls(context, ssl_handshake_timeout=timeout)
 
     def close(self) -> None:
         self._writer.close()
@@ -181,7 +182,7 @@ class _WebSocketLink(_Link):
         for message in messages:
             self._queue.put_nowait(message)
 
-    async def start_tls(self, context: ssl.SSLContext) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         raise AssertionError("a WebSocket stream is already secure or never offers STARTTLS")
 
     def close(self) -> None:
@@ -530,8 +531,9 @@ class XmppComponent:
                 if (pause := rate.pause(len(data), loop.time())) > 0:
                     self._slowed(link.peer, xmpp.read_rate)
                     await asyncio.sleep(pause)  # the peer's bytes wait in its socket meanwhile
-        except (ConnectionError, ssl.SSLError) as exc:
-            log.debug("xmpp: connection from %s lost: %s", link.peer, exc)
+        except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
+            # TimeoutError: a STARTTLS handshake not done by limits.handshake_timeout.
+            log.debug("xmpp: connection from %s lost: %r", link.peer, exc)
         except Exception:
             log.exception("xmpp: connection from %s failed", link.peer)
             stream.close(StreamCondition.INTERNAL_SERVER_ERROR)
@@ -590,7 +592,7 @@ class XmppComponent:
             elif isinstance(event, StartTlsRequested):
                 assert self._tls is not None
                 link.write(stream)
-                await link.start_tls(self._tls)
+                await link.start_tls(self._tls, self._guards.policy.handshake_timeout)
                 stream.start_tls_done({})
             elif isinstance(event, ScramKeysNeeded | PlainCheckNeeded):
                 if self._must_wait(event.username, stream.host, link.peer):
