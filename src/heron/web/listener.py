@@ -25,16 +25,23 @@ import logging
 import socket
 import ssl
 from collections.abc import Coroutine, Sequence
+from http import HTTPStatus
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
 
 from heron.connections import ConnectionLimiter
 from heron.web.proxy import is_trusted
 
-__all__ = ["ConnectionGuard", "GuardedSite"]
+__all__ = ["SERVER", "ConnectionGuard", "GuardedSite", "server_header"]
+
+SERVER = "heron"
+"""The Server header of every answer."""
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +56,12 @@ class ConnectionGuard:
         limiter: ConnectionLimiter,
         *,
         deadline: float,
+        keepalive: float = 75.0,
         trusted: Sequence[Network] = (),
     ) -> None:
         self.limiter = limiter
         self.deadline = deadline
+        self.keepalive = keepalive
         self.trusted = tuple(trusted)
         self.expired = 0
         self._open: dict[asyncio.BaseTransport, _Connection] = {}
@@ -65,6 +74,11 @@ class ConnectionGuard:
         connection = self._open.get(request.transport) if request.transport else None
         if connection is not None:
             connection.answered(upgraded=response.status == 101)
+
+    def handler(self, server: Server) -> RequestHandler:
+        """aiohttp's protocol for one connection, with heron's answers to broken HTTP."""
+        options: dict[str, Any] = {"keepalive_timeout": self.keepalive, "access_log": None}
+        return _Handler(server, loop=asyncio.get_running_loop(), **options)
 
     def close_all(self) -> None:
         for connection in list(self._open.values()):
@@ -80,6 +94,61 @@ class ConnectionGuard:
                 self.deadline,
                 self.expired,
             )
+
+
+class _Handler(RequestHandler):
+    """aiohttp's HTTP/1.1 protocol, but for what it answers by itself.
+
+    For a request it cannot parse, aiohttp logs "Error handling request" with a
+    traceback at ERROR (any client can fill the log so) and answers with the
+    parser's own message; for a handler's exception it answers 500. Here: one
+    debug line for a malformed request, an error line with the traceback only for
+    a handler's exception (a bug of ours), and a body that says only the status.
+    """
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500 and not isinstance(exc, HttpProcessingError):
+            log.error(
+                "web: error answering %s %s from %s",
+                request.method,
+                _printable(request.path)[:200],
+                request.remote,
+                exc_info=exc,
+            )
+        else:
+            why = _printable(str(exc or message or ""))[:200]
+            log.debug("web: malformed request from %s (%d): %s", request.remote, status, why)
+        if request.writer.output_size > 0:  # aiohttp's rule: too late for an answer
+            raise ConnectionError("the response was already started")
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        response = web.Response(
+            status=status,
+            text=f"{status} {phrase}\n",
+            headers={"Server": SERVER, "Cache-Control": "no-store"},
+        )
+        response.force_close()
+        return response
+
+
+def _printable(text: str) -> str:
+    """``text`` for a log line: control characters (CR, LF) escaped."""
+    return text.encode("unicode_escape", "replace").decode("ascii")
+
+
+async def server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp signal: say "heron", not which Python and aiohttp versions answer."""
+    response.headers["Server"] = SERVER
 
 
 class _Connection(asyncio.Protocol):
@@ -252,7 +321,7 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         lost: asyncio.Future[None] = loop.create_future()
-        connection = _Connection(self._guard, server(), peer, accepted, lost)
+        connection = _Connection(self._guard, self._guard.handler(server), peer, accepted, lost)
         try:
             tls = self._ssl_context
             await loop.connect_accepted_socket(

@@ -18,7 +18,7 @@ from heron.control import View
 from heron.errors import listen_error
 from heron.tls import server_context
 from heron.web import admin, call, phone, proxy
-from heron.web.listener import ConnectionGuard, GuardedSite
+from heron.web.listener import ConnectionGuard, GuardedSite, server_header
 
 __all__ = ["WebComponent", "build_web"]
 
@@ -41,6 +41,8 @@ class WebComponent:
         self._guard = ConnectionGuard(
             guards.connections,
             deadline=guards.policy.handshake_timeout,
+            # Idle between requests: a kept-alive connection is closed after this.
+            keepalive=min(guards.policy.idle_timeout, _KEEPALIVE),
             trusted=services.config.web.trusted_proxies,
         )
 
@@ -69,9 +71,8 @@ class WebComponent:
         context = server_context(config.certificate_path, config.key_path, alpn=("http/1.1",))
         app = self._application()
         app.on_response_prepare.append(self._guard.on_response_prepare)
-        # Idle between requests: aiohttp closes a kept-alive connection after this.
-        keepalive = min(self._services.guards.policy.idle_timeout, _KEEPALIVE)
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive)
+        app.on_response_prepare.append(server_header)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sites = [("web.listen", address, context) for address in config.web.listen] + [
             ("web.plain_listen", address, None) for address in config.web.plain_listen
