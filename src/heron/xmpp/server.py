@@ -610,13 +610,13 @@ class XmppComponent:
                 self._counters["logins"] += 1
                 jid = event.jid
                 self._guards.guesses.success(
-                    account_key(jid.local, jid.domain), link.peer, time.monotonic()
+                    account_key(jid.local, jid.domain), link.peer, time.time()
                 )
             elif isinstance(event, AuthenticationFailed):
                 self._counters["auth_failures"] += 1
                 if event.counted:
                     user = account_key(event.username, stream.host) if event.username else None
-                    self._guards.guesses.failure(user, link.peer, time.monotonic())
+                    self._guards.guesses.failure(user, link.peer, time.time())
             elif isinstance(event, BindRequested):
                 session = self._bind(stream, link, event.resource, transport)
             elif isinstance(event, StreamEnded):
@@ -672,7 +672,7 @@ class XmppComponent:
         """Whether guesses for the account, or from the peer's network, must wait now (the
         shared :class:`heron.guesses.GuessThrottle`); the attempt is then refused unchecked,
         alike for known and unknown accounts."""
-        wait = self._guards.guesses.wait(account_key(username, host), peer, time.monotonic())
+        wait = self._guards.guesses.wait(account_key(username, host), peer, time.time())
         if wait <= 0:
             return False
         self._counters["auth_refused"] += 1
