@@ -251,7 +251,8 @@ class SipSettings(_Section):
     flood_exempt: list[IPNetwork] = Field(
         default_factory=lambda: [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1")]
     )
-    """Sources never limited (trusted peers are exempt too)."""
+    """Sources never limited (trusted peers are exempt too); messages from heron's own
+    SIP sockets (a loop through itself) never are."""
     dns_servers: list[
         Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?|[0-9A-Fa-f:.]+)$")]
     ] = Field(default_factory=list)

@@ -10,6 +10,7 @@ stands in for Redis: nothing must reach it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import socket
@@ -19,9 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.sip.wire import SipMessage, tag_of
+from tests.interop.sip.wire import (
+    SDP,
+    Call,
+    SipMessage,
+    UserAgent,
+    WebSocketChannel,
+    digest_credentials,
+    md5_challenge,
+    tag_of,
+)
 from tests.security.sip_tools import Phone, UdpPeer, branch, listener, request, wait_for
-from tests.security.support import DOMAIN, HOST, Target, target
+from tests.security.support import DOMAIN, HOST, USERS, Target, target
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +289,29 @@ def test_route_driven_request_keeps_from_bound_to_the_credentials(shared: Target
         phone.close()
     assert answer.status == 403, answer
     assert "From Does Not Match" in answer.start, answer
+
+
+def test_web_phone_user_cannot_invite_loopback(shared: Target) -> None:
+    # The browser's way in: SIP over WebSocket, digest with the account's password.
+    async def attack(port: int) -> int | None:
+        url = shared.url("/sip").replace("https://", "wss://")
+        channel = await WebSocketChannel.connect(url, shared.tls_context())
+        agent = UserAgent(channel, "roland", USERS["roland"], domain=DOMAIN)
+        try:
+            call = Call(agent, f"sip:x@{HOST}:{port}", secrets.token_hex(8))
+            responses = await call.send_invite(SDP)
+            if responses[-1].status == 407:
+                await call.ack_non_2xx(responses[-1])
+                credentials = digest_credentials(
+                    md5_challenge(responses[-1]), "INVITE", call.target, "roland", USERS["roland"]
+                )
+                responses = await call.send_invite(SDP, ("Proxy-Authorization", credentials))
+            return responses[-1].status
+        finally:
+            await channel.close()
+
+    with listener(socket.SOCK_DGRAM) as redis:
+        assert asyncio.run(attack(redis.getsockname()[1])) == 403
+        redis.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            redis.recv(65535)

@@ -35,6 +35,8 @@ class BindingCache:
         self._dirty: set[str] = set()
         self._reach: Counter[str] = Counter()
         """``host:port`` of every binding: where a registered phone is (see :meth:`reaches`)."""
+        self._flows: Counter[str] = Counter()
+        """Flow tokens of every binding: connections that carry a registration."""
 
     def __len__(self) -> int:
         return sum(len(bindings) for bindings in self._bindings.values())
@@ -82,8 +84,17 @@ class BindingCache:
         loopback, not a Contact pointing somewhere else)."""
         return f"{host.strip('[]').lower()}:{port}" in self._reach
 
+    def carries(self, flow: str) -> bool:
+        """Whether a binding was registered over the connection ``flow`` (its token): the
+        connection must stay open while the binding lives (RFC 5626 §5.3)."""
+        return flow in self._flows
+
     def _index(self, bindings: Iterable[Binding], change: int) -> None:
         for binding in bindings:
+            if flow := binding.received.flow:
+                self._flows[flow] += change
+                if self._flows[flow] <= 0:
+                    del self._flows[flow]
             for point in _points(binding):
                 self._reach[point] += change
                 if self._reach[point] <= 0:

@@ -24,6 +24,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 __all__ = ["Destinations"]
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
+_CACHED = 4096
 
 
 def _address(host: str) -> IPv4Address | IPv6Address | None:
@@ -39,7 +40,7 @@ def _address(host: str) -> IPv4Address | IPv6Address | None:
 class Destinations:
     """Which addresses are internal, and which of those the configuration allows."""
 
-    __slots__ = ("_allowed", "_hosts", "_own")
+    __slots__ = ("_allowed", "_hosts", "_known", "_own")
 
     def __init__(
         self,
@@ -52,6 +53,8 @@ class Destinations:
         self._allowed = tuple(allowed)
         self._hosts = frozenset(a for a in map(_address, hosts) if a is not None)
         self._own: set[IPv4Address | IPv6Address] = set()
+        self._known: dict[str, bool] = {}
+        """Answers so far: a proxy sends to the same few addresses again and again."""
         self.add_own(own)
 
     def add_own(self, hosts: Iterable[str]) -> None:
@@ -60,6 +63,7 @@ class Destinations:
             address = _address(host)
             if address is not None and not address.is_unspecified:
                 self._own.add(address)
+        self._known.clear()
 
     def is_own(self, host: str) -> bool:
         """``host`` is one of heron's own addresses."""
@@ -69,6 +73,14 @@ class Destinations:
         """``host`` (an IP address as a request would be sent to it) is one no request may
         reach without a reason: not a public address, or heron's own. A host name is
         internal too: heron sends only to the addresses DNS gave it."""
+        known = self._known.get(host)
+        if known is None:
+            if len(self._known) >= _CACHED:
+                self._known.clear()
+            known = self._known[host] = self._internal(host)
+        return known
+
+    def _internal(self, host: str) -> bool:
         address = _address(host)
         if address is None:
             return True

@@ -271,7 +271,20 @@ class Headers:
     @property
     def top_via(self) -> Via:
         """The topmost Via value, which says where the response goes."""
+        every = self._parsed.get(("via", "all"))
+        if every:
+            return every[0]  # type: ignore[no-any-return]
         return self._memo("via", "top", lambda: parse_via(self._first_element("via")))
+
+    def with_top_via(self, via: Via) -> Headers:
+        """These fields with ``via`` as the topmost Via value (a server stamping it,
+        RFC 3261 §18.2.1), what was parsed of the Vias kept."""
+        headers = self.replace_first(HeaderName.VIA, str(via))
+        parsed = headers._parsed
+        parsed[("via", "top")] = via
+        if (every := self._parsed.get(("via", "all"))) is not None:
+            parsed[("via", "all")] = (via, *every[1:])
+        return headers
 
     @property
     def from_(self) -> Address:

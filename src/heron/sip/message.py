@@ -145,8 +145,8 @@ class Response:
         if source is not None and headers.get(HeaderName.VIA) is not None:
             top = headers.top_via
             stamped = top.with_received(*source)
-            if stamped != top:
-                headers = headers.replace_first(HeaderName.VIA, str(stamped))
+            if stamped is not top:
+                headers = headers.with_top_via(stamped)
         if to_tag is None:
             to_tag = stateless_tag(headers)
         return _answer(headers, error.status, error.reason, to_tag, ())
@@ -201,9 +201,9 @@ def _stamped(request: Request, host: str, port: int) -> Request:
     headers = request.headers
     top = headers.top_via
     stamped = top.with_received(host, port)
-    if stamped is top or stamped == top:
+    if stamped is top:
         return request
-    return replace(request, headers=headers.replace_first(HeaderName.VIA, str(stamped)))
+    return replace(request, headers=headers.with_top_via(stamped))
 
 
 def _tagged(to: str, status: int, to_tag: str | None) -> str:

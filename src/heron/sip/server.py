@@ -55,6 +55,7 @@ from heron.sip.transaction import (
 )
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
 from heron.sip.transports.dns import SipLocator
+from heron.sip.transports.guard import StreamGuard
 from heron.sip.uri import SipUri, Uri, parse_uri
 from heron.store import SqlLocationStore
 from heron.tls import server_context
@@ -159,6 +160,13 @@ class SipComponent:
             max_contacts=sip.max_contacts,
         )
         self._bindings = BindingCache(SqlLocationStore(services.database))
+        guards = services.guards
+        self._guard = StreamGuard(
+            guards.connections,
+            guards.policy.handshake_timeout,
+            guards.policy.idle_timeout,
+            carries=self._bindings.carries,
+        )
         try:
             self._locator = SipLocator(sip.dns_servers)
         except ValueError as exc:
@@ -207,7 +215,7 @@ class SipComponent:
         for address in sip.tls_listen:
             listeners.append(await self._listen_stream(loop, "tls", "sip.tls_listen", address))
         if sip.websocket and config.web.enabled:
-            handler = websocket_handler(self._receive, self._flows, self._limits)
+            handler = websocket_handler(self._receive, self._flows, self._limits, self._guard)
             self._services.web_routes.append(("/sip", handler))
             for address in config.web.listen:
                 self._locality.advertise("wss", address)
@@ -265,6 +273,7 @@ class SipComponent:
                 "transactions": len(self._layer),
                 "connections": len(self._flows),
                 "flood_bans": self._flood.banned_total,
+                "connections_closed": self._guard.closed,
             }
         ]
 
@@ -305,7 +314,11 @@ class SipComponent:
             context = server_context(config.certificate_path, config.key_path, alpn=("sip/2",))
         try:
             server = await loop.create_server(
-                lambda: self._stream(kind), address.host, address.port, ssl=context
+                lambda: self._stream(kind),
+                address.host,
+                address.port,
+                ssl=context,
+                ssl_handshake_timeout=self._guard.handshake_timeout if context else None,
             )
         except OSError as exc:
             raise listen_error(key, address, exc) from None
@@ -313,7 +326,7 @@ class SipComponent:
         self._locality.advertise(kind, address)
         return Listener("sip", f"{kind}://{address}")
 
-    def _stream(self, kind: str) -> SipStream:
+    def _stream(self, kind: str, *, accepted: bool = True) -> SipStream:
         return SipStream(
             kind,
             self._flows.token(kind),
@@ -321,6 +334,8 @@ class SipComponent:
             self._limits,
             on_open=lambda s: self._flows.add(s, s.remote),
             on_close=lambda s: self._flows.remove(s, s.remote),
+            guard=self._guard,
+            accepted=accepted,
         )
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -440,7 +455,9 @@ class SipComponent:
             context = ssl.create_default_context()
         try:
             _, stream = await asyncio.wait_for(
-                loop.create_connection(lambda: self._stream(transport), *destination, ssl=context),
+                loop.create_connection(
+                    lambda: self._stream(transport, accepted=False), *destination, ssl=context
+                ),
                 timeout=10,
             )
         except (OSError, TimeoutError) as exc:

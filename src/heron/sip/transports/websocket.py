@@ -16,6 +16,7 @@ from aiohttp import WSMsgType, web
 from heron.sip.errors import BadRequest, SipRemoteError
 from heron.sip.parser import Limits, parse_datagram
 from heron.sip.transports.flows import FlowTable, Receiver, Source, answer
+from heron.sip.transports.guard import StreamGuard
 
 __all__ = ["WebSocketFlow", "websocket_handler"]
 
@@ -57,11 +58,22 @@ class WebSocketFlow:
 
 
 def websocket_handler(
-    receiver: Receiver, flows: FlowTable, limits: Limits
+    receiver: Receiver, flows: FlowTable, limits: Limits, guard: StreamGuard | None = None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """An aiohttp handler speaking the ``sip`` WebSocket subprotocol (RFC 7118 §4)."""
+    """An aiohttp handler speaking the ``sip`` WebSocket subprotocol (RFC 7118 §4), each
+    connection held to ``guard`` (see :mod:`heron.sip.transports.guard`)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        ip = request.remote or ""
+        if guard is not None and not guard.connections.open(ip, "sip"):  # it logs it
+            return web.Response(status=503, text="too many connections from your address\n")
+        try:
+            return await serve(request)
+        finally:
+            if guard is not None:
+                guard.connections.close(ip)
+
+    async def serve(request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(protocols=("sip",), max_msg_size=limits.max_message_size)
         try:
             await socket.prepare(request)
@@ -79,8 +91,22 @@ def websocket_handler(
         remote = (transport, host, port)
         flows.add(flow, remote)
         source = Source(transport, host, port, flow.token, local_host, local_port)
+        spoke = False
         try:
-            async for message in socket:
+            while True:
+                try:
+                    message = await socket.receive(timeout=_deadline(guard, spoke))
+                except TimeoutError:
+                    assert guard is not None
+                    if spoke and guard.carries(flow.token):
+                        continue  # a registration's flow stays while the binding lives
+                    why = (
+                        f"silent for {guard.idle_timeout:g} s"
+                        if spoke
+                        else (f"no SIP message in {guard.handshake_timeout:g} s")
+                    )
+                    guard.report(transport, request.remote or host, why)
+                    break
                 if message.type == WSMsgType.TEXT:
                     data = message.data.encode("utf-8", "surrogateescape")
                 elif message.type == WSMsgType.BINARY:
@@ -95,6 +121,7 @@ def websocket_handler(
                     continue
                 except SipRemoteError:
                     continue
+                spoke = True
                 receiver(event, source)
         finally:
             flows.remove(flow, remote)
@@ -102,3 +129,9 @@ def websocket_handler(
         return socket
 
     return handle
+
+
+def _deadline(guard: StreamGuard | None, spoke: bool) -> float | None:
+    if guard is None:
+        return None
+    return guard.idle_timeout if spoke else guard.handshake_timeout
