@@ -35,6 +35,7 @@ VECTORS = Path(__file__).parents[1] / "vectors"
 _BAD_LOG = re.compile(r"Traceback|Task exception|Error handling request| ERROR | CRITICAL ")
 _ANSWER_WAIT = 0.3
 _DEADLINE = 10.0
+_UDP_WINDOW = 32
 
 
 class Fuzzed:
@@ -123,25 +124,35 @@ async def _udp(port: int) -> AsyncIterator[tuple[asyncio.DatagramTransport, _Dat
         transport.close()
 
 
-async def _udp_batch(
-    port: int, mutants: list[bytes], probe: bytes, answered: Callable[[bytes], bool]
-) -> None:
-    """Send every mutant, then the probe until a datagram proves the listener alive."""
+async def _udp_batch(port: int, mutants: list[bytes], probe: Callable[[], bytes]) -> None:
+    """Send the mutants in windows, each closed by a probe the listener must answer: the
+    socket buffer never overflows, so every mutant reaches the parser."""
     async with _udp(port) as (transport, protocol):
-        for index, data in enumerate(mutants):
-            transport.sendto(data[:65000])
-            if index % 50 == 0:
-                await asyncio.sleep(0)
-        deadline = time.monotonic() + _DEADLINE
-        while time.monotonic() < deadline:
-            transport.sendto(probe)
-            try:
-                while not answered(await asyncio.wait_for(protocol.answers.get(), 0.5)):
-                    pass
-            except TimeoutError:
-                continue
-            return
-        pytest.fail(f"no answer to a well-formed probe on UDP port {port} (seed {SEED})")
+        for start in range(0, len(mutants), _UDP_WINDOW):
+            for data in mutants[start : start + _UDP_WINDOW]:
+                transport.sendto(data[:65000])
+            await _answer(transport, protocol, probe(), port)
+
+
+async def _answer(
+    transport: asyncio.DatagramTransport,
+    protocol: _Datagrams,
+    probe: bytes,
+    port: int,
+) -> None:
+    """The probe, sent again every half second, until its answer (the same SIP Call-ID or
+    STUN transaction ID) proves the listener alive."""
+    token = _sip_call_id(probe) or probe[8:20]
+    deadline = time.monotonic() + _DEADLINE
+    while time.monotonic() < deadline:
+        transport.sendto(probe)
+        try:
+            while token not in await asyncio.wait_for(protocol.answers.get(), 0.5):
+                pass
+        except TimeoutError:
+            continue
+        return
+    pytest.fail(f"no answer to a well-formed probe on UDP port {port} (seed {SEED})")
 
 
 async def _stream_batch(
@@ -206,6 +217,11 @@ def _sip_options(transport: str) -> bytes:
     ).encode()
 
 
+def _sip_call_id(message: bytes) -> bytes | None:
+    found = re.search(rb"\r\nCall-ID: (\S+)", message)
+    return found[1] if found else None
+
+
 def _is_sip_answer(data: bytes) -> bool:
     return data.startswith(b"SIP/2.0 ") and b"\r\n\r\n" in data
 
@@ -227,9 +243,9 @@ def _is_stream_features(data: bytes) -> bool:
 
 
 def test_sip_udp_survives_mutated_requests_and_responses(fuzzed: Fuzzed) -> None:
-    mutants = list(_take(Mutator(_sip_corpus(), SEED, text=True), count(3000)))
+    mutants = list(_take(Mutator(_sip_corpus(), SEED, text=True), count(5000)))
     port = fuzzed.target.ports["sip.listen"]
-    asyncio.run(_udp_batch(port, mutants, _sip_options("UDP"), _is_sip_answer))
+    asyncio.run(_udp_batch(port, mutants, lambda: _sip_options("UDP")))
     asyncio.run(fuzzed.assert_log_clean(mutants))
 
 
@@ -244,9 +260,9 @@ def test_sip_tcp_survives_mutated_messages_without_dropping_well_formed_ones(
 
 def test_stun_and_turn_over_udp_survive_mutated_messages(fuzzed: Fuzzed) -> None:
     corpus = seeds(CORPUS / "stun", VECTORS / "rfc5769")
-    mutants = list(_take(Mutator(corpus, SEED + 2, text=False), count(4000)))
+    mutants = list(_take(Mutator(corpus, SEED + 2, text=False), count(20000)))
     port = fuzzed.target.ports["turn.listen"]
-    asyncio.run(_udp_batch(port, mutants, _stun_binding(), _is_stun_success))
+    asyncio.run(_udp_batch(port, mutants, _stun_binding))
     asyncio.run(fuzzed.assert_log_clean(mutants))
 
 
