@@ -53,7 +53,7 @@ class Fuzzed:
         self.since = len(self.target.heron.log)
         bad = [index for index, line in enumerate(new) if _BAD_LOG.search(line)]
         if bad:
-            shown = "".join(new[max(0, bad[0] - 2) : bad[0] + 30])
+            shown = "".join(new[max(0, bad[0] - 2) : bad[0] + 60])
             examples = "\n".join(repr(data[:300]) for data in sent[-5:])
             pytest.fail(
                 f"heron logged a failure (seed {SEED}):\n{shown}\nlast mutants:\n{examples}"

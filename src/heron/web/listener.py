@@ -115,7 +115,8 @@ class _Handler(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        if status >= 500 and not isinstance(exc, HttpProcessingError):
+        # A client that leaves in the middle of its body (ConnectionResetError) is no bug.
+        if status >= 500 and not isinstance(exc, HttpProcessingError | ConnectionError):
             log.error(
                 "web: error answering %s %s from %s",
                 request.method,

@@ -17,7 +17,7 @@ from heron.component import Listener, Services
 from heron.control import View
 from heron.errors import listen_error
 from heron.tls import server_context
-from heron.web import admin, call, phone, proxy
+from heron.web import admin, call, phone, proxy, upgrade
 from heron.web.listener import ConnectionGuard, GuardedSite, server_header
 
 __all__ = ["WebComponent", "build_web"]
@@ -48,7 +48,10 @@ class WebComponent:
 
     def _application(self) -> web.Application:
         app = web.Application(
-            middlewares=[proxy.middleware(self._services.config.web.trusted_proxies)]
+            middlewares=[
+                proxy.middleware(self._services.config.web.trusted_proxies),
+                upgrade.middleware([path for path, _ in self._services.web_routes]),
+            ]
         )
         app.router.add_get("/", self._index)
         app.router.add_get("/healthz", self._health)
