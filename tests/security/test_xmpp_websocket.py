@@ -12,6 +12,7 @@ import asyncio
 import base64
 import os
 import socket
+import ssl
 import struct
 import threading
 from pathlib import Path
@@ -77,3 +78,44 @@ async def test_a_dropped_websocket_stream_ends_quietly(tmp_path: Path) -> None:
     assert "heron.app: stopped" in log
     assert "Task exception was never retrieved" not in log
     assert "Traceback" not in log
+
+
+async def _upgrade(heron: Target) -> tuple[bytes, asyncio.StreamWriter | None]:
+    """One XMPP WebSocket opening; the status line heron answered (empty when it closed
+    the connection before TLS) and the open writer."""
+    try:
+        reader, writer = await asyncio.open_connection(
+            HOST, heron.ports["web.listen"], ssl=heron.tls_context(), server_hostname=DOMAIN
+        )
+    except (ConnectionError, ssl.SSLError):
+        return b"", None
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET /xmpp-websocket HTTP/1.1\r\nHost: {DOMAIN}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"
+        ).encode()
+    )
+    try:
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
+    except asyncio.IncompleteReadError as exc:  # refused before a word: closed at once
+        answer = exc.partial
+    return answer.partition(b"\r\n")[0], writer
+
+
+def test_a_websocket_counts_once_against_the_connections_per_source(tmp_path: Path) -> None:
+    """The web listener counts the connection; the XMPP route must not count it again,
+    or a browser's share of ``limits.connections_per_source`` would be halved."""
+
+    async def attack(heron: Target) -> list[bytes]:
+        opened = [await _upgrade(heron) for _ in range(5)]
+        for _, writer in opened:
+            if writer is not None:
+                writer.close()
+        return [status for status, _ in opened]
+
+    with target(tmp_path / "heron", {"limits": {"connections_per_source": 4}}) as heron:
+        statuses = asyncio.run(attack(heron))
+    assert all(status.startswith(b"HTTP/1.1 101") for status in statuses[:4]), statuses
+    assert not statuses[4].startswith(b"HTTP/1.1 101"), statuses

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 from heron.accounts import AccountChange
 from heron.accounts.model import Account
 from heron.accounts.scram import ScramHash, ScramKeys
-from heron.component import Listener, Services
+from heron.component import Listener, Services, uncounted_client
 from heron.config import Config, ListenAddress
 from heron.connections import ConnectionPolicy
 from heron.control import View
@@ -456,9 +456,9 @@ class XmppComponent:
             connections.close(ip)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ip = request.remote or ""
+        ip = uncounted_client(request)
         connections = self._guards.connections
-        if not connections.open(ip, "xmpp"):  # it logs the refusal
+        if ip is not None and not connections.open(ip, "xmpp"):  # it logs the refusal
             return web.Response(status=503, text="too many connections from your address\n")
         try:
             socket = web.WebSocketResponse(
@@ -471,12 +471,13 @@ class XmppComponent:
             if socket.ws_protocol != "xmpp":
                 await socket.close(code=1002, message=b"subprotocol xmpp required")
                 return socket
-            link = _WebSocketLink(socket, ip)
+            link = _WebSocketLink(socket, request.remote or "")
             await self._run(link, tls_active=request.secure, websocket=True)
             await link.finished()
             return socket
         finally:
-            connections.close(ip)
+            if ip is not None:
+                connections.close(ip)
 
     # --- one connection ------------------------------------------------------------------
 
