@@ -67,6 +67,10 @@ enabled = false
 listen = ["{host}:{port}"]
 tls_listen = ["{tls_host}:{tls_port}"]
 s2s_listen = []
+
+[limits]
+# Every simulated client connects from loopback: one source, past the default cap.
+connections_exempt = ["127.0.0.0/8"]
 """
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:

@@ -16,7 +16,7 @@ from heron.credentials import WebPhoneCredentials
 from heron.guards import Guards
 from heron.store import Database
 
-__all__ = ["Component", "Listener", "Services", "WebHandler"]
+__all__ = ["Component", "Listener", "Services", "WebHandler", "uncounted_client"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,17 @@ class Component(Protocol):
 
 
 WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def uncounted_client(request: web.Request) -> str | None:
+    """The client a WebSocket route must count in ``limits.connections_per_source``, or
+    None when the web listener counted this connection already. The listener counts
+    every connection by its peer but a trusted proxy's; behind one, only the route knows
+    the client (from X-Forwarded-For), so only then does it count."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    if peer and request.remote == peer[0]:
+        return None
+    return request.remote or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,10 +280,17 @@ class XmppSettings(_Section):
     """XMPP over WebSocket (RFC 7395) at /xmpp-websocket on the web port, for browsers."""
     max_stanza_size: int = Field(default=262_144, ge=10_000, le=16_777_216)
     """Largest stanza in bytes; a bigger one ends the stream (Prosody's default too)."""
+    read_rate: int = Field(default=65_536, ge=0)
+    """Bytes per second one client connection may send (after a burst of four seconds' worth,
+    or one largest stanza); past it heron reads more slowly, as Prosody's mod_limits does.
+    0 is unlimited."""
     offline_limit: int = Field(default=500, ge=0)
     """Messages kept per offline user (XEP-0160); more are bounced."""
     muc_history: int = Field(default=20, ge=0, le=1000)
     """Group-chat messages a newcomer is sent (XEP-0045 §7.2.15), as Prosody's default."""
+    rooms_per_user: int = Field(default=20, ge=0, le=1000)
+    """Group-chat rooms one account may own at once (administrators are not limited), so
+    that one user cannot take the service's 1000 rooms; 0 is unlimited."""
     turn_credentials_ttl: int = Field(default=86_400, ge=60)
     """Lifetime of the TURN credentials handed out by XEP-0215, in seconds."""
 

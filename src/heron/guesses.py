@@ -13,7 +13,9 @@ touched.
 
 Keys are the account address as the account store spells it, so ``Roland``
 over SIP, ``roland@DOM.`` on the web and ``1700000000:roland`` over TURN all
-count as ``roland@dom``: see :func:`account_key`.
+count as ``roland@dom``: see :func:`account_key`. Every caller passes ``now`` as
+Unix time (``time.time()``, which TURN workers share with the main process), so
+that one clock orders every protocol's guesses.
 """
 
 from __future__ import annotations

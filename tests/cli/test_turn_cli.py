@@ -1,4 +1,4 @@
-"""``heron turn credentials`` and ``heron turn allocations``."""
+"""``heron turn credentials``, ``heron turn allocations`` and ``heron turn counters``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ def test_allocations_of_a_running_server_and_of_none(tmp_path: Path) -> None:
     settings = {"turn": {"enabled": True, "listen": [f"127.0.0.1:{port}"], "tls_listen": []}}
     with running_heron(tmp_path, settings) as heron:
         live = heron.cli("turn", "allocations")
+        counted = heron.cli("turn", "counters")
+    assert counted.returncode == 0, counted.stderr
+    figures = dict(line.split() for line in counted.stdout.splitlines())
+    assert figures["allocations_active"] == "0" and "key_lookups" in figures
     assert live.returncode == 0, live.stderr
     assert live.stdout.strip().endswith("0 allocation(s)")
     stopped = heron.cli("turn", "allocations")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.security.support import USERS, Target, target
+from tests.security.support import USERS, Target
 from tests.security.turn_wire import (
     ALLOCATE_REQUEST,
     REFRESH_REQUEST,
@@ -25,6 +25,7 @@ from tests.security.turn_wire import (
     prime,
     send_signed,
     turn_udp,
+    with_turn_workers,
 )
 
 GUESSERS = [f"127.0.0.{host}" for host in range(2, 8)]
@@ -67,13 +68,7 @@ def test_guesses_from_six_addresses_then_the_password_from_a_seventh(heron: Targ
 
 @pytest.fixture
 def with_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """TURN in three processes (``turn.workers``): the kernel spreads sources over them."""
-    with target(tmp_path_factory.mktemp("heron"), {"turn": {"workers": 3}}) as running:
-        # Each worker says "heron serving" once its listeners joined the main one's.
-        deadline = time.monotonic() + 60
-        while running.log().count("heron serving") < 3:
-            assert time.monotonic() < deadline, running.log()
-            time.sleep(0.1)
+    with with_turn_workers(tmp_path_factory.mktemp("heron")) as running:
         yield running
 
 

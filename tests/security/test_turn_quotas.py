@@ -10,7 +10,10 @@ change ends the account's allocations.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
+
+import pytest
 
 from heron.credentials import TurnSecret
 from tests.security.support import USERS, Target
@@ -21,6 +24,7 @@ from tests.security.turn_wire import (
     RawTurnClient,
     allocate,
     turn_udp,
+    with_turn_workers,
 )
 
 USER_QUOTA = 20
@@ -92,3 +96,35 @@ def test_a_password_change_ends_the_accounts_allocations(heron: Target) -> None:
         assert rest.request(REFRESH_REQUEST).error == 437  # the REST name still checks out
         assert other.request(REFRESH_REQUEST).kind == REFRESH_REQUEST | SUCCESS
     assert "turn: 2 allocation(s) of roland@localhost ended (password)" in heron.log()
+
+
+@pytest.fixture
+def with_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    with with_turn_workers(tmp_path_factory.mktemp("heron")) as running:
+        yield running
+
+
+def test_a_password_change_ends_allocations_in_every_turn_worker(with_workers: Target) -> None:
+    server = turn_udp(with_workers)
+    with ExitStack() as stack:
+        clients = [
+            stack.enter_context(
+                RawTurnClient(server, "roland", USERS["roland"], local=f"127.0.0.{n}")
+            )
+            for n in range(20, 32)
+        ]
+        for client in clients:
+            assert allocate(client).kind == ALLOCATE_REQUEST | SUCCESS
+        changed = with_workers.heron.cli(
+            "user", "passwd", "roland@localhost", "--password", "x-new"
+        )
+        assert changed.returncode == 0, changed.stderr
+
+        # Workers hear of it within their next sweep (a second); until then a Refresh may
+        # pass. Their cached keys alone would keep the old password for 30 s.
+        deadline = time.monotonic() + 10
+        for client in clients:
+            while (answer := client.request(REFRESH_REQUEST)).error is None:
+                assert time.monotonic() < deadline, "an allocation outlived the password"
+                time.sleep(0.2)
+            assert answer.error in (401, 437), answer

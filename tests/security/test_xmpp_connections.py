@@ -3,8 +3,9 @@
 Hundreds of TCP connections from one address that never send a byte: past
 ``limits.connections_per_source`` they are refused at once, and the ones let in
 are closed with a ``connection-timeout`` stream error at the handshake
-deadline. A logged-in client that falls silent is pinged (XEP-0199), then
-closed after the idle timeout.
+deadline; so is one that asked for STARTTLS and never started the handshake.
+A logged-in client that falls silent is pinged (XEP-0199), then closed after
+the idle timeout.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from tests.security.support import HOST, USERS, target
-from tests.security.xmpp_client import TIMEOUT, logged_in
+from tests.security.xmpp_client import HEADER, TIMEOUT, logged_in
 
 PER_SOURCE = 40
 ATTEMPTS = 300
@@ -43,10 +44,18 @@ async def test_silent_connections_are_capped_per_source_and_closed_at_the_deadli
                 reader, writer = await asyncio.open_connection(HOST, heron.ports[port])
                 stack.callback(writer.close)
                 streams.append(reader)
+            # One more that asks for STARTTLS and then never starts the TLS handshake.
+            reader, writer = await asyncio.open_connection(
+                HOST, heron.ports["xmpp.listen"], local_addr=("127.0.0.3", 0)
+            )
+            stack.callback(writer.close)
+            writer.write(HEADER + b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            stalled = reader
             # Meanwhile the server still serves everyone else.
             async with logged_in(heron, "roland", USERS["roland"], source="127.0.0.2"):
                 pass
             answers = await asyncio.gather(*(_until_closed(reader) for reader in streams))
+            assert b"<proceed " in await _until_closed(stalled)
         timed_out = [a for a in answers if b"<connection-timeout" in a]
         # The rest were refused at once; the direct TLS ones, which never finished their
         # handshake, were dropped at the same deadline without a word.

@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from heron.control import query
@@ -22,7 +26,7 @@ from tests.interop.turn.stun_wire import (
     parse,
     plain,
 )
-from tests.security.support import HOST, Target
+from tests.security.support import HOST, Target, target
 
 __all__ = [
     "ALLOCATE_REQUEST",
@@ -36,6 +40,7 @@ __all__ = [
     "prime",
     "send_signed",
     "turn_udp",
+    "with_turn_workers",
 ]
 
 UDP_TRANSPORT = plain(REQUESTED_TRANSPORT, bytes([UDP, 0, 0, 0]))
@@ -85,3 +90,15 @@ def answer_to(client: RawTurnClient, transaction_id: bytes) -> Response:
         if response.transaction_id == transaction_id:
             return response
     raise AssertionError("no answer from the server")
+
+
+@contextmanager
+def with_turn_workers(directory: Path, workers: int = 3) -> Iterator[Target]:
+    """The target with TURN in ``workers`` processes (``turn.workers``); the kernel spreads
+    client addresses over them. Ready once each worker said "heron serving"."""
+    with target(directory, {"turn": {"workers": workers}}) as running:
+        deadline = time.monotonic() + 60
+        while running.log().count("heron serving") < workers:
+            assert time.monotonic() < deadline, running.log()
+            time.sleep(0.1)
+        yield running

@@ -76,3 +76,14 @@ def allocations(ctx: CliContext) -> None:
         )
     Console(width=140 if not sys.stdout.isatty() else None).print(table)
     click.echo(f"{len(rows)} allocation(s)")
+
+
+@turn.command("counters")
+@pass_context
+def counters(ctx: CliContext) -> None:
+    """Print the running server's TURN counters (what /metrics serves as heron_turn_*):
+    allocations, authentication failures and refusals, key lookups and what the abuse
+    limits dropped or closed."""
+    rows = run(query(ctx.config.data_dir, "turn.counters"))
+    for name, value in (rows[0] if rows else {}).items():
+        click.echo(f"{name} {value}")

@@ -329,7 +329,7 @@ class TurnCore:
         handler = self._handlers.get(message.method)
         if handler is None:
             return self._error(message, ErrorCode.BAD_REQUEST)
-        auth = self._authenticate(message, key[1][0], credentials, account, now)
+        auth = self._authenticate(message, key, credentials, account, now)
         if not isinstance(auth, _Auth):
             return auth
         if unknown:
@@ -441,11 +441,12 @@ class TurnCore:
     def _authenticate(
         self,
         message: Message,
-        client_ip: str,
+        client: ClientKey,
         credentials: Credentials | None,
         account: str | None,
         now: float,
     ) -> _Auth | Reply:
+        client_ip = client[1][0]
         has_integrity = message.find(MessageIntegrity) or message.find(MessageIntegritySha256)
         username = message.find(Username)
         if not has_integrity:
@@ -461,7 +462,12 @@ class TurnCore:
         algorithm = self._password_algorithm(message, nonce.value)
         if algorithm is None:
             return self._error(message, ErrorCode.BAD_REQUEST)
-        if self._guesses.wait(account, client_ip) > 0:
+        # The 5-tuple of an allocation this USERNAME made proved the password already
+        # (an answer to a spoofed UDP source goes to its owner), so its Refreshes and
+        # permissions skip the throttle's wait and need not prove it again.
+        holder = self.allocations.get(client)
+        proven = holder is not None and holder.username == username.value
+        if not proven and self._guesses.wait(account, client_ip) > 0:
             # A guesser, or someone guessing this account: refuse unchecked, without a
             # nonce, so the client learns at once and does not retry in a loop (coturn's
             # uclient takes a 401 with a nonce as "try again").
@@ -484,7 +490,8 @@ class TurnCore:
             return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
         if account is None:
             return _Auth(username.value, key, self._visitor(client_ip))
-        self._guesses.success(account, client_ip)
+        if not proven:
+            self._guesses.success(account, client_ip)
         return _Auth(username.value, key, account)
 
     @staticmethod

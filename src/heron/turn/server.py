@@ -21,7 +21,7 @@ import os
 import socket
 import ssl
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -54,6 +54,7 @@ from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import UdpClient, UdpSocket
 
 __all__ = [
+    "CHANGES_COMMAND",
     "GUESS_COMMAND",
     "TurnComponent",
     "TurnKeys",
@@ -74,7 +75,8 @@ _KEY_CACHE_SIZE = 10_000
 MAX_WAITING = 256
 """Messages waiting for a key lookup, in all; more are dropped."""
 MAX_WAITING_PER_SOURCE = 16
-"""Messages from one source network (IPv4 address, IPv6 /64) waiting for a key lookup."""
+"""Requests from one source network (IPv4 address, IPv6 /64) waiting for a store query of
+a name of their own."""
 SWEEP_SECONDS = 1.0
 CONNECT_TIMEOUT = 25.0
 """RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
@@ -91,10 +93,17 @@ def build_turn_worker(services: Services) -> TurnComponent | None:
     return TurnComponent(services, worker=True) if services.config.turn.enabled else None
 
 
+CHANGES_COMMAND = "turn.changes"
+"""Control command by which TURN workers hear of password changes and removals:
+``turn.changes N`` answers the changes after number N, as rows {"seq", "account"}."""
+_CHANGES_KEPT = 10_000
 GUESS_COMMAND = "turn.guess"
 """Control command by which TURN workers use the main process's guess throttle:
 ``turn.guess ["wait"|"failure"|"success", account or null, source address]``."""
 _GUESS_TIMEOUT = 5.0
+ASK_SECONDS = 1.0
+"""How long a worker trusts the main process's word that an (account, source) need not
+wait (a failure's answer updates it at once)."""
 _MAX_GUESS_REQUEST = 200
 """The control socket reads 256 bytes of a request; longer names count by source only."""
 
@@ -158,34 +167,41 @@ Report = tuple[str, str | None, str]
 class _WorkerGuesses:
     """The core's ``Guesses`` in a TURN worker process: the main process's throttle.
 
-    Guesses over every protocol are counted in the main process, so a worker asks
-    it how long an (account, source) must wait before each signed request, and
-    tells it the outcome before answering the client (so a guess is counted
-    before its answer leaves, as in one process). What the main process said is
-    kept until the wait ends.
+    Guesses over every protocol are counted in the main process. A worker asks it
+    how long an (account, source) must wait before checking a signed request, and
+    trusts the answer for :data:`ASK_SECONDS`; a failure is told to the main
+    process, whose answer (the new wait) comes back, before the client hears
+    the 401, so guesses spread over workers count as in one process. Successes
+    are told without waiting, once per pair and period.
     """
 
     def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
         self._data_dir = data_dir
         self._clock = clock
-        self._until: dict[tuple[str | None, str], float] = {}
+        self._known: dict[tuple[str | None, str], tuple[float, float]] = {}
+        """(account, source) -> (wait until, asked at), as the main process last said."""
+        self._told: dict[tuple[str, str], float] = {}
+        """(account, source) -> when its last success was told."""
         self._reports: list[Report] = []
         self._failed = 0
 
+    def fresh(self, account: str | None, source: str) -> bool:
+        """Whether the main process was asked about this pair a moment ago."""
+        known = self._known.get((account, source))
+        return known is not None and self._clock() - known[1] < ASK_SECONDS
+
     def wait(self, account: str | None, source: str) -> float:
-        until = self._until.get((account, source))
-        if until is None:
-            return 0.0
-        left = until - self._clock()
-        if left <= 0:
-            del self._until[(account, source)]
-        return max(0.0, left)
+        known = self._known.get((account, source))
+        return 0.0 if known is None else max(0.0, known[0] - self._clock())
 
     def failure(self, account: str | None, source: str) -> None:
         self._reports.append(("failure", account, source))
 
     def success(self, account: str, source: str) -> None:
-        self._reports.append(("success", account, source))
+        now = self._clock()
+        if now - self._told.get((account, source), -ASK_SECONDS) >= ASK_SECONDS:
+            self._remember(self._told, (account, source), now)
+            self._reports.append(("success", account, source))
 
     def take(self) -> list[Report]:
         """The outcomes the core gave since the last call, to tell the main process."""
@@ -193,18 +209,24 @@ class _WorkerGuesses:
         return reports
 
     async def ask(self, account: str | None, source: str) -> None:
-        rows = await self._call("wait", account, source)
-        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
-        if len(self._until) >= _KEY_CACHE_SIZE:
-            self._until.clear()
-        if wait > 0:
-            self._until[(account, source)] = self._clock() + wait
-        else:
-            self._until.pop((account, source), None)
+        if not self.fresh(account, source):
+            self._learn(account, source, await self._call("wait", account, source))
 
     async def tell(self, reports: list[Report]) -> None:
         for operation, account, source in reports:
-            await self._call(operation, account, source)
+            rows = await self._call(operation, account, source)
+            if operation == "failure":
+                self._learn(account, source, rows)
+
+    def _learn(self, account: str | None, source: str, rows: list[dict[str, Any]]) -> None:
+        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
+        now = self._clock()
+        self._remember(self._known, (account, source), (now + wait, now))
+
+    def _remember(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        if len(table) >= _KEY_CACHE_SIZE:
+            table.clear()
+        table[key] = value
 
     async def _call(self, operation: str, account: str | None, source: str) -> list[dict[str, Any]]:
         text = json.dumps([operation, account, source])
@@ -258,6 +280,15 @@ class TurnKeys:
         if entry is not None and entry[1] > now:
             return entry[0]
         return MISSING
+
+    def starts_query(self, username: str) -> bool:
+        """Whether keys for ``username`` would take a new store query (not cached, and no
+        lookup of it under way)."""
+        return (
+            ":" not in username
+            and username not in self._inflight
+            and isinstance(self.cached(username), _Missing)
+        )
 
     def forget(self, account: str) -> None:
         """The account changed: its cached keys (any spelling of its name) go."""
@@ -355,6 +386,10 @@ class TurnComponent:
         self._guesses = _UnixTimeGuesses(services.guards.guesses)
         self._worker = _WorkerGuesses(services.config.data_dir) if worker else None
         """Set in an extra worker process: guesses are the main process's to count."""
+        self._changes: deque[tuple[int, str]] = deque(maxlen=_CHANGES_KEPT)
+        """Accounts whose password changed or that went, numbered, for the workers."""
+        self._changes_seen = 0
+        """In a worker: the last change number heard from the main process."""
         self._udp: list[UdpSocket] = []
         self._udp_by_address: dict[Address, UdpSocket] = {}
         self._links: dict[int, PeerLink] = {}
@@ -426,6 +461,7 @@ class TurnComponent:
         self._services.accounts.subscribe(self._account_changed)
         if self._worker is None:
             self._services.commands[GUESS_COMMAND] = self._guess_command
+            self._services.commands[CHANGES_COMMAND] = self._changes_command
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
@@ -592,6 +628,29 @@ class TurnComponent:
                 if link is not None:
                     link.close()
             self._relays.expire(now)
+            if self._worker is not None:
+                await self._hear_changes()
+
+    async def _hear_changes(self) -> None:
+        """In a worker: end what accounts changed in the main process had opened here."""
+        try:
+            rows = await asyncio.wait_for(
+                query(self._config.data_dir, f"{CHANGES_COMMAND} {self._changes_seen}"),
+                _GUESS_TIMEOUT,
+            )
+        except (HeronError, OSError, ValueError, TimeoutError):
+            return  # the main process is stopping; _WorkerGuesses logs its absence
+        for row in rows:
+            self._changes_seen = max(self._changes_seen, int(row["seq"]))
+            self._end_account(str(row["account"]), "changed")
+
+    def _changes_command(self, argument: str) -> list[dict[str, Any]]:
+        """The account changes after number ``argument`` (:data:`CHANGES_COMMAND`)."""
+        try:
+            after = int(argument)
+        except ValueError:
+            raise ValueError("expected the last change number seen") from None
+        return [{"seq": seq, "account": account} for seq, account in self._changes if seq > after]
 
     # --- packets --------------------------------------------------------------------
 
@@ -617,7 +676,8 @@ class TurnComponent:
         account = turn_account(username.value, self._config.domain)
         credentials = self._keys.cached(username.value)
         missing = isinstance(credentials, _Missing)
-        if missing or self._worker is not None:
+        worker = self._worker
+        if missing or (worker is not None and not worker.fresh(account, key[1][0])):
             assert self.core is not None
             if self.core.needs_keys(message, key[1][0], account, self._clock()):
                 self._wait_for_keys(message, key, client, username.value, account)
@@ -632,8 +692,12 @@ class TurnComponent:
         username: str,
         account: str | None,
     ) -> None:
-        network = network_key(key[1][0])
-        waiting = self._waiting.get(network, 0)
+        # Each new name costs a store query, so those count per source; requests for a
+        # name already being looked up (a client's burst of allocations) only in all.
+        network: str | None = network_key(key[1][0])
+        if not self._keys.starts_query(username):
+            network = None
+        waiting = 0 if network is None else self._waiting.get(network, 0)
         if self._waiting_total >= MAX_WAITING or waiting >= MAX_WAITING_PER_SOURCE:
             self._dropped += 1
             if self._dropped == 1 or self._dropped % 1000 == 0:
@@ -646,7 +710,8 @@ class TurnComponent:
                     self._dropped,
                 )
             return
-        self._waiting[network] = waiting + 1
+        if network is not None:
+            self._waiting[network] = waiting + 1
         self._waiting_total += 1
         self._spawn(self._lookup_then_handle(message, key, client, username, account, network))
 
@@ -706,7 +771,7 @@ class TurnComponent:
         client: ClientLink,
         username: str,
         account: str | None,
-        network: str,
+        network: str | None,
     ) -> None:
         try:
             credentials = self._keys.cached(username)
@@ -716,11 +781,12 @@ class TurnComponent:
                 await self._worker.ask(account, key[1][0])
         finally:
             self._waiting_total -= 1
-            left = self._waiting.get(network, 1) - 1
-            if left > 0:
-                self._waiting[network] = left
-            else:
-                self._waiting.pop(network, None)
+            if network is not None:
+                left = self._waiting.get(network, 1) - 1
+                if left > 0:
+                    self._waiting[network] = left
+                else:
+                    self._waiting.pop(network, None)
         self._handle(message, key, client, credentials, account)
 
     def _guess_command(self, argument: str) -> list[dict[str, Any]]:
@@ -735,7 +801,8 @@ class TurnComponent:
             return [{"wait": self._guesses.wait(account, source)}]
         if operation == "failure":
             self._guesses.failure(account, source)
-        elif operation == "success" and account is not None:
+            return [{"wait": self._guesses.wait(account, source)}]
+        if operation == "success" and account is not None:
             self._guesses.success(account, source)
         else:
             raise ValueError(f"unknown operation {operation!r}")
@@ -747,10 +814,16 @@ class TurnComponent:
         if change is AccountChange.ADMIN or self.core is None:
             return
         account = account_key(local, domain)
+        seq = self._changes[-1][0] + 1 if self._changes else 1
+        self._changes.append((seq, account))
+        self._end_account(account, change.value)
+
+    def _end_account(self, account: str, why: str) -> None:
+        assert self.core is not None
         self._keys.forget(account)
         ended = self.core.end_account(account)
         if ended:
-            log.info("turn: %d allocation(s) of %s ended (%s)", ended, account, change.value)
+            log.info("turn: %d allocation(s) of %s ended (%s)", ended, account, why)
 
     def _handle(
         self,
@@ -765,10 +838,13 @@ class TurnComponent:
         if reply is None:
             return
         reports = self._worker.take() if self._worker is not None else None
-        if reports:
+        if reports and any(operation == "failure" for operation, _, _ in reports):
             self._spawn(self._tell_then_deliver(reports, reply, key, client))
-        else:
-            self._deliver(reply, key, client)
+            return
+        if reports:
+            assert self._worker is not None
+            self._spawn(self._worker.tell(reports))
+        self._deliver(reply, key, client)
 
     async def _tell_then_deliver(
         self, reports: list[Report], reply: Reply, key: ClientKey, client: ClientLink

@@ -411,7 +411,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         )
     try:
         body = json.loads(await request.read())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested past the C stack
         raise json_error(web.HTTPBadRequest, "malformed JSON") from None
     if not isinstance(body, dict):
         raise json_error(web.HTTPBadRequest, "the body must be a JSON object")

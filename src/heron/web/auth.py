@@ -33,7 +33,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from html import escape
 from importlib.resources import files
@@ -79,6 +79,7 @@ PAGE_HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
@@ -194,7 +195,7 @@ class WebSessions:
         if account is None:
             self._end(token, "account removed")
             return None
-        if not hmac.compare_digest(account.secrets.password_hash, session.proof):
+        if not hmac.compare_digest(account.secrets.password_hash.encode(), session.proof.encode()):
             self._end(token, "password changed")
             return None
         return WebUser(
@@ -223,6 +224,8 @@ class WebSessions:
     @staticmethod
     def check_csrf(user: WebUser | None, token: str | None) -> None:
         """Raise 403 unless ``token`` is the CSRF token of ``user``'s session."""
+        if token is not None and not token.isascii():  # no token of ours; compare_digest
+            raise json_error(web.HTTPBadRequest, "malformed CSRF token")  # would TypeError
         if user is None or not token or not hmac.compare_digest(user.csrf, token):
             raise json_error(web.HTTPForbidden, "missing or wrong CSRF token")
 
@@ -291,7 +294,7 @@ class WebSessions:
         _same_origin(request)
         if request.content_length is None or request.content_length > _MAX_FORM:
             raise web.HTTPRequestEntityTooLarge(max_size=_MAX_FORM, actual_size=0)
-        form = await request.post()
+        form = await read_form(request)
         address, password, target = (form.get(k) for k in ("address", "password", "next"))
         next_path = local_path(target) if isinstance(target, str) else None
         if not isinstance(address, str) or not isinstance(password, str):
@@ -373,13 +376,25 @@ class WebSessions:
         _same_origin(request)
         user = await self.current(request)
         if user is not None:
-            form = await request.post()
+            form = await read_form(request)
             token = form.get(CSRF_FIELD)
             self.check_csrf(user, token if isinstance(token, str) else None)
             self._end(request.cookies[COOKIE], "logged out")
         response = web.HTTPFound("/login")
         response.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
         raise response
+
+
+async def read_form(
+    request: web.Request,
+) -> Mapping[str, str | bytes | bytearray | web.FileField]:
+    """The request's form, or 400 for one that cannot be read: a multipart body
+    without its boundary, a url-encoded one that is not UTF-8 (aiohttp raises
+    ValueError or UnicodeDecodeError, which would be a 500)."""
+    try:
+        return await request.post()
+    except (ValueError, UnicodeDecodeError, AssertionError):
+        raise web.HTTPBadRequest(text="malformed form\n") from None
 
 
 def _printable(text: str) -> str:

@@ -17,11 +17,16 @@ from heron.component import Listener, Services
 from heron.control import View
 from heron.errors import listen_error
 from heron.tls import server_context
-from heron.web import admin, call, phone, proxy
+from heron.web import admin, call, phone, proxy, upgrade
+from heron.web.listener import ConnectionGuard, GuardedSite, server_header
 
 __all__ = ["WebComponent", "build_web"]
 
 log = logging.getLogger(__name__)
+
+_KEEPALIVE = 75.0
+"""Seconds an idle HTTP connection is kept between requests (nginx's default), or
+``limits.idle_timeout`` if shorter."""
 
 
 def build_web(services: Services) -> WebComponent | None:
@@ -32,10 +37,21 @@ class WebComponent:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._runner: web.AppRunner | None = None
+        guards = services.guards
+        self._guard = ConnectionGuard(
+            guards.connections,
+            deadline=guards.policy.handshake_timeout,
+            # Idle between requests: a kept-alive connection is closed after this.
+            keepalive=min(guards.policy.idle_timeout, _KEEPALIVE),
+            trusted=services.config.web.trusted_proxies,
+        )
 
     def _application(self) -> web.Application:
         app = web.Application(
-            middlewares=[proxy.middleware(self._services.config.web.trusted_proxies)]
+            middlewares=[
+                proxy.middleware(self._services.config.web.trusted_proxies),
+                upgrade.middleware([path for path, _ in self._services.web_routes]),
+            ]
         )
         app.router.add_get("/", self._index)
         app.router.add_get("/healthz", self._health)
@@ -56,7 +72,10 @@ class WebComponent:
     async def start(self) -> Sequence[Listener]:
         config = self._services.config
         context = server_context(config.certificate_path, config.key_path, alpn=("http/1.1",))
-        self._runner = web.AppRunner(self._application(), access_log=None)
+        app = self._application()
+        app.on_response_prepare.append(self._guard.on_response_prepare)
+        app.on_response_prepare.append(server_header)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sites = [("web.listen", address, context) for address in config.web.listen] + [
             ("web.plain_listen", address, None) for address in config.web.plain_listen
@@ -69,7 +88,9 @@ class WebComponent:
             )
         listeners = []
         for key, address, tls in sites:
-            site = web.TCPSite(self._runner, address.host, address.port, ssl_context=tls)
+            site = GuardedSite(
+                self._runner, address.host, address.port, self._guard, ssl_context=tls
+            )
             try:
                 await site.start()
             except OSError as exc:
@@ -80,6 +101,7 @@ class WebComponent:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        self._guard.close_all()
 
     def views(self) -> Mapping[str, View]:
         return {}

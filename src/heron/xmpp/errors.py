@@ -20,7 +20,25 @@ __all__ = [
     "StreamCondition",
     "StreamError",
     "XmppError",
+    "loggable",
 ]
+
+_UNPRINTABLE = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, 0x85)},
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def loggable(text: object, limit: int = 300) -> str:
+    """Text a peer chose (a mechanism name, an error's text), fit for one log line: line
+    breaks and other control characters escaped, so that nobody can forge log lines, and
+    at most ``limit`` characters."""
+    escaped = str(text).translate(_UNPRINTABLE)
+    return escaped if len(escaped) <= limit else escaped[:limit] + "..."
 
 
 class StreamCondition(StrEnum):

@@ -24,7 +24,13 @@ from enum import Enum
 from functools import lru_cache
 from xml.etree.ElementTree import Element
 
-from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from heron.xmpp.errors import (
+    StanzaCondition,
+    StanzaError,
+    StreamCondition,
+    StreamError,
+    loggable,
+)
 from heron.xmpp.features import Component, IqContext, IqHandler
 from heron.xmpp.features.local import Resource, Session
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
@@ -280,7 +286,7 @@ class Router:
                 raise StanzaError(StanzaCondition.BAD_REQUEST, "no 'to'")
             sender = _jid(stanza.get("from") or "")
         except StanzaError as error:
-            log.warning("routing a badly addressed %s: %s", stanza.tag, error)
+            log.warning("routing a badly addressed %s: %s", stanza.tag, loggable(error))
             return
         try:
             await self._deliver(stanza, sender, to)

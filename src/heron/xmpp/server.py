@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 from heron.accounts import AccountChange
 from heron.accounts.model import Account
 from heron.accounts.scram import ScramHash, ScramKeys
-from heron.component import Listener, Services
+from heron.component import Listener, Services, uncounted_client
 from heron.config import Config, ListenAddress
 from heron.connections import ConnectionPolicy
 from heron.control import View
@@ -111,7 +111,8 @@ class _Link:
         self._flush_pending = False
         self.write(stream)
 
-    async def start_tls(self, context: ssl.SSLContext) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
+        """The TLS handshake after <proceed/>; raises TimeoutError after ``timeout`` s."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -147,9 +148,9 @@ class _SocketLink(_Link):
         if data and not self._writer.is_closing():
             self._writer.write(data)
 
-    async def start_tls(self, context: ssl.SSLContext) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         await self._writer.drain()
-        await self._writer.start_tls(context)
+        await self._writer.start_tls(context, ssl_handshake_timeout=timeout)
 
     def close(self) -> None:
         self._writer.close()
@@ -165,6 +166,7 @@ class _WebSocketLink(_Link):
         self._socket = socket
         self.peer = peer
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._gone = False
         self._writer = asyncio.create_task(self._write())
 
     async def read(self, timeout: float) -> bytes | None:
@@ -174,10 +176,13 @@ class _WebSocketLink(_Link):
         return None  # RFC 7395 §3.2: only text frames carry XMPP
 
     def write(self, stream: C2SStream) -> None:
-        for message in stream.messages_to_send():
+        messages = stream.messages_to_send()
+        if self._gone:
+            return  # nobody left to read them
+        for message in messages:
             self._queue.put_nowait(message)
 
-    async def start_tls(self, context: ssl.SSLContext) -> None:
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         raise AssertionError("a WebSocket stream is already secure or never offers STARTTLS")
 
     def close(self) -> None:
@@ -187,10 +192,40 @@ class _WebSocketLink(_Link):
     def backlog(self) -> int:
         return self._queue.qsize() * 1024
 
+    async def finished(self) -> None:
+        """Wait until what was queued before :meth:`close` is sent (or found undeliverable),
+        so that the closing stream error reaches the browser before the handler returns."""
+        await self._writer
+
     async def _write(self) -> None:
-        while (message := await self._queue.get()) is not None:
-            await self._socket.send_str(message)
-        await self._socket.close()
+        try:
+            while (message := await self._queue.get()) is not None:
+                await self._socket.send_str(message)
+            await self._socket.close()
+        except ConnectionError as exc:  # aiohttp's ClientConnectionResetError among them
+            # The browser went away (a closed tab, a lost network): nothing to tell it.
+            self._gone = True
+            log.debug("xmpp: WebSocket to %s gone: %s", self.peer, exc)
+
+
+class _ReadRate:
+    """Bytes per second one connection may send, with a burst (Prosody's mod_limits):
+    a leaky bucket that says how long to pause reading when it overflows."""
+
+    __slots__ = ("_burst", "_last", "_level", "_rate")
+
+    def __init__(self, rate: int, burst: int) -> None:
+        self._rate, self._burst = rate, burst
+        self._level = 0.0
+        self._last = 0.0
+
+    def pause(self, size: int, now: float) -> float:
+        """Seconds to wait before reading again, after ``size`` bytes came at ``now``."""
+        if not self._rate:
+            return 0.0
+        self._level = max(0.0, self._level - (now - self._last) * self._rate) + size
+        self._last = now
+        return max(0.0, (self._level - self._burst) / self._rate)
 
 
 class _Session:
@@ -265,11 +300,21 @@ class XmppComponent:
             admins=self._admins,
             local_hosts=self._hosts,
             history=config.xmpp.muc_history,
+            rooms_per_user=config.xmpp.rooms_per_user,
         )
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
-            ("connections", "logins", "auth_failures", "auth_refused", "timeouts", "stanzas"), 0
+            (
+                "connections",
+                "logins",
+                "auth_failures",
+                "auth_refused",
+                "timeouts",
+                "slowed",
+                "stanzas",
+            ),
+            0,
         )
         self._pings = 0
 
@@ -411,9 +456,9 @@ class XmppComponent:
             connections.close(ip)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
-        ip = request.remote or ""
+        ip = uncounted_client(request)
         connections = self._guards.connections
-        if not connections.open(ip, "xmpp"):  # it logs the refusal
+        if ip is not None and not connections.open(ip, "xmpp"):  # it logs the refusal
             return web.Response(status=503, text="too many connections from your address\n")
         try:
             socket = web.WebSocketResponse(
@@ -426,11 +471,13 @@ class XmppComponent:
             if socket.ws_protocol != "xmpp":
                 await socket.close(code=1002, message=b"subprotocol xmpp required")
                 return socket
-            link = _WebSocketLink(socket, ip)
+            link = _WebSocketLink(socket, request.remote or "")
             await self._run(link, tls_active=request.secure, websocket=True)
+            await link.finished()
             return socket
         finally:
-            connections.close(ip)
+            if ip is not None:
+                connections.close(ip)
 
     # --- one connection ------------------------------------------------------------------
 
@@ -457,6 +504,8 @@ class XmppComponent:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.handshake_timeout
         pinged = False
+        xmpp = self._config.xmpp
+        rate = _ReadRate(xmpp.read_rate, max(4 * xmpp.read_rate, xmpp.max_stanza_size))
         try:
             while not stream.closed:
                 authenticated = stream.authenticated_jid is not None
@@ -480,8 +529,12 @@ class XmppComponent:
                 stream.receive_data(data)
                 session = await self._answer(stream, link, session, transport)
                 link.write(stream)
-        except (ConnectionError, ssl.SSLError) as exc:
-            log.debug("xmpp: connection from %s lost: %s", link.peer, exc)
+                if (pause := rate.pause(len(data), loop.time())) > 0:
+                    self._slowed(link.peer, xmpp.read_rate)
+                    await asyncio.sleep(pause)  # the peer's bytes wait in its socket meanwhile
+        except (ConnectionError, ssl.SSLError, TimeoutError) as exc:
+            # TimeoutError: a STARTTLS handshake not done by limits.handshake_timeout.
+            log.debug("xmpp: connection from %s lost: %r", link.peer, exc)
         except Exception:
             log.exception("xmpp: connection from %s failed", link.peer)
             stream.close(StreamCondition.INTERNAL_SERVER_ERROR)
@@ -491,6 +544,17 @@ class XmppComponent:
             if session is not None:
                 await self._router.unbind(session)
             link.close()
+
+    def _slowed(self, peer: str, rate: int) -> None:
+        self._counters["slowed"] += 1
+        slowed = self._counters["slowed"]
+        if slowed == 1 or slowed % 1000 == 0:
+            log.info(
+                "xmpp: reading from %s slowed to %d bytes/s (xmpp.read_rate); %d pause(s) so far",
+                peer,
+                rate,
+                slowed,
+            )
 
     def _idle_ping(self, jid: JID, host: str) -> Element:
         self._pings += 1
@@ -529,7 +593,7 @@ class XmppComponent:
             elif isinstance(event, StartTlsRequested):
                 assert self._tls is not None
                 link.write(stream)
-                await link.start_tls(self._tls)
+                await link.start_tls(self._tls, self._guards.policy.handshake_timeout)
                 stream.start_tls_done({})
             elif isinstance(event, ScramKeysNeeded | PlainCheckNeeded):
                 if self._must_wait(event.username, stream.host, link.peer):
@@ -547,13 +611,13 @@ class XmppComponent:
                 self._counters["logins"] += 1
                 jid = event.jid
                 self._guards.guesses.success(
-                    account_key(jid.local, jid.domain), link.peer, time.monotonic()
+                    account_key(jid.local, jid.domain), link.peer, time.time()
                 )
             elif isinstance(event, AuthenticationFailed):
                 self._counters["auth_failures"] += 1
                 if event.counted:
                     user = account_key(event.username, stream.host) if event.username else None
-                    self._guards.guesses.failure(user, link.peer, time.monotonic())
+                    self._guards.guesses.failure(user, link.peer, time.time())
             elif isinstance(event, BindRequested):
                 session = self._bind(stream, link, event.resource, transport)
             elif isinstance(event, StreamEnded):
@@ -609,7 +673,7 @@ class XmppComponent:
         """Whether guesses for the account, or from the peer's network, must wait now (the
         shared :class:`heron.guesses.GuessThrottle`); the attempt is then refused unchecked,
         alike for known and unknown accounts."""
-        wait = self._guards.guesses.wait(account_key(username, host), peer, time.monotonic())
+        wait = self._guards.guesses.wait(account_key(username, host), peer, time.time())
         if wait <= 0:
             return False
         self._counters["auth_refused"] += 1

@@ -35,7 +35,13 @@ from typing import Final
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.accounts.scram import ScramHash, ScramKeys
-from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition, StreamError
+from heron.xmpp.errors import (
+    StanzaCondition,
+    StanzaError,
+    StreamCondition,
+    StreamError,
+    loggable,
+)
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.sasl import (
     Challenge,
@@ -719,7 +725,7 @@ class C2SStream:
 
     def _sasl_failed(self, input_: Input, failure: SaslFailure, *, counted: bool = True) -> None:
         """RFC 6120 §6.4.5: <failure/>, then the client may retry, a few times (§6.4.5)."""
-        log.info("stream %s: SASL failed: %s", self._stream_id, failure)
+        log.info("stream %s: SASL failed: %s", self._stream_id, loggable(failure))
         element = _element(NS.SASL, "failure")
         SubElement(element, qname(NS.SASL, failure.condition.value))
         self._send(element)
@@ -791,7 +797,7 @@ class C2SStream:
             self._output.append(serialize(element))
 
     def _fail(self, error: StreamError) -> None:
-        log.info("stream %s: %s", self._stream_id, error)
+        log.info("stream %s: %s", self._stream_id, loggable(error))
         self._goodbye(error)
 
     def _goodbye(self, error: StreamError | None, *, peer: bool = False) -> None:

@@ -531,3 +531,16 @@ def test_rest_api_password_does_not_carry_to_another_user() -> None:
     reply = turn.client(f"{expiry}:bob", issued.password).allocate()
 
     assert error_code(reply) == ErrorCode.UNAUTHORIZED
+
+
+def test_an_allocations_own_5_tuple_keeps_working_while_its_network_waits() -> None:
+    turn = throttled(3)
+    alice = turn.client("alice", address=("192.0.2.80", 1000))
+    assert alice.allocate().message_class is MessageClass.SUCCESS_RESPONSE
+    for name in ("x1", "x2", "x3", "x4"):  # someone behind the same NAT address guesses
+        stranger = turn.client(name, "guess", address=("192.0.2.80", 2000))
+        stranger.allocate()
+
+    assert alice.refresh(600).message_class is MessageClass.SUCCESS_RESPONSE
+    newcomer = turn.client("bob", address=("192.0.2.80", 3000))
+    assert error_code(newcomer.allocate()) == ErrorCode.UNAUTHORIZED

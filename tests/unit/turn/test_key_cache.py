@@ -94,3 +94,15 @@ def test_the_cache_is_bounded() -> None:
 
     keys = asyncio.run(fill())
     assert [keys.cached(f"user{n}") is MISSING for n in range(10)] == [True] * 7 + [False] * 3
+
+
+async def test_only_a_name_neither_cached_nor_being_looked_up_starts_a_query() -> None:
+    keys, accounts, _ = keys_with_clock()
+    assert keys.starts_query("roland")
+    pending = asyncio.ensure_future(keys.fetch("roland"))
+    await asyncio.sleep(0)
+    assert not keys.starts_query("roland")  # shared with the lookup under way
+    accounts.release.set()
+    await pending
+    assert not keys.starts_query("roland")  # cached
+    assert not keys.starts_query("1700000000:roland")  # REST names need no query

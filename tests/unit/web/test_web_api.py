@@ -174,3 +174,24 @@ async def test_api_answers_are_never_cached(make_site: MakeSite) -> None:
     site = await make_site()
     browser = await admin_browser(site)
     assert (await browser.request("GET", "/api/users")).headers["Cache-Control"] == "no-store"
+
+
+async def test_malformed_bodies_and_tokens_are_400s_not_500s(make_site: MakeSite) -> None:
+    site = await make_site()
+    browser = await admin_browser(site)
+    json_headers = {"Content-Type": "application/json", "X-CSRF-Token": browser.csrf or ""}
+    for body in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000):
+        deep = await browser.request("POST", "/api/users", data=body, headers=json_headers)
+        assert deep.status == 400
+    non_ascii = await browser.request(
+        "POST", "/api/users", data=b"{}", headers={**json_headers, "X-CSRF-Token": "tök"}
+    )
+    assert non_ascii.status == 400
+    for content_type, body in [
+        ("multipart/form-data", b"--x\r\n\r\n--x--\r\n"),
+        ("application/x-www-form-urlencoded", b"address=\xff&password=\xfe"),
+    ]:
+        login = await site.browser().request(
+            "POST", "/login", data=body, headers={"Content-Type": content_type}
+        )
+        assert login.status == 400, await login.text()

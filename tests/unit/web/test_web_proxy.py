@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, ip_network
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from heron.config import load_config
+from heron.errors import ConfigError
 from heron.web.proxy import Client, real_client
 
 PROXY = [ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8")]
@@ -59,3 +62,21 @@ def test_what_a_client_writes_never_changes_who_it_is(
     """Whatever the header held, the proxy appends the address it saw, and that wins."""
     header = [", ".join([*forged, str(client)])]
     assert real_client("127.0.0.1", header, PROXY, tls=False) == Client(str(client), True)
+
+
+@pytest.mark.parametrize("value", ["'127.0.0.1/32'", "['nginx']", "['10.0.0.1/33']"])
+def test_a_bad_trusted_proxies_setting_is_one_line_naming_the_key(
+    tmp_path: Path, value: str
+) -> None:
+    path = tmp_path / "heron.toml"
+    path.write_text(f"[web]\ntrusted_proxies = {value}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert "web.trusted_proxies" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_trusted_proxies_default_to_none(tmp_path: Path) -> None:
+    path = tmp_path / "heron.toml"
+    path.write_text("[web]\nplain_listen = ['127.0.0.1:8080']\n")
+    assert load_config(path).web.trusted_proxies == []

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc import Affiliation, Limits, Room, RoomConfig, Whois
+from heron.xmpp.muc.nickname import nickname_key, prepare_nickname
 from heron.xmpp.stanza import NS, qname
 
 NOW = 1_767_323_045.0
@@ -236,6 +237,39 @@ def test_xep0045_7_2_8_nickname_conflict() -> None:
     assert harness.room.occupant_count == 2
 
 
+@pytest.mark.parametrize("lookalike", ["SecondWitch", "ｓｅｃｏｎｄｗｉｔｃｈ", "  secondwitch "])
+def test_rfc8266_nicknames_that_compare_equal_conflict(lookalike: str) -> None:
+    harness = Harness.created()
+    harness.join(WICCA, "secondwitch")
+    with refused(StanzaCondition.CONFLICT):
+        harness.join(HAG, lookalike)
+    assert harness.room.occupant_count == 2
+
+
+def test_rfc8266_nicknames_are_enforced_before_the_room_shows_them() -> None:
+    harness = Harness.created()
+    self_presence = harness.join(WICCA, "\u00a0Second\u2003 \u2003Witch ")[-2]
+    assert self_presence.get("from") == f"{ROOM}/Second Witch"
+    # Its owner may change only the case; the room still knows it by either spelling.
+    out = harness.presence(WICCA, "second witch")
+    assert any(p.get("from") == f"{ROOM}/second witch" for p in out)
+    assert harness.room.occupant_count == 2
+
+
+@pytest.mark.parametrize(
+    ("nick", "condition"),
+    [
+        ("   ", StanzaCondition.JID_MALFORMED),
+        ("second\u200dwitch", StanzaCondition.NOT_ACCEPTABLE),  # zero-width joiner: invisible
+        ("witch\ue000", StanzaCondition.NOT_ACCEPTABLE),  # private use
+    ],
+)
+def test_rfc8266_nicknames_refused(nick: str, condition: StanzaCondition) -> None:
+    harness = Harness.created()
+    with refused(condition):
+        harness.join(HAG, nick)
+
+
 def test_xep0045_7_2_9_full_room_refuses_all_but_admins() -> None:
     harness = Harness.created(maxusers="10")
     for n in range(9):
@@ -257,6 +291,24 @@ def test_xep0045_7_2_1_nickname_is_required_and_bounded() -> None:
 
 
 # §7.2.15 history
+
+
+def test_history_is_bounded_in_characters_as_well_as_messages() -> None:
+    harness = Harness.created(limits=Limits(history=20, history_chars=2500))
+    harness.join(WICCA, "secondwitch")
+    for n in range(5):
+        harness.say(WICCA, f"{n}" + "x" * 600)
+    mine = to(harness.join(HAG, "thirdwitch"), HAG)
+    bodies = [m.findtext(qname(NS.CLIENT, "body")) for m in mine]
+    kept = [body[0] for body in bodies if body]
+    assert kept == ["2", "3", "4"]  # the two oldest went to stay under 2500 characters
+    # A message bigger than the whole bound is not kept at all.
+    harness.say(WICCA, "y" * 3000)
+    mine = to(
+        harness.join(parse_jid("late@shakespeare.lit/x"), "late"),
+        parse_jid("late@shakespeare.lit/x"),
+    )
+    assert not [m for m in mine if m.findtext(qname(NS.CLIENT, "body"))]
 
 
 def test_xep0045_7_2_15_default_history_is_the_last_twenty_with_delay() -> None:
@@ -722,3 +774,14 @@ def test_occupants_and_nicks_stay_consistent(steps: list[tuple[int, str]]) -> No
             assert occupant is not None and occupant.nick == nick
     mine = to(harness.join(HAG, "late"), HAG)
     assert len([m for m in mine if m.find(qname(NS.CLIENT, "body")) is not None]) <= 3
+
+
+@given(st.text(min_size=1, max_size=30))
+@settings(max_examples=200)
+def test_rfc8266_enforcement_is_idempotent_and_keys_agree(text: str) -> None:
+    try:
+        prepared = prepare_nickname(text)
+    except StanzaError:
+        return
+    assert prepare_nickname(prepared) == prepared
+    assert nickname_key(prepared) == nickname_key(text)

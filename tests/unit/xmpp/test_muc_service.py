@@ -297,6 +297,26 @@ async def test_room_count_is_limited(database: Database, router: FakeRouter) -> 
     assert len(service.rooms()) == 1
 
 
+async def test_rooms_one_user_owns_are_limited(database: Database, router: FakeRouter) -> None:
+    service = make_service(database, router, rooms_per_user=2)
+    roland = Client(service, ROLAND)
+    for name in ("one", "two", "three"):
+        await roland.join(parse_jid(f"{name}@{SERVICE}"))
+    assert condition(router.take()[-1]) == "resource-constraint"
+    assert [room.jid.local for room in service.rooms()] == ["one", "two"]
+    # Others still create rooms, and so does roland once one of his is gone.
+    await Client(service, LUCY).join(parse_jid(f"three@{SERVICE}"))
+    await roland.leave(parse_jid(f"one@{SERVICE}"))
+    await roland.join(parse_jid(f"four@{SERVICE}"))
+    router.take()
+    assert [room.jid.local for room in service.rooms()] == ["four", "three", "two"]
+    # Server administrators are not counted.
+    admin = Client(service, ADMIN, admin=True)
+    for name in ("a1", "a2", "a3"):
+        await admin.join(parse_jid(f"{name}@{SERVICE}"), nick="root")
+    assert len(service.rooms()) == 6
+
+
 async def test_room_names_are_limited(service: MucService, router: FakeRouter) -> None:
     await Client(service, ROLAND).join(parse_jid(f"{'r' * 65}@{SERVICE}"))
     assert condition(router.take()[-1]) == "not-acceptable"

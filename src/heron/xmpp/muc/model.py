@@ -110,10 +110,16 @@ class Limits:
 
     max_rooms: int = 1000
     """Rooms the service holds at once (created or loaded)."""
+    rooms_per_user: int = 20
+    """Rooms one account may own at once (server admins are not counted), so that one user
+    cannot take all of ``max_rooms``; 0 is unlimited."""
     max_occupants: int = 500
     """Upper bound of any room's maxusers."""
     history: int = 20
     """Messages kept per room, and sent on join by default (Prosody's max_history_messages)."""
+    history_chars: int = 100_000
+    """Characters of serialized messages kept per room, oldest dropped first: the history's
+    memory stays bounded however big the messages (each may be up to xmpp.max_stanza_size)."""
     max_room_name: int = 64
     """Characters in a room's localpart."""
     max_nick: int = 64

@@ -42,6 +42,7 @@ from heron.xmpp.muc.model import (
     apply_form,
     config_form,
 )
+from heron.xmpp.muc.nickname import ByNickname, prepare_nickname
 from heron.xmpp.stanza import NS, iq_result, qname
 
 __all__ = ["Room"]
@@ -130,9 +131,10 @@ class Room:
         self._limits = limits
         self._ids = ids
         self._affiliations = {entry.jid: entry for entry in affiliations}
-        self._occupants: dict[str, Occupant] = {}
+        self._occupants: ByNickname[Occupant] = ByNickname()
         self._nicks: dict[JID, str] = {}
         self._history: deque[_Entry] = deque(maxlen=limits.history)
+        self._history_chars = 0
         self._fresh = False
 
     @classmethod
@@ -241,8 +243,8 @@ class Room:
             return Outcome(tuple(s for s in out if s.get("to") != str(sender)))
         if kind is not None:
             return Outcome()  # subscriptions and probes mean nothing to a room
-        if not nick:
-            raise _refuse(StanzaCondition.JID_MALFORMED, "a nickname is required")  # §7.2.1
+        # §7.2.1: a nickname is required; RFC 8266 says which ones are the same.
+        nick = prepare_nickname(nick)
         if len(nick) > self._limits.max_nick:
             raise _refuse(StanzaCondition.NOT_ACCEPTABLE, "nickname too long")
         kept = (child for child in stanza if child.tag not in (_X_MUC, _X_USER))
@@ -315,7 +317,8 @@ class Room:
         return out
 
     def _change_nick(self, occupant: Occupant, nick: str, payload: tuple[Element, ...]) -> Outcome:
-        if nick in self._occupants:
+        holder = self._occupants.get(nick)
+        if holder is not None and holder is not occupant:  # "Roland" may become "roland"
             raise _refuse(StanzaCondition.CONFLICT, "nickname in use")  # §7.6.2
         # §7.6.1: unavailable from the old nick with 303 and the new one, then available.
         old = replace(occupant, presence=())
@@ -415,6 +418,18 @@ class Room:
 
     # -- history (§7.2.15) and subject (§7.2.16, §8.1) --
 
+    def _remember(self, entry: _Entry) -> None:
+        """Keep ``entry`` in the history, within both its count and its characters."""
+        history = self._history
+        if history.maxlen == 0:
+            return
+        if len(history) == history.maxlen:
+            self._history_chars -= history.popleft().chars
+        history.append(entry)
+        self._history_chars += entry.chars
+        while history and self._history_chars > self._limits.history_chars:
+            self._history_chars -= history.popleft().chars
+
     def _history_for(self, to: JID, request: Element | None, now: float) -> list[Element]:
         entries = list(self._history)
         if request is not None:
@@ -503,8 +518,7 @@ class Room:
                 message.append(deepcopy(child))
         SubElement(message, qname(STANZA_ID, "stanza-id"), {"id": self._ids(), "by": str(self.jid)})
         if keep:
-            chars = len(tostring(message, encoding="unicode"))
-            self._history.append(_Entry(message, now, chars))
+            self._remember(_Entry(message, now, len(tostring(message, encoding="unicode"))))
         out = tuple(self._copy_for(message, viewer.jid) for viewer in self._occupants.values())
         return Outcome(out, messages=1)
 

@@ -23,7 +23,7 @@ from heron.errors import StoreError
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import StanzaRouter
 from heron.xmpp.jid import JID
-from heron.xmpp.muc.model import Limits, Outcome, RoomStore, RoomSummary
+from heron.xmpp.muc.model import Affiliation, Limits, Outcome, RoomStore, RoomSummary
 from heron.xmpp.muc.room import Room
 from heron.xmpp.stanza import NS, error_reply, iq_result, qname, recipient, sender
 
@@ -52,6 +52,7 @@ class MucService:
         local_hosts: Collection[str],
         *,
         history: int | None = None,
+        rooms_per_user: int | None = None,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         ids: Callable[[], str] = _random_id,
@@ -63,7 +64,11 @@ class MucService:
         self._admins = frozenset(jid.bare for jid in admins)
         self._local_hosts = frozenset(local_hosts)
         limits = limits or Limits()
-        self._limits = limits if history is None else replace(limits, history=history)
+        if history is not None:
+            limits = replace(limits, history=history)
+        if rooms_per_user is not None:
+            limits = replace(limits, rooms_per_user=rooms_per_user)
+        self._limits = limits
         self._clock = clock
         self._ids = ids
         self._rooms: dict[str, Room] = {}
@@ -143,12 +148,28 @@ class MucService:
             raise StanzaError(StanzaCondition.NOT_ALLOWED, "only local users create rooms")
         if len(self._rooms) >= self._limits.max_rooms:
             raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many rooms")
+        quota = self._limits.rooms_per_user
+        if quota and not admin and self._owned_by(origin.bare) >= quota:
+            log.info(
+                "%s: room %s refused to %s: owns %d room(s) already (xmpp.rooms_per_user)",
+                self.domain,
+                to.bare,
+                origin.bare,
+                quota,
+            )
+            # XEP-0045 §10.1.1 names not-allowed for a refused creation; the reason is a quota.
+            raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "you own too many rooms")
         # A client without the MUC <x/> (groupchat 1.0) cannot configure: instant room.
         locked = stanza.find(qname(NS.MUC, "x")) is not None
         room = Room.create(to.bare, origin, now, self._limits, self._ids, locked=locked)
         self._rooms[to.local] = room
         log.info("%s: room %s created by %s", self.domain, to.bare, origin)
         return room
+
+    def _owned_by(self, account: JID) -> int:
+        return sum(
+            1 for room in self._rooms.values() if room.affiliation(account) is Affiliation.OWNER
+        )
 
     def _service_stanza(self, stanza: Element) -> Outcome:
         """disco#info (§6.1, §6.2) and disco#items (§6.3) on the service itself."""
