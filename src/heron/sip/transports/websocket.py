@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from heron.component import uncounted_client
 from heron.sip.errors import BadRequest, SipRemoteError
 from heron.sip.parser import Limits, parse_datagram
 from heron.sip.transports.flows import FlowTable, Receiver, Source, answer
@@ -64,13 +65,14 @@ def websocket_handler(
     connection held to ``guard`` (see :mod:`heron.sip.transports.guard`)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        ip = request.remote or ""
-        if guard is not None and not guard.connections.open(ip, "sip"):  # it logs it
+        # The web listener counted the connection already, but one a trusted proxy relays.
+        ip = uncounted_client(request) if guard is not None else None
+        if guard is not None and ip is not None and not guard.connections.open(ip, "sip"):
             return web.Response(status=503, text="too many connections from your address\n")
         try:
             return await serve(request)
         finally:
-            if guard is not None:
+            if guard is not None and ip is not None:
                 guard.connections.close(ip)
 
     async def serve(request: web.Request) -> web.StreamResponse:
