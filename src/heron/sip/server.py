@@ -592,14 +592,14 @@ class SipComponent:
         """An ACK no transaction absorbed (for a 2xx, RFC 3261 §16.11): forwarded
         statelessly within a dialog we sealed, by the same rules as any request: Max-Forwards,
         loops and the destination policy. Anything else is dropped unanswered."""
+        to = request.headers.to
+        if to.tag is not None and to.tag.startswith(LOCAL_TAG):
+            return  # the ACK for a refusal heron sent statelessly (RFC 3261 §17.2.1)
         if request.headers.max_forwards == 0:
             return
         if is_loop(request, self._sent_by()):
             log.info("sip: ACK from %s:%d looped back to heron: dropped", *source)
             return
-        to = request.headers.to
-        if to.tag is not None and to.tag.startswith(LOCAL_TAG):
-            return  # the ACK for a refusal heron sent statelessly (RFC 3261 §17.2.1)
         routed, ours = preprocess(request, self._locality.is_me)
         caller = self._seal.caller_tag(routed, ours) if to.tag is not None else None
         if caller is None and not self._admission.trusted(source[0]):
