@@ -35,19 +35,8 @@ def _text_frame(text: str) -> bytes:
 
 
 async def _open_and_drop(heron: Target) -> None:
-    reader, writer = await asyncio.open_connection(
-        HOST, heron.ports["web.listen"], ssl=heron.tls_context(), server_hostname=DOMAIN
-    )
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET /xmpp-websocket HTTP/1.1\r\nHost: {DOMAIN}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: xmpp\r\n\r\n"
-        ).encode()
-    )
-    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-    assert answer.startswith(b"HTTP/1.1 101"), answer
+    status, writer = await _upgrade(heron)
+    assert status.startswith(b"HTTP/1.1 101") and writer is not None, status
     # The header, then a reset at once (SO_LINGER 0): the server's answer finds the
     # connection gone.
     writer.write(_text_frame(OPEN))
