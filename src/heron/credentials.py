@@ -11,18 +11,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from heron.config import Config, ListenAddress
 from heron.errors import ConfigError
 
 __all__ = [
     "TurnCredentials",
     "TurnSecret",
     "WebPhoneCredentials",
+    "ice_servers",
     "load_or_create_secret",
+    "turn_secret",
     "web_phone_secret",
 ]
 
@@ -90,6 +95,52 @@ def load_or_create_secret(path: Path) -> bytes:
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(value + b"\n")
     return value
+
+
+def turn_secret(config: Config) -> TurnSecret:
+    """The one secret behind every TURN REST credential: ``turn.auth_secret`` (shared with
+    other TURN servers, as coturn's static-auth-secret), else the generated file."""
+    if config.turn.auth_secret:
+        return TurnSecret(config.turn.auth_secret.encode())
+    return TurnSecret(load_or_create_secret(config.turn_secret_path))
+
+
+def _turn_host(config: Config, address: ListenAddress) -> str:
+    """Where browsers reach a TURN listener: the NAT's outside address if configured,
+    a specific listen address, else this machine's DNS name."""
+    if config.turn.external_address is not None:
+        host = str(config.turn.external_address)
+    elif address.host == "localhost":
+        host = "127.0.0.1"  # localhost also names ::1, where a v4-only listener is not
+    elif ipaddress.ip_address(address.host).is_unspecified:
+        return config.host_name
+    else:
+        host = address.host
+    return f"[{host}]" if ":" in host else host
+
+
+def ice_servers(
+    config: Config, secret: TurnSecret | None, user: str | None, *, now: float, ttl: int
+) -> list[dict[str, Any]]:
+    """RTCIceServer entries for heron's own STUN/TURN: STUN only without a ``user``
+    (anonymous) or a ``secret``, else TURN over UDP and TCP, and TLS when listening, with
+    REST credentials for ``user`` that live ``ttl`` seconds; none when TURN is off."""
+    turn = config.turn
+    if not turn.enabled or not turn.listen and not turn.tls_listen:
+        return []
+    plain = [f"{_turn_host(config, a)}:{a.port}" for a in turn.listen]
+    tls = [f"{_turn_host(config, a)}:{a.port}" for a in turn.tls_listen]
+    stun = [f"stun:{hostport}" for hostport in dict.fromkeys(plain)]
+    servers: list[dict[str, Any]] = [{"urls": stun}] if stun else []
+    if user is None or secret is None:
+        return servers
+    urls = [
+        *(f"turn:{h}?transport={t}" for h in dict.fromkeys(plain) for t in ("udp", "tcp")),
+        *(f"turns:{h}?transport=tcp" for h in dict.fromkeys(tls)),
+    ]
+    issued = secret.issue(user, now=now, ttl=ttl)
+    servers.append({"urls": urls, "username": issued.username, "credential": issued.password})
+    return servers
 
 
 def web_phone_secret(sip_secret: bytes) -> TurnSecret:

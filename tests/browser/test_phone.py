@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from heron.config import Config
-from heron.credentials import TurnSecret, load_or_create_secret, web_phone_secret
-from heron.web.phone import TURN_TTL, ice_servers
+from heron.credentials import TurnSecret, ice_servers, load_or_create_secret, web_phone_secret
+from heron.web.phone import TURN_TTL
 from tests.browser.conftest import DOMAIN, LOCALHOST, STAFF, WebHeron, login
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ SECRET = TurnSecret(b"0123456789abcdef0123")
 
 def _urls(turn: dict[str, Any], now: float = 1_000_000.0) -> list[str]:
     config = Config.model_validate({"hostname": "turn.example.org", "turn": turn})
-    servers = ice_servers(config, SECRET, "alice@example.org", now)
+    servers = ice_servers(config, SECRET, "alice@example.org", now=now, ttl=TURN_TTL)
     return [url for server in servers for url in server["urls"]]
 
 
@@ -370,7 +370,7 @@ def test_ice_servers_prefer_the_external_address_then_a_specific_listen_address(
 
 def test_ice_servers_turn_credentials_expire_within_the_hour_and_check_out() -> None:
     config = Config.model_validate({"turn": {"listen": ["127.0.0.1:3478"], "tls_listen": []}})
-    turn = ice_servers(config, SECRET, "alice@localhost", 1_000_000.0)[-1]
+    turn = ice_servers(config, SECRET, "alice@localhost", now=1_000_000.0, ttl=TURN_TTL)[-1]
     assert turn["username"] == f"{1_000_000 + TURN_TTL}:alice@localhost"
     assert TURN_TTL <= 3600
     assert turn["credential"] == SECRET.password(turn["username"])
@@ -381,4 +381,4 @@ def test_ice_servers_turn_credentials_expire_within_the_hour_and_check_out() -> 
 
 def test_ice_servers_without_turn_are_none() -> None:
     config = Config.model_validate({"turn": {"enabled": False}})
-    assert ice_servers(config, SECRET, "alice@localhost", 0.0) == []
+    assert ice_servers(config, SECRET, "alice@localhost", now=0.0, ttl=TURN_TTL) == []

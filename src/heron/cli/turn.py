@@ -11,7 +11,7 @@ from rich.table import Table
 
 from heron.cli.context import CliContext, address_argument, pass_context, run
 from heron.control import query
-from heron.credentials import DEFAULT_TTL, TurnSecret, load_or_create_secret
+from heron.credentials import DEFAULT_TTL, turn_secret
 
 __all__ = ["turn"]
 
@@ -35,12 +35,7 @@ def credentials(ctx: CliContext, user: str, ttl: int) -> None:
     if "@" in user:
         local, domain = address_argument(user)
         user = local if domain == config.domain else f"{local}@{domain}"
-    secret = (
-        config.turn.auth_secret.encode()
-        if config.turn.auth_secret
-        else load_or_create_secret(config.turn_secret_path)
-    )
-    issued = TurnSecret(secret).issue(user, now=time.time(), ttl=ttl)
+    issued = turn_secret(config).issue(user, now=time.time(), ttl=ttl)
     click.echo(f"username: {issued.username}")
     click.echo(f"password: {issued.password}")
     click.echo(f"expires:  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(issued.expires))}")

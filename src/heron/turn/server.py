@@ -32,7 +32,7 @@ from heron.accounts import AccountChange, AccountService
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
 from heron.control import View, query
-from heron.credentials import TurnSecret, load_or_create_secret
+from heron.credentials import TurnSecret, turn_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.guesses import GuessThrottle, account_key, network_key
 from heron.stun import Message, StunRemoteError, Username
@@ -409,11 +409,7 @@ class TurnComponent:
     async def start(self) -> Sequence[Listener]:
         config, turn = self._config, self._config.turn
         loop = asyncio.get_running_loop()
-        secret = TurnSecret(
-            turn.auth_secret.encode()
-            if turn.auth_secret
-            else load_or_create_secret(config.turn_secret_path)
-        )
+        secret = turn_secret(config)
         bind, shown = relay_addresses(config)
         self._relays = RelaySockets(
             loop,

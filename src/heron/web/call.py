@@ -21,18 +21,15 @@ is nothing to escape and it works under a strict Content-Security-Policy.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from heron.component import Services, WebHandler
-from heron.config import Config, ListenAddress
-from heron.credentials import TurnSecret, load_or_create_secret
+from heron.credentials import ice_servers, turn_secret
 from heron.ratelimit import FloodGuard
 from heron.web.auth import asset
 
@@ -77,40 +74,6 @@ _BUTTON = """\
 """The embeddable button; %s is the public name as a JSON string."""
 
 
-def _ice_servers(config: Config, secret: TurnSecret, user: str, now: float) -> list[dict[str, Any]]:
-    """RTCIceServer entries for heron's own STUN/TURN, with REST credentials for ``user``
-    that live ``web.click_to_call_turn_ttl`` seconds; none when TURN is off. (The web
-    phone's are the same with a longer lifetime.)"""
-    turn = config.turn
-    if not turn.enabled or not turn.listen:
-        return []
-    plain = [f"{_host(config, a)}:{a.port}" for a in turn.listen]
-    tls = [f"{_host(config, a)}:{a.port}" for a in turn.tls_listen]
-    urls = [
-        *(f"turn:{h}?transport={t}" for h in dict.fromkeys(plain) for t in ("udp", "tcp")),
-        *(f"turns:{h}?transport=tcp" for h in dict.fromkeys(tls)),
-    ]
-    issued = secret.issue(user, now=now, ttl=config.web.click_to_call_turn_ttl)
-    return [
-        {"urls": [f"stun:{h}" for h in dict.fromkeys(plain)]},
-        {"urls": urls, "username": issued.username, "credential": issued.password},
-    ]
-
-
-def _host(config: Config, address: ListenAddress) -> str:
-    """Where browsers reach a TURN listener: the NAT's outside address if configured,
-    a specific listen address, else this machine's DNS name."""
-    if config.turn.external_address is not None:
-        host = str(config.turn.external_address)
-    elif address.host == "localhost":
-        host = "127.0.0.1"  # localhost also names ::1, where a v4 listener is not
-    elif ipaddress.ip_address(address.host).is_unspecified:
-        return config.host_name
-    else:
-        host = address.host
-    return f"[{host}]" if ":" in host else host
-
-
 class ClickToCall:
     """The /call routes for the names of ``web.click_to_call``."""
 
@@ -119,11 +82,7 @@ class ClickToCall:
         self._config = config
         self._clock = clock
         self._names = frozenset(config.web.click_to_call)
-        self._secret = TurnSecret(
-            config.turn.auth_secret.encode()
-            if config.turn.auth_secret
-            else load_or_create_secret(config.turn_secret_path)
-        )
+        self._secret = turn_secret(config)
         per_minute = config.web.click_to_call_per_minute
         self._guard = FloodGuard(per_minute / 60, per_minute, 60.0)
         self._page = asset("call.html")
@@ -164,7 +123,13 @@ class ClickToCall:
             "target": f"sip:{name}@{self._config.sip_domain}",
             "identity": {"uri": ANONYMOUS_URI, "display_name": ANONYMOUS_NAME},
             "websocket_path": "/sip",
-            "ice_servers": _ice_servers(self._config, self._secret, user, now),
+            "ice_servers": ice_servers(
+                self._config,
+                self._secret,
+                user,
+                now=now,
+                ttl=self._config.web.click_to_call_turn_ttl,
+            ),
         }
         return web.json_response(
             body, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}

@@ -13,7 +13,6 @@ what is public.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import time
@@ -26,11 +25,10 @@ from aiohttp import web
 
 from heron.accounts import AccountService
 from heron.component import Services
-from heron.config import Config, ListenAddress
-from heron.credentials import TurnSecret, WebPhoneCredentials, load_or_create_secret
+from heron.credentials import WebPhoneCredentials, ice_servers, turn_secret
 from heron.web.auth import PAGE_HEADERS, SESSIONS, WebUser, asset
 
-__all__ = ["TURN_TTL", "ice_servers", "mount"]
+__all__ = ["TURN_TTL", "mount"]
 
 log = logging.getLogger(__name__)
 
@@ -60,54 +58,6 @@ _SCRIPT_HEADERS = {
 }
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _turn_host(config: Config, address: ListenAddress) -> str:
-    """Where browsers reach a TURN listener: the NAT's outside address if configured,
-    a specific listen address, else this machine's DNS name."""
-    if config.turn.external_address is not None:
-        return _url_host(str(config.turn.external_address))
-    if address.host == "localhost":  # also ::1, where a v4-only listener is not
-        return "127.0.0.1"
-    if ipaddress.ip_address(address.host).is_unspecified:
-        return config.host_name
-    return _url_host(address.host)
-
-
-def ice_servers(
-    config: Config, secret: TurnSecret | None, user: str | None, now: float
-) -> list[dict[str, Any]]:
-    """RTCIceServer entries for heron's TURN: STUN only for ``user`` None (anonymous),
-    else TURN over UDP and TCP, and TLS when listening, with credentials for ``user``
-    that expire after :data:`TURN_TTL`."""
-    turn = config.turn
-    if not turn.enabled or not turn.listen and not turn.tls_listen:
-        return []
-    plain = [f"{_turn_host(config, a)}:{a.port}" for a in turn.listen]
-    tls = [f"{_turn_host(config, a)}:{a.port}" for a in turn.tls_listen]
-    stun = [f"stun:{hostport}" for hostport in dict.fromkeys(plain)]
-    if user is None or secret is None:
-        return [{"urls": stun}] if stun else []
-    urls = [
-        *(f"turn:{h}?transport={t}" for h in dict.fromkeys(plain) for t in ("udp", "tcp")),
-        *(f"turns:{h}?transport=tcp" for h in dict.fromkeys(tls)),
-    ]
-    issued = secret.issue(user, now=now, ttl=TURN_TTL)
-    servers: list[dict[str, Any]] = [{"urls": stun}] if stun else []
-    servers.append({"urls": urls, "username": issued.username, "credential": issued.password})
-    return servers
-
-
-def _turn_secret(config: Config) -> TurnSecret | None:
-    if not config.turn.enabled:
-        return None
-    if config.turn.auth_secret:
-        return TurnSecret(config.turn.auth_secret.encode())
-    return TurnSecret(load_or_create_secret(config.turn_secret_path))
-
-
 class Phone:
     """Request handlers of the web phone; one per web application."""
 
@@ -115,7 +65,7 @@ class Phone:
         self._config = services.config
         self._accounts: AccountService = services.accounts
         self._clock = clock
-        self._turn = _turn_secret(self._config)
+        self._turn = turn_secret(self._config) if self._config.turn.enabled else None
         sip = self._config.sip
         self._sip: WebPhoneCredentials | None = (
             services.web_phone if sip.enabled and sip.websocket else None
@@ -151,9 +101,11 @@ class Phone:
             "error": None,
         }
         if user is None:
-            settings["ice_servers"] = ice_servers(config, None, None, now)
+            settings["ice_servers"] = ice_servers(config, None, None, now=now, ttl=TURN_TTL)
             return settings
-        settings["ice_servers"] = ice_servers(config, self._turn, user.address, now)
+        settings["ice_servers"] = ice_servers(
+            config, self._turn, user.address, now=now, ttl=TURN_TTL
+        )
         settings["turn_expires"] = int(now) + TURN_TTL
         if self._sip is None:
             settings["error"] = "SIP over WebSocket is not enabled on this server."

@@ -28,7 +28,7 @@ from heron.component import Listener, Services, uncounted_client
 from heron.config import Config, ListenAddress
 from heron.connections import ConnectionPolicy
 from heron.control import View
-from heron.credentials import TurnSecret, load_or_create_secret
+from heron.credentials import load_or_create_secret, turn_secret
 from heron.errors import AccountNotFound, listen_error
 from heron.guesses import account_key
 from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
@@ -384,11 +384,7 @@ class XmppComponent:
     def _register_features(self) -> None:
         config = self._config
         database = self._services.database
-        secret = TurnSecret(
-            config.turn.auth_secret.encode()
-            if config.turn.auth_secret
-            else load_or_create_secret(config.turn_secret_path)
-        )
+        secret = turn_secret(config)
         admin = AdminCommands(self._router)
         handlers: list[Any] = [
             PingHandler(),
