@@ -18,9 +18,9 @@ from heron.sip.errors import (
 )
 from heron.sip.fields import (
     MAGIC_COOKIE,
-    Address,
     Auth,
     CSeq,
+    NameAddr,
     Transport,
     Via,
     parse_address,
@@ -30,7 +30,7 @@ from heron.sip.fields import (
 from heron.sip.grammar import Params
 from heron.sip.headers import Header, HeaderName, Headers
 from heron.sip.message import SIP_VERSION, Message, Method, Request, Response
-from heron.sip.parser import PONG, Event, Limits, Ping, StreamFramer, parse_datagram
+from heron.sip.parser import PONG, Event, MessageLimits, Ping, StreamFramer, parse_datagram
 from heron.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "PONG",
     "SIP_VERSION",
     "AbsoluteUri",
-    "Address",
+    "NameAddr",
     "Auth",
     "BadRequest",
     "CSeq",
@@ -47,7 +47,7 @@ __all__ = [
     "HeaderName",
     "Headers",
     "LimitExceeded",
-    "Limits",
+    "MessageLimits",
     "MalformedValue",
     "Message",
     "Method",

@@ -21,7 +21,7 @@ from heron.credentials import WebPhoneCredentials
 from heron.errors import ConfigError
 from heron.guesses import GuessThrottle, account_key
 from heron.ratelimit import FloodGuard
-from heron.sip.digest import Algorithm, DigestAuthenticator, Outcome, StoredHa1
+from heron.sip.digest import Algorithm, DigestAuthenticator, DigestOutcome, StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.locality import Locality
 from heron.sip.message import Method, Request
@@ -149,11 +149,11 @@ class Admission:
                 self._throttle(account, host, wait)
             else:
                 verdict = self._digest.verify(request.method, auth, ha1, now, host)
-                if verdict.outcome is Outcome.OK and verdict.username is not None:
+                if verdict.outcome is DigestOutcome.OK and verdict.username is not None:
                     self._guesses.success(account, host, now)
                     return user
-                stale = verdict.outcome is Outcome.STALE
-                if verdict.outcome is Outcome.INVALID:
+                stale = verdict.outcome is DigestOutcome.STALE
+                if verdict.outcome is DigestOutcome.INVALID:
                     self.failures += 1
                     if verdict.checked:
                         self._guesses.failure(account, host, now)

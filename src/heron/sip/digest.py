@@ -40,7 +40,7 @@ __all__ = [
     "ChallengeKind",
     "DigestAuthenticator",
     "NonceCounts",
-    "Outcome",
+    "DigestOutcome",
     "StoredHa1",
     "Verdict",
     "challenge_kind",
@@ -65,7 +65,7 @@ class Algorithm(StrEnum):
     MD5 = "MD5"  # RFC 3261 §22.4, the default when absent
 
 
-class Outcome(StrEnum):
+class DigestOutcome(StrEnum):
     OK = "ok"  # the credentials prove the password
     STALE = "stale"  # right password, nonce expired or nc reused: stale=true (RFC 7616 §3.3)
     INVALID = "invalid"  # malformed, forged, wrong, unknown user or locked out
@@ -78,7 +78,7 @@ class Verdict:
     logs (never the wire), never a secret nor the peer's bytes.
     """
 
-    outcome: Outcome
+    outcome: DigestOutcome
     username: str | None
     reason: str
     checked: bool = False
@@ -290,10 +290,10 @@ class DigestAuthenticator:
         """
         user = auth.param("username")
         if (problem := self._malformed(auth)) is not None:
-            return Verdict(Outcome.INVALID, user, problem)
+            return Verdict(DigestOutcome.INVALID, user, problem)
         nonce, nc, cnonce, qop = (auth.param(n) or "" for n in ("nonce", "nc", "cnonce", "qop"))
         if (expiry := _nonce_expiry(self._key, self.realm, nonce)) is None:
-            return Verdict(Outcome.INVALID, user, "nonce not issued by us")
+            return Verdict(DigestOutcome.INVALID, user, "nonce not issued by us")
         algorithm = Algorithm((auth.param("algorithm") or "MD5").upper())
         if ha1 is None:  # the same hashing as for a known user
             stored = _DUMMY_HA1[algorithm]
@@ -304,13 +304,13 @@ class DigestAuthenticator:
         matches = hmac.compare_digest(expected, (auth.param("response") or "").lower())
         if ha1 is None or not matches:
             reason = "wrong response" if ha1 else "unknown user"
-            return Verdict(Outcome.INVALID, user, reason, checked=True)
+            return Verdict(DigestOutcome.INVALID, user, reason, checked=True)
         if expiry <= now:
-            return Verdict(Outcome.STALE, user, "nonce expired", checked=True)
+            return Verdict(DigestOutcome.STALE, user, "nonce expired", checked=True)
         if qop and not self.nonce_counts.advance(nonce, int(nc, 16), expiry, now):
             reason = "nonce-count not above the last, or forgotten"
-            return Verdict(Outcome.STALE, user, reason, checked=True)
-        return Verdict(Outcome.OK, user, "ok", checked=True)
+            return Verdict(DigestOutcome.STALE, user, reason, checked=True)
+        return Verdict(DigestOutcome.OK, user, "ok", checked=True)
 
     def _malformed(self, auth: Auth) -> str | None:
         """Why ``auth`` cannot be checked at all; None when it can."""

@@ -34,7 +34,7 @@ from heron.sip.uri import CACHED_LENGTH, Uri, parse_uri
 
 __all__ = [
     "MAGIC_COOKIE",
-    "Address",
+    "NameAddr",
     "Auth",
     "CSeq",
     "Transport",
@@ -84,7 +84,7 @@ _DATE_RE = re.compile(
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
+class NameAddr:
     """``name-addr / addr-spec`` with header parameters: From, To, Contact,
     Route, Record-Route (RFC 3261 §20.10, §20.20, §20.30, §20.34, §20.39).
 
@@ -120,25 +120,25 @@ class Address:
         value = self.params.get("expires")
         return None if value is None else parse_int(value, MAX_UINT32, "Contact expires")
 
-    def with_tag(self, tag: str) -> Address:
+    def with_tag(self, tag: str) -> NameAddr:
         """This address with ``tag`` set, as a UAS adds it to To (RFC 3261 §8.2.6.2)."""
         return replace(self, params=self.params.set("tag", tag))
 
 
-def parse_address(text: str) -> Address:
+def parse_address(text: str) -> NameAddr:
     """One ``(name-addr / addr-spec) *(SEMI generic-param)`` element.
 
     Without angle brackets every ``;`` starts a header parameter and the URI
     may not hold ``,`` ``?`` or spaces (RFC 3261 §20.10; RFC 4475 §3.1.2.13,
     §3.3.12). A token display name may touch the ``<`` (RFC 4475 §3.1.1.6).
-    An Address is immutable: the same text gives the same object from a cache.
+    An NameAddr is immutable: the same text gives the same object from a cache.
     """
     if len(text) <= CACHED_LENGTH:
         return _parse_address_cached(text)
     return _parse_address(text)
 
 
-def _parse_address(text: str) -> Address:
+def _parse_address(text: str) -> NameAddr:
     text = text.strip(WSP)
     if text.startswith('"'):
         quoted = QUOTED_RE.match(text)
@@ -158,19 +158,19 @@ def _parse_address(text: str) -> Address:
     uri_text = (text if semi < 0 else text[:semi]).rstrip(WSP)
     if not uri_text or any(c in uri_text for c in ",? \t"):
         raise MalformedValue("URI needs <> around it", detail=text[:80])
-    return Address(parse_uri(uri_text), None, parse_params(text, len(uri_text)))
+    return NameAddr(parse_uri(uri_text), None, parse_params(text, len(uri_text)))
 
 
 _parse_address_cached = lru_cache(maxsize=2048)(_parse_address)
 
 
-def _name_addr(text: str, lt: int, display_name: str | None) -> Address:
+def _name_addr(text: str, lt: int, display_name: str | None) -> NameAddr:
     gt = text.find(">", lt)
     uri_text = text[lt + 1 : gt]
     if gt < 0 or any(c in uri_text for c in " \t<"):
         # LAQUOT addr-spec RAQUOT has no room for spaces (RFC 4475 §3.1.2.14).
         raise MalformedValue("Bad <URI>", detail=text[:80])
-    return Address(parse_uri(uri_text), display_name, parse_params(text, gt + 1))
+    return NameAddr(parse_uri(uri_text), display_name, parse_params(text, gt + 1))
 
 
 @dataclass(frozen=True, slots=True)

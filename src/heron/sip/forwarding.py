@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from heron.sip.errors import SipError
-from heron.sip.fields import Address, Via
+from heron.sip.fields import NameAddr, Via
 from heron.sip.grammar import Params
 from heron.sip.headers import HeaderName, Headers
 from heron.sip.locality import DEFAULT_PORTS, Locality
-from heron.sip.locate import Target as DnsTarget
+from heron.sip.locate import DnsTarget
 from heron.sip.message import Method, Request, Response
 from heron.sip.proxy import (
     BranchState,
@@ -308,7 +308,7 @@ class Forwarder:
         via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
         return Via(via_transport, host, port, params=_params(branch=branch, rport=None))
 
-    def _record_route(self, request: Request, inbound: str, outbound: str) -> list[Address]:
+    def _record_route(self, request: Request, inbound: str, outbound: str) -> list[NameAddr]:
         """Ours, sealed, twice when the request changes transport (RFC 5658)."""
         local = self._locality.addresses
         if inbound not in local:

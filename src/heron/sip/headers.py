@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from heron.sip.errors import MalformedValue, SipLocalError
 from heron.sip.fields import (
     MAX_UINT32,
-    Address,
     Auth,
     CSeq,
+    NameAddr,
     Via,
     parse_address,
     parse_auth,
@@ -287,12 +287,12 @@ class Headers:
         return headers
 
     @property
-    def from_(self) -> Address:
+    def from_(self) -> NameAddr:
         """The From address (RFC 3261 §20.20)."""
         return self._memo("from", "", lambda: parse_address(self._required(HeaderName.FROM)))
 
     @property
-    def to(self) -> Address:
+    def to(self) -> NameAddr:
         """The To address (RFC 3261 §20.39)."""
         return self._memo("to", "", lambda: parse_address(self._required(HeaderName.TO)))
 
@@ -338,11 +338,11 @@ class Headers:
         return self.get_all(HeaderName.CONTACT) == ("*",)
 
     @property
-    def contacts(self) -> tuple[Address, ...]:
+    def contacts(self) -> tuple[NameAddr, ...]:
         """Every Contact value; empty for ``Contact: *`` (RFC 3261 §20.10)."""
         return self._memo("contact", "", self._parse_contacts)
 
-    def _parse_contacts(self) -> tuple[Address, ...]:
+    def _parse_contacts(self) -> tuple[NameAddr, ...]:
         if self.contact_star:
             return ()
         elements = self._elements(HeaderName.CONTACT)
@@ -351,12 +351,12 @@ class Headers:
         return tuple(map(parse_address, elements))
 
     @property
-    def routes(self) -> tuple[Address, ...]:
+    def routes(self) -> tuple[NameAddr, ...]:
         """The Route set, next hop first (RFC 3261 §20.34)."""
         return self._memo("route", "", lambda: tuple(map(parse_address, self._elements("route"))))
 
     @property
-    def record_routes(self) -> tuple[Address, ...]:
+    def record_routes(self) -> tuple[NameAddr, ...]:
         """The Record-Route set, most recent proxy first (RFC 3261 §20.30)."""
         return self._memo(
             "record-route",

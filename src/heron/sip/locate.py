@@ -39,7 +39,7 @@ __all__ = [
     "RecordType",
     "Service",
     "Srv",
-    "Target",
+    "DnsTarget",
     "Transport",
     "locate",
     "order_srv",
@@ -136,7 +136,7 @@ class Srv:
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class DnsTarget:
     """Where to send: a transport, a numeric address and a port."""
 
     transport: Transport
@@ -152,7 +152,7 @@ class Located:
     with no targets, the request gets 503 (try later), not 404.
     """
 
-    targets: tuple[Target, ...]
+    targets: tuple[DnsTarget, ...]
     failed: bool = False
 
 
@@ -181,7 +181,7 @@ def locate(uri: SipUri, pick: Pick, supported: frozenset[Transport] = SUPPORTED)
         chosen = transport or (Transport.TLS if secure else Transport.UDP)
         if chosen not in supported:
             return Located(())
-        return Located((Target(chosen, host, uri.port or DEFAULT_PORTS[chosen]),))
+        return Located((DnsTarget(chosen, host, uri.port or DEFAULT_PORTS[chosen]),))
     if uri.port is not None:
         # §4.2: an explicit port skips NAPTR and SRV.
         chosen = transport or (Transport.TLS if secure else Transport.UDP)
@@ -281,7 +281,7 @@ class _State:
 
     def __init__(self, supported: frozenset[Transport]) -> None:
         self.supported = supported
-        self.targets: dict[Target, None] = {}
+        self.targets: dict[DnsTarget, None] = {}
         self.failed = False
         self.queries = 0
 
@@ -311,7 +311,7 @@ class _State:
     ) -> Generator[Query, Answer, None]:
         host = host.lower().rstrip(".")
         if _numeric(host):
-            self._add(Target(transport, host, port))
+            self._add(DnsTarget(transport, host, port))
             return
         for record_type in (RecordType.A, RecordType.AAAA):
             if len(self.targets) >= MAX_TARGETS:
@@ -319,9 +319,9 @@ class _State:
             records = yield from self.ask(Query(host, record_type))
             for address in records:
                 if isinstance(address, str) and _numeric(address):
-                    self._add(Target(transport, address, port))
+                    self._add(DnsTarget(transport, address, port))
 
-    def _add(self, target: Target) -> None:
+    def _add(self, target: DnsTarget) -> None:
         if len(self.targets) < MAX_TARGETS and 0 < target.port <= 65535:
             self.targets[target] = None
 

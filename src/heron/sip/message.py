@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from heron.sip.errors import BadRequest, SipLocalError, Status, reason_phrase
-from heron.sip.fields import Address, Via, parse_address
+from heron.sip.fields import NameAddr, Via, parse_address
 from heron.sip.grammar import is_token
 from heron.sip.headers import Header, HeaderName, Headers
 from heron.sip.uri import Uri
@@ -94,7 +94,7 @@ class Request:
         """This request with ``via`` on top, as a proxy forwards it (RFC 3261 §16.6 step 8)."""
         return replace(self, headers=self.headers.prepend(HeaderName.VIA, str(via)))
 
-    def push_record_route(self, address: Address) -> Request:
+    def push_record_route(self, address: NameAddr) -> Request:
         """This request with ``address`` as the topmost Record-Route (RFC 3261 §16.6 step 4)."""
         return replace(self, headers=self.headers.prepend(HeaderName.RECORD_ROUTE, str(address)))
 

@@ -40,13 +40,13 @@ from heron.sip.headers import Header, HeaderName, Headers
 from heron.sip.message import SIP_VERSION, Method, Request, Response
 from heron.sip.uri import SipUri, parse_uri
 
-__all__ = ["PONG", "Event", "Limits", "Ping", "StreamFramer", "parse_datagram"]
+__all__ = ["PONG", "Event", "MessageLimits", "Ping", "StreamFramer", "parse_datagram"]
 
 PONG = b"\r\n"  # RFC 5626 §3.5.1: the answer to a CRLFCRLF ping on a stream
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
+class MessageLimits:
     """Hard limits: anything larger is refused, never buffered. 64 KiB is the
     largest UDP datagram, and bounds a message on a stream just the same.
     """
@@ -59,7 +59,7 @@ class Limits:
     """One line of the head in bytes; an unfolded field may not exceed it either."""
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS = MessageLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ class _Head:
         return self.start[:4].upper() == "SIP/"
 
 
-def parse_datagram(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Event:
+def parse_datagram(data: bytes, limits: MessageLimits = DEFAULT_LIMITS) -> Event:
     """The message in one UDP datagram (RFC 3261 §18.3), or one WebSocket
     message, which frames a SIP message the same way (RFC 7118 §5).
 
@@ -145,7 +145,7 @@ class StreamFramer:
     close. Any other error concerns one message, which is then skipped.
     """
 
-    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, limits: MessageLimits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._buffer = bytearray()
         self._searched = 0
@@ -211,7 +211,7 @@ class StreamFramer:
             raise LimitExceeded("Header line too long")
 
 
-def _parse_head(data: bytes, limits: Limits) -> _Head:
+def _parse_head(data: bytes, limits: MessageLimits) -> _Head:
     """Split the start line and header fields, unfolding LWS (RFC 3261 §7.3.1).
 
     A malformed field line is skipped and remembered, so the fields that did

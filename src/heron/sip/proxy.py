@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from heron.sip.fields import MAGIC_COOKIE, Address, Via, parse_address
+from heron.sip.fields import MAGIC_COOKIE, NameAddr, Via, parse_address
 from heron.sip.headers import HeaderName
 from heron.sip.message import Method, Request, Response
 from heron.sip.uri import SipUri, Uri
@@ -123,7 +123,7 @@ def forward_request(
     *,
     target: Uri,
     via: Via,
-    record_route: Sequence[Address] = (),
+    record_route: Sequence[NameAddr] = (),
     path: Sequence[str] = (),
 ) -> Request:
     """The copy sent on one branch (RFC 3261 §16.6 steps 1-8).
@@ -240,7 +240,7 @@ def _rank(response: Response) -> tuple[int, int]:
 
 def our_record_route(
     host: str, port: int, transport: str, extra: Sequence[tuple[str, str]] = ()
-) -> Address:
+) -> NameAddr:
     """The Record-Route value for one of our listeners, loose-routing (§16.6 step 4);
     ``extra`` URI parameters follow ``lr`` (a dialog's seal, :mod:`heron.sip.seal`)."""
     params = f";transport={transport}" if transport != "udp" else ""

@@ -50,7 +50,7 @@ from email.utils import formatdate
 from typing import Protocol
 
 from heron.sip.errors import MalformedValue, SipLocalError, Status
-from heron.sip.fields import MAX_UINT32, Address, parse_address
+from heron.sip.fields import MAX_UINT32, NameAddr, parse_address
 from heron.sip.grammar import parse_int, quote, unquote
 from heron.sip.headers import HeaderName
 from heron.sip.message import Method, Request, Response
@@ -393,7 +393,7 @@ def _path(request: Request, supported: set[str]) -> tuple[str, ...]:
     return values
 
 
-def _wanted(address: Address, header: int | None, settings: Registrar) -> _Wanted:
+def _wanted(address: NameAddr, header: int | None, settings: Registrar) -> _Wanted:
     # RFC 3261 §10.3 step 7: the expires parameter, else the Expires field,
     # else "a locally-configured default value".
     requested = address.expires

@@ -38,7 +38,7 @@ from heron.sip.errors import SipError
 from heron.sip.forwarding import Forwarder, Target, alias, along
 from heron.sip.locality import Locality
 from heron.sip.message import Method, Request, Response
-from heron.sip.parser import Event, Limits, Ping
+from heron.sip.parser import Event, MessageLimits, Ping
 from heron.sip.proxy import is_loop, preprocess
 from heron.sip.registrar import Registrar, lookup_targets
 from heron.sip.registrar import Source as BindingSource
@@ -126,7 +126,7 @@ class SipComponent:
         self._services = services
         self._config = services.config
         self._clock = clock
-        self._limits = Limits()
+        self._limits = MessageLimits()
         # Finished transactions linger 32 s over UDP (Timers J, L, M): the table must
         # hold rate x 32 s of them, or a busy server refuses everything with 503.
         self._layer = TransactionLayer(max_transactions=MAX_TRANSACTIONS)

@@ -31,7 +31,7 @@ from heron.xmpp.errors import (
     StreamError,
     loggable,
 )
-from heron.xmpp.features import Component, IqContext, IqHandler
+from heron.xmpp.features import DomainComponent, IqContext, IqHandler
 from heron.xmpp.features.local import Resource, Session
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
 from heron.xmpp.features.presence import LoginStore, PresenceFeature, SeparateReads
@@ -110,7 +110,7 @@ class Router:
         self._replaced: dict[Session, Resource] = {}
         self._handlers: dict[str, IqHandler] = {}
         self._account_namespaces: set[str] = set()
-        self._components: dict[str, Component] = {}
+        self._components: dict[str, DomainComponent] = {}
         self.roster = Roster(self, roster, max_items=max_roster_items)
         self.offline = OfflineMessages(offline, clock)
         self.presence = PresenceFeature(
@@ -130,7 +130,7 @@ class Router:
         if for_accounts:
             self._account_namespaces.add(handler.namespace)
 
-    def register_component(self, component: Component) -> None:
+    def register_component(self, component: DomainComponent) -> None:
         domain = JID.make("", component.domain).domain
         if domain in self._hosts or domain in self._components:
             raise ValueError(f"{domain} is already served")

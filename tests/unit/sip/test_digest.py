@@ -15,8 +15,8 @@ from heron.sip.digest import (
     NONCE_SALT_BYTES,
     Algorithm,
     DigestAuthenticator,
+    DigestOutcome,
     NonceCounts,
-    Outcome,
     StoredHa1,
     challenge_kind,
     digest_response,
@@ -202,7 +202,7 @@ def test_rfc3261_22_4_round_trip_register(algorithm: Algorithm) -> None:
     found = server.credentials(request)
     assert found == credentials
     verdict = server.verify("REGISTER", found, ha1s("roland"), NOW + 1, "192.0.2.1")
-    assert (verdict.outcome, verdict.username, verdict.reason) == (Outcome.OK, "roland", "ok")
+    assert (verdict.outcome, verdict.username, verdict.reason) == (DigestOutcome.OK, "roland", "ok")
 
 
 @pytest.mark.parametrize("algorithm", list(Algorithm))
@@ -226,7 +226,7 @@ def test_rfc3261_22_3_round_trip_proxy(algorithm: Algorithm) -> None:
     )
     found = server.credentials(request)
     assert found == credentials
-    assert server.verify("INVITE", found, ha1s("roland"), NOW).outcome is Outcome.OK
+    assert server.verify("INVITE", found, ha1s("roland"), NOW).outcome is DigestOutcome.OK
     assert server.verify(
         "BYE", answer(value, method="INVITE", count=2), ha1s("roland"), NOW
     ).reason == ("wrong response")
@@ -244,7 +244,7 @@ def test_credentials_absent_or_malformed() -> None:
 def test_rfc3261_22_4_digest_uri_need_not_be_the_request_uri() -> None:
     server = authenticator()
     credentials = answer(challenge(server), uri="sip:192.0.2.7;transport=tcp")
-    assert server.verify("REGISTER", credentials, ha1s("roland"), NOW).outcome is Outcome.OK
+    assert server.verify("REGISTER", credentials, ha1s("roland"), NOW).outcome is DigestOutcome.OK
 
 
 @pytest.mark.parametrize(
@@ -259,7 +259,7 @@ def test_rfc3261_22_4_digest_uri_must_be_sip(uri: str, reason: str) -> None:
     server = authenticator()
     credentials = answer(challenge(server), uri=uri)
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW)
-    assert (verdict.outcome, verdict.reason) == (Outcome.INVALID, reason)
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, reason)
 
 
 # Nonces: stale, forged; nonce-counts: replay.
@@ -268,16 +268,19 @@ def test_rfc3261_22_4_digest_uri_must_be_sip(uri: str, reason: str) -> None:
 def test_rfc7616_3_3_expired_nonce_with_right_password_is_stale() -> None:
     server = authenticator(nonce_lifetime=300)
     value = challenge(server)
-    assert server.verify("REGISTER", answer(value), ha1s("roland"), NOW + 299).outcome is Outcome.OK
+    assert (
+        server.verify("REGISTER", answer(value), ha1s("roland"), NOW + 299).outcome
+        is DigestOutcome.OK
+    )
     verdict = server.verify("REGISTER", answer(value, count=2), ha1s("roland"), NOW + 300)
-    assert (verdict.outcome, verdict.reason) == (Outcome.STALE, "nonce expired")
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.STALE, "nonce expired")
 
 
 def test_expired_nonce_with_wrong_password_is_invalid() -> None:
     server = authenticator()
     credentials = answer(challenge(server), password="guess")
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW + 3600)
-    assert (verdict.outcome, verdict.reason) == (Outcome.INVALID, "wrong response")
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, "wrong response")
 
 
 def tampered(nonce: str) -> str:
@@ -303,40 +306,41 @@ def test_forged_nonce_is_invalid(forge: object) -> None:
     forged = forge(nonce)  # type: ignore[operator]
     credentials = answer(challenge(server), nonce=f'"{forged}"')
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW)
-    assert (verdict.outcome, verdict.reason) == (Outcome.INVALID, "nonce not issued by us")
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, "nonce not issued by us")
 
 
 def test_nonce_from_another_process_with_the_key() -> None:
     value = challenge(authenticator())
     verdict = authenticator().verify("REGISTER", answer(value), ha1s("roland"), NOW)
-    assert verdict.outcome is Outcome.OK
+    assert verdict.outcome is DigestOutcome.OK
 
 
 def test_rfc7616_3_4_replayed_nonce_count_is_refused() -> None:
     server = authenticator()
     value = challenge(server)
     ok = [server.verify("REGISTER", answer(value, count=n), ha1s("roland"), NOW) for n in (1, 2, 5)]
-    assert [v.outcome for v in ok] == [Outcome.OK] * 3
+    assert [v.outcome for v in ok] == [DigestOutcome.OK] * 3
     for nc in (5, 4, 1):
         verdict = server.verify("REGISTER", answer(value, count=nc), ha1s("roland"), NOW)
-        assert verdict.outcome is Outcome.STALE
+        assert verdict.outcome is DigestOutcome.STALE
     assert (
-        server.verify("REGISTER", answer(value, count=6), ha1s("roland"), NOW).outcome is Outcome.OK
+        server.verify("REGISTER", answer(value, count=6), ha1s("roland"), NOW).outcome
+        is DigestOutcome.OK
     )
 
 
 def test_nc_zero_is_refused() -> None:
     server = authenticator()
     verdict = server.verify("REGISTER", answer(challenge(server), count=0), ha1s("roland"), NOW)
-    assert verdict.outcome is Outcome.STALE
+    assert verdict.outcome is DigestOutcome.STALE
 
 
 def test_forged_nc_does_not_burn_the_nonce() -> None:
     server = authenticator()
     value = challenge(server)
     forged = answer(value, count=0xFFFFFFFF, password="guess")
-    assert server.verify("REGISTER", forged, ha1s("roland"), NOW).outcome is Outcome.INVALID
-    assert server.verify("REGISTER", answer(value), ha1s("roland"), NOW).outcome is Outcome.OK
+    assert server.verify("REGISTER", forged, ha1s("roland"), NOW).outcome is DigestOutcome.INVALID
+    assert server.verify("REGISTER", answer(value), ha1s("roland"), NOW).outcome is DigestOutcome.OK
 
 
 def test_two_clients_challenged_in_the_same_second_do_not_collide() -> None:
@@ -344,7 +348,7 @@ def test_two_clients_challenged_in_the_same_second_do_not_collide() -> None:
     first, second = challenge(server), challenge(server)
     for value, user in ((first, "roland"), (second, "rhertzog")):
         verdict = server.verify("REGISTER", answer(value, user=user), ha1s(user), NOW)
-        assert verdict.outcome is Outcome.OK
+        assert verdict.outcome is DigestOutcome.OK
 
 
 def test_nonce_counts_forget_expired_nonces() -> None:
@@ -382,7 +386,7 @@ def test_wrong_password_is_invalid_and_reason_holds_no_secret() -> None:
     stored = ha1s("roland")
     verdict = server.verify("REGISTER", credentials, stored, NOW)
     assert (verdict.outcome, verdict.username, verdict.reason) == (
-        Outcome.INVALID,
+        DigestOutcome.INVALID,
         "roland",
         "wrong response",
     )
@@ -396,7 +400,7 @@ def test_unknown_user_is_invalid_like_a_wrong_password() -> None:
     wrong = server.verify(
         "REGISTER", answer(challenge(server), password="guess"), ha1s("roland"), NOW, "x"
     )
-    assert unknown.outcome is wrong.outcome is Outcome.INVALID
+    assert unknown.outcome is wrong.outcome is DigestOutcome.INVALID
     assert unknown.reason == "unknown user"
     # Both are password guesses, for the guess throttle to count alike.
     assert unknown.checked and wrong.checked
@@ -406,7 +410,7 @@ def test_realm_mismatch_is_invalid() -> None:
     server = authenticator()
     credentials = answer(challenge(server), realm='"elsewhere.org"')
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW)
-    assert (verdict.outcome, verdict.reason) == (Outcome.INVALID, "realm mismatch")
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, "realm mismatch")
 
 
 @pytest.mark.parametrize("algorithm", ["MD5-sess", "SHA-256-sess", "SHA-512-256", "AKAv1-MD5"])
@@ -414,14 +418,14 @@ def test_rfc8760_sess_and_unknown_algorithms_are_refused(algorithm: str) -> None
     server = authenticator()
     credentials = answer(challenge(server, Algorithm.MD5), algorithm=algorithm)
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW)
-    assert (verdict.outcome, verdict.reason) == (Outcome.INVALID, "algorithm not supported")
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, "algorithm not supported")
 
 
 def test_algorithm_absent_means_md5() -> None:
     server = authenticator()
     credentials = answer(challenge(server, Algorithm.MD5), algorithm="")
     assert "algorithm" not in credentials.params
-    assert server.verify("REGISTER", credentials, ha1s("roland"), NOW).outcome is Outcome.OK
+    assert server.verify("REGISTER", credentials, ha1s("roland"), NOW).outcome is DigestOutcome.OK
 
 
 def test_algorithm_and_response_case_do_not_matter() -> None:
@@ -431,7 +435,7 @@ def test_algorithm_and_response_case_do_not_matter() -> None:
         credentials.scheme.upper(),
         credentials.params.set("response", (credentials.params.get("response") or "").upper()),
     )
-    assert server.verify("REGISTER", shouted, ha1s("roland"), NOW).outcome is Outcome.OK
+    assert server.verify("REGISTER", shouted, ha1s("roland"), NOW).outcome is DigestOutcome.OK
 
 
 @pytest.mark.parametrize(
@@ -462,17 +466,17 @@ def test_malformed_credentials_are_invalid(override: dict[str, str], reason: str
         params = params.set(name, value) if value else params.remove(name)
     credentials = Auth(credentials.scheme, params)
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW)
-    assert (verdict.outcome, verdict.reason) == (Outcome.INVALID, reason)
+    assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, reason)
 
 
 def test_not_digest_is_invalid() -> None:
     verdict = authenticator().verify("REGISTER", parse_auth("Basic a=b"), ha1s("roland"), NOW)
-    assert (verdict.outcome, verdict.username) == (Outcome.INVALID, None)
+    assert (verdict.outcome, verdict.username) == (DigestOutcome.INVALID, None)
 
 
 def test_rfc2069_credentials_only_when_allowed() -> None:
     strict, lenient = authenticator(), authenticator(require_qop=False)
-    for server, outcome in ((strict, Outcome.INVALID), (lenient, Outcome.OK)):
+    for server, outcome in ((strict, DigestOutcome.INVALID), (lenient, DigestOutcome.OK)):
         value = challenge(server, Algorithm.MD5)
         nonce = parse_auth(value).param("nonce") or ""
         response = digest_response(
@@ -486,9 +490,9 @@ def test_only_a_checked_response_is_a_guess() -> None:
     server = authenticator()
     forged = answer(challenge(server), nonce='"' + "A" * 48 + '"')
     verdict = server.verify("REGISTER", forged, ha1s("roland"), NOW, "x")
-    assert verdict.outcome is Outcome.INVALID and not verdict.checked
+    assert verdict.outcome is DigestOutcome.INVALID and not verdict.checked
     good = server.verify("REGISTER", answer(challenge(server)), ha1s("roland"), NOW, "x")
-    assert good.outcome is Outcome.OK and good.checked
+    assert good.outcome is DigestOutcome.OK and good.checked
 
 
 # Whatever the peer writes, only the SIP error tree comes out, and never OK.
@@ -511,7 +515,7 @@ def test_arbitrary_header_strings_raise_only_sip_errors(parts: list[str]) -> Non
         return
     for ha1 in (ha1s("roland"), None):
         verdict = server.verify("REGISTER", credentials, ha1, NOW, "".join(parts))
-        assert verdict.outcome is not Outcome.OK
+        assert verdict.outcome is not DigestOutcome.OK
 
 
 @settings(max_examples=500)
@@ -525,4 +529,4 @@ def test_arbitrary_auth_params_never_raise_nor_pass(params: list[tuple[str, str]
     server = authenticator(require_qop=False)
     credentials = Auth("Digest", Params(tuple(params)))
     verdict = server.verify("REGISTER", credentials, ha1s("roland"), NOW, "192.0.2.1")
-    assert verdict.outcome is not Outcome.OK
+    assert verdict.outcome is not DigestOutcome.OK

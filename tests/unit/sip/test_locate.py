@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from heron.sip.locate import (
     MAX_TARGETS,
+    DnsTarget,
     Located,
     Naptr,
     Pick,
@@ -23,7 +24,6 @@ from heron.sip.locate import (
     Record,
     RecordType,
     Srv,
-    Target,
     Transport,
     locate,
     order_srv,
@@ -331,7 +331,7 @@ def test_rfc3263_4_3_a_failed_lookup_skips_that_target_only() -> None:
     }
     located, _ = run("sip:bob@other.test", zone, failing={"dead.other.test"})
 
-    assert located == Located((Target(UDP, "192.0.2.4", 5060),), failed=False)
+    assert located == Located((DnsTarget(UDP, "192.0.2.4", 5060),), failed=False)
 
 
 def test_hostile_answers_are_bounded_and_sorted_out() -> None:
@@ -453,7 +453,7 @@ async def test_rfc3263_lookups_go_to_the_configured_server_and_are_cached() -> N
         asked = len(stub.questions)
         second = await locator.locate(uri)
 
-    assert first == second == Located((Target(TCP, "127.0.0.1", 5070),))
+    assert first == second == Located((DnsTarget(TCP, "127.0.0.1", 5070),))
     assert stub.asked("other.test") == ["NAPTR"]
     assert stub.asked("_sip._tcp.other.test") == ["SRV"]
     assert len(stub.questions) == asked  # the second time, all from the cache

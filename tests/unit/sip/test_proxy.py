@@ -13,8 +13,8 @@ import pytest
 
 from heron.sip import (
     MAGIC_COOKIE,
-    Address,
     HeaderName,
+    NameAddr,
     Request,
     Response,
     SipLocalError,
@@ -120,7 +120,7 @@ def forwarded(received: Request, fork: int = 0, target: str | None = None) -> Re
     return forward_request(received, target=uri, via=our_via(branch_id(received, fork)))
 
 
-def uris(addresses: Iterable[Address]) -> list[str]:
+def uris(addresses: Iterable[NameAddr]) -> list[str]:
     return [str(a.uri) for a in addresses]
 
 

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from heron.sip import (
-    Address,
     MalformedValue,
+    NameAddr,
     Params,
     SipLocalError,
     SipUri,
@@ -76,7 +76,7 @@ def test_rfc3261_25_1_malformed_addresses(text: str) -> None:
 
 
 def test_address_serializes_as_name_addr() -> None:
-    address = Address(parse_uri("sip:a@b;lr"), 'say "hi"', Params((("tag", "1"),)))
+    address = NameAddr(parse_uri("sip:a@b;lr"), 'say "hi"', Params((("tag", "1"),)))
     assert str(address) == '"say \\"hi\\"" <sip:a@b;lr>;tag=1'
     assert parse_address(str(address)) == address
     assert str(address.with_tag("2")) == '"say \\"hi\\"" <sip:a@b;lr>;tag=2'
@@ -84,7 +84,7 @@ def test_address_serializes_as_name_addr() -> None:
 
 def test_display_name_with_crlf_cannot_be_sent() -> None:
     with pytest.raises(SipLocalError):
-        str(Address(parse_uri("sip:a@b"), "evil\r\nVia: x"))
+        str(NameAddr(parse_uri("sip:a@b"), "evil\r\nVia: x"))
 
 
 @given(
@@ -93,7 +93,7 @@ def test_display_name_with_crlf_cannot_be_sent() -> None:
 )
 def test_address_round_trips(display: str | None, tag: str | None) -> None:
     params = Params() if tag is None else Params((("tag", tag),))
-    address = Address(SipUri("example.com", "bob"), display, params)
+    address = NameAddr(SipUri("example.com", "bob"), display, params)
     assert parse_address(str(address)) == address
 
 

@@ -8,7 +8,7 @@ from heron.sip import (
     PONG,
     BadRequest,
     LimitExceeded,
-    Limits,
+    MessageLimits,
     Ping,
     Request,
     Response,
@@ -130,15 +130,19 @@ def test_rfc3261_7_3_malformed_field_line_is_a_400() -> None:
 
 
 def test_limits_on_datagrams() -> None:
-    small = Limits(max_message_size=200, max_header_count=6, max_line_length=60)
+    small = MessageLimits(max_message_size=200, max_header_count=6, max_line_length=60)
     with pytest.raises(LimitExceeded):
         parse_datagram(options(b"x" * 200), small)
     with pytest.raises(LimitExceeded):
-        parse_datagram(options(extra=b"X: 1\r\n"), Limits(max_header_count=6))
+        parse_datagram(options(extra=b"X: 1\r\n"), MessageLimits(max_header_count=6))
     with pytest.raises(LimitExceeded):
-        parse_datagram(options(extra=b"X: " + b"y" * 60 + b"\r\n"), Limits(max_line_length=60))
+        parse_datagram(
+            options(extra=b"X: " + b"y" * 60 + b"\r\n"), MessageLimits(max_line_length=60)
+        )
     with pytest.raises(LimitExceeded) as caught:  # folding does not get around it
-        parse_datagram(options(extra=b"X: y\r\n" + b" y\r\n" * 40), Limits(max_line_length=60))
+        parse_datagram(
+            options(extra=b"X: y\r\n" + b" y\r\n" * 40), MessageLimits(max_line_length=60)
+        )
     assert caught.value.status == 513 and caught.value.framing
 
 
@@ -221,14 +225,14 @@ def test_stream_skips_a_bad_message_and_keeps_going() -> None:
 @pytest.mark.parametrize(
     ("data", "limits"),
     [
-        (b"OPTIONS sip:a SIP/2.0\r\n" + b"X: y\r\n" * 40, Limits(max_message_size=200)),
-        (b"OPTIONS sip:a SIP/2.0\r\nX: " + b"y" * 100, Limits(max_line_length=60)),
-        (options(length=10_000), Limits(max_message_size=1000)),
-        (options(extra=b"X: 1\r\n" * 10), Limits(max_header_count=8)),
-        (b"x" * 70_000, Limits()),
+        (b"OPTIONS sip:a SIP/2.0\r\n" + b"X: y\r\n" * 40, MessageLimits(max_message_size=200)),
+        (b"OPTIONS sip:a SIP/2.0\r\nX: " + b"y" * 100, MessageLimits(max_line_length=60)),
+        (options(length=10_000), MessageLimits(max_message_size=1000)),
+        (options(extra=b"X: 1\r\n" * 10), MessageLimits(max_header_count=8)),
+        (b"x" * 70_000, MessageLimits()),
     ],
 )
-def test_limits_on_streams(data: bytes, limits: Limits) -> None:
+def test_limits_on_streams(data: bytes, limits: MessageLimits) -> None:
     framer = StreamFramer(limits)
     with pytest.raises(LimitExceeded):
         for start in range(0, len(data), 10):
@@ -239,7 +243,7 @@ def test_limits_on_streams(data: bytes, limits: Limits) -> None:
 
 
 def test_long_line_is_refused_before_the_message_limit() -> None:
-    framer = StreamFramer(Limits(max_line_length=100))
+    framer = StreamFramer(MessageLimits(max_line_length=100))
     framer.feed(b"OPTIONS sip:a SIP/2.0\r\nX: " + b"y" * 97)
     assert framer.next_event() is None
     framer.feed(b"\r")  # exactly at the limit, CR of the line end pending

@@ -3,10 +3,10 @@
 import pytest
 
 from heron.sip import (
-    Address,
     BadRequest,
     Headers,
     MalformedValue,
+    NameAddr,
     Request,
     Response,
     SipLocalError,
@@ -261,7 +261,7 @@ def test_rfc3261_16_6_proxy_forwarding_steps() -> None:
     forwarded = (
         request.pop_route()
         .decrement_max_forwards()
-        .push_record_route(Address(parse_uri("sip:p1.example.com;lr")))
+        .push_record_route(NameAddr(parse_uri("sip:p1.example.com;lr")))
         .push_via(via)
     )
     headers = forwarded.headers
@@ -307,7 +307,7 @@ def test_built_messages_round_trip() -> None:
             (
                 "From",
                 str(
-                    Address(
+                    NameAddr(
                         SipUri("example.com", "a"), 'Ä "q"', parse_address("<sip:x>;tag=1").params
                     )
                 ),

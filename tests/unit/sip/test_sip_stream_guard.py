@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from heron.connections import ConnectionLimiter
-from heron.sip.parser import Limits
+from heron.sip.parser import MessageLimits
 from heron.sip.transports.guard import StreamGuard
 from heron.sip.transports.stream import SipStream
 
@@ -38,7 +38,7 @@ def stream(
         "tcp",
         f"tcp-{len(opened) + len(closed)}",
         lambda event, source: None,
-        Limits(),
+        MessageLimits(),
         on_open=lambda s: opened.append(s.token),
         on_close=lambda s: closed.append(s.token),
         guard=guard,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import cast
 
 from heron.sip.errors import BadRequest, SipRemoteError
-from heron.sip.parser import PONG, Limits, Ping, StreamFramer
+from heron.sip.parser import PONG, MessageLimits, Ping, StreamFramer
 from heron.sip.transports.flows import Receiver, Source, answer
 from heron.sip.transports.guard import StreamGuard
 
@@ -30,7 +30,7 @@ class SipStream(asyncio.Protocol):
         transport: str,
         token: str,
         receiver: Receiver,
-        limits: Limits,
+        limits: MessageLimits,
         on_open: Callable[[SipStream], None],
         on_close: Callable[[SipStream], None],
         guard: StreamGuard | None = None,

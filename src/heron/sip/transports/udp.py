@@ -7,7 +7,7 @@ import logging
 from typing import cast
 
 from heron.sip.errors import BadRequest, SipRemoteError
-from heron.sip.parser import Limits, parse_datagram
+from heron.sip.parser import MessageLimits, parse_datagram
 from heron.sip.transports.flows import Receiver, Source, answer
 
 __all__ = ["SipDatagrams", "UdpFlow"]
@@ -35,7 +35,7 @@ class UdpFlow:
 class SipDatagrams(asyncio.DatagramProtocol):
     """A UDP listener: parses each datagram and hands it to ``receiver``."""
 
-    def __init__(self, receiver: Receiver, limits: Limits) -> None:
+    def __init__(self, receiver: Receiver, limits: MessageLimits) -> None:
         self._receiver = receiver
         self._limits = limits
         self._transport: asyncio.DatagramTransport | None = None

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 
 from heron.component import uncounted_client
 from heron.sip.errors import BadRequest, SipRemoteError
-from heron.sip.parser import Limits, parse_datagram
+from heron.sip.parser import MessageLimits, parse_datagram
 from heron.sip.transports.flows import FlowTable, Receiver, Source, answer
 from heron.sip.transports.guard import StreamGuard
 
@@ -59,7 +59,7 @@ class WebSocketFlow:
 
 
 def websocket_handler(
-    receiver: Receiver, flows: FlowTable, limits: Limits, guard: StreamGuard | None = None
+    receiver: Receiver, flows: FlowTable, limits: MessageLimits, guard: StreamGuard | None = None
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp handler speaking the ``sip`` WebSocket subprotocol (RFC 7118 §4), each
     connection held to ``guard`` (see :mod:`heron.sip.transports.guard`)."""

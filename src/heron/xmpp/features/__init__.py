@@ -4,7 +4,7 @@
   RFC 6121 §8; everything else sends through :class:`StanzaRouter`.
 - An :class:`IqHandler` answers the iq payloads of one namespace addressed to
   the server or to an account's bare JID (roster, vCard, ping, disco, ...).
-- A :class:`Component` owns a whole domain (group chat on ``conference.…``)
+- A :class:`DomainComponent` owns a whole domain (group chat on ``conference.…``)
   and gets every stanza addressed there.
 
 Features are async because they reach the store; the rules they apply (the
@@ -19,7 +19,7 @@ from xml.etree.ElementTree import Element
 
 from heron.xmpp.jid import JID
 
-__all__ = ["Component", "IqContext", "IqHandler", "StanzaRouter"]
+__all__ = ["DomainComponent", "IqContext", "IqHandler", "StanzaRouter"]
 
 
 class StanzaRouter(Protocol):
@@ -52,7 +52,7 @@ class IqHandler(Protocol):
     async def handle_iq(self, iq: Element, context: IqContext) -> Element | None: ...
 
 
-class Component(Protocol):
+class DomainComponent(Protocol):
     """Owns every address of ``domain`` (XEP-0045's ``conference.<domain>``)."""
 
     domain: str

@@ -41,7 +41,7 @@ def _random_id() -> str:
 
 
 class MucService:
-    """:class:`heron.xmpp.features.Component` serving the rooms of one domain."""
+    """:class:`heron.xmpp.features.DomainComponent` serving the rooms of one domain."""
 
     def __init__(
         self,
