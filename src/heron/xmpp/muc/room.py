@@ -193,9 +193,7 @@ class Room:
 
     def check_affiliation_space(self, jid: JID) -> None:
         """Refuse a new affiliated JID past ``limits.max_affiliations``."""
-        if jid not in self.affiliations and len(self.affiliations) >= (
-            self.limits.max_affiliations
-        ):
+        if jid not in self.affiliations and len(self.affiliations) >= self.limits.max_affiliations:
             raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many affiliations")
 
     # -- presence: join (§7.2), nick change (§7.6), update, leave (§7.14) --
@@ -363,14 +361,9 @@ class Room:
             presence.set("type", "unavailable")
         presence.extend(deepcopy(child) for child in about.presence)
         x = SubElement(presence, _X_USER)
-        item = SubElement(
-            x,
-            qname(NS.MUC_USER, "item"),
-            {
-                "affiliation": (affiliation or self.affiliation_of(about)).value,
-                "role": about.role.value,
-            },
-        )
+        affiliated = (affiliation or self.affiliation_of(about)).value
+        attributes = {"affiliation": affiliated, "role": about.role.value}
+        item = SubElement(x, qname(NS.MUC_USER, "item"), attributes)
         is_self = viewer.jid == about.jid
         # §7.2.3, §7.2.4: real JIDs go to moderators only, unless the room is non-anonymous.
         if is_self or viewer.role is Role.MODERATOR or self.config.whois is Whois.ANYONE:
