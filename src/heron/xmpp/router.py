@@ -235,23 +235,29 @@ class Router:
 
     # --- from a client ------------------------------------------------------------
 
-    async def receive_from_session(self, session: Session, stanza: Element) -> None:
-        """A stanza from a bound client (RFC 6120 §8.1.2.1 stamps its ``from``)."""
+    async def receive_from_session(self, session: Session, stanza: Element, to: JID | None) -> None:
+        """A stanza from a bound client, with its ``to`` as the stream parsed it.
+
+        RFC 6120 §8.1.2.1: ``from`` is the session's full JID. The client stream stamped
+        it already; a stanza that claims another of the session's addresses is stamped
+        here, and one that claims someone else's ends the stream.
+        """
         entry = self._by_session.get(session)
         if entry is None or stanza.tag not in (_MESSAGE, _PRESENCE, _IQ):
             log.debug("dropping %s from an unbound or replaced session", stanza.tag)
             return
         claimed = stanza.get("from")
-        if claimed is not None and claimed not in (str(entry.jid), str(entry.jid.bare)):
-            try:
-                valid = _jid(claimed) in (entry.jid, entry.jid.bare)
-            except StanzaError:
-                valid = False
-            if not valid:
-                raise StreamError(StreamCondition.INVALID_FROM, "not your address")
-        stanza.set("from", str(entry.jid))
+        full = str(entry.jid)
+        if claimed != full:
+            if claimed is not None and claimed != str(entry.jid.bare):
+                try:
+                    valid = _jid(claimed) in (entry.jid, entry.jid.bare)
+                except StanzaError:
+                    valid = False
+                if not valid:
+                    raise StreamError(StreamCondition.INVALID_FROM, "not your address")
+            stanza.set("from", full)
         try:
-            to = _recipient(stanza)
             await self._from_session(entry, stanza, to)
         except StanzaError as error:
             await self._bounce(stanza, error)
@@ -315,7 +321,7 @@ class Router:
             raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, to.domain)
         if where is Where.COMPONENT:
             admin = self._is_account(sender) and self._is_admin(sender.bare)
-            await self._components[to.domain].receive(stanza, admin)
+            await self._components[to.domain].receive(stanza, sender, to, admin)
         elif not to.local:
             # The server itself: it answers iqs; messages and presence stop here.
             if stanza.tag == _IQ:

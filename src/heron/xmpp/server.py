@@ -585,7 +585,7 @@ class XmppComponent:
             if isinstance(event, StanzaReceived):
                 assert session is not None
                 self._counters["stanzas"] += 1
-                await self._router.receive_from_session(session, event.stanza)
+                await self._router.receive_from_session(session, event.stanza, event.to)
             elif isinstance(event, StartTlsRequested):
                 assert self._tls is not None
                 link.write(stream)

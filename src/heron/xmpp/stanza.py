@@ -10,15 +10,12 @@ from enum import StrEnum
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.xmpp.errors import StanzaError
-from heron.xmpp.jid import JID, parse_jid
 
 __all__ = [
     "NS",
     "error_reply",
     "iq_result",
     "qname",
-    "recipient",
-    "sender",
 ]
 
 
@@ -55,18 +52,6 @@ class NS(StrEnum):
 def qname(namespace: str, tag: str) -> str:
     """Clark notation, ``{namespace}tag``, as ElementTree spells qualified names."""
     return f"{{{namespace}}}{tag}"
-
-
-def sender(stanza: Element) -> JID | None:
-    """The stanza's ``from``, parsed; None when absent (raises jid-malformed when bad)."""
-    value = stanza.get("from")
-    return parse_jid(value) if value else None
-
-
-def recipient(stanza: Element) -> JID | None:
-    """The stanza's ``to``, parsed; None when absent (raises jid-malformed when bad)."""
-    value = stanza.get("to")
-    return parse_jid(value) if value else None
 
 
 def _reply_shell(stanza: Element, type_: str) -> Element:

@@ -145,9 +145,11 @@ class BindRequested:
 
 @dataclass(frozen=True, slots=True)
 class StanzaReceived:
-    """A stanza of the established stream, ``from`` stamped with the bound full JID."""
+    """A stanza of the established stream, ``from`` stamped with the bound full JID and
+    ``to`` parsed (None when absent): the router and the components take it as it is."""
 
     stanza: Element
+    to: JID | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -767,17 +769,18 @@ class C2SStream:
     def _on_stanza(self, stanza: Element) -> None:
         # RFC 6120 §8.1.2.1: the server stamps the full JID; a client cannot claim another.
         stanza.set("from", self._jid_text)
-        to = stanza.get("to")
-        if to:
+        to_text = stanza.get("to")
+        to = None
+        if to_text:
             try:
-                _checked_jid(to)
+                to = _checked_jid(to_text)
             except StanzaError as error:
                 if stanza.get("type") not in ("error", "result"):  # never answered (§8.2.3)
                     reply = error_reply(stanza, error)
                     reply.attrib.pop("from", None)  # the malformed address is not echoed
                     self._send(reply)
                 return
-        self._events.append(StanzaReceived(stanza))
+        self._events.append(StanzaReceived(stanza, to))
 
     # --- output and endings --------------------------------------------------------------
 

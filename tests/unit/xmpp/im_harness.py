@@ -87,7 +87,10 @@ class Server:
         return session
 
     async def send(self, session: FakeSession, xml: str) -> None:
-        await self.router.receive_from_session(session, stanza(xml))
+        """As the client stream hands it over, ``to`` parsed; ``from`` as the client wrote it."""
+        sent = stanza(xml)
+        to = sent.get("to")
+        await self.router.receive_from_session(session, sent, parse_jid(to) if to else None)
 
     async def login(
         self, account: str, resource: str, *, priority: int = 0, roster: bool = True

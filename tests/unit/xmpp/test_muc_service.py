@@ -60,7 +60,10 @@ class Client:
         self.service, self.jid, self.admin = service, jid, admin
 
     async def send(self, text: str) -> None:
-        await self.service.receive(stanza(text.format(me=self.jid)), self.admin)
+        """Deliver as the router does: addresses parsed, ``from`` the client's full JID."""
+        sent = stanza(text.format(me=self.jid))
+        to = parse_jid(sent.get("to", ""))
+        await self.service.receive(sent, parse_jid(sent.get("from", "")), to, self.admin)
 
     async def join(self, room: JID = ROOM, nick: str = "", extra: str = "") -> None:
         nick = nick or self.jid.local

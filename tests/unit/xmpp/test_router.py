@@ -54,7 +54,7 @@ class Conference:
     def __init__(self) -> None:
         self.received: list[tuple[Element, bool]] = []
 
-    async def receive(self, stanza: Element, is_admin: bool) -> None:
+    async def receive(self, stanza: Element, sender: JID, to: JID, is_admin: bool) -> None:
         self.received.append((stanza, is_admin))
 
 

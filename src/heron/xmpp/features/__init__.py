@@ -57,4 +57,6 @@ class DomainComponent(Protocol):
 
     domain: str
 
-    async def receive(self, stanza: Element, is_admin: bool) -> None: ...
+    async def receive(self, stanza: Element, sender: JID, to: JID, is_admin: bool) -> None:
+        """``stanza``, from ``sender`` to ``to`` (an address of ``domain``), as the router
+        parsed them; ``is_admin``: the sender is one of the server's admins."""

@@ -32,6 +32,7 @@ __all__ = [
     "Status",
     "Whois",
     "apply_form",
+    "bounded_text",
     "config_form",
     "form_values",
 ]
@@ -232,6 +233,14 @@ class RoomStore(Protocol):
 
     async def delete(self, service: str, name: str) -> None:
         """Forget the room; nothing happens when it was never saved."""
+
+
+def bounded_text(element: Element | None, tag: str, limit: int) -> str:
+    """The text of ``element``'s child ``tag``, "" if none; refused past ``limit`` characters."""
+    value = element.findtext(tag) if element is not None else None
+    if value is not None and len(value) > limit:
+        raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "text too long")
+    return value or ""
 
 
 _MAX_USERS_CHOICES = (10, 20, 30, 50, 100, 200, 500, 1000)

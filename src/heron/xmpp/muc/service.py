@@ -2,11 +2,11 @@
 muc component does in the Debian handbook's setup.
 
 The router hands every stanza addressed to the service's domain to
-:meth:`MucService.receive`, ``from`` already stamped with the sender's full
-JID. The service answers disco on its own address (§6.1-§6.3), creates rooms
-for local users (§10.1), lets each :class:`heron.xmpp.muc.room.Room` decide,
-routes what the room says in order, and keeps persistent rooms in a
-:class:`heron.xmpp.muc.model.RoomStore`.
+:meth:`MucService.receive`, with the sender's full JID (stamped in ``from``)
+and the address, both parsed. The service answers disco on its own address
+(§6.1-§6.3), creates rooms for local users (§10.1), lets each
+:class:`heron.xmpp.muc.room.Room` decide, routes what the room says in order,
+and keeps persistent rooms in a :class:`heron.xmpp.muc.model.RoomStore`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from heron.xmpp.features import StanzaRouter
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import Affiliation, Limits, Outcome, RoomStore, RoomSummary
 from heron.xmpp.muc.room import Room
-from heron.xmpp.stanza import NS, error_reply, iq_result, qname, recipient, sender
+from heron.xmpp.stanza import NS, error_reply, iq_result, qname
 
 __all__ = ["MucService"]
 
@@ -89,22 +89,13 @@ class MucService:
     def rooms(self) -> list[RoomSummary]:
         return [self._rooms[name].summary() for name in sorted(self._rooms)]
 
-    async def receive(self, stanza: Element, is_admin: bool) -> None:
-        try:
-            origin, to = sender(stanza), recipient(stanza)
-        except StanzaError as error:
-            if stanza.get("type") not in ("error", "result"):
-                await self._send((self._bounce(stanza, error),))
-            return
-        if origin is None or to is None or to.domain != self.domain:
-            log.warning("%s: stanza without from/to dropped", self.domain)
-            return
-        admin = is_admin or origin.bare in self._admins
+    async def receive(self, stanza: Element, sender: JID, to: JID, is_admin: bool) -> None:
+        admin = is_admin or sender.bare in self._admins
         name = to.local
         room = self._rooms.get(name)
         before = room.occupant_count if room else 0
         try:
-            outcome = self._dispatch(stanza, origin, to, admin)
+            outcome = self._dispatch(stanza, sender, to, admin)
         except StanzaError as error:
             # RFC 6120 §8.2.3, §8.3.1: results and errors are never answered with an error.
             answered = stanza.get("type") not in ("error", "result")
