@@ -12,6 +12,7 @@ from heron.xmpp.muc.model import (
     Affiliated,
     Affiliation,
     Limits,
+    MucStatus,
     Occupant,
     Outcome,
     Role,
@@ -19,7 +20,6 @@ from heron.xmpp.muc.model import (
     RoomRecord,
     RoomStore,
     RoomSummary,
-    Status,
     Whois,
 )
 from heron.xmpp.muc.room import Room
@@ -38,6 +38,6 @@ __all__ = [
     "RoomRecord",
     "RoomStore",
     "RoomSummary",
-    "Status",
+    "MucStatus",
     "Whois",
 ]

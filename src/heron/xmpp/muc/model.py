@@ -29,7 +29,7 @@ __all__ = [
     "RoomRecord",
     "RoomStore",
     "RoomSummary",
-    "Status",
+    "MucStatus",
     "Whois",
     "apply_form",
     "bounded_text",
@@ -81,7 +81,7 @@ _RANKS = {
 }
 
 
-class Status(IntEnum):
+class MucStatus(IntEnum):
     """muc#user status codes (XEP-0045 §15.6.2 registry)."""
 
     NON_ANONYMOUS = 100  # §7.2.3: any occupant may see your full JID

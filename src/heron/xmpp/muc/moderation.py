@@ -21,10 +21,10 @@ from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import (
     Affiliated,
     Affiliation,
+    MucStatus,
     Occupant,
     Outcome,
     Role,
-    Status,
     bounded_text,
 )
 from heron.xmpp.stanza import NS, qname
@@ -176,7 +176,7 @@ def _check_affiliation(room: Room, affiliation: Affiliation, jid: JID, new: Affi
 
 def _set_role(room: Room, target: Occupant, role: Role, actor: str, reason: str) -> list[Element]:
     if role is Role.NONE:
-        return room.remove(target, (Status.KICKED,), actor=actor, reason=reason)  # §8.2
+        return room.remove(target, (MucStatus.KICKED,), actor=actor, reason=reason)  # §8.2
     return room.update(replace(target, role=role), reason=reason)  # §8.3, §8.4, §9.6, §9.7
 
 
@@ -192,9 +192,9 @@ def _set_affiliation(
     present = [o for o in room.occupants.values() if o.jid.bare == jid and not o.server_admin]
     for occupant in present:
         if new is Affiliation.OUTCAST:
-            out += room.remove(occupant, (Status.BANNED,), actor=actor, reason=reason)  # §9.1
+            out += room.remove(occupant, (MucStatus.BANNED,), actor=actor, reason=reason)  # §9.1
         elif room.config.members_only and new.rank < Affiliation.MEMBER.rank:
-            codes = (Status.AFFILIATION_CHANGED,)  # §9.4
+            codes = (MucStatus.AFFILIATION_CHANGED,)  # §9.4
             out += room.remove(occupant, codes, actor=actor, reason=reason)
         else:
             role = occupant.role

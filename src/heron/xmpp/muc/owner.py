@@ -13,9 +13,9 @@ from xml.etree.ElementTree import Element, SubElement
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.muc.model import (
     Affiliation,
+    MucStatus,
     Outcome,
     RoomConfig,
-    Status,
     Whois,
     apply_form,
     bounded_text,
@@ -62,12 +62,12 @@ def _configure(room: Room, new: RoomConfig) -> Outcome:
     if new.members_only and not old.members_only:
         for occupant in list(room.occupants.values()):
             if room.affiliation_of(occupant).rank < Affiliation.MEMBER.rank:
-                out += room.remove(occupant, (Status.MEMBERS_ONLY,))
+                out += room.remove(occupant, (MucStatus.MEMBERS_ONLY,))
     if not first and new != old:
-        codes = [Status.CONFIG_CHANGED]  # §10.2.1
+        codes = [MucStatus.CONFIG_CHANGED]  # §10.2.1
         if new.whois != old.whois:
             anyone = new.whois is Whois.ANYONE
-            codes.append(Status.NOW_NON_ANONYMOUS if anyone else Status.NOW_SEMI_ANONYMOUS)
+            codes.append(MucStatus.NOW_NON_ANONYMOUS if anyone else MucStatus.NOW_SEMI_ANONYMOUS)
         for viewer in room.occupants.values():
             attributes = {"type": "groupchat", "from": str(room.jid), "to": str(viewer.jid)}
             message = Element(qname(NS.CLIENT, "message"), {**attributes, "id": room.ids()})

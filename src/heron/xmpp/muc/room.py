@@ -34,13 +34,13 @@ from heron.xmpp.muc.model import (
     Affiliated,
     Affiliation,
     Limits,
+    MucStatus,
     Occupant,
     Outcome,
     Role,
     RoomConfig,
     RoomRecord,
     RoomSummary,
-    Status,
     Whois,
     bounded_text,
 )
@@ -209,7 +209,7 @@ class Room:
             # §7.14 status 333: the occupant's client is gone; do not write to it again.
             if occupant is None:
                 return Outcome()
-            out = self.remove(occupant, (Status.ERROR,))
+            out = self.remove(occupant, (MucStatus.ERROR,))
             return Outcome(tuple(s for s in out if s.get("to") != str(sender)))
         if kind is not None:
             return Outcome()  # subscriptions and probes mean nothing to a room
@@ -265,14 +265,14 @@ class Room:
         self._nicks[sender] = nick
         codes = []
         if self.config.whois is Whois.ANYONE:
-            codes.append(Status.NON_ANONYMOUS)
+            codes.append(MucStatus.NON_ANONYMOUS)
         if self._fresh:
-            codes.append(Status.CREATED)
+            codes.append(MucStatus.CREATED)
             self._fresh = False
         return Outcome(tuple(self._join_sequence(occupant, muc, codes, now)))
 
     def _join_sequence(
-        self, occupant: Occupant, muc: Element | None, codes: Iterable[Status], now: float
+        self, occupant: Occupant, muc: Element | None, codes: Iterable[MucStatus], now: float
     ) -> list[Element]:
         """§7.2.3: the others to the newcomer, the newcomer to the others, then its
         self-presence last; history (§7.2.15) and subject (§7.2.16) follow.
@@ -293,7 +293,7 @@ class Room:
         # §7.6.1: unavailable from the old nick with 303 and the new one, then available.
         old = replace(occupant, presence=())
         out = [
-            self._presence(old, viewer, (Status.NEW_NICK,), unavailable=True, nick=nick)
+            self._presence(old, viewer, (MucStatus.NEW_NICK,), unavailable=True, nick=nick)
             for viewer in self.occupants.values()
         ]
         moved = replace(occupant, nick=nick, presence=payload)
@@ -302,7 +302,7 @@ class Room:
         self._nicks[moved.jid] = nick
         return Outcome(tuple(out + self._broadcast(moved)))
 
-    def _leave(self, occupant: Occupant, stanza: Element, codes: Iterable[Status]) -> Outcome:
+    def _leave(self, occupant: Occupant, stanza: Element, codes: Iterable[MucStatus]) -> Outcome:
         status = tuple(
             deepcopy(child) for child in stanza if child.tag == qname(NS.CLIENT, "status")
         )[:1]
@@ -311,7 +311,7 @@ class Room:
     def remove(
         self,
         occupant: Occupant,
-        codes: Iterable[Status],
+        codes: Iterable[MucStatus],
         *,
         actor: str = "",
         reason: str = "",
@@ -346,7 +346,7 @@ class Room:
         self,
         about: Occupant,
         viewer: Occupant,
-        codes: Iterable[Status] = (),
+        codes: Iterable[MucStatus] = (),
         *,
         unavailable: bool = False,
         affiliation: Affiliation | None = None,
@@ -376,7 +376,7 @@ class Room:
             SubElement(item, qname(NS.MUC_USER, "reason")).text = reason
         if destroy is not None:
             x.append(destroy)
-        for code in sorted({*codes, *((Status.SELF,) if is_self else ())}):
+        for code in sorted({*codes, *((MucStatus.SELF,) if is_self else ())}):
             SubElement(x, qname(NS.MUC_USER, "status"), {"code": str(int(code))})
         return presence
 
