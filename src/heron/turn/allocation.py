@@ -32,6 +32,7 @@ __all__ = [
     "Address",
     "Allocation",
     "Channel",
+    "ClientKey",
     "ClientLink",
     "PeerConnection",
     "Relay",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
+ClientKey = tuple[str, Address, Address]
+"""(transport, client address, server address): the 5-tuple an allocation belongs to."""
 
 PERMISSION_LIFETIME = 300.0
 """RFC 8656 §9: "the Permission Lifetime MUST be 300 seconds"."""

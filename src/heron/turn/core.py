@@ -10,13 +10,11 @@ Order of checks for a request, as RFC 8489 §6.3 and RFC 8656 §7.2 give it:
 authentication (401/438/400), then unknown comprehension-required attributes
 (420), then the method's own checks. Binding needs no authentication.
 
-Password guesses count in the throttle every protocol shares (:class:`Guesses`,
-per account and per source network): while either must wait, a signed request
-is refused unchecked. :meth:`TurnCore.needs_keys` tells the server whether a
-message is worth a key lookup at all, so that a stranger's datagram costs no
-database query before its shape, realm, nonce and the throttle have been checked.
-Quotas count the account behind a USERNAME (a REST name's user too), anonymous
-credentials the visitor's network, reserved ports (EVEN-PORT R) included.
+This module keeps the allocations and the requests that make and use them;
+the rest lives beside it, one concern a module: long-term credentials and
+the guess throttle (:mod:`~heron.turn.auth`), Binding and RFC 5780 NAT
+discovery (:mod:`~heron.turn.discovery`), RFC 6062 peer connections
+(:mod:`~heron.turn.tcp_connections`), quotas (:mod:`~heron.turn.quota`).
 """
 
 from __future__ import annotations
@@ -27,104 +25,51 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Protocol
 
-from heron.guesses import network_key
 from heron.stun import (
     AdditionalAddressFamily,
     AddressErrorCode,
     AddressFamily,
     Attribute,
-    ChangeRequest,
     ChannelNumber,
     ConnectionId,
     Data,
     DontFragment,
     ErrorCode,
     EvenPort,
-    Fingerprint,
     Lifetime,
-    MappedAddress,
     Message,
     MessageClass,
-    MessageIntegrity,
-    MessageIntegritySha256,
     Method,
-    Nonce,
-    OtherAddress,
-    Padding,
-    PasswordAlgorithm,
-    PasswordAlgorithmId,
-    PasswordAlgorithms,
-    Realm,
     RequestedAddressFamily,
     RequestedTransport,
     ReservationToken,
-    ResponseOrigin,
-    ResponsePort,
     Software,
     TransportProtocol,
     UnknownAttributes,
-    Username,
     XorMappedAddress,
     XorPeerAddress,
     XorRelayedAddress,
 )
 from heron.turn.allocation import (
-    CONNECTION_BIND_TIMEOUT,
     RESERVATION_LIFETIME,
     Address,
     Allocation,
+    ClientKey,
     ClientLink,
-    PeerConnection,
     Relay,
     TrafficCounters,
 )
-from heron.turn.nonce import NonceIssuer, NonceState
+from heron.turn.auth import Authenticated, Credentials, Guesses, LongTermAuth
+from heron.turn.discovery import AlternateAddresses, answer_binding
+from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
+from heron.turn.quota import Quotas
+from heron.turn.replies import Refusal, Reply, encode_answer
+from heron.turn.tcp_connections import TcpConnections
 
-__all__ = [
-    "AlternateAddresses",
-    "ClientKey",
-    "ConnectOrder",
-    "Credentials",
-    "Guesses",
-    "RelayFactory",
-    "Reply",
-    "TurnCore",
-    "TurnCounters",
-    "TurnPolicy",
-]
+__all__ = ["RelayFactory", "TurnCore", "TurnCounters", "TurnPolicy"]
 
-ClientKey = tuple[str, Address, Address]
-"""(transport, client address, server address): the 5-tuple an allocation belongs to."""
-
-_OFFERED = PasswordAlgorithms(
-    (
-        PasswordAlgorithm(PasswordAlgorithmId.MD5),
-        PasswordAlgorithm(PasswordAlgorithmId.SHA256),
-    )
-)
-CONNECT_ALLOWANCE = 30.0
-"""Time a Connect may take to reach the peer before the bind deadline runs."""
 _FAMILY_VERSION = {AddressFamily.IPV4: 4, AddressFamily.IPV6: 6}
-
-
-@dataclass(frozen=True, slots=True)
-class AlternateAddresses:
-    """Two IPs and two ports for NAT behaviour discovery (RFC 5780 §4.1, §7.2)."""
-
-    ips: tuple[str, str]
-    ports: tuple[int, int]
-
-    def covers(self, local: Address) -> bool:
-        return local[0] in self.ips and local[1] in self.ports
-
-    def swap(self, local: Address, change_ip: bool, change_port: bool) -> Address:
-        host, port = local
-        if change_ip:
-            host = self.ips[1] if host == self.ips[0] else self.ips[0]
-        if change_port:
-            port = self.ports[1] if port == self.ports[0] else self.ports[0]
-        return host, port
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,39 +90,6 @@ class TurnPolicy:
     """TCP peer connections per allocation (RFC 6062); each holds a socket."""
     alternate: AlternateAddresses | None = None
     """Set when a second address is configured (the handbook's two public IPv4s)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Keys for one USERNAME, looked up by the server before calling the core."""
-
-    username: str
-    key_md5: bytes
-    key_sha256: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectOrder:
-    """Connect to ``peer`` from the TCP relay, then send ``Reply.data`` or ``failure``."""
-
-    connection_id: int
-    relay: Relay
-    peer: Address
-    failure: bytes
-    """The 447 to send if the TCP connection cannot be made (RFC 6062 §5.2)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    data: bytes
-    source: Address | None = None
-    """Listener to send from when not the one the request came to (RFC 5780 CHANGE-REQUEST)."""
-    destination: Address | None = None
-    """Where to send when not back to the client's address (RFC 5780 RESPONSE-PORT)."""
-    connect: ConnectOrder | None = None
-    """Set for a Connect: the TCP connection the server must open first (RFC 6062)."""
-    bind: int | None = None
-    """Set for a ConnectionBind: after the reply this stream carries that connection's data."""
 
 
 class RelayFactory(Protocol):
@@ -201,31 +113,6 @@ class RelayFactory(Protocol):
         """A listening TCP relay for an RFC 6062 allocation; None if full."""
 
 
-class Guesses(Protocol):
-    """The guess throttle all protocols share (:class:`heron.guesses.GuessThrottle`), with
-    the clock bound by the server: it counts in Unix time, the core in its own."""
-
-    def wait(self, account: str | None, source: str) -> float:
-        """Seconds before a guess for ``account`` from ``source`` may be checked."""
-
-    def failure(self, account: str | None, source: str) -> None: ...
-
-    def success(self, account: str, source: str) -> None: ...
-
-
-class _NoGuesses:
-    """No throttle: every guess is checked (unit tests that do not look at guessing)."""
-
-    def wait(self, account: str | None, source: str) -> float:
-        return 0.0
-
-    def failure(self, account: str | None, source: str) -> None:
-        pass
-
-    def success(self, account: str, source: str) -> None:
-        pass
-
-
 @dataclass(slots=True)
 class TurnCounters:
     allocations_created: int = 0
@@ -240,21 +127,7 @@ class TurnCounters:
     retired: TrafficCounters = field(default_factory=TrafficCounters)
 
 
-@dataclass(frozen=True, slots=True)
-class _Auth:
-    username: str
-    key: bytes | None
-    account: str
-    """The quota key: an account, or ``visitor <network>`` for anonymous credentials."""
-
-
-class _Refusal(Exception):
-    """A request answered with an error code (raised inside handlers only)."""
-
-    def __init__(self, code: int, attributes: tuple[Attribute, ...] = ()) -> None:
-        super().__init__(code)
-        self.code = code
-        self.attributes = attributes
+_Handler = Callable[[Message, ClientKey, ClientLink, Authenticated, float], tuple[Attribute, ...]]
 
 
 class TurnCore:
@@ -273,19 +146,22 @@ class TurnCore:
         self.allocations: dict[ClientKey, Allocation] = {}
         self.counters = TurnCounters()
         self._relays = relays
-        self._nonces = nonces
         self._peers = peers
-        self._per_user: dict[str, int] = {}
-        self._connection_ids = connection_ids or itertools.count(1).__next__
-        """CONNECTION-ID generator (RFC 6062); the server passes a random one."""
-        self._connections: dict[int, Allocation] = {}
-        self._tcp_relays: dict[Relay, Allocation] = {}
-        self._guesses: Guesses = guesses if guesses is not None else _NoGuesses()
-        self._reservations: dict[bytes, tuple[str, float]] = {}
-        """RESERVATION-TOKEN -> (quota key, until): a held port counts like an allocation."""
-        self._handlers: dict[
-            int, Callable[[Message, ClientKey, ClientLink, _Auth, float], tuple[Attribute, ...]]
-        ] = {
+        self._auth = LongTermAuth(
+            policy.realm,
+            policy.software,
+            nonces,
+            self.counters,
+            guesses,
+            allow_anonymous=policy.allow_anonymous,
+        )
+        self._quotas = Quotas(policy.user_quota, policy.total_quota)
+        self._tcp = TcpConnections(
+            policy.max_connections,
+            policy.max_permissions,
+            connection_ids or itertools.count(1).__next__,
+        )
+        self._handlers: dict[int, _Handler] = {
             Method.ALLOCATE: self._allocate,
             Method.REFRESH: self._refresh,
             Method.CREATE_PERMISSION: self._create_permission,
@@ -325,13 +201,19 @@ class TurnCore:
                 return self._error(
                     message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(unknown),)
                 )
-            return self._binding(message, key)
+            try:
+                return answer_binding(message, key, self.policy.alternate, self.policy.software)
+            except Refusal as refusal:
+                return self._refuse(message, refusal, None)
         handler = self._handlers.get(message.method)
         if handler is None:
             return self._error(message, ErrorCode.BAD_REQUEST)
-        auth = self._authenticate(message, key, credentials, account, now)
-        if not isinstance(auth, _Auth):
-            return auth
+        holder = self.allocations.get(key)
+        made_by = None if holder is None else holder.username
+        try:
+            auth = self._auth.check(message, key[1][0], credentials, account, made_by, now)
+        except Refusal as refusal:
+            return self._refuse(message, refusal, None)
         if unknown:
             # RFC 8489 §6.3: unknown attributes are looked at once authentication is done,
             # so the 420 is signed like any other answer to an authenticated request.
@@ -339,18 +221,23 @@ class TurnCore:
                 message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(unknown),), auth.key
             )
         if message.method == Method.ALLOCATE:
-            existing = self.allocations.get(key)
-            if existing is not None and existing.transaction_id == message.transaction_id:
-                return Reply(existing.success)  # a retransmission (RFC 8656 §7.2)
+            if holder is not None and holder.transaction_id == message.transaction_id:
+                return Reply(holder.success)  # a retransmission (RFC 8656 §7.2)
         try:
             attributes = handler(message, key, client, auth, now)
-        except _Refusal as refusal:
-            return self._error(message, refusal.code, refusal.attributes, auth.key)
-        reply = self._encode(message.success_response(attributes), message, auth.key)
+        except Refusal as refusal:
+            return self._refuse(message, refusal, auth.key)
+        reply = encode_answer(message.success_response(attributes), message, auth.key)
         if message.method == Method.ALLOCATE:
             self.allocations[key].success = reply.data
-        elif message.method in (Method.CONNECT, Method.CONNECTION_BIND):
-            return self._tcp_reply(message, key, auth, attributes, reply)
+        elif message.method == Method.CONNECT:
+            connection = next(a.value for a in attributes if isinstance(a, ConnectionId))
+            failure = self._error(message, ErrorCode.CONNECTION_TIMEOUT_OR_FAILURE, key=auth.key)
+            return Reply(reply.data, connect=self._tcp.order(connection, failure.data))
+        elif message.method == Method.CONNECTION_BIND:
+            wanted = message.find(ConnectionId)
+            assert wanted is not None  # the handler refused a ConnectionBind without one
+            return Reply(reply.data, bind=wanted.value)
         return reply
 
     def channel_data(self, key: ClientKey, frame: bytes, now: float) -> None:
@@ -375,14 +262,7 @@ class TurnCore:
             self._handlers
         ):
             return False
-        if message.find(MessageIntegrity) is None and message.find(MessageIntegritySha256) is None:
-            return False
-        realm, nonce = message.find(Realm), message.find(Nonce)
-        if realm is None or nonce is None or realm.value != self.policy.realm:
-            return False
-        if self._nonces.check(nonce.value, client_ip, now) is not NonceState.VALID:
-            return False
-        return self._guesses.wait(account, client_ip) <= 0
+        return self._auth.worth_keys(message, client_ip, account, now)
 
     def end_account(self, account: str) -> int:
         """The account's password changed or it was removed: its allocations end now.
@@ -403,7 +283,7 @@ class TurnCore:
             self._delete(key, allocation)
 
     def expire(self, now: float) -> list[int]:
-        """Drop expired allocations, permissions, channels and auth-failure records.
+        """Drop expired allocations, permissions, channels and port reservations.
 
         Returns the TCP peer connections left unbound too long (RFC 6062 §5.3),
         for the server to close.
@@ -415,12 +295,8 @@ class TurnCore:
                 self._delete(key, allocation)
                 continue
             allocation.expire(now)
-            for connection in list(allocation.connections.values()):
-                if connection.bind_by is not None and connection.bind_by < now:
-                    self.connection_closed(connection.id)
-                    unbound.append(connection.id)
-        for token in [t for t, (_, until) in self._reservations.items() if until < now]:
-            self._count(self._reservations.pop(token)[0], -1)
+            unbound += self._tcp.unbound(allocation, now)
+        self._quotas.expire(now)
         return unbound
 
     def traffic(self) -> TrafficCounters:
@@ -436,138 +312,33 @@ class TurnCore:
     def live(self) -> Iterator[tuple[ClientKey, Allocation]]:
         return iter(self.allocations.items())
 
-    # --- authentication (RFC 8489 §9.2.4) ------------------------------------------
+    # --- RFC 6062 peer connections, as the server reports them ----------------------
 
-    def _authenticate(
-        self,
-        message: Message,
-        client: ClientKey,
-        credentials: Credentials | None,
-        account: str | None,
-        now: float,
-    ) -> _Auth | Reply:
-        client_ip = client[1][0]
-        has_integrity = message.find(MessageIntegrity) or message.find(MessageIntegritySha256)
-        username = message.find(Username)
-        if not has_integrity:
-            if self.policy.allow_anonymous and username is None:
-                return _Auth("", None, self._visitor(client_ip))
-            return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
-        realm, nonce = message.find(Realm), message.find(Nonce)
-        if username is None or realm is None or nonce is None:
-            return self._error(message, ErrorCode.BAD_REQUEST)
-        state = self._nonces.check(nonce.value, client_ip, now)
-        if state is not NonceState.VALID:
-            return self._challenge(message, client_ip, ErrorCode.STALE_NONCE, now)
-        algorithm = self._password_algorithm(message, nonce.value)
-        if algorithm is None:
-            return self._error(message, ErrorCode.BAD_REQUEST)
-        # The 5-tuple of an allocation this USERNAME made proved the password already
-        # (an answer to a spoofed UDP source goes to its owner), so its Refreshes and
-        # permissions skip the throttle's wait and need not prove it again.
-        holder = self.allocations.get(client)
-        proven = holder is not None and holder.username == username.value
-        if not proven and self._guesses.wait(account, client_ip) > 0:
-            # A guesser, or someone guessing this account: refuse unchecked, without a
-            # nonce, so the client learns at once and does not retry in a loop (coturn's
-            # uclient takes a 401 with a nonce as "try again").
-            self.counters.auth_throttled += 1
-            return self._error(message, ErrorCode.UNAUTHORIZED, reason="Too many failed attempts")
-        key = None
-        if (
-            credentials is not None
-            and credentials.username == username.value
-            and realm.value == self.policy.realm
-        ):
-            key = (
-                credentials.key_sha256
-                if algorithm == PasswordAlgorithmId.SHA256
-                else credentials.key_md5
-            )
-        if key is None or not message.verify_integrity(key):
-            self.counters.auth_failures += 1
-            self._guesses.failure(account, client_ip)
-            return self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
-        if account is None:
-            return _Auth(username.value, key, self._visitor(client_ip))
-        if not proven:
-            self._guesses.success(account, client_ip)
-        return _Auth(username.value, key, account)
+    def peer_connected(self, relay: Relay, peer: Address, now: float) -> int | None:
+        """A peer connected to a TCP relay: its CONNECTION-ID, or None to close it."""
+        return self._tcp.peer_connected(relay, peer, now)
 
-    @staticmethod
-    def _visitor(client_ip: str) -> str:
-        """The quota key of anonymous credentials: the visitor's network."""
-        return "visitor " + network_key(client_ip)
+    def connected(self, connection: int, now: float) -> bool:
+        """The server's connection to the peer is up; False if it was forgotten meanwhile."""
+        return self._tcp.connected(connection, now)
 
-    def _password_algorithm(self, message: Message, nonce: str) -> int | None:
-        """The agreed algorithm, or None for a downgrade attempt (RFC 8489 §9.2.4)."""
-        chosen = message.find(PasswordAlgorithm)
-        offered = message.find(PasswordAlgorithms)
-        if not NonceIssuer.offers_password_algorithms(nonce) or (
-            chosen is None and offered is None
-        ):
-            return PasswordAlgorithmId.MD5
-        if chosen is None or offered != _OFFERED or chosen not in _OFFERED.algorithms:
-            return None
-        return chosen.algorithm
-
-    def _challenge(self, message: Message, client_ip: str, code: int, now: float) -> Reply:
-        nonce = self._nonces.issue(client_ip, now)
-        attributes = (
-            Realm(self.policy.realm),
-            Nonce(nonce),
-            _OFFERED,
-            Software(self.policy.software),
-        )
-        return self._error(message, code, attributes)
+    def connection_closed(self, connection: int) -> None:
+        """Either side of a peer connection closed, or the connection failed."""
+        self._tcp.closed(connection)
 
     # --- methods --------------------------------------------------------------------
 
-    def _binding(self, message: Message, key: ClientKey) -> Reply:
-        """RFC 8489 §7.3.1, with RFC 5780 §6.1 when a second address is configured."""
-        host, port = key[1]
-        attributes: list[Attribute] = [XorMappedAddress(ip_address(host), port)]
-        change = message.find(ChangeRequest)
-        response_port = message.find(ResponsePort)
-        alternate = self.policy.alternate
-        local = key[2]
-        if alternate is None or key[0] != "udp" or not alternate.covers(local):
-            # RFC 5780 §6.1: without a second address these attributes are unknown.
-            unknown = [a.TYPE for a in (change, response_port) if a is not None]
-            if unknown:
-                return self._error(
-                    message, ErrorCode.UNKNOWN_ATTRIBUTE, (UnknownAttributes(tuple(unknown)),)
-                )
-            attributes.append(Software(self.policy.software))
-            return self._encode(message.success_response(attributes), message, None)
-        if response_port is not None and message.find(Padding) is not None:
-            return self._error(message, ErrorCode.BAD_REQUEST)  # RFC 5780 §6.1
-        # RFC 5780 §6.1: MAPPED-ADDRESS as well, for RFC 3489 discovery clients.
-        attributes.append(MappedAddress(ip_address(host), port))
-        source = local
-        if change is not None:
-            source = alternate.swap(local, change.change_ip, change.change_port)
-        other = alternate.swap(local, True, True)
-        attributes += [
-            ResponseOrigin(ip_address(source[0]), source[1]),
-            OtherAddress(ip_address(other[0]), other[1]),
-            Software(self.policy.software),
-        ]
-        reply = self._encode(message.success_response(attributes), message, None)
-        destination = (host, response_port.port) if response_port is not None else None
-        return Reply(reply.data, source if source != local else None, destination)
-
     def _allocate(
-        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+        self, message: Message, key: ClientKey, client: ClientLink, auth: Authenticated, now: float
     ) -> tuple[Attribute, ...]:
         if key in self.allocations:
-            raise _Refusal(ErrorCode.ALLOCATION_MISMATCH)
+            raise Refusal(ErrorCode.ALLOCATION_MISMATCH)
         transport = message.find(RequestedTransport)
         if transport is None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         tcp = transport.protocol == TransportProtocol.TCP
         if not tcp and transport.protocol != TransportProtocol.UDP:
-            raise _Refusal(ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
+            raise Refusal(ErrorCode.UNSUPPORTED_TRANSPORT_PROTOCOL)
         even = message.find(EvenPort)
         token = message.find(ReservationToken)
         requested = message.find(RequestedAddressFamily)
@@ -576,13 +347,13 @@ class TurnCore:
         if token is not None and (
             even is not None or requested is not None or additional is not None
         ):
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         if even is not None and even.reserve and additional is not None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         if requested is not None and additional is not None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         if additional is not None and additional.family != AddressFamily.IPV6:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         # RFC 6062 §5.1: TCP relaying only for clients on TCP or TLS; it has no
         # port pairs, reservations or DF, and one family.
         if tcp and (
@@ -592,10 +363,10 @@ class TurnCore:
                 for kind in (EvenPort, ReservationToken, DontFragment, AdditionalAddressFamily)
             )
         ):
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         versions = [_FAMILY_VERSION[requested.family]] if requested is not None else [4]
         if versions[0] not in self._relays.versions:
-            raise _Refusal(ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
+            raise Refusal(ErrorCode.ADDRESS_FAMILY_NOT_SUPPORTED)
         extra: list[Attribute] = []
         if additional is not None:
             if 6 in self._relays.versions:
@@ -608,9 +379,9 @@ class TurnCore:
                         "Address Family not Supported",
                     )
                 )
-        if token is not None and (held := self._reservations.pop(token.value, None)):
-            self._count(held[0], -1)  # the reserved port becomes this allocation
-        self._check_quota(auth.account)
+        if token is not None:
+            self._quotas.claim(token.value)
+        self._quotas.check(auth.account, len(self.allocations))
         dont_fragment = message.find(DontFragment) is not None
         if tcp:
             relays, reservation = self._open_tcp_relay(versions[0]), None
@@ -637,13 +408,12 @@ class TurnCore:
         )
         self.allocations[key] = allocation
         if tcp:
-            self._tcp_relays[relays[versions[0]]] = allocation
+            self._tcp.listen(relays[versions[0]], allocation)
         for relay in relays.values():
             relay.attach(allocation.deliver)
-        self._count(auth.account, 1)
+        self._quotas.count(auth.account, 1)
         if reservation is not None:
-            self._reservations[reservation] = (auth.account, now + RESERVATION_LIFETIME)
-            self._count(auth.account, 1)
+            self._quotas.reserve(reservation, auth.account, now + RESERVATION_LIFETIME)
         self.counters.allocations_created += 1
         relayed = [
             XorRelayedAddress(ip_address(r.address[0]), r.address[1]) for r in relays.values()
@@ -655,21 +425,6 @@ class TurnCore:
         attributes += [XorMappedAddress(ip_address(host), port), Software(self.policy.software)]
         return tuple(attributes)
 
-    def _check_quota(self, account: str) -> None:
-        policy = self.policy
-        if policy.total_quota and len(self.allocations) >= policy.total_quota:
-            raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
-        if policy.user_quota and self._per_user.get(account, 0) >= policy.user_quota:
-            raise _Refusal(ErrorCode.ALLOCATION_QUOTA_REACHED)
-
-    def _count(self, account: str, change: int) -> None:
-        """Allocations and reserved ports held by ``account``."""
-        held = self._per_user.get(account, 0) + change
-        if held > 0:
-            self._per_user[account] = held
-        else:
-            self._per_user.pop(account, None)
-
     def _open_relays(
         self,
         versions: list[int],
@@ -680,7 +435,7 @@ class TurnCore:
         if token is not None:
             relay = self._relays.claim(token.value)
             if relay is None:
-                raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+                raise Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
             return {6 if ":" in relay.address[0] else 4: relay}, None
         relays: dict[int, Relay] = {}
         reservation = None
@@ -694,14 +449,14 @@ class TurnCore:
             if opened is None:
                 if relays:  # the IPv6 half of a dual allocation; the caller reports it
                     break
-                raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+                raise Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
             relays[version], reservation = opened
         return relays, reservation
 
     def _open_tcp_relay(self, version: int) -> dict[int, Relay]:
         relay = self._relays.open_tcp(version)
         if relay is None:
-            raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+            raise Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
         return {version: relay}
 
     def _lifetime(self, message: Message) -> int:
@@ -712,12 +467,12 @@ class TurnCore:
         return min(max(asked.value, self.policy.default_lifetime), self.policy.max_lifetime)
 
     def _refresh(
-        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+        self, message: Message, key: ClientKey, client: ClientLink, auth: Authenticated, now: float
     ) -> tuple[Attribute, ...]:
         allocation = self._owned(key, auth)
         family = message.find(RequestedAddressFamily)
         if family is not None and _FAMILY_VERSION[family.family] not in allocation.relays:
-            raise _Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
+            raise Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
         asked = message.find(Lifetime)
         if asked is not None and asked.value == 0:
             self._delete(key, allocation)
@@ -727,27 +482,27 @@ class TurnCore:
         return (Lifetime(lifetime),)
 
     def _create_permission(
-        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+        self, message: Message, key: ClientKey, client: ClientLink, auth: Authenticated, now: float
     ) -> tuple[Attribute, ...]:
         allocation = self._owned(key, auth)
         peers = message.find_all(XorPeerAddress)
         if not peers:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         hosts = [self._permitted_peer(allocation, peer) for peer in peers]
         new = {h for h in hosts if h not in allocation.permissions}
         if len(allocation.permissions) + len(new) > self.policy.max_permissions:
-            raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+            raise Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
         for host in hosts:
             allocation.permit(host, now)
         return ()
 
     def _channel_bind(
-        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+        self, message: Message, key: ClientKey, client: ClientLink, auth: Authenticated, now: float
     ) -> tuple[Attribute, ...]:
         allocation = self._owned(key, auth)
         number, peer = message.find(ChannelNumber), message.find(XorPeerAddress)
         if number is None or peer is None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         host = self._permitted_peer(allocation, peer, peer.port)
         address = (host, peer.port)
         bound = allocation.channels.get(number.number)
@@ -756,122 +511,37 @@ class TurnCore:
         if (bound is not None and bound.peer != address) or (
             by_peer is not None and by_peer.number != number.number
         ):
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         if host not in allocation.permissions and (
             len(allocation.permissions) >= self.policy.max_permissions
         ):
-            raise _Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
+            raise Refusal(ErrorCode.INSUFFICIENT_CAPACITY)
         allocation.bind_channel(number.number, address, now)
         allocation.permit(host, now)
         return ()
 
-    # --- TCP relaying (RFC 6062) ---------------------------------------------------
+    # --- RFC 6062: the checks Connect shares with ChannelBind, then its own ------------
 
     def _connect(
-        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+        self, message: Message, key: ClientKey, client: ClientLink, auth: Authenticated, now: float
     ) -> tuple[Attribute, ...]:
         """RFC 6062 §5.2: check, then let the server open the TCP connection."""
         allocation = self._owned(key, auth)
         peer = message.find(XorPeerAddress)
         if not allocation.tcp or peer is None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
+            raise Refusal(ErrorCode.BAD_REQUEST)
         host = self._permitted_peer(allocation, peer, peer.port)
-        address = (host, peer.port)
-        if any(c.peer == address for c in allocation.connections.values()):
-            raise _Refusal(ErrorCode.CONNECTION_ALREADY_EXISTS)
-        if len(allocation.connections) >= self.policy.max_connections or (
-            host not in allocation.permissions
-            and len(allocation.permissions) >= self.policy.max_permissions
-        ):
-            raise _Refusal(ErrorCode.FORBIDDEN)  # RFC 6062 §5.2: local policy
-        # The bind deadline starts once the TCP connection is up (``connected``);
-        # until then it covers the connection attempt too.
-        connection = self._new_connection(allocation, address, now + CONNECT_ALLOWANCE)
-        allocation.permit(host, now)
-        return (ConnectionId(connection),)
+        return (ConnectionId(self._tcp.connect(allocation, (host, peer.port), now)),)
 
     def _connection_bind(
-        self, message: Message, key: ClientKey, client: ClientLink, auth: _Auth, now: float
+        self, message: Message, key: ClientKey, client: ClientLink, auth: Authenticated, now: float
     ) -> tuple[Attribute, ...]:
-        """RFC 6062 §5.4: a new client connection takes over one peer connection's data."""
+        """RFC 6062 §5.4, on a new TCP connection that holds no allocation."""
         wanted = message.find(ConnectionId)
         if key[0] == "udp" or key in self.allocations or wanted is None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
-        allocation = self._connections.get(wanted.value)
-        connection = None if allocation is None else allocation.connections.get(wanted.value)
-        if allocation is None or connection is None or connection.bind_by is None:
-            raise _Refusal(ErrorCode.BAD_REQUEST)
-        if allocation.username != auth.username:
-            raise _Refusal(ErrorCode.WRONG_CREDENTIALS)
-        connection.bind_by = None
+            raise Refusal(ErrorCode.BAD_REQUEST)
+        self._tcp.bind(wanted.value, auth.username)
         return ()
-
-    def _tcp_reply(
-        self,
-        message: Message,
-        key: ClientKey,
-        auth: _Auth,
-        attributes: tuple[Attribute, ...],
-        reply: Reply,
-    ) -> Reply:
-        if message.method == Method.CONNECTION_BIND:
-            wanted = message.find(ConnectionId)
-            assert wanted is not None
-            return Reply(reply.data, bind=wanted.value)
-        connection_id = next(a.value for a in attributes if isinstance(a, ConnectionId))
-        allocation = self._connections[connection_id]
-        failure = self._error(message, ErrorCode.CONNECTION_TIMEOUT_OR_FAILURE, key=auth.key).data
-        relay = next(iter(allocation.relays.values()))
-        peer = allocation.connections[connection_id].peer
-        order = ConnectOrder(connection_id, relay, peer, failure)
-        return Reply(reply.data, connect=order)
-
-    def peer_connected(self, relay: Relay, peer: Address, now: float) -> int | None:
-        """A peer connected to a TCP relay: its id, after telling the client (§5.3).
-
-        None, and the server closes the connection, without a permission.
-        """
-        allocation = self._tcp_relays.get(relay)
-        if allocation is None or allocation.permissions.get(peer[0], 0.0) < now:
-            return None
-        if len(allocation.connections) >= self.policy.max_connections:
-            return None
-        connection = self._new_connection(allocation, peer, now)
-        attempt = Message(
-            Method.CONNECTION_ATTEMPT,
-            MessageClass.INDICATION,
-            connection.to_bytes(4, "big") + bytes(8),
-            (XorPeerAddress(ip_address(peer[0]), peer[1]), ConnectionId(connection)),
-        )
-        allocation.client.send(attempt.encode())
-        return connection
-
-    def connected(self, connection: int, now: float) -> bool:
-        """The server's connection to the peer is up: the client has 30 s to bind (§5.2).
-
-        False if the connection was forgotten meanwhile (allocation gone).
-        """
-        allocation = self._connections.get(connection)
-        if allocation is None:
-            return False
-        allocation.connections[connection].bind_by = now + CONNECTION_BIND_TIMEOUT
-        return True
-
-    def connection_closed(self, connection: int) -> None:
-        """Either side of a peer connection closed, or the connection failed."""
-        allocation = self._connections.pop(connection, None)
-        if allocation is not None:
-            allocation.connections.pop(connection, None)
-
-    def _new_connection(self, allocation: Allocation, peer: Address, now: float) -> int:
-        connection = self._connection_ids()
-        while connection in self._connections:
-            connection = self._connection_ids()
-        allocation.connections[connection] = PeerConnection(
-            connection, peer, now + CONNECTION_BIND_TIMEOUT
-        )
-        self._connections[connection] = allocation
-        return connection
 
     def _send(self, message: Message, key: ClientKey, now: float) -> None:
         allocation = self.allocations.get(key)
@@ -887,13 +557,13 @@ class TurnCore:
 
     # --- helpers -------------------------------------------------------------------
 
-    def _owned(self, key: ClientKey, auth: _Auth) -> Allocation:
+    def _owned(self, key: ClientKey, auth: Authenticated) -> Allocation:
         """The 5-tuple's allocation, made by the same user (RFC 8656 §5: else 441)."""
         allocation = self.allocations.get(key)
         if allocation is None:
-            raise _Refusal(ErrorCode.ALLOCATION_MISMATCH)
+            raise Refusal(ErrorCode.ALLOCATION_MISMATCH)
         if allocation.username != auth.username:
-            raise _Refusal(ErrorCode.WRONG_CREDENTIALS)
+            raise Refusal(ErrorCode.WRONG_CREDENTIALS)
         return allocation
 
     def _permitted_peer(
@@ -901,24 +571,24 @@ class TurnCore:
     ) -> str:
         """The peer's host, if relaying to it is allowed; ``port`` when one is named."""
         if peer.address.version not in allocation.relays:
-            raise _Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
+            raise Refusal(ErrorCode.PEER_ADDRESS_FAMILY_MISMATCH)
         if not self._peers.permits(peer.address):
-            raise _Refusal(ErrorCode.FORBIDDEN)
+            raise Refusal(ErrorCode.FORBIDDEN)
         if port is not None and self._peers.is_own_service(peer.address, port):
-            raise _Refusal(ErrorCode.FORBIDDEN)
+            raise Refusal(ErrorCode.FORBIDDEN)
         return str(peer.address)
 
     def _delete(self, key: ClientKey, allocation: Allocation) -> None:
         del self.allocations[key]
-        for connection in list(allocation.connections):
-            self.connection_closed(connection)
-        for relay in allocation.relays.values():
-            self._tcp_relays.pop(relay, None)
+        self._tcp.forget(allocation)
         allocation.close()
-        self._count(allocation.account, -1)
+        self._quotas.count(allocation.account, -1)
         retired = self.counters.retired
         for name in TrafficCounters.__slots__:
             setattr(retired, name, getattr(retired, name) + getattr(allocation.traffic, name))
+
+    def _refuse(self, message: Message, refusal: Refusal, key: bytes | None) -> Reply:
+        return self._error(message, refusal.code, refusal.attributes, key, refusal.reason)
 
     def _error(
         self,
@@ -931,12 +601,4 @@ class TurnCore:
         if code == ErrorCode.BAD_REQUEST:
             self.counters.bad_requests += 1
         response = message.error_response(code, reason, attributes=attributes)
-        return self._encode(response, message, key)
-
-    @staticmethod
-    def _encode(response: Message, request: Message, key: bytes | None) -> Reply:
-        """Sign as the request was signed; fingerprint if it was (RFC 8489 §9.2.4, §7.3)."""
-        fingerprint = request.find(Fingerprint) is not None
-        if key is None:
-            return Reply(response.encode(fingerprint=fingerprint))
-        return Reply(response.encode(key, integrity=request.integrity, fingerprint=fingerprint))
+        return encode_answer(response, message, key)

@@ -37,17 +37,13 @@ from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.guesses import GuessThrottle, account_key, network_key
 from heron.stun import Message, StunRemoteError, Username
 from heron.tls import server_context
-from heron.turn.allocation import Address, ClientLink
-from heron.turn.core import (
-    AlternateAddresses,
-    ClientKey,
-    Credentials,
-    Reply,
-    TurnCore,
-    TurnPolicy,
-)
+from heron.turn.allocation import Address, ClientKey, ClientLink
+from heron.turn.auth import Credentials
+from heron.turn.core import TurnCore, TurnPolicy
+from heron.turn.discovery import AlternateAddresses
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
+from heron.turn.replies import Reply
 from heron.turn.transports.relays import RelaySockets
 from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing

@@ -47,10 +47,12 @@ from heron.stun import (
     Username,
     XorPeerAddress,
 )
-from heron.turn.allocation import Address
-from heron.turn.core import ClientKey, Credentials, Reply, TurnCore, TurnPolicy
+from heron.turn.allocation import Address, ClientKey
+from heron.turn.auth import Credentials
+from heron.turn.core import TurnCore, TurnPolicy
 from heron.turn.nonce import NonceIssuer
 from heron.turn.peers import PeerPolicy
+from heron.turn.replies import Reply
 
 REALM = "heron.test"
 T0 = 1_000_000.0

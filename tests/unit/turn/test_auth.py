@@ -28,7 +28,7 @@ from heron.stun import (
     Software,
     Username,
 )
-from heron.turn.core import Credentials
+from heron.turn.auth import Credentials
 from heron.turn.nonce import NONCE_COOKIE, NonceIssuer, NonceState
 from tests.unit.turn.harness import REALM, Turn, TurnClient, error_code, long_term_key
 

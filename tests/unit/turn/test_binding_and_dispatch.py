@@ -24,7 +24,8 @@ from heron.stun import (
     UnknownAttributes,
     XorMappedAddress,
 )
-from heron.turn.core import AlternateAddresses, Reply
+from heron.turn.discovery import AlternateAddresses
+from heron.turn.replies import Reply
 from tests.unit.turn.harness import (
     PEER,
     FakeClient,

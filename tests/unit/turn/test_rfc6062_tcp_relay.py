@@ -30,8 +30,8 @@ from heron.stun import (
     XorRelayedAddress,
 )
 from heron.turn.allocation import CONNECTION_BIND_TIMEOUT, PERMISSION_LIFETIME, Address
-from heron.turn.core import ConnectOrder
 from heron.turn.peers import PeerPolicy
+from heron.turn.replies import ConnectOrder
 from tests.unit.turn.harness import (
     PEER,
     PEER_2,
