@@ -63,6 +63,7 @@ from heron.stun.extensions import (
     XorRelayedAddress,
 )
 from heron.stun.framing import (
+    KIND_BY_FIRST_BYTE,
     ChannelData,
     PacketKind,
     StreamFramer,
@@ -109,6 +110,7 @@ __all__ = [
     "IceControlling",
     "Icmp",
     "Integrity",
+    "KIND_BY_FIRST_BYTE",
     "KnownAttribute",
     "Lifetime",
     "MappedAddress",

@@ -28,21 +28,32 @@ class PacketKind(Enum):
     OTHER = "other"
 
 
+# An Enum member looked up on its class costs more than the comparison it feeds.
+_STUN, _CHANNEL_DATA, _OTHER = PacketKind.STUN, PacketKind.CHANNEL_DATA, PacketKind.OTHER
+
+KIND_BY_FIRST_BYTE: tuple[PacketKind, ...] = tuple(
+    _STUN if byte < 0x40 else _CHANNEL_DATA if byte <= CHANNEL_MAX >> 8 else _OTHER
+    for byte in range(256)
+)
+"""What a packet can be by its first byte alone (RFC 8656 §12.4): the demultiplexing
+rule in one place. Per-packet paths index it, which costs what an inline comparison
+does; :func:`classify` adds the magic cookie check for STUN."""
+
+
 def classify(data: bytes) -> PacketKind:
     """Sort a datagram by its first byte, and for STUN by its magic cookie too.
 
     The cookie check keeps TLS and DTLS records (first byte 20-63, also 0b00)
     from passing for STUN (RFC 8489 §5: the cookie "aids in distinguishing STUN
-    packets from packets of other protocols").
+    packets from packets of other protocols"). A server that decodes what it takes
+    for STUN need not check it first: ``Message.decode`` refuses a wrong cookie.
     """
     if not data:
-        return PacketKind.OTHER
-    if data[0] < 0x40:
-        stun = len(data) >= HEADER_SIZE and data[4:8] == _COOKIE_BYTES
-        return PacketKind.STUN if stun else PacketKind.OTHER
-    if data[0] <= CHANNEL_MAX >> 8:
-        return PacketKind.CHANNEL_DATA
-    return PacketKind.OTHER
+        return _OTHER
+    kind = KIND_BY_FIRST_BYTE[data[0]]
+    if kind is _STUN and not (len(data) >= HEADER_SIZE and data[4:8] == _COOKIE_BYTES):
+        return _OTHER
+    return kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,12 +96,15 @@ def next_frame_size(buffer: bytes | bytearray, *, max_size: int = MAX_MESSAGE_SI
     Raises ``StunRemoteError`` when the stream can hold neither STUN nor
     ChannelData there; the connection is then beyond repair and must close.
     """
-    if buffer and buffer[0] > CHANNEL_MAX >> 8:
+    if not buffer:
+        return None
+    kind = KIND_BY_FIRST_BYTE[buffer[0]]
+    if kind is _OTHER:
         raise StunRemoteError(f"first byte {buffer[0]:#04x} is neither STUN nor ChannelData")
     if len(buffer) < 4:
         return None
     length = int.from_bytes(buffer[2:4], "big")
-    if buffer[0] < 0x40:
+    if kind is _STUN:
         if length % 4:
             raise StunRemoteError("STUN length is not a multiple of 4 (RFC 8489 §5)")
         size = HEADER_SIZE + length

@@ -30,9 +30,9 @@ class ConnectOrder:
 class Reply:
     """The bytes to answer with and, for the few answers that need it, what else to do.
 
-    At most one of the optional fields is set: ``source`` and ``destination``
-    only on a Binding answered for RFC 5780, ``connect`` and ``bind`` only on
-    RFC 6062's Connect and ConnectionBind.
+    Only a Binding answered for RFC 5780 sets ``source`` or ``destination``, only
+    a Connect ``connect`` and only a ConnectionBind ``bind`` (RFC 6062); any other
+    answer is just ``data``, sent back the way the request came.
     """
 
     data: bytes

@@ -35,7 +35,7 @@ from heron.control import View, query
 from heron.credentials import TurnSecret, turn_secret
 from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
 from heron.guesses import GuessThrottle, account_key, network_key
-from heron.stun import Message, StunRemoteError, Username
+from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
 from heron.tls import server_context
 from heron.turn.allocation import Address, ClientKey, ClientLink
 from heron.turn.auth import Credentials
@@ -102,6 +102,8 @@ ASK_SECONDS = 1.0
 wait (a failure's answer updates it at once)."""
 _MAX_GUESS_REQUEST = 200
 """The control socket reads 256 bytes of a request; longer names count by source only."""
+# Per packet: an Enum member looked up on its class costs more than the comparison.
+_STUN, _CHANNEL_DATA = PacketKind.STUN, PacketKind.CHANNEL_DATA
 
 
 class _Missing:
@@ -575,9 +577,12 @@ class TurnComponent:
         assert core is not None
 
         def receive(data: bytes, source: Address) -> None:
-            if data and 0x40 <= data[0] <= 0x7F:
+            if not data:
+                return
+            kind = KIND_BY_FIRST_BYTE[data[0]]
+            if kind is _CHANNEL_DATA:
                 core.channel_data(("udp", source, local), data, clock())
-            elif data and data[0] < 0x40:
+            elif kind is _STUN:
                 stun(data, ("udp", source, local), UdpClient(udp, source))
 
         udp.start(receive)
@@ -647,9 +652,9 @@ class TurnComponent:
     # --- packets --------------------------------------------------------------------
 
     def receive(self, frame: bytes, key: ClientKey, client: ClientLink) -> None:
-        """A frame from a stream client: ChannelData or STUN."""
+        """A frame from a stream client: ChannelData or STUN (the framer let no other in)."""
         assert self.core is not None
-        if 0x40 <= frame[0] <= 0x7F:
+        if KIND_BY_FIRST_BYTE[frame[0]] is _CHANNEL_DATA:
             self.core.channel_data(key, frame, self._clock())
         else:
             self._stun(frame, key, client)

@@ -18,15 +18,14 @@ from typing import cast
 from heron.connections import ConnectionLimiter
 from heron.stun import StunRemoteError
 from heron.stun.framing import StreamFramer
-from heron.turn.allocation import Address
+from heron.turn.allocation import ClientKey
 from heron.turn.transports.tcp_relay import PeerLink
 
 __all__ = ["StreamClient", "StreamLimits"]
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, Address, Address]
-Receiver = Callable[[bytes, Key, "StreamClient"], None]
+Receiver = Callable[[bytes, ClientKey, "StreamClient"], None]
 
 
 @dataclass(slots=True)
@@ -36,12 +35,12 @@ class StreamLimits:
     connections: ConnectionLimiter
     handshake_timeout: float
     idle_timeout: float
-    allocated: Callable[[Key], bool]
+    allocated: Callable[[ClientKey], bool]
     """Whether the connection's 5-tuple holds an allocation."""
     closed: int = field(default=0)
     """Connections closed for want of an allocation or for silence."""
 
-    def report(self, key: Key, why: str) -> None:
+    def report(self, key: ClientKey, why: str) -> None:
         self.closed += 1
         if self.closed == 1 or self.closed % 1000 == 0:
             log.warning(
@@ -66,7 +65,7 @@ class StreamClient(asyncio.Protocol):
         self,
         kind: str,
         receiver: Receiver,
-        on_close: Callable[[Key], None],
+        on_close: Callable[[ClientKey], None],
         limits: StreamLimits | None = None,
     ) -> None:
         self._kind = kind
@@ -80,7 +79,7 @@ class StreamClient(asyncio.Protocol):
         self._heard = False
         """Bytes arrived since the last check (one store per read: no per-packet work)."""
         self._timer: asyncio.TimerHandle | None = None
-        self.key: Key = (kind, ("", 0), ("", 0))
+        self.key: ClientKey = (kind, ("", 0), ("", 0))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
