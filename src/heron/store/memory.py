@@ -33,7 +33,8 @@ __all__ = [
 
 
 class MemoryAccountStore:
-    """:class:`heron.accounts.AccountStore` in a dict by (local, domain)."""
+    """:class:`heron.accounts.AccountStore` in a dict by (local, domain); listed by
+    domain, then name, as from SQL."""
 
     def __init__(self) -> None:
         self.accounts: dict[tuple[str, str], Account] = {}
@@ -47,7 +48,8 @@ class MemoryAccountStore:
         return self.accounts.get((local, domain))
 
     async def list(self, domain: str | None = None) -> Sequence[Account]:
-        return [a for a in self.accounts.values() if domain in (None, a.domain)]
+        listed = sorted(self.accounts.values(), key=lambda a: (a.domain, a.local))
+        return [a for a in listed if domain in (None, a.domain)]
 
     async def delete(self, local: str, domain: str) -> bool:
         return self.accounts.pop((local, domain), None) is not None
