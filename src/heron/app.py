@@ -1,9 +1,9 @@
 """Building heron from its configuration, and its life from start to signal.
 
-Each service is a :class:`Component` built by one function in
-:data:`BUILDERS` from the configuration and the shared :class:`Services`;
-components never know about each other, so adding TURN, SIP, XMPP or the
-port-443 mux is one builder more here and nothing elsewhere.
+Each service is a :class:`Component` built by one function from the shared
+:class:`Services` and the stores :mod:`heron.wiring` binds to it; components
+never know about each other, so adding the port-443 mux is one builder more in
+:func:`heron.wiring.builders` and nothing elsewhere.
 """
 
 from __future__ import annotations
@@ -23,21 +23,12 @@ from heron.credentials import WebPhoneCredentials, load_or_create_secret
 from heron.guards import Guards
 from heron.guesses import account_key
 from heron.permissions import loose_permissions
-from heron.sip.server import build_sip
-from heron.store import Database, SqlAccountStore
-from heron.turn.server import build_turn, build_turn_worker
-from heron.web.server import build_web
-from heron.xmpp.server import build_xmpp
+from heron.store import Database
+from heron.wiring import Builder, Stores, builders, sql_stores
 
-__all__ = ["ACCOUNTS_CHANGED", "BUILDERS", "TURN_WORKER_BUILDERS", "account_policy", "serve"]
+__all__ = ["ACCOUNTS_CHANGED", "account_policy", "serve"]
 
 log = logging.getLogger(__name__)
-
-
-Builder = Callable[[Services], Component | None]
-
-BUILDERS: tuple[Builder, ...] = (build_turn, build_sip, build_xmpp, build_web)
-TURN_WORKER_BUILDERS: tuple[Builder, ...] = (build_turn_worker,)
 
 
 def account_policy(config: Config) -> AccountPolicy:
@@ -127,13 +118,14 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     worker_command: Sequence[str] = (),
-    builders: Sequence[Builder] = BUILDERS,
+    builders_of: Callable[[Stores], Sequence[Builder]] = builders,
     control_socket: bool = True,
 ) -> None:
     """Run every enabled component until SIGINT/SIGTERM (or ``stop``), then close cleanly.
 
     ``worker_command`` starts one extra TURN worker (``heron serve --turn-worker``);
-    a worker itself runs with only the TURN builder and no control socket.
+    a worker itself runs with ``builders_of`` :func:`heron.wiring.turn_worker_builders`
+    and no control socket.
     """
     stop = stop or asyncio.Event()
     log.info("open files limit: %d", raise_open_files_limit())
@@ -142,10 +134,10 @@ async def serve(
     database = Database(config.database_url)
     await database.open()
     log.info("database %s ready", database.display_url)
+    stores = sql_stores(database, config)
     services = Services(
         config,
-        database,
-        AccountService(SqlAccountStore(database), account_policy(config)),
+        AccountService(stores.accounts, account_policy(config)),
         Guards.from_settings(config.limits),
         WebPhoneCredentials(load_or_create_secret(config.sip_secret_path)),
     )
@@ -155,7 +147,7 @@ async def serve(
     workers: list[Process] = []
     loop = asyncio.get_running_loop()
     try:
-        for build in builders:
+        for build in builders_of(stores):
             component = build(services)
             if component is None:
                 continue

@@ -14,7 +14,6 @@ from heron.config import Config
 from heron.control import Command, View
 from heron.credentials import WebPhoneCredentials
 from heron.guards import Guards
-from heron.store import Database
 
 __all__ = ["Component", "Listener", "Services", "WebHandler", "uncounted_client"]
 
@@ -55,8 +54,9 @@ def uncounted_client(request: web.Request) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What components share: the configuration, the database, the accounts and the
-    abuse limits (``guards``: guesses, password checks and connections per source).
+    """What components share: the configuration, the accounts and the abuse limits
+    (``guards``: guesses, password checks and connections per source). A protocol's own
+    stores are not shared: :mod:`heron.wiring` hands each builder those it needs.
 
     ``web_routes`` collects (path, handler) pairs that components started
     before the web component (SIP's /sip, XMPP's /xmpp-websocket) serve on
@@ -64,7 +64,6 @@ class Services:
     """
 
     config: Config
-    database: Database
     accounts: AccountService
     guards: Guards = field(default_factory=Guards)
     web_phone: WebPhoneCredentials = field(

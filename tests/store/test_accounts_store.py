@@ -11,6 +11,7 @@ from heron.accounts import (
     AccountChange,
     AccountPolicy,
     AccountService,
+    AccountStore,
     ScramHash,
     verify_password,
 )
@@ -29,14 +30,16 @@ POLICY = AccountPolicy(
 CREATED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
+def account_service(store: AccountStore) -> AccountService:
+    return AccountService(store, POLICY, iterations=4096, clock=lambda: CREATED)
+
+
 @pytest.fixture
 async def service(database_url: str) -> AsyncIterator[AccountService]:
     database = Database(database_url)
     await database.open()
     try:
-        yield AccountService(
-            SqlAccountStore(database), POLICY, iterations=4096, clock=lambda: CREATED
-        )
+        yield account_service(SqlAccountStore(database))
     finally:
         await database.close()
 

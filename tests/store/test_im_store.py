@@ -37,6 +37,11 @@ def roster(database: Database) -> RosterStore:
     return SqlRosterStore(database)
 
 
+@pytest.fixture
+def offline(database: Database) -> OfflineStore:
+    return SqlOfflineStore(database, limit=3)
+
+
 async def test_roster_items_round_trip_with_every_field(roster: RosterStore) -> None:
     plain = RosterItem(RAPHAEL)
     assert await roster.put(ROLAND, FULL) == 1
@@ -80,22 +85,21 @@ async def test_pending_requests_round_trip_and_go_with_the_item(roster: RosterSt
     assert await roster.pending(ROLAND) == []
 
 
-async def test_offline_messages_pop_in_order_and_respect_the_cap(database: Database) -> None:
-    store: OfflineStore = SqlOfflineStore(database, limit=3)
+async def test_offline_messages_pop_in_order_and_respect_the_cap(offline: OfflineStore) -> None:
     large = "<message><body>" + "é" * 100_000 + "</body></message>"
-    assert await store.push(LUCY, "<message>1</message>", 1_767_323_045.5)
-    assert await store.push(LUCY, large, 1_767_323_046.0)
-    assert await store.push(LUCY, "<message>3</message>", 1_767_323_047.0)
-    assert not await store.push(LUCY, "<message>4</message>", 1_767_323_048.0)
-    assert await store.push(ROLAND, "<message>r</message>", 1.0)
-    assert await store.count(LUCY) == 3
-    assert await store.pop_all(LUCY) == [
+    assert await offline.push(LUCY, "<message>1</message>", 1_767_323_045.5)
+    assert await offline.push(LUCY, large, 1_767_323_046.0)
+    assert await offline.push(LUCY, "<message>3</message>", 1_767_323_047.0)
+    assert not await offline.push(LUCY, "<message>4</message>", 1_767_323_048.0)
+    assert await offline.push(ROLAND, "<message>r</message>", 1.0)
+    assert await offline.count(LUCY) == 3
+    assert await offline.pop_all(LUCY) == [
         ("<message>1</message>", 1_767_323_045.5),
         (large, 1_767_323_046.0),
         ("<message>3</message>", 1_767_323_047.0),
     ]
-    assert await store.pop_all(LUCY) == []
-    assert await store.count(ROLAND) == 1
+    assert await offline.pop_all(LUCY) == []
+    assert await offline.count(ROLAND) == 1
 
 
 @pytest.mark.parametrize("separate", [False, True], ids=["one-transaction", "separate-reads"])

@@ -17,7 +17,8 @@ from heron.app import ACCOUNTS_CHANGED, account_policy
 from heron.config import Config, load_config, parse_address
 from heron.control import notify
 from heron.errors import InvalidInput
-from heron.store import Database, SqlAccountStore
+from heron.store import Database
+from heron.wiring import sql_stores
 
 __all__ = ["CliContext", "address_argument", "open_accounts", "pass_context", "run"]
 
@@ -62,7 +63,7 @@ async def open_accounts(config: Config) -> AsyncIterator[AccountService]:
     await database.open()
     changes: list[tuple[str, str, AccountChange]] = []
     try:
-        accounts = AccountService(SqlAccountStore(database), account_policy(config))
+        accounts = AccountService(sql_stores(database, config).accounts, account_policy(config))
         accounts.subscribe(lambda *change: changes.append(change))
         yield accounts
     finally:

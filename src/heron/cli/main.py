@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from heron import __version__
-from heron.app import TURN_WORKER_BUILDERS
 from heron.app import serve as serve_forever
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.ops import cert, check, dns
@@ -20,6 +19,7 @@ from heron.cli.users import admin, user
 from heron.cli.xmpp import xmpp
 from heron.errors import HeronError
 from heron.permissions import PRIVATE_UMASK
+from heron.wiring import turn_worker_builders
 
 __all__ = ["cli", "main"]
 
@@ -60,7 +60,7 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     if turn_worker:
-        run(serve_forever(config, builders=TURN_WORKER_BUILDERS, control_socket=False))
+        run(serve_forever(config, builders_of=turn_worker_builders, control_socket=False))
         return
     command = [sys.executable, "-m", "heron", "--data-dir", str(config.data_dir)]
     if ctx.config_path is not None:

@@ -60,7 +60,6 @@ __all__ = [
     "FIRST_HOP_LACKS_OUTBOUND",
     "Binding",
     "LocationStore",
-    "MemoryLocationStore",
     "Registrar",
     "Registration",
     "Source",
@@ -236,8 +235,8 @@ def lookup_targets(bindings: Iterable[Binding], now: float) -> list[Binding]:
 
 
 class LocationStore(Protocol):
-    """Where bindings persist; :class:`heron.store.SqlLocationStore` is the default,
-    :class:`MemoryLocationStore` the one for tests.
+    """Where bindings persist; :mod:`heron.wiring` chooses the implementation (SQL when
+    serving, :class:`heron.store.memory.MemoryLocationStore` in tests).
     """
 
     async def get(self, aor: str) -> list[Binding]:
@@ -253,39 +252,6 @@ class LocationStore(Protocol):
 
     async def sweep(self, now: float) -> int:
         """Delete the expired bindings; how many there were."""
-
-
-class MemoryLocationStore:
-    """A :class:`LocationStore` in a dict, for tests and single-run tools."""
-
-    def __init__(self) -> None:
-        self._bindings: dict[str, tuple[Binding, ...]] = {}
-
-    async def get(self, aor: str) -> list[Binding]:
-        return list(self._bindings.get(aor, ()))
-
-    async def replace(self, aor: str, bindings: Sequence[Binding]) -> None:
-        if any(b.aor != aor for b in bindings):
-            raise SipLocalError("Binding for another AOR", detail=aor)
-        if bindings:
-            self._bindings[aor] = tuple(bindings)
-        else:
-            self._bindings.pop(aor, None)
-
-    async def all(self, now: float) -> list[Binding]:
-        stored = (b for aor in sorted(self._bindings) for b in self._bindings[aor])
-        return [b for b in stored if not b.is_expired(now)]
-
-    async def sweep(self, now: float) -> int:
-        swept = 0
-        for aor, bindings in list(self._bindings.items()):
-            live = tuple(b for b in bindings if not b.is_expired(now))
-            swept += len(bindings) - len(live)
-            if live:
-                self._bindings[aor] = live
-            else:
-                del self._bindings[aor]
-        return swept
 
 
 # The steps ------------------------------------------------------------------

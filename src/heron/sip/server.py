@@ -40,7 +40,7 @@ from heron.sip.locality import Locality
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, MessageLimits, Ping
 from heron.sip.proxy import is_loop, preprocess
-from heron.sip.registrar import Registrar, lookup_targets
+from heron.sip.registrar import LocationStore, Registrar, lookup_targets
 from heron.sip.registrar import Source as BindingSource
 from heron.sip.seal import DialogSeal
 from heron.sip.transaction import (
@@ -59,7 +59,6 @@ from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, web
 from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
 from heron.sip.uri import SipUri, Uri, parse_uri
-from heron.store import SqlLocationStore
 from heron.tls import server_context
 
 __all__ = ["SipComponent", "build_sip"]
@@ -115,14 +114,20 @@ def interface_addresses() -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def build_sip(services: Services) -> SipComponent | None:
-    return SipComponent(services) if services.config.sip.enabled else None
+def build_sip(services: Services, location: LocationStore) -> SipComponent | None:
+    return SipComponent(services, location) if services.config.sip.enabled else None
 
 
 class SipComponent:
     """SIP proxy and registrar over UDP, TCP, TLS and WebSocket."""
 
-    def __init__(self, services: Services, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        services: Services,
+        location: LocationStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``location`` is where bindings persist, behind the in-memory cache."""
         self._services = services
         self._config = services.config
         self._clock = clock
@@ -161,7 +166,7 @@ class SipComponent:
             max_expires=sip.max_expires,
             max_contacts=sip.max_contacts,
         )
-        self._bindings = BindingCache(SqlLocationStore(services.database))
+        self._bindings = BindingCache(location)
         guards = services.guards
         self._guard = StreamGuard(
             guards.connections,

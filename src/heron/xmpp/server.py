@@ -16,6 +16,7 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
 
@@ -31,19 +32,20 @@ from heron.control import View
 from heron.credentials import load_or_create_secret, turn_secret
 from heron.errors import AccountNotFound, listen_error
 from heron.guesses import account_key
-from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
-from heron.store.rooms import SqlRoomStore
-from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
 from heron.tls import server_context
 from heron.xmpp.errors import StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
-from heron.xmpp.features.blocking import BlockingHandler
+from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
 from heron.xmpp.features.disco import DiscoInfoHandler, DiscoItem, DiscoItemsHandler
 from heron.xmpp.features.external_services import ExternalServicesHandler, Transport
+from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.ping import PingHandler
-from heron.xmpp.features.vcard import VCardHandler
+from heron.xmpp.features.presence import LoginStore
+from heron.xmpp.features.roster import RosterStore
+from heron.xmpp.features.vcard import VCardHandler, VCardStore
 from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.muc.service import MucService
 from heron.xmpp.router import Router
 from heron.xmpp.sasl import SaslConfig
@@ -60,7 +62,7 @@ from heron.xmpp.stream import (
     StreamEnded,
 )
 
-__all__ = ["XmppComponent", "build_xmpp"]
+__all__ = ["XmppComponent", "XmppStores", "build_xmpp"]
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,21 @@ _KNOWN_ACCOUNTS = 4096
 """Accounts whose SCRAM keys stay in memory, the least recently used dropped first."""
 
 
-def build_xmpp(services: Services) -> XmppComponent | None:
-    return XmppComponent(services) if services.config.xmpp.enabled else None
+@dataclass(frozen=True, slots=True)
+class XmppStores:
+    """Where the XMPP service keeps what outlives a session; ``login`` reads the
+    ``roster`` and ``offline`` data at once, so it must share their storage."""
+
+    roster: RosterStore
+    offline: OfflineStore
+    login: LoginStore
+    blocklists: BlocklistStore
+    vcards: VCardStore
+    rooms: RoomStore
+
+
+def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
+    return XmppComponent(services, stores) if services.config.xmpp.enabled else None
 
 
 def _unknown_accounts_secret(config: Config) -> bytes:
@@ -261,8 +276,9 @@ class _Session:
 class XmppComponent:
     """Chat, presence and group chat for the configured hosts (what Prosody does)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, stores: XmppStores) -> None:
         self._services = services
+        self._stores = stores
         self._config = config = services.config
         self._hosts = frozenset(config.xmpp_hosts)
         self._admins = frozenset(parse_jid(admin) for admin in config.admins)
@@ -273,19 +289,18 @@ class XmppComponent:
             server_secret=_unknown_accounts_secret(config),
             nonce=lambda: secrets.token_urlsafe(18),
         )
-        database = services.database
         self._router = Router(
             hosts=self._hosts,
             exists=self._account_exists,
-            roster=SqlRosterStore(database),
-            offline=SqlOfflineStore(database, limit=config.xmpp.offline_limit),
+            roster=stores.roster,
+            offline=stores.offline,
             clock=time.time,
             new_resource=lambda: f"heron-{secrets.token_hex(4)}",
             blocked=self._is_blocked,
             is_admin=self._is_admin,
-            login=SqlLoginStore(database),
+            login=stores.login,
         )
-        self._blocking = BlockingHandler(SqlBlocklistStore(database), self._router)
+        self._blocking = BlockingHandler(stores.blocklists, self._router)
         self._admin_accounts: set[JID] = set()
         """Accounts looked up with admin rights (config ``admins`` or ``heron admin add``)."""
         self._known: OrderedDict[JID, tuple[ScramKeys, ...]] = OrderedDict()
@@ -296,7 +311,7 @@ class XmppComponent:
         self._muc = MucService(
             config.muc_domain,
             router=self._router,
-            store=SqlRoomStore(database),
+            store=stores.rooms,
             admins=self._admins,
             local_hosts=self._hosts,
             history=config.xmpp.muc_history,
@@ -383,7 +398,6 @@ class XmppComponent:
 
     def _register_features(self) -> None:
         config = self._config
-        database = self._services.database
         secret = turn_secret(config)
         admin = AdminCommands(self._router)
         handlers: list[Any] = [
@@ -407,7 +421,7 @@ class XmppComponent:
             )
         for handler in handlers:
             self._router.register_iq_handler(handler)
-        vcard = VCardHandler(SqlVCardStore(database), clock=time.time)
+        vcard = VCardHandler(self._stores.vcards, clock=time.time)
         self._router.register_iq_handler(vcard, for_accounts=True)
         advertised = [self._router.roster, vcard, *handlers]
         self._router.register_iq_handler(DiscoInfoHandler(advertised, nodes=[admin]))

@@ -17,13 +17,13 @@ from heron.sip.registrar import (
     FIRST_HOP_LACKS_OUTBOUND,
     Binding,
     LocationStore,
-    MemoryLocationStore,
     Registrar,
     Registration,
     Source,
     lookup_targets,
     register,
 )
+from heron.store.memory import MemoryLocationStore
 
 NOW = 1_767_323_045.0
 AOR = "roland@falcot.com"

@@ -14,8 +14,9 @@ from heron.sip import Request, SipUri, Uri, parse_datagram, parse_uri
 from heron.sip.bindings import BindingCache
 from heron.sip.destinations import Destinations
 from heron.sip.proxy import our_record_route, preprocess
-from heron.sip.registrar import Binding, MemoryLocationStore, Source
+from heron.sip.registrar import Binding, Source
 from heron.sip.seal import CONTACT_PARAM, SEAL_PARAM, DialogSeal, identity
+from heron.store.memory import MemoryLocationStore
 
 KEY = b"k" * 32
 PROXY = "proxy.falcot.com"

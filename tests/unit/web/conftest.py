@@ -6,8 +6,8 @@ Session cookies are Secure, so a client on plain HTTP would never send them back
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,14 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from heron.accounts import Account, AccountPolicy, AccountService, Secrets
+from heron.accounts import Account, AccountPolicy, AccountService
 from heron.component import Services
 from heron.config import Config
 from heron.control import View
 from heron.credentials import WebPhoneCredentials
-from heron.errors import AccountExists
 from heron.guards import Guards
 from heron.guesses import GuessThrottle
-from heron.store import Database
+from heron.store.memory import MemoryAccountStore
 from heron.web import admin
 from heron.web.auth import COOKIE, SESSIONS, WebSessions
 
@@ -32,39 +31,6 @@ DOMAIN = "example.org"
 ADMIN = ("root@example.org", "admin password")
 USER = ("roland@example.org", "user password")
 _SEEDED: list[Account] = []
-
-
-class MemoryAccounts:
-    """An :class:`heron.accounts.AccountStore` in a dict."""
-
-    def __init__(self) -> None:
-        self.accounts: dict[tuple[str, str], Account] = {}
-
-    async def add(self, account: Account) -> None:
-        if (account.local, account.domain) in self.accounts:
-            raise AccountExists(account.address)
-        self.accounts[account.local, account.domain] = account
-
-    async def get(self, local: str, domain: str) -> Account | None:
-        return self.accounts.get((local, domain))
-
-    async def list(self, domain: str | None = None) -> Sequence[Account]:
-        return [a for a in self.accounts.values() if domain in (None, a.domain)]
-
-    async def delete(self, local: str, domain: str) -> bool:
-        return self.accounts.pop((local, domain), None) is not None
-
-    async def replace_secrets(self, local: str, domain: str, secrets: Secrets) -> bool:
-        account = self.accounts.get((local, domain))
-        if account is not None:
-            self.accounts[local, domain] = replace(account, secrets=secrets)
-        return account is not None
-
-    async def set_admin(self, local: str, domain: str, admin: bool) -> bool:
-        account = self.accounts.get((local, domain))
-        if account is not None:
-            self.accounts[local, domain] = replace(account, admin=admin)
-        return account is not None
 
 
 @dataclass
@@ -122,7 +88,7 @@ class Browser:
 @dataclass
 class Site:
     services: Services
-    store: MemoryAccounts
+    store: MemoryAccountStore
     clock: Clock
     views: dict[str, View]
     client: TestClient[web.Request, web.Application]
@@ -135,7 +101,9 @@ class Site:
         return Browser(self.client)
 
 
-def accounts_service(store: MemoryAccounts, admins: frozenset[str] = frozenset()) -> AccountService:
+def accounts_service(
+    store: MemoryAccountStore, admins: frozenset[str] = frozenset()
+) -> AccountService:
     policy = AccountPolicy(DOMAIN, DOMAIN, DOMAIN, (DOMAIN,), admins)
     return AccountService(store, policy, iterations=4096)
 
@@ -153,7 +121,7 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
         guesses: GuessThrottle | None = None,
         admins: frozenset[str] = frozenset(),
     ) -> Site:
-        store = MemoryAccounts()
+        store = MemoryAccountStore()
         accounts = accounts_service(store, admins)
         if not _SEEDED:  # Argon2 and SCRAM cost ~0.3 s an account: derive once per run
             _SEEDED.append(await accounts.add("root", DOMAIN, ADMIN[1], admin=True))
@@ -165,8 +133,7 @@ async def make_site(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sit
         guards = Guards(guesses=GuessThrottle() if guesses is None else guesses)
         closing.append(guards)
         web_phone = WebPhoneCredentials(b"0123456789abcdef0123456789abcdef")
-        database = Database(f"sqlite:///{tmp_path / 'unused.db'}")
-        services = Services(config, database, accounts, guards, web_phone)
+        services = Services(config, accounts, guards, web_phone)
         clock = Clock()
         sessions = WebSessions(accounts, ttl=3600, clock=clock, guards=guards, web_phone=web_phone)
         app = web.Application()

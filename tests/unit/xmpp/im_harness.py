@@ -1,4 +1,4 @@
-"""A router on a real SQLite database with fake client sessions, for transcript tests.
+"""A router on the in-memory stores with fake client sessions, for transcript tests.
 
 Stanzas are written as XML text in the ``jabber:client`` namespace; a
 :class:`FakeSession` collects what the server sends it.
@@ -7,14 +7,12 @@ Stanzas are written as XML text in the ``jabber:client`` namespace; a
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable
 from xml.etree.ElementTree import Element, fromstring, tostring
 
-from heron.store import Database
-from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
+from heron.store.memory import MemoryOfflineStore, MemoryRosterStore
 from heron.xmpp.errors import StreamCondition
+from heron.xmpp.features.presence import SeparateReads
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.router import Router
 from heron.xmpp.stanza import NS, qname
@@ -109,18 +107,14 @@ class Server:
         return items(reply.find(qname(ROSTER, "query")))
 
 
-@asynccontextmanager
-async def running(
-    tmp_path: Path,
+def im_server(
     accounts: Iterable[str] = ACCOUNTS,
     *,
     offline_limit: int = 500,
     max_roster_items: int = 1000,
     blocked: Callable[[JID, JID], Awaitable[bool]] | None = None,
     admins: Iterable[str] = (),
-) -> AsyncIterator[Server]:
-    database = Database(f"sqlite:///{tmp_path / 'heron.db'}")
-    await database.open()
+) -> Server:
     known = {parse_jid(a) for a in accounts}
     admin_set = set(admins)
     clock = [NOW]
@@ -129,19 +123,18 @@ async def running(
     async def exists(bare: JID) -> bool:
         return bare in known
 
+    roster = MemoryRosterStore()
+    offline = MemoryOfflineStore(limit=offline_limit)
     router = Router(
         hosts=["falcot.com"],
         exists=exists,
-        roster=SqlRosterStore(database),
-        offline=SqlOfflineStore(database, limit=offline_limit),
+        roster=roster,
+        offline=offline,
         clock=lambda: clock[0],
         new_resource=lambda: f"r{next(names)}",
         blocked=blocked,
         is_admin=lambda account: str(account) in admin_set,
         max_roster_items=max_roster_items,
-        login=SqlLoginStore(database),
+        login=SeparateReads(roster, offline),
     )
-    try:
-        yield Server(router, clock)
-    finally:
-        await database.close()
+    return Server(router, clock)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from xml.etree.ElementTree import Element, SubElement
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from heron.store.memory import MemoryBlocklistStore
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import IqContext
 from heron.xmpp.features.blocking import MAX_BLOCKLIST, BlockingHandler
@@ -21,24 +21,16 @@ LAPTOP = ROLAND.with_resource("laptop")
 PHONE = ROLAND.with_resource("phone")
 
 
-class MemoryBlocklists:
+class CountingBlocklists(MemoryBlocklistStore):
+    """Counts reads, to show the handler's cache at work."""
+
     def __init__(self) -> None:
-        self.lists: dict[str, list[str]] = {}
+        super().__init__()
         self.reads = 0
 
     async def blocklist(self, owner: str) -> list[str]:
         self.reads += 1
-        return list(self.lists.get(owner, []))
-
-    async def block(self, owner: str, jids: Sequence[str]) -> None:
-        current = self.lists.setdefault(owner, [])
-        current.extend(jid for jid in jids if jid not in current)
-
-    async def unblock(self, owner: str, jids: Sequence[str]) -> None:
-        self.lists[owner] = [jid for jid in self.lists.get(owner, []) if jid not in jids]
-
-    async def unblock_all(self, owner: str) -> None:
-        self.lists.pop(owner, None)
+        return await super().blocklist(owner)
 
 
 class Sessions:
@@ -58,8 +50,8 @@ class Router:
 
 
 @pytest.fixture
-def store() -> MemoryBlocklists:
-    return MemoryBlocklists()
+def store() -> CountingBlocklists:
+    return CountingBlocklists()
 
 
 @pytest.fixture
@@ -73,7 +65,7 @@ def router() -> Router:
 
 
 @pytest.fixture
-def handler(store: MemoryBlocklists, sessions: Sessions) -> BlockingHandler:
+def handler(store: CountingBlocklists, sessions: Sessions) -> BlockingHandler:
     return BlockingHandler(store, sessions)
 
 
@@ -101,7 +93,7 @@ async def test_xep0191_3_2_empty_blocklist(handler: BlockingHandler, router: Rou
 
 
 async def test_xep0191_3_3_block_then_blocklist_lists_prepared_jids(
-    handler: BlockingHandler, router: Router, store: MemoryBlocklists
+    handler: BlockingHandler, router: Router, store: CountingBlocklists
 ) -> None:
     block = request("set", "block", "Romeo@Montague.NET", "example.org", "romeo@montague.net")
     reply = await handler.handle_iq(block, context(router))
@@ -148,7 +140,7 @@ async def test_xep0191_3_3_block_without_items_is_bad_request(
 
 @pytest.mark.parametrize("jid", ["", "@falcot.com", "a@b@/", "user@domain/"])
 async def test_xep0191_3_3_malformed_jid_is_jid_malformed(
-    handler: BlockingHandler, router: Router, store: MemoryBlocklists, jid: str
+    handler: BlockingHandler, router: Router, store: CountingBlocklists, jid: str
 ) -> None:
     with pytest.raises(StanzaError) as caught:
         await handler.handle_iq(request("set", "block", "ok@example.net", jid), context(router))
@@ -157,7 +149,7 @@ async def test_xep0191_3_3_malformed_jid_is_jid_malformed(
 
 
 async def test_xep0191_3_4_unblock_some_and_unblock_all(
-    handler: BlockingHandler, router: Router, store: MemoryBlocklists
+    handler: BlockingHandler, router: Router, store: CountingBlocklists
 ) -> None:
     await handler.handle_iq(request("get", "blocklist"), context(router))
     await handler.handle_iq(
@@ -199,7 +191,7 @@ async def test_xep0016_2_1_item_matching_order(
 
 
 async def test_is_blocked_reads_the_store_once_per_owner(
-    handler: BlockingHandler, store: MemoryBlocklists
+    handler: BlockingHandler, store: CountingBlocklists
 ) -> None:
     store.lists["roland@falcot.com"] = ["romeo@montague.net"]
     assert await handler.is_blocked(ROLAND, parse_jid("romeo@montague.net/x"))
@@ -208,7 +200,7 @@ async def test_is_blocked_reads_the_store_once_per_owner(
 
 
 async def test_blocklist_is_capped(
-    handler: BlockingHandler, router: Router, store: MemoryBlocklists
+    handler: BlockingHandler, router: Router, store: CountingBlocklists
 ) -> None:
     store.lists["roland@falcot.com"] = [f"u{n}@x.net" for n in range(MAX_BLOCKLIST)]
     with pytest.raises(StanzaError) as caught:
@@ -243,7 +235,7 @@ async def test_xep0191_wrong_type_or_payload_is_bad_request(
 
 @given(st.text(min_size=1, max_size=60))
 async def test_any_item_jid_is_kept_or_refused_with_a_stanza_error(text: str) -> None:
-    handler = BlockingHandler(MemoryBlocklists(), Sessions())
+    handler = BlockingHandler(CountingBlocklists(), Sessions())
     try:
         await handler.handle_iq(request("set", "block", text), context(Router()))
     except StanzaError as error:

@@ -1,18 +1,15 @@
 """The group-chat component: room creation, disco on the service, persistence
-through a real SQLite store, and the stanzas it routes (a fake router keeps them).
+through a room store, and the stanzas it routes (a fake router keeps them).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 from xml.etree.ElementTree import Element, fromstring
 
 import pytest
 
-from heron.store import Database
-from heron.store.rooms import SqlRoomStore
+from heron.store.memory import MemoryRoomStore
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc import Limits, MucService
 from heron.xmpp.stanza import NS, qname
@@ -87,21 +84,16 @@ class Client:
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'heron.db'}")
-    await database.open()
-    try:
-        yield database
-    finally:
-        await database.close()
+def rooms() -> MemoryRoomStore:
+    return MemoryRoomStore()
 
 
-def make_service(database: Database, router: FakeRouter, **limits: int) -> MucService:
+def make_service(rooms: MemoryRoomStore, router: FakeRouter, **limits: int) -> MucService:
     counter = itertools.count(1)
     return MucService(
         SERVICE,
         router,
-        SqlRoomStore(database),
+        rooms,
         admins=[ADMIN.bare],
         local_hosts=["falcot.com"],
         limits=Limits(**limits),
@@ -116,8 +108,8 @@ def router() -> FakeRouter:
 
 
 @pytest.fixture
-def service(database: Database, router: FakeRouter) -> MucService:
-    return make_service(database, router)
+def service(rooms: MemoryRoomStore, router: FakeRouter) -> MucService:
+    return make_service(rooms, router)
 
 
 async def test_xep0045_10_1_1_local_users_create_rooms(
@@ -228,7 +220,7 @@ async def test_xep0045_6_3_service_lists_public_configured_rooms(
 
 
 async def test_xep0045_10_2_persistent_room_survives_a_reload(
-    database: Database, service: MucService, router: FakeRouter
+    rooms: MemoryRoomStore, service: MucService, router: FakeRouter
 ) -> None:
     roland = Client(service, ROLAND)
     await roland.join()
@@ -243,7 +235,7 @@ async def test_xep0045_10_2_persistent_room_survives_a_reload(
     await roland.leave()
     assert [r.title for r in service.rooms()] == ["Staff"]
 
-    reloaded = make_service(database, router)
+    reloaded = make_service(rooms, router)
     await reloaded.load()
     (summary,) = reloaded.rooms()
     assert summary.persistent and summary.members_only and not summary.locked
@@ -257,7 +249,7 @@ async def test_xep0045_10_2_persistent_room_survives_a_reload(
 
 
 async def test_xep0045_10_9_destroying_a_persistent_room_forgets_it(
-    database: Database, service: MucService, router: FakeRouter
+    rooms: MemoryRoomStore, service: MucService, router: FakeRouter
 ) -> None:
     roland = Client(service, ROLAND)
     await roland.join()
@@ -267,18 +259,18 @@ async def test_xep0045_10_9_destroying_a_persistent_room_forgets_it(
         "<destroy/></query></iq>"
     )
     assert service.rooms() == []
-    assert await SqlRoomStore(database).load(SERVICE) == []
+    assert await rooms.load(SERVICE) == []
 
 
 async def test_xep0045_10_2_a_room_made_temporary_leaves_the_store(
-    database: Database, service: MucService
+    rooms: MemoryRoomStore, service: MucService
 ) -> None:
     roland = Client(service, ROLAND)
     await roland.join()
     await roland.configure(persistentroom="1")
-    assert [r.name for r in await SqlRoomStore(database).load(SERVICE)] == ["lobby"]
+    assert [r.name for r in await rooms.load(SERVICE)] == ["lobby"]
     await roland.configure(persistentroom="0")
-    assert await SqlRoomStore(database).load(SERVICE) == []
+    assert await rooms.load(SERVICE) == []
     assert len(service.rooms()) == 1
 
 
@@ -292,16 +284,16 @@ async def test_configured_admins_own_every_room(service: MucService, router: Fak
     assert item is not None and item.get("affiliation") == "owner"
 
 
-async def test_room_count_is_limited(database: Database, router: FakeRouter) -> None:
-    service = make_service(database, router, max_rooms=1)
+async def test_room_count_is_limited(rooms: MemoryRoomStore, router: FakeRouter) -> None:
+    service = make_service(rooms, router, max_rooms=1)
     await Client(service, ROLAND).join()
     await Client(service, ROLAND).join(parse_jid(f"second@{SERVICE}"))
     assert condition(router.take()[-1]) == "resource-constraint"
     assert len(service.rooms()) == 1
 
 
-async def test_rooms_one_user_owns_are_limited(database: Database, router: FakeRouter) -> None:
-    service = make_service(database, router, rooms_per_user=2)
+async def test_rooms_one_user_owns_are_limited(rooms: MemoryRoomStore, router: FakeRouter) -> None:
+    service = make_service(rooms, router, rooms_per_user=2)
     roland = Client(service, ROLAND)
     for name in ("one", "two", "three"):
         await roland.join(parse_jid(f"{name}@{SERVICE}"))

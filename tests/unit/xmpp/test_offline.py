@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
 
 from heron.xmpp.features.offline import delay_stamp
 from heron.xmpp.stanza import NS, qname
-from tests.unit.xmpp.im_harness import NOW, Server, error_condition, running
+from tests.unit.xmpp.im_harness import NOW, Server, error_condition, im_server
 
 BODY = qname(NS.CLIENT, "body")
 DELAY = qname(NS.DELAY, "delay")
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    async with running(tmp_path) as server:
-        yield server
+def server() -> Server:
+    return im_server()
 
 
 def messages(sent: list[Element]) -> list[Element]:
@@ -66,16 +63,16 @@ async def test_xep0160_4_negative_priority_defers_delivery(server: Server) -> No
     assert [m.findtext(BODY) for m in messages(lucy.take())] == ["later"]
 
 
-async def test_offline_storage_is_capped_with_service_unavailable(tmp_path: Path) -> None:
-    async with running(tmp_path, offline_limit=2) as server:
-        roland = await server.login("roland@falcot.com", "laptop")
-        roland.take()
-        for n in range(3):
-            body = f"<body>{n}</body>"
-            await server.send(roland, f'<message to="lucy@falcot.com" id="m{n}">{body}</message>')
-        bounced = roland.take_one()
-        assert bounced.get("id") == "m2"
-        assert error_condition(bounced) == "service-unavailable"
+async def test_offline_storage_is_capped_with_service_unavailable() -> None:
+    server = im_server(offline_limit=2)
+    roland = await server.login("roland@falcot.com", "laptop")
+    roland.take()
+    for n in range(3):
+        body = f"<body>{n}</body>"
+        await server.send(roland, f'<message to="lucy@falcot.com" id="m{n}">{body}</message>')
+    bounced = roland.take_one()
+    assert bounced.get("id") == "m2"
+    assert error_condition(bounced) == "service-unavailable"
 
 
 async def test_xep0160_3_headlines_and_bare_chat_states_are_not_kept(server: Server) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -17,8 +15,8 @@ from tests.unit.xmpp.im_harness import (
     FakeSession,
     Server,
     error_condition,
+    im_server,
     items,
-    running,
     text,
 )
 
@@ -29,9 +27,8 @@ SHOW = qname("jabber:client", "show")
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    async with running(tmp_path) as server:
-        yield server
+def server() -> Server:
+    return im_server()
 
 
 def presences(sent: list[Element]) -> list[tuple[str | None, str | None]]:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from heron.xmpp.stanza import qname
-from tests.unit.xmpp.im_harness import ROSTER, Server, error_condition, items, running
+from tests.unit.xmpp.im_harness import ROSTER, Server, error_condition, im_server, items
 
 QUERY = qname(ROSTER, "query")
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    async with running(tmp_path) as server:
-        yield server
+def server() -> Server:
+    return im_server()
 
 
 def roster_set(item: str, id_: str = "set1") -> str:
@@ -116,17 +112,17 @@ async def test_rfc6121_2_1_5_only_the_account_reads_its_roster(server: Server) -
     assert error_condition(roland.take_one()) == "service-unavailable"
 
 
-async def test_rfc6121_2_5_2_roster_size_is_capped(tmp_path: Path) -> None:
-    async with running(tmp_path, max_roster_items=2) as server:
-        roland = await server.login("roland@falcot.com", "laptop")
-        await server.send(roland, roster_set('<item jid="a@falcot.com"/>'))
-        await server.send(roland, roster_set('<item jid="b@falcot.com"/>'))
-        roland.take()
-        await server.send(roland, roster_set('<item jid="c@falcot.com"/>'))
-        assert error_condition(roland.take_one()) == "not-allowed"
-        # Updating an existing item is still fine.
-        await server.send(roland, roster_set('<item jid="a@falcot.com" name="A"/>'))
-        assert [s.get("type") for s in roland.take()] == ["set", "result"]
+async def test_rfc6121_2_5_2_roster_size_is_capped() -> None:
+    server = im_server(max_roster_items=2)
+    roland = await server.login("roland@falcot.com", "laptop")
+    await server.send(roland, roster_set('<item jid="a@falcot.com"/>'))
+    await server.send(roland, roster_set('<item jid="b@falcot.com"/>'))
+    roland.take()
+    await server.send(roland, roster_set('<item jid="c@falcot.com"/>'))
+    assert error_condition(roland.take_one()) == "not-allowed"
+    # Updating an existing item is still fine.
+    await server.send(roland, roster_set('<item jid="a@falcot.com" name="A"/>'))
+    assert [s.get("type") for s in roland.take()] == ["set", "result"]
 
 
 async def test_rfc6121_2_5_2_remove_cancels_both_subscriptions(server: Server) -> None:

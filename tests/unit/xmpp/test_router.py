@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -19,7 +17,7 @@ from tests.unit.xmpp.im_harness import (
     FakeSession,
     Server,
     error_condition,
-    running,
+    im_server,
     stanza,
     text,
 )
@@ -59,9 +57,8 @@ class Conference:
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    async with running(tmp_path, admins=["roland@falcot.com"]) as server:
-        yield server
+def server() -> Server:
+    return im_server(admins=["roland@falcot.com"])
 
 
 async def test_rfc6120_7_6_a_resource_is_generated_when_the_client_asks_none(
@@ -287,35 +284,33 @@ async def test_component_domain_stanzas_go_to_the_component(server: Server) -> N
     assert lucy.take_one().get("from") == "room@conference.falcot.com/roland"
 
 
-async def test_xep0191_blocked_hook_drops_stanzas_both_ways(tmp_path: Path) -> None:
+async def test_xep0191_blocked_hook_drops_stanzas_both_ways() -> None:
     async def blocked(owner: JID, other: JID) -> bool:
         return (str(owner), str(other.bare)) == ("roland@falcot.com", "lucy@falcot.com")
 
-    async with running(tmp_path, blocked=blocked) as server:
-        roland = await server.login("roland@falcot.com", "laptop")
-        lucy = await server.login("lucy@falcot.com", "home")
-        roland.take()
-        lucy.take()
-        await server.send(lucy, '<message to="roland@falcot.com" id="in"><body>hi</body></message>')
-        assert roland.take() == []
-        assert lucy.take() == []
-        await server.send(
-            lucy, f'<iq to="roland@falcot.com/laptop" type="get" id="i"><q xmlns="{ECHO}"/></iq>'
-        )
-        assert error_condition(lucy.take_one()) == "service-unavailable"
-        await server.send(
-            roland, '<message to="lucy@falcot.com" id="out"><body>hi</body></message>'
-        )
-        assert error_condition(roland.take_one()) == "not-acceptable"
-        assert lucy.take() == []
-        # Broadcast presence to a subscribed but blocked contact stays home too.
-        store = server.router.roster.store
-        await store.put(ROLAND, RosterItem(LUCY, subscription=Subscription.BOTH))
-        await store.put(LUCY, RosterItem(ROLAND, subscription=Subscription.BOTH))
-        await server.send(roland, "<presence><show>away</show></presence>")
-        await server.send(lucy, "<presence><show>away</show></presence>")
-        assert [s.get("from") for s in roland.take()] == ["roland@falcot.com/laptop"]
-        assert [s.get("from") for s in lucy.take()] == ["lucy@falcot.com/home"]
+    server = im_server(blocked=blocked)
+    roland = await server.login("roland@falcot.com", "laptop")
+    lucy = await server.login("lucy@falcot.com", "home")
+    roland.take()
+    lucy.take()
+    await server.send(lucy, '<message to="roland@falcot.com" id="in"><body>hi</body></message>')
+    assert roland.take() == []
+    assert lucy.take() == []
+    await server.send(
+        lucy, f'<iq to="roland@falcot.com/laptop" type="get" id="i"><q xmlns="{ECHO}"/></iq>'
+    )
+    assert error_condition(lucy.take_one()) == "service-unavailable"
+    await server.send(roland, '<message to="lucy@falcot.com" id="out"><body>hi</body></message>')
+    assert error_condition(roland.take_one()) == "not-acceptable"
+    assert lucy.take() == []
+    # Broadcast presence to a subscribed but blocked contact stays home too.
+    store = server.router.roster.store
+    await store.put(ROLAND, RosterItem(LUCY, subscription=Subscription.BOTH))
+    await store.put(LUCY, RosterItem(ROLAND, subscription=Subscription.BOTH))
+    await server.send(roland, "<presence><show>away</show></presence>")
+    await server.send(lucy, "<presence><show>away</show></presence>")
+    assert [s.get("from") for s in roland.take()] == ["roland@falcot.com/laptop"]
+    assert [s.get("from") for s in lucy.take()] == ["lucy@falcot.com/home"]
 
 
 async def test_broadcast_reaches_every_available_session(server: Server) -> None:

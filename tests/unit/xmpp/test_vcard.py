@@ -6,6 +6,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 import pytest
 
+from heron.store.memory import MemoryVCardStore
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import IqContext
 from heron.xmpp.features.vcard import MAX_VCARD_BYTES, VCardHandler
@@ -14,18 +15,6 @@ from heron.xmpp.stanza import NS, qname
 
 NOW = 1_767_323_045.0
 VCARD = qname(NS.VCARD, "vCard")
-
-
-class MemoryVCards:
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[str, float]] = {}
-
-    async def get_vcard(self, owner: str) -> str | None:
-        row = self.rows.get(owner)
-        return None if row is None else row[0]
-
-    async def set_vcard(self, owner: str, vcard: str, now: float) -> None:
-        self.rows[owner] = (vcard, now)
 
 
 class NoRouter:
@@ -56,12 +45,12 @@ def iq(type_: str, payload: Element, to: str | None = None) -> Element:
 
 
 @pytest.fixture
-def store() -> MemoryVCards:
-    return MemoryVCards()
+def store() -> MemoryVCardStore:
+    return MemoryVCardStore()
 
 
 @pytest.fixture
-def handler(store: MemoryVCards) -> VCardHandler:
+def handler(store: MemoryVCardStore) -> VCardHandler:
     return VCardHandler(store, clock=lambda: NOW)
 
 
@@ -69,13 +58,13 @@ ROLAND = "roland@falcot.com/laptop"
 
 
 async def test_xep0054_3_2_update_then_3_1_retrieve_own_vcard(
-    handler: VCardHandler, store: MemoryVCards
+    handler: VCardHandler, store: MemoryVCardStore
 ) -> None:
     reply = await handler.handle_iq(
         iq("set", vcard("Roland Mas — ü")), context(ROLAND, "falcot.com")
     )
     assert reply is not None and reply.get("type") == "result" and len(reply) == 0
-    assert store.rows["roland@falcot.com"][1] == NOW
+    assert store.vcards["roland@falcot.com"][1] == NOW
 
     reply = await handler.handle_iq(iq("get", Element(VCARD)), context(ROLAND, "falcot.com"))
     assert reply is not None and reply.get("type") == "result"
@@ -86,10 +75,12 @@ async def test_xep0054_3_2_update_then_3_1_retrieve_own_vcard(
     assert custom is not None and custom.text == "kept" and custom.get("a") == "1"
 
 
-async def test_xep0054_3_2_set_to_own_bare_jid(handler: VCardHandler, store: MemoryVCards) -> None:
+async def test_xep0054_3_2_set_to_own_bare_jid(
+    handler: VCardHandler, store: MemoryVCardStore
+) -> None:
     request = iq("set", vcard("Roland"), to="roland@falcot.com")
     await handler.handle_iq(request, context(ROLAND, "roland@falcot.com"))
-    assert "roland@falcot.com" in store.rows
+    assert "roland@falcot.com" in store.vcards
 
 
 async def test_xep0054_3_3_retrieve_another_users_vcard(handler: VCardHandler) -> None:
@@ -110,30 +101,30 @@ async def test_xep0054_3_1_missing_vcard_is_item_not_found(handler: VCardHandler
 
 
 async def test_xep0054_3_2_setting_another_users_vcard_is_forbidden(
-    handler: VCardHandler, store: MemoryVCards
+    handler: VCardHandler, store: MemoryVCardStore
 ) -> None:
     request = iq("set", vcard("Not Lucy"), to="lucy@falcot.com")
     with pytest.raises(StanzaError) as caught:
         await handler.handle_iq(request, context(ROLAND, "lucy@falcot.com"))
     assert caught.value.condition is StanzaCondition.FORBIDDEN
-    assert store.rows == {}
+    assert store.vcards == {}
 
 
 async def test_vcard_over_the_size_cap_is_not_acceptable(
-    handler: VCardHandler, store: MemoryVCards
+    handler: VCardHandler, store: MemoryVCardStore
 ) -> None:
     big = vcard("Roland", photo="A" * MAX_VCARD_BYTES)
     with pytest.raises(StanzaError) as caught:
         await handler.handle_iq(iq("set", big), context(ROLAND, "falcot.com"))
     assert caught.value.condition is StanzaCondition.NOT_ACCEPTABLE
-    assert store.rows == {}
+    assert store.vcards == {}
 
 
-async def test_vcard_just_under_the_size_cap_is_kept(store: MemoryVCards) -> None:
+async def test_vcard_just_under_the_size_cap_is_kept(store: MemoryVCardStore) -> None:
     handler = VCardHandler(store, clock=lambda: NOW, max_bytes=4096)
     card = vcard("Roland", photo="A" * 3800)
     await handler.handle_iq(iq("set", card), context(ROLAND, "falcot.com"))
-    assert len(store.rows["roland@falcot.com"][0].encode()) <= 4096
+    assert len(store.vcards["roland@falcot.com"][0].encode()) <= 4096
 
 
 async def test_vcard_nested_too_deep_is_refused_not_a_crash(handler: VCardHandler) -> None:
@@ -157,9 +148,9 @@ async def test_vcard_iq_without_vcard_element_is_bad_request(
 
 
 async def test_corrupt_stored_vcard_is_internal_server_error(
-    handler: VCardHandler, store: MemoryVCards
+    handler: VCardHandler, store: MemoryVCardStore
 ) -> None:
-    store.rows["roland@falcot.com"] = ("<vCard", NOW)
+    store.vcards["roland@falcot.com"] = ("<vCard", NOW)
     with pytest.raises(StanzaError) as caught:
         await handler.handle_iq(iq("get", Element(VCARD)), context(ROLAND, "falcot.com"))
     assert caught.value.condition is StanzaCondition.INTERNAL_SERVER_ERROR

@@ -1,0 +1,229 @@
+"""Every store Protocol in memory: for tests of protocol logic and single-run tools.
+
+Each class keeps the contract of its SQL twin (orders, versions, limits) without a
+database, and its contents are plain attributes a test may read or seed. The
+:class:`~heron.xmpp.features.presence.LoginStore` in memory is
+:class:`~heron.xmpp.features.presence.SeparateReads` over a
+:class:`MemoryRosterStore` and a :class:`MemoryOfflineStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from heron.accounts import Account, Secrets
+from heron.errors import AccountExists
+from heron.sip.errors import SipLocalError
+from heron.sip.registrar import Binding
+from heron.xmpp.features.offline import MAX_MESSAGES
+from heron.xmpp.features.roster import RosterItem
+from heron.xmpp.jid import JID
+from heron.xmpp.muc.model import RoomRecord
+
+__all__ = [
+    "MemoryAccountStore",
+    "MemoryBlocklistStore",
+    "MemoryLocationStore",
+    "MemoryOfflineStore",
+    "MemoryRoomStore",
+    "MemoryRosterStore",
+    "MemoryVCardStore",
+]
+
+
+class MemoryAccountStore:
+    """:class:`heron.accounts.AccountStore` in a dict by (local, domain); listed by
+    domain, then name, as from SQL."""
+
+    def __init__(self) -> None:
+        self.accounts: dict[tuple[str, str], Account] = {}
+
+    async def add(self, account: Account) -> None:
+        if (account.local, account.domain) in self.accounts:
+            raise AccountExists(account.address)
+        self.accounts[account.local, account.domain] = account
+
+    async def get(self, local: str, domain: str) -> Account | None:
+        return self.accounts.get((local, domain))
+
+    async def list(self, domain: str | None = None) -> Sequence[Account]:
+        listed = sorted(self.accounts.values(), key=lambda a: (a.domain, a.local))
+        return [a for a in listed if domain in (None, a.domain)]
+
+    async def delete(self, local: str, domain: str) -> bool:
+        return self.accounts.pop((local, domain), None) is not None
+
+    async def replace_secrets(self, local: str, domain: str, secrets: Secrets) -> bool:
+        account = self.accounts.get((local, domain))
+        if account is not None:
+            self.accounts[local, domain] = replace(account, secrets=secrets)
+        return account is not None
+
+    async def set_admin(self, local: str, domain: str, admin: bool) -> bool:
+        account = self.accounts.get((local, domain))
+        if account is not None:
+            self.accounts[local, domain] = replace(account, admin=admin)
+        return account is not None
+
+
+class MemoryLocationStore:
+    """:class:`heron.sip.registrar.LocationStore` in a dict by AOR."""
+
+    def __init__(self) -> None:
+        self._bindings: dict[str, tuple[Binding, ...]] = {}
+
+    async def get(self, aor: str) -> list[Binding]:
+        return list(self._bindings.get(aor, ()))
+
+    async def replace(self, aor: str, bindings: Sequence[Binding]) -> None:
+        if any(b.aor != aor for b in bindings):
+            raise SipLocalError("Binding for another AOR", detail=aor)
+        if bindings:
+            self._bindings[aor] = tuple(bindings)
+        else:
+            self._bindings.pop(aor, None)
+
+    async def all(self, now: float) -> list[Binding]:
+        stored = (b for aor in sorted(self._bindings) for b in self._bindings[aor])
+        return [b for b in stored if not b.is_expired(now)]
+
+    async def sweep(self, now: float) -> int:
+        swept = 0
+        for aor, bindings in list(self._bindings.items()):
+            live = tuple(b for b in bindings if not b.is_expired(now))
+            swept += len(bindings) - len(live)
+            if live:
+                self._bindings[aor] = live
+            else:
+                del self._bindings[aor]
+        return swept
+
+
+class MemoryRosterStore:
+    """:class:`heron.xmpp.features.roster.RosterStore` in dicts by owner; items come
+    ordered by contact and pending requests in arrival order, as from SQL."""
+
+    def __init__(self) -> None:
+        self.items_by_owner: dict[JID, dict[JID, RosterItem]] = {}
+        self.versions: dict[JID, int] = {}
+        self.pending_by_owner: dict[JID, dict[JID, str]] = {}
+
+    async def items(self, owner: JID) -> list[RosterItem]:
+        roster = self.items_by_owner.get(owner, {})
+        return [roster[contact] for contact in sorted(roster, key=str)]
+
+    async def get(self, owner: JID, contact: JID) -> RosterItem | None:
+        return self.items_by_owner.get(owner, {}).get(contact)
+
+    async def count(self, owner: JID) -> int:
+        return len(self.items_by_owner.get(owner, {}))
+
+    async def version(self, owner: JID) -> int:
+        return self.versions.get(owner, 0)
+
+    async def put(self, owner: JID, item: RosterItem) -> int:
+        self.items_by_owner.setdefault(owner, {})[item.jid] = item
+        return self._bump(owner)
+
+    async def remove(self, owner: JID, contact: JID) -> int | None:
+        if self.items_by_owner.get(owner, {}).pop(contact, None) is None:
+            return None
+        self.pending_by_owner.get(owner, {}).pop(contact, None)
+        return self._bump(owner)
+
+    def _bump(self, owner: JID) -> int:
+        self.versions[owner] = version = self.versions.get(owner, 0) + 1
+        return version
+
+    async def pending(self, owner: JID) -> list[tuple[JID, str]]:
+        return list(self.pending_by_owner.get(owner, {}).items())
+
+    async def has_pending(self, owner: JID, contact: JID) -> bool:
+        return contact in self.pending_by_owner.get(owner, {})
+
+    async def set_pending(self, owner: JID, contact: JID, stanza: str) -> None:
+        await self.clear_pending(owner, contact)
+        self.pending_by_owner.setdefault(owner, {})[contact] = stanza
+
+    async def clear_pending(self, owner: JID, contact: JID) -> None:
+        self.pending_by_owner.get(owner, {}).pop(contact, None)
+
+
+class MemoryOfflineStore:
+    """:class:`heron.xmpp.features.offline.OfflineStore` in lists by owner, ``limit``
+    messages per account."""
+
+    def __init__(self, *, limit: int = MAX_MESSAGES) -> None:
+        self.messages: dict[JID, list[tuple[str, float]]] = {}
+        self._limit = limit
+
+    async def push(self, owner: JID, stanza: str, stamp: float) -> bool:
+        mine = self.messages.setdefault(owner, [])
+        if len(mine) >= self._limit:
+            return False
+        mine.append((stanza, stamp))
+        return True
+
+    async def pop_all(self, owner: JID) -> list[tuple[str, float]]:
+        return self.messages.pop(owner, [])
+
+    async def count(self, owner: JID) -> int:
+        return len(self.messages.get(owner, ()))
+
+
+class MemoryVCardStore:
+    """:class:`heron.xmpp.features.vcard.VCardStore`: (vCard, time saved) by owner."""
+
+    def __init__(self) -> None:
+        self.vcards: dict[str, tuple[str, float]] = {}
+
+    async def get_vcard(self, owner: str) -> str | None:
+        row = self.vcards.get(owner)
+        return None if row is None else row[0]
+
+    async def set_vcard(self, owner: str, vcard: str, now: float) -> None:
+        self.vcards[owner] = (vcard, now)
+
+
+class MemoryBlocklistStore:
+    """:class:`heron.xmpp.features.blocking.BlocklistStore`: blocked JIDs by owner, in
+    the order blocked."""
+
+    def __init__(self) -> None:
+        self.lists: dict[str, list[str]] = {}
+
+    async def blocklist(self, owner: str) -> list[str]:
+        return list(self.lists.get(owner, []))
+
+    async def block(self, owner: str, jids: Sequence[str]) -> None:
+        current = self.lists.setdefault(owner, [])
+        current.extend(jid for jid in jids if jid not in current)
+
+    async def unblock(self, owner: str, jids: Sequence[str]) -> None:
+        self.lists[owner] = [jid for jid in self.lists.get(owner, []) if jid not in jids]
+
+    async def unblock_all(self, owner: str) -> None:
+        self.lists.pop(owner, None)
+
+
+class MemoryRoomStore:
+    """:class:`heron.xmpp.muc.model.RoomStore`: records by service and room name; a
+    room saved again keeps the time it was first saved, as in SQL."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[str, RoomRecord]] = {}
+
+    async def load(self, service: str) -> list[RoomRecord]:
+        rooms = self.rooms.get(service, {})
+        return [rooms[name] for name in sorted(rooms)]
+
+    async def save(self, service: str, room: RoomRecord) -> None:
+        rooms = self.rooms.setdefault(service, {})
+        saved = rooms.get(room.name)
+        affiliations = tuple(sorted(room.affiliations, key=lambda entry: str(entry.jid)))
+        created_at = room.created_at if saved is None else saved.created_at
+        rooms[room.name] = replace(room, affiliations=affiliations, created_at=created_at)
+
+    async def delete(self, service: str, name: str) -> None:
+        self.rooms.get(service, {}).pop(name, None)
