@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from heron.sip import SipLocalError
-from heron.sip.registrar import Binding, LocationStore, Source, lookup_targets
+from heron.sip.registrar import Binding, BindingSource, LocationStore, lookup_targets
 from heron.store import Database, SqlLocationStore
 
 pytestmark = pytest.mark.database
 
 NOW = 1_767_323_045.25
 AOR = "roland@falcot.com"
-UDP = Source("UDP", "198.51.100.7", 40123, "udp:198.51.100.7:40123")
-TLS = Source("TLS", "2001:db8::7", 51234, "tls:7f3a9c")
+UDP = BindingSource("UDP", "198.51.100.7", 40123, "udp:198.51.100.7:40123")
+TLS = BindingSource("TLS", "2001:db8::7", 51234, "tls:7f3a9c")
 
 
 def binding(contact: str, aor: str = AOR, **changes: Any) -> Binding:

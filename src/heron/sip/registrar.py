@@ -62,7 +62,7 @@ __all__ = [
     "LocationStore",
     "Registrar",
     "Registration",
-    "Source",
+    "BindingSource",
     "lookup_targets",
     "register",
 ]
@@ -76,7 +76,7 @@ _CASELESS = ("maddr", "transport")
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class BindingSource:
     """Where a REGISTER came from: the transport, the packet's source address,
     and ``flow``, the token the server layer uses to find the connection again
     (RFC 5626 §6: the registrar stores "enough information to uniquely identify
@@ -112,7 +112,7 @@ class Binding:
     call_id: str
     cseq: int
     """Call-ID and CSeq of the REGISTER that last wrote the binding."""
-    received: Source
+    received: BindingSource
     updated_at: float
     path: tuple[str, ...] = ()
     """Path values (RFC 3327): the route back to the UA, nearest proxy first."""
@@ -172,7 +172,7 @@ class Registrar:
         request: Request,
         aor: str,
         bindings: Iterable[Binding],
-        source: Source,
+        source: BindingSource,
         now: float,
         *,
         to_tag: str,
@@ -215,7 +215,7 @@ def register(
     request: Request,
     aor: str,
     bindings: Iterable[Binding],
-    source: Source,
+    source: BindingSource,
     now: float,
     *,
     to_tag: str,
@@ -284,7 +284,7 @@ def _apply(
     request: Request,
     aor: str,
     current: tuple[Binding, ...],
-    source: Source,
+    source: BindingSource,
     now: float,
     to_tag: str,
 ) -> Registration:

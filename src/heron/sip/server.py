@@ -40,8 +40,7 @@ from heron.sip.locality import Locality
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, MessageLimits, Ping
 from heron.sip.proxy import is_loop, preprocess
-from heron.sip.registrar import LocationStore, Registrar, lookup_targets
-from heron.sip.registrar import Source as BindingSource
+from heron.sip.registrar import BindingSource, LocationStore, Registrar, lookup_targets
 from heron.sip.seal import DialogSeal
 from heron.sip.transaction import (
     AckReceived,

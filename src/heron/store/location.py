@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from heron.errors import StoreError
 from heron.sip.errors import SipLocalError
-from heron.sip.registrar import Binding, Source
+from heron.sip.registrar import Binding, BindingSource
 from heron.store.database import Database
 from heron.store.schema import sip_bindings
 
@@ -58,7 +58,7 @@ def _binding(row: Row[Any]) -> Binding:
         q=None if row.q is None else float(row.q),
         call_id=row.call_id,
         cseq=int(row.cseq),
-        received=Source(
+        received=BindingSource(
             row.received_transport, row.received_host, int(row.received_port), row.flow
         ),
         updated_at=float(row.updated_at),

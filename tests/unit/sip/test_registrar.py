@@ -16,10 +16,10 @@ from heron.sip import BadRequest, Request, Response, SipLocalError, parse_datagr
 from heron.sip.registrar import (
     FIRST_HOP_LACKS_OUTBOUND,
     Binding,
+    BindingSource,
     LocationStore,
     Registrar,
     Registration,
-    Source,
     lookup_targets,
     register,
 )
@@ -27,7 +27,7 @@ from heron.store.memory import MemoryLocationStore
 
 NOW = 1_767_323_045.0
 AOR = "roland@falcot.com"
-SOURCE = Source("UDP", "198.51.100.7", 40123, "udp:198.51.100.7:40123")
+SOURCE = BindingSource("UDP", "198.51.100.7", 40123, "udp:198.51.100.7:40123")
 PHONE = "<sip:roland@192.0.2.4:5060>"
 LAPTOP = "<sip:roland@192.0.2.9:5062;transport=tcp>"
 UUID = "<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>"

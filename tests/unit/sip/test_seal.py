@@ -14,7 +14,7 @@ from heron.sip import Request, SipUri, Uri, parse_datagram, parse_uri
 from heron.sip.bindings import BindingCache
 from heron.sip.destinations import Destinations
 from heron.sip.proxy import our_record_route, preprocess
-from heron.sip.registrar import Binding, Source
+from heron.sip.registrar import Binding, BindingSource
 from heron.sip.seal import CONTACT_PARAM, SEAL_PARAM, DialogSeal, identity
 from heron.store.memory import MemoryLocationStore
 
@@ -201,7 +201,7 @@ def binding(contact: str, host: str, port: int, aor: str = "roland@falcot.com") 
         q=None,
         call_id="c",
         cseq=1,
-        received=Source("udp", host, port),
+        received=BindingSource("udp", host, port),
         updated_at=0.0,
     )
 
