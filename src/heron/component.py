@@ -9,7 +9,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from heron.accounts import AccountService
+from heron.accounts import AccountCache, AccountService
 from heron.config import Config
 from heron.control import Command, View
 from heron.credentials import WebPhoneCredentials
@@ -71,6 +71,9 @@ class Services:
     )
     """The web phone's SIP credentials: the web component issues and revokes them, the SIP
     proxy checks them."""
+    account_cache: AccountCache = field(init=False)
+    """The accounts SIP, XMPP and TURN check secrets against, built here on ``accounts`` so
+    that every component shares the one cache its announcements invalidate."""
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
     views: dict[str, View] = field(default_factory=dict)
     """Live state of the components started so far (``app`` fills it), for the admin pages,
@@ -78,3 +81,6 @@ class Services:
     commands: dict[str, Command] = field(default_factory=dict)
     """Control socket commands components add when they start (TURN workers ask the main
     process's guess throttle through one)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account_cache", AccountCache(self.accounts))

@@ -1,5 +1,6 @@
 """Accounts: one user@domain, with the derived secrets every protocol checks."""
 
+from heron.accounts.cache import MISSING, AccountCache, Missing
 from heron.accounts.model import Account, AccountStore
 from heron.accounts.saslprep import saslprep
 from heron.accounts.scram import (
@@ -20,13 +21,16 @@ from heron.accounts.secrets import (
 from heron.accounts.service import AccountChange, AccountListener, AccountPolicy, AccountService
 
 __all__ = [
+    "MISSING",
     "Account",
+    "AccountCache",
     "AccountChange",
     "AccountListener",
     "AccountPolicy",
     "AccountService",
     "AccountStore",
     "Identity",
+    "Missing",
     "ScramHash",
     "ScramKeys",
     "Secrets",

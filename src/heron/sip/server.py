@@ -23,12 +23,12 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from heron.accounts import AccountChange
+from heron.accounts import AccountChange, Missing
 from heron.component import Listener, Services
 from heron.config import ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
-from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
+from heron.errors import ConfigError, HeronError, listen_error
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
@@ -77,8 +77,6 @@ sent statelessly is known for what it is and absorbed quietly."""
 Dialog = tuple[Request, tuple[Uri, ...], str]
 """An in-dialog request, the Route values of ours it carried, and its caller's tag."""
 
-HA1_CACHE_SECONDS = 30.0
-"""How long a looked-up HA1 stands; a changed account drops it at once."""
 MAX_TRANSACTIONS = 500_000
 """About 1 KiB each: half a gigabyte at most, 15,000 requests/s for 32 s."""
 SWEEP_SECONDS = 30.0
@@ -140,8 +138,6 @@ class SipComponent:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._ha1: dict[str, tuple[StoredHa1 | None, float]] = {}
-        self._ha1_pending: dict[str, asyncio.Task[StoredHa1 | None]] = {}
         self._refused = 0
         self._counters: dict[str, int] = dict.fromkeys(("requests", "registrations"), 0)
         sip = self._config.sip
@@ -757,45 +753,30 @@ class SipComponent:
         self._reply(tx, request, refusal.status, refusal.reason, refusal.headers)
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
-        """A new password takes effect at once, not when the cached HA1 expires; a removed
-        account's registrations go with it."""
+        """A removed account's registrations go with it (the shared account cache forgets
+        the old HA1 by itself)."""
         user = self._services.accounts.identity(local, domain).sip_user
-        self._ha1.pop(user, None)
         if change is AccountChange.REMOVED:
             aor = f"{user.lower()}@{self._config.sip_domain}"
             self._bindings.drop(aor)
             self._spawn(self._bindings.write(aor))
 
     async def _ha1_for(self, user: str) -> StoredHa1 | None:
-        now = self._clock()
-        cached = self._ha1.get(user)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        # One lookup per user at a time: without it, every request of a burst
-        # that finds the entry missing or expired queries the database.
-        pending = self._ha1_pending.get(user)
-        if pending is None:
-            pending = asyncio.create_task(self._lookup_ha1(user, now))
-            self._ha1_pending[user] = pending
-            pending.add_done_callback(lambda _: self._ha1_pending.pop(user, None))
-        return await asyncio.shield(pending)
-
-    async def _lookup_ha1(self, user: str, now: float) -> StoredHa1 | None:
-        try:
-            account = await self._services.accounts.get(user.lower(), self._config.domain)
-        except AccountNotFound:
-            found = None
-        except HeronError as exc:
-            log.warning("sip: cannot look up %r: %s", user, exc)
+        """The HA1 of a user of the main domain, from the accounts every protocol shares
+        (:class:`heron.accounts.AccountCache`); None for no such user, or one whose
+        password was set under another SIP realm."""
+        cache = self._services.account_cache
+        local, domain = user.lower(), self._config.domain
+        account = cache.cached(local, domain)
+        if isinstance(account, Missing):
+            try:
+                account = await cache.get(local, domain)
+            except HeronError as exc:
+                log.warning("sip: cannot look up %r: %s", user, exc)
+                return None
+        if account is None or account.secrets.sip_realm != self._config.sip_domain:
             return None
-        else:
-            secrets_ = account.secrets
-            usable = secrets_.sip_realm == self._config.sip_domain
-            found = StoredHa1(secrets_.sip_ha1_md5, secrets_.sip_ha1_sha256) if usable else None
-        if len(self._ha1) > 10_000:
-            self._ha1.clear()
-        self._ha1[user] = (found, now + HA1_CACHE_SECONDS)
-        return found
+        return StoredHa1(account.secrets.sip_ha1_md5, account.secrets.sip_ha1_sha256)
 
     async def _register(self, tx: int, request: Request, source: Source) -> None:
         to = request.headers.to

@@ -14,7 +14,6 @@ import logging
 import secrets
 import ssl
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from aiohttp import WSMsgType, web
 
-from heron.accounts import AccountChange
+from heron.accounts import AccountChange, Missing
 from heron.accounts.model import Account
 from heron.accounts.scram import ScramHash, ScramKeys
 from heron.component import Listener, Services, uncounted_client
@@ -30,7 +29,7 @@ from heron.config import Config, ListenAddress
 from heron.connections import ConnectionPolicy
 from heron.control import View
 from heron.credentials import load_or_create_secret, turn_secret
-from heron.errors import AccountNotFound, listen_error
+from heron.errors import listen_error
 from heron.guesses import account_key
 from heron.tls import server_context
 from heron.xmpp.errors import StanzaError, StreamCondition
@@ -72,8 +71,6 @@ _WRITE_LIMIT = 1 << 20
 _PING_GRACE = 60.0
 """Seconds a client silent for ``limits.idle_timeout`` has to answer the server's ping
 (the idle timeout itself if shorter)."""
-_KNOWN_ACCOUNTS = 4096
-"""Accounts whose SCRAM keys stay in memory, the least recently used dropped first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,11 +300,9 @@ class XmppComponent:
         self._blocking = BlockingHandler(stores.blocklists, self._router)
         self._admin_accounts: set[JID] = set()
         """Accounts looked up with admin rights (config ``admins`` or ``heron admin add``)."""
-        self._known: OrderedDict[JID, tuple[ScramKeys, ...]] = OrderedDict()
-        """SCRAM keys of accounts looked up, so that a login needs no database read;
-        dropped on the account change announcements (:meth:`_account_changed`)."""
         self._changes = 0
-        """Account change announcements heard: a lookup that overlapped one is not cached."""
+        """Account change announcements heard: a lookup that overlapped one grants no
+        admin rights."""
         self._muc = MucService(
             config.muc_domain,
             router=self._router,
@@ -649,35 +644,22 @@ class XmppComponent:
         return session
 
     async def _account(self, username: str, host: str) -> Account | None:
-        """The stored account, remembering its admin rights and SCRAM keys unless an account
-        change was announced meanwhile (what was read may predate it)."""
-        accounts = self._services.accounts
+        """The account, from the accounts every protocol shares
+        (:class:`heron.accounts.AccountCache`), remembering its admin rights unless an
+        account change was announced meanwhile (what was read may predate it)."""
         changes = self._changes
-        try:
-            account = await accounts.get(username, host)
-        except AccountNotFound:
-            return None
-        if changes == self._changes:
-            jid = JID(username, host)
-            if accounts.is_admin(account):
-                self._admin_accounts.add(jid)
-            self._known[jid] = account.secrets.scram
-            if len(self._known) > _KNOWN_ACCOUNTS:
-                self._known.popitem(last=False)
+        account = await self._services.account_cache.get(username, host)
+        if account is not None and changes == self._changes:
+            if self._services.accounts.is_admin(account):
+                self._admin_accounts.add(JID(username, host))
         return account
 
     async def _scram_keys(self, username: str, host: str, hash_name: ScramHash) -> ScramKeys | None:
-        """The keys to check a SCRAM login against, from memory when the account was seen."""
-        jid = JID(username, host)
-        scram = self._known.get(jid)
-        if scram is not None:
-            self._known.move_to_end(jid)
-        else:
-            account = await self._account(username, host)
-            if account is None:
-                return None
-            scram = account.secrets.scram
-        return next((keys for keys in scram if keys.hash is hash_name), None)
+        """The keys to check a SCRAM login against."""
+        account = await self._account(username, host)
+        if account is None:
+            return None
+        return next((keys for keys in account.secrets.scram if keys.hash is hash_name), None)
 
     def _must_wait(self, username: str, host: str, peer: str) -> bool:
         """Whether guesses for the account, or from the peer's network, must wait now (the
@@ -702,15 +684,14 @@ class XmppComponent:
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A removed account, or one whose password changed, is logged out everywhere (as
-        Prosody 0.12 does); it logs in again with the new password. Its cached keys and
-        rights go in every case: rights taken away end at once, rights given start at the
-        account's next login."""
+        Prosody 0.12 does); it logs in again with the new password. Its rights go in
+        every case (the shared account cache forgets its keys by itself): rights taken
+        away end at once, rights given start at the account's next login."""
         self._changes += 1
         try:
             account = JID.make(local, domain)
         except StanzaError:
             return
-        self._known.pop(account, None)
         if change is AccountChange.ADMIN:
             if account not in self._admins:
                 self._admin_accounts.discard(account)
@@ -721,8 +702,9 @@ class XmppComponent:
                 session.close(StreamCondition.NOT_AUTHORIZED)
 
     async def _account_exists(self, jid: JID) -> bool:
-        if jid.bare in self._known:
-            return True
+        known = self._services.account_cache.cached(jid.local, jid.domain)
+        if not isinstance(known, Missing):
+            return known is not None
         return await self._account(jid.local, jid.domain) is not None
 
     def _is_admin(self, account: JID) -> bool:
