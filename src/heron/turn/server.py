@@ -7,9 +7,10 @@ to the core.
 A key lookup is a database query, so a stranger's datagram gets one only once
 the core has found it worth it (:meth:`TurnCore.needs_keys`: a signed request,
 our realm, a valid nonce for that address, no wait in the guess throttle).
-Answers are cached, unknown names too, and dropped when the account changes;
-messages waiting for keys are bounded in all and per source network, beyond
-which they are dropped (a UDP client retransmits).
+Accounts come from the cache every protocol shares (:class:`heron.accounts.AccountCache`:
+unknown names cached too, an account dropped when it changes); messages waiting for keys
+are bounded in all and per source network, beyond which they are dropped (a UDP client
+retransmits).
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ import os
 import socket
 import ssl
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
 from heron import __version__
-from heron.accounts import AccountChange, AccountService
+from heron.accounts import Account, AccountCache, AccountChange, Missing
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
 from heron.control import View, query
 from heron.credentials import TurnSecret, turn_secret
-from heron.errors import AccountNotFound, ConfigError, HeronError, listen_error
+from heron.errors import ConfigError, HeronError, listen_error
 from heron.guesses import GuessThrottle, account_key, network_key
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
 from heron.tls import server_context
@@ -62,12 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-KEY_CACHE_SECONDS = 30.0
-"""How long a looked-up key is trusted before asking the store again (an account change
-drops it at once)."""
-UNKNOWN_CACHE_SECONDS = 10.0
-"""How long "no such user" is remembered: short, so a new account works soon."""
-_KEY_CACHE_SIZE = 10_000
+_ANSWERS_KEPT = 10_000
+"""Guess throttle answers a worker remembers (beyond, it forgets them all)."""
 MAX_WAITING = 256
 """Messages waiting for a key lookup, in all; more are dropped."""
 MAX_WAITING_PER_SOURCE = 16
@@ -106,16 +103,9 @@ _MAX_GUESS_REQUEST = 200
 _STUN, _CHANNEL_DATA = PacketKind.STUN, PacketKind.CHANNEL_DATA
 
 
-class _Missing:
-    pass
-
-
-MISSING = _Missing()
-
-
-def _known(credentials: Credentials | None | _Missing) -> Credentials | None:
+def _known(credentials: Credentials | None | Missing) -> Credentials | None:
     """Keys to check against: none when they were not looked up (the core needs none)."""
-    return None if isinstance(credentials, _Missing) else credentials
+    return None if isinstance(credentials, Missing) else credentials
 
 
 VISITOR_PREFIX = "anonymous-"
@@ -222,7 +212,7 @@ class _WorkerGuesses:
         self._remember(self._known, (account, source), (now + wait, now))
 
     def _remember(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        if len(table) >= _KEY_CACHE_SIZE:
+        if len(table) >= _ANSWERS_KEPT:
             table.clear()
         table[key] = value
 
@@ -242,90 +232,63 @@ class _WorkerGuesses:
 
 
 class TurnKeys:
-    """USERNAME -> long-term keys: REST-API names by HMAC, accounts from the store, cached.
+    """USERNAME -> long-term keys: REST-API names by HMAC, accounts from the accounts every
+    protocol shares (:class:`heron.accounts.AccountCache`).
 
     Account keys were derived for one realm when the password was set; after
     a realm change they no longer match and the user is treated as unknown
-    until the password is set again. Lookups of one name at a time are shared.
+    until the password is set again.
     """
 
     def __init__(
         self,
-        accounts: AccountService,
+        accounts: AccountCache,
         domain: str,
         realm: str,
         secret: TurnSecret,
         clock: Callable[[], float] = time.time,
-        capacity: int = _KEY_CACHE_SIZE,
     ) -> None:
         self._accounts = accounts
         self._domain = domain
         self._realm = realm
         self._secret = secret
         self._clock = clock
-        self._capacity = capacity
-        self._cache: OrderedDict[str, tuple[Credentials | None, float]] = OrderedDict()
-        self._inflight: dict[str, asyncio.Task[Credentials | None]] = {}
-        self.lookups = 0
-        """Queries made to the account store."""
 
-    def cached(self, username: str) -> Credentials | None | _Missing:
-        now = self._clock()
+    @property
+    def lookups(self) -> int:
+        """Queries made to the account store (by every protocol: they share the cache)."""
+        return self._accounts.lookups
+
+    def cached(self, username: str) -> Credentials | None | Missing:
         if ":" in username:
-            keys = self._secret.long_term_keys(username, self._realm, now=now)
+            keys = self._secret.long_term_keys(username, self._realm, now=self._clock())
             return None if keys is None else Credentials(username, *keys)
-        entry = self._cache.get(username)
-        if entry is not None and entry[1] > now:
-            return entry[0]
-        return MISSING
+        local, _, domain = username.partition("@")
+        found = self._accounts.cached(local.lower(), (domain or self._domain).lower())
+        return found if isinstance(found, Missing) else self._keys(username, found)
 
     def starts_query(self, username: str) -> bool:
         """Whether keys for ``username`` would take a new store query (not cached, and no
         lookup of it under way)."""
-        return (
-            ":" not in username
-            and username not in self._inflight
-            and isinstance(self.cached(username), _Missing)
-        )
-
-    def forget(self, account: str) -> None:
-        """The account changed: its cached keys (any spelling of its name) go."""
-        for name in [n for n in self._cache if turn_account(n, self._domain) == account]:
-            del self._cache[name]
+        if ":" in username:
+            return False
+        local, _, domain = username.partition("@")
+        return self._accounts.starts_query(local.lower(), (domain or self._domain).lower())
 
     async def fetch(self, username: str) -> Credentials | None:
         """The keys, from the store; one query for any number of callers at a time."""
-        task = self._inflight.get(username)
-        if task is None:
-            task = asyncio.ensure_future(self._query(username))
-            self._inflight[username] = task
-            task.add_done_callback(lambda _: self._inflight.pop(username, None))
-        return await asyncio.shield(task)
-
-    async def _query(self, username: str) -> Credentials | None:
-        self.lookups += 1
         local, _, domain = username.partition("@")
         try:
             account = await self._accounts.get(local.lower(), (domain or self._domain).lower())
-        except AccountNotFound:
-            found = None
         except HeronError as exc:
             log.warning("cannot look up TURN user %r: %s", username, exc)
             return None
-        else:
-            secrets = account.secrets
-            usable = secrets.turn_realm == self._realm
-            found = (
-                Credentials(username, secrets.turn_key_md5, secrets.turn_key_sha256)
-                if usable
-                else None
-            )
-        seconds = KEY_CACHE_SECONDS if found is not None else UNKNOWN_CACHE_SECONDS
-        self._cache.pop(username, None)
-        self._cache[username] = (found, self._clock() + seconds)
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
-        return found
+        return self._keys(username, account)
+
+    def _keys(self, username: str, account: Account | None) -> Credentials | None:
+        if account is None or account.secrets.turn_realm != self._realm:
+            return None
+        return Credentials(username, account.secrets.turn_key_md5, account.secrets.turn_key_sha256)
 
 
 def listening_ports(config: Config) -> set[int]:
@@ -444,7 +407,9 @@ class TurnComponent:
             ),
             guesses=self._worker or self._guesses,
         )
-        self._keys = TurnKeys(self._services.accounts, config.domain, config.turn_realm, secret)
+        self._keys = TurnKeys(
+            self._services.account_cache, config.domain, config.turn_realm, secret
+        )
         guards = self._services.guards
         self._stream_limits = StreamLimits(
             guards.connections,
@@ -639,7 +604,11 @@ class TurnComponent:
             return  # the main process is stopping; _WorkerGuesses logs its absence
         for row in rows:
             self._changes_seen = max(self._changes_seen, int(row["seq"]))
-            self._end_account(str(row["account"]), "changed")
+            account = str(row["account"])
+            # No announcements reach a worker's own account cache: this is how it hears.
+            local, _, domain = account.rpartition("@")
+            self._services.account_cache.invalidate(local, domain)
+            self._end_account(account, "changed")
 
     def _changes_command(self, argument: str) -> list[dict[str, Any]]:
         """The account changes after number ``argument`` (:data:`CHANGES_COMMAND`)."""
@@ -672,7 +641,7 @@ class TurnComponent:
             return
         account = turn_account(username.value, self._config.domain)
         credentials = self._keys.cached(username.value)
-        missing = isinstance(credentials, _Missing)
+        missing = isinstance(credentials, Missing)
         worker = self._worker
         if missing or (worker is not None and not worker.fresh(account, key[1][0])):
             assert self.core is not None
@@ -772,7 +741,7 @@ class TurnComponent:
     ) -> None:
         try:
             credentials = self._keys.cached(username)
-            if isinstance(credentials, _Missing):
+            if isinstance(credentials, Missing):
                 credentials = await self._keys.fetch(username)
             if self._worker is not None:
                 await self._worker.ask(account, key[1][0])
@@ -806,8 +775,8 @@ class TurnComponent:
         return []
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
-        """A new password or no account: cached keys go, and so do the allocations the
-        old keys opened."""
+        """A new password or no account: the allocations the old keys opened end (the
+        shared account cache forgets the keys by itself)."""
         if change is AccountChange.ADMIN or self.core is None:
             return
         account = account_key(local, domain)
@@ -817,7 +786,6 @@ class TurnComponent:
 
     def _end_account(self, account: str, why: str) -> None:
         assert self.core is not None
-        self._keys.forget(account)
         ended = self.core.end_account(account)
         if ended:
             log.info("turn: %d allocation(s) of %s ended (%s)", ended, account, why)

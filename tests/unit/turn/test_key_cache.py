@@ -1,5 +1,5 @@
-"""The server's key cache: one store query per name at a time, unknown names remembered
-briefly, an account change forgets the account (issue 10 item 8)."""
+"""TURN's keys from the shared account cache: one store query per name at a time, unknown
+names remembered briefly, an account change forgets the account (issue 10 item 8)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,27 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from heron.accounts import MISSING, AccountCache, AccountListener
+from heron.accounts.cache import CAPACITY
+from heron.accounts.cache import FOUND_SECONDS as KEY_CACHE_SECONDS
+from heron.accounts.cache import UNKNOWN_SECONDS as UNKNOWN_CACHE_SECONDS
 from heron.credentials import TurnSecret
 from heron.errors import AccountNotFound
-from heron.turn.server import KEY_CACHE_SECONDS, MISSING, UNKNOWN_CACHE_SECONDS, TurnKeys
+from heron.turn.server import TurnKeys
 
 REALM = "falcot.com"
 
 
 class FakeAccounts:
-    """The account store as ``TurnKeys`` sees it: roland exists; every query is counted,
+    """The account service as the cache sees it: roland exists; every query is counted,
     and answers wait for ``release`` so concurrent lookups can be seen."""
 
     def __init__(self) -> None:
         self.queries: list[tuple[str, str]] = []
         self.release = asyncio.Event()
+
+    def subscribe(self, listener: AccountListener) -> None:
+        pass
 
     async def get(self, local: str, domain: str) -> Any:
         self.queries.append((local, domain))
@@ -31,15 +38,10 @@ class FakeAccounts:
         return SimpleNamespace(secrets=keys)
 
 
-def keys_with_clock() -> tuple[TurnKeys, FakeAccounts, list[float]]:
+def keys_with_clock(capacity: int = CAPACITY) -> tuple[TurnKeys, FakeAccounts, list[float]]:
     accounts, now = FakeAccounts(), [1_700_000_000.0]
-    keys = TurnKeys(
-        accounts,  # type: ignore[arg-type]
-        "falcot.com",
-        REALM,
-        TurnSecret(b"0123456789abcdef0123"),
-        clock=lambda: now[0],
-    )
+    cache = AccountCache(accounts, clock=lambda: now[0], capacity=capacity)  # type: ignore[arg-type]
+    keys = TurnKeys(cache, "falcot.com", REALM, TurnSecret(b"0123456789abcdef0123"))
     return keys, accounts, now
 
 
@@ -77,7 +79,7 @@ async def test_known_names_are_kept_longer_and_forgotten_when_the_account_change
     assert keys.cached("roland") is MISSING
     await keys.fetch("roland")
 
-    keys.forget("roland@falcot.com")
+    keys._accounts.invalidate("roland", "falcot.com")  # noqa: SLF001 (as a worker hears it)
 
     assert keys.cached("roland") is MISSING
     assert keys.cached("Roland@falcot.com") is MISSING
@@ -85,8 +87,7 @@ async def test_known_names_are_kept_longer_and_forgotten_when_the_account_change
 
 def test_the_cache_is_bounded() -> None:
     async def fill() -> TurnKeys:
-        keys, accounts, _ = keys_with_clock()
-        keys._capacity = 3  # noqa: SLF001
+        keys, accounts, _ = keys_with_clock(capacity=3)
         accounts.release.set()
         for n in range(10):
             await keys.fetch(f"user{n}")
