@@ -61,7 +61,7 @@ def _revoke_proofs(services: Services) -> Callable[[str, str, AccountChange], No
     strangers, and ends the web phone credentials issued on it."""
 
     def listener(local: str, domain: str, change: AccountChange) -> None:
-        if change is not AccountChange.ADMIN:
+        if change.ends_proofs:
             services.guards.guesses.forget_account(account_key(local, domain))
             services.web_phone.revoke_user(services.accounts.identity(local, domain).sip_user)
 

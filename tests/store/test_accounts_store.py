@@ -94,19 +94,23 @@ async def test_delete_and_unknown_accounts(service: AccountService) -> None:
             await operation
 
 
-async def test_password_changes_and_removals_are_announced(service: AccountService) -> None:
+async def test_additions_password_changes_and_removals_are_announced(
+    service: AccountService,
+) -> None:
+    """A new account is announced too: a cache may remember its name as unknown."""
     heard: list[tuple[str, str, AccountChange]] = []
     service.subscribe(lambda *change: heard.append(change))
     await service.add("roland", "falcot.com", "secret")
-    assert heard == []  # a new account has no secrets cached anywhere
     await service.change_password("roland", "falcot.com", "new password")
     await service.remove("roland", "falcot.com")
     with pytest.raises(AccountNotFound):
         await service.remove("roland", "falcot.com")
     assert heard == [
+        ("roland", "falcot.com", AccountChange.ADDED),
         ("roland", "falcot.com", AccountChange.PASSWORD),
         ("roland", "falcot.com", AccountChange.REMOVED),
     ]
+    assert [change.ends_proofs for _, _, change in heard] == [False, True, True]
 
 
 async def test_admin_flag_and_config_admins(service: AccountService) -> None:

@@ -22,6 +22,14 @@ class AccountChange(StrEnum):
     REMOVED = "removed"
     ADMIN = "admin"
     """The admin flag was set or cleared (``heron admin add``/``remove``)."""
+    ADDED = "added"
+    """A new account (``heron user add``/``import``): caches forget the name was unknown."""
+
+    @property
+    def ends_proofs(self) -> bool:
+        """Whether what the old secrets proved (sessions, allocations, known devices,
+        web phone grants) ends: a new password or no account."""
+        return self in (AccountChange.PASSWORD, AccountChange.REMOVED)
 
 
 AccountListener = Callable[[str, str, AccountChange], None]
@@ -104,6 +112,7 @@ class AccountService:
             created=self._clock(),
         )
         await self._store.add(account)
+        self.announce(local, domain, AccountChange.ADDED)
         return account
 
     async def get(self, local: str, domain: str) -> Account:

@@ -69,4 +69,5 @@ async def open_accounts(config: Config) -> AsyncIterator[AccountService]:
     finally:
         await database.close()
     for local, domain, change in changes:
-        await notify(config.data_dir, ACCOUNTS_CHANGED, f"{change} {local}@{domain}")
+        if not await notify(config.data_dir, ACCOUNTS_CHANGED, f"{change} {local}@{domain}"):
+            break  # no server runs on this data directory: nothing to tell

@@ -776,13 +776,15 @@ class TurnComponent:
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         """A new password or no account: the allocations the old keys opened end (the
-        shared account cache forgets the keys by itself)."""
+        shared account cache forgets the keys by itself). Workers hear of every change
+        but admin rights, a new account included, to drop what their caches hold."""
         if change is AccountChange.ADMIN or self.core is None:
             return
         account = account_key(local, domain)
         seq = self._changes[-1][0] + 1 if self._changes else 1
         self._changes.append((seq, account))
-        self._end_account(account, change.value)
+        if change.ends_proofs:
+            self._end_account(account, change.value)
 
     def _end_account(self, account: str, why: str) -> None:
         assert self.core is not None

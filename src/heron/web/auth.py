@@ -259,7 +259,7 @@ class WebSessions:
 
     def _account_changed(self, local: str, domain: str, change: AccountChange) -> None:
         # Admin rights are read for each request: only a new secret or none ends sessions.
-        if change is not AccountChange.ADMIN:
+        if change.ends_proofs:
             self.revoke(f"{local}@{domain}")
 
     def _end(self, token: str, why: str) -> None:

@@ -695,6 +695,7 @@ class XmppComponent:
         if change is AccountChange.ADMIN:
             if account not in self._admins:
                 self._admin_accounts.discard(account)
+        if not change.ends_proofs:
             return
         self._admin_accounts.discard(account)
         for session in self._router.sessions():
