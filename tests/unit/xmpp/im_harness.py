@@ -85,8 +85,10 @@ class Server:
         return session
 
     async def send(self, session: FakeSession, xml: str) -> None:
-        """As the client stream hands it over, ``to`` parsed; ``from`` as the client wrote it."""
+        """As the client stream hands it over: ``from`` stamped with the session's full
+        JID, ``to`` parsed."""
         sent = stanza(xml)
+        sent.set("from", str(session.jid))
         to = sent.get("to")
         await self.router.receive_from_session(session, sent, parse_jid(to) if to else None)
 
