@@ -1,7 +1,7 @@
 """Protocol cores are sans-IO (ARCHITECTURE.md, STYLE.md practice 1): no I/O, clock or randomness.
 
 Every module of ``stun``, ``turn``, ``sip`` and ``xmpp`` is checked, except the
-asyncio adapters: ``server.py`` and the ``transports`` packages. Subpackages are
+asyncio adapters: ``server.py``, the ``transports`` packages and ``turn/adapters``. Subpackages are
 not globbed: ``xmpp/features`` holds the async features that reach the store
 (their sans-IO rules live in the modules beside them), so it is no core.
 """

@@ -1,8 +1,8 @@
 """The TURN component: config in, sockets around :class:`~heron.turn.core.TurnCore`.
 
-This is the only TURN module that knows about the event loop, the account
-store and the clock; it decodes, looks up keys, and hands everything else
-to the core.
+With the sockets of :mod:`heron.turn.transports` and the keys and guess throttle of
+:mod:`heron.turn.adapters`, this is where TURN meets the event loop, the accounts and
+the clock; it decodes, looks up keys, and hands everything else to the core.
 
 A key lookup is a database query, so a stranger's datagram gets one only once
 the core has found it worth it (:meth:`TurnCore.needs_keys`: a signed request,
@@ -25,19 +25,28 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from pathlib import Path
 from typing import Any
 
 from heron import __version__
-from heron.accounts import Account, AccountCache, AccountChange, Missing
+from heron.accounts import AccountChange, Missing
 from heron.component import Listener, Services
 from heron.config import Config, ListenAddress
 from heron.control import View, query
-from heron.credentials import TurnSecret, turn_secret
+from heron.credentials import turn_secret
 from heron.errors import ConfigError, HeronError, listen_error
-from heron.guesses import GuessThrottle, account_key, network_key
+from heron.guesses import account_key, network_key
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
 from heron.tls import server_context
+from heron.turn.adapters.keys import TurnKeys, known, turn_account
+from heron.turn.adapters.throttle import (
+    CHANGES_COMMAND,
+    CHANGES_KEPT,
+    GUESS_COMMAND,
+    GUESS_TIMEOUT,
+    Report,
+    UnixTimeGuesses,
+    WorkerGuesses,
+)
 from heron.turn.allocation import Address, ClientKey, ClientLink
 from heron.turn.auth import Credentials
 from heron.turn.core import TurnCore, TurnPolicy
@@ -50,21 +59,10 @@ from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import UdpClient, UdpSocket
 
-__all__ = [
-    "CHANGES_COMMAND",
-    "GUESS_COMMAND",
-    "TurnComponent",
-    "TurnKeys",
-    "build_turn",
-    "build_turn_worker",
-    "relay_addresses",
-    "turn_account",
-]
+__all__ = ["TurnComponent", "build_turn", "build_turn_worker", "relay_addresses"]
 
 log = logging.getLogger(__name__)
 
-_ANSWERS_KEPT = 10_000
-"""Guess throttle answers a worker remembers (beyond, it forgets them all)."""
 MAX_WAITING = 256
 """Messages waiting for a key lookup, in all; more are dropped."""
 MAX_WAITING_PER_SOURCE = 16
@@ -86,209 +84,8 @@ def build_turn_worker(services: Services) -> TurnComponent | None:
     return TurnComponent(services, worker=True) if services.config.turn.enabled else None
 
 
-CHANGES_COMMAND = "turn.changes"
-"""Control command by which TURN workers hear of password changes and removals:
-``turn.changes N`` answers the changes after number N, as rows {"seq", "account"}."""
-_CHANGES_KEPT = 10_000
-GUESS_COMMAND = "turn.guess"
-"""Control command by which TURN workers use the main process's guess throttle:
-``turn.guess ["wait"|"failure"|"success", account or null, source address]``."""
-_GUESS_TIMEOUT = 5.0
-ASK_SECONDS = 1.0
-"""How long a worker trusts the main process's word that an (account, source) need not
-wait (a failure's answer updates it at once)."""
-_MAX_GUESS_REQUEST = 200
-"""The control socket reads 256 bytes of a request; longer names count by source only."""
 # Per packet: an Enum member looked up on its class costs more than the comparison.
 _STUN, _CHANNEL_DATA = PacketKind.STUN, PacketKind.CHANNEL_DATA
-
-
-def _known(credentials: Credentials | None | Missing) -> Credentials | None:
-    """Keys to check against: none when they were not looked up (the core needs none)."""
-    return None if isinstance(credentials, Missing) else credentials
-
-
-VISITOR_PREFIX = "anonymous-"
-"""Click-to-call's REST users (``expiry:anonymous-<random>``): one per visit, no account."""
-
-
-def turn_account(username: str, domain: str) -> str | None:
-    """The account a USERNAME names, as the guess throttle and the quotas count it.
-
-    ``roland``, ``Roland@falcot.com`` and REST names ``expiry:roland`` all name
-    ``roland@falcot.com`` (the main ``domain`` when none is given); None for a
-    click-to-call visitor's REST name, which counts by the visitor's network.
-    """
-    _, sep, user = username.partition(":")
-    if sep:
-        if user.startswith(VISITOR_PREFIX):
-            return None
-        username = user
-    local, _, where = username.partition("@")
-    return account_key(local, where or domain)
-
-
-class _UnixTimeGuesses:
-    """The shared :class:`GuessThrottle` as the core's ``Guesses``: on Unix time, the clock
-    every service counts guesses in."""
-
-    __slots__ = ("_clock", "_throttle")
-
-    def __init__(self, throttle: GuessThrottle, clock: Callable[[], float] = time.time) -> None:
-        self._throttle = throttle
-        self._clock = clock
-
-    def wait(self, account: str | None, source: str) -> float:
-        return self._throttle.wait(account, source, self._clock())
-
-    def failure(self, account: str | None, source: str) -> None:
-        self._throttle.failure(account, source, self._clock())
-
-    def success(self, account: str, source: str) -> None:
-        self._throttle.success(account, source, self._clock())
-
-
-Report = tuple[str, str | None, str]
-"""("failure" or "success", account, source) to tell the main process."""
-
-
-class _WorkerGuesses:
-    """The core's ``Guesses`` in a TURN worker process: the main process's throttle.
-
-    Guesses over every protocol are counted in the main process. A worker asks it
-    how long an (account, source) must wait before checking a signed request, and
-    trusts the answer for :data:`ASK_SECONDS`; a failure is told to the main
-    process, whose answer (the new wait) comes back, before the client hears
-    the 401, so guesses spread over workers count as in one process. Successes
-    are told without waiting, once per pair and period.
-    """
-
-    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
-        self._data_dir = data_dir
-        self._clock = clock
-        self._known: dict[tuple[str | None, str], tuple[float, float]] = {}
-        """(account, source) -> (wait until, asked at), as the main process last said."""
-        self._told: dict[tuple[str, str], float] = {}
-        """(account, source) -> when its last success was told."""
-        self._reports: list[Report] = []
-        self._failed = 0
-
-    def fresh(self, account: str | None, source: str) -> bool:
-        """Whether the main process was asked about this pair a moment ago."""
-        known = self._known.get((account, source))
-        return known is not None and self._clock() - known[1] < ASK_SECONDS
-
-    def wait(self, account: str | None, source: str) -> float:
-        known = self._known.get((account, source))
-        return 0.0 if known is None else max(0.0, known[0] - self._clock())
-
-    def failure(self, account: str | None, source: str) -> None:
-        self._reports.append(("failure", account, source))
-
-    def success(self, account: str, source: str) -> None:
-        now = self._clock()
-        if now - self._told.get((account, source), -ASK_SECONDS) >= ASK_SECONDS:
-            self._remember(self._told, (account, source), now)
-            self._reports.append(("success", account, source))
-
-    def take(self) -> list[Report]:
-        """The outcomes the core gave since the last call, to tell the main process."""
-        reports, self._reports = self._reports, []
-        return reports
-
-    async def ask(self, account: str | None, source: str) -> None:
-        if not self.fresh(account, source):
-            self._learn(account, source, await self._call("wait", account, source))
-
-    async def tell(self, reports: list[Report]) -> None:
-        for operation, account, source in reports:
-            rows = await self._call(operation, account, source)
-            if operation == "failure":
-                self._learn(account, source, rows)
-
-    def _learn(self, account: str | None, source: str, rows: list[dict[str, Any]]) -> None:
-        wait = float(rows[0].get("wait", 0.0)) if rows else 0.0
-        now = self._clock()
-        self._remember(self._known, (account, source), (now + wait, now))
-
-    def _remember(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        if len(table) >= _ANSWERS_KEPT:
-            table.clear()
-        table[key] = value
-
-    async def _call(self, operation: str, account: str | None, source: str) -> list[dict[str, Any]]:
-        text = json.dumps([operation, account, source])
-        if len(text) > _MAX_GUESS_REQUEST:
-            text = json.dumps([operation, None, source])
-        try:
-            return await asyncio.wait_for(
-                query(self._data_dir, f"{GUESS_COMMAND} {text}"), _GUESS_TIMEOUT
-            )
-        except (HeronError, OSError, ValueError, TimeoutError) as exc:
-            self._failed += 1
-            if self._failed == 1 or self._failed % 1000 == 0:
-                log.warning("turn worker: cannot reach the main process's guess throttle: %s", exc)
-            return []
-
-
-class TurnKeys:
-    """USERNAME -> long-term keys: REST-API names by HMAC, accounts from the accounts every
-    protocol shares (:class:`heron.accounts.AccountCache`).
-
-    Account keys were derived for one realm when the password was set; after
-    a realm change they no longer match and the user is treated as unknown
-    until the password is set again.
-    """
-
-    def __init__(
-        self,
-        accounts: AccountCache,
-        domain: str,
-        realm: str,
-        secret: TurnSecret,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._accounts = accounts
-        self._domain = domain
-        self._realm = realm
-        self._secret = secret
-        self._clock = clock
-
-    @property
-    def lookups(self) -> int:
-        """Queries made to the account store (by every protocol: they share the cache)."""
-        return self._accounts.lookups
-
-    def cached(self, username: str) -> Credentials | None | Missing:
-        if ":" in username:
-            keys = self._secret.long_term_keys(username, self._realm, now=self._clock())
-            return None if keys is None else Credentials(username, *keys)
-        local, _, domain = username.partition("@")
-        found = self._accounts.cached(local.lower(), (domain or self._domain).lower())
-        return found if isinstance(found, Missing) else self._keys(username, found)
-
-    def starts_query(self, username: str) -> bool:
-        """Whether keys for ``username`` would take a new store query (not cached, and no
-        lookup of it under way)."""
-        if ":" in username:
-            return False
-        local, _, domain = username.partition("@")
-        return self._accounts.starts_query(local.lower(), (domain or self._domain).lower())
-
-    async def fetch(self, username: str) -> Credentials | None:
-        """The keys, from the store; one query for any number of callers at a time."""
-        local, _, domain = username.partition("@")
-        try:
-            account = await self._accounts.get(local.lower(), (domain or self._domain).lower())
-        except HeronError as exc:
-            log.warning("cannot look up TURN user %r: %s", username, exc)
-            return None
-        return self._keys(username, account)
-
-    def _keys(self, username: str, account: Account | None) -> Credentials | None:
-        if account is None or account.secrets.turn_realm != self._realm:
-            return None
-        return Credentials(username, account.secrets.turn_key_md5, account.secrets.turn_key_sha256)
 
 
 def listening_ports(config: Config) -> set[int]:
@@ -344,10 +141,10 @@ class TurnComponent:
         self._services = services
         self._config = services.config
         self._clock = clock
-        self._guesses = _UnixTimeGuesses(services.guards.guesses)
-        self._worker = _WorkerGuesses(services.config.data_dir) if worker else None
+        self._guesses = UnixTimeGuesses(services.guards.guesses)
+        self._worker = WorkerGuesses(services.config.data_dir) if worker else None
         """Set in an extra worker process: guesses are the main process's to count."""
-        self._changes: deque[tuple[int, str]] = deque(maxlen=_CHANGES_KEPT)
+        self._changes: deque[tuple[int, str]] = deque(maxlen=CHANGES_KEPT)
         """Accounts whose password changed or that went, numbered, for the workers."""
         self._changes_seen = 0
         """In a worker: the last change number heard from the main process."""
@@ -598,10 +395,10 @@ class TurnComponent:
         try:
             rows = await asyncio.wait_for(
                 query(self._config.data_dir, f"{CHANGES_COMMAND} {self._changes_seen}"),
-                _GUESS_TIMEOUT,
+                GUESS_TIMEOUT,
             )
         except (HeronError, OSError, ValueError, TimeoutError):
-            return  # the main process is stopping; _WorkerGuesses logs its absence
+            return  # the main process is stopping; WorkerGuesses logs its absence
         for row in rows:
             self._changes_seen = max(self._changes_seen, int(row["seq"]))
             account = str(row["account"])
@@ -648,7 +445,7 @@ class TurnComponent:
             if self.core.needs_keys(message, key[1][0], account, self._clock()):
                 self._wait_for_keys(message, key, client, username.value, account)
                 return
-        self._handle(message, key, client, _known(credentials), account)
+        self._handle(message, key, client, known(credentials), account)
 
     def _wait_for_keys(
         self,

@@ -13,7 +13,7 @@ from heron.accounts.cache import FOUND_SECONDS as KEY_CACHE_SECONDS
 from heron.accounts.cache import UNKNOWN_SECONDS as UNKNOWN_CACHE_SECONDS
 from heron.credentials import TurnSecret
 from heron.errors import AccountNotFound
-from heron.turn.server import TurnKeys
+from heron.turn.adapters.keys import TurnKeys
 
 REALM = "falcot.com"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from heron.stun import ErrorCode, EvenPort, MessageClass, ReservationToken
+from heron.turn.adapters.keys import turn_account
 from heron.turn.allocation import RESERVATION_LIFETIME
-from heron.turn.server import turn_account
 from tests.unit.turn.harness import Turn, credentials, error_code
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from heron.control import SOCKET_NAME, ControlServer
 from heron.guesses import GuessThrottle
-from heron.turn.server import GUESS_COMMAND, _UnixTimeGuesses, _WorkerGuesses
+from heron.turn.adapters.throttle import GUESS_COMMAND, UnixTimeGuesses, WorkerGuesses
 
 
 async def test_a_worker_asks_the_main_process_and_tells_it_failures(tmp_path: Path) -> None:
     throttle = GuessThrottle(account_free=1, source_free=50)
     now = [1_700_000_000.0]
-    main = _UnixTimeGuesses(throttle, clock=lambda: now[0])
+    main = UnixTimeGuesses(throttle, clock=lambda: now[0])
 
     def command(argument: str) -> list[dict[str, object]]:
         """What the main process's TURN component answers (``_guess_command``)."""
@@ -30,7 +30,7 @@ async def test_a_worker_asks_the_main_process_and_tells_it_failures(tmp_path: Pa
     server = ControlServer(tmp_path / SOCKET_NAME, {}, {GUESS_COMMAND: command})
     await server.start()
     try:
-        worker = _WorkerGuesses(tmp_path, clock=lambda: now[0])
+        worker = WorkerGuesses(tmp_path, clock=lambda: now[0])
         await worker.ask("roland@localhost", "192.0.2.1")
         assert worker.wait("roland@localhost", "192.0.2.1") == 0
         assert worker.fresh("roland@localhost", "192.0.2.1")
@@ -41,7 +41,7 @@ async def test_a_worker_asks_the_main_process_and_tells_it_failures(tmp_path: Pa
 
         assert throttle.wait("roland@localhost", "198.51.100.9", now[0]) > 0  # main counted
         assert worker.wait("roland@localhost", "192.0.2.1") > 0  # and the worker knows
-        other = _WorkerGuesses(tmp_path, clock=lambda: now[0])
+        other = WorkerGuesses(tmp_path, clock=lambda: now[0])
         await other.ask("roland@localhost", "192.0.2.2")
         assert other.wait("roland@localhost", "192.0.2.2") > 0  # another worker asks
     finally:
@@ -49,6 +49,6 @@ async def test_a_worker_asks_the_main_process_and_tells_it_failures(tmp_path: Pa
 
 
 async def test_a_worker_without_a_main_process_checks_passwords(tmp_path: Path) -> None:
-    worker = _WorkerGuesses(tmp_path)
+    worker = WorkerGuesses(tmp_path)
     await asyncio.wait_for(worker.ask("roland@localhost", "192.0.2.1"), 10)
     assert worker.wait("roland@localhost", "192.0.2.1") == 0
