@@ -29,7 +29,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
             "data_dir": str(tmp_path / "var"),
             "turn": {"listen": [f"127.0.0.1:{free_port()}"], "tls_listen": []},
             "sip": {"listen": [f"127.0.0.1:{free_port()}"], "tls_listen": []},
-            "xmpp": {"listen": [], "tls_listen": [], "s2s_listen": []},
+            "xmpp": {"listen": [], "tls_listen": [], "s2s_listen": [], "s2s_tls_listen": []},
             "web": {"listen": [f"127.0.0.1:{free_port()}"]},
         }
         for key, value in overrides.items():

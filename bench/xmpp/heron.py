@@ -67,6 +67,7 @@ enabled = false
 listen = ["{host}:{port}"]
 tls_listen = ["{tls_host}:{tls_port}"]
 s2s_listen = []
+s2s_tls_listen = []
 
 [limits]
 # Every simulated client connects from loopback: one source, past the default cap.

@@ -284,9 +284,25 @@ class XmppSettings(_Section):
     """Client listeners with STARTTLS."""
     tls_listen: list[Listen] = _listen("0.0.0.0:5223")
     """Client listeners with direct TLS (XEP-0368)."""
-    s2s_listen: list[Listen] = Field(default_factory=list)
-    """Server-to-server listeners (5269). Federation is not served yet, so the default is
-    none and ``heron dns`` prints no _xmpp-server record inviting other servers."""
+    s2s_listen: list[Listen] = _listen("0.0.0.0:5269")
+    """Server-to-server listeners with STARTTLS (federation, RFC 6120). With none (and no
+    ``s2s_tls_listen``), heron does not federate: it neither accepts nor opens s2s streams."""
+    s2s_tls_listen: list[Listen] = _listen("0.0.0.0:5270")
+    """Server-to-server listeners with direct TLS (XEP-0368, ALPN ``xmpp-server``)."""
+    s2s_require_encryption: bool = True
+    """Refuse s2s streams without TLS (Prosody's s2s_require_encryption)."""
+    s2s_secure_auth: bool = False
+    """Accept only servers whose certificate is valid for their domain, never dialback
+    (Prosody's s2s_secure_auth)."""
+    s2s_allow: list[Domain] = Field(default_factory=list)
+    """When not empty, the only domains heron federates with (Prosody's s2s_whitelist)."""
+    s2s_deny: list[Domain] = Field(default_factory=list)
+    """Domains heron never federates with (Prosody's s2s_blacklist)."""
+    s2s_ca_file: Path | None = None
+    """PEM file of the certificate authorities that vouch for other servers; default the
+    system's (Prosody's ssl.cafile)."""
+    s2s_queue: int = Field(default=200, ge=1, le=100_000)
+    """Stanzas waiting per remote domain while its stream is set up; more bounce."""
     require_encryption: bool = True
     """Refuse to authenticate clients before STARTTLS (Prosody's c2s_require_encryption)."""
     websocket: bool = True
@@ -486,6 +502,7 @@ class Config(_Section):
             (self.xmpp.enabled, "xmpp.listen", self.xmpp.listen, tcp),
             (self.xmpp.enabled, "xmpp.tls_listen", self.xmpp.tls_listen, tcp),
             (self.xmpp.enabled, "xmpp.s2s_listen", self.xmpp.s2s_listen, tcp),
+            (self.xmpp.enabled, "xmpp.s2s_tls_listen", self.xmpp.s2s_tls_listen, tcp),
             (self.web.enabled, "web.listen", self.web.listen, tcp),
             (self.web.enabled, "web.plain_listen", self.web.plain_listen, tcp),
             (True, "mux.listen", self.mux.listen, tcp),

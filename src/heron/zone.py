@@ -60,8 +60,7 @@ def zone_records(config: Config) -> list[str]:
         for domain in config.xmpp_hosts:
             lines += _srv("_xmpp-client._tcp", domain, _port(config.xmpp.listen), host, 5)
             lines += _srv("_xmpps-client._tcp", domain, _port(config.xmpp.tls_listen), host, 5)
+        for domain in [*config.xmpp_hosts, config.muc_domain]:
             lines += _srv("_xmpp-server._tcp", domain, _port(config.xmpp.s2s_listen), host, 5)
-        lines += _srv(
-            "_xmpp-server._tcp", config.muc_domain, _port(config.xmpp.s2s_listen), host, 5
-        )
+            lines += _srv("_xmpps-server._tcp", domain, _port(config.xmpp.s2s_tls_listen), host, 5)
     return lines

@@ -34,7 +34,8 @@ class Target:
     directory: Path
     ports: dict[str, int]
     """By config key: ``turn.listen``, ``turn.tls_listen``, ``sip.listen``, ``sip.tls_listen``,
-    ``xmpp.listen``, ``xmpp.tls_listen``, ``web.listen``."""
+    ``xmpp.listen``, ``xmpp.tls_listen``, ``xmpp.s2s_listen``, ``xmpp.s2s_tls_listen``,
+    ``web.listen``."""
 
     @property
     def certificate(self) -> Path:
@@ -66,7 +67,12 @@ def _settings(directory: Path, ports: Mapping[str, int]) -> dict[str, Any]:
         "admins": [f"admin@{DOMAIN}"],
         "turn": {"listen": at("turn.listen"), "tls_listen": at("turn.tls_listen")},
         "sip": {"listen": at("sip.listen"), "tls_listen": at("sip.tls_listen")},
-        "xmpp": {"listen": at("xmpp.listen"), "tls_listen": at("xmpp.tls_listen")},
+        "xmpp": {
+            "listen": at("xmpp.listen"),
+            "tls_listen": at("xmpp.tls_listen"),
+            "s2s_listen": at("xmpp.s2s_listen"),
+            "s2s_tls_listen": at("xmpp.s2s_tls_listen"),
+        },
         "web": {"listen": at("web.listen")},
     }
 
@@ -79,7 +85,8 @@ def target(
 ) -> Iterator[Target]:
     """``heron serve`` with every service on, ``users`` imported; stopped after the block."""
     keys = ("turn.listen", "turn.tls_listen", "sip.listen", "sip.tls_listen")
-    keys += ("xmpp.listen", "xmpp.tls_listen", "web.listen")
+    keys += ("xmpp.listen", "xmpp.tls_listen", "xmpp.s2s_listen", "xmpp.s2s_tls_listen")
+    keys += ("web.listen",)
     ports = {key: free_port() for key in keys}
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "heron.toml"

@@ -32,7 +32,8 @@ def test_without_a_file_heron_serves_localhost_on_the_default_ports(
     ]
     xmpp = config.xmpp
     assert [a.port for a in xmpp.listen + xmpp.tls_listen] == [5222, 5223]
-    assert xmpp.s2s_listen == []
+    assert [a.port for a in xmpp.s2s_listen + xmpp.s2s_tls_listen] == [5269, 5270]
+    assert xmpp.s2s_require_encryption and not xmpp.s2s_secure_auth
     assert [a.port for a in config.web.listen] == [8443]
     assert config.mux.listen == []
 

@@ -91,3 +91,16 @@ def test_xmpp_server_records_follow_the_s2s_listener() -> None:
     }
     assert srv["_xmpp-server._tcp.falcot.com."] == "5269"
     assert srv["_xmpp-server._tcp.conference.falcot.com."] == "5269"
+
+
+def test_xmpp_direct_tls_server_records_follow_the_s2s_tls_listener() -> None:
+    """XEP-0368 §3: _xmpps-server beside _xmpp-server, for the hosts and the MUC service."""
+    settings = {"s2s_listen": ["0.0.0.0:5269"], "s2s_tls_listen": ["0.0.0.0:5270"]}
+    srv = {r[0]: r[5] for r in records(falcot(xmpp=settings)) if r[2] == "SRV"}
+    assert srv["_xmpps-server._tcp.falcot.com."] == "5270"
+    assert srv["_xmpps-server._tcp.conference.falcot.com."] == "5270"
+
+
+def test_no_server_records_without_federation() -> None:
+    srv = records(falcot(xmpp={"s2s_listen": [], "s2s_tls_listen": []}))
+    assert not [r for r in srv if "server._tcp" in r[0]]
