@@ -1,4 +1,5 @@
-"""``heron xmpp``: who is online and which rooms exist (what ``prosodyctl shell`` shows)."""
+"""``heron xmpp``: who is online, which rooms exist and which servers are connected (what
+``prosodyctl shell`` shows)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,27 @@ def rooms(ctx: CliContext) -> None:
         table.add_row(row["room"], str(row["occupants"]), "yes" if row["persistent"] else "no")
     _print(table)
     click.echo(f"{len(rows)} room(s)")
+
+
+@xmpp.command("s2s")
+@pass_context
+def s2s(ctx: CliContext) -> None:
+    """List server-to-server streams: direction, domains, authentication, TLS, queue."""
+    rows = run(query(ctx.config.data_dir, "xmpp.s2s"))
+    table = Table(
+        "Dir", "Local", "Remote", "Auth", "TLS", "Address", "Stanzas", "Queued",
+        box=None, header_style="bold",
+    )
+    for row in rows:
+        table.add_row(
+            row["direction"],
+            row["local"],
+            row["remote"],
+            row["auth"],
+            row["tls"],
+            row["address"],
+            str(row["stanzas"]),
+            str(row["queued"]),
+        )
+    _print(table)
+    click.echo(f"{len(rows)} stream(s)")

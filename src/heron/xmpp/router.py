@@ -3,8 +3,8 @@
 Client streams hand their stanzas to :meth:`Router.receive_from_session`;
 features and components send through :meth:`Router.route`. The router decides
 by the ``to`` address (:meth:`Router.locate`): this server and its accounts,
-a component's domain (group chat), or another domain, which for now gets
-remote-server-not-found until federation exists.
+a component's domain (group chat), or another domain, which goes to the
+:class:`RemoteDomains` federation gives it (remote-server-not-found without one).
 
 For a local account it applies RFC 6121 §8.5: messages to the bare JID go to
 the available resources of highest non-negative priority or, with none, to
@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 from functools import lru_cache
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from heron.xmpp.errors import (
@@ -38,7 +39,7 @@ from heron.xmpp.features.roster import MAX_ITEMS, Roster, RosterStore
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, error_reply, qname
 
-__all__ = ["Router", "Session", "Where"]
+__all__ = ["RemoteDomains", "Router", "Session", "Where"]
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,21 @@ def _recipient(stanza: Element) -> JID | None:
     return _jid(value) if value else None
 
 
+class RemoteDomains(Protocol):
+    """Other domains' servers, reached over s2s (:mod:`heron.xmpp.s2s.server`)."""
+
+    async def send(self, stanza: Element, sender: JID, to: JID) -> None:
+        """Send ``stanza`` on its way; raises StanzaError when it cannot even be queued.
+        A stanza that cannot be delivered later comes back through :meth:`Router.bounce`."""
+        ...
+
+
 class Where(Enum):
     """Where an address lives, as far as this node knows."""
 
     LOCAL = "local"  # this server or one of its accounts
     COMPONENT = "component"  # a registered component's domain
-    REMOTE = "remote"  # another server (RFC 6120 §10.4; federation comes later)
+    REMOTE = "remote"  # another server (RFC 6120 §10.4), over s2s
 
 
 def _namespace(tag: str) -> str:
@@ -110,6 +120,7 @@ class Router:
         self._handlers: dict[str, IqHandler] = {}
         self._account_namespaces: set[str] = set()
         self._components: dict[str, DomainComponent] = {}
+        self._remote: RemoteDomains | None = None
         self.roster = Roster(self, roster, max_items=max_roster_items)
         self.offline = OfflineMessages(offline, clock)
         self.presence = PresenceFeature(
@@ -134,6 +145,15 @@ class Router:
         if domain in self._hosts or domain in self._components:
             raise ValueError(f"{domain} is already served")
         self._components[domain] = component
+
+    def federate(self, remote: RemoteDomains) -> None:
+        """Send what is addressed to other domains through ``remote`` (RFC 6120 §10.4)."""
+        self._remote = remote
+
+    @property
+    def local_domains(self) -> frozenset[str]:
+        """The hosts and component domains this router delivers to itself."""
+        return self._hosts | frozenset(self._components)
 
     # --- sessions -----------------------------------------------------------------
 
@@ -285,8 +305,23 @@ class Router:
         except StanzaError as error:
             await self._bounce(stanza, error)
 
+    async def receive_from_remote(self, stanza: Element, sender: JID, to: JID) -> None:
+        """A stanza from another domain, its ``from`` authenticated by the s2s stream and its
+        ``to`` one of :attr:`local_domains` (RFC 6120 §8.1.1.2, §10.4)."""
+        try:
+            await self._deliver(stanza, sender, to)
+        except StanzaError as error:
+            await self._bounce(stanza, error)
+
+    async def bounce(self, stanza: Element, error: StanzaError) -> None:
+        """Answer a local sender whose stanza to another domain could not be delivered."""
+        await self._bounce(stanza, error)
+
     def _is_account(self, jid: JID) -> bool:
         return bool(jid.local) and jid.domain in self._hosts
+
+    def _is_local(self, jid: JID) -> bool:
+        return jid.domain in self._hosts or jid.domain in self._components
 
     def locate(self, jid: JID) -> Where:
         """Where ``jid`` lives; the one place federation will extend."""
@@ -304,7 +339,10 @@ class Router:
         """``sender_checked``: whether ``sender``'s own blocklist was already applied."""
         where = self.locate(to)
         if where is Where.REMOTE:
-            raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, to.domain)
+            if self._remote is None or not self._is_local(sender):
+                raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, to.domain)
+            await self._remote.send(stanza, sender, to)
+            return
         if where is Where.COMPONENT:
             admin = self._is_account(sender) and self._is_admin(sender.bare)
             await self._components[to.domain].receive(stanza, sender, to, admin)
