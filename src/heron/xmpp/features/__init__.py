@@ -2,8 +2,8 @@
 
 - The router (``heron.xmpp.router``) owns sessions and delivers stanzas by
   RFC 6121 §8; everything else sends through :class:`StanzaRouter`, handing
-  over the addresses as the JIDs it holds: an address is parsed once, where it
-  comes in (the client stream, a component's entry point), never again.
+  over the addresses as the JIDs it holds: an address is parsed once, by the
+  stream it came in on, never again.
 - An :class:`IqHandler` answers the iq payloads of one namespace addressed to
   the server or to an account's bare JID (roster, vCard, ping, disco, ...).
 - A :class:`DomainComponent` owns a whole domain (group chat on ``conference.…``)
