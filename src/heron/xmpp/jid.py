@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
 
-__all__ = ["JID", "parse_jid"]
+__all__ = ["JID", "parse_jid", "parse_stanza_jid"]
 
 MAX_PART = 1023
 # RFC 7622 §3.3.1: characters a localpart may never contain.
@@ -122,3 +123,10 @@ def parse_jid(text: str) -> JID:
     if at and not local:
         raise _malformed("empty localpart")
     return JID.make(local, domain, resource)
+
+
+parse_stanza_jid = lru_cache(maxsize=2048)(parse_jid)
+"""parse_jid for the addresses of stanzas as a stream receives them, the one place they
+are parsed: a stream writes to the same few addresses, and preparing one (NFC, case
+folding, character checks) costs more than routing the stanza. Past the stream, stanzas
+travel with their JIDs (:class:`heron.xmpp.features.StanzaRouter`)."""

@@ -1,7 +1,9 @@
 """The stanza router: local sessions, and where each stanza goes (RFC 6120 §10, RFC 6121 §8).
 
 Client streams hand their stanzas to :meth:`Router.receive_from_session`;
-features and components send through :meth:`Router.route`. The router decides
+features and components send through :meth:`Router.route`. Both come with their
+addresses already parsed (the stream parsed ``to`` and stamped ``from``; the others
+hold the JIDs they wrote), and the router never parses them again. It decides
 by the ``to`` address (:meth:`Router.locate`): this server and its accounts,
 a component's domain (group chat), or another domain, which goes to the
 :class:`RemoteDomains` federation gives it (remote-server-not-found without one).
@@ -21,7 +23,6 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
-from functools import lru_cache
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
@@ -29,14 +30,13 @@ from heron.xmpp.errors import (
     StanzaCondition,
     StanzaError,
     StreamCondition,
-    loggable,
 )
 from heron.xmpp.features import DomainComponent, IqContext, IqHandler
 from heron.xmpp.features.local import Resource, Session
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
 from heron.xmpp.features.presence import LoginStore, PresenceFeature, SeparateReads
 from heron.xmpp.features.roster import MAX_ITEMS, Roster, RosterStore
-from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.jid import JID
 from heron.xmpp.stanza import NS, error_reply, qname
 
 __all__ = ["RemoteDomains", "Router", "Session", "Where"]
@@ -50,16 +50,6 @@ _MESSAGE = qname(NS.CLIENT, "message")
 _PRESENCE = qname(NS.CLIENT, "presence")
 _IQ = qname(NS.CLIENT, "iq")
 _MESSAGE_TYPES = frozenset({"normal", "chat", "groupchat", "headline", "error"})
-
-_jid = lru_cache(maxsize=2048)(parse_jid)
-"""parse_jid for the addresses of routed stanzas: the same few recur on every message,
-and preparing one (NFC, case folding, character checks) costs more than routing it."""
-
-
-def _recipient(stanza: Element) -> JID | None:
-    """The stanza's ``to``, parsed; None when absent (raises jid-malformed when bad)."""
-    value = stanza.get("to")
-    return _jid(value) if value else None
 
 
 class RemoteDomains(Protocol):
@@ -266,7 +256,7 @@ class Router:
         try:
             await self._from_session(entry, stanza, to)
         except StanzaError as error:
-            await self._bounce(stanza, error)
+            await self._bounce(stanza, error, entry.jid, entry.jid.bare if to is None else to)
 
     async def _from_session(self, entry: Resource, stanza: Element, to: JID | None) -> None:
         account = entry.jid.bare
@@ -290,32 +280,17 @@ class Router:
 
     # --- from features and components ---------------------------------------------
 
-    async def route(self, stanza: Element) -> None:
-        """Deliver a stanza with ``from`` and ``to`` set; refusals become error replies."""
-        try:
-            to = _recipient(stanza)
-            if to is None:
-                raise StanzaError(StanzaCondition.BAD_REQUEST, "no 'to'")
-            sender = _jid(stanza.get("from") or "")
-        except StanzaError as error:
-            log.warning("routing a badly addressed %s: %s", stanza.tag, loggable(error))
-            return
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
+        """Deliver ``stanza``, whose ``from`` and ``to`` say ``sender`` and ``to``;
+        refusals become error replies to ``sender``."""
         try:
             await self._deliver(stanza, sender, to)
         except StanzaError as error:
-            await self._bounce(stanza, error)
+            await self._bounce(stanza, error, sender, to)
 
-    async def receive_from_remote(self, stanza: Element, sender: JID, to: JID) -> None:
-        """A stanza from another domain, its ``from`` authenticated by the s2s stream and its
-        ``to`` one of :attr:`local_domains` (RFC 6120 §8.1.1.2, §10.4)."""
-        try:
-            await self._deliver(stanza, sender, to)
-        except StanzaError as error:
-            await self._bounce(stanza, error)
-
-    async def bounce(self, stanza: Element, error: StanzaError) -> None:
-        """Answer a local sender whose stanza to another domain could not be delivered."""
-        await self._bounce(stanza, error)
+    async def bounce(self, stanza: Element, error: StanzaError, sender: JID, to: JID) -> None:
+        """Answer ``sender``, whose stanza to another domain could not be delivered."""
+        await self._bounce(stanza, error, sender, to)
 
     def _is_account(self, jid: JID) -> bool:
         return bool(jid.local) and jid.domain in self._hosts
@@ -433,19 +408,18 @@ class Router:
             log.exception("iq handler for %s failed", namespace)
             raise StanzaError(StanzaCondition.INTERNAL_SERVER_ERROR) from None
         if reply is not None:
-            await self._reply(reply, sender)
+            await self._reply(reply, to, sender)
 
-    async def _reply(self, reply: Element, requester: JID) -> None:
+    async def _reply(self, reply: Element, replier: JID, requester: JID) -> None:
+        """``reply`` from ``replier`` (the request's ``to``) back to ``requester``."""
         entry = self.resource(requester)
         if entry is not None:
             entry.session.send(reply)  # a local client takes replies without 'from'
-        elif reply.get("from") and reply.get("to"):
-            await self.route(reply)
+        else:
+            await self.route(reply, replier, requester)
 
-    async def _bounce(self, stanza: Element, error: StanzaError) -> None:
+    async def _bounce(self, stanza: Element, error: StanzaError, sender: JID, to: JID) -> None:
         """RFC 6120 §8.3.1: answer a refused stanza, never an error with an error."""
-        if stanza.get("type") == "error" or not stanza.get("from"):
+        if stanza.get("type") == "error":
             return
-        reply = error_reply(stanza, error)
-        requester = _jid(reply.get("to") or "")
-        await self._reply(reply, requester)
+        await self._reply(error_reply(stanza, error), to, sender)

@@ -29,7 +29,6 @@ from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 from xml.etree.ElementTree import Element, SubElement
@@ -42,7 +41,7 @@ from heron.xmpp.errors import (
     StreamError,
     loggable,
 )
-from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.jid import JID, parse_jid, parse_stanza_jid
 from heron.xmpp.sasl import (
     Challenge,
     KeysNeeded,
@@ -277,10 +276,6 @@ _NEGOTIATION = {
     qname(NS.SASL, "abort"): Input.ABORT,
     qname(NS.STREAM, "error"): Input.FOOTER,  # the peer's own stream error ends it (§4.9.1.1)
 }
-
-
-_checked_jid = lru_cache(maxsize=2048)(parse_jid)
-"""parse_jid for the ``to`` of each stanza: a client writes to the same few addresses."""
 
 
 def _element(namespace: str, tag: str) -> Element:
@@ -773,7 +768,7 @@ class C2SStream:
         to = None
         if to_text:
             try:
-                to = _checked_jid(to_text)
+                to = parse_stanza_jid(to_text)
             except StanzaError as error:
                 if stanza.get("type") not in ("error", "result"):  # never answered (§8.2.3)
                     reply = error_reply(stanza, error)

@@ -45,7 +45,8 @@ class Router:
     def __init__(self) -> None:
         self.routed: list[Element] = []
 
-    async def route(self, stanza: Element) -> None:
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
+        assert (stanza.get("from"), stanza.get("to")) == (str(sender), str(to))
         self.routed.append(stanza)
 
 

@@ -19,7 +19,7 @@ from heron.xmpp.features.disco import (
 )
 from heron.xmpp.features.ping import PingHandler
 from heron.xmpp.features.version import VersionHandler
-from heron.xmpp.jid import parse_jid
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, qname
 
 INFO = qname(NS.DISCO_INFO, "query")
@@ -28,7 +28,7 @@ MUC = DiscoItem("conference.falcot.com", "Chatrooms")
 
 
 class NoRouter:
-    async def route(self, stanza: Element) -> None:
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
         raise AssertionError("nothing is routed")
 
 

@@ -12,7 +12,7 @@ from heron.credentials import TurnSecret
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import IqContext
 from heron.xmpp.features.external_services import ExternalServicesHandler, Transport
-from heron.xmpp.jid import parse_jid
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, qname
 
 NOW = 1_767_323_045.75
@@ -23,7 +23,7 @@ REALM = "falcot.com"
 
 
 class NoRouter:
-    async def route(self, stanza: Element) -> None:
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
         raise AssertionError("nothing is routed")
 
 

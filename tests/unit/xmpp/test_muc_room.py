@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.jid import JID, parse_jid
-from heron.xmpp.muc import Affiliation, Limits, Room, RoomConfig, Whois
+from heron.xmpp.muc import Affiliation, Limits, Outcome, Room, RoomConfig, Whois
 from heron.xmpp.muc.nickname import nickname_key, prepare_nickname
 from heron.xmpp.stanza import NS, qname
 
@@ -52,6 +52,14 @@ def to(stanzas: tuple[Element, ...] | list[Element], jid: JID) -> list[Element]:
     return [s for s in stanzas if s.get("to") == str(jid)]
 
 
+def sent(outcome: Outcome) -> list[Element]:
+    """The outcome's stanzas, each checked to say the JIDs it is routed with."""
+    for routed in outcome.stanzas:
+        addresses = (routed.stanza.get("from"), routed.stanza.get("to"))
+        assert addresses == (str(routed.sender), str(routed.to))
+    return [routed.stanza for routed in outcome.stanzas]
+
+
 def kinds(stanzas: list[Element]) -> list[str]:
     return [s.tag.rpartition("}")[2] for s in stanzas]
 
@@ -75,7 +83,7 @@ class Harness:
 
     def presence(self, who: JID, nick: str, body: str = "", admin: bool = False) -> list[Element]:
         element = stanza(f'<presence from="{who}" to="{ROOM}/{nick}">{body}</presence>')
-        return list(self.room.handle_presence(element, who, nick, admin, self.now).stanzas)
+        return sent(self.room.handle_presence(element, who, nick, admin, self.now))
 
     def join(self, who: JID, nick: str, muc: str = "", admin: bool = False) -> list[Element]:
         return self.presence(who, nick, f'<x xmlns="{NS.MUC}">{muc}</x>', admin)
@@ -85,7 +93,7 @@ class Harness:
         element = stanza(
             f'<presence from="{who}" to="{ROOM}/{nick}" type="unavailable">{body}</presence>'
         )
-        return list(self.room.handle_presence(element, who, nick, False, self.now).stanzas)
+        return sent(self.room.handle_presence(element, who, nick, False, self.now))
 
     def message(
         self, who: JID, body: str, nick: str = "", kind: str = "groupchat"
@@ -94,14 +102,14 @@ class Harness:
         element = stanza(
             f'<message from="{who}" to="{target}" type="{kind}" id="m1">{body}</message>'
         )
-        return list(self.room.handle_message(element, who, nick, False, self.now).stanzas)
+        return sent(self.room.handle_message(element, who, nick, False, self.now))
 
     def say(self, who: JID, text: str) -> list[Element]:
         return self.message(who, f"<body>{text}</body>")
 
     def iq(self, who: JID, kind: str, payload: str, admin: bool = False) -> list[Element]:
         element = stanza(f'<iq from="{who}" to="{ROOM}" type="{kind}" id="q1">{payload}</iq>')
-        return list(self.room.handle_iq(element, who, "", admin).stanzas)
+        return sent(self.room.handle_iq(element, who, "", admin))
 
     def admin(self, who: JID, items: str, admin: bool = False) -> list[Element]:
         return self.iq(who, "set", f'<query xmlns="{ADMIN}">{items}</query>', admin)
@@ -481,7 +489,7 @@ def test_xep0045_7_14_presence_error_removes_the_occupant_with_333() -> None:
     harness = Harness.created()
     harness.join(WICCA, "secondwitch")
     bounced = stanza(f'<presence from="{WICCA}" to="{ROOM}/secondwitch" type="error"/>')
-    out = harness.room.handle_presence(bounced, WICCA, "secondwitch", False, NOW).stanzas
+    out = sent(harness.room.handle_presence(bounced, WICCA, "secondwitch", False, NOW))
     assert [s.get("to") for s in out] == [str(CRONE)]
     assert codes(out[0]) == {333}
 

@@ -41,8 +41,8 @@ class FakeRouter:
     def __init__(self) -> None:
         self.sent: list[Element] = []
 
-    async def route(self, stanza: Element) -> None:
-        assert stanza.get("from") and stanza.get("to")
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
+        assert (stanza.get("from"), stanza.get("to")) == (str(sender), str(to))
         self.sent.append(stanza)
 
     def take(self, to: JID | None = None) -> list[Element]:

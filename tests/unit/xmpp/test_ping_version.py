@@ -11,12 +11,12 @@ from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import IqContext
 from heron.xmpp.features.ping import PingHandler
 from heron.xmpp.features.version import VersionHandler
-from heron.xmpp.jid import parse_jid
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, qname
 
 
 class NoRouter:
-    async def route(self, stanza: Element) -> None:
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
         raise AssertionError("nothing is routed")
 
 

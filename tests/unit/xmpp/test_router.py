@@ -270,9 +270,10 @@ async def test_component_domain_stanzas_go_to_the_component(server: Server) -> N
         ("lucy@falcot.com/home", False),
     ]
     lucy.take()
-    attributes = 'from="room@conference.falcot.com/roland" to="lucy@falcot.com/home"'
+    sender, to = parse_jid("room@conference.falcot.com/roland"), parse_jid("lucy@falcot.com/home")
+    attributes = f'from="{sender}" to="{to}"'
     await server.router.route(
-        stanza(f'<message {attributes} type="groupchat"><body>hi</body></message>')
+        stanza(f'<message {attributes} type="groupchat"><body>hi</body></message>'), sender, to
     )
     assert lucy.take_one().get("from") == "room@conference.falcot.com/roland"
 

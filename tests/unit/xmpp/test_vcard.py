@@ -10,7 +10,7 @@ from heron.store.memory import MemoryVCardStore
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import IqContext
 from heron.xmpp.features.vcard import MAX_VCARD_BYTES, VCardHandler
-from heron.xmpp.jid import parse_jid
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, qname
 
 NOW = 1_767_323_045.0
@@ -18,7 +18,7 @@ VCARD = qname(NS.VCARD, "vCard")
 
 
 class NoRouter:
-    async def route(self, stanza: Element) -> None:
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
         raise AssertionError("nothing is routed")
 
 

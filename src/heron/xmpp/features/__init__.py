@@ -1,7 +1,9 @@
 """The seams between the router, the features and the components.
 
 - The router (``heron.xmpp.router``) owns sessions and delivers stanzas by
-  RFC 6121 §8; everything else sends through :class:`StanzaRouter`.
+  RFC 6121 §8; everything else sends through :class:`StanzaRouter`, handing
+  over the addresses as the JIDs it holds: an address is parsed once, by the
+  stream it came in on, never again.
 - An :class:`IqHandler` answers the iq payloads of one namespace addressed to
   the server or to an account's bare JID (roster, vCard, ping, disco, ...).
 - A :class:`DomainComponent` owns a whole domain (group chat on ``conference.…``)
@@ -19,13 +21,24 @@ from xml.etree.ElementTree import Element
 
 from heron.xmpp.jid import JID
 
-__all__ = ["DomainComponent", "IqContext", "IqHandler", "StanzaRouter"]
+__all__ = ["DomainComponent", "IqContext", "IqHandler", "Routed", "StanzaRouter"]
 
 
 class StanzaRouter(Protocol):
-    """Delivers stanzas whose ``from`` and ``to`` are set, to sessions, components or storage."""
+    """Delivers stanzas to sessions, components or storage."""
 
-    async def route(self, stanza: Element) -> None: ...
+    async def route(self, stanza: Element, sender: JID, to: JID) -> None:
+        """Deliver ``stanza``, whose ``from`` and ``to`` say ``sender`` and ``to``; the
+        router decides on the JIDs and never parses the attributes again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A stanza to route, with the addresses its ``from`` and ``to`` were written from."""
+
+    stanza: Element
+    sender: JID
+    to: JID
 
 
 @dataclass(frozen=True, slots=True)

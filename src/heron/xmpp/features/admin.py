@@ -209,13 +209,14 @@ class AdminCommands:
             raise StanzaError(StanzaCondition.BAD_REQUEST, "the announcement is empty")
         subject = " ".join(fields.get("subject", [])).strip()
         users = sorted({jid.bare for jid in self._online.online()}, key=str)
+        server = JID("", context.to.domain)
         for user in users:
             message = Element(
                 qname(NS.CLIENT, "message"),
-                {"type": "headline", "from": context.to.domain, "to": str(user)},
+                {"type": "headline", "from": str(server), "to": str(user)},
             )
             if subject:
                 SubElement(message, qname(NS.CLIENT, "subject")).text = subject
             SubElement(message, qname(NS.CLIENT, "body")).text = text
-            await context.router.route(message)
+            await context.router.route(message, server, user)
         return len(users)

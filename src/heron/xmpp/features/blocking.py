@@ -176,7 +176,7 @@ class BlockingHandler:
                 },
             )
             push.append(_command(tag, jids))
-            await context.router.route(push)
+            await context.router.route(push, account, resource)
 
     async def _blocked(self, owner: str) -> frozenset[str]:
         cached = self._cache.get(owner)

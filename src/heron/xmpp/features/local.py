@@ -13,6 +13,7 @@ from typing import Protocol
 from xml.etree.ElementTree import Element, ParseError, fromstring
 
 from heron.xmpp.errors import StreamCondition
+from heron.xmpp.features import StanzaRouter
 from heron.xmpp.jid import JID
 from heron.xmpp.xml import serialize
 
@@ -60,8 +61,8 @@ class Resource:
         return self.presence is not None
 
 
-class Hub(Protocol):
-    """The router as the features see it."""
+class Hub(StanzaRouter, Protocol):
+    """The router as the features see it: it routes, and it knows the local sessions."""
 
     def bound(self, bare: JID) -> list[Resource]:
         """The bound resources of a local account, oldest first."""
@@ -72,9 +73,6 @@ class Hub(Protocol):
     def new_id(self) -> str:
         """A fresh stanza id for server-generated iqs (roster pushes)."""
         ...
-
-    async def route(self, stanza: Element) -> None:
-        """Deliver a stanza whose ``from`` and ``to`` are set (RFC 6121 §8)."""
 
 
 def to_text(stanza: Element) -> str:

@@ -25,7 +25,7 @@ from heron.xmpp.features.roster import (
     Roster,
     RosterItem,
     RosterStore,
-    presence_stanza,
+    route_presence,
     storable,
     subscribers_in,
     subscriptions_in,
@@ -145,7 +145,7 @@ class PresenceFeature:
                 resource.directed.add(to)
             elif type_ == "unavailable":
                 resource.directed.discard(to)
-            await self._hub.route(stanza)
+            await self._hub.route(stanza, resource.jid, to)
 
     async def _available(self, resource: Resource, stanza: Element) -> None:
         priority = _priority(stanza)
@@ -169,7 +169,7 @@ class PresenceFeature:
         # §4.2.2, §4.4.2: to the subscribers, and to every available resource
         # of the user including this one (one is subscribed to oneself).
         for contact in subscribers:
-            await self._hub.route(_addressed(broadcast, resource.jid, contact))
+            await self._route(broadcast, resource.jid, contact)
         for own in self._hub.bound(owner):
             if own.available:
                 own.session.send(_addressed(broadcast, resource.jid, own.jid))
@@ -188,7 +188,7 @@ class PresenceFeature:
         # §4.2.2: probe the contacts whose presence the user subscribed to, from
         # the new resource, so that only it gets the answers.
         for contact in subscriptions_in(data.roster):
-            await self._hub.route(presence_stanza("probe", resource.jid, contact))
+            await route_presence(self._hub, "probe", resource.jid, contact)
         # §3.1.3: subscription requests that arrived while the user was away.
         for _contact, text in data.pending:
             request = from_text(text)
@@ -213,7 +213,7 @@ class PresenceFeature:
         resource.presence = None
         resource.directed.clear()
         for recipient in sorted(recipients, key=str):
-            await self._hub.route(_addressed(gone, resource.jid, recipient))
+            await self._route(gone, resource.jid, recipient)
         for own in self._hub.bound(owner):
             if own is not resource and own.available:
                 own.session.send(_addressed(gone, resource.jid, own.jid))
@@ -231,7 +231,7 @@ class PresenceFeature:
         if step.action is not Action.ROUTE:
             return
         # §3.1.2: subscription stanzas leave stamped with the user's bare JID.
-        await self._hub.route(_addressed(stanza, owner, contact))
+        await self._route(stanza, owner, contact)
         if kind is Kind.SUBSCRIBED:
             await self._current_presence_to(owner, contact)  # §3.1.5
         elif kind is Kind.UNSUBSCRIBED:
@@ -261,7 +261,7 @@ class PresenceFeature:
         item, step = await self._step(owner, contact, Direction.INBOUND, kind)
         stamped = _addressed(stanza, contact, owner)
         if step.action is Action.AUTO_REPLY:
-            await self._hub.route(presence_stanza("subscribed", owner, contact))
+            await route_presence(self._hub, "subscribed", owner, contact)
             return
         if step.action is not Action.DELIVER:
             return
@@ -269,7 +269,7 @@ class PresenceFeature:
             # §3.4: pre-approved; answer for the user instead of asking.
             approve = transition(step.state, Direction.OUTBOUND, Kind.SUBSCRIBED)
             await self._apply(owner, contact, item, approve, approved=False)
-            await self._hub.route(presence_stanza("subscribed", owner, contact))
+            await route_presence(self._hub, "subscribed", owner, contact)
             await self._current_presence_to(owner, contact)
             return
         if kind is Kind.SUBSCRIBE:
@@ -291,12 +291,16 @@ class PresenceFeature:
         answered = False
         for resource in self._hub.bound(owner):
             if resource.presence is not None:
-                await self._hub.route(_addressed(resource.presence, resource.jid, prober))
+                await self._route(resource.presence, resource.jid, prober)
                 answered = True
         if not answered:
-            await self._hub.route(presence_stanza("unavailable", owner, prober))
+            await route_presence(self._hub, "unavailable", owner, prober)
 
     # --- shared -------------------------------------------------------------------
+
+    async def _route(self, stanza: Element, sender: JID, to: JID) -> None:
+        """A copy of ``stanza`` from ``sender`` to ``to``, routed with those JIDs."""
+        await self._hub.route(_addressed(stanza, sender, to), sender, to)
 
     async def _step(
         self, owner: JID, contact: JID, direction: Direction, kind: Kind
@@ -331,7 +335,7 @@ class PresenceFeature:
     async def _current_presence_to(self, owner: JID, contact: JID) -> None:
         for resource in self._hub.bound(owner):
             if resource.presence is not None:
-                await self._hub.route(_addressed(resource.presence, resource.jid, contact))
+                await self._route(resource.presence, resource.jid, contact)
 
 
 def item_state(item: RosterItem | None, pending_in: bool) -> State:

@@ -14,7 +14,7 @@ from typing import Protocol
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
-from heron.xmpp.features import IqContext
+from heron.xmpp.features import IqContext, StanzaRouter
 from heron.xmpp.features.local import Hub
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, iq_result, qname
@@ -100,10 +100,10 @@ def item_element(item: RosterItem, *, removed: bool = False) -> Element:
     return element
 
 
-def presence_stanza(type_: str, sender: JID, to: JID) -> Element:
-    """A presence stanza the server sends on a user's behalf."""
+async def route_presence(router: StanzaRouter, type_: str, sender: JID, to: JID) -> None:
+    """Route a presence stanza the server sends on a user's behalf."""
     attributes = {"type": type_, "from": str(sender), "to": str(to)}
-    return Element(qname(NS.CLIENT, "presence"), attributes)
+    await router.route(Element(qname(NS.CLIENT, "presence"), attributes), sender, to)
 
 
 def _bad(condition: StanzaCondition, text: str) -> StanzaError:
@@ -227,9 +227,9 @@ class Roster:
         if subscribed_from:
             await self.unavailable_to(owner, contact)
         if subscribed_from or pending_in:
-            await self._hub.route(presence_stanza("unsubscribed", owner, contact))
+            await route_presence(self._hub, "unsubscribed", owner, contact)
         if item.subscription in (Subscription.TO, Subscription.BOTH) or item.ask:
-            await self._hub.route(presence_stanza("unsubscribe", owner, contact))
+            await route_presence(self._hub, "unsubscribe", owner, contact)
         return True
 
     def push(self, owner: JID, item: Element, version: int) -> None:
@@ -249,7 +249,7 @@ class Roster:
         """Tell ``contact`` that each available resource of ``owner`` is gone (§3.2.2)."""
         for resource in self._hub.bound(owner):
             if resource.available:
-                await self._hub.route(presence_stanza("unavailable", resource.jid, contact))
+                await route_presence(self._hub, "unavailable", resource.jid, contact)
 
     async def subscribers(self, owner: JID) -> Sequence[JID]:
         """Contacts with a subscription to the owner's presence (from, both)."""

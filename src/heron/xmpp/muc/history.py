@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element, SubElement, tostring
 
+from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID
 from heron.xmpp.stanza import NS, qname
 
@@ -23,6 +24,7 @@ __all__ = ["History"]
 @dataclass(frozen=True, slots=True)
 class _Entry:
     message: Element  # from room/nick, no 'to'
+    sender: JID  # room/nick
     at: float
     chars: int
 
@@ -60,12 +62,12 @@ class History:
         self._chars = 0
         self._max_chars = chars
 
-    def remember(self, message: Element, at: float) -> None:
-        """Keep ``message`` (no 'to' yet), dropping the oldest past either bound."""
+    def remember(self, message: Element, sender: JID, at: float) -> None:
+        """Keep ``message`` from ``sender`` (no 'to' yet), dropping the oldest past either bound."""
         entries = self._entries
         if entries.maxlen == 0:
             return
-        entry = _Entry(message, at, len(tostring(message, encoding="unicode")))
+        entry = _Entry(message, sender, at, len(tostring(message, encoding="unicode")))
         if len(entries) == entries.maxlen:
             self._chars -= entries.popleft().chars
         entries.append(entry)
@@ -73,7 +75,7 @@ class History:
         while entries and self._chars > self._max_chars:
             self._chars -= entries.popleft().chars
 
-    def replay(self, to: JID, request: Element | None, now: float) -> list[Element]:
+    def replay(self, to: JID, request: Element | None, now: float) -> list[Routed]:
         """The messages a newcomer asked for with its <history/> (all when it did not ask)."""
         entries = list(self._entries)
         if request is not None:
@@ -102,5 +104,5 @@ class History:
             message.set("to", str(to))
             delay = {"from": str(self._room), "stamp": _stamp(entry.at)}
             SubElement(message, qname(NS.DELAY, "delay"), delay)  # XEP-0203
-            out.append(message)
+            out.append(Routed(message, entry.sender, to))
         return out

@@ -13,6 +13,7 @@ from typing import Protocol
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID
 from heron.xmpp.stanza import NS, qname
 
@@ -215,9 +216,10 @@ class RoomSummary:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one stanza did: stanzas to route in order, and whether lasting state changed."""
+    """What one stanza did: stanzas to route in order, each with the JIDs it was addressed
+    from, and whether lasting state changed."""
 
-    stanzas: tuple[Element, ...] = ()
+    stanzas: tuple[Routed, ...] = ()
     changed: bool = False
     messages: int = 0
 

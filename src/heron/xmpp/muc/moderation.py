@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import (
     Affiliated,
@@ -122,7 +123,7 @@ def admin_set(
     if owners and not remaining:
         raise StanzaError(StanzaCondition.CONFLICT, "a room keeps at least one owner")  # §10.6
     actor_nick = actor.nick if actor else ""
-    out: list[Element] = []
+    out: list[Routed] = []
     for target, role, reason in roles:
         current = room.occupants.get(target.nick)
         if current is not None and current.jid == target.jid:  # not kicked by an earlier item
@@ -174,7 +175,7 @@ def _check_affiliation(room: Room, affiliation: Affiliation, jid: JID, new: Affi
         room.check_affiliation_space(jid)
 
 
-def _set_role(room: Room, target: Occupant, role: Role, actor: str, reason: str) -> list[Element]:
+def _set_role(room: Room, target: Occupant, role: Role, actor: str, reason: str) -> list[Routed]:
     if role is Role.NONE:
         return room.remove(target, (MucStatus.KICKED,), actor=actor, reason=reason)  # §8.2
     return room.update(replace(target, role=role), reason=reason)  # §8.3, §8.4, §9.6, §9.7
@@ -182,13 +183,13 @@ def _set_role(room: Room, target: Occupant, role: Role, actor: str, reason: str)
 
 def _set_affiliation(
     room: Room, jid: JID, new: Affiliation, reason: str, actor: str
-) -> list[Element]:
+) -> list[Routed]:
     previous = room.affiliation(jid)
     if new is Affiliation.NONE:
         room.affiliations.pop(jid, None)
     else:
         room.affiliations[jid] = Affiliated(jid, new, reason)
-    out: list[Element] = []
+    out: list[Routed] = []
     present = [o for o in room.occupants.values() if o.jid.bare == jid and not o.server_admin]
     for occupant in present:
         if new is Affiliation.OUTCAST:

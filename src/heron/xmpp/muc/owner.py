@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.features import Routed
 from heron.xmpp.muc.model import (
     Affiliation,
     MucStatus,
@@ -58,7 +59,7 @@ def _configure(room: Room, new: RoomConfig) -> Outcome:
     """The new configuration unlocks the room; occupants hear what changed (§10.2.1)."""
     old, first = room.config, room.locked
     room.config, room.locked = new, False
-    out: list[Element] = []
+    out: list[Routed] = []
     if new.members_only and not old.members_only:
         for occupant in list(room.occupants.values()):
             if room.affiliation_of(occupant).rank < Affiliation.MEMBER.rank:
@@ -74,5 +75,5 @@ def _configure(room: Room, new: RoomConfig) -> Outcome:
             x = SubElement(message, qname(NS.MUC_USER, "x"))
             for code in codes:
                 SubElement(x, qname(NS.MUC_USER, "status"), {"code": str(int(code))})
-            out.append(message)
+            out.append(Routed(message, room.jid, viewer.jid))
     return Outcome(tuple(out), changed=True)

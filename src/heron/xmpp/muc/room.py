@@ -27,6 +27,7 @@ from itertools import islice
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.xmpp.errors import ErrorType, StanzaCondition, StanzaError
+from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.history import History
 from heron.xmpp.muc.model import (
@@ -210,7 +211,7 @@ class Room:
             if occupant is None:
                 return Outcome()
             out = self.remove(occupant, (MucStatus.ERROR,))
-            return Outcome(tuple(s for s in out if s.get("to") != str(sender)))
+            return Outcome(tuple(routed for routed in out if routed.to != sender))
         if kind is not None:
             return Outcome()  # subscriptions and probes mean nothing to a room
         # §7.2.1: a nickname is required; RFC 8266 says which ones are the same.
@@ -273,7 +274,7 @@ class Room:
 
     def _join_sequence(
         self, occupant: Occupant, muc: Element | None, codes: Iterable[MucStatus], now: float
-    ) -> list[Element]:
+    ) -> list[Routed]:
         """§7.2.3: the others to the newcomer, the newcomer to the others, then its
         self-presence last; history (§7.2.15) and subject (§7.2.16) follow.
         """
@@ -316,7 +317,7 @@ class Room:
         actor: str = "",
         reason: str = "",
         payload: tuple[Element, ...] = (),
-    ) -> list[Element]:
+    ) -> list[Routed]:
         """The occupant leaves; everyone, itself included, hears it (§7.14, §8.2, §9.1)."""
         gone = replace(occupant, role=Role.NONE, presence=payload)
         out = [
@@ -334,12 +335,12 @@ class Room:
         del self._nicks[occupant.jid]
         return out
 
-    def update(self, occupant: Occupant, *, reason: str = "") -> list[Element]:
+    def update(self, occupant: Occupant, *, reason: str = "") -> list[Routed]:
         """Keep the occupant's new presence or role; everyone hears it (§7.7, §8.3, §9.6)."""
         self.occupants[occupant.nick] = occupant
         return self._broadcast(occupant, reason=reason)
 
-    def _broadcast(self, about: Occupant, *, reason: str = "") -> list[Element]:
+    def _broadcast(self, about: Occupant, *, reason: str = "") -> list[Routed]:
         return [self._presence(about, viewer, reason=reason) for viewer in self.occupants.values()]
 
     def _presence(
@@ -354,9 +355,10 @@ class Room:
         actor: str = "",
         reason: str = "",
         destroy: Element | None = None,
-    ) -> Element:
+    ) -> Routed:
         """``about``'s presence as ``viewer`` gets it, with the muc#user item of §7.2.3."""
-        presence = Element(_PRESENCE, {"from": self._nick_jid(about.nick), "to": str(viewer.jid)})
+        sender = self._nick_jid(about.nick)
+        presence = Element(_PRESENCE, {"from": str(sender), "to": str(viewer.jid)})
         if unavailable:
             presence.set("type", "unavailable")
         presence.extend(deepcopy(child) for child in about.presence)
@@ -378,22 +380,22 @@ class Room:
             x.append(destroy)
         for code in sorted({*codes, *((MucStatus.SELF,) if is_self else ())}):
             SubElement(x, qname(NS.MUC_USER, "status"), {"code": str(int(code))})
-        return presence
+        return Routed(presence, sender, viewer.jid)
 
-    def _nick_jid(self, nick: str) -> str:
+    def _nick_jid(self, nick: str) -> JID:
         # Nicks were prepared as resourceparts when they arrived; no need to prepare again.
-        return str(JID(self.jid.local, self.jid.domain, nick))
+        return JID(self.jid.local, self.jid.domain, nick)
 
     # -- history (§7.2.15) and subject (§7.2.16, §8.1) --
 
-    def _subject_message(self, to: JID) -> Element:
+    def _subject_message(self, to: JID) -> Routed:
         """§7.2.16: the subject, empty if none, ends the join; clients wait for it."""
-        origin = self._nick_jid(self.subject_nick) if self.subject_nick else str(self.jid)
+        origin = self._nick_jid(self.subject_nick) if self.subject_nick else self.jid
         message = Element(
-            _MESSAGE, {"type": "groupchat", "from": origin, "to": str(to), "id": self.ids()}
+            _MESSAGE, {"type": "groupchat", "from": str(origin), "to": str(to), "id": self.ids()}
         )
         SubElement(message, qname(NS.CLIENT, "subject")).text = self.subject
-        return message
+        return Routed(message, origin, to)
 
     # -- messages: groupchat (§7.4), subject (§8.1), private (§7.5), invitations (§7.8.2) --
 
@@ -429,13 +431,18 @@ class Room:
             return self._decline(user, sender)
         raise StanzaError(StanzaCondition.BAD_REQUEST, "send groupchat messages to the room")
 
-    def _copy_for(self, message: Element, to: JID) -> Element:
-        copy = deepcopy(message)
-        copy.set("to", str(to))
-        return copy
+    def _to_everyone(self, message: Element, sender: JID) -> tuple[Routed, ...]:
+        """A copy of ``message`` for each occupant."""
+        out = []
+        for viewer in self.occupants.values():
+            copy = deepcopy(message)
+            copy.set("to", str(viewer.jid))
+            out.append(Routed(copy, sender, viewer.jid))
+        return tuple(out)
 
     def _groupchat(self, stanza: Element, occupant: Occupant, keep: bool, now: float) -> Outcome:
-        message = Element(_MESSAGE, {"type": "groupchat", "from": self._nick_jid(occupant.nick)})
+        sender = self._nick_jid(occupant.nick)
+        message = Element(_MESSAGE, {"type": "groupchat", "from": str(sender)})
         if stanza.get("id"):
             message.set("id", stanza.get("id", ""))
         for child in stanza:
@@ -445,9 +452,8 @@ class Room:
                 message.append(deepcopy(child))
         SubElement(message, qname(STANZA_ID, "stanza-id"), {"id": self.ids(), "by": str(self.jid)})
         if keep:
-            self._history.remember(message, now)
-        out = tuple(self._copy_for(message, viewer.jid) for viewer in self.occupants.values())
-        return Outcome(out, messages=1)
+            self._history.remember(message, sender, now)
+        return Outcome(self._to_everyone(message, sender), messages=1)
 
     def _set_subject(self, stanza: Element, occupant: Occupant, text: str) -> Outcome:
         allowed = occupant.role is Role.MODERATOR or (
@@ -458,12 +464,12 @@ class Room:
         if len(text) > self.limits.max_subject:
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "subject too long")
         self.subject, self.subject_nick = text, occupant.nick if text else ""
-        message = Element(_MESSAGE, {"type": "groupchat", "from": self._nick_jid(occupant.nick)})
+        sender = self._nick_jid(occupant.nick)
+        message = Element(_MESSAGE, {"type": "groupchat", "from": str(sender)})
         if stanza.get("id"):
             message.set("id", stanza.get("id", ""))
         SubElement(message, qname(NS.CLIENT, "subject")).text = text
-        out = tuple(self._copy_for(message, viewer.jid) for viewer in self.occupants.values())
-        return Outcome(out, changed=True)
+        return Outcome(self._to_everyone(message, sender), changed=True)
 
     def _private(self, stanza: Element, occupant: Occupant | None, nick: str, kind: str) -> Outcome:
         if kind == "groupchat":
@@ -473,14 +479,13 @@ class Room:
         target = self.occupants.get(nick)
         if target is None:
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such occupant")  # §7.5
-        message = Element(
-            _MESSAGE, {"type": kind, "from": self._nick_jid(occupant.nick), "to": str(target.jid)}
-        )
+        sender = self._nick_jid(occupant.nick)
+        message = Element(_MESSAGE, {"type": kind, "from": str(sender), "to": str(target.jid)})
         if stanza.get("id"):
             message.set("id", stanza.get("id", ""))
         message.extend(deepcopy(child) for child in stanza if child.tag != _X_USER)
         SubElement(message, _X_USER)  # §7.5: marks it as a private message through the room
-        return Outcome((message,))
+        return Outcome((Routed(message, sender, target.jid),))
 
     def _invite(self, user: Element, occupant: Occupant | None) -> Outcome:
         """§7.8.2 mediated invitation; in a members-only room only admins invite, and
@@ -507,7 +512,7 @@ class Room:
                 self.check_affiliation_space(invitee.bare)
                 self.affiliations[invitee.bare] = Affiliated(invitee.bare, Affiliation.MEMBER)
                 changed = True
-            out.append(message)
+            out.append(Routed(message, self.jid, invitee))
         return Outcome(tuple(out), changed=changed)
 
     def _decline(self, user: Element, sender: JID) -> Outcome:
@@ -520,7 +525,7 @@ class Room:
         forwarded = SubElement(x, qname(NS.MUC_USER, "decline"), {"from": str(sender.bare)})
         if reason:
             SubElement(forwarded, qname(NS.MUC_USER, "reason")).text = reason
-        return Outcome((message,))
+        return Outcome((Routed(message, self.jid, inviter),))
 
     # -- iq: disco (§6.4); muc#admin (§8, §9) and muc#owner (§10) in their own modules --
 
@@ -537,23 +542,27 @@ class Room:
         if self.locked and affiliation is not Affiliation.OWNER:
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "the room is not configured yet")
         actor = self.occupant(sender)
+
+        def result(payload: Element | None = None) -> Routed:
+            return Routed(iq_result(stanza, payload), self.jid, sender)
+
         match kind, query.tag:
             case "get", tag if tag == qname(NS.DISCO_INFO, "query"):
-                return Outcome((iq_result(stanza, self._disco_info()),))
+                return Outcome((result(self._disco_info()),))
             case "get", tag if tag == qname(NS.DISCO_ITEMS, "query"):
-                return Outcome((iq_result(stanza, Element(qname(NS.DISCO_ITEMS, "query"))),))
+                return Outcome((result(Element(qname(NS.DISCO_ITEMS, "query"))),))
             case "get", tag if tag == qname(NS.MUC_ADMIN, "query"):
-                return Outcome((iq_result(stanza, admin_list(self, query, affiliation, actor)),))
+                return Outcome((result(admin_list(self, query, affiliation, actor)),))
             case "set", tag if tag == qname(NS.MUC_ADMIN, "query"):
                 out = admin_set(self, query, affiliation, actor)
-                return Outcome((iq_result(stanza), *out.stanzas), changed=out.changed)
+                return Outcome((result(), *out.stanzas), changed=out.changed)
             case _, tag if tag == qname(NS.MUC_OWNER, "query"):
                 if affiliation is not Affiliation.OWNER:
                     raise StanzaError(StanzaCondition.FORBIDDEN, "owners only")  # §10.2
                 if kind == "get":
-                    return Outcome((iq_result(stanza, owner_get(self)),))
+                    return Outcome((result(owner_get(self)),))
                 out = owner_set(self, query)
-                return Outcome((iq_result(stanza), *out.stanzas), changed=out.changed)
+                return Outcome((result(), *out.stanzas), changed=out.changed)
         raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "unsupported request")
 
     def _disco_info(self) -> Element:

@@ -5,8 +5,9 @@ The router hands every stanza addressed to the service's domain to
 :meth:`MucService.receive`, with the sender's full JID (stamped in ``from``)
 and the address, both parsed. The service answers disco on its own address
 (§6.1-§6.3), creates rooms for local users (§10.1), lets each
-:class:`heron.xmpp.muc.room.Room` decide, routes what the room says in order,
-and keeps persistent rooms in a :class:`heron.xmpp.muc.model.RoomStore`.
+:class:`heron.xmpp.muc.room.Room` decide, routes what the room says in order
+with the JIDs the room addressed it with (never parsed again), and keeps
+persistent rooms in a :class:`heron.xmpp.muc.model.RoomStore`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from heron.errors import StoreError
 from heron.xmpp.errors import StanzaCondition, StanzaError
-from heron.xmpp.features import StanzaRouter
+from heron.xmpp.features import Routed, StanzaRouter
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import Affiliation, Limits, Outcome, RoomStore, RoomSummary
 from heron.xmpp.muc.room import Room
@@ -99,7 +100,7 @@ class MucService:
         except StanzaError as error:
             # RFC 6120 §8.2.3, §8.3.1: results and errors are never answered with an error.
             answered = stanza.get("type") not in ("error", "result")
-            outcome = Outcome((self._bounce(stanza, error),) if answered else ())
+            outcome = Outcome((self._bounce(stanza, error, sender, to),) if answered else ())
         room = self._rooms.get(name)
         after = room.occupant_count if room else 0
         removed = room is not None and room.gone
@@ -114,7 +115,7 @@ class MucService:
 
     def _dispatch(self, stanza: Element, origin: JID, to: JID, admin: bool) -> Outcome:
         if not to.local:
-            return self._service_stanza(stanza)
+            return self._service_stanza(stanza, origin, to)
         now = self._clock()
         room = self._rooms.get(to.local)
         if room is None:
@@ -162,7 +163,7 @@ class MucService:
             1 for room in self._rooms.values() if room.affiliation(account) is Affiliation.OWNER
         )
 
-    def _service_stanza(self, stanza: Element) -> Outcome:
+    def _service_stanza(self, stanza: Element, origin: JID, to: JID) -> Outcome:
         """disco#info (§6.1, §6.2) and disco#items (§6.3) on the service itself."""
         if stanza.tag != _IQ:
             if stanza.tag == _MESSAGE and stanza.get("type") != "error":
@@ -179,7 +180,7 @@ class MucService:
             SubElement(query, qname(NS.DISCO_INFO, "identity"), identity)
             for feature in (NS.DISCO_INFO, NS.DISCO_ITEMS, NS.MUC):
                 SubElement(query, qname(NS.DISCO_INFO, "feature"), {"var": feature})
-            return Outcome((iq_result(stanza, query),))
+            return Outcome((Routed(iq_result(stanza, query), to, origin),))
         if tag == qname(NS.DISCO_ITEMS, "query"):
             query = Element(tag)
             for name in sorted(self._rooms):
@@ -187,25 +188,25 @@ class MucService:
                 if room.listed:
                     attributes = {"jid": str(room.jid), "name": room.summary().title}
                     SubElement(query, qname(NS.DISCO_ITEMS, "item"), attributes)
-            return Outcome((iq_result(stanza, query),))
+            return Outcome((Routed(iq_result(stanza, query), to, origin),))
         raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "unsupported request")
 
-    def _bounce(self, stanza: Element, error: StanzaError) -> Element:
+    def _bounce(self, stanza: Element, error: StanzaError, sender: JID, to: JID) -> Routed:
         """RFC 6120 §8.3 error reply, ``by`` the room; §7.2's join errors keep the MUC <x/>."""
         reply = error_reply(stanza, error)
         element = reply.find(qname(NS.CLIENT, "error"))
-        if element is not None and stanza.get("to"):
-            element.set("by", stanza.get("to", "").partition("/")[0])
+        if element is not None:
+            element.set("by", str(to.bare))
         if stanza.tag == _PRESENCE and stanza.find(qname(NS.MUC, "x")) is not None:
             reply.insert(0, Element(qname(NS.MUC, "x")))
-        return reply
+        return Routed(reply, to, sender)
 
-    async def _send(self, stanzas: Collection[Element]) -> None:
+    async def _send(self, stanzas: Collection[Routed]) -> None:
         if not stanzas:
             return
         async with self._sending:
-            for stanza in stanzas:
-                await self._router.route(stanza)
+            for routed in stanzas:
+                await self._router.route(routed.stanza, routed.sender, routed.to)
 
     async def _sync(self, name: str) -> None:
         """Make the store match the room as it is now, so racing saves cannot go stale."""

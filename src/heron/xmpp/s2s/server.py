@@ -32,6 +32,7 @@ from xml.etree.ElementTree import Element
 from heron.connections import ConnectionLimiter, ConnectionPolicy
 from heron.errors import listen_error
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
+from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID
 from heron.xmpp.s2s.stream import (
     Authenticated,
@@ -87,8 +88,8 @@ class FederationSettings:
 
 
 Deliver = Callable[[Element, JID, JID], Awaitable[None]]
-"""The router's entry for a stanza from an authenticated remote domain."""
-Bounce = Callable[[Element, StanzaError], Awaitable[None]]
+"""The router's entry for a stanza from an authenticated remote domain (``Router.route``)."""
+Bounce = Callable[[Element, StanzaError, JID, JID], Awaitable[None]]
 """The router's answer to a local sender whose stanza could not leave."""
 Locate = Callable[[str], Awaitable[Sequence[Target]]]
 
@@ -160,7 +161,7 @@ class _Route:
 
     def __init__(self, local: str, remote: str) -> None:
         self.local, self.remote = local, remote
-        self.queue: deque[Element] = deque()
+        self.queue: deque[Routed] = deque()
         self.peer: _Peer | None = None
         self.ready = False
         self.task: asyncio.Task[None] | None = None
@@ -270,7 +271,7 @@ class Federation:
             return
         if len(route.queue) >= self._settings.queue_limit:
             raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many stanzas waiting")
-        route.queue.append(stanza)
+        route.queue.append(Routed(stanza, sender, to))
 
     def _route(self, local: str, remote: str) -> _Route:
         route = self._routes.get((local, remote))
@@ -356,11 +357,12 @@ class Federation:
         error = StanzaError(condition, route.remote)
         while route.queue:
             self.counters["s2s_bounced"] += 1
-            await self._bounce(route.queue.popleft(), error)
+            waiting = route.queue.popleft()
+            await self._bounce(waiting.stanza, error, waiting.sender, waiting.to)
 
     def _flush(self, route: _Route) -> None:
         while route.queue and route.peer is not None:
-            self._write(route, route.queue.popleft())
+            self._write(route, route.queue.popleft().stanza)
 
     # --- dialback verification (XEP-0220 §2.3) ------------------------------------------
 
@@ -524,7 +526,3 @@ class Federation:
 
 class _Unreachable(Exception):
     """No server of the remote domain could be reached."""
-
-
-def local_domains(hosts: Collection[str], components: Mapping[str, object]) -> frozenset[str]:
-    return frozenset([*hosts, *components])
