@@ -160,7 +160,9 @@ def test_a_bad_ca_file_names_itself(tmp_path: Path) -> None:
         s2s_client_context(*files, tmp_path / "missing.pem")
 
 
-def test_without_a_ca_file_the_contexts_still_ask_for_and_judge_certificates(tmp_path: Path) -> None:
+def test_without_a_ca_file_the_contexts_still_ask_for_and_judge_certificates(
+    tmp_path: Path,
+) -> None:
     domains = Domains(tmp_path)
     files = domains.files("receiving", domains.ca.issue(names("receiving.test")))
     server, client = s2s_server_context(*files, None), s2s_client_context(*files, None)

@@ -6,3 +6,5 @@ SIP (RFC 3263) and XMPP (RFC 6120 §3.2) each keep their own procedure as a gene
 neither imports the other. The submodules are imported by name, so a core that needs only
 the records never loads dnspython.
 """
+
+__all__: list[str] = []
