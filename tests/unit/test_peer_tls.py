@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+import uvloop
 from cryptography import x509
 
 from heron.errors import TlsError
@@ -168,3 +169,15 @@ def test_without_a_ca_file_the_contexts_still_ask_for_and_judge_certificates(
     server, client = s2s_server_context(*files, None), s2s_client_context(*files, None)
     assert server.verify_mode == client.verify_mode == ssl.CERT_OPTIONAL
     assert not client.check_hostname
+
+
+def test_the_verdicts_are_the_same_under_uvloop(tmp_path: Path) -> None:
+    """heron serves on uvloop, whose TLS layer wraps the same OpenSSL objects."""
+    domains = Domains(tmp_path)
+    receiving = domains.ca.issue(names("receiving.test"))
+    initiating = domains.ca.issue(names("initiating.test"), self_signed=True)
+    server, client = domains.contexts(receiving, initiating)
+    (shown, verified, _), (_, verified_back, _) = uvloop.run(handshake(server, client))
+
+    assert shown == initiating.der and verified is None
+    assert verified_back == receiving.der
