@@ -64,6 +64,7 @@ class Pair:
     out_sees: Callable[[str], bool] = field(default_factory=lambda: valid_for(EXAMPLE))
     inc_sees: Callable[[str], bool] = field(default_factory=lambda: valid_for(FALCOT))
     auto_verify: bool = True
+    chunk: int | None = None  # deliver the bytes in pieces of this size
     out_events: list[S2SEvent] = field(default_factory=list)
     inc_events: list[S2SEvent] = field(default_factory=list)
     wire_out: list[bytes] = field(default_factory=list)  # what falcot.com sent
@@ -80,11 +81,11 @@ class Pair:
             moved = False
             if data := self.out.data_to_send():
                 self.wire_out.append(data)
-                self.inc.receive_data(data)
+                self._deliver(self.inc, data)
                 moved = True
             if data := self.inc.data_to_send():
                 self.wire_in.append(data)
-                self.out.receive_data(data)
+                self._deliver(self.out, data)
                 moved = True
             for stream, seen in ((self.out, self.out_events), (self.inc, self.inc_events)):
                 while (event := stream.next_event()) is not None:
@@ -109,6 +110,11 @@ class Pair:
             if not moved:
                 return self
         raise AssertionError("the streams never settled")
+
+    def _deliver(self, stream: S2SStream, data: bytes) -> None:
+        step = self.chunk or len(data)
+        for start in range(0, len(data), step):
+            stream.receive_data(data[start : start + step])
 
     def sent_by_out(self) -> str:
         return b"".join(self.wire_out).decode()
