@@ -176,6 +176,7 @@ class S2SStream:
         self._events: deque[S2SEvent] = deque()
         self._output: list[bytes] = []
         self._header_sent = False
+        self._opened = False  # the peer's first header was taken
         self._local = domain_of(local) or ""
         self._remote = domain_of(remote) or ""
         # Incoming: the peer's authenticated domains; outgoing: ours that may send.
@@ -278,10 +279,11 @@ class S2SStream:
             return
         self._tls_active = True
         self._certificate_valid_for = certificate_valid_for
-        self._restart()
+        if self._opened:  # STARTTLS, not direct TLS: a restart (§5.4.3.3)
+            self._restart()
         if self._role is Role.INCOMING:
             self._move(Input.TLS_DONE, State.HEADER)
-        elif self._peer_id:  # after STARTTLS the initiating server speaks first (§5.4.3.3)
+        elif self._opened:  # the initiating server speaks first
             self._send_header()
             self._move(Input.TLS_DONE, State.HEADER)
         else:
@@ -434,6 +436,7 @@ class S2SStream:
         if event.tag != qname(NS.STREAM, "stream"):
             raise StreamError(StreamCondition.INVALID_NAMESPACE, "the stream must be stream:stream")
         check_version(event.attributes)
+        restarted, self._opened = self._opened, True
         if self._role is Role.OUTGOING:
             # RFC 6120 §4.7.3: the receiving entity gives the id dialback keys are bound to.
             self._peer_id = event.attributes.get("id", "")
@@ -441,7 +444,7 @@ class S2SStream:
                 raise StreamError(StreamCondition.UNDEFINED_CONDITION, "no stream id")
             self._move(Input.HEADER, State.FEATURES)
             return
-        self._check_addresses(event.attributes)
+        self._check_addresses(event.attributes, restarted)
         self._send_header()
         if not self._tls_active:
             if self._require_tls:
@@ -466,7 +469,7 @@ class S2SStream:
         self._send(features([external_feature(), *offers] if valid else offers))
         self._move(Input.HEADER, State.AUTH)
 
-    def _check_addresses(self, attributes: dict[str, str]) -> None:
+    def _check_addresses(self, attributes: dict[str, str], restarted: bool) -> None:
         """RFC 6120 §4.7.1, §4.7.2: ``to`` is ours, ``from`` a domain; both stay the same."""
         to = domain_of(attributes.get("to"))
         if to not in self._local_domains or (self._local and to != self._local):
@@ -476,7 +479,7 @@ class S2SStream:
             raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "invalid 'from'")
         if sender in self._local_domains:
             raise StreamError(StreamCondition.INVALID_FROM, "that domain is served here")
-        if self._restarts and sender != self._remote:
+        if restarted and sender != self._remote:
             raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "'from' changed on restart")
         self._local, self._remote = to, sender
 
