@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Set
 from enum import StrEnum
 from xml.etree.ElementTree import Element, SubElement
 
-from heron.xmpp.errors import StanzaCondition
+from heron.xmpp.errors import StanzaCondition, StreamCondition, StreamError
+from heron.xmpp.s2s.wire import dialback_addresses
 from heron.xmpp.stanza import NS, qname
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "dialback_element",
     "dialback_key",
     "key_matches",
+    "verify_answer",
 ]
 
 
@@ -80,3 +83,26 @@ def dialback_element(
         )
         SubElement(error, qname(NS.STANZAS, condition.value))
     return element
+
+
+def verify_answer(request: Element, secret: bytes, local_domains: Set[str]) -> Element:
+    """XEP-0220 §2.2.2: as the Authoritative Server for the request's ``to``, say whether
+    its key is ours; a domain not served here is a dialback error (§2.5)."""
+    receiving, originating = dialback_addresses(request)
+    stream_id = request.get("id", "")
+    if not stream_id:
+        raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "db:verify without id")
+    if originating not in local_domains:
+        answer, condition = DialbackType.ERROR, StanzaCondition.ITEM_NOT_FOUND
+    elif key_matches(secret, receiving, originating, stream_id, request.text or ""):
+        answer, condition = DialbackType.VALID, None
+    else:
+        answer, condition = DialbackType.INVALID, None
+    return dialback_element(
+        "verify",
+        from_=originating,
+        to=receiving,
+        stream_id=stream_id,
+        type_=answer,
+        condition=condition,
+    )

@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
 from typing import Final
+from xml.etree.ElementTree import Element
 
-from heron.xmpp.errors import StreamCondition
+from heron.xmpp.errors import StreamCondition, StreamError, loggable
 from heron.xmpp.s2s.events import Role
+from heron.xmpp.stanza import NS, qname
 
-__all__ = ["CALLER_INPUTS", "REJECTIONS", "TRANSITIONS", "Input", "State"]
+__all__ = ["CALLER_INPUTS", "REJECTIONS", "TRANSITIONS", "Input", "State", "classify"]
 
 
 class State(Enum):
@@ -130,3 +132,40 @@ REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
     }
 )
 """What an input without an edge does: the stream error it causes, or None to drop it."""
+
+_STANZAS = frozenset({"message", "presence", "iq"})
+_ELEMENTS = {
+    qname(NS.STREAM, "features"): Input.FEATURES,
+    qname(NS.STREAM, "error"): Input.FOOTER,  # the peer's own stream error ends it (§4.9.1.1)
+    qname(NS.TLS, "starttls"): Input.STARTTLS,
+    qname(NS.TLS, "proceed"): Input.PROCEED,
+    qname(NS.TLS, "failure"): Input.TLS_FAILURE,
+    qname(NS.SASL, "auth"): Input.AUTH,
+    qname(NS.SASL, "success"): Input.SASL_SUCCESS,
+    qname(NS.SASL, "failure"): Input.SASL_FAILURE,
+}
+# A typed dialback element is an answer; an untyped one a request (XEP-0220 §2.2).
+_DIALBACK = {
+    (qname(NS.DIALBACK, "result"), False): Input.DB_REQUEST,
+    (qname(NS.DIALBACK, "result"), True): Input.DB_ANSWER,
+    (qname(NS.DIALBACK, "verify"), False): Input.VERIFY_REQUEST,
+    (qname(NS.DIALBACK, "verify"), True): Input.VERIFY_ANSWER,
+}
+
+
+def classify(element: Element) -> Input:
+    """Which input a first-level element is; raises for what a server may never send."""
+    tag = element.tag
+    if tag in _ELEMENTS:
+        return _ELEMENTS[tag]
+    typed = (tag, bool(element.get("type")))
+    if typed in _DIALBACK:
+        return _DIALBACK[typed]
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    if local in _STANZAS and namespace != NS.SERVER:
+        raise StreamError(
+            StreamCondition.INVALID_NAMESPACE, f"stanzas are in {NS.SERVER} (RFC 6120 §4.8.3)"
+        )
+    if local not in _STANZAS:
+        raise StreamError(StreamCondition.UNSUPPORTED_STANZA_TYPE, f"<{loggable(local, 40)}/>")
+    return Input.STANZA

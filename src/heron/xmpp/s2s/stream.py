@@ -63,8 +63,9 @@ from collections.abc import Callable, Collection
 from typing import ClassVar
 from xml.etree.ElementTree import Element
 
-from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition, StreamError, loggable
-from heron.xmpp.s2s.dialback import DialbackType, dialback_element, dialback_key, key_matches
+from heron.xmpp.errors import StanzaCondition, StreamCondition, StreamError, loggable
+from heron.xmpp.s2s.auth import Policy, Step, header_addresses, may_send, stanza_addresses
+from heron.xmpp.s2s.dialback import DialbackType, dialback_element, dialback_key, verify_answer
 from heron.xmpp.s2s.events import (
     Authenticated,
     AuthenticationFailed,
@@ -77,21 +78,15 @@ from heron.xmpp.s2s.events import (
     StreamEnded,
     VerifyAnswered,
 )
-from heron.xmpp.s2s.states import REJECTIONS, TRANSITIONS, Input, State
+from heron.xmpp.s2s.states import REJECTIONS, TRANSITIONS, Input, State, classify
 from heron.xmpp.s2s.wire import (
-    EXTERNAL,
-    checked_jid,
+    dialback_addresses,
     dialback_condition,
-    dialback_feature,
     domain_of,
     external_auth,
-    external_authzid,
-    external_feature,
     features,
-    mechanisms_offered,
     peer_stream_error,
     sasl_element,
-    starttls_feature,
     to_client,
 )
 from heron.xmpp.stanza import NS, qname
@@ -118,25 +113,7 @@ MAX_PENDING_DIALBACKS = 16
 MAX_SASL_FAILURES = 3
 
 _DECLARED: dict[str, str] = {NS.DIALBACK: "db"}  # our stream header declares xmlns:db (XEP-0220 §2)
-_STANZAS = frozenset({"message", "presence", "iq"})
 _STOPPED = frozenset({State.CLOSED, State.TLS_HANDSHAKE, State.IDLE})
-_ELEMENTS = {
-    qname(NS.STREAM, "features"): Input.FEATURES,
-    qname(NS.STREAM, "error"): Input.FOOTER,  # the peer's own stream error ends it (§4.9.1.1)
-    qname(NS.TLS, "starttls"): Input.STARTTLS,
-    qname(NS.TLS, "proceed"): Input.PROCEED,
-    qname(NS.TLS, "failure"): Input.TLS_FAILURE,
-    qname(NS.SASL, "auth"): Input.AUTH,
-    qname(NS.SASL, "success"): Input.SASL_SUCCESS,
-    qname(NS.SASL, "failure"): Input.SASL_FAILURE,
-}
-# A typed dialback element is an answer; an untyped one a request (XEP-0220 §2.2).
-_DIALBACK = {
-    (qname(NS.DIALBACK, "result"), False): Input.DB_REQUEST,
-    (qname(NS.DIALBACK, "result"), True): Input.DB_ANSWER,
-    (qname(NS.DIALBACK, "verify"), False): Input.VERIFY_REQUEST,
-    (qname(NS.DIALBACK, "verify"), True): Input.VERIFY_ANSWER,
-}
 
 
 def _never_valid(_domain: str) -> bool:
@@ -169,8 +146,8 @@ class S2SStream:
         self._restarts = 0
         self._secret = dialback_secret
         self._tls_active = tls_active
-        self._secure_auth = secure_auth
-        self._require_tls = require_tls or secure_auth  # as Prosody: secure_auth needs TLS
+        # As Prosody: secure_auth implies required TLS.
+        self._policy = Policy(require_tls=require_tls or secure_auth, secure_auth=secure_auth)
         self._certificate_valid_for: Callable[[str], bool] = _never_valid
         self._parser = XmlStreamParser(max_stanza_bytes=max_stanza_bytes, max_depth=max_depth)
         self._events: deque[S2SEvent] = deque()
@@ -312,7 +289,7 @@ class S2SStream:
         if not self._accepts(Input.VERDICT) or key not in self._pending:
             return
         del self._pending[key]
-        self._dialback_error("result", receiving, originating, condition)
+        self._dialback_error(receiving, originating, condition)
 
     def authenticate_more(self, local: str) -> bool:
         """Outgoing: ask to send from another of our domains too (XEP-0220 §2.6).
@@ -324,11 +301,11 @@ class S2SStream:
         if (
             self._role is not Role.OUTGOING
             or self._state is not State.ESTABLISHED
-            or self._secure_auth
+            or self._policy.secure_auth
             or domain not in self._local_domains
         ):
             return False
-        if domain not in self._authenticated and domain not in self._dialback_out:
+        if domain not in self._authenticated and (self._remote, domain) not in self._pending:
             self._send_dialback_key(domain)
         return True
 
@@ -360,12 +337,7 @@ class S2SStream:
         the remote domain; False (nothing sent) otherwise: bounce it."""
         if self._role is not Role.OUTGOING or self._state is not State.ESTABLISHED:
             return False
-        try:
-            sender = checked_jid(stanza.get("from") or "")
-            to = checked_jid(stanza.get("to") or "")
-        except StanzaError:
-            return False
-        if sender.domain not in self._authenticated or to.domain != self._remote:
+        if not may_send(stanza, self._authenticated, self._remote):
             return False
         self._send(stanza)
         return True
@@ -398,7 +370,7 @@ class S2SStream:
         elif self._state is State.HEADER:
             raise StreamError(StreamCondition.INVALID_NAMESPACE, "the stream must open first")
         else:
-            input_, element = self._classify(event.element), event.element
+            input_, element = classify(event.element), event.element
         if (self._role, self._state, input_) not in TRANSITIONS:
             condition = REJECTIONS[input_]
             if condition is not None:
@@ -412,23 +384,6 @@ class S2SStream:
             self._goodbye(peer_stream_error(element), by_peer=True)
         else:
             self._ACTIONS[input_](self, element)
-
-    def _classify(self, element: Element) -> Input:
-        """Which input a first-level element is; raises for what a server may never send."""
-        tag = element.tag
-        if tag in _ELEMENTS:
-            return _ELEMENTS[tag]
-        typed = (tag, bool(element.get("type")))
-        if typed in _DIALBACK:
-            return _DIALBACK[typed]
-        namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
-        if local in _STANZAS and namespace != NS.SERVER:
-            raise StreamError(
-                StreamCondition.INVALID_NAMESPACE, f"stanzas are in {NS.SERVER} (RFC 6120 §4.8.3)"
-            )
-        if local not in _STANZAS:
-            raise StreamError(StreamCondition.UNSUPPORTED_STANZA_TYPE, f"<{loggable(local, 40)}/>")
-        return Input.STANZA
 
     # --- headers and features ------------------------------------------------------------
 
@@ -444,44 +399,18 @@ class S2SStream:
                 raise StreamError(StreamCondition.UNDEFINED_CONDITION, "no stream id")
             self._move(Input.HEADER, State.FEATURES)
             return
-        self._check_addresses(event.attributes, restarted)
+        previous = (self._local, self._remote) if restarted else None
+        self._local, self._remote = header_addresses(
+            event.attributes, self._local_domains, previous
+        )
         self._send_header()
-        if not self._tls_active:
-            if self._require_tls:
-                self._send(features([starttls_feature(required=True)]))
-                self._move(Input.HEADER, State.TLS_REQUIRED)
-            else:
-                self._send(features([starttls_feature(required=False), dialback_feature()]))
-                self._move(Input.HEADER, State.TLS_OFFERED)
-            return
-        offers = [] if self._secure_auth else [dialback_feature()]
-        if self._sasl_done:
-            self._send(features(offers))
-            self._move(Input.HEADER, State.ESTABLISHED)
-            return
         valid = bool(self._remote) and self._certificate_valid_for(self._remote)
-        if self._secure_auth and not valid:
-            # Prosody's s2s_secure_auth: no certificate valid for the domain, no stream.
-            raise StreamError(
-                StreamCondition.NOT_AUTHORIZED, "the certificate is not valid for your domain"
-            )
-        self._external_offered = valid
-        self._send(features([external_feature(), *offers] if valid else offers))
-        self._move(Input.HEADER, State.AUTH)
-
-    def _check_addresses(self, attributes: dict[str, str], restarted: bool) -> None:
-        """RFC 6120 §4.7.1, §4.7.2: ``to`` is ours, ``from`` a domain; both stay the same."""
-        to = domain_of(attributes.get("to"))
-        if to not in self._local_domains or (self._local and to != self._local):
-            raise StreamError(StreamCondition.HOST_UNKNOWN, "this server does not serve that host")
-        sender = domain_of(attributes.get("from")) or ""
-        if attributes.get("from") and not sender:
-            raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "invalid 'from'")
-        if sender in self._local_domains:
-            raise StreamError(StreamCondition.INVALID_FROM, "that domain is served here")
-        if restarted and sender != self._remote:
-            raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "'from' changed on restart")
-        self._local, self._remote = to, sender
+        offers, state = self._policy.offer(
+            tls_active=self._tls_active, sasl_done=self._sasl_done, certificate_valid=valid
+        )
+        self._external_offered = state is State.AUTH and valid
+        self._send(features(offers))
+        self._move(Input.HEADER, state)
 
     def _send_header(self) -> None:
         if self._role is Role.OUTGOING:
@@ -513,16 +442,13 @@ class S2SStream:
 
     def _on_auth(self, element: Element) -> None:
         """XEP-0178 §3: EXTERNAL, offered only for a certificate valid for the header's from."""
-        authzid = external_authzid(element.text)
-        if self._state is State.TLS_OFFERED:
-            condition = "encryption-required"  # RFC 6120 §6.5.3
-        elif element.get("mechanism") != EXTERNAL or not self._external_offered:
-            condition = "invalid-mechanism"
-        elif authzid is None:
-            condition = "incorrect-encoding"
-        elif authzid and domain_of(authzid) != self._remote:
-            condition = "invalid-authzid"  # RFC 6120 §6.4.6: it may act only as itself
-        else:
+        condition = self._policy.external_refusal(
+            element,
+            tls_active=self._tls_active,
+            offered=self._external_offered,
+            remote=self._remote,
+        )
+        if not condition:
             self._send(sasl_element("success"))
             self._authenticated.add(self._remote)
             self._sasl_done = True
@@ -538,14 +464,10 @@ class S2SStream:
 
     def _on_db_request(self, element: Element) -> None:
         """XEP-0220 §2.2.1 step 1: the peer claims a domain with a key."""
-        originating, receiving = self._dialback_addresses(element)
-        if receiving not in self._local_domains:
-            self._dialback_error("result", receiving, originating, StanzaCondition.ITEM_NOT_FOUND)
-        elif self._secure_auth:
-            # §2.5: only proof by certificate is accepted here.
-            self._dialback_error("result", receiving, originating, StanzaCondition.NOT_AUTHORIZED)
-        elif originating in self._local_domains:
-            self._dialback_error("result", receiving, originating, StanzaCondition.NOT_ACCEPTABLE)
+        originating, receiving = dialback_addresses(element)
+        refusal = self._policy.dialback_refusal(originating, receiving, self._local_domains)
+        if refusal is not None:
+            self._dialback_error(receiving, originating, refusal)
         else:
             if len(self._pending) >= MAX_PENDING_DIALBACKS:
                 raise StreamError(StreamCondition.POLICY_VIOLATION, "too many dialback requests")
@@ -555,66 +477,21 @@ class S2SStream:
         self._move(Input.DB_REQUEST, self._state)
 
     def _on_verify_request(self, element: Element) -> None:
-        """XEP-0220 §2.2.2: we are the Authoritative Server for ``to``: is the key ours?"""
-        receiving, originating = self._dialback_addresses(element)
-        stream_id = element.get("id", "")
-        if not stream_id:
-            raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "db:verify without id")
-        if originating not in self._local_domains:
-            self._dialback_error(
-                "verify", originating, receiving, StanzaCondition.ITEM_NOT_FOUND, stream_id
-            )
-        else:
-            valid = key_matches(self._secret, receiving, originating, stream_id, element.text or "")
-            answer = DialbackType.VALID if valid else DialbackType.INVALID
-            self._send(
-                dialback_element(
-                    "verify", from_=originating, to=receiving, stream_id=stream_id, type_=answer
-                )
-            )
+        self._send(verify_answer(element, self._secret, self._local_domains))
         self._move(Input.VERIFY_REQUEST, self._state)
 
-    def _dialback_addresses(self, element: Element) -> tuple[str, str]:
-        """('from', 'to') of a dialback element, prepared; XEP-0220 §3 requires both."""
-        sender, to = domain_of(element.get("from")), domain_of(element.get("to"))
-        if sender is None or to is None:
-            raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "dialback needs from and to")
-        return sender, to
-
-    def _dialback_error(
-        self, tag: str, from_: str, to: str, condition: StanzaCondition, stream_id: str = ""
-    ) -> None:
-        element = dialback_element(
-            tag,
-            from_=from_,
-            to=to,
-            stream_id=stream_id,
-            type_=DialbackType.ERROR,
-            condition=condition,
+    def _dialback_error(self, from_: str, to: str, condition: StanzaCondition) -> None:
+        self._send(
+            dialback_element(
+                "result", from_=from_, to=to, type_=DialbackType.ERROR, condition=condition
+            )
         )
-        self._send(element)
 
     def _on_stanza(self, stanza: Element) -> None:
-        """RFC 6120 §8.1.1.2, §8.1.2.2: s2s stanzas name both ends, and the sender's domain
-        must be one this stream authenticated (the rule against spoofing)."""
-        try:
-            sender = checked_jid(stanza.get("from") or "")
-            to = checked_jid(stanza.get("to") or "")
-        except StanzaError:
-            raise StreamError(
-                StreamCondition.IMPROPER_ADDRESSING, "from and to must be valid addresses"
-            ) from None
-        if sender.domain not in self._authenticated:
-            raise StreamError(StreamCondition.INVALID_FROM, "that domain is not authenticated")
-        if to.domain not in self._local_domains:
-            raise StreamError(StreamCondition.HOST_UNKNOWN, "this server does not serve that host")
+        sender, to = stanza_addresses(stanza, self._authenticated, self._local_domains)
         self._events.append(StanzaReceived(to_client(stanza), sender, to))
 
     # --- outgoing negotiation ------------------------------------------------------------
-
-    @property
-    def _dialback_out(self) -> set[str]:
-        return {receiving for (_, receiving) in self._pending}
 
     def _on_features(self, element: Element) -> None:
         if self._sasl_done:
@@ -622,28 +499,22 @@ class S2SStream:
             self._move(Input.FEATURES, State.ESTABLISHED)
             self._established(self._local, AuthMethod.EXTERNAL)
             return
-        if not self._tls_active:
-            if element.find(qname(NS.TLS, "starttls")) is not None:
-                self._send(Element(qname(NS.TLS, "starttls")))
-                self._move(Input.FEATURES, State.PROCEED)
-                return
-            if self._require_tls:
-                raise StreamError(StreamCondition.POLICY_VIOLATION, "STARTTLS was not offered")
-        elif self._secure_auth and not self._certificate_valid_for(self._remote):
-            raise StreamError(
-                StreamCondition.NOT_AUTHORIZED, "the certificate is not valid for your domain"
-            )
-        elif EXTERNAL in mechanisms_offered(element) and not self._external_failed:
+        step = self._policy.step(
+            element,
+            tls_active=self._tls_active,
+            external_failed=self._external_failed,
+            remote_valid=self._certificate_valid_for(self._remote),
+        )
+        if step is Step.STARTTLS:
+            self._send(Element(qname(NS.TLS, "starttls")))
+            self._move(Input.FEATURES, State.PROCEED)
+        elif step is Step.EXTERNAL:
             self._send(external_auth(self._local))
             self._move(Input.FEATURES, State.SASL)
-            return
-        self._start_dialback(Input.FEATURES)
+        else:
+            self._start_dialback(Input.FEATURES)
 
     def _start_dialback(self, input_: Input) -> None:
-        if self._secure_auth:
-            raise StreamError(
-                StreamCondition.UNSUPPORTED_FEATURE, "no certificate authentication possible"
-            )
         self._send_dialback_key(self._local)
         self._move(input_, State.DIALBACK)
         self._flush_verifies()
@@ -675,11 +546,12 @@ class S2SStream:
         # Prosody and ejabberd fall back to dialback when EXTERNAL fails.
         log.info("s2s stream to %s: EXTERNAL refused", self._remote)
         self._external_failed = True
+        self._policy.fallback()
         self._start_dialback(Input.SASL_FAILURE)
 
     def _on_db_answer(self, element: Element) -> None:
         """XEP-0220 §2.1.1 step 4, matched with a request sent on this stream."""
-        remote, local = self._dialback_addresses(element)
+        remote, local = dialback_addresses(element)
         if remote != self._remote or (remote, local) not in self._pending:
             log.info("s2s stream to %s: unsolicited dialback answer dropped", self._remote)
             return
@@ -696,7 +568,7 @@ class S2SStream:
 
     def _on_verify_answer(self, element: Element) -> None:
         """XEP-0220 §2.1.2 step 3, matched with a request sent on this stream."""
-        originating, receiving = self._dialback_addresses(element)
+        originating, receiving = dialback_addresses(element)
         request = (originating, receiving, element.get("id", ""))
         if request not in self._verifies:
             log.info("s2s stream to %s: unsolicited verification dropped", self._remote)

@@ -23,6 +23,7 @@ from heron.xmpp.stanza import NS, qname
 __all__ = [
     "EXTERNAL",
     "checked_jid",
+    "dialback_addresses",
     "dialback_condition",
     "dialback_feature",
     "domain_of",
@@ -53,6 +54,14 @@ def domain_of(text: str | None) -> str | None:
         return JID.make("", text).domain
     except StanzaError:
         return None
+
+
+def dialback_addresses(element: Element) -> tuple[str, str]:
+    """('from', 'to') of a dialback element, prepared; XEP-0220 requires both."""
+    sender, to = domain_of(element.get("from")), domain_of(element.get("to"))
+    if sender is None or to is None:
+        raise StreamError(StreamCondition.IMPROPER_ADDRESSING, "dialback needs from and to")
+    return sender, to
 
 
 def to_client(stanza: Element) -> Element:
