@@ -210,3 +210,97 @@ def test_answers_of_the_server_with_no_edge_are_dropped(role: Role) -> None:
     stream.start_tls_done(valid_for())
     assert stream.data_to_send() == b"" and drain(stream) == []
     assert stream.state is (State.HEADER if role is Role.INCOMING else State.IDLE)
+
+
+# --- every state and every input of the peer ------------------------------------------------
+
+PEER_INPUTS = {
+    Input.HEADER: HEADER,
+    Input.FEATURES: b"<stream:features/>",
+    Input.STARTTLS: b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    Input.PROCEED: b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    Input.TLS_FAILURE: b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+    Input.AUTH: b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>",
+    Input.SASL_SUCCESS: b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+    Input.SASL_FAILURE: b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
+    Input.DB_REQUEST: b"<db:result from='falcot.com' to='example.org'>k</db:result>",
+    Input.DB_ANSWER: b"<db:result from='example.org' to='falcot.com' type='valid'/>",
+    Input.VERIFY_REQUEST: b"<db:verify from='falcot.com' to='example.org' id='i'>k</db:verify>",
+    Input.VERIFY_ANSWER: b"<db:verify from='example.org' to='falcot.com' id='i' type='valid'/>",
+    Input.STANZA: b"<message from='a@falcot.com' to='b@example.org'/>",
+    Input.FOOTER: b"</stream:stream>",
+}
+FEATURES_WITH = {
+    "starttls": b"<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"
+    b"</stream:features>",
+    "external": b"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+    b"<mechanism>EXTERNAL</mechanism></mechanisms></stream:features>",
+}
+
+
+def outgoing_at(state: State) -> S2SStream:
+    if state is State.PROCEED:
+        stream = outgoing()
+        stream.start()
+        stream.receive_data(HEADER + FEATURES_WITH["starttls"])
+        return stream
+    if state is State.SASL:
+        stream = outgoing(tls_active=True)
+        stream.start_tls_done(valid_for(EXAMPLE))
+        stream.start()
+        stream.receive_data(HEADER + FEATURES_WITH["external"])
+        return stream
+    return outgoing_in(state)
+
+
+PLACES = [
+    (Role.INCOMING, state)
+    for state in (
+        State.HEADER,
+        State.TLS_REQUIRED,
+        State.TLS_OFFERED,
+        State.AUTH,
+        State.ESTABLISHED,
+    )
+] + [
+    (Role.OUTGOING, state)
+    for state in (
+        State.HEADER,
+        State.FEATURES,
+        State.PROCEED,
+        State.SASL,
+        State.DIALBACK,
+        State.ESTABLISHED,
+    )
+]
+
+
+@pytest.mark.parametrize("input_", list(PEER_INPUTS), ids=lambda i: i.name)
+@pytest.mark.parametrize(("role", "state"), PLACES, ids=lambda p: getattr(p, "name", p))
+def test_every_state_and_peer_input(role: Role, state: State, input_: Input) -> None:
+    stream = incoming_in(state) if role is Role.INCOMING else outgoing_at(state)
+    assert stream.state is state
+    drain(stream)
+    stream.data_to_send()
+    stream.receive_data(PEER_INPUTS[input_])
+    seen = drain(stream)
+    check_outcome(stream, seen)
+    edge = TRANSITIONS.get((role, state, input_))
+    if state is State.HEADER and input_ is not Input.HEADER:
+        assert stream.closed  # the stream must open first
+    elif input_ is Input.HEADER and state is not State.HEADER:
+        # A second XML declaration is not well-formed; without one, <stream:stream> is an
+        # element that has not ended yet (bounded by max_stanza_bytes).
+        assert stream.closed
+        stream = incoming_in(state) if role is Role.INCOMING else outgoing_at(state)
+        drain(stream)
+        stream.receive_data(HEADER.removeprefix(b"<?xml version='1.0'?>"))
+        assert not stream.closed and drain(stream) == []
+    elif edge is not None:
+        assert stream.state in edge | {State.CLOSED}
+    elif REJECTIONS[input_] is None:
+        assert stream.state is state and stream.data_to_send() == b"" and seen == []
+    else:
+        ended = seen[-1]
+        assert isinstance(ended, StreamEnded) and ended.error is not None
+        assert ended.error.condition is REJECTIONS[input_]

@@ -476,3 +476,32 @@ def test_an_outgoing_stream_needs_the_peers_stream_id() -> None:
     out.start()
     feed(out, HEADER)  # a header without id
     assert condition_of(out) is StreamCondition.UNDEFINED_CONDITION
+
+
+def test_xep0220_2_5_a_verification_error_is_reported_with_its_condition() -> None:
+    pair = established_by_dialback()
+    assert pair.out.send_verify(EXAMPLE, FALCOT, "id-9", "k")
+    feed(
+        pair.out,
+        "<db:verify from='example.org' to='falcot.com' id='id-9' type='error'>"
+        "<error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+        "</error></db:verify>",
+    )
+    assert events(pair.out) == [
+        VerifyAnswered("id-9", EXAMPLE, FALCOT, False, StanzaCondition.ITEM_NOT_FOUND)
+    ]
+
+
+def test_rfc6120_5_4_2_2_a_starttls_failure_ends_the_stream() -> None:
+    out = outgoing()
+    out.start()
+    feed(
+        out,
+        HEADER.replace("from='falcot.com' to='example.org'", "from='example.org' id='x1'"),
+        "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>",
+    )
+    answer = feed(out, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    assert answer == "</stream:stream>"
+    end = ended(out)
+    assert end.by_peer and end.error is not None
+    assert end.error.condition is StreamCondition.UNDEFINED_CONDITION
