@@ -2,12 +2,13 @@
 
 An :class:`S2SStream` is one TCP connection between two XMPP servers, in
 either role: ``Role.INCOMING`` (the peer connected to us: it is the
-initiating server) or ``Role.OUTGOING`` (we connected: we are). It is driven
-like the c2s stream::
+initiating server, we only receive stanzas) or ``Role.OUTGOING`` (we
+connected: we only send them; no XEP-0288 bidirectional streams yet). It is
+driven like the c2s stream::
 
     stream.receive_data(bytes)     # what the socket read
     stream.next_event()            # what the server must do or know, until None
-    stream.data_to_send()          # bytes for the socket
+    stream.data_to_send()          # bytes for the socket, after every call
 
 Construct it with keyword arguments only:
 
@@ -15,11 +16,14 @@ Construct it with keyword arguments only:
   hosts and component domains such as conference.falcot.com);
 - ``stream_id``: incoming, the id we give the peer (random, unguessable; a
   restart adds ``-1``, ``-2``); outgoing, ignored (the peer gives one);
-- ``local`` and ``remote`` (outgoing only): our sending domain and the peer's;
+- ``local`` and ``remote`` (outgoing only): our sending domain (one of
+  ``local_domains``) and the peer's; ValueError without them;
 - ``tls_active``: direct TLS (XEP-0368); ``require_tls`` (default True:
-  Prosody's s2s_require_encryption); ``secure_auth`` (Prosody's
-  s2s_secure_auth: certificates only, no dialback; implies ``require_tls``);
-- ``dialback_secret``; ``max_stanza_bytes`` and ``max_depth`` for the parser.
+  Prosody's s2s_require_encryption); ``secure_auth`` (default False: Prosody's
+  s2s_secure_auth, certificates only, no dialback; implies ``require_tls``);
+- ``dialback_secret``: this server's secret for XEP-0185 keys, the same for
+  every stream (and every process serving the same domains);
+- ``max_stanza_bytes`` and ``max_depth`` for the parser.
 
 The order of calls:
 
@@ -30,31 +34,39 @@ The order of calls:
   the handshake (incoming as TLS server, outgoing as client), then call
   ``start_tls_done(certificate_valid_for)``, ``certificate_valid_for(domain)``
   answering "does the peer's certificate chain verify against our trust store
-  and name this domain (RFC 6125, RFC 7590)". Until then input is ignored.
+  and name this domain (RFC 6125, RFC 7590)". Input before that is ignored.
 
-What the server answers:
+What the server answers, and the events:
 
 - :class:`DialbackVerifyNeeded` (incoming): ``dialback_verified(originating,
-  receiving, valid)`` or ``dialback_failed(originating, receiving, condition)``
-  (the Authoritative Server could not be asked: XEP-0220 §2.5 conditions such
-  as remote-server-not-found). To ask the Authoritative Server, call
+  receiving, valid)``, or ``dialback_failed(originating, receiving, condition)``
+  when the Authoritative Server could not be asked (XEP-0220 §2.5:
+  remote-server-not-found, remote-server-timeout, ...). To ask it, call
   ``send_verify(originating, receiving, stream_id, key)`` on an outgoing
-  stream to ``originating``; its answer comes as :class:`VerifyAnswered`.
-  When that stream ends first, count pending verifications as failed.
+  stream to ``originating`` (False: that stream cannot); the answer comes as
+  :class:`VerifyAnswered` there. Count verifications still pending when that
+  stream ends as failed. A certificate valid for ``originating`` may be
+  answered at once instead.
 - :class:`Authenticated`: incoming, stanzas from ``domain`` are accepted;
   outgoing, ``send_stanza`` may send from ``local``. ``authenticate_more(local2)``
   asks to send from another of our domains on the same outgoing stream
-  (XEP-0220 §2.6); :class:`AuthenticationFailed` says it was refused.
+  (XEP-0220 §2.6; False: open another stream); :class:`AuthenticationFailed`
+  says it was refused.
+- ``send_stanza(stanza)`` (outgoing): a ``jabber:client`` stanza with ``from``
+  in :attr:`S2SStream.authenticated_domains` and ``to`` at the remote domain;
+  False when it was not sent: queue or bounce it.
 - :class:`StanzaReceived`: route it; its tags are in ``jabber:client``.
-- :class:`StreamEnded`: send what is queued, then close the connection.
+- ``close(condition=None, text="")``; :class:`StreamEnded` (ours or the peer's
+  end): send what is queued, then close the connection.
 
-``db:verify`` requests from the peer (we are the Authoritative Server for
-one of our domains) are answered here, with the secret, on either role.
-States and edges are in :mod:`heron.xmpp.s2s.states`; a :class:`StreamError`
-sends ``<stream:error/>`` and the end, emits :class:`StreamEnded` and makes the
+Answers arriving when nothing waits for them are dropped. ``db:verify``
+requests from the peer (we are the Authoritative Server for one of our
+domains) are answered here with the secret, in either role. States and edges
+are in :mod:`heron.xmpp.s2s.states`, the authentication policy and the
+addressing rules in :mod:`heron.xmpp.s2s.auth`. A :class:`StreamError` sends
+``<stream:error/>`` and the end, emits :class:`StreamEnded` and makes the
 stream ignore the rest.
 """
-
 from __future__ import annotations
 
 import logging

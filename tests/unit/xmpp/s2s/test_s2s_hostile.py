@@ -161,7 +161,7 @@ def test_xep0368_direct_tls_calls_start_tls_done_first() -> None:
     assert pair.out.state is State.ESTABLISHED and pair.inc.authenticated_domains == {FALCOT}
 
 
-def test_rfc6120_13_9_4_a_stanza_over_the_size_limit_ends_the_stream() -> None:
+def test_rfc6120_4_9_3_14_a_stanza_over_the_size_limit_is_a_policy_violation() -> None:
     pair = Pair(inc=incoming(max_stanza_bytes=2048), inc_sees=valid_for()).run()
     body = "x" * 4096
     pair.inc.receive_data(
