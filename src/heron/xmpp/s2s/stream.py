@@ -67,6 +67,7 @@ addressing rules in :mod:`heron.xmpp.s2s.auth`. A :class:`StreamError` sends
 ``<stream:error/>`` and the end, emits :class:`StreamEnded` and makes the
 stream ignore the rest.
 """
+
 from __future__ import annotations
 
 import logging
