@@ -117,12 +117,15 @@ from heron.xmpp.xml import (
     stream_header,
 )
 
-__all__ = ["MAX_PENDING_DIALBACKS", "MAX_SASL_FAILURES", "S2SStream"]
+__all__ = ["MAX_DOMAINS", "MAX_PENDING_DIALBACKS", "MAX_SASL_FAILURES", "S2SStream"]
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING_DIALBACKS = 16
 """Dialback requests of one incoming stream waiting for the server's verdict at once."""
+MAX_DOMAINS = 64
+"""Domains one incoming stream may authenticate: a peer owning a wildcard zone could
+otherwise verify names without end on one connection."""
 MAX_SASL_FAILURES = 3
 
 _DECLARED: dict[str, str] = {NS.DIALBACK: "db"}  # our stream header declares xmlns:db (XEP-0220 §2)
@@ -479,6 +482,9 @@ class S2SStream:
         """XEP-0220 §2.2.1 step 1: the peer claims a domain with a key."""
         originating, receiving = dialback_addresses(element)
         refusal = self._policy.dialback_refusal(originating, receiving, self._local_domains)
+        if refusal is None and len(self._authenticated | {originating}) > MAX_DOMAINS:
+            log.info("s2s stream %s: more than %d domains refused", self.stream_id, MAX_DOMAINS)
+            refusal = StanzaCondition.RESOURCE_CONSTRAINT
         if refusal is not None:
             self._dialback_error(receiving, originating, refusal)
         else:

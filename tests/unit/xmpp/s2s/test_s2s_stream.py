@@ -22,6 +22,7 @@ from heron.xmpp.s2s import (
     VerifyAnswered,
     dialback_key,
 )
+from heron.xmpp.s2s.stream import MAX_DOMAINS
 from heron.xmpp.stanza import NS, qname
 from tests.unit.xmpp.s2s.s2s_harness import (
     CONFERENCE,
@@ -505,3 +506,16 @@ def test_rfc6120_5_4_2_2_a_starttls_failure_ends_the_stream() -> None:
     end = ended(out)
     assert end.by_peer and end.error is not None
     assert end.error.condition is StreamCondition.UNDEFINED_CONDITION
+
+
+def test_the_domains_one_stream_may_authenticate_are_bounded() -> None:
+    inc = incoming(require_tls=False)
+    feed(inc, HEADER)
+    for n in range(MAX_DOMAINS):
+        feed(inc, f"<db:result from='d{n}.falcot.com' to='example.org'>k</db:result>")
+        inc.dialback_verified(f"d{n}.falcot.com", EXAMPLE, True)
+    answer = feed(inc, "<db:result from='one-more.falcot.com' to='example.org'>k</db:result>")
+    assert 'type="error"' in answer and "resource-constraint" in answer
+    # Those already authenticated may verify again.
+    feed(inc, "<db:result from='d0.falcot.com' to='example.org'>k</db:result>")
+    assert isinstance(events(inc)[-1], DialbackVerifyNeeded) and not inc.closed
