@@ -596,7 +596,9 @@ class S2SStream:
         answer = element.get("type")
         condition = dialback_condition(element) if answer == DialbackType.ERROR else None
         self._events.append(
-            VerifyAnswered(request[2], originating, receiving, answer == "valid", condition)
+            VerifyAnswered(
+                request[2], originating, receiving, answer == DialbackType.VALID, condition
+            )
         )
 
     def _established(self, local: str, method: AuthMethod) -> None:
