@@ -13,6 +13,7 @@ from heron.accounts import AccountCache, AccountService
 from heron.config import Config
 from heron.control import Command, View
 from heron.credentials import WebPhoneCredentials
+from heron.dns.resolver import Resolver
 from heron.guards import Guards
 
 __all__ = ["Component", "Listener", "Services", "WebHandler", "uncounted_client"]
@@ -74,6 +75,9 @@ class Services:
     account_cache: AccountCache = field(init=False)
     """The accounts SIP, XMPP and TURN check secrets against, built here on ``accounts`` so
     that every component shares the one cache its announcements invalidate."""
+    resolver: Resolver = field(init=False)
+    """The DNS resolver on ``dns.servers`` SIP and XMPP find other domains' servers with,
+    one for both so that they share its cache."""
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
     views: dict[str, View] = field(default_factory=dict)
     """Live state of the components started so far (``app`` fills it), for the admin pages,
@@ -84,3 +88,4 @@ class Services:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_cache", AccountCache(self.accounts))
+        object.__setattr__(self, "resolver", Resolver(self.config.dns.servers))

@@ -26,11 +26,13 @@ from pydantic import (
     model_validator,
 )
 
+from heron.dns.records import parse_nameserver
 from heron.errors import ConfigError
 
 __all__ = [
     "Config",
     "DatabaseSettings",
+    "DnsSettings",
     "LimitsSettings",
     "ListenAddress",
     "SipSettings",
@@ -142,6 +144,18 @@ class TlsSettings(_Section):
 class DatabaseSettings(_Section):
     url: str | None = None
     """sqlite:///path, postgresql://... or mysql://...; default SQLite in the data dir."""
+
+
+def _nameserver(value: str) -> str:
+    parse_nameserver(value)
+    return value
+
+
+class DnsSettings(_Section):
+    servers: list[Annotated[str, AfterValidator(_nameserver)]] = Field(default_factory=list)
+    """Name servers ("host" or "host:port", IP addresses) heron asks to find other domains'
+    servers, for SIP (RFC 3263 NAPTR, SRV, A/AAAA) and XMPP (RFC 6120 §3.2 SRV, A/AAAA);
+    default those of /etc/resolv.conf."""
 
 
 def _reserved(feature: str) -> Any:
@@ -266,11 +280,6 @@ class SipSettings(_Section):
     )
     """Sources never limited (trusted peers are exempt too); messages from heron's own
     SIP sockets (a loop through itself) never are."""
-    dns_servers: list[
-        Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?|[0-9A-Fa-f:.]+)$")]
-    ] = Field(default_factory=list)
-    """Name servers ("host" or "host:port", IP addresses) for finding other domains' SIP
-    servers (RFC 3263 NAPTR, SRV, A/AAAA); default those of /etc/resolv.conf."""
 
 
 class XmppSettings(_Section):
@@ -303,6 +312,11 @@ class XmppSettings(_Section):
     system's (Prosody's ssl.cafile)."""
     s2s_queue: int = Field(default=200, ge=1, le=100_000)
     """Stanzas waiting per remote domain while its stream is set up; more bounce."""
+    s2s_allowed_destinations: list[IPNetwork] = Field(default_factory=list)
+    """Private, loopback or link-local networks heron may connect to for server-to-server
+    XMPP (another domain's server on the LAN): without them, as for SIP's
+    ``allowed_destinations`` and TURN's ``allowed_peer_ranges``, no s2s connection goes
+    to such an address nor to heron's own, whatever DNS says."""
     require_encryption: bool = True
     """Refuse to authenticate clients before STARTTLS (Prosody's c2s_require_encryption)."""
     websocket: bool = True
@@ -438,6 +452,7 @@ class Config(_Section):
     """One of debug, info, warning, error."""
     tls: TlsSettings = TlsSettings()
     database: DatabaseSettings = DatabaseSettings()
+    dns: DnsSettings = DnsSettings()
     redis: RedisSettings = RedisSettings()
     turn: TurnSettings = TurnSettings()
     sip: SipSettings = SipSettings()

@@ -21,7 +21,13 @@ from cryptography.x509.oid import NameOID
 
 from heron.errors import TlsError
 
-__all__ = ["CertificateInfo", "inspect_certificate", "server_context", "write_self_signed"]
+__all__ = [
+    "CertificateInfo",
+    "inspect_certificate",
+    "load_chain",
+    "server_context",
+    "write_self_signed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +110,18 @@ def inspect_certificate(cert_path: Path) -> CertificateInfo:
 
 def server_context(cert_path: Path, key_path: Path, alpn: Sequence[str] = ()) -> ssl.SSLContext:
     """A server context with TLS 1.2+ and the certificate; TlsError names a bad file."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    load_chain(context, cert_path, key_path)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context
+
+
+def load_chain(context: ssl.SSLContext, cert_path: Path, key_path: Path) -> None:
+    """TLS 1.2+ and heron's certificate on ``context``; TlsError names a bad file."""
     for key, path in (("tls.certificate", cert_path), ("tls.key", key_path)):
         if not path.is_file():
             raise TlsError(f"{key}: {path} does not exist (`heron cert` makes a self-signed one)")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(cert_path, key_path)
@@ -118,6 +132,3 @@ def server_context(cert_path: Path, key_path: Path, alpn: Sequence[str] = ()) ->
             f"tls: {cert_path} and {key_path} are not a matching PEM certificate and key"
             f" ({exc.reason or exc.strerror})"
         ) from None
-    if alpn:
-        context.set_alpn_protocols(list(alpn))
-    return context

@@ -325,7 +325,7 @@ def test_a_domain_whose_dns_names_loopback_is_not_reached(tmp_path: Path) -> Non
         dns.add("evil.test", "NAPTR", '10 50 "s" "SIP+D2U" "" _sip._udp.evil.test.')
         dns.add("_sip._udp.evil.test", "SRV", f"10 10 {port} redis.evil.test.")
         dns.add("redis.evil.test", "A", HOST)
-        with target(tmp_path / "heron", {"sip": {"dns_servers": [dns.address]}}) as heron:
+        with target(tmp_path / "heron", {"dns": {"servers": [dns.address]}}) as heron:
             phone = Phone(heron.ports["sip.listen"], "roland")
             try:
                 answer = phone.invite("sip:x@evil.test")

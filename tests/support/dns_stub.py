@@ -1,7 +1,7 @@
 """A tiny DNS server for tests: NAPTR, SRV, A and AAAA answers from a dict, over UDP.
 
 It listens on 127.0.0.1 on a port the kernel picks, so a test points heron's
-``sip.dns_servers`` (or a resolver) at it and nothing leaves the machine. A name it holds no
+``dns.servers`` (or a resolver) at it and nothing leaves the machine. A name it holds no
 record of is NXDOMAIN; a name with records of other types only is an empty NOERROR; a
 ``silent`` name is never answered, which is how a test makes a lookup time out. Every
 question is recorded, so a test can assert that a lookup happened, or never did.
@@ -43,7 +43,7 @@ class DnsStub(asyncio.DatagramProtocol):
 
     @property
     def address(self) -> str:
-        """``host:port``, as ``sip.dns_servers`` takes it."""
+        """``host:port``, as ``dns.servers`` takes it."""
         return f"127.0.0.1:{self.port}"
 
     def add(self, name: str, rdtype: str, *texts: str) -> None:

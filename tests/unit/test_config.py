@@ -80,6 +80,9 @@ hosts = ["falcot.com", "example.org"]
         ("[turn]\nenabled = 'maybe'\n", "turn.enabled: Input should be a valid boolean"),
         ("log_level = 'loud'\n", "log_level: String should match pattern"),
         ("domain = \n", "not valid TOML"),
+        ("[dns]\nservers = ['ns.example.com']\n", "dns.servers.0: 'ns.example.com': a name"),
+        ("[dns]\nservers = ['127.0.0.1:0']\n", "dns.servers.0: '127.0.0.1:0': the port must"),
+        ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -65,7 +65,7 @@ class Target:
     located: tuple[DnsTarget, ...] = ()
     vetted: bool = False
     """Configured by the administrator (a static route, a click-to-call target): exempt
-    from the destination policy (:mod:`heron.sip.destinations`)."""
+    from the destination policy (:mod:`heron.destinations`)."""
 
 
 @dataclass

@@ -3,8 +3,9 @@ and the ordered list of (transport, address, port) targets they name.
 
 :func:`locate` is a generator: it yields a :class:`Query`, is sent back the records of
 that query (or None when the lookup failed), and returns a :class:`Located`. The adapter
-(:mod:`heron.sip.transports.dns`) does the lookups; tests answer from a dict. Randomness,
-the weighted choice among SRV records of one priority (RFC 2782), is the ``pick`` argument.
+(:mod:`heron.sip.transports.dns`, on :mod:`heron.dns.resolver`) does the lookups; tests
+answer from a dict. Randomness, the weighted choice among SRV records of one priority
+(RFC 2782, :func:`heron.dns.records.order_srv`), is the ``pick`` argument.
 
 - §4.1 transport: an explicit ``transport`` parameter; else UDP (SIP) or TLS (SIPS) for a
   numeric host or an explicit port; else the NAPTR records of the domain; else the SRV
@@ -18,11 +19,22 @@ the weighted choice among SRV records of one priority (RFC 2782), is the ``pick`
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from heron.dns.records import (
+    Answer,
+    Naptr,
+    Pick,
+    Query,
+    Record,
+    RecordType,
+    Srv,
+    Steps,
+    is_numeric,
+    order_srv,
+)
 from heron.sip.errors import MalformedValue
 from heron.sip.grammar import parse_host
 from heron.sip.uri import SipUri
@@ -30,19 +42,12 @@ from heron.sip.uri import SipUri
 __all__ = [
     "DEFAULT_PORTS",
     "SUPPORTED",
-    "Answer",
+    "DnsTarget",
     "Located",
     "Locating",
-    "Naptr",
-    "Pick",
-    "Query",
-    "RecordType",
     "Service",
-    "Srv",
-    "DnsTarget",
     "Transport",
     "locate",
-    "order_srv",
     "select_naptr",
 ]
 
@@ -65,13 +70,6 @@ class Service(StrEnum):
     SIP_SCTP = "SIP+D2S"
     SIPS_TCP = "SIPS+D2T"
     SIPS_SCTP = "SIPS+D2S"
-
-
-class RecordType(StrEnum):
-    NAPTR = "NAPTR"  # RFC 3403
-    SRV = "SRV"  # RFC 2782
-    A = "A"
-    AAAA = "AAAA"  # RFC 3596
 
 
 _SERVICE_TRANSPORT = {
@@ -108,34 +106,6 @@ MAX_QUERIES = 40
 
 
 @dataclass(frozen=True, slots=True)
-class Query:
-    name: str
-    type: RecordType
-
-
-@dataclass(frozen=True, slots=True)
-class Naptr:
-    """A NAPTR record (RFC 3403 §4.1); SIP uses only ``flags="s"`` and a replacement."""
-
-    order: int
-    preference: int
-    flags: str
-    service: str
-    regexp: str
-    replacement: str
-
-
-@dataclass(frozen=True, slots=True)
-class Srv:
-    """An SRV record (RFC 2782); the target "." means "decidedly not available"."""
-
-    priority: int
-    weight: int
-    port: int
-    target: str
-
-
-@dataclass(frozen=True, slots=True)
 class DnsTarget:
     """Where to send: a transport, a numeric address and a port."""
 
@@ -156,12 +126,7 @@ class Located:
     failed: bool = False
 
 
-Record = Naptr | Srv | str
-Answer = Sequence[Record] | None
-"""The records of one query (A/AAAA as address strings); None when the lookup failed."""
-Locating = Generator[Query, Answer, Located]
-Pick = Callable[[int], int]
-"""``pick(n)``: a uniform random integer in [0, n], both ends included (RFC 2782)."""
+Locating = Steps[Located]
 
 
 def locate(uri: SipUri, pick: Pick, supported: frozenset[Transport] = SUPPORTED) -> Locating:
@@ -177,7 +142,7 @@ def locate(uri: SipUri, pick: Pick, supported: frozenset[Transport] = SUPPORTED)
     transport = _explicit_transport(uri.transport, secure)
     if transport is None and uri.transport is not None:
         return Located(())  # ws, wss, sctp over sips, or an unknown token: nothing to do
-    if _numeric(host):
+    if is_numeric(host):
         chosen = transport or (Transport.TLS if secure else Transport.UDP)
         if chosen not in supported:
             return Located(())
@@ -251,31 +216,6 @@ def select_naptr(
     return list(dict.fromkeys((transport, name) for _, _, transport, name in kept))
 
 
-def order_srv(records: Sequence[Srv], pick: Pick) -> list[Srv]:
-    """RFC 2782 "Usage rules": lowest priority first; within one priority, a weighted
-    random order, records of weight 0 placed first so they are rarely chosen early.
-
-    The draw is from [0, sum] as RFC 2782 says while a weight-0 record is left (a draw of 0
-    is its "very small chance"), else from [1, sum]: a 0 would otherwise fall on the first
-    record too and skew the weights.
-    """
-    ordered: list[Srv] = []
-    for priority in sorted({r.priority for r in records}):
-        group = [r for r in records if r.priority == priority]
-        group = [r for r in group if r.weight == 0] + [r for r in group if r.weight > 0]
-        while group:
-            total = sum(r.weight for r in group)
-            low = 0 if group[0].weight == 0 else 1
-            chosen = min(max(low + pick(total - low), low), total)
-            running = 0
-            for index, record in enumerate(group):
-                running += record.weight
-                if running >= chosen:
-                    ordered.append(group.pop(index))
-                    break
-    return ordered
-
-
 class _State:
     """What one locate run has found so far, and how much it may still ask."""
 
@@ -310,7 +250,7 @@ class _State:
         self, transport: Transport, host: str, port: int
     ) -> Generator[Query, Answer, None]:
         host = host.lower().rstrip(".")
-        if _numeric(host):
+        if is_numeric(host):
             self._add(DnsTarget(transport, host, port))
             return
         for record_type in (RecordType.A, RecordType.AAAA):
@@ -318,7 +258,7 @@ class _State:
                 return
             records = yield from self.ask(Query(host, record_type))
             for address in records:
-                if isinstance(address, str) and _numeric(address):
+                if isinstance(address, str) and is_numeric(address):
                     self._add(DnsTarget(transport, address, port))
 
     def _add(self, target: DnsTarget) -> None:
@@ -344,11 +284,3 @@ def _explicit_transport(param: str | None, secure: bool) -> Transport | None:
 
 def _srvs(records: Sequence[Record]) -> list[Srv]:
     return [r for r in records if isinstance(r, Srv)]
-
-
-def _numeric(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

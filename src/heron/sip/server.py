@@ -7,7 +7,7 @@ WITH_USRLOCDB, in that order: sanity, loops, loose routing (only within dialogs
 heron sealed, :mod:`heron.sip.seal`), registrar with digest authentication
 (:mod:`heron.sip.admission`), then location lookup (:mod:`heron.sip.bindings`) and
 forking (:mod:`heron.sip.forwarding`) to the destinations the policy allows
-(:mod:`heron.sip.destinations`). heron's own refusals over UDP go statelessly.
+(:mod:`heron.destinations`). heron's own refusals over UDP go statelessly.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from heron.component import Listener, Services
 from heron.config import ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
-from heron.errors import ConfigError, HeronError, listen_error
+from heron.destinations import Destinations, own_addresses
+from heron.errors import HeronError, listen_error
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
-from heron.sip.destinations import Destinations
 from heron.sip.digest import StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.forwarding import Forwarder, Target, alias, along
@@ -83,32 +83,6 @@ SWEEP_SECONDS = 30.0
 FLUSH_SECONDS = 1.0
 
 log = logging.getLogger(__name__)
-
-
-def interface_addresses() -> list[str]:
-    """The host's own IP addresses, from Linux's /proc (none elsewhere): IPv4 from the
-    local routing table, IPv6 from the interface list."""
-    found = ["127.0.0.1", "::1"]
-    try:
-        with open("/proc/net/fib_trie", encoding="ascii") as trie:
-            last = ""
-            for line in trie:
-                text = line.strip()
-                if text.startswith("|-- "):
-                    last = text[4:]
-                elif text.startswith("/32 host LOCAL") and last:
-                    found.append(last)
-    except OSError:
-        pass
-    try:
-        with open("/proc/net/if_inet6", encoding="ascii") as interfaces:
-            for line in interfaces:
-                digits = line.split()[0] if line.strip() else ""
-                if len(digits) == 32:
-                    found.append(str(ipaddress.IPv6Address(int(digits, 16))))
-    except (OSError, ValueError):
-        pass
-    return list(dict.fromkeys(found))
 
 
 def build_sip(services: Services, location: LocationStore) -> SipComponent | None:
@@ -169,10 +143,7 @@ class SipComponent:
             guards.policy.idle_timeout,
             carries=self._bindings.carries,
         )
-        try:
-            self._locator = SipLocator(sip.dns_servers)
-        except ValueError as exc:
-            raise ConfigError(f"sip.dns_servers: {exc}") from None
+        self._locator = SipLocator(services.resolver)
         services.accounts.subscribe(self._account_changed)
         self._flood = FloodGuard(
             sip.flood_rate,
@@ -200,7 +171,7 @@ class SipComponent:
         loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
         self._seal = self._forwarder.seal = DialogSeal(key)
-        await self._find_own_addresses(loop)
+        await self._find_own_addresses()
         self._admission = Admission(
             config,
             self._locality,
@@ -228,21 +199,13 @@ class SipComponent:
         self._spawn(self._write_behind())
         return listeners
 
-    async def _find_own_addresses(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _find_own_addresses(self) -> None:
         """heron's own addresses, which no forwarded request may reach: the host's
         interfaces', its host name's and the IP addresses among ``sip.aliases``, besides
         the listeners' (best effort). A wildcard listener answers on every interface
         address, so a Request-URI or Route naming one of them names heron (a desk phone
         registering to the server's IP address)."""
-        own = [*self._config.sip.aliases, *interface_addresses()]
-        try:
-            found = await asyncio.wait_for(
-                loop.getaddrinfo(self._config.host_name, None), timeout=2.0
-            )
-        except (OSError, TimeoutError) as exc:
-            log.debug("sip: cannot resolve %s: %s", self._config.host_name, exc)
-        else:
-            own += [str(info[4][0]) for info in found]
+        own = await own_addresses(self._config.host_name, self._config.sip.aliases)
         self._destinations.add_own(own)
         sip = self._config.sip
         if any(a.host in ("0.0.0.0", "::") for a in sip.listen + sip.tls_listen):
@@ -627,7 +590,7 @@ class SipComponent:
             )
 
     def _permitted(self, hop: tuple[str, tuple[str, int]], dialog: Dialog | None) -> bool:
-        """The destination policy (:mod:`heron.sip.destinations`): a public address, an
+        """The destination policy (:mod:`heron.destinations`): a public address, an
         allowed one, a registered phone's, a connection the peer opened to us, or the
         Contact of the caller of a dialog we sealed."""
         transport, (host, port) = hop

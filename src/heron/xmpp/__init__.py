@@ -4,7 +4,8 @@ Layers inside this package, imports pointing down only:
 
 - sans-IO cores: ``jid``, ``errors``, ``stanza``, ``xml`` (incremental parser
   and serializer), ``sasl``, ``stream`` (c2s negotiation), the subscription
-  table and the MUC room logic. Bytes and elements in, events and bytes out.
+  table, the MUC room logic and ``s2s`` (the server-to-server stream: dialback,
+  SASL EXTERNAL). Bytes and elements in, events and bytes out.
 - features: roster, presence, offline messages, disco, vCard, blocking,
   external services, MUC service; they reach the store through Protocols.
 - ``server``: the asyncio listeners (5222 STARTTLS, 5223 direct TLS) and the

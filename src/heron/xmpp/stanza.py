@@ -23,6 +23,9 @@ class NS(StrEnum):
     """Namespaces heron speaks, with the document defining each."""
 
     CLIENT = "jabber:client"  # RFC 6120 §4.8.3
+    SERVER = "jabber:server"  # RFC 6120 §4.8.3, the content namespace of s2s streams
+    DIALBACK = "jabber:server:dialback"  # XEP-0220 §2, prefixed db: on the stream header
+    DIALBACK_FEATURE = "urn:xmpp:features:dialback"  # XEP-0220 §2.4.2
     STREAM = "http://etherx.jabber.org/streams"  # RFC 6120 §4.8.1
     STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"  # RFC 6120 §4.9.2
     STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"  # RFC 6120 §8.3.2

@@ -62,7 +62,9 @@ from heron.xmpp.xml import (
     StreamOpened,
     XmlEvent,
     XmlStreamParser,
+    check_version,
     serialize,
+    stream_error_element,
     stream_footer,
     stream_header,
     websocket_close,
@@ -280,22 +282,6 @@ _NEGOTIATION = {
 
 def _element(namespace: str, tag: str) -> Element:
     return Element(qname(namespace, tag))
-
-
-def _stream_error(error: StreamError) -> Element:
-    """RFC 6120 §4.9.2: <stream:error><condition xmlns=streams/><text/>?</stream:error>."""
-    element = _element(NS.STREAM, "error")
-    SubElement(element, qname(NS.STREAMS, error.condition.value))
-    if error.text:
-        SubElement(element, qname(NS.STREAMS, "text")).text = error.text
-    return element
-
-
-def _check_version(attributes: Mapping[str, str]) -> None:
-    """RFC 6120 §4.7.5: no version means 0.9; we speak 1.x and answer 1.0."""
-    major, dot, minor = attributes.get("version", "").partition(".")
-    if not (dot and major == "1" and minor.isascii() and minor.isdigit()):
-        raise StreamError(StreamCondition.UNSUPPORTED_VERSION, "version 1.0 is required")
 
 
 class C2SStream:
@@ -565,7 +551,7 @@ class C2SStream:
         if event.tag != expected:
             raise StreamError(StreamCondition.INVALID_NAMESPACE, f"the stream must be {expected}")
         self._check_host(event.attributes.get("to", ""))
-        _check_version(event.attributes)
+        check_version(event.attributes)
         self._send_header(event.attributes)
         if self._state is State.SASL_HEADER:
             self._features(self._bind_features())
@@ -803,7 +789,7 @@ class C2SStream:
         if error is not None:
             if not self._header_sent:
                 self._send_header({})
-            self._send(_stream_error(error))
+            self._send(stream_error_element(error))
         if self._header_sent or peer:
             self._output.append(websocket_close().encode() if self._websocket else stream_footer())
         self._state = State.CLOSED

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
-from xml.etree.ElementTree import Element, TreeBuilder
+from xml.etree.ElementTree import Element, SubElement, TreeBuilder
 from xml.parsers import expat
 from xml.parsers.expat import errors as expat_errors
 
@@ -44,7 +44,9 @@ __all__ = [
     "StreamOpened",
     "XmlEvent",
     "XmlStreamParser",
+    "check_version",
     "serialize",
+    "stream_error_element",
     "stream_footer",
     "stream_header",
     "websocket_close",
@@ -314,17 +316,24 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def _write(
-    element: Element, default: str, stream_prefix: bool, prefixes: Mapping[str, str], out: list[str]
+    element: Element,
+    default: str,
+    declared: Mapping[str, str],
+    prefixes: Mapping[str, str],
+    out: list[str],
 ) -> None:
+    """``declared``: element prefixes in scope (``stream:``, s2s ``db:``); ``prefixes``: the
+    attribute prefixes this serializer declared."""
     if not isinstance(element.tag, str):
         return  # a Comment or ProcessingInstruction node: RFC 6120 §11.1 forbids sending them
     namespace, local = _split(element.tag)
     declarations: list[str] = []
-    if namespace == NS.STREAM:
+    if namespace in declared:
+        name = f"{declared[namespace]}:{local}"
+    elif namespace == NS.STREAM:
         name = f"stream:{local}"
-        if not stream_prefix:
-            declarations.append(f' xmlns:stream="{NS.STREAM}"')
-            stream_prefix = True
+        declarations.append(f' xmlns:stream="{NS.STREAM}"')
+        declared = {**declared, NS.STREAM: "stream"}
     else:
         name = local
         if namespace != default:
@@ -355,14 +364,18 @@ def _write(
         if element.text:
             out.append(_escape_text(element.text))
         for child in element:
-            _write(child, default, stream_prefix, scoped, out)
+            _write(child, default, declared, scoped, out)
             if child.tail:
                 out.append(_escape_text(child.tail))
         out.append(f"</{name}>")
 
 
 def serialize(
-    element: Element, default_namespace: str = NS.CLIENT, *, stream_prefix: bool = True
+    element: Element,
+    default_namespace: str = NS.CLIENT,
+    *,
+    stream_prefix: bool = True,
+    declared: Mapping[str, str] | None = None,
 ) -> bytes:
     """Compact UTF-8 XML for ``element`` as it appears inside a stream.
 
@@ -370,23 +383,54 @@ def serialize(
     written (``jabber:client`` inside a TCP stream; ``""`` on a WebSocket,
     where each message stands alone, RFC 7395 §3.3.3). Elements of the
     streams namespace get the ``stream:`` prefix, declared unless
-    ``stream_prefix`` says the stream header already did. ``xml:lang`` stays
-    ``xml:lang``; the element's tail is not written.
+    ``stream_prefix`` says the stream header already did. ``declared`` maps
+    other namespaces the header declared to their prefix (an s2s header's
+    ``db:`` for ``jabber:server:dialback``, XEP-0220 §2: some servers accept
+    dialback elements only so prefixed). ``xml:lang`` stays ``xml:lang``; the
+    element's tail is not written.
     """
+    scope = dict(declared or {})
+    if stream_prefix:
+        scope[NS.STREAM] = "stream"
     out: list[str] = []
-    _write(element, default_namespace, stream_prefix, {}, out)
+    _write(element, default_namespace, scope, {}, out)
     return "".join(out).encode()
 
 
-def stream_header(*, stream_id: str, from_: str, to: str = "", lang: str = "en") -> bytes:
-    """The responding stream header (RFC 6120 §4.7), with the XML declaration before it."""
+def stream_header(
+    *, stream_id: str, from_: str, to: str = "", lang: str = "en", namespace: str = NS.CLIENT
+) -> bytes:
+    """A stream header (RFC 6120 §4.7), with the XML declaration before it.
+
+    ``namespace`` is the content namespace: ``jabber:client``, or ``jabber:server``
+    for s2s, whose header also declares the ``db:`` prefix (XEP-0220 §2.4.1).
+    An initiating entity has no ``stream_id`` to give: it is left out when empty.
+    """
+    dialback = f' xmlns:db="{NS.DIALBACK}"' if namespace == NS.SERVER else ""
+    id_attr = f' id="{_escape_attr(stream_id)}"' if stream_id else ""
     to_attr = f' to="{_escape_attr(to)}"' if to else ""
     return (
         "<?xml version='1.0'?>"
-        f'<stream:stream xmlns="{NS.CLIENT}" xmlns:stream="{NS.STREAM}"'
-        f' id="{_escape_attr(stream_id)}" from="{_escape_attr(from_)}"{to_attr}'
+        f'<stream:stream xmlns="{_escape_attr(namespace)}" xmlns:stream="{NS.STREAM}"{dialback}'
+        f'{id_attr} from="{_escape_attr(from_)}"{to_attr}'
         f' version="1.0" xml:lang="{_escape_attr(lang)}">'
     ).encode()
+
+
+def check_version(attributes: Mapping[str, str]) -> None:
+    """RFC 6120 §4.7.5: no version means 0.9; we speak 1.x and answer 1.0."""
+    major, dot, minor = attributes.get("version", "").partition(".")
+    if not (dot and major == "1" and minor.isascii() and minor.isdigit()):
+        raise StreamError(StreamCondition.UNSUPPORTED_VERSION, "version 1.0 is required")
+
+
+def stream_error_element(error: StreamError) -> Element:
+    """RFC 6120 §4.9.2: <stream:error><condition xmlns=streams/><text/>?</stream:error>."""
+    element = Element(f"{{{NS.STREAM}}}error")
+    SubElement(element, f"{{{NS.STREAMS}}}{error.condition.value}")
+    if error.text:
+        SubElement(element, f"{{{NS.STREAMS}}}text").text = error.text
+    return element
 
 
 def stream_footer() -> bytes:

@@ -1,6 +1,6 @@
 """Calls to another domain, whose SIP servers heron finds in DNS (RFC 3263).
 
-heron asks a stub name server (``sip.dns_servers``) that publishes, per test, the NAPTR,
+heron asks a stub name server (``dns.servers``) that publishes, per test, the NAPTR,
 SRV and A records of a made-up domain pointing at sipp UASes on loopback. An authenticated
 local caller reaches them; a caller from nowhere may not use heron as a relay to them.
 """
@@ -43,9 +43,9 @@ def heron(tmp_path_factory: pytest.TempPathFactory, dns: DnsStub) -> Iterator[Si
     directory = tmp_path_factory.mktemp("heron-rfc3263")
     port, tls_port = free_port(), free_port()
     settings = sip_settings(port, tls_port)
-    settings["sip"]["dns_servers"] = [dns.address]
+    settings["dns"] = {"servers": [dns.address]}
     # The other domains' servers are sipp on loopback: an internal address heron forwards
-    # to only when the configuration allows it (heron.sip.destinations).
+    # to only when the configuration allows it (heron.destinations).
     settings["sip"]["allowed_destinations"] = ["127.0.0.0/8"]
     users = {f"alice@{DOMAIN}": USERS["alice"]}
     with running_heron(directory, settings, users=users) as running:

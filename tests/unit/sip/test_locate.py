@@ -14,22 +14,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heron.sip.locate import (
-    MAX_TARGETS,
-    DnsTarget,
-    Located,
+from heron.dns.records import (
     Naptr,
     Pick,
     Query,
     Record,
     RecordType,
     Srv,
+    order_srv,
+    parse_nameserver,
+)
+from heron.dns.resolver import Resolver
+from heron.sip.locate import (
+    MAX_TARGETS,
+    DnsTarget,
+    Located,
     Transport,
     locate,
-    order_srv,
     select_naptr,
 )
-from heron.sip.transports.dns import SipLocator, parse_nameserver
+from heron.sip.transports.dns import SipLocator
 from heron.sip.uri import SipUri, parse_uri
 from tests.support.dns_stub import dns_stub
 
@@ -446,7 +450,7 @@ STUB_ZONE = {
 
 async def test_rfc3263_lookups_go_to_the_configured_server_and_are_cached() -> None:
     async with dns_stub(STUB_ZONE) as stub:
-        locator = SipLocator([stub.address])
+        locator = SipLocator(Resolver([stub.address]))
         uri = parse_uri("sip:bob@other.test")
         assert isinstance(uri, SipUri)
         first = await locator.locate(uri)
@@ -463,7 +467,7 @@ async def test_rfc3263_4_3_a_domain_without_records_has_no_target() -> None:
     async with dns_stub(STUB_ZONE) as stub:
         uri = parse_uri("sip:bob@nowhere.test")
         assert isinstance(uri, SipUri)
-        located = await SipLocator([stub.address]).locate(uri)
+        located = await SipLocator(Resolver([stub.address])).locate(uri)
 
     assert located == Located((), failed=False)
     assert stub.asked("nowhere.test") == ["NAPTR"]
@@ -473,7 +477,7 @@ async def test_unanswered_lookups_fail_within_the_budget() -> None:
     async with dns_stub(STUB_ZONE, silent=frozenset({"down.test"})) as stub:
         uri = parse_uri("sip:bob@down.test")
         assert isinstance(uri, SipUri)
-        located = await SipLocator([stub.address], timeout=0.2, budget=0.5).locate(uri)
+        located = await SipLocator(Resolver([stub.address], timeout=0.2), budget=0.5).locate(uri)
 
     assert located == Located((), failed=True)
     assert stub.asked("down.test")[0] == "NAPTR"

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from heron.destinations import Destinations
 from heron.sip import Request, SipUri, Uri, parse_datagram, parse_uri
 from heron.sip.bindings import BindingCache
-from heron.sip.destinations import Destinations
 from heron.sip.proxy import our_record_route, preprocess
 from heron.sip.registrar import Binding, BindingSource
 from heron.sip.seal import CONTACT_PARAM, SEAL_PARAM, DialogSeal, identity

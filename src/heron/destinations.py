@@ -1,27 +1,36 @@
-"""Where heron may send a request it forwards, sans-IO.
+"""Where heron may connect on someone else's word: one rule for SIP and XMPP.
 
 A SIP proxy connects to whatever a Request-URI, a Route or a DNS answer
-names, so without a policy anyone who can get a request through it (a user,
-a web phone, a party to a dialog) can make it reach what only the server
-itself should: Redis on 127.0.0.1:6379, a cloud metadata service on
+names, and an XMPP server to whatever the DNS of a domain in a JID names, so
+without a policy anyone who can get a request or a stanza through it (a user,
+a web phone, a party to a dialog, a remote domain's DNS) can make it reach
+what only the server itself should: Redis on 127.0.0.1:6379, a cloud metadata service on
 169.254.169.254, the office LAN behind it, or heron's own ports. Such
 *internal* addresses are loopback, link-local, private (RFC 1918, RFC 4193),
 unspecified, multicast and reserved ranges, and heron's own addresses.
 
 A request may still go there when the administrator said so
 (``sip.trusted_peers``, ``sip.allowed_destinations``, a static route or a
-click-to-call target), or when the address is a registered phone's: the
-server layer asks :class:`heron.sip.bindings.BindingCache` and its flows
-before it refuses.
+click-to-call target; ``xmpp.s2s_allowed_destinations`` for XMPP), or when
+the address is a registered phone's: the SIP server asks
+:class:`heron.sip.bindings.BindingCache` and its flows before it refuses.
+TURN keeps its own ranges (``turn.allowed_peer_ranges``), as coturn does.
+
+:class:`Destinations` decides, without I/O; :func:`own_addresses` finds
+heron's own addresses once at start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
-__all__ = ["Destinations"]
+__all__ = ["Destinations", "interface_addresses", "own_addresses"]
+
+log = logging.getLogger(__name__)
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
 _CACHED = 4096
@@ -100,3 +109,44 @@ class Destinations:
             or (isinstance(address, IPv6Address) and address.sixtofour is not None)
             or (isinstance(address, IPv6Address) and address.teredo is not None)
         )
+
+
+def interface_addresses() -> list[str]:
+    """The host's own IP addresses, from Linux's /proc (none elsewhere): IPv4 from the
+    local routing table, IPv6 from the interface list."""
+    found = ["127.0.0.1", "::1"]
+    try:
+        with open("/proc/net/fib_trie", encoding="ascii") as trie:
+            last = ""
+            for line in trie:
+                text = line.strip()
+                if text.startswith("|-- "):
+                    last = text[4:]
+                elif text.startswith("/32 host LOCAL") and last:
+                    found.append(last)
+    except OSError:
+        pass
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as interfaces:
+            for line in interfaces:
+                digits = line.split()[0] if line.strip() else ""
+                if len(digits) == 32:
+                    found.append(str(ipaddress.IPv6Address(int(digits, 16))))
+    except (OSError, ValueError):
+        pass
+    return list(dict.fromkeys(found))
+
+
+async def own_addresses(host_name: str, also: Iterable[str] = ()) -> list[str]:
+    """heron's own addresses, best effort: ``also`` (configured aliases; names among them
+    are ignored by :class:`Destinations`), the host's interfaces' and its host name's."""
+    own = [*also, *interface_addresses()]
+    try:
+        found = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host_name, None), timeout=2.0
+        )
+    except (OSError, TimeoutError) as exc:
+        log.debug("cannot resolve %s: %s", host_name, exc)
+    else:
+        own += [str(info[4][0]) for info in found]
+    return own
