@@ -54,8 +54,16 @@ def s2s(ctx: CliContext) -> None:
     """List server-to-server streams: direction, domains, authentication, TLS, queue."""
     rows = run(query(ctx.config.data_dir, "xmpp.s2s"))
     table = Table(
-        "Dir", "Local", "Remote", "Auth", "TLS", "Address", "Stanzas", "Queued",
-        box=None, header_style="bold",
+        "Dir",
+        "Local",
+        "Remote",
+        "Auth",
+        "TLS",
+        "Address",
+        "Stanzas",
+        "Queued",
+        box=None,
+        header_style="bold",
     )
     for row in rows:
         table.add_row(

@@ -29,8 +29,10 @@ from heron.config import Config, ListenAddress
 from heron.connections import ConnectionPolicy
 from heron.control import View
 from heron.credentials import load_or_create_secret, turn_secret
+from heron.destinations import own_addresses
 from heron.errors import listen_error
 from heron.guesses import account_key
+from heron.peer_tls import s2s_client_context, s2s_server_context
 from heron.tls import server_context
 from heron.xmpp.errors import StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
@@ -47,6 +49,8 @@ from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.muc.service import MucService
 from heron.xmpp.router import Router
+from heron.xmpp.s2s.dns import ServerLocator, s2s_destinations
+from heron.xmpp.s2s.server import Federation, FederationSettings
 from heron.xmpp.sasl import SaslConfig
 from heron.xmpp.stanza import NS, qname
 from heron.xmpp.stream import (
@@ -90,11 +94,13 @@ def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
     return XmppComponent(services, stores) if services.config.xmpp.enabled else None
 
 
-def _unknown_accounts_secret(config: Config) -> bytes:
-    """The key of the fake SCRAM salts of unknown accounts: derived from the server's own
-    secret in the data directory, so a name's fake salt outlives restarts as a real one does."""
+def _derived_secret(config: Config, purpose: bytes) -> bytes:
+    """A key for one ``purpose``, derived from the server's own secret in the data
+    directory, so that it outlives restarts: the fake SCRAM salts of unknown accounts stay
+    what they were, as real ones do, and dialback keys (XEP-0185) given out before a
+    restart still verify after it."""
     server_secret = load_or_create_secret(config.sip_secret_path)
-    return hmac.digest(server_secret, b"heron xmpp: SCRAM keys of unknown accounts", "sha256")
+    return hmac.digest(server_secret, b"heron xmpp: " + purpose, "sha256")
 
 
 class _Link:
@@ -283,7 +289,7 @@ class XmppComponent:
         self._connections: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None
         self._sasl = SaslConfig(
-            server_secret=_unknown_accounts_secret(config),
+            server_secret=_derived_secret(config, b"SCRAM keys of unknown accounts"),
             nonce=lambda: secrets.token_urlsafe(18),
         )
         self._router = Router(
@@ -327,6 +333,7 @@ class XmppComponent:
             0,
         )
         self._pings = 0
+        self._federation: Federation | None = None
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -341,13 +348,55 @@ class XmppComponent:
             listeners.append(await self._listen("xmpp.listen", address, None))
         for address in xmpp.tls_listen:
             listeners.append(await self._listen("xmpp.tls_listen", address, direct))
+        if xmpp.s2s_listen or xmpp.s2s_tls_listen:
+            listeners += await self._federate()
         if xmpp.websocket and config.web.enabled:
             self._services.web_routes.append(("/xmpp-websocket", self._websocket))
             for address in config.web.listen:
                 listeners.append(Listener("xmpp", f"wss://{address}/xmpp-websocket"))
         return listeners
 
+    async def _federate(self) -> list[Listener]:
+        """Open the s2s listeners and let the router reach other domains (RFC 6120 §10.4)."""
+        config, xmpp = self._config, self._config.xmpp
+        destinations = s2s_destinations(config)
+        destinations.add_own(await own_addresses(config.host_name))
+        settings = FederationSettings(
+            local_domains=self._router.local_domains,
+            require_tls=xmpp.s2s_require_encryption,
+            secure_auth=xmpp.s2s_secure_auth,
+            allow=frozenset(xmpp.s2s_allow),
+            deny=frozenset(xmpp.s2s_deny),
+            queue_limit=xmpp.s2s_queue,
+            max_stanza_bytes=xmpp.max_stanza_size,
+            policy=self._guards.policy,
+        )
+        cert, key = config.certificate_path, config.key_path
+        federation = Federation(
+            settings,
+            deliver=self._router.route,
+            bounce=self._router.bounce,
+            locate=ServerLocator(self._services.resolver, destinations).locate,
+            server_tls=s2s_server_context(cert, key, xmpp.s2s_ca_file),
+            client_tls=s2s_client_context(cert, key, xmpp.s2s_ca_file),
+            connections=self._guards.connections,
+            dialback_secret=_derived_secret(config, b"dialback keys"),
+        )
+        listeners = []
+        for key_name, addresses, direct in (
+            ("xmpp.s2s_listen", xmpp.s2s_listen, False),
+            ("xmpp.s2s_tls_listen", xmpp.s2s_tls_listen, True),
+        ):
+            for address in addresses:
+                await federation.listen(key_name, address, direct_tls=direct)
+                listeners.append(Listener("xmpp-s2s", f"{'tls' if direct else 'tcp'}://{address}"))
+        self._router.federate(federation)
+        self._federation = federation
+        return listeners
+
     async def stop(self) -> None:
+        if self._federation is not None:
+            await self._federation.stop()
         for server in self._servers:
             server.close()
         for session in list(self._router.sessions()):
@@ -362,6 +411,7 @@ class XmppComponent:
             "xmpp.sessions": self._session_rows,
             "xmpp.rooms": self._room_rows,
             "xmpp.counters": self._counter_rows,
+            "xmpp.s2s": lambda: self._federation.rows() if self._federation else [],
         }
 
     def _session_rows(self) -> list[dict[str, Any]]:
@@ -389,7 +439,8 @@ class XmppComponent:
 
     def _counter_rows(self) -> list[dict[str, Any]]:
         sessions = len(self._router.sessions())
-        return [{**self._counters, "sessions": sessions, **self._muc.counters}]
+        s2s = self._federation.counters if self._federation else {}
+        return [{**self._counters, "sessions": sessions, **self._muc.counters, **s2s}]
 
     def _register_features(self) -> None:
         config = self._config

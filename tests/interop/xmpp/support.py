@@ -55,7 +55,8 @@ def xmpp_server(directory: Path, **overrides: Any) -> Iterator[XmppServer]:
                 "enabled": True,
                 "listen": [f"127.0.0.1:{port}"],
                 "tls_listen": [f"127.0.0.1:{tls_port}"],
-                "s2s_listen": [], "s2s_tls_listen": [],
+                "s2s_listen": [],
+                "s2s_tls_listen": [],
             },
             "turn": {
                 "enabled": True,
