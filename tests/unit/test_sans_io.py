@@ -36,8 +36,9 @@ CORES = sorted(
     ]
     # A group-chat room's rules are a core too; the MUC service around them is async.
     + [path for path in (ROOT / "xmpp" / "muc").glob("*.py") if path.name != "service.py"]
-    # The s2s stream core; the federation's asyncio side lives outside this package.
-    + sorted((ROOT / "xmpp" / "s2s").glob("*.py"))
+    # The s2s stream core, its location and identity rules; server.py is the asyncio side
+    # (and dns.py the adapter to the shared resolver, which imports no I/O module itself).
+    + [path for path in (ROOT / "xmpp" / "s2s").glob("*.py") if path.name != "server.py"]
 )
 
 

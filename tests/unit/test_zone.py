@@ -33,12 +33,13 @@ def test_handbook_records_for_falcot() -> None:
         "_sips._tcp.sip.falcot.com.": "5061",
         "_xmpp-client._tcp.falcot.com.": "5222",
         "_xmpps-client._tcp.falcot.com.": "5223",
+        "_xmpp-server._tcp.falcot.com.": "5269",
+        "_xmpps-server._tcp.falcot.com.": "5270",
+        "_xmpp-server._tcp.conference.falcot.com.": "5269",
     }
     srv = {r[0]: r[5] for r in found if r[2] == "SRV"}
     for owner, port in expected_srv.items():
         assert srv[owner] == port, owner
-    # No federation listener by default, so no record invites other servers to one.
-    assert "_xmpp-server._tcp.falcot.com." not in srv
     assert all(r[-1] == "heron.falcot.com." for r in found if r[2] == "SRV")
     naptr = [r for r in found if r[2] == "NAPTR"]
     assert (

@@ -1,21 +1,31 @@
-"""Small pieces of the XMPP server: the key of unknown accounts' fake SCRAM keys, which
-outlives a restart as real salts do, and the read rate of one connection."""
+"""Small pieces of the XMPP server: the keys derived from the server's secret (unknown
+accounts' fake SCRAM keys, dialback keys), which outlive a restart, and the read rate of
+one connection."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from heron.config import Config
-from heron.xmpp.server import _ReadRate, _unknown_accounts_secret
+from heron.xmpp.server import _derived_secret, _ReadRate
 
 
-def test_the_fake_keys_secret_is_kept_in_the_data_directory(tmp_path: Path) -> None:
+def test_derived_secrets_are_kept_in_the_data_directory(tmp_path: Path) -> None:
     config = Config(data_dir=tmp_path / "var")
-    first = _unknown_accounts_secret(config)
+    first = _derived_secret(config, b"SCRAM keys of unknown accounts")
     assert len(first) == 32
-    assert _unknown_accounts_secret(config) == first  # the next start derives the same
+    # The next start derives the same key.
+    assert _derived_secret(config, b"SCRAM keys of unknown accounts") == first
     other = Config(data_dir=tmp_path / "elsewhere")
-    assert _unknown_accounts_secret(other) != first
+    assert _derived_secret(other, b"SCRAM keys of unknown accounts") != first
+
+
+def test_each_purpose_gets_its_own_key(tmp_path: Path) -> None:
+    """A dialback key (XEP-0185) never equals a fake SCRAM salt's key."""
+    config = Config(data_dir=tmp_path / "var")
+    assert _derived_secret(config, b"dialback keys") != _derived_secret(
+        config, b"SCRAM keys of unknown accounts"
+    )
 
 
 def test_the_read_rate_pauses_a_connection_past_its_burst() -> None:
