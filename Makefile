@@ -6,8 +6,9 @@ HERON := $(BIN)/heron
 PYTEST_ARGS ?=
 # Real clients the interoperability tests drive: coturn's turnutils_*, sipp, sipsak (the SIP
 # health check), Node for @xmpp/client, and Chromium for the browser tests (driven by
-# Playwright, never a downloaded browser).
-DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium
+# Playwright, never a downloaded browser). Prosody and ejabberd are the federation peers of the
+# s2s interop tests; lua-unbound is the resolver Prosody uses when Debian's Recommends are in.
+DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -1,0 +1,132 @@
+"""Fixtures of the federation interop tests: a test CA, a DNS stub with a resolv.conf, and
+Prosody and ejabberd peers, each in its own domain (see tests/support/federation/README.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.federation.ca import TestCa, make_ca
+from tests.support.federation.dns import FederationDns, federation_dns
+from tests.support.federation.reference import ReferenceServer, ejabberd, prosody
+
+# Not .test: libunbound, Prosody's resolver, answers NXDOMAIN for .test itself (a locally
+# served zone, RFC 6761) without asking any server. .example (RFC 2606) reaches the stub.
+PROSODY_DOMAIN = "prosody.example"
+EJABBERD_DOMAIN = "ejabberd.example"
+PEER_USERS = {name: f"{name} secret" for name in ("alice", "bob", "carol", "dave", "erin")}
+"""Accounts on every peer; each test keeps to its own, as peers live for a module."""
+
+StartPeer = Callable[..., ReferenceServer]
+
+
+def _peer_tls(ca: TestCa, domain: str) -> Any:
+    """A valid certificate for ``domain`` and its ``conference.`` MUC service."""
+    return ca.issue(domain, dns_ids=(domain, f"conference.{domain}"))
+
+
+@pytest.fixture(scope="session")
+def federation_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
+    return make_ca(tmp_path_factory.mktemp("federation-ca"))
+
+
+@pytest.fixture(scope="session")
+def federation_resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FederationDns]:
+    """The DNS stub every server of the worker resolves with; peers publish themselves."""
+    with federation_dns(tmp_path_factory.mktemp("federation-dns")) as dns:
+        yield dns
+
+
+def _starter(
+    kind: str,
+    directory: Path,
+    ca: TestCa,
+    dns: FederationDns,
+    stack: ExitStack,
+) -> StartPeer:
+    run = {"prosody": prosody, "ejabberd": ejabberd}[kind]
+
+    def start(domain: str, *, tls: Any = None, **options: Any) -> ReferenceServer:
+        options.setdefault("muc_domain", f"conference.{domain}")
+        options.setdefault("users", PEER_USERS)
+        return stack.enter_context(
+            run(
+                directory / domain,
+                domain,
+                tls=tls or _peer_tls(ca, domain),
+                cafile=ca.cafile,
+                dns=dns,
+                **options,
+            )
+        )
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def prosody_peer(
+    tmp_path_factory: pytest.TempPathFactory,
+    federation_ca: TestCa,
+    federation_resolver: FederationDns,
+) -> Iterator[ReferenceServer]:
+    """Prosody for ``prosody.test`` (MUC ``conference.prosody.test``), valid certificate."""
+    with ExitStack() as stack:
+        start = _starter(
+            "prosody", tmp_path_factory.mktemp("prosody"), federation_ca, federation_resolver, stack
+        )
+        yield start(PROSODY_DOMAIN)
+
+
+@pytest.fixture(scope="module")
+def ejabberd_peer(
+    tmp_path_factory: pytest.TempPathFactory,
+    federation_ca: TestCa,
+    federation_resolver: FederationDns,
+) -> Iterator[ReferenceServer]:
+    """ejabberd for ``ejabberd.test`` (MUC ``conference.ejabberd.test``), valid certificate;
+    module-scoped because its Erlang VM takes seconds to start."""
+    with ExitStack() as stack:
+        start = _starter(
+            "ejabberd",
+            tmp_path_factory.mktemp("ejabberd"),
+            federation_ca,
+            federation_resolver,
+            stack,
+        )
+        yield start(EJABBERD_DOMAIN)
+
+
+@pytest.fixture
+def start_prosody(
+    tmp_path: Path, federation_ca: TestCa, federation_resolver: FederationDns
+) -> Iterator[StartPeer]:
+    """``start_prosody(domain, *, tls=None, **prosody_options)``: one more Prosody for this
+    test (a domain of its own), stopped after it; ``tls`` defaults to a valid certificate."""
+    with ExitStack() as stack:
+        yield _starter("prosody", tmp_path, federation_ca, federation_resolver, stack)
+
+
+@pytest.fixture
+def start_ejabberd(
+    tmp_path: Path, federation_ca: TestCa, federation_resolver: FederationDns
+) -> Iterator[StartPeer]:
+    """``start_ejabberd(domain, *, tls=None, **ejabberd_options)``, as :func:`start_prosody`."""
+    with ExitStack() as stack:
+        yield _starter("ejabberd", tmp_path, federation_ca, federation_resolver, stack)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """A failed test's report carries the logs of the reference servers it used."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, ReferenceServer):
+                report.sections.append((f"{name} logs", value.logs()))
