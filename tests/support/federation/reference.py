@@ -47,7 +47,7 @@ class ReferenceServer:
     directory: Path
     log_files: tuple[Path, ...]
     startup_seconds: float
-    """From spawning the process until both ports accepted, users registered."""
+    """From the runner's start (users registered, process spawned) until both ports accept."""
     _ctl: list[str] = field(repr=False, default_factory=list)
 
     def jid(self, user: str, resource: str = "test") -> str:
@@ -206,6 +206,7 @@ VirtualHost {_lua(domain)}
 {muc}"""
     )
     ctl = [prosodyctl, "--config", str(config)]
+    started = time.monotonic()
     for user, password in users.items():
         registered = subprocess.run(
             [*ctl, "register", user, domain, password],
@@ -218,7 +219,6 @@ VirtualHost {_lua(domain)}
     if muc_domain:
         dns.add_domain(muc_domain, s2s_port)
     output = directory / "prosody.out"
-    started = time.monotonic()
     with _running(dns.namespaced(binary, "--config", str(config), "-F"), output) as process:
         _wait_listening(process, (c2s_port, s2s_port), output)
         yield ReferenceServer(

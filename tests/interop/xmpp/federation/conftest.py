@@ -4,13 +4,14 @@ Prosody and ejabberd peers, each in its own domain (see tests/support/federation
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.federation.ca import TestCa, make_ca
+from tests.support.federation.ca import Issued, TestCa, make_ca
 from tests.support.federation.dns import FederationDns, federation_dns
 from tests.support.federation.reference import ReferenceServer, ejabberd, prosody
 
@@ -21,12 +22,43 @@ EJABBERD_DOMAIN = "ejabberd.example"
 PEER_USERS = {name: f"{name} secret" for name in ("alice", "bob", "carol", "dave", "erin")}
 """Accounts on every peer; each test keeps to its own, as peers live for a module."""
 
-StartPeer = Callable[..., ReferenceServer]
 
-
-def _peer_tls(ca: TestCa, domain: str) -> Any:
+def _peer_tls(ca: TestCa, domain: str) -> Issued:
     """A valid certificate for ``domain`` and its ``conference.`` MUC service."""
     return ca.issue(domain, dns_ids=(domain, f"conference.{domain}"))
+
+
+@dataclass
+class StartPeer:
+    """``start(domain, *, tls=None, **options)``: a Prosody or ejabberd for ``domain`` with
+    MUC ``conference.DOMAIN`` and :data:`PEER_USERS`; ``tls`` defaults to a valid certificate,
+    other options go to :func:`~tests.support.federation.reference.prosody` or
+    :func:`~tests.support.federation.reference.ejabberd`. Stopped with the fixture."""
+
+    run: Callable[..., AbstractContextManager[ReferenceServer]]
+    directory: Path
+    ca: TestCa
+    dns: FederationDns
+    stack: ExitStack
+    started: list[ReferenceServer] = field(default_factory=list)
+
+    def __call__(
+        self, domain: str, *, tls: Issued | None = None, **options: Any
+    ) -> ReferenceServer:
+        options.setdefault("muc_domain", f"conference.{domain}")
+        options.setdefault("users", PEER_USERS)
+        server = self.stack.enter_context(
+            self.run(
+                self.directory / domain,
+                domain,
+                tls=tls or _peer_tls(self.ca, domain),
+                cafile=self.ca.cafile,
+                dns=self.dns,
+                **options,
+            )
+        )
+        self.started.append(server)
+        return server
 
 
 @pytest.fixture(scope="session")
@@ -41,32 +73,6 @@ def federation_resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fe
         yield dns
 
 
-def _starter(
-    kind: str,
-    directory: Path,
-    ca: TestCa,
-    dns: FederationDns,
-    stack: ExitStack,
-) -> StartPeer:
-    run = {"prosody": prosody, "ejabberd": ejabberd}[kind]
-
-    def start(domain: str, *, tls: Any = None, **options: Any) -> ReferenceServer:
-        options.setdefault("muc_domain", f"conference.{domain}")
-        options.setdefault("users", PEER_USERS)
-        return stack.enter_context(
-            run(
-                directory / domain,
-                domain,
-                tls=tls or _peer_tls(ca, domain),
-                cafile=ca.cafile,
-                dns=dns,
-                **options,
-            )
-        )
-
-    return start
-
-
 @pytest.fixture(scope="module")
 def prosody_peer(
     tmp_path_factory: pytest.TempPathFactory,
@@ -75,8 +81,8 @@ def prosody_peer(
 ) -> Iterator[ReferenceServer]:
     """Prosody for ``prosody.test`` (MUC ``conference.prosody.test``), valid certificate."""
     with ExitStack() as stack:
-        start = _starter(
-            "prosody", tmp_path_factory.mktemp("prosody"), federation_ca, federation_resolver, stack
+        start = StartPeer(
+            prosody, tmp_path_factory.mktemp("prosody"), federation_ca, federation_resolver, stack
         )
         yield start(PROSODY_DOMAIN)
 
@@ -90,12 +96,8 @@ def ejabberd_peer(
     """ejabberd for ``ejabberd.test`` (MUC ``conference.ejabberd.test``), valid certificate;
     module-scoped because its Erlang VM takes seconds to start."""
     with ExitStack() as stack:
-        start = _starter(
-            "ejabberd",
-            tmp_path_factory.mktemp("ejabberd"),
-            federation_ca,
-            federation_resolver,
-            stack,
+        start = StartPeer(
+            ejabberd, tmp_path_factory.mktemp("ejabberd"), federation_ca, federation_resolver, stack
         )
         yield start(EJABBERD_DOMAIN)
 
@@ -104,19 +106,18 @@ def ejabberd_peer(
 def start_prosody(
     tmp_path: Path, federation_ca: TestCa, federation_resolver: FederationDns
 ) -> Iterator[StartPeer]:
-    """``start_prosody(domain, *, tls=None, **prosody_options)``: one more Prosody for this
-    test (a domain of its own), stopped after it; ``tls`` defaults to a valid certificate."""
+    """One more Prosody for this test, in a domain of its own (see :class:`StartPeer`)."""
     with ExitStack() as stack:
-        yield _starter("prosody", tmp_path, federation_ca, federation_resolver, stack)
+        yield StartPeer(prosody, tmp_path, federation_ca, federation_resolver, stack)
 
 
 @pytest.fixture
 def start_ejabberd(
     tmp_path: Path, federation_ca: TestCa, federation_resolver: FederationDns
 ) -> Iterator[StartPeer]:
-    """``start_ejabberd(domain, *, tls=None, **ejabberd_options)``, as :func:`start_prosody`."""
+    """One more ejabberd for this test, in a domain of its own (see :class:`StartPeer`)."""
     with ExitStack() as stack:
-        yield _starter("ejabberd", tmp_path, federation_ca, federation_resolver, stack)
+        yield StartPeer(ejabberd, tmp_path, federation_ca, federation_resolver, stack)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -128,5 +129,7 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     if report.failed:
         for name, value in getattr(item, "funcargs", {}).items():
-            if isinstance(value, ReferenceServer):
-                report.sections.append((f"{name} logs", value.logs()))
+            servers = value.started if isinstance(value, StartPeer) else [value]
+            for server in servers:
+                if isinstance(server, ReferenceServer):
+                    report.sections.append((f"{name} {server.domain} logs", server.logs()))

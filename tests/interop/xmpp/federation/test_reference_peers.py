@@ -6,6 +6,7 @@ harness because of these."""
 from __future__ import annotations
 
 import pytest
+from slixmpp import JID
 
 from tests.interop.xmpp.federation.conftest import StartPeer
 from tests.interop.xmpp.federation.support import (
@@ -13,7 +14,7 @@ from tests.interop.xmpp.federation.support import (
     on_peers,
     prosody_s2s,
 )
-from tests.interop.xmpp.support import subscribe_each_other
+from tests.interop.xmpp.support import MUC_PLUGINS, join_room, subscribe_each_other
 from tests.support.federation.ca import TestCa
 from tests.support.federation.dns import FederationDns
 from tests.support.federation.reference import ReferenceServer
@@ -42,6 +43,23 @@ async def test_xep0178_valid_certificates_subscribe_and_chat_with_sasl_external(
     } <= ejabberd_s2s(ejabberd_peer)
     auth = {(s["Dir"], s["SASL"], s["Dialback"]) for s in prosody_s2s(prosody_peer, ejabberd_peer)}
     assert auth == {("-->", "Succeeded", "Not used"), ("<--", "Succeeded", "Not used")}
+
+
+async def test_xep0045_a_remote_user_chats_in_a_room_across_s2s(
+    prosody_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    # The room's service is a subdomain reached through its own SRV record and certificate name.
+    assert ejabberd_peer.muc_domain is not None
+    room = JID(f"lounge@{ejabberd_peer.muc_domain}")
+    async with on_peers((ejabberd_peer, "erin"), (prosody_peer, "erin"), plugins=MUC_PLUGINS) as (
+        host,
+        guest,
+    ):
+        await join_room(host, room, "host")
+        await join_room(guest, room, "guest")
+        guest.send_message(mto=room, mbody="hello, room", mtype="groupchat")
+        for client in (host, guest):
+            assert (await client.next_message("hello, room"))["from"] == JID(f"{room}/guest")
 
 
 async def test_xep0220_certificate_for_another_domain_falls_back_to_dialback(
