@@ -1,9 +1,11 @@
 """The federation harness proved on two servers nobody here wrote: Prosody 0.12 and ejabberd
 23.01 federate through the test's DNS stub and CA, with SASL EXTERNAL (XEP-0178) when both
-certificates are valid and dialback (XEP-0220) when one is not. heron's s2s tests trust the
-harness because of these."""
+certificates are valid, dialback (XEP-0220) when one is not, and no stream at all when Prosody's
+s2s_secure_auth is on. heron's s2s tests trust the harness because of these."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from slixmpp import JID
@@ -14,7 +16,7 @@ from tests.interop.xmpp.federation.support import (
     on_peers,
     prosody_s2s,
 )
-from tests.interop.xmpp.support import MUC_PLUGINS, join_room, subscribe_each_other
+from tests.interop.xmpp.support import MUC_PLUGINS, TIMEOUT, join_room, subscribe_each_other
 from tests.support.federation.ca import TestCa
 from tests.support.federation.dns import FederationDns
 from tests.support.federation.reference import ReferenceServer
@@ -83,3 +85,24 @@ async def test_xep0220_certificate_for_another_domain_falls_back_to_dialback(
     assert ("inbound", "EXTERNAL", domain, ejabberd_peer.domain) not in authenticated
     auth = {(s["Dir"], s["SASL"], s["Dialback"]) for s in prosody_s2s(wrong, ejabberd_peer)}
     assert auth == {("-->", "Failed", "Completed"), ("<--", "Succeeded", "Not used")}
+
+
+async def test_secure_auth_refuses_a_certificate_for_another_domain(
+    start_prosody: StartPeer, federation_ca: TestCa
+) -> None:
+    # Prosody's s2s_secure_auth = true (the harness's secure_auth) refuses dialback: the peer
+    # with a certificate for another name gets a not-authorized stream error, and its user a
+    # bounce.
+    strict = start_prosody("strict.example", secure_auth=True, muc_domain=None)
+    wrong = start_prosody(
+        "unverified.example",
+        tls=federation_ca.issue("other.example"),
+        c2s_tls=federation_ca.issue("unverified.example"),
+        muc_domain=None,
+    )
+    async with on_peers((wrong, "alice"), (strict, "bob")) as (alice, bob):
+        alice.send_message(mto=bob.boundjid.bare, mbody="let me in", mtype="chat")
+        bounce = await asyncio.wait_for(alice.errors.get(), TIMEOUT)
+        assert "not-authorized" in bounce["error"]["text"]
+        assert bob.messages.empty()
+    assert "Forbidding insecure connection to/from unverified.example" in strict.logs()
