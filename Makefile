@@ -25,15 +25,21 @@ $(VENV)/.installed: pyproject.toml
 
 test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
 
-# Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the
-# packaged daemons (coturn), which tests and benchmarks start themselves.
+# Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the packaged
+# daemons (coturn, prosody, ejabberd), which tests and benchmarks start themselves on their
+# own ports. On a systemd machine the postinsts start units regardless: stop and disable those.
 deb-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
-			apt-get install -y -qq --no-install-recommends $$missing; \
+			apt-get install -y -qq --no-install-recommends $$missing && \
+		if [ -d /run/systemd/system ]; then \
+			for unit in coturn prosody ejabberd; do \
+				$(SUDO) systemctl disable --now $$unit 2>/dev/null || true; \
+			done; \
+		fi; \
 	fi
 
 $(VENV)/.test-installed: pyproject.toml

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.dns_stub import DnsStub, dns_stub_thread
-from tests.support.tools import require_tool
+from tests.support.tools import missing, require_tool
 
 LOOPBACK = "127.0.0.1"
 """Where every server of the tests listens; the stub's A records point here."""
@@ -68,6 +68,9 @@ def federation_dns(directory: Path) -> Iterator[FederationDns]:
         with ExitStack() as stack:
             try:
                 stub = stack.enter_context(dns_stub_thread({}, address=(host, 53)))
+            except PermissionError:
+                missing("the DNS stub binds port 53 and servers run under unshare: needs root")
+                raise
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     continue
