@@ -4,12 +4,61 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.interop.xmpp.support import Client, log_out, login
+from tests.support.federation.ca import Issued, TestCa
+from tests.support.federation.dns import FederationDns
 from tests.support.federation.reference import ReferenceServer
+
+# Not .test: libunbound, Prosody's resolver, answers NXDOMAIN for .test itself (a locally
+# served zone, RFC 6761) without asking any server. .example (RFC 2606) reaches the stub.
+PROSODY_DOMAIN = "prosody.example"
+EJABBERD_DOMAIN = "ejabberd.example"
+PEER_USERS = {name: f"{name} secret" for name in ("alice", "bob", "carol", "dave", "erin")}
+"""Accounts on every peer; each test keeps to its own, as peers live for a module."""
+
+
+def _peer_tls(ca: TestCa, domain: str) -> Issued:
+    """A valid certificate for ``domain`` and its ``conference.`` MUC service."""
+    return ca.issue(domain, dns_ids=(domain, f"conference.{domain}"))
+
+
+@dataclass
+class StartPeer:
+    """``start(domain, *, tls=None, **options)``: a Prosody or ejabberd for ``domain`` with
+    MUC ``conference.DOMAIN`` and :data:`PEER_USERS`; ``tls`` defaults to a valid certificate,
+    other options go to :func:`~tests.support.federation.reference.prosody` or
+    :func:`~tests.support.federation.reference.ejabberd`. Stopped with the fixture."""
+
+    run: Callable[..., AbstractContextManager[ReferenceServer]]
+    directory: Path
+    ca: TestCa
+    dns: FederationDns
+    stack: ExitStack
+    started: list[ReferenceServer] = field(default_factory=list)
+
+    def __call__(
+        self, domain: str, *, tls: Issued | None = None, **options: Any
+    ) -> ReferenceServer:
+        options.setdefault("muc_domain", f"conference.{domain}")
+        options.setdefault("users", PEER_USERS)
+        server = self.stack.enter_context(
+            self.run(
+                self.directory / domain,
+                domain,
+                tls=tls or _peer_tls(self.ca, domain),
+                cafile=self.ca.cafile,
+                dns=self.dns,
+                **options,
+            )
+        )
+        self.started.append(server)
+        return server
 
 
 async def peer_login(server: ReferenceServer, user: str, **options: Any) -> Client:

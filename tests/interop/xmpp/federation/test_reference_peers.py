@@ -10,8 +10,8 @@ import asyncio
 import pytest
 from slixmpp import JID
 
-from tests.interop.xmpp.federation.conftest import StartPeer
 from tests.interop.xmpp.federation.support import (
+    StartPeer,
     ejabberd_s2s,
     on_peers,
     prosody_s2s,
