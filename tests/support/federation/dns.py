@@ -1,9 +1,10 @@
 """DNS for federation tests: the stub on port 53 of a loopback address of its own, and a mount
 namespace whose /etc/resolv.conf names it, for reference servers that read only that file.
 
-Prosody (through libunbound, hosts file off) and ejabberd (Erlang's inet_res for SRV, and the
-native resolver for addresses) both take their name servers from /etc/resolv.conf, which has
-no port: hence port 53 on a random 127.a.b.c, never the machine's own resolv.conf.
+Prosody (through libunbound, its hosts file option off) and ejabberd (Erlang's inet_res for
+SRV; for addresses its inetrc's order, which the runner makes the hosts file, then DNS) both
+take their name servers from /etc/resolv.conf, which has no port: hence port 53 on a random
+127.a.b.c, and a resolv.conf of our own mounted over /etc's in a namespace of the server's.
 """
 
 from __future__ import annotations
