@@ -81,8 +81,10 @@ def _lua_tls(tls: Issued, cafile: Path | None = None) -> str:
 
 
 def _wait_listening(process: subprocess.Popen[bytes], ports: tuple[int, ...], log: Path) -> None:
-    """Until every port accepts a TCP connection (each try blocks on the connect, so this is
-    the kernel's answer, not a sleep); fails at once if the server exits."""
+    """Until every port accepts a TCP connection, the readiness signal both servers give
+    (neither writes a pidfile or a log line before listening that a test could wait on). A
+    refused try is retried after waiting up to 50 ms on the process itself, so an exit during
+    start-up fails at once with the server's output."""
     deadline = time.monotonic() + START_TIMEOUT
     for port in ports:
         while True:
@@ -99,7 +101,6 @@ def _wait_listening(process: subprocess.Popen[bytes], ports: tuple[int, ...], lo
                     raise AssertionError(
                         f"nothing listens on {port} after {START_TIMEOUT} s"
                     ) from exc
-                # The refusal is immediate: wait for the process for a tick before retrying.
                 try:
                     process.wait(timeout=0.05)
                 except subprocess.TimeoutExpired:
