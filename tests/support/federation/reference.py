@@ -81,10 +81,9 @@ def _lua_tls(tls: Issued, cafile: Path | None = None) -> str:
 
 
 def _wait_listening(process: subprocess.Popen[bytes], ports: tuple[int, ...], log: Path) -> None:
-    """Until every port accepts a TCP connection, the readiness signal both servers give
-    (neither writes a pidfile or a log line before listening that a test could wait on). A
-    refused try is retried after waiting up to 50 ms on the process itself, so an exit during
-    start-up fails at once with the server's output."""
+    """Until every port accepts a TCP connection: the one readiness signal both servers share
+    (their log lines differ and go to files). A refused try is retried after waiting up to
+    50 ms on the process itself, so an exit during start-up fails at once with its output."""
     deadline = time.monotonic() + START_TIMEOUT
     for port in ports:
         while True:
