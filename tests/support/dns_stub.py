@@ -1,6 +1,7 @@
 """A tiny DNS server for tests: NAPTR, SRV, A and AAAA answers from a dict, over UDP.
 
-It listens on 127.0.0.1 on a port the kernel picks, so a test points heron's
+It listens on 127.0.0.1 on a port the kernel picks (or on the address a test gives, such as
+port 53 of another loopback address for a resolv.conf), so a test points heron's
 ``dns.servers`` (or a resolver) at it and nothing leaves the machine. A name it holds no
 record of is NXDOMAIN; a name with records of other types only is an empty NOERROR; a
 ``silent`` name is never answered, which is how a test makes a lookup time out. Every
@@ -38,13 +39,14 @@ class DnsStub(asyncio.DatagramProtocol):
         self.records = {_key(name, rdtype): list(texts) for (name, rdtype), texts in zone.items()}
         self.silent = {name.lower().rstrip(".") for name in silent}
         self.questions: list[tuple[str, str]] = []
+        self.host = "127.0.0.1"
         self.port = 0
         self._transport: asyncio.DatagramTransport | None = None
 
     @property
     def address(self) -> str:
         """``host:port``, as ``dns.servers`` takes it."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def add(self, name: str, rdtype: str, *texts: str) -> None:
         self.records[_key(name, rdtype)] = list(texts)
@@ -56,7 +58,7 @@ class DnsStub(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
-        self.port = transport.get_extra_info("sockname")[1]
+        self.host, self.port = transport.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, int]) -> None:
         try:
@@ -94,16 +96,17 @@ async def dns_stub(zone: Zone, silent: frozenset[str] = frozenset()) -> AsyncIte
 
 
 @contextmanager
-def dns_stub_thread(zone: Zone, silent: frozenset[str] = frozenset()) -> Iterator[DnsStub]:
-    """The stub on a loop of its own in a thread, for tests that block (on sipp, on heron)."""
+def dns_stub_thread(
+    zone: Zone, silent: frozenset[str] = frozenset(), address: tuple[str, int] = ("127.0.0.1", 0)
+) -> Iterator[DnsStub]:
+    """The stub on a loop of its own in a thread, for tests that block (on sipp, on heron);
+    binding ``address`` raises OSError (EADDRINUSE) for the caller to try another."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="dns-stub", daemon=True)
     thread.start()
     try:
         transport, stub = asyncio.run_coroutine_threadsafe(
-            loop.create_datagram_endpoint(
-                lambda: DnsStub(zone, silent), local_addr=("127.0.0.1", 0)
-            ),
+            loop.create_datagram_endpoint(lambda: DnsStub(zone, silent), local_addr=address),
             loop,
         ).result(timeout=10)
         try:

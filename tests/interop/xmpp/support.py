@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import slixmpp
+from slixmpp import JID
 
 from tests.support.config import free_port, render_toml
 from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
 
 DOMAIN = "localhost"
 MUC = f"conference.{DOMAIN}"
+MUC_PLUGINS = ("xep_0004", "xep_0045")
 TIMEOUT = 15.0
 PASSWORD = "correct horse"
 USERS = (
@@ -82,8 +84,7 @@ def xmpp_server(directory: Path, **overrides: Any) -> Iterator[XmppServer]:
 
 def client_context(server: XmppServer) -> ssl.SSLContext:
     """Verifies heron's self-signed certificate for localhost, as a careful client would."""
-    context = ssl.create_default_context(cafile=str(server.certificate))
-    return context
+    return ssl.create_default_context(cafile=str(server.certificate))
 
 
 class Client(slixmpp.ClientXMPP):
@@ -156,16 +157,40 @@ async def connect(
     plugins: tuple[str, ...] = (),
     presence: bool = True,
 ) -> Client:
-    """Log ``user`` in (STARTTLS by default, or XEP-0368 direct TLS), wait for the session,
-    and send initial presence (RFC 6121 §4.2) unless ``presence`` is false."""
-    client = Client(f"{user}@{DOMAIN}/{resource}", password)
-    client.ssl_context = client_context(server)
+    """Log ``user`` of heron's ``DOMAIN`` in (STARTTLS by default, or XEP-0368 direct TLS);
+    see :func:`login`."""
+    return await login(
+        f"{user}@{DOMAIN}/{resource}",
+        password,
+        server.tls_port if direct_tls else server.port,
+        client_context(server),
+        direct_tls=direct_tls,
+        plugins=plugins,
+        presence=presence,
+    )
+
+
+async def login(
+    jid: str,
+    password: str,
+    port: int,
+    context: ssl.SSLContext,
+    *,
+    direct_tls: bool = False,
+    plugins: tuple[str, ...] = (),
+    presence: bool = True,
+) -> Client:
+    """Log ``jid`` in to the server on 127.0.0.1:``port`` (any server: heron, Prosody, ejabberd)
+    verifying its certificate with ``context``, wait for the session, and send initial presence
+    (RFC 6121 §4.2) unless ``presence`` is false."""
+    client = Client(jid, password)
+    client.ssl_context = context
     client.enable_plaintext = False
     client.enable_direct_tls = direct_tls
     client.enable_starttls = not direct_tls
     for plugin in plugins:
         client.register_plugin(plugin)
-    client.connect("127.0.0.1", server.tls_port if direct_tls else server.port)
+    client.connect("127.0.0.1", port)
     started = asyncio.ensure_future(client.started.wait())
     failed = asyncio.ensure_future(client.failed.wait())
     done, pending = await asyncio.wait(
@@ -175,7 +200,7 @@ async def connect(
         task.cancel()
     if started not in done:
         client.abort()
-        raise AssertionError(f"{user} could not log in")
+        raise AssertionError(f"{jid} could not log in")
     if presence:
         client.send_presence()
     return client
@@ -188,8 +213,36 @@ async def logged_in(server: XmppServer, *users: str, **options: Any) -> AsyncIte
     try:
         yield clients
     finally:
-        for client in clients:
-            client.disconnect(wait=0)
-        await asyncio.gather(
-            *(asyncio.wait_for(c.ended.wait(), TIMEOUT) for c in clients), return_exceptions=True
+        await log_out(clients)
+
+
+async def log_out(clients: list[Client]) -> None:
+    """Disconnect ``clients`` and wait (bounded) until each stream has ended."""
+    for client in clients:
+        client.disconnect(wait=0)
+    await asyncio.gather(
+        *(asyncio.wait_for(c.ended.wait(), TIMEOUT) for c in clients), return_exceptions=True
+    )
+
+
+async def subscribe_each_other(first: Client, second: Client) -> None:
+    """A mutual subscription (RFC 6121 §3) started by ``first``, answered by slixmpp's default
+    auto-authorize and auto-subscribe; returns once each has the other's available presence.
+    The ``subscribed`` answers are not awaited: Prosody turns them into roster pushes."""
+    first_jid, second_jid = first.boundjid, second.boundjid
+    first.send_presence(pto=second_jid.bare, ptype="subscribe")
+    await second.presence_from(first_jid.bare, "subscribe")
+    await first.presence_from(second_jid.bare, "subscribe")
+    await first.presence_from(str(second_jid))
+    await second.presence_from(str(first_jid))
+
+
+async def join_room(client: Client, room: JID, nick: str) -> None:
+    """Join ``room`` (XEP-0045 §7.2); a room this join created is made an instant room
+    (§10.1.2) so that others can enter. ``client`` needs :data:`MUC_PLUGINS`."""
+    muc = client.plugin["xep_0045"]
+    joined, _, _, _ = await muc.join_muc_wait(room, nick, timeout=TIMEOUT)
+    if "201" in {str(code) for code in joined["muc"]["status_codes"]}:
+        await muc.set_room_config(
+            room, client.plugin["xep_0004"].make_form(ftype="submit"), timeout=TIMEOUT
         )

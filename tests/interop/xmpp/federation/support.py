@@ -1,0 +1,113 @@
+"""slixmpp clients of the reference peers, and what the peers say about their s2s streams."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.interop.xmpp.support import Client, log_out, login
+from tests.support.federation.ca import CertFiles, TestCa
+from tests.support.federation.dns import FederationDns
+from tests.support.federation.reference import ReferenceServer
+
+# Not .test: libunbound, Prosody's resolver, answers NXDOMAIN for .test itself (a locally
+# served zone, RFC 6761) without asking any server. .example (RFC 2606) reaches the stub.
+PROSODY_DOMAIN = "prosody.example"
+EJABBERD_DOMAIN = "ejabberd.example"
+PEER_USERS = {name: f"{name} secret" for name in ("alice", "bob", "carol", "dave", "erin")}
+"""Accounts on every peer; each test keeps to its own, as peers live for a module."""
+
+
+def _peer_tls(ca: TestCa, domain: str) -> CertFiles:
+    """A valid certificate for ``domain`` and its ``conference.`` MUC service."""
+    return ca.issue(domain, dns_ids=(domain, f"conference.{domain}"))
+
+
+@dataclass
+class StartPeer:
+    """``start(domain, *, tls=None, **options)``: a Prosody or ejabberd for ``domain`` with
+    MUC ``conference.DOMAIN`` and :data:`PEER_USERS`; ``tls`` defaults to a valid certificate,
+    other options go to :func:`~tests.support.federation.reference.prosody` or
+    :func:`~tests.support.federation.reference.ejabberd`. Stopped with the fixture."""
+
+    run: Callable[..., AbstractContextManager[ReferenceServer]]
+    directory: Path
+    ca: TestCa
+    dns: FederationDns
+    stack: ExitStack
+    started: list[ReferenceServer] = field(default_factory=list)
+
+    def __call__(
+        self, domain: str, *, tls: CertFiles | None = None, **options: Any
+    ) -> ReferenceServer:
+        options.setdefault("muc_domain", f"conference.{domain}")
+        options.setdefault("users", PEER_USERS)
+        server = self.stack.enter_context(
+            self.run(
+                self.directory / domain,
+                domain,
+                tls=tls or _peer_tls(self.ca, domain),
+                cafile=self.ca.cafile,
+                dns=self.dns,
+                **options,
+            )
+        )
+        self.started.append(server)
+        return server
+
+
+async def peer_login(server: ReferenceServer, user: str, **options: Any) -> Client:
+    """``user`` of a Prosody or ejabberd peer logged in over STARTTLS, the test CA trusted
+    (options as for :func:`tests.interop.xmpp.support.login`)."""
+    context = ssl.create_default_context(cafile=str(server.cafile))
+    return await login(server.jid(user), server.users[user], server.c2s_port, context, **options)
+
+
+@asynccontextmanager
+async def on_peers(
+    *accounts: tuple[ReferenceServer, str], **options: Any
+) -> AsyncIterator[list[Client]]:
+    """Clients for ``(server, user)`` pairs, logged out at the end."""
+    clients: list[Client] = []
+    try:
+        for server, user in accounts:
+            clients.append(await peer_login(server, user, **options))
+        yield clients
+    finally:
+        await log_out(clients)
+
+
+def prosody_s2s(server: ReferenceServer, remote: ReferenceServer) -> list[dict[str, str]]:
+    """Prosody's live s2s sessions with ``remote`` from ``s2s:show()``: one dict per row, keyed
+    by its header: Dir (``-->`` out, ``<--`` in), Security (TLS version), SASL (``Succeeded``
+    is EXTERNAL, XEP-0178), Dialback (``Completed`` or ``Not used``), ..."""
+    assert server.kind == "prosody"
+    shown = server.ctl("shell", "s2s:show()")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = [[cell.strip() for cell in line.split("|")] for line in shown.stdout.splitlines()]
+    rows = [row for row in rows if len(row) > 1]
+    if not rows:
+        return []
+    sessions = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    return [session for session in sessions if session["Remote"] == remote.domain]
+
+
+_EJABBERD_S2S = re.compile(
+    r"Accepted (?P<dir>inbound|outbound) s2s (?P<method>\S+) authentication"
+    r" (?P<local>\S+) -> (?P<remote>\S+)"
+)
+
+
+def ejabberd_s2s(server: ReferenceServer) -> set[tuple[str, str, str, str]]:
+    """The s2s streams ejabberd authenticated, from its log: (``inbound``/``outbound``,
+    ``EXTERNAL``/``dialback``, from domain, to domain)."""
+    assert server.kind == "ejabberd"
+    return {
+        (m["dir"], m["method"], m["local"], m["remote"])
+        for m in _EJABBERD_S2S.finditer(server.logs())
+    }
