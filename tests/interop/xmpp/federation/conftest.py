@@ -1,5 +1,6 @@
 """Fixtures of the federation interop tests: a test CA, a DNS stub with a resolv.conf, and
-Prosody and ejabberd peers, each in its own domain (see tests/support/federation/README.md)."""
+heron, Prosody and ejabberd peers, each in its own domain (see
+tests/support/federation/README.md)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from typing import Any
 
 import pytest
 
-from tests.interop.xmpp.federation.support import EJABBERD_DOMAIN, PROSODY_DOMAIN, StartPeer
+from tests.interop.xmpp.federation.support import (
+    EJABBERD_DOMAIN,
+    HERON_DOMAIN,
+    PROSODY_DOMAIN,
+    StartPeer,
+)
 from tests.support.federation.ca import TestCa, make_ca
 from tests.support.federation.dns import FederationDns, federation_dns
+from tests.support.federation.heron_peer import heron
 from tests.support.federation.reference import ReferenceServer, ejabberd, prosody
 
 
@@ -29,12 +36,26 @@ def federation_resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fe
 
 
 @pytest.fixture(scope="module")
+def heron_peer(
+    tmp_path_factory: pytest.TempPathFactory,
+    federation_ca: TestCa,
+    federation_resolver: FederationDns,
+) -> Iterator[ReferenceServer]:
+    """heron for ``heron.example`` (MUC ``conference.heron.example``), valid certificate."""
+    with ExitStack() as stack:
+        start = StartPeer(
+            heron, tmp_path_factory.mktemp("heron"), federation_ca, federation_resolver, stack
+        )
+        yield start(HERON_DOMAIN)
+
+
+@pytest.fixture(scope="module")
 def prosody_peer(
     tmp_path_factory: pytest.TempPathFactory,
     federation_ca: TestCa,
     federation_resolver: FederationDns,
 ) -> Iterator[ReferenceServer]:
-    """Prosody for ``prosody.test`` (MUC ``conference.prosody.test``), valid certificate."""
+    """Prosody for ``prosody.example`` (MUC ``conference.prosody.example``), valid certificate."""
     with ExitStack() as stack:
         start = StartPeer(
             prosody, tmp_path_factory.mktemp("prosody"), federation_ca, federation_resolver, stack
@@ -48,13 +69,22 @@ def ejabberd_peer(
     federation_ca: TestCa,
     federation_resolver: FederationDns,
 ) -> Iterator[ReferenceServer]:
-    """ejabberd for ``ejabberd.test`` (MUC ``conference.ejabberd.test``), valid certificate;
+    """ejabberd for ``ejabberd.example`` (MUC ``conference.ejabberd.example``), valid certificate;
     module-scoped because its Erlang VM takes seconds to start."""
     with ExitStack() as stack:
         start = StartPeer(
             ejabberd, tmp_path_factory.mktemp("ejabberd"), federation_ca, federation_resolver, stack
         )
         yield start(EJABBERD_DOMAIN)
+
+
+@pytest.fixture
+def start_heron(
+    tmp_path: Path, federation_ca: TestCa, federation_resolver: FederationDns
+) -> Iterator[StartPeer]:
+    """One more heron for this test, in a domain of its own (see :class:`StartPeer`)."""
+    with ExitStack() as stack:
+        yield StartPeer(heron, tmp_path, federation_ca, federation_resolver, stack)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tests.support.federation.reference import ReferenceServer
 
 # Not .test: libunbound, Prosody's resolver, answers NXDOMAIN for .test itself (a locally
 # served zone, RFC 6761) without asking any server. .example (RFC 2606) reaches the stub.
+HERON_DOMAIN = "heron.example"
 PROSODY_DOMAIN = "prosody.example"
 EJABBERD_DOMAIN = "ejabberd.example"
 PEER_USERS = {name: f"{name} secret" for name in ("alice", "bob", "carol", "dave", "erin")}
