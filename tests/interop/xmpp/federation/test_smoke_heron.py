@@ -16,8 +16,6 @@ async def test_heron_and_prosody_chat(
         assert (await alice.next_message("hello alice"))[
             "from"
         ].bare == f"bob@{prosody_peer.domain}"
-    print(heron_peer.ctl("xmpp", "s2s").stdout)
-    print(prosody_peer.ctl("shell", "s2s:show()").stdout)
 
 
 async def test_heron_and_ejabberd_chat(
@@ -30,4 +28,3 @@ async def test_heron_and_ejabberd_chat(
         assert (await carol.next_message("hello carol"))[
             "from"
         ].bare == f"dave@{ejabberd_peer.domain}"
-    print(heron_peer.ctl("xmpp", "s2s").stdout)
