@@ -9,10 +9,13 @@ import click
 
 from heron.cli.context import CliContext, pass_context, run
 from heron.config import Config, ListenAddress
+from heron.destinations import own_addresses
+from heron.dns.resolver import Resolver, random_pick
 from heron.errors import HeronError, TlsError
 from heron.permissions import loose_permissions
 from heron.store import Database
 from heron.tls import inspect_certificate, server_context, write_self_signed
+from heron.xmpp.s2s.locate import locate_server
 from heron.zone import zone_records
 
 __all__ = ["cert", "check", "dns"]
@@ -88,10 +91,41 @@ async def _database_problem(config: Config) -> str | None:
     return None
 
 
+async def _federation_findings(config: Config) -> tuple[list[str], list[str]]:
+    """Whether other servers find this one: each federated domain's SRV records (or, without
+    them, its A/AAAA records on 5269) lead to this host's addresses and its s2s ports, as
+    ``prosodyctl check dns`` asks. Warnings, not failures: DNS may not be published yet."""
+    xmpp = config.xmpp
+    ports = {(a.port, False) for a in xmpp.s2s_listen} | {
+        (a.port, True) for a in xmpp.s2s_tls_listen
+    }
+    if not config.xmpp.enabled or not ports:
+        return [], []
+    own = set(await own_addresses(config.host_name, [str(a) for a in config.public_addresses]))
+    resolver = Resolver(config.dns.servers)
+    found: list[str] = []
+    warnings: list[str] = []
+    for domain in [*config.xmpp_hosts, config.muc_domain]:
+        located = await resolver.run(locate_server(domain, random_pick))
+        here = [t for t in located.targets if t.address in own and (t.port, t.direct_tls) in ports]
+        if here:
+            found.append(f"{domain}: other servers reach {here[0].address}:{here[0].port}")
+        elif located.failed:
+            warnings.append(f"{domain}: the s2s DNS lookup failed (see `heron dns`)")
+        else:
+            shown = ", ".join(f"{t.address}:{t.port}" for t in located.targets) or "nothing"
+            warnings.append(
+                f"{domain}: DNS sends other servers to {shown}, not to this host's s2s "
+                "listeners (`heron dns` prints the records)"
+            )
+    return found, warnings
+
+
 @click.command()
 @pass_context
 def check(ctx: CliContext) -> None:
-    """Validate the config, the certificate, the database and that the ports are free."""
+    """Validate the config, the certificate, the database, that the ports are free and that
+    DNS leads other XMPP servers here."""
     config = ctx.config
     click.echo("ok    configuration")
     problems, warnings = _certificate_findings(config)
@@ -109,7 +143,10 @@ def check(ctx: CliContext) -> None:
                 problems.append(f"{key}: {transport} {address}: {problem}")
             else:
                 click.echo(f"ok    {key} {transport} {address} is free")
-    for warning in [*warnings, *loose_permissions(config)]:
+    reachable, unreachable = run(_federation_findings(config))
+    for line in reachable:
+        click.echo(f"ok    {line}")
+    for warning in [*warnings, *unreachable, *loose_permissions(config)]:
         click.echo(f"warn  {warning}")
     for problem in problems:
         click.echo(f"FAIL  {problem}")
