@@ -37,6 +37,7 @@ LIVE_VIEWS = {
     "/api/allocations": "turn.allocations",
     "/api/sessions": "xmpp.sessions",
     "/api/rooms": "xmpp.rooms",
+    "/api/s2s": "xmpp.s2s",
 }
 """API path -> the ``services.views`` name it lists; an empty list while that
 service is off."""
@@ -142,6 +143,14 @@ ROUTES: tuple[Route, ...] = (
         "XMPP group chat rooms",
         "admin",
         _rows("room, occupants, persistent"),
+    ),
+    Route(
+        "GET",
+        "/api/s2s",
+        "live",
+        "XMPP server-to-server streams (federation)",
+        "admin",
+        _rows("direction, local, remote, auth, tls, address, stanzas, queued, since"),
     ),
     Route(
         "GET",

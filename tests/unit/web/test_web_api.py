@@ -130,7 +130,7 @@ async def test_live_views_are_listed_and_empty_while_a_service_is_off(make_site:
     site.views["sip.registrations"] = lambda: [row]
     browser = await admin_browser(site)
     assert await (await browser.request("GET", "/api/registrations")).json() == [row]
-    for path in ("/api/allocations", "/api/sessions", "/api/rooms"):
+    for path in ("/api/allocations", "/api/sessions", "/api/rooms", "/api/s2s"):
         answer = await browser.request("GET", path)
         assert answer.status == 200 and await answer.json() == []
 
