@@ -20,9 +20,11 @@ linked to; the ``SSL_CTX``/``SSL`` pointers are the first fields of CPython's co
 socket objects, and :func:`_openssl` checks them against each other once, refusing to run
 (TlsError) rather than guess if a Python build lays them out differently.
 
-OpenSSL checks the purpose as well: an initiating server's certificate needs the
-clientAuth extended key usage (or none) to verify; one with serverAuth only counts as
-unverified, so that peer gets dialback.
+Purpose: a server's certificate is what an initiating server presents, and public CAs
+(Let's Encrypt since 2026) issue them with the serverAuth extended key usage only, so the
+receiving side checks the peer's chain for the TLS-server purpose rather than OpenSSL's
+default TLS-client one (``SSL_CTX_set_purpose``); without that, such a peer would never get
+SASL EXTERNAL.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ S2S_ALPN = "xmpp-server"
 
 _X509_V_OK = 0
 _SSL_VERIFY_PEER = 0x01
+_X509_PURPOSE_SSL_SERVER = 2
 _VerifyCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 
 
@@ -68,6 +71,9 @@ class _OpenSsl:
         self.verify_result = lib.SSL_get_verify_result
         self.verify_result.argtypes = [ctypes.c_void_p]
         self.verify_result.restype = ctypes.c_long
+        self.set_purpose = lib.SSL_CTX_set_purpose
+        self.set_purpose.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.set_purpose.restype = ctypes.c_int
         self.ssl_ctx = lib.SSL_get_SSL_CTX
         self.ssl_ctx.argtypes = [ctypes.c_void_p]
         self.ssl_ctx.restype = ctypes.c_void_p
@@ -133,6 +139,9 @@ def s2s_server_context(cert_path: Path, key_path: Path, ca_file: Path | None) ->
     context.set_alpn_protocols([S2S_ALPN])
     context.verify_mode = ssl.CERT_OPTIONAL
     _judge_later(context)
+    openssl = _openssl()
+    if openssl.set_purpose(openssl.context_pointer(context), _X509_PURPOSE_SSL_SERVER) != 1:
+        raise TlsError("tls: OpenSSL refused the TLS-server purpose for peer certificates")
     return context
 
 

@@ -102,8 +102,10 @@ class CertificateAuthority:
         common_name: str | None = None,
         expired: bool = False,
         self_signed: bool = False,
+        server_auth_only: bool = False,
     ) -> Issued:
-        """A leaf for both server and client authentication (as s2s needs)."""
+        """A leaf for both server and client authentication (as s2s needs), or for server
+        authentication only (as Let's Encrypt issues since 2026)."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name(
             [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else []
@@ -128,7 +130,9 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                    [ExtendedKeyUsageOID.SERVER_AUTH]
+                    if server_auth_only
+                    else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
                 ),
                 critical=False,
             )

@@ -93,6 +93,21 @@ async def test_both_chains_verify_and_name_their_domains(tmp_path: Path) -> None
     assert certificate_names_domain(verified_back, "receiving.test")
 
 
+async def test_a_server_auth_only_certificate_verifies_for_an_initiating_server(
+    tmp_path: Path,
+) -> None:
+    """Let's Encrypt's certificates carry serverAuth alone since 2026: a peer holding one
+    still authenticates by its certificate (SASL EXTERNAL), in both directions."""
+    domains = Domains(tmp_path)
+    initiating = domains.ca.issue(names("initiating.test"), server_auth_only=True)
+    receiving = domains.ca.issue(names("receiving.test"), server_auth_only=True)
+    server, client = domains.contexts(receiving, initiating)
+    (_, verified, _), (_, verified_back, _) = await handshake(server, client)
+
+    assert verified == initiating.der
+    assert verified_back == receiving.der
+
+
 @pytest.mark.parametrize("flaw", ["self_signed", "expired", "other_ca"])
 async def test_an_unverifiable_initiating_certificate_is_shown_but_not_verified(
     tmp_path: Path, flaw: str
