@@ -339,6 +339,8 @@ class Federation:
                     future.set_result(None)
             route.verifications.clear()
             await self._bounce_queue(route, condition)
+            if route.task is None:  # nothing was sent meanwhile: forget the pair
+                self._routes.pop((route.local, route.remote), None)
 
     async def _connect(
         self, domain: str
