@@ -33,7 +33,7 @@ from typing import Any
 from bench import report
 from bench.proc import CLOCK_TICK, ServerUnavailable, Worker, cpu_seconds, machine_ticks, tree_cpu
 from bench.report import emit
-from bench.xmpp import Account, Deployment, S2s, Served, Server, federation, prosody
+from bench.xmpp import DOMAIN, Account, Deployment, S2s, Served, Server, federation, prosody
 from bench.xmpp.federation import Authority, Federation, NameServer
 from bench.xmpp.heron import Heron
 from bench.xmpp.prosody import Prosody
@@ -442,6 +442,28 @@ def run_server(deployments: dict[bool, Deployment], plan: Plan, kinds: list[str]
     return figures
 
 
+Maker = Callable[[Path, str, S2s | None], Server]
+"""A server of one kind: its directory, its domain, and how it federates (None: it does not)."""
+
+
+def _deployments(
+    name: str,
+    make: Maker,
+    workdir: Path,
+    taken: set[int],
+    alone: bool,
+    world: tuple[Authority, NameServer] | None,
+) -> dict[bool, Deployment]:
+    """What the loads of one kind run against, keyed by ``LoadKind.federated``: the server
+    alone if a load needs it, two federating servers if ``world`` is given."""
+    found: dict[bool, Deployment] = {}
+    if alone:
+        found[False] = Alone(make(workdir / name, DOMAIN, None))
+    if world is not None:
+        found[True] = Federation.build(name, workdir / f"{name}-federation", taken, *world, make)
+    return found
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.xmpp", description=(__doc__ or "").split("\n")[0]
@@ -484,11 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     with report.run_directory("bench-xmpp-", args.keep) as workdir, ExitStack() as stack:
         os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
         taken: set[int] = set()
-        makers: dict[str, Callable[[], Server]] = {
-            "heron": lambda: Heron(workdir / "heron", taken),
-            "prosody": lambda: Prosody(workdir / "prosody", taken, args.prosody_nagle),
-        }
-        federated: dict[str, Callable[[Path, str, S2s], Server]] = {
+        makers: dict[str, Maker] = {
             "heron": lambda path, domain, s2s: Heron(path, taken, domain, s2s),
             "prosody": lambda path, domain, s2s: Prosody(
                 path, taken, args.prosody_nagle, domain, s2s
@@ -501,19 +519,10 @@ def main(argv: list[str] | None = None) -> int:
                 nameserver = NameServer(workdir)
                 stack.callback(nameserver.close)
                 world = (Authority(workdir / "ca"), nameserver)
-            deployments: dict[str, dict[bool, Deployment]] = {}
-            for current in order:
-                deployments[current] = {}
-                if False in needed:
-                    deployments[current][False] = Alone(makers[current]())
-                if world is not None:
-                    deployments[current][True] = Federation.build(
-                        current,
-                        workdir / f"{current}-federation",
-                        taken,
-                        *world,
-                        federated[current],
-                    )
+            deployments = {
+                name: _deployments(name, makers[name], workdir, taken, False in needed, world)
+                for name in order
+            }
             versions = {}
             for current in order:
                 emit(f"{current}: setting up")
