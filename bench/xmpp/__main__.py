@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -219,10 +220,9 @@ class Load:
         self.measured.seconds += max(last, started) - started
         each = [cpu_seconds(*pair) for pair in zip(servers_before, servers_after, strict=True)]
         self.measured.server_cpu += sum(each)
-        if not self.measured.each_server_cpu:
-            self.measured.each_server_cpu = [0.0] * len(each)
         self.measured.each_server_cpu = [
-            total + cpu for total, cpu in zip(self.measured.each_server_cpu, each, strict=True)
+            total + cpu
+            for total, cpu in zip_longest(self.measured.each_server_cpu, each, fillvalue=0.0)
         ]
         self.measured.client_cpu += cpu_seconds(clients_before, clients_after)
         self.measured.add(results)
