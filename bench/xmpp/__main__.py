@@ -7,12 +7,14 @@ Run from the repository root::
     .venv/bin/python -m bench.xmpp --quick            # smoke check
     .venv/bin/python -m bench.xmpp --install          # apt-get install prosody if missing (root)
 
-Each server gets the same accounts, then four loads, each against a freshly
+Each server gets the same accounts, then five loads, each against a freshly
 started server: concurrent logins, one-to-one messages between pairs, fan-out
-in one MUC room, and idle authenticated connections (resident memory before
-and after). The load runs in worker processes (``client``); the server's CPU
-comes from ``/proc/PID/stat`` over each measured window. Everything stays on
-127.0.0.1 and every wait is bounded. See bench/README.md for what each figure
+in one MUC room, idle authenticated connections (resident memory before and
+after), and one-to-one messages between two domains, each served by its own
+server of that kind, over server-to-server streams (``federation``). The load
+runs in worker processes (``client``); the servers' CPU comes from
+``/proc/PID/stat`` over each measured window. Everything stays on 127.0.0.1
+and every wait is bounded. See bench/README.md for what each figure
 means.
 """
 
@@ -22,15 +24,18 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 from bench import report
 from bench.proc import CLOCK_TICK, ServerUnavailable, Worker, cpu_seconds, machine_ticks, tree_cpu
 from bench.report import emit
-from bench.xmpp import Account, RunningServer, Server, prosody
+from bench.xmpp import DOMAIN, Account, Deployment, S2s, Served, Server, federation, prosody
+from bench.xmpp.federation import Authority, Federation, NameServer
 from bench.xmpp.heron import Heron
 from bench.xmpp.prosody import Prosody
 
@@ -45,6 +50,7 @@ class Plan:
     """Users logging in at once, in each round."""
     login_rounds: int
     pairs: int
+    """Pairs of the one-to-one load, and of the federation load (one user in each domain)."""
     messages: int
     """Deliveries per pair, both ways together."""
     window: int
@@ -110,6 +116,8 @@ class Measured:
     work: int = 0
     seconds: float = 0.0
     server_cpu: float = 0.0
+    each_server_cpu: list[float] = field(default_factory=list)
+    """``server_cpu`` server by server, when a load has two (federation)."""
     client_cpu: float = 0.0
     machine_cpu: float = 0.0
     """All CPUs' busy time from /proc/stat: other work shares the cores too."""
@@ -139,10 +147,12 @@ class Measured:
         def cores(cpu: float) -> str:
             return f"{cpu / self.seconds:.2f}" if self.seconds else "-"
 
+        servers = cores(self.server_cpu)
+        if len(self.each_server_cpu) > 1:
+            servers = f"{servers} ({' + '.join(cores(cpu) for cpu in self.each_server_cpu)})"
         text = (
-            f"{self.work:,} {unit} in {self.seconds:.2f} s; cores busy: server "
-            f"{cores(self.server_cpu)}, load processes {cores(self.client_cpu)}, the machine "
-            f"{cores(self.machine_cpu)}"
+            f"{self.work:,} {unit} in {self.seconds:.2f} s; cores busy: server {servers}, "
+            f"load processes {cores(self.client_cpu)}, the machine {cores(self.machine_cpu)}"
         )
         if self.slowest:
             text += f"; slowest login {self.slowest:.2f} s"
@@ -164,23 +174,21 @@ def _split(accounts: Sequence[Account], parts: int, pairs: bool = False) -> list
 
 
 class Load:
-    """The workers of one load on one running server, and the measured windows."""
+    """The workers of one load on its running servers, and the measured windows."""
 
-    def __init__(self, running: RunningServer, plan: Plan) -> None:
-        self.running = running
+    def __init__(self, served: Served, plan: Plan) -> None:
+        self.served = served
         self.plan = plan
         self.workers: list[Worker] = []
         self.measured = Measured()
 
     def spawn(self, role: str, accounts: list[Account], **settings: Any) -> Worker:
-        host, port = self.running.address
         worker = Worker.spawn(
             CLIENT,
             {
                 "role": role,
-                "host": host,
-                "port": port,
-                "accounts": [[a.name, a.password] for a in accounts],
+                "servers": self.served.addresses,
+                "accounts": [[a.name, a.password, a.domain] for a in accounts],
                 "timeout": self.plan.timeout,
                 **settings,
             },
@@ -194,22 +202,28 @@ class Load:
 
     def window(self) -> list[dict[str, Any]]:
         """Go, collect every worker's result; the server's and the workers' CPU in between."""
-        server = [self.running.pid]
+        servers = [running.pid for running in self.served.servers]
         clients = [worker.process.pid for worker in self.workers]
         machine_before = machine_ticks()
-        server_before, clients_before = tree_cpu(server), tree_cpu(clients)
+        servers_before = [tree_cpu([pid]) for pid in servers]
+        clients_before = tree_cpu(clients)
         overflows = listen_overflows()
         started = time.monotonic()
         for worker in self.workers:
             worker.go()
         results = [worker.result(self.plan.timeout + 30) for worker in self.workers]
-        server_after, clients_after = tree_cpu(server), tree_cpu(clients)
+        servers_after, clients_after = [tree_cpu([pid]) for pid in servers], tree_cpu(clients)
         busy = machine_ticks()[0] - machine_before[0]
         self.measured.machine_cpu += busy * CLOCK_TICK
         self.measured.overflows += listen_overflows() - overflows
         last = max((float(result["last"]) for result in results), default=0.0)
         self.measured.seconds += max(last, started) - started
-        self.measured.server_cpu += cpu_seconds(server_before, server_after)
+        each = [cpu_seconds(*pair) for pair in zip(servers_before, servers_after, strict=True)]
+        self.measured.server_cpu += sum(each)
+        self.measured.each_server_cpu = [
+            total + cpu
+            for total, cpu in zip_longest(self.measured.each_server_cpu, each, fillvalue=0.0)
+        ]
         self.measured.client_cpu += cpu_seconds(clients_before, clients_after)
         self.measured.add(results)
         return results
@@ -275,13 +289,13 @@ def load_muc(load: Load, accounts: list[Account]) -> None:
 def load_idle(load: Load, accounts: list[Account]) -> None:
     """Resident memory before and after this many authenticated connections."""
     time.sleep(SETTLE)
-    before = resident_kib(load.running.pid)
+    before = resident_kib(load.served.servers[0].pid)
     for part in _split(accounts[: load.plan.idle], load.plan.workers):
         load.spawn("idle", part, concurrency=25)
     load.ready()
     load.window()
     time.sleep(SETTLE)
-    after = resident_kib(load.running.pid)
+    after = resident_kib(load.served.servers[0].pid)
     if load.measured.work:
         load.measured.kib_per_connection = (after - before) / load.measured.work
     emit(f"    resident memory {before:,} KiB before, {after:,} KiB after")
@@ -292,6 +306,8 @@ class LoadKind:
     name: str
     unit: str
     run: Callable[[Load, list[Account]], None]
+    federated: bool = False
+    """Two servers in two domains (``Federation``), else one server alone."""
 
 
 LOADS = {
@@ -299,6 +315,9 @@ LOADS = {
     "messages": LoadKind("one-to-one messages", "messages delivered", load_messages),
     "muc": LoadKind("MUC fan-out", "room deliveries", load_muc),
     "idle": LoadKind("idle connections", "connections", load_idle),
+    "federation": LoadKind(
+        "messages between two domains", "messages delivered", load_messages, federated=True
+    ),
 }
 
 
@@ -324,14 +343,19 @@ FIGURES = (
     Figure("one-to-one messages/s", "messages", lambda m: m.rate, "{:,.0f}"),
     Figure("MUC deliveries/s", "muc", lambda m: m.rate, "{:,.0f}"),
     Figure("KiB per idle connection", "idle", lambda m: m.kib_per_connection, "{:,.1f}"),
+    Figure("federated messages/s", "federation", lambda m: m.rate, "{:,.0f}"),
     Figure("server CPU ms per login", "logins", lambda m: m.cpu_per(1), "{:,.2f}"),
     Figure("server CPU us per message", "messages", lambda m: m.cpu_per(1000), "{:,.0f}"),
     Figure("server CPU us per MUC delivery", "muc", lambda m: m.cpu_per(1000), "{:,.1f}"),
+    Figure(
+        "servers' CPU us per federated message", "federation", lambda m: m.cpu_per(1000), "{:,.0f}"
+    ),
 )
 LEGEND = (
     "Rates: higher is better; memory and CPU: lower is better. '!' marks a load with errors\n"
     "(see its line above), '-' a server or load not run. CPU is utime+stime of the server's\n"
-    "process tree over the measured windows: steadier than rates on a shared machine."
+    "process tree over the measured windows (federated: both servers' summed): steadier than\n"
+    "rates on a shared machine."
 )
 
 
@@ -358,29 +382,55 @@ def table(heron: ServerFigures, reference: ServerFigures) -> str:
 # --- running ----------------------------------------------------------------------------
 
 
-def prepare(server: Server, plan: Plan) -> str:
+@dataclass
+class Alone:
+    """One server in the bench's one domain, as the loads other than federation run it."""
+
+    server: Server
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    def prepare(self, accounts: list[Account]) -> None:
+        self.server.prepare(accounts)
+
+    def version(self) -> str:
+        return self.server.version()
+
+    @contextmanager
+    def running(self) -> Iterator[Served]:
+        with self.server.running() as running:
+            yield Served((running,), {self.server.domain: running.address})
+
+
+def accounts_for(federated: bool, plan: Plan) -> list[Account]:
+    return federation.accounts(plan.pairs) if federated else plan.accounts()
+
+
+def prepare(deployment: Deployment, accounts: list[Account], what: str) -> str:
     """Accounts and configuration, then one start: a server that cannot run stops the bench."""
-    accounts = plan.accounts()
     started = time.monotonic()
-    server.prepare(accounts)
+    deployment.prepare(accounts)
     took = time.monotonic() - started
-    with server.running():
+    with deployment.running():
         pass
-    version = server.version()
-    emit(f"{version}: {len(accounts):,} accounts set up in {took:.1f} s; it starts and answers")
+    version = deployment.version()
+    emit(f"{version}{what}: {len(accounts):,} accounts set up in {took:.1f} s; starts, answers")
     return version
 
 
-def run_server(server: Server, plan: Plan, kinds: list[str]) -> ServerFigures:
-    """Each load on a freshly started server: what one load leaves must not weigh on the next."""
+def run_server(deployments: dict[bool, Deployment], plan: Plan, kinds: list[str]) -> ServerFigures:
+    """Each load on freshly started servers: what one load leaves must not weigh on the next.
+    ``deployments`` is keyed by ``LoadKind.federated``."""
     figures = ServerFigures()
-    accounts = plan.accounts()
     for kind in kinds:
         spec = LOADS[kind]
-        with server.running() as running:
-            load = Load(running, plan)
+        deployment = deployments[spec.federated]
+        with deployment.running() as served:
+            load = Load(served, plan)
             try:
-                spec.run(load, accounts)
+                spec.run(load, accounts_for(spec.federated, plan))
             except (RuntimeError, TimeoutError) as exc:
                 emit(f"  {spec.name}: FAILED, {exc}")
                 figures.notes.append(f"{spec.name}: {exc}")
@@ -388,8 +438,30 @@ def run_server(server: Server, plan: Plan, kinds: list[str]) -> ServerFigures:
             finally:
                 load.close()
         figures.loads[kind] = load.measured
-        emit(f"  {spec.name} ({server.name}): {load.measured.detail(spec.unit)}")
+        emit(f"  {spec.name} ({deployment.name}): {load.measured.detail(spec.unit)}")
     return figures
+
+
+Maker = Callable[[Path, str, S2s | None], Server]
+"""A server of one kind: its directory, its domain, and how it federates (None: it does not)."""
+
+
+def _deployments(
+    name: str,
+    make: Maker,
+    workdir: Path,
+    taken: set[int],
+    alone: bool,
+    world: tuple[Authority, NameServer] | None,
+) -> dict[bool, Deployment]:
+    """What the loads of one kind run against, keyed by ``LoadKind.federated``: the server
+    alone if a load needs it, two federating servers if ``world`` is given."""
+    found: dict[bool, Deployment] = {}
+    if alone:
+        found[False] = Alone(make(workdir / name, DOMAIN, None))
+    if world is not None:
+        found[True] = Federation.build(name, workdir / f"{name}-federation", taken, *world, make)
+    return found
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -430,25 +502,38 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(why)
     emit(f"loads: {plan.describe()}; {os.cpu_count()} cores")
     results = {"heron": ServerFigures(), "prosody": ServerFigures()}
-    with report.run_directory("bench-xmpp-", args.keep) as workdir:
+    needed = {LOADS[kind].federated for kind in kinds}
+    with report.run_directory("bench-xmpp-", args.keep) as workdir, ExitStack() as stack:
         os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
         taken: set[int] = set()
-        makers: dict[str, Callable[[], Server]] = {
-            "heron": lambda: Heron(workdir / "heron", taken),
-            "prosody": lambda: Prosody(workdir / "prosody", taken, args.prosody_nagle),
+        makers: dict[str, Maker] = {
+            "heron": lambda path, domain, s2s: Heron(path, taken, domain, s2s),
+            "prosody": lambda path, domain, s2s: Prosody(
+                path, taken, args.prosody_nagle, domain, s2s
+            ),
         }
-        servers = [makers[name]() for name in order]
-        current = servers[0]
+        current = order[0]
         try:
+            world: tuple[Authority, NameServer] | None = None
+            if True in needed:
+                nameserver = NameServer(workdir)
+                stack.callback(nameserver.close)
+                world = (Authority(workdir / "ca"), nameserver)
+            deployments = {
+                name: _deployments(name, makers[name], workdir, taken, False in needed, world)
+                for name in order
+            }
             versions = {}
-            for current in servers:
-                emit(f"{current.name}: setting up")
-                versions[current.name] = prepare(current, plan)
-            for current in servers:
-                emit(f"{versions[current.name]}:")
-                results[current.name] = run_server(current, plan, kinds)
+            for current in order:
+                emit(f"{current}: setting up")
+                for is_federated, deployment in deployments[current].items():
+                    what = " in two domains" if is_federated else ""
+                    versions[current] = prepare(deployment, accounts_for(is_federated, plan), what)
+            for current in order:
+                emit(f"{versions[current]}:")
+                results[current] = run_server(deployments[current], plan, kinds)
         except ServerUnavailable as exc:
-            raise SystemExit(f"{current.name}: {exc}") from None
+            raise SystemExit(f"{current}: {exc}") from None
     emit()
     emit(table(results["heron"], results["prosody"]))
     for name in order:

@@ -28,7 +28,7 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -68,11 +68,11 @@ def stream_header(domain: str = DOMAIN) -> bytes:
     ).encode()
 
 
-def answers_stream(address: Address, timeout: float = 2.0) -> bool:
+def answers_stream(address: Address, domain: str = DOMAIN, timeout: float = 2.0) -> bool:
     """A stream header and stream features come back: an XMPP server listens there."""
     try:
         with socket.create_connection(address, timeout) as probe:
-            probe.sendall(stream_header())
+            probe.sendall(stream_header(domain))
             received = b""
             deadline = time.monotonic() + timeout
             while b"features" not in received and time.monotonic() < deadline:
@@ -201,7 +201,7 @@ class Client:
         self.parser = StreamParser()
         self.queued.clear()
         assert self.writer is not None
-        self.writer.write(stream_header())
+        self.writer.write(stream_header(self.account.domain))
         return await self._expect(f"{{{NS_STREAM}}}features", "stream features")
 
     async def login(
@@ -220,7 +220,7 @@ class Client:
             raise XmppError("no STARTTLS offered")
         self.send(f"<starttls xmlns='{NS_TLS}'/>")
         await self._expect(f"{{{NS_TLS}}}proceed", "STARTTLS")
-        await self.writer.start_tls(context, server_hostname=DOMAIN)
+        await self.writer.start_tls(context, server_hostname=self.account.domain)
         features = await self._restart()
         await self._scram(features)
         features = await self._restart()
@@ -381,40 +381,47 @@ async def _login_all(
     return [client for client, ok in zip(clients, done, strict=True) if ok]
 
 
-async def _set_up(accounts: list[Account], address: Address) -> list[Client] | None:
+Servers = Mapping[str, Address]
+"""The client port of each domain's server: one domain, or two for the federation load."""
+
+
+def _clients(accounts: Sequence[Account], servers: Servers) -> list[Client]:
+    """A client for each account, each for the server of its own domain."""
+    return [Client(account, servers[account.domain]) for account in accounts]
+
+
+async def _set_up(accounts: list[Account], servers: Servers) -> list[Client] | None:
     """Everyone logged in before a load, or None (said to the parent) if anyone failed."""
     tally = Tally()
-    clients = await _login_all(
-        [Client(a, address) for a in accounts], client_context(), SETUP_LOGINS, tally
-    )
+    clients = await _login_all(_clients(accounts, servers), client_context(), SETUP_LOGINS, tally)
     if tally.errors:
         say(f"login failed: {tally.first_error}")
         return None
     return clients
 
 
-async def run_logins(settings: dict[str, Any], accounts: list[Account], address: Address) -> None:
+async def run_logins(settings: dict[str, Any], accounts: list[Account], servers: Servers) -> None:
     """Each round: everyone logs in at once; report; log out; ready for the next round."""
     context = client_context()
     say("ready")
     while True:
         wait_go()
         tally = Tally()
-        clients = [Client(account, address) for account in accounts]
+        clients = _clients(accounts, servers)
         logged_in = await _login_all(clients, context, len(clients), tally)
         tally.report()
         await asyncio.gather(*(client.close() for client in logged_in))
         say("ready")
 
 
-async def run_idle(settings: dict[str, Any], accounts: list[Account], address: Address) -> None:
+async def run_idle(settings: dict[str, Any], accounts: list[Account], servers: Servers) -> None:
     """Log everyone in (a few at a time), report, and stay connected until told to end."""
     context = client_context()
     say("ready")
     wait_go()
     tally = Tally()
     clients = await _login_all(
-        [Client(a, address) for a in accounts], context, int(settings["concurrency"]), tally
+        _clients(accounts, servers), context, int(settings["concurrency"]), tally
     )
     for client in clients:
         client.start(lambda element: None)
@@ -434,10 +441,19 @@ class Pair:
     delivered: int = 0
 
 
-async def run_messages(settings: dict[str, Any], accounts: list[Account], address: Address) -> None:
+async def _first_messages(pair: Pair, stanzas: Mapping[int, str]) -> None:
+    """One message each way before the load, uncounted: between two domains the first one
+    opens the server-to-server stream (DNS, TLS, authentication), which is set-up, not load."""
+    for sender, receiver in ((pair.left, pair.right), (pair.right, pair.left)):
+        arrived = receiver.wait_for(_is_body, f"first message to {receiver.jid}")
+        sender.send(stanzas[id(sender)])
+        await arrived
+
+
+async def run_messages(settings: dict[str, Any], accounts: list[Account], servers: Servers) -> None:
     """Pairs exchanging chat messages in a closed loop, ``window`` in flight per pair."""
     quota, window = int(settings["messages"]), int(settings["window"])
-    clients = await _set_up(accounts, address)
+    clients = await _set_up(accounts, servers)
     if clients is None:
         return
     pairs = [Pair(clients[i], clients[i + 1], quota) for i in range(0, len(clients) - 1, 2)]
@@ -471,9 +487,16 @@ async def run_messages(settings: dict[str, Any], accounts: list[Account], addres
 
         return handle
 
+    for client in clients:
+        client.start(lambda element: None)
+    try:
+        await asyncio.gather(*(_first_messages(pair, stanzas) for pair in pairs))
+    except XmppError as exc:
+        say(f"first messages failed: {exc}")
+        return
     for pair in pairs:
-        pair.left.start(handler_for(pair, pair.left))
-        pair.right.start(handler_for(pair, pair.right))
+        pair.left.handler = handler_for(pair, pair.left)
+        pair.right.handler = handler_for(pair, pair.right)
     say("ready")
     await asyncio.get_running_loop().run_in_executor(None, wait_go)
     for pair in pairs:
@@ -522,11 +545,11 @@ async def _join(client: Client, nick: str, owner: bool) -> None:
             raise XmppError("the room refused the instant configuration")
 
 
-async def run_muc(settings: dict[str, Any], accounts: list[Account], address: Address) -> None:
+async def run_muc(settings: dict[str, Any], accounts: list[Account], servers: Servers) -> None:
     """Occupants count groupchat deliveries; the sender (first worker's first user) sends."""
     messages, window = int(settings["messages"]), int(settings["window"])
     sender_here = bool(settings["sender"])
-    clients = await _set_up(accounts, address)
+    clients = await _set_up(accounts, servers)
     if clients is None:
         return
     tally = Tally()
@@ -584,9 +607,11 @@ def main() -> None:
     settings = read_settings()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1,000 idle connections
-    accounts = [Account(name, password) for name, password in settings["accounts"]]
-    address = (str(settings["host"]), int(settings["port"]))
-    asyncio.run(ROLES[str(settings["role"])](settings, accounts, address))
+    accounts = [Account(name, password, domain) for name, password, domain in settings["accounts"]]
+    servers = {
+        str(domain): (str(host), int(port)) for domain, (host, port) in settings["servers"].items()
+    }
+    asyncio.run(ROLES[str(settings["role"])](settings, accounts, servers))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,11 @@ time, and no server-to-server listener. The certificate comes from ``heron
 cert`` (ECDSA P-256, self-signed, for the domain and its MUC component), the
 same kind Prosody gets. Accounts are created by ``heron user import``.
 
+For the federation load (``S2s``) it serves its own domain instead, with an
+s2s listener on loopback, the bench CA's certificate (``[tls]``), that CA for
+its peers (``s2s_ca_file``), the bench's name server (``[dns] servers``) and
+loopback allowed as an s2s destination, which a default install refuses.
+
 heron is ready when its log says "heron serving" and its client port answers
 a stream header with stream features. A heron without an XMPP server yet says
 "heron serving" with nothing on that port: that is reported in one line.
@@ -21,7 +26,7 @@ from pathlib import Path
 
 from bench.heron import heron_cli, running_heron
 from bench.proc import Address, RunningServer, free_port
-from bench.xmpp import ADMIN, DOMAIN, Account
+from bench.xmpp import DOMAIN, Account, S2s
 from bench.xmpp.client import answers_stream
 from heron import __version__
 
@@ -36,8 +41,12 @@ class Heron:
 
     name = "heron"
 
-    def __init__(self, workdir: Path, taken: set[int]) -> None:
+    def __init__(
+        self, workdir: Path, taken: set[int], domain: str = DOMAIN, s2s: S2s | None = None
+    ) -> None:
         self.workdir = workdir
+        self.domain = domain
+        self.s2s = s2s
         self.address: Address = ("127.0.0.1", free_port(taken))
         self.tls_address: Address = ("127.0.0.1", free_port(taken))
         self.config = workdir / "heron.toml"
@@ -48,10 +57,24 @@ class Heron:
     def _config_text(self) -> str:
         host, port = self.address
         tls_host, tls_port = self.tls_address
+        s2s_listen, federation = "s2s_listen = []", ""
+        if self.s2s is not None:
+            s2s_listen = f"""\
+s2s_listen = ["127.0.0.1:{self.s2s.port}"]
+s2s_ca_file = "{self.s2s.cafile}"
+s2s_allowed_destinations = ["127.0.0.0/8"]"""
+            federation = f"""
+[tls]
+certificate = "{self.s2s.certificate}"
+key = "{self.s2s.key}"
+
+[dns]
+servers = ["{self.s2s.nameserver}:53"]
+"""
         return f"""\
-domain = "{DOMAIN}"
+domain = "{self.domain}"
 data_dir = "{self.workdir / "data"}"
-admins = ["{ADMIN}"]
+admins = ["admin@{self.domain}"]
 log_level = "info"
 
 [turn]
@@ -66,13 +89,13 @@ enabled = false
 [xmpp]
 listen = ["{host}:{port}"]
 tls_listen = ["{tls_host}:{tls_port}"]
-s2s_listen = []
+{s2s_listen}
 s2s_tls_listen = []
 
 [limits]
 # Every simulated client connects from loopback: one source, past the default cap.
 connections_exempt = ["127.0.0.0/8"]
-"""
+{federation}"""
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:
         heron_cli(self.config, *args, stdin=stdin, timeout=600)
@@ -88,7 +111,8 @@ connections_exempt = ["127.0.0.0/8"]
         """
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(self._config_text())
-        self._cli("cert")
+        if self.s2s is None:
+            self._cli("cert")
         with self.running():
             pass
         if not accounts:
@@ -114,7 +138,7 @@ connections_exempt = ["127.0.0.0/8"]
             self.config,
             self.workdir / "heron.log",
             self.address,
-            lambda: answers_stream(self.address),
+            lambda: answers_stream(self.address, self.domain),
             answer_seconds=PROBE_SECONDS,
             silent=silent,
         ) as running:

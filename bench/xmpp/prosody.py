@@ -17,6 +17,13 @@ another waits for the client's delayed ACK, and a login took 52 ms instead of
 The certificate is ECDSA P-256, self-signed, made by the same
 function as heron's ``heron cert``, so that TLS handshakes cost both the same.
 
+For the federation load (``S2s``) it serves its own domain instead, with
+``s2s_ports`` on loopback and the bench CA's certificate, that CA to verify
+its peer (``cafile`` in the host's ``ssl``); the packaged ``s2s_secure_auth =
+true`` stays. Prosody takes its name servers from /etc/resolv.conf alone, so
+it runs under ``unshare --mount`` with the bench's resolv.conf bind-mounted
+over that file, in its own mount namespace: the machine's /etc is untouched.
+
 Prosody refuses to run as root: it runs as the ``prosody`` user
 (``setpriv``), which owns its run directory. Accounts are created in one
 ``prosodyctl shell`` session (``user:create``), much quicker than one
@@ -35,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.proc import ServerUnavailable, free_port, log_tail, stop_process, wait_ready
-from bench.xmpp import ADMIN, DOMAIN, MUC_DOMAIN, Account, Address, RunningServer
+from bench.xmpp import DOMAIN, MUC_DOMAIN, Account, Address, RunningServer, S2s
 from bench.xmpp.client import answers_stream
 from heron.tls import write_self_signed
 
@@ -91,6 +98,24 @@ def version() -> str:
     return done.stdout.strip() if done.returncode == 0 else "not installed"
 
 
+def namespaced(resolv_conf: Path, command: list[str]) -> list[str]:
+    """``command`` in a mount namespace of its own where /etc/resolv.conf is ``resolv_conf``
+    (root only). Without ``--fork`` the namespace's first process is the command itself,
+    so its pid is Prosody's."""
+    mount = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        mount,
+        str(resolv_conf),
+        *command,
+    ]
+
+
 def _lua(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -100,14 +125,23 @@ class Prosody:
 
     name = "prosody"
 
-    def __init__(self, workdir: Path, taken: set[int], nagle: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        taken: set[int],
+        nagle: bool = False,
+        domain: str = DOMAIN,
+        s2s: S2s | None = None,
+    ) -> None:
         self.workdir = workdir
         self.nagle = nagle
         """Prosody's default leaves Nagle's algorithm on: see the module docstring."""
+        self.domain = domain
+        self.s2s = s2s
         self.address: Address = ("127.0.0.1", free_port(taken))
         self.config = workdir / "prosody.cfg.lua"
-        self.certificate = workdir / "certs" / f"{DOMAIN}.crt"
-        self.key = workdir / "certs" / f"{DOMAIN}.key"
+        self.certificate = s2s.certificate if s2s else workdir / "certs" / f"{domain}.crt"
+        self.key = s2s.key if s2s else workdir / "certs" / f"{domain}.key"
         self.as_user = os.geteuid() == 0
         """Root must hand over to the prosody user; anyone else runs it as themself."""
 
@@ -115,9 +149,13 @@ class Prosody:
         return f"Prosody {version()}"
 
     def _config_text(self) -> str:
-        work, (host, port) = self.workdir, self.address
+        work, (host, port), domain = self.workdir, self.address, self.domain
+        s2s_ports, cafile = "", ""
+        if self.s2s is not None:
+            s2s_ports = str(self.s2s.port)
+            cafile = f"\n\t\tcafile = {_lua(str(self.s2s.cafile))};"
         edits = (
-            (r"^admins = \{ \}$", f"admins = {{ {_lua(ADMIN)} }}"),
+            (r"^admins = \{ \}$", f"admins = {{ {_lua(f'admin@{domain}')} }}"),
             (
                 r"^modules_disabled = \{$",
                 'modules_disabled = {\n\t"limits"; -- bench/xmpp: 10 kB/s a client would cap rates',
@@ -132,25 +170,25 @@ class Prosody:
             (
                 rf'^VirtualHost "{re.escape(DOMAIN)}"$',
                 f"""\
--- bench/xmpp: one client port on loopback, no other listener.
+-- bench/xmpp: one client port on loopback, and an s2s port for the federation load only.
 {"" if self.nagle else "network_settings = { nagle = false }"}
 data_path = {_lua(str(work / "data"))}
 interfaces = {{ {_lua(host)} }}
 c2s_ports = {{ {port} }}
 c2s_direct_tls_ports = {{ }}
-s2s_ports = {{ }}
+s2s_ports = {{ {s2s_ports} }}
 component_ports = {{ }}
 http_ports = {{ }}
 https_ports = {{ }}
 
-VirtualHost {_lua(DOMAIN)}
+VirtualHost {_lua(domain)}
 \tenabled = true
 \tssl = {{
 \t\tkey = {_lua(str(self.key))};
-\t\tcertificate = {_lua(str(self.certificate))};
+\t\tcertificate = {_lua(str(self.certificate))};{cafile}
 \t}}
 
-Component {_lua(MUC_DOMAIN)} "muc"
+Component {_lua(f"conference.{domain}")} "muc"
 """,
             ),
             (r'^Include "conf\.d/\*\.cfg\.lua"$', "-- bench/xmpp: conf.d (system hosts) left out"),
@@ -175,7 +213,8 @@ Component {_lua(MUC_DOMAIN)} "muc"
             raise ServerUnavailable("prosody not installed (run with --install as root)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "data").mkdir(exist_ok=True)
-        write_self_signed(self.certificate, self.key, [DOMAIN, MUC_DOMAIN])
+        if self.s2s is None:
+            write_self_signed(self.certificate, self.key, [DOMAIN, MUC_DOMAIN])
         self.config.write_text(self._config_text())
         if self.as_user:
             entry = pwd.getpwnam(USER)
@@ -205,8 +244,10 @@ Component {_lua(MUC_DOMAIN)} "muc"
 
     @contextmanager
     def running(self) -> Iterator[RunningServer]:
-        log = self.workdir / "console.log"
+        log, domain = self.workdir / "console.log", self.domain
         command = self._command("prosody", "--config", str(self.config), "-F")
+        if self.s2s is not None:
+            command = namespaced(self.s2s.resolv_conf, command)
         with log.open("ab") as sink:
             try:
                 process = subprocess.Popen(
@@ -216,7 +257,7 @@ Component {_lua(MUC_DOMAIN)} "muc"
                 raise ServerUnavailable(f"cannot run prosody: {exc}") from None
         try:
             try:
-                wait_ready(process, lambda: answers_stream(self.address), 30.0, log)
+                wait_ready(process, lambda: answers_stream(self.address, domain), 30.0, log)
             except ServerUnavailable as exc:
                 tail = log_tail(self.workdir / "prosody.log")
                 raise ServerUnavailable(f"{exc}\n    {tail}") from None

@@ -219,7 +219,12 @@ class Federation:
 
     async def listen(self, key: str, address: ListenAddress, *, direct_tls: bool) -> None:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._accept(reader, writer, direct_tls=direct_tls)
+            try:
+                await self._accept(reader, writer, direct_tls=direct_tls)
+            except asyncio.CancelledError:
+                # stop() cancels open streams; Python 3.11's start_server callback calls
+                # exception() on a cancelled task and logs what that raises as an error.
+                pass
 
         try:
             server = await asyncio.start_server(
@@ -242,8 +247,10 @@ class Federation:
         outgoing = [route.peer for route in self._routes.values() if route.peer is not None]
         for peer in [*self._incoming, *outgoing]:
             peer.close(StreamCondition.SYSTEM_SHUTDOWN)
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
 
