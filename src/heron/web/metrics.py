@@ -70,7 +70,7 @@ class HeronCollector(Collector):
                     yield CounterMetricFamily(metric, help_text, value=value)
         sizes = GaugeMetricFamily(
             "heron_view_rows",
-            "Live entries: SIP registrations, TURN allocations, XMPP sessions, rooms and s2s streams",
+            "Live entries: SIP registrations, TURN allocations, XMPP sessions, rooms, s2s streams",
             labels=["view"],
         )
         for name in LIVE_VIEWS.values():
