@@ -82,6 +82,9 @@ async def test_rfc6121_heron_and_prosody_users_subscribe_see_presence_and_chat(
     async with on_peers((heron_peer, "alice"), (prosody_peer, "alice")) as (local, remote):
         # §3: a mutual subscription across the two domains; each sees the other available.
         await subscribe_each_other(local, remote)
+        for client, contact in ((local, remote), (remote, local)):
+            await asyncio.wait_for(client.get_roster(), TIMEOUT)
+            assert client.client_roster[contact.boundjid.bare]["subscription"] == "both"
         await chat_both_ways(local, remote, "hello")
 
         # §4.5.2: logging out reaches the contact as unavailable presence, both ways; a
