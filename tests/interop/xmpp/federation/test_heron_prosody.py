@@ -13,6 +13,7 @@ import ssl
 
 import pytest
 from slixmpp import JID
+from slixmpp.exceptions import IqError
 
 from tests.interop.xmpp.federation.support import (
     StartPeer,
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.interop
 
 PEER_USERS = {
     name: f"{name} secret"
-    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan")
+    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 }
 """Accounts of this module's heron and Prosody (the conftest picks them up): one or two per
 test on each side."""
@@ -100,6 +101,18 @@ async def test_rfc6121_heron_and_prosody_users_subscribe_see_presence_and_chat(
             await again.presence_from(str(local.boundjid), "unavailable")
         finally:
             await log_out([again])
+
+
+async def test_rfc6121_8_5_2_a_message_to_a_missing_account_bounces_across_domains(
+    heron_peer: ReferenceServer, prosody_peer: ReferenceServer
+) -> None:
+    async with on_peers((heron_peer, "judy"), (prosody_peer, "judy")) as (local, remote):
+        for client, server in ((local, prosody_peer), (remote, heron_peer)):
+            nobody = f"nobody@{server.domain}"
+            client.send_message(mto=nobody, mbody="anyone there?", mtype="chat")
+            bounce = await asyncio.wait_for(client.errors.get(), TIMEOUT)
+            assert bounce["from"] == JID(nobody)
+            assert bounce["error"]["condition"] == "service-unavailable"
 
 
 async def test_xep0045_a_prosody_user_chats_in_a_persistent_heron_room(
@@ -281,6 +294,11 @@ async def test_xep0030_xep0092_xep0199_remote_servers_and_users_answer_across_s2
             answer = await version.get_version(user.boundjid, timeout=TIMEOUT)
             assert answer["software_version"]["name"] == "Slixmpp"
             await client.plugin["xep_0199"].ping(user.boundjid, timeout=TIMEOUT)
+
+            # RFC 6121 §8.5.1: a request to no account comes back as an error, across s2s too.
+            with pytest.raises(IqError) as refused:
+                await disco.get_info(jid=f"nobody@{server.domain}", timeout=TIMEOUT)
+            assert refused.value.iq["error"]["condition"] == "service-unavailable"
 
 
 async def test_xep0191_a_blocked_prosody_users_messages_do_not_arrive(
