@@ -138,12 +138,16 @@ async def test_xep0045_a_prosody_user_chats_in_a_persistent_heron_room(
             "yes"
         ]
         await join_room(member, room, "member")
+        owner.send_message(mto=room, mbody="before you came", mtype="groupchat")
+        await member.next_message("before you came")
 
         async with on_peers((prosody_peer, "bob"), plugins=MUC_PLUGINS) as (guest,):
-            _, _, occupants, _ = await guest.plugin["xep_0045"].join_muc_wait(
-                room, "guest", timeout=TIMEOUT
+            # §7.2.3, §7.2.15: the remote newcomer gets the occupants, then the history.
+            _, _, occupants, history = await guest.plugin["xep_0045"].join_muc_wait(
+                room, "guest", maxstanzas=5, timeout=TIMEOUT
             )
             assert {p["from"].resource for p in occupants} >= {"owner", "member"}
+            assert [m["body"] for m in history] == ["before you came"]
             for client in (owner, member):
                 await client.presence_from(f"{room}/guest")
 
@@ -157,6 +161,12 @@ async def test_xep0045_a_prosody_user_chats_in_a_persistent_heron_room(
                 assert (await client.next_message("hello from heron"))["from"] == JID(
                     f"{room}/member"
                 )
+            # §7.5: private messages between occupants, through the room's nicks.
+            guest.send_message(mto=JID(f"{room}/member"), mbody="psst", mtype="chat")
+            assert (await member.next_message("psst"))["from"] == JID(f"{room}/guest")
+            member.send_message(mto=JID(f"{room}/guest"), mbody="psst back", mtype="chat")
+            assert (await guest.next_message("psst back"))["from"] == JID(f"{room}/member")
+
             guest.plugin["xep_0045"].leave_muc(room, "guest")
             for client in (owner, member):
                 await client.presence_from(f"{room}/guest", "unavailable")
@@ -172,10 +182,13 @@ async def test_xep0045_a_heron_user_chats_in_a_prosody_room(
         guest,
     ):
         await join_room(host, room, "host")
-        _, _, occupants, _ = await guest.plugin["xep_0045"].join_muc_wait(
-            room, "guest", timeout=TIMEOUT
+        host.send_message(mto=room, mbody="before you came", mtype="groupchat")
+        await host.next_message("before you came")
+        _, _, occupants, history = await guest.plugin["xep_0045"].join_muc_wait(
+            room, "guest", maxstanzas=5, timeout=TIMEOUT
         )
         assert "host" in {p["from"].resource for p in occupants}
+        assert [m["body"] for m in history] == ["before you came"]
         await host.presence_from(f"{room}/guest")
 
         guest.send_message(mto=room, mbody="hello from heron", mtype="groupchat")
