@@ -38,7 +38,7 @@ pytestmark = pytest.mark.interop
 
 PEER_USERS = {
     name: f"{name} secret"
-    for name in ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
+    for name in "alice bob carol dave erin frank grace heidi ivan judy mallory niaj".split()
 }
 """Accounts of this module's heron and Prosody (the conftest picks them up): one or two per
 test on each side."""
@@ -329,6 +329,10 @@ async def test_xep0191_a_blocked_prosody_users_messages_do_not_arrive(
         await ping_server(blocked, heron_peer)  # heron has dealt with "blocked"
         other.send_message(mto=local.boundjid.bare, mbody="not blocked", mtype="chat")
         assert (await local.next_message())["body"] == "not blocked"
+        # §3.6: a request from the blocked user is answered as if the account did not exist.
+        with pytest.raises(IqError) as refused:
+            await blocked.plugin["xep_0199"].ping(local.boundjid, timeout=TIMEOUT)
+        assert refused.value.iq["error"]["condition"] == "service-unavailable"
 
 
 async def test_xep0160_a_prosody_users_message_to_an_offline_heron_user_arrives_at_login(
@@ -342,3 +346,20 @@ async def test_xep0160_a_prosody_users_message_to_an_offline_heron_user_arrives_
         message = await local.next_message("while you were out")
         assert message["from"].bare == remote.boundjid.bare
         assert message["delay"]["stamp"] is not None  # XEP-0203 stamp of the storage
+
+
+async def test_xep0191_3_5_no_presence_broadcast_reaches_a_blocked_prosody_contact(
+    heron_peer: ReferenceServer, prosody_peer: ReferenceServer
+) -> None:
+    async with (
+        on_peers((heron_peer, "mallory"), plugins=("xep_0191", "xep_0199")) as (local,),
+        on_peers((heron_peer, "niaj"), (prosody_peer, "mallory")) as (witness, remote),
+    ):
+        await subscribe_each_other(local, remote)
+        await local.plugin["xep_0191"].block([remote.boundjid.bare], timeout=TIMEOUT)
+        local.send_presence(pshow="away")
+        await ping_server(local, heron_peer)  # heron has broadcast the change
+        # heron's one stream to Prosody is in order: what the broadcast sent came first.
+        witness.send_message(mto=remote.boundjid.bare, mbody="after the change", mtype="chat")
+        await remote.next_message("after the change")
+        assert not [p for p in remote.presences if p["show"] == "away"]
