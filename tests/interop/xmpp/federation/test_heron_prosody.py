@@ -3,8 +3,9 @@ and chat across domains (RFC 6121), rooms on either server (XEP-0045), how each 
 authenticates (XEP-0178 SASL EXTERNAL, XEP-0220 dialback, s2s_secure_auth), server and user
 queries (XEP-0030, XEP-0092, XEP-0199), blocking (XEP-0191) and offline storage (XEP-0160).
 
-A Prosody stream is in order: a ping of heron answered after a message means heron has
-handled that message, which the offline and blocking tests wait on instead of sleeping."""
+An s2s stream is in order, and so is a client's: a ping of heron answered after a message
+means heron has handled that message, and what heron sent Prosody before a witness message
+arrived before it. The offline and blocking tests wait on these instead of sleeping."""
 
 from __future__ import annotations
 
