@@ -316,6 +316,8 @@ class Router:
         if where is Where.REMOTE:
             if self._remote is None or not self._is_local(sender):
                 raise StanzaError(StanzaCondition.REMOTE_SERVER_NOT_FOUND, to.domain)
+            if not sender_checked and await self._sender_blocks(stanza, sender, to):
+                return
             await self._remote.send(stanza, sender, to)
             return
         if where is Where.COMPONENT:
@@ -340,12 +342,8 @@ class Router:
                 if request:
                     raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
                 return
-            if (
-                not sender_checked
-                and self._is_account(sender)
-                and await self._blocked(sender.bare, to)
-            ):
-                return  # §3.5: nothing goes out to a blocked contact, broadcasts included
+            if not sender_checked and await self._sender_blocks(stanza, sender, to):
+                return
         entry = None if to.is_bare else self.resource(to)
         if entry is None and not await self._exists(to.bare):
             # §8.5.1: presence is dropped; messages and requests bounce.
@@ -417,6 +415,18 @@ class Router:
             entry.session.send(reply)  # a local client takes replies without 'from'
         else:
             await self.route(reply, replier, requester)
+
+    async def _sender_blocks(self, stanza: Element, sender: JID, to: JID) -> bool:
+        """XEP-0191 §3.5: whether ``stanza`` from the account ``sender`` is held back because
+        ``sender`` blocks ``to``: nothing goes out to a blocked contact, local or remote,
+        broadcasts included; the error §3.6 answers its requests with still does."""
+        return (
+            self._blocked is not None
+            and stanza.get("type") != "error"
+            and self._is_account(sender)
+            and sender.bare != to.bare
+            and await self._blocked(sender.bare, to)
+        )
 
     async def _bounce(self, stanza: Element, error: StanzaError, sender: JID, to: JID) -> None:
         """RFC 6120 §8.3.1: answer a refused stanza, never an error with an error."""

@@ -307,6 +307,38 @@ async def test_xep0191_blocked_hook_drops_stanzas_both_ways() -> None:
     assert [s.get("from") for s in lucy.take()] == ["lucy@falcot.com/home"]
 
 
+class KeptRemote:
+    """Other domains, as far as the router knows: what it sends them is kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[Element] = []
+
+    async def send(self, stanza: Element, sender: JID, to: JID) -> None:
+        self.sent.append(stanza)
+
+
+async def test_xep0191_3_5_a_blocked_remote_contact_gets_no_broadcast_but_its_errors() -> None:
+    remote_lucy = parse_jid("lucy@ironmoon.example/home")
+
+    async def blocked(owner: JID, other: JID) -> bool:
+        return (owner, other.bare) == (ROLAND, remote_lucy.bare)
+
+    server = im_server(blocked=blocked)
+    remote = KeptRemote()
+    server.router.federate(remote)
+    await server.router.roster.store.put(
+        ROLAND, RosterItem(remote_lucy.bare, subscription=Subscription.BOTH)
+    )
+    roland = await server.login("roland@falcot.com", "laptop")
+    await server.send(roland, "<presence><show>away</show></presence>")
+    assert remote.sent == []
+    # §3.6: her request is answered as if roland did not exist, and that answer leaves.
+    laptop = parse_jid("roland@falcot.com/laptop")
+    request = f'<iq from="{remote_lucy}" to="{laptop}" type="get" id="i"><q xmlns="{ECHO}"/></iq>'
+    await server.router.route(stanza(request), remote_lucy, laptop)
+    assert [error_condition(sent) for sent in remote.sent] == ["service-unavailable"]
+
+
 async def test_broadcast_reaches_every_available_session(server: Server) -> None:
     roland = await server.login("roland@falcot.com", "laptop")
     lucy = await server.login("lucy@falcot.com", "home")

@@ -14,6 +14,7 @@ import pytest
 from tests.interop.xmpp.federation.support import (
     EJABBERD_DOMAIN,
     HERON_DOMAIN,
+    PEER_USERS,
     PROSODY_DOMAIN,
     StartPeer,
 )
@@ -35,8 +36,16 @@ def federation_resolver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fe
         yield dns
 
 
+def _module_users(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The accounts of a module's peers: the module's own ``PEER_USERS`` when it defines one
+    (its tests need more accounts), otherwise :data:`PEER_USERS`."""
+    users: dict[str, str] = getattr(request.module, "PEER_USERS", PEER_USERS)
+    return users
+
+
 @pytest.fixture(scope="module")
 def heron_peer(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     federation_ca: TestCa,
     federation_resolver: FederationDns,
@@ -46,11 +55,12 @@ def heron_peer(
         start = StartPeer(
             heron, tmp_path_factory.mktemp("heron"), federation_ca, federation_resolver, stack
         )
-        yield start(HERON_DOMAIN)
+        yield start(HERON_DOMAIN, users=_module_users(request))
 
 
 @pytest.fixture(scope="module")
 def prosody_peer(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     federation_ca: TestCa,
     federation_resolver: FederationDns,
@@ -60,11 +70,12 @@ def prosody_peer(
         start = StartPeer(
             prosody, tmp_path_factory.mktemp("prosody"), federation_ca, federation_resolver, stack
         )
-        yield start(PROSODY_DOMAIN)
+        yield start(PROSODY_DOMAIN, users=_module_users(request))
 
 
 @pytest.fixture(scope="module")
 def ejabberd_peer(
+    request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     federation_ca: TestCa,
     federation_resolver: FederationDns,
@@ -75,7 +86,7 @@ def ejabberd_peer(
         start = StartPeer(
             ejabberd, tmp_path_factory.mktemp("ejabberd"), federation_ca, federation_resolver, stack
         )
-        yield start(EJABBERD_DOMAIN)
+        yield start(EJABBERD_DOMAIN, users=_module_users(request))
 
 
 @pytest.fixture
