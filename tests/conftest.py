@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from heron.store import async_url
 from tests.support.config import free_port, render_toml
 from tests.support.tools import missing
+
+# No timing assertions (hypothesis's 200 ms deadline is one): a loaded 2-core CI machine
+# is slow, not wrong.
+settings.register_profile("heron", deadline=None)
+settings.load_profile("heron")
 
 SERVERS = {
     "postgresql": ("postgresql://postgres@127.0.0.1:5432", "WITH (FORCE)"),

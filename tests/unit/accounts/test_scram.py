@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from heron.accounts import (
@@ -61,9 +61,6 @@ def test_proof_of_wrong_length_is_refused_not_raised() -> None:
     assert not client_proof_matches(keys, b"message", b"short")
 
 
-# PBKDF2 runs on every example: on a loaded machine one takes longer than hypothesis's
-# default 200 ms deadline, which says nothing about the property.
-@settings(deadline=None)
 @given(password=st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1))
 def test_sha512_client_built_proof_verifies(password: str) -> None:
     """SCRAM-SHA-512 has no RFC example: prove it with a client computed independently."""
