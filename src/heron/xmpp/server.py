@@ -48,6 +48,7 @@ from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.muc.service import MucService
+from heron.xmpp.read_rate import ReadRate
 from heron.xmpp.router import Router
 from heron.xmpp.s2s.dns import ServerLocator, s2s_destinations
 from heron.xmpp.s2s.server import Federation, FederationSettings
@@ -224,26 +225,6 @@ class _WebSocketLink(_Link):
             # The browser went away (a closed tab, a lost network): nothing to tell it.
             self._gone = True
             log.debug("xmpp: WebSocket to %s gone: %s", self.peer, exc)
-
-
-class _ReadRate:
-    """Bytes per second one connection may send, with a burst (Prosody's mod_limits):
-    a leaky bucket that says how long to pause reading when it overflows."""
-
-    __slots__ = ("_burst", "_last", "_level", "_rate")
-
-    def __init__(self, rate: int, burst: int) -> None:
-        self._rate, self._burst = rate, burst
-        self._level = 0.0
-        self._last = 0.0
-
-    def pause(self, size: int, now: float) -> float:
-        """Seconds to wait before reading again, after ``size`` bytes came at ``now``."""
-        if not self._rate:
-            return 0.0
-        self._level = max(0.0, self._level - (now - self._last) * self._rate) + size
-        self._last = now
-        return max(0.0, (self._level - self._burst) / self._rate)
 
 
 class _Session:
@@ -561,7 +542,7 @@ class XmppComponent:
         deadline = loop.time() + policy.handshake_timeout
         pinged = False
         xmpp = self._config.xmpp
-        rate = _ReadRate(xmpp.read_rate, max(4 * xmpp.read_rate, xmpp.max_stanza_size))
+        rate = ReadRate.for_stanzas(xmpp.read_rate, xmpp.max_stanza_size)
         try:
             while not stream.closed:
                 authenticated = stream.authenticated_jid is not None
