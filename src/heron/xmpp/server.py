@@ -349,6 +349,8 @@ class XmppComponent:
             allow=frozenset(xmpp.s2s_allow),
             deny=frozenset(xmpp.s2s_deny),
             queue_limit=xmpp.s2s_queue,
+            read_rate=xmpp.s2s_read_rate,
+            streams_per_domain=xmpp.s2s_streams_per_domain,
             max_stanza_bytes=xmpp.max_stanza_size,
             policy=self._guards.policy,
         )
