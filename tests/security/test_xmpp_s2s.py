@@ -9,7 +9,9 @@ raw bytes. The target's DNS is a stub of the test's (``dns.servers``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -61,6 +63,13 @@ def fed(tmp_path: Path) -> Iterator[Federated]:
         yield running
 
 
+async def refusal(peer: S2SPeer) -> bytes:
+    """What heron sent until it ended the stream and closed the connection."""
+    with contextlib.suppress(ConnectionError):
+        await peer.until(lambda event: isinstance(event, StreamEnded))
+    return await peer.ended()
+
+
 @asynccontextmanager
 async def evil_stream(fed: Federated, tls: CertFiles | None = None) -> AsyncIterator[S2SPeer]:
     async with dial(fed.heron, EVIL, tls or fed.evil, fed.ca) as peer:
@@ -86,19 +95,113 @@ async def next_message(client: Connection) -> bytes:
 # --- 1. spoofing ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sender", [f"admin@{DOMAIN}", "boss@prosody.example"])
 async def test_a_peer_speaking_for_a_domain_it_did_not_authenticate_is_cut_off(
-    fed: Federated, sender: str
+    fed: Federated,
 ) -> None:
     """RFC 6120 §4.9.3.9: invalid-from, and the stanza reaches nobody."""
     async with online(fed) as roland:
-        async with evil_stream(fed) as evil:
-            assert (await evil.authenticated()).method is AuthMethod.EXTERNAL
-            await evil.send(chat(sender, f"roland@{DOMAIN}", "spoofed"))
-            assert b"<invalid-from " in await evil.ended()
+        for sender in (f"admin@{DOMAIN}", "boss@prosody.example", f"{DOMAIN}"):
+            async with evil_stream(fed) as evil:
+                assert (await evil.authenticated()).method is AuthMethod.EXTERNAL
+                await evil.send(chat(sender, f"roland@{DOMAIN}", "spoofed"))
+                assert b"<invalid-from " in await evil.ended(), sender
         # A genuine message sent afterwards is the first roland sees.
         async with evil_stream(fed) as evil:
             await evil.authenticated()
             await evil.send(chat(f"eve@{EVIL}", f"roland@{DOMAIN}", "genuine"))
             message = await next_message(roland)
         assert b"genuine" in message and b"spoofed" not in roland.received
+
+
+# --- 2. xmpp.s2s_deny -----------------------------------------------------------------------
+
+
+async def test_a_denied_domain_neither_authenticates_nor_is_reached(tmp_path: Path) -> None:
+    with federated(tmp_path, {"xmpp": {"s2s_deny": [EVIL]}}) as fed:
+        async with evil_stream(fed) as evil:  # SASL EXTERNAL
+            assert b"<policy-violation " in await refusal(evil)
+        async with evil_stream(fed, fed.stranger) as evil:  # dialback
+            assert b'type="invalid"' in await refusal(evil)
+        assert not any(isinstance(event, Authenticated) for event in evil.events)
+        async with online(fed) as roland:
+            await roland.send(b"<message to='eve@evil.example' type='chat' id='d'><body/></message>")
+            bounce = await next_message(roland)
+        assert b'type="error"' in bounce and b"<remote-server-not-found " in bounce
+        assert not any(name.endswith(EVIL) for name, _ in fed.dns.questions)
+
+
+# --- 3. hostile XML -------------------------------------------------------------------------
+
+_HEADER = (
+    f"<stream:stream to='{DOMAIN}' from='{EVIL}' version='1.0' xmlns='jabber:server'"
+    " xmlns:stream='http://etherx.jabber.org/streams'>"
+).encode()
+HOSTILE = {
+    "entities": b"<?xml version='1.0'?><!DOCTYPE s [<!ENTITY a 'aaaa'>]>" + _HEADER + b"&a;",
+    "depth": _HEADER + b"<a>" * 10_000,
+    "size": _HEADER + b"<message><body>" + b"x" * 400_000,
+    "garbage before TLS": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\xff" * 64,
+    "garbage after the header": _HEADER + b"<starttls/><<>>\x00\x01",
+}
+
+
+async def _raw(port: int, data: bytes, *, tls: bool = False) -> bytes:
+    """Send ``data`` to an s2s port; everything heron answers until it closes."""
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(HOST, port, ssl=context), TIMEOUT
+    )
+    try:
+        writer.write(data)
+        await writer.drain()
+        received = b""
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            received += chunk
+        return received
+    finally:
+        writer.close()
+
+
+async def test_hostile_xml_ends_only_its_own_stream(fed: Federated) -> None:
+    async with online(fed) as roland, evil_stream(fed) as evil:
+        await evil.authenticated()
+        for attack, data in HOSTILE.items():
+            answer = await _raw(fed.heron.ports["xmpp.s2s_listen"], data)
+            assert answer.endswith(b"</stream:stream>"), (attack, answer[-200:])
+            # Over direct TLS too (XEP-0368), after the handshake.
+            answer = await _raw(fed.heron.ports["xmpp.s2s_tls_listen"], data, tls=True)
+            assert answer.endswith(b"</stream:stream>"), (attack, answer[-200:])
+        # The other server's stream and the client's session go on.
+        await evil.send(chat(f"eve@{EVIL}", f"roland@{DOMAIN}", "still here"))
+        assert b"still here" in await next_message(roland)
+
+
+# --- 4. no connection to internal addresses ------------------------------------------------
+
+
+async def test_federation_never_connects_to_internal_addresses_by_default(
+    fed: Federated,
+) -> None:
+    accepted: list[object] = []
+
+    async def record(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer.get_extra_info("peername"))
+        writer.close()
+
+    listener = await asyncio.start_server(record, HOST, 0)
+    port = listener.sockets[0].getsockname()[1]
+    fed.dns.add(f"_xmpp-server._tcp.{EVIL}", "SRV", f"0 0 {port} {EVIL}.")
+    fed.dns.add(f"_xmpps-server._tcp.{EVIL}", "SRV", f"0 0 {port} {EVIL}.")
+    fed.dns.add(EVIL, "A", HOST)
+    try:
+        async with online(fed) as roland:
+            await roland.send(b"<message to='eve@evil.example' type='chat' id='i'><body/></message>")
+            bounce = await next_message(roland)
+    finally:
+        listener.close()
+    assert b"<remote-server-not-found " in bounce, bounce
+    assert fed.dns.asked(f"_xmpp-server._tcp.{EVIL}")  # it did look
+    assert accepted == []
