@@ -23,10 +23,10 @@ import pytest
 from heron.xmpp.s2s.events import Authenticated, AuthMethod, StreamEnded
 from tests.security.s2s_peer import S2SPeer, authoritative, dial
 from tests.security.support import DOMAIN, HOST, USERS, Target, target
-from tests.support.heron import merge
 from tests.security.xmpp_client import TIMEOUT, Connection, logged_in
 from tests.support.dns_stub import DnsStub, dns_stub_thread
 from tests.support.federation.ca import CertFiles, TestCa, make_ca
+from tests.support.heron import merge
 
 EVIL = "evil.example"
 _MESSAGE = re.compile(rb"<message [^>]*>.*?</message>", re.S)
@@ -124,7 +124,7 @@ async def test_a_denied_domain_neither_authenticates_nor_is_reached(tmp_path: Pa
             assert b'type="invalid"' in await refusal(evil)
         assert not any(isinstance(event, Authenticated) for event in evil.events)
         async with online(fed) as roland:
-            await roland.send(b"<message to='eve@evil.example' type='chat' id='d'><body/></message>")
+            await roland.send(chat(f"roland@{DOMAIN}", f"eve@{EVIL}", "denied"))
             bounce = await next_message(roland)
         assert b'type="error"' in bounce and b"<remote-server-not-found " in bounce
         assert not any(name.endswith(EVIL) for name, _ in fed.dns.questions)
@@ -198,10 +198,111 @@ async def test_federation_never_connects_to_internal_addresses_by_default(
     fed.dns.add(EVIL, "A", HOST)
     try:
         async with online(fed) as roland:
-            await roland.send(b"<message to='eve@evil.example' type='chat' id='i'><body/></message>")
+            await roland.send(chat(f"roland@{DOMAIN}", f"eve@{EVIL}", "inside"))
             bounce = await next_message(roland)
     finally:
         listener.close()
     assert b"<remote-server-not-found " in bounce, bounce
     assert fed.dns.asked(f"_xmpp-server._tcp.{EVIL}")  # it did look
     assert accepted == []
+
+
+# --- 5. limits ------------------------------------------------------------------------------
+
+LIMITED = {
+    "xmpp": {"s2s_queue": 2, "s2s_read_rate": 16_384, "s2s_streams_per_domain": 1},
+    "limits": {"handshake_timeout": 3, "connections_per_source": 3},
+}
+
+
+async def test_stanzas_waiting_for_a_domain_are_bounded(tmp_path: Path) -> None:
+    """xmpp.s2s_queue: past it, a stanza bounces with resource-constraint at once."""
+    with federated(tmp_path, LIMITED) as fed:
+        slow = "slow.example"  # its DNS never answers: the stream is never set up
+        fed.dns.silent.update({slow, f"_xmpp-server._tcp.{slow}", f"_xmpps-server._tcp.{slow}"})
+        async with online(fed) as roland:
+            for n in range(3):
+                await roland.send(chat(f"roland@{DOMAIN}", f"eve@{slow}", f"queued {n}"))
+            bounce = await next_message(roland)
+        assert b"<resource-constraint " in bounce
+
+
+async def test_s2s_connections_are_held_to_the_connection_limits(tmp_path: Path) -> None:
+    with federated(tmp_path, LIMITED) as fed:
+        port = fed.heron.ports["xmpp.s2s_listen"]
+        # limits.handshake_timeout: a peer that says nothing is closed.
+        silent = await asyncio.open_connection(HOST, port, local_addr=("127.0.0.5", 0))
+        with_header = await asyncio.open_connection(HOST, port, local_addr=("127.0.0.5", 0))
+        with_header[1].write(_HEADER)
+        assert b"<connection-timeout " in await _read_all(with_header[0])
+        assert b"<connection-timeout " in await _read_all(silent[0])
+        # limits.connections_per_source (3): the fourth from one source is dropped unanswered.
+        held = [await _opened("127.0.0.6", port) for _ in range(3)]
+        refused = await asyncio.open_connection(HOST, port, local_addr=("127.0.0.6", 0))
+        assert await _read_all(refused[0]) == b""
+        for _reader, writer in held:
+            writer.close()
+        assert "xmpp s2s" in fed.heron.log()
+
+
+async def _opened(source: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection heron accepted and answered (a header and features)."""
+    reader, writer = await asyncio.open_connection(HOST, port, local_addr=(source, 0))
+    writer.write(_HEADER)
+    received = b""
+    while b"</stream:features>" not in received:
+        received += await asyncio.wait_for(reader.read(65536), TIMEOUT)
+    return reader, writer
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            received += chunk
+    return received
+
+
+async def test_a_flooding_server_is_read_more_slowly_and_its_streams_are_capped(
+    tmp_path: Path,
+) -> None:
+    """xmpp.s2s_read_rate (Prosody's mod_limits s2sin) and xmpp.s2s_streams_per_domain."""
+    with federated(tmp_path, LIMITED) as fed:
+        async with online(fed) as roland, evil_stream(fed) as evil:
+            await evil.authenticated()
+            evil.writer.write(b" " * 1_000_000)  # whitespace between stanzas is allowed
+            await _logged(fed.heron, "slowed to 16384 bytes/s (xmpp.s2s_read_rate)")
+            # A second stream of the same domain is one too many (from another source).
+            async with dial(fed.heron, EVIL, fed.evil, fed.ca, source="127.0.0.8") as second:
+                assert b"<resource-constraint " in await refusal(second)
+            # Clients are served meanwhile.
+            async with online(fed, "mallory") as mallory:
+                await mallory.send(chat(f"mallory@{DOMAIN}", f"roland@{DOMAIN}", "hello"))
+                assert b"hello" in await next_message(roland)
+        assert "xmpp.s2s_streams_per_domain" in fed.heron.log()
+
+
+async def _logged(heron: Target, text: str) -> None:
+    """Wait for ``text`` in heron's log (it arrives through a pipe, a little later)."""
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while text not in heron.log():
+        assert asyncio.get_running_loop().time() < deadline, f"{text!r} never logged"
+        await asyncio.sleep(0.05)
+
+
+# --- 6. dialback ----------------------------------------------------------------------------
+
+
+async def test_a_forged_dialback_key_is_refused(tmp_path: Path) -> None:
+    """XEP-0220 §2.2: heron asks the claimed domain's own server, which does not vouch for
+    the key; the attacker gets type='invalid' and not-authorized."""
+    victim = "victim.example"
+    with federated(tmp_path, {"xmpp": {"s2s_allowed_destinations": ["127.0.0.0/8"]}}) as fed:
+        async with authoritative(victim, fed.ca.issue(victim), fed.ca) as owner:
+            fed.dns.add(f"_xmpp-server._tcp.{victim}", "SRV", f"0 0 {owner.port} {victim}.")
+            fed.dns.add(victim, "A", HOST)
+            async with dial(fed.heron, victim, fed.stranger, fed.ca) as forger:
+                answer = await refusal(forger)
+            assert b'type="invalid"' in answer and b"<not-authorized " in answer, answer
+            assert not any(isinstance(event, Authenticated) for event in forger.events)
+            assert owner.accepted  # heron did ask the domain's server
