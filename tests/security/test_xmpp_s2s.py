@@ -306,3 +306,21 @@ async def test_a_forged_dialback_key_is_refused(tmp_path: Path) -> None:
             assert b'type="invalid"' in answer and b"<not-authorized " in answer, answer
             assert not any(isinstance(event, Authenticated) for event in forger.events)
             assert owner.accepted  # heron did ask the domain's server
+
+
+async def test_a_forger_that_goes_quiet_is_still_cut_off_at_once(tmp_path: Path) -> None:
+    """The invalid verdict closes the connection too: a forger that never answers the
+    stream's end does not keep its socket until limits.handshake_timeout."""
+    victim = "victim.example"
+    overrides = {"xmpp": {"s2s_allowed_destinations": ["127.0.0.0/8"]}}
+    with federated(tmp_path, overrides) as fed:
+        async with authoritative(victim, fed.ca.issue(victim), fed.ca) as owner:
+            fed.dns.add(f"_xmpp-server._tcp.{victim}", "SRV", f"0 0 {owner.port} {victim}.")
+            fed.dns.add(victim, "A", HOST)
+            header = _HEADER.replace(EVIL.encode(), victim.encode())
+            claim = (
+                f"<db:result xmlns:db='jabber:server:dialback' from='{victim}' to='{DOMAIN}'>"
+                "00112233445566778899aabbccddeeff</db:result>"
+            ).encode()
+            answer = await _raw(fed.heron.ports["xmpp.s2s_tls_listen"], header + claim, tls=True)
+        assert b'type="invalid"' in answer and answer.endswith(b"</stream:stream>"), answer

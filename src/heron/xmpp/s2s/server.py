@@ -420,7 +420,10 @@ class Federation:
         else:
             peer.stream.dialback_verified(event.originating, event.receiving, valid)
         await self._answer(peer, None)
-        peer.write()
+        if peer.stream.closed:  # an invalid key, or a refusal: the reader may wait no more
+            peer.close()
+        else:
+            peer.write()
 
     # --- one connection -------------------------------------------------------------------
 
