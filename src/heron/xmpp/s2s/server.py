@@ -439,6 +439,7 @@ class Federation:
             secure_auth=self._settings.secure_auth,
             dialback_secret=self._secret,
             max_stanza_bytes=self._settings.max_stanza_bytes,
+            refused=lambda domain: not self.permitted(domain),
         )
         peer = _Peer(stream, reader, writer)
         if not self._connections.open(peer.address, "xmpp s2s"):  # it logs the refusal
