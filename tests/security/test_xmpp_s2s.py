@@ -92,6 +92,32 @@ async def next_message(client: Connection) -> bytes:
     return (await client.until(_MESSAGE))[0]
 
 
+_HEADER = (
+    f"<stream:stream to='{DOMAIN}' from='{EVIL}' version='1.0' xmlns='jabber:server'"
+    " xmlns:stream='http://etherx.jabber.org/streams'>"
+).encode()
+
+
+async def _raw(port: int, data: bytes, *, tls: bool = False) -> bytes:
+    """Send ``data`` to an s2s port; everything heron answers until it closes."""
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(HOST, port, ssl=context), TIMEOUT
+    )
+    try:
+        writer.write(data)
+        await writer.drain()
+        received = b""
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            received += chunk
+        return received
+    finally:
+        writer.close()
+
+
 # --- 1. spoofing ----------------------------------------------------------------------------
 
 
@@ -118,11 +144,18 @@ async def test_a_peer_speaking_for_a_domain_it_did_not_authenticate_is_cut_off(
 
 async def test_a_denied_domain_neither_authenticates_nor_is_reached(tmp_path: Path) -> None:
     with federated(tmp_path, {"xmpp": {"s2s_deny": [EVIL]}}) as fed:
-        async with evil_stream(fed) as evil:  # SASL EXTERNAL
-            assert b"<policy-violation " in await refusal(evil)
-        async with evil_stream(fed, fed.stranger) as evil:  # dialback
-            assert b'type="invalid"' in await refusal(evil)
+        async with evil_stream(fed) as evil:  # as itself: refused before any feature
+            answer = await refusal(evil)
+        assert b"<policy-violation " in answer and b"<success" not in answer, answer
         assert not any(isinstance(event, Authenticated) for event in evil.events)
+        # Claimed by dialback on a stream that names no domain in its header.
+        header = _HEADER.replace(f" from='{EVIL}'".encode(), b"")
+        claim = (
+            f"<db:result xmlns:db='jabber:server:dialback' from='{EVIL}' to='{DOMAIN}'>"
+            "00112233445566778899aabbccddeeff</db:result>"
+        ).encode()
+        answer = await _raw(fed.heron.ports["xmpp.s2s_tls_listen"], header + claim, tls=True)
+        assert b'type="invalid"' in answer and b"<not-authorized " in answer, answer
         async with online(fed) as roland:
             await roland.send(chat(f"roland@{DOMAIN}", f"eve@{EVIL}", "denied"))
             bounce = await next_message(roland)
@@ -132,10 +165,6 @@ async def test_a_denied_domain_neither_authenticates_nor_is_reached(tmp_path: Pa
 
 # --- 3. hostile XML -------------------------------------------------------------------------
 
-_HEADER = (
-    f"<stream:stream to='{DOMAIN}' from='{EVIL}' version='1.0' xmlns='jabber:server'"
-    " xmlns:stream='http://etherx.jabber.org/streams'>"
-).encode()
 HOSTILE = {
     "entities": b"<?xml version='1.0'?><!DOCTYPE s [<!ENTITY a 'aaaa'>]>" + _HEADER + b"&a;",
     "depth": _HEADER + b"<a>" * 10_000,
@@ -143,26 +172,6 @@ HOSTILE = {
     "garbage before TLS": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\xff" * 64,
     "garbage after the header": _HEADER + b"<starttls/><<>>\x00\x01",
 }
-
-
-async def _raw(port: int, data: bytes, *, tls: bool = False) -> bytes:
-    """Send ``data`` to an s2s port; everything heron answers until it closes."""
-    context = None
-    if tls:
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(HOST, port, ssl=context), TIMEOUT
-    )
-    try:
-        writer.write(data)
-        await writer.drain()
-        received = b""
-        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
-            received += chunk
-        return received
-    finally:
-        writer.close()
 
 
 async def test_hostile_xml_ends_only_its_own_stream(fed: Federated) -> None:
