@@ -183,9 +183,27 @@ async def test_hostile_xml_ends_only_its_own_stream(fed: Federated) -> None:
             # Over direct TLS too (XEP-0368), after the handshake.
             answer = await _raw(fed.heron.ports["xmpp.s2s_tls_listen"], data, tls=True)
             assert answer.endswith(b"</stream:stream>"), (attack, answer[-200:])
+        # Plain XML at the direct-TLS port, garbage where the STARTTLS handshake belongs.
+        assert b"<stream" not in await _raw(fed.heron.ports["xmpp.s2s_tls_listen"], _HEADER)
+        assert await _garbage_after_starttls(fed.heron.ports["xmpp.s2s_listen"])
         # The other server's stream and the client's session go on.
         await evil.send(chat(f"eve@{EVIL}", f"roland@{DOMAIN}", "still here"))
         assert b"still here" in await next_message(roland)
+    assert "Traceback" not in fed.heron.log()
+
+
+async def _garbage_after_starttls(port: int) -> bytes:
+    """<proceed/> answered with bytes that are no TLS handshake; what came before the end."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), TIMEOUT)
+    try:
+        writer.write(_HEADER + b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        received = b""
+        while b"<proceed" not in received:
+            received += await asyncio.wait_for(reader.read(65536), TIMEOUT)
+        writer.write(b"GET / HTTP/1.1\r\n\r\n" + bytes(range(256)) * 8)
+        return received + await _read_all(reader)
+    finally:
+        writer.close()
 
 
 # --- 4. no connection to internal addresses ------------------------------------------------
