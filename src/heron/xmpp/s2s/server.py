@@ -346,6 +346,9 @@ class Federation:
                     future.set_result(None)
             route.verifications.clear()
             await self._bounce_queue(route, condition)
+            key = (route.local, route.remote)
+            if route.task is None and not route.queue and self._routes.get(key) is route:
+                del self._routes[key]  # nothing new came meanwhile: forget the domain
 
     async def _connect(
         self, domain: str
