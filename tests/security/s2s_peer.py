@@ -11,6 +11,7 @@ dialback secret of its own, for heron's dialback checks. Raw bytes go out throug
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -78,9 +79,11 @@ class S2SPeer:
         return event
 
     async def ended(self) -> bytes:
-        """Everything heron sends until it closes the connection."""
-        while chunk := await asyncio.wait_for(self.reader.read(65536), TIMEOUT):
-            self.received += chunk
+        """Everything heron sends until it closes the connection (a reset too: heron may
+        close before it reads our own end of the stream)."""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await asyncio.wait_for(self.reader.read(65536), TIMEOUT):
+                self.received += chunk
         return self.received
 
 

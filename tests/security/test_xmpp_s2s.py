@@ -109,13 +109,20 @@ async def _raw(port: int, data: bytes, *, tls: bool = False) -> bytes:
     )
     try:
         writer.write(data)
-        await writer.drain()
-        received = b""
-        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
-            received += chunk
-        return received
+        with contextlib.suppress(ConnectionResetError):
+            await writer.drain()
+        return await _read_all(reader)
     finally:
         writer.close()
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    """What heron sends until it closes (or resets: it may not read all we sent)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
+            received += chunk
+    return received
 
 
 # --- 1. spoofing ----------------------------------------------------------------------------
@@ -280,14 +287,6 @@ async def _opened(source: str, port: int) -> tuple[asyncio.StreamReader, asyncio
     while b"</stream:features>" not in received:
         received += await asyncio.wait_for(reader.read(65536), TIMEOUT)
     return reader, writer
-
-
-async def _read_all(reader: asyncio.StreamReader) -> bytes:
-    received = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := await asyncio.wait_for(reader.read(65536), TIMEOUT):
-            received += chunk
-    return received
 
 
 async def test_a_flooding_server_is_read_more_slowly_and_its_streams_are_capped(
