@@ -312,6 +312,13 @@ class XmppSettings(_Section):
     system's (Prosody's ssl.cafile)."""
     s2s_queue: int = Field(default=200, ge=1, le=100_000)
     """Stanzas waiting per remote domain while its stream is set up; more bounce."""
+    s2s_read_rate: int = Field(default=262_144, ge=0)
+    """Bytes per second one server-to-server stream may send (after a burst of four seconds'
+    worth, or one largest stanza), as ``read_rate`` for a client; higher, since one stream
+    carries a whole domain's users (Prosody's mod_limits ``s2sin``). 0 is unlimited."""
+    s2s_streams_per_domain: int = Field(default=10, ge=1, le=1000)
+    """Incoming server-to-server streams one remote domain may hold authenticated at once;
+    another is closed with resource-constraint, so that no domain can hold every socket."""
     s2s_allowed_destinations: list[IPNetwork] = Field(default_factory=list)
     """Private, loopback or link-local networks heron may connect to for server-to-server
     XMPP (another domain's server on the LAN): without them, as for SIP's

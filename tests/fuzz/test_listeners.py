@@ -1,4 +1,5 @@
-"""Mutated SIP, STUN/TURN, XMPP and HTTP thrown at every listener of a running heron.
+"""Mutated SIP, STUN/TURN, XMPP (client and server-to-server) and HTTP thrown at every
+listener of a running heron.
 
 Issue 10, item 11: malformed input gets a protocol error or is dropped. After
 each batch the listener must still answer a well-formed request, and heron's
@@ -28,6 +29,7 @@ import pytest
 from tests.fuzz.mutate import CORPUS, Mutator, seeds
 from tests.security.support import DOMAIN, HOST, Target, target
 from tests.support.config import free_port
+from tests.support.dns_stub import dns_stub_thread
 
 SCALE = float(os.environ.get("HERON_FUZZ_SCALE", "1"))
 SEED = int(os.environ.get("HERON_FUZZ_SEED", "20261207"))
@@ -63,15 +65,18 @@ class Fuzzed:
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     """One heron for every batch: the flood guard and connection cap off, so that the
-    mutants reach the parsers instead of a ban."""
+    mutants reach the parsers instead of a ban; its DNS a stub that knows no name, so that
+    the domains mutated dialback requests claim are never looked up outside."""
     http_port = free_port()
-    overrides = {
-        "sip": {"flood_rate": 0},
-        "web": {"plain_listen": [f"{HOST}:{http_port}"]},
-        "limits": {"connections_per_source": 0},
-    }
-    with target(tmp_path_factory.mktemp("fuzz") / "heron", overrides) as running:
-        yield Fuzzed(running, http_port)
+    with dns_stub_thread({}) as dns:
+        overrides = {
+            "sip": {"flood_rate": 0},
+            "web": {"plain_listen": [f"{HOST}:{http_port}"]},
+            "limits": {"connections_per_source": 0},
+            "dns": {"servers": [dns.address]},
+        }
+        with target(tmp_path_factory.mktemp("fuzz") / "heron", overrides) as running:
+            yield Fuzzed(running, http_port)
 
 
 def count(base: int) -> int:
@@ -289,6 +294,33 @@ def test_xmpp_survives_mutated_stanzas_after_tls(fuzzed: Fuzzed) -> None:
     port = running.ports["xmpp.tls_listen"]
     tls = running.tls_context()
     probe = _stream_header().encode()
+    asyncio.run(_stream_batch(port, mutants, probe, _is_stream_features, tls=tls, parallel=4))
+    asyncio.run(fuzzed.assert_log_clean(mutants))
+
+
+def _s2s_header() -> bytes:
+    return (
+        f"<stream:stream to='{DOMAIN}' from='fuzz.example' xmlns='jabber:server' "
+        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
+    ).encode()
+
+
+def test_s2s_survives_mutated_streams(fuzzed: Fuzzed) -> None:
+    """The STARTTLS s2s port (xmpp.s2s_listen), where anyone may connect as a server."""
+    mutants = list(_take(Mutator(seeds(CORPUS / "s2s"), SEED + 7, text=True), count(400)))
+    port = fuzzed.target.ports["xmpp.s2s_listen"]
+    asyncio.run(_stream_batch(port, mutants, _s2s_header(), _is_stream_features))
+    asyncio.run(fuzzed.assert_log_clean(mutants))
+
+
+def test_s2s_survives_mutated_negotiation_after_tls(fuzzed: Fuzzed) -> None:
+    """Direct TLS s2s (xmpp.s2s_tls_listen): SASL EXTERNAL, dialback and stanzas reach the
+    stream past TLS."""
+    mutants = list(_take(Mutator(seeds(CORPUS / "s2s"), SEED + 8, text=True), count(200)))
+    running = fuzzed.target
+    port = running.ports["xmpp.s2s_tls_listen"]
+    tls = running.tls_context()
+    probe = _s2s_header()
     asyncio.run(_stream_batch(port, mutants, probe, _is_stream_features, tls=tls, parallel=4))
     asyncio.run(fuzzed.assert_log_clean(mutants))
 

@@ -48,6 +48,7 @@ from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.muc.service import MucService
+from heron.xmpp.read_rate import ReadRate
 from heron.xmpp.router import Router
 from heron.xmpp.s2s.dns import ServerLocator, s2s_destinations
 from heron.xmpp.s2s.server import Federation, FederationSettings
@@ -226,26 +227,6 @@ class _WebSocketLink(_Link):
             log.debug("xmpp: WebSocket to %s gone: %s", self.peer, exc)
 
 
-class _ReadRate:
-    """Bytes per second one connection may send, with a burst (Prosody's mod_limits):
-    a leaky bucket that says how long to pause reading when it overflows."""
-
-    __slots__ = ("_burst", "_last", "_level", "_rate")
-
-    def __init__(self, rate: int, burst: int) -> None:
-        self._rate, self._burst = rate, burst
-        self._level = 0.0
-        self._last = 0.0
-
-    def pause(self, size: int, now: float) -> float:
-        """Seconds to wait before reading again, after ``size`` bytes came at ``now``."""
-        if not self._rate:
-            return 0.0
-        self._level = max(0.0, self._level - (now - self._last) * self._rate) + size
-        self._last = now
-        return max(0.0, (self._level - self._burst) / self._rate)
-
-
 class _Session:
     """What the router sees of one client: its JID, a way to send, a way to end it."""
 
@@ -368,6 +349,8 @@ class XmppComponent:
             allow=frozenset(xmpp.s2s_allow),
             deny=frozenset(xmpp.s2s_deny),
             queue_limit=xmpp.s2s_queue,
+            read_rate=xmpp.s2s_read_rate,
+            streams_per_domain=xmpp.s2s_streams_per_domain,
             max_stanza_bytes=xmpp.max_stanza_size,
             policy=self._guards.policy,
         )
@@ -561,7 +544,7 @@ class XmppComponent:
         deadline = loop.time() + policy.handshake_timeout
         pinged = False
         xmpp = self._config.xmpp
-        rate = _ReadRate(xmpp.read_rate, max(4 * xmpp.read_rate, xmpp.max_stanza_size))
+        rate = ReadRate.for_stanzas(xmpp.read_rate, xmpp.max_stanza_size)
         try:
             while not stream.closed:
                 authenticated = stream.authenticated_jid is not None

@@ -1,13 +1,12 @@
 """Small pieces of the XMPP server: the keys derived from the server's secret (unknown
-accounts' fake SCRAM keys, dialback keys), which outlive a restart, and the read rate of
-one connection."""
+accounts' fake SCRAM keys, dialback keys), which outlive a restart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from heron.config import Config
-from heron.xmpp.server import _derived_secret, _ReadRate
+from heron.xmpp.server import _derived_secret
 
 
 def test_derived_secrets_are_kept_in_the_data_directory(tmp_path: Path) -> None:
@@ -26,12 +25,3 @@ def test_each_purpose_gets_its_own_key(tmp_path: Path) -> None:
     assert _derived_secret(config, b"dialback keys") != _derived_secret(
         config, b"SCRAM keys of unknown accounts"
     )
-
-
-def test_the_read_rate_pauses_a_connection_past_its_burst() -> None:
-    rate = _ReadRate(1000, 4000)
-    assert rate.pause(4000, now=10.0) == 0.0  # the burst
-    assert rate.pause(1000, now=10.0) == 1.0  # one second's worth over it
-    assert rate.pause(0, now=11.0) == 0.0  # drained meanwhile
-    assert rate.pause(500, now=20.0) == 0.0
-    assert _ReadRate(0, 0).pause(10**9, now=0.0) == 0.0  # 0: unlimited

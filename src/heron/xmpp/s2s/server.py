@@ -37,6 +37,7 @@ from heron.peer_tls import verified_peer
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID
+from heron.xmpp.read_rate import ReadRate
 from heron.xmpp.s2s.events import (
     Authenticated,
     AuthenticationFailed,
@@ -72,6 +73,11 @@ class FederationSettings:
     """When not empty, the only remote domains heron talks to (Prosody's s2s_whitelist)."""
     deny: frozenset[str] = frozenset()
     queue_limit: int = 200
+    read_rate: int = 0
+    """Bytes per second one stream may send, past a burst (``xmpp.s2s_read_rate``); 0 is
+    unlimited."""
+    streams_per_domain: int = 10
+    """Incoming streams one remote domain may hold authenticated at once."""
     max_stanza_bytes: int = 262_144
     connect_timeout: float = 10.0
     policy: ConnectionPolicy = field(default_factory=ConnectionPolicy)
@@ -211,6 +217,7 @@ class Federation:
                 "s2s_stanzas_out",
                 "s2s_bounced",
                 "s2s_refused",
+                "s2s_slowed",
             ),
             0,
         )
@@ -346,8 +353,9 @@ class Federation:
                     future.set_result(None)
             route.verifications.clear()
             await self._bounce_queue(route, condition)
-            if route.task is None:  # nothing was sent meanwhile: forget the pair
-                self._routes.pop((route.local, route.remote), None)
+            key = (route.local, route.remote)
+            if route.task is None and not route.queue and self._routes.get(key) is route:
+                del self._routes[key]  # nothing new came meanwhile: forget the domain
 
     async def _connect(
         self, domain: str
@@ -422,7 +430,10 @@ class Federation:
         else:
             peer.stream.dialback_verified(event.originating, event.receiving, valid)
         await self._answer(peer, None)
-        peer.write()
+        if peer.stream.closed:  # an invalid key, or a refusal: the reader may wait no more
+            peer.close()
+        else:
+            peer.write()
 
     # --- one connection -------------------------------------------------------------------
 
@@ -438,6 +449,7 @@ class Federation:
             secure_auth=self._settings.secure_auth,
             dialback_secret=self._secret,
             max_stanza_bytes=self._settings.max_stanza_bytes,
+            refused=lambda domain: not self.permitted(domain),
         )
         peer = _Peer(stream, reader, writer)
         if not self._connections.open(peer.address, "xmpp s2s"):  # it logs the refusal
@@ -468,10 +480,13 @@ class Federation:
 
     async def _serve(self, peer: _Peer, route: _Route | None) -> None:
         """Read until the stream ends: authenticated within ``limits.handshake_timeout``,
-        then never silent longer than ``limits.idle_timeout``."""
-        stream, policy = peer.stream, self._settings.policy
+        then never silent longer than ``limits.idle_timeout``, and no faster than
+        ``xmpp.s2s_read_rate``."""
+        stream, settings = peer.stream, self._settings
+        policy = settings.policy
         loop = asyncio.get_running_loop()
         deadline = loop.time() + policy.handshake_timeout
+        rate = ReadRate.for_stanzas(settings.read_rate, settings.max_stanza_bytes)
         try:
             while not stream.closed:
                 authenticated = bool(peer.methods) or (route is not None and route.ready)
@@ -487,11 +502,26 @@ class Federation:
                 stream.receive_data(data)
                 await self._answer(peer, route)
                 peer.write()
+                if (pause := rate.pause(len(data), loop.time())) > 0:
+                    self._slowed(peer)
+                    await asyncio.sleep(pause)  # the peer's bytes wait in its socket meanwhile
         except (ConnectionError, ssl.SSLError, TimeoutError, OSError):
             raise
         except Exception:
             log.exception("xmpp s2s: stream with %s failed", peer.address)
             stream.close(StreamCondition.INTERNAL_SERVER_ERROR)
+
+    def _slowed(self, peer: _Peer) -> None:
+        self.counters["s2s_slowed"] += 1
+        slowed = self.counters["s2s_slowed"]
+        if slowed == 1 or slowed % 1000 == 0:
+            log.info(
+                "xmpp s2s: reading from %s slowed to %d bytes/s (xmpp.s2s_read_rate);"
+                " %d pause(s) so far",
+                peer.address,
+                self._settings.read_rate,
+                slowed,
+            )
 
     async def _answer(self, peer: _Peer, route: _Route | None) -> None:
         stream = peer.stream
@@ -531,6 +561,15 @@ class Federation:
             log.info("xmpp s2s: %s refused (xmpp.s2s_deny, s2s_allow)", event.domain)
             peer.stream.close(StreamCondition.POLICY_VIOLATION)
             return
+        if route is None and self._streams_from(event.domain) >= self._settings.streams_per_domain:
+            self.counters["s2s_refused"] += 1
+            log.info(
+                "xmpp s2s: a stream from %s refused: %d already (xmpp.s2s_streams_per_domain)",
+                event.domain,
+                self._settings.streams_per_domain,
+            )
+            peer.stream.close(StreamCondition.RESOURCE_CONSTRAINT, "too many streams")
+            return
         peer.methods[event.domain] = event.method.value
         direction = "to" if route is not None else "from"
         log.info("xmpp s2s: stream %s %s authenticated (%s)", direction, event.domain, event.method)
@@ -538,3 +577,7 @@ class Federation:
             route.ready = True
             while route.queue:
                 self._write(route, route.queue.popleft())
+
+    def _streams_from(self, domain: str) -> int:
+        """Incoming streams on which ``domain`` is authenticated."""
+        return sum(domain in peer.methods for peer in self._incoming)

@@ -23,7 +23,10 @@ Construct it with keyword arguments only:
   s2s_secure_auth, certificates only, no dialback; implies ``require_tls``);
 - ``dialback_secret``: this server's secret for XEP-0185 keys, the same for
   every stream (and every process serving the same domains);
-- ``max_stanza_bytes`` and ``max_depth`` for the parser.
+- ``max_stanza_bytes`` and ``max_depth`` for the parser;
+- ``refused`` (incoming): whether a domain is one this server does not federate
+  with (``xmpp.s2s_deny``, ``s2s_allow``); a header from one ends the stream with
+  policy-violation before any feature is offered, so EXTERNAL never succeeds for it.
 
 The order of calls:
 
@@ -153,8 +156,10 @@ class S2SStream:
         secure_auth: bool = False,
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        refused: Callable[[str], bool] = _never_valid,
     ) -> None:
         self._role = role
+        self._refused = refused
         self._local_domains = frozenset(
             domain for domain in map(domain_of, local_domains) if domain
         )
@@ -419,6 +424,8 @@ class S2SStream:
         self._local, self._remote = header_addresses(
             event.attributes, self._local_domains, previous
         )
+        if self._remote and self._refused(self._remote):
+            raise StreamError(StreamCondition.POLICY_VIOLATION, "federation refused")
         self._send_header()
         valid = bool(self._remote) and self._certificate_valid_for(self._remote)
         offers, state = self._policy.offer(

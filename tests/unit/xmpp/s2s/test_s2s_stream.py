@@ -472,6 +472,13 @@ def test_bad_incoming_headers(header: str, condition: str) -> None:
     assert condition_of(inc) == condition
 
 
+def test_a_refused_domain_gets_policy_violation_before_any_feature() -> None:
+    inc = incoming(refused=lambda domain: domain == FALCOT)
+    answer = feed(inc, HEADER)
+    assert condition_of(inc) is StreamCondition.POLICY_VIOLATION
+    assert "<stream:features" not in answer and "EXTERNAL" not in answer
+
+
 def test_an_outgoing_stream_needs_the_peers_stream_id() -> None:
     out = outgoing()
     out.start()
