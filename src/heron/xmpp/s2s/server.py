@@ -395,9 +395,16 @@ class Federation:
         """Ask ``originating``'s authoritative server whether it issued the key, over heron's
         outgoing stream from ``receiving`` to it; None when it could not be asked."""
         route = self._route(event.receiving, event.originating)
+        running = route.task
+        assert running is not None
         try:
             async with asyncio.timeout(self._settings.policy.handshake_timeout):
-                await route.connected.wait()
+                # Connected, or the attempt is over (then there is no one to ask).
+                connected = asyncio.ensure_future(route.connected.wait())
+                try:
+                    await asyncio.wait({connected, running}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    connected.cancel()
                 peer = route.peer
                 if peer is None:
                     return None
