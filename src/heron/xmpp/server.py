@@ -368,6 +368,7 @@ class XmppComponent:
             allow=frozenset(xmpp.s2s_allow),
             deny=frozenset(xmpp.s2s_deny),
             queue_limit=xmpp.s2s_queue,
+            bidi=xmpp.s2s_bidi,
             max_stanza_bytes=xmpp.max_stanza_size,
             policy=self._guards.policy,
         )

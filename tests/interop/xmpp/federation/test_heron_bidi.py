@@ -1,0 +1,54 @@
+"""XEP-0288 between two herons: one TCP connection carries both directions, while a peer
+that offers no bidi (Prosody 0.12 without mod_s2s_bidi, or heron with ``xmpp.s2s_bidi``
+off) still gets a stream each way."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.interop.xmpp.federation.support import StartPeer, heron_s2s, on_peers
+from tests.interop.xmpp.support import Client
+from tests.support.federation.reference import ReferenceServer
+
+pytestmark = pytest.mark.interop
+
+
+async def ask_and_answer(first: Client, second: Client) -> None:
+    """``first`` writes (so its server opens the stream), ``second`` answers."""
+    first.send_message(mto=second.boundjid.bare, mbody="ping over s2s", mtype="chat")
+    assert (await second.next_message("ping over s2s"))["from"] == first.boundjid
+    second.send_message(mto=first.boundjid.bare, mbody="pong over s2s", mtype="chat")
+    assert (await first.next_message("pong over s2s"))["from"] == second.boundjid
+
+
+def streams(server: ReferenceServer, remote: ReferenceServer) -> list[tuple[str, str]]:
+    return sorted((row["Dir"], row["Auth"]) for row in heron_s2s(server, remote))
+
+
+async def test_xep0288_two_herons_share_one_stream_both_ways(
+    heron_peer: ReferenceServer, start_heron: StartPeer
+) -> None:
+    other = start_heron("bidi.example")
+    async with on_peers((heron_peer, "alice"), (other, "bob")) as (alice, bob):
+        await ask_and_answer(alice, bob)
+        await ask_and_answer(bob, alice)
+    assert streams(heron_peer, other) == [("out bidi", "external")]
+    assert streams(other, heron_peer) == [("in bidi", "external")]
+
+
+async def test_xep0288_switched_off_means_a_stream_each_way(
+    heron_peer: ReferenceServer, start_heron: StartPeer
+) -> None:
+    other = start_heron("nobidi.example", settings={"xmpp": {"s2s_bidi": False}})
+    async with on_peers((heron_peer, "carol"), (other, "dave")) as (carol, dave):
+        await ask_and_answer(carol, dave)
+    assert streams(heron_peer, other) == [("in", "external"), ("out", "external")]
+    assert streams(other, heron_peer) == [("in", "external"), ("out", "external")]
+
+
+async def test_xep0288_heron_and_prosody_keep_two_streams(
+    heron_peer: ReferenceServer, prosody_peer: ReferenceServer
+) -> None:
+    async with on_peers((heron_peer, "erin"), (prosody_peer, "erin")) as (local, remote):
+        await ask_and_answer(local, remote)
+    assert streams(heron_peer, prosody_peer) == [("in", "external"), ("out", "external")]
