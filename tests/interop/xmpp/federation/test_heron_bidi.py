@@ -1,12 +1,12 @@
-"""XEP-0288 between two herons: one TCP connection carries both directions, while a peer
-that offers no bidi (Prosody 0.12 without mod_s2s_bidi, or heron with ``xmpp.s2s_bidi``
-off) still gets a stream each way."""
+"""XEP-0288: one TCP connection carries both directions between two herons and between heron
+and Prosody with mod_s2s_bidi, whichever opens it, while a peer that offers no bidi (Prosody
+0.12 by default, or heron with ``xmpp.s2s_bidi`` off) still gets a stream each way."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.interop.xmpp.federation.support import StartPeer, heron_s2s, on_peers
+from tests.interop.xmpp.federation.support import StartPeer, heron_s2s, on_peers, prosody_s2s
 from tests.interop.xmpp.support import Client
 from tests.support.federation.reference import ReferenceServer
 
@@ -52,3 +52,21 @@ async def test_xep0288_heron_and_prosody_keep_two_streams(
     async with on_peers((heron_peer, "erin"), (prosody_peer, "erin")) as (local, remote):
         await ask_and_answer(local, remote)
     assert streams(heron_peer, prosody_peer) == [("in", "external"), ("out", "external")]
+
+
+@pytest.mark.parametrize("heron_first", [True, False], ids=["heron-opens", "prosody-opens"])
+async def test_xep0288_heron_and_prosody_with_mod_s2s_bidi_share_one_stream(
+    heron_peer: ReferenceServer, start_prosody: StartPeer, heron_first: bool
+) -> None:
+    prosody = start_prosody("bidi-pro.example", modules=["s2s_bidi"])
+    async with on_peers((heron_peer, "bob"), (prosody, "bob")) as (local, remote):
+        if heron_first:
+            await ask_and_answer(local, remote)
+        else:
+            await ask_and_answer(remote, local)
+    expected = "out bidi" if heron_first else "in bidi"
+    assert streams(heron_peer, prosody) == [(expected, "external")]
+    assert len(prosody_s2s(prosody, heron_peer)) == 1
+    # mod_s2s_bidi's debug lines: it was asked (heron opened) or it asked (Prosody opened).
+    said = "Requested" if heron_first else "Requesting"
+    assert f"{said} bidirectional stream" in prosody.logs()
