@@ -582,12 +582,12 @@ class S2SStream:
             external_failed=self._external_failed,
             remote_valid=self._certificate_valid_for(self._remote),
         )
-        if step is not Step.STARTTLS:
-            self._request_bidi(element)
         if step is Step.STARTTLS:
             self._send(Element(qname(NS.TLS, "starttls")))
             self._move(Input.FEATURES, State.PROCEED)
-        elif step is Step.EXTERNAL:
+            return
+        self._request_bidi(element)
+        if step is Step.EXTERNAL:
             self._send(external_auth(self._local))
             self._move(Input.FEATURES, State.SASL)
         else:
