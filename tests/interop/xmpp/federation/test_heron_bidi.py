@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.interop.xmpp.federation.support import StartPeer, heron_s2s, on_peers, prosody_s2s
-from tests.interop.xmpp.support import Client
+from tests.interop.xmpp.federation.support import (
+    StartPeer,
+    heron_login_unverified,
+    heron_s2s,
+    on_peers,
+    prosody_s2s,
+)
+from tests.interop.xmpp.support import Client, log_out
+from tests.support.federation.ca import TestCa
 from tests.support.federation.reference import ReferenceServer
 
 pytestmark = pytest.mark.interop
@@ -34,6 +41,24 @@ async def test_xep0288_two_herons_share_one_stream_both_ways(
         await ask_and_answer(bob, alice)
     assert streams(heron_peer, other) == [("out bidi", "external")]
     assert streams(other, heron_peer) == [("in bidi", "external")]
+
+
+async def test_xep0288_heron_asks_no_bidi_of_a_server_whose_certificate_it_cannot_check(
+    heron_peer: ReferenceServer, start_heron: StartPeer, federation_ca: TestCa
+) -> None:
+    # heron.example's stream to it goes without bidi; its own stream to heron.example asks
+    # (that certificate is valid) but authenticates by dialback, which heron.example checks
+    # over its own stream back, and that stream stays the way back.
+    unverified = start_heron("db-bidi.example", tls=federation_ca.issue("other.example"))
+    local = await heron_login_unverified(unverified, "erin")
+    try:
+        async with on_peers((heron_peer, "erin")) as (remote,):
+            await ask_and_answer(remote, local)
+            await ask_and_answer(local, remote)
+    finally:
+        await log_out([local])
+    assert streams(heron_peer, unverified) == [("in bidi", "dialback"), ("out", "external")]
+    assert streams(unverified, heron_peer) == [("in", "external"), ("out bidi", "dialback")]
 
 
 async def test_xep0288_switched_off_means_a_stream_each_way(
