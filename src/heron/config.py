@@ -310,6 +310,9 @@ class XmppSettings(_Section):
     s2s_ca_file: Path | None = None
     """PEM file of the certificate authorities that vouch for other servers; default the
     system's (Prosody's ssl.cafile)."""
+    s2s_bidi: bool = True
+    """XEP-0288: one connection carries both directions when the other server offers it
+    (Prosody's mod_s2s_bidi); heron asks only servers whose certificate is valid."""
     s2s_queue: int = Field(default=200, ge=1, le=100_000)
     """Stanzas waiting per remote domain while its stream is set up; more bounce."""
     s2s_read_rate: int = Field(default=262_144, ge=0)

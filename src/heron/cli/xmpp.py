@@ -67,7 +67,7 @@ def s2s(ctx: CliContext) -> None:
     )
     for row in rows:
         table.add_row(
-            row["direction"],
+            row["direction"] + (" bidi" if row.get("bidi") else ""),
             row["local"],
             row["remote"],
             row["auth"],

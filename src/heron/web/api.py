@@ -150,7 +150,7 @@ ROUTES: tuple[Route, ...] = (
         "live",
         "XMPP server-to-server streams (federation)",
         "admin",
-        _rows("direction, local, remote, auth, tls, address, stanzas, queued, since"),
+        _rows("direction, bidi, local, remote, auth, tls, address, stanzas, queued, since"),
     ),
     Route(
         "GET",

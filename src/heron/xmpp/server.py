@@ -351,6 +351,7 @@ class XmppComponent:
             queue_limit=xmpp.s2s_queue,
             read_rate=xmpp.s2s_read_rate,
             streams_per_domain=xmpp.s2s_streams_per_domain,
+            bidi=xmpp.s2s_bidi,
             max_stanza_bytes=xmpp.max_stanza_size,
             policy=self._guards.policy,
         )

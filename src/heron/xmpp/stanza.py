@@ -26,6 +26,8 @@ class NS(StrEnum):
     SERVER = "jabber:server"  # RFC 6120 §4.8.3, the content namespace of s2s streams
     DIALBACK = "jabber:server:dialback"  # XEP-0220 §2, prefixed db: on the stream header
     DIALBACK_FEATURE = "urn:xmpp:features:dialback"  # XEP-0220 §2.4.2
+    BIDI = "urn:xmpp:bidi"  # XEP-0288 §2.2, the initiating server's request
+    BIDI_FEATURE = "urn:xmpp:features:bidi"  # XEP-0288 §2.1
     STREAM = "http://etherx.jabber.org/streams"  # RFC 6120 §4.8.1
     STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"  # RFC 6120 §4.9.2
     STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"  # RFC 6120 §8.3.2

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,13 +142,15 @@ def prosody(
     secure_auth: bool = False,
     users: Mapping[str, str] | None = None,
     c2s_tls: CertFiles | None = None,
+    modules: Sequence[str] = (),
     extra_config: str = "",
 ) -> Iterator[ReferenceServer]:
     """Prosody serving ``domain`` (and a MUC component on ``muc_domain``), published in ``dns``.
 
     ``tls`` is the certificate of every stream unless ``c2s_tls`` gives clients another (so a
     test can give s2s a wrong certificate while its clients still verify theirs).
-    ``extra_config`` is Lua appended to the global section (before the VirtualHost).
+    ``modules`` are enabled besides the usual ones (e.g. ``s2s_bidi``); ``extra_config`` is
+    Lua appended to the global section (before the VirtualHost).
     """
     binary = require_tool("prosody", "prosody")
     prosodyctl = require_tool("prosodyctl", "prosody")
@@ -190,7 +192,7 @@ http_ports = {{ }}
 https_ports = {{ }}
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "version"; "posix";
-    "admin_shell";
+    "admin_shell";{"".join(f" {_lua(name)};" for name in modules)}
 }}
 modules_disabled = {{ "limits" }}
 authentication = "internal_hashed"

@@ -162,12 +162,12 @@ def stanza_addresses(
     return sender, to
 
 
-def may_send(stanza: Element, authenticated: Set[str], remote: str) -> bool:
-    """Whether our stanza keeps the peer's rules above: from a domain of ours this stream
-    authenticated, to the remote domain (no target multiplexing here)."""
+def may_send(stanza: Element, pairs: Set[tuple[str, str]]) -> bool:
+    """Whether our stanza keeps the peer's rules above: (its from domain, its to domain)
+    is a pair this stream authenticated in our direction (no target multiplexing)."""
     try:
         sender = parse_stanza_jid(stanza.get("from") or "")
         to = parse_stanza_jid(stanza.get("to") or "")
     except StanzaError:
         return False
-    return sender.domain in authenticated and to.domain == remote
+    return (sender.domain, to.domain) in pairs

@@ -65,11 +65,15 @@ class Authenticated:
 
     Incoming: the peer may now send stanzas from ``domain`` (to any local domain).
     Outgoing: ``domain`` is the remote; we may now send stanzas from ``local`` to it.
+    ``bidi`` (XEP-0288): the stream carries the pair's other direction too; incoming,
+    ``send_stanza`` may send from ``local`` to ``domain`` on it; outgoing, stanzas from
+    ``domain`` to ``local`` arrive on it.
     """
 
     domain: str
     method: AuthMethod
     local: str
+    bidi: bool = False
 
 
 @dataclass(frozen=True, slots=True)

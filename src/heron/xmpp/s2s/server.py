@@ -7,7 +7,9 @@ Incoming connections (5269 with STARTTLS, 5270 with direct TLS) each run one
 to the router. Outgoing streams are kept per (local domain, remote domain) pair, as
 Prosody keeps them: a stanza for a domain with no stream waits (a bounded number) while
 one is located, connected, secured and authenticated, leaves when it is, and bounces
-with remote-server-not-found or remote-server-timeout when it cannot be.
+with remote-server-not-found or remote-server-timeout when it cannot be. An incoming
+stream that negotiated XEP-0288 is the route for the pairs it authenticated (no
+connection of ours is opened for them), and an outgoing one delivers what comes back.
 
 Whom to trust: a peer whose certificate chain verifies and names its domain
 (:mod:`heron.peer_tls`, :mod:`heron.xmpp.s2s.identity`) authenticates with SASL EXTERNAL
@@ -78,6 +80,8 @@ class FederationSettings:
     unlimited."""
     streams_per_domain: int = 10
     """Incoming streams one remote domain may hold authenticated at once."""
+    bidi: bool = True
+    """XEP-0288 both ways (``xmpp.s2s_bidi``, Prosody's mod_s2s_bidi)."""
     max_stanza_bytes: int = 262_144
     connect_timeout: float = 10.0
     policy: ConnectionPolicy = field(default_factory=ConnectionPolicy)
@@ -156,6 +160,7 @@ class _Peer:
         tls = self.tls
         return {
             "direction": direction,
+            "bidi": self.stream.bidi,
             "local": local,
             "remote": ", ".join(sorted(self.methods)) or "-",
             "auth": ", ".join(sorted(set(self.methods.values()))) or "pending",
@@ -266,7 +271,7 @@ class Federation:
         rows = [
             route.peer.row("out", route.local, len(route.queue))
             for route in self._routes.values()
-            if route.peer is not None
+            if route.peer is not None and route.peer not in self._incoming
         ]
         local = ", ".join(sorted(self._settings.local_domains))
         return rows + [peer.row("in", local) for peer in self._incoming]
@@ -297,7 +302,7 @@ class Federation:
         route = self._routes.get((local, remote))
         if route is None:
             route = self._routes[(local, remote)] = _Route(local, remote)
-        if route.task is None:
+        if route.task is None and route.peer is None:  # no stream, nor an incoming bidi one
             route.task = self._spawn(self._run_outgoing(route))
         return route
 
@@ -328,6 +333,7 @@ class Federation:
                 secure_auth=self._settings.secure_auth,
                 dialback_secret=self._secret,
                 max_stanza_bytes=self._settings.max_stanza_bytes,
+                bidi=self._settings.bidi,
             )
             route.peer = peer = _Peer(stream, reader, writer)
             route.connected.set()
@@ -395,6 +401,8 @@ class Federation:
         """Ask ``originating``'s authoritative server whether it issued the key, over heron's
         outgoing stream from ``receiving`` to it; None when it could not be asked."""
         route = self._route(event.receiving, event.originating)
+        if route.task is None and route.peer is not None:
+            return None  # an incoming bidi stream: it carries no verification requests
         running = route.task
         assert running is not None
         try:
@@ -457,6 +465,7 @@ class Federation:
             dialback_secret=self._secret,
             max_stanza_bytes=self._settings.max_stanza_bytes,
             refused=lambda domain: not self.permitted(domain),
+            bidi=self._settings.bidi,
         )
         peer = _Peer(stream, reader, writer)
         if not self._connections.open(peer.address, "xmpp s2s"):  # it logs the refusal
@@ -475,6 +484,7 @@ class Federation:
             log.debug("xmpp s2s: stream from %s lost: %r", peer.address, exc)
         finally:
             self._incoming.discard(peer)
+            self._drop_bidi_routes(peer)
             self._tasks.discard(task)
             self._connections.close(peer.address)
             peer.close()
@@ -580,6 +590,8 @@ class Federation:
         peer.methods[event.domain] = event.method.value
         direction = "to" if route is not None else "from"
         log.info("xmpp s2s: stream %s %s authenticated (%s)", direction, event.domain, event.method)
+        if route is None and event.bidi:
+            route = self._bidi_route(peer, event.local, event.domain)
         if route is not None:
             route.ready = True
             while route.queue:
@@ -588,3 +600,24 @@ class Federation:
     def _streams_from(self, domain: str) -> int:
         """Incoming streams on which ``domain`` is authenticated."""
         return sum(domain in peer.methods for peer in self._incoming)
+
+    def _bidi_route(self, peer: _Peer, local: str, remote: str) -> _Route | None:
+        """XEP-0288: the incoming stream becomes the pair's route, unless a stream of ours
+        is already under way for it."""
+        route = self._routes.get((local, remote))
+        if route is None:
+            route = self._routes[(local, remote)] = _Route(local, remote)
+        elif route.task is not None or route.peer is not None:
+            return None
+        route.peer = peer
+        return route
+
+    def _drop_bidi_routes(self, peer: _Peer) -> None:
+        """The incoming bidi stream is over: its pairs go back to streams of our own."""
+        for key, route in list(self._routes.items()):
+            if route.peer is peer and route.task is None:
+                route.peer, route.ready = None, False
+                if route.queue:
+                    route.task = self._spawn(self._run_outgoing(route))
+                else:
+                    del self._routes[key]

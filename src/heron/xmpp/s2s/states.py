@@ -55,6 +55,7 @@ class Input(Enum):
     VERIFY_REQUEST = "<db:verify/> with a key"
     VERIFY_ANSWER = "<db:verify type=.../>"
     VERDICT = "dialback_verified() or dialback_failed()"
+    BIDI = "<bidi/>"
     STANZA = "stanza"
     FOOTER = "</stream:stream> or <stream:error/>"
 
@@ -83,6 +84,9 @@ TRANSITIONS: Final[Mapping[tuple[Role, State, Input], frozenset[State]]] = Mappi
         (_IN, _S.AUTH, _I.DB_REQUEST): frozenset({_S.AUTH}),
         (_IN, _S.AUTH, _I.VERDICT): frozenset({_S.AUTH, _S.ESTABLISHED}),
         (_IN, _S.AUTH, _I.VERIFY_REQUEST): frozenset({_S.AUTH}),
+        # XEP-0288 §2.2: <bidi/> after TLS, before authentication (a repeat is dropped).
+        (_IN, _S.AUTH, _I.BIDI): frozenset({_S.AUTH}),
+        (_IN, _S.ESTABLISHED, _I.BIDI): frozenset({_S.ESTABLISHED}),
         (_IN, _S.ESTABLISHED, _I.STANZA): frozenset({_S.ESTABLISHED}),
         # XEP-0220 §2.6: more domains on the same stream (multiplexing).
         (_IN, _S.ESTABLISHED, _I.DB_REQUEST): frozenset({_S.ESTABLISHED}),
@@ -106,6 +110,8 @@ TRANSITIONS: Final[Mapping[tuple[Role, State, Input], frozenset[State]]] = Mappi
         (_OUT, _S.ESTABLISHED, _I.DB_ANSWER): frozenset({_S.ESTABLISHED}),
         (_OUT, _S.ESTABLISHED, _I.VERIFY_ANSWER): frozenset({_S.ESTABLISHED}),
         (_OUT, _S.ESTABLISHED, _I.VERIFY_REQUEST): frozenset({_S.ESTABLISHED}),
+        # XEP-0288: the receiving server's stanzas, refused unless we asked for them.
+        (_OUT, _S.ESTABLISHED, _I.STANZA): frozenset({_S.ESTABLISHED}),
         # §4.4: either peer may close the stream at any time.
         **{(role, state, _I.FOOTER): frozenset({_S.CLOSED}) for role in Role for state in _ALIVE},
     }
@@ -117,7 +123,7 @@ _UNSOLICITED = frozenset({_I.DB_ANSWER, _I.VERIFY_ANSWER})
 REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
     {
         # RFC 6120 §4.9.3.12: stanzas before a domain is authenticated are not processed;
-        # on our outgoing stream the peer may send none at all (no XEP-0288 here).
+        # on our outgoing stream the peer may send none without XEP-0288.
         _I.STANZA: StreamCondition.NOT_AUTHORIZED,
         # Negotiation out of order, e.g. <auth/> or <db:result/> while TLS is required (§5.3.1).
         **{
@@ -143,6 +149,7 @@ _ELEMENTS = {
     qname(NS.SASL, "auth"): Input.AUTH,
     qname(NS.SASL, "success"): Input.SASL_SUCCESS,
     qname(NS.SASL, "failure"): Input.SASL_FAILURE,
+    qname(NS.BIDI, "bidi"): Input.BIDI,
 }
 # A typed dialback element is an answer; an untyped one a request (XEP-0220 §2.2).
 _DIALBACK = {

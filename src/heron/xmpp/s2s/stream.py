@@ -2,8 +2,8 @@
 
 An :class:`S2SStream` is one TCP connection between two XMPP servers, in
 either role: ``Role.INCOMING`` (the peer connected to us: it is the
-initiating server, we only receive stanzas) or ``Role.OUTGOING`` (we
-connected: we only send them; no XEP-0288 bidirectional streams yet). It is
+initiating server, we receive stanzas) or ``Role.OUTGOING`` (we connected: we
+send them), and with ``bidi`` (XEP-0288) stanzas flow back on it too. It is
 driven like the c2s stream::
 
     stream.receive_data(bytes)     # what the socket read
@@ -23,6 +23,12 @@ Construct it with keyword arguments only:
   s2s_secure_auth, certificates only, no dialback; implies ``require_tls``);
 - ``dialback_secret``: this server's secret for XEP-0185 keys, the same for
   every stream (and every process serving the same domains);
+- ``bidi`` (default False): XEP-0288. Incoming, offer it after TLS and, when the
+  peer asks, send stanzas back from our domain of each authenticated pair to the
+  peer's. Outgoing, ask for it when offered, but only when the peer's certificate
+  is valid for ``remote``: that certificate is what proves stanzas from ``remote``
+  are the receiving server's own (a dialback-only peer is never asked: heron does
+  not take XEP-0288's "authenticated by the DNS lookup" on trust);
 - ``max_stanza_bytes`` and ``max_depth`` for the parser;
 - ``refused`` (incoming): whether a domain is one this server does not federate
   with (``xmpp.s2s_deny``, ``s2s_allow``); a header from one ends the stream with
@@ -55,9 +61,10 @@ What the server answers, and the events:
   asks to send from another of our domains on the same outgoing stream
   (XEP-0220 §2.6; False: open another stream); :class:`AuthenticationFailed`
   says it was refused.
-- ``send_stanza(stanza)`` (outgoing): a ``jabber:client`` stanza with ``from``
-  in :attr:`S2SStream.authenticated_domains` and ``to`` at the remote domain;
-  False when it was not sent: queue or bounce it.
+- ``send_stanza(stanza)`` (outgoing, or incoming with :attr:`S2SStream.bidi`): a
+  ``jabber:client`` stanza from our domain to the peer's of an authenticated pair
+  (outgoing: ``from`` in :attr:`S2SStream.authenticated_domains`, ``to`` at the
+  remote domain); False when it was not sent: queue or bounce it.
 - :class:`StanzaReceived`: route it; its tags are in ``jabber:client``.
 - ``close(condition=None, text="")``; :class:`StreamEnded` (ours or the peer's
   end): send what is queued, then close the connection.
@@ -75,7 +82,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Set
 from typing import ClassVar
 from xml.etree.ElementTree import Element
 
@@ -96,6 +103,9 @@ from heron.xmpp.s2s.events import (
 )
 from heron.xmpp.s2s.states import REJECTIONS, TRANSITIONS, Input, State, classify
 from heron.xmpp.s2s.wire import (
+    bidi_feature,
+    bidi_offered,
+    bidi_request,
     dialback_addresses,
     dialback_condition,
     domain_of,
@@ -157,9 +167,16 @@ class S2SStream:
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
         refused: Callable[[str], bool] = _never_valid,
+        bidi: bool = False,
     ) -> None:
         self._role = role
         self._refused = refused
+        self._bidi_wanted = bidi
+        self._bidi = False  # XEP-0288 negotiated on this stream
+        # Incoming: (ours, the peer's) for every authenticated pair, the way back under bidi;
+        # stanzas sent during the restart after SASL wait for our new header.
+        self._pairs: set[tuple[str, str]] = set()
+        self._held: list[Element] = []
         self._local_domains = frozenset(
             domain for domain in map(domain_of, local_domains) if domain
         )
@@ -237,6 +254,11 @@ class S2SStream:
     def tls_active(self) -> bool:
         return self._tls_active
 
+    @property
+    def bidi(self) -> bool:
+        """XEP-0288 was negotiated: stanzas flow both ways on this stream."""
+        return self._bidi
+
     # --- the I/O surface -----------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
@@ -300,8 +322,11 @@ class S2SStream:
             self._goodbye(StreamError(StreamCondition.NOT_AUTHORIZED, "dialback key invalid"))
             return
         self._authenticated.add(originating)
+        self._pairs.add((receiving, originating))  # XEP-0288 §2.2: the pair's inverse
         self._move(Input.VERDICT, State.ESTABLISHED)
-        self._events.append(Authenticated(originating, AuthMethod.DIALBACK, receiving))
+        self._events.append(
+            Authenticated(originating, AuthMethod.DIALBACK, receiving, bidi=self._bidi)
+        )
 
     def dialback_failed(self, originating: str, receiving: str, condition: StanzaCondition) -> None:
         """The request could not be verified (XEP-0220 §2.5): a dialback error, the stream
@@ -354,13 +379,20 @@ class S2SStream:
         return True
 
     def send_stanza(self, stanza: Element) -> bool:
-        """Outgoing: send a ``jabber:client`` stanza from an authenticated domain of ours to
-        the remote domain; False (nothing sent) otherwise: bounce it."""
-        if self._role is not Role.OUTGOING or self._state is not State.ESTABLISHED:
+        """Send a ``jabber:client`` stanza from our domain to the peer's of a pair this
+        stream authenticated (incoming: only with bidi); False (nothing sent) otherwise."""
+        if self._role is Role.OUTGOING:
+            pairs = {(local, self._remote) for local in self._authenticated}
+        else:
+            pairs = self._pairs if self._bidi else set()
+        if not may_send(stanza, pairs):
             return False
-        if not may_send(stanza, self._authenticated, self._remote):
+        if self._state is State.ESTABLISHED:
+            self._send(stanza)
+        elif self._role is Role.INCOMING and self._state is State.HEADER and self._sasl_done:
+            self._held.append(stanza)  # after SASL, before the peer's restart (RFC 6120 §6.4.6)
+        else:
             return False
-        self._send(stanza)
         return True
 
     def close(self, condition: StreamCondition | None = None, text: str = "") -> None:
@@ -432,8 +464,13 @@ class S2SStream:
             tls_active=self._tls_active, sasl_done=self._sasl_done, certificate_valid=valid
         )
         self._external_offered = state is State.AUTH and valid
+        if state is State.AUTH and self._bidi_wanted:
+            offers.append(bidi_feature())
         self._send(features(offers))
         self._move(Input.HEADER, state)
+        for stanza in self._held:
+            self._send(stanza)
+        self._held.clear()
 
     def _send_header(self) -> None:
         if self._role is Role.OUTGOING:
@@ -474,10 +511,13 @@ class S2SStream:
         if not condition:
             self._send(sasl_element("success"))
             self._authenticated.add(self._remote)
+            self._pairs.add((self._local, self._remote))  # XEP-0288 §2.2: the header's 'to'
             self._sasl_done = True
             self._restart()
             self._move(Input.AUTH, State.HEADER)
-            self._events.append(Authenticated(self._remote, AuthMethod.EXTERNAL, self._local))
+            self._events.append(
+                Authenticated(self._remote, AuthMethod.EXTERNAL, self._local, bidi=self._bidi)
+            )
             return
         self._send(sasl_element("failure", condition))
         self._sasl_failures += 1
@@ -513,8 +553,26 @@ class S2SStream:
             )
         )
 
+    def _on_bidi(self, _element: Element) -> None:
+        """XEP-0288 §2.2: the initiating server wants stanzas back on this stream."""
+        if not self._bidi_wanted:
+            raise StreamError(StreamCondition.UNSUPPORTED_STANZA_TYPE, "<bidi/>")
+        if self._state is State.ESTABLISHED and not self._bidi:
+            raise StreamError(StreamCondition.POLICY_VIOLATION, "<bidi/> after authentication")
+        self._bidi = True
+        self._move(Input.BIDI, self._state)
+
     def _on_stanza(self, stanza: Element) -> None:
-        sender, to = stanza_addresses(stanza, self._authenticated, self._local_domains)
+        senders: Set[str]
+        targets: Set[str]
+        if self._role is Role.INCOMING:
+            senders, targets = self._authenticated, self._local_domains
+        elif self._bidi:
+            # XEP-0288 §2.2: from the domain whose certificate we checked, to ours it serves.
+            senders, targets = {self._remote}, self._authenticated
+        else:
+            raise StreamError(StreamCondition.NOT_AUTHORIZED, "this stream is ours to send on")
+        sender, to = stanza_addresses(stanza, senders, targets)
         self._events.append(StanzaReceived(to_client(stanza), sender, to))
 
     # --- outgoing negotiation ------------------------------------------------------------
@@ -534,11 +592,24 @@ class S2SStream:
         if step is Step.STARTTLS:
             self._send(Element(qname(NS.TLS, "starttls")))
             self._move(Input.FEATURES, State.PROCEED)
-        elif step is Step.EXTERNAL:
+            return
+        self._request_bidi(element)
+        if step is Step.EXTERNAL:
             self._send(external_auth(self._local))
             self._move(Input.FEATURES, State.SASL)
         else:
             self._start_dialback(Input.FEATURES)
+
+    def _request_bidi(self, offered: Element) -> None:
+        """XEP-0288 §2.2, before SASL or dialback; only from a peer whose certificate
+        proves ``remote`` (see the module docstring)."""
+        if (
+            self._bidi_wanted
+            and bidi_offered(offered)
+            and self._certificate_valid_for(self._remote)
+        ):
+            self._send(bidi_request())
+            self._bidi = True
 
     def _start_dialback(self, input_: Input) -> None:
         self._send_dialback_key(self._local)
@@ -610,7 +681,7 @@ class S2SStream:
 
     def _established(self, local: str, method: AuthMethod) -> None:
         self._authenticated.add(local)
-        self._events.append(Authenticated(self._remote, method, local))
+        self._events.append(Authenticated(self._remote, method, local, bidi=self._bidi))
         self._flush_verifies()
 
     def _flush_verifies(self) -> None:
@@ -634,6 +705,7 @@ class S2SStream:
             self._output.append(stream_footer())
         self._state = State.CLOSED
         self._verify_queue.clear()
+        self._held.clear()
         self._events.append(StreamEnded(error, by_peer))
 
     _ACTIONS: ClassVar[dict[Input, Callable[[S2SStream, Element], None]]] = {
@@ -649,4 +721,5 @@ class S2SStream:
         Input.VERIFY_REQUEST: _on_verify_request,
         Input.VERIFY_ANSWER: _on_verify_answer,
         Input.STANZA: _on_stanza,
+        Input.BIDI: _on_bidi,
     }

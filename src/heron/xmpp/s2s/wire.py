@@ -21,6 +21,9 @@ from heron.xmpp.stanza import NS, qname
 
 __all__ = [
     "EXTERNAL",
+    "bidi_feature",
+    "bidi_offered",
+    "bidi_request",
     "dialback_addresses",
     "dialback_condition",
     "dialback_feature",
@@ -88,6 +91,20 @@ def dialback_feature() -> Element:
     element = Element(qname(NS.DIALBACK_FEATURE, "dialback"))
     SubElement(element, qname(NS.DIALBACK_FEATURE, "errors"))
     return element
+
+
+def bidi_feature() -> Element:
+    """XEP-0288 §2.1: this server sends stanzas back on streams it receives."""
+    return Element(qname(NS.BIDI_FEATURE, "bidi"))
+
+
+def bidi_offered(features_element: Element) -> bool:
+    return features_element.find(qname(NS.BIDI_FEATURE, "bidi")) is not None
+
+
+def bidi_request() -> Element:
+    """XEP-0288 §2.2: the initiating server asks for stanzas back; there is no answer."""
+    return Element(qname(NS.BIDI, "bidi"))
 
 
 def external_feature() -> Element:

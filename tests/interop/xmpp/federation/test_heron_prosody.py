@@ -10,7 +10,6 @@ arrived before it. The offline and blocking tests wait on these instead of sleep
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import pytest
 from slixmpp import JID
@@ -18,6 +17,7 @@ from slixmpp.exceptions import IqError
 
 from tests.interop.xmpp.federation.support import (
     StartPeer,
+    heron_login_unverified,
     heron_s2s,
     on_peers,
     peer_login,
@@ -29,7 +29,6 @@ from tests.interop.xmpp.support import (
     Client,
     join_room,
     log_out,
-    login,
     subscribe_each_other,
 )
 from tests.support.federation.ca import TestCa
@@ -44,14 +43,6 @@ PEER_USERS = {
 """Accounts of this module's heron and Prosody (the conftest picks them up): one or two per
 test on each side."""
 QUERY_PLUGINS = ("xep_0030", "xep_0092", "xep_0199")
-
-
-async def heron_login_unverified(server: ReferenceServer, user: str) -> Client:
-    """``user`` of a heron whose certificate names another domain: the chain is checked, the
-    name is not."""
-    context = ssl.create_default_context(cafile=str(server.cafile))
-    context.check_hostname = False
-    return await login(server.jid(user), server.users[user], server.c2s_port, context)
 
 
 async def ping_server(client: Client, server: ReferenceServer) -> None:

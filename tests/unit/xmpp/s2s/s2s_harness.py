@@ -75,7 +75,9 @@ class Pair:
         self.out.start()
         return self.pump()
 
-    def pump(self) -> Pair:
+    def pump(self, until: Callable[[], bool] | None = None) -> Pair:
+        """Move bytes and events both ways until nothing moves, or ``until()`` holds
+        after a round."""
         tls_requested = 0
         for _ in range(100):
             moved = False
@@ -107,7 +109,7 @@ class Pair:
                 self.inc.start_tls_done(self.inc_sees)
                 self.out.start_tls_done(self.out_sees)
                 moved = True
-            if not moved:
+            if not moved or (until is not None and until()):
                 return self
         raise AssertionError("the streams never settled")
 

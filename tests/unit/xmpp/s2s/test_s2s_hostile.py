@@ -60,6 +60,12 @@ def outgoing_in(state: State) -> S2SStream:
     return stream
 
 
+def bidi_established() -> Pair:
+    pair = Pair(out=outgoing(bidi=True), inc=incoming(bidi=True)).run()
+    assert pair.out.bidi and pair.inc.bidi
+    return pair
+
+
 STARTS: dict[str, Callable[[], S2SStream]] = {
     **{
         f"in-{s.name}": (lambda s=s: incoming_in(s))
@@ -75,6 +81,9 @@ STARTS: dict[str, Callable[[], S2SStream]] = {
         f"out-{s.name}": (lambda s=s: outgoing_in(s))
         for s in (State.HEADER, State.FEATURES, State.DIALBACK, State.ESTABLISHED)
     },
+    # XEP-0288: both ends of a bidirectional stream, each taking stanzas from the other.
+    "in-bidi": lambda: bidi_established().inc,
+    "out-bidi": lambda: bidi_established().out,
 }
 
 
@@ -110,6 +119,8 @@ ELEMENTS = st.sampled_from(
         b"<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
         b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
         b"<stream:features/>",
+        b"<bidi xmlns='urn:xmpp:bidi'/>",
+        b"<message from='b@example.org' to='a@falcot.com'/>",
         b"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
         b"</stream:stream>",
         b" ",
@@ -228,6 +239,7 @@ PEER_INPUTS = {
     Input.VERIFY_REQUEST: b"<db:verify from='falcot.com' to='example.org' id='i'>k</db:verify>",
     Input.VERIFY_ANSWER: b"<db:verify from='example.org' to='falcot.com' id='i' type='valid'/>",
     Input.STANZA: b"<message from='a@falcot.com' to='b@example.org'/>",
+    Input.BIDI: b"<bidi xmlns='urn:xmpp:bidi'/>",
     Input.FOOTER: b"</stream:stream>",
 }
 FEATURES_WITH = {
