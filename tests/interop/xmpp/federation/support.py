@@ -62,10 +62,14 @@ class StartPeer:
         return server
 
 
-async def peer_login(server: ReferenceServer, user: str, **options: Any) -> Client:
-    """``user`` of a Prosody or ejabberd peer logged in over STARTTLS, the test CA trusted
-    (options as for :func:`tests.interop.xmpp.support.login`)."""
+async def peer_login(
+    server: ReferenceServer, user: str, *, check_hostname: bool = True, **options: Any
+) -> Client:
+    """``user`` of a peer logged in over STARTTLS, the test CA trusted; ``check_hostname``
+    false for a server whose certificate names another domain (other options as for
+    :func:`tests.interop.xmpp.support.login`)."""
     context = ssl.create_default_context(cafile=str(server.cafile))
+    context.check_hostname = check_hostname
     return await login(server.jid(user), server.users[user], server.c2s_port, context, **options)
 
 
@@ -73,7 +77,8 @@ async def peer_login(server: ReferenceServer, user: str, **options: Any) -> Clie
 async def on_peers(
     *accounts: tuple[ReferenceServer, str], **options: Any
 ) -> AsyncIterator[list[Client]]:
-    """Clients for ``(server, user)`` pairs, logged out at the end."""
+    """Clients for ``(server, user)`` pairs (options as for :func:`peer_login`), logged out
+    at the end."""
     clients: list[Client] = []
     try:
         for server, user in accounts:
@@ -111,4 +116,25 @@ def ejabberd_s2s(server: ReferenceServer) -> set[tuple[str, str, str, str]]:
     return {
         (m["dir"], m["method"], m["local"], m["remote"])
         for m in _EJABBERD_S2S.finditer(server.logs())
+    }
+
+
+def heron_s2s(server: ReferenceServer) -> list[dict[str, str]]:
+    """heron's live s2s streams from ``heron xmpp s2s``: one dict per row, keyed by its
+    header: Dir (``in``/``out``), Local, Remote (domains joined by ``, ``), Auth
+    (``external``, ``dialback`` or ``pending``), TLS, Address, Stanzas, Queued."""
+    assert server.kind == "heron"
+    shown = server.ctl("xmpp", "s2s")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    # A table of columns two spaces apart or more; a cell holds at most ", " inside.
+    rows = [re.split(r"\s{2,}", line.strip()) for line in shown.stdout.splitlines()[:-1]]
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def heron_streams(server: ReferenceServer, remote: str) -> set[tuple[str, str]]:
+    """(direction, auth) of heron's s2s streams with the domain ``remote``."""
+    return {
+        (row["Dir"], row["Auth"])
+        for row in heron_s2s(server)
+        if remote in row["Remote"].split(", ")
     }

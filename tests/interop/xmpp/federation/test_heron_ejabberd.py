@@ -1,0 +1,120 @@
+"""heron federates with ejabberd 23.01, a server nobody here wrote: users of each subscribe to
+each other, see each other come and go, chat both ways and meet in each other's rooms; the
+streams authenticate with SASL EXTERNAL (XEP-0178) when both certificates are valid, and
+heron's falls back to dialback (XEP-0220) when its certificate names another domain."""
+
+from __future__ import annotations
+
+import pytest
+from slixmpp import JID
+
+from tests.interop.xmpp.federation.support import (
+    StartPeer,
+    ejabberd_s2s,
+    heron_streams,
+    on_peers,
+)
+from tests.interop.xmpp.support import (
+    MUC_PLUGINS,
+    Client,
+    join_room,
+    make_persistent,
+    subscribe_each_other,
+)
+from tests.support.federation.ca import TestCa
+from tests.support.federation.reference import ReferenceServer
+
+pytestmark = pytest.mark.interop
+
+
+async def chat_both_ways(first: Client, second: Client) -> None:
+    """A chat message from each to the other, each arriving from the right bare JID."""
+    for sender, receiver in ((first, second), (second, first)):
+        body = f"hello {receiver.boundjid.bare} from {sender.boundjid.bare}"
+        sender.send_message(mto=receiver.boundjid.bare, mbody=body, mtype="chat")
+        assert (await receiver.next_message(body))["from"].bare == sender.boundjid.bare
+
+
+async def test_rfc6121_subscription_presence_and_chat_with_ejabberd_over_sasl_external(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    async with on_peers((heron_peer, "alice"), (ejabberd_peer, "alice")) as (ours, theirs):
+        await subscribe_each_other(ours, theirs)
+        await chat_both_ways(ours, theirs)
+        # RFC 6121 §4.5: unavailable presence reaches the other domain's subscriber, both ways
+        # (ours comes back first: a server sends no presence to an unavailable resource).
+        ours.send_presence(ptype="unavailable")
+        await theirs.presence_from(str(ours.boundjid), "unavailable")
+        ours.send_presence()
+        await theirs.presence_from(str(ours.boundjid))
+        theirs.send_presence(ptype="unavailable")
+        await ours.presence_from(str(theirs.boundjid), "unavailable")
+
+    # XEP-0178: each server's certificate is valid for its domain, so each stream's initiator
+    # authenticated with SASL EXTERNAL; ejabberd logs its side, heron shows its own.
+    assert {
+        ("inbound", "EXTERNAL", heron_peer.domain, ejabberd_peer.domain),
+        ("outbound", "EXTERNAL", ejabberd_peer.domain, heron_peer.domain),
+    } <= ejabberd_s2s(ejabberd_peer)
+    assert heron_streams(heron_peer, ejabberd_peer.domain) == {
+        ("in", "external"),
+        ("out", "external"),
+    }
+
+
+async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    assert heron_peer.muc_domain is not None
+    room = JID(f"persistent@{heron_peer.muc_domain}")
+    async with on_peers((heron_peer, "bob"), (ejabberd_peer, "bob"), plugins=MUC_PLUGINS) as (
+        owner,
+        guest,
+    ):
+        await join_room(owner, room, "owner")
+        await make_persistent(owner, room)
+        await join_room(guest, room, "guest")
+        for sender, nick in ((guest, "guest"), (owner, "owner")):
+            body = f"{nick} says hello"
+            sender.send_message(mto=room, mbody=body, mtype="groupchat")
+            for client in (owner, guest):
+                assert (await client.next_message(body))["from"] == JID(f"{room}/{nick}")
+        rooms = heron_peer.ctl("xmpp", "rooms").stdout.splitlines()
+        assert [str(room), "2", "yes"] in [line.split() for line in rooms]
+
+
+async def test_xep0045_heron_user_chats_in_an_ejabberd_room(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    assert ejabberd_peer.muc_domain is not None
+    room = JID(f"lounge@{ejabberd_peer.muc_domain}")
+    async with on_peers((ejabberd_peer, "carol"), (heron_peer, "carol"), plugins=MUC_PLUGINS) as (
+        host,
+        guest,
+    ):
+        await join_room(host, room, "host")
+        await join_room(guest, room, "guest")
+        for sender, nick in ((guest, "guest"), (host, "host")):
+            body = f"{nick} says hello"
+            sender.send_message(mto=room, mbody=body, mtype="groupchat")
+            for client in (host, guest):
+                assert (await client.next_message(body))["from"] == JID(f"{room}/{nick}")
+
+
+async def test_xep0220_heron_certificate_for_another_domain_falls_back_to_dialback(
+    ejabberd_peer: ReferenceServer, start_heron: StartPeer, federation_ca: TestCa
+) -> None:
+    # heron's certificate names another domain: ejabberd refuses its SASL EXTERNAL and
+    # checks its dialback key with heron over ejabberd's own stream, which goes by EXTERNAL.
+    wrong = start_heron("dialback-heron.example", tls=federation_ca.issue("other.example"))
+    async with (
+        on_peers((wrong, "dave"), check_hostname=False) as (ours,),
+        on_peers((ejabberd_peer, "dave")) as (theirs,),
+    ):
+        await chat_both_ways(ours, theirs)
+
+    authenticated = ejabberd_s2s(ejabberd_peer)
+    assert ("inbound", "dialback", wrong.domain, ejabberd_peer.domain) in authenticated
+    assert ("inbound", "EXTERNAL", wrong.domain, ejabberd_peer.domain) not in authenticated
+    assert ("outbound", "EXTERNAL", ejabberd_peer.domain, wrong.domain) in authenticated
+    assert heron_streams(wrong, ejabberd_peer.domain) == {("in", "external"), ("out", "dialback")}
