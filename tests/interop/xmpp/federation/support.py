@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slixmpp import JID
+
 from tests.interop.xmpp.support import Client, log_out, login
 from tests.support.federation.ca import CertFiles, TestCa
 from tests.support.federation.dns import FederationDns
@@ -86,6 +88,24 @@ async def on_peers(
         yield clients
     finally:
         await log_out(clients)
+
+
+async def chat_both_ways(first: Client, second: Client) -> None:
+    """A chat message from each to the other, each arriving from the right bare JID."""
+    for sender, receiver in ((first, second), (second, first)):
+        body = f"hello {receiver.boundjid.bare} from {sender.boundjid.bare}"
+        sender.send_message(mto=receiver.boundjid.bare, mbody=body, mtype="chat")
+        assert (await receiver.next_message(body))["from"].bare == sender.boundjid.bare
+
+
+async def chat_in_room(room: JID, *occupants: tuple[Client, str]) -> None:
+    """Each ``(client, nick)`` in ``room`` says something; every occupant hears it from the
+    speaker's occupant JID (XEP-0045 §7.4)."""
+    for speaker, nick in occupants:
+        body = f"{nick} says hello"
+        speaker.send_message(mto=room, mbody=body, mtype="groupchat")
+        for client, _ in occupants:
+            assert (await client.next_message(body))["from"] == JID(f"{room}/{nick}")
 
 
 def prosody_s2s(server: ReferenceServer, remote: ReferenceServer) -> list[dict[str, str]]:

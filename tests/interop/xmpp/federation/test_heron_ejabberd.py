@@ -10,13 +10,14 @@ from slixmpp import JID
 
 from tests.interop.xmpp.federation.support import (
     StartPeer,
+    chat_both_ways,
+    chat_in_room,
     ejabberd_s2s,
     heron_streams,
     on_peers,
 )
 from tests.interop.xmpp.support import (
     MUC_PLUGINS,
-    Client,
     join_room,
     make_persistent,
     subscribe_each_other,
@@ -25,14 +26,6 @@ from tests.support.federation.ca import TestCa
 from tests.support.federation.reference import ReferenceServer
 
 pytestmark = pytest.mark.interop
-
-
-async def chat_both_ways(first: Client, second: Client) -> None:
-    """A chat message from each to the other, each arriving from the right bare JID."""
-    for sender, receiver in ((first, second), (second, first)):
-        body = f"hello {receiver.boundjid.bare} from {sender.boundjid.bare}"
-        sender.send_message(mto=receiver.boundjid.bare, mbody=body, mtype="chat")
-        assert (await receiver.next_message(body))["from"].bare == sender.boundjid.bare
 
 
 async def test_rfc6121_subscription_presence_and_chat_with_ejabberd_over_sasl_external(
@@ -74,11 +67,7 @@ async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
         await join_room(owner, room, "owner")
         await make_persistent(owner, room)
         await join_room(guest, room, "guest")
-        for sender, nick in ((guest, "guest"), (owner, "owner")):
-            body = f"{nick} says hello"
-            sender.send_message(mto=room, mbody=body, mtype="groupchat")
-            for client in (owner, guest):
-                assert (await client.next_message(body))["from"] == JID(f"{room}/{nick}")
+        await chat_in_room(room, (guest, "guest"), (owner, "owner"))
         rooms = heron_peer.ctl("xmpp", "rooms").stdout.splitlines()
         assert [str(room), "2", "yes"] in [line.split() for line in rooms]
 
@@ -94,11 +83,7 @@ async def test_xep0045_heron_user_chats_in_an_ejabberd_room(
     ):
         await join_room(host, room, "host")
         await join_room(guest, room, "guest")
-        for sender, nick in ((guest, "guest"), (host, "host")):
-            body = f"{nick} says hello"
-            sender.send_message(mto=room, mbody=body, mtype="groupchat")
-            for client in (host, guest):
-                assert (await client.next_message(body))["from"] == JID(f"{room}/{nick}")
+        await chat_in_room(room, (guest, "guest"), (host, "host"))
 
 
 async def test_xep0220_heron_certificate_for_another_domain_falls_back_to_dialback(

@@ -1,0 +1,132 @@
+"""Two herons in two domains federate: users subscribe, see each other come and go, chat and
+meet in a room across; SASL EXTERNAL (XEP-0178) with valid certificates, dialback (XEP-0220)
+when one names another domain, no stream at all when the receiver has ``s2s_secure_auth``, and
+direct TLS (XEP-0368) to a domain that publishes ``_xmpps-server._tcp``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from slixmpp import JID
+
+from tests.interop.xmpp.federation.support import (
+    StartPeer,
+    chat_both_ways,
+    chat_in_room,
+    heron_s2s,
+    heron_streams,
+    on_peers,
+)
+from tests.interop.xmpp.support import MUC_PLUGINS, TIMEOUT, join_room, subscribe_each_other
+from tests.support.federation.ca import TestCa
+from tests.support.federation.dns import FederationDns
+from tests.support.federation.reference import ReferenceServer
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(scope="module")
+def second_peer(start_module_heron: StartPeer) -> ReferenceServer:
+    """A second heron with a valid certificate, for ``second.example``."""
+    return start_module_heron("second.example")
+
+
+@pytest.fixture(scope="module")
+def unverified_peer(start_module_heron: StartPeer, federation_ca: TestCa) -> ReferenceServer:
+    """A heron for ``unverified.example`` whose certificate names ``other.example``."""
+    return start_module_heron("unverified.example", tls=federation_ca.issue("other.example"))
+
+
+async def test_rfc6121_subscription_presence_and_chat_between_herons_over_sasl_external(
+    heron_peer: ReferenceServer, second_peer: ReferenceServer
+) -> None:
+    async with on_peers((heron_peer, "alice"), (second_peer, "alice")) as (first_user, second_user):
+        await subscribe_each_other(first_user, second_user)
+        await chat_both_ways(first_user, second_user)
+        # RFC 6121 §4.5, both ways (the first comes back before the second leaves: a server
+        # sends no presence to an unavailable resource).
+        first_user.send_presence(ptype="unavailable")
+        await second_user.presence_from(str(first_user.boundjid), "unavailable")
+        first_user.send_presence()
+        await second_user.presence_from(str(first_user.boundjid))
+        second_user.send_presence(ptype="unavailable")
+        await first_user.presence_from(str(second_user.boundjid), "unavailable")
+
+    # XEP-0178: both certificates are valid, so each side's outgoing stream used EXTERNAL.
+    both = {("in", "external"), ("out", "external")}
+    assert heron_streams(heron_peer, second_peer.domain) == both
+    assert heron_streams(second_peer, heron_peer.domain) == both
+
+
+async def test_xep0045_user_of_one_heron_chats_in_a_room_of_another(
+    heron_peer: ReferenceServer, second_peer: ReferenceServer
+) -> None:
+    assert heron_peer.muc_domain is not None
+    room = JID(f"across@{heron_peer.muc_domain}")
+    async with on_peers((heron_peer, "bob"), (second_peer, "bob"), plugins=MUC_PLUGINS) as (
+        host,
+        guest,
+    ):
+        await join_room(host, room, "host")
+        await join_room(guest, room, "guest")
+        await chat_in_room(room, (guest, "guest"), (host, "host"))
+    # The room's service speaks for itself over s2s: its own stream to the guest's domain.
+    assert ("out", "external") in {
+        (row["Dir"], row["Auth"])
+        for row in heron_s2s(heron_peer)
+        if row["Local"] == heron_peer.muc_domain and row["Remote"] == second_peer.domain
+    }
+
+
+async def test_xep0220_dialback_when_one_heron_certificate_names_another_domain(
+    heron_peer: ReferenceServer, unverified_peer: ReferenceServer
+) -> None:
+    # The unverified heron's stream is authenticated by dialback, checked with it over
+    # heron_peer's own stream, which goes by EXTERNAL.
+    async with (
+        on_peers((unverified_peer, "carol"), check_hostname=False) as (ours,),
+        on_peers((heron_peer, "carol")) as (theirs,),
+    ):
+        await chat_both_ways(ours, theirs)
+    assert heron_streams(heron_peer, unverified_peer.domain) == {
+        ("in", "dialback"),
+        ("out", "external"),
+    }
+    assert heron_streams(unverified_peer, heron_peer.domain) == {
+        ("in", "external"),
+        ("out", "dialback"),
+    }
+
+
+async def test_secure_auth_refuses_a_heron_whose_certificate_names_another_domain(
+    start_heron: StartPeer, unverified_peer: ReferenceServer
+) -> None:
+    strict = start_heron("strict.example", secure_auth=True)
+    async with (
+        on_peers((unverified_peer, "dave"), check_hostname=False) as (sender,),
+        on_peers((strict, "dave")) as (recipient,),
+    ):
+        sender.send_message(mto=recipient.boundjid.bare, mbody="let me in", mtype="chat")
+        bounce = await asyncio.wait_for(sender.errors.get(), TIMEOUT)
+        assert bounce["from"].bare == recipient.boundjid.bare
+        assert bounce["error"]["condition"].startswith("remote-server-")
+        assert recipient.messages.empty()
+    assert ("in", "dialback") not in heron_streams(strict, unverified_peer.domain)
+
+
+async def test_xep0368_direct_tls_to_a_domain_publishing_xmpps_server(
+    heron_peer: ReferenceServer, start_heron: StartPeer, federation_resolver: FederationDns
+) -> None:
+    direct = start_heron("direct.example", direct_tls=True)
+    # Only the direct-TLS record is left: reaching direct.example proves heron used it.
+    federation_resolver.stub.remove(f"_xmpp-server._tcp.{direct.domain}", "SRV")
+    async with on_peers((heron_peer, "erin"), (direct, "erin")) as (first_user, direct_user):
+        await chat_both_ways(first_user, direct_user)
+    assert "SRV" in federation_resolver.stub.asked(f"_xmpps-server._tcp.{direct.domain}")
+    outgoing = [
+        (row["Auth"], row["TLS"][:4])
+        for row in heron_s2s(heron_peer)
+        if row["Dir"] == "out" and row["Remote"] == direct.domain
+    ]
+    assert outgoing == [("external", "TLSv")]
