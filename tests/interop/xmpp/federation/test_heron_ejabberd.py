@@ -19,6 +19,7 @@ from tests.interop.xmpp.federation.support import (
 from tests.interop.xmpp.support import (
     MUC_PLUGINS,
     join_room,
+    log_out,
     make_persistent,
     subscribe_each_other,
 )
@@ -53,6 +54,25 @@ async def test_rfc6121_subscription_presence_and_chat_with_ejabberd_over_sasl_ex
         ("in", "external"),
         ("out", "external"),
     }
+
+
+async def test_rfc6121_logout_is_unavailable_and_login_probes_across_domains(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    # §4.6: a session that ends broadcasts unavailable presence; §4.3: a new one's initial
+    # presence makes its server probe the contact's, whose answer arrives from the other domain.
+    async with on_peers((heron_peer, "erin"), (ejabberd_peer, "erin")) as (ours, theirs):
+        await subscribe_each_other(ours, theirs)
+        await log_out([ours])
+        await theirs.presence_from(str(ours.boundjid), "unavailable")
+        async with on_peers((heron_peer, "erin")) as (ours_again,):
+            await theirs.presence_from(str(ours_again.boundjid))
+            await ours_again.presence_from(str(theirs.boundjid))
+            await log_out([theirs])
+            await ours_again.presence_from(str(theirs.boundjid), "unavailable")
+            async with on_peers((ejabberd_peer, "erin")) as (theirs_again,):
+                await ours_again.presence_from(str(theirs_again.boundjid))
+                await theirs_again.presence_from(str(ours_again.boundjid))
 
 
 async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
@@ -103,3 +123,22 @@ async def test_xep0220_heron_certificate_for_another_domain_falls_back_to_dialba
     assert ("inbound", "EXTERNAL", wrong.domain, ejabberd_peer.domain) not in authenticated
     assert ("outbound", "EXTERNAL", ejabberd_peer.domain, wrong.domain) in authenticated
     assert heron_streams(wrong, ejabberd_peer.domain) == {("in", "external"), ("out", "dialback")}
+
+
+async def test_xep0220_ejabberd_certificate_for_another_domain_is_checked_by_dialback(
+    heron_peer: ReferenceServer, start_ejabberd: StartPeer, federation_ca: TestCa
+) -> None:
+    # ejabberd (clients too) presents a certificate for another name and speaks first: heron
+    # refuses its EXTERNAL, and checks its dialback key over a stream heron opens for it.
+    wrong = start_ejabberd("dialback-ejabberd.example", tls=federation_ca.issue("other.example"))
+    async with (
+        on_peers((wrong, "erin"), check_hostname=False) as (theirs,),
+        on_peers((heron_peer, "erin")) as (ours,),
+    ):
+        await chat_both_ways(theirs, ours)
+
+    authenticated = ejabberd_s2s(wrong)
+    assert ("outbound", "dialback", wrong.domain, heron_peer.domain) in authenticated
+    assert ("outbound", "EXTERNAL", wrong.domain, heron_peer.domain) not in authenticated
+    assert ("inbound", "EXTERNAL", heron_peer.domain, wrong.domain) in authenticated
+    assert heron_streams(heron_peer, wrong.domain) == {("in", "dialback"), ("out", "external")}
