@@ -88,8 +88,11 @@ async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
         await make_persistent(owner, room)
         await join_room(guest, room, "guest")
         await chat_in_room(room, (guest, "guest"), (owner, "owner"))
+        # The guest's session ends: ejabberd tells the room, which tells the owner.
+        await log_out([guest])
+        await owner.presence_from(f"{room}/guest", "unavailable")
         rooms = heron_peer.ctl("xmpp", "rooms").stdout.splitlines()
-        assert [str(room), "2", "yes"] in [line.split() for line in rooms]
+        assert [str(room), "1", "yes"] in [line.split() for line in rooms]
 
 
 async def test_xep0045_heron_user_chats_in_an_ejabberd_room(
@@ -104,6 +107,9 @@ async def test_xep0045_heron_user_chats_in_an_ejabberd_room(
         await join_room(host, room, "host")
         await join_room(guest, room, "guest")
         await chat_in_room(room, (guest, "guest"), (host, "host"))
+        # RFC 6121 §4.6.3: heron ends the guest's directed presence to the room at logout.
+        await log_out([guest])
+        await host.presence_from(f"{room}/guest", "unavailable")
 
 
 async def test_xep0220_heron_certificate_for_another_domain_falls_back_to_dialback(

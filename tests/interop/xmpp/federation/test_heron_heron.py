@@ -104,15 +104,20 @@ async def test_secure_auth_refuses_a_heron_whose_certificate_names_another_domai
 ) -> None:
     strict = start_heron("strict.example", secure_auth=True)
     async with (
-        on_peers((unverified_peer, "dave"), check_hostname=False) as (sender,),
-        on_peers((strict, "dave")) as (recipient,),
+        on_peers((unverified_peer, "dave"), check_hostname=False) as (unverified_user,),
+        on_peers((strict, "dave")) as (strict_user,),
     ):
-        sender.send_message(mto=recipient.boundjid.bare, mbody="let me in", mtype="chat")
-        bounce = await asyncio.wait_for(sender.errors.get(), TIMEOUT)
-        assert bounce["from"].bare == recipient.boundjid.bare
-        assert bounce["error"]["condition"].startswith("remote-server-")
-        assert recipient.messages.empty()
-    assert ("in", "dialback") not in heron_streams(strict, unverified_peer.domain)
+        # Neither way: the strict heron neither accepts the unverified one's stream nor
+        # sends over one to it; each sender gets its message back as an error.
+        for first, second in ((unverified_user, strict_user), (strict_user, unverified_user)):
+            first.send_message(mto=second.boundjid.bare, mbody="let me in", mtype="chat")
+            bounce = await asyncio.wait_for(first.errors.get(), TIMEOUT)
+            assert bounce["from"].bare == second.boundjid.bare
+            assert bounce["error"]["condition"] == "remote-server-timeout"
+        assert unverified_user.messages.empty() and strict_user.messages.empty()
+    assert not {("in", "dialback"), ("out", "external")} & heron_streams(
+        strict, unverified_peer.domain
+    )
 
 
 async def test_xep0368_direct_tls_to_a_domain_publishing_xmpps_server(
