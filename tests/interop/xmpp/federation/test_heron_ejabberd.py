@@ -75,6 +75,21 @@ async def test_rfc6121_logout_is_unavailable_and_login_probes_across_domains(
                 await theirs_again.presence_from(str(ours_again.boundjid))
 
 
+async def test_rfc6120_streams_ejabberd_closes_are_opened_again(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    accepted = f"Accepted inbound s2s EXTERNAL authentication {heron_peer.domain} -> "
+    async with on_peers((heron_peer, "dave"), (ejabberd_peer, "dave")) as (ours, theirs):
+        await chat_both_ways(ours, theirs)
+        streams = ejabberd_peer.logs().count(accepted)
+        # ejabberd ends every s2s stream (§4.4 closing handshake); its user speaks first after,
+        # so heron has seen its old streams end before it needs one again.
+        stopped = ejabberd_peer.ctl("stop_s2s_connections")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        await chat_both_ways(theirs, ours)
+    assert ejabberd_peer.logs().count(accepted) > streams
+
+
 async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
     heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
 ) -> None:
