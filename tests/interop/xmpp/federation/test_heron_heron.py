@@ -99,10 +99,29 @@ async def test_xep0220_dialback_when_one_heron_certificate_names_another_domain(
     }
 
 
+async def test_xep0220_dialback_both_ways_when_neither_certificate_is_valid(
+    unverified_peer: ReferenceServer, start_heron: StartPeer, federation_ca: TestCa
+) -> None:
+    # Each checks the other's key over its own stream, itself still waiting for dialback.
+    other = start_heron("unverified-too.example", tls=federation_ca.issue("other.example"))
+    async with on_peers((unverified_peer, "erin"), (other, "erin"), check_hostname=False) as (
+        first_user,
+        second_user,
+    ):
+        await chat_both_ways(first_user, second_user)
+    both = {("in", "dialback"), ("out", "dialback")}
+    assert heron_streams(unverified_peer, other.domain) == both
+    assert heron_streams(other, unverified_peer.domain) == both
+
+
 async def test_secure_auth_refuses_a_heron_whose_certificate_names_another_domain(
-    start_heron: StartPeer, unverified_peer: ReferenceServer
+    heron_peer: ReferenceServer, start_heron: StartPeer, unverified_peer: ReferenceServer
 ) -> None:
     strict = start_heron("strict.example", secure_auth=True)
+    # A peer with a valid certificate is welcome (XEP-0178 EXTERNAL both ways).
+    async with on_peers((strict, "erin"), (heron_peer, "dave")) as (strict_user, valid_user):
+        await chat_both_ways(strict_user, valid_user)
+    assert heron_streams(strict, heron_peer.domain) == {("in", "external"), ("out", "external")}
     async with (
         on_peers((unverified_peer, "dave"), check_hostname=False) as (unverified_user,),
         on_peers((strict, "dave")) as (strict_user,),
