@@ -18,12 +18,14 @@ from tests.interop.xmpp.federation.support import (
 )
 from tests.interop.xmpp.support import (
     MUC_PLUGINS,
+    TIMEOUT,
     join_room,
     log_out,
     make_persistent,
     subscribe_each_other,
 )
 from tests.support.federation.ca import TestCa
+from tests.support.federation.dns import FederationDns
 from tests.support.federation.reference import ReferenceServer
 
 pytestmark = pytest.mark.interop
@@ -90,6 +92,30 @@ async def test_rfc6120_streams_ejabberd_closes_are_opened_again(
     assert ejabberd_peer.logs().count(accepted) > streams
 
 
+async def test_iq_disco_version_and_ping_answered_across_domains(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    # An iq crosses s2s and its answer finds the full JID it came from (RFC 6120 §8.2.3).
+    plugins = ("xep_0030", "xep_0092", "xep_0199")
+    async with on_peers((heron_peer, "bob"), (ejabberd_peer, "carol"), plugins=plugins) as (
+        ours,
+        theirs,
+    ):
+        for client, server in ((ours, ejabberd_peer), (theirs, heron_peer)):
+            info = await client.plugin["xep_0030"].get_info(jid=server.domain, timeout=TIMEOUT)
+            assert ("server", "im") in {i[:2] for i in info["disco_info"]["identities"]}
+            version = await client.plugin["xep_0092"].get_version(server.domain, timeout=TIMEOUT)
+            assert version["software_version"]["name"] == server.kind
+            await client.plugin["xep_0199"].ping(server.domain, timeout=TIMEOUT)
+            assert server.muc_domain is not None
+            room_service = await client.plugin["xep_0030"].get_info(
+                jid=server.muc_domain, timeout=TIMEOUT
+            )
+            assert ("conference", "text") in {
+                i[:2] for i in room_service["disco_info"]["identities"]
+            }
+
+
 async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
     heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
 ) -> None:
@@ -154,7 +180,7 @@ async def test_xep0220_ejabberd_certificate_for_another_domain_is_checked_by_dia
     wrong = start_ejabberd("dialback-ejabberd.example", tls=federation_ca.issue("other.example"))
     async with (
         on_peers((wrong, "erin"), check_hostname=False) as (theirs,),
-        on_peers((heron_peer, "erin")) as (ours,),
+        on_peers((heron_peer, "dave")) as (ours,),
     ):
         await chat_both_ways(theirs, ours)
 
@@ -163,3 +189,18 @@ async def test_xep0220_ejabberd_certificate_for_another_domain_is_checked_by_dia
     assert ("outbound", "EXTERNAL", wrong.domain, heron_peer.domain) not in authenticated
     assert ("inbound", "EXTERNAL", heron_peer.domain, wrong.domain) in authenticated
     assert heron_streams(heron_peer, wrong.domain) == {("in", "dialback"), ("out", "external")}
+
+
+async def test_xep0368_ejabberd_reaches_heron_over_direct_tls(
+    ejabberd_peer: ReferenceServer, start_heron: StartPeer, federation_resolver: FederationDns
+) -> None:
+    direct = start_heron("direct-heron.example", direct_tls=True)
+    # Only the direct-TLS record is left: reaching heron proves ejabberd used its TLS port.
+    federation_resolver.stub.remove(f"_xmpp-server._tcp.{direct.domain}", "SRV")
+    async with on_peers((direct, "bob"), (ejabberd_peer, "bob")) as (ours, theirs):
+        await chat_both_ways(theirs, ours)
+    assert "SRV" in federation_resolver.stub.asked(f"_xmpps-server._tcp.{direct.domain}")
+    assert ("outbound", "EXTERNAL", ejabberd_peer.domain, direct.domain) in ejabberd_s2s(
+        ejabberd_peer
+    )
+    assert ("in", "external") in heron_streams(direct, ejabberd_peer.domain)
