@@ -5,6 +5,8 @@ heron's falls back to dialback (XEP-0220) when its certificate names another dom
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from slixmpp import JID
 
@@ -114,6 +116,36 @@ async def test_iq_disco_version_and_ping_answered_across_domains(
             assert ("conference", "text") in {
                 i[:2] for i in room_service["disco_info"]["identities"]
             }
+
+
+async def test_rfc6120_errors_for_unknown_users_reach_the_remote_sender(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    # §8.3: each server answers for its own missing account, and the error crosses back.
+    async with on_peers((heron_peer, "carol"), (ejabberd_peer, "dave")) as (ours, theirs):
+        for client, server in ((ours, ejabberd_peer), (theirs, heron_peer)):
+            client.send_message(mto=f"nobody@{server.domain}", mbody="anyone?", mtype="chat")
+            error = await asyncio.wait_for(client.errors.get(), TIMEOUT)
+            assert error["from"] == JID(f"nobody@{server.domain}")
+            assert error["error"]["condition"] == "service-unavailable"
+
+
+async def test_rfc6121_subscription_request_and_message_wait_for_an_offline_heron_user(
+    heron_peer: ReferenceServer, ejabberd_peer: ReferenceServer
+) -> None:
+    absent = f"dave@{heron_peer.domain}"
+    async with on_peers((ejabberd_peer, "carol"), plugins=("xep_0199",)) as (theirs,):
+        theirs.send_presence(pto=absent, ptype="subscribe")
+        theirs.send_message(mto=absent, mbody="while you were out", mtype="chat")
+        # The stream keeps order: once heron answers a ping, it has stored both (§3.1.3).
+        await theirs.plugin["xep_0199"].ping(heron_peer.domain, timeout=TIMEOUT)
+        async with on_peers((heron_peer, "dave"), plugins=("xep_0203",)) as (ours,):
+            await ours.presence_from(theirs.boundjid.bare, "subscribe")
+            delayed = await ours.next_message("while you were out")
+            assert delayed["from"] == theirs.boundjid
+            assert delayed["delay"]["from"] == JID(heron_peer.domain)
+            # slixmpp approves: the requester then gets the new contact's presence.
+            await theirs.presence_from(str(ours.boundjid))
 
 
 async def test_xep0045_ejabberd_user_chats_in_a_persistent_heron_room(
