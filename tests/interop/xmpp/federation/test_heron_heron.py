@@ -6,6 +6,7 @@ direct TLS (XEP-0368) to a domain that publishes ``_xmpps-server._tcp``."""
 from __future__ import annotations
 
 import asyncio
+from xml.etree import ElementTree
 
 import pytest
 from slixmpp import JID
@@ -112,6 +113,39 @@ async def test_xep0220_dialback_both_ways_when_neither_certificate_is_valid(
     both = {("in", "dialback"), ("out", "dialback")}
     assert heron_streams(unverified_peer, other.domain) == both
     assert heron_streams(other, unverified_peer.domain) == both
+
+
+async def test_rfc6120_stanzas_waiting_for_new_streams_leave_in_order_and_intact(
+    unverified_peer: ReferenceServer, second_peer: ReferenceServer
+) -> None:
+    # Neither heron has a stream to the other yet, and dialback makes the first one slow: each
+    # side's burst waits in its queue, then leaves in order with its escapes and payloads.
+    payload = ElementTree.fromstring(
+        '<x><html xmlns="http://jabber.org/protocol/xhtml-im"><body xmlns="http://www.w3.org/'
+        '1999/xhtml"><p>hi <em>there</em></p></body></html><data xmlns="urn:example:test">'
+        "<item>x</item><empty/></data></x>"
+    )
+    expected = [ElementTree.tostring(element) for element in payload]
+    text = "a <b> & 'c' \"d\" \u00e9 \U0001f600 ]]> end"
+    count = 40
+    async with (
+        on_peers((unverified_peer, "alice"), check_hostname=False) as (first,),
+        on_peers((second_peer, "carol")) as (second,),
+    ):
+        for sender, receiver in ((first, second), (second, first)):
+            for number in range(count):
+                message = sender.make_message(
+                    mto=receiver.boundjid.bare, mbody=f"{number} {text}", mtype="chat"
+                )
+                message.xml.extend(payload)
+                message.send()
+        for sender, receiver in ((first, second), (second, first)):
+            received = [await receiver.next_message() for _ in range(count)]
+            assert [m["body"] for m in received] == [f"{n} {text}" for n in range(count)]
+            assert {m["from"] for m in received} == {sender.boundjid}
+            for message in received:
+                extras = [e for e in message.xml if e.tag != "{jabber:client}body"]
+                assert [ElementTree.tostring(e) for e in extras] == expected
 
 
 async def test_secure_auth_refuses_a_heron_whose_certificate_names_another_domain(
