@@ -15,6 +15,7 @@ from tests.interop.xmpp.federation.support import (
     chat_both_ways,
     chat_in_room,
     ejabberd_s2s,
+    heron_s2s,
     heron_streams,
     on_peers,
 )
@@ -202,6 +203,29 @@ async def test_xep0220_heron_certificate_for_another_domain_falls_back_to_dialba
     assert ("inbound", "EXTERNAL", wrong.domain, ejabberd_peer.domain) not in authenticated
     assert ("outbound", "EXTERNAL", ejabberd_peer.domain, wrong.domain) in authenticated
     assert heron_streams(wrong, ejabberd_peer.domain) == {("in", "external"), ("out", "dialback")}
+
+
+async def test_xep0220_heron_room_service_missing_from_its_certificate_uses_dialback(
+    ejabberd_peer: ReferenceServer, start_heron: StartPeer, federation_ca: TestCa
+) -> None:
+    # The certificate names the host but not its room service: the service's stream to
+    # ejabberd proves its name by dialback, while the host's streams keep to EXTERNAL.
+    partial = start_heron("partial.example", tls=federation_ca.issue("partial.example"))
+    assert partial.muc_domain is not None
+    room = JID(f"lounge@{partial.muc_domain}")
+    async with on_peers((partial, "alice"), (ejabberd_peer, "carol"), plugins=MUC_PLUGINS) as (
+        host,
+        guest,
+    ):
+        await join_room(host, room, "host")
+        await join_room(guest, room, "guest")
+        await chat_in_room(room, (guest, "guest"), (host, "host"))
+        await chat_both_ways(host, guest)
+    authenticated = ejabberd_s2s(ejabberd_peer)
+    assert ("inbound", "dialback", partial.muc_domain, ejabberd_peer.domain) in authenticated
+    assert ("inbound", "EXTERNAL", partial.domain, ejabberd_peer.domain) in authenticated
+    outgoing = {(row["Local"], row["Auth"]) for row in heron_s2s(partial) if row["Dir"] == "out"}
+    assert outgoing == {(partial.muc_domain, "dialback"), (partial.domain, "external")}
 
 
 async def test_xep0220_ejabberd_certificate_for_another_domain_is_checked_by_dialback(
