@@ -1,7 +1,9 @@
-"""heron federates with ejabberd 23.01, a server nobody here wrote: users of each subscribe to
-each other, see each other come and go, chat both ways and meet in each other's rooms; the
-streams authenticate with SASL EXTERNAL (XEP-0178) when both certificates are valid, and
-heron's falls back to dialback (XEP-0220) when its certificate names another domain."""
+"""heron federates with ejabberd 23.01, a server nobody here wrote: users of each subscribe,
+see each other come and go (probes, logouts, offline requests), chat both ways, get errors and
+iq answers across, and meet in each other's rooms. Streams authenticate with SASL EXTERNAL
+(XEP-0178) when both certificates are valid and by dialback (XEP-0220) when one side's names
+another domain (heron's, ejabberd's, or only heron's room service missing); closed streams
+are opened again, and ejabberd reaches heron over direct TLS (XEP-0368)."""
 
 from __future__ import annotations
 

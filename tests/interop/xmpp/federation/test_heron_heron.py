@@ -1,7 +1,8 @@
 """Two herons in two domains federate: users subscribe, see each other come and go, chat and
 meet in a room across; SASL EXTERNAL (XEP-0178) with valid certificates, dialback (XEP-0220)
-when one names another domain, no stream at all when the receiver has ``s2s_secure_auth``, and
-direct TLS (XEP-0368) to a domain that publishes ``_xmpps-server._tcp``."""
+when one or both name another domain, no stream at all with ``s2s_secure_auth`` for an
+invalid one, stanzas that waited for a stream leave in order and intact, and direct TLS
+(XEP-0368) to a domain that publishes ``_xmpps-server._tcp``."""
 
 from __future__ import annotations
 
