@@ -104,13 +104,18 @@ async def test_xep0220_dialback_when_one_heron_certificate_names_another_domain(
 async def test_xep0220_dialback_both_ways_when_neither_certificate_is_valid(
     unverified_peer: ReferenceServer, start_heron: StartPeer, federation_ca: TestCa
 ) -> None:
-    # Each checks the other's key over its own stream, itself still waiting for dialback.
+    # Both users speak at once, so each heron checks the other's key over its own stream
+    # while that stream itself still waits for dialback.
     other = start_heron("unverified-too.example", tls=federation_ca.issue("other.example"))
     async with on_peers((unverified_peer, "erin"), (other, "erin"), check_hostname=False) as (
         first_user,
         second_user,
     ):
-        await chat_both_ways(first_user, second_user)
+        pairs = ((first_user, second_user), (second_user, first_user))
+        for sender, receiver in pairs:
+            sender.send_message(mto=receiver.boundjid.bare, mbody="at once", mtype="chat")
+        for sender, receiver in pairs:
+            assert (await receiver.next_message("at once"))["from"] == sender.boundjid
     both = {("in", "dialback"), ("out", "dialback")}
     assert heron_streams(unverified_peer, other.domain) == both
     assert heron_streams(other, unverified_peer.domain) == both
