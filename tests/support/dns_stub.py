@@ -51,6 +51,10 @@ class DnsStub(asyncio.DatagramProtocol):
     def add(self, name: str, rdtype: str, *texts: str) -> None:
         self.records[_key(name, rdtype)] = list(texts)
 
+    def remove(self, name: str, rdtype: str) -> None:
+        """Forget ``name``'s records of ``rdtype``, if any."""
+        self.records.pop(_key(name, rdtype), None)
+
     def asked(self, name: str) -> list[str]:
         """The record types asked for ``name``, in order."""
         wanted = name.lower().rstrip(".")

@@ -246,3 +246,14 @@ async def join_room(client: Client, room: JID, nick: str) -> None:
         await muc.set_room_config(
             room, client.plugin["xep_0004"].make_form(ftype="submit"), timeout=TIMEOUT
         )
+
+
+async def make_persistent(client: Client, room: JID) -> None:
+    """The owner ``client`` makes ``room`` persistent (XEP-0045 §10.2
+    muc#roomconfig_persistentroom): it outlives its last occupant."""
+    form = client.plugin["xep_0004"].make_form(ftype="submit")
+    form.add_field(
+        var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/muc#roomconfig"
+    )
+    form.add_field(var="muc#roomconfig_persistentroom", value=True)
+    await client.plugin["xep_0045"].set_room_config(room, form, timeout=TIMEOUT)

@@ -37,10 +37,17 @@ class FederationDns:
         """The stub's address, e.g. ``127.41.7.203``, on port 53."""
         return self.stub.host
 
-    def add_domain(self, domain: str, s2s_port: int) -> None:
+    def add_domain(self, domain: str, s2s_port: int, direct_tls_port: int | None = None) -> None:
         """``_xmpp-server._tcp.DOMAIN SRV 0 0 PORT DOMAIN.`` and ``DOMAIN A 127.0.0.1``
-        (RFC 6120 §3.2.1), which is how every server of the tests reaches ``domain``."""
+        (RFC 6120 §3.2.1), which is how every server of the tests reaches ``domain``; with
+        ``direct_tls_port`` also ``_xmpps-server._tcp.DOMAIN`` (XEP-0368), else none (a
+        domain published again by a later peer loses its earlier record)."""
         self.stub.add(f"_xmpp-server._tcp.{domain}", "SRV", f"0 0 {s2s_port} {domain}.")
+        direct = f"_xmpps-server._tcp.{domain}"
+        if direct_tls_port is None:
+            self.stub.remove(direct, "SRV")
+        else:
+            self.stub.add(direct, "SRV", f"0 0 {direct_tls_port} {domain}.")
         self.stub.add(domain, "A", LOOPBACK)
         self.domains[domain] = s2s_port
 

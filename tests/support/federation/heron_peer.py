@@ -43,16 +43,19 @@ def heron(
     dns: FederationDns,
     muc_domain: str | None = None,
     secure_auth: bool = False,
+    direct_tls: bool = False,
     users: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> Iterator[HeronServer]:
     """heron serving ``domain`` with ``users`` (local part -> password); ``settings`` are
-    merged over the federation ones, one section deep."""
+    merged over the federation ones, one section deep. ``direct_tls`` adds an
+    ``s2s_tls_listen`` port and publishes it as ``_xmpps-server._tcp`` (XEP-0368)."""
     directory.mkdir(parents=True, exist_ok=True)
     c2s_port, s2s_port = free_port(), free_port()
+    tls_port = free_port() if direct_tls else None
     muc = muc_domain or f"conference.{domain}"
     for name in (domain, muc):
-        dns.add_domain(name, s2s_port)
+        dns.add_domain(name, s2s_port, tls_port)
     federation = {
         "domain": domain,
         "tls": {"certificate": str(tls.cert), "key": str(tls.key)},
@@ -63,7 +66,7 @@ def heron(
             "listen": [f"127.0.0.1:{c2s_port}"],
             "tls_listen": [],
             "s2s_listen": [f"127.0.0.1:{s2s_port}"],
-            "s2s_tls_listen": [],
+            "s2s_tls_listen": [f"127.0.0.1:{tls_port}"] if tls_port else [],
             "s2s_allowed_destinations": ["127.0.0.0/8"],
             "s2s_ca_file": str(cafile),
             "s2s_secure_auth": secure_auth,

@@ -98,6 +98,20 @@ def start_heron(
         yield StartPeer(heron, tmp_path, federation_ca, federation_resolver, stack)
 
 
+@pytest.fixture(scope="module")
+def start_module_heron(
+    tmp_path_factory: pytest.TempPathFactory,
+    federation_ca: TestCa,
+    federation_resolver: FederationDns,
+) -> Iterator[StartPeer]:
+    """Like ``start_heron``, for herons several tests of a module share (each heron takes
+    seconds to start); stopped after the module."""
+    with ExitStack() as stack:
+        yield StartPeer(
+            heron, tmp_path_factory.mktemp("herons"), federation_ca, federation_resolver, stack
+        )
+
+
 @pytest.fixture
 def start_prosody(
     tmp_path: Path, federation_ca: TestCa, federation_resolver: FederationDns

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slixmpp import JID
+
 from tests.interop.xmpp.support import Client, log_out, login
 from tests.support.federation.ca import CertFiles, TestCa
 from tests.support.federation.dns import FederationDns
@@ -63,28 +65,28 @@ class StartPeer:
 
 
 async def peer_login(
-    server: ReferenceServer, user: str, resource: str = "test", **options: Any
+    server: ReferenceServer,
+    user: str,
+    resource: str = "test",
+    *,
+    check_hostname: bool = True,
+    **options: Any,
 ) -> Client:
-    """``user`` of a Prosody or ejabberd peer logged in over STARTTLS, the test CA trusted
-    (options as for :func:`tests.interop.xmpp.support.login`)."""
+    """``user`` of a peer logged in over STARTTLS, the test CA trusted; ``check_hostname``
+    false for a server whose certificate names another domain (other options as for
+    :func:`tests.interop.xmpp.support.login`)."""
     context = ssl.create_default_context(cafile=str(server.cafile))
+    context.check_hostname = check_hostname
     jid = server.jid(user, resource)
     return await login(jid, server.users[user], server.c2s_port, context, **options)
-
-
-async def heron_login_unverified(server: ReferenceServer, user: str) -> Client:
-    """``user`` of a heron whose certificate names another domain: the chain is checked, the
-    name is not."""
-    context = ssl.create_default_context(cafile=str(server.cafile))
-    context.check_hostname = False
-    return await login(server.jid(user), server.users[user], server.c2s_port, context)
 
 
 @asynccontextmanager
 async def on_peers(
     *accounts: tuple[ReferenceServer, str], **options: Any
 ) -> AsyncIterator[list[Client]]:
-    """Clients for ``(server, user)`` pairs, logged out at the end."""
+    """Clients for ``(server, user)`` pairs (options as for :func:`peer_login`), logged out
+    at the end."""
     clients: list[Client] = []
     try:
         for server, user in accounts:
@@ -92,6 +94,24 @@ async def on_peers(
         yield clients
     finally:
         await log_out(clients)
+
+
+async def chat_both_ways(first: Client, second: Client) -> None:
+    """A chat message from each to the other, each arriving from the right bare JID."""
+    for sender, receiver in ((first, second), (second, first)):
+        body = f"hello {receiver.boundjid.bare} from {sender.boundjid.bare}"
+        sender.send_message(mto=receiver.boundjid.bare, mbody=body, mtype="chat")
+        assert (await receiver.next_message(body))["from"].bare == sender.boundjid.bare
+
+
+async def chat_in_room(room: JID, *occupants: tuple[Client, str]) -> None:
+    """Each ``(client, nick)`` in ``room`` says something; every occupant hears it from the
+    speaker's occupant JID (XEP-0045 §7.4)."""
+    for speaker, nick in occupants:
+        body = f"{nick} says hello"
+        speaker.send_message(mto=room, mbody=body, mtype="groupchat")
+        for client, _ in occupants:
+            assert (await client.next_message(body))["from"] == JID(f"{room}/{nick}")
 
 
 def prosody_s2s(server: ReferenceServer, remote: ReferenceServer) -> list[dict[str, str]]:
@@ -126,10 +146,11 @@ def ejabberd_s2s(server: ReferenceServer) -> set[tuple[str, str, str, str]]:
     }
 
 
-def heron_s2s(server: ReferenceServer, remote: ReferenceServer) -> list[dict[str, str]]:
-    """heron's live s2s streams with ``remote`` from ``heron xmpp s2s``: one dict per row,
-    keyed by its header: Dir (``out``, ``in``), Local, Remote, Auth (``external`` is SASL
-    EXTERNAL, XEP-0178; ``dialback``, XEP-0220), TLS, ..."""
+def heron_s2s(server: ReferenceServer, remote: str | None = None) -> list[dict[str, str]]:
+    """heron's live s2s streams (with the domain ``remote`` only, when given) from ``heron
+    xmpp s2s``: one dict per row, keyed by its header: Dir (``out``, ``in``, ``out bidi``,
+    ``in bidi``), Local, Remote (domains joined by ``, ``), Auth (``external`` is SASL
+    EXTERNAL, XEP-0178; ``dialback``, XEP-0220; ``pending``), TLS, Address, Stanzas, Queued."""
     assert server.kind == "heron"
     shown = server.ctl("xmpp", "s2s")
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -141,4 +162,9 @@ def heron_s2s(server: ReferenceServer, remote: ReferenceServer) -> list[dict[str
         {name: line[start:end].strip() for (name, start), end in zip(columns, ends, strict=True)}
         for line in lines
     ]
-    return [row for row in rows if remote.domain in row["Remote"].split(", ")]
+    return [row for row in rows if remote is None or remote in row["Remote"].split(", ")]
+
+
+def heron_streams(server: ReferenceServer, remote: str) -> set[tuple[str, str]]:
+    """(direction, auth) of heron's s2s streams with the domain ``remote``."""
+    return {(row["Dir"], row["Auth"]) for row in heron_s2s(server, remote)}

@@ -8,9 +8,9 @@ import pytest
 
 from tests.interop.xmpp.federation.support import (
     StartPeer,
-    heron_login_unverified,
     heron_s2s,
     on_peers,
+    peer_login,
     prosody_s2s,
 )
 from tests.interop.xmpp.support import Client, log_out
@@ -29,7 +29,7 @@ async def ask_and_answer(first: Client, second: Client) -> None:
 
 
 def streams(server: ReferenceServer, remote: ReferenceServer) -> list[tuple[str, str]]:
-    return sorted((row["Dir"], row["Auth"]) for row in heron_s2s(server, remote))
+    return sorted((row["Dir"], row["Auth"]) for row in heron_s2s(server, remote.domain))
 
 
 async def test_xep0288_two_herons_share_one_stream_both_ways(
@@ -50,7 +50,7 @@ async def test_xep0288_heron_asks_no_bidi_of_a_server_whose_certificate_it_canno
     # (that certificate is valid) but authenticates by dialback, which heron.example checks
     # over its own stream back, and that stream stays the way back.
     unverified = start_heron("db-bidi.example", tls=federation_ca.issue("other.example"))
-    local = await heron_login_unverified(unverified, "erin")
+    local = await peer_login(unverified, "erin", check_hostname=False)
     try:
         async with on_peers((heron_peer, "erin")) as (remote,):
             await ask_and_answer(remote, local)

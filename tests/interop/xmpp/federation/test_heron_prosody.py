@@ -17,8 +17,7 @@ from slixmpp.exceptions import IqError
 
 from tests.interop.xmpp.federation.support import (
     StartPeer,
-    heron_login_unverified,
-    heron_s2s,
+    heron_streams,
     on_peers,
     peer_login,
     prosody_s2s,
@@ -49,11 +48,6 @@ async def ping_server(client: Client, server: ReferenceServer) -> None:
     """XEP-0199 ping of ``server``'s domain; once it answers, it has handled everything the
     client sent it before."""
     await client.plugin["xep_0199"].ping(server.domain, timeout=TIMEOUT)
-
-
-def heron_auth(server: ReferenceServer, remote: ReferenceServer) -> set[tuple[str, str]]:
-    """(Dir, Auth) of heron's streams with ``remote``."""
-    return {(row["Dir"], row["Auth"]) for row in heron_s2s(server, remote)}
 
 
 def prosody_auth(server: ReferenceServer, remote: ReferenceServer) -> set[tuple[str, str, str]]:
@@ -198,7 +192,10 @@ async def test_xep0178_valid_certificates_authenticate_both_ways_with_sasl_exter
 ) -> None:
     async with on_peers((heron_peer, "erin"), (prosody_peer, "dave")) as (local, remote):
         await chat_both_ways(local, remote, "external")
-    assert heron_auth(heron_peer, prosody_peer) == {("out", "external"), ("in", "external")}
+    assert heron_streams(heron_peer, prosody_peer.domain) == {
+        ("out", "external"),
+        ("in", "external"),
+    }
     assert prosody_auth(prosody_peer, heron_peer) == {
         ("-->", "Succeeded", "Not used"),
         ("<--", "Succeeded", "Not used"),
@@ -211,13 +208,16 @@ async def test_xep0220_heron_with_a_certificate_for_another_domain_uses_dialback
     # Prosody cannot match heron's certificate to heron's domain, so heron's stream to
     # Prosody authenticates by dialback; Prosody's own stream to heron still by EXTERNAL.
     unverified = start_heron("db-heron.example", tls=federation_ca.issue("other.example"))
-    local = await heron_login_unverified(unverified, "alice")
+    local = await peer_login(unverified, "alice", check_hostname=False)
     try:
         async with on_peers((prosody_peer, "erin")) as (remote,):
             await chat_both_ways(local, remote, "dialback")
     finally:
         await log_out([local])
-    assert heron_auth(unverified, prosody_peer) == {("out", "dialback"), ("in", "external")}
+    assert heron_streams(unverified, prosody_peer.domain) == {
+        ("out", "dialback"),
+        ("in", "external"),
+    }
     # Prosody shows dialback on its outgoing streams only; its incoming one from heron went
     # without SASL, and Prosody asked heron back for the key (XEP-0220 §2.3).
     assert prosody_auth(prosody_peer, unverified) == {
@@ -241,7 +241,7 @@ async def test_xep0220_prosody_with_a_certificate_for_another_domain_uses_dialba
     )
     async with on_peers((heron_peer, "frank"), (unverified, "alice")) as (local, remote):
         await chat_both_ways(local, remote, "dialback")
-    assert heron_auth(heron_peer, unverified) == {("out", "external"), ("in", "dialback")}
+    assert heron_streams(heron_peer, unverified.domain) == {("out", "external"), ("in", "dialback")}
     # heron offers no SASL EXTERNAL it would refuse, so Prosody goes straight to dialback.
     assert prosody_auth(unverified, heron_peer) == {
         ("-->", "", "Completed"),
@@ -269,7 +269,7 @@ async def test_secure_auth_refuses_prosody_with_a_certificate_for_another_domain
         assert bounce["error"]["condition"] == "remote-server-timeout"
         assert "not-authorized" in bounce["error"]["text"]  # heron's stream error, passed on
         assert local.messages.empty()
-    assert heron_auth(strict, unverified) <= {("out", "external")}
+    assert heron_streams(strict, unverified.domain) <= {("out", "external")}
 
 
 async def test_xep0030_xep0092_xep0199_remote_servers_and_users_answer_across_s2s(
