@@ -9,7 +9,8 @@ same kind Prosody gets. Accounts are created by ``heron user import``.
 For the federation load (``S2s``) it serves its own domain instead, with an
 s2s listener on loopback, the bench CA's certificate (``[tls]``), that CA for
 its peers (``s2s_ca_file``), the bench's name server (``[dns] servers``) and
-loopback allowed as an s2s destination, which a default install refuses.
+loopback allowed as an s2s destination, which a default install refuses; XEP-0288
+off, so that each direction has its stream as Prosody's default does.
 
 heron is ready when its log says "heron serving" and its client port answers
 a stream header with stream features. A heron without an XMPP server yet says
@@ -62,7 +63,9 @@ class Heron:
             s2s_listen = f"""\
 s2s_listen = ["127.0.0.1:{self.s2s.port}"]
 s2s_ca_file = "{self.s2s.cafile}"
-s2s_allowed_destinations = ["127.0.0.0/8"]"""
+s2s_allowed_destinations = ["127.0.0.0/8"]
+# A stream each way, as Prosody 0.12 keeps them by default (no mod_s2s_bidi).
+s2s_bidi = false"""
             federation = f"""
 [tls]
 certificate = "{self.s2s.certificate}"
