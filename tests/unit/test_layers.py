@@ -1,10 +1,10 @@
 """Storage is chosen in one place (ARCHITECTURE.md): :mod:`heron.wiring` builds the
 stores and hands them to each service typed as the Protocols beside its model.
 
-The protocol packages, the web component and the component seam never import
-:mod:`heron.store` (it imports their record types to implement their Protocols, so
-the other way round would be a cycle), and no module outside ``store/`` but
-``wiring.py`` constructs a SQL store.
+The protocol packages, the port-443 demultiplexer, the web component and the
+component seam never import :mod:`heron.store` (it imports their record types to
+implement their Protocols, so the other way round would be a cycle), and no module
+outside ``store/`` but ``wiring.py`` constructs a SQL store.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ import heron
 
 ROOT = Path(heron.__file__).parent
 STORELESS = sorted(
-    [path for package in ("sip", "xmpp", "turn", "web") for path in (ROOT / package).rglob("*.py")]
+    [
+        path
+        for package in ("sip", "xmpp", "turn", "web", "mux")
+        for path in (ROOT / package).rglob("*.py")
+    ]
     + [ROOT / "component.py"]
 )
 
@@ -46,7 +50,7 @@ def constructed(tree: ast.AST) -> set[str]:
 
 def test_every_package_is_checked() -> None:
     checked = {path.relative_to(ROOT).parts[0] for path in STORELESS}
-    assert checked == {"sip", "xmpp", "turn", "web", "component.py"}
+    assert checked == {"sip", "xmpp", "turn", "web", "mux", "component.py"}
     assert ROOT / "xmpp" / "features" / "roster.py" in STORELESS
     assert ROOT / "sip" / "transports" / "flows.py" in STORELESS
 

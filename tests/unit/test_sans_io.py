@@ -1,6 +1,6 @@
 """Protocol cores are sans-IO (ARCHITECTURE.md, STYLE.md practice 1): no I/O, clock or randomness.
 
-Every module of ``stun``, ``turn``, ``sip`` and ``xmpp`` is checked, except the
+Every module of ``stun``, ``turn``, ``sip``, ``xmpp`` and ``mux`` is checked, except the
 asyncio adapters: ``server.py``, the ``transports`` packages and ``turn/adapters``. Subpackages are
 not globbed: ``xmpp/features`` holds the async features that reach the store
 (their sans-IO rules live in the modules beside them), so it is no core.
@@ -30,7 +30,7 @@ ROOT = Path(heron.__file__).parent
 CORES = sorted(
     [
         path
-        for package in ("stun", "turn", "sip", "xmpp")
+        for package in ("stun", "turn", "sip", "xmpp", "mux")
         for path in (ROOT / package).glob("*.py")
         if path.name != "server.py"
     ]
@@ -53,9 +53,18 @@ def imported_roots(path: Path) -> set[str]:
 
 
 def test_every_core_package_is_checked() -> None:
-    assert {path.parent.name for path in CORES} == {"stun", "turn", "sip", "xmpp", "muc", "s2s"}
+    assert {path.parent.name for path in CORES} == {
+        "stun",
+        "turn",
+        "sip",
+        "xmpp",
+        "mux",
+        "muc",
+        "s2s",
+    }
     assert ROOT / "turn" / "core.py" in CORES
     assert ROOT / "xmpp" / "stream.py" in CORES
+    assert ROOT / "mux" / "classify.py" in CORES
     assert ROOT / "xmpp" / "s2s" / "stream.py" in CORES
     assert not any(path.parent.name == "features" for path in CORES)
 
