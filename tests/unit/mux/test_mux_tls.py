@@ -1,14 +1,15 @@
 """The classifier on TLS ClientHellos: real ones from OpenSSL, cut and re-recorded; hostile ones.
 
 OpenSSL's ClientHellos come from Python's ssl over a MemoryBIO (no socket): the bytes a
-real client sends first. The hand-built ones (:func:`hello`) give the parser's every
-length a chance to lie.
+real client sends first; Chromium's was captured once (tests/vectors/mux/README.md).
+The hand-built ones (:func:`hello`) give every length the parser reads a chance to lie.
 """
 
 from __future__ import annotations
 
 import ssl
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from heron.mux import MAX_PEEK, NeedMore, Refuse, Service, Verdict, classify
 
 NAMES = {"sip.falcot.com": Service.SIP, "turn.falcot.com": Service.TURN}
+VECTORS = Path(__file__).parents[2] / "vectors" / "mux"
+CHROMIUM = (VECTORS / "chromium-156-client-hello.bin").read_bytes()
 
 
 def openssl_hello(
@@ -161,6 +164,13 @@ def test_browser_shaped_hello_with_grease_padding_and_large_key_share() -> None:
     )
 
 
+def test_chromium_hello_goes_to_the_web_by_its_alpn() -> None:
+    """A browser always offers h2: its WebSocket and its pages reach the web component."""
+    assert classify(CHROMIUM, NAMES) == Verdict(
+        Service.WEB, True, "sip.falcot.com", "h2", ("h2", "http/1.1")
+    )
+
+
 def assert_every_prefix_needs_more(data: bytes) -> None:
     """Each cut asks for at least what is missing and never past the limit."""
     for cut in range(len(data)):
@@ -175,6 +185,7 @@ def test_rfc8446_5_1_hello_cut_at_every_byte() -> None:
     assert classify(data, NAMES) == Verdict(
         Service.XMPP_CLIENT, True, "sip.falcot.com", "xmpp-client", ("xmpp-client",)
     )
+    assert_every_prefix_needs_more(CHROMIUM)
 
 
 @pytest.mark.parametrize("sizes", [[1], [2, 3], [4], [5, 1000], [100], [517, 1]])
@@ -184,6 +195,7 @@ def test_rfc8446_5_1_hello_over_several_records(sizes: list[int]) -> None:
     assert classify(data, NAMES) == Verdict(
         Service.TURN, True, "sip.falcot.com", "stun.turn", ("stun.turn",)
     )
+    assert classify(records(CHROMIUM, sizes), NAMES) == classify(CHROMIUM, NAMES)
 
 
 def test_bytes_after_the_hello_do_not_matter() -> None:
