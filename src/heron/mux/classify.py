@@ -1,27 +1,26 @@
 """Which service a new TCP connection on the shared port is for, from its first bytes.
 
 This is the sans-IO core of the port-443 demultiplexer (issue 13): no socket, no
-clock, no TLS library. The listener around it owns the deadline and the I/O::
+clock, no TLS library. The listener around it owns the deadline, the per-address
+limit on pending connections and the I/O; one :class:`Classifier` per connection::
 
-    buffer = bytearray()
-    while True:
-        decision = classify(bytes(buffer), names)       # names: SNI -> Service
-        if not isinstance(decision, NeedMore):
-            break
+    classifier = Classifier(names)                      # names: SNI host name -> Service
+    decision = classifier.decision                      # NeedMore(limit) at first
+    while isinstance(decision, NeedMore):
         chunk = await read(decision.at_most)            # within the deadline, else close
         if not chunk:
-            close()                                     # EOF before a decision
-        buffer += chunk
+            return close()                              # EOF before a decision
+        decision = classifier.feed(chunk)
     if isinstance(decision, Refuse):
-        close()                                         # count decision.reason in /metrics
-    else:
-        hand_off(decision, bytes(buffer))               # the service replays the bytes
+        return close()                                  # count decision.reason in /metrics
+    hand_off(decision, classifier.received)             # the service replays these bytes
 
-:func:`classify` is a pure function of every byte read so far: call it again with
-the longer buffer after each read. It answers one of
+:meth:`Classifier.feed` takes each read as it comes and answers for everything fed so
+far; :func:`classify` is the same decision, in one call, for bytes already in hand.
+Both answer one of
 
 - :class:`NeedMore`: no decision yet; ``at_most`` more bytes are all it can still
-  use, so ``len(data) + at_most`` never passes ``limit`` (:data:`MAX_PEEK` unless the
+  use, so the bytes fed plus ``at_most`` never pass ``limit`` (:data:`MAX_PEEK` unless the
   caller gives another) and a listener that reads no more than that is bounded;
 - :class:`Verdict`: the :class:`Service`, whether the bytes are a TLS ClientHello
   (the service then terminates TLS itself, from the bytes already read) and what the
@@ -30,6 +29,8 @@ the longer buffer after each read. It answers one of
   service's TLS context should select;
 - :class:`Refuse`: not something heron serves, malformed, or no decision within
   ``limit`` bytes; ``reason`` is one line for logs and counters.
+
+A decision is final: bytes fed after it change nothing, so the listener stops reading.
 
 How the bytes decide (the first byte picks the candidate, RFC 7983 §7 style):
 
@@ -62,6 +63,7 @@ from heron.stun.attributes import MAGIC_COOKIE
 __all__ = [
     "ALPN_SERVICES",
     "MAX_PEEK",
+    "Classifier",
     "Decision",
     "NeedMore",
     "Refuse",
@@ -129,6 +131,56 @@ class Refuse:
 Decision = NeedMore | Verdict | Refuse
 
 
+class Classifier:
+    """One pending connection, fed the bytes as they arrive.
+
+    It keeps what it was fed (:attr:`received`, for the hand-off) and walks each TLS
+    record once, however many reads bring it: a peer trickling a ClientHello in
+    one-byte records costs linear work, not a rescan per read.
+    """
+
+    def __init__(
+        self, names: Mapping[str, Service] = MappingProxyType({}), *, limit: int = MAX_PEEK
+    ) -> None:
+        self._names = names
+        self._limit = limit
+        self._received = bytearray()
+        self._hello = _HelloAssembler(limit)
+        self._decision: Decision = NeedMore(limit)
+
+    @property
+    def received(self) -> bytes:
+        """Every byte fed so far: the service replays them before reading the socket."""
+        return bytes(self._received)
+
+    @property
+    def decision(self) -> Decision:
+        """The answer to the bytes fed so far (``NeedMore(limit)`` before any)."""
+        return self._decision
+
+    def feed(self, data: bytes) -> Decision:
+        """Add ``data`` to what the connection sent and decide again; a decision is final."""
+        self._received += data
+        if isinstance(self._decision, NeedMore) and self._received:
+            self._decision = self._decide(bytes(self._received[: self._limit]))
+        return self._decision
+
+    def _decide(self, view: bytes) -> Decision:
+        if view[0] == _TLS_HANDSHAKE:
+            decision = self._hello.feed(view, self._names)
+        elif view[0] <= _STUN_LAST_FIRST_BYTE:
+            decision = _stun(view)
+        elif view[0] == ord("<"):
+            decision = _xmpp(view)
+        else:
+            decision = _request_line(view)
+        if isinstance(decision, NeedMore):  # bounded here, so candidates may say _UNKNOWN
+            if len(view) >= self._limit:
+                return Refuse(f"no decision within {self._limit} bytes")
+            return NeedMore(min(decision.at_most, self._limit - len(view)))
+        return decision
+
+
 def classify(
     data: bytes,
     names: Mapping[str, Service] = MappingProxyType({}),
@@ -141,22 +193,7 @@ def classify(
     ALPN protocol goes to when its SNI names them. Bytes past ``limit`` are not looked
     at: a decision must come from the first ``limit``.
     """
-    view = bytes(data[:limit])
-    if not view:
-        decision: Decision = NeedMore(limit)
-    elif view[0] == _TLS_HANDSHAKE:
-        decision = _tls(view, names, limit)
-    elif view[0] <= _STUN_LAST_FIRST_BYTE:
-        decision = _stun(view)
-    elif view[0] == ord("<"):
-        decision = _xmpp(view)
-    else:
-        decision = _request_line(view)
-    if isinstance(decision, NeedMore):  # bounded here, so candidates may say _UNKNOWN
-        if len(view) >= limit:
-            return Refuse(f"no decision within {limit} bytes")
-        return NeedMore(min(decision.at_most, limit - len(view)))
-    return decision
+    return Classifier(names, limit=limit).feed(data)
 
 
 _UNKNOWN = 2**31  # a candidate's NeedMore when only the limit bounds what it may take
@@ -250,40 +287,49 @@ class _Malformed(Exception):
     """A ClientHello that breaks its grammar; never leaves this module."""
 
 
-def _tls(data: bytes, names: Mapping[str, Service], limit: int) -> Decision:
-    """Reassemble the ClientHello from its records, then parse it."""
-    fragments: list[bytes] = []
-    have = 0
-    needed: int | None = None  # the whole handshake message, header included
-    pos = 0
-    while True:
-        header = data[pos : pos + _RECORD_HEADER]
-        refusal = _record_header_refusal(header)
-        if refusal:
-            return Refuse(refusal)
-        if len(header) < _RECORD_HEADER:
-            return NeedMore(_tls_at_most(needed, have, _RECORD_HEADER - len(header), 0))
-        length = int.from_bytes(header[3:5], "big")
-        body = data[pos + _RECORD_HEADER : pos + _RECORD_HEADER + length]
-        fragments.append(body)
-        have += len(body)
-        if needed is None and have >= _HANDSHAKE_HEADER:
-            head = b"".join(fragments)[:_HANDSHAKE_HEADER]
-            if head[0] != _CLIENT_HELLO:
-                return Refuse(f"handshake message {head[0]} is no ClientHello (RFC 8446 §4)")
-            needed = _HANDSHAKE_HEADER + int.from_bytes(head[1:4], "big")
-            if needed + _RECORD_HEADER > limit:
-                return Refuse(f"ClientHello of {needed} bytes exceeds {limit}")
-        if needed is not None and have >= needed:
-            hello = b"".join(fragments)[_HANDSHAKE_HEADER:needed]
-            try:
-                server_name, alpn = _parse_client_hello(hello)
-            except _Malformed as exc:
-                return Refuse(str(exc))
-            return _tls_verdict(server_name, alpn, names)
-        if len(body) < length:
-            return NeedMore(_tls_at_most(needed, have, 0, length - len(body)))
-        pos += _RECORD_HEADER + length
+class _HelloAssembler:
+    """The ClientHello reassembled from its records (RFC 8446 §5.1), each walked once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pos = 0  # the first record not yet whole
+        self._fragments: list[bytes] = []  # the bodies of the whole records before it
+        self._have = 0
+        self._needed: int | None = None  # the whole handshake message, header included
+
+    def feed(self, data: bytes, names: Mapping[str, Service]) -> Decision:
+        """Walk the records of ``data`` from the first one not yet whole."""
+        while True:
+            header = data[self._pos : self._pos + _RECORD_HEADER]
+            refusal = _record_header_refusal(header)
+            if refusal:
+                return Refuse(refusal)
+            missing = _RECORD_HEADER - len(header)
+            if missing:
+                return NeedMore(_tls_at_most(self._needed, self._have, missing, 0))
+            length = int.from_bytes(header[3:5], "big")
+            start = self._pos + _RECORD_HEADER
+            body = data[start : start + length]
+            have = self._have + len(body)
+            if self._needed is None and have >= _HANDSHAKE_HEADER:
+                head = b"".join([*self._fragments, body])[:_HANDSHAKE_HEADER]
+                if head[0] != _CLIENT_HELLO:
+                    return Refuse(f"handshake message {head[0]} is no ClientHello (RFC 8446 §4)")
+                self._needed = _HANDSHAKE_HEADER + int.from_bytes(head[1:4], "big")
+                if self._needed + _RECORD_HEADER > self._limit:
+                    return Refuse(f"ClientHello of {self._needed} bytes exceeds {self._limit}")
+            if self._needed is not None and have >= self._needed:
+                hello = b"".join([*self._fragments, body])[_HANDSHAKE_HEADER : self._needed]
+                try:
+                    server_name, alpn = _parse_client_hello(hello)
+                except _Malformed as exc:
+                    return Refuse(str(exc))
+                return _tls_verdict(server_name, alpn, names)
+            if len(body) < length:
+                return NeedMore(_tls_at_most(self._needed, have, 0, length - len(body)))
+            self._fragments.append(body)
+            self._have = have
+            self._pos = start + length
 
 
 def _record_header_refusal(header: bytes) -> str | None:
