@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from types import MappingProxyType
 
 from heron.sip.grammar import TOKEN_RE
@@ -166,7 +166,7 @@ class Classifier:
         return self._decision
 
     def _decide(self, view: bytes) -> Decision:
-        if view[0] == _TLS_HANDSHAKE:
+        if view[0] == _ContentType.HANDSHAKE:
             decision = self._hello.feed(view, self._names)
         elif view[0] <= _STUN_LAST_FIRST_BYTE:
             decision = _stun(view)
@@ -272,14 +272,27 @@ def _request_line(data: bytes) -> Decision:
 
 # --- TLS ClientHello (RFC 8446 §4.1.2, §5.1; RFC 6066 §3; RFC 7301 §3.1) ---------------
 
-_TLS_HANDSHAKE = 22  # ContentType.handshake, RFC 8446 §5.1
-_CLIENT_HELLO = 1  # HandshakeType.client_hello, RFC 8446 §4
+
+class _ContentType(IntEnum):
+    HANDSHAKE = 22  # RFC 8446 §5.1
+
+
+class _HandshakeType(IntEnum):
+    CLIENT_HELLO = 1  # RFC 8446 §4
+
+
+class _ExtensionType(IntEnum):
+    SERVER_NAME = 0  # RFC 6066 §3
+    APPLICATION_LAYER_PROTOCOL_NEGOTIATION = 16  # RFC 7301 §3.1
+
+
+class _NameType(IntEnum):
+    HOST_NAME = 0  # RFC 6066 §3
+
+
 _RECORD_HEADER = 5
 _HANDSHAKE_HEADER = 4
 _MAX_FRAGMENT = 2**14  # RFC 8446 §5.1: "The length MUST NOT exceed 2^14 bytes."
-_EXT_SERVER_NAME = 0  # RFC 6066 §3
-_EXT_ALPN = 16  # RFC 7301 §3.1
-_HOST_NAME = 0  # NameType.host_name, RFC 6066 §3
 _LABEL = re.compile(rb"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?")
 
 
@@ -313,7 +326,7 @@ class _HelloAssembler:
             have = self._have + len(body)
             if self._needed is None and have >= _HANDSHAKE_HEADER:
                 head = b"".join([*self._fragments, body])[:_HANDSHAKE_HEADER]
-                if head[0] != _CLIENT_HELLO:
+                if head[0] != _HandshakeType.CLIENT_HELLO:
                     return Refuse(f"handshake message {head[0]} is no ClientHello (RFC 8446 §4)")
                 self._needed = _HANDSHAKE_HEADER + int.from_bytes(head[1:4], "big")
                 if self._needed + _RECORD_HEADER > self._limit:
@@ -334,7 +347,7 @@ class _HelloAssembler:
 
 def _record_header_refusal(header: bytes) -> str | None:
     """Why a (possibly partial) record header cannot carry a ClientHello, if it cannot."""
-    if header[:1] not in (b"", bytes([_TLS_HANDSHAKE])):
+    if header[:1] not in (b"", bytes([_ContentType.HANDSHAKE])):
         return f"record type {header[0]} inside the ClientHello (RFC 8446 §5.1)"
     # legacy_record_version: 0x0301 or 0x0303 in practice, TLS 1.0 to 1.3 accepted.
     if len(header) >= 2 and header[1] != 3:
@@ -416,9 +429,9 @@ def _parse_client_hello(hello: bytes) -> tuple[str | None, tuple[str, ...]]:
             # RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type"
             raise _Malformed(f"extension {kind} twice (RFC 8446 §4.2)")
         seen.add(kind)
-        if kind == _EXT_SERVER_NAME:
+        if kind == _ExtensionType.SERVER_NAME:
             server_name = _server_name(body)
-        elif kind == _EXT_ALPN:
+        elif kind == _ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION:
             alpn = _alpn(body)
     return server_name, alpn
 
@@ -431,7 +444,7 @@ def _server_name(body: bytes) -> str:
         raise _Malformed("bytes after the server_name_list")
     found: str | None = None
     while not names.empty():
-        if names.number(1) != _HOST_NAME:
+        if names.number(1) != _NameType.HOST_NAME:
             raise _Malformed("unknown server name type (RFC 6066 §3)")
         name = names.vector(2, 1, 2**16 - 1, "HostName")
         if found is not None:
