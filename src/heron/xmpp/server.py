@@ -284,7 +284,7 @@ class XmppComponent:
             is_admin=self._is_admin,
             login=stores.login,
         )
-        self._blocking = BlockingHandler(stores.blocklists, self._router)
+        self._blocking = BlockingHandler(stores.blocklists, self._router, self._router.presence)
         self._admin_accounts: set[JID] = set()
         """Accounts looked up with admin rights (config ``admins`` or ``heron admin add``)."""
         self._changes = 0

@@ -14,6 +14,7 @@ from heron.xmpp.features import IqContext
 from heron.xmpp.features.blocking import MAX_BLOCKLIST, BlockingHandler
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.stanza import NS, qname
+from tests.unit.xmpp.im_harness import FakeSession, Server, im_server
 
 ITEM = qname(NS.BLOCKING, "item")
 ROLAND = parse_jid("roland@falcot.com")
@@ -243,3 +244,56 @@ async def test_any_item_jid_is_kept_or_refused_with_a_stanza_error(text: str) ->
         assert error.condition in {StanzaCondition.JID_MALFORMED, StanzaCondition.NOT_ACCEPTABLE}
     else:
         assert await handler.is_blocked(ROLAND, parse_jid(text))
+
+
+async def _blocking_server() -> tuple[Server, FakeSession, FakeSession]:
+    """Roland and Lucy, subscribed to each other and online, on a server whose router
+    checks a real blocklist."""
+    handlers: list[BlockingHandler] = []
+
+    async def blocked(owner: JID, other: JID) -> bool:
+        return await handlers[0].is_blocked(owner, other)
+
+    server = im_server(blocked=blocked)
+    handler = BlockingHandler(MemoryBlocklistStore(), server.router, server.router.presence)
+    handlers.append(handler)
+    server.router.register_iq_handler(handler)
+    roland = await server.login("roland@falcot.com", "laptop")
+    lucy = await server.login("lucy@falcot.com", "home")
+    for user, contact in ((roland, lucy), (lucy, roland)):
+        await server.send(user, f'<presence to="{contact.jid.bare}" type="subscribe"/>')
+        await server.send(contact, f'<presence to="{user.jid.bare}" type="subscribed"/>')
+    await server.send(roland, "<presence/>")
+    roland.take()
+    lucy.take()
+    return server, roland, lucy
+
+
+def _presences_from(session: FakeSession, sender: str) -> list[str | None]:
+    return [
+        s.get("type")
+        for s in session.take()
+        if s.tag.endswith("presence") and s.get("from") == sender
+    ]
+
+
+async def test_xep0191_3_3_a_blocked_subscriber_sees_the_user_go_unavailable() -> None:
+    server, roland, lucy = await _blocking_server()
+    item = '<item jid="lucy@falcot.com"/>'
+    await server.send(
+        roland, f'<iq type="set" id="b"><block xmlns="urn:xmpp:blocking">{item}</block></iq>'
+    )
+    assert _presences_from(lucy, "roland@falcot.com/laptop") == ["unavailable"]
+    await server.send(roland, "<presence><show>away</show></presence>")
+    assert _presences_from(lucy, "roland@falcot.com/laptop") == []  # blocked from now on
+
+
+async def test_xep0191_3_4_an_unblocked_subscriber_gets_the_current_presence_again() -> None:
+    server, roland, lucy = await _blocking_server()
+    item = '<item jid="falcot.com"/>'  # a domain item matches Lucy too (XEP-0016 §2.1)
+    await server.send(
+        roland, f'<iq type="set" id="b"><block xmlns="urn:xmpp:blocking">{item}</block></iq>'
+    )
+    lucy.take()
+    await server.send(roland, '<iq type="set" id="u"><unblock xmlns="urn:xmpp:blocking"/></iq>')
+    assert _presences_from(lucy, "roland@falcot.com/laptop") == [None]  # available again

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from xml.etree.ElementTree import Element, SubElement
 
@@ -57,6 +57,15 @@ class ConnectedResources(Protocol):
     def resources(self, account: JID) -> list[JID]: ...
 
 
+class PresenceToBlocked(Protocol):
+    """What a block or an unblock does to presence (XEP-0191 §3.3, §3.4): the presence
+    feature, for the subscribers a predicate picks."""
+
+    async def withdraw(self, owner: JID, chosen: Callable[[JID], bool]) -> None: ...
+
+    async def restore(self, owner: JID, chosen: Callable[[JID], bool]) -> None: ...
+
+
 def _candidates(other: JID) -> tuple[str, ...]:
     """XEP-0016 §2.1: the item JIDs that would match ``other``."""
     domain = JID("", other.domain)
@@ -66,6 +75,12 @@ def _candidates(other: JID) -> tuple[str, ...]:
         str(JID("", other.domain, other.resource)),
         str(domain),
     )
+
+
+def _matching(jids: Sequence[str]) -> Callable[[JID], bool]:
+    """Whether a contact is one that blocklist items ``jids`` match."""
+    items = frozenset(jids)
+    return lambda contact: any(candidate in items for candidate in _candidates(contact))
 
 
 def _items(element: Element) -> list[str]:
@@ -96,9 +111,15 @@ class BlockingHandler:
     namespace: str = NS.BLOCKING
     disco_features: tuple[str, ...] = (NS.BLOCKING,)
 
-    def __init__(self, store: BlocklistStore, sessions: ConnectedResources) -> None:
+    def __init__(
+        self,
+        store: BlocklistStore,
+        sessions: ConnectedResources,
+        presence: PresenceToBlocked | None = None,
+    ) -> None:
         self._store = store
         self._sessions = sessions
+        self._presence = presence
         self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
         # §3.3: pushes go to the resources that have asked for the blocklist.
         self._interested: dict[JID, set[JID]] = {}
@@ -144,17 +165,24 @@ class BlockingHandler:
             raise StanzaError(
                 StanzaCondition.POLICY_VIOLATION, f"at most {MAX_BLOCKLIST} blocked JIDs"
             )
+        if self._presence is not None:
+            # §3.3: subscribers now blocked see the account go, before the block stops it.
+            await self._presence.withdraw(account, _matching(jids))
         await self._store.block(str(account), jids)
         self._cache.pop(str(account), None)
         await self._push(account, _BLOCK, jids, context)
 
     async def _unblock(self, account: JID, jids: list[str], context: IqContext) -> None:
         # §3.4: an <unblock/> without items empties the whole list.
+        freed = jids or sorted(await self._blocked(str(account)))
         if jids:
             await self._store.unblock(str(account), jids)
         else:
             await self._store.unblock_all(str(account))
         self._cache.pop(str(account), None)
+        if self._presence is not None:
+            # §3.4: subscribers no longer blocked get the current presence again.
+            await self._presence.restore(account, _matching(freed))
         await self._push(account, _UNBLOCK, jids, context)
 
     async def _push(self, account: JID, tag: str, jids: list[str], context: IqContext) -> None:

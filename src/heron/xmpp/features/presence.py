@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -295,6 +295,26 @@ class PresenceFeature:
                 answered = True
         if not answered:
             await route_presence(self._hub, "unavailable", owner, prober)
+
+    # --- blocking (XEP-0191 §3.3, §3.4) ----------------------------------------------
+
+    async def withdraw(self, owner: JID, chosen: Callable[[JID], bool]) -> None:
+        """§3.3: the subscribers ``chosen`` picks (those a new block matches) learn that
+        ``owner`` is unavailable; sent before the block is stored, which would stop it."""
+        gone = Element(qname(NS.CLIENT, "presence"), {"type": "unavailable"})
+        for contact in await self._chosen_subscribers(owner, chosen):
+            for resource in self._hub.bound(owner):
+                if resource.available:
+                    await self._route(gone, resource.jid, contact)
+
+    async def restore(self, owner: JID, chosen: Callable[[JID], bool]) -> None:
+        """§3.4: the subscribers ``chosen`` picks (those an unblock freed) get ``owner``'s
+        current presence again."""
+        for contact in await self._chosen_subscribers(owner, chosen):
+            await self._current_presence_to(owner, contact)
+
+    async def _chosen_subscribers(self, owner: JID, chosen: Callable[[JID], bool]) -> list[JID]:
+        return sorted((c for c in await self._roster.subscribers(owner) if chosen(c)), key=str)
 
     # --- shared -------------------------------------------------------------------
 
