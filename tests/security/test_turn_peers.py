@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -53,14 +54,33 @@ def test_loopback_peers_are_refused_by_default(heron: Target) -> None:
             assert refused.error == 403, refused
 
 
+@contextmanager
+def _not_heron_port(target: Target) -> Iterator[socket.socket]:
+    """A UDP socket on loopback whose port number none of heron's listeners has: the kernel
+    may hand out a number heron listens on over TCP only, which TURN rightly refuses."""
+    taken = set(target.ports.values())
+    unsuitable: list[socket.socket] = []  # held open, so the kernel picks another number
+    try:
+        while True:
+            service = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            service.bind((HOST, 0))
+            if service.getsockname()[1] not in taken:
+                break
+            unsuitable.append(service)
+    finally:
+        for spare in unsuitable:
+            spare.close()
+    with service:
+        yield service
+
+
 def test_heron_own_listeners_are_refused_where_loopback_is_allowed(
     loopback_allowed: Target,
 ) -> None:
     with (
         RawTurnClient(turn_udp(loopback_allowed), "mallory", USERS["mallory"]) as client,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as service,
+        _not_heron_port(loopback_allowed) as service,
     ):
-        service.bind((HOST, 0))
         assert allocate(client).kind == ALLOCATE_REQUEST | SUCCESS
         for number, key in enumerate(sorted(loopback_allowed.ports), 0x4000):
             refused = channel_bind(client, number, HOST, loopback_allowed.ports[key])
