@@ -9,7 +9,6 @@ from the same REGISTER without it.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.interop.sip.wire import SipMessage, digest_credentials, md5_challenge
 from tests.security.sip_tools import UdpPeer, request
 from tests.security.support import DOMAIN, HOST, USERS, Target, target
 from tests.support.config import free_port
+from tests.support.tools import require_tool
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +38,18 @@ def options(heron: Target, uri: str) -> SipMessage:
         peer.close()
 
 
-@pytest.mark.skipif(shutil.which("sipsak") is None, reason="sipsak is not installed")
 def test_sipsak_health_check_gets_200(heron: Target) -> None:
     run = subprocess.run(
         # sipsak 0.9.8 writes only four digits of a port into its Request-URI: the port
         # goes with -r, the URI names heron by its address alone.
-        ["sipsak", "-v", "-s", f"sip:{HOST}", "-r", str(heron.ports["sip.listen"])],
+        [
+            require_tool("sipsak", "sipsak"),
+            "-v",
+            "-s",
+            f"sip:{HOST}",
+            "-r",
+            str(heron.ports["sip.listen"]),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
