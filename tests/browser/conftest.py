@@ -68,17 +68,20 @@ class TlsFiles:
 
 @dataclass
 class WebHeron:
-    """A running heron with SIP (WebSocket included), TURN and HTTPS on free loopback ports."""
+    """A running heron with SIP (WebSocket included), TURN and HTTPS on free loopback ports
+    (or where ``host`` says, such as a network namespace's)."""
 
     heron: RunningHeron
     web_port: int
     sip_port: int
     turn_port: int
     turn_tls_port: int
+    host: str = LOCALHOST
 
     @property
     def base_url(self) -> str:
-        return f"https://{LOCALHOST}:{self.web_port}"
+        port = "" if self.web_port == 443 else f":{self.web_port}"  # as browsers write it
+        return f"https://{self.host}{port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path

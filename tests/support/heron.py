@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,10 +66,13 @@ def heron_cli(
 
 
 @contextmanager
-def serving(config: Path) -> Iterator[RunningHeron]:
-    """``heron serve`` on ``config`` until the block ends, then SIGTERM (kill after 30 s)."""
+def serving(config: Path, wrapper: Sequence[str] = ()) -> Iterator[RunningHeron]:
+    """``heron serve`` on ``config`` until the block ends, then SIGTERM (kill after 30 s).
+
+    ``wrapper`` is a command that execs the rest, such as ``ip netns exec NAME``.
+    """
     process = subprocess.Popen(
-        [*HERON, "-c", str(config), "serve"], stderr=subprocess.PIPE, text=True
+        [*wrapper, *HERON, "-c", str(config), "serve"], stderr=subprocess.PIPE, text=True
     )
     running = RunningHeron(config, process, [])
     try:

@@ -1,0 +1,191 @@
+"""A hotel network for tests: the only way out is an HTTP proxy that allows CONNECT to 443.
+
+Two network namespaces joined by a veth pair. "world" holds the servers (on
+``WORLD_ADDRESSES``, loopback addresses of its own) and the proxy (tinyproxy on
+``PROXY_ADDRESS``); "hotel" holds the clients, with one address and one host route, to the
+proxy: every other destination, heron's addresses included, is unreachable from there, for
+TCP and UDP alike, as in a hotel whose firewall passes nothing but its proxy. Nothing is
+forwarded between the namespaces (a new namespace does not forward). Names carry the
+process id and a random tag, so parallel runs never meet, and everything is removed when
+the block ends, on failure too. Needs root (``ip netns``) and Debian's tinyproxy.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.tools import require_tool
+
+PROXY_ADDRESS = "192.0.2.1"
+"""The proxy's address, world side of the veth pair (TEST-NET-1, never routed anywhere)."""
+GUEST_ADDRESS = "192.0.2.2"
+"""The hotel guest's address, hotel side of the veth pair."""
+PROXY_PORT = 3128
+WORLD_ADDRESSES = ("198.51.100.10", "198.51.100.11")
+"""Server addresses in the world (TEST-NET-2): one for the mux, two for the handbook's way."""
+WORLD_NETWORK = "198.51.100.0/24"
+
+PROBE = """
+import socket, sys
+kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+udp = kind == "udp"
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
+    s.settimeout(5)
+    try:
+        if kind == "tcp":
+            s.connect((host, port))
+        elif udp:
+            s.sendto(bytes.fromhex("000100002112a442") + bytes(12), (host, port))
+            s.recv(1500)
+        else:
+            s.connect((sys.argv[4], int(sys.argv[5])))
+            s.sendall(f"CONNECT {host}:{port} HTTP/1.1\\r\\n\\r\\n".encode())
+            print(s.makefile("rb").readline().decode().strip())
+            sys.exit()
+    except OSError as error:
+        print(type(error).__name__, error.errno)
+    else:
+        print("reached")
+"""
+"""Run inside the hotel: a TCP connect ("tcp"), a STUN Binding request over UDP awaiting
+an answer ("udp"), or a CONNECT request to the proxy ("connect", prints its status line);
+else prints ``reached`` or the error."""
+
+
+@dataclass(frozen=True)
+class Hotel:
+    world: str
+    """Name of the world's network namespace."""
+    hotel: str
+    """Name of the hotel's network namespace."""
+    proxy_log: list[str]
+    """tinyproxy's log lines so far (they keep coming while the hotel stands)."""
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{PROXY_ADDRESS}:{PROXY_PORT}"
+
+    def in_world(self, *command: str) -> list[str]:
+        """``command`` run in the world's namespace."""
+        return ["ip", "netns", "exec", self.world, *command]
+
+    def in_hotel(self, *command: str) -> list[str]:
+        """``command`` run in the hotel's namespace."""
+        return ["ip", "netns", "exec", self.hotel, *command]
+
+    def probe(self, kind: str, host: str, port: int) -> str:
+        """What :data:`PROBE` ``kind`` to ``host:port`` from the hotel prints."""
+        ran = subprocess.run(
+            self.in_hotel(
+                sys.executable, "-c", PROBE, kind, host, str(port), PROXY_ADDRESS, str(PROXY_PORT)
+            ),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout.strip()
+
+    def wrapper(self, directory: Path, program: str) -> Path:
+        """An executable that runs ``program`` with its arguments in the hotel, for tools
+        such as Playwright that want one path to start (file descriptors pass through)."""
+        path = directory / f"hotel-{Path(program).name}"
+        command = " ".join(self.in_hotel(program))
+        path.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        path.chmod(0o755)
+        return path
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"ip {' '.join(args)}: {done.stderr}"
+
+
+@contextmanager
+def _namespace(name: str) -> Iterator[str]:
+    _ip("netns", "add", name)
+    try:
+        _ip("-n", name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        _ip("netns", "delete", name)
+
+
+def _wire(world: str, hotel: str) -> None:
+    """The veth pair, the addresses and the hotel's one route (to the proxy)."""
+    _ip(
+        "link", "add", "world0", "netns", world, "type", "veth", "peer", "name", "hotel0",
+        "netns", hotel,
+    )  # fmt: skip
+    for address in WORLD_ADDRESSES:
+        _ip("-n", world, "address", "add", f"{address}/32", "dev", "lo")
+    _ip("-n", world, "address", "add", f"{PROXY_ADDRESS}/32", "dev", "world0")
+    _ip("-n", world, "link", "set", "world0", "up")
+    _ip("-n", world, "route", "add", f"{GUEST_ADDRESS}/32", "dev", "world0")
+    _ip("-n", hotel, "address", "add", f"{GUEST_ADDRESS}/32", "dev", "hotel0")
+    _ip("-n", hotel, "link", "set", "hotel0", "up")
+    _ip("-n", hotel, "route", "add", f"{PROXY_ADDRESS}/32", "dev", "hotel0")
+
+
+@contextmanager
+def _tinyproxy(world: str, directory: Path) -> Iterator[list[str]]:
+    """tinyproxy in the world, CONNECT to port 443 only, clients from the hotel only; its
+    log lines. Ready when it says it accepts connections."""
+    tinyproxy = require_tool("tinyproxy", "tinyproxy")
+    config = directory / "tinyproxy.conf"
+    config.write_text(
+        f"Port {PROXY_PORT}\n"
+        f"Listen {PROXY_ADDRESS}\n"
+        f"Allow {GUEST_ADDRESS}\n"
+        "ConnectPort 443\n"
+        "Timeout 600\n"
+        "MaxClients 100\n"
+        "LogLevel Info\n"
+    )
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", world, tinyproxy, "-d", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log: list[str] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+            if "Accepting connections" in line:
+                break
+        else:
+            raise AssertionError("tinyproxy did not start:\n" + "".join(log))
+        threading.Thread(target=log.extend, args=(process.stdout,), daemon=True).start()
+        yield log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def hotel_network(directory: Path) -> Iterator[Hotel]:
+    """The two namespaces, wired, with the proxy running; all gone when the block ends."""
+    require_tool("ip", "iproute2")
+    tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+    directory.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        world = stack.enter_context(_namespace(f"heron-world-{tag}"))
+        hotel = stack.enter_context(_namespace(f"heron-hotel-{tag}"))
+        _wire(world, hotel)
+        log = stack.enter_context(_tinyproxy(world, directory))
+        yield Hotel(world, hotel, log)
+
+
+def connects(log: Sequence[str], host: str, port: int) -> list[str]:
+    """The proxy's log lines of CONNECT requests to ``host:port``."""
+    return [line for line in log if f"CONNECT {host}:{port} " in line]
