@@ -28,8 +28,9 @@ $(VENV)/.installed: pyproject.toml
 test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the packaged
-# daemons (coturn, prosody, ejabberd, tinyproxy), which tests and benchmarks start themselves on their
-# own ports. On a systemd machine the postinsts start units regardless: stop and disable those.
+# daemons (coturn, prosody, ejabberd, tinyproxy), which tests and benchmarks start themselves
+# on their own ports. On a systemd machine the postinsts start units regardless: stop and
+# disable those.
 deb-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -30,7 +30,7 @@ from tests.browser.conftest import (
 )
 from tests.browser.test_phone import CALL_STATS, CALL_TIMEOUT, PHONE, RECORD_PEER_CONNECTIONS
 from tests.support.config import render_toml
-from tests.support.heron import RunningHeron, heron_cli, serving
+from tests.support.heron import RunningHeron, heron_cli, merge, serving
 from tests.support.hotel import WORLD_ADDRESSES, WORLD_NETWORK, Hotel, connects, hotel_network
 from tests.support.tools import missing
 
@@ -107,10 +107,10 @@ def world_heron(
         "tls": {"certificate": str(tls.certificate), "key": str(tls.key)},
         "sip": {"listen": [f"{WORLD_ADDRESSES[0]}:5060"], "tls_listen": []},
         "xmpp": {"enabled": False},
+        "turn": {"allowed_peer_ranges": [WORLD_NETWORK]},
     }
-    base["turn"] = {"allowed_peer_ranges": [WORLD_NETWORK], **settings.pop("turn", {})}
     directory.mkdir(parents=True, exist_ok=True)
-    config.write_text(render_toml({**base, **settings}))
+    config.write_text(render_toml(merge(base, settings)))
     lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in STAFF.items())
     imported = heron_cli(config, "user", "import", "-", stdin=lines)
     assert imported.returncode == 0, imported.stderr
@@ -167,7 +167,7 @@ def _assert_relayed_over_tls(
     samples: dict[str, list[dict[str, Any]]], relay_address: str, allocations: str
 ) -> None:
     for name, (first, second) in samples.items():
-        assert second["local"] == "relay", (name, second)
+        assert second["local"] == "relay" and second["remote"] == "relay", (name, second)
         assert second["relayProtocol"] == "tls", (name, second)
         assert second["localAddress"].startswith(f"{relay_address}:"), (name, second)
         assert second["localAddress"] in allocations, (name, second, allocations)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,8 +174,26 @@ def _tinyproxy(world: str, directory: Path) -> Iterator[list[str]]:
 
 
 @contextmanager
-def hotel_network(directory: Path) -> Iterator[Hotel]:
-    """The two namespaces, wired, with the proxy running; all gone when the block ends."""
+def _hosts(namespace: str, names: Mapping[str, str]) -> Iterator[None]:
+    """/etc/hosts as programs in ``namespace`` see it (``ip netns exec`` mounts
+    /etc/netns/NAME/hosts over it): ``names`` mapped to their addresses, nothing else."""
+    directory = Path("/etc/netns") / namespace
+    directory.mkdir(parents=True)
+    try:
+        lines = ["127.0.0.1 localhost\n", *(f"{a} {name}\n" for name, a in names.items())]
+        (directory / "hosts").write_text("".join(lines))
+        yield
+    finally:
+        shutil.rmtree(directory)
+
+
+@contextmanager
+def hotel_network(directory: Path, names: Mapping[str, str] | None = None) -> Iterator[Hotel]:
+    """The two namespaces, wired, with the proxy running; all gone when the block ends.
+
+    ``names`` maps DNS names to world addresses for the proxy to resolve: a browser behind
+    a proxy leaves the names of the URLs it opens to the proxy.
+    """
     require_tool("ip", "iproute2")
     tag = f"{os.getpid()}-{secrets.token_hex(3)}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -182,6 +201,7 @@ def hotel_network(directory: Path) -> Iterator[Hotel]:
         world = stack.enter_context(_namespace(f"heron-world-{tag}"))
         hotel = stack.enter_context(_namespace(f"heron-hotel-{tag}"))
         _wire(world, hotel)
+        stack.enter_context(_hosts(world, names or {}))
         log = stack.enter_context(_tinyproxy(world, directory))
         yield Hotel(world, hotel, log)
 
