@@ -201,6 +201,8 @@ class SipComponent:
             for address in config.web.listen:
                 self._locality.advertise("wss", address)
                 listeners.append(Listener("sip", f"wss://{address}/sip"))
+            for address in config.mux.listen:  # the web's, when it has no listener of its own
+                self._locality.advertise("wss", address)
         await self._bindings.load(self._clock())
         self._spawn(self._sweep())
         self._spawn(self._write_behind())
