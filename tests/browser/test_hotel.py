@@ -40,11 +40,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.interop
 
 HTTPS = 443
+HERON_NAME = "heron.hotel.test"
+"""The DNS name of heron's one address in the mux test, which the proxy resolves."""
 
 
 @pytest.fixture(scope="module")
 def hotel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotel]:
-    with hotel_network(tmp_path_factory.mktemp("hotel")) as network:
+    names = {HERON_NAME: WORLD_ADDRESSES[0]}
+    with hotel_network(tmp_path_factory.mktemp("hotel"), names) as network:
         yield network
 
 
@@ -210,3 +213,32 @@ def test_hotel_video_call_relays_over_turn_tls_through_the_proxy_the_handbook_wa
     _assert_relayed_over_tls(samples, turn, allocations)
     assert connects(hotel.proxy_log, web, HTTPS), "".join(hotel.proxy_log)
     assert connects(hotel.proxy_log, turn, HTTPS), "".join(hotel.proxy_log)
+
+
+def test_hotel_video_call_relays_over_turn_tls_through_the_proxy_all_on_one_port(
+    hotel: Hotel, playwright: Playwright, browser_tls: TlsFiles, tmp_path: Path
+) -> None:
+    """Every service on 443 of one address (the mux): the pages, the SIP WebSocket and
+    TURN over TLS all through the one port the proxy lets through.
+
+    Chromium offers no ALPN protocol for TURN over TLS, and sends no SNI when the
+    ``turns:`` URL names an address: the mux would hand it to the web component. So the
+    mux listens on the wildcard address (the world has nothing else), the ICE servers name
+    heron's host name, and ``mux.sni`` sends a ClientHello for that name to TURN when it
+    offers no known ALPN protocol; the pages and the WebSocket offer h2 and http/1.1,
+    which choose the web component first. No service has a listener of its own.
+    """
+    world = WORLD_ADDRESSES[0]
+    settings: dict[str, Any] = {
+        "hostname": HERON_NAME,
+        "mux": {"listen": [f"0.0.0.0:{HTTPS}"], "sni": {HERON_NAME: "turn"}},
+        "turn": {"listen": [], "tls_listen": [], "relay_addresses": [world]},
+        "sip": {"listen": [], "tls_listen": []},
+        "web": {"listen": []},
+    }
+    with world_heron(hotel, tmp_path / "heron", browser_tls, settings) as running:
+        server = WebHeron(running, HTTPS, HTTPS, HTTPS, HTTPS, host=HERON_NAME)
+        with _video_call(playwright, hotel, browser_tls, server, tmp_path) as samples:
+            allocations = _allocations(running)
+    _assert_relayed_over_tls(samples, world, allocations)
+    assert connects(hotel.proxy_log, HERON_NAME, HTTPS), "".join(hotel.proxy_log)

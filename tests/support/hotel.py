@@ -1,13 +1,14 @@
 """A hotel network for tests: the only way out is an HTTP proxy that allows CONNECT to 443.
 
-Two network namespaces joined by a veth pair. "world" holds the servers (on
-``WORLD_ADDRESSES``, loopback addresses of its own) and the proxy (tinyproxy on
-``PROXY_ADDRESS``); "hotel" holds the clients, with one address and one host route, to the
-proxy: every other destination, heron's addresses included, is unreachable from there, for
-TCP and UDP alike, as in a hotel whose firewall passes nothing but its proxy. Nothing is
-forwarded between the namespaces (a new namespace does not forward). Names carry the
-process id and a random tag, so parallel runs never meet, and everything is removed when
-the block ends, on failure too. Needs root (``ip netns``) and Debian's tinyproxy.
+Three network namespaces in a row, joined by veth pairs: "hotel" holds the clients, with
+one address and one host route, to the proxy; "lobby" holds the proxy (tinyproxy on
+``PROXY_ADDRESS``) and forwards nothing; "world" holds the servers, on
+``WORLD_ADDRESSES`` (loopback addresses of its own), so a server there may listen on any
+address and still be out of the hotel's reach. From the hotel every destination but the
+proxy is unreachable, for TCP and UDP alike, as behind a firewall that passes nothing but
+its proxy. Names carry the process id and a random tag, so parallel runs never meet, and
+everything is removed when the block ends, on failure too. Needs root (``ip netns``) and
+Debian's tinyproxy.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from pathlib import Path
 from tests.support.tools import require_tool
 
 PROXY_ADDRESS = "192.0.2.1"
-"""The proxy's address, world side of the veth pair (TEST-NET-1, never routed anywhere)."""
+"""The proxy's address, facing the hotel (TEST-NET-1, never routed anywhere)."""
 GUEST_ADDRESS = "192.0.2.2"
-"""The hotel guest's address, hotel side of the veth pair."""
+"""The hotel guest's address."""
+UPLINK_ADDRESS = "192.0.2.5"
+"""The lobby's address facing the world, where the proxy's connections come from."""
 PROXY_PORT = 3128
 WORLD_ADDRESSES = ("198.51.100.10", "198.51.100.11")
 """Server addresses in the world (TEST-NET-2): one for the mux, two for the handbook's way."""
@@ -65,6 +68,8 @@ else prints ``reached`` or the error."""
 class Hotel:
     world: str
     """Name of the world's network namespace."""
+    lobby: str
+    """Name of the lobby's network namespace, the proxy's."""
     hotel: str
     """Name of the hotel's network namespace."""
     proxy_log: list[str]
@@ -120,25 +125,41 @@ def _namespace(name: str) -> Iterator[str]:
         _ip("netns", "delete", name)
 
 
-def _wire(world: str, hotel: str) -> None:
-    """The veth pair, the addresses and the hotel's one route (to the proxy)."""
+def _wire(hotel: str, lobby: str, world: str) -> None:
+    """The veth pairs, the addresses and the routes: the hotel's one route goes to the
+    proxy; the lobby reaches both sides and forwards nothing."""
     _ip(
-        "link", "add", "world0", "netns", world, "type", "veth", "peer", "name", "hotel0",
-        "netns", hotel,
+        "link", "add", "guest0", "netns", hotel, "type", "veth", "peer", "name", "lobby0",
+        "netns", lobby,
     )  # fmt: skip
+    _ip(
+        "link", "add", "uplink0", "netns", lobby, "type", "veth", "peer", "name", "world0",
+        "netns", world,
+    )  # fmt: skip
+    for namespace, device, address, peer in (
+        (hotel, "guest0", GUEST_ADDRESS, PROXY_ADDRESS),
+        (lobby, "lobby0", PROXY_ADDRESS, GUEST_ADDRESS),
+        (lobby, "uplink0", UPLINK_ADDRESS, WORLD_NETWORK),
+        (world, "world0", None, UPLINK_ADDRESS),
+    ):
+        if address is not None:
+            _ip("-n", namespace, "address", "add", f"{address}/32", "dev", device)
+        _ip("-n", namespace, "link", "set", device, "up")
+        _ip("-n", namespace, "route", "add", peer, "dev", device)
     for address in WORLD_ADDRESSES:
         _ip("-n", world, "address", "add", f"{address}/32", "dev", "lo")
-    _ip("-n", world, "address", "add", f"{PROXY_ADDRESS}/32", "dev", "world0")
-    _ip("-n", world, "link", "set", "world0", "up")
-    _ip("-n", world, "route", "add", f"{GUEST_ADDRESS}/32", "dev", "world0")
-    _ip("-n", hotel, "address", "add", f"{GUEST_ADDRESS}/32", "dev", "hotel0")
-    _ip("-n", hotel, "link", "set", "hotel0", "up")
-    _ip("-n", hotel, "route", "add", f"{PROXY_ADDRESS}/32", "dev", "hotel0")
+    forwarding = subprocess.run(
+        ["ip", "netns", "exec", lobby, "sysctl", "-n", "net.ipv4.ip_forward"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert forwarding.stdout.strip() == "0", forwarding
 
 
 @contextmanager
-def _tinyproxy(world: str, directory: Path) -> Iterator[list[str]]:
-    """tinyproxy in the world, CONNECT to port 443 only, clients from the hotel only; its
+def _tinyproxy(lobby: str, directory: Path) -> Iterator[list[str]]:
+    """tinyproxy in the lobby, CONNECT to port 443 only, clients from the hotel only; its
     log lines. Ready when it says it accepts connections."""
     tinyproxy = require_tool("tinyproxy", "tinyproxy")
     config = directory / "tinyproxy.conf"
@@ -152,7 +173,7 @@ def _tinyproxy(world: str, directory: Path) -> Iterator[list[str]]:
         "LogLevel Info\n"
     )
     process = subprocess.Popen(
-        ["ip", "netns", "exec", world, tinyproxy, "-d", "-c", str(config)],
+        ["ip", "netns", "exec", lobby, tinyproxy, "-d", "-c", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -189,7 +210,7 @@ def _hosts(namespace: str, names: Mapping[str, str]) -> Iterator[None]:
 
 @contextmanager
 def hotel_network(directory: Path, names: Mapping[str, str] | None = None) -> Iterator[Hotel]:
-    """The two namespaces, wired, with the proxy running; all gone when the block ends.
+    """The three namespaces, wired, with the proxy running; all gone when the block ends.
 
     ``names`` maps DNS names to world addresses for the proxy to resolve: a browser behind
     a proxy leaves the names of the URLs it opens to the proxy.
@@ -198,12 +219,14 @@ def hotel_network(directory: Path, names: Mapping[str, str] | None = None) -> It
     tag = f"{os.getpid()}-{secrets.token_hex(3)}"
     directory.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        world = stack.enter_context(_namespace(f"heron-world-{tag}"))
-        hotel = stack.enter_context(_namespace(f"heron-hotel-{tag}"))
-        _wire(world, hotel)
-        stack.enter_context(_hosts(world, names or {}))
-        log = stack.enter_context(_tinyproxy(world, directory))
-        yield Hotel(world, hotel, log)
+        hotel, lobby, world = (
+            stack.enter_context(_namespace(f"heron-{part}-{tag}"))
+            for part in ("hotel", "lobby", "world")
+        )
+        _wire(hotel, lobby, world)
+        stack.enter_context(_hosts(lobby, names or {}))
+        log = stack.enter_context(_tinyproxy(lobby, directory))
+        yield Hotel(world, lobby, hotel, log)
 
 
 def connects(log: Sequence[str], host: str, port: int) -> list[str]:
