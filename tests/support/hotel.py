@@ -24,7 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.tools import require_tool
+from tests.support.tools import missing, require_tool
 
 PROXY_ADDRESS = "192.0.2.1"
 """The proxy's address, facing the hotel (TEST-NET-1, never routed anywhere)."""
@@ -149,7 +149,7 @@ def _wire(hotel: str, lobby: str, world: str) -> None:
     for address in WORLD_ADDRESSES:
         _ip("-n", world, "address", "add", f"{address}/32", "dev", "lo")
     forwarding = subprocess.run(
-        ["ip", "netns", "exec", lobby, "sysctl", "-n", "net.ipv4.ip_forward"],
+        ["ip", "netns", "exec", lobby, "cat", "/proc/sys/net/ipv4/ip_forward"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -216,6 +216,8 @@ def hotel_network(directory: Path, names: Mapping[str, str] | None = None) -> It
     a proxy leaves the names of the URLs it opens to the proxy.
     """
     require_tool("ip", "iproute2")
+    if os.geteuid() != 0:
+        missing("the hotel network needs root, for ip netns")
     tag = f"{os.getpid()}-{secrets.token_hex(3)}"
     directory.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
