@@ -439,9 +439,7 @@ class LimitsSettings(_Section):
 
 
 class MuxSettings(_Section):
-    listen: Annotated[list[Listen], _reserved("every service on one port such as 443")] = Field(
-        default_factory=list
-    )
+    listen: list[Listen] = Field(default_factory=list)
     """Ports (such as 0.0.0.0:443) that carry every service at once (not built yet)."""
 
 

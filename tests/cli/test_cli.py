@@ -189,6 +189,34 @@ def test_dns_prints_zone_records(heron: Run, write_config: Callable[..., Path]) 
     assert "_turn._udp.falcot.com." in out
 
 
+def test_dns_prints_the_mux_port_as_each_service_s_fallback(
+    heron: Run, write_config: Callable[..., Path]
+) -> None:
+    """``[mux] listen`` puts 443 in the SRV sets, after each service's own port."""
+    config = write_config(
+        domain="falcot.com",
+        hostname="heron.falcot.com",
+        public_addresses=["198.51.100.19"],
+        sip={"domain": "sip.falcot.com", "tls_listen": ["127.0.0.1:5061"]},
+        xmpp={"tls_listen": ["127.0.0.1:5223"]},
+        mux={"listen": ["198.51.100.19:443"]},
+    )
+    status, out, _ = heron("-c", str(config), "dns")
+    assert status == 0
+    lines = [line.split() for line in out.splitlines() if not line.startswith(";")]
+    srv = [(r[0], r[3], r[5]) for r in lines if r[2] == "SRV"]
+    for owner in ["_turn._udp.falcot.com.", "_turn._tcp.falcot.com."]:
+        assert (owner, "10", "443") in srv, owner
+    assert ("_turns._tcp.falcot.com.", "0", "443") in srv  # no TLS port of its own here
+    assert ("_sips._tcp.sip.falcot.com.", "0", "5061") in srv
+    assert ("_sips._tcp.sip.falcot.com.", "10", "443") in srv
+    assert ("_sip._tcp.sip.falcot.com.", "10", "443") in srv
+    assert ("_xmpps-client._tcp.falcot.com.", "15", "443") in srv
+    assert ("_xmpp-client._tcp.falcot.com.", "5", "443") in srv  # no port of its own here
+    naptr = [r[6] for r in lines if r[2] == "NAPTR" and r[0] == "sip.falcot.com."]
+    assert naptr == ['"SIPS+D2T"', '"SIP+D2T"', '"SIP+D2U"']
+
+
 def test_data_dir_option_and_environment(
     heron: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
