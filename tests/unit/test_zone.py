@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 from heron.config import Config
 from heron.zone import zone_records
 
@@ -256,3 +260,15 @@ def test_addresses_behind_nat_or_listed_as_public_use_the_host_name() -> None:
     assert srv["_sips._tcp.sip.falcot.com."] == [(0, 5061, "sip.heron.falcot.com.")]
     assert srv["_sip._udp.sip.falcot.com."] == [(0, 5060, "sip2.heron.falcot.com.")]
     assert srv["_xmpps-client._tcp.falcot.com."] == [(5, 5223, "xmpp.heron.falcot.com.")]
+
+
+def test_readme_port_443_records_are_what_heron_dns_prints() -> None:
+    """The README's one-address and handbook configurations, each followed by its records."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Every service on one address (port 443)\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    blocks = re.findall(r"```(toml|zone)\n(.*?)```", section, re.S)
+    assert [kind for kind, _ in blocks] == ["toml", "zone", "toml", "zone"]
+    for (_, settings), (_, printed) in zip(blocks[::2], blocks[1::2], strict=True):
+        config = Config.model_validate(tomllib.loads(settings))
+        assert zone_records(config) == printed.splitlines()
