@@ -38,6 +38,8 @@ import ipaddress
 from collections.abc import Iterator
 
 from heron.config import Config, ListenAddress
+from heron.mux.classify import Service
+from heron.mux.server import server_names
 
 __all__ = ["zone_records"]
 
@@ -128,9 +130,9 @@ def _turn(config: Config, mux: ListenAddress | None, targets: _Targets) -> Itera
 
 def _sip(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[str]:
     sip, domain = config.sip, config.sip_domain
-    # The mux tells SIP over TLS from HTTPS by the server name (mux-interface: "the SIP
-    # domain -> SIP when it differs from the host name"); with one name, TLS goes to the web.
-    mux_tls = mux if domain != config.host_name else None
+    # The mux tells SIP over TLS (no ALPN) from HTTPS by the server name alone.
+    by_name = server_names(config).get(domain.lower()) is Service.SIP
+    mux_tls = mux if by_name else None
     records = [
         (
             "SIPS+D2T",
@@ -154,7 +156,7 @@ def _sip(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterat
     if mux is not None and mux_tls is None:
         yield (
             f"; SIP over TLS is not on port {mux.port}: the mux tells it from HTTPS by the "
-            "TLS server name, so sip.domain must differ from the hostname"
+            "TLS server name, so sip.domain must differ from the hostname (or mux.sni name it)"
         )
     for _, _, lines in records:
         yield from lines

@@ -204,6 +204,16 @@ def test_sip_over_tls_stays_off_the_mux_when_the_sip_domain_is_the_host_name() -
     assert any("SIP over TLS is not on port 443" in line for line in zone_records(config))
 
 
+def test_sip_over_tls_on_the_mux_follows_mux_sni() -> None:
+    """``mux.sni`` decides a name over the SIP domain rule, either way."""
+    named = falcot(
+        mux={**MUX, "sni": {"heron.falcot.com": "sip"}}, sip={"domain": "heron.falcot.com"}
+    )
+    assert srv_records(named)["_sips._tcp.heron.falcot.com."][-1] == (10, 443, HOST)
+    to_web = falcot(mux={**MUX, "sni": {"sip.falcot.com": "web"}})
+    assert srv_records(to_web)["_sips._tcp.sip.falcot.com."] == [(0, 5061, HOST)]
+
+
 def test_no_federation_records_on_the_mux_without_federation() -> None:
     srv = srv_records(falcot(mux=MUX, xmpp={"s2s_listen": [], "s2s_tls_listen": []}))
     assert not [owner for owner in srv if "server._tcp" in owner]
