@@ -18,8 +18,9 @@ Not the first choice, because:
 - RFC 3263 §4.3 and RFC 2782: a client moves to the next record when a
   connection fails, which is what a hotel's or airport's firewall does to 5061,
   5222 or 3478, so 443 is still found there, at no cost to a network that works;
-- it is what coturn and Prosody administrators publish: the well-known ports
-  (3478, 5349, 5222, 5223) first, 443 as the way round a closed network.
+- coturn and Prosody set-ups publish it so: the well-known ports (3478, 5349,
+  5222, 5223) first, which their clients and checkers expect, 443 as the way
+  round a closed network.
 
 NAPTR for SIP follows RFC 3263 §4.1: "there MUST be at least three records - one
 with a "SIP+D2T" service field, one with a "SIP+D2U" service field, and one with a
