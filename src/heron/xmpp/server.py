@@ -444,14 +444,15 @@ class XmppComponent:
             self._blocking,
             admin,
         ]
-        if config.turn.enabled and config.turn.listen:
+        if config.turn.enabled and (config.turn.listen or config.mux.listen):
             handlers.append(
                 ExternalServicesHandler(
                     secret,
                     host=config.host_name,
-                    port=config.turn.listen[0].port,
+                    port=config.turn.listen[0].port if config.turn.listen else None,
                     transports=(Transport.UDP, Transport.TCP),
                     tls_port=config.turn.tls_listen[0].port if config.turn.tls_listen else None,
+                    mux_port=config.mux.listen[0].port if config.mux.listen else None,
                     ttl=config.xmpp.turn_credentials_ttl,
                     local_domains=self._hosts,
                     clock=time.time,
