@@ -58,8 +58,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="one short round, about 30 s")
     parser.add_argument(
         "--sslh",
-        default="sslh",
-        help="sslh binary: sslh (sslh-fork, Debian's default daemon) or sslh-select",
+        default="sslh-select",
+        help="sslh-select (default: one process, all its CPU counted) or sslh (sslh-fork)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     plan_options(parser, DEFAULT)
@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = plan_from(args, QUICK, DEFAULT)
     emit(f"loads: {plan.describe()}")
     emit(f"heron {__version__}; {sslh_version(args.sslh)}")
+    if Path(args.sslh).name == "sslh":
+        emit(
+            "warning: sslh-fork ignores SIGCHLD, so the CPU of each connection's process is "
+            "lost when it exits: its CPU per connection is a lower bound"
+        )
     skipped: dict[Route, str] = {}
     results = Results()
     taken: set[int] = set()
