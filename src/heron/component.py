@@ -15,6 +15,7 @@ from heron.control import Command, View
 from heron.credentials import WebPhoneCredentials
 from heron.dns.resolver import Resolver
 from heron.guards import Guards
+from heron.handoff import Handoff
 
 __all__ = ["Component", "Listener", "Services", "WebHandler", "uncounted_client"]
 
@@ -79,6 +80,9 @@ class Services:
     """The DNS resolver on ``dns.servers`` SIP and XMPP find other domains' servers with,
     one for both so that they share its cache."""
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
+    handoffs: dict[str, Handoff] = field(default_factory=dict)
+    """How each started service serves a connection the port-443 mux accepted, by the
+    service's name (:mod:`heron.handoff`); the mux, started last, reads it."""
     views: dict[str, View] = field(default_factory=dict)
     """Live state of the components started so far (``app`` fills it), for the admin pages,
     the API and the metrics the web component serves."""

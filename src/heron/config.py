@@ -438,11 +438,24 @@ class LimitsSettings(_Section):
     in a queue of 16 per check, and beyond that are refused."""
 
 
+MuxService = Literal["turn", "sip", "xmpp-client", "xmpp-server", "web"]
+
+
 class MuxSettings(_Section):
-    listen: Annotated[list[Listen], _reserved("every service on one port such as 443")] = Field(
-        default_factory=list
-    )
-    """Ports (such as 0.0.0.0:443) that carry every service at once (not built yet)."""
+    listen: list[Listen] = Field(default_factory=list)
+    """Addresses (such as 198.51.100.19:443) where one port carries every service: a TCP
+    connection goes to the service its first bytes name (TLS by ALPN, then by server name;
+    STUN, SIP, XMPP and HTTP by their first line), a UDP datagram to STUN/TURN."""
+    first_bytes_timeout: float = Field(default=10.0, ge=1.0, le=120.0)
+    """Seconds a new connection has to send enough bytes to name its service; then it is
+    closed (a peer trickling a ClientHello byte by byte holds nothing longer)."""
+    pending_per_source: int = Field(default=16, ge=1, le=100_000)
+    """Connections one IPv4 address or IPv6 /64 may hold open on the mux before they name
+    their service; more are closed at once."""
+    sni: dict[Domain, MuxService] = Field(default_factory=dict)
+    """TLS server names that choose a service when the ClientHello offers no known ALPN
+    protocol, such as ``{"sip.falcot.com" = "sip"}``; the SIP domain goes to SIP by itself
+    when it is not the host name. Any other name goes to the web component."""
 
 
 class Config(_Section):

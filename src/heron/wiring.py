@@ -16,6 +16,7 @@ from functools import partial
 from heron.accounts.model import AccountStore
 from heron.component import Component, Services
 from heron.config import Config
+from heron.mux.server import build_mux
 from heron.sip.registrar import LocationStore
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore, SqlLocationStore
@@ -64,6 +65,7 @@ def builders(stores: Stores) -> tuple[Builder, ...]:
         partial(build_sip, location=stores.location),
         partial(build_xmpp, stores=stores.xmpp),
         build_web,
+        build_mux,  # last: it hands connections to the services started before it
     )
 
 

@@ -22,7 +22,6 @@ from tests.support.heron import heron_cli
 
 SOURCE = Path(__file__).parents[2] / "src" / "heron"
 RESERVED = {
-    "mux.listen": ["0.0.0.0:443"],
     "redis.url": "redis://127.0.0.1:6379/0",
 }
 

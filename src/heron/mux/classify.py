@@ -36,7 +36,7 @@ How the bytes decide (the first byte picks the candidate, RFC 7983 §7 style):
 
 - ``0x16`` (TLS handshake record): the ClientHello is reassembled from as many
   records as it came in (RFC 8446 §5.1) and parsed (§4.1.2). A known ALPN protocol
-  chooses, in the client's order of preference (:data:`ALPN_SERVICES`): ``stun.turn``
+  chooses, in heron's order of preference (:data:`ALPN_SERVICES`): ``stun.turn``
   TURN, ``xmpp-client`` XMPP c2s (XEP-0368), ``xmpp-server`` XMPP s2s, ``h2`` and
   ``http/1.1`` the web component. Otherwise the SNI looked up in ``names`` chooses (the
   SIP domain mapped to :attr:`Service.SIP`, for instance); otherwise the web component.
@@ -96,7 +96,10 @@ ALPN_SERVICES: Mapping[str, Service] = MappingProxyType(
         "http/1.1": Service.WEB,  # RFC 7301 §6
     }
 )
-"""The ALPN protocol ids (RFC 7301 §6 registry) that choose a service on their own."""
+"""The ALPN protocol ids (RFC 7301 §6 registry) that choose a service on their own, in
+heron's order of preference: a service's own protocol before HTTP, since a client that
+offers it is that service's client whatever else it offers (coturn's ``turnutils_uclient``
+offers ``http/1.1`` first, then ``stun.turn``); no browser offers one of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,9 +489,10 @@ def _alpn(body: bytes) -> tuple[str, ...]:
 def _tls_verdict(
     server_name: str | None, alpn: tuple[str, ...], names: Mapping[str, Service]
 ) -> Verdict:
-    """A known ALPN protocol first, in the client's order; then the SNI; then the web."""
-    for protocol in alpn:
-        if protocol in ALPN_SERVICES:
-            return Verdict(ALPN_SERVICES[protocol], True, server_name, protocol, alpn)
+    """A known ALPN protocol first, in heron's order of preference (RFC 7301 §3.2: the
+    server's); then the SNI; then the web."""
+    for protocol, service in ALPN_SERVICES.items():
+        if protocol in alpn:
+            return Verdict(service, True, server_name, protocol, alpn)
     by_name = names.get(server_name) if server_name is not None else None
     return Verdict(by_name or Service.WEB, True, server_name, alpn_offered=alpn)

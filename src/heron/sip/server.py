@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import re
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -30,6 +31,7 @@ from heron.control import View
 from heron.credentials import load_or_create_secret
 from heron.destinations import Destinations, own_addresses
 from heron.errors import HeronError, listen_error
+from heron.handoff import AcceptedSockets, Handoff
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
@@ -109,16 +111,16 @@ class SipComponent:
         self._flows = FlowTable()
         self._udp: list[SipDatagrams] = []
         self._servers: list[asyncio.Server] = []
+        self._accepted = AcceptedSockets("sip")
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._refused = 0
         self._counters: dict[str, int] = dict.fromkeys(("requests", "registrations"), 0)
         sip = self._config.sip
+        own_listeners = sip.listen + sip.tls_listen + self._config.mux.listen
         self._locality = Locality(
-            [self._config.sip_domain, *sip.aliases],
-            sip.listen + sip.tls_listen,
-            self._config.host_name,
+            [self._config.sip_domain, *sip.aliases], own_listeners, self._config.host_name
         )
         self._forwarder = Forwarder(
             self._layer,
@@ -157,9 +159,9 @@ class SipComponent:
         self._destinations = Destinations(
             [*sip.trusted_peers, *sip.allowed_destinations],
             hosts=[(u.maddr or u.host) for u in configured if isinstance(u, SipUri)],
-            own=[address.host for address in sip.listen + sip.tls_listen],
+            own=[address.host for address in own_listeners],
         )
-        self._listen_ports = frozenset(a.port for a in sip.listen + sip.tls_listen)
+        self._listen_ports = frozenset(a.port for a in own_listeners)
         self._seal = DialogSeal(b"\0" * 32)  # replaced by the data directory's key at start
         self._unsealed = 0
         self._internal_refused = 0
@@ -188,6 +190,11 @@ class SipComponent:
             listeners.append(await self._listen_stream(loop, "tcp", "sip.listen", address))
         for address in sip.tls_listen:
             listeners.append(await self._listen_stream(loop, "tls", "sip.tls_listen", address))
+        if config.mux.listen:
+            self._services.handoffs["sip"] = self._handoff()
+            for address in config.mux.listen:
+                for kind in ("tcp", "tls"):  # when SIP has no listener of its own
+                    self._locality.advertise(kind, address)
         if sip.websocket and config.web.enabled:
             handler = websocket_handler(self._receive, self._flows, self._limits, self._guard)
             self._services.web_routes.append(("/sip", handler))
@@ -219,6 +226,7 @@ class SipComponent:
         await self._bindings.flush()
         for server in self._servers:
             server.close()
+        self._accepted.close()
         for udp in self._udp:
             udp.close()
         self._flows.close_all()
@@ -293,6 +301,22 @@ class SipComponent:
         self._servers.append(server)
         self._locality.advertise(kind, address)
         return Listener("sip", f"{kind}://{address}")
+
+    def _handoff(self) -> Handoff:
+        """SIP over TCP or TLS on a connection the port-443 mux accepted."""
+        config = self._config
+        context = server_context(config.certificate_path, config.key_path, alpn=("sip/2",))
+
+        def take(sock: socket.socket, tls: bool) -> None:
+            kind = "tls" if tls else "tcp"
+            self._accepted.serve(
+                lambda: self._stream(kind),
+                sock,
+                context if tls else None,
+                self._guard.handshake_timeout,
+            )
+
+        return take
 
     def _stream(self, kind: str, *, accepted: bool = True) -> SipStream:
         return SipStream(

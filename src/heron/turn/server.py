@@ -35,6 +35,7 @@ from heron.control import View, query
 from heron.credentials import turn_secret
 from heron.errors import ConfigError, HeronError, listen_error
 from heron.guesses import account_key, network_key
+from heron.handoff import AcceptedSockets, Handoff
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
 from heron.tls import server_context
 from heron.turn.adapters.keys import TurnKeys, known, turn_account
@@ -109,7 +110,7 @@ def relay_addresses(
     shown: dict[int, IPv4Address | IPv6Address] = {}
     specific = [
         ip_address(a.host)
-        for a in turn.listen
+        for a in [*turn.listen, *config.mux.listen]
         if a.host != "localhost" and not ip_address(a.host).is_unspecified
     ]
     if turn.relay_addresses or specific:
@@ -152,6 +153,7 @@ class TurnComponent:
         self._udp_by_address: dict[Address, UdpSocket] = {}
         self._links: dict[int, PeerLink] = {}
         self._servers: list[asyncio.Server] = []
+        self._accepted = AcceptedSockets("turn")
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._waiting: dict[str, int] = {}
@@ -228,12 +230,16 @@ class TurnComponent:
                     if (host, port) not in self._udp_by_address:
                         extra = ListenAddress(host, port)
                         listeners.append(self._listen_udp(loop, extra, "turn.other_address"))
-        if turn.tls_listen:
+        if turn.tls_listen or config.mux.listen:
             context = server_context(config.certificate_path, config.key_path, alpn=("stun.turn",))
             for address in turn.tls_listen:
                 listeners.append(
                     await self._listen_stream(loop, "tls", "turn.tls_listen", address, context)
                 )
+            if self._worker is None:
+                self._services.handoffs["turn"] = self._handoff(context)
+        for address in config.mux.listen:  # UDP of the port-443 mux is STUN/TURN's alone
+            listeners.append(self._listen_udp(loop, address, "mux.listen"))
         self._sweeper = asyncio.create_task(self._sweep())
         return listeners
 
@@ -242,6 +248,7 @@ class TurnComponent:
             self._sweeper.cancel()
         for server in self._servers:
             server.close()
+        self._accepted.close()
         for udp in self._udp:
             udp.close()
         if self.core is not None:
@@ -376,6 +383,23 @@ class TurnComponent:
             raise listen_error(key, address, exc) from None
         self._servers.append(server)
         return Listener("turn", f"{kind}://{address}")
+
+    def _handoff(self, context: ssl.SSLContext) -> Handoff:
+        """TURN over TCP or TLS on a connection the port-443 mux accepted."""
+        core = self.core
+        assert core is not None
+        limits = self._stream_limits
+
+        def take(sock: socket.socket, tls: bool) -> None:
+            kind = "tls" if tls else "tcp"
+            self._accepted.serve(
+                lambda: StreamClient(kind, self.receive, core.close_client, limits),
+                sock,
+                context if tls else None,
+                limits.handshake_timeout,
+            )
+
+        return take
 
     async def _sweep(self) -> None:
         while True:

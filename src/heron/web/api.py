@@ -42,7 +42,12 @@ LIVE_VIEWS = {
 """API path -> the ``services.views`` name it lists; an empty list while that
 service is off."""
 
-COUNTER_VIEWS = {"sip": "sip.counters", "turn": "turn.counters", "xmpp": "xmpp.counters"}
+COUNTER_VIEWS = {
+    "sip": "sip.counters",
+    "turn": "turn.counters",
+    "xmpp": "xmpp.counters",
+    "mux": "mux.counters",
+}
 
 Handler = Callable[[web.Request, WebUser | None], Awaitable[web.StreamResponse]]
 """An API handler: the request, and the user :meth:`Api._guarded` checked (None if public)."""

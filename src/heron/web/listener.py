@@ -36,6 +36,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
 from heron.connections import ConnectionLimiter
+from heron.handoff import listening_sockets
 from heron.web.proxy import is_trusted
 
 __all__ = ["SERVER", "ConnectionGuard", "GuardedSite", "server_header"]
@@ -228,32 +229,13 @@ class _Connection(asyncio.Protocol):
         self._inner.resume_writing()
 
 
-def _bind(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Listening sockets for ``host`` (every address it names) and ``port``."""
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
 class GuardedSite(web.BaseSite):
     """A TCP listener of ``runner`` whose connections go through ``guard``.
 
     It accepts connections itself, so that a source over its limit is refused
     before any TLS work, and a handshake that never ends is timed from the accept.
+    With ``host`` None it opens no socket and serves only the connections the
+    port-443 mux hands to :meth:`take`.
     """
 
     __slots__ = ("_guard", "_host", "_port", "_sockets", "_tasks")
@@ -261,7 +243,7 @@ class GuardedSite(web.BaseSite):
     def __init__(
         self,
         runner: web.BaseRunner,
-        host: str,
+        host: str | None,
         port: int,
         guard: ConnectionGuard,
         *,
@@ -281,7 +263,8 @@ class GuardedSite(web.BaseSite):
         return f"{scheme}://{self._host}:{self._port}/"
 
     async def start(self) -> None:
-        self._sockets = _bind(self._host, self._port, self._backlog)
+        if self._host is not None:
+            self._sockets = listening_sockets(self._host, self._port, self._backlog)
         await super().start()
         for sock in self._sockets:
             self._spawn(self._accept(sock))
@@ -301,20 +284,30 @@ class GuardedSite(web.BaseSite):
 
     async def _accept(self, listening: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        guard = self._guard
         while True:
             try:
-                sock, address = await loop.sock_accept(listening)
+                sock, _ = await loop.sock_accept(listening)
             except OSError as exc:  # out of file descriptors, most likely: let some go
                 log.warning("web: cannot accept a connection: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
-            peer = str(address[0]) if isinstance(address, tuple) and address else ""
-            counted = not is_trusted(peer, guard.trusted)
-            if counted and not guard.limiter.open(peer, "web"):
-                sock.close()
-                continue
-            self._spawn(self._serve(sock, peer, counted, loop.time()))
+            self.take(sock)
+
+    def take(self, sock: socket.socket) -> None:
+        """Serve ``sock``, accepted here or handed over by the port-443 mux: count it
+        against its source (refused at once over the limit), then TLS and aiohttp."""
+        guard = self._guard
+        try:
+            address = sock.getpeername()
+        except OSError:  # reset already
+            sock.close()
+            return
+        peer = str(address[0]) if isinstance(address, tuple) and address else ""
+        counted = not is_trusted(peer, guard.trusted)
+        if counted and not guard.limiter.open(peer, "web"):
+            sock.close()
+            return
+        self._spawn(self._serve(sock, peer, counted, asyncio.get_running_loop().time()))
 
     async def _serve(self, sock: socket.socket, peer: str, counted: bool, accepted: float) -> None:
         """TLS (within the deadline), then aiohttp's handler until the connection ends."""

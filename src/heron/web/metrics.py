@@ -37,6 +37,7 @@ GAUGES = {
     "sip": frozenset({"bindings", "transactions", "connections"}),
     "turn": frozenset({"allocations_active"}),
     "xmpp": frozenset({"sessions", "rooms", "occupants"}),
+    "mux": frozenset({"pending"}),
 }
 """Per service, the counter-view fields that are current values rather than totals."""
 

@@ -96,6 +96,10 @@ class WebComponent:
             except OSError as exc:
                 raise listen_error(key, address, exc) from None
             listeners.append(Listener("web", f"{'https' if tls else 'http'}://{address}/"))
+        if config.mux.listen:
+            mux_site = GuardedSite(self._runner, None, 0, self._guard, ssl_context=context)
+            await mux_site.start()
+            self._services.handoffs["web"] = lambda sock, _tls: mux_site.take(sock)
         return listeners
 
     async def stop(self) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ from heron.credentials import load_or_create_secret, turn_secret
 from heron.destinations import own_addresses
 from heron.errors import listen_error
 from heron.guesses import account_key
+from heron.handoff import AcceptedSockets, Handoff, stream_protocol
 from heron.peer_tls import s2s_client_context, s2s_server_context
 from heron.tls import server_context
 from heron.xmpp.errors import StanzaError, StreamCondition
@@ -267,6 +269,7 @@ class XmppComponent:
         self._hosts = frozenset(config.xmpp_hosts)
         self._admins = frozenset(parse_jid(admin) for admin in config.admins)
         self._servers: list[asyncio.Server] = []
+        self._accepted = AcceptedSockets("xmpp-client")
         self._connections: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None
         self._sasl = SaslConfig(
@@ -331,6 +334,10 @@ class XmppComponent:
             listeners.append(await self._listen("xmpp.tls_listen", address, direct))
         if xmpp.s2s_listen or xmpp.s2s_tls_listen:
             listeners += await self._federate()
+        if config.mux.listen:
+            self._services.handoffs["xmpp-client"] = self._handoff(direct)
+            if self._federation is not None:
+                self._services.handoffs["xmpp-server"] = self._federation.handoff()
         if xmpp.websocket and config.web.enabled:
             self._services.web_routes.append(("/xmpp-websocket", self._websocket))
             for address in config.web.listen:
@@ -383,6 +390,7 @@ class XmppComponent:
             await self._federation.stop()
         for server in self._servers:
             server.close()
+        self._accepted.close()
         for session in list(self._router.sessions()):
             session.close(StreamCondition.SYSTEM_SHUTDOWN)
         for task in list(self._connections):
@@ -458,6 +466,23 @@ class XmppComponent:
         items = [DiscoItem(config.muc_domain, "Chatrooms")]
         self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))
         self._router.register_component(self._muc)
+
+    def _handoff(self, direct: ssl.SSLContext) -> Handoff:
+        """A client stream (STARTTLS, or direct TLS by ALPN ``xmpp-client``) on a connection
+        the port-443 mux accepted."""
+
+        def take(sock: socket.socket, tls: bool) -> None:
+            async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await self._accept(reader, writer, tls_active=tls)
+
+            self._accepted.serve(
+                stream_protocol(accept, _READ_SIZE),
+                sock,
+                direct if tls else None,
+                self._guards.policy.handshake_timeout,
+            )
+
+        return take
 
     async def _listen(
         self, key: str, address: ListenAddress, context: ssl.SSLContext | None

@@ -105,9 +105,12 @@ def hello(
         (["h2", "http/1.1"], Service.WEB, "h2"),
         (["http/1.1"], Service.WEB, "http/1.1"),
         (["acme-tls/1", "xmpp-client", "h2"], Service.XMPP_CLIENT, "xmpp-client"),
+        (["h2", "xmpp-client"], Service.XMPP_CLIENT, "xmpp-client"),
+        # turnutils_uclient's offer, as captured from coturn 4.6
+        (["http/1.1", "stun.turn", "stun.nat-discovery"], Service.TURN, "stun.turn"),
     ],
 )
-def test_rfc7301_known_alpn_chooses_in_client_order(
+def test_rfc7301_server_preference_a_service_protocol_before_http(
     protocols: list[str], service: Service, chosen: str
 ) -> None:
     verdict = classify(openssl_hello("sip.falcot.com", protocols), NAMES)

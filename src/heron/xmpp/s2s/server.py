@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import ssl
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from xml.etree.ElementTree import Element
 from heron.config import ListenAddress
 from heron.connections import ConnectionLimiter, ConnectionPolicy
 from heron.errors import listen_error
+from heron.handoff import AcceptedSockets, Handoff, StreamAccept, stream_protocol
 from heron.peer_tls import verified_peer
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features import Routed
@@ -213,6 +215,7 @@ class Federation:
         self._routes: dict[tuple[str, str], _Route] = {}
         self._incoming: set[_Peer] = set()
         self._servers: list[asyncio.Server] = []
+        self._accepted = AcceptedSockets("xmpp-server")
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters: dict[str, int] = dict.fromkeys(
             (
@@ -229,7 +232,7 @@ class Federation:
 
     # --- life cycle -------------------------------------------------------------------
 
-    async def listen(self, key: str, address: ListenAddress, *, direct_tls: bool) -> None:
+    def _acceptor(self, *, direct_tls: bool) -> StreamAccept:
         async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 await self._accept(reader, writer, direct_tls=direct_tls)
@@ -238,9 +241,26 @@ class Federation:
                 # exception() on a cancelled task and logs what that raises as an error.
                 pass
 
+        return accept
+
+    def handoff(self) -> Handoff:
+        """s2s direct TLS (XEP-0368, ALPN ``xmpp-server``) on a connection the port-443 mux
+        accepted; a plain stream header there is a client's (:mod:`heron.mux.classify`)."""
+
+        def take(sock: socket.socket, tls: bool) -> None:
+            self._accepted.serve(
+                stream_protocol(self._acceptor(direct_tls=tls), _READ_SIZE),
+                sock,
+                self._server_tls if tls else None,
+                self._settings.policy.handshake_timeout,
+            )
+
+        return take
+
+    async def listen(self, key: str, address: ListenAddress, *, direct_tls: bool) -> None:
         try:
             server = await asyncio.start_server(
-                accept,
+                self._acceptor(direct_tls=direct_tls),
                 address.host,
                 address.port,
                 ssl=self._server_tls if direct_tls else None,
@@ -256,6 +276,7 @@ class Federation:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
+        self._accepted.close()
         outgoing = [route.peer for route in self._routes.values() if route.peer is not None]
         for peer in [*self._incoming, *outgoing]:
             peer.close(StreamCondition.SYSTEM_SHUTDOWN)

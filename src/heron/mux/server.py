@@ -1,0 +1,217 @@
+"""The port-443 listener: every service on one port, each connection handed over whole.
+
+For each accepted connection the mux peeks at the first bytes (``MSG_PEEK``: nothing
+is consumed), lets :class:`heron.mux.Classifier` name the service, and gives the
+socket to that service's :data:`heron.handoff.Handoff`. The service then reads the
+same bytes again from the kernel and terminates TLS itself, so there is one TLS
+termination, no proxy hop and no per-packet cost after the hand-off (what sslh,
+in front of separate daemons, cannot offer). Plain HTTP gets a redirect to HTTPS.
+
+A ClientHello split over several segments needs several peeks. Between them the
+socket's ``SO_RCVLOWAT`` is set one byte past what was seen, so that epoll wakes the
+loop only when more has arrived (or the peer closed) instead of at once, again and
+again, for bytes already peeked. A peer that does not name its service within
+``mux.first_bytes_timeout`` is closed, and one source network may hold only
+``mux.pending_per_source`` connections still unnamed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
+
+from heron.component import Listener, Services
+from heron.config import Config, ListenAddress
+from heron.connections import ConnectionLimiter
+from heron.control import View
+from heron.errors import listen_error
+from heron.handoff import listening_sockets
+from heron.mux.classify import Classifier, Decision, NeedMore, Refuse, Service, Verdict
+from heron.mux.redirect import redirect
+
+__all__ = ["MuxComponent", "build_mux", "server_names"]
+
+log = logging.getLogger(__name__)
+
+_BACKLOG = 4096
+_DRAIN_LIMIT = 64 * 1024
+"""Bytes of a redirected request read and dropped after the answer, so that closing with
+unread data does not reset the connection before the client reads the answer."""
+
+
+def build_mux(services: Services) -> MuxComponent | None:
+    return MuxComponent(services) if services.config.mux.listen else None
+
+
+def server_names(config: Config) -> dict[str, Service]:
+    """TLS server names that choose a service when no known ALPN protocol does: the SIP
+    domain when it is not the host name (browsers ask for that one), then ``mux.sni``."""
+    names: dict[str, Service] = {}
+    if config.sip.enabled and config.sip_domain.lower() != config.host_name.lower():
+        names[config.sip_domain.lower()] = Service.SIP
+    names.update({name.lower(): Service(value) for name, value in config.mux.sni.items()})
+    return names
+
+
+def _counter_name(verdict: Verdict) -> str:
+    return f"{verdict.service.value.replace('-', '_')}_{'tls' if verdict.tls else 'tcp'}"
+
+
+class MuxComponent:
+    """The ``mux.listen`` TCP sockets; their UDP twins are TURN's (:mod:`heron.turn.server`)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._settings = services.config.mux
+        self._names = server_names(services.config)
+        self._pending = ConnectionLimiter(self._settings.pending_per_source)
+        self._sockets: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._counters: dict[str, int] = dict.fromkeys(
+            ("connections", "pending", "timeouts", "refused", "closed_early", "unserved"), 0
+        )
+        for service in Service:
+            for tls in (False, True):
+                self._counters[_counter_name(Verdict(service, tls))] = 0
+        self._counters["http_redirected"] = self._counters.pop("web_tcp")
+
+    async def start(self) -> Sequence[Listener]:
+        listeners = []
+        for address in self._settings.listen:
+            try:
+                sockets = listening_sockets(address.host, address.port, _BACKLOG)
+            except OSError as exc:
+                raise listen_error("mux.listen", address, exc) from None
+            self._sockets += sockets
+            for sock in sockets:
+                self._spawn(self._accept(sock, address))
+            listeners.append(Listener("mux", f"tcp://{address}"))
+        missing = {s.value for s in Service} - set(self._services.handoffs) - {"xmpp-server"}
+        if missing:
+            log.info("mux: no service for %s (off): such connections are closed", sorted(missing))
+        return listeners
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+    def views(self) -> Mapping[str, View]:
+        return {"mux.counters": lambda: [dict(self._counters)]}
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, listening: socket.socket, address: ListenAddress) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, peer = await loop.sock_accept(listening)
+            except OSError as exc:  # out of file descriptors, most likely: let some go
+                log.warning("mux: cannot accept a connection: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            self._counters["connections"] += 1
+            if not self._pending.open(ip, "mux"):  # it logs the refusal
+                sock.close()
+                continue
+            self._counters["pending"] += 1
+            self._spawn(self._serve(sock, ip, address.port))
+
+    async def _serve(self, sock: socket.socket, ip: str, port: int) -> None:
+        """Classify within the deadline, then hand over (or redirect, or close)."""
+        handed = False
+        try:
+            async with asyncio.timeout(self._settings.first_bytes_timeout):
+                decision, seen = await self._classify(sock)
+                if isinstance(decision, Verdict) and decision.service is Service.WEB:
+                    if not decision.tls:
+                        await self._redirect(sock, seen, port)
+                        return
+                handed = self._hand_off(sock, decision, ip)
+        except TimeoutError:
+            self._counters["timeouts"] += 1
+            log.debug(
+                "mux: %s named no service within %g s", ip, self._settings.first_bytes_timeout
+            )
+        except OSError as exc:
+            self._counters["closed_early"] += 1
+            log.debug("mux: connection from %s failed before its hand-off: %s", ip, exc)
+        finally:
+            self._counters["pending"] -= 1
+            self._pending.close(ip)
+            if not handed:
+                sock.close()
+
+    async def _classify(self, sock: socket.socket) -> tuple[Decision | None, int]:
+        """The classifier's decision on the bytes peeked so far (None: the peer closed
+        before they said anything), and how many bytes that took."""
+        loop = asyncio.get_running_loop()
+        classifier = Classifier(self._names)
+        decision: Decision = classifier.decision
+        seen = 0
+        while isinstance(decision, NeedMore):
+            await _readable(loop, sock)
+            data = sock.recv(seen + decision.at_most, socket.MSG_PEEK)
+            if len(data) <= seen:
+                return None, seen
+            decision = classifier.feed(data[seen:])
+            seen = len(data)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, seen + 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        return decision, seen
+
+    def _hand_off(self, sock: socket.socket, decision: Decision | None, ip: str) -> bool:
+        if decision is None:
+            self._counters["closed_early"] += 1
+            return False
+        if isinstance(decision, Refuse):
+            self._counters["refused"] += 1
+            log.debug("mux: connection from %s refused: %s", ip, decision.reason)
+            return False
+        assert isinstance(decision, Verdict)
+        handoff = self._services.handoffs.get(decision.service.value)
+        if handoff is None:
+            self._counters["unserved"] += 1
+            return False
+        self._counters[_counter_name(decision)] += 1
+        handoff(sock, decision.tls)
+        return True
+
+    async def _redirect(self, sock: socket.socket, seen: int, port: int) -> None:
+        """Plain HTTP: the answer, then what the client still sends is read and dropped."""
+        loop = asyncio.get_running_loop()
+        head = sock.recv(seen)
+        await loop.sock_sendall(sock, redirect(head, self._services.config.host_name, port))
+        self._counters["http_redirected"] += 1
+        sock.shutdown(socket.SHUT_WR)
+        drained = 0
+        while drained < _DRAIN_LIMIT:
+            chunk = await loop.sock_recv(sock, 4096)
+            if not chunk:
+                break
+            drained += len(chunk)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Until the socket has bytes to read (past ``SO_RCVLOWAT``) or the peer closed."""
+    ready: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
