@@ -120,9 +120,9 @@ def verdict(results: Results) -> list[str]:
         if direct is None or mux is None or direct == 0:
             lines.append(f"mux vs direct ({unit}): no completed work (goal: {goal})")
             continue
+        rounds = {route: _spread(totals[route], units * scale) for route in ("direct", "mux")}
         lines.append(
             f"mux adds {(mux / direct - 1) * 100:+.1f}% server CPU {unit.split(' ', 1)[1]} "
-            f"(goal: {goal}); per round, {unit}: direct {_spread(totals['direct'], scale)}, "
-            f"mux {_spread(totals['mux'], scale)}"
+            f"(goal: {goal}); per round, {unit}: direct {rounds['direct']}, mux {rounds['mux']}"
         )
     return lines
