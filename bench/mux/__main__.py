@@ -2,9 +2,9 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.mux            # default: about 2 minutes
-    .venv/bin/python -m bench.mux --quick    # smoke check: about 30 s
-    .venv/bin/python -m bench.mux --help     # load sizes, rounds, --sslh, --keep
+    .venv/bin/python -m bench.mux            # default: about 2 min 15 s
+    .venv/bin/python -m bench.mux --quick    # smoke check: about 40 s
+    .venv/bin/python -m bench.mux --help     # load sizes, rounds, --loads, --sslh, --keep
 
 One heron (web component only) serves ``web.listen`` (the direct route) and
 ``mux.listen`` (the mux route); sslh forwards a third port's TLS to
@@ -53,13 +53,34 @@ DEFAULT = Plan(
 )
 
 
+_LOADS: dict[str, Callable[[Plan], tuple[Mode, int, int, float]]] = {
+    "connect": lambda plan: (
+        "connect",
+        plan.connect_workers,
+        plan.connect_loops,
+        plan.connect_seconds,
+    ),
+    "alone": lambda plan: ("connect", 1, 1, plan.latency_seconds),
+    "requests": lambda plan: (
+        "requests",
+        plan.request_workers,
+        plan.request_loops,
+        plan.request_seconds,
+    ),
+}
+"""Each load's client mode, worker processes, loops per process and seconds per phase."""
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.mux", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one short round, about 30 s")
+    parser.add_argument("--quick", action="store_true", help="one short round, about 40 s")
     parser.add_argument(
         "--sslh",
         default="sslh-select",
         help="sslh-select (default: one process, all its CPU counted) or sslh (sslh-fork)",
+    )
+    parser.add_argument(
+        "--loads", default=",".join(_LOADS), help=f"which loads (default {','.join(_LOADS)})"
     )
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
     plan_options(parser, DEFAULT)
@@ -83,24 +104,6 @@ def _sslh(
         yield None
 
 
-_LOADS: dict[str, Callable[[Plan], tuple[Mode, int, int, float]]] = {
-    "connect": lambda plan: (
-        "connect",
-        plan.connect_workers,
-        plan.connect_loops,
-        plan.connect_seconds,
-    ),
-    "alone": lambda plan: ("connect", 1, 1, plan.latency_seconds),
-    "requests": lambda plan: (
-        "requests",
-        plan.request_workers,
-        plan.request_loops,
-        plan.request_seconds,
-    ),
-}
-"""Each load's client mode, worker processes, loops per process and seconds per phase."""
-
-
 def _load(
     name: str,
     plan: Plan,
@@ -120,6 +123,9 @@ def _load(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    loads = [name.strip() for name in args.loads.split(",") if name.strip()]
+    if not loads or not set(loads) <= set(_LOADS):
+        raise SystemExit(f"--loads takes {', '.join(_LOADS)}")
     plan = plan_from(args, QUICK, DEFAULT)
     emit(f"loads: {plan.describe()}")
     emit(f"heron {__version__}; {sslh_version(args.sslh)}")
@@ -150,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         for route, why in skipped.items():
             emit(f"{route}: SKIPPED, {why}")
         sslh_pid = sslh.pid if sslh else None
-        results.connect = _load("connect", plan, routes, heron.server.pid, sslh_pid)
-        results.alone = _load("alone", plan, routes, heron.server.pid, sslh_pid)
-        results.requests = _load("requests", plan, routes, heron.server.pid, sslh_pid)
+        for name in loads:
+            setattr(results, name, _load(name, plan, routes, heron.server.pid, sslh_pid))
     emit()
     emit(table(results, skipped))
     emit()
