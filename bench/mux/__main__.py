@@ -42,14 +42,14 @@ QUICK = Plan(
     latency_seconds=1.5,
 )
 DEFAULT = Plan(
-    rounds=3,
+    rounds=6,
     connect_workers=2,
     connect_loops=16,
-    connect_seconds=6.0,
+    connect_seconds=3.0,
     request_workers=2,
     request_loops=8,
-    request_seconds=4.0,
-    latency_seconds=2.0,
+    request_seconds=2.0,
+    latency_seconds=1.0,
 )
 
 

@@ -98,10 +98,15 @@ def table(results: Results, skipped: Mapping[Route, str]) -> str:
 
 
 def _spread(load: RouteLoad, scale: float) -> str:
+    """The median of the per-round figures and their range: a round that the rest of
+    the machine starved moves the range, much less the median."""
     if not load.per_round:
         return "-"
-    low, high = min(load.per_round) * scale, max(load.per_round) * scale
-    return f"{low:.1f}" if len(load.per_round) == 1 else f"{low:.1f}-{high:.1f}"
+    ordered = sorted(value * scale for value in load.per_round)
+    median = ordered[len(ordered) // 2]
+    if len(ordered) == 1:
+        return f"{median:.1f}"
+    return f"{median:.1f} ({ordered[0]:.1f}-{ordered[-1]:.1f})"
 
 
 def verdict(results: Results) -> list[str]:
@@ -123,6 +128,7 @@ def verdict(results: Results) -> list[str]:
         rounds = {route: _spread(totals[route], units * scale) for route in ("direct", "mux")}
         lines.append(
             f"mux adds {(mux / direct - 1) * 100:+.1f}% server CPU {unit.split(' ', 1)[1]} "
-            f"(goal: {goal}); per round, {unit}: direct {rounds['direct']}, mux {rounds['mux']}"
+            f"(goal: {goal}); median (range) of the rounds, {unit}: direct {rounds['direct']}, "
+            f"mux {rounds['mux']}"
         )
     return lines
