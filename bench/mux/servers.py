@@ -8,12 +8,17 @@ per-source connection cap (sslh's connections to heron all come from
 reported as skipped with that reason; so is a mux port that does not answer.
 
 sslh (Debian's package, ``sslh-select`` by default: one process, an event
-loop, as heron) listens on a third port and sends TLS (``--tls``) to heron's
-``web.listen``, the way sslh is put in front of a web server on port 443.
+loop, as heron) listens on a third port and sends TLS offering ``h2`` or
+``http/1.1`` to heron's ``web.listen``, the way sslh is put in front of a web
+server on port 443. It runs in a session of its own, whose processes are all
+killed when it stops.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,7 +148,11 @@ def running_sslh(
     with log.open("wb") as sink:
         try:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             raise ServerUnavailable(f"cannot run {binary}: {exc}") from None
@@ -152,3 +161,6 @@ def running_sslh(
         yield RunningServer("sslh", address, process.pid, log)
     finally:
         stop_process(process)
+        # sslh-fork's listener and connection processes may outlive their parent for a moment.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
