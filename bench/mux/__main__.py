@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from bench.mux import Route
@@ -87,23 +87,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def _sslh(
-    workdir: Path, taken: set[int], target: Address, binary: str, skipped: dict[Route, str]
-) -> Iterator[RunningServer | None]:
-    """sslh in front of ``target``, or None (and the reason in ``skipped``)."""
-    if shutil.which(binary) is None:
-        skipped["sslh"] = f"{binary} not installed (Debian package sslh)"
-        yield None
-        return
-    try:
-        with running_sslh(workdir, taken, target, binary) as server:
-            yield server
-    except ServerUnavailable as exc:
-        skipped["sslh"] = str(exc)
-        yield None
-
-
 def _load(
     name: str,
     plan: Plan,
@@ -148,9 +131,17 @@ def main(argv: list[str] | None = None) -> int:
             routes["mux"] = heron.mux
         else:
             skipped["mux"] = heron.mux_missing
-        sslh = stack.enter_context(_sslh(workdir / "sslh", taken, heron.direct, args.sslh, skipped))
-        if sslh is not None:
-            routes["sslh"] = sslh.address
+        sslh: RunningServer | None = None
+        if shutil.which(args.sslh) is None:
+            skipped["sslh"] = f"{args.sslh} not installed (Debian package sslh)"
+        else:
+            try:
+                sslh = stack.enter_context(
+                    running_sslh(workdir / "sslh", taken, heron.direct, args.sslh)
+                )
+                routes["sslh"] = sslh.address
+            except ServerUnavailable as exc:
+                skipped["sslh"] = str(exc)
         for route, address in routes.items():
             emit(f"{route}: {address[0]}:{address[1]}")
         for route, why in skipped.items():

@@ -32,7 +32,7 @@ import uvloop
 
 from bench.proc import Address, read_settings, say, wait_go
 
-__all__ = ["HEALTH_REQUEST", "client_context", "fetch_health"]
+__all__ = ["HEALTH_REQUEST", "TIMEOUT", "client_context", "fetch_health"]
 
 HEALTH_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
 CLOSE_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
