@@ -37,9 +37,10 @@ TURN_NAME = "turn.localhost"
 """A server name ``mux.sni`` gives to TURN: a client offering no ALPN is classified by it."""
 SIP_NAME = "sip.localhost"
 """A server name ``mux.sni`` gives to SIP (socat offers no ALPN)."""
-SIP_CALLERS = ("alice", "ivan", "dave")
-"""SIP accounts here, with the SIP package's passwords: alice calls, ivan is called,
-dave registers over TLS."""
+SIP_CALLERS = ("alice", "bob", "ivan", "dave")
+"""SIP accounts here, with the SIP package's passwords: alice calls, ivan is called over
+TCP and bob over TLS (each test its own callee, so no binding one leaves forks another's
+call), dave registers."""
 XMPP_USERS = ("judy", "mallory", "olivia", "peggy")
 """XMPP accounts here, with the XMPP package's password (no name shared with SIP)."""
 METRIC = re.compile(r"^(heron_mux_\w+) (\S+)$", re.MULTILINE)
