@@ -87,6 +87,7 @@ def certify(directory: Path) -> tuple[Path, dict[str, str]]:
     ]
     names.append(x509.IPAddress(ipaddress.ip_address(LOCALHOST)))
     certificate, key = authority.issue(names, server_auth_only=True).write(directory, "heron")
+    key.chmod(0o600)
     settings = {"certificate": str(certificate), "key": str(key)}
     return authority.write(directory / "ca.crt"), settings
 
