@@ -14,7 +14,7 @@ from tests.interop.turn.support import coturn_peer
 def shared_mux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MuxHeron]:
     """heron whose TURN, SIP and XMPP are reachable through the mux port only.
 
-    Tests share it by keeping to their own accounts (see ``SIP_CALLERS``, ``XMPP_USERS``).
+    Tests share it by keeping to the roles ``ACCOUNTS`` gives each account.
     """
     with mux_heron(tmp_path_factory.mktemp("heron-mux")) as server:
         yield server

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.mux.support import SIP_NAME, MuxHeron
+from tests.interop.mux.support import ACCOUNTS, SIP_NAME, MuxHeron
 from tests.interop.sip.support import (
     LOCALHOST,
-    USERS,
     SippRun,
     answering,
     call,
@@ -41,7 +40,7 @@ def registered_line(server: MuxHeron, port: int) -> list[str]:
 
 def test_rfc3261_register_over_tcp_through_the_mux(shared_mux: MuxHeron, tmp_path: Path) -> None:
     port = free_port()
-    run = register(shared_mux.sip, tmp_path, "dave", USERS["dave"], port=port, transport="tcp")
+    run = register(shared_mux.sip, tmp_path, "alice", ACCOUNTS["alice"], port=port, transport="tcp")
 
     assert run.returncode == 0, run.explain()
     assert run.statuses() == [(401, "REGISTER"), (200, "REGISTER")], run.explain()
@@ -58,8 +57,8 @@ def test_rfc3261_register_over_tls_by_server_name_through_the_mux(
         run = register(
             sip,
             tmp_path,
-            "dave",
-            USERS["dave"],
+            "alice",
+            ACCOUNTS["alice"],
             port=port,
             transport="tcp",
             remote=sip.address,
@@ -91,7 +90,7 @@ def test_rfc3261_call_over_tls_by_server_name_through_the_mux(
 ) -> None:
     sip = shared_mux.sip
     port = registered_callee(sip, tmp_path, "bob", "tcp")
-    csv = callers_csv(tmp_path / "caller", ("alice", "alice", USERS["alice"]))
+    csv = callers_csv(tmp_path / "caller", ("alice", "alice", ACCOUNTS["alice"]))
     with (
         answering(tmp_path / "callee", "uas_answer.xml", port=port, transport="tcp") as uas,
         tls_relay(sip, server_name=SIP_NAME) as relay,

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from aioice.turn import create_turn_endpoint
 
-from tests.interop.mux.support import LOCALHOST, TURN_NAME, MuxHeron
-from tests.interop.turn.support import PASSWORD, TURN_USER, assert_all_echoed, uclient
+from tests.interop.mux.support import ACCOUNTS, LOCALHOST, TURN_NAME, MuxHeron
+from tests.interop.turn.support import assert_all_echoed, uclient
 from tests.interop.turn.test_aioice import COUNT, TIMEOUT, EchoPeer, Receiver, tls_context
 
 pytestmark = pytest.mark.interop
 
+TURN_USER = "alice"
+PASSWORD = ACCOUNTS[TURN_USER]
 CREDENTIALS = ("-u", TURN_USER, "-w", PASSWORD)
 Address = tuple[str, int]
 

@@ -14,9 +14,8 @@ import ssl
 
 import pytest
 
-from tests.interop.mux.support import DOMAIN, XMPP_USERS, MuxHeron
+from tests.interop.mux.support import ACCOUNTS, DOMAIN, MuxHeron
 from tests.interop.xmpp.support import (
-    PASSWORD,
     TIMEOUT,
     Client,
     client_context,
@@ -35,12 +34,13 @@ def alpn_context(server: MuxHeron) -> ssl.SSLContext:
 
 async def direct_tls(server: MuxHeron, user: str) -> Client:
     return await login(
-        f"{user}@{DOMAIN}/mux", PASSWORD, server.port, alpn_context(server), direct_tls=True
+        f"{user}@{DOMAIN}/mux", ACCOUNTS[user], server.port, alpn_context(server), direct_tls=True
     )
 
 
 async def starttls(server: MuxHeron, user: str) -> Client:
-    return await login(f"{user}@{DOMAIN}/mux", PASSWORD, server.port, client_context(server.xmpp))
+    jid = f"{user}@{DOMAIN}/mux"
+    return await login(jid, ACCOUNTS[user], server.port, client_context(server.xmpp))
 
 
 async def leave(*clients: Client) -> None:
@@ -52,21 +52,28 @@ async def leave(*clients: Client) -> None:
     await log_out(list(clients))
 
 
+def tls_of(client: Client) -> ssl.SSLObject | None:
+    """The TLS of the client's connection to heron, if any."""
+    assert client.transport is not None
+    tls: ssl.SSLObject | None = client.transport.get_extra_info("ssl_object")
+    return tls
+
+
 async def test_xep0368_direct_tls_login_by_alpn_through_the_mux(shared_mux: MuxHeron) -> None:
-    client = await direct_tls(shared_mux, XMPP_USERS[0])
+    client = await direct_tls(shared_mux, "bob")
     try:
-        assert str(client.boundjid) == f"{XMPP_USERS[0]}@{DOMAIN}/mux"
-        tls = client.transport.get_extra_info("ssl_object")
-        assert tls.selected_alpn_protocol() == "xmpp-client"
+        assert str(client.boundjid) == f"{'bob'}@{DOMAIN}/mux"
+        tls = tls_of(client)
+        assert tls is not None and tls.selected_alpn_protocol() == "xmpp-client"
     finally:
         await leave(client)
 
 
 async def test_rfc6120_starttls_login_through_the_mux(shared_mux: MuxHeron) -> None:
-    client = await starttls(shared_mux, XMPP_USERS[1])
+    client = await starttls(shared_mux, "ivan")
     try:
-        assert str(client.boundjid) == f"{XMPP_USERS[1]}@{DOMAIN}/mux"
-        assert client.transport.get_extra_info("ssl_object") is not None  # upgraded
+        assert str(client.boundjid) == f"{'ivan'}@{DOMAIN}/mux"
+        assert tls_of(client) is not None  # upgraded by STARTTLS
     finally:
         await leave(client)
 
@@ -74,8 +81,8 @@ async def test_rfc6120_starttls_login_through_the_mux(shared_mux: MuxHeron) -> N
 async def test_rfc6121_message_between_direct_tls_and_starttls_through_the_mux(
     shared_mux: MuxHeron,
 ) -> None:
-    sender = await direct_tls(shared_mux, XMPP_USERS[2])
-    receiver = await starttls(shared_mux, XMPP_USERS[3])
+    sender = await direct_tls(shared_mux, "bob")
+    receiver = await starttls(shared_mux, "ivan")
     try:
         sender.send_message(mto=receiver.boundjid, mbody="one port", mtype="chat")
         message = await receiver.next_message("one port")
