@@ -38,16 +38,6 @@ def registered_line(server: MuxHeron, port: int) -> list[str]:
     return [line for line in listed.splitlines() if f"{LOCALHOST}:{port};" in line]
 
 
-def test_rfc3261_register_over_tcp_through_the_mux(shared_mux: MuxHeron, tmp_path: Path) -> None:
-    port = free_port()
-    run = register(shared_mux.sip, tmp_path, "alice", ACCOUNTS["alice"], port=port, transport="tcp")
-
-    assert run.returncode == 0, run.explain()
-    assert run.statuses() == [(401, "REGISTER"), (200, "REGISTER")], run.explain()
-    lines = registered_line(shared_mux, port)
-    assert len(lines) == 1 and "tcp://127.0.0.1:" in lines[0], lines
-
-
 def test_rfc3261_register_over_tls_by_server_name_through_the_mux(
     shared_mux: MuxHeron, tmp_path: Path
 ) -> None:
@@ -71,8 +61,11 @@ def test_rfc3261_register_over_tls_by_server_name_through_the_mux(
     assert len(lines) == 1 and "tls://127.0.0.1:" in lines[0], lines
 
 
-def test_rfc3261_call_over_tcp_through_the_mux(shared_mux: MuxHeron, tmp_path: Path) -> None:
+def test_rfc3261_register_and_call_over_tcp_through_the_mux(
+    shared_mux: MuxHeron, tmp_path: Path
+) -> None:
     sip = shared_mux.sip
+    # registered_callee asserts sipp's REGISTER got its 401, then its 200.
     port = registered_callee(sip, tmp_path, "ivan", "tcp")
     with answering(tmp_path / "callee", "uas_answer.xml", port=port, transport="tcp") as uas:
         caller = call(sip, tmp_path / "caller", "uac_call.xml", "ivan", "alice", transport="tcp")

@@ -1,7 +1,7 @@
 """TURN through the mux port (issue 13): coturn's uclient and aioice allocate there and
 relay to an echo peer, over TCP (the STUN magic cookie names TURN), TLS (ALPN
 ``stun.turn``, or the server name ``mux.sni`` gives to TURN when no ALPN is offered)
-and UDP (the mux address's datagrams are TURN's).
+and, for aioice, UDP (the mux address's datagrams are TURN's).
 """
 
 from __future__ import annotations
@@ -36,13 +36,6 @@ def test_uclient_allocates_over_tls_through_the_mux(shared_mux: MuxHeron, echo_p
     run = uclient(shared_mux.turn, echo_port, *CREDENTIALS, "-t", "-S", "-c", "-n", "20")
     assert_all_echoed(run, 20, shared_mux.turn)
     assert "tls_connect: client session connected" in run.output
-
-
-def test_uclient_allocates_over_udp_on_the_mux_address(
-    shared_mux: MuxHeron, echo_port: int
-) -> None:
-    run = uclient(shared_mux.turn, echo_port, *CREDENTIALS, "-c", "-n", "20")
-    assert_all_echoed(run, 20, shared_mux.turn)
 
 
 def client_context(server: MuxHeron, named_by: str) -> ssl.SSLContext | None:
