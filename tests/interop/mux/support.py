@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ class MuxHeron:
     port: int
     """The mux port: TCP for every service, UDP for STUN/TURN."""
     web_port: int
-    """web.listen, which the clients here do not use (heron needs one to serve HTTPS)."""
+    """web.listen (``base_settings`` gives one), which the clients here do not use."""
     relay_ports: tuple[int, int]
     certificate: Path
     """The CA that issued heron's certificate: what clients verify it with."""
@@ -143,11 +142,3 @@ def mux_heron(directory: Path) -> Iterator[MuxHeron]:
 def mux_counters(metrics: str) -> dict[str, float]:
     """The ``heron_mux_*`` samples of a /metrics page, by name."""
     return {name: float(value) for name, value in METRIC.findall(metrics)}
-
-
-def plain_exchange(port: int, data: bytes, *, timeout: float = 10.0) -> bytes:
-    """Send ``data`` on a new TCP connection to the mux and return what comes back
-    until the server closes or the first answer is complete enough (a first read)."""
-    with socket.create_connection((LOCALHOST, port), timeout=timeout) as sock:
-        sock.sendall(data)
-        return sock.recv(65536)
