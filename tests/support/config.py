@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from typing import Any
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -29,8 +32,14 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
     if isinstance(value, dict):  # an inline table, for a section's sub-table
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def toml_key(key: str) -> str:
+    """A bare key as is; any other quoted, so that a dotted name (``sip.example.test``)
+    stays one key instead of a path of tables."""
+    return key if _BARE_KEY.fullmatch(key) else toml_value(key)
 
 
 def render_toml(settings: dict[str, Any]) -> str:
