@@ -558,6 +558,7 @@ class Config(_Section):
         names = [self.host_name, self.domain, self.sip_domain, self.turn_realm]
         if self.xmpp.enabled:
             names += [*self.xmpp_hosts, self.muc_domain]
+        names += list(self.mux.sni)  # names a client asks the mux for by SNI
         return list(dict.fromkeys(names))
 
 

@@ -37,7 +37,7 @@ How the bytes decide (the first byte picks the candidate, RFC 7983 §7 style):
 - ``0x16`` (TLS handshake record): the ClientHello is reassembled from as many
   records as it came in (RFC 8446 §5.1) and parsed (§4.1.2). A known ALPN protocol
   chooses, in heron's order of preference (:data:`ALPN_SERVICES`): ``stun.turn``
-  TURN, ``xmpp-client`` XMPP c2s (XEP-0368), ``xmpp-server`` XMPP s2s, ``h2`` and
+  TURN, ``xmpp-client`` XMPP c2s (XEP-0368), ``xmpp-server`` XMPP s2s, ``sip/2`` SIP, ``h2`` and
   ``http/1.1`` the web component. Otherwise the SNI looked up in ``names`` chooses (the
   SIP domain mapped to :attr:`Service.SIP`, for instance); otherwise the web component.
   Under Encrypted Client Hello the SNI seen is the outer, public name.
@@ -92,6 +92,7 @@ ALPN_SERVICES: Mapping[str, Service] = MappingProxyType(
         "stun.turn": Service.TURN,  # RFC 7443 §5
         "xmpp-client": Service.XMPP_CLIENT,  # XEP-0368 §4
         "xmpp-server": Service.XMPP_SERVER,  # XEP-0368 §4
+        "sip/2": Service.SIP,  # not in the IANA registry: what heron's own SIP TLS names
         "h2": Service.WEB,  # RFC 9113 §3.2
         "http/1.1": Service.WEB,  # RFC 7301 §6
     }

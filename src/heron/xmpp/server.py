@@ -393,8 +393,12 @@ class XmppComponent:
         self._accepted.close()
         for session in list(self._router.sessions()):
             session.close(StreamCondition.SYSTEM_SHUTDOWN)
-        for task in list(self._connections):
+        tasks = list(self._connections)
+        for task in tasks:
             task.cancel()
+        # Until each has unbound its session: the database closes after the components,
+        # and a query cut off under it leaves the process unable to exit.
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
 
@@ -518,6 +522,10 @@ class XmppComponent:
             return
         try:
             await self._run(_SocketLink(reader, writer), tls_active=tls_active)
+        except asyncio.CancelledError:
+            # stop() ended it; Python 3.11's start_server callback calls exception() on a
+            # cancelled task and logs what that raises as an error.
+            pass
         finally:
             connections.close(ip)
 
@@ -606,10 +614,12 @@ class XmppComponent:
             stream.close(StreamCondition.INTERNAL_SERVER_ERROR)
             link.write(stream)
         finally:
-            self._connections.discard(task)
-            if session is not None:
-                await self._router.unbind(session)
-            link.close()
+            try:
+                if session is not None:
+                    await self._router.unbind(session)
+                link.close()
+            finally:
+                self._connections.discard(task)
 
     def _slowed(self, peer: str, rate: int) -> None:
         self._counters["slowed"] += 1
