@@ -8,8 +8,9 @@ PYTEST_ARGS ?=
 # health check), Node for @xmpp/client, and Chromium for the browser tests (driven by
 # Playwright, never a downloaded browser). Prosody and ejabberd are the federation peers of the
 # s2s interop tests; lua-unbound is the resolver Prosody uses when Debian's Recommends are in.
+# sslh is the protocol demultiplexer bench/mux measures heron's port-443 mux against;
 # tinyproxy is the hotel's HTTP proxy in the hotel test (tests/support/hotel.py).
-DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd \
+DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	tinyproxy
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
@@ -28,9 +29,9 @@ $(VENV)/.installed: pyproject.toml
 test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the packaged
-# daemons (coturn, prosody, ejabberd, tinyproxy), which tests and benchmarks start themselves
-# on their own ports. On a systemd machine the postinsts start units regardless: stop and
-# disable those.
+# daemons (coturn, prosody, ejabberd, sslh, tinyproxy), which tests and benchmarks start
+# themselves on their own ports. On a systemd machine the postinsts start units regardless:
+# stop and disable those.
 deb-deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -39,7 +40,7 @@ deb-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
 			apt-get install -y -qq --no-install-recommends $$missing && \
 		if [ -d /run/systemd/system ]; then \
-			for unit in coturn prosody ejabberd tinyproxy; do \
+			for unit in coturn prosody ejabberd sslh tinyproxy; do \
 				$(SUDO) systemctl disable --now $$unit 2>/dev/null || true; \
 			done; \
 		fi; \

@@ -543,7 +543,7 @@ class Config(_Section):
             (self.xmpp.enabled, "xmpp.s2s_tls_listen", self.xmpp.s2s_tls_listen, tcp),
             (self.web.enabled, "web.listen", self.web.listen, tcp),
             (self.web.enabled, "web.plain_listen", self.web.plain_listen, tcp),
-            (True, "mux.listen", self.mux.listen, tcp),
+            (True, "mux.listen", self.mux.listen, both if self.turn.enabled else tcp),
         ]
         return [
             (key, address, transports)
@@ -558,6 +558,7 @@ class Config(_Section):
         names = [self.host_name, self.domain, self.sip_domain, self.turn_realm]
         if self.xmpp.enabled:
             names += [*self.xmpp_hosts, self.muc_domain]
+        names += list(self.mux.sni)  # names a client asks the mux for by SNI
         return list(dict.fromkeys(names))
 
 

@@ -124,22 +124,37 @@ def ice_servers(
 ) -> list[dict[str, Any]]:
     """RTCIceServer entries for heron's own STUN/TURN: STUN only without a ``user``
     (anonymous) or a ``secret``, else TURN over UDP and TCP, and TLS when listening, with
-    REST credentials for ``user`` that live ``ttl`` seconds; none when TURN is off."""
+    REST credentials for ``user`` that live ``ttl`` seconds; none when TURN is off.
+
+    With ``[mux] listen``, TURN over TLS and over UDP on the mux port come first. The
+    browser gathers a relay candidate from every URL at once, and of two relays over one
+    transport libwebrtc prefers the one listed first; TLS on the mux port is the way out
+    of a hotel network that lets only HTTPS through a proxy, UDP on it the way out of one
+    that opens 443 alone."""
     turn = config.turn
-    if not turn.enabled or not turn.listen and not turn.tls_listen:
+    mux = [f"{_turn_host(config, a)}:{a.port}" for a in config.mux.listen]
+    if not turn.enabled or not turn.listen and not turn.tls_listen and not mux:
         return []
     plain = [f"{_turn_host(config, a)}:{a.port}" for a in turn.listen]
     tls = [f"{_turn_host(config, a)}:{a.port}" for a in turn.tls_listen]
-    stun = [f"stun:{hostport}" for hostport in dict.fromkeys(plain)]
+    stun = [f"stun:{hostport}" for hostport in dict.fromkeys(plain or mux)]
     servers: list[dict[str, Any]] = [{"urls": stun}] if stun else []
     if user is None or secret is None:
         return servers
     urls = [
+        *(f"turns:{h}?transport=tcp" for h in dict.fromkeys(mux)),
+        *(f"turn:{h}?transport=udp" for h in dict.fromkeys(mux)),
         *(f"turn:{h}?transport={t}" for h in dict.fromkeys(plain) for t in ("udp", "tcp")),
         *(f"turns:{h}?transport=tcp" for h in dict.fromkeys(tls)),
     ]
     issued = secret.issue(user, now=now, ttl=ttl)
-    servers.append({"urls": urls, "username": issued.username, "credential": issued.password})
+    servers.append(
+        {
+            "urls": list(dict.fromkeys(urls)),
+            "username": issued.username,
+            "credential": issued.password,
+        }
+    )
     return servers
 
 

@@ -23,7 +23,8 @@ import pytest
 from heron.config import Config
 from heron.credentials import TurnSecret, ice_servers, load_or_create_secret, web_phone_secret
 from heron.web.phone import TURN_TTL
-from tests.browser.conftest import DOMAIN, LOCALHOST, STAFF, WebHeron, login
+from tests.browser.conftest import DOMAIN, LOCALHOST, STAFF, TlsFiles, WebHeron, login, web_heron
+from tests.support.config import free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -272,8 +273,10 @@ def test_config_without_login_or_from_another_site_is_public_only(
     _public_only(cross_site, phone_heron)
 
 
-def _config_json(server: WebHeron, headers: dict[str, str]) -> dict[str, Any]:
-    request = urllib.request.Request(server.url("/config.json"), headers=headers)
+def _config_json(
+    server: WebHeron, headers: dict[str, str], path: str = "/config.json"
+) -> dict[str, Any]:
+    request = urllib.request.Request(server.url(path), headers=headers)
     unverified = ssl._create_unverified_context()  # our own test server, on loopback
     with urllib.request.urlopen(request, context=unverified, timeout=10) as response:
         config: dict[str, Any] = json.loads(response.read())
@@ -340,6 +343,30 @@ def test_sip_refuses_expired_or_borrowed_web_phone_credentials(
 
 # --- where /config.js points browsers (no browser needed) ----------------------------------
 
+
+def test_served_configs_lead_with_turn_on_the_mux_port(
+    tmp_path: Path, browser_tls: TlsFiles
+) -> None:
+    """A running heron with ``[mux] listen``: /call/NAME/config.json (click-to-call) lists
+    TURN over TLS and over UDP on the mux port before its own TURN ports."""
+    mux_port = free_port()
+    settings = {
+        "mux": {"listen": [f"{LOCALHOST}:{mux_port}"]},
+        "web": {"click_to_call": {"sales": f"alice@{DOMAIN}"}},
+    }
+    with web_heron(tmp_path / "heron", browser_tls, STAFF, settings) as server:
+        call = _config_json(server, {}, "/call/sales/config.json")
+        public = _config_json(server, {})
+    assert call["ice_servers"][-1]["urls"] == [
+        f"turns:{LOCALHOST}:{mux_port}?transport=tcp",
+        f"turn:{LOCALHOST}:{mux_port}?transport=udp",
+        f"turn:{LOCALHOST}:{server.turn_port}?transport=udp",
+        f"turn:{LOCALHOST}:{server.turn_port}?transport=tcp",
+        f"turns:{LOCALHOST}:{server.turn_tls_port}?transport=tcp",
+    ]
+    _public_only(public, server)
+
+
 SECRET = TurnSecret(b"0123456789abcdef0123")
 
 
@@ -382,3 +409,43 @@ def test_ice_servers_turn_credentials_expire_within_the_hour_and_check_out() -> 
 def test_ice_servers_without_turn_are_none() -> None:
     config = Config.model_validate({"turn": {"enabled": False}})
     assert ice_servers(config, SECRET, "alice@localhost", now=0.0, ttl=TURN_TTL) == []
+
+
+def test_ice_servers_put_turn_over_tls_and_udp_on_the_mux_port_first() -> None:
+    """Issue 13: turns:HOST:443 and turn:HOST:443 (UDP) lead, HOST chosen as for any
+    TURN listener (here the host name, for a wildcard)."""
+    config = Config.model_validate(
+        {
+            "hostname": "turn.example.org",
+            "turn": {"listen": ["0.0.0.0:3478"], "tls_listen": ["0.0.0.0:5349"]},
+            "mux": {"listen": ["0.0.0.0:443"]},
+        }
+    )
+    servers = ice_servers(config, SECRET, "alice@example.org", now=0.0, ttl=TURN_TTL)
+    assert servers[0] == {"urls": ["stun:turn.example.org:3478"]}
+    assert servers[1]["urls"] == [
+        "turns:turn.example.org:443?transport=tcp",
+        "turn:turn.example.org:443?transport=udp",
+        "turn:turn.example.org:3478?transport=udp",
+        "turn:turn.example.org:3478?transport=tcp",
+        "turns:turn.example.org:5349?transport=tcp",
+    ]
+    anonymous = ice_servers(config, None, None, now=0.0, ttl=TURN_TTL)
+    assert anonymous == [{"urls": ["stun:turn.example.org:3478"]}]
+
+
+def test_ice_servers_with_every_service_on_the_mux_port_alone() -> None:
+    config = Config.model_validate(
+        {
+            "turn": {"listen": [], "tls_listen": [], "external_address": "192.0.2.7"},
+            "mux": {"listen": ["10.0.0.5:443"]},
+        }
+    )
+    servers = ice_servers(config, SECRET, "alice@localhost", now=0.0, ttl=TURN_TTL)
+    assert [url for server in servers for url in server["urls"]] == [
+        "stun:192.0.2.7:443",
+        "turns:192.0.2.7:443?transport=tcp",
+        "turn:192.0.2.7:443?transport=udp",
+    ]
+    off = config.model_copy(update={"turn": config.turn.model_copy(update={"enabled": False})})
+    assert ice_servers(off, SECRET, "alice@localhost", now=0.0, ttl=TURN_TTL) == []

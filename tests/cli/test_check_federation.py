@@ -54,3 +54,29 @@ def test_check_says_nothing_of_dns_without_federation(
     status, out, _ = heron("-c", config, "check")
     assert status == 0, out
     assert "other servers" not in out and "DNS" not in out
+
+
+def test_check_counts_the_mux_port_as_a_direct_tls_s2s_listener(
+    heron: Run, write_config: Callable[..., Path]
+) -> None:
+    """XEP-0368 through the mux: ALPN xmpp-server on the mux port reaches federation, so DNS
+    that sends other servers there (``_xmpps-server`` on 443) leads them here."""
+    port, mux_port = free_port(), free_port()
+    zone = {
+        ("_xmpps-server._tcp.falcot.example", "SRV"): [f"15 0 {mux_port} heron.falcot.example."],
+        ("heron.falcot.example", "A"): ["127.0.0.1"],
+    }
+    with dns_stub_thread(zone) as stub:
+        settings = {
+            "domain": "falcot.example",
+            "hostname": "heron.falcot.example",
+            "public_addresses": ["127.0.0.1"],
+            "dns": {"servers": [stub.address]},
+            "mux": {"listen": [f"127.0.0.1:{mux_port}"]},
+        }
+        xmpp = {"s2s_listen": [f"127.0.0.1:{port}"], "muc": "conference.falcot.example"}
+        config = str(write_config(**settings, xmpp=xmpp))
+        heron("-c", config, "cert")
+        status, out, _ = heron("-c", config, "check")
+    assert status == 0, out
+    assert f"ok    falcot.example: other servers reach 127.0.0.1:{mux_port}" in out

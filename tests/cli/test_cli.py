@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Run
+from tests.support.config import free_port
 
 
 def assert_one_line_error(result: tuple[int, str, str], text: str) -> None:
@@ -180,6 +181,49 @@ def test_check_reports_a_port_in_use(heron: Run, write_config: Callable[..., Pat
     assert f"FAIL  web.listen: tcp 127.0.0.1:{port}: address already in use" in out
 
 
+def test_check_probes_the_mux_port_for_tcp_and_turn_s_udp(
+    heron: Run, write_config: Callable[..., Path]
+) -> None:
+    port = free_port()
+    config = str(write_config(mux={"listen": [f"127.0.0.1:{port}"]}))
+    heron("-c", config, "cert")
+    status, out, _ = heron("-c", config, "check")
+    assert status == 0, out
+    assert f"ok    mux.listen tcp 127.0.0.1:{port} is free" in out
+    assert f"ok    mux.listen udp 127.0.0.1:{port} is free" in out
+    config = str(write_config(mux={"listen": [f"127.0.0.1:{port}"]}, turn={"enabled": False}))
+    status, out, _ = heron("-c", config, "check")
+    assert status == 0, out
+    assert "mux.listen udp" not in out
+
+
+@pytest.mark.parametrize(
+    ("web", "mux"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("localhost", "[::1]")],
+)
+def test_check_fails_two_listeners_of_heron_on_one_address(
+    heron: Run, write_config: Callable[..., Path], web: str, mux: str
+) -> None:
+    """Each port probe alone finds the port free; heron's own two listeners would clash."""
+    port = free_port()
+    config = str(write_config(web={"listen": [f"{web}:{port}"]}, mux={"listen": [f"{mux}:{port}"]}))
+    heron("-c", config, "cert")
+    status, out, _ = heron("-c", config, "check")
+    assert status == 2
+    assert f"FAIL  web.listen: tcp {web}:{port} is also mux.listen {mux}:{port}" in out, out
+
+
+def test_check_lets_an_ipv4_wildcard_and_an_ipv6_address_share_a_port(
+    heron: Run, write_config: Callable[..., Path]
+) -> None:
+    port = free_port()
+    settings = {"web": {"listen": [f"0.0.0.0:{port}"]}, "mux": {"listen": [f"[::1]:{port}"]}}
+    config = str(write_config(**settings))
+    heron("-c", config, "cert")
+    _, out, _ = heron("-c", config, "check")
+    assert "is also" not in out, out
+
+
 def test_dns_prints_zone_records(heron: Run, write_config: Callable[..., Path]) -> None:
     config = str(write_config(domain="falcot.com", public_addresses=["198.51.100.19"]))
     status, out, _ = heron("-c", config, "dns")
@@ -187,6 +231,34 @@ def test_dns_prints_zone_records(heron: Run, write_config: Callable[..., Path]) 
     assert "198.51.100.19" in out
     assert "_xmpp-client._tcp.falcot.com." not in out  # xmpp has no client listener here
     assert "_turn._udp.falcot.com." in out
+
+
+def test_dns_prints_the_mux_port_as_each_service_s_fallback(
+    heron: Run, write_config: Callable[..., Path]
+) -> None:
+    """``[mux] listen`` puts 443 in the SRV sets, after each service's own port."""
+    config = write_config(
+        domain="falcot.com",
+        hostname="heron.falcot.com",
+        public_addresses=["198.51.100.19"],
+        sip={"domain": "sip.falcot.com", "tls_listen": ["127.0.0.1:5061"]},
+        xmpp={"tls_listen": ["127.0.0.1:5223"]},
+        mux={"listen": ["198.51.100.19:443"]},
+    )
+    status, out, _ = heron("-c", str(config), "dns")
+    assert status == 0
+    lines = [line.split() for line in out.splitlines() if not line.startswith(";")]
+    srv = [(r[0], r[3], r[5]) for r in lines if r[2] == "SRV"]
+    for owner in ["_turn._udp.falcot.com.", "_turn._tcp.falcot.com."]:
+        assert (owner, "10", "443") in srv, owner
+    assert ("_turns._tcp.falcot.com.", "0", "443") in srv  # no TLS port of its own here
+    assert ("_sips._tcp.sip.falcot.com.", "0", "5061") in srv
+    assert ("_sips._tcp.sip.falcot.com.", "10", "443") in srv
+    assert ("_sip._tcp.sip.falcot.com.", "10", "443") in srv
+    assert ("_xmpps-client._tcp.falcot.com.", "15", "443") in srv
+    assert ("_xmpp-client._tcp.falcot.com.", "5", "443") in srv  # no port of its own here
+    naptr = [r[6] for r in lines if r[2] == "NAPTR" and r[0] == "sip.falcot.com."]
+    assert naptr == ['"SIPS+D2T"', '"SIP+D2T"', '"SIP+D2U"']
 
 
 def test_data_dir_option_and_environment(

@@ -67,15 +67,17 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     """One heron for every batch: the flood guard and connection cap off, so that the
     mutants reach the parsers instead of a ban; its DNS a stub that knows no name, so that
     the domains mutated dialback requests claim are never looked up outside."""
-    http_port = free_port()
+    http_port, mux_port = free_port(), free_port()
     with dns_stub_thread({}) as dns:
         overrides = {
             "sip": {"flood_rate": 0},
             "web": {"plain_listen": [f"{HOST}:{http_port}"]},
+            "mux": {"listen": [f"{HOST}:{mux_port}"], "pending_per_source": 100_000},
             "limits": {"connections_per_source": 0},
             "dns": {"servers": [dns.address]},
         }
         with target(tmp_path_factory.mktemp("fuzz") / "heron", overrides) as running:
+            running.ports["mux.listen"] = mux_port
             yield Fuzzed(running, http_port)
 
 
@@ -329,6 +331,16 @@ def test_http_survives_mutated_requests(fuzzed: Fuzzed) -> None:
     mutants = list(_take(Mutator(seeds(CORPUS / "http"), SEED + 6, text=True), count(400)))
     probe = f"GET / HTTP/1.1\r\nHost: {DOMAIN}\r\nConnection: close\r\n\r\n".encode()
     asyncio.run(_stream_batch(fuzzed.http_port, mutants, probe, _is_http_answer))
+    asyncio.run(fuzzed.assert_log_clean(mutants))
+
+
+def test_the_shared_port_survives_mutated_first_bytes_of_every_protocol(fuzzed: Fuzzed) -> None:
+    """The mux classifies what any protocol's mutants begin with (a real browser's
+    ClientHello among them) and hands over or closes; TURN over TCP is still served."""
+    corpus = seeds(*(CORPUS / kind for kind in ("stun", "sip", "xmpp", "http")), VECTORS / "mux")
+    mutants = list(_take(Mutator(corpus, SEED + 9, text=False), count(800)))
+    port = fuzzed.target.ports["mux.listen"]
+    asyncio.run(_stream_batch(port, mutants, _stun_binding(), _is_stun_success, parallel=32))
     asyncio.run(fuzzed.assert_log_clean(mutants))
 
 

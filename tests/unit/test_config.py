@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from heron.config import ListenAddress, load_config, parse_address
+from heron.config import Config, ListenAddress, load_config, parse_address
 from heron.errors import ConfigError
 
 
@@ -127,3 +127,10 @@ def test_addresses_are_normalised(raw: str, expected: tuple[str, str]) -> None:
 def test_bad_addresses_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):
         parse_address(raw)
+
+
+def test_the_certificate_covers_the_names_clients_ask_the_mux_for() -> None:
+    config = Config.model_validate(
+        {"domain": "falcot.com", "mux": {"sni": {"turn.falcot.com": "turn"}}}
+    )
+    assert "turn.falcot.com" in config.tls_names

@@ -21,6 +21,7 @@ from heron.zone import zone_records
 __all__ = ["cert", "check", "dns"]
 
 _EXPIRY_WARNING = timedelta(days=30)
+_LOCALHOST = {"localhost": ("127.0.0.1", "::1")}
 
 
 @click.command()
@@ -82,6 +83,37 @@ def _certificate_findings(config: Config) -> tuple[list[str], list[str]]:
     return problems, warnings
 
 
+def _overlap(first: ListenAddress, second: ListenAddress) -> bool:
+    """Whether two listeners on one port would take the same connections: one address, or
+    a wildcard and an address of its family (heron binds IPv6 sockets IPv6-only)."""
+    if first.port != second.port:
+        return False
+    for one in _LOCALHOST.get(first.host, (first.host,)):
+        for other in _LOCALHOST.get(second.host, (second.host,)):
+            same_family = (":" in one) == (":" in other)
+            if one == other or same_family and {one, other} & {"0.0.0.0", "::"}:
+                return True
+    return False
+
+
+def _clashes(config: Config) -> list[str]:
+    """Two of heron's own listeners on one address and port: each probe alone finds the
+    port free, but ``serve`` fails, as when web.listen stays on 443 beside ``[mux] listen``
+    (the mux serves the web there already) or the handbook's way gives two services one
+    address."""
+    listeners = [
+        (key, address, transport)
+        for key, address, transports in config.listen_addresses()
+        for transport in transports
+    ]
+    problems = []
+    for index, (key, address, transport) in enumerate(listeners):
+        for other_key, other, other_transport in listeners[index + 1 :]:
+            if transport == other_transport and key != other_key and _overlap(address, other):
+                problems.append(f"{key}: {transport} {address} is also {other_key} {other}")
+    return problems
+
+
 async def _database_problem(config: Config) -> str | None:
     try:
         database = Database(config.database_url)
@@ -101,6 +133,8 @@ async def _federation_findings(config: Config) -> tuple[list[str], list[str]]:
     }
     if not config.xmpp.enabled or not ports:
         return [], []
+    # The mux hands direct TLS with ALPN xmpp-server to federation (XEP-0368).
+    ports |= {(a.port, True) for a in config.mux.listen}
     own = set(await own_addresses(config.host_name, [str(a) for a in config.public_addresses]))
     resolver = Resolver(config.dns.servers)
     found: list[str] = []
@@ -136,6 +170,7 @@ def check(ctx: CliContext) -> None:
         problems.append(database_problem)
     else:
         click.echo(f"ok    database {Database(config.database_url).display_url}")
+    problems += _clashes(config)
     for key, address, transports in config.listen_addresses():
         for transport in transports:
             problem = _port_problem(address, transport)

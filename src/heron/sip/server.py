@@ -185,6 +185,11 @@ class SipComponent:
             web_phone=self._services.web_phone,
         )
         listeners: list[Listener] = []
+        for address in config.mux.listen:
+            # Plain SIP on the mux port is recognised by its request line, so a Record-Route
+            # naming it is reachable from every network, hotels' included; TLS there needs a
+            # server name the mux maps to SIP, so TLS stays on sip.tls_listen when there is one.
+            self._locality.advertise("tcp", address)
         for address in sip.listen:
             listeners.append(await self._listen_udp(loop, address))
             listeners.append(await self._listen_stream(loop, "tcp", "sip.listen", address))
@@ -193,8 +198,7 @@ class SipComponent:
         if config.mux.listen:
             self._services.handoffs["sip"] = self._handoff()
             for address in config.mux.listen:
-                for kind in ("tcp", "tls"):  # when SIP has no listener of its own
-                    self._locality.advertise(kind, address)
+                self._locality.advertise("tls", address)  # when SIP has no TLS listener
         if sip.websocket and config.web.enabled:
             handler = websocket_handler(self._receive, self._flows, self._limits, self._guard)
             self._services.web_routes.append(("/sip", handler))

@@ -393,8 +393,12 @@ class XmppComponent:
         self._accepted.close()
         for session in list(self._router.sessions()):
             session.close(StreamCondition.SYSTEM_SHUTDOWN)
-        for task in list(self._connections):
+        tasks = list(self._connections)
+        for task in tasks:
             task.cancel()
+        # Until each has unbound its session: the database closes after the components,
+        # and a query cut off under it leaves the process unable to exit.
+        await asyncio.gather(*tasks, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
 
@@ -444,14 +448,15 @@ class XmppComponent:
             self._blocking,
             admin,
         ]
-        if config.turn.enabled and config.turn.listen:
+        if config.turn.enabled and (config.turn.listen or config.mux.listen):
             handlers.append(
                 ExternalServicesHandler(
                     secret,
                     host=config.host_name,
-                    port=config.turn.listen[0].port,
+                    port=config.turn.listen[0].port if config.turn.listen else None,
                     transports=(Transport.UDP, Transport.TCP),
                     tls_port=config.turn.tls_listen[0].port if config.turn.tls_listen else None,
+                    mux_port=config.mux.listen[0].port if config.mux.listen else None,
                     ttl=config.xmpp.turn_credentials_ttl,
                     local_domains=self._hosts,
                     clock=time.time,
@@ -517,6 +522,10 @@ class XmppComponent:
             return
         try:
             await self._run(_SocketLink(reader, writer), tls_active=tls_active)
+        except asyncio.CancelledError:
+            # stop() ended it; Python 3.11's start_server callback calls exception() on a
+            # cancelled task and logs what that raises as an error.
+            pass
         finally:
             connections.close(ip)
 
@@ -605,10 +614,12 @@ class XmppComponent:
             stream.close(StreamCondition.INTERNAL_SERVER_ERROR)
             link.write(stream)
         finally:
-            self._connections.discard(task)
-            if session is not None:
-                await self._router.unbind(session)
-            link.close()
+            try:
+                if session is not None:
+                    await self._router.unbind(session)
+                link.close()
+            finally:
+                self._connections.discard(task)
 
     def _slowed(self, peer: str, rate: int) -> None:
         self._counters["slowed"] += 1

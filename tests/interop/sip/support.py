@@ -323,17 +323,17 @@ def register(
 
 
 @contextmanager
-def tls_relay(server: SipServer) -> Iterator[str]:
+def tls_relay(server: SipServer, server_name: str | None = None) -> Iterator[str]:
     """A local TCP port that socat carries over TLS to heron's SIP TLS listener, verifying
-    its certificate: the way to drive Debian's sipp, built without OpenSSL, over TLS."""
+    its certificate: the way to drive Debian's sipp, built without OpenSSL, over TLS.
+    ``server_name`` goes into the ClientHello's SNI (socat offers no ALPN)."""
     socat = require_tool("socat", "socat")
     port = free_port()
+    target = f"OPENSSL:{LOCALHOST}:{server.tls_port},cafile={server.certificate},verify=1"
+    if server_name is not None:
+        target += f",snihost={server_name}"
     relay = subprocess.Popen(
-        [
-            socat,
-            f"TCP-LISTEN:{port},bind={LOCALHOST},reuseaddr",
-            f"OPENSSL:{LOCALHOST}:{server.tls_port},cafile={server.certificate},verify=1",
-        ],
+        [socat, f"TCP-LISTEN:{port},bind={LOCALHOST},reuseaddr", target],
         stderr=subprocess.PIPE,
         text=True,
     )

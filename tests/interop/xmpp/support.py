@@ -80,6 +80,10 @@ def xmpp_server(directory: Path, **overrides: Any) -> Iterator[XmppServer]:
         yield XmppServer(
             running, port, tls_port, web_port, turn_port, directory / "var" / "tls" / "heron.crt"
         )
+    # Stopped by SIGTERM, clients possibly still logged in or half-way through a login.
+    log = "".join(running.log)
+    assert running.process.returncode == 0, "heron did not stop cleanly:\n" + log
+    assert "Traceback" not in log and "Exception in callback" not in log, log
 
 
 def client_context(server: XmppServer) -> ssl.SSLContext:

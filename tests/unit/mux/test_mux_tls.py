@@ -106,6 +106,7 @@ def hello(
         (["http/1.1"], Service.WEB, "http/1.1"),
         (["acme-tls/1", "xmpp-client", "h2"], Service.XMPP_CLIENT, "xmpp-client"),
         (["h2", "xmpp-client"], Service.XMPP_CLIENT, "xmpp-client"),
+        (["sip/2"], Service.SIP, "sip/2"),
         # turnutils_uclient's offer, as captured from coturn 4.6
         (["http/1.1", "stun.turn", "stun.nat-discovery"], Service.TURN, "stun.turn"),
     ],

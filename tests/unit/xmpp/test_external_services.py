@@ -33,13 +33,16 @@ def handler(
         Transport.UDP,
         Transport.TCP,
     ),
+    port: int | None = 3478,
+    mux_port: int | None = None,
 ) -> ExternalServicesHandler:
     return ExternalServicesHandler(
         SECRET,
         host="turn.falcot.com",
-        port=3478,
+        port=port,
         transports=transports,
         tls_port=tls_port,
+        mux_port=mux_port,
         ttl=TTL,
         local_domains={"falcot.com"},
         clock=lambda: NOW,
@@ -82,6 +85,30 @@ async def test_xep0215_3_1_services_like_mod_turn_external() -> None:
     ]
     assert {s["host"] for s in listed} == {"turn.falcot.com"}
     assert all("username" not in s and "password" not in s for s in listed if s["type"] == "stun")
+
+
+async def test_xep0215_3_1_turns_and_turn_on_the_mux_port_come_first() -> None:
+    """Issue 13: with the mux on, TURN over TLS and over UDP on its port lead the list."""
+    listed = services(await handler(mux_port=443).handle_iq(services_iq(), context()))
+    assert summary(listed) == [
+        ("turns", "tcp", "443", "1"),
+        ("turn", "udp", "443", "1"),
+        ("stun", "udp", "3478", None),
+        ("stun", "tcp", "3478", None),
+        ("turn", "udp", "3478", "1"),
+        ("turn", "tcp", "3478", "1"),
+        ("turns", "tcp", "5349", "1"),
+    ]
+    assert {s["host"] for s in listed} == {"turn.falcot.com"}
+    request = credentials_iq(host="turn.falcot.com", type="turns", port="443")
+    reply = await handler(mux_port=443).handle_iq(request, context())
+    assert summary(services(reply)) == [("turns", "tcp", "443", "1")]
+
+
+async def test_xep0215_3_1_mux_port_alone() -> None:
+    only_mux = handler(port=None, tls_port=None, mux_port=443)
+    listed = services(await only_mux.handle_iq(services_iq(), context()))
+    assert summary(listed) == [("turns", "tcp", "443", "1"), ("turn", "udp", "443", "1")]
 
 
 async def test_xep0215_no_turns_without_tls_and_udp_only() -> None:

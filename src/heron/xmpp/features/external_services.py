@@ -4,6 +4,11 @@ What Prosody's mod_turn_external does: STUN and TURN over each configured
 transport, TURNS over TCP when TURN has a TLS port, and for TURN the
 short-lived "TURN REST API" credentials of :mod:`heron.credentials`, so the
 TURN server checks them with the shared secret and no database.
+
+With the port-443 mux on, TURNS over TCP and TURN over UDP on the mux port are
+listed first, as in the web phone's ICE servers: a client that takes the first
+usable service, or ranks relays by their place in the list, then reaches heron
+from a network that lets only 443 out.
 """
 
 from __future__ import annotations
@@ -70,9 +75,10 @@ class ExternalServicesHandler:
         secret: TurnSecret,
         *,
         host: str,
-        port: int = 3478,
+        port: int | None = 3478,
         transports: Sequence[Transport] = (Transport.UDP, Transport.TCP),
         tls_port: int | None = None,
+        mux_port: int | None = None,
         ttl: int = DEFAULT_TTL,
         local_domains: Collection[str],
         clock: Callable[[], float],
@@ -82,11 +88,18 @@ class ExternalServicesHandler:
         self._ttl = ttl
         self._local_domains = frozenset(local_domains)
         self._clock = clock
-        services = [
-            _Service(kind, transport, port)
-            for kind in (ServiceType.STUN, ServiceType.TURN)
-            for transport in dict.fromkeys(transports)
-        ]
+        services: list[_Service] = []
+        if mux_port is not None:
+            services += [
+                _Service(ServiceType.TURNS, Transport.TCP, mux_port),
+                _Service(ServiceType.TURN, Transport.UDP, mux_port),
+            ]
+        if port is not None:
+            services += [
+                _Service(kind, transport, port)
+                for kind in (ServiceType.STUN, ServiceType.TURN)
+                for transport in dict.fromkeys(transports)
+            ]
         if tls_port is not None:
             services.append(_Service(ServiceType.TURNS, Transport.TCP, tls_port))
         self._services = tuple(services)
