@@ -455,7 +455,8 @@ class MuxSettings(_Section):
     sni: dict[Domain, MuxService] = Field(default_factory=dict)
     """TLS server names that choose a service when the ClientHello offers no known ALPN
     protocol, such as ``{"sip.falcot.com" = "sip"}``; the SIP domain goes to SIP by itself
-    when it is not the host name. Any other name goes to the web component."""
+    when it is not the host name. Otherwise TLS offering no ALPN is TURN (browsers' relays
+    over TLS), and the rest goes to the web component."""
 
 
 class Config(_Section):

@@ -12,9 +12,9 @@ Not the first choice, because:
 
 - XEP-0368 §5: "Server operators should not expect multiplexing (via ALPN) to
   work in all scenarios and therefore should provide additional SRV record(s)
-  that do not require multiplexing". A TLS client that sends neither ALPN nor a
-  server name the mux knows reaches the web component on 443, where a dedicated
-  port would have reached the service;
+  that do not require multiplexing". A TLS client that sends no ALPN the mux knows
+  nor a server name it maps reaches TURN (no ALPN at all) or the web component on 443,
+  where a dedicated port would have reached the service;
 - RFC 3263 §4.3 and RFC 2782: a client moves to the next record when a
   connection fails, which is what a hotel's or airport's firewall does to 5061,
   5222 or 3478, so 443 is still found there, at no cost to a network that works;

@@ -221,17 +221,15 @@ def test_hotel_video_call_relays_over_turn_tls_through_the_proxy_all_on_one_port
     """Every service on 443 of one address (the mux): the pages, the SIP WebSocket and
     TURN over TLS all through the one port the proxy lets through.
 
-    Chromium offers no ALPN protocol for TURN over TLS, and sends no SNI when the
-    ``turns:`` URL names an address: the mux would hand it to the web component. So the
-    mux listens on the wildcard address (the world has nothing else), the ICE servers name
-    heron's host name, and ``mux.sni`` sends a ClientHello for that name to TURN when it
-    offers no known ALPN protocol; the pages and the WebSocket offer h2 and http/1.1,
-    which choose the web component first. No service has a listener of its own.
+    Chromium offers no ALPN protocol for TURN over TLS (and no SNI when the ``turns:``
+    URL names an address), which the mux hands to TURN; the pages and the WebSocket offer
+    h2 and http/1.1, which choose the web component. The configuration is the README's:
+    the mux on heron's one address, no service with a listener of its own, no ``mux.sni``.
     """
     world = WORLD_ADDRESSES[0]
     settings: dict[str, Any] = {
         "hostname": HERON_NAME,
-        "mux": {"listen": [f"0.0.0.0:{HTTPS}"], "sni": {HERON_NAME: "turn"}},
+        "mux": {"listen": [f"{world}:{HTTPS}"]},
         "turn": {"listen": [], "tls_listen": [], "relay_addresses": [world]},
         "sip": {"listen": [], "tls_listen": []},
         "web": {"listen": []},

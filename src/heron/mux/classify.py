@@ -39,7 +39,8 @@ How the bytes decide (the first byte picks the candidate, RFC 7983 §7 style):
   chooses, in heron's order of preference (:data:`ALPN_SERVICES`): ``stun.turn``
   TURN, ``xmpp-client`` XMPP c2s (XEP-0368), ``xmpp-server`` XMPP s2s, ``sip/2`` SIP, ``h2`` and
   ``http/1.1`` the web component. Otherwise the SNI looked up in ``names`` chooses (the
-  SIP domain mapped to :attr:`Service.SIP`, for instance); otherwise the web component.
+  SIP domain mapped to :attr:`Service.SIP`, for instance); otherwise a ClientHello that
+  offers no ALPN is TURN (a browser's relay over TLS) and one that offers others the web.
   Under Encrypted Client Hello the SNI seen is the outer, public name.
 - ``0x00``-``0x03``: a STUN header with the magic cookie (RFC 8489 §5) is TURN over TCP.
 - ``<``: ``<?xml`` or ``<stream:stream`` is XMPP c2s, to be secured with STARTTLS.
@@ -510,9 +511,17 @@ def _tls_verdict(
     server_name: str | None, alpn: tuple[str, ...], names: Mapping[str, Service]
 ) -> Verdict:
     """A known ALPN protocol first, in heron's order of preference (RFC 7301 §3.2: the
-    server's); then the SNI; then the web."""
+    server's); then the SNI; then, for a ClientHello that offers no ALPN at all, TURN;
+    else the web.
+
+    Browsers' WebRTC stacks open TURN over TLS (RFC 7350 §5) offering no ALPN, with no SNI
+    for an address and with the page's own host name otherwise, while every browser and
+    HTTP library offers ALPN for HTTPS: so a hotel guest's relay needs no name of its own.
+    """
     for protocol, service in ALPN_SERVICES.items():
         if protocol in alpn:
             return Verdict(service, True, server_name, protocol, alpn)
     by_name = names.get(server_name) if server_name is not None else None
-    return Verdict(by_name or Service.WEB, True, server_name, alpn_offered=alpn)
+    if by_name is not None:
+        return Verdict(by_name, True, server_name, alpn_offered=alpn)
+    return Verdict(Service.WEB if alpn else Service.TURN, True, server_name, alpn_offered=alpn)

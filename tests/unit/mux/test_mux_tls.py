@@ -133,11 +133,21 @@ def test_rfc6066_sni_is_compared_lower_case() -> None:
     )
 
 
-def test_unknown_name_or_no_sni_goes_to_the_web() -> None:
+def test_without_alpn_or_a_known_name_it_is_a_browser_s_turn_over_tls() -> None:
+    """RFC 7350 §5 as WebRTC stacks do it: no ALPN, the page's host name or no SNI."""
     assert classify(openssl_hello("www.falcot.com"), NAMES) == Verdict(
-        Service.WEB, True, "www.falcot.com"
+        Service.TURN, True, "www.falcot.com"
     )
-    assert classify(openssl_hello(None), NAMES) == Verdict(Service.WEB, True)
+    assert classify(openssl_hello(None), NAMES) == Verdict(Service.TURN, True)
+
+
+def test_unknown_alpn_without_a_known_name_goes_to_the_web() -> None:
+    assert classify(openssl_hello("www.falcot.com", ["h3", "spdy/3"]), NAMES) == Verdict(
+        Service.WEB, True, "www.falcot.com", alpn_offered=("h3", "spdy/3")
+    )
+    assert classify(openssl_hello(None, ["acme-tls/1"]), NAMES) == Verdict(
+        Service.WEB, True, alpn_offered=("acme-tls/1",)
+    )
 
 
 def test_tls12_client_hello() -> None:
@@ -149,7 +159,7 @@ def test_rfc5246_client_hello_without_extensions() -> None:
     body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x00\x2f" + b"\x01\x00"
     message = b"\x01" + len(body).to_bytes(3, "big") + body
     data = struct.pack("!BHH", 22, 0x0301, len(message)) + message
-    assert classify(data, NAMES) == Verdict(Service.WEB, True)
+    assert classify(data, NAMES) == Verdict(Service.TURN, True)
 
 
 def test_browser_shaped_hello_with_grease_padding_and_large_key_share() -> None:
@@ -299,7 +309,7 @@ def test_rfc6066_3_sni_that_is_no_host_name_is_refused(name: bytes) -> None:
 def test_rfc6066_3_longest_host_name_is_accepted() -> None:
     name = b".".join([b"a" * 63] * 3 + [b"b" * 61])
     assert len(name) == 253
-    assert classify(hello(sni(name))) == Verdict(Service.WEB, True, name.decode())
+    assert classify(hello(sni(name))) == Verdict(Service.TURN, True, name.decode())
 
 
 def test_alpn_names_keep_every_byte() -> None:
