@@ -66,10 +66,12 @@ class MuxComponent:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._settings = services.config.mux
-        self._names = server_names(services.config)
         self._pending = ConnectionLimiter(self._settings.pending_per_source)
+        self.names = server_names(services.config)
+        self.first_bytes_timeout = self._settings.first_bytes_timeout
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: set[_Pending] = set()
         self._counters: dict[str, int] = dict.fromkeys(
             ("connections", "pending", "timeouts", "refused", "closed_early", "unserved"), 0
         )
@@ -97,6 +99,8 @@ class MuxComponent:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        for pending in list(self._waiting):
+            pending.close()
         for sock in self._sockets:
             sock.close()
         self._sockets = []
@@ -124,50 +128,28 @@ class MuxComponent:
                 sock.close()
                 continue
             self._counters["pending"] += 1
-            self._spawn(self._serve(sock, ip, address.port))
+            self._waiting.add(_Pending(self, loop, sock, ip, address.port))
 
-    async def _serve(self, sock: socket.socket, ip: str, port: int) -> None:
-        """Classify within the deadline, then hand over (or redirect, or close)."""
-        handed = False
-        try:
-            async with asyncio.timeout(self._settings.first_bytes_timeout):
-                decision, seen = await self._classify(sock)
-                if isinstance(decision, Verdict) and decision.service is Service.WEB:
-                    if not decision.tls:
-                        await self._redirect(sock, seen, port)
-                        return
-                handed = self._hand_off(sock, decision, ip)
-        except TimeoutError:
-            self._counters["timeouts"] += 1
-            log.debug(
-                "mux: %s named no service within %g s", ip, self._settings.first_bytes_timeout
-            )
-        except OSError as exc:
-            self._counters["closed_early"] += 1
-            log.debug("mux: connection from %s failed before its hand-off: %s", ip, exc)
-        finally:
-            self._counters["pending"] -= 1
-            self._pending.close(ip)
-            if not handed:
-                sock.close()
+    def decided(self, pending: _Pending, decision: Decision | None, seen: int) -> None:
+        """``pending`` is no longer waiting: hand it over, redirect it or close it."""
+        self._forget(pending)
+        sock = pending.sock
+        if isinstance(decision, Verdict) and decision.service is Service.WEB and not decision.tls:
+            self._spawn(self._redirect(sock, seen, pending.port))
+        elif not self._hand_off(sock, decision, pending.ip):
+            sock.close()
 
-    async def _classify(self, sock: socket.socket) -> tuple[Decision | None, int]:
-        """The classifier's decision on the bytes peeked so far (None: the peer closed
-        before they said anything), and how many bytes that took."""
-        loop = asyncio.get_running_loop()
-        classifier = Classifier(self._names)
-        decision: Decision = classifier.decision
-        seen = 0
-        while isinstance(decision, NeedMore):
-            await _readable(loop, sock)
-            data = sock.recv(seen + decision.at_most, socket.MSG_PEEK)
-            if len(data) <= seen:
-                return None, seen
-            decision = classifier.feed(data[seen:])
-            seen = len(data)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, seen + 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-        return decision, seen
+    def expired(self, pending: _Pending) -> None:
+        self._forget(pending)
+        self._counters["timeouts"] += 1
+        timeout = self._settings.first_bytes_timeout
+        log.debug("mux: %s named no service within %g s", pending.ip, timeout)
+        pending.sock.close()
+
+    def _forget(self, pending: _Pending) -> None:
+        self._waiting.discard(pending)
+        self._counters["pending"] -= 1
+        self._pending.close(pending.ip)
 
     def _hand_off(self, sock: socket.socket, decision: Decision | None, ip: str) -> bool:
         if decision is None:
@@ -187,31 +169,103 @@ class MuxComponent:
         return True
 
     async def _redirect(self, sock: socket.socket, seen: int, port: int) -> None:
-        """Plain HTTP: the answer, then what the client still sends is read and dropped."""
+        """Plain HTTP: the answer, then what the client still sends is read and dropped,
+        all within the deadline once more."""
         loop = asyncio.get_running_loop()
-        head = sock.recv(seen)
-        await loop.sock_sendall(sock, redirect(head, self._services.config.host_name, port))
-        self._counters["http_redirected"] += 1
-        sock.shutdown(socket.SHUT_WR)
-        drained = 0
-        while drained < _DRAIN_LIMIT:
-            chunk = await loop.sock_recv(sock, 4096)
-            if not chunk:
-                break
-            drained += len(chunk)
+        try:
+            async with asyncio.timeout(self._settings.first_bytes_timeout):
+                head = sock.recv(seen)
+                answer = redirect(head, self._services.config.host_name, port)
+                await loop.sock_sendall(sock, answer)
+                self._counters["http_redirected"] += 1
+                sock.shutdown(socket.SHUT_WR)
+                drained = 0
+                while drained < _DRAIN_LIMIT:
+                    chunk = await loop.sock_recv(sock, 4096)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            sock.close()
 
 
-async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    """Until the socket has bytes to read (past ``SO_RCVLOWAT``) or the peer closed."""
-    ready: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
+class _Pending:
+    """One connection not yet classified: a reader callback and a deadline, no task.
 
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
+    Each wake-up peeks at everything the peer sent so far and feeds the classifier what
+    is new. While it needs more, ``SO_RCVLOWAT`` is set one byte past what was seen, so
+    the level-triggered reader does not fire again for bytes already peeked.
+    """
 
-    loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
+    __slots__ = (
+        "_classifier",
+        "_fd",
+        "_loop",
+        "_lowat",
+        "_mux",
+        "_seen",
+        "_timer",
+        "ip",
+        "port",
+        "sock",
+    )
+
+    def __init__(
+        self,
+        mux: MuxComponent,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        ip: str,
+        port: int,
+    ) -> None:
+        self._mux = mux
+        self._loop = loop
+        self.sock = sock
+        self.ip = ip
+        self.port = port
+        self._fd = sock.fileno()
+        self._classifier = Classifier(mux.names)
+        self._seen = 0
+        self._lowat = False
+        self._timer = loop.call_later(mux.first_bytes_timeout, self._expire)
+        loop.add_reader(self._fd, self._readable)
+
+    def close(self) -> None:
+        self._stop_waiting()
+        self.sock.close()
+
+    def _readable(self) -> None:
+        decision = self._classifier.decision
+        assert isinstance(decision, NeedMore)
+        try:
+            data = self.sock.recv(self._seen + decision.at_most, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if len(data) <= self._seen:  # the peer closed before saying what it is
+            self._decide(None)
+            return
+        decision = self._classifier.feed(data[self._seen :])
+        self._seen = len(data)
+        if isinstance(decision, NeedMore):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, self._seen + 1)
+            self._lowat = True
+            return
+        self._decide(decision)
+
+    def _decide(self, decision: Decision | None) -> None:
+        self._stop_waiting()
+        if self._lowat and decision is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+        self._mux.decided(self, decision, self._seen)
+
+    def _expire(self) -> None:
+        self._stop_waiting()
+        self._mux.expired(self)
+
+    def _stop_waiting(self) -> None:
+        self._timer.cancel()
+        self._loop.remove_reader(self._fd)
