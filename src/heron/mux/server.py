@@ -128,9 +128,11 @@ class MuxComponent:
                 sock.close()
                 continue
             self._counters["pending"] += 1
-            self._waiting.add(_Pending(self, loop, sock, ip, address.port))
+            pending = _Pending(self, loop, sock, ip, address.port)
+            if not pending.decided:
+                self._waiting.add(pending)
 
-    def decided(self, pending: _Pending, decision: Decision | None, seen: int) -> None:
+    def classified(self, pending: _Pending, decision: Decision | None, seen: int) -> None:
         """``pending`` is no longer waiting: hand it over, redirect it or close it."""
         self._forget(pending)
         sock = pending.sock
@@ -207,6 +209,7 @@ class _Pending:
         "_mux",
         "_seen",
         "_timer",
+        "_waiting",
         "ip",
         "port",
         "sock",
@@ -230,7 +233,12 @@ class _Pending:
         self._seen = 0
         self._lowat = False
         self._timer = loop.call_later(mux.first_bytes_timeout, self._expire)
-        loop.add_reader(self._fd, self._readable)
+        self._waiting = False
+        # The ClientHello often came with the accept already: no reader to add and remove.
+        self._readable()
+        if not self.decided:
+            loop.add_reader(self._fd, self._readable)
+            self._waiting = True
 
     def close(self) -> None:
         self._stop_waiting()
@@ -260,12 +268,18 @@ class _Pending:
         self._stop_waiting()
         if self._lowat and decision is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
-        self._mux.decided(self, decision, self._seen)
+        self._mux.classified(self, decision, self._seen)
 
     def _expire(self) -> None:
         self._stop_waiting()
         self._mux.expired(self)
 
+    @property
+    def decided(self) -> bool:
+        """Handed over, closed or timed out: no longer the mux's."""
+        return self._timer.cancelled()
+
     def _stop_waiting(self) -> None:
         self._timer.cancel()
-        self._loop.remove_reader(self._fd)
+        if self._waiting:
+            self._loop.remove_reader(self._fd)
