@@ -25,7 +25,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 
-from bench.proc import read_settings, say, wait_go
+from bench.proc import read_settings, say, wait_go, wait_release
 from bench.turn.client import UdpTurnClient
 
 __all__ = ["RelaySettings", "blast", "main"]
@@ -179,6 +179,7 @@ def main() -> None:
     try:
         wait_go()
         say(json.dumps(asdict(blast(flows, settings))))
+        wait_release()
     finally:
         _release(clients)
 
