@@ -311,6 +311,8 @@ class RunningServer:
     pid: int
     """Root of the process tree whose CPU and memory are measured."""
     log: Path
+    counters: Callable[[], str] | None = None
+    """The server's own account of what it received, relayed and dropped, if it gives one."""
 
 
 def log_tail(path: Path, lines: int = 8) -> str:
