@@ -34,6 +34,7 @@ __all__ = [
     "Worker",
     "busy_cores",
     "cpu_seconds",
+    "dropped_between",
     "ephemeral_range",
     "free_port",
     "log_tail",
@@ -43,7 +44,9 @@ __all__ = [
     "stop_process",
     "wait_ready",
     "tree_cpu",
+    "udp_drops",
     "wait_go",
+    "wait_release",
 ]
 
 CLOCK_TICK = 1 / os.sysconf("SC_CLK_TCK")
@@ -78,6 +81,48 @@ def _tree(root: int) -> list[int]:
         found.append(pid)
         todo.extend(children.get(pid, ()))
     return found
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes: set[int] = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def udp_drops(roots: Iterable[int]) -> dict[int, int]:
+    """Datagrams the kernel dropped on each UDP socket of the processes under ``roots``,
+    by socket inode: the ``drops`` column of /proc/net/udp and udp6 (a full receive
+    buffer, mostly), which the socket keeps for its whole life."""
+    inodes: set[int] = set()
+    for root in roots:
+        for pid in _tree(root):
+            inodes |= _socket_inodes(pid)
+    drops: dict[int, int] = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[9]) in inodes:
+                drops[int(fields[9])] = int(fields[-1])
+    return drops
+
+
+def dropped_between(before: Mapping[int, int], after: Mapping[int, int]) -> int:
+    """Drops on sockets seen in ``after`` since ``before`` (a new socket counts from zero)."""
+    return sum(value - before.get(inode, 0) for inode, value in after.items())
 
 
 CpuSnapshot = Mapping[int, int]
@@ -243,6 +288,12 @@ def wait_go() -> None:
         raise SystemExit(0)
 
 
+def wait_release() -> None:
+    """After the result, block until the parent closes our stdin: it reads the kernel's
+    per-socket counters first, which go with the sockets a release closes."""
+    sys.stdin.read()
+
+
 class ServerUnavailable(Exception):
     """The server is not installed, did not start or did not answer: skip it, run the rest."""
 
@@ -260,6 +311,8 @@ class RunningServer:
     pid: int
     """Root of the process tree whose CPU and memory are measured."""
     log: Path
+    counters: Callable[[], str] | None = None
+    """The server's own account of what it received, relayed and dropped, if it gives one."""
 
 
 def log_tail(path: Path, lines: int = 8) -> str:

@@ -120,6 +120,8 @@ def _run_loads(
     try:
         figures.relay = measure_relay(server, peer, peer_pid, plan)
         emit(f"  {figures.relay.describe()}")
+        if server.counters is not None:
+            emit(f"    {server.counters()}")
     except LoadFailed as exc:
         figures.notes.append(f"relay load failed: {exc}")
         emit(f"  relay load failed: {exc}")

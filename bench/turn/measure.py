@@ -19,9 +19,11 @@ from bench.proc import (
     Worker,
     busy_cores,
     cpu_seconds,
+    dropped_between,
     ephemeral_range,
     machine_ticks,
     tree_cpu,
+    udp_drops,
 )
 from bench.turn.burst import LIFE_TIMEOUT, BurstSettings
 from bench.turn.relay import RelaySettings
@@ -70,6 +72,9 @@ class _Window:
     others_cpu: float
     wall: float
     busy: float
+    kernel_drops: tuple[int, int, int]
+    """Datagrams the kernel dropped on the server's, the others' and the workers' UDP
+    sockets during the window (/proc/net/udp: full receive buffers)."""
 
 
 def _run_workers(
@@ -85,6 +90,8 @@ def _run_workers(
     try:
         for worker in workers:
             worker.wait_ready(ready_timeout)
+        pids = [worker.process.pid for worker in workers]
+        drops_before = [udp_drops([server.pid]), udp_drops(others), udp_drops(pids)]
         server_before, others_before = tree_cpu([server.pid]), tree_cpu(others)
         machine_before, started = machine_ticks(), time.monotonic()
         for worker in workers:
@@ -93,6 +100,7 @@ def _run_workers(
         wall = time.monotonic() - started
         server_after, others_after = tree_cpu([server.pid]), tree_cpu(others)
         machine_after = machine_ticks()
+        drops_after = [udp_drops([server.pid]), udp_drops(others), udp_drops(pids)]
     except (RuntimeError, TimeoutError, ValueError) as exc:
         raise LoadFailed(str(exc)) from None
     finally:
@@ -104,6 +112,11 @@ def _run_workers(
         cpu_seconds(others_before, others_after),
         wall,
         busy_cores(machine_before, machine_after, wall),
+        (
+            dropped_between(drops_before[0], drops_after[0]),
+            dropped_between(drops_before[1], drops_after[1]),
+            dropped_between(drops_before[2], drops_after[2]),
+        ),
     )
 
 
@@ -120,6 +133,8 @@ class RelayResult:
     wall: float
     busy: float
     stalls: int
+    kernel_drops: tuple[int, int, int] = (0, 0, 0)
+    """Full receive buffers in the window: the server's sockets, the echo peer's, the clients'."""
 
     @property
     def packets_per_second(self) -> float:
@@ -138,7 +153,8 @@ class RelayResult:
             f"server CPU {self.server_cpu:.2f} s = {self.server_cpu / self.wall:.0%} of a core"
             f"{f' = {per:.3f} ms per 1,000' if per is not None else ''}; "
             f"echo peer {self.peer_cpu / self.wall:.0%}, clients {self.client_cpu / self.wall:.0%}"
-            f" of a core; machine {self.busy:.2f} cores busy"
+            f" of a core; machine {self.busy:.2f} cores busy; kernel drops (/proc/net/udp): "
+            "server {:,}, echo peer {:,}, clients {:,}".format(*self.kernel_drops)
         )
 
 
@@ -175,6 +191,7 @@ def measure_relay(
         wall=window.wall,
         busy=window.busy,
         stalls=sum(r["stalls"] for r in results),
+        kernel_drops=window.kernel_drops,
     )
 
 

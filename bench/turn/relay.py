@@ -25,7 +25,7 @@ import struct
 import time
 from dataclasses import asdict, dataclass
 
-from bench.proc import read_settings, say, wait_go
+from bench.proc import read_settings, say, wait_go, wait_release
 from bench.turn.client import UdpTurnClient
 
 __all__ = ["RelaySettings", "blast", "main"]
@@ -133,7 +133,8 @@ def blast(flows: list[_Flow], settings: RelaySettings) -> Counts:
                 flow.in_flight, flow.last_heard = 0, now
                 counts.stalls += 1
     drain_end = now + settings.drain
-    while now < drain_end and any(flow.in_flight for flow in flows):
+    # Not until every window is accounted for: a written-off window's packets may still come.
+    while now < drain_end and counts.received < counts.sent:
         for fd, _ in poller.poll(0.02):
             _receive(by_fd[fd], now, counts, counting=False)
         now = time.monotonic()
@@ -179,6 +180,7 @@ def main() -> None:
     try:
         wait_go()
         say(json.dumps(asdict(blast(flows, settings))))
+        wait_release()
     finally:
         _release(clients)
 

@@ -144,6 +144,26 @@ def _heron_cli(config: Path, *args: str) -> None:
         raise ServerUnavailable(f"heron {args[0]} failed: {why[0]}")
 
 
+def _heron_counters(config: Path) -> str:
+    """heron's drops by reason (the nonzero ones) and its per-process figures."""
+    lines = []
+    for command in (["turn", "counters"], ["turn", "workers"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "heron", "-c", str(config), *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines += done.stdout.splitlines() or [done.stderr.strip()]
+    drops = [
+        line for line in lines if line.startswith("packets_dropped_") and not line.endswith(" 0")
+    ]
+    processes = [line for line in lines if line[:1].isdigit() or line.startswith("pid ")]
+    return (
+        "drops by reason: " + (", ".join(drops) or "none") + "\n      " + "\n      ".join(processes)
+    )
+
+
 def _log_has(log: Path, text: str) -> bool:
     try:
         return text in log.read_text(errors="replace")
@@ -173,6 +193,6 @@ def heron(
         if not _log_has(log, "turn listening"):
             hint = " (heron logged no 'turn listening' line: is TURN in this build?)"
         _check_allocate(address, hint)
-        yield RunningServer("heron", address, process.pid, log)
+        yield RunningServer("heron", address, process.pid, log, lambda: _heron_counters(config))
     finally:
         stop_process(process, grace=10.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -89,6 +90,9 @@ class Services:
     commands: dict[str, Command] = field(default_factory=dict)
     """Control socket commands components add when they start (TURN workers ask the main
     process's guess throttle through one)."""
+    worker_sockets: list[dict[str, socket.socket]] = field(default_factory=list)
+    """Sockets bound here for each extra TURN worker, by listener name: the app hands
+    them over when it starts the workers, then closes its copies (:mod:`heron.inherit`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_cache", AccountCache(self.accounts))

@@ -23,7 +23,8 @@ from heron.errors import HeronError
 __all__ = ["SOCKET_NAME", "Command", "ControlServer", "NotRunning", "View", "notify", "query"]
 
 SOCKET_NAME = "control.sock"
-_MAX_REQUEST = 256
+_MAX_REQUEST = 4096
+"""Bytes of a request line read: a TURN worker's counters report is ~800."""
 
 View = Callable[[], list[dict[str, Any]]]
 

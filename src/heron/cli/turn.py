@@ -76,9 +76,24 @@ def allocations(ctx: CliContext) -> None:
 @turn.command("counters")
 @pass_context
 def counters(ctx: CliContext) -> None:
-    """Print the running server's TURN counters (what /metrics serves as heron_turn_*):
-    allocations, authentication failures and refusals, key lookups and what the abuse
-    limits dropped or closed."""
+    """Print the running server's TURN counters, summed over its turn.workers processes
+    (what /metrics serves as heron_turn_*): allocations, authentication failures and
+    refusals, key lookups, packets received and relayed, and every packet dropped, by
+    reason (packets_dropped_REASON)."""
     rows = run(query(ctx.config.data_dir, "turn.counters"))
     for name, value in (rows[0] if rows else {}).items():
         click.echo(f"{name} {value}")
+
+
+@turn.command("workers")
+@pass_context
+def workers(ctx: CliContext) -> None:
+    """Print, per TURN process (the main one first, then each turn.workers process as of its
+    last report, at most a second old), the packets it received, relayed and dropped."""
+    rows = run(query(ctx.config.data_dir, "turn.workers"))
+    click.echo("pid allocations_active packets_received packets_relayed packets_dropped")
+    for row in rows:
+        click.echo(
+            f"{row['pid']} {row['allocations_active']} {row['packets_received']} "
+            f"{row['packets_relayed']} {row['packets_dropped']}"
+        )

@@ -76,6 +76,22 @@ class Relay(Protocol):
     def close(self) -> None: ...
 
 
+DROP_REASONS = (
+    "no_allocation",
+    "malformed",
+    "no_channel",
+    "no_permission",
+    "bandwidth",
+    "too_big",
+    "own_service",
+)
+"""Why the core drops a relayed packet: from a 5-tuple without an allocation (in a worker
+that holds none of the client's), shorter than its header or its length, on a channel
+not bound or expired, to or from a peer without a permission, over ``max_bps``, too big
+for a Data indication, or a Send indication to one of our own listeners. The sockets
+add theirs (:data:`heron.turn.transports.udp.SOCKET_DROP_REASONS`)."""
+
+
 @dataclass(slots=True)
 class TrafficCounters:
     """What ``/metrics`` and ``heron turn allocations`` report."""
@@ -134,6 +150,8 @@ class Allocation:
     channels: dict[int, Channel] = field(default_factory=dict)
     peers: dict[Address, Channel] = field(default_factory=dict)
     traffic: TrafficCounters = field(default_factory=TrafficCounters)
+    drops: dict[str, int] = field(default_factory=dict)
+    """Drops by reason, shared with the core's counters (which outlive the allocation)."""
     _budget: float = 0.0
     _budget_at: float = 0.0
 
@@ -150,7 +168,7 @@ class Allocation:
             or self.permissions.get(channel.peer[0], 0.0) < now
             or (self.max_bps and not self._within_budget(length, now))
         ):
-            self.traffic.dropped += 1
+            self.drop(self._channel_data_refusal(channel, frame, length, now))
             return
         channel.relay.send(frame[4 : 4 + length], channel.peer)
         traffic = self.traffic
@@ -163,10 +181,11 @@ class Allocation:
         Packets from peers without a permission are dropped (RFC 8656 §9:
         "silently discard").
         """
-        if self.permissions.get(peer[0], 0.0) < now or (
-            self.max_bps and not self._within_budget(len(data), now)
-        ):
-            self.traffic.dropped += 1
+        if self.permissions.get(peer[0], 0.0) < now:
+            self.drop("no_permission")
+            return
+        if self.max_bps and not self._within_budget(len(data), now):
+            self.drop("bandwidth")
             return
         channel = self.peers.get(peer)
         if channel is not None and channel.expires >= now:
@@ -178,7 +197,7 @@ class Allocation:
             try:
                 indication = self.data_indication(data, peer)
             except StunLocalError:  # too big for a Data indication's 16-bit length
-                self.traffic.dropped += 1
+                self.drop("too_big")
                 return
             self.client.send(indication)
         self.traffic.packets_to_client += 1
@@ -189,12 +208,11 @@ class Allocation:
     def send_indication(self, peer: Address, data: bytes, now: float) -> None:
         """Client -> peer via a Send indication (RFC 8656 §11.2); no permission, no relay."""
         relay = self.relays.get(6 if ":" in peer[0] else 4)
-        if (
-            relay is None
-            or self.permissions.get(peer[0], 0.0) < now
-            or (self.max_bps and not self._within_budget(len(data), now))
-        ):
-            self.traffic.dropped += 1
+        if relay is None or self.permissions.get(peer[0], 0.0) < now:
+            self.drop("no_permission")
+            return
+        if self.max_bps and not self._within_budget(len(data), now):
+            self.drop("bandwidth")
             return
         relay.send(data, peer)
         self.traffic.packets_to_peer += 1
@@ -233,6 +251,23 @@ class Allocation:
         for number in [n for n, c in self.channels.items() if c.expires < now]:
             channel = self.channels.pop(number)
             self.peers.pop(channel.peer, None)
+
+    def drop(self, reason: str) -> None:
+        """Count one packet dropped, in the allocation's traffic and by ``reason``."""
+        self.traffic.dropped += 1
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def _channel_data_refusal(
+        self, channel: Channel | None, frame: bytes, length: int, now: float
+    ) -> str:
+        """Why :meth:`relay_channel_data` refused a frame (off the hot path: drops only)."""
+        if channel is None or channel.expires < now:
+            return "no_channel"
+        if len(frame) < 4 + length:
+            return "malformed"
+        if self.permissions.get(channel.peer[0], 0.0) < now:
+            return "no_permission"
+        return "bandwidth"
 
     def close(self) -> None:
         for relay in self.relays.values():

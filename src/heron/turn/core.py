@@ -125,6 +125,11 @@ class TurnCounters:
     requests: int = 0
     bad_requests: int = 0
     retired: TrafficCounters = field(default_factory=TrafficCounters)
+    drops: dict[str, int] = field(default_factory=dict)
+    """Relayed packets dropped, by reason (:data:`~heron.turn.allocation.DROP_REASONS`)."""
+
+    def drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
 
 
 _Handler = Callable[[Message, ClientKey, ClientLink, Authenticated, float], tuple[Attribute, ...]]
@@ -244,9 +249,10 @@ class TurnCore:
         """Client -> peer ChannelData (the hot path); dropped without an allocation."""
         allocation = self.allocations.get(key)
         if allocation is None:
+            self.counters.drop("no_allocation")
             return
         if len(frame) < 4:
-            allocation.traffic.dropped += 1
+            allocation.drop("malformed")
             return
         allocation.relay_channel_data(frame, now)
 
@@ -405,6 +411,7 @@ class TurnCore:
             max_bps=self.policy.max_bps,
             tcp=tcp,
             account=auth.account,
+            drops=self.counters.drops,
         )
         self.allocations[key] = allocation
         if tcp:
@@ -546,12 +553,16 @@ class TurnCore:
     def _send(self, message: Message, key: ClientKey, now: float) -> None:
         allocation = self.allocations.get(key)
         peer, data = message.find(XorPeerAddress), message.find(Data)
-        if allocation is None or peer is None or data is None:
+        if allocation is None:
+            self.counters.drop("no_allocation")
+            return
+        if peer is None or data is None:
+            self.counters.drop("malformed")
             return
         if peer.port in self._peers.own_ports and self._peers.is_own_service(
             peer.address, peer.port
         ):
-            allocation.traffic.dropped += 1
+            allocation.drop("own_service")
             return
         allocation.send_indication((str(peer.address), peer.port), data.value, now)
 

@@ -36,6 +36,7 @@ from heron.credentials import turn_secret
 from heron.errors import ConfigError, HeronError, listen_error
 from heron.guesses import account_key, network_key
 from heron.handoff import AcceptedSockets, Handoff
+from heron.inherit import inherited_socket
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
 from heron.tls import server_context
 from heron.turn.adapters.keys import TurnKeys, known, turn_account
@@ -48,7 +49,7 @@ from heron.turn.adapters.throttle import (
     UnixTimeGuesses,
     WorkerGuesses,
 )
-from heron.turn.allocation import Address, ClientKey, ClientLink
+from heron.turn.allocation import DROP_REASONS, Address, ClientKey, ClientLink
 from heron.turn.auth import Credentials
 from heron.turn.core import TurnCore, TurnPolicy
 from heron.turn.discovery import AlternateAddresses
@@ -58,7 +59,7 @@ from heron.turn.replies import Reply
 from heron.turn.transports.relays import RelaySockets
 from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
-from heron.turn.transports.udp import UdpClient, UdpSocket
+from heron.turn.transports.udp import SOCKET_DROP_REASONS, SocketCounters, UdpClient, UdpSocket
 
 __all__ = ["TurnComponent", "build_turn", "build_turn_worker", "relay_addresses"]
 
@@ -70,10 +71,47 @@ MAX_WAITING_PER_SOURCE = 16
 """Requests from one source network (IPv4 address, IPv6 /64) waiting for a store query of
 a name of their own."""
 SWEEP_SECONDS = 1.0
+COUNTERS_COMMAND = "turn.worker-counters"
+"""Control command by which each TURN worker gives the main process its counters, once a
+sweep: ``{"pid": PID, "counters": {...}}``, so that ``turn.counters`` covers them all."""
+DROPPED = "packets_dropped_"
+"""Prefix of the counters view's drop fields, one per reason: ``/metrics`` serves them as
+one family, ``heron_turn_packets_dropped_total{reason=...}``."""
 CONNECT_TIMEOUT = 25.0
 """RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
 LISTENER_BUFFER = 4 << 20
 """Bytes of socket buffer per UDP listener (the kernel caps it at net.core.rmem_max)."""
+
+
+def _report_buffers(name: str, sock: socket.socket) -> None:
+    """Log the buffers a listener got; warn when the host's limits cut what we asked for.
+
+    Linux silently caps SO_RCVBUF/SO_SNDBUF at net.core.rmem_max/wmem_max and reports
+    twice the size it grants (its bookkeeping overhead), so half of it is compared.
+    """
+    got = {
+        option: sock.getsockopt(socket.SOL_SOCKET, option) // 2
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF)
+    }
+    log.info(
+        "turn: %s buffers: receive %d KiB, send %d KiB",
+        name,
+        got[socket.SO_RCVBUF] >> 10,
+        got[socket.SO_SNDBUF] >> 10,
+    )
+    for option, sysctl in ((socket.SO_RCVBUF, "rmem_max"), (socket.SO_SNDBUF, "wmem_max")):
+        if got[option] < LISTENER_BUFFER:
+            log.warning(
+                "turn: %s %s buffer capped at %d KiB by net.core.%s (asked %d KiB): bursts "
+                "will be dropped sooner; raise it with sysctl -w net.core.%s=%d",
+                name,
+                "receive" if option == socket.SO_RCVBUF else "send",
+                got[option] >> 10,
+                sysctl,
+                LISTENER_BUFFER >> 10,
+                sysctl,
+                LISTENER_BUFFER,
+            )
 
 
 def build_turn(services: Services) -> TurnComponent | None:
@@ -161,6 +199,10 @@ class TurnComponent:
         self._waiting_total = 0
         self._dropped = 0
         """Messages dropped because too many were waiting for keys."""
+        self._sockets = SocketCounters()
+        """What this process's UDP listeners and relays received and lost."""
+        self._worker_counters: dict[int, dict[str, int]] = {}
+        """In the main process: each worker's last counters, by process id."""
         self.core: TurnCore | None = None
         self._relays: RelaySockets | None = None
 
@@ -177,6 +219,7 @@ class TurnComponent:
             (turn.relay_port_min, turn.relay_port_max),
             advertised=shown,
             clock=self._clock,
+            counters=self._sockets,
         )
         own = [*bind.values(), *shown.values(), *config.public_addresses]
         alternate = self._alternate()
@@ -220,6 +263,7 @@ class TurnComponent:
         if self._worker is None:
             self._services.commands[GUESS_COMMAND] = self._guess_command
             self._services.commands[CHANGES_COMMAND] = self._changes_command
+            self._services.commands[COUNTERS_COMMAND] = self._counters_command
         listeners: list[Listener] = []
         for address in turn.listen:
             listeners.append(self._listen_udp(loop, address))
@@ -260,7 +304,11 @@ class TurnComponent:
             await server.wait_closed()
 
     def views(self) -> Mapping[str, View]:
-        return {"turn.allocations": self._allocation_rows, "turn.counters": self._counter_rows}
+        return {
+            "turn.allocations": self._allocation_rows,
+            "turn.counters": self._counter_rows,
+            "turn.workers": self._worker_rows,
+        }
 
     def _allocation_rows(self) -> list[dict[str, Any]]:
         assert self.core is not None
@@ -281,25 +329,88 @@ class TurnComponent:
         ]
 
     def _counter_rows(self) -> list[dict[str, Any]]:
-        assert self.core is not None
-        counters, traffic = self.core.counters, self.core.traffic()
+        """This process's counters and the last each worker reported, summed."""
+        total = self._own_counters()
+        for counters in self._worker_counters.values():
+            for name, value in counters.items():
+                total[name] = total.get(name, 0) + value
+        return [total]
+
+    def _worker_rows(self) -> list[dict[str, Any]]:
+        """Per process (the main one first): what it received, relayed and dropped."""
+        processes = {os.getpid(): self._own_counters(), **self._worker_counters}
         return [
             {
-                "allocations_active": len(self.core.allocations),
-                "allocations_created": counters.allocations_created,
-                "allocations_expired": counters.allocations_expired,
-                "auth_failures": counters.auth_failures,
-                "auth_throttled": counters.auth_throttled,
-                "allocations_ended": counters.allocations_ended,
-                "key_lookups": self._keys.lookups,
-                "key_lookups_dropped": self._dropped,
-                "connections_closed": self._stream_limits.closed,
-                "requests": counters.requests,
-                "packets_relayed": traffic.packets_to_peer + traffic.packets_to_client,
-                "bytes_relayed": traffic.bytes_to_peer + traffic.bytes_to_client,
-                "packets_dropped": traffic.dropped,
+                "pid": pid,
+                "allocations_active": counters.get("allocations_active", 0),
+                "packets_received": counters.get("packets_received", 0),
+                "packets_relayed": counters.get("packets_relayed", 0),
+                "packets_dropped": sum(
+                    value for name, value in counters.items() if name.startswith(DROPPED)
+                ),
             }
+            for pid, counters in processes.items()
         ]
+
+    def _counters_command(self, argument: str) -> list[dict[str, Any]]:
+        """A worker's counters (:data:`COUNTERS_COMMAND`)."""
+        try:
+            report = json.loads(argument)
+            pid, counters = int(report["pid"]), report["counters"]
+        except (ValueError, TypeError, KeyError):
+            raise ValueError("expected {pid, counters}") from None
+        if not isinstance(counters, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in counters.values()
+        ):
+            raise ValueError("counters must map names to integers")
+        self._worker_counters[pid] = counters
+        return []
+
+    async def _report_counters(self) -> None:
+        """In a worker: give the main process this process's counters."""
+        report = json.dumps(
+            {"pid": os.getpid(), "counters": self._own_counters()}, separators=(",", ":")
+        )
+        try:
+            await asyncio.wait_for(
+                query(self._config.data_dir, f"{COUNTERS_COMMAND} {report}"), GUESS_TIMEOUT
+            )
+        except (HeronError, OSError, ValueError, TimeoutError):
+            return  # the main process is stopping
+
+    def _own_counters(self) -> dict[str, int]:
+        assert self.core is not None
+        counters, traffic = self.core.counters, self.core.traffic()
+        return {
+            "allocations_active": len(self.core.allocations),
+            "allocations_created": counters.allocations_created,
+            "allocations_expired": counters.allocations_expired,
+            "auth_failures": counters.auth_failures,
+            "auth_throttled": counters.auth_throttled,
+            "allocations_ended": counters.allocations_ended,
+            "key_lookups": self._keys.lookups,
+            "connections_closed": self._stream_limits.closed,
+            "requests": counters.requests,
+            "packets_relayed": traffic.packets_to_peer + traffic.packets_to_client,
+            "bytes_relayed": traffic.bytes_to_peer + traffic.bytes_to_client,
+            "packets_received": self._sockets.received,
+            **{f"{DROPPED}{reason}": count for reason, count in self._drops().items()},
+        }
+
+    def _drops(self) -> dict[str, int]:
+        """Every packet dropped, by reason (:data:`DROP_REASONS`, :data:`SOCKET_DROP_REASONS`,
+        and requests refused while too many waited for a key lookup)."""
+        assert self.core is not None and self._relays is not None
+        drops = dict.fromkeys((*DROP_REASONS, *SOCKET_DROP_REASONS, "key_lookup_queue_full"), 0)
+        drops.update(self.core.counters.drops)
+        drops["receive_buffer"] = (
+            self._sockets.closed_kernel_drops
+            + sum(udp.kernel_drops() for udp in self._udp)
+            + self._relays.kernel_drops()
+        )
+        drops["send_failed"] = self._sockets.send_failed
+        drops["key_lookup_queue_full"] = self._dropped
+        return drops
 
     def _alternate(self) -> AlternateAddresses | None:
         """The RFC 5780 grid: the first UDP listener and the other address, ports P and P+1."""
@@ -326,19 +437,19 @@ class TurnComponent:
     def _listen_udp(
         self, loop: asyncio.AbstractEventLoop, address: ListenAddress, key: str = "turn.listen"
     ) -> Listener:
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if self._config.turn.workers > 1:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            # Room for bursts: the default buffer drops packets before the loop wakes.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_BUFFER)
-            sock.bind((address.host, address.port))
-        except OSError as exc:
-            sock.close()
-            raise listen_error(key, address, exc) from None
-        udp = UdpSocket(sock, loop)
+        name = f"udp://{address}"
+        sock = inherited_socket(name) if self._worker is not None else None
+        if sock is None:
+            # The main process binds every worker's member of the SO_REUSEPORT group too.
+            workers = 1 if self._worker is not None else self._config.turn.workers
+            group = [self._bind_udp(address, key) for _ in range(workers)]
+            sock = group[0]
+            shares = self._services.worker_sockets
+            shares.extend({} for _ in range(workers - 1 - len(shares)))
+            for share, member in zip(shares, group[1:], strict=False):
+                share[name] = member
+            _report_buffers(name, sock)
+        udp = UdpSocket(sock, loop, self._sockets)
         self._udp.append(udp)
         self._udp_by_address[udp.address] = udp
         local = udp.address
@@ -355,7 +466,22 @@ class TurnComponent:
                 stun(data, ("udp", source, local), UdpClient(udp, source))
 
         udp.start(receive)
-        return Listener("turn", f"udp://{address}")
+        return Listener("turn", name)
+
+    def _bind_udp(self, address: ListenAddress, key: str) -> socket.socket:
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if self._config.turn.workers > 1:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            # Room for bursts: the default buffer drops packets before the loop wakes.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_BUFFER)
+            sock.bind((address.host, address.port))
+        except OSError as exc:
+            sock.close()
+            raise listen_error(key, address, exc) from None
+        return sock
 
     async def _listen_stream(
         self,
@@ -413,6 +539,7 @@ class TurnComponent:
             self._relays.expire(now)
             if self._worker is not None:
                 await self._hear_changes()
+                await self._report_counters()
 
     async def _hear_changes(self) -> None:
         """In a worker: end what accounts changed in the main process had opened here."""

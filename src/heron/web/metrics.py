@@ -31,7 +31,7 @@ from heron.web.api import COUNTER_VIEWS, LIVE_VIEWS
 from heron.web.auth import WebSessions
 from heron.web.proxy import client_of
 
-__all__ = ["GAUGES", "HeronCollector", "mount_metrics"]
+__all__ = ["GAUGES", "LABELLED", "HeronCollector", "mount_metrics"]
 
 GAUGES = {
     "sip": frozenset({"bindings", "transactions", "connections"}),
@@ -40,6 +40,12 @@ GAUGES = {
     "mux": frozenset({"pending"}),
 }
 """Per service, the counter-view fields that are current values rather than totals."""
+
+LABELLED = {"turn": {"packets_dropped_": ("packets_dropped", "reason")}}
+"""Per service, counter-view fields that make one labelled counter family: a field
+``PREFIX + VALUE`` is the family's sample with label ``LABEL=VALUE``, so
+``packets_dropped_no_allocation`` is
+``heron_turn_packets_dropped_total{reason="no_allocation"}``."""
 
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 _CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,8 +66,20 @@ class HeronCollector(Collector):
         for service, name in COUNTER_VIEWS.items():
             view = views.get(name)
             rows = view() if view is not None else []
+            families: dict[str, CounterMetricFamily] = {}
             for field, value in (rows[0] if rows else {}).items():
                 if not isinstance(value, int | float) or isinstance(value, bool):
+                    continue
+                labelled = next((p for p in LABELLED.get(service, {}) if field.startswith(p)), None)
+                if labelled is not None:
+                    name, label = LABELLED[service][labelled]
+                    if name not in families:
+                        families[name] = CounterMetricFamily(
+                            f"heron_{service}_{name}",
+                            f"{service} {name.replace('_', ' ')} by {label}",
+                            labels=[label],
+                        )
+                    families[name].add_metric([field.removeprefix(labelled)], value)
                     continue
                 metric = f"heron_{service}_{_NAME.sub('_', field)}"
                 help_text = f"{service} {field.replace('_', ' ')}"
@@ -69,6 +87,7 @@ class HeronCollector(Collector):
                     yield GaugeMetricFamily(metric, help_text, value=value)
                 else:
                     yield CounterMetricFamily(metric, help_text, value=value)
+            yield from families.values()
         sizes = GaugeMetricFamily(
             "heron_view_rows",
             "Live entries: SIP registrations, TURN allocations, XMPP sessions, rooms, s2s streams",

@@ -457,6 +457,7 @@ def test_rfc8656_12_channel_data_for_an_unbound_channel_is_dropped_and_counted(
 
     assert relay.sent == []
     assert turn.core.traffic().dropped == 1
+    assert turn.core.counters.drops == {"no_channel": 1}
 
 
 @pytest.mark.parametrize("claimed", [6, 100, 0xFFFF])
@@ -469,6 +470,7 @@ def test_rfc8656_12_6_channel_data_longer_than_its_frame_is_dropped_and_counted(
 
     assert relay.sent == []
     assert turn.core.traffic().dropped == 1
+    assert turn.core.counters.drops == {"malformed": 1}
 
 
 def test_rfc8656_12_6_channel_data_with_trailing_bytes_relays_only_its_length(
@@ -491,11 +493,15 @@ def test_rfc8656_12_channel_data_needs_a_live_permission(
 
     assert relay.sent == []
     assert turn.core.traffic().dropped == 1
+    assert turn.core.counters.drops == {"no_permission": 1}
 
 
-def test_rfc8656_12_channel_data_without_allocation_is_ignored(
+def test_rfc8656_12_channel_data_without_allocation_is_ignored_and_counted_by_reason(
     turn: Turn, alice: TurnClient
 ) -> None:
+    """No allocation's traffic to count it in, but a worker that receives another's
+    clients (a rehashed SO_REUSEPORT group) must show up in /metrics."""
     alice.channel_frame(channel_header(0x4000, 1) + b"x")
 
     assert turn.core.allocations == {} and turn.core.traffic().dropped == 0
+    assert turn.core.counters.drops == {"no_allocation": 1}

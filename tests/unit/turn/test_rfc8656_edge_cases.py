@@ -185,6 +185,7 @@ def test_rfc8656_11_3_peer_datagram_too_big_for_a_data_indication_is_dropped() -
 
     assert client.received() == []
     assert turn.core.traffic().dropped == 1
+    assert turn.core.counters.drops == {"too_big": 1}
 
 
 def test_channel_data_shorter_than_its_header_is_counted_as_dropped(
@@ -202,6 +203,7 @@ def test_channel_data_shorter_than_its_header_is_counted_as_dropped(
     alice.channel_frame(channel_header(0x4000, 0)[:3])
 
     assert turn.core.traffic().dropped == 1
+    assert turn.core.counters.drops == {"malformed": 1}
 
 
 def test_rfc8656_12_2_channel_bind_respects_the_permission_cap() -> None:

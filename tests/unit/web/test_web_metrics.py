@@ -50,6 +50,27 @@ async def test_metrics_counters_end_in_total(make_site: MakeSite) -> None:
     assert "heron_sip_requests_total 12.0" in text
 
 
+async def test_turn_drops_are_one_family_labelled_by_reason(make_site: MakeSite) -> None:
+    site = await make_site()
+    site.views["turn.counters"] = lambda: [
+        {
+            "packets_relayed": 10,
+            "packets_dropped_no_allocation": 3,
+            "packets_dropped_send_failed": 0,
+        }
+    ]
+    text = await (await site.browser().request("GET", "/metrics")).text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    dropped = families["heron_turn_packets_dropped"]
+    assert dropped.type == "counter"
+    assert {s.labels["reason"]: s.value for s in dropped.samples if s.name.endswith("_total")} == {
+        "no_allocation": 3,
+        "send_failed": 0,
+    }
+    assert 'heron_turn_packets_dropped_total{reason="no_allocation"} 3.0' in text
+    assert "heron_turn_packets_dropped_no_allocation" not in text
+
+
 async def test_metrics_off_has_no_route(make_site: MakeSite) -> None:
     site = await make_site(metrics="off")
     assert (await site.browser().request("GET", "/metrics")).status == 404

@@ -6,12 +6,13 @@ import asyncio
 import os
 import random
 import socket
+import weakref
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 
 from heron.turn.allocation import RESERVATION_LIFETIME, Relay
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, tcp_socket
-from heron.turn.transports.udp import UdpRelay, UdpSocket
+from heron.turn.transports.udp import SocketCounters, UdpRelay, UdpSocket
 
 __all__ = ["RESERVATION_LIFETIME", "RelaySockets"]
 
@@ -40,8 +41,11 @@ class RelaySockets:
         *,
         advertised: dict[int, IPv4Address | IPv6Address] | None = None,
         clock: Callable[[], float],
+        counters: SocketCounters | None = None,
     ) -> None:
         self._loop = loop
+        self.counters = counters or SocketCounters()
+        self._open: weakref.WeakSet[UdpSocket] = weakref.WeakSet()
         self._addresses = addresses
         self._advertised = advertised or {}
         self._ports = ports
@@ -108,6 +112,10 @@ class RelaySockets:
         for token in [t for t, (_, until) in self._reserved.items() if until < now]:
             self._reserved.pop(token)[0].close()
 
+    def kernel_drops(self) -> int:
+        """The kernel's drops on the relay sockets open now (closed ones are in counters)."""
+        return sum(udp.kernel_drops() for udp in list(self._open))
+
     def close(self) -> None:
         for udp, _ in self._reserved.values():
             udp.close()
@@ -128,4 +136,6 @@ class RelaySockets:
         except OSError:
             sock.close()
             return None
-        return UdpSocket(sock, self._loop)
+        udp = UdpSocket(sock, self._loop, self.counters)
+        self._open.add(udp)
+        return udp

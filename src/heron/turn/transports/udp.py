@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from heron.turn.allocation import Address
 
-__all__ = ["UdpClient", "UdpRelay", "UdpSocket"]
+__all__ = ["SOCKET_DROP_REASONS", "SocketCounters", "UdpClient", "UdpRelay", "UdpSocket"]
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +26,47 @@ _MAX_DATAGRAM = 65_535
 
 Receiver = Callable[[bytes, Address], None]
 
+SOCKET_DROP_REASONS = ("receive_buffer", "send_failed")
+"""Drops at the sockets: the kernel's, for a full receive buffer (SO_MEMINFO), and ours
+when a send fails (a full send buffer, EAGAIN or ENOBUFS; or an ICMP error queued)."""
+
+_SO_MEMINFO = 55  # <asm-generic/socket.h>; Python's socket module lacks the name
+_MEMINFO = struct.Struct("9I")
+_MEMINFO_DROPS = 8  # SK_MEMINFO_DROPS
+
+
+def kernel_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped on ``sock`` (its receive buffer was full), ever."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
+    except OSError:
+        return 0
+    return int(_MEMINFO.unpack(raw)[_MEMINFO_DROPS])
+
+
+@dataclass(slots=True)
+class SocketCounters:
+    """What a process's UDP sockets (listeners and relays) received, and lost."""
+
+    received: int = 0
+    send_failed: int = 0
+    closed_kernel_drops: int = 0
+    """The kernel's drops on sockets since closed (a live socket's are read when asked)."""
+
 
 class UdpSocket:
     """A bound non-blocking UDP socket whose datagrams go to ``receiver``."""
 
-    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        counters: SocketCounters | None = None,
+    ) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.address: Address = sock.getsockname()[:2]
+        self.counters = counters or SocketCounters()
         self._loop = loop
         self._receiver: Receiver | None = None
 
@@ -43,25 +78,34 @@ class UdpSocket:
         receive = self.sock.recvfrom
         receiver = self._receiver
         assert receiver is not None
-        for _ in range(_BATCH):
-            try:
-                data, source = receive(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue  # an ICMP error queued on the socket: nothing to read
-            receiver(data, source[:2])
+        received = 0
+        try:
+            for _ in range(_BATCH):
+                try:
+                    data, source = receive(_MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    continue  # an ICMP error queued on the socket: nothing to read
+                received += 1
+                receiver(data, source[:2])
+        finally:
+            self.counters.received += received
 
     def sendto(self, data: bytes, address: Address) -> None:
         try:
             self.sock.sendto(data, address)
-        except OSError:
-            pass  # UDP: a full buffer or an unreachable peer loses this datagram only
+        except OSError:  # a full buffer (EAGAIN, ENOBUFS) or an ICMP error queued
+            self.counters.send_failed += 1  # UDP: this datagram is lost, nothing more
+
+    def kernel_drops(self) -> int:
+        return kernel_drops(self.sock) if self.sock.fileno() >= 0 else 0
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
             if self._receiver is not None:
                 self._loop.remove_reader(self.sock.fileno())
+            self.counters.closed_kernel_drops += kernel_drops(self.sock)
             self.sock.close()
 
 
@@ -72,13 +116,14 @@ class UdpClient:
 
     def __init__(self, listener: UdpSocket, address: Address) -> None:
         self._sendto = listener.sock.sendto
+        self._counters = listener.counters
         self._address = address
 
     def send(self, data: bytes) -> None:
         try:
             self._sendto(data, self._address)
-        except OSError:
-            pass  # as UdpSocket.sendto: this datagram is lost, nothing more
+        except OSError:  # as UdpSocket.sendto
+            self._counters.send_failed += 1
 
 
 class UdpRelay:
@@ -87,6 +132,7 @@ class UdpRelay:
     def __init__(self, udp: UdpSocket, advertised: Address, clock: Callable[[], float]) -> None:
         self._udp = udp
         self._sendto = udp.sock.sendto
+        self._counters = udp.counters
         self.address = advertised
         self._clock = clock
 
@@ -97,8 +143,8 @@ class UdpRelay:
     def send(self, data: bytes, peer: Address) -> None:
         try:
             self._sendto(data, peer)
-        except OSError:
-            pass  # as UdpSocket.sendto: this datagram is lost, nothing more
+        except OSError:  # as UdpSocket.sendto
+            self._counters.send_failed += 1
 
     def close(self) -> None:
         self._udp.close()

@@ -1,0 +1,88 @@
+"""Sockets the main process binds for its TURN workers, and the workers' "ready".
+
+With ``turn.workers`` > 1 the UDP listeners are SO_REUSEPORT groups and the kernel
+picks a member by a hash of the client's address and port, modulo the group's size.
+A group that grows while clients are relaying moves some of them to a member that
+holds none of their allocations: every ChannelData they send is then dropped (this
+is where ``bench.turn`` lost 4 % of its packets). So the main process binds every
+member of each group at once, before the first datagram, and each worker inherits
+its own (``pass_fds``); the main process says it is serving only once every worker
+has said it is, through a pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Mapping
+
+__all__ = [
+    "READY_ENV",
+    "SOCKETS_ENV",
+    "inherited_socket",
+    "tell_ready",
+    "wait_ready",
+    "worker_environment",
+]
+
+SOCKETS_ENV = "HERON_INHERITED_SOCKETS"
+"""JSON object: listener name (``udp://host:port``) to the file descriptor bound for it."""
+READY_ENV = "HERON_READY_FD"
+"""The write end of the pipe on which a worker says it serves, one byte."""
+
+
+def inherited_socket(name: str) -> socket.socket | None:
+    """The socket the main process bound for listener ``name`` in this worker, if any."""
+    fds = json.loads(os.environ.get(SOCKETS_ENV, "{}"))
+    fd = fds.get(name)
+    return None if fd is None else socket.socket(fileno=int(fd))
+
+
+def worker_environment(
+    sockets: Mapping[str, socket.socket], ready_fd: int
+) -> tuple[dict[str, str], tuple[int, ...]]:
+    """The environment and the descriptors that hand ``sockets`` and the pipe to a worker."""
+    fds = {name: sock.fileno() for name, sock in sockets.items()}
+    env = {**os.environ, SOCKETS_ENV: json.dumps(fds), READY_ENV: str(ready_fd)}
+    return env, (*fds.values(), ready_fd)
+
+
+def tell_ready() -> None:
+    """In a worker: say that every listener is being read (nothing in the main process)."""
+    fd = os.environ.pop(READY_ENV, None)
+    if fd is not None:
+        os.write(int(fd), b"r")
+        os.close(int(fd))
+
+
+async def wait_ready(fd: int, count: int, timeout: float) -> int:
+    """Read ``count`` ready bytes from ``fd`` (or its end: every worker gone); how many came.
+
+    Closes ``fd``. Bounded by ``timeout``: a worker that hangs must not stop the rest.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    heard = 0
+
+    def readable() -> None:
+        nonlocal heard
+        try:
+            chunk = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        heard += len(chunk)
+        if (not chunk or heard >= count) and not done.done():
+            done.set_result(None)
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        pass
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return heard
