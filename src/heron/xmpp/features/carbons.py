@@ -10,9 +10,9 @@ Choices where the XEP leaves room:
 
 - Errors are never copied: §6.1 allows it only for replies to eligible messages,
   which needs tracking the XEP itself calls "unlikely to be generally appropriate".
-- A message that goes to offline storage is not copied to the account's
-  carbon-enabled sessions that are not available: storage hands it to them at
-  their next initial presence (XEP-0160), and a copy now would show it twice.
+- A message that goes to offline storage is not copied: storage hands it to the
+  next session that takes messages to the bare JID (an initial presence, or a
+  priority raised from negative: XEP-0160), and a copy now would show it twice.
 - ``<private/>`` or ``<no-copy/>`` alone is enough to opt out (§9 asks clients for
   both; Prosody honours either), and neither is removed (§9's interoperability note).
 - A message that already carries a carbon (``<sent/>`` or ``<received/>``) is never
