@@ -14,6 +14,8 @@ offline storage (XEP-0160); iqs to the server or to one's own bare JID go to
 the :class:`heron.xmpp.features.IqHandler` of the payload namespace. Presence
 and the roster are the features in ``features.presence`` and
 ``features.roster``, which the router builds over the stores it is given.
+Message Carbons (XEP-0280, ``features.carbons``) are applied here too, since
+only the router knows which sessions sent and received each message.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from heron.xmpp.errors import (
     StreamCondition,
 )
 from heron.xmpp.features import DomainComponent, IqContext, IqHandler
+from heron.xmpp.features.carbons import CarbonsHandler, Direction, copies
 from heron.xmpp.features.local import Resource, Session
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
 from heron.xmpp.features.presence import LoginStore, PresenceFeature, SeparateReads
@@ -116,7 +119,9 @@ class Router:
         self.presence = PresenceFeature(
             self, self.roster, self.offline, login or SeparateReads(roster, offline)
         )
+        self.carbons = CarbonsHandler(self)
         self.register_iq_handler(self.roster)
+        self.register_iq_handler(self.carbons)
 
     # --- registration -------------------------------------------------------------
 
@@ -275,8 +280,13 @@ class Router:
             if to is None:
                 to = account  # RFC 6120 §10.3.3 (a message without 'to')
                 stanza.set("to", str(to))
+            sent: list[tuple[Resource, Element]] = []
+            if stanza.tag == _MESSAGE and to.bare != account:
+                # XEP-0280 §8; a message to one's own account is copied as received.
+                sent = copies(stanza, Direction.SENT, account, self.bound(account), (entry.jid,))
             # The sender's own blocklist was checked above.
             await self._deliver(stanza, entry.jid, to, sender_checked=True)
+            _send_copies(sent)  # only once the original is on its way: a refusal bounces
 
     # --- from features and components ---------------------------------------------
 
@@ -360,14 +370,15 @@ class Router:
             elif request:
                 raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)  # §8.5.3.2.1
         else:
-            await self._message(stanza, to, entry)
+            await self._message(stanza, sender, to, entry)
 
-    async def _message(self, stanza: Element, to: JID, entry: Resource | None) -> None:
+    async def _message(self, stanza: Element, sender: JID, to: JID, entry: Resource | None) -> None:
         type_ = stanza.get("type", "normal")
         if type_ not in _MESSAGE_TYPES:
             type_ = "normal"  # RFC 6121 §5.2.2
         if entry is not None:
             entry.session.send(stanza)
+            self._received_copies(stanza, sender, to, [entry])
             return
         if type_ == "error":
             return
@@ -381,10 +392,22 @@ class Router:
             targets = [r for r in targets if r.priority == top]
         for target in targets:
             target.session.send(stanza)
+        if targets:
+            self._received_copies(stanza, sender, to, targets)
         if targets or type_ == "headline":
             return
         if not await self.offline.store(to.bare, stanza):
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "recipient offline")
+
+    def _received_copies(
+        self, stanza: Element, sender: JID, to: JID, delivered: list[Resource]
+    ) -> None:
+        """XEP-0280 §7: a copy to each carbon-enabled session of ``to`` that neither got
+        the original nor, for a message between one account's sessions, sent it."""
+        got_it = {entry.jid for entry in delivered}
+        if sender.bare == to.bare:
+            got_it.add(sender)
+        _send_copies(copies(stanza, Direction.RECEIVED, to.bare, self.bound(to), got_it))
 
     async def _dispatch(self, iq: Element, sender: JID, to: JID, *, everything: bool) -> None:
         """An iq request to the server or an account, answered by its namespace's handler."""
@@ -433,3 +456,8 @@ class Router:
         if stanza.get("type") == "error":
             return
         await self._reply(error_reply(stanza, error), to, sender)
+
+
+def _send_copies(carbons: list[tuple[Resource, Element]]) -> None:
+    for resource, carbon in carbons:
+        resource.session.send(carbon)

@@ -466,7 +466,7 @@ class XmppComponent:
             self._router.register_iq_handler(handler)
         vcard = VCardHandler(self._stores.vcards, clock=time.time)
         self._router.register_iq_handler(vcard, for_accounts=True)
-        advertised = [self._router.roster, vcard, *handlers]
+        advertised = [self._router.roster, self._router.carbons, vcard, *handlers]
         self._router.register_iq_handler(DiscoInfoHandler(advertised, nodes=[admin]))
         items = [DiscoItem(config.muc_domain, "Chatrooms")]
         self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))

@@ -52,6 +52,13 @@ class NS(StrEnum):
     MUC_USER = "http://jabber.org/protocol/muc#user"  # XEP-0045
     MUC_ADMIN = "http://jabber.org/protocol/muc#admin"  # XEP-0045
     MUC_OWNER = "http://jabber.org/protocol/muc#owner"  # XEP-0045
+    CARBONS = "urn:xmpp:carbons:2"  # XEP-0280 §3
+    FORWARD = "urn:xmpp:forward:0"  # XEP-0297
+    HINTS = "urn:xmpp:hints"  # XEP-0334
+    RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
+    CHAT_STATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
+    MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
+    CONFERENCE = "jabber:x:conference"  # XEP-0249 direct invitations
 
 
 def qname(namespace: str, tag: str) -> str:

@@ -46,7 +46,8 @@ class Resource:
     ``presence`` is the last broadcast available presence, None while the
     resource is not *available*; ``interested`` is set once it fetched the roster
     (§2.1.6 pushes go to interested resources only); ``directed`` holds who got
-    directed presence, to tell them when the resource goes away (§4.6.3).
+    directed presence, to tell them when the resource goes away (§4.6.3);
+    ``carbons`` is set while the session wants XEP-0280 copies (it lasts the session).
     """
 
     session: Session
@@ -55,6 +56,7 @@ class Resource:
     priority: int = 0
     interested: bool = False
     directed: set[JID] = field(default_factory=set)
+    carbons: bool = False
 
     @property
     def available(self) -> bool:

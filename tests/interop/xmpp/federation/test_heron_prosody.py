@@ -1,7 +1,8 @@
 """heron federates with Prosody 0.12, slixmpp clients on both sides: subscriptions, presence
 and chat across domains (RFC 6121), rooms on either server (XEP-0045), how each direction
 authenticates (XEP-0178 SASL EXTERNAL, XEP-0220 dialback, s2s_secure_auth), server and user
-queries (XEP-0030, XEP-0092, XEP-0199), blocking (XEP-0191) and offline storage (XEP-0160).
+queries (XEP-0030, XEP-0092, XEP-0199), blocking (XEP-0191), offline storage (XEP-0160) and
+heron's carbons of chats with a Prosody user (XEP-0280).
 
 An s2s stream is in order, and so is a client's: a ping of heron answered after a message
 means heron has handled that message, and what heron sent Prosody before a witness message
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from slixmpp import JID
+from slixmpp import JID, Message
 from slixmpp.exceptions import IqError
 
 from tests.interop.xmpp.federation.support import (
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.interop
 
 PEER_USERS = {
     name: f"{name} secret"
-    for name in "alice bob carol dave erin frank grace heidi ivan judy mallory niaj".split()
+    for name in "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia".split()
 }
 """Accounts of this module's heron and Prosody (the conftest picks them up): one or two per
 test on each side."""
@@ -355,3 +356,34 @@ async def test_xep0191_3_5_no_presence_broadcast_reaches_a_blocked_prosody_conta
         witness.send_message(mto=remote.boundjid.bare, mbody="after the change", mtype="chat")
         await remote.next_message("after the change")
         assert not [p for p in remote.presences if p["show"] == "away"]
+
+
+async def test_xep0280_a_heron_users_other_device_sees_both_sides_of_a_chat_with_prosody(
+    heron_peer: ReferenceServer, prosody_peer: ReferenceServer
+) -> None:
+    plugins = ("xep_0199", "xep_0280")
+    laptop = await peer_login(heron_peer, "olivia", "laptop", plugins=plugins)
+    phone = await peer_login(heron_peer, "olivia", "phone", plugins=plugins)
+    copies: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
+    for kind in ("received", "sent"):
+        phone.add_event_handler(
+            f"carbon_{kind}", lambda carbon, kind=kind: copies.put_nowait((kind, carbon))
+        )
+    try:
+        for device in (laptop, phone):
+            await device.plugin["xep_0280"].enable(timeout=TIMEOUT)
+        async with on_peers((prosody_peer, "olivia")) as (remote,):
+            remote.send_message(mto=laptop.boundjid, mbody="from verona", mtype="chat")
+            await laptop.next_message("from verona")
+            kind, carbon = await asyncio.wait_for(copies.get(), TIMEOUT)
+            assert (kind, carbon["from"]) == ("received", laptop.boundjid.bare)
+            original = carbon["carbon_received"]
+            assert (original["from"], original["body"]) == (remote.boundjid, "from verona")
+
+            laptop.send_message(mto=remote.boundjid.bare, mbody="to verona", mtype="chat")
+            await remote.next_message("to verona")
+            kind, carbon = await asyncio.wait_for(copies.get(), TIMEOUT)
+            assert (kind, carbon["from"]) == ("sent", laptop.boundjid.bare)
+            assert carbon["carbon_sent"]["body"] == "to verona"
+    finally:
+        await log_out([laptop, phone])
