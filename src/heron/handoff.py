@@ -20,7 +20,14 @@ import ssl
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-__all__ = ["AcceptedSockets", "Handoff", "StreamAccept", "listening_sockets", "stream_protocol"]
+__all__ = [
+    "AcceptedSockets",
+    "Handoff",
+    "StreamAccept",
+    "accept_forever",
+    "listening_sockets",
+    "stream_protocol",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +119,19 @@ def stream_protocol(accept: StreamAccept, limit: int) -> Callable[[], asyncio.Ba
     """What ``asyncio.start_server(accept, limit=limit)`` runs each connection with, for a
     socket accepted elsewhere: services written on asyncio streams (XMPP) take it so."""
     return lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit), accept)
+
+
+async def accept_forever(
+    listening: socket.socket, service: str, take: Callable[[socket.socket, Any], None]
+) -> None:
+    """Accept on ``listening`` until cancelled, giving each socket and its peer address
+    to ``take``; a failed accept (out of file descriptors, most likely) lets some go."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            sock, peer = await loop.sock_accept(listening)
+        except OSError as exc:
+            log.warning("%s: cannot accept a connection: %s", service, exc)
+            await asyncio.sleep(0.5)
+            continue
+        take(sock, peer)

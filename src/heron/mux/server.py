@@ -21,14 +21,15 @@ import asyncio
 import logging
 import socket
 from collections.abc import Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from heron.component import Listener, Services
-from heron.config import Config, ListenAddress
+from heron.config import Config
 from heron.connections import ConnectionLimiter
 from heron.control import View
 from heron.errors import listen_error
-from heron.handoff import listening_sockets
+from heron.handoff import accept_forever, listening_sockets
 from heron.mux.classify import Classifier, Decision, NeedMore, Refuse, Service, Verdict
 from heron.mux.redirect import redirect
 
@@ -89,7 +90,8 @@ class MuxComponent:
                 raise listen_error("mux.listen", address, exc) from None
             self._sockets += sockets
             for sock in sockets:
-                self._spawn(self._accept(sock, address))
+                take = partial(self._take, port=address.port)
+                self._spawn(accept_forever(sock, "mux", take))
             listeners.append(Listener("mux", f"tcp://{address}"))
         missing = {s.value for s in Service} - set(self._services.handoffs) - {"xmpp-server"}
         if missing:
@@ -113,24 +115,16 @@ class MuxComponent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _accept(self, listening: socket.socket, address: ListenAddress) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, peer = await loop.sock_accept(listening)
-            except OSError as exc:  # out of file descriptors, most likely: let some go
-                log.warning("mux: cannot accept a connection: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-            self._counters["connections"] += 1
-            if not self._pending.open(ip, "mux"):  # it logs the refusal
-                sock.close()
-                continue
-            self._counters["pending"] += 1
-            pending = _Pending(self, loop, sock, ip, address.port)
-            if not pending.decided:
-                self._waiting.add(pending)
+    def _take(self, sock: socket.socket, peer: Any, port: int) -> None:
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        self._counters["connections"] += 1
+        if not self._pending.open(ip, "mux"):  # it logs the refusal
+            sock.close()
+            return
+        self._counters["pending"] += 1
+        pending = _Pending(self, asyncio.get_running_loop(), sock, ip, port)
+        if not pending.decided:
+            self._waiting.add(pending)
 
     def classified(self, pending: _Pending, decision: Decision | None, seen: int) -> None:
         """``pending`` is no longer waiting: hand it over, redirect it or close it."""

@@ -36,7 +36,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
 from heron.connections import ConnectionLimiter
-from heron.handoff import listening_sockets
+from heron.handoff import accept_forever, listening_sockets
 from heron.web.proxy import is_trusted
 
 __all__ = ["SERVER", "ConnectionGuard", "GuardedSite", "server_header"]
@@ -267,7 +267,7 @@ class GuardedSite(web.BaseSite):
             self._sockets = listening_sockets(self._host, self._port, self._backlog)
         await super().start()
         for sock in self._sockets:
-            self._spawn(self._accept(sock))
+            self._spawn(accept_forever(sock, "web", lambda accepted, _: self.take(accepted)))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -281,17 +281,6 @@ class GuardedSite(web.BaseSite):
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _accept(self, listening: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, _ = await loop.sock_accept(listening)
-            except OSError as exc:  # out of file descriptors, most likely: let some go
-                log.warning("web: cannot accept a connection: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            self.take(sock)
 
     def take(self, sock: socket.socket) -> None:
         """Serve ``sock``, accepted here or handed over by the port-443 mux: count it

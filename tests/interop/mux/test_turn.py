@@ -11,18 +11,16 @@ import ssl
 from typing import Any
 
 import pytest
-from aioice.turn import create_turn_endpoint
 
 from tests.interop.mux.support import ACCOUNTS, LOCALHOST, TURN_NAME, MuxHeron
 from tests.interop.turn.support import assert_all_echoed, uclient
-from tests.interop.turn.test_aioice import COUNT, TIMEOUT, EchoPeer, Receiver, tls_context
+from tests.interop.turn.test_aioice import relays_to_an_echo_peer, tls_context
 
 pytestmark = pytest.mark.interop
 
 TURN_USER = "alice"
 PASSWORD = ACCOUNTS[TURN_USER]
 CREDENTIALS = ("-u", TURN_USER, "-w", PASSWORD)
-Address = tuple[str, int]
 
 
 def test_uclient_allocates_over_tcp_through_the_mux(shared_mux: MuxHeron, echo_port: int) -> None:
@@ -40,7 +38,8 @@ def test_uclient_allocates_over_tls_through_the_mux(shared_mux: MuxHeron, echo_p
 
 def client_context(server: MuxHeron, named_by: str) -> ssl.SSLContext | None:
     """None for plain TCP or UDP; else a verifying context offering ALPN ``stun.turn``
-    ("alpn") or no ALPN at all ("sni": only the server name can name TURN)."""
+    ("alpn") or no ALPN at all ("sni": the name ``mux.sni`` maps to TURN, which a
+    ClientHello without ALPN would reach anyway)."""
     if named_by == "alpn":
         return tls_context(server.turn)
     if named_by == "sni":
@@ -73,33 +72,11 @@ async def test_aioice_relays_through_the_mux(
         return await resolve(LOCALHOST if name == TURN_NAME else name, *args, **kwargs)
 
     monkeypatch.setattr(loop, "getaddrinfo", resolver)
-    turn = shared_mux.turn
-    peer_transport, peer = await loop.create_datagram_endpoint(EchoPeer, local_addr=(LOCALHOST, 0))
-    peer_address: Address = peer_transport.get_extra_info("sockname")[:2]
-    try:
-        relay, receiver = await asyncio.wait_for(
-            create_turn_endpoint(
-                Receiver,
-                server_addr=(host, shared_mux.port),
-                username=TURN_USER,
-                password=PASSWORD,
-                transport=transport,
-                ssl=client_context(shared_mux, named_by),
-            ),
-            TIMEOUT,
-        )
-        try:
-            relayed = relay.get_extra_info("sockname")
-            assert relayed[0] == LOCALHOST and turn.has_relay_port(relayed[1]), relayed
-            payloads = {b"mux %d " % i + bytes(i * 7) for i in range(COUNT)}
-            for payload in sorted(payloads):
-                relay.sendto(payload, peer_address)
-            await asyncio.wait_for(receiver.complete.wait(), TIMEOUT)
-            assert receiver.errors == []
-            assert {data for data, _ in receiver.received} == payloads
-            assert set(peer.sources) == {tuple(relayed)}
-        finally:
-            relay.close()
-            await asyncio.wait_for(receiver.closed.wait(), TIMEOUT)
-    finally:
-        peer_transport.close()
+    await relays_to_an_echo_peer(
+        shared_mux.turn,
+        (host, shared_mux.port),
+        transport,
+        client_context(shared_mux, named_by),
+        user=TURN_USER,
+        password=PASSWORD,
+    )

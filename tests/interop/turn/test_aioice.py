@@ -69,28 +69,36 @@ def tls_context(server: TurnServer) -> ssl.SSLContext:
     return context
 
 
-@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
-async def test_aioice_relays_to_udp_peer(shared_turn: TurnServer, transport: str) -> None:
+async def relays_to_an_echo_peer(
+    turn: TurnServer,
+    server: Address,
+    transport: str,
+    context: ssl.SSLContext | None,
+    *,
+    user: str = TURN_USER,
+    password: str = PASSWORD,
+) -> None:
+    """aioice allocates at ``server`` over ``transport`` (TLS with ``context``) and
+    relays COUNT datagrams to an echo peer: each comes back from the peer, and the peer
+    saw them all from the relayed address, one of ``turn``'s relay ports."""
     loop = asyncio.get_running_loop()
     peer_transport, peer = await loop.create_datagram_endpoint(EchoPeer, local_addr=(LOCALHOST, 0))
     peer_address: Address = peer_transport.get_extra_info("sockname")[:2]
-    tls = transport == "tls"
-    port = shared_turn.tls_port if tls else shared_turn.port
     try:
         relay, receiver = await asyncio.wait_for(
             create_turn_endpoint(
                 Receiver,
-                server_addr=(LOCALHOST, port),
-                username=TURN_USER,
-                password=PASSWORD,
-                transport="udp" if transport == "udp" else "tcp",
-                ssl=tls_context(shared_turn) if tls else None,
+                server_addr=server,
+                username=user,
+                password=password,
+                transport=transport,
+                ssl=context,
             ),
             TIMEOUT,
         )
         try:
             relayed = relay.get_extra_info("sockname")
-            assert relayed[0] == LOCALHOST and shared_turn.has_relay_port(relayed[1]), relayed
+            assert relayed[0] == LOCALHOST and turn.has_relay_port(relayed[1]), relayed
             payloads = {b"heron %d " % i + bytes(i * 7) for i in range(COUNT)}
             for payload in sorted(payloads):
                 relay.sendto(payload, peer_address)
@@ -104,6 +112,16 @@ async def test_aioice_relays_to_udp_peer(shared_turn: TurnServer, transport: str
             await asyncio.wait_for(receiver.closed.wait(), TIMEOUT)
     finally:
         peer_transport.close()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_aioice_relays_to_udp_peer(shared_turn: TurnServer, transport: str) -> None:
+    tls = transport == "tls"
+    port = shared_turn.tls_port if tls else shared_turn.port
+    context = tls_context(shared_turn) if tls else None
+    await relays_to_an_echo_peer(
+        shared_turn, (LOCALHOST, port), "udp" if transport == "udp" else "tcp", context
+    )
 
 
 async def test_tls_listener_negotiates_stun_turn_alpn(shared_turn: TurnServer) -> None:
