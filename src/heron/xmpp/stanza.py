@@ -52,6 +52,7 @@ class NS(StrEnum):
     MUC_USER = "http://jabber.org/protocol/muc#user"  # XEP-0045
     MUC_ADMIN = "http://jabber.org/protocol/muc#admin"  # XEP-0045
     MUC_OWNER = "http://jabber.org/protocol/muc#owner"  # XEP-0045
+    MUC_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization"  # XEP-0410 §3.3
     CARBONS = "urn:xmpp:carbons:2"  # XEP-0280 §3
     FORWARD = "urn:xmpp:forward:0"  # XEP-0297
     HINTS = "urn:xmpp:hints"  # XEP-0334

@@ -316,3 +316,116 @@ async def test_room_names_are_limited(service: MucService, router: FakeRouter) -
     await Client(service, ROLAND).join(parse_jid(f"{'r' * 65}@{SERVICE}"))
     assert condition(router.take()[-1]) == "not-acceptable"
     assert service.rooms() == []
+
+
+# XEP-0410 MUC self-ping: the room answers it (§3.3), with §3.2's errors
+
+
+def ping(to: str) -> str:
+    return f'<iq from="{{me}}" to="{to}" type="get" id="p1"><ping xmlns="{NS.PING}"/></iq>'
+
+
+def error_of(reply: Element) -> Element:
+    error = reply.find(qname(NS.CLIENT, "error"))
+    assert error is not None, reply.attrib
+    return error
+
+
+async def in_the_lobby(service: MucService, router: FakeRouter) -> tuple[Client, Client]:
+    """roland owns the (configured) lobby, lucy has joined it; nothing left to take."""
+    roland, lucy = Client(service, ROLAND), Client(service, LUCY)
+    await roland.join()
+    await roland.configure()
+    await lucy.join()
+    router.take()
+    return roland, lucy
+
+
+async def test_xep0410_3_3_the_room_answers_an_occupants_self_ping(
+    service: MucService, router: FakeRouter
+) -> None:
+    _, lucy = await in_the_lobby(service, router)
+    await lucy.send(ping(f"{ROOM}/lucy"))
+    # The answer comes from the occupant JID, and no client of lucy's is asked.
+    (result,) = router.take()
+    assert result.tag == qname(NS.CLIENT, "iq")
+    assert result.attrib == {"type": "result", "id": "p1", "from": f"{ROOM}/lucy", "to": str(LUCY)}
+    assert len(result) == 0
+
+
+async def test_xep0410_3_3_a_self_ping_from_another_jid_is_not_acceptable(
+    service: MucService, router: FakeRouter
+) -> None:
+    await in_the_lobby(service, router)
+    # lucy's laptop is not joined, though lucy's phone is; a stranger is not joined at all.
+    for pinger in (parse_jid("lucy@falcot.com/laptop"), STRANGER):
+        await Client(service, pinger).send(ping(f"{ROOM}/lucy"))
+        (reply,) = router.take()
+        assert (reply.get("type"), reply.get("to")) == ("error", str(pinger))
+        assert reply.get("from") == f"{ROOM}/lucy"
+        # §3.2's example: <error type="cancel" by="room"><not-acceptable/>.
+        assert (error_of(reply).get("type"), error_of(reply).get("by")) == ("cancel", str(ROOM))
+        assert condition(reply) == "not-acceptable"
+
+
+async def test_xep0410_3_2_after_leaving_or_once_the_room_is_gone_not_acceptable(
+    service: MucService, router: FakeRouter
+) -> None:
+    roland, lucy = await in_the_lobby(service, router)
+    await lucy.leave()
+    router.take()
+    await lucy.send(ping(f"{ROOM}/lucy"))
+    assert condition(router.take(LUCY)[0]) == "not-acceptable"
+    # The temporary room went with its last occupant, as after a restart: still
+    # not-acceptable (the client rejoins), not item-not-found (joined, nick changed).
+    await roland.leave()
+    assert service.rooms() == []
+    router.take()
+    await roland.send(ping(f"{ROOM}/roland"))
+    (reply,) = router.take()
+    assert condition(reply) == "not-acceptable"
+    assert error_of(reply).get("by") == str(ROOM)
+
+
+async def test_xep0410_3_2_a_joined_client_pinging_a_vacant_nickname_gets_item_not_found(
+    service: MucService, router: FakeRouter
+) -> None:
+    """§3.2: item-not-found says "joined, but the nickname changed", so no rejoin."""
+    _, lucy = await in_the_lobby(service, router)
+    await lucy.send(ping(f"{ROOM}/lucinda"))
+    assert condition(router.take()[0]) == "item-not-found"
+
+
+async def test_xep0410_3_3_only_self_pings_are_answered_for_an_occupant(
+    service: MucService, router: FakeRouter
+) -> None:
+    """A ping to another occupant is no self-ping, and neither is a set or another
+    payload: heron relays no iq to occupants, and says so with service-unavailable."""
+    _, lucy = await in_the_lobby(service, router)
+    for request in (
+        ping(f"{ROOM}/roland"),
+        ping(f"{ROOM}/lucy").replace('type="get"', 'type="set"'),
+        f'<iq from="{{me}}" to="{ROOM}/lucy" type="get" id="v"><query xmlns="{NS.VERSION}"/></iq>',
+    ):
+        await lucy.send(request)
+        replies = router.take()
+        assert [r.get("to") for r in replies] == [str(LUCY)]
+        assert condition(replies[0]) == "service-unavailable"
+    # RFC 6120 §8.2.3: a result or an error to an occupant JID is never answered.
+    await lucy.send(f'<iq from="{{me}}" to="{ROOM}/lucy" type="result" id="p1"/>')
+    assert router.take() == []
+
+
+async def test_xep0410_3_3_only_the_room_advertises_the_optimization(
+    service: MucService, router: FakeRouter
+) -> None:
+    """§3.3: the feature is "in the disco#info response on the individual MUC room JIDs"."""
+    _, lucy = await in_the_lobby(service, router)
+    info = f'<iq from="{{me}}" to="{{to}}" type="get" id="d"><query xmlns="{NS.DISCO_INFO}"/></iq>'
+    features: dict[str, set[str | None]] = {}
+    for address in (str(ROOM), SERVICE):
+        await lucy.send(info.replace("{to}", address))
+        (result,) = router.take()
+        features[address] = {f.get("var") for f in result.iter(qname(NS.DISCO_INFO, "feature"))}
+    assert NS.MUC_SELF_PING.value in features[str(ROOM)]
+    assert NS.MUC_SELF_PING.value not in features[SERVICE]

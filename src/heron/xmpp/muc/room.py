@@ -14,8 +14,9 @@ owners of every room.
 
 Here: entering (§7.2), presence broadcast, nick changes (§7.6), leaving (§7.14),
 groupchat, private messages, subject and invitations (§7.4–7.8, §8.1), disco (§6.4),
-destruction (§10.9). Elsewhere: ``history`` (§7.2.15), ``moderation`` (muc#admin, §8,
-§9, §10.3–10.7), ``owner`` (muc#owner, §10.1–10.2).
+destruction (§10.9), and XEP-0410's self-ping, which the room answers itself.
+Elsewhere: ``history`` (§7.2.15), ``moderation`` (muc#admin, §8, §9, §10.3–10.7),
+``owner`` (muc#owner, §10.1–10.2).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from heron.xmpp.muc.nickname import ByNickname, prepare_nickname
 from heron.xmpp.muc.owner import owner_get, owner_set
 from heron.xmpp.stanza import NS, iq_result, qname
 
-__all__ = ["Room"]
+__all__ = ["Room", "is_ping"]
 
 STANZA_ID = "urn:xmpp:sid:0"  # XEP-0359
 _PRESENCE = qname(NS.CLIENT, "presence")
@@ -59,6 +60,18 @@ _X_MUC = qname(NS.MUC, "x")
 _X_USER = qname(NS.MUC_USER, "x")
 _MAX_PRESENCE_CHILDREN = 16
 _MAX_INVITES = 10
+_PING = qname(NS.PING, "ping")
+
+
+def is_ping(stanza: Element) -> bool:
+    """An XEP-0199 ping: an iq get whose one child is <ping/>. Addressed to an occupant
+    JID, it is an XEP-0410 self-ping when the occupant is the sender."""
+    return (
+        stanza.tag == qname(NS.CLIENT, "iq")
+        and stanza.get("type") == "get"
+        and len(stanza) == 1
+        and stanza[0].tag == _PING
+    )
 
 
 class Room:
@@ -534,7 +547,7 @@ class Room:
         if kind not in ("get", "set"):
             return Outcome()
         if nick:
-            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "occupants take no iq here")
+            return self._iq_to_occupant(stanza, sender, nick)
         if len(stanza) != 1:
             raise StanzaError(StanzaCondition.BAD_REQUEST, "an iq carries one payload")  # RFC 6120
         query = stanza[0]
@@ -565,11 +578,40 @@ class Room:
                 return Outcome((result(), *out.stanzas), changed=out.changed)
         raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "unsupported request")
 
+    def _iq_to_occupant(self, stanza: Element, sender: JID, nick: str) -> Outcome:
+        """XEP-0410 §3.3: the room answers a self-ping itself, since the client it would
+        be relayed to (another device of the same user, often a phone) may never answer.
+        Other iq to occupants are not relayed.
+        """
+        if not is_ping(stanza):
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "occupants take no iq here")
+        pinger = self.occupant(sender)
+        if pinger is None:
+            # §3.3: "<not-acceptable>: the client is not joined to the MUC", type cancel as in
+            # §3.2's example; the client rejoins on it.
+            raise StanzaError(
+                StanzaCondition.NOT_ACCEPTABLE, "you are not in this room", ErrorType.CANCEL
+            )
+        target = self.occupants.get(nick)
+        if target is pinger:
+            occupant = self._nick_jid(pinger.nick)
+            result = iq_result(stanza)
+            result.set("from", str(occupant))
+            return Outcome((Routed(result, occupant, sender),))
+        if target is None:
+            # §3.2, §4: "the client is joined, but the occupant just changed their name".
+            raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such occupant")
+        # A ping to someone else is no self-ping, and heron relays no iq to occupants.
+        raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "occupants take no iq here")
+
     def _disco_info(self) -> Element:
         query = Element(qname(NS.DISCO_INFO, "query"))
         identity = {"category": "conference", "type": "text", "name": self.summary().title}
         SubElement(query, qname(NS.DISCO_INFO, "identity"), identity)
-        for feature in (NS.MUC, NS.DISCO_INFO, NS.DISCO_ITEMS, STANZA_ID, *self.config.features):
+        # XEP-0410 §3.3: the self-ping optimization is advertised "on the individual MUC
+        # room JIDs", not on the service.
+        features = (NS.MUC, NS.MUC_SELF_PING, NS.DISCO_INFO, NS.DISCO_ITEMS, STANZA_ID)
+        for feature in (*features, *self.config.features):
             SubElement(query, qname(NS.DISCO_INFO, "feature"), {"var": feature})
         form = SubElement(query, qname(NS.DATA, "x"), {"type": "result"})
         for var, value in (

@@ -21,11 +21,11 @@ from dataclasses import replace
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.errors import StoreError
-from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.errors import ErrorType, StanzaCondition, StanzaError
 from heron.xmpp.features import Routed, StanzaRouter
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import Affiliation, Limits, Outcome, RoomStore, RoomSummary
-from heron.xmpp.muc.room import Room
+from heron.xmpp.muc.room import Room, is_ping
 from heron.xmpp.stanza import NS, error_reply, iq_result, qname
 
 __all__ = ["MucService"]
@@ -119,6 +119,13 @@ class MucService:
         now = self._clock()
         room = self._rooms.get(to.local)
         if room is None:
+            if to.resource and is_ping(stanza):
+                # XEP-0410 §3.2: a self-ping to a room that is gone (a temporary room after
+                # a restart) means "not joined", so the client rejoins; item-not-found
+                # would tell it that it is joined under another nickname.
+                raise StanzaError(
+                    StanzaCondition.NOT_ACCEPTABLE, "you are not in this room", ErrorType.CANCEL
+                )
             if stanza.tag != _PRESENCE:
                 raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such room")
             if stanza.get("type") is not None or not to.resource:
