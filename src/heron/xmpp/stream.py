@@ -41,7 +41,7 @@ from heron.xmpp.errors import (
     StreamError,
     loggable,
 )
-from heron.xmpp.features.csi import DEFAULT_QUEUE, ClientState
+from heron.xmpp.features.csi import DEFAULT_QUEUE, ClientState, QueueLimits
 from heron.xmpp.jid import JID, parse_jid, parse_stanza_jid
 from heron.xmpp.sasl import (
     Challenge,
@@ -331,7 +331,7 @@ class C2SStream:
         self._jid_text = ""
         self._bind_iq: Element | None = None
         self._sasl_username: str | None = None
-        self._csi = ClientState(csi_queue)
+        self._csi: ClientState[bytes] = ClientState(QueueLimits(stanzas=csi_queue))
 
     # --- properties ----------------------------------------------------------------------
 
@@ -457,8 +457,8 @@ class C2SStream:
         """Deliver a stanza to the client, or hold it back while the client is inactive
         (:mod:`heron.xmpp.features.csi`); dropped unless the stream is established."""
         if self._state is State.ESTABLISHED:
-            for element in self._csi.send(stanza):
-                self._send(element)
+            data = self._serialize(stanza)
+            self._output.extend(self._csi.send(stanza, data, len(data)))
         else:
             log.debug("stream %s: stanza dropped in state %s", self._stream_id, self._state.name)
 
@@ -768,8 +768,7 @@ class C2SStream:
         if element.tag == qname(NS.CSI, "inactive"):
             self._csi.deactivate()
             return
-        for stanza in self._csi.activate():
-            self._send(stanza)
+        self._output.extend(self._csi.activate())
 
     def _on_stanza(self, stanza: Element) -> None:
         # RFC 6120 §8.1.2.1: the server stamps the full JID; a client cannot claim another.
@@ -799,10 +798,12 @@ class C2SStream:
             )
 
     def _send(self, element: Element) -> None:
+        self._output.append(self._serialize(element))
+
+    def _serialize(self, element: Element) -> bytes:
         if self._websocket:
-            self._output.append(serialize(element, "", stream_prefix=False))
-        else:
-            self._output.append(serialize(element))
+            return serialize(element, "", stream_prefix=False)
+        return serialize(element)
 
     def _fail(self, error: StreamError) -> None:
         log.info("stream %s: %s", self._stream_id, loggable(error))

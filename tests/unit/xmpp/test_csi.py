@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heron.xmpp.errors import StreamCondition
-from heron.xmpp.features.csi import ClientState, holds, important
+from heron.xmpp.features.csi import ClientState, QueueLimits, holds, important
 from heron.xmpp.stream import StanzaReceived, State
 from heron.xmpp.xml import serialize
 from tests.unit.xmpp.test_stream import ended_with, login, new_stream
@@ -73,51 +73,72 @@ def test_mod_csi_simple_sends_bodies_invitations_errors_and_iqs_at_once(xml: str
     assert important(stanza(xml))
 
 
-def test_holds_only_unimportant_stanzas_of_an_inactive_session_with_room() -> None:
-    presence, body = stanza(UNIMPORTANT["available presence"]), stanza(IMPORTANT["iq"])
-    assert holds(False, 0, 1, presence)
-    assert not holds(True, 0, 1, presence)  # §5: active until it says otherwise
-    assert not holds(False, 1, 1, presence)  # full: sent, with all held before it
-    assert not holds(False, 0, 1, body)
+def test_holds_only_unimportant_stanzas_of_an_inactive_session_that_fit() -> None:
+    presence, iq = stanza(UNIMPORTANT["available presence"]), stanza(IMPORTANT["iq"])
+    limits = QueueLimits(stanzas=1, size=100)
+    assert holds(False, 0, 0, 100, limits, presence)
+    assert not holds(True, 0, 0, 1, limits, presence)  # §5: active until it says otherwise
+    assert not holds(False, 1, 1, 1, limits, presence)  # too many: sent, after all held
+    assert not holds(False, 0, 0, 101, limits, presence)  # too big, likewise
+    assert not holds(False, 0, 0, 1, limits, iq)
+
+
+def held_elements(stanzas: int = 4, size: int = 1 << 20) -> ClientState[Element]:
+    """A state whose items are the stanzas themselves."""
+    return ClientState(QueueLimits(stanzas, size))
+
+
+def offer(state: ClientState[Element], element: Element, size: int = 1) -> list[Element]:
+    return state.send(element, element, size)
 
 
 def test_xep0352_5_a_session_starts_active() -> None:
-    state = ClientState(4)
+    state = held_elements()
     presence = stanza(UNIMPORTANT["available presence"])
-    assert state.send(presence) == [presence]
+    assert offer(state, presence) == [presence]
 
 
 def test_an_important_stanza_goes_out_after_everything_held_in_order() -> None:
-    state = ClientState(4)
+    state = held_elements()
     state.deactivate()
     first, second = stanza(UNIMPORTANT["available presence"]), stanza(UNIMPORTANT["receipt"])
     body = stanza(IMPORTANT["message with body"])
-    assert state.send(first) == [] and state.send(second) == []
-    assert state.send(body) == [first, second, body]
+    assert offer(state, first) == [] and offer(state, second) == []
+    assert offer(state, body) == [first, second, body]
     assert state.held == []
     assert not state.active  # still inactive: the next presence waits again
 
 
 def test_a_full_queue_is_sent_whole() -> None:
-    state = ClientState(2)
+    state = held_elements(stanzas=2)
     state.deactivate()
     presences = [stanza(UNIMPORTANT["available presence"]) for _ in range(3)]
-    assert state.send(presences[0]) == [] and state.send(presences[1]) == []
-    assert state.send(presences[2]) == presences
+    assert offer(state, presences[0]) == [] and offer(state, presences[1]) == []
+    assert offer(state, presences[2]) == presences
+
+
+def test_a_queue_over_its_bytes_is_sent_whole() -> None:
+    state = held_elements(size=100)
+    state.deactivate()
+    presences = [stanza(UNIMPORTANT["available presence"]) for _ in range(3)]
+    assert offer(state, presences[0], 60) == []
+    assert offer(state, presences[1], 60) == presences[:2]
+    assert offer(state, presences[2], 60) == []  # counted afresh after the flush
 
 
 def test_active_releases_what_was_held() -> None:
-    state = ClientState(4)
+    state = held_elements()
     state.deactivate()
     presence = stanza(UNIMPORTANT["available presence"])
-    state.send(presence)
+    offer(state, presence)
     assert state.activate() == [presence]
     assert state.activate() == []
 
 
-def test_the_queue_holds_at_least_one() -> None:
+@pytest.mark.parametrize(("stanzas", "size"), [(0, 1), (1, 0)])
+def test_the_queue_holds_at_least_one(stanzas: int, size: int) -> None:
     with pytest.raises(ValueError):
-        ClientState(0)
+        QueueLimits(stanzas, size)
 
 
 KINDS = sorted(UNIMPORTANT | IMPORTANT)
@@ -128,24 +149,36 @@ ACTIONS = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(actions=ACTIONS, limit=st.integers(min_value=1, max_value=5))
-def test_nothing_lost_order_kept_queue_bounded(actions: list[str], limit: int) -> None:
-    state = ClientState(limit)
+@given(
+    actions=ACTIONS,
+    limit=st.integers(min_value=1, max_value=5),
+    size=st.integers(min_value=1, max_value=300),
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1),
+)
+def test_nothing_lost_order_kept_queue_bounded(
+    actions: list[str], limit: int, size: int, sizes: list[int]
+) -> None:
+    state = held_elements(limit, size)
+    held_size = 0
     offered: list[Element] = []
     sent: list[Element] = []
     for action in actions:
         if action == "<active/>":
             sent += state.activate()
+            held_size = 0
         elif action == "<inactive/>":
             state.deactivate()
         else:
             element = stanza((UNIMPORTANT | IMPORTANT)[action])
+            element_size = sizes[len(offered) % len(sizes)]
             offered.append(element)
-            out = state.send(element)
+            out = offer(state, element, element_size)
             sent += out
+            held_size = 0 if out else held_size + element_size
             if important(element):
                 assert out[-1:] == [element]  # at once, after what was held
         assert len(state.held) <= limit
+        assert held_size <= size
         if state.active:
             assert state.held == []
     assert [*sent, *state.held] == offered  # same objects, same order: none lost, none twice
@@ -221,3 +254,15 @@ def test_other_elements_of_the_csi_namespace_are_unsupported() -> None:
     login(stream)
     condition = ended_with(stream, b"<csi xmlns='urn:xmpp:csi:0'/>")[0]
     assert condition == StreamCondition.UNSUPPORTED_STANZA_TYPE
+
+
+def test_the_stream_holds_at_most_a_slow_clients_worth_of_bytes() -> None:
+    stream = new_stream()
+    client = login(stream)
+    client.send(INACTIVE)
+    big = presence_from("bob@falcot.com/a")
+    big.append(stanza(f"<status>{'x' * 600_000}</status>"))  # two exceed MAX_HELD_BYTES
+    stream.send_stanza(big)
+    assert stream.data_to_send() == b""
+    stream.send_stanza(big)
+    assert stream.data_to_send().count(b"<presence") == 2

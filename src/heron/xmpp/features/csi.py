@@ -9,7 +9,8 @@ message payloads without a body (chat states, receipts, markers) wait; messages 
 body or subject, invitations, errors, subscription requests and iqs do not.
 
 The rules are sans-IO: :func:`important` judges one stanza, :func:`holds` says whether
-an outgoing one waits, and :class:`ClientState` is one session's state and queue. The
+an outgoing one waits within :class:`QueueLimits`, and :class:`ClientState` is one
+session's state and queue. The
 stream (:mod:`heron.xmpp.stream`) advertises the feature after authentication (§4.1),
 takes the nonzas in order with the stanzas around them (§5.1) and sends through it.
 
@@ -21,14 +22,20 @@ a body is important (Prosody leaves mention detection to other modules).
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 from xml.etree.ElementTree import Element
 
 from heron.xmpp.stanza import NS, qname
 
-__all__ = ["DEFAULT_QUEUE", "ClientState", "holds", "important"]
+__all__ = ["DEFAULT_QUEUE", "MAX_HELD_BYTES", "ClientState", "QueueLimits", "holds", "important"]
 
 DEFAULT_QUEUE = 256
 """Stanzas held per inactive session, Prosody's ``csi_queue_size``."""
+MAX_HELD_BYTES = 1 << 20
+"""Bytes held per inactive session: what heron lets a slow client have unwritten."""
+
+T = TypeVar("T")
 
 _PRESENCE = qname(NS.CLIENT, "presence")
 _MESSAGE = qname(NS.CLIENT, "message")
@@ -62,39 +69,58 @@ def important(stanza: Element) -> bool:
     return any(message.find(path) is not None for path in _INVITES)
 
 
-def holds(active: bool, held: int, limit: int, stanza: Element) -> bool:
-    """Whether ``stanza`` waits behind the ``held`` stanzas queued for a session: only
-    while the session is inactive, only an unimportant one, and only while the queue
-    has room (a full queue is sent whole, as Prosody does)."""
-    return not active and held < limit and not important(stanza)
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """How much one inactive session may hold: ``stanzas`` (``xmpp.csi_queue``, Prosody's
+    ``csi_queue_size``) and ``size`` bytes, as much as heron lets a slow client have
+    unwritten, so that a contact's large presence cannot pile up megabytes per session."""
+
+    stanzas: int = DEFAULT_QUEUE
+    size: int = MAX_HELD_BYTES
+
+    def __post_init__(self) -> None:
+        if self.stanzas < 1 or self.size < 1:
+            raise ValueError("a CSI queue holds at least one stanza")
 
 
-class ClientState:
-    """One session's CSI state and the stanzas it holds back, oldest first.
+def holds(
+    active: bool, held: int, held_size: int, size: int, limits: QueueLimits, stanza: Element
+) -> bool:
+    """Whether ``stanza`` (``size`` bytes) waits behind the ``held`` stanzas (``held_size``
+    bytes) a session holds: only while it is inactive, only an unimportant one, and only
+    while it fits (otherwise the whole queue is sent with it, as Prosody does)."""
+    fits = held < limits.stanzas and held_size + size <= limits.size
+    return not active and fits and not important(stanza)
+
+
+class ClientState(Generic[T]):
+    """One session's CSI state and what it holds back, oldest first: a ``T`` for each
+    stanza, what the stream will write for it (its bytes; the stanza itself in tests).
 
     Whatever :meth:`send` and :meth:`activate` return goes out in the order returned;
     together with :attr:`held` it is everything offered, in the order offered.
     """
 
-    def __init__(self, limit: int = DEFAULT_QUEUE) -> None:
-        if limit < 1:
-            raise ValueError("the CSI queue holds at least one stanza")
-        self.limit = limit
+    def __init__(self, limits: QueueLimits) -> None:
+        self.limits = limits
         self.active = True  # §5: "The server MUST assume all clients to be in the 'active' state"
-        self._held: deque[Element] = deque()
+        self._held: deque[T] = deque()
+        self._held_size = 0
 
     @property
-    def held(self) -> list[Element]:
+    def held(self) -> list[T]:
         return list(self._held)
 
-    def send(self, stanza: Element) -> list[Element]:
-        """What to send now that ``stanza`` is on its way: nothing, or all held and it."""
-        if holds(self.active, len(self._held), self.limit, stanza):
-            self._held.append(stanza)
+    def send(self, stanza: Element, item: T, size: int) -> list[T]:
+        """What to send now that ``stanza`` (as ``item``, ``size`` bytes) is on its way:
+        nothing, or everything held and then ``item``."""
+        if holds(self.active, len(self._held), self._held_size, size, self.limits, stanza):
+            self._held.append(item)
+            self._held_size += size
             return []
-        return self._flush([stanza])
+        return self._flush([item])
 
-    def activate(self) -> list[Element]:
+    def activate(self) -> list[T]:
         """``<active/>``: everything held, to send before anything else (§5.1)."""
         self.active = True
         return self._flush([])
@@ -103,7 +129,8 @@ class ClientState:
         """``<inactive/>``."""
         self.active = False
 
-    def _flush(self, then: list[Element]) -> list[Element]:
+    def _flush(self, then: list[T]) -> list[T]:
         out = [*self._held, *then]
         self._held.clear()
+        self._held_size = 0
         return out
