@@ -10,9 +10,9 @@ body or subject, invitations, errors, subscription requests and iqs do not.
 
 The rules are sans-IO: :func:`important` judges one stanza, :func:`holds` says whether
 an outgoing one waits within :class:`QueueLimits`, and :class:`ClientState` is one
-session's state and queue. The
-stream (:mod:`heron.xmpp.stream`) advertises the feature after authentication (§4.1),
-takes the nonzas in order with the stanzas around them (§5.1) and sends through it.
+session's state and queue. The stream (:mod:`heron.xmpp.stream`) advertises the feature
+after authentication (§4.1), takes the nonzas in order with the stanzas around them
+(§5.1) and sends through it; what is held when the stream ends goes with it.
 
 Choices where Prosody and the brief differ: the ``to`` address plays no part (chat
 states go to full JIDs too, and are exactly what should wait); a group chat message with
