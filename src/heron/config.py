@@ -337,6 +337,9 @@ class XmppSettings(_Section):
     """Bytes per second one client connection may send (after a burst of four seconds' worth,
     or one largest stanza); past it heron reads more slowly, as Prosody's mod_limits does.
     0 is unlimited."""
+    csi_queue: int = Field(default=256, ge=1, le=10_000)
+    """Presence updates and chat states held back for a client that said it is inactive
+    (XEP-0352, as Prosody's csi_simple: csi_queue_size); a full queue is sent at once."""
     offline_limit: int = Field(default=500, ge=0)
     """Messages kept per offline user (XEP-0160); more are bounced."""
     muc_history: int = Field(default=20, ge=0, le=1000)

@@ -569,6 +569,7 @@ class XmppComponent:
             websocket=websocket,
             require_tls=self._config.xmpp.require_encryption,
             max_stanza_bytes=self._config.xmpp.max_stanza_size,
+            csi_queue=self._config.xmpp.csi_queue,
         )
         transport = (
             ("wss" if tls_active else "ws") if websocket else ("tls" if tls_active else "tcp")

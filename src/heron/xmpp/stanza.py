@@ -60,6 +60,8 @@ class NS(StrEnum):
     CHAT_STATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
     MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
     CONFERENCE = "jabber:x:conference"  # XEP-0249 direct invitations
+    CSI = "urn:xmpp:csi:0"  # XEP-0352 §4
+    EME = "urn:xmpp:eme:0"  # XEP-0380 explicit message encryption
 
 
 def qname(namespace: str, tag: str) -> str:

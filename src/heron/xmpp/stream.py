@@ -41,6 +41,7 @@ from heron.xmpp.errors import (
     StreamError,
     loggable,
 )
+from heron.xmpp.features.csi import DEFAULT_QUEUE, ClientState, QueueLimits
 from heron.xmpp.jid import JID, parse_jid, parse_stanza_jid
 from heron.xmpp.sasl import (
     Challenge,
@@ -207,6 +208,7 @@ class Input(Enum):
     BIND_DONE = "bind_done()"
     BIND_REFUSED = "bind_refused()"
     SESSION_IQ = "session iq"
+    CSI = "<active/> or <inactive/>"  # XEP-0352 §4.2
     STANZA = "stanza"
     FOOTER = "</stream:stream>"
 
@@ -239,6 +241,7 @@ TRANSITIONS: Final[Mapping[tuple[State, Input], frozenset[State]]] = MappingProx
         (_S.BINDING, _I.BIND_REFUSED): frozenset({_S.BIND}),
         (_S.ESTABLISHED, _I.STANZA): frozenset({_S.ESTABLISHED}),
         (_S.ESTABLISHED, _I.SESSION_IQ): frozenset({_S.ESTABLISHED}),  # RFC 3921 §3
+        (_S.ESTABLISHED, _I.CSI): frozenset({_S.ESTABLISHED}),  # XEP-0352 §4.2
         (_S.ESTABLISHED, _I.BIND_IQ): frozenset({_S.ESTABLISHED}),  # a second bind: not-allowed
         # §4.4: the peer may close the stream at any time.
         **{(state, _I.FOOTER): frozenset({_S.CLOSED}) for state in State if state is not _S.CLOSED},
@@ -256,6 +259,7 @@ REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
         _I.STANZA: StreamCondition.NOT_AUTHORIZED,
         _I.SESSION_IQ: StreamCondition.NOT_AUTHORIZED,
         _I.BIND_IQ: StreamCondition.NOT_AUTHORIZED,
+        _I.CSI: StreamCondition.NOT_AUTHORIZED,  # a state of the session, which comes with bind
         # Negotiation out of order: e.g. <auth/> while TLS is required (§5.3.1).
         _I.HEADER: StreamCondition.POLICY_VIOLATION,
         _I.STARTTLS: StreamCondition.POLICY_VIOLATION,
@@ -277,6 +281,8 @@ _NEGOTIATION = {
     qname(NS.SASL, "response"): Input.RESPONSE,
     qname(NS.SASL, "abort"): Input.ABORT,
     qname(NS.STREAM, "error"): Input.FOOTER,  # the peer's own stream error ends it (§4.9.1.1)
+    qname(NS.CSI, "active"): Input.CSI,
+    qname(NS.CSI, "inactive"): Input.CSI,
 }
 
 
@@ -300,8 +306,10 @@ class C2SStream:
         channel_binding: Mapping[str, bytes] | None = None,
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        csi_queue: int = DEFAULT_QUEUE,
     ) -> None:
-        """``hosts`` are the domains served; ``channel_binding`` is for direct TLS (5223)."""
+        """``hosts`` are the domains served; ``channel_binding`` is for direct TLS (5223);
+        ``csi_queue`` bounds the stanzas held back while the client is inactive (XEP-0352)."""
         self._hosts = tuple(JID.make("", host).domain for host in hosts)
         self._stream_id = stream_id
         self._restarts = 0
@@ -323,6 +331,7 @@ class C2SStream:
         self._jid_text = ""
         self._bind_iq: Element | None = None
         self._sasl_username: str | None = None
+        self._csi: ClientState[bytes] = ClientState(QueueLimits(stanzas=csi_queue))
 
     # --- properties ----------------------------------------------------------------------
 
@@ -445,9 +454,11 @@ class C2SStream:
         self._move(Input.BIND_REFUSED, State.BIND)
 
     def send_stanza(self, stanza: Element) -> None:
-        """Deliver a stanza to the client; dropped unless the stream is established."""
+        """Deliver a stanza to the client, or hold it back while the client is inactive
+        (:mod:`heron.xmpp.features.csi`); dropped unless the stream is established."""
         if self._state is State.ESTABLISHED:
-            self._send(stanza)
+            data = self._serialize(stanza)
+            self._output.extend(self._csi.send(stanza, data, len(data)))
         else:
             log.debug("stream %s: stanza dropped in state %s", self._stream_id, self._state.name)
 
@@ -520,6 +531,8 @@ class C2SStream:
             self._on_bind(element)
         elif input_ is Input.SESSION_IQ:
             self._on_session(element)
+        elif input_ is Input.CSI:
+            self._on_csi(element)
         elif input_ is Input.FOOTER:
             self._goodbye(None, peer=True)
         else:
@@ -617,7 +630,9 @@ class C2SStream:
     def _bind_features(self) -> list[Element]:
         session = _element(NS.SESSION, "session")
         SubElement(session, qname(NS.SESSION, "optional"))  # RFC 3921 made optional
-        return [_element(NS.BIND, "bind"), session, _element(NS.ROSTER_VER, "ver")]
+        # XEP-0352 §4.1: CSI is offered with bind, "after the client has authenticated".
+        csi = _element(NS.CSI, "csi")
+        return [_element(NS.BIND, "bind"), session, _element(NS.ROSTER_VER, "ver"), csi]
 
     def _on_starttls(self) -> None:
         self._send(_element(NS.TLS, "proceed"))
@@ -747,6 +762,14 @@ class C2SStream:
         """RFC 3921 §3: establishing a session is a no-op now; answer it for old clients."""
         self._send(iq_result(iq))
 
+    def _on_csi(self, element: Element) -> None:
+        """XEP-0352 §4.2, no reply; §5.1: what <active/> releases goes out now, before the
+        answers to whatever the client sent after it."""
+        if element.tag == qname(NS.CSI, "inactive"):
+            self._csi.deactivate()
+            return
+        self._output.extend(self._csi.activate())
+
     def _on_stanza(self, stanza: Element) -> None:
         # RFC 6120 §8.1.2.1: the server stamps the full JID; a client cannot claim another.
         stanza.set("from", self._jid_text)
@@ -775,10 +798,12 @@ class C2SStream:
             )
 
     def _send(self, element: Element) -> None:
+        self._output.append(self._serialize(element))
+
+    def _serialize(self, element: Element) -> bytes:
         if self._websocket:
-            self._output.append(serialize(element, "", stream_prefix=False))
-        else:
-            self._output.append(serialize(element))
+            return serialize(element, "", stream_prefix=False)
+        return serialize(element)
 
     def _fail(self, error: StreamError) -> None:
         log.info("stream %s: %s", self._stream_id, loggable(error))

@@ -27,7 +27,7 @@ TIMEOUT = 15.0
 PASSWORD = "correct horse"
 USERS = (
     "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert"
-    " sybil trent victor walter eve zed yan quinn uma oscar pat"
+    " sybil trent victor walter eve zed yan quinn uma oscar pat xena wendy"
 ).split()
 """Accounts of the shared server; each test keeps to its own, so rosters never cross."""
 _SHOWS = frozenset(("available", "chat", "away", "xa", "dnd"))

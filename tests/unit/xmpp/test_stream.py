@@ -193,7 +193,8 @@ def test_rfc6120_9_full_login_with_starttls_and_scram_sha256(chunk: int | None) 
     assert client.send(CLIENT_HEADER) == SERVER_HEADER.format(id="s1-2") + (
         '<stream:features><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/>'
         '<session xmlns="urn:ietf:params:xml:ns:xmpp-session"><optional/></session>'
-        '<ver xmlns="urn:xmpp:features:rosterver"/></stream:features>'
+        '<ver xmlns="urn:xmpp:features:rosterver"/><csi xmlns="urn:xmpp:csi:0"/>'
+        "</stream:features>"
     )
     assert client.send(BIND) == ""
     assert client.events() == [BindRequested("laptop")]
@@ -278,6 +279,7 @@ CLIENT_INPUTS = {
     Input.ABORT: f"<abort xmlns='{SASL_NS}'/>".encode(),
     Input.BIND_IQ: BIND,
     Input.SESSION_IQ: SESSION,
+    Input.CSI: b"<inactive xmlns='urn:xmpp:csi:0'/>",
     Input.STANZA: MESSAGE,
     Input.FOOTER: FOOTER,
 }
