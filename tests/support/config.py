@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free for both TCP and UDP right now, chosen by the kernel."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as first:
-            first.bind(("127.0.0.1", 0))
-            port: int = first.getsockname()[1]
-            other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-            with socket.socket(socket.AF_INET, other) as second:
-                try:
-                    second.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
+def _listen_ports() -> Iterator[int]:
+    """Ports for servers under test, in turn, from this xdist worker's share of 10000-19999.
+
+    Below the TURN tests' relay windows (20000-31999) and the kernel's ephemeral range
+    (32768-60999): a port the kernel picks with ``bind(0)`` is one it may hand to any
+    client's outgoing socket before the server binds it, which happened. Each worker has a
+    share of its own, walked in turn from a random start, so that two workers, or two
+    servers of one test, never get the same port between choosing it and binding it.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    share = 10000 // max(workers, 1)
+    low = 10000 + index * share
+    start = random.randrange(share)
+    for step in itertools.count():
+        yield low + (start + step) % share
+
+
+_PORTS = _listen_ports()
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP right now, for a server under test to listen on."""
+    for port in _PORTS:
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stream:
+                stream.bind(("127.0.0.1", port))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+                datagram.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("unreachable: the ports repeat for ever")
 
 
 def toml_value(value: Any) -> str:

@@ -123,7 +123,7 @@ def assert_all_echoed(run: UclientRun, expected: int, server: TurnServer) -> Non
 @contextmanager
 def coturn_peer() -> Iterator[int]:
     """turnutils_peer echoing on a free loopback UDP port; ready once it has echoed a probe."""
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_port()
     process = subprocess.Popen(
         [tool("turnutils_peer"), "-L", LOCALHOST, "-p", str(port)],
         stdout=subprocess.DEVNULL,
