@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import resource
 import signal
 import socket
-from asyncio.subprocess import Process
 from collections.abc import Callable, Sequence
 
 from heron.accounts import AccountChange, AccountPolicy, AccountService
@@ -24,10 +22,11 @@ from heron.control import SOCKET_NAME, Command, ControlServer
 from heron.credentials import WebPhoneCredentials, load_or_create_secret
 from heron.guards import Guards
 from heron.guesses import account_key
-from heron.inherit import tell_ready, wait_ready, worker_environment
+from heron.inherit import tell_ready
 from heron.permissions import loose_permissions
 from heron.store import Database
 from heron.wiring import Builder, Stores, builders, sql_stores
+from heron.workers import TurnWorkers
 
 __all__ = ["ACCOUNTS_CHANGED", "account_policy", "serve"]
 
@@ -93,60 +92,6 @@ async def _stop_all(components: Sequence[Component]) -> None:
             log.exception("error while stopping %s", type(component).__name__)
 
 
-WORKER_START_TIMEOUT = 60.0
-"""Seconds the main process waits for its TURN workers to serve before it says it does."""
-
-
-async def _spawn_workers(
-    config: Config, command: Sequence[str], sockets: list[dict[str, socket.socket]]
-) -> list[Process]:
-    """Extra TURN processes sharing the listeners through SO_REUSEPORT (``turn.workers``).
-
-    The kernel hashes each client's address to one process, so an allocation
-    always meets the same worker as long as the groups keep their members: each
-    worker gets the UDP sockets bound for it here (:mod:`heron.inherit`), and this
-    returns once every worker serves. Quotas are counted per worker.
-    """
-    workers: list[Process] = []
-    if config.turn.enabled and config.turn.workers > 1 and command:
-        read_end, write_end = os.pipe()
-        try:
-            for index in range(config.turn.workers - 1):
-                own = sockets[index] if index < len(sockets) else {}
-                env, fds = worker_environment(own, write_end)
-                workers.append(
-                    await asyncio.create_subprocess_exec(*command, env=env, pass_fds=fds)
-                )
-        finally:
-            os.close(write_end)
-            _close_worker_sockets(sockets)  # unread members of a group would swallow traffic
-        ready = await wait_ready(read_end, len(workers), WORKER_START_TIMEOUT)
-        if ready < len(workers):
-            log.warning(
-                "turn: %d of %d worker process(es) did not start",
-                len(workers) - ready,
-                len(workers),
-            )
-        log.info("turn: %d worker process(es) started", ready)
-    _close_worker_sockets(sockets)
-    return workers
-
-
-def _close_worker_sockets(sockets: list[dict[str, socket.socket]]) -> None:
-    for own in sockets:
-        for sock in own.values():
-            sock.close()
-    sockets.clear()
-
-
-async def _stop_workers(workers: list[Process]) -> None:
-    for worker in workers:
-        if worker.returncode is None:
-            worker.terminate()
-    for worker in workers:
-        await worker.wait()
-
-
 async def serve(
     config: Config,
     *,
@@ -178,7 +123,7 @@ async def serve(
     services.accounts.subscribe(_revoke_proofs(services))
     started: list[Component] = []
     control: ControlServer | None = None
-    workers: list[Process] = []
+    workers = TurnWorkers((), 0, [])
     loop = asyncio.get_running_loop()
     try:
         for build in builders_of(stores):
@@ -197,7 +142,9 @@ async def serve(
                 {ACCOUNTS_CHANGED: _accounts_changed(services.accounts), **services.commands},
             )
             await control.start()
-        workers = await _spawn_workers(config, worker_command, services.worker_sockets)
+        if config.turn.enabled and config.turn.workers > 1 and worker_command:
+            workers = TurnWorkers(worker_command, config.turn.workers - 1, services.worker_sockets)
+            await workers.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         log.info("heron serving %s", config.domain)
@@ -207,11 +154,19 @@ async def serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        await _stop_workers(workers)
-        _close_worker_sockets(services.worker_sockets)
+        await workers.stop()
+        _close(services.worker_sockets)
         if control is not None:
             await control.stop()
         await _stop_all(started)
         services.guards.close()
         await database.close()
     log.info("stopped")
+
+
+def _close(sockets: list[dict[str, socket.socket]]) -> None:
+    """Worker sockets no worker took (no ``worker_command``)."""
+    for own in sockets:
+        for sock in own.values():
+            sock.close()
+    sockets.clear()

@@ -331,14 +331,14 @@ class TurnComponent:
     def _counter_rows(self) -> list[dict[str, Any]]:
         """This process's counters and the last each worker reported, summed."""
         total = self._own_counters()
-        for counters in self._worker_counters.values():
+        for counters in self._live_workers().values():
             for name, value in counters.items():
                 total[name] = total.get(name, 0) + value
         return [total]
 
     def _worker_rows(self) -> list[dict[str, Any]]:
         """Per process (the main one first): what it received, relayed and dropped."""
-        processes = {os.getpid(): self._own_counters(), **self._worker_counters}
+        processes = {os.getpid(): self._own_counters(), **self._live_workers()}
         return [
             {
                 "pid": pid,
@@ -351,6 +351,16 @@ class TurnComponent:
             }
             for pid, counters in processes.items()
         ]
+
+    def _live_workers(self) -> dict[int, dict[str, int]]:
+        """The last report of each worker still running: one that died (the main process
+        starts another, :mod:`heron.workers`) took its allocations with it."""
+        for pid in list(self._worker_counters):
+            try:
+                os.kill(pid, 0)
+            except (ProcessLookupError, PermissionError):  # workers run as this user
+                del self._worker_counters[pid]
+        return self._worker_counters
 
     def _counters_command(self, argument: str) -> list[dict[str, Any]]:
         """A worker's counters (:data:`COUNTERS_COMMAND`)."""

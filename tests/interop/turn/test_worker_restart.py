@@ -1,0 +1,129 @@
+"""A TURN worker process that dies is started again, and costs only its own clients (issue 18).
+
+32 clients relay through heron with ``turn.workers = 2``; the worker is killed with
+SIGKILL. The clients the kernel hashes to the main process keep relaying as if nothing
+happened (the main process kept the dead worker's sockets in their SO_REUSEPORT groups,
+so nobody was rehashed), the others lost their allocations with the process that held
+them, and once the new worker serves they allocate again and relay.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import struct
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.interop.turn.stun_wire import (
+    ALLOCATE_REQUEST,
+    CHANNEL_BIND_REQUEST,
+    CHANNEL_NUMBER,
+    REQUESTED_TRANSPORT,
+    SUCCESS,
+    UDP,
+    XOR_PEER_ADDRESS,
+    RawTurnClient,
+    plain,
+    xor_address,
+)
+from tests.interop.turn.support import (
+    LOCALHOST,
+    PASSWORD,
+    TURN_USER,
+    TurnServer,
+    coturn_peer,
+    turn_server,
+)
+
+pytestmark = pytest.mark.interop
+
+CLIENTS = 32
+CHANNEL = 0x4000
+FRAME = struct.pack("!HH", CHANNEL, 4) + b"ping"
+SILENCE = 3.0
+"""Seconds without an echo after which a client's frame counts as lost."""
+
+
+def _allocate(client: RawTurnClient, peer: tuple[str, int]) -> None:
+    allocated = client.request(ALLOCATE_REQUEST, plain(REQUESTED_TRANSPORT, bytes([UDP, 0, 0, 0])))
+    assert allocated.kind == ALLOCATE_REQUEST | SUCCESS, allocated
+    bound = client.request(
+        CHANNEL_BIND_REQUEST,
+        plain(CHANNEL_NUMBER, struct.pack("!HH", CHANNEL, 0)),
+        xor_address(XOR_PEER_ADDRESS, *peer),
+    )
+    assert bound.kind == CHANNEL_BIND_REQUEST | SUCCESS, bound
+
+
+def _echoing(clients: list[RawTurnClient], server: tuple[str, int]) -> set[int]:
+    """Each client sends one ChannelData frame through its channel to the echoing peer;
+    the indexes of those whose frame came back."""
+    by_fd = {client.sock.fileno(): index for index, client in enumerate(clients)}
+    poller = select.poll()
+    for client in clients:
+        poller.register(client.sock.fileno(), select.POLLIN)
+        client.sock.sendto(FRAME, server)
+    echoed: set[int] = set()
+    while len(echoed) < len(clients):
+        events = poller.poll(SILENCE * 1000)
+        if not events:
+            break
+        for fd, _ in events:
+            if clients[by_fd[fd]].sock.recv(2048) == FRAME:
+                echoed.add(by_fd[fd])
+    return echoed
+
+
+def _worker_pids(server: TurnServer) -> list[int]:
+    """The pids of the processes that reported to ``heron turn workers``, the main one first."""
+    answer = server.heron.cli("turn", "workers")
+    assert answer.returncode == 0, answer.stderr
+    return [int(line.split()[0]) for line in answer.stdout.splitlines()[1:]]
+
+
+def _wait_for_worker(server: TurnServer, not_pid: int) -> int:
+    """The pid of the worker once one other than ``not_pid`` reports (once a second)."""
+    deadline = time.monotonic() + 90
+    while True:
+        pids = _worker_pids(server)
+        if len(pids) == 2 and pids[1] != not_pid:
+            return pids[1]
+        assert time.monotonic() < deadline, "".join(server.heron.log)
+        time.sleep(0.1)
+
+
+def test_a_killed_worker_is_restarted_and_only_its_clients_allocate_again(
+    tmp_path: Path,
+) -> None:
+    with (
+        turn_server(tmp_path, workers=2, user_quota=0, total_quota=0) as server,
+        coturn_peer() as peer_port,
+        ExitStack() as stack,
+    ):
+        address = (LOCALHOST, server.port)
+        peer = (LOCALHOST, peer_port)
+        clients = [
+            stack.enter_context(RawTurnClient(address, TURN_USER, PASSWORD)) for _ in range(CLIENTS)
+        ]
+        for client in clients:
+            _allocate(client, peer)
+        assert _echoing(clients, address) == set(range(CLIENTS))
+        worker = _wait_for_worker(server, not_pid=-1)
+
+        os.kill(worker, signal.SIGKILL)
+        replacement = _wait_for_worker(server, not_pid=worker)
+
+        survivors = _echoing(clients, address)
+        lost = set(range(CLIENTS)) - survivors
+        assert survivors and lost, "the kernel hashed every client to one process"
+        for index in lost:
+            _allocate(clients[index], peer)
+        assert _echoing(clients, address) == set(range(CLIENTS))
+        log = "".join(server.heron.log)
+        assert f"worker process {worker} exited with status -9" in log, log
+        assert replacement != worker
