@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import ipaddress
 import socket
 import struct
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from heron.config import MediaSettings
+from heron.destinations import Destinations, interface_addresses
 from heron.media.bridge import Bridge
+from heron.media.dtls import Certificate
 from tests.support.config import free_port
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -29,9 +32,26 @@ def media_settings(**overrides: object) -> MediaSettings:
     return MediaSettings.model_validate(values)
 
 
+CERTIFICATE = Certificate.generate(datetime.datetime.now(datetime.UTC), 1)
+
+
 def loopback_bridge(**overrides: object) -> Bridge:
+    """A bridge on 127.0.0.1 whose destination policy allows ``allowed_destinations``
+    (loopback by default), as the component builds it."""
     settings = media_settings(**overrides)
-    return Bridge(settings, ipaddress.ip_address("127.0.0.1"), lambda host: host.startswith("127."))
+    policy = Destinations(allowed=settings.allowed_destinations)
+    return Bridge(
+        settings,
+        ipaddress.ip_address("127.0.0.1"),
+        lambda host: not policy.internal(host),
+        CERTIFICATE,
+    )
+
+
+def host_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """This host's own addresses as networks: aiortc gathers candidates on its interfaces
+    (not loopback), so a test bridge must be allowed to answer them there."""
+    return [ipaddress.ip_network(address) for address in interface_addresses()]
 
 
 def rtp(sequence: int, payload: bytes, pt: int = 0, ssrc: int = 0x1234) -> bytes:

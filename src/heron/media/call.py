@@ -81,7 +81,7 @@ class Endpoint(Protocol):
     remote: RemoteLeg
 
     def receive(
-        self, component: int, data: bytes, source: Address, now: float, call: Call
+        self, side: Side, component: int, data: bytes, source: Address, now: float, call: Call
     ) -> bytes | None:
         """The plain RTP or RTCP in ``data``, or None when consumed (ICE, DTLS) or dropped
         (counted in ``call.stats``)."""
@@ -117,7 +117,7 @@ class PlainEndpoint:
             self._sdp = [None, None]
 
     def receive(
-        self, component: int, data: bytes, source: Address, now: float, call: Call
+        self, side: Side, component: int, data: bytes, source: Address, now: float, call: Call
     ) -> bytes | None:
         if len(data) < 8 or data[0] >> 6 != 2:
             call.stats.drops[Drop.MALFORMED] += 1
@@ -177,7 +177,7 @@ class Call:
         if endpoint is None:
             self.stats.drops[Drop.NOT_READY] += 1
             return
-        plain = endpoint.receive(component, data, source, now, self)
+        plain = endpoint.receive(side, component, data, source, now, self)
         if plain is None:
             return
         self.heard = now
