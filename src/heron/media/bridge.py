@@ -86,15 +86,16 @@ class Bridge:
 
     def offer(self, leg: MediaLeg, side: Side, sdp: bytes, toward: Transport) -> bytes:
         description, remote = _read(sdp)
-        relay = self._relays.get(leg) or self._open(leg, echo=False)
+        existing = self._relays.get(leg)
+        relay = existing or self._open(leg, echo=False)
         try:
             self._bind(relay, side, remote.transport)
             self._bind(relay, _other(side), toward)
+            self._set_endpoint(relay, side, remote)
         except MediaRefused:
-            if not relay.sockets:
+            if existing is None:  # a re-offer that fails keeps the call as it was
                 self._close(leg)
             raise
-        self._set_endpoint(relay, side, remote)
         relay.pending = (side, remote)
         return offer_toward(description, remote, relay.local[_other(side)])
 
@@ -123,13 +124,15 @@ class Bridge:
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
         description, remote = _read(sdp)
-        relay = self._relays.get(leg) or self._open(leg, echo=True)
+        existing = self._relays.get(leg)
+        relay = existing or self._open(leg, echo=True)
         try:
             self._bind(relay, Side.CALLER, remote.transport)
+            self._set_endpoint(relay, Side.CALLER, remote)
         except MediaRefused:
-            self._close(leg)
+            if existing is None:
+                self._close(leg)
             raise
-        self._set_endpoint(relay, Side.CALLER, remote)
         setup = _answer_setup(remote)
         self._set_role(relay, Side.CALLER, server=setup == "passive")
         try:
