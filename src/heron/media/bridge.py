@@ -298,29 +298,24 @@ class Bridge:
         outbox.clear()
 
     def rows(self) -> list[dict[str, Any]]:
-        """The live calls, for ``heron media calls``."""
+        """The live calls, for ``heron media calls`` and the admin page."""
         now = self._clock()
         rows = []
         for leg, relay in self._relays.items():
-            sides = {}
-            for side, local in relay.local.items():
-                endpoint = relay.call.sides.get(side)
-                peer = _peer(endpoint)
-                sides[side.value] = {
-                    "transport": local.transport.name.lower(),
-                    "port": local.port,
-                    "peer": f"{peer[0]}:{peer[1]}" if peer else "",
-                }
-            rows.append(
-                {
-                    "call_id": leg.call_id,
-                    "branch": leg.branch,
-                    "echo": relay.call.echo,
-                    "age": int(now - relay.call.started),
-                    "silent": int(now - relay.call.heard),
-                    **{f"{k}_{f}": v for k, d in sides.items() for f, v in d.items()},
-                }
-            )
+            row: dict[str, Any] = {
+                "call_id": leg.call_id,
+                "branch": leg.branch,
+                "echo": relay.call.echo,
+                "age": int(now - relay.call.started),
+                "silent": int(now - relay.call.heard),
+            }
+            for side in Side:
+                local = relay.local.get(side)
+                peer = _peer(relay.call.sides.get(side))
+                row[f"{side.value}_transport"] = local.transport.name.lower() if local else ""
+                row[f"{side.value}_port"] = local.port if local else 0
+                row[f"{side.value}_peer"] = f"{peer[0]}:{peer[1]}" if peer else ""
+            rows.append(row)
         return rows
 
 
