@@ -15,6 +15,7 @@ from heron.config import MediaSettings
 from heron.destinations import Destinations, interface_addresses
 from heron.media.bridge import Bridge
 from heron.media.dtls import Certificate
+from heron.sip.media import MediaLeg, Side, Transport
 from tests.support.config import free_port
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -93,6 +94,10 @@ class Phone:
             f"a={direction}\r\na=rtcp:{rtcp_port}\r\na=ptime:20\r\n"
         ).encode()
 
+    def send(self, packet: bytes, port: int, rtcp: bool = False) -> None:
+        """``packet`` to heron's ``port`` on loopback, from the RTP (or RTCP) socket."""
+        (self.rtcp if rtcp else self.rtp).sendto(packet, ("127.0.0.1", port))
+
     async def receive(self, rtcp: bool = False) -> tuple[bytes, tuple[str, int]]:
         sock = self.rtcp if rtcp else self.rtp
         data, source = await asyncio.wait_for(
@@ -119,3 +124,11 @@ def port_of(sdp: bytes) -> int:
     """The audio m= line's port."""
     line = next(x for x in sdp.decode().split("\r\n") if x.startswith("m=audio"))
     return int(line.split()[1])
+
+
+def bridged(bridge: Bridge, leg: MediaLeg, caller: Phone, callee: Phone) -> tuple[int, int]:
+    """``caller`` offers plain RTP to ``callee`` through ``bridge``: heron's port toward the
+    caller (where it sends) and toward the callee."""
+    offer = bridge.offer(leg, Side.CALLER, caller.sdp(), Transport.RTP)
+    answer = bridge.answer(leg, Side.CALLEE, callee.sdp())
+    return port_of(answer), port_of(offer)
