@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from heron.sip.media import MediaLeg, Side, Transport
+import pytest
+
+from heron.sip.media import MediaLeg, MediaRefused, Side, Transport
 from tests.support.media import (
     bridged,
     loopback_bridge,
@@ -102,3 +104,16 @@ async def test_hold_keeps_the_ports_and_delete_frees_them_all() -> None:
         bridge.delete(LEG)
         assert bridge.ports == 0 and bridge.calls == 0
         bridge.delete(LEG)  # unknown legs are ignored
+
+
+async def test_an_early_answer_then_a_final_one_both_apply() -> None:
+    bridge = loopback_bridge()
+    with phones(3) as (alice, bob, bob_later):
+        toward_alice, _ = bridged(bridge, LEG, alice, bob)
+        final = bridge.answer(LEG, Side.CALLEE, bob_later.sdp())
+        assert port_of(final) == toward_alice
+        alice.send(rtp(1, b"to the final answer"), toward_alice)
+        assert (await bob_later.receive())[0] == rtp(1, b"to the final answer")
+        with pytest.raises(MediaRefused):
+            bridge.answer(LEG, Side.CALLER, alice.sdp())  # the offerer cannot answer itself
+        bridge.close()

@@ -48,7 +48,8 @@ class _Relay:
     sockets: dict[tuple[Side, int], socket.socket] = field(default_factory=dict)
     local: dict[Side, LocalLeg] = field(default_factory=dict)
     pending: tuple[Side, RemoteLeg] | None = None
-    """The offer waiting for its answer, and who made it."""
+    """The last offer and who made it: answered by the other side, once or again (a 183
+    with SDP, then the 200), until the next offer."""
 
 
 class Bridge:
@@ -102,7 +103,7 @@ class Bridge:
     def answer(self, leg: MediaLeg, side: Side, sdp: bytes) -> bytes:
         relay = self._relays.get(leg)
         if relay is None or relay.pending is None or relay.pending[0] is side:
-            raise MediaRefused(488, "no offer from the other side waits for this answer")
+            raise MediaRefused(488, "no offer from the other side for this answer")
         description, remote = _read(sdp)
         offerer, offer = relay.pending
         if (side, 0) not in relay.sockets:
@@ -119,7 +120,6 @@ class Bridge:
         self._set_role(relay, offerer, server=_answer_setup(offer) == "passive")
         relay.call.pt_tables[offerer] = pt_table(offer.codecs, remote.codecs)
         relay.call.pt_tables[side] = pt_table(remote.codecs, offer.codecs)
-        relay.pending = None
         return forwarded
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:

@@ -151,7 +151,6 @@ class RemoteLeg:
     fingerprints: tuple[str, ...] = ()
     """``sha-256 AB:...`` values of the side's DTLS certificate."""
     setup: str = "actpass"
-    media_count: int = 1
     rejected: tuple[Media, ...] = field(default=(), repr=False)
     """The SDP's other m= lines, which the answer back rejects."""
 
@@ -211,7 +210,6 @@ def read_leg(description: SessionDescription) -> RemoteLeg:
             media.attributes("fingerprint") or description.attributes("fingerprint")
         ),
         setup=setup if setup in SETUP_ROLES else "actpass",
-        media_count=len(description.media),
         rejected=tuple(m for i, m in enumerate(description.media) if i != index),
     )
 
