@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from heron.media.call import Drop
+from heron.media.call import HOLD_TIMEOUT, Drop
 from heron.sip.media import MediaLeg, MediaRefused, Side, Transport
 from tests.support.media import bridged, loopback_bridge, phones, rtp
 
@@ -83,3 +83,13 @@ async def test_an_answer_without_an_offer_is_refused() -> None:
     bridge = loopback_bridge()
     with phones(1) as (alice,), pytest.raises(MediaRefused):
         bridge.answer(LEG, Side.CALLEE, alice.sdp())
+
+
+async def test_a_held_call_waits_for_the_hold_timeout_not_the_media_timeout() -> None:
+    bridge = loopback_bridge(timeout=60, clock=lambda: 0.0)
+    with phones() as (alice, bob):
+        bridged(bridge, LEG, alice, bob)
+        bridge.offer(LEG, Side.CALLER, alice.sdp(direction="sendonly"), Transport.RTP)
+        bridge.answer(LEG, Side.CALLEE, bob.sdp(direction="recvonly"))
+        assert bridge.sweep(600.0) == []
+        assert bridge.sweep(HOLD_TIMEOUT) == [LEG]

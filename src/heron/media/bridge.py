@@ -17,7 +17,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
@@ -92,12 +92,13 @@ class Bridge:
         try:
             self._bind(relay, side, remote.transport)
             self._bind(relay, _other(side), toward)
-            self._set_endpoint(relay, side, remote)
+            self._set_endpoint(relay, side, remote, offered=True)
         except MediaRefused:
             if existing is None:  # a re-offer that fails keeps the call as it was
                 self._close(leg)
             raise
         relay.pending = (side, remote)
+        relay.call.held = remote.direction != "sendrecv"
         return offer_toward(description, remote, relay.local[_other(side)])
 
     def answer(self, leg: MediaLeg, side: Side, sdp: bytes) -> bytes:
@@ -120,6 +121,7 @@ class Bridge:
         self._set_role(relay, offerer, server=_answer_setup(offer) == "passive")
         relay.call.pt_tables[offerer] = pt_table(offer.codecs, remote.codecs)
         relay.call.pt_tables[side] = pt_table(remote.codecs, offer.codecs)
+        relay.call.held = offer.direction != "sendrecv" or remote.direction != "sendrecv"
         return forwarded
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
@@ -202,12 +204,20 @@ class Bridge:
             sock.close()
         relay.sockets.clear()
 
-    def _set_endpoint(self, relay: _Relay, side: Side, remote: RemoteLeg) -> None:
+    def _set_endpoint(
+        self, relay: _Relay, side: Side, remote: RemoteLeg, offered: bool = False
+    ) -> None:
         local = relay.local[side]
         if local.transport is not remote.transport:
             wrong = remote.transport.value
             raise MediaRefused(488, f"this leg speaks {local.transport.value}, not {wrong}")
         endpoint = relay.call.sides.get(side)
+        if isinstance(endpoint, WebRtcEndpoint) and offered:
+            if remote.ice_ufrag != endpoint.remote.ice_ufrag:
+                # An ICE restart (RFC 8445 §9): the answer must carry new credentials too.
+                ufrag, pwd, _ = self._security(Transport.WEBRTC)
+                relay.local[side] = local = replace(local, ice_ufrag=ufrag, ice_pwd=pwd)
+                endpoint.ice = IceLite(ufrag, pwd, remote.ice_ufrag)
         if isinstance(endpoint, PlainEndpoint | WebRtcEndpoint):
             endpoint.update(remote)
             return

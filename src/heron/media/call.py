@@ -26,6 +26,7 @@ from heron.media.rewrite import RemoteLeg
 from heron.sip.media import MediaLeg, Side
 
 __all__ = [
+    "HOLD_TIMEOUT",
     "RELATCH_AFTER",
     "Address",
     "Call",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
+HOLD_TIMEOUT = 3600.0
+"""Seconds of silence that end a call on hold (no side sends: sendonly/recvonly/inactive
+on both), rtpengine's silent-timeout: a held phone may send nothing at all."""
 RELATCH_AFTER = 2.0
 """Seconds a latched source must be silent before another may take its place: a phone
 whose NAT mapping changed is heard again, a stranger cannot steal a live stream."""
@@ -166,7 +170,17 @@ def _other(side: Side) -> Side:
 class Call:
     """One bridged call (or echo): its two endpoints, or one for the echo."""
 
-    __slots__ = ("echo", "heard", "leg", "outbox", "pt_tables", "sides", "started", "stats")
+    __slots__ = (
+        "echo",
+        "heard",
+        "held",
+        "leg",
+        "outbox",
+        "pt_tables",
+        "sides",
+        "started",
+        "stats",
+    )
 
     def __init__(self, leg: MediaLeg, stats: Stats, now: float, echo: bool = False) -> None:
         self.leg = leg
@@ -179,7 +193,9 @@ class Call:
         """(side whose socket sends, component, datagram, destination), drained by the adapter."""
         self.started = now
         self.heard = now
-        """When media last arrived from either side: :meth:`expired` reads it."""
+        """When media (or a browser's ICE check) last arrived: :meth:`expired` reads it."""
+        self.held = False
+        """The last SDP put the call on hold: silence is expected, :data:`HOLD_TIMEOUT`."""
 
     def receive(self, side: Side, component: int, data: bytes, source: Address, now: float) -> None:
         endpoint = self.sides.get(side)
@@ -218,5 +234,6 @@ class Call:
             endpoint.handle_timer(now, self, side)
 
     def expired(self, now: float, timeout: float) -> bool:
-        """No media from either side for ``timeout`` seconds (rtpengine's timeout)."""
-        return now - self.heard >= timeout
+        """No media from either side for ``timeout`` seconds (rtpengine's timeout), or
+        :data:`HOLD_TIMEOUT` while on hold."""
+        return now - self.heard >= (max(timeout, HOLD_TIMEOUT) if self.held else timeout)

@@ -112,6 +112,7 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.STUN] += 1
                 return None
             call.outbox.append((side, 0, response, source))
+            call.heard = now  # consent checks go on while a held browser sends nothing
             if self.dtls is not None and not self.dtls.server and self.dtls.state is DtlsState.NEW:
                 self.dtls.start()
                 self._flush_dtls(side, call)

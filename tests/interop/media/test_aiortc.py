@@ -215,3 +215,27 @@ def test_ulaw_constants() -> None:
         return (0x84 - magnitude) if byte & 0x80 else (magnitude - 0x84)
 
     assert sorted(decode(b) for b in ULAW_OF_LOUD) == [-15996, 15996]
+
+
+async def test_rfc8445_9_an_ice_restart_offer_gets_new_credentials_and_keeps_the_port() -> None:
+    async with browser_and_bridge() as browser:
+        bridge = browser.bridge
+        with phones(1) as (phone,):
+            bridge.offer(LEG, Side.CALLER, browser.sdp, Transport.RTP)
+            first = bridge.answer(LEG, Side.CALLEE, phone.sdp(codecs="0"))
+            restart = browser.sdp.replace(b"a=ice-ufrag:", b"a=ice-ufrag:new")
+            bridge.offer(LEG, Side.CALLER, restart, Transport.RTP)
+            second = bridge.answer(LEG, Side.CALLEE, phone.sdp(codecs="0"))
+            assert port_of(second) == port_of(first)
+            assert attribute(second, "ice-ufrag") != attribute(first, "ice-ufrag")
+            assert attribute(second, "ice-pwd") != attribute(first, "ice-pwd")
+            bridge.offer(LEG, Side.CALLER, restart, Transport.RTP)  # same ufrag: no restart
+            third = bridge.answer(LEG, Side.CALLEE, phone.sdp(codecs="0"))
+            assert attribute(third, "ice-ufrag") == attribute(second, "ice-ufrag")
+
+
+def attribute(sdp: bytes, name: str) -> str:
+    prefix = f"a={name}:"
+    return next(
+        line[len(prefix) :] for line in sdp.decode().split("\r\n") if line.startswith(prefix)
+    )

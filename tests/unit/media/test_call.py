@@ -238,3 +238,12 @@ def test_media_toward_the_browser_is_protected_and_stops_when_consent_expires() 
     call.handle_timer(1.0 + CONSENT_TIMEOUT)
     call.receive(Side.CALLEE, 0, rtp(2, b"hello"), PHONE, 31.5)
     assert call.outbox == [] and call.stats.drops[Drop.NOT_READY] == 1
+
+
+def test_consent_checks_keep_a_silent_browser_call_alive() -> None:
+    call = webrtc_call()
+    check = Message(
+        Method.BINDING, MessageClass.REQUEST, bytes(12), (Username("ours:abcd"), IceControlling(1))
+    ).encode(b"p" * 24, fingerprint=True)
+    call.receive(Side.CALLER, 0, check, NAT, 50.0)
+    assert not call.expired(100.0, 60.0) and call.expired(110.0, 60.0)
