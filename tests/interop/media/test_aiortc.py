@@ -239,3 +239,19 @@ def attribute(sdp: bytes, name: str) -> str:
     return next(
         line[len(prefix) :] for line in sdp.decode().split("\r\n") if line.startswith(prefix)
     )
+
+
+async def test_two_aiortc_peers_through_the_bridge_hear_each_other() -> None:
+    """What sip.media_relay = "always" does to a call between two web phones: each side's
+    DTLS ends at heron, SRTP is unprotected and protected again on the way."""
+    async with browser_and_bridge() as caller, browser_and_bridge(offer=False) as callee:
+        bridge = caller.bridge
+        offer = bridge.offer(LEG, Side.CALLER, caller.sdp, Transport.WEBRTC)
+        await callee.take(offer, "offer")
+        callee.pc.addTrack(SquareWave())
+        await callee.pc.setLocalDescription(await callee.pc.createAnswer())
+        answer = bridge.answer(LEG, Side.CALLEE, callee.sdp)
+        await caller.take(answer, "answer")
+        await loud_frame(await callee.track)
+        await loud_frame(await caller.track)
+        assert bridge.stats.drops[Drop.SRTP] == 0
