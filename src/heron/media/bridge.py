@@ -16,7 +16,7 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -99,6 +99,7 @@ class Bridge:
             raise
         relay.pending = (side, remote)
         relay.call.held = remote.direction != "sendrecv"
+        relay.call.heard = self._clock()  # a re-INVITE says the call is alive
         return offer_toward(description, remote, relay.local[_other(side)])
 
     def answer(self, leg: MediaLeg, side: Side, sdp: bytes) -> bytes:
@@ -122,6 +123,7 @@ class Bridge:
         relay.call.pt_tables[offerer] = pt_table(offer.codecs, remote.codecs)
         relay.call.pt_tables[side] = pt_table(remote.codecs, offer.codecs)
         relay.call.held = offer.direction != "sendrecv" or remote.direction != "sendrecv"
+        relay.call.heard = self._clock()
         return forwarded
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
@@ -177,11 +179,6 @@ class Bridge:
     def ports(self) -> int:
         """UDP ports bound now."""
         return sum(len(r.sockets) for r in self._relays.values())
-
-    def relays(self) -> Iterator[tuple[MediaLeg, Call, dict[Side, int]]]:
-        """Each live call with its local RTP port per side, for the admin's list."""
-        for leg, relay in self._relays.items():
-            yield leg, relay.call, {s: relay.local[s].port for s in relay.local}
 
     # Internals -------------------------------------------------------------------------
 
