@@ -57,10 +57,10 @@ def setup() -> tuple[Call, DtlsSrtp]:
     now = datetime.datetime.now(datetime.UTC)
     ours, theirs = Certificate.generate(now, 1), Certificate.generate(now, 2)
     call = Call(MediaLeg("bench", "b"), Stats(), 0.0)
-    call.sides[Side.CALLER] = PlainEndpoint(read_leg(parse(PHONE_SDP)), lambda _host: True)
+    call.sides[Side.CALLER] = PlainEndpoint(read_leg(parse(PHONE_SDP)), lambda _address: True)
     remote = read_leg(parse(browser_sdp(theirs.fingerprint)))
     ice = IceLite("ours", "o" * 24, "brws")
-    browser = WebRtcEndpoint(remote, ice, ours.context(), lambda _host: True)
+    browser = WebRtcEndpoint(remote, ice, ours.context(), lambda _address: True)
     browser.set_role(server=True)
     call.sides[Side.CALLEE] = browser
     check = Message(
@@ -107,8 +107,8 @@ def main() -> None:
         call.outbox.clear()
 
     plain = Call(MediaLeg("plain", "b"), Stats(), 0.0)
-    plain.sides[Side.CALLER] = PlainEndpoint(read_leg(parse(PHONE_SDP)), lambda _host: True)
-    plain.sides[Side.CALLEE] = PlainEndpoint(read_leg(parse(PHONE_SDP)), lambda _host: True)
+    plain.sides[Side.CALLER] = PlainEndpoint(read_leg(parse(PHONE_SDP)), lambda _address: True)
+    plain.sides[Side.CALLEE] = PlainEndpoint(read_leg(parse(PHONE_SDP)), lambda _address: True)
 
     def phone_to_phone(sequence: int) -> None:
         plain.receive(Side.CALLER, 0, rtp(sequence, 0xA11CE), PHONE, 1.0)

@@ -47,7 +47,7 @@ def loopback_bridge(
     return Bridge(
         settings,
         ipaddress.ip_address("127.0.0.1"),
-        lambda host: not policy.internal(host),
+        lambda address: not policy.internal(address[0]),
         CERTIFICATE,
         clock,
     )

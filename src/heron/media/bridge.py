@@ -22,7 +22,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from heron.config import MediaSettings
-from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Stats
+from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Policy, Stats
 from heron.media.dtls import Certificate
 from heron.media.ice import IceLite
 from heron.media.rewrite import LocalLeg, RemoteLeg, answer_toward, offer_toward, pt_table, read_leg
@@ -59,12 +59,12 @@ class Bridge:
         self,
         settings: MediaSettings,
         advertise: IPv4Address | IPv6Address,
-        allowed: Callable[[str], bool],
+        allowed: Policy,
         certificate: Certificate,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``allowed(host)``: the destination policy lets media go to (and come from)
-        ``host``; ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
+        """``allowed``: the destination policy (media goes to and comes from only the
+        addresses it allows); ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
         identity toward browsers."""
         self._settings = settings
         self._fingerprint = certificate.fingerprint

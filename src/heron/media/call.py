@@ -30,6 +30,7 @@ __all__ = [
     "RELATCH_AFTER",
     "Address",
     "Call",
+    "Policy",
     "Drop",
     "Endpoint",
     "PlainEndpoint",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
+Policy = Callable[[Address], bool]
+"""The destination policy: media may go to (and come from) this address."""
 HOLD_TIMEOUT = 3600.0
 """Seconds of silence that end a call on hold (no side sends: sendonly/recvonly/inactive
 on both), rtpengine's silent-timeout: a held phone may send nothing at all."""
@@ -105,8 +108,7 @@ class PlainEndpoint:
 
     __slots__ = ("_allowed", "_heard", "_sdp", "latched", "remote")
 
-    def __init__(self, remote: RemoteLeg, allowed: Callable[[str], bool]) -> None:
-        """``allowed(host)``: the destination policy says media may go to ``host``."""
+    def __init__(self, remote: RemoteLeg, allowed: Policy) -> None:
         self._allowed = allowed
         self.latched: list[Address | None] = [None, None]
         self._heard = [0.0, 0.0]
@@ -117,7 +119,7 @@ class PlainEndpoint:
     def update(self, remote: RemoteLeg) -> None:
         """A new offer or answer from this side (re-INVITE): new SDP address, same latch."""
         self.remote = remote
-        if remote.port and self._allowed(remote.host):
+        if remote.port and self._allowed((remote.host, remote.port)):
             rtcp = remote.port if remote.rtcp_mux else remote.rtcp_port
             self._sdp = [(remote.host, remote.port), (remote.host, rtcp)]
         else:
@@ -143,7 +145,7 @@ class PlainEndpoint:
                 if now - self._heard[component] < RELATCH_AFTER:
                     call.stats.drops[Drop.SOURCE] += 1
                     return None
-            if not self._allowed(source[0]):
+            if not self._allowed(source):
                 call.stats.drops[Drop.REFUSED] += 1
                 return None
             self.latched[component] = source

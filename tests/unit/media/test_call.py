@@ -28,8 +28,8 @@ PHONE = ("192.0.2.10", 4000)
 NAT = ("203.0.113.8", 61000)
 
 
-def allowed(host: str) -> bool:
-    return not host.startswith("10.")
+def allowed(address: tuple[str, int]) -> bool:
+    return not address[0].startswith("10.")
 
 
 def plain_call(echo: bool = False) -> Call:
