@@ -81,10 +81,11 @@ class Phone:
         for sock in (self.rtp, self.rtcp):
             sock.setblocking(False)
         self.port = port
+        self.rtcp_port: int = self.rtcp.getsockname()[1]
 
     def sdp(self, codecs: str = "0 8 101", direction: str = "sendrecv") -> bytes:
         """What a baresip-like phone offers or answers: PCMU, PCMA, DTMF, explicit RTCP."""
-        rtcp_port = self.rtcp.getsockname()[1]
+        rtcp_port = self.rtcp_port
         return (
             "v=0\r\no=- 1739063406 3459453530 IN IP4 127.0.0.1\r\ns=-\r\n"
             "c=IN IP4 127.0.0.1\r\nt=0 0\r\na=tool:baresip 3.20.0\r\n"
