@@ -4,12 +4,21 @@ media.max_calls, an exhausted port range, refused SDP."""
 from __future__ import annotations
 
 import os
+from ipaddress import ip_address
 
 import pytest
 
+from heron.media.bridge import Bridge
 from heron.media.call import HOLD_TIMEOUT, Drop
 from heron.sip.media import MediaLeg, MediaRefused, Side, Transport
-from tests.support.media import bridged, loopback_bridge, phones, rtp
+from tests.support.media import (
+    CERTIFICATE,
+    bridged,
+    loopback_bridge,
+    media_settings,
+    phones,
+    rtp,
+)
 
 LEG = MediaLeg("limits@test", "z9hG4bK-l")
 
@@ -93,3 +102,24 @@ async def test_a_held_call_waits_for_the_hold_timeout_not_the_media_timeout() ->
         bridge.answer(LEG, Side.CALLEE, bob.sdp(direction="recvonly"))
         assert bridge.sweep(600.0) == []
         assert bridge.sweep(HOLD_TIMEOUT) == [LEG]
+
+
+async def test_a_datagram_that_raises_costs_itself_only_and_is_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with phones(3) as (alice, bob, trigger):
+
+        def policy(address: tuple[str, int]) -> bool:
+            if address[1] == trigger.port:
+                raise RuntimeError("a bug in the policy")
+            return True
+
+        bridge = Bridge(media_settings(), ip_address("127.0.0.1"), policy, CERTIFICATE)
+        toward_alice, toward_bob = bridged(bridge, LEG, alice, bob)
+        for sequence in range(3):
+            trigger.send(rtp(sequence, b"boom"), toward_alice)
+        alice.send(rtp(9, b"fine"), toward_alice)
+        assert (await bob.receive())[0] == rtp(9, b"fine")
+        assert bridge.stats.drops[Drop.BUG] == 3
+        assert caplog.text.count("a datagram raised") == 1
+        bridge.close()

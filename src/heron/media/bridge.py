@@ -47,6 +47,8 @@ class _Relay:
     call: Call
     sockets: dict[tuple[Side, int], socket.socket] = field(default_factory=dict)
     local: dict[Side, LocalLeg] = field(default_factory=dict)
+    failed: bool = False
+    """A datagram of this call raised (logged once)."""
     pending: tuple[Side, RemoteLeg] | None = None
     """The last offer and who made it: answered by the other side, once or again (a 183
     with SDP, then the 200), until the next offer."""
@@ -286,7 +288,13 @@ class Bridge:
                 break
             except OSError:  # an ICMP error for an earlier sendto: nothing to read
                 continue
-            call.receive(side, component, data, (source[0], source[1]), now)
+            try:
+                call.receive(side, component, data, (source[0], source[1]), now)
+            except Exception:  # a bug must cost one datagram, not the socket or the log
+                self.stats.drops[Drop.BUG] += 1
+                if not relay.failed:
+                    relay.failed = True
+                    log.exception("media: call %s: a datagram raised", relay.call.leg.call_id)
         self._flush(relay)
 
     def _flush(self, relay: _Relay) -> None:

@@ -66,8 +66,12 @@ class Drop(StrEnum):
     """SRTP or SRTCP that fails authentication or replay checks."""
     NOT_READY = "not_ready"
     """Media before there is anywhere to send it (no latch, no ICE, no keys)."""
+    OVERSIZE = "oversize"
+    """Longer than SRTP can carry: over 1,500 bytes protected, 1,352 before protection."""
     SEND = "send"
     """The socket refused the datagram (full buffer, unreachable)."""
+    BUG = "bug"
+    """Processing raised: a bug in heron, logged once per call, never a dead socket."""
 
 
 @dataclass(slots=True)

@@ -20,7 +20,13 @@ from heron.media.ice import IceLite
 from heron.media.rewrite import RemoteLeg
 from heron.sip.media import Side
 
-__all__ = ["Kind", "WebRtcEndpoint", "classify"]
+__all__ = ["MAX_PROTECTED", "MAX_UNPROTECTED", "Kind", "WebRtcEndpoint", "classify"]
+
+MAX_PROTECTED = 1500
+"""Longest SRTP or SRTCP packet unprotected: pylibsrtp works in a 1,500-byte buffer."""
+MAX_UNPROTECTED = MAX_PROTECTED - 148
+"""Longest RTP or RTCP packet protected: room for the largest SRTCP trailer (index, tag,
+MKI) in that buffer."""
 
 
 class Kind(Enum):
@@ -92,8 +98,11 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.SOURCE] += 1
                 return None
             keys = self.dtls.keys if self.dtls is not None else None
-            if keys is None or len(data) < 8:
-                call.stats.drops[Drop.NOT_READY if keys is None else Drop.MALFORMED] += 1
+            if keys is None:
+                call.stats.drops[Drop.NOT_READY] += 1
+                return None
+            if not 8 <= len(data) <= MAX_PROTECTED:
+                call.stats.drops[Drop.MALFORMED if len(data) < 8 else Drop.OVERSIZE] += 1
                 return None
             try:
                 if is_rtcp(data):
@@ -134,6 +143,9 @@ class WebRtcEndpoint:
         keys = self.dtls.keys if self.dtls is not None else None
         if target is None or keys is None:
             call.stats.drops[Drop.NOT_READY] += 1
+            return
+        if len(data) > MAX_UNPROTECTED:
+            call.stats.drops[Drop.OVERSIZE] += 1
             return
         try:
             protected = keys.outbound.protect_rtcp(data) if rtcp else keys.outbound.protect(data)
