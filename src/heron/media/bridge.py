@@ -48,7 +48,7 @@ class _Relay:
     sockets: dict[tuple[Side, int], socket.socket] = field(default_factory=dict)
     local: dict[Side, LocalLeg] = field(default_factory=dict)
     failed: bool = False
-    """A datagram of this call raised (logged once)."""
+    """A datagram or a timer of this call raised (logged once)."""
     pending: tuple[Side, RemoteLeg] | None = None
     """The last offer and who made it: answered by the other side, once or again (a 183
     with SDP, then the 200), until the next offer."""
@@ -164,7 +164,10 @@ class Bridge:
                 self._close(leg)
                 ended.append(leg)
                 continue
-            relay.call.handle_timer(now)
+            try:
+                relay.call.handle_timer(now)
+            except Exception:  # one broken call must not stop the timers of the others
+                self._failed(relay, "a timer raised")
             self._flush(relay)
         return ended
 
@@ -292,10 +295,15 @@ class Bridge:
                 call.receive(side, component, data, (source[0], source[1]), now)
             except Exception:  # a bug must cost one datagram, not the socket or the log
                 self.stats.drops[Drop.BUG] += 1
-                if not relay.failed:
-                    relay.failed = True
-                    log.exception("media: call %s: a datagram raised", relay.call.leg.call_id)
+                self._failed(relay, "a datagram raised")
         self._flush(relay)
+
+    @staticmethod
+    def _failed(relay: _Relay, what: str) -> None:
+        """Log a bug in a call's processing, once per call (not once per packet)."""
+        if not relay.failed:
+            relay.failed = True
+            log.exception("media: call %s: %s", relay.call.leg.call_id, what)
 
     def _flush(self, relay: _Relay) -> None:
         outbox = relay.call.outbox

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +20,6 @@ from heron.sip.media import Side
 
 __all__ = ["COUNTERS", "MediaComponent", "build_media", "media_policy"]
 
-log = logging.getLogger(__name__)
 
 COUNTERS = "media.counters"
 CALLS = "media.calls"
@@ -88,10 +86,7 @@ class MediaComponent:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(_SWEEP)
-            try:
-                self.bridge.sweep()
-            except Exception:  # one broken call must not stop the timers of all
-                log.exception("media: sweep failed")
+            self.bridge.sweep()
 
     def _counter_rows(self) -> list[dict[str, Any]]:
         bridge, stats = self.bridge, self.bridge.stats
