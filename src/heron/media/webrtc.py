@@ -59,7 +59,7 @@ def classify(data: bytes) -> Kind:
 class WebRtcEndpoint:
     """One browser's side of a call."""
 
-    __slots__ = ("_context", "allowed", "dtls", "ice", "remote")
+    __slots__ = ("_allowed", "_context", "dtls", "ice", "remote")
 
     def __init__(
         self,
@@ -71,7 +71,7 @@ class WebRtcEndpoint:
         self.remote = remote
         self.ice = ice
         self._context = context
-        self.allowed = allowed
+        self._allowed = allowed
         self.dtls: DtlsSrtp | None = None
 
     def update(self, remote: RemoteLeg) -> None:
@@ -112,7 +112,7 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.SRTP] += 1
                 return None
         if kind is Kind.STUN:
-            if not self.allowed(source):
+            if not self._allowed(source):
                 call.stats.drops[Drop.REFUSED] += 1
                 return None
             response = self.ice.receive(data, source, now)
