@@ -83,10 +83,6 @@ hosts = ["falcot.com", "example.org"]
         ("[dns]\nservers = ['ns.example.com']\n", "dns.servers.0: 'ns.example.com': a name"),
         ("[dns]\nservers = ['127.0.0.1:0']\n", "dns.servers.0: '127.0.0.1:0': the port must"),
         ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
-        ("[media]\nport_min = 50000\nport_max = 50002\n", "media: port_min must be at least 3"),
-        ("[media]\nport_min = 50000\nport_max = 50100\n", "media ports 50000-50100 overlap TURN"),
-        ("[media]\naddress = 'eth0'\n", "Input is not a valid IPv4 address"),
-        ("[media]\ntimeout = 0\n", "media.timeout: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -138,6 +134,19 @@ def test_the_certificate_covers_the_names_clients_ask_the_mux_for() -> None:
         {"domain": "falcot.com", "mux": {"sni": {"turn.falcot.com": "turn"}}}
     )
     assert "turn.falcot.com" in config.tls_names
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[media]\nport_min = 50000\nport_max = 50002\n", "media: port_min must be at least 3"),
+        ("[media]\nport_min = 50000\nport_max = 50100\n", "media ports 50000-50100 overlap TURN"),
+        ("[media]\naddress = 'eth0'\n", "Input is not a valid IPv4 address"),
+        ("[media]\ntimeout = 0\n", "media.timeout: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_media_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    test_bad_values_name_the_key_in_one_line(tmp_path, text, message)
 
 
 def test_media_defaults_clear_of_turn_and_advertised_address() -> None:
