@@ -258,8 +258,8 @@ class MediaSettings(_Section):
     def _port_range(self) -> MediaSettings:
         if self.port_min + 3 > self.port_max:
             raise ValueError("port_min must be at least 3 below port_max (one RTP/RTCP pair)")
-        if self.address.version == 6 and self.advertise and self.advertise.version == 4:
-            raise ValueError("advertise must be of the bind address's IP version")
+        if self.advertise is not None and self.advertise.version != self.address.version:
+            raise ValueError("advertise must be of the IP version of address")
         return self
 
 

@@ -143,6 +143,7 @@ def test_the_certificate_covers_the_names_clients_ask_the_mux_for() -> None:
         ("[media]\nport_min = 50000\nport_max = 50100\n", "media ports 50000-50100 overlap TURN"),
         ("[media]\naddress = 'eth0'\n", "Input is not a valid IPv4 address"),
         ("[media]\ntimeout = 0\n", "media.timeout: Input should be greater than or equal to 1"),
+        ("[media]\nadvertise = '2001:db8::5'\n", "media: advertise must be of the IP version"),
     ],
 )
 def test_bad_media_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
