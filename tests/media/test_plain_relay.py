@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from ipaddress import ip_address
+
 import pytest
 
+from heron.media.bridge import Bridge
 from heron.sip.media import MediaLeg, MediaRefused, Side, Transport
 from tests.support.media import (
+    CERTIFICATE,
     bridged,
     loopback_bridge,
+    media_settings,
     phones,
     port_of,
     rtcp_receiver_report,
@@ -116,4 +123,33 @@ async def test_an_early_answer_then_a_final_one_both_apply() -> None:
         assert (await bob_later.receive())[0] == rtp(1, b"to the final answer")
         with pytest.raises(MediaRefused):
             bridge.answer(LEG, Side.CALLER, alice.sdp())  # the offerer cannot answer itself
+        bridge.close()
+
+
+async def test_ipv6_phones_are_bridged_on_an_ipv6_address() -> None:
+    settings = media_settings(address="::1", allowed_destinations=["::1/128"])
+    bridge = Bridge(settings, ip_address("::1"), lambda _address: True, CERTIFICATE)
+    loop = asyncio.get_running_loop()
+    alice, bob = (socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) for _ in range(2))
+    try:
+        for sock in (alice, bob):
+            sock.bind(("::1", 0))
+            sock.setblocking(False)
+
+        def sdp(sock: socket.socket) -> bytes:
+            port = sock.getsockname()[1]
+            return (
+                "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n"
+                f"m=audio {port} RTP/AVP 0\r\n"
+            ).encode()
+
+        offer = bridge.offer(LEG, Side.CALLER, sdp(alice), Transport.RTP)
+        answer = bridge.answer(LEG, Side.CALLEE, sdp(bob))
+        assert b"c=IN IP6 ::1\r\n" in offer and b"c=IN IP6 ::1\r\n" in answer
+        alice.sendto(rtp(1, b"over v6"), ("::1", port_of(answer)))
+        data = await asyncio.wait_for(loop.sock_recv(bob, 2048), 10)
+        assert data == rtp(1, b"over v6")
+    finally:
+        alice.close()
+        bob.close()
         bridge.close()
