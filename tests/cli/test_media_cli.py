@@ -42,9 +42,11 @@ def test_media_calls_prints_each_side_of_each_call(tmp_path: Path) -> None:
             "caller_transport": "webrtc",
             "caller_port": 40000,
             "caller_peer": "198.51.100.9:50000",
+            "caller_packets": 512,
             "callee_transport": "rtp",
             "callee_port": 40002,
             "callee_peer": "",
+            "callee_packets": 0,
         },
         {
             "call_id": "echo-1",
@@ -55,9 +57,11 @@ def test_media_calls_prints_each_side_of_each_call(tmp_path: Path) -> None:
             "caller_transport": "rtp",
             "caller_port": 40004,
             "caller_peer": "192.0.2.10:4000",
+            "caller_packets": 150,
             "callee_transport": "",
             "callee_port": 0,
             "callee_peer": "",
+            "callee_packets": 0,
         },
     ]
     data_dir = tmp_path / "var"
@@ -77,6 +81,6 @@ def test_media_calls_prints_each_side_of_each_call(tmp_path: Path) -> None:
         loop.run_until_complete(server.stop())
         loop.close()
     assert result.returncode == 0, result.stderr
-    assert "webrtc :40000 ⇄ 198.51.100.9:50000" in result.stdout
+    assert "webrtc :40000 ⇄ 198.51.100.9:50000 (512 pkts)" in result.stdout
     assert "rtp :40002 ⇄ -" in result.stdout
     assert "echo" in result.stdout and "2 call(s)" in result.stdout

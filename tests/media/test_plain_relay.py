@@ -41,6 +41,10 @@ async def test_rtp_flows_both_ways_with_payload_intact() -> None:
             ("127.0.0.1", toward_bob + 1),
         )
         assert bridge.stats.packets[Side.CALLER] == 2
+        (row,) = bridge.rows()
+        assert (row["caller_packets"], row["callee_packets"]) == (2, 1)
+        assert row["caller_peer"] == f"127.0.0.1:{alice.port}"
+        assert row["callee_transport"] == "rtp" and row["callee_port"] == toward_bob
         bridge.close()
 
 

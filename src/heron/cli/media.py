@@ -22,12 +22,14 @@ def media() -> None:
 @media.command("calls")
 @pass_context
 def calls(ctx: CliContext) -> None:
-    """List bridged calls: Call-ID, each side's transport, heron's port and the peer."""
+    """List bridged calls: Call-ID, each side's transport, heron's port, the peer and the
+    packets relayed from it."""
     rows = run(query(ctx.config.data_dir, "media.calls"))
     table = Table("Call-ID", "Caller", "Callee", "Age", "Silent", box=None, header_style="bold")
     for row in rows:
         sides = [
             f"{row[f'{side}_transport']} :{row[f'{side}_port']} ⇄ {row[f'{side}_peer'] or '-'}"
+            f" ({row[f'{side}_packets']} pkts)"
             if row[f"{side}_transport"]
             else ("echo" if row["echo"] else "-")
             for side in ("caller", "callee")

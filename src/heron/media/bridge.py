@@ -338,6 +338,7 @@ class Bridge:
                 row[f"{side.value}_transport"] = local.transport.name.lower() if local else ""
                 row[f"{side.value}_port"] = local.port if local else 0
                 row[f"{side.value}_peer"] = f"{peer[0]}:{peer[1]}" if peer else ""
+                row[f"{side.value}_packets"] = relay.call.relayed[side]
             rows.append(row)
         return rows
 

@@ -183,6 +183,7 @@ class Call:
         "leg",
         "outbox",
         "pt_tables",
+        "relayed",
         "sides",
         "started",
         "stats",
@@ -200,6 +201,8 @@ class Call:
         self.started = now
         self.heard = now
         """When media (or a browser's ICE check) last arrived: :meth:`expired` reads it."""
+        self.relayed: dict[Side, int] = {Side.CALLER: 0, Side.CALLEE: 0}
+        """Packets relayed from each side in this call (``stats`` counts every call's)."""
         self.held = False
         """The last SDP put the call on hold: silence is expected, :data:`HOLD_TIMEOUT`."""
 
@@ -233,6 +236,7 @@ class Call:
             return
         self.stats.packets[side] += 1
         self.stats.bytes[side] += len(plain)
+        self.relayed[side] += 1
         target.send(plain, rtcp, self, target_side)
 
     def handle_timer(self, now: float) -> None:

@@ -167,7 +167,7 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         _rows(
             "call_id, branch, echo, age, silent, caller_transport, caller_port, caller_peer, "
-            "callee_transport, callee_port, callee_peer"
+            "caller_packets, callee_transport, callee_port, callee_peer, callee_packets"
         ),
     ),
     Route(
