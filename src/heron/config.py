@@ -280,6 +280,10 @@ class SipSettings(_Section):
     )
     """Sources never limited (trusted peers are exempt too); messages from heron's own
     SIP sockets (a loop through itself) never are."""
+    media_relay: Literal["never", "webrtc", "always"] = "webrtc"
+    """Which calls with SDP go through the media bridge (as Kamailio's rtpengine_offer):
+    ``webrtc`` those between a web phone and a plain RTP phone, ``always`` every call
+    (plain phones behind NAT, as rtpproxy), ``never`` none. Two web phones never do."""
 
 
 class XmppSettings(_Section):
