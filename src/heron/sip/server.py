@@ -39,13 +39,13 @@ from heron.sip.digest import StoredHa1
 from heron.sip.errors import SipError
 from heron.sip.forwarding import Forwarder, InDialog, Target, alias, along
 from heron.sip.locality import Locality
-from heron.sip.media import MediaBridge, MediaRefused, Side
+from heron.sip.media import MediaBridge, MediaRefused
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, MessageLimits, Ping
 from heron.sip.proxy import is_loop, preprocess
 from heron.sip.registrar import BindingSource, LocationStore, Registrar, lookup_targets
 from heron.sip.seal import DialogSeal
-from heron.sip.steering import MediaPath, Steering
+from heron.sip.steering import Steering, in_dialog
 from heron.sip.transaction import (
     AckReceived,
     RequestReceived,
@@ -633,11 +633,7 @@ class SipComponent:
         if dialog is None or self._forwarder.steering is None:
             return None
         request, _, caller, media = dialog
-        path = None if media is None else MediaPath.from_param(request.headers.call_id, media)
-        if path is None:
-            return None
-        side = Side.CALLER if request.headers.from_.tag == caller else Side.CALLEE
-        return path, side
+        return in_dialog(request, caller, media)
 
     def _refuse_unsealed(self, method: str, host: str, port: int) -> None:
         self._unsealed += 1

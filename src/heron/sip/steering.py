@@ -30,6 +30,7 @@ __all__ = [
     "Relay",
     "Steering",
     "has_sdp",
+    "in_dialog",
     "other",
     "relayed",
     "sdp_transport",
@@ -116,6 +117,15 @@ class MediaPath:
 
     def speaks(self, side: Side) -> Transport:
         return self.caller if side is Side.CALLER else self.callee
+
+
+def in_dialog(request: Request, caller: str, media: str | None) -> tuple[MediaPath, Side] | None:
+    """The media path of a request in a sealed dialog (``caller`` is the dialog's caller's
+    tag, ``media`` the leg its seal covers) and which side sent it; None: not bridged."""
+    path = None if media is None else MediaPath.from_param(request.headers.call_id, media)
+    if path is None:
+        return None
+    return path, Side.CALLER if request.headers.from_.tag == caller else Side.CALLEE
 
 
 @dataclass(slots=True)
