@@ -284,6 +284,9 @@ class SipSettings(_Section):
     """Which calls with SDP go through the media bridge (as Kamailio's rtpengine_offer):
     ``webrtc`` those between a web phone and a plain RTP phone, ``always`` every call
     (plain phones behind NAT, as rtpproxy), ``never`` none. Two web phones never do."""
+    echo: str = Field(default="", pattern=r"^[A-Za-z0-9.*#+_-]{0,32}$")
+    """A number of the SIP domain heron answers itself, returning the caller's media
+    (Asterisk's Echo()), such as "600"; empty: none. Only for authenticated users."""
 
 
 class XmppSettings(_Section):

@@ -36,6 +36,7 @@ from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
 from heron.sip.digest import StoredHa1
+from heron.sip.echo import EchoNumber
 from heron.sip.errors import SipError
 from heron.sip.forwarding import Forwarder, InDialog, Target, alias, along
 from heron.sip.locality import Locality
@@ -141,8 +142,10 @@ class SipComponent:
             reply=self._reply,
             flush=self._flush,
         )
+        self._media = media
         if media is not None:
             self._forwarder.steering = Steering(media, sip.media_relay)
+        self._echo: EchoNumber | None = None
         self._routes = [(re.compile(route.user), route.target) for route in sip.routes]
         self._registrar = Registrar(
             default_expires=sip.max_expires,
@@ -186,6 +189,8 @@ class SipComponent:
         loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
         self._seal = self._forwarder.seal = DialogSeal(key)
+        if self._media is not None and sip.echo:
+            self._echo = EchoNumber(sip.echo, self._media, key, LOCAL_TAG)
         await self._find_own_addresses()
         self._admission = Admission(
             config,
@@ -526,6 +531,9 @@ class SipComponent:
         routed, ours = preprocess(request, self._locality.is_me)
         request = routed
         to = request.headers.to
+        if to is not None and to.tag is not None and self._echo and self._echo.ours(request):
+            self._answer_echo(tx, request, source)
+            return
         if to is not None and to.tag is not None:
             # In-dialog (RFC 3261 §12.2): it follows the route set we recorded, as
             # Kamailio's loose_route() does, but only in a dialog we sealed.
@@ -561,6 +569,15 @@ class SipComponent:
                 return
             await self._register(tx, request, source)
             return
+        if (
+            request.method == Method.INVITE
+            and self._echo is not None
+            and self._echo.called(uri)
+            and isinstance(uri, SipUri)
+            and self._locality.is_local(uri)
+        ):
+            await self._call_echo(tx, request, source)
+            return
         admitted = await self._admission.admit(
             request, source.transport, source.host, self._clock()
         )
@@ -590,6 +607,32 @@ class SipComponent:
             await self._forward_located(tx, request, source, targets[0])
         else:
             self._forward(tx, request, source, targets)
+
+    async def _call_echo(self, tx: int, request: Request, source: Source) -> None:
+        """The echo number answers users only, by digest or a web phone's grant: for a
+        stranger it would make heron send media wherever an SDP says."""
+        user = await self._authenticate(tx, request, source)
+        if user is None:
+            return
+        refusal = self._admission.from_mismatch(request, user)
+        if refusal is not None:
+            self._refuse(tx, request, refusal)
+            return
+        self._reply(tx, request, 100)
+        self._answer_echo(tx, request, source)
+
+    def _answer_echo(self, tx: int, request: Request, source: Source) -> None:
+        assert self._echo is not None
+        host, port = self._locality.sent_by(source.transport)
+        scheme = "sips" if source.transport == "tls" else "sip"
+        where = "" if source.transport == "udp" else f";transport={source.transport}"
+        contact = f"<{scheme}:{self._echo.number}@{host}:{port}{where}>"
+        try:
+            response = self._echo.answer(request, contact)
+        except MediaRefused as refused:
+            self._reply(tx, request, refused.status)
+            return
+        self._respond(tx, response)
 
     def _sent_by(self) -> list[str]:
         return [f"{h}:{p}" for h, p in self._locality.addresses.values()]

@@ -25,6 +25,7 @@ from heron.sip.media import MediaBridge, MediaLeg, MediaRefused, Side, Transport
 from heron.sip.message import Method, Request, Response
 
 __all__ = [
+    "SDP",
     "Exchange",
     "MediaPath",
     "Relay",

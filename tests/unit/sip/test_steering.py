@@ -73,6 +73,8 @@ class RecordingBridge:
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
         self.calls.append(("echo", leg.branch))
+        if self.refusal is not None:
+            raise self.refusal
         return b"v=0\r\ns=echo\r\n"
 
     def delete(self, leg: MediaLeg) -> None:
