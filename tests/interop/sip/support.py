@@ -78,12 +78,15 @@ class SipServer:
 
 
 def sip_settings(port: int, tls_port: int) -> dict[str, Any]:
+    """SIP on loopback; no media bridge, so SDP passes as it came (``test_media`` turns
+    it on)."""
     return {
         "sip": {
             "enabled": True,
             "listen": [f"{LOCALHOST}:{port}"],
             "tls_listen": [f"{LOCALHOST}:{tls_port}"],
-        }
+        },
+        "media": {"enabled": False},
     }
 
 

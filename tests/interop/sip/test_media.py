@@ -51,6 +51,7 @@ def media_sip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SipSer
     settings = {
         "sip": {"media_relay": "always", "echo": "600"},
         "media": {
+            "enabled": True,
             "address": LOCALHOST,
             "port_min": low,
             "port_max": high,
