@@ -3,35 +3,59 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from heron.config import MediaSettings
+from heron.destinations import Destinations, interface_addresses
 from heron.media.bridge import Bridge
+from heron.media.dtls import Certificate
 from tests.support.config import free_port
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
-def media_settings(**overrides: object) -> MediaSettings:
-    """A port range starting at a free port of this worker's share, loopback allowed."""
+def media_settings(span: int = 40, **overrides: object) -> MediaSettings:
+    """``span`` ports from a free port of this worker's share, loopback allowed."""
     low = free_port()
     values: dict[str, object] = {
         "address": "127.0.0.1",
         "port_min": low,
-        "port_max": low + 40,
+        "port_max": low + span,
         "allowed_destinations": [LOOPBACK],
         **overrides,
     }
     return MediaSettings.model_validate(values)
 
 
-def loopback_bridge(**overrides: object) -> Bridge:
-    settings = media_settings(**overrides)
-    return Bridge(settings, ipaddress.ip_address("127.0.0.1"), lambda host: host.startswith("127."))
+CERTIFICATE = Certificate.generate(datetime.datetime.now(datetime.UTC), 1)
+
+
+def loopback_bridge(
+    span: int = 40, clock: Callable[[], float] = time.monotonic, **overrides: object
+) -> Bridge:
+    """A bridge on 127.0.0.1 whose destination policy allows ``allowed_destinations``
+    (loopback by default), as the component builds it."""
+    settings = media_settings(span, **overrides)
+    policy = Destinations(allowed=settings.allowed_destinations)
+    return Bridge(
+        settings,
+        ipaddress.ip_address("127.0.0.1"),
+        lambda host: not policy.internal(host),
+        CERTIFICATE,
+        clock,
+    )
+
+
+def host_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """This host's own addresses as networks: aiortc gathers candidates on its interfaces
+    (not loopback), so a test bridge must be allowed to answer them there."""
+    return [ipaddress.ip_network(address) for address in interface_addresses()]
 
 
 def rtp(sequence: int, payload: bytes, pt: int = 0, ssrc: int = 0x1234) -> bytes:

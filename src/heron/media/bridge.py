@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +23,11 @@ from typing import Any
 
 from heron.config import MediaSettings
 from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Stats
+from heron.media.dtls import Certificate
+from heron.media.ice import IceLite
 from heron.media.rewrite import LocalLeg, RemoteLeg, answer_toward, offer_toward, pt_table, read_leg
 from heron.media.sdp import Connection, SdpError, SessionDescription, parse
+from heron.media.webrtc import WebRtcEndpoint
 from heron.sip.media import MediaLeg, MediaRefused, Side, Transport
 
 __all__ = ["Bridge"]
@@ -55,11 +59,15 @@ class Bridge:
         settings: MediaSettings,
         advertise: IPv4Address | IPv6Address,
         allowed: Callable[[str], bool],
+        certificate: Certificate,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``allowed(host)``: the destination policy lets media go to (and come from)
-        ``host``; ``advertise`` is the address put in SDP."""
+        ``host``; ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
+        identity toward browsers."""
         self._settings = settings
+        self._fingerprint = certificate.fingerprint
+        self._context = certificate.context()
         self._connection = Connection(str(advertise), advertise.version)
         self._family = socket.AF_INET if settings.address.version == 4 else socket.AF_INET6
         self._allowed = allowed
@@ -78,15 +86,16 @@ class Bridge:
 
     def offer(self, leg: MediaLeg, side: Side, sdp: bytes, toward: Transport) -> bytes:
         description, remote = _read(sdp)
-        relay = self._relays.get(leg) or self._open(leg, echo=False)
+        existing = self._relays.get(leg)
+        relay = existing or self._open(leg, echo=False)
         try:
             self._bind(relay, side, remote.transport)
             self._bind(relay, _other(side), toward)
+            self._set_endpoint(relay, side, remote)
         except MediaRefused:
-            if not relay.sockets:
+            if existing is None:  # a re-offer that fails keeps the call as it was
                 self._close(leg)
             raise
-        self._set_endpoint(relay, side, remote)
         relay.pending = (side, remote)
         return offer_toward(description, remote, relay.local[_other(side)])
 
@@ -98,26 +107,36 @@ class Bridge:
         offerer, offer = relay.pending
         if (side, 0) not in relay.sockets:
             raise MediaRefused(488, "the answer is not for the offer's leg")
+        try:
+            forwarded = answer_toward(
+                description, remote, offer, relay.local[offerer], _answer_setup(offer)
+            )
+        except SdpError as exc:
+            raise MediaRefused(exc.status, str(exc)) from None
         self._set_endpoint(relay, side, remote)
+        # RFC 5763 §5: the answerer that said active is the DTLS client, so heron serves.
+        self._set_role(relay, side, server=remote.setup != "passive")
+        self._set_role(relay, offerer, server=_answer_setup(offer) == "passive")
         relay.call.pt_tables[offerer] = pt_table(offer.codecs, remote.codecs)
         relay.call.pt_tables[side] = pt_table(remote.codecs, offer.codecs)
         relay.pending = None
-        try:
-            return answer_toward(description, remote, offer, relay.local[offerer])
-        except SdpError as exc:
-            raise MediaRefused(exc.status, str(exc)) from None
+        return forwarded
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
         description, remote = _read(sdp)
-        relay = self._relays.get(leg) or self._open(leg, echo=True)
+        existing = self._relays.get(leg)
+        relay = existing or self._open(leg, echo=True)
         try:
             self._bind(relay, Side.CALLER, remote.transport)
+            self._set_endpoint(relay, Side.CALLER, remote)
         except MediaRefused:
-            self._close(leg)
+            if existing is None:
+                self._close(leg)
             raise
-        self._set_endpoint(relay, Side.CALLER, remote)
+        setup = _answer_setup(remote)
+        self._set_role(relay, Side.CALLER, server=setup == "passive")
         try:
-            return answer_toward(description, remote, remote, relay.local[Side.CALLER])
+            return answer_toward(description, remote, remote, relay.local[Side.CALLER], setup)
         except SdpError as exc:
             raise MediaRefused(exc.status, str(exc)) from None
 
@@ -184,14 +203,27 @@ class Bridge:
         relay.sockets.clear()
 
     def _set_endpoint(self, relay: _Relay, side: Side, remote: RemoteLeg) -> None:
+        local = relay.local[side]
+        if local.transport is not remote.transport:
+            wrong = remote.transport.value
+            raise MediaRefused(488, f"this leg speaks {local.transport.value}, not {wrong}")
         endpoint = relay.call.sides.get(side)
-        if isinstance(endpoint, PlainEndpoint) and remote.transport is Transport.RTP:
+        if isinstance(endpoint, PlainEndpoint | WebRtcEndpoint):
             endpoint.update(remote)
             return
-        if remote.transport is not Transport.RTP:
-            raise MediaRefused(488, "WebRTC legs are not bridged yet")
-        new: Endpoint = PlainEndpoint(remote, self._allowed)
+        new: Endpoint
+        if remote.transport is Transport.RTP:
+            new = PlainEndpoint(remote, self._allowed)
+        else:
+            ice = IceLite(local.ice_ufrag, local.ice_pwd, remote.ice_ufrag)
+            new = WebRtcEndpoint(remote, ice, self._context, self._allowed)
         relay.call.sides[side] = new
+
+    @staticmethod
+    def _set_role(relay: _Relay, side: Side, server: bool) -> None:
+        endpoint = relay.call.sides.get(side)
+        if isinstance(endpoint, WebRtcEndpoint):
+            endpoint.set_role(server)
 
     def _bind(self, relay: _Relay, side: Side, transport: Transport) -> None:
         """Bind ``side``'s sockets once (a re-offer keeps them): an even RTP port, and
@@ -208,7 +240,10 @@ class Bridge:
         relay.local[side] = LocalLeg(self._connection, port, transport, *self._security(transport))
 
     def _security(self, transport: Transport) -> tuple[str, str, str]:
-        return ("", "", "")
+        """ICE credentials (RFC 8839 §5.4: 4+ and 22+ ice-chars) and the fingerprint."""
+        if transport is Transport.RTP:
+            return ("", "", "")
+        return (secrets.token_hex(4), secrets.token_hex(12), self._fingerprint)
 
     def _allocate(self, count: int) -> list[socket.socket]:
         """``count`` sockets on consecutive ports from an even one, walking the range."""
@@ -263,36 +298,39 @@ class Bridge:
         outbox.clear()
 
     def rows(self) -> list[dict[str, Any]]:
-        """The live calls, for ``heron media calls``."""
+        """The live calls, for ``heron media calls`` and the admin page."""
         now = self._clock()
         rows = []
         for leg, relay in self._relays.items():
-            sides = {}
-            for side, local in relay.local.items():
-                endpoint = relay.call.sides.get(side)
-                peer = _peer(endpoint)
-                sides[side.value] = {
-                    "transport": local.transport.name.lower(),
-                    "port": local.port,
-                    "peer": f"{peer[0]}:{peer[1]}" if peer else "",
-                }
-            rows.append(
-                {
-                    "call_id": leg.call_id,
-                    "branch": leg.branch,
-                    "echo": relay.call.echo,
-                    "age": int(now - relay.call.started),
-                    "silent": int(now - relay.call.heard),
-                    **{f"{k}_{f}": v for k, d in sides.items() for f, v in d.items()},
-                }
-            )
+            row: dict[str, Any] = {
+                "call_id": leg.call_id,
+                "branch": leg.branch,
+                "echo": relay.call.echo,
+                "age": int(now - relay.call.started),
+                "silent": int(now - relay.call.heard),
+            }
+            for side in Side:
+                local = relay.local.get(side)
+                peer = _peer(relay.call.sides.get(side))
+                row[f"{side.value}_transport"] = local.transport.name.lower() if local else ""
+                row[f"{side.value}_port"] = local.port if local else 0
+                row[f"{side.value}_peer"] = f"{peer[0]}:{peer[1]}" if peer else ""
+            rows.append(row)
         return rows
 
 
 def _peer(endpoint: Endpoint | None) -> Address | None:
     if isinstance(endpoint, PlainEndpoint):
         return endpoint.latched[0]
+    if isinstance(endpoint, WebRtcEndpoint):
+        return endpoint.ice.selected
     return None
+
+
+def _answer_setup(offer: RemoteLeg) -> str:
+    """heron's a=setup answering ``offer`` (RFC 5763 §5): passive (heron serves DTLS)
+    unless the offerer insists on being passive itself."""
+    return "active" if offer.setup == "passive" else "passive"
 
 
 def _other(side: Side) -> Side:

@@ -8,7 +8,10 @@ what :attr:`Call.outbox` holds through the socket each entry names.
 
 A plain leg latches (symmetric RTP, as rtpengine and rtpproxy do): media goes
 where the phone's media comes from; before the first packet, to the SDP
-address only if the destination policy allows it. A WebRTC leg
+address only if the destination policy allows it. When the SDP address is
+one media may go to, only its host may latch; when it is not (a phone behind
+NAT names its private address), the first source does, and a latched source
+gives way to another only after :data:`RELATCH_AFTER` seconds of silence. A WebRTC leg
 (:mod:`heron.media.webrtc`) sends only to the address ICE checked.
 """
 
@@ -81,7 +84,7 @@ class Endpoint(Protocol):
     remote: RemoteLeg
 
     def receive(
-        self, component: int, data: bytes, source: Address, now: float, call: Call
+        self, side: Side, component: int, data: bytes, source: Address, now: float, call: Call
     ) -> bytes | None:
         """The plain RTP or RTCP in ``data``, or None when consumed (ICE, DTLS) or dropped
         (counted in ``call.stats``)."""
@@ -117,7 +120,7 @@ class PlainEndpoint:
             self._sdp = [None, None]
 
     def receive(
-        self, component: int, data: bytes, source: Address, now: float, call: Call
+        self, side: Side, component: int, data: bytes, source: Address, now: float, call: Call
     ) -> bytes | None:
         if len(data) < 8 or data[0] >> 6 != 2:
             call.stats.drops[Drop.MALFORMED] += 1
@@ -126,7 +129,13 @@ class PlainEndpoint:
             component = 1
         latched = self.latched[component]
         if source != latched:
-            if latched is not None and source != self._sdp[component]:
+            expected = self._sdp[component]
+            if expected is not None and source[0] != expected[0]:
+                # The SDP names a host media may go to: only that host may latch (a
+                # phone behind NAT names a private one, which is not allowed).
+                call.stats.drops[Drop.SOURCE] += 1
+                return None
+            if latched is not None and source != expected:
                 if now - self._heard[component] < RELATCH_AFTER:
                     call.stats.drops[Drop.SOURCE] += 1
                     return None
@@ -177,7 +186,7 @@ class Call:
         if endpoint is None:
             self.stats.drops[Drop.NOT_READY] += 1
             return
-        plain = endpoint.receive(component, data, source, now, self)
+        plain = endpoint.receive(side, component, data, source, now, self)
         if plain is None:
             return
         self.heard = now

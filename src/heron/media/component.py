@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,6 +16,7 @@ from heron.control import View
 from heron.destinations import Destinations, own_addresses
 from heron.media.bridge import Bridge
 from heron.media.call import Drop
+from heron.media.dtls import Certificate
 from heron.sip.media import Side
 
 __all__ = ["COUNTERS", "MediaComponent", "build_media"]
@@ -43,6 +46,7 @@ class MediaComponent:
             settings,
             config.media_advertise,
             lambda host: not self._destinations.internal(host),
+            Certificate.generate(datetime.datetime.now(datetime.UTC), secrets.randbits(63)),
         )
         self._host_name = config.host_name
         self._advertise = str(config.media_advertise)
