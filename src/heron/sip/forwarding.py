@@ -229,7 +229,7 @@ class Forwarder:
             response = self._media_response(exchange, response)
         upstream, cancel = fork.context.received(branch, response)
         for answer in upstream:
-            self._respond(fork.server_tx, answer)
+            self._send_up(fork, answer)
         if response.status >= 200:
             self._media_final(fork, branch, response.status)
         self._cancel_branches(fork, cancel, now)
@@ -276,8 +276,16 @@ class Forwarder:
             return
         branch = fork.clients[client][0]
         for answer in fork.context.timed_out(branch):
-            self._respond(fork.server_tx, answer)
+            self._send_up(fork, answer)
         self._delete_leg(fork, branch)
+
+    def _send_up(self, fork: _Fork, answer: Response) -> None:
+        """A response upstream; the 408 the context made for a branch that timed out
+        (§16.8) is a bare status, answered from the request as heron's own."""
+        if HeaderName.VIA in answer.headers:
+            self._respond(fork.server_tx, answer)
+        else:
+            self._reply(fork.server_tx, fork.request, answer.status)
 
     def cancel(self, tx: int, request: Request, now: float) -> None:
         """CANCEL (RFC 3261 §16.10): answer it, then cancel every pending branch."""

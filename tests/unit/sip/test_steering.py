@@ -401,14 +401,15 @@ def test_a_refused_offer_answers_the_caller_with_the_bridge_status() -> None:
     assert proxy.bridge.names() == ["offer", "delete"]
 
 
-def test_a_branch_that_times_out_loses_its_leg() -> None:
+def test_a_branch_that_times_out_loses_its_leg_and_the_caller_gets_a_whole_408() -> None:
     proxy = Proxy()
     proxy.request("INVITE", [phone("deskphone")], body=WEB_SDP, inbound="wss")
     proxy.branches()
     proxy.now += 64.0
     proxy._dispatch(proxy.layer.handle_timer(proxy.now))
     assert proxy.bridge.names() == ["offer", "delete"]
-    assert proxy.upstream[-1].status == 408
+    timeout = proxy.upstream[-1]
+    assert timeout.status == 408 and timeout.headers.call_id == "call-1@192.0.2.7"
 
 
 def _established(proxy: Proxy) -> tuple[Request, MediaPath]:
