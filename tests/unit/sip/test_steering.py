@@ -52,6 +52,38 @@ WEB_SDP = (
 )
 
 
+def sip_request(
+    method: str,
+    callee: str,
+    *,
+    body: bytes = b"",
+    to_tag: str | None = None,
+    from_tag: str = "caller",
+    cseq: int = 1,
+    call_id: str = "call-1@192.0.2.7",
+    extra: tuple[str, ...] = (),
+) -> Request:
+    """A request from roland's desk phone to ``callee`` of falcot.com, as parsed off the wire."""
+    to = f"<sip:{callee}@falcot.com>" + (f";tag={to_tag}" if to_tag else "")
+    lines = [
+        f"{method} sip:{callee}@falcot.com SIP/2.0",
+        f"Via: SIP/2.0/UDP {CALLER[0]}:{CALLER[1]};branch=z9hG4bK{method}{cseq}{from_tag}",
+        "Max-Forwards: 70",
+        f"From: <sip:roland@falcot.com>;tag={from_tag}",
+        f"To: {to}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {method}",
+        "Contact: <sip:roland@192.0.2.7:5062>",
+        *extra,
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body)}")
+    request = parse_datagram("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
+    assert isinstance(request, Request)
+    return request
+
+
 @dataclass
 class RecordingBridge:
     """The media bridge as the proxy sees it: records each call, answers a marked SDP."""
@@ -144,27 +176,10 @@ class Proxy:
         inbound: str = "udp",
         to_tag: str | None = None,
         from_tag: str = "caller",
-        routes: tuple[str, ...] = (),
         media: InDialog | None = None,
         cseq: int = 1,
     ) -> tuple[int, Request]:
-        to = "<sip:bob@falcot.com>" + (f";tag={to_tag}" if to_tag else "")
-        lines = [
-            f"{method} sip:bob@falcot.com SIP/2.0",
-            f"Via: SIP/2.0/UDP {CALLER[0]}:{CALLER[1]};branch=z9hG4bK{method}{cseq}{from_tag}",
-            "Max-Forwards: 70",
-            f"From: <sip:roland@falcot.com>;tag={from_tag}",
-            f"To: {to}",
-            "Call-ID: call-1@192.0.2.7",
-            f"CSeq: {cseq} {method}",
-            "Contact: <sip:roland@192.0.2.7:5062>",
-            *(f"Route: {route}" for route in routes),
-        ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        request = parse_datagram("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
-        assert isinstance(request, Request)
+        request = sip_request(method, "bob", body=body, to_tag=to_tag, from_tag=from_tag, cseq=cseq)
         events = self.layer.receive(request, inbound, False, CALLER, self.now)
         tx = events[0].tx  # type: ignore[attr-defined]
         self.forwarder.forward(tx, request, inbound, targets, self.now, media)
@@ -227,6 +242,24 @@ def record_route(request: Request) -> str:
     values = request.headers.get_all("Record-Route")
     assert values
     return values[0]
+
+
+def in_dialog_request(
+    invite: Request, method: str, *, from_callee: bool, body: bytes = b"", route: str = ""
+) -> Request:
+    """``method`` from either side of the dialog ``invite`` (as heron forwarded it) set up,
+    routed by heron's Record-Route, or by ``route``."""
+    headers = invite.headers.replace("Route", route or f"<{record_route(invite)[1:-1]}>")
+    if body:
+        headers = headers.replace("Content-Type", "application/sdp")
+    uri = "sip:bob@192.0.2.7"
+    if from_callee:
+        headers = headers.replace("From", "<sip:bob@falcot.com>;tag=callee")
+        headers = headers.replace("To", "<sip:roland@falcot.com>;tag=caller")
+        uri = "sip:roland@192.0.2.7:5062"
+    else:
+        headers = headers.replace("To", "<sip:bob@falcot.com>;tag=callee")
+    return Request(method, parse_uri(uri), headers, body)
 
 
 def bridged_path(request: Request) -> MediaPath:
@@ -335,14 +368,7 @@ def test_late_offer_the_2xx_offers_and_the_ack_answers() -> None:
     assert leg.callee is Transport.WEBRTC and leg.caller is Transport.RTP
     assert proxy.bridge.calls == [("offer", leg.leg.branch, Side.CALLEE, Transport.RTP)]
     assert proxy.upstream[-1].body == b"v=0\r\ns=offer from heron for callee\r\n"
-    ack = Request(
-        "ACK",
-        parse_uri("sip:bob@192.0.2.7"),
-        invite.headers.replace("To", "<sip:bob@falcot.com>;tag=callee")
-        .replace("Content-Type", "application/sdp")
-        .replace("Route", f"<{record_route(invite)[1:-1]}>"),
-        PLAIN_SDP,
-    )
+    ack = in_dialog_request(invite, "ACK", from_callee=False, body=PLAIN_SDP)
     media = proxy.dialog_of(invite, ack)
     assert media == (leg, Side.CALLER)
     steering = proxy.forwarder.steering
@@ -424,14 +450,7 @@ def _established(proxy: Proxy) -> tuple[Request, MediaPath]:
 
 def _from_callee(proxy: Proxy, invite: Request, method: str, body: bytes = b"") -> InDialog:
     """What the server finds for ``method`` sent by the callee in the dialog."""
-    request = Request(
-        method,
-        parse_uri("sip:roland@192.0.2.7:5062"),
-        invite.headers.replace("From", "<sip:bob@falcot.com>;tag=callee")
-        .replace("To", "<sip:roland@falcot.com>;tag=caller")
-        .replace("Route", f"<{record_route(invite)[1:-1]}>"),
-        body,
-    )
+    request = in_dialog_request(invite, method, from_callee=True, body=body)
     media = proxy.dialog_of(invite, request)
     assert media is not None
     return media
@@ -529,12 +548,6 @@ def test_a_forged_media_param_breaks_the_seal() -> None:
     proxy = Proxy()
     invite, path = _established(proxy)
     forged = record_route(invite)[1:-1].replace(f"hm={path.param()}", "hm=wr.999")
-    request = Request(
-        "BYE",
-        parse_uri("sip:bob@192.0.2.7"),
-        invite.headers.replace("To", "<sip:bob@falcot.com>;tag=callee").replace(
-            "Route", f"<{forged}>"
-        ),
-    )
+    request = in_dialog_request(invite, "BYE", from_callee=False, route=f"<{forged}>")
     routed, ours = preprocess(request, proxy.locality.is_me)
     assert proxy.seal.dialog(routed, ours) is None
