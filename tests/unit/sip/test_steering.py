@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from heron.config import ListenAddress
 from heron.sip import Request, Response, SipUri, parse_address, parse_datagram, parse_uri
@@ -313,6 +315,23 @@ def test_the_record_route_param_names_the_leg_and_both_transports() -> None:
     assert MediaPath.from_param("c", "wr.17") == path
     for bad in ("", "wr", "wr.", "xr.1", "w.1", "wrr.1"):
         assert MediaPath.from_param("c", bad) is None
+
+
+@given(st.binary(max_size=2000))
+def test_any_body_gives_a_transport_and_never_an_error(body: bytes) -> None:
+    assert sdp_transport(body) in (Transport.RTP, Transport.WEBRTC)
+
+
+@given(st.text(max_size=40))
+def test_any_media_param_is_a_path_or_none(value: str) -> None:
+    path = MediaPath.from_param("c", value)
+    assert path is None or path.param() == value
+
+
+@given(st.sampled_from(Transport), st.sampled_from(Transport), st.integers(1, 2**63))
+def test_media_params_round_trip(caller: Transport, callee: Transport, leg: int) -> None:
+    path = MediaPath(MediaLeg("c", str(leg)), caller, callee)
+    assert MediaPath.from_param("c", path.param()) == path
 
 
 # --- calls through the forwarder --------------------------------------------------------
