@@ -124,6 +124,42 @@ def test_plain_call_through_the_bridge_relays_rtp_and_bye_frees_the_ports(
     assert after["ports"] == 0, after
 
 
+def test_hold_from_the_caller_goes_through_the_bridge_on_the_same_ports(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    callee_port = free_port()
+    registered = register(server, tmp_path / "register", "ivan", USERS["ivan"], port=callee_port)
+    assert registered.returncode == 0, registered.explain()
+    with answering(
+        tmp_path / "callee", "uas_media_hold.xml", "-mp", str(sipp_media_port()), port=callee_port
+    ) as uas:
+        csv = callers_csv(tmp_path / "caller", ("carol", "carol", USERS["carol"]))
+        caller = run_sipp(
+            tmp_path / "caller",
+            "uac_media_hold.xml",
+            "-s",
+            "ivan",
+            "-inf",
+            str(csv),
+            "-mp",
+            str(sipp_media_port()),
+            port=free_port(),
+            remote=server.address,
+        )
+        callee = uas.wait()
+    assert caller.returncode == 0, caller.explain()
+    assert callee.returncode == 0, callee.explain()
+
+    offer, hold = (m.body for m in callee.received("INVITE"))
+    answer, held = (m.body for m in caller.received("200") if m.cseq_method == "INVITE")
+    assert in_media_range(hold, low) and audio_port(hold) == audio_port(offer), hold
+    assert in_media_range(held, low) and audio_port(held) == audio_port(answer), held
+    assert "a=sendonly" in hold, hold
+    assert "a=recvonly" in held, held
+    assert view(server, "media.calls") == []
+
+
 def test_the_echo_number_answers_and_returns_the_callers_rtp(
     media_sip: tuple[SipServer, int], tmp_path: Path
 ) -> None:
