@@ -547,6 +547,12 @@ class Config(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _echo_needs_media(self) -> Config:
+        if self.sip.enabled and self.sip.echo and not self.media.enabled:
+            raise ValueError(f"sip.echo = {self.sip.echo!r} needs the media bridge (media.enabled)")
+        return self
+
     @property
     def sip_domain(self) -> str:
         return self.sip.domain or self.domain

@@ -85,6 +85,7 @@ hosts = ["falcot.com", "example.org"]
         ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
         ("[sip]\nmedia_relay = 'sometimes'\n", "sip.media_relay: Input should be 'never'"),
         ("[sip]\necho = '6 00'\n", "sip.echo: String should match pattern"),
+        ("[sip]\necho = '600'\n[media]\nenabled = false\n", "sip.echo = '600' needs the media"),
         ("[media]\nport_min = 50000\nport_max = 50002\n", "media: port_min must be at least 3"),
         ("[media]\nport_min = 50000\nport_max = 50100\n", "media ports 50000-50100 overlap TURN"),
         ("[media]\naddress = 'eth0'\n", "Input is not a valid IPv4 address"),
