@@ -160,6 +160,42 @@ def test_hold_from_the_caller_goes_through_the_bridge_on_the_same_ports(
     assert view(server, "media.calls") == []
 
 
+def test_late_offer_the_2xx_offers_and_the_ack_answers_through_the_bridge(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    callee_port = free_port()
+    registered = register(server, tmp_path / "register", "grace", USERS["grace"], port=callee_port)
+    assert registered.returncode == 0, registered.explain()
+    with answering(
+        tmp_path / "callee", "uas_media.xml", "-mp", str(sipp_media_port()), port=callee_port
+    ) as uas:
+        csv = callers_csv(tmp_path / "caller", ("dave", "dave", USERS["dave"]))
+        caller = run_sipp(
+            tmp_path / "caller",
+            "uac_late_offer.xml",
+            "-s",
+            "grace",
+            "-inf",
+            str(csv),
+            "-mp",
+            str(sipp_media_port()),
+            port=free_port(),
+            remote=server.address,
+        )
+        callee = uas.wait()
+    assert caller.returncode == 0, caller.explain()
+    assert callee.returncode == 0, callee.explain()
+
+    assert callee.received("INVITE")[0].body == ""
+    offer = next(m for m in caller.received("200") if m.cseq_method == "INVITE").body
+    answer = callee.received("ACK")[0].body
+    assert in_media_range(offer, low), offer
+    assert in_media_range(answer, low), answer
+    assert audio_port(offer) != audio_port(answer)
+    assert view(server, "media.calls") == []
+
+
 def test_the_echo_number_answers_and_returns_the_callers_rtp(
     media_sip: tuple[SipServer, int], tmp_path: Path
 ) -> None:
