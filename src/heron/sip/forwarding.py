@@ -166,7 +166,7 @@ class Forwarder:
         self, fork: _Fork, inbound: str, targets: list[Target], media: InDialog | None
     ) -> list[Exchange | None]:
         """Each branch's offer through the bridge, or None where the branch is not bridged.
-        A BYE ends the dialog's leg. When the bridge refuses an initial INVITE's offer, the
+        When the bridge refuses an initial INVITE's offer, the
         legs it opened for the other branches go too; a refused re-offer leaves the
         dialog's leg as it was."""
         steering, request = self.steering, fork.request
@@ -174,8 +174,6 @@ class Forwarder:
             return [None] * len(targets)
         if media is not None:
             dialog_path, sender = media
-            if request.method == Method.BYE:
-                steering.delete(dialog_path)
             if request.method not in (Method.INVITE, Method.UPDATE):
                 return [None] * len(targets)
             exchange = Exchange(dialog_path, sender)

@@ -543,6 +543,10 @@ class SipComponent:
                 self._reply(tx, request, 481)
                 return
             dialog = (request, ours, *sealed) if sealed is not None else None
+            media, steering = self._in_dialog(dialog), self._forwarder.steering
+            if media is not None and steering is not None and request.method == Method.BYE:
+                # rtpengine_delete() on BYE: the call is over wherever the BYE gets to.
+                steering.delete(media[0])
             await self._forward_located(tx, request, source, along(request), dialog)
             return
         if request.headers.routes:
