@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from heron.media.call import Drop
+from heron.media.call import HOLD_TIMEOUT, Drop
 from heron.sip.media import MediaLeg, MediaRefused, Side, Transport
-from tests.support.media import loopback_bridge, phones, port_of, rtp
+from tests.support.media import bridged, loopback_bridge, phones, rtp
 
 LEG = MediaLeg("limits@test", "z9hG4bK-l")
 
@@ -17,18 +17,15 @@ LEG = MediaLeg("limits@test", "z9hG4bK-l")
 async def test_hostile_datagrams_are_dropped_and_counted_while_the_call_works() -> None:
     bridge = loopback_bridge()
     with phones(3) as (alice, bob, attacker):
-        offer = bridge.offer(LEG, Side.CALLER, alice.sdp(), Transport.RTP)
-        answer = bridge.answer(LEG, Side.CALLEE, bob.sdp())
-        alice.rtp.sendto(rtp(1, b"first"), ("127.0.0.1", port_of(answer)))
+        toward_alice, toward_bob = bridged(bridge, LEG, alice, bob)
+        alice.send(rtp(1, b"first"), toward_alice)
+        bob.send(rtp(1, b"reply"), toward_bob)
         assert (await bob.receive())[0] == rtp(1, b"first")
-        bob.rtp.sendto(rtp(1, b"reply"), ("127.0.0.1", port_of(offer)))
         assert (await alice.receive())[0] == rtp(1, b"reply")
-        for port in (port_of(offer), port_of(answer), port_of(offer) + 1):
-            attacker.rtp.sendto(os.urandom(200), ("127.0.0.1", port))
-            attacker.rtp.sendto(b"", ("127.0.0.1", port))
-            attacker.rtp.sendto(b"\x80", ("127.0.0.1", port))
-            attacker.rtp.sendto(rtp(9, b"injected"), ("127.0.0.1", port))
-        alice.rtp.sendto(rtp(2, b"second"), ("127.0.0.1", port_of(answer)))
+        for port in (toward_alice, toward_bob, toward_bob + 1):
+            for junk in (os.urandom(200), b"", b"\x80", rtp(9, b"injected")):
+                attacker.send(junk, port)
+        alice.send(rtp(2, b"second"), toward_alice)
         assert (await bob.receive())[0] == rtp(2, b"second")
         assert sum(bridge.stats.drops.values()) >= 3
         assert bridge.stats.drops[Drop.SOURCE] >= 1
@@ -36,11 +33,9 @@ async def test_hostile_datagrams_are_dropped_and_counted_while_the_call_works() 
 
 
 async def test_a_call_silent_for_the_timeout_is_ended_and_its_ports_freed() -> None:
-    now = [100.0]
-    bridge = loopback_bridge(timeout=60, clock=lambda: now[0])
+    bridge = loopback_bridge(timeout=60, clock=lambda: 100.0)
     with phones() as (alice, bob):
-        bridge.offer(LEG, Side.CALLER, alice.sdp(), Transport.RTP)
-        bridge.answer(LEG, Side.CALLEE, bob.sdp())
+        bridged(bridge, LEG, alice, bob)
         assert bridge.sweep(159.0) == [] and bridge.ports == 4
         assert bridge.sweep(160.0) == [LEG]
         assert bridge.ports == 0 and bridge.calls == 0 and bridge.timeouts == 1
@@ -88,3 +83,13 @@ async def test_an_answer_without_an_offer_is_refused() -> None:
     bridge = loopback_bridge()
     with phones(1) as (alice,), pytest.raises(MediaRefused):
         bridge.answer(LEG, Side.CALLEE, alice.sdp())
+
+
+async def test_a_held_call_waits_for_the_hold_timeout_not_the_media_timeout() -> None:
+    bridge = loopback_bridge(timeout=60, clock=lambda: 0.0)
+    with phones() as (alice, bob):
+        bridged(bridge, LEG, alice, bob)
+        bridge.offer(LEG, Side.CALLER, alice.sdp(direction="sendonly"), Transport.RTP)
+        bridge.answer(LEG, Side.CALLEE, bob.sdp(direction="recvonly"))
+        assert bridge.sweep(600.0) == []
+        assert bridge.sweep(HOLD_TIMEOUT) == [LEG]

@@ -16,13 +16,13 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from heron.config import MediaSettings
-from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Stats
+from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Policy, Stats
 from heron.media.dtls import Certificate
 from heron.media.ice import IceLite
 from heron.media.rewrite import LocalLeg, RemoteLeg, answer_toward, offer_toward, pt_table, read_leg
@@ -48,7 +48,8 @@ class _Relay:
     sockets: dict[tuple[Side, int], socket.socket] = field(default_factory=dict)
     local: dict[Side, LocalLeg] = field(default_factory=dict)
     pending: tuple[Side, RemoteLeg] | None = None
-    """The offer waiting for its answer, and who made it."""
+    """The last offer and who made it: answered by the other side, once or again (a 183
+    with SDP, then the 200), until the next offer."""
 
 
 class Bridge:
@@ -58,12 +59,12 @@ class Bridge:
         self,
         settings: MediaSettings,
         advertise: IPv4Address | IPv6Address,
-        allowed: Callable[[str], bool],
+        allowed: Policy,
         certificate: Certificate,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``allowed(host)``: the destination policy lets media go to (and come from)
-        ``host``; ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
+        """``allowed``: the destination policy (media goes to and comes from only the
+        addresses it allows); ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
         identity toward browsers."""
         self._settings = settings
         self._fingerprint = certificate.fingerprint
@@ -91,18 +92,20 @@ class Bridge:
         try:
             self._bind(relay, side, remote.transport)
             self._bind(relay, _other(side), toward)
-            self._set_endpoint(relay, side, remote)
+            self._set_endpoint(relay, side, remote, offered=True)
         except MediaRefused:
             if existing is None:  # a re-offer that fails keeps the call as it was
                 self._close(leg)
             raise
         relay.pending = (side, remote)
+        relay.call.held = remote.direction != "sendrecv"
+        relay.call.heard = self._clock()  # a re-INVITE says the call is alive
         return offer_toward(description, remote, relay.local[_other(side)])
 
     def answer(self, leg: MediaLeg, side: Side, sdp: bytes) -> bytes:
         relay = self._relays.get(leg)
         if relay is None or relay.pending is None or relay.pending[0] is side:
-            raise MediaRefused(488, "no offer from the other side waits for this answer")
+            raise MediaRefused(488, "no offer from the other side for this answer")
         description, remote = _read(sdp)
         offerer, offer = relay.pending
         if (side, 0) not in relay.sockets:
@@ -119,7 +122,8 @@ class Bridge:
         self._set_role(relay, offerer, server=_answer_setup(offer) == "passive")
         relay.call.pt_tables[offerer] = pt_table(offer.codecs, remote.codecs)
         relay.call.pt_tables[side] = pt_table(remote.codecs, offer.codecs)
-        relay.pending = None
+        relay.call.held = offer.direction != "sendrecv" or remote.direction != "sendrecv"
+        relay.call.heard = self._clock()
         return forwarded
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
@@ -176,11 +180,6 @@ class Bridge:
         """UDP ports bound now."""
         return sum(len(r.sockets) for r in self._relays.values())
 
-    def relays(self) -> Iterator[tuple[MediaLeg, Call, dict[Side, int]]]:
-        """Each live call with its local RTP port per side, for the admin's list."""
-        for leg, relay in self._relays.items():
-            yield leg, relay.call, {s: relay.local[s].port for s in relay.local}
-
     # Internals -------------------------------------------------------------------------
 
     def _open(self, leg: MediaLeg, echo: bool) -> _Relay:
@@ -202,12 +201,20 @@ class Bridge:
             sock.close()
         relay.sockets.clear()
 
-    def _set_endpoint(self, relay: _Relay, side: Side, remote: RemoteLeg) -> None:
+    def _set_endpoint(
+        self, relay: _Relay, side: Side, remote: RemoteLeg, offered: bool = False
+    ) -> None:
         local = relay.local[side]
         if local.transport is not remote.transport:
             wrong = remote.transport.value
             raise MediaRefused(488, f"this leg speaks {local.transport.value}, not {wrong}")
         endpoint = relay.call.sides.get(side)
+        if isinstance(endpoint, WebRtcEndpoint) and offered:
+            if remote.ice_ufrag != endpoint.remote.ice_ufrag:
+                # An ICE restart (RFC 8445 §9): the answer must carry new credentials too.
+                ufrag, pwd, _ = self._security(Transport.WEBRTC)
+                relay.local[side] = local = replace(local, ice_ufrag=ufrag, ice_pwd=pwd)
+                endpoint.ice = IceLite(ufrag, pwd, remote.ice_ufrag)
         if isinstance(endpoint, PlainEndpoint | WebRtcEndpoint):
             endpoint.update(remote)
             return

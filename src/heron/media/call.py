@@ -26,9 +26,11 @@ from heron.media.rewrite import RemoteLeg
 from heron.sip.media import MediaLeg, Side
 
 __all__ = [
+    "HOLD_TIMEOUT",
     "RELATCH_AFTER",
     "Address",
     "Call",
+    "Policy",
     "Drop",
     "Endpoint",
     "PlainEndpoint",
@@ -37,6 +39,11 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
+Policy = Callable[[Address], bool]
+"""The destination policy: media may go to (and come from) this address."""
+HOLD_TIMEOUT = 3600.0
+"""Seconds of silence that end a call on hold (no side sends: sendonly/recvonly/inactive
+on both), rtpengine's silent-timeout: a held phone may send nothing at all."""
 RELATCH_AFTER = 2.0
 """Seconds a latched source must be silent before another may take its place: a phone
 whose NAT mapping changed is heard again, a stranger cannot steal a live stream."""
@@ -101,8 +108,7 @@ class PlainEndpoint:
 
     __slots__ = ("_allowed", "_heard", "_sdp", "latched", "remote")
 
-    def __init__(self, remote: RemoteLeg, allowed: Callable[[str], bool]) -> None:
-        """``allowed(host)``: the destination policy says media may go to ``host``."""
+    def __init__(self, remote: RemoteLeg, allowed: Policy) -> None:
         self._allowed = allowed
         self.latched: list[Address | None] = [None, None]
         self._heard = [0.0, 0.0]
@@ -113,7 +119,7 @@ class PlainEndpoint:
     def update(self, remote: RemoteLeg) -> None:
         """A new offer or answer from this side (re-INVITE): new SDP address, same latch."""
         self.remote = remote
-        if remote.port and self._allowed(remote.host):
+        if remote.port and self._allowed((remote.host, remote.port)):
             rtcp = remote.port if remote.rtcp_mux else remote.rtcp_port
             self._sdp = [(remote.host, remote.port), (remote.host, rtcp)]
         else:
@@ -139,7 +145,7 @@ class PlainEndpoint:
                 if now - self._heard[component] < RELATCH_AFTER:
                     call.stats.drops[Drop.SOURCE] += 1
                     return None
-            if not self._allowed(source[0]):
+            if not self._allowed(source):
                 call.stats.drops[Drop.REFUSED] += 1
                 return None
             self.latched[component] = source
@@ -166,7 +172,17 @@ def _other(side: Side) -> Side:
 class Call:
     """One bridged call (or echo): its two endpoints, or one for the echo."""
 
-    __slots__ = ("echo", "heard", "leg", "outbox", "pt_tables", "sides", "started", "stats")
+    __slots__ = (
+        "echo",
+        "heard",
+        "held",
+        "leg",
+        "outbox",
+        "pt_tables",
+        "sides",
+        "started",
+        "stats",
+    )
 
     def __init__(self, leg: MediaLeg, stats: Stats, now: float, echo: bool = False) -> None:
         self.leg = leg
@@ -179,7 +195,9 @@ class Call:
         """(side whose socket sends, component, datagram, destination), drained by the adapter."""
         self.started = now
         self.heard = now
-        """When media last arrived from either side: :meth:`expired` reads it."""
+        """When media (or a browser's ICE check) last arrived: :meth:`expired` reads it."""
+        self.held = False
+        """The last SDP put the call on hold: silence is expected, :data:`HOLD_TIMEOUT`."""
 
     def receive(self, side: Side, component: int, data: bytes, source: Address, now: float) -> None:
         endpoint = self.sides.get(side)
@@ -218,5 +236,6 @@ class Call:
             endpoint.handle_timer(now, self, side)
 
     def expired(self, now: float, timeout: float) -> bool:
-        """No media from either side for ``timeout`` seconds (rtpengine's timeout)."""
-        return now - self.heard >= timeout
+        """No media from either side for ``timeout`` seconds (rtpengine's timeout), or
+        :data:`HOLD_TIMEOUT` while on hold."""
+        return now - self.heard >= (max(timeout, HOLD_TIMEOUT) if self.held else timeout)

@@ -9,13 +9,12 @@ holds, and only once DTLS gave the keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum
 
 import pylibsrtp
 from OpenSSL import SSL
 
-from heron.media.call import Address, Call, Drop, is_rtcp
+from heron.media.call import Address, Call, Drop, Policy, is_rtcp
 from heron.media.dtls import DtlsSrtp, DtlsState
 from heron.media.ice import IceLite
 from heron.media.rewrite import RemoteLeg
@@ -61,7 +60,7 @@ class WebRtcEndpoint:
         remote: RemoteLeg,
         ice: IceLite,
         context: SSL.Context,
-        allowed: Callable[[str], bool],
+        allowed: Policy,
     ) -> None:
         self.remote = remote
         self.ice = ice
@@ -104,7 +103,7 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.SRTP] += 1
                 return None
         if kind is Kind.STUN:
-            if not self.allowed(source[0]):
+            if not self.allowed(source):
                 call.stats.drops[Drop.REFUSED] += 1
                 return None
             response = self.ice.receive(data, source, now)
@@ -112,6 +111,7 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.STUN] += 1
                 return None
             call.outbox.append((side, 0, response, source))
+            call.heard = now  # consent checks go on while a held browser sends nothing
             if self.dtls is not None and not self.dtls.server and self.dtls.state is DtlsState.NEW:
                 self.dtls.start()
                 self._flush_dtls(side, call)

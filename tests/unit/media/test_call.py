@@ -3,16 +3,20 @@ echo's SSRC, and hostile datagrams dropped and counted."""
 
 from __future__ import annotations
 
+import datetime
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from heron.media.call import RELATCH_AFTER, Call, Drop, PlainEndpoint, Stats
-from heron.media.dtls import Certificate
-from heron.media.ice import IceLite
+from heron.media.dtls import Certificate, DtlsSrtp
+from heron.media.ice import CONSENT_TIMEOUT, IceLite
 from heron.media.rewrite import read_leg
 from heron.media.sdp import parse
 from heron.media.webrtc import Kind, WebRtcEndpoint, classify
 from heron.sip.media import MediaLeg, Side
+from heron.stun import IceControlling, Message, MessageClass, Method, UseCandidate, Username
 from tests.support.media import CERTIFICATE, rtcp_receiver_report, rtp
 
 LEG = MediaLeg("c", "b")
@@ -24,8 +28,8 @@ PHONE = ("192.0.2.10", 4000)
 NAT = ("203.0.113.8", 61000)
 
 
-def allowed(host: str) -> bool:
-    return not host.startswith("10.")
+def allowed(address: tuple[str, int]) -> bool:
+    return not address[0].startswith("10.")
 
 
 def plain_call(echo: bool = False) -> Call:
@@ -180,3 +184,66 @@ def test_certificate_fingerprint_is_sha256_of_der() -> None:
     fingerprint = CERTIFICATE.fingerprint
     assert isinstance(CERTIFICATE, Certificate)
     assert fingerprint.startswith("sha-256 ") and len(fingerprint.split()[1]) == 95
+
+
+def keyed_browser() -> tuple[Call, DtlsSrtp]:
+    """A WebRTC leg after a check from NAT and a real DTLS handshake with a client of ours."""
+    call = webrtc_call()
+    check = Message(
+        Method.BINDING,
+        MessageClass.REQUEST,
+        bytes(12),
+        (Username("ours:abcd"), IceControlling(7), UseCandidate()),
+    ).encode(b"p" * 24, fingerprint=True)
+    call.receive(Side.CALLER, 0, check, NAT, 1.0)
+    endpoint = call.sides[Side.CALLER]
+    assert isinstance(endpoint, WebRtcEndpoint)
+    browser_cert = Certificate.generate(datetime.datetime.now(datetime.UTC), 3)
+    endpoint.update(replace(endpoint.remote, fingerprints=(browser_cert.fingerprint,)))
+    endpoint.set_role(server=True)
+    client = DtlsSrtp(browser_cert.context(), False, (CERTIFICATE.fingerprint,))
+    client.start()
+    while datagrams := client.datagrams():
+        call.outbox.clear()
+        for datagram in datagrams:
+            call.receive(Side.CALLER, 0, datagram, NAT, 1.0)
+        for _, _, datagram, _ in call.outbox:
+            client.receive(datagram)
+    call.outbox.clear()
+    return call, client
+
+
+def test_srtp_failing_authentication_is_dropped_and_counted_and_good_srtp_passes() -> None:
+    call, client = keyed_browser()
+    assert client.keys is not None
+    protected = client.keys.outbound.protect(rtp(1, b"voice" * 10))
+    tampered = bytearray(protected)
+    tampered[20] ^= 1
+    call.receive(Side.CALLER, 0, bytes(tampered), NAT, 2.0)
+    assert call.stats.drops[Drop.SRTP] == 1 and call.outbox == []
+    call.receive(Side.CALLER, 0, protected, NAT, 2.0)
+    assert call.outbox == [(Side.CALLEE, 0, rtp(1, b"voice" * 10), PHONE)]
+    call.receive(Side.CALLER, 0, protected, NAT, 2.0)  # a replay
+    assert call.stats.drops[Drop.SRTP] == 2
+
+
+def test_media_toward_the_browser_is_protected_and_stops_when_consent_expires() -> None:
+    call, client = keyed_browser()
+    assert client.keys is not None
+    call.receive(Side.CALLEE, 0, rtp(1, b"hello"), PHONE, 2.0)
+    ((side, _, protected, target),) = call.outbox
+    assert (side, target) == (Side.CALLER, NAT)
+    assert client.keys.inbound.unprotect(protected) == rtp(1, b"hello")
+    call.outbox.clear()
+    call.handle_timer(1.0 + CONSENT_TIMEOUT)
+    call.receive(Side.CALLEE, 0, rtp(2, b"hello"), PHONE, 31.5)
+    assert call.outbox == [] and call.stats.drops[Drop.NOT_READY] == 1
+
+
+def test_consent_checks_keep_a_silent_browser_call_alive() -> None:
+    call = webrtc_call()
+    check = Message(
+        Method.BINDING, MessageClass.REQUEST, bytes(12), (Username("ours:abcd"), IceControlling(1))
+    ).encode(b"p" * 24, fingerprint=True)
+    call.receive(Side.CALLER, 0, check, NAT, 50.0)
+    assert not call.expired(100.0, 60.0) and call.expired(110.0, 60.0)

@@ -153,3 +153,12 @@ def test_an_answer_sharing_no_codec_with_the_offer_is_refused() -> None:
     answer = read_leg(answer_description)
     with pytest.raises(SdpError, match="shares no audio codec"):
         answer_toward(answer_description, answer, narrowed, BROWSER)
+
+
+def test_rfc3264_6_the_answer_keeps_the_offer_s_rtp_profile() -> None:
+    description = parse(PHONE.replace(b"RTP/AVP", b"RTP/AVPF"))
+    offer = read_leg(description)
+    answer_description = parse(CHROMIUM)
+    answer = read_leg(answer_description)
+    forwarded = answer_toward(answer_description, answer, offer, PLAIN)
+    assert b"m=audio 30000 RTP/AVPF 0 101\r\n" in forwarded

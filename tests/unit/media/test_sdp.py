@@ -77,13 +77,6 @@ def test_limits_on_size_lines_and_media() -> None:
         parse(b"v=0\r\n" + b"m=audio 1 RTP/AVP 0\r\n" * (MAX_MEDIA + 1))
 
 
-def test_without_drops_only_the_named_attributes() -> None:
-    (audio,) = parse(CHROMIUM).media
-    stripped = audio.without("candidate", "ssrc")
-    assert not stripped.attributes("candidate") and not stripped.attributes("ssrc")
-    assert stripped.attribute("ice-ufrag") == "nHXi"
-
-
 _value = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r\n\0"),
     max_size=40,
