@@ -316,6 +316,13 @@ class SipSettings(_Section):
     )
     """Sources never limited (trusted peers are exempt too); messages from heron's own
     SIP sockets (a loop through itself) never are."""
+    media_relay: Literal["never", "webrtc", "always"] = "webrtc"
+    """Which calls with SDP go through the media bridge (as Kamailio's rtpengine_offer):
+    ``webrtc`` those between a web phone and a plain RTP phone, ``always`` every call
+    (plain phones behind NAT, as rtpproxy), ``never`` none. Two web phones never do."""
+    echo: str = Field(default="", pattern=r"^[A-Za-z0-9.*#+_-]{0,32}$")
+    """A number of the SIP domain heron answers itself, returning the caller's media
+    (Asterisk's Echo()), such as "600"; empty: none. Only for authenticated users."""
 
 
 class XmppSettings(_Section):
@@ -538,6 +545,12 @@ class Config(_Section):
                 f"media ports {media.port_min}-{media.port_max} overlap TURN relay ports "
                 f"{turn.relay_port_min}-{turn.relay_port_max}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _echo_needs_media(self) -> Config:
+        if self.sip.enabled and self.sip.echo and not self.media.enabled:
+            raise ValueError(f"sip.echo = {self.sip.echo!r} needs the media bridge (media.enabled)")
         return self
 
     @property

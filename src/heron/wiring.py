@@ -79,7 +79,7 @@ def builders(stores: Stores) -> tuple[Builder, ...]:
     return (
         build_turn,
         media.build,  # before SIP, which steers media.bridge
-        partial(build_sip, location=stores.location),
+        lambda services: build_sip(services, stores.location, media=media.bridge),
         partial(build_xmpp, stores=stores.xmpp),
         build_web,
         build_mux,  # last: it hands connections to the services started before it
