@@ -35,6 +35,7 @@ __all__ = [
     "DnsSettings",
     "LimitsSettings",
     "ListenAddress",
+    "MediaSettings",
     "SipSettings",
     "TlsSettings",
     "TurnSettings",
@@ -227,6 +228,40 @@ class TurnSettings(_Section):
         return self
 
 
+class MediaSettings(_Section):
+    """The WebRTC ⇄ RTP media bridge the SIP proxy steers (what rtpengine does for Kamailio)."""
+
+    enabled: bool = True
+    """Run the media bridge; the SIP proxy uses it for the calls ``sip.media_relay`` names."""
+    address: IPAddress = ipaddress.IPv4Address("0.0.0.0")
+    """Address the bridge's UDP sockets bind to (rtpengine's interface)."""
+    advertise: IPAddress | None = None
+    """Address put in the SDP heron rewrites; default ``turn.external_address``, else the
+    first of ``public_addresses`` of the bind address's IP version, else ``address`` when
+    it is not a wildcard, else 127.0.0.1 (local tests only)."""
+    port_min: int = Field(default=30000, ge=1024, le=65534)
+    """Lowest media port (rtpengine's port-min); RTP ports are even, RTCP on the next."""
+    port_max: int = Field(default=40000, ge=1025, le=65535)
+    """Highest media port (rtpengine's port-max); keep it clear of ``turn.relay_port_min``."""
+    max_calls: int = Field(default=1000, ge=1, le=100_000)
+    """Calls bridged at once; more are refused with 503."""
+    timeout: float = Field(default=60.0, ge=1.0, le=3600.0)
+    """Seconds without a packet from either side after which a call's relay ends
+    (rtpengine's timeout)."""
+    allowed_destinations: list[IPNetwork] = Field(default_factory=list)
+    """Private, loopback or link-local networks media may be sent to (desk phones and a PBX
+    on the LAN). Without them, as for SIP's ``allowed_destinations``, the bridge neither
+    sends to nor accepts media from such addresses, nor heron's own."""
+
+    @model_validator(mode="after")
+    def _port_range(self) -> MediaSettings:
+        if self.port_min + 3 > self.port_max:
+            raise ValueError("port_min must be at least 3 below port_max (one RTP/RTCP pair)")
+        if self.address.version == 6 and self.advertise and self.advertise.version == 4:
+            raise ValueError("advertise must be of the bind address's IP version")
+        return self
+
+
 class SipRoute(_Section):
     user: str = Field(pattern=r"^\^?[^\s]*$")
     """Regular expression on the Request-URI user part, such as ^[0-9]+$ for numbers."""
@@ -280,6 +315,13 @@ class SipSettings(_Section):
     )
     """Sources never limited (trusted peers are exempt too); messages from heron's own
     SIP sockets (a loop through itself) never are."""
+    media_relay: Literal["never", "webrtc", "always"] = "webrtc"
+    """Which calls with SDP go through the media bridge (as Kamailio's rtpengine_offer):
+    ``webrtc`` those between a web phone and a plain RTP phone, ``always`` every call
+    (plain phones behind NAT, as rtpproxy), ``never`` none. Two web phones never do."""
+    echo: str = Field(default="", pattern=r"^[A-Za-z0-9.*#+_-]{0,32}$")
+    """A number of the SIP domain heron answers itself, returning the caller's media
+    (Asterisk's Echo()), such as "600"; empty: none. Only for authenticated users."""
 
 
 class XmppSettings(_Section):
@@ -486,7 +528,23 @@ class Config(_Section):
     xmpp: XmppSettings = XmppSettings()
     web: WebSettings = WebSettings()
     mux: MuxSettings = MuxSettings()
+    media: MediaSettings = MediaSettings()
     limits: LimitsSettings = LimitsSettings()
+
+    @model_validator(mode="after")
+    def _media_ports_apart(self) -> Config:
+        media, turn = self.media, self.turn
+        if (
+            media.enabled
+            and turn.enabled
+            and media.port_min <= turn.relay_port_max
+            and turn.relay_port_min <= media.port_max
+        ):
+            raise ValueError(
+                f"media ports {media.port_min}-{media.port_max} overlap TURN relay ports "
+                f"{turn.relay_port_min}-{turn.relay_port_max}"
+            )
+        return self
 
     @property
     def sip_domain(self) -> str:
@@ -528,6 +586,22 @@ class Config(_Section):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'heron.db'}"
+
+    @property
+    def media_advertise(self) -> IPAddress:
+        """The address the media bridge names in SDP (``media.advertise``'s default)."""
+        media = self.media
+        version = media.address.version
+        candidates = [
+            media.advertise,
+            self.turn.external_address,
+            *self.public_addresses,
+            None if media.address.is_unspecified else media.address,
+        ]
+        for candidate in candidates:
+            if candidate is not None and candidate.version == version:
+                return candidate
+        return ipaddress.ip_address("127.0.0.1" if version == 4 else "::1")
 
     @property
     def sip_secret_path(self) -> Path:

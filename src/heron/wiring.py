@@ -16,7 +16,9 @@ from functools import partial
 from heron.accounts.model import AccountStore
 from heron.component import Component, Services
 from heron.config import Config
+from heron.media import build_media
 from heron.mux.server import build_mux
+from heron.sip.media import MediaBridge
 from heron.sip.registrar import LocationStore
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore, SqlLocationStore
@@ -27,7 +29,7 @@ from heron.turn.server import build_turn, build_turn_worker
 from heron.web.server import build_web
 from heron.xmpp.server import XmppStores, build_xmpp
 
-__all__ = ["Builder", "Stores", "builders", "sql_stores", "turn_worker_builders"]
+__all__ = ["Builder", "MediaSlot", "Stores", "builders", "sql_stores", "turn_worker_builders"]
 
 Builder = Callable[[Services], Component | None]
 
@@ -57,12 +59,27 @@ def sql_stores(database: Database, config: Config) -> Stores:
     )
 
 
+class MediaSlot:
+    """Builds the media component and keeps its bridge for the SIP proxy, built after it
+    (``media.enabled`` false: None, and the proxy relays no media)."""
+
+    def __init__(self) -> None:
+        self.bridge: MediaBridge | None = None
+
+    def build(self, services: Services) -> Component | None:
+        component = build_media(services)
+        self.bridge = component.bridge if component is not None else None
+        return component
+
+
 def builders(stores: Stores) -> tuple[Builder, ...]:
     """Every service in start order (the web component serves routes the others add),
     each given its own stores."""
+    media = MediaSlot()
     return (
         build_turn,
-        partial(build_sip, location=stores.location),
+        media.build,  # before SIP, which steers media.bridge
+        lambda services: build_sip(services, stores.location, media=media.bridge),
         partial(build_xmpp, stores=stores.xmpp),
         build_web,
         build_mux,  # last: it hands connections to the services started before it

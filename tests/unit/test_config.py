@@ -83,6 +83,8 @@ hosts = ["falcot.com", "example.org"]
         ("[dns]\nservers = ['ns.example.com']\n", "dns.servers.0: 'ns.example.com': a name"),
         ("[dns]\nservers = ['127.0.0.1:0']\n", "dns.servers.0: '127.0.0.1:0': the port must"),
         ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
+        ("[sip]\nmedia_relay = 'sometimes'\n", "sip.media_relay: Input should be 'never'"),
+        ("[sip]\necho = '6 00'\n", "sip.echo: String should match pattern"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:

@@ -1,7 +1,8 @@
 """Protocol cores are sans-IO (ARCHITECTURE.md, STYLE.md practice 1): no I/O, clock or randomness.
 
-Every module of ``stun``, ``turn``, ``sip``, ``xmpp`` and ``mux`` is checked, except the
-asyncio adapters: ``server.py``, the ``transports`` packages and ``turn/adapters``. Subpackages are
+Every module of ``stun``, ``turn``, ``sip``, ``xmpp``, ``mux`` and ``media`` is checked, except
+the asyncio adapters: ``server.py``, the ``transports`` packages, ``turn/adapters`` and the media
+bridge's sockets and component (``media/bridge.py``, ``media/component.py``). Subpackages are
 not globbed: ``xmpp/features`` holds the async features that reach the store
 (their sans-IO rules live in the modules beside them), so it is no core.
 """
@@ -36,6 +37,12 @@ CORES = sorted(
     ]
     # A group-chat room's rules are a core too; the MUC service around them is async.
     + [path for path in (ROOT / "xmpp" / "muc").glob("*.py") if path.name != "service.py"]
+    # The media bridge's SDP, ICE, DTLS and packet path; bridge.py holds its sockets.
+    + [
+        path
+        for path in (ROOT / "media").glob("*.py")
+        if path.name not in ("bridge.py", "component.py", "__init__.py")
+    ]
     # The s2s stream core, its location and identity rules; server.py is the asyncio side
     # (and dns.py the adapter to the shared resolver, which imports no I/O module itself).
     + [path for path in (ROOT / "xmpp" / "s2s").glob("*.py") if path.name != "server.py"]
@@ -61,10 +68,12 @@ def test_every_core_package_is_checked() -> None:
         "mux",
         "muc",
         "s2s",
+        "media",
     }
     assert ROOT / "turn" / "core.py" in CORES
     assert ROOT / "xmpp" / "stream.py" in CORES
     assert ROOT / "mux" / "classify.py" in CORES
+    assert ROOT / "media" / "call.py" in CORES
     assert ROOT / "xmpp" / "s2s" / "stream.py" in CORES
     assert not any(path.parent.name == "features" for path in CORES)
 

@@ -4,8 +4,10 @@ A request forks to one client transaction per target; the response context of
 :mod:`heron.sip.proxy` picks what goes back upstream. A branch whose server
 does not answer, or answers 503, fails over to the next address DNS gave
 (RFC 3263 §4.3) on the same branch of the fork. ACKs for 2xx and stray 2xx
-responses are forwarded statelessly. This drives the sans-IO transaction layer
-only; the server hands it answers to send and sends what the layer queues.
+responses are forwarded statelessly. Each SDP of a bridged branch goes
+through the media bridge on its way (:mod:`heron.sip.steering`). This drives
+the sans-IO transaction layer only; the server hands it answers to send and
+sends what the layer queues.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from heron.sip.grammar import Params
 from heron.sip.headers import HeaderName, Headers
 from heron.sip.locality import DEFAULT_PORTS, Locality
 from heron.sip.locate import DnsTarget
+from heron.sip.media import MediaRefused, Side
 from heron.sip.message import Method, Request, Response
 from heron.sip.proxy import (
     BranchState,
@@ -33,10 +36,17 @@ from heron.sip.proxy import (
 )
 from heron.sip.registrar import Binding
 from heron.sip.seal import DialogSeal
+from heron.sip.steering import Exchange, MediaPath, Steering
 from heron.sip.transaction import TransactionLayer
 from heron.sip.uri import SipUri, Uri
 
-__all__ = ["Flows", "Forwarder", "Target", "alias", "along"]
+__all__ = ["Flows", "Forwarder", "InDialog", "Target", "alias", "along"]
+
+InDialog = tuple[MediaPath, Side]
+"""A request in a bridged dialog: the dialog's media path, and which side sent it."""
+
+_DIALOG_GONE = (408, 481)
+"""Answers to a request in a dialog that end the dialog itself (RFC 5057 §5.1)."""
 
 _ALIAS = "alias"
 """Kamailio's Contact parameter for "reach this URI over that flow" (nathelper)."""
@@ -79,6 +89,12 @@ class _Fork:
     """client tx -> (branch, request sent, transport, destination)."""
     alternates: dict[int, tuple[Target, str]] = field(default_factory=dict)
     """client tx -> its target with the DNS targets still to try, and the inbound transport."""
+    exchanges: dict[str, Exchange] = field(default_factory=dict)
+    """branch -> its offer and answer through the media bridge, for bridged branches."""
+    owns_legs: bool = False
+    """An initial INVITE: its bridged branches' legs end with the branch unless answered."""
+    answered: set[str] = field(default_factory=set)
+    """Branches that answered 2xx: their legs now belong to the dialog (deleted by BYE)."""
 
 
 class Forwarder:
@@ -106,32 +122,83 @@ class Forwarder:
         self.forwarded = 0
         self.seal: DialogSeal | None = None
         """Seals our Record-Route in dialog-creating requests, once the key is loaded."""
+        self.steering: Steering | None = None
+        """Puts bridged calls' SDP through the media bridge; None: no bridge."""
 
     def forward(
-        self, tx: int, request: Request, inbound: str, targets: Sequence[Target], now: float
+        self,
+        tx: int,
+        request: Request,
+        inbound: str,
+        targets: Sequence[Target],
+        now: float,
+        media: InDialog | None = None,
     ) -> None:
-        """Fork ``request`` to ``targets``; 480 when none of them can be reached."""
+        """Fork ``request`` to ``targets``; 480 when none of them can be reached, the
+        bridge's status when it refuses the offer. ``media``: the request is in a
+        bridged dialog."""
         context = ResponseContext(request.method)
         fork = _Fork(tx, request, context, {})
-        self._forks[tx] = fork
         initial = request.headers.to is None or request.headers.to.tag is None
-        for target in targets:
-            binding = target.binding
-            if target.located:
-                first = target.located[0]
-                hop: tuple[str, tuple[str, int]] | None = first.transport, (first.host, first.port)
-            else:
-                hop = self.next_hop(target.hop, binding)
-            if hop is None:
-                continue
-            client = self._branch(fork, inbound, target, hop, None, initial, now)
-            if len(target.located) > 1:
-                fork.alternates[client] = (target, inbound)
-        if not fork.clients:
-            self._forks.pop(tx, None)
+        hops = [(target, hop) for target in targets if (hop := self._first_hop(target))]
+        if not hops:
             self._reply(tx, request, 480)
             return
+        try:
+            exchanges = self._exchanges(fork, inbound, [t for t, _ in hops], media)
+        except MediaRefused as refused:
+            self._reply(tx, request, refused.status)
+            return
+        self._forks[tx] = fork
+        for (target, hop), exchange in zip(hops, exchanges, strict=True):
+            client = self._branch(fork, inbound, target, hop, None, initial, now, exchange)
+            if len(target.located) > 1:
+                fork.alternates[client] = (target, inbound)
         self._flush()
+
+    def _first_hop(self, target: Target) -> tuple[str, tuple[str, int]] | None:
+        if target.located:
+            first = target.located[0]
+            return first.transport, (first.host, first.port)
+        return self.next_hop(target.hop, target.binding)
+
+    def _exchanges(
+        self, fork: _Fork, inbound: str, targets: list[Target], media: InDialog | None
+    ) -> list[Exchange | None]:
+        """Each branch's offer through the bridge, or None where the branch is not bridged.
+        A BYE ends the dialog's leg. When the bridge refuses an initial INVITE's offer, the
+        legs it opened for the other branches go too; a refused re-offer leaves the
+        dialog's leg as it was."""
+        steering, request = self.steering, fork.request
+        if steering is None:
+            return [None] * len(targets)
+        if media is not None:
+            dialog_path, sender = media
+            if request.method == Method.BYE:
+                steering.delete(dialog_path)
+            if request.method not in (Method.INVITE, Method.UPDATE):
+                return [None] * len(targets)
+            exchange = Exchange(dialog_path, sender)
+            exchange.forwarded = steering.request(exchange, request)
+            return [exchange, *([None] * (len(targets) - 1))]
+        fork.owns_legs = True
+        exchanges: list[Exchange | None] = []
+        for target in targets:
+            registered = target.binding.received.transport if target.binding else None
+            path = steering.path(request, inbound, registered, str(next(self._fork_counter)))
+            if path is None:
+                exchanges.append(None)
+                continue
+            exchange = Exchange(path, Side.CALLER)
+            exchanges.append(exchange)
+            try:
+                exchange.forwarded = steering.request(exchange, request)
+            except MediaRefused:
+                for opened in exchanges:
+                    if opened is not None:
+                        steering.delete(opened.path)
+                raise
+        return exchanges
 
     def forward_stateless(self, request: Request, hop: tuple[str, tuple[str, int]]) -> None:
         """An ACK for a 2xx goes on to ``hop`` (its Route or Request-URI, RFC 3261 §16.11),
@@ -157,10 +224,36 @@ class Forwarder:
             return  # §16.7 step 3: with no Via left it was meant for us; never relayed
         if transport in ("ws", "wss"):
             response = alias(response, transport, host, port)
+        exchange = fork.exchanges.get(branch)
+        if exchange is not None:
+            response = self._media_response(exchange, response)
         upstream, cancel = fork.context.received(branch, response)
         for answer in upstream:
             self._respond(fork.server_tx, answer)
+        if response.status >= 200:
+            self._media_final(fork, branch, response.status)
         self._cancel_branches(fork, cancel, now)
+
+    def _media_response(self, exchange: Exchange, response: Response) -> Response:
+        assert self.steering is not None
+        try:
+            return self.steering.response(exchange, response)
+        except MediaRefused as refused:
+            self.steering.refused(f"a {response.status}", exchange.path, refused)
+            return response
+
+    def _media_final(self, fork: _Fork, branch: str, status: int) -> None:
+        """A branch's final answer: an initial INVITE's leg lives on only if it answered
+        2xx; a dialog's leg ends when the answer ends the dialog (RFC 5057)."""
+        if status < 300 and fork.owns_legs:
+            fork.answered.add(branch)
+        elif status >= 300 and (fork.owns_legs or status in _DIALOG_GONE):
+            self._delete_leg(fork, branch)
+
+    def _delete_leg(self, fork: _Fork, branch: str) -> None:
+        exchange = fork.exchanges.pop(branch, None)
+        if exchange is not None and self.steering is not None:
+            self.steering.delete(exchange.path)
 
     def stray(self, response: Response) -> None:
         """A 2xx no transaction wants: forward it to the next Via (RFC 3261 §16.7 step 5)."""
@@ -181,8 +274,10 @@ class Forwarder:
             return
         if self._failover(fork, client, now, answered=False):
             return
-        for answer in fork.context.timed_out(fork.clients[client][0]):
+        branch = fork.clients[client][0]
+        for answer in fork.context.timed_out(branch):
             self._respond(fork.server_tx, answer)
+        self._delete_leg(fork, branch)
 
     def cancel(self, tx: int, request: Request, now: float) -> None:
         """CANCEL (RFC 3261 §16.10): answer it, then cancel every pending branch."""
@@ -196,9 +291,14 @@ class Forwarder:
         self._cancel_branches(fork, pending, now)
 
     def terminated(self, tx: int) -> None:
-        """A transaction ended: forget the fork it served or the branch it was."""
-        self._forks.pop(tx, None)
+        """A transaction ended: forget the fork it served or the branch it was. The legs of
+        an initial INVITE's branches that did not answer 2xx go with it, whatever happened
+        to them (no leg outlives its call)."""
+        fork = self._forks.pop(tx, None)
         self._client_forks.pop(tx, None)
+        if fork is not None and fork.owns_legs:
+            for branch in [b for b in fork.exchanges if b not in fork.answered]:
+                self._delete_leg(fork, branch)
 
     def needs_dns(self, hop: SipUri) -> bool:
         """A host name not ours, and not a browser reached over its WebSocket (see alias)."""
@@ -227,13 +327,18 @@ class Forwarder:
         key: str | None,
         initial: bool,
         now: float,
+        exchange: Exchange | None,
     ) -> int:
-        """Send one branch; ``key`` names it in the response context, a new one if None."""
+        """Send one branch; ``key`` names it in the response context, a new one if None.
+        A bridged branch carries the bridge's SDP, and its leg in our Record-Route."""
         request, binding = fork.request, target.binding
         transport, destination = hop
         branch = branch_id(request, next(self._fork_counter))
         via = self._via(transport, branch)
-        record_route = self._record_route(request, inbound, transport) if initial else []
+        media = exchange.path.param() if exchange is not None else None
+        record_route = self._record_route(request, inbound, transport, media) if initial else []
+        if exchange is not None and exchange.forwarded is not None:
+            request = exchange.forwarded
         path = binding.path if binding is not None else ()
         sent = forward_request(
             request, target=target.uri, via=via, record_route=record_route, path=path
@@ -244,6 +349,8 @@ class Forwarder:
         self._client_forks[client] = fork.server_tx
         if key is None:
             fork.context.add_branch(branch)
+            if exchange is not None:
+                fork.exchanges[branch] = exchange
         return client
 
     def _failover(self, fork: _Fork, client: int, now: float, *, answered: bool) -> bool:
@@ -267,15 +374,19 @@ class Forwarder:
         self._client_forks.pop(client, None)
         initial = fork.request.headers.to is None or fork.request.headers.to.tag is None
         log.info("sip: %s failed, trying %s:%d over %s", target.hop, *hop[1], hop[0])
-        retry = self._branch(fork, inbound, target, hop, key, initial, now)
+        retry = self._branch(fork, inbound, target, hop, key, initial, now, fork.exchanges.get(key))
         if len(rest) > 1:
             fork.alternates[retry] = (target, inbound)
         return True
 
     def _cancel_branches(self, fork: _Fork, branches: list[str], now: float) -> None:
+        """CANCEL each of ``branches`` (RFC 3261 §9.1) and end its media leg: the branch
+        lost the fork, or the caller gave up."""
         for client, (branch, sent, transport, destination) in list(fork.clients.items()):
             if branch not in branches:
                 continue
+            if fork.owns_legs:
+                self._delete_leg(fork, branch)
             fork.alternates.pop(client, None)  # a cancelled branch fails over to nowhere
             cancel = _cancel_for(sent)
             self._layer.client_request(cancel, transport, transport != "udp", destination, now)
@@ -308,12 +419,15 @@ class Forwarder:
         via_transport = {"wss": "WSS", "ws": "WS"}.get(transport, transport.upper())
         return Via(via_transport, host, port, params=_params(branch=branch, rport=None))
 
-    def _record_route(self, request: Request, inbound: str, outbound: str) -> list[NameAddr]:
-        """Ours, sealed, twice when the request changes transport (RFC 5658)."""
+    def _record_route(
+        self, request: Request, inbound: str, outbound: str, media: str | None
+    ) -> list[NameAddr]:
+        """Ours, sealed, twice when the request changes transport (RFC 5658); ``media``
+        names a bridged branch's leg (:mod:`heron.sip.steering`)."""
         local = self._locality.addresses
         if inbound not in local:
             return []
-        seal = () if self.seal is None else self.seal.params(request)
+        seal = () if self.seal is None else self.seal.params(request, media)
         inner = our_record_route(*local[inbound], inbound, seal)
         if outbound == inbound or outbound not in local:
             return [inner]

@@ -9,7 +9,7 @@ URI it inserts into a dialog-creating request, as Kamailio deployments do with
 ``rr`` plus ``topos``/``dialog``, and forwards an in-dialog request or an ACK
 only when a Route value of its own carries a seal that fits it::
 
-    hs = HMAC(key, Call-ID, caller's tag, caller's URI, callee's URI)
+    hs = HMAC(key, Call-ID, caller's tag, caller's URI, callee's URI[, hm])
     hc = HMAC(key, Call-ID, caller's tag, host:port of the caller's Contact)
 
 Both directions of the dialog check the same ``hs``: a request from the caller
@@ -18,7 +18,9 @@ To (RFC 3261 §12.2.1.1), so the seal also binds the identities heron admitted
 the dialog with: a party to a dialog cannot pose as someone else in it.
 ``hc`` lets requests from the callee reach the caller's Contact when that is a
 private address (a desk phone on the office LAN that calls without being
-registered), which the destination policy otherwise refuses.
+registered), which the destination policy otherwise refuses. ``hm``, when the
+URI has it, names the dialog's media leg (:mod:`heron.sip.steering`); the seal
+covers it, so a party cannot point its requests at another leg.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from heron.sip.locality import DEFAULT_PORTS
 from heron.sip.message import Request
 from heron.sip.uri import SipUri, Uri
 
-__all__ = ["CONTACT_PARAM", "SEAL_PARAM", "DialogSeal", "identity"]
+__all__ = ["CONTACT_PARAM", "MEDIA_PARAM", "SEAL_PARAM", "DialogSeal", "identity"]
 
 SEAL_PARAM = "hs"
 """The Record-Route URI parameter holding the dialog's seal."""
 CONTACT_PARAM = "hc"
 """The Record-Route URI parameter sealing the caller's Contact address."""
+MEDIA_PARAM = "hm"
+"""The Record-Route URI parameter naming the dialog's media leg, under the seal."""
 
 _LABEL = b"heron sip record-route seal\x00"
 _SEAL_BYTES = 16  # 128 bits: what a stranger must guess
@@ -72,25 +76,41 @@ class DialogSeal:
         message = "\0".join(parts).encode("utf-8", "surrogateescape")
         return hmac.digest(self._key, message, "sha256")[:size].hex()
 
-    def params(self, request: Request) -> tuple[tuple[str, str], ...]:
-        """The parameters for our Record-Route URI in dialog-creating ``request``."""
+    def params(self, request: Request, media: str | None = None) -> tuple[tuple[str, str], ...]:
+        """The parameters for our Record-Route URI in dialog-creating ``request``, with
+        ``media`` as :data:`MEDIA_PARAM` when the dialog is bridged."""
         headers = request.headers
         tag = headers.from_.tag or ""
         call_id = headers.call_id
-        seal = self._mac(
-            _SEAL_BYTES, "d", call_id, tag, identity(headers.from_.uri), identity(headers.to.uri)
+        seal = self._dialog_mac(
+            call_id, tag, identity(headers.from_.uri), identity(headers.to.uri), media
         )
         params = [(SEAL_PARAM, seal)]
+        if media is not None:
+            params.append((MEDIA_PARAM, media))
         contacts = headers.contacts if "contact" in headers else ()
         if len(contacts) == 1 and (where := hostport(contacts[0].uri)) is not None:
             params.append((CONTACT_PARAM, self._mac(_CONTACT_BYTES, "c", call_id, tag, where)))
         return tuple(params)
 
+    def _dialog_mac(
+        self, call_id: str, tag: str, caller: str, callee: str, media: str | None
+    ) -> str:
+        media_part = () if media is None else ("m", media)
+        return self._mac(_SEAL_BYTES, "d", call_id, tag, caller, callee, *media_part)
+
     def caller_tag(self, request: Request, ours: Iterable[Uri]) -> str | None:
         """The caller's tag when one of ``ours`` (the Route values naming us that the
         request carried) holds the seal of this request's dialog; else None."""
+        opened = self.dialog(request, ours)
+        return None if opened is None else opened[0]
+
+    def dialog(self, request: Request, ours: Iterable[Uri]) -> tuple[str, str | None] | None:
+        """The caller's tag and the media leg (:data:`MEDIA_PARAM`, None if the dialog is
+        not bridged) of the one of ``ours`` that holds the seal of this request's dialog;
+        None when none does."""
         seals = [
-            value.lower()
+            (value.lower(), uri.params.get(MEDIA_PARAM))
             for uri in ours
             if isinstance(uri, SipUri) and (value := uri.params.get(SEAL_PARAM))
         ]
@@ -103,11 +123,12 @@ class DialogSeal:
             (from_.tag, from_.uri, to.uri),  # from the caller
             (to.tag, to.uri, from_.uri),  # from the callee
         ):
-            expected = self._mac(
-                _SEAL_BYTES, "d", call_id, tag or "", identity(caller), identity(callee)
-            )
-            if any(hmac.compare_digest(expected, seal) for seal in seals):
-                return tag or ""
+            for seal, media in seals:
+                expected = self._dialog_mac(
+                    call_id, tag or "", identity(caller), identity(callee), media
+                )
+                if hmac.compare_digest(expected, seal):
+                    return tag or "", media
         return None
 
     def reaches_caller(

@@ -36,14 +36,17 @@ from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
 from heron.sip.digest import StoredHa1
+from heron.sip.echo import EchoNumber
 from heron.sip.errors import SipError
-from heron.sip.forwarding import Forwarder, Target, alias, along
+from heron.sip.forwarding import Forwarder, InDialog, Target, alias, along
 from heron.sip.locality import Locality
+from heron.sip.media import MediaBridge, MediaRefused
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, MessageLimits, Ping
 from heron.sip.proxy import is_loop, preprocess
 from heron.sip.registrar import BindingSource, LocationStore, Registrar, lookup_targets
 from heron.sip.seal import DialogSeal
+from heron.sip.steering import Steering, in_dialog
 from heron.sip.transaction import (
     AckReceived,
     RequestReceived,
@@ -76,8 +79,9 @@ LOCAL_TAG = "hr"
 """Starts the To tag of every response heron makes itself, so that the ACK for a refusal
 sent statelessly is known for what it is and absorbed quietly."""
 
-Dialog = tuple[Request, tuple[Uri, ...], str]
-"""An in-dialog request, the Route values of ours it carried, and its caller's tag."""
+Dialog = tuple[Request, tuple[Uri, ...], str, str | None]
+"""An in-dialog request, the Route values of ours it carried, its caller's tag and its
+media leg when the dialog is bridged (:mod:`heron.sip.steering`)."""
 
 MAX_TRANSACTIONS = 500_000
 """About 1 KiB each: half a gigabyte at most, 15,000 requests/s for 32 s."""
@@ -87,8 +91,13 @@ FLUSH_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
-def build_sip(services: Services, location: LocationStore) -> SipComponent | None:
-    return SipComponent(services, location) if services.config.sip.enabled else None
+def build_sip(
+    services: Services, location: LocationStore, media: MediaBridge | None = None
+) -> SipComponent | None:
+    """The SIP component, steering ``media`` (the media bridge, when heron has one)."""
+    if not services.config.sip.enabled:
+        return None
+    return SipComponent(services, location, media=media)
 
 
 class SipComponent:
@@ -99,8 +108,11 @@ class SipComponent:
         services: Services,
         location: LocationStore,
         clock: Callable[[], float] = time.time,
+        *,
+        media: MediaBridge | None = None,
     ) -> None:
-        """``location`` is where bindings persist, behind the in-memory cache."""
+        """``location`` is where bindings persist, behind the in-memory cache; ``media`` is
+        the media bridge the proxy steers (None: SDP passes untouched, as without one)."""
         self._services = services
         self._config = services.config
         self._clock = clock
@@ -130,6 +142,10 @@ class SipComponent:
             reply=self._reply,
             flush=self._flush,
         )
+        self._media = media
+        if media is not None:
+            self._forwarder.steering = Steering(media, sip.media_relay)
+        self._echo: EchoNumber | None = None
         self._routes = [(re.compile(route.user), route.target) for route in sip.routes]
         self._registrar = Registrar(
             default_expires=sip.max_expires,
@@ -173,6 +189,8 @@ class SipComponent:
         loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
         self._seal = self._forwarder.seal = DialogSeal(key)
+        if self._media is not None and sip.echo:
+            self._echo = EchoNumber(sip.echo, self._media, key, LOCAL_TAG)
         await self._find_own_addresses()
         self._admission = Admission(
             config,
@@ -513,15 +531,18 @@ class SipComponent:
         routed, ours = preprocess(request, self._locality.is_me)
         request = routed
         to = request.headers.to
+        if to is not None and to.tag is not None and self._echo and self._echo.ours(request):
+            self._answer_echo(tx, request, source)
+            return
         if to is not None and to.tag is not None:
             # In-dialog (RFC 3261 §12.2): it follows the route set we recorded, as
             # Kamailio's loose_route() does, but only in a dialog we sealed.
-            caller = self._seal.caller_tag(request, ours)
-            if caller is None and not self._admission.trusted(source.host):
+            sealed = self._seal.dialog(request, ours)
+            if sealed is None and not self._admission.trusted(source.host):
                 self._refuse_unsealed(request.method, source.host, source.port)
                 self._reply(tx, request, 481)
                 return
-            dialog = (request, ours, caller) if caller is not None else None
+            dialog = (request, ours, *sealed) if sealed is not None else None
             await self._forward_located(tx, request, source, along(request), dialog)
             return
         if request.headers.routes:
@@ -547,6 +568,15 @@ class SipComponent:
                 self._reply(tx, request, 403, "Not Our Domain")
                 return
             await self._register(tx, request, source)
+            return
+        if (
+            request.method == Method.INVITE
+            and self._echo is not None
+            and self._echo.called(uri)
+            and isinstance(uri, SipUri)
+            and self._locality.is_local(uri)
+        ):
+            await self._call_echo(tx, request, source)
             return
         admitted = await self._admission.admit(
             request, source.transport, source.host, self._clock()
@@ -578,6 +608,32 @@ class SipComponent:
         else:
             self._forward(tx, request, source, targets)
 
+    async def _call_echo(self, tx: int, request: Request, source: Source) -> None:
+        """The echo number answers users only, by digest or a web phone's grant: for a
+        stranger it would make heron send media wherever an SDP says."""
+        user = await self._authenticate(tx, request, source)
+        if user is None:
+            return
+        refusal = self._admission.from_mismatch(request, user)
+        if refusal is not None:
+            self._refuse(tx, request, refusal)
+            return
+        self._reply(tx, request, 100)
+        self._answer_echo(tx, request, source)
+
+    def _answer_echo(self, tx: int, request: Request, source: Source) -> None:
+        assert self._echo is not None
+        host, port = self._locality.sent_by(source.transport)
+        scheme = "sips" if source.transport == "tls" else "sip"
+        where = "" if source.transport == "udp" else f";transport={source.transport}"
+        contact = f"<{scheme}:{self._echo.number}@{host}:{port}{where}>"
+        try:
+            response = self._echo.answer(request, contact)
+        except MediaRefused as refused:
+            self._reply(tx, request, refused.status)
+            return
+        self._respond(tx, response)
+
     def _sent_by(self) -> list[str]:
         return [f"{h}:{p}" for h, p in self._locality.addresses.values()]
 
@@ -594,19 +650,33 @@ class SipComponent:
             log.info("sip: ACK from %s:%d looped back to heron: dropped", *source)
             return
         routed, ours = preprocess(request, self._locality.is_me)
-        caller = self._seal.caller_tag(routed, ours) if to.tag is not None else None
-        if caller is None and not self._admission.trusted(source[0]):
+        sealed = self._seal.dialog(routed, ours) if to.tag is not None else None
+        if sealed is None and not self._admission.trusted(source[0]):
             self._refuse_unsealed(Method.ACK, *source)
             return
         target = along(routed)
         hop = self._forwarder.next_hop(target.hop, None)
         if hop is None:
             return
-        dialog = (routed, ours, caller) if caller is not None else None
+        dialog = (routed, ours, *sealed) if sealed is not None else None
         if not self._permitted(hop, dialog):
             self._refuse_destination(Method.ACK, source[0], hop)
             return
+        media = self._in_dialog(dialog)
+        steering = self._forwarder.steering
+        if media is not None and steering is not None:
+            try:
+                routed = steering.ack(*media, routed)
+            except MediaRefused as refused:
+                steering.refused("an ACK", media[0], refused)
         self._forwarder.forward_stateless(routed, hop)
+
+    def _in_dialog(self, dialog: Dialog | None) -> InDialog | None:
+        """The media path of a request in a bridged dialog, and which side sent it."""
+        if dialog is None or self._forwarder.steering is None:
+            return None
+        request, _, caller, media = dialog
+        return in_dialog(request, caller, media)
 
     def _refuse_unsealed(self, method: str, host: str, port: int) -> None:
         self._unsealed += 1
@@ -631,7 +701,7 @@ class SipComponent:
         if self._bindings.reaches(host, port):
             return True
         if dialog is not None:
-            request, ours, caller = dialog
+            request, ours, caller, _ = dialog
             return self._seal.reaches_caller(request, ours, caller, host, port)
         return False
 
@@ -688,7 +758,8 @@ class SipComponent:
             return
         if source.transport in ("ws", "wss"):
             request = alias(request, source.transport, source.host, source.port)
-        self._forwarder.forward(tx, request, source.transport, allowed, self._clock())
+        media = self._in_dialog(dialog)
+        self._forwarder.forward(tx, request, source.transport, allowed, self._clock(), media)
 
     def _vet(
         self, target: Target, request: Request, source: Source, dialog: Dialog | None

@@ -88,8 +88,11 @@ def sip_settings(port: int, tls_port: int) -> dict[str, Any]:
 
 
 @contextmanager
-def sip_server(directory: Path, users: Mapping[str, str] = USERS) -> Iterator[SipServer]:
-    """heron with SIP on UDP, TCP, TLS and WebSocket on loopback; ``users`` by local part.
+def sip_server(
+    directory: Path, users: Mapping[str, str] = USERS, settings: dict[str, Any] | None = None
+) -> Iterator[SipServer]:
+    """heron with SIP on UDP, TCP, TLS and WebSocket on loopback; ``users`` by local part,
+    ``settings`` over the defaults.
 
     The accounts go in with one ``heron user import``: one process for all of them,
     where a ``heron user add`` each cost a second or so apiece.
@@ -97,7 +100,8 @@ def sip_server(directory: Path, users: Mapping[str, str] = USERS) -> Iterator[Si
     port, tls_port = free_port(), free_port()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "heron.toml"
-    config.write_text(render_toml(merge(base_settings(directory), sip_settings(port, tls_port))))
+    merged = merge(base_settings(directory), sip_settings(port, tls_port))
+    config.write_text(render_toml(merge(merged, settings or {})))
     certified = heron_cli(config, "cert")
     assert certified.returncode == 0, certified.stderr
     lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in users.items())

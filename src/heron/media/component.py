@@ -1,0 +1,93 @@
+"""The media bridge as a heron component: built from ``[media]``, swept once a second,
+listed by ``heron media calls`` and counted in ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from heron.component import Listener, Services
+from heron.control import View
+from heron.destinations import Destinations, own_addresses
+from heron.media.bridge import Bridge
+from heron.media.call import Drop
+from heron.media.dtls import Certificate
+from heron.sip.media import Side
+
+__all__ = ["COUNTERS", "MediaComponent", "build_media"]
+
+log = logging.getLogger(__name__)
+
+COUNTERS = "media.counters"
+CALLS = "media.calls"
+DROPPED = "packets_dropped_"
+"""Prefix of the drop counters: ``heron_media_packets_dropped_total{reason=...}``."""
+_SWEEP = 1.0
+"""Seconds between timer runs: DTLS retransmissions, ICE consent and silent calls."""
+
+
+def build_media(services: Services) -> MediaComponent | None:
+    return MediaComponent(services) if services.config.media.enabled else None
+
+
+class MediaComponent:
+    """Owns the :class:`Bridge` the SIP proxy steers (``bridge``)."""
+
+    def __init__(self, services: Services) -> None:
+        config = services.config
+        settings = config.media
+        self._destinations = Destinations(allowed=settings.allowed_destinations)
+        self.bridge = Bridge(
+            settings,
+            config.media_advertise,
+            lambda host: not self._destinations.internal(host),
+            Certificate.generate(datetime.datetime.now(datetime.UTC), secrets.randbits(63)),
+        )
+        self._host_name = config.host_name
+        self._advertise = str(config.media_advertise)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> Sequence[Listener]:
+        own = await own_addresses(self._host_name, also=[self._advertise])
+        self._destinations.add_own(own)
+        self._sweeper = asyncio.create_task(self._sweep())
+        return ()
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        self.bridge.close()
+
+    def views(self) -> Mapping[str, View]:
+        return {COUNTERS: self._counter_rows, CALLS: self.bridge.rows}
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(_SWEEP)
+            try:
+                self.bridge.sweep()
+            except Exception:  # one broken call must not stop the timers of all
+                log.exception("media: sweep failed")
+
+    def _counter_rows(self) -> list[dict[str, Any]]:
+        bridge, stats = self.bridge, self.bridge.stats
+        row: dict[str, Any] = {
+            "calls": bridge.calls,
+            "ports": bridge.ports,
+            "calls_total": bridge.calls_total,
+            "calls_refused": bridge.refused,
+            "timeouts": bridge.timeouts,
+        }
+        for side in Side:
+            row[f"packets_from_{side.value}"] = stats.packets[side]
+            row[f"bytes_from_{side.value}"] = stats.bytes[side]
+        for reason in Drop:
+            row[f"{DROPPED}{reason.value}"] = stats.drops[reason]
+        return [row]
