@@ -116,11 +116,13 @@ class Heron:
             yield Bridged(self.name, self.address, {"heron": server.pid}, self.relayed)
 
     def relayed(self) -> int:
-        """Packets the bridge received from either side (``media.counters``)."""
+        """Packets the bridge received from either side less those it dropped, by any
+        reason (``media.counters``)."""
         from heron.control import query
 
         row = asyncio.run(query(self.workdir / "var", "media.counters"))[0]
-        return int(row["packets_from_caller"]) + int(row["packets_from_callee"])
+        dropped = sum(int(v) for k, v in row.items() if k.startswith("packets_dropped_"))
+        return int(row["packets_from_caller"]) + int(row["packets_from_callee"]) - dropped
 
 
 def answers(address: Address) -> bool:

@@ -37,6 +37,7 @@ from tests.support.tools import require_tool
 MODULES = Path("/usr/lib/baresip/modules")
 EVENT_TIMEOUT = 20.0
 """Seconds a call step may take (a registration, an answer, a re-INVITE)."""
+WAV_HEADER = 44
 RTP_PORTS = "40000-49999"
 """Above the servers' (10000-31999); baresip tries another at random when one is taken."""
 
@@ -100,8 +101,10 @@ class Baresip:
     directory: Path
     process: subprocess.Popen[str]
     control: socket.socket
+    rate: int
     log: list[str] = field(default_factory=list)
     _messages: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
+    _backlog: list[dict[str, Any]] = field(default_factory=list)
     _tokens: int = 0
 
     @property
@@ -111,6 +114,16 @@ class Baresip:
     def received(self) -> list[Path]:
         """What it heard, one WAV per call, oldest first."""
         return sorted(self.recordings.glob("dump-*-dec.wav"))
+
+    def recorded(self, seconds: float, timeout: float = EVENT_TIMEOUT) -> None:
+        """Wait until the current call's recording holds ``seconds`` of audio, as its file
+        grows (for calls that bring no RTCP reports, such as the echo number's)."""
+        deadline = time.monotonic() + timeout
+        wanted = WAV_HEADER + seconds * self.rate * 2
+        while not any(path.stat().st_size >= wanted for path in self.received()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.aor}: no {seconds} s recorded in {timeout} s")
+            time.sleep(0.1)
 
     def command(self, command: str, params: str = "") -> dict[str, Any]:
         """Run a menu command; its response (``ok``, ``data``), events seen meanwhile kept."""
@@ -130,14 +143,19 @@ class Baresip:
         return line
 
     def _next(self, wanted: Any, timeout: float = EVENT_TIMEOUT) -> dict[str, Any]:
-        """The next message ``wanted`` accepts: control messages and log lines (``log``)
-        come through one queue, in the order they arrived."""
-        seen: list[Any] = []
+        """The oldest message not yet taken that ``wanted`` accepts: control messages and
+        log lines (``log``) come through one queue in the order they arrived, and what one
+        wait passes over stays for the next (a BYE's log line may come before the response
+        to the ``hangup`` that caused it)."""
+        for index, kept in enumerate(self._backlog):
+            if wanted(kept):
+                return self._backlog.pop(index)
         deadline = time.monotonic() + timeout
         while True:
             try:
                 message = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
+                seen = [m.get("type") for m in self._backlog if "log" not in m]
                 raise AssertionError(
                     f"{self.aor}: nothing wanted within {timeout} s; events seen {seen}\n"
                     + "".join(self.log[-30:])
@@ -146,8 +164,7 @@ class Baresip:
                 raise ControlClosed(f"{self.aor}: baresip exited:\n" + "".join(self.log[-30:]))
             if wanted(message):
                 return message
-            if "log" not in message:
-                seen.append(message.get("type") or message)
+            self._backlog.append(message)
 
     def dial(self, uri: str) -> None:
         done = self.command("dial", uri)
@@ -234,7 +251,7 @@ def baresip(
             raise AssertionError(f"baresip {user} exited:\n" + "".join(log))
         control = socket.create_connection(("127.0.0.1", control_port), timeout=10)
         control.settimeout(None)
-        phone = Baresip(aor, directory, process, control, log)
+        phone = Baresip(aor, directory, process, control, rate, log)
         threading.Thread(target=phone._read_log, args=(process.stdout,), daemon=True).start()
         threading.Thread(target=phone._read_control, daemon=True).start()
         yield phone
