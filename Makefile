@@ -10,8 +10,11 @@ PYTEST_ARGS ?=
 # s2s interop tests; lua-unbound is the resolver Prosody uses when Debian's Recommends are in.
 # sslh is the protocol demultiplexer bench/mux measures heron's port-443 mux against;
 # tinyproxy is the hotel's HTTP proxy in the hotel test (tests/support/hotel.py).
+# baresip is the plain-RTP desk phone of the media tests, sox makes and reads their tone WAVs
+# (tests/support/tone.py); bench/media bridges the same calls through rtpengine steered by
+# Kamailio (its rtpengine module is in the kamailio package).
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
-	tinyproxy
+	tinyproxy baresip sox kamailio rtpengine-daemon
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -29,7 +32,7 @@ $(VENV)/.installed: pyproject.toml
 test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the packaged
-# daemons (coturn, prosody, ejabberd, sslh, tinyproxy), which tests and benchmarks start
+# daemons (coturn, prosody, ejabberd, sslh, tinyproxy, kamailio, rtpengine), which tests and benchmarks start
 # themselves on their own ports. On a systemd machine the postinsts start units regardless:
 # stop and disable those.
 deb-deps:
@@ -40,7 +43,7 @@ deb-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
 			apt-get install -y -qq --no-install-recommends $$missing && \
 		if [ -d /run/systemd/system ]; then \
-			for unit in coturn prosody ejabberd sslh tinyproxy; do \
+			for unit in coturn prosody ejabberd sslh tinyproxy kamailio rtpengine-daemon rtpengine; do \
 				$(SUDO) systemctl disable --now $$unit 2>/dev/null || true; \
 			done; \
 		fi; \

@@ -109,7 +109,14 @@ def browser_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest.fixture(scope="module")
-def browser(browser_tls: TlsFiles) -> Iterator[Browser]:
+def browser_args() -> list[str]:
+    """More Chromium arguments for a module's browser; a module overrides this fixture
+    (the media tests' ``--use-file-for-fake-audio-capture``)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def browser(browser_tls: TlsFiles, browser_args: list[str]) -> Iterator[Browser]:
     """Debian's headless Chromium with fake camera and microphone, trusting our key only.
 
     One per module, not per session: Playwright's sync API keeps an event loop running
@@ -123,7 +130,11 @@ def browser(browser_tls: TlsFiles) -> Iterator[Browser]:
         raise AssertionError("unreachable") from None  # pragma: no cover
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium")
-    args = [*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={browser_tls.spki}"]
+    args = [
+        *CHROMIUM_ARGS,
+        f"--ignore-certificate-errors-spki-list={browser_tls.spki}",
+        *browser_args,
+    ]
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=args
