@@ -1,0 +1,173 @@
+"""Stream Management (XEP-0198) with slixmpp's xep_0198 plugin: a phone whose TCP connection
+is cut without a closing stream resumes its session and gets every message sent meanwhile
+exactly once; one that never comes back finds them in offline storage; nobody else can
+take its session by its id.
+
+Waits are on what the clients see: a ping answered (the server handled what was sent
+before it), a session resumed, a contact's unavailable presence (the session ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import slixmpp
+from slixmpp import JID
+
+from tests.interop.xmpp.support import (
+    DOMAIN,
+    PASSWORD,
+    TIMEOUT,
+    Client,
+    XmppServer,
+    client_context,
+    connect,
+    log_out,
+    login,
+    subscribe_each_other,
+    xmpp_server,
+)
+
+SM = ("xep_0198", "xep_0199")
+
+
+@pytest.fixture(scope="module")
+def brief_xmpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XmppServer]:
+    """heron whose sessions wait one second to be resumed (``xmpp.resume_timeout``)."""
+    with xmpp_server(tmp_path_factory.mktemp("heron-sm"), xmpp={"resume_timeout": 1}) as server:
+        yield server
+
+
+async def settled(client: Client) -> None:
+    """Once this returns, the server has handled everything ``client`` sent before."""
+    await client.plugin["xep_0199"].ping(JID(DOMAIN), timeout=TIMEOUT)
+
+
+async def enabled(client: Client) -> str:
+    """The resumption id, once the server answered <enable resume='true'/>."""
+    plugin = client.plugin["xep_0198"]
+    if plugin.sm_id is None:
+        done = asyncio.Event()
+        client.add_event_handler("sm_enabled", lambda _: done.set())
+        if plugin.sm_id is None:
+            await asyncio.wait_for(done.wait(), TIMEOUT)
+    assert plugin.sm_id
+    return str(plugin.sm_id)
+
+
+def cut(client: Client) -> None:
+    """Drop the TCP connection, with no </stream:stream> (a phone out of reach)."""
+    assert client.transport is not None
+    client.transport.abort()
+
+
+def bodies(client: Client) -> list[str]:
+    """Every body ``client`` receives from now on, in order (duplicates included)."""
+    seen: list[str] = []
+
+    def on_message(message: slixmpp.Message) -> None:
+        if message["body"]:
+            seen.append(str(message["body"]))
+
+    client.add_event_handler("message", on_message)
+    return seen
+
+
+async def resume(client: Client, server: XmppServer) -> None:
+    resumed = asyncio.Event()
+    client.add_event_handler("session_resumed", lambda _: resumed.set())
+    client.connect("127.0.0.1", server.port)
+    await asyncio.wait_for(resumed.wait(), TIMEOUT)
+
+
+async def test_xep0198_slixmpp_resumes_after_a_cut_and_gets_each_message_once(
+    shared_xmpp: XmppServer,
+) -> None:
+    phone = await connect(shared_xmpp, "ike", resource="phone", plugins=SM)
+    contact = await connect(shared_xmpp, "jack", plugins=SM)
+    try:
+        await enabled(phone)
+        seen = bodies(phone)
+        for n in range(3):
+            contact.send_message(mto=phone.boundjid, mbody=f"before {n}", mtype="chat")
+        await phone.next_message("before 2")
+        cut(phone)
+        for n in range(5):
+            contact.send_message(mto=phone.boundjid, mbody=f"while away {n}", mtype="chat")
+        await settled(contact)
+        await resume(phone, shared_xmpp)
+        await phone.next_message("while away 4")
+        contact.send_message(mto=phone.boundjid, mbody="after", mtype="chat")
+        await phone.next_message("after")
+        expected = [f"before {n}" for n in range(3)] + [f"while away {n}" for n in range(5)]
+        assert seen == [*expected, "after"]
+        # The session is the same one: same JID, and what it sends still flows.
+        assert phone.boundjid.resource == "phone"
+        await settled(phone)
+    finally:
+        await log_out([phone, contact])
+
+
+async def test_xep0198_another_account_cannot_resume_a_session_by_its_id(
+    shared_xmpp: XmppServer,
+) -> None:
+    phone = await connect(shared_xmpp, "kim", resource="phone", plugins=SM)
+    contact = await connect(shared_xmpp, "lena", plugins=SM)
+    thief: Client | None = None
+    try:
+        stolen = await enabled(phone)
+        seen = bodies(phone)
+        cut(phone)
+        contact.send_message(mto=phone.boundjid, mbody="for kim only", mtype="chat")
+        await settled(contact)
+
+        # mona's client presents kim's id: <failed/>, then it binds a session of its own.
+        thief = Client(f"mona@{DOMAIN}/phone", PASSWORD)
+        thief.ssl_context = client_context(shared_xmpp)
+        thief.enable_plaintext = False
+        thief.register_plugin("xep_0198")
+        thief.plugin["xep_0198"].sm_id = stolen
+        failed = asyncio.Event()
+        thief.add_event_handler("sm_failed", lambda _: failed.set())
+        thief.connect("127.0.0.1", shared_xmpp.port)
+        await asyncio.wait_for(failed.wait(), TIMEOUT)
+        await asyncio.wait_for(thief.started.wait(), TIMEOUT)
+        assert thief.boundjid.bare == f"mona@{DOMAIN}"
+
+        # kim's own session is still there for kim, with the message.
+        await resume(phone, shared_xmpp)
+        await phone.next_message("for kim only")
+        assert seen == ["for kim only"]
+        assert thief.messages.empty()
+    finally:
+        await log_out([c for c in (phone, contact, thief) if c is not None])
+
+
+async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
+    brief_xmpp: XmppServer,
+) -> None:
+    phone = await connect(brief_xmpp, "zed", resource="phone", plugins=SM)
+    contact = await connect(brief_xmpp, "eve", plugins=SM)
+    try:
+        await subscribe_each_other(contact, phone)
+        await enabled(phone)
+        cut(phone)
+        contact.send_message(mto=phone.boundjid, mbody="are you there?", mtype="chat")
+        contact.send_message(mto=phone.boundjid.bare, mbody="hello?", mtype="chat")
+        # The session ends after xmpp.resume_timeout: its contacts see it go then.
+        await contact.presence_from(str(phone.boundjid), "unavailable")
+        back = await login(
+            f"zed@{DOMAIN}/laptop", PASSWORD, brief_xmpp.port, client_context(brief_xmpp)
+        )
+        try:
+            first = await back.next_message()
+            second = await back.next_message()
+            assert [first["body"], second["body"]] == ["are you there?", "hello?"]
+            assert first.xml.find("{urn:xmpp:delay}delay") is not None  # XEP-0203: stored
+        finally:
+            await log_out([back])
+    finally:
+        phone.abort()
+        await log_out([contact])
