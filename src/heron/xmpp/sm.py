@@ -91,11 +91,12 @@ class Acks(Generic[T]):
     """One session's counters and unacked queue: a ``T`` per stanza sent (the stanza
     itself in the stream), oldest first, with its size in bytes."""
 
-    def __init__(self, limits: SmLimits) -> None:
+    def __init__(self, limits: SmLimits, *, start: int = 0) -> None:
+        """``start`` is where both counters begin (0, as §4 says; tests start near 2^32)."""
         self.limits = limits
-        self.inbound = 0
+        self.inbound = start % MODULUS
         """§4 'h': stanzas handled from the client, mod 2^32."""
-        self._acked = 0  # the last 'h' the client reported, mod 2^32
+        self._acked = start % MODULUS  # the last 'h' the client reported, mod 2^32
         self._queue: deque[tuple[T, int]] = deque()
         self._size = 0
         self._since_request = 0

@@ -302,7 +302,12 @@ HEADER_STATES = {State.HEADER, State.TLS_HEADER, State.SASL_HEADER}
 
 def with_sm(**options: object) -> C2SStream:
     ids = iter(range(1000))
-    return new_stream(sm=SmLimits(), resume_ids=lambda: f"id{next(ids)}", resume_max=300, **options)
+    arguments: dict[str, object] = {
+        "sm": SmLimits(),
+        "resume_ids": lambda: f"id{next(ids)}",
+        "resume_max": 300,
+    }
+    return new_stream(**{**arguments, **options})
 
 
 def hibernated() -> C2SStream:
