@@ -1,7 +1,7 @@
 """Stream Management (XEP-0198) with slixmpp's xep_0198 plugin: a phone whose TCP connection
 is cut without a closing stream resumes its session and gets every message sent meanwhile
 exactly once; one that never comes back finds them in offline storage; nobody else can
-take its session by its id.
+take its session by its id. @xmpp/client (npm) resumes over an RFC 7395 WebSocket.
 
 Waits are on what the clients see: a ping answered (the server handled what was sent
 before it), a session resumed, a contact's unavailable presence (the session ended).
@@ -10,7 +10,11 @@ before it), a session resumed, a contact's unavailable presence (the session end
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import slixmpp
@@ -29,8 +33,10 @@ from tests.interop.xmpp.support import (
     subscribe_each_other,
     xmpp_server,
 )
+from tests.support.tools import missing, require_tool
 
 SM = ("xep_0198", "xep_0199")
+ROOT = Path(__file__).parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -170,4 +176,78 @@ async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
             await log_out([back])
     finally:
         phone.abort()
+        await log_out([contact])
+
+
+class NodeClient:
+    """``ws_resume.mjs`` running: its JSON lines read one by one, commands on its stdin."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self._unread: list[dict[str, Any]] = []
+
+    async def next(self, event: str) -> dict[str, Any]:
+        """The first line of ``event`` not taken yet; other events stay for later calls."""
+        assert self.process.stdout is not None
+        while True:
+            for found in self._unread:
+                if found["event"] == event:
+                    self._unread.remove(found)
+                    return found
+            line = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT)
+            assert line, f"the client ended before {event}"
+            if line.startswith(b"{"):
+                parsed: dict[str, Any] = json.loads(line)
+                assert parsed["event"] not in ("error", "failed", "timeout"), parsed
+                self._unread.append(parsed)
+
+    async def command(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+
+async def test_xep0198_xmpp_client_resumes_over_websocket(shared_xmpp: XmppServer) -> None:
+    node = require_tool("node", "nodejs")
+    if not (ROOT / "node_modules" / "@xmpp" / "client").is_dir():
+        missing("@xmpp/client is missing: `make test-deps` runs npm install")
+    process = await asyncio.create_subprocess_exec(
+        node,
+        "--experimental-websocket",
+        str(Path(__file__).with_name("ws_resume.mjs")),
+        f"wss://localhost:{shared_xmpp.web_port}/xmpp-websocket",
+        DOMAIN,
+        "nell",
+        PASSWORD,
+        cwd=ROOT,
+        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(shared_xmpp.certificate)},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    browser = NodeClient(process)
+    contact = await connect(shared_xmpp, "otto", plugins=SM)
+    try:
+        online = await browser.next("online")
+        assert online == {"event": "online", "jid": f"nell@{DOMAIN}/browser"}
+        assert (await browser.next("enabled"))["resume"] == "true"
+        to = JID(online["jid"])
+        contact.send_message(mto=to, mbody="before", mtype="chat")
+        assert (await browser.next("message"))["body"] == "before"
+        await browser.command("cut")
+        await browser.next("cut")
+        for n in range(3):
+            contact.send_message(mto=to, mbody=f"while away {n}", mtype="chat")
+        await settled(contact)
+        await browser.command("resume")
+        await browser.next("resumed")
+        received = [(await browser.next("message"))["body"] for _ in range(3)]
+        assert received == [f"while away {n}" for n in range(3)]
+        contact.send_message(mto=to, mbody="after", mtype="chat")
+        assert (await browser.next("message"))["body"] == "after"  # nothing came twice
+        await browser.command("stop")
+        assert await asyncio.wait_for(process.wait(), TIMEOUT) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
         await log_out([contact])
