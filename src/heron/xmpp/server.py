@@ -9,6 +9,7 @@ stanzas for the router. The stream decides; this module only carries bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
@@ -78,6 +79,9 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
+_ENDING_WAIT = 10.0
+"""Seconds a login that replaces a session waits for it to hand its unacked messages to
+offline storage."""
 _PING_GRACE = 60.0
 """Seconds a client silent for ``limits.idle_timeout`` has to answer the server's ping
 (the idle timeout itself if shorter)."""
@@ -254,6 +258,8 @@ class _Session:
         self.transport = transport
         self.since = time.time()
         self._end = end
+        self.ended = asyncio.Event()
+        """Set once the session is over and what it never acknowledged is dealt with."""
 
     @property
     def peer(self) -> str:
@@ -347,6 +353,10 @@ class XmppComponent:
                 "timeouts",
                 "slowed",
                 "stanzas",
+                "hibernated",
+                "resumed",
+                "resume_refused",
+                "hibernation_evicted",
             ),
             0,
         )
@@ -469,7 +479,7 @@ class XmppComponent:
             rows.append(
                 {
                     "jid": str(session.jid),
-                    "transport": session.transport,
+                    "transport": "hibernating" if session.stream.hibernated else session.transport,
                     "address": session.peer,
                     "presence": "unavailable" if presence is None else (show or "available"),
                 }
@@ -753,7 +763,7 @@ class XmppComponent:
                     user = account_key(event.username, stream.host) if event.username else None
                     self._guards.guesses.failure(user, link.peer, time.time())
             elif isinstance(event, BindRequested):
-                session = self._bind(stream, link, event.resource, transport)
+                session = await self._bind(stream, link, event.resource, transport)
             elif isinstance(event, SmEnabled):
                 if event.resume_id is not None and self._hibernation is not None:
                     assert session is not None
@@ -764,17 +774,23 @@ class XmppComponent:
                 break
         return session
 
-    def _bind(
+    async def _bind(
         self, stream: C2SStream, link: _Link, resource: str | None, transport: str
     ) -> _Session | None:
         account = stream.authenticated_jid
         assert account is not None
         session = _Session(stream, link, account, transport, self._ending)
+        old = self._router.resource(account.with_resource(resource)) if resource else None
         try:
             session.jid = self._router.bind(session, resource)
         except StanzaError as error:
             stream.bind_refused(error.condition)
             return None
+        if old is not None and isinstance(old.session, _Session):
+            # The session it replaced first puts what it never acknowledged in offline
+            # storage, where the new one's initial presence finds it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(old.session.ended.wait(), _ENDING_WAIT)
         stream.bind_done(session.jid)
         return session
 
@@ -790,8 +806,10 @@ class XmppComponent:
         hibernation = self._hibernation
         old = None if hibernation is None else hibernation.claim(request.previd, account)
         if old is None or old.stream.closed:
+            self._counters["resume_refused"] += 1
             stream.resume_failed()
             return None
+        self._counters["resumed"] += 1
         previous = old.stream
         if not previous.hibernated:
             old.close_link()
@@ -804,8 +822,18 @@ class XmppComponent:
 
     def _hibernate(self, session: _Session) -> None:
         assert self._hibernation is not None and session.stream.resume_id is not None
+        self._counters["hibernated"] += 1
         loop = asyncio.get_running_loop()
         for evicted in self._hibernation.hibernate(session.stream.resume_id, loop.time()):
+            self._counters["hibernation_evicted"] += 1
+            count = self._counters["hibernation_evicted"]
+            if count == 1 or count % 1000 == 0:
+                log.info(
+                    "xmpp: session %s ended early: too many sessions hibernate "
+                    "(xmpp.hibernated_per_account, xmpp.hibernated_total); %d so far",
+                    evicted.jid,
+                    count,
+                )
             self._ending(evicted)
         self._arm()
 
@@ -840,8 +868,11 @@ class XmppComponent:
         unacked = stream.take_unacked()
         if stream.hibernated:
             stream.close()
-        await self._dispose(session, unacked)
-        await self._router.unbind(session)
+        try:
+            await self._dispose(session, unacked)
+            await self._router.unbind(session)
+        finally:
+            session.ended.set()
 
     async def _dispose(self, session: _Session, unacked: list[Element]) -> None:
         account = session.jid.bare

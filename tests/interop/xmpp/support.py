@@ -28,7 +28,7 @@ PASSWORD = "correct horse"
 USERS = (
     "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert"
     " sybil trent victor walter eve zed yan quinn uma oscar pat xena wendy"
-    " ike jack kim lena mona nell otto"
+    " ike jack kim lena mona nell otto pia ray sue tom"
 ).split()
 """Accounts of the shared server; each test keeps to its own, so rosters never cross."""
 _SHOWS = frozenset(("available", "chat", "away", "xa", "dnd"))

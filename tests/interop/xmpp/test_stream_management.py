@@ -84,15 +84,20 @@ def bodies(client: Client) -> list[str]:
 async def resume(client: Client, server: XmppServer) -> None:
     resumed = asyncio.Event()
     client.add_event_handler("session_resumed", lambda _: resumed.set())
-    client.connect("127.0.0.1", server.port)
+    client.connect("127.0.0.1", server.tls_port if client.enable_direct_tls else server.port)
     await asyncio.wait_for(resumed.wait(), TIMEOUT)
 
 
+@pytest.mark.parametrize(
+    ("direct_tls", "user", "other"),
+    [(False, "ike", "jack"), (True, "pia", "ray")],
+    ids=["starttls", "direct-tls"],
+)
 async def test_xep0198_slixmpp_resumes_after_a_cut_and_gets_each_message_once(
-    shared_xmpp: XmppServer,
+    shared_xmpp: XmppServer, direct_tls: bool, user: str, other: str
 ) -> None:
-    phone = await connect(shared_xmpp, "ike", resource="phone", plugins=SM)
-    contact = await connect(shared_xmpp, "jack", plugins=SM)
+    phone = await connect(shared_xmpp, user, resource="phone", plugins=SM, direct_tls=direct_tls)
+    contact = await connect(shared_xmpp, other, plugins=SM)
     try:
         await enabled(phone)
         seen = bodies(phone)
@@ -149,6 +154,29 @@ async def test_xep0198_another_account_cannot_resume_a_session_by_its_id(
         assert thief.messages.empty()
     finally:
         await log_out([c for c in (phone, contact, thief) if c is not None])
+
+
+async def test_xep0198_a_new_login_with_the_same_resource_replaces_a_hibernating_session(
+    shared_xmpp: XmppServer,
+) -> None:
+    phone = await connect(shared_xmpp, "sue", resource="phone", plugins=SM)
+    contact = await connect(shared_xmpp, "tom", plugins=SM)
+    clients = [phone, contact]
+    try:
+        await enabled(phone)
+        cut(phone)
+        contact.send_message(mto=phone.boundjid, mbody="left behind", mtype="chat")
+        await settled(contact)
+        # The hibernating session is replaced at once (RFC 6120 §7.7.2.2, as a connected
+        # one is); what it never acknowledged waits offline for the new one.
+        again = await connect(shared_xmpp, "sue", resource="phone")
+        clients.append(again)
+        message = await again.next_message("left behind")
+        assert message.xml.find("{urn:xmpp:delay}delay") is not None
+        assert contact.errors.empty()
+    finally:
+        phone.abort()
+        await log_out(clients[1:])
 
 
 async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
