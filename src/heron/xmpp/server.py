@@ -79,6 +79,7 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
+_CROWDED = "too many sessions hibernate (xmpp.hibernated_per_account, hibernated_total)"
 _ENDING_WAIT = 10.0
 """Seconds a login that replaces a session waits for it to hand its unacked messages to
 offline storage."""
@@ -825,16 +826,11 @@ class XmppComponent:
         self._counters["hibernated"] += 1
         loop = asyncio.get_running_loop()
         for evicted in self._hibernation.hibernate(session.stream.resume_id, loop.time()):
-            self._counters["hibernation_evicted"] += 1
-            count = self._counters["hibernation_evicted"]
-            if count == 1 or count % 1000 == 0:
-                log.info(
-                    "xmpp: session %s ended early: too many sessions hibernate "
-                    "(xmpp.hibernated_per_account, xmpp.hibernated_total); %d so far",
-                    evicted.jid,
-                    count,
-                )
             self._ending(evicted)
+            self._counters["hibernation_evicted"] += 1
+            evictions = self._counters["hibernation_evicted"]
+            if evictions & (evictions - 1) == 0:  # the first, then rarely (powers of two)
+                log.info("xmpp: %s ended early: %s; %d so far", evicted.jid, _CROWDED, evictions)
         self._arm()
 
     def _arm(self) -> None:

@@ -347,6 +347,7 @@ _NEGOTIATION = {
     qname(NS.SM, "r"): Input.SM_ACK,
 }
 _SM_A = qname(NS.SM, "a")
+_SM_INPUTS = frozenset({Input.SM_ENABLE, Input.SM_RESUME, Input.SM_ACK})
 _SM_PREFIX = f"{{{NS.SM}}}"  # XEP-0198 elements are unknown where it is not offered
 
 
@@ -681,12 +682,8 @@ class C2SStream:
             self._on_session(element)
         elif input_ is Input.CSI:
             self._on_csi(element)
-        elif input_ is Input.SM_ENABLE:
-            self._on_enable(element)
-        elif input_ is Input.SM_RESUME:
-            self._on_resume(element)
-        elif input_ is Input.SM_ACK:
-            self._on_ack(element)
+        elif input_ in _SM_INPUTS:
+            self._on_sm(input_, element)
         elif input_ is Input.FOOTER:
             self._goodbye(None, peer=True)
         else:
@@ -938,6 +935,14 @@ class C2SStream:
         failed = _element(NS.SM, "failed")
         SubElement(failed, qname(NS.STANZAS, condition))
         self._send(failed)
+
+    def _on_sm(self, input_: Input, element: Element) -> None:
+        if input_ is Input.SM_ENABLE:
+            self._on_enable(element)
+        elif input_ is Input.SM_RESUME:
+            self._on_resume(element)
+        else:
+            self._on_ack(element)
 
     def _on_enable(self, element: Element) -> None:
         """XEP-0198 §3: counting starts now, both ways; resumption only if asked for."""
