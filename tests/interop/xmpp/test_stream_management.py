@@ -1,7 +1,8 @@
 """Stream Management (XEP-0198) with slixmpp's xep_0198 plugin: a phone whose TCP connection
 is cut without a closing stream resumes its session and gets every message sent meanwhile
-exactly once; one that never comes back finds them in offline storage; nobody else can
-take its session by its id. @xmpp/client (npm) resumes over an RFC 7395 WebSocket.
+exactly once; one that never comes back (or is still away when heron stops) finds them in
+offline storage; nobody else can take its session by its id. @xmpp/client (npm) resumes
+over an RFC 7395 WebSocket.
 
 Waits are on what the clients see: a ping answered (the server handled what was sent
 before it), a session resumed, a contact's unavailable presence (the session ended).
@@ -33,6 +34,7 @@ from tests.interop.xmpp.support import (
     subscribe_each_other,
     xmpp_server,
 )
+from tests.support.heron import serving
 from tests.support.tools import missing, require_tool
 
 SM = ("xep_0198", "xep_0199")
@@ -279,3 +281,24 @@ async def test_xep0198_xmpp_client_resumes_over_websocket(shared_xmpp: XmppServe
             process.kill()
             await process.wait()
         await log_out([contact])
+
+
+async def test_xep0198_a_session_hibernating_at_shutdown_leaves_its_messages_offline(
+    tmp_path: Path,
+) -> None:
+    with xmpp_server(tmp_path) as server:
+        phone = await connect(server, "alice", resource="phone", plugins=SM)
+        contact = await connect(server, "bob", plugins=SM)
+        await enabled(phone)
+        cut(phone)
+        contact.send_message(mto=phone.boundjid, mbody="kept over the restart", mtype="chat")
+        await settled(contact)
+        await log_out([contact])
+    # heron stopped cleanly (xmpp_server checks it) with alice's session hibernating.
+    with serving(tmp_path / "heron.toml"):
+        back = await login(f"alice@{DOMAIN}/laptop", PASSWORD, server.port, client_context(server))
+        try:
+            message = await back.next_message("kept over the restart")
+            assert message.xml.find("{urn:xmpp:delay}delay") is not None
+        finally:
+            await log_out([back])

@@ -206,3 +206,28 @@ def test_a_hibernating_session_that_is_closed_gives_back_its_unacked() -> None:
     stream.send_stanza(chat("two"))
     stream.close(StreamCondition.CONFLICT)
     assert [m.findtext("{jabber:client}body") for m in stream.take_unacked()] == ["one", "two"]
+
+
+def test_sm_nonzas_before_authentication_end_the_stream() -> None:
+    stream = with_sm()
+    client = login(stream, through=State.SASL)
+    output = client.send(ENABLE)
+    assert "<not-authorized" in output
+    assert stream.closed
+
+
+def test_a_malformed_h_ends_the_stream() -> None:
+    stream, client = enabled()
+    assert "<invalid-xml" in client.send(f"<a xmlns='{SM_NS}' h='-1'/>".encode())
+    assert stream.closed
+    other = with_sm()
+    peer = login(other, through=State.BIND)
+    assert "<invalid-xml" in peer.send(f"<resume xmlns='{SM_NS}' previd='x'/>".encode())
+    assert other.closed
+
+
+def test_an_ack_before_enabling_is_ignored() -> None:
+    stream = with_sm()
+    client = login(stream)
+    assert client.send(f"<a xmlns='{SM_NS}' h='7'/><r xmlns='{SM_NS}'/>".encode()) == ""
+    assert stream.state is State.ESTABLISHED
