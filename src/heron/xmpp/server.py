@@ -283,6 +283,10 @@ class _Session:
             self.close(StreamCondition.POLICY_VIOLATION)
             return
         stream.send_stanza(stanza)
+        if stream.closed:  # the client left too much unacknowledged (XEP-0198)
+            self._link.write(stream)
+            self._link.close()
+            return
         self._link.write_soon(stream)
 
     def close_link(self) -> None:

@@ -48,9 +48,9 @@ MODULUS = 1 << 32
 """§4: sequence numbers wrap at 2^32."""
 DEFAULT_QUEUE = 500
 """Unacknowledged stanzas one session may have (Prosody's smacks_max_queue_size)."""
-MAX_QUEUE_BYTES = 4 << 20
+MAX_QUEUE_BYTES = 1 << 20
 """Bytes of unacknowledged stanzas one session may have, so that large stanzas cannot pile
-up what the count allows."""
+up what the count allows: what heron lets a slow client have unwritten."""
 DEFAULT_HIBERNATED_PER_ACCOUNT = 10
 """Prosody's smacks_max_hibernated_sessions."""
 DEFAULT_HIBERNATED_TOTAL = 10_000
