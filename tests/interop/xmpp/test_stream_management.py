@@ -41,10 +41,22 @@ SM = ("xep_0198", "xep_0199")
 ROOT = Path(__file__).parents[3]
 
 
+USERS = "alice bob carol dave erin frank grace heidi ivan judy mallory".split()
+"""The accounts of this module's servers; each test keeps to its own."""
+
+
+@pytest.fixture(scope="module")
+def sm_xmpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XmppServer]:
+    """heron as configured by default: sessions wait 300 s to be resumed."""
+    with xmpp_server(tmp_path_factory.mktemp("heron-sm"), users=USERS) as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def brief_xmpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XmppServer]:
     """heron whose sessions wait one second to be resumed (``xmpp.resume_timeout``)."""
-    with xmpp_server(tmp_path_factory.mktemp("heron-sm"), xmpp={"resume_timeout": 1}) as server:
+    directory = tmp_path_factory.mktemp("heron-sm-brief")
+    with xmpp_server(directory, users=USERS[:2], xmpp={"resume_timeout": 1}) as server:
         yield server
 
 
@@ -92,14 +104,14 @@ async def resume(client: Client, server: XmppServer) -> None:
 
 @pytest.mark.parametrize(
     ("direct_tls", "user", "other"),
-    [(False, "ike", "jack"), (True, "pia", "ray")],
+    [(False, "alice", "bob"), (True, "carol", "dave")],
     ids=["starttls", "direct-tls"],
 )
 async def test_xep0198_slixmpp_resumes_after_a_cut_and_gets_each_message_once(
-    shared_xmpp: XmppServer, direct_tls: bool, user: str, other: str
+    sm_xmpp: XmppServer, direct_tls: bool, user: str, other: str
 ) -> None:
-    phone = await connect(shared_xmpp, user, resource="phone", plugins=SM, direct_tls=direct_tls)
-    contact = await connect(shared_xmpp, other, plugins=SM)
+    phone = await connect(sm_xmpp, user, resource="phone", plugins=SM, direct_tls=direct_tls)
+    contact = await connect(sm_xmpp, other, plugins=SM)
     try:
         await enabled(phone)
         seen = bodies(phone)
@@ -110,7 +122,7 @@ async def test_xep0198_slixmpp_resumes_after_a_cut_and_gets_each_message_once(
         for n in range(5):
             contact.send_message(mto=phone.boundjid, mbody=f"while away {n}", mtype="chat")
         await settled(contact)
-        await resume(phone, shared_xmpp)
+        await resume(phone, sm_xmpp)
         await phone.next_message("while away 4")
         contact.send_message(mto=phone.boundjid, mbody="after", mtype="chat")
         await phone.next_message("after")
@@ -124,45 +136,45 @@ async def test_xep0198_slixmpp_resumes_after_a_cut_and_gets_each_message_once(
 
 
 async def test_xep0198_another_account_cannot_resume_a_session_by_its_id(
-    shared_xmpp: XmppServer,
+    sm_xmpp: XmppServer,
 ) -> None:
-    phone = await connect(shared_xmpp, "kim", resource="phone", plugins=SM)
-    contact = await connect(shared_xmpp, "lena", plugins=SM)
+    phone = await connect(sm_xmpp, "erin", resource="phone", plugins=SM)
+    contact = await connect(sm_xmpp, "frank", plugins=SM)
     thief: Client | None = None
     try:
         stolen = await enabled(phone)
         seen = bodies(phone)
         cut(phone)
-        contact.send_message(mto=phone.boundjid, mbody="for kim only", mtype="chat")
+        contact.send_message(mto=phone.boundjid, mbody="for erin only", mtype="chat")
         await settled(contact)
 
-        # mona's client presents kim's id: <failed/>, then it binds a session of its own.
-        thief = Client(f"mona@{DOMAIN}/phone", PASSWORD)
-        thief.ssl_context = client_context(shared_xmpp)
+        # grace's client presents erin's id: <failed/>, then it binds a session of its own.
+        thief = Client(f"grace@{DOMAIN}/phone", PASSWORD)
+        thief.ssl_context = client_context(sm_xmpp)
         thief.enable_plaintext = False
         thief.register_plugin("xep_0198")
         thief.plugin["xep_0198"].sm_id = stolen
         failed = asyncio.Event()
         thief.add_event_handler("sm_failed", lambda _: failed.set())
-        thief.connect("127.0.0.1", shared_xmpp.port)
+        thief.connect("127.0.0.1", sm_xmpp.port)
         await asyncio.wait_for(failed.wait(), TIMEOUT)
         await asyncio.wait_for(thief.started.wait(), TIMEOUT)
-        assert thief.boundjid.bare == f"mona@{DOMAIN}"
+        assert thief.boundjid.bare == f"grace@{DOMAIN}"
 
-        # kim's own session is still there for kim, with the message.
-        await resume(phone, shared_xmpp)
-        await phone.next_message("for kim only")
-        assert seen == ["for kim only"]
+        # erin's own session is still there for erin, with the message.
+        await resume(phone, sm_xmpp)
+        await phone.next_message("for erin only")
+        assert seen == ["for erin only"]
         assert thief.messages.empty()
     finally:
         await log_out([c for c in (phone, contact, thief) if c is not None])
 
 
 async def test_xep0198_a_new_login_with_the_same_resource_replaces_a_hibernating_session(
-    shared_xmpp: XmppServer,
+    sm_xmpp: XmppServer,
 ) -> None:
-    phone = await connect(shared_xmpp, "sue", resource="phone", plugins=SM)
-    contact = await connect(shared_xmpp, "tom", plugins=SM)
+    phone = await connect(sm_xmpp, "heidi", resource="phone", plugins=SM)
+    contact = await connect(sm_xmpp, "ivan", plugins=SM)
     clients = [phone, contact]
     try:
         await enabled(phone)
@@ -171,7 +183,7 @@ async def test_xep0198_a_new_login_with_the_same_resource_replaces_a_hibernating
         await settled(contact)
         # The hibernating session is replaced at once (RFC 6120 §7.7.2.2, as a connected
         # one is); what it never acknowledged waits offline for the new one.
-        again = await connect(shared_xmpp, "sue", resource="phone")
+        again = await connect(sm_xmpp, "heidi", resource="phone")
         clients.append(again)
         message = await again.next_message("left behind")
         assert message.xml.find("{urn:xmpp:delay}delay") is not None
@@ -184,8 +196,8 @@ async def test_xep0198_a_new_login_with_the_same_resource_replaces_a_hibernating
 async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
     brief_xmpp: XmppServer,
 ) -> None:
-    phone = await connect(brief_xmpp, "zed", resource="phone", plugins=SM)
-    contact = await connect(brief_xmpp, "eve", plugins=SM)
+    phone = await connect(brief_xmpp, "alice", resource="phone", plugins=SM)
+    contact = await connect(brief_xmpp, "bob", plugins=SM)
     try:
         await subscribe_each_other(contact, phone)
         await enabled(phone)
@@ -195,7 +207,7 @@ async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
         # The session ends after xmpp.resume_timeout: its contacts see it go then.
         await contact.presence_from(str(phone.boundjid), "unavailable")
         back = await login(
-            f"zed@{DOMAIN}/laptop", PASSWORD, brief_xmpp.port, client_context(brief_xmpp)
+            f"alice@{DOMAIN}/laptop", PASSWORD, brief_xmpp.port, client_context(brief_xmpp)
         )
         try:
             first = await back.next_message()
@@ -237,7 +249,7 @@ class NodeClient:
         await self.process.stdin.drain()
 
 
-async def test_xep0198_xmpp_client_resumes_over_websocket(shared_xmpp: XmppServer) -> None:
+async def test_xep0198_xmpp_client_resumes_over_websocket(sm_xmpp: XmppServer) -> None:
     node = require_tool("node", "nodejs")
     if not (ROOT / "node_modules" / "@xmpp" / "client").is_dir():
         missing("@xmpp/client is missing: `make test-deps` runs npm install")
@@ -245,20 +257,20 @@ async def test_xep0198_xmpp_client_resumes_over_websocket(shared_xmpp: XmppServe
         node,
         "--experimental-websocket",
         str(Path(__file__).with_name("ws_resume.mjs")),
-        f"wss://localhost:{shared_xmpp.web_port}/xmpp-websocket",
+        f"wss://localhost:{sm_xmpp.web_port}/xmpp-websocket",
         DOMAIN,
-        "nell",
+        "judy",
         PASSWORD,
         cwd=ROOT,
-        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(shared_xmpp.certificate)},
+        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(sm_xmpp.certificate)},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
     browser = NodeClient(process)
-    contact = await connect(shared_xmpp, "otto", plugins=SM)
+    contact = await connect(sm_xmpp, "mallory", plugins=SM)
     try:
         online = await browser.next("online")
-        assert online == {"event": "online", "jid": f"nell@{DOMAIN}/browser"}
+        assert online == {"event": "online", "jid": f"judy@{DOMAIN}/browser"}
         assert (await browser.next("enabled"))["resume"] == "true"
         to = JID(online["jid"])
         contact.send_message(mto=to, mbody="before", mtype="chat")
@@ -286,7 +298,7 @@ async def test_xep0198_xmpp_client_resumes_over_websocket(shared_xmpp: XmppServe
 async def test_xep0198_a_session_hibernating_at_shutdown_leaves_its_messages_offline(
     tmp_path: Path,
 ) -> None:
-    with xmpp_server(tmp_path) as server:
+    with xmpp_server(tmp_path, users=USERS[:2]) as server:
         phone = await connect(server, "alice", resource="phone", plugins=SM)
         contact = await connect(server, "bob", plugins=SM)
         await enabled(phone)
