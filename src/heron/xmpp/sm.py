@@ -121,12 +121,14 @@ class Acks(Generic[T]):
         return len(self._queue) < limits.stanzas and self._size + size <= limits.size
 
     def queue(self, item: T, size: int) -> None:
-        """``item`` goes to the client; raises resource-constraint when over the limits
-        (Prosody ends such a stream: a client that never acks cannot hold memory)."""
-        if not self.fits(size):
-            raise StreamError(StreamCondition.RESOURCE_CONSTRAINT, "too many unacked stanzas")
+        """``item`` goes to the client. Over the limits it is kept all the same (so that it
+        ends where the others do) and resource-constraint is raised: Prosody ends such a
+        stream, since a client that never acks must not hold memory."""
+        fits = self.fits(size)
         self._queue.append((item, size))
         self._size += size
+        if not fits:
+            raise StreamError(StreamCondition.RESOURCE_CONSTRAINT, "too many unacked stanzas")
 
     def request_due(self, written: int) -> bool:
         """Whether to send ``<r/>`` now that ``written`` stanzas went out: when none is

@@ -111,6 +111,12 @@ def test_xep0198_the_unacked_queue_is_bounded() -> None:
     output = stream.data_to_send().decode()
     assert "<resource-constraint" in output
     assert stream.closed
+    # All three end where unacked stanzas end (offline storage, bounces).
+    assert [m.findtext("{jabber:client}body") for m in stream.take_unacked()] == [
+        "one",
+        "two",
+        "three",
+    ]
 
 
 def resumed_transcript(previous: C2SStream, h: int) -> tuple[C2SStream, Peer, str]:
