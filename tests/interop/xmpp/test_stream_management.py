@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import slixmpp
 from slixmpp import JID
+from slixmpp.exceptions import IqError
 
 from tests.interop.xmpp.support import (
     DOMAIN,
@@ -204,8 +205,15 @@ async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
         cut(phone)
         contact.send_message(mto=phone.boundjid, mbody="are you there?", mtype="chat")
         contact.send_message(mto=phone.boundjid.bare, mbody="hello?", mtype="chat")
-        # The session ends after xmpp.resume_timeout: its contacts see it go then.
+        ping = asyncio.ensure_future(
+            contact.plugin["xep_0199"].send_ping(phone.boundjid, timeout=TIMEOUT)
+        )
+        # The session ends after xmpp.resume_timeout: its contacts see it go then, and a
+        # request it never answered gets an error (RFC 6120 §8.2.3).
         await contact.presence_from(str(phone.boundjid), "unavailable")
+        with pytest.raises(IqError) as refused:
+            await ping
+        assert refused.value.condition == "service-unavailable"
         back = await login(
             f"alice@{DOMAIN}/laptop", PASSWORD, brief_xmpp.port, client_context(brief_xmpp)
         )

@@ -237,3 +237,15 @@ def test_an_ack_before_enabling_is_ignored() -> None:
     client = login(stream)
     assert client.send(f"<a xmlns='{SM_NS}' h='7'/><r xmlns='{SM_NS}'/>".encode()) == ""
     assert stream.state is State.ESTABLISHED
+
+
+def test_without_resumption_enable_gives_acks_only_and_resume_finds_nothing() -> None:
+    """``xmpp.resume_timeout = 0``: acks stay, resumption is never offered."""
+    stream = with_sm(resume_ids=None)
+    client = login(stream)
+    assert client.send(ENABLE) == f"<enabled {SM}/>"
+    other = with_sm(resume_ids=None)
+    peer = login(other, through=State.BIND)
+    output = peer.send(f"<resume xmlns='{SM_NS}' previd='id0' h='0'/>".encode())
+    assert "<item-not-found" in output
+    assert other.state is State.BIND
