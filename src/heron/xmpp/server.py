@@ -80,6 +80,9 @@ _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
 _CROWDED = "too many sessions hibernate (xmpp.hibernated_per_account, hibernated_total)"
+_LATE_LIMIT = 500
+"""Stanzas kept for a session whose stream ended while it is unbound (its end stores
+or bounces them)."""
 _ENDING_WAIT = 10.0
 """Seconds a login that replaces a session waits for it to hand its unacked messages to
 offline storage."""
@@ -261,6 +264,8 @@ class _Session:
         self._end = end
         self.ended = asyncio.Event()
         """Set once the session is over and what it never acknowledged is dealt with."""
+        self.late: list[Element] = []
+        """Stanzas that reached it after its stream ended, before it was unbound."""
 
     @property
     def peer(self) -> str:
@@ -273,6 +278,8 @@ class _Session:
     def send(self, stanza: Element) -> None:
         stream = self.stream
         if stream.closed:
+            if not self.ended.is_set() and len(self.late) < _LATE_LIMIT:
+                self.late.append(stanza)  # its end deals with it as with the unacked
             return
         if stream.hibernated:
             stream.send_stanza(stanza)
@@ -861,16 +868,18 @@ class XmppComponent:
 
     async def _end_session(self, session: _Session) -> None:
         """The session is over: what it never acknowledged goes to offline storage or back
-        to its senders (:func:`heron.xmpp.sm.fate`), then its contacts see it leave."""
+        to its senders (:func:`heron.xmpp.sm.fate`), then its contacts see it leave; what
+        reached it while it was being unbound goes the same way."""
         stream = session.stream
         if stream.resume_id is not None and self._hibernation is not None:
             self._hibernation.forget(stream.resume_id)
         unacked = stream.take_unacked()
-        if stream.hibernated:
-            stream.close()
+        stream.close()  # from now on, what is sent to it waits in session.late
         try:
             await self._dispose(session, unacked)
             await self._router.unbind(session)
+            late, session.late = session.late, []
+            await self._dispose(session, late)
         finally:
             session.ended.set()
 
