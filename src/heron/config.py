@@ -383,6 +383,18 @@ class XmppSettings(_Section):
     csi_queue: int = Field(default=256, ge=1, le=10_000)
     """Presence updates and chat states held back for a client that said it is inactive
     (XEP-0352, as Prosody's csi_simple: csi_queue_size); a full queue is sent at once."""
+    resume_timeout: int = Field(default=300, ge=0, le=86_400)
+    """Seconds a client whose connection dropped may take to resume its session (XEP-0198,
+    Prosody's smacks_hibernation_time); meanwhile its messages wait for it, then go to
+    offline storage. 0 turns resumption off (acks stay)."""
+    sm_queue: int = Field(default=500, ge=1, le=100_000)
+    """Stanzas a client may leave unacknowledged, hibernating sessions included (XEP-0198,
+    Prosody's smacks_max_queue_size); more end its stream with resource-constraint."""
+    hibernated_per_account: int = Field(default=10, ge=1, le=1000)
+    """Sessions of one account waiting to be resumed; a newer one ends the oldest
+    (Prosody's smacks_max_hibernated_sessions)."""
+    hibernated_total: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Sessions waiting to be resumed over all accounts; a newer one ends the oldest."""
     offline_limit: int = Field(default=500, ge=0)
     """Messages kept per offline user (XEP-0160); more are bounced."""
     muc_history: int = Field(default=20, ge=0, le=1000)

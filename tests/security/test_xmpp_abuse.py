@@ -87,3 +87,27 @@ async def test_a_flooding_client_is_read_more_slowly(tmp_path: Path) -> None:
             # Everyone else is served meanwhile.
             async with logged_in(heron, "roland", USERS["roland"]):
                 pass
+
+
+async def test_a_client_that_never_acks_cannot_hold_memory(tmp_path: Path) -> None:
+    """XEP-0198: a session that enabled stream management and never answers <r/> holds at
+    most ``xmpp.sm_queue`` stanzas; the next ends its stream (Prosody's mod_smacks does so),
+    and the messages it never acknowledged go to offline storage, not lost."""
+    with target(tmp_path / "heron", {"xmpp": {"sm_queue": 5}}) as heron:
+        async with logged_in(heron, "mallory", USERS["mallory"]) as hoarder:
+            await hoarder.send(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+            await hoarder.until(re.compile(rb"<enabled [^>]*/>"))
+            await hoarder.send(b"<presence/>")  # its own presence comes back: one unacked
+            await hoarder.until(re.compile(rb"<presence [^>]*/>"))
+            async with logged_in(heron, "roland", USERS["roland"]) as sender:
+                for n in range(5):
+                    await sender.send(
+                        f"<message to='mallory@localhost' type='chat' id='m{n}'>"
+                        f"<body>{n}</body></message>".encode()
+                    )
+                ended = await hoarder.closed()
+        assert b"<resource-constraint " in ended
+        async with logged_in(heron, "mallory", USERS["mallory"]) as later:
+            await later.send(b"<presence/>")
+            stored = await later.until(re.compile(rb"(<message .*?</message>\s*){5}", re.S))
+        assert re.findall(rb"<body>(\d)</body>", stored[0]) == [b"0", b"1", b"2", b"3", b"4"]

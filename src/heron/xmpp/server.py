@@ -9,13 +9,14 @@ stanzas for the router. The stream decides; this module only carries bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
 import socket
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
@@ -36,7 +37,7 @@ from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff, stream_protocol
 from heron.peer_tls import s2s_client_context, s2s_server_context
 from heron.tls import server_context
-from heron.xmpp.errors import StanzaError, StreamCondition
+from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
 from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
 from heron.xmpp.features.disco import DiscoInfoHandler, DiscoItem, DiscoItemsHandler
@@ -55,6 +56,7 @@ from heron.xmpp.router import Router
 from heron.xmpp.s2s.dns import ServerLocator, s2s_destinations
 from heron.xmpp.s2s.server import Federation, FederationSettings
 from heron.xmpp.sasl import SaslConfig
+from heron.xmpp.sm import Fate, Hibernation, SmLimits, fate
 from heron.xmpp.stanza import NS, qname
 from heron.xmpp.stream import (
     Authenticated,
@@ -62,7 +64,9 @@ from heron.xmpp.stream import (
     BindRequested,
     C2SStream,
     PlainCheckNeeded,
+    ResumeRequested,
     ScramKeysNeeded,
+    SmEnabled,
     StanzaReceived,
     StartTlsRequested,
     StreamEnded,
@@ -75,6 +79,13 @@ log = logging.getLogger(__name__)
 _READ_SIZE = 65_536
 _WRITE_LIMIT = 1 << 20
 """Bytes queued for a slow client before heron gives up on it."""
+_CROWDED = "too many sessions hibernate (xmpp.hibernated_per_account, hibernated_total)"
+_LATE_LIMIT = 500
+"""Stanzas kept for a session whose stream ended while it is unbound (its end stores
+or bounces them)."""
+_ENDING_WAIT = 10.0
+"""Seconds a login that replaces a session waits for it to hand its unacked messages to
+offline storage."""
 _PING_GRACE = 60.0
 """Seconds a client silent for ``limits.idle_timeout`` has to answer the server's ping
 (the idle timeout itself if shorter)."""
@@ -230,32 +241,73 @@ class _WebSocketLink(_Link):
 
 
 class _Session:
-    """What the router sees of one client: its JID, a way to send, a way to end it."""
+    """What the router sees of one client: its JID, a way to send, a way to end it.
 
-    def __init__(self, stream: C2SStream, link: _Link, jid: JID, transport: str) -> None:
-        self._stream = stream
+    With XEP-0198 resumption it outlives its connection: while hibernating, what is sent
+    waits in its stream's unacked queue, and a resumed connection takes its place
+    (:meth:`attach`). ``end`` ends it for good when it is closed or overflows then.
+    """
+
+    def __init__(
+        self,
+        stream: C2SStream,
+        link: _Link,
+        jid: JID,
+        transport: str,
+        end: Callable[[_Session], None],
+    ) -> None:
+        self.stream = stream
         self._link = link
         self.jid = jid
         self.transport = transport
         self.since = time.time()
+        self._end = end
+        self.ended = asyncio.Event()
+        """Set once the session is over and what it never acknowledged is dealt with."""
+        self.late: list[Element] = []
+        """Stanzas that reached it after its stream ended, before it was unbound."""
 
     @property
     def peer(self) -> str:
         return self._link.peer
 
+    def attach(self, stream: C2SStream, link: _Link, transport: str) -> None:
+        """A resumed connection carries the session from now on."""
+        self.stream, self._link, self.transport = stream, link, transport
+
     def send(self, stanza: Element) -> None:
-        if self._stream.closed:
+        stream = self.stream
+        if stream.closed:
+            if not self.ended.is_set() and len(self.late) < _LATE_LIMIT:
+                self.late.append(stanza)  # its end deals with it as with the unacked
+            return
+        if stream.hibernated:
+            stream.send_stanza(stanza)
+            if stream.closed:  # its unacked queue is full: it waited long enough
+                self._end(self)
             return
         if self._link.backlog > _WRITE_LIMIT:
             self.close(StreamCondition.POLICY_VIOLATION)
             return
-        self._stream.send_stanza(stanza)
-        self._link.write_soon(self._stream)
+        stream.send_stanza(stanza)
+        if stream.closed:  # the client left too much unacknowledged (XEP-0198)
+            self._link.write(stream)
+            self._link.close()
+            return
+        self._link.write_soon(stream)
+
+    def close_link(self) -> None:
+        """Cut the connection under the session, which another one takes over."""
+        self._link.close()
 
     def close(self, condition: StreamCondition | None = None) -> None:
-        if not self._stream.closed:
-            self._stream.close(condition)
-            self._link.write(self._stream)
+        if self.stream.hibernated:
+            self.stream.close(condition)
+            self._end(self)
+            return
+        if not self.stream.closed:
+            self.stream.close(condition)
+            self._link.write(self.stream)
         self._link.close()
 
 
@@ -313,11 +365,27 @@ class XmppComponent:
                 "timeouts",
                 "slowed",
                 "stanzas",
+                "hibernated",
+                "resumed",
+                "resume_refused",
+                "hibernation_evicted",
             ),
             0,
         )
         self._pings = 0
         self._federation: Federation | None = None
+        xmpp = config.xmpp
+        self._sm = SmLimits(stanzas=xmpp.sm_queue)
+        self._hibernation: Hibernation[_Session] | None = None
+        if xmpp.resume_timeout:
+            self._hibernation = Hibernation(
+                xmpp.resume_timeout,
+                per_account=xmpp.hibernated_per_account,
+                total=xmpp.hibernated_total,
+            )
+        self._expiry: asyncio.TimerHandle | None = None
+        self._endings: set[asyncio.Task[None]] = set()
+        """Sessions ending after hibernation: their unacked stanzas go to storage."""
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -399,6 +467,9 @@ class XmppComponent:
         # Until each has unbound its session: the database closes after the components,
         # and a query cut off under it leaves the process unable to exit.
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._expiry is not None:
+            self._expiry.cancel()
+        await asyncio.gather(*self._endings, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
 
@@ -420,7 +491,7 @@ class XmppComponent:
             rows.append(
                 {
                     "jid": str(session.jid),
-                    "transport": session.transport,
+                    "transport": "hibernating" if session.stream.hibernated else session.transport,
                     "address": session.peer,
                     "presence": "unavailable" if presence is None else (show or "available"),
                 }
@@ -570,6 +641,9 @@ class XmppComponent:
             require_tls=self._config.xmpp.require_encryption,
             max_stanza_bytes=self._config.xmpp.max_stanza_size,
             csi_queue=self._config.xmpp.csi_queue,
+            sm=self._sm,
+            resume_ids=None if self._hibernation is None else lambda: secrets.token_urlsafe(24),
+            resume_max=self._config.xmpp.resume_timeout,
         )
         transport = (
             ("wss" if tls_active else "ws") if websocket else ("tls" if tls_active else "tcp")
@@ -591,6 +665,8 @@ class XmppComponent:
                 try:
                     data = await link.read(max(wait, 0.0))
                 except TimeoutError:
+                    if pinged and stream.resume_id is not None:
+                        break  # a phone out of reach: the session hibernates (XEP-0198 §5)
                     if authenticated and not pinged and session is not None:
                         # XEP-0199 §4.1: a client gone quiet is asked before it is dropped.
                         pinged = True
@@ -616,8 +692,11 @@ class XmppComponent:
             link.write(stream)
         finally:
             try:
-                if session is not None:
-                    await self._router.unbind(session)
+                if session is not None and session.stream is stream:
+                    if stream.connection_lost():
+                        self._hibernate(session)
+                    else:
+                        await self._end_session(session)
                 link.close()
             finally:
                 self._connections.discard(task)
@@ -696,24 +775,132 @@ class XmppComponent:
                     user = account_key(event.username, stream.host) if event.username else None
                     self._guards.guesses.failure(user, link.peer, time.time())
             elif isinstance(event, BindRequested):
-                session = self._bind(stream, link, event.resource, transport)
+                session = await self._bind(stream, link, event.resource, transport)
+            elif isinstance(event, SmEnabled):
+                if event.resume_id is not None and self._hibernation is not None:
+                    assert session is not None
+                    self._hibernation.register(event.resume_id, session.jid, session)
+            elif isinstance(event, ResumeRequested):
+                session = self._resume(stream, link, event, transport)
             elif isinstance(event, StreamEnded):
                 break
         return session
 
-    def _bind(
+    async def _bind(
         self, stream: C2SStream, link: _Link, resource: str | None, transport: str
     ) -> _Session | None:
         account = stream.authenticated_jid
         assert account is not None
-        session = _Session(stream, link, account, transport)
+        session = _Session(stream, link, account, transport, self._ending)
+        old = self._router.resource(account.with_resource(resource)) if resource else None
         try:
             session.jid = self._router.bind(session, resource)
         except StanzaError as error:
             stream.bind_refused(error.condition)
             return None
+        if old is not None and isinstance(old.session, _Session):
+            # The session it replaced first puts what it never acknowledged in offline
+            # storage, where the new one's initial presence finds it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(old.session.ended.wait(), _ENDING_WAIT)
         stream.bind_done(session.jid)
         return session
+
+    # --- XEP-0198 resumption -----------------------------------------------------------
+
+    def _resume(
+        self, stream: C2SStream, link: _Link, request: ResumeRequested, transport: str
+    ) -> _Session | None:
+        """XEP-0198 §5: the account's own session ``previd``, hibernating or still connected
+        (the old connection is cut: the client knows better), goes on over ``link``."""
+        account = stream.authenticated_jid
+        assert account is not None
+        hibernation = self._hibernation
+        old = None if hibernation is None else hibernation.claim(request.previd, account)
+        if old is None or old.stream.closed:
+            self._counters["resume_refused"] += 1
+            stream.resume_failed()
+            return None
+        self._counters["resumed"] += 1
+        previous = old.stream
+        if not previous.hibernated:
+            old.close_link()
+        stream.resumed(previous)
+        old.attach(stream, link, transport)
+        self._arm()
+        if stream.closed:  # it acknowledged more than it was sent
+            self._ending(old)
+        return old
+
+    def _hibernate(self, session: _Session) -> None:
+        assert self._hibernation is not None and session.stream.resume_id is not None
+        self._counters["hibernated"] += 1
+        loop = asyncio.get_running_loop()
+        for evicted in self._hibernation.hibernate(session.stream.resume_id, loop.time()):
+            self._ending(evicted)
+            self._counters["hibernation_evicted"] += 1
+            evictions = self._counters["hibernation_evicted"]
+            if evictions & (evictions - 1) == 0:  # the first, then rarely (powers of two)
+                log.info("xmpp: %s ended early: %s; %d so far", evicted.jid, _CROWDED, evictions)
+        self._arm()
+
+    def _arm(self) -> None:
+        """One timer, at the earliest hibernation deadline."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        deadline = None if self._hibernation is None else self._hibernation.next_deadline()
+        if deadline is not None:
+            self._expiry = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._expiry = None
+        assert self._hibernation is not None
+        for session in self._hibernation.expire(asyncio.get_running_loop().time()):
+            self._ending(session)
+        self._arm()
+
+    def _ending(self, session: _Session) -> None:
+        """End a session that has no connection to do it (hibernating, or one that lost it)."""
+        task = asyncio.get_running_loop().create_task(self._end_session(session))
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+
+    async def _end_session(self, session: _Session) -> None:
+        """The session is over: what it never acknowledged goes to offline storage or back
+        to its senders (:func:`heron.xmpp.sm.fate`), then its contacts see it leave; what
+        reached it while it was being unbound goes the same way."""
+        stream = session.stream
+        if stream.resume_id is not None and self._hibernation is not None:
+            self._hibernation.forget(stream.resume_id)
+        unacked = stream.take_unacked()
+        stream.close()  # from now on, what is sent to it waits in session.late
+        try:
+            await self._dispose(session, unacked)
+            await self._router.unbind(session)
+            late, session.late = session.late, []
+            await self._dispose(session, late)
+        finally:
+            session.ended.set()
+
+    async def _dispose(self, session: _Session, unacked: list[Element]) -> None:
+        account = session.jid.bare
+        others = [r for r in self._router.bound(account) if r.session is not session]
+        carbons = any(r.carbons for r in others)
+        elsewhere = any(r.available and r.priority >= 0 for r in others)
+        for stanza in unacked:
+            to_bare = "/" not in stanza.get("to", "")
+            outcome = fate(stanza, carbons or (to_bare and elsewhere))
+            if outcome is Fate.STORE and await self._router.offline.store(account, stanza):
+                continue
+            if outcome is Fate.DROP or not stanza.get("from"):
+                continue
+            try:
+                sender = parse_jid(stanza.get("from", ""))
+            except StanzaError:
+                continue
+            error = StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "the recipient is gone")
+            await self._router.bounce(stanza, error, sender, session.jid)
 
     async def _account(self, username: str, host: str) -> Account | None:
         """The account, from the accounts every protocol shares

@@ -61,6 +61,7 @@ class NS(StrEnum):
     MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
     CONFERENCE = "jabber:x:conference"  # XEP-0249 direct invitations
     CSI = "urn:xmpp:csi:0"  # XEP-0352 §4
+    SM = "urn:xmpp:sm:3"  # XEP-0198 §2
     EME = "urn:xmpp:eme:0"  # XEP-0380 explicit message encryption
 
 

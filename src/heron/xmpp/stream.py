@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
@@ -55,6 +55,7 @@ from heron.xmpp.sasl import (
     Success,
     encode_payload,
 )
+from heron.xmpp.sm import Acks, SmLimits, parse_h
 from heron.xmpp.stanza import NS, error_reply, iq_result, qname
 from heron.xmpp.xml import (
     DEFAULT_MAX_DEPTH,
@@ -81,7 +82,9 @@ __all__ = [
     "C2SStream",
     "Input",
     "PlainCheckNeeded",
+    "ResumeRequested",
     "ScramKeysNeeded",
+    "SmEnabled",
     "StanzaReceived",
     "StartTlsRequested",
     "State",
@@ -155,6 +158,23 @@ class StanzaReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class SmEnabled:
+    """XEP-0198 §3: stream management is on; ``resume_id`` names the session for a later
+    ``<resume/>`` (None: the client did not ask for resumption)."""
+
+    resume_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """XEP-0198 §5: the client wants the session ``previd`` back, having handled ``h`` of
+    its stanzas; answer with ``resumed`` or ``resume_failed``."""
+
+    previd: str
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
 class StreamEnded:
     """The peer closed the stream, or ``error`` ended it; the goodbye is in the output."""
 
@@ -168,6 +188,8 @@ StreamEvent = (
     | Authenticated
     | AuthenticationFailed
     | BindRequested
+    | SmEnabled
+    | ResumeRequested
     | StanzaReceived
     | StreamEnded
 )
@@ -188,7 +210,9 @@ class State(Enum):
     SASL_HEADER = "waiting for the stream header after SASL"  # §6.4.6 restart
     BIND = "waiting for the bind request"  # §7.2
     BINDING = "the server binds the resource"  # §7.6
+    RESUMING = "the server looks for the session to resume"  # XEP-0198 §5
     ESTABLISHED = "established"  # §7.6.1: stanzas may flow
+    HIBERNATED = "the connection dropped; the session waits to be resumed"  # XEP-0198 §5
     CLOSED = "closed"  # §4.4
 
 
@@ -209,6 +233,12 @@ class Input(Enum):
     BIND_REFUSED = "bind_refused()"
     SESSION_IQ = "session iq"
     CSI = "<active/> or <inactive/>"  # XEP-0352 §4.2
+    SM_ENABLE = "<enable/>"  # XEP-0198 §3
+    SM_RESUME = "<resume/>"  # XEP-0198 §5
+    SM_ACK = "<a/> or <r/>"  # XEP-0198 §4
+    RESUME_DONE = "resumed()"
+    RESUME_FAILED = "resume_failed()"
+    LOST = "connection_lost()"
     STANZA = "stanza"
     FOOTER = "</stream:stream>"
 
@@ -239,18 +269,42 @@ TRANSITIONS: Final[Mapping[tuple[State, Input], frozenset[State]]] = MappingProx
         (_S.BIND, _I.BIND_IQ): frozenset({_S.BINDING, _S.BIND}),
         (_S.BINDING, _I.BIND_DONE): frozenset({_S.ESTABLISHED}),
         (_S.BINDING, _I.BIND_REFUSED): frozenset({_S.BIND}),
+        # XEP-0198 §3: enabling before binding fails; §5: resuming takes the place of bind.
+        (_S.BIND, _I.SM_ENABLE): frozenset({_S.BIND}),
+        (_S.BIND, _I.SM_RESUME): frozenset({_S.RESUMING, _S.BIND}),
+        (_S.RESUMING, _I.RESUME_DONE): frozenset({_S.ESTABLISHED, _S.CLOSED}),
+        (_S.RESUMING, _I.RESUME_FAILED): frozenset({_S.BIND}),
+        (_S.ESTABLISHED, _I.SM_ENABLE): frozenset({_S.ESTABLISHED}),
+        (_S.ESTABLISHED, _I.SM_RESUME): frozenset({_S.ESTABLISHED}),  # failed: too late
+        (_S.ESTABLISHED, _I.SM_ACK): frozenset({_S.ESTABLISHED, _S.CLOSED}),
+        # Only a session that enabled resumption hibernates; the server ends the others.
+        (_S.ESTABLISHED, _I.LOST): frozenset({_S.HIBERNATED, _S.ESTABLISHED}),
         (_S.ESTABLISHED, _I.STANZA): frozenset({_S.ESTABLISHED}),
         (_S.ESTABLISHED, _I.SESSION_IQ): frozenset({_S.ESTABLISHED}),  # RFC 3921 §3
         (_S.ESTABLISHED, _I.CSI): frozenset({_S.ESTABLISHED}),  # XEP-0352 §4.2
         (_S.ESTABLISHED, _I.BIND_IQ): frozenset({_S.ESTABLISHED}),  # a second bind: not-allowed
         # §4.4: the peer may close the stream at any time.
-        **{(state, _I.FOOTER): frozenset({_S.CLOSED}) for state in State if state is not _S.CLOSED},
+        **{
+            (state, _I.FOOTER): frozenset({_S.CLOSED})
+            for state in State
+            if state not in (_S.CLOSED, _S.HIBERNATED)
+        },
     }
 )
 """Every edge: ``(state, input) -> the states the action may lead to``."""
 
 _CALLER_INPUTS = frozenset(
-    {_I.TLS_DONE, _I.KEYS, _I.VERDICT, _I.REFUSED, _I.BIND_DONE, _I.BIND_REFUSED}
+    {
+        _I.TLS_DONE,
+        _I.KEYS,
+        _I.VERDICT,
+        _I.REFUSED,
+        _I.BIND_DONE,
+        _I.BIND_REFUSED,
+        _I.RESUME_DONE,
+        _I.RESUME_FAILED,
+        _I.LOST,
+    }
 )
 _NOT_AUTHORIZED = StreamError(StreamCondition.NOT_AUTHORIZED, "bind a resource first")
 REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
@@ -260,6 +314,10 @@ REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
         _I.SESSION_IQ: StreamCondition.NOT_AUTHORIZED,
         _I.BIND_IQ: StreamCondition.NOT_AUTHORIZED,
         _I.CSI: StreamCondition.NOT_AUTHORIZED,  # a state of the session, which comes with bind
+        # XEP-0198 needs an authenticated stream (§3, §5).
+        _I.SM_ENABLE: StreamCondition.NOT_AUTHORIZED,
+        _I.SM_RESUME: StreamCondition.NOT_AUTHORIZED,
+        _I.SM_ACK: StreamCondition.NOT_AUTHORIZED,
         # Negotiation out of order: e.g. <auth/> while TLS is required (§5.3.1).
         _I.HEADER: StreamCondition.POLICY_VIOLATION,
         _I.STARTTLS: StreamCondition.POLICY_VIOLATION,
@@ -274,7 +332,7 @@ REJECTIONS: Final[Mapping[Input, StreamCondition | None]] = MappingProxyType(
 
 _STANZAS = frozenset({"message", "presence", "iq"})
 _HEADER_STATES = frozenset({State.HEADER, State.TLS_HEADER, State.SASL_HEADER})
-_STOPPED = frozenset({State.CLOSED, State.TLS_HANDSHAKE})
+_STOPPED = frozenset({State.CLOSED, State.TLS_HANDSHAKE, State.HIBERNATED})
 _NEGOTIATION = {
     qname(NS.TLS, "starttls"): Input.STARTTLS,
     qname(NS.SASL, "auth"): Input.AUTH,
@@ -283,11 +341,22 @@ _NEGOTIATION = {
     qname(NS.STREAM, "error"): Input.FOOTER,  # the peer's own stream error ends it (§4.9.1.1)
     qname(NS.CSI, "active"): Input.CSI,
     qname(NS.CSI, "inactive"): Input.CSI,
+    qname(NS.SM, "enable"): Input.SM_ENABLE,
+    qname(NS.SM, "resume"): Input.SM_RESUME,
+    qname(NS.SM, "a"): Input.SM_ACK,
+    qname(NS.SM, "r"): Input.SM_ACK,
 }
+_SM_A = qname(NS.SM, "a")
+_SM_INPUTS = frozenset({Input.SM_ENABLE, Input.SM_RESUME, Input.SM_ACK})
+_SM_PREFIX = f"{{{NS.SM}}}"  # XEP-0198 elements are unknown where it is not offered
 
 
 def _element(namespace: str, tag: str) -> Element:
     return Element(qname(namespace, tag))
+
+
+def _element_with(namespace: str, tag: str, attributes: dict[str, str]) -> Element:
+    return Element(qname(namespace, tag), attributes)
 
 
 class C2SStream:
@@ -307,9 +376,14 @@ class C2SStream:
         max_stanza_bytes: int = DEFAULT_MAX_STANZA_BYTES,
         max_depth: int = DEFAULT_MAX_DEPTH,
         csi_queue: int = DEFAULT_QUEUE,
+        sm: SmLimits | None = None,
+        resume_ids: Callable[[], str] | None = None,
+        resume_max: int = 0,
     ) -> None:
         """``hosts`` are the domains served; ``channel_binding`` is for direct TLS (5223);
-        ``csi_queue`` bounds the stanzas held back while the client is inactive (XEP-0352)."""
+        ``csi_queue`` bounds the stanzas held back while the client is inactive (XEP-0352).
+        XEP-0198 is offered with ``sm``; resumption too with ``resume_ids``, which makes
+        unguessable ids, and ``resume_max``, the seconds a session waits to be resumed."""
         self._hosts = tuple(JID.make("", host).domain for host in hosts)
         self._stream_id = stream_id
         self._restarts = 0
@@ -332,6 +406,12 @@ class C2SStream:
         self._bind_iq: Element | None = None
         self._sasl_username: str | None = None
         self._csi: ClientState[bytes] = ClientState(QueueLimits(stanzas=csi_queue))
+        self._sm_limits = sm
+        self._resume_ids = resume_ids
+        self._resume_max = resume_max
+        self._acks: Acks[Element] | None = None
+        self._resume_id: str | None = None
+        self._resume_request: ResumeRequested | None = None
 
     # --- properties ----------------------------------------------------------------------
 
@@ -357,6 +437,15 @@ class C2SStream:
     def jid(self) -> JID | None:
         """The bound full JID once established."""
         return self._jid
+
+    @property
+    def resume_id(self) -> str | None:
+        """The XEP-0198 resumption id, once the client enabled resumption."""
+        return self._resume_id
+
+    @property
+    def hibernated(self) -> bool:
+        return self._state is State.HIBERNATED
 
     # --- the I/O surface -----------------------------------------------------------------
 
@@ -456,9 +545,20 @@ class C2SStream:
     def send_stanza(self, stanza: Element) -> None:
         """Deliver a stanza to the client, or hold it back while the client is inactive
         (:mod:`heron.xmpp.features.csi`); dropped unless the stream is established."""
-        if self._state is State.ESTABLISHED:
+        if self._state in (State.ESTABLISHED, State.HIBERNATED):
             data = self._serialize(stanza)
-            self._output.extend(self._csi.send(stanza, data, len(data)))
+            if self._acks is not None:
+                try:
+                    self._acks.queue(stanza, len(data))
+                except StreamError as error:
+                    self._fail(error)
+                    return
+            if self._state is State.HIBERNATED:
+                return  # kept for the resumption, and only there
+            written = self._csi.send(stanza, data, len(data))
+            self._output.extend(written)
+            if self._acks is not None and self._acks.request_due(len(written)):
+                self._send(_element(NS.SM, "r"))  # XEP-0198 §4
         else:
             log.debug("stream %s: stanza dropped in state %s", self._stream_id, self._state.name)
 
@@ -467,6 +567,55 @@ class C2SStream:
         if self._state is State.CLOSED:
             return
         self._goodbye(StreamError(condition, text) if condition is not None else None)
+
+    # --- XEP-0198 resumption ---------------------------------------------------------------
+
+    def connection_lost(self) -> bool:
+        """The connection dropped without a closing tag: whether the session hibernates
+        (it enabled resumption); stanzas sent meanwhile wait for :meth:`resumed`."""
+        if self._resume_id is None or not self._accepts(Input.LOST):
+            return False
+        self._output.clear()
+        self._move(Input.LOST, State.HIBERNATED)
+        return True
+
+    def resumed(self, previous: C2SStream) -> None:
+        """XEP-0198 §5: the session of ``previous`` (hibernated or still connected; its
+        account was checked) goes on over this stream: its counters, its JID and what it
+        never got acknowledged, which is sent again after ``<resumed/>``, in order."""
+        request = self._resume_request
+        acks = previous._acks
+        if not self._accepts(Input.RESUME_DONE) or request is None or acks is None:
+            return
+        previous._acks = None
+        previous._state = State.CLOSED
+        self._acks, self._resume_id = acks, previous._resume_id
+        self._jid, self._jid_text = previous._jid, previous._jid_text
+        try:
+            acks.ack(request.h)
+        except StreamError as error:
+            self._fail(error)
+            return
+        self._move(Input.RESUME_DONE, State.ESTABLISHED)
+        self._send(
+            _element_with(NS.SM, "resumed", {"previd": request.previd, "h": str(acks.inbound)})
+        )
+        again = acks.unacked
+        for stanza in again:
+            self._send(stanza)
+        if acks.request_due(len(again)):
+            self._send(_element(NS.SM, "r"))
+
+    def resume_failed(self) -> None:
+        """XEP-0198 §5: no such session for this account; the client may bind instead."""
+        if not self._accepts(Input.RESUME_FAILED):
+            return
+        self._sm_failed("item-not-found")
+        self._move(Input.RESUME_FAILED, State.BIND)
+
+    def take_unacked(self) -> list[Element]:
+        """What the client never acknowledged, taken out: the session ends for good."""
+        return [] if self._acks is None else self._acks.drain()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -533,6 +682,8 @@ class C2SStream:
             self._on_session(element)
         elif input_ is Input.CSI:
             self._on_csi(element)
+        elif input_ in _SM_INPUTS:
+            self._on_sm(input_, element)
         elif input_ is Input.FOOTER:
             self._goodbye(None, peer=True)
         else:
@@ -541,7 +692,7 @@ class C2SStream:
     def _classify(self, element: Element) -> Input:
         """Which input a first-level element is; raises for what a client may never send."""
         tag = element.tag
-        if tag in _NEGOTIATION:
+        if tag in _NEGOTIATION and (self._sm_limits is not None or not tag.startswith(_SM_PREFIX)):
             return _NEGOTIATION[tag]
         namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
         if local in _STANZAS and namespace != NS.CLIENT:
@@ -632,7 +783,10 @@ class C2SStream:
         SubElement(session, qname(NS.SESSION, "optional"))  # RFC 3921 made optional
         # XEP-0352 §4.1: CSI is offered with bind, "after the client has authenticated".
         csi = _element(NS.CSI, "csi")
-        return [_element(NS.BIND, "bind"), session, _element(NS.ROSTER_VER, "ver"), csi]
+        features = [_element(NS.BIND, "bind"), session, _element(NS.ROSTER_VER, "ver"), csi]
+        if self._sm_limits is not None:
+            features.append(_element(NS.SM, "sm"))  # XEP-0198 §2
+        return features
 
     def _on_starttls(self) -> None:
         self._send(_element(NS.TLS, "proceed"))
@@ -738,6 +892,7 @@ class C2SStream:
 
     def _on_bind(self, iq: Element) -> None:
         if self._state is State.ESTABLISHED:
+            self._count()
             self._send(error_reply(iq, StanzaError(StanzaCondition.NOT_ALLOWED)))
             return
         resource = iq[0].findtext(qname(NS.BIND, "resource")) or ""
@@ -760,6 +915,7 @@ class C2SStream:
 
     def _on_session(self, iq: Element) -> None:
         """RFC 3921 §3: establishing a session is a no-op now; answer it for old clients."""
+        self._count()
         self._send(iq_result(iq))
 
     def _on_csi(self, element: Element) -> None:
@@ -770,7 +926,68 @@ class C2SStream:
             return
         self._output.extend(self._csi.activate())
 
+    def _count(self) -> None:
+        """XEP-0198 §4: every stanza the client sends after enabling counts towards 'h'."""
+        if self._acks is not None:
+            self._acks.handled()
+
+    def _sm_failed(self, condition: str) -> None:
+        failed = _element(NS.SM, "failed")
+        SubElement(failed, qname(NS.STANZAS, condition))
+        self._send(failed)
+
+    def _on_sm(self, input_: Input, element: Element) -> None:
+        if input_ is Input.SM_ENABLE:
+            self._on_enable(element)
+        elif input_ is Input.SM_RESUME:
+            self._on_resume(element)
+        else:
+            self._on_ack(element)
+
+    def _on_enable(self, element: Element) -> None:
+        """XEP-0198 §3: counting starts now, both ways; resumption only if asked for."""
+        limits = self._sm_limits
+        assert limits is not None  # <enable/> is no input without it
+        if self._state is not State.ESTABLISHED or self._acks is not None:
+            self._sm_failed("unexpected-request")  # before bind, or twice
+        else:
+            self._acks = Acks(limits)
+            attributes = {}
+            if element.get("resume") in ("true", "1") and self._resume_ids is not None:
+                self._resume_id = self._resume_ids()
+                attributes = {
+                    "id": self._resume_id,
+                    "resume": "true",
+                    "max": str(self._resume_max),
+                }
+            self._send(_element_with(NS.SM, "enabled", attributes))
+            self._events.append(SmEnabled(self._resume_id))
+
+    def _on_resume(self, element: Element) -> None:
+        h = parse_h(element.get("h"))
+        previd = element.get("previd", "")
+        if self._state is not State.BIND:
+            self._sm_failed("unexpected-request")  # §5: resumption replaces binding
+            return
+        if self._resume_ids is None or not previd:
+            self._sm_failed("item-not-found")
+            return
+        self._resume_request = ResumeRequested(previd, h)
+        self._move(Input.SM_RESUME, State.RESUMING)
+        self._events.append(self._resume_request)
+
+    def _on_ack(self, element: Element) -> None:
+        """XEP-0198 §4: answer ``<r/>``; take ``<a/>``'s count. Before enabling, ignored."""
+        acks = self._acks
+        if acks is None:
+            return
+        if element.tag == _SM_A:
+            acks.ack(parse_h(element.get("h")))
+        else:
+            self._send(_element_with(NS.SM, "a", {"h": str(acks.inbound)}))
+
     def _on_stanza(self, stanza: Element) -> None:
+        self._count()
         # RFC 6120 §8.1.2.1: the server stamps the full JID; a client cannot claim another.
         stanza.set("from", self._jid_text)
         to_text = stanza.get("to")

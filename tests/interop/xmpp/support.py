@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +46,11 @@ class XmppServer:
 
 
 @contextmanager
-def xmpp_server(directory: Path, **overrides: Any) -> Iterator[XmppServer]:
-    """heron with XMPP, TURN and the web port on free loopback ports, and ``USERS``."""
+def xmpp_server(
+    directory: Path, *, users: Sequence[str] = USERS, **overrides: Any
+) -> Iterator[XmppServer]:
+    """heron with XMPP, TURN and the web port on free loopback ports, and ``users``
+    (each account costs an Argon2 hash at import: a server of its own imports few)."""
     port, tls_port, web_port, turn_port = (free_port() for _ in range(4))
     settings = merge(
         base_settings(directory),
@@ -73,7 +76,7 @@ def xmpp_server(directory: Path, **overrides: Any) -> Iterator[XmppServer]:
     config.write_text(render_toml(merge(settings, overrides)))
     assert heron_cli(config, "cert").returncode == 0
     accounts = directory / "accounts.txt"
-    accounts.write_text("".join(f"{user}@{DOMAIN} {PASSWORD}\n" for user in USERS))
+    accounts.write_text("".join(f"{user}@{DOMAIN} {PASSWORD}\n" for user in users))
     imported = heron_cli(config, "user", "import", str(accounts))
     assert imported.returncode == 0, imported.stderr
     with serving(config) as running:

@@ -16,6 +16,7 @@ from heron.accounts import ScramHash, derive_scram_keys
 from heron.xmpp.errors import StanzaCondition, StreamCondition
 from heron.xmpp.jid import JID
 from heron.xmpp.sasl import SaslConfig
+from heron.xmpp.sm import SmLimits
 from heron.xmpp.stanza import NS
 from heron.xmpp.stream import (
     REJECTIONS,
@@ -52,6 +53,9 @@ BIND = (
 SESSION = b"<iq type='set' id='sess_1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
 MESSAGE = b"<message to='bob@falcot.com' id='m1' type='chat'><body>Salut</body></message>"
 FOOTER = b"</stream:stream>"
+SM_NS = "urn:xmpp:sm:3"
+ENABLE = f"<enable xmlns='{SM_NS}' resume='true'/>".encode()
+RESUME = f"<resume xmlns='{SM_NS}' previd='old' h='0'/>".encode()
 
 
 def b64(data: bytes | str) -> str:
@@ -229,7 +233,9 @@ def test_rfc6120_9_full_login_with_starttls_and_scram_sha256(chunk: int | None) 
 def login(stream: C2SStream, *, through: State = State.ESTABLISHED) -> Peer:
     """Drive ``stream`` (STARTTLS, PLAIN) up to the state ``through``."""
     client = Peer(stream)
-    target = State.ESTABLISHED if through is State.CLOSED else through
+    target = {State.CLOSED: State.ESTABLISHED, State.HIBERNATED: State.ESTABLISHED}.get(
+        through, State.BIND if through is State.RESUMING else through
+    )
     steps: list[tuple[State, object]] = [
         (State.HEADER, lambda: client.send(CLIENT_HEADER)),
         (State.STARTTLS, lambda: client.send(STARTTLS)),
@@ -248,6 +254,11 @@ def login(stream: C2SStream, *, through: State = State.ESTABLISHED) -> Peer:
         step()  # type: ignore[operator]
     if through is State.CLOSED:
         stream.close()
+    elif through is State.RESUMING:
+        client.send(RESUME)
+    elif through is State.HIBERNATED:
+        client.send(ENABLE)
+        assert stream.connection_lost()
     stream.data_to_send()
     client.events()
     return client
@@ -280,14 +291,31 @@ CLIENT_INPUTS = {
     Input.BIND_IQ: BIND,
     Input.SESSION_IQ: SESSION,
     Input.CSI: b"<inactive xmlns='urn:xmpp:csi:0'/>",
+    Input.SM_ENABLE: ENABLE,
+    Input.SM_RESUME: RESUME,
+    Input.SM_ACK: f"<r xmlns='{SM_NS}'/>".encode(),
     Input.STANZA: MESSAGE,
     Input.FOOTER: FOOTER,
 }
 HEADER_STATES = {State.HEADER, State.TLS_HEADER, State.SASL_HEADER}
 
 
+def with_sm(**options: object) -> C2SStream:
+    ids = iter(range(1000))
+    arguments: dict[str, object] = {
+        "sm": SmLimits(),
+        "resume_ids": lambda: f"id{next(ids)}",
+        "resume_max": 300,
+    }
+    return new_stream(**{**arguments, **options})
+
+
+def hibernated() -> C2SStream:
+    return in_state(State.HIBERNATED)[0]
+
+
 def in_state(state: State) -> tuple[C2SStream, Peer]:
-    stream = new_stream()
+    stream = with_sm()
     client = login(stream, through=state)
     assert stream.state is state
     return stream, client
@@ -299,7 +327,7 @@ def test_every_state_and_client_input(state: State, input_: Input) -> None:
     stream, client = in_state(state)
     client.send(CLIENT_INPUTS[input_])
     events = client.events()
-    if state is State.CLOSED or state is State.TLS_HANDSHAKE:
+    if state in (State.CLOSED, State.TLS_HANDSHAKE, State.HIBERNATED):
         # Nothing counts after the end, nor plaintext after <proceed/> (§5.4.3.3).
         assert stream.state is state
         assert events == []
@@ -328,6 +356,9 @@ CALLER_INPUTS = {
     Input.REFUSED: lambda stream: stream.refuse_authentication(),
     Input.BIND_DONE: lambda stream: stream.bind_done(ROLAND.with_resource("r")),
     Input.BIND_REFUSED: lambda stream: stream.bind_refused(StanzaCondition.CONFLICT),
+    Input.RESUME_DONE: lambda stream: stream.resumed(hibernated()),
+    Input.RESUME_FAILED: lambda stream: stream.resume_failed(),
+    Input.LOST: lambda stream: stream.connection_lost(),
 }
 
 
