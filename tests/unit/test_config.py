@@ -83,6 +83,9 @@ hosts = ["falcot.com", "example.org"]
         ("[dns]\nservers = ['ns.example.com']\n", "dns.servers.0: 'ns.example.com': a name"),
         ("[dns]\nservers = ['127.0.0.1:0']\n", "dns.servers.0: '127.0.0.1:0': the port must"),
         ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
+        ("[xmpp]\narchive_expires = '1h'\n", "xmpp.archive_expires: '1h': use \"never\""),
+        ("[xmpp]\narchive_expires = 7\n", "xmpp.archive_expires: 7: use \"never\""),
+        ("[xmpp]\narchive_page = 1000\n", "xmpp.archive_page: Input should be less than"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -134,3 +137,12 @@ def test_the_certificate_covers_the_names_clients_ask_the_mux_for() -> None:
         {"domain": "falcot.com", "mux": {"sni": {"turn.falcot.com": "turn"}}}
     )
     assert "turn.falcot.com" in config.tls_names
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("never", None), ("1w", 604_800.0), ("3d", 259_200.0), ("1y", 31_556_952.0)],
+)
+def test_archive_expires_reads_prosodys_units(tmp_path: Path, text: str, seconds: float) -> None:
+    config = load_config(write(tmp_path, f"[xmpp]\narchive_expires = '{text}'\n"))
+    assert config.xmpp.archive_expires == seconds
