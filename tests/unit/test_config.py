@@ -84,7 +84,7 @@ hosts = ["falcot.com", "example.org"]
         ("[dns]\nservers = ['127.0.0.1:0']\n", "dns.servers.0: '127.0.0.1:0': the port must"),
         ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
         ("[xmpp]\narchive_expires = '1h'\n", "xmpp.archive_expires: '1h': use \"never\""),
-        ("[xmpp]\narchive_expires = 7\n", "xmpp.archive_expires: 7: use \"never\""),
+        ("[xmpp]\narchive_expires = 7\n", 'xmpp.archive_expires: 7: use "never"'),
         ("[xmpp]\narchive_page = 1000\n", "xmpp.archive_page: Input should be less than"),
     ],
 )
