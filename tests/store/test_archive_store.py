@@ -3,8 +3,11 @@ from either end, limits, expiry, preferences, and one owner's ids useless to ano
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from heron.errors import StoreError
 from heron.store import Database
 from heron.store.archive import SqlArchiveStore
 from heron.store.memory import MemoryArchiveStore
@@ -134,3 +137,20 @@ async def test_largest_stanza_fits(store: ArchiveStore) -> None:
     await store.append(ROLAND, LUCY, ArchivedItem("big", 1.0, text), 0)
     page = await store.query(ROLAND, Query())
     assert page is not None and page.items[0].stanza == text
+
+
+async def test_concurrent_appends_keep_their_order_and_the_limit(store: ArchiveStore) -> None:
+    items = [ArchivedItem(f"c{n:03}", float(n), BODY.format(n)) for n in range(300)]
+    await asyncio.gather(*(store.append(ROLAND, LUCY, item, 250) for item in items))
+    page = await store.query(ROLAND, Query(max=1000))
+    assert ids_of(page) == [item.id for item in items[50:]]
+
+
+async def test_a_failed_write_raises_store_error(database: Database) -> None:
+    store = SqlArchiveStore(database)
+    item = ArchivedItem("same", 1.0, BODY.format("x"))
+    await store.append(ROLAND, LUCY, item, 0)
+    with pytest.raises(StoreError):
+        await store.append(ROLAND, LUCY, item, 0)  # (owner, id) is unique
+    await store.append(ROLAND, LUCY, ArchivedItem("next", 2.0, BODY.format("y")), 0)
+    assert ids_of(await store.query(ROLAND, Query())) == ["same", "next"]

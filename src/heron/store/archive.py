@@ -8,12 +8,14 @@ unknown as a made-up one.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from heron.errors import StoreError
 from heron.store.database import Database, database_errors
 from heron.store.schema import archive, archive_prefs
 from heron.xmpp.archive import ArchivedItem, Page, Query
@@ -22,6 +24,8 @@ from heron.xmpp.jid import JID
 __all__ = ["SqlArchiveStore"]
 
 _ANY = 0
+_GROUP = 200
+"""Messages committed in one transaction at most."""
 
 
 async def _seq(connection: AsyncConnection, owner: str, id_: str) -> int | None:
@@ -31,10 +35,19 @@ async def _seq(connection: AsyncConnection, owner: str, id_: str) -> int | None:
 
 
 class SqlArchiveStore:
-    """:class:`heron.xmpp.features.mam.ArchiveStore` on SQLite, PostgreSQL or MariaDB/MySQL."""
+    """:class:`heron.xmpp.features.mam.ArchiveStore` on SQLite, PostgreSQL or MariaDB/MySQL.
+
+    Writes are committed in groups: appends that arrive while one transaction runs wait
+    and go together in the next, in the order they came. Every message a busy server
+    archives then costs a row, not a transaction; on SQLite, whose writers take turns,
+    concurrent appends would otherwise spin on the database lock (and past
+    ``busy_timeout``, fail).
+    """
 
     def __init__(self, database: Database) -> None:
         self._engine = database.engine
+        self._waiting: list[tuple[dict[str, Any], int, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(self, owner: JID, with_: JID, item: ArchivedItem, limit: int) -> None:
         row = {
@@ -45,20 +58,42 @@ class SqlArchiveStore:
             "stamp": item.stamp,
             "stanza": item.stanza,
         }
-        mine = archive.c.owner == str(owner)
-        with database_errors(f"archiving for {owner}"):
-            await self._append(row, mine, limit)
+        written = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, limit, written))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+        await written
 
-    async def _append(self, row: dict[str, Any], mine: ColumnElement[bool], limit: int) -> None:
+    async def _write(self) -> None:
+        """Commit what waits, a group at a time, until nothing does."""
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:_GROUP], self._waiting[_GROUP:]
+                try:
+                    with database_errors(f"archiving {len(group)} message(s)"):
+                        await self._commit(group)
+                except StoreError as error:
+                    for _, _, written in group:
+                        if not written.done():
+                            written.set_exception(error)
+                    continue
+                for _, _, written in group:
+                    if not written.done():
+                        written.set_result(None)
+        finally:
+            self._writer = None
+
+    async def _commit(self, group: list[tuple[dict[str, Any], int, asyncio.Future[None]]]) -> None:
+        limits = {row["owner"]: limit for row, limit, _ in group if limit != _ANY}
         async with self._engine.begin() as connection:
-            await connection.execute(insert(archive).values(**row))
-            if limit == _ANY:
-                return
-            count = int(await connection.scalar(select(func.count()).where(mine)) or 0)
-            if count > limit:
-                oldest = select(archive.c.seq).where(mine).order_by(archive.c.seq)
-                seqs = (await connection.scalars(oldest.limit(count - limit))).all()
-                await connection.execute(delete(archive).where(archive.c.seq.in_(seqs)))
+            await connection.execute(insert(archive), [row for row, _, _ in group])
+            for owner, limit in limits.items():
+                mine = archive.c.owner == owner
+                count = int(await connection.scalar(select(func.count()).where(mine)) or 0)
+                if count > limit:
+                    oldest = select(archive.c.seq).where(mine).order_by(archive.c.seq)
+                    seqs = (await connection.scalars(oldest.limit(count - limit))).all()
+                    await connection.execute(delete(archive).where(archive.c.seq.in_(seqs)))
 
     async def query(self, owner: JID, query: Query) -> Page | None:
         conditions: list[ColumnElement[bool]] = [archive.c.owner == str(owner)]
