@@ -10,7 +10,6 @@ import pytest
 from heron.errors import StoreError
 from heron.store import Database
 from heron.store.archive import SqlArchiveStore
-from heron.store.memory import MemoryArchiveStore
 from heron.xmpp.archive import ArchivedItem, Page, Prefs, Query
 from heron.xmpp.features.mam import ArchiveStore
 from heron.xmpp.jid import parse_jid
@@ -23,10 +22,9 @@ CARLA = parse_jid("carla@example.net/phone")
 BODY = '<message xmlns="jabber:client"><body>{}</body></message>'
 
 
-@pytest.fixture(params=["sql", "memory"])
-def store(request: pytest.FixtureRequest, database: Database) -> ArchiveStore:
-    """The SQL store, and its memory twin held to the same contract."""
-    return SqlArchiveStore(database) if request.param == "sql" else MemoryArchiveStore()
+@pytest.fixture
+def store(database: Database) -> ArchiveStore:
+    return SqlArchiveStore(database)
 
 
 async def fill(store: ArchiveStore, count: int, *, limit: int = 0) -> list[str]:
