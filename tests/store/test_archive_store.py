@@ -152,3 +152,14 @@ async def test_a_failed_write_raises_store_error(database: Database) -> None:
         await store.append(ROLAND, LUCY, item, 0)  # (owner, id) is unique
     await store.append(ROLAND, LUCY, ArchivedItem("next", 2.0, BODY.format("y")), 0)
     assert ids_of(await store.query(ROLAND, Query())) == ["same", "next"]
+
+
+async def test_limit_counts_right_after_expiry_and_forget(store: ArchiveStore) -> None:
+    await fill(store, 4, limit=4)
+    assert await store.expire(1002.0) == 2
+    for n in range(4):
+        await store.append(ROLAND, LUCY, ArchivedItem(f"late{n}", 2000.0 + n, BODY), 4)
+    assert ids_of(await store.query(ROLAND, Query())) == ["late0", "late1", "late2", "late3"]
+    await store.forget(ROLAND)
+    await store.append(ROLAND, LUCY, ArchivedItem("again", 3000.0, BODY), 4)
+    assert ids_of(await store.query(ROLAND, Query())) == ["again"]

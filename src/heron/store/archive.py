@@ -9,6 +9,7 @@ unknown as a made-up one.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
@@ -26,6 +27,8 @@ __all__ = ["SqlArchiveStore"]
 _ANY = 0
 _GROUP = 200
 """Messages committed in one transaction at most."""
+_COUNTED = 100_000
+"""Owners whose item count is remembered; past it, all are counted afresh."""
 
 
 async def _seq(connection: AsyncConnection, owner: str, id_: str) -> int | None:
@@ -48,6 +51,9 @@ class SqlArchiveStore:
         self._engine = database.engine
         self._waiting: list[tuple[dict[str, Any], int, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._counts: dict[str, int] = {}
+        """Items per owner, once counted, so that each write need not count them again;
+        forgotten when anything else removes items (expiry, a room gone)."""
 
     async def append(self, owner: JID, with_: JID, item: ArchivedItem, limit: int) -> None:
         row = {
@@ -73,6 +79,7 @@ class SqlArchiveStore:
                     with database_errors(f"archiving {len(group)} message(s)"):
                         await self._commit(group)
                 except StoreError as error:
+                    self._counts.clear()
                     for _, _, written in group:
                         if not written.done():
                             written.set_exception(error)
@@ -85,15 +92,24 @@ class SqlArchiveStore:
 
     async def _commit(self, group: list[tuple[dict[str, Any], int, asyncio.Future[None]]]) -> None:
         limits = {row["owner"]: limit for row, limit, _ in group if limit != _ANY}
+        added = Counter(row["owner"] for row, _, _ in group)
+        counts = self._counts
+        if len(counts) > _COUNTED:
+            counts.clear()
         async with self._engine.begin() as connection:
             await connection.execute(insert(archive), [row for row, _, _ in group])
             for owner, limit in limits.items():
                 mine = archive.c.owner == owner
-                count = int(await connection.scalar(select(func.count()).where(mine)) or 0)
+                if owner in counts:
+                    count = counts[owner] + added[owner]
+                else:
+                    count = int(await connection.scalar(select(func.count()).where(mine)) or 0)
                 if count > limit:
                     oldest = select(archive.c.seq).where(mine).order_by(archive.c.seq)
                     seqs = (await connection.scalars(oldest.limit(count - limit))).all()
                     await connection.execute(delete(archive).where(archive.c.seq.in_(seqs)))
+                    count = limit
+                counts[owner] = count
 
     async def query(self, owner: JID, query: Query) -> Page | None:
         conditions: list[ColumnElement[bool]] = [archive.c.owner == str(owner)]
@@ -136,12 +152,14 @@ class SqlArchiveStore:
         with database_errors("expiring archived messages"):
             async with self._engine.begin() as connection:
                 done = await connection.execute(delete(archive).where(archive.c.stamp < before))
+        self._counts.clear()  # after: a count taken meanwhile may hold the expired rows
         return int(done.rowcount or 0)
 
     async def forget(self, owner: JID) -> None:
         with database_errors(f"removing the archive of {owner}"):
             async with self._engine.begin() as connection:
                 await connection.execute(delete(archive).where(archive.c.owner == str(owner)))
+        self._counts.pop(str(owner), None)
 
     async def prefs(self, owner: JID) -> str | None:
         query = select(archive_prefs.c.prefs).where(archive_prefs.c.owner == str(owner))
