@@ -233,3 +233,14 @@ async def test_expiry_drops_old_messages(server: Server, archive: MemoryArchiveS
     assert server.router.archive is not None
     assert await server.router.archive.expire(NOW + 5) == 2
     assert [body for _, body in bodies(archive, "roland@falcot.com")] == ["new"]
+
+
+async def test_without_an_archive_nothing_is_archived_nor_answered() -> None:
+    server = im_server()
+    roland = await server.login("roland@falcot.com", "laptop")
+    lucy = await server.login("lucy@falcot.com", "phone")
+    lucy.take()
+    roland.take()
+    await server.send(roland, '<message to="lucy@falcot.com" type="chat"><body>hi</body></message>')
+    assert stanza_ids(lucy.take_one("message")) == []
+    assert error_condition(await query(server, roland)) == "service-unavailable"
