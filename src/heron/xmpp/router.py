@@ -129,7 +129,9 @@ class Router:
         self.register_iq_handler(self.roster)
         self.register_iq_handler(self.carbons)
         self.archive: MessageArchive | None = None
-        if archive is not None and archive_ids is not None:
+        if archive is not None:
+            if archive_ids is None:
+                raise ValueError("an archive needs archive_ids, its random ids")
             self.archive = MessageArchive(
                 archive,
                 self,
