@@ -484,6 +484,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="leave Nagle's algorithm on in Prosody, its default (adds ~40 ms per round trip "
         "that follows another answer: rates then measure that, not the server)",
     )
+    parser.add_argument(
+        "--archive",
+        action="store_true",
+        help="message archives on in both (heron's xmpp.archive, Prosody's mod_mam and "
+        "muc_mam): each one-to-one message is then two archive writes, a room message one",
+    )
     return parser.parse_args(argv)
 
 
@@ -507,9 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
         taken: set[int] = set()
         makers: dict[str, Maker] = {
-            "heron": lambda path, domain, s2s: Heron(path, taken, domain, s2s),
+            "heron": lambda path, domain, s2s: Heron(path, taken, domain, s2s, args.archive),
             "prosody": lambda path, domain, s2s: Prosody(
-                path, taken, args.prosody_nagle, domain, s2s
+                path, taken, args.prosody_nagle, domain, s2s, args.archive
             ),
         }
         current = order[0]

@@ -2,7 +2,8 @@
 
 The generated ``heron.toml`` turns TURN, SIP and the web off and gives XMPP
 one STARTTLS client port and one direct-TLS port on 127.0.0.1, picked at run
-time, and no server-to-server listener. The certificate comes from ``heron
+time, and no server-to-server listener; message archives (XEP-0313) only with ``--archive``,
+as Prosody's packaged configuration leaves mod_mam off. The certificate comes from ``heron
 cert`` (ECDSA P-256, self-signed, for the domain and its MUC component), the
 same kind Prosody gets. Accounts are created by ``heron user import``.
 
@@ -43,9 +44,16 @@ class Heron:
     name = "heron"
 
     def __init__(
-        self, workdir: Path, taken: set[int], domain: str = DOMAIN, s2s: S2s | None = None
+        self,
+        workdir: Path,
+        taken: set[int],
+        domain: str = DOMAIN,
+        s2s: S2s | None = None,
+        archive: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.archive = archive
+        """Message archives (``xmpp.archive``) on, as Prosody's mod_mam with ``--archive``."""
         self.domain = domain
         self.s2s = s2s
         self.address: Address = ("127.0.0.1", free_port(taken))
@@ -90,6 +98,7 @@ enabled = false
 enabled = false
 
 [xmpp]
+archive = {"true" if self.archive else "false"}
 listen = ["{host}:{port}"]
 tls_listen = ["{tls_host}:{tls_port}"]
 {s2s_listen}

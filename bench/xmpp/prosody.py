@@ -9,7 +9,9 @@ each client at 10 kB/s, which would make every rate a measure of the cap),
 data, pid and log files in the run directory, the client port picked at run
 time and no other listener (no s2s, direct TLS, HTTP or component port).
 ``Include "conf.d/*.cfg.lua"`` is dropped so that the system's own hosts stay
-out of it. Unless asked not to (``--prosody-nagle``), it also turns Nagle's
+out of it. With ``--archive``, the packaged modules list's ``mam`` is uncommented and the
+MUC component gets ``muc_mam``, both with Prosody's defaults (archives in its default
+storage, one week's expiry). Unless asked not to (``--prosody-nagle``), it also turns Nagle's
 algorithm off (``network_settings = { nagle = false }``), as heron's asyncio
 sockets have it: with Prosody's default, each small answer that follows
 another waits for the client's delayed ACK, and a login took 52 ms instead of
@@ -132,8 +134,11 @@ class Prosody:
         nagle: bool = False,
         domain: str = DOMAIN,
         s2s: S2s | None = None,
+        archive: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.archive = archive
+        """mod_mam (and muc_mam) on, with Prosody's defaults (``--archive``)."""
         self.nagle = nagle
         """Prosody's default leaves Nagle's algorithm on: see the module docstring."""
         self.domain = domain
@@ -150,11 +155,12 @@ class Prosody:
 
     def _config_text(self) -> str:
         work, (host, port), domain = self.workdir, self.address, self.domain
+        muc_mam = '\tmodules_enabled = { "muc_mam" }' if self.archive else ""
         s2s_ports, cafile = "", ""
         if self.s2s is not None:
             s2s_ports = str(self.s2s.port)
             cafile = f"\n\t\tcafile = {_lua(str(self.s2s.cafile))};"
-        edits = (
+        edits: tuple[tuple[str, str], ...] = (
             (r"^admins = \{ \}$", f"admins = {{ {_lua(f'admin@{domain}')} }}"),
             (
                 r"^modules_disabled = \{$",
@@ -189,10 +195,13 @@ VirtualHost {_lua(domain)}
 \t}}
 
 Component {_lua(f"conference.{domain}")} "muc"
+{muc_mam}
 """,
             ),
             (r'^Include "conf\.d/\*\.cfg\.lua"$', "-- bench/xmpp: conf.d (system hosts) left out"),
         )
+        if self.archive:
+            edits += ((r'^\t\t--"mam";', '\t\t"mam"; -- bench/xmpp --archive'),)
         text = PACKAGED_CONFIG.read_text()
         for pattern, replacement in edits:
             literal = replacement.replace("\\", "\\\\")  # re.subn reads backslashes

@@ -126,6 +126,23 @@ def _admin_address(value: Any) -> str:
 
 AdminAddress = Annotated[str, BeforeValidator(_admin_address)]
 
+# Prosody's units for archive_expires_after: a month and a year are averages.
+_EXPIRY_UNITS = {"d": 86_400, "w": 604_800, "m": 2_629_746, "y": 31_556_952}
+
+
+def _expiry(value: Any) -> float | None:
+    """``"never"``, or a count of days, weeks, months or years: ``"3d"``, ``"1w"``, ``"1y"``."""
+    if value == "never":
+        return None
+    if isinstance(value, str):
+        match = re.fullmatch(r"([1-9][0-9]{0,4})([dwmy])", value.strip())
+        if match:
+            return float(int(match[1]) * _EXPIRY_UNITS[match[2]])
+    raise ValueError(f'{value!r}: use "never" or a number and d, w, m or y ("1w", "1y")')
+
+
+Expiry = Annotated[float | None, BeforeValidator(_expiry)]
+
 
 def _listen(*addresses: str) -> Any:
     return Field(default_factory=lambda: [_listen_address(a) for a in addresses])
@@ -397,6 +414,18 @@ class XmppSettings(_Section):
     """Sessions waiting to be resumed over all accounts; a newer one ends the oldest."""
     offline_limit: int = Field(default=500, ge=0)
     """Messages kept per offline user (XEP-0160); more are bounced."""
+    archive: bool = True
+    """Keep message archives (XEP-0313 MAM) for accounts and group-chat rooms, and mark
+    archived messages with their id (XEP-0359)."""
+    archive_expires: Expiry = 604_800.0
+    """How long archived messages are kept: "never", or a number and d, w, m or y ("1w",
+    "1y"); Prosody's archive_expires_after, with its default of one week."""
+    archive_max: int = Field(default=10_000, ge=0, le=10_000_000)
+    """Messages kept per archive (an account's or a room's); past it the oldest go.
+    0 is unlimited."""
+    archive_page: int = Field(default=50, ge=1, le=250)
+    """Results one archive query returns at most, whatever ``max`` the client asks
+    (Prosody's max_archive_query_results); clients page for more."""
     muc_history: int = Field(default=20, ge=0, le=1000)
     """Group-chat messages a newcomer is sent (XEP-0045 §7.2.15), as Prosody's default."""
     rooms_per_user: int = Field(default=20, ge=0, le=1000)

@@ -22,6 +22,7 @@ from heron.sip.media import MediaBridge
 from heron.sip.registrar import LocationStore
 from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore, SqlLocationStore
+from heron.store.archive import SqlArchiveStore
 from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
@@ -55,6 +56,7 @@ def sql_stores(database: Database, config: Config) -> Stores:
             blocklists=SqlBlocklistStore(database),
             vcards=SqlVCardStore(database),
             rooms=SqlRoomStore(database),
+            archive=SqlArchiveStore(database),
         ),
     )
 

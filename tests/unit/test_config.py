@@ -86,6 +86,9 @@ hosts = ["falcot.com", "example.org"]
         ("[sip]\nmedia_relay = 'sometimes'\n", "sip.media_relay: Input should be 'never'"),
         ("[sip]\necho = '6 00'\n", "sip.echo: String should match pattern"),
         ("[sip]\necho = '600'\n[media]\nenabled = false\n", "sip.echo = '600' needs the media"),
+        ("[xmpp]\narchive_expires = '1h'\n", "xmpp.archive_expires: '1h': use \"never\""),
+        ("[xmpp]\narchive_expires = 7\n", 'xmpp.archive_expires: 7: use "never"'),
+        ("[xmpp]\narchive_page = 1000\n", "xmpp.archive_page: Input should be less than"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -167,3 +170,9 @@ def test_media_defaults_clear_of_turn_and_advertised_address() -> None:
     Config.model_validate(
         {"turn": {"enabled": False}, "media": {"port_min": 50000, "port_max": 60000}}
     )
+    ("text", "seconds"),
+    [("never", None), ("1w", 604_800.0), ("3d", 259_200.0), ("1y", 31_556_952.0)],
+)
+def test_archive_expires_reads_prosodys_units(tmp_path: Path, text: str, seconds: float) -> None:
+    config = load_config(write(tmp_path, f"[xmpp]\narchive_expires = '{text}'\n"))
+    assert config.xmpp.archive_expires == seconds

@@ -14,6 +14,7 @@ import pytest
 
 from heron.store.memory import (
     MemoryAccountStore,
+    MemoryArchiveStore,
     MemoryBlocklistStore,
     MemoryLocationStore,
     MemoryOfflineStore,
@@ -23,6 +24,7 @@ from heron.store.memory import (
 )
 from tests.store import (
     test_accounts_store,
+    test_archive_store,
     test_im_store,
     test_location_store,
     test_room_store,
@@ -33,6 +35,7 @@ STORES: dict[ModuleType, dict[str, Callable[[], object]]] = {
     test_accounts_store: {
         "service": lambda: test_accounts_store.account_service(MemoryAccountStore())
     },
+    test_archive_store: {"store": MemoryArchiveStore},
     test_im_store: {"roster": MemoryRosterStore, "offline": lambda: MemoryOfflineStore(limit=3)},
     test_location_store: {"store": MemoryLocationStore},
     test_room_store: {"store": MemoryRoomStore},

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from heron.errors import StoreError
 
-__all__ = ["Database", "async_url"]
+__all__ = ["Database", "async_url", "database_errors"]
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -133,6 +133,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+@contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """Turn a database failure inside the block into a StoreError saying ``what`` failed."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
 
 
 def _reason(exc: BaseException) -> str:

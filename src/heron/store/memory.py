@@ -16,6 +16,7 @@ from heron.accounts import Account, Secrets
 from heron.errors import AccountExists
 from heron.sip.errors import SipLocalError
 from heron.sip.registrar import Binding
+from heron.xmpp.archive import ArchivedItem, Page, Query
 from heron.xmpp.features.offline import MAX_MESSAGES
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
@@ -23,6 +24,7 @@ from heron.xmpp.muc.model import RoomRecord
 
 __all__ = [
     "MemoryAccountStore",
+    "MemoryArchiveStore",
     "MemoryBlocklistStore",
     "MemoryLocationStore",
     "MemoryOfflineStore",
@@ -227,3 +229,57 @@ class MemoryRoomStore:
 
     async def delete(self, service: str, name: str) -> None:
         self.rooms.get(service, {}).pop(name, None)
+
+
+class MemoryArchiveStore:
+    """:class:`heron.xmpp.features.mam.ArchiveStore` in lists per owner, oldest first;
+    ``items`` holds (with, item) pairs."""
+
+    def __init__(self) -> None:
+        self.items: dict[JID, list[tuple[JID, ArchivedItem]]] = {}
+        self.preferences: dict[JID, str] = {}
+
+    async def append(self, owner: JID, with_: JID, item: ArchivedItem, limit: int) -> None:
+        kept = self.items.setdefault(owner, [])
+        kept.append((with_, item))
+        if limit:
+            del kept[:-limit]
+
+    async def query(self, owner: JID, query: Query) -> Page | None:
+        kept = self.items.get(owner, [])
+        positions = {item.id: n for n, (_, item) in enumerate(kept)}
+        if any(id_ not in positions for id_ in (*query.after, *query.before)):
+            return None
+        low = max((positions[id_] for id_ in query.after), default=-1)
+        high = min((positions[id_] for id_ in query.before), default=len(kept))
+
+        def matches(with_: JID, item: ArchivedItem) -> bool:
+            wanted = query.with_
+            return (
+                (wanted is None or wanted == (with_.bare if wanted.is_bare else with_))
+                and (query.start is None or item.stamp >= query.start)
+                and (query.end is None or item.stamp <= query.end)
+                and (not query.ids or item.id in query.ids)
+            )
+
+        found = [(n, item) for n, (with_, item) in enumerate(kept) if matches(with_, item)]
+        paged = [item for n, item in found if low < n < high]
+        page = paged[-query.max :] if query.last and query.max else paged[: query.max]
+        return Page(page, len(page) == len(paged), len(found))
+
+    async def expire(self, before: float) -> int:
+        removed = 0
+        for owner, kept in self.items.items():
+            fresh = [(with_, item) for with_, item in kept if item.stamp >= before]
+            removed += len(kept) - len(fresh)
+            self.items[owner] = fresh
+        return removed
+
+    async def forget(self, owner: JID) -> None:
+        self.items.pop(owner, None)
+
+    async def prefs(self, owner: JID) -> str | None:
+        return self.preferences.get(owner)
+
+    async def set_prefs(self, owner: JID, prefs: str) -> None:
+        self.preferences[owner] = prefs

@@ -12,16 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from heron.errors import StoreError
-from heron.store.database import Database
+from heron.store.database import Database, database_errors
 from heron.store.schema import muc_affiliations, muc_rooms
 from heron.xmpp.errors import StanzaError
 from heron.xmpp.jid import parse_jid
@@ -64,14 +60,6 @@ def _affiliated(jid: str, affiliation: str, reason: str | None) -> Affiliated | 
         return None
 
 
-@contextmanager
-def _database_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except SQLAlchemyError as exc:
-        raise StoreError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
-
-
 class SqlRoomStore:
     """:class:`heron.xmpp.muc.model.RoomStore` on SQLite, PostgreSQL or MariaDB/MySQL."""
 
@@ -88,7 +76,7 @@ class SqlRoomStore:
             .where(muc_affiliations.c.room_id.in_(ids))
             .order_by(muc_affiliations.c.room_id, muc_affiliations.c.jid)
         )
-        with _database_errors(f"loading the rooms of {service}"):
+        with database_errors(f"loading the rooms of {service}"):
             async with self._engine.connect() as connection:
                 rooms = (await connection.execute(rooms_query)).all()
                 affiliation_rows = (await connection.execute(affiliations_query)).all()
@@ -117,7 +105,7 @@ class SqlRoomStore:
             "updated_at": time.time(),
         }
         address = (muc_rooms.c.service == service) & (muc_rooms.c.name == room.name)
-        with _database_errors(f"saving room {room.name}@{service}"):
+        with database_errors(f"saving room {room.name}@{service}"):
             async with self._engine.begin() as connection:
                 room_id = await connection.scalar(select(muc_rooms.c.id).where(address))
                 if room_id is None:
@@ -147,7 +135,7 @@ class SqlRoomStore:
 
     async def delete(self, service: str, name: str) -> None:
         address = (muc_rooms.c.service == service) & (muc_rooms.c.name == name)
-        with _database_errors(f"deleting room {name}@{service}"):
+        with database_errors(f"deleting room {name}@{service}"):
             async with self._engine.begin() as connection:
                 room_id = await connection.scalar(select(muc_rooms.c.id).where(address))
                 if room_id is None:

@@ -21,6 +21,8 @@ from sqlalchemy.dialects.mysql import MEDIUMTEXT
 
 __all__ = [
     "accounts",
+    "archive",
+    "archive_prefs",
     "metadata",
     "muc_affiliations",
     "muc_rooms",
@@ -176,4 +178,32 @@ xmpp_blocklist = Table(
     Column("owner", String(320), nullable=False),
     Column("jid", String(400), nullable=False),
     UniqueConstraint("owner", "jid", name="uq_xmpp_blocklist_item"),
+)
+
+# Message archives (XEP-0313, heron.store.archive): an account's or a room's, by owner
+# bare JID, in the order of ``seq``; ``id`` is the random archive id clients see
+# (XEP-0359), ``with_jid`` the other party's bare JID and ``with_resource`` its resource.
+archive = Table(
+    "archive",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("owner", String(320), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("with_jid", String(320), nullable=False),
+    Column("with_resource", String(1023), nullable=False),
+    Column("stamp", Double, nullable=False),
+    Column("stanza", _STANZA_TEXT, nullable=False),
+    UniqueConstraint("owner", "id", name="uq_archive_owner_id"),
+    Index("ix_archive_owner_stamp", "owner", "stamp"),
+    Index("ix_archive_owner_with", "owner", "with_jid"),
+    Index("ix_archive_stamp", "stamp"),
+)
+
+archive_prefs = Table(
+    "archive_prefs",
+    metadata,
+    Column("owner", String(320), primary_key=True),
+    Column("prefs", Text, nullable=False),
 )

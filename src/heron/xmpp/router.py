@@ -36,6 +36,7 @@ from heron.xmpp.errors import (
 from heron.xmpp.features import DomainComponent, IqContext, IqHandler
 from heron.xmpp.features.carbons import CarbonsHandler, Direction, copies
 from heron.xmpp.features.local import Resource, Session
+from heron.xmpp.features.mam import ArchiveSettings, ArchiveStore, MessageArchive
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
 from heron.xmpp.features.presence import LoginStore, PresenceFeature, SeparateReads
 from heron.xmpp.features.roster import MAX_ITEMS, Roster, RosterStore
@@ -84,6 +85,8 @@ class Router:
     account may use admin commands. ``clock`` gives Unix seconds (offline
     stamps) and ``new_resource`` a fresh random resourcepart. ``login`` reads what an
     initial presence needs in one go; without it, the roster and offline stores do.
+    With an ``archive`` store and ``archive_ids`` (random archive ids), messages are
+    archived (XEP-0313, ``features.mam``) on the way out of and into an account.
     """
 
     def __init__(
@@ -99,6 +102,9 @@ class Router:
         is_admin: Callable[[JID], bool] = lambda _account: False,
         max_roster_items: int = MAX_ITEMS,
         login: LoginStore | None = None,
+        archive: ArchiveStore | None = None,
+        archive_settings: ArchiveSettings | None = None,
+        archive_ids: Callable[[], str] | None = None,
     ) -> None:
         self._hosts = frozenset(JID.make("", host).domain for host in hosts)
         self._exists = exists
@@ -122,6 +128,21 @@ class Router:
         self.carbons = CarbonsHandler(self)
         self.register_iq_handler(self.roster)
         self.register_iq_handler(self.carbons)
+        self.archive: MessageArchive | None = None
+        if archive is not None:
+            if archive_ids is None:
+                raise ValueError("an archive needs archive_ids, its random ids")
+            self.archive = MessageArchive(
+                archive,
+                self,
+                settings=archive_settings or ArchiveSettings(),
+                in_roster=self._in_roster,
+                clock=clock,
+                ids=archive_ids,
+            )
+            # For other accounts too, so that a query to someone else's archive is
+            # refused as forbidden (XEP-0313 §4), not as an unknown namespace.
+            self.register_iq_handler(self.archive, for_accounts=True)
 
     # --- registration -------------------------------------------------------------
 
@@ -281,6 +302,8 @@ class Router:
                 to = account  # RFC 6120 §10.3.3 (a message without 'to')
                 stanza.set("to", str(to))
             sent: list[tuple[Resource, Element]] = []
+            if stanza.tag == _MESSAGE and to.bare != account and self.archive is not None:
+                await self.archive.outgoing(stanza, account, to)  # before any copy is taken
             if stanza.tag == _MESSAGE and to.bare != account:
                 # XEP-0280 §8; a message to one's own account is copied as received.
                 sent = copies(stanza, Direction.SENT, account, self.bound(account), (entry.jid,))
@@ -301,6 +324,9 @@ class Router:
     async def bounce(self, stanza: Element, error: StanzaError, sender: JID, to: JID) -> None:
         """Answer ``sender``, whose stanza to another domain could not be delivered."""
         await self._bounce(stanza, error, sender, to)
+
+    async def _in_roster(self, owner: JID, contact: JID) -> bool:
+        return any(item.jid == contact for item in await self.roster.items(owner))
 
     def _is_account(self, jid: JID) -> bool:
         return bool(jid.local) and jid.domain in self._hosts
@@ -376,6 +402,9 @@ class Router:
         type_ = stanza.get("type", "normal")
         if type_ not in _MESSAGE_TYPES:
             type_ = "normal"  # RFC 6121 §5.2.2
+        if self.archive is not None:
+            # Archived (and given its id) before anyone, offline storage included, sees it.
+            await self.archive.incoming(stanza, to.bare, sender)
         if entry is not None:
             entry.session.send(stanza)
             self._received_copies(stanza, sender, to, [entry])

@@ -32,7 +32,7 @@ from heron.connections import ConnectionPolicy
 from heron.control import View
 from heron.credentials import load_or_create_secret, turn_secret
 from heron.destinations import own_addresses
-from heron.errors import listen_error
+from heron.errors import StoreError, listen_error
 from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff, stream_protocol
 from heron.peer_tls import s2s_client_context, s2s_server_context
@@ -42,6 +42,7 @@ from heron.xmpp.features.admin import AdminCommands
 from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
 from heron.xmpp.features.disco import DiscoInfoHandler, DiscoItem, DiscoItemsHandler
 from heron.xmpp.features.external_services import ExternalServicesHandler, Transport
+from heron.xmpp.features.mam import ArchiveSettings, ArchiveStore
 from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.ping import PingHandler
 from heron.xmpp.features.presence import LoginStore
@@ -86,6 +87,8 @@ or bounces them)."""
 _ENDING_WAIT = 10.0
 """Seconds a login that replaces a session waits for it to hand its unacked messages to
 offline storage."""
+_EXPIRY_EVERY = 3600.0
+"""Seconds between two sweeps of expired archived messages (``xmpp.archive_expires``)."""
 _PING_GRACE = 60.0
 """Seconds a client silent for ``limits.idle_timeout`` has to answer the server's ping
 (the idle timeout itself if shorter)."""
@@ -102,10 +105,16 @@ class XmppStores:
     blocklists: BlocklistStore
     vcards: VCardStore
     rooms: RoomStore
+    archive: ArchiveStore
 
 
 def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
     return XmppComponent(services, stores) if services.config.xmpp.enabled else None
+
+
+def _archive_id() -> str:
+    """An archive id (XEP-0359): random, so that ids tell nothing of other archives."""
+    return secrets.token_urlsafe(12)
 
 
 def _derived_secret(config: Config, purpose: bytes) -> bytes:
@@ -328,6 +337,10 @@ class XmppComponent:
             server_secret=_derived_secret(config, b"SCRAM keys of unknown accounts"),
             nonce=lambda: secrets.token_urlsafe(18),
         )
+        archive = config.xmpp.archive
+        archive_settings = ArchiveSettings(
+            page=config.xmpp.archive_page, limit=config.xmpp.archive_max
+        )
         self._router = Router(
             hosts=self._hosts,
             exists=self._account_exists,
@@ -338,6 +351,9 @@ class XmppComponent:
             blocked=self._is_blocked,
             is_admin=self._is_admin,
             login=stores.login,
+            archive=stores.archive if archive else None,
+            archive_settings=archive_settings,
+            archive_ids=_archive_id,
         )
         self._blocking = BlockingHandler(stores.blocklists, self._router, self._router.presence)
         self._admin_accounts: set[JID] = set()
@@ -353,7 +369,10 @@ class XmppComponent:
             local_hosts=self._hosts,
             history=config.xmpp.muc_history,
             rooms_per_user=config.xmpp.rooms_per_user,
+            archive=stores.archive if archive else None,
+            archive_settings=archive_settings,
         )
+        self._expiry: asyncio.Task[None] | None = None
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
@@ -395,6 +414,8 @@ class XmppComponent:
         direct = server_context(config.certificate_path, config.key_path, alpn=("xmpp-client",))
         self._register_features()
         await self._muc.load()
+        if self._router.archive is not None and xmpp.archive_expires is not None:
+            self._expiry = asyncio.create_task(self._expire_archives(xmpp.archive_expires))
         listeners: list[Listener] = []
         for address in xmpp.listen:
             listeners.append(await self._listen("xmpp.listen", address, None))
@@ -453,7 +474,22 @@ class XmppComponent:
         self._federation = federation
         return listeners
 
+    async def _expire_archives(self, keep: float) -> None:
+        """Sweep messages older than ``keep`` seconds out of every archive, at the start
+        and then hourly (Prosody's mod_mam cleanup does it daily)."""
+        archive = self._router.archive
+        assert archive is not None
+        while True:
+            try:
+                await archive.expire(time.time() - keep)
+            except StoreError as error:
+                log.error("expired archived messages not removed: %s", error)
+            await asyncio.sleep(_EXPIRY_EVERY)
+
     async def stop(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
         if self._federation is not None:
             await self._federation.stop()
         for server in self._servers:
@@ -538,7 +574,10 @@ class XmppComponent:
         vcard = VCardHandler(self._stores.vcards, clock=time.time)
         self._router.register_iq_handler(vcard, for_accounts=True)
         advertised = [self._router.roster, self._router.carbons, vcard, *handlers]
-        self._router.register_iq_handler(DiscoInfoHandler(advertised, nodes=[admin]))
+        archive = self._router.archive
+        mine = archive.disco_features if archive is not None else ()
+        disco = DiscoInfoHandler(advertised, nodes=[admin], account_features=mine)
+        self._router.register_iq_handler(disco)
         items = [DiscoItem(config.muc_domain, "Chatrooms")]
         self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))
         self._router.register_component(self._muc)

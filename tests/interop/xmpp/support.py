@@ -10,7 +10,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,16 @@ def xmpp_server(
     log = "".join(running.log)
     assert running.process.returncode == 0, "heron did not stop cleanly:\n" + log
     assert "Traceback" not in log and "Exception in callback" not in log, log
+
+
+@contextmanager
+def restarted(server: XmppServer) -> Iterator[XmppServer]:
+    """``server``, stopped, started again: the same configuration, data and ports."""
+    with serving(server.heron.config) as running:
+        yield replace(server, heron=running)
+    log = "".join(running.log)
+    assert running.process.returncode == 0, "heron did not stop cleanly:\n" + log
+    assert "Traceback" not in log, log
 
 
 def client_context(server: XmppServer) -> ssl.SSLContext:

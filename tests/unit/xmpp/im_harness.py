@@ -10,8 +10,9 @@ import itertools
 from collections.abc import Awaitable, Callable, Iterable
 from xml.etree.ElementTree import Element, fromstring, tostring
 
-from heron.store.memory import MemoryOfflineStore, MemoryRosterStore
+from heron.store.memory import MemoryArchiveStore, MemoryOfflineStore, MemoryRosterStore
 from heron.xmpp.errors import StreamCondition
+from heron.xmpp.features.mam import ArchiveSettings
 from heron.xmpp.features.presence import SeparateReads
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.router import Router
@@ -116,11 +117,15 @@ def im_server(
     max_roster_items: int = 1000,
     blocked: Callable[[JID, JID], Awaitable[bool]] | None = None,
     admins: Iterable[str] = (),
+    archive: MemoryArchiveStore | None = None,
+    archive_settings: ArchiveSettings | None = None,
 ) -> Server:
+    """``archive``: keep message archives (XEP-0313) there, with ids a1, a2, ..."""
     known = {parse_jid(a) for a in accounts}
     admin_set = set(admins)
     clock = [NOW]
     names = itertools.count(1)
+    archive_ids = itertools.count(1)
 
     async def exists(bare: JID) -> bool:
         return bare in known
@@ -138,5 +143,8 @@ def im_server(
         is_admin=lambda account: str(account) in admin_set,
         max_roster_items=max_roster_items,
         login=SeparateReads(roster, offline),
+        archive=archive,
+        archive_settings=archive_settings,
+        archive_ids=lambda: f"a{next(archive_ids)}",
     )
     return Server(router, clock)

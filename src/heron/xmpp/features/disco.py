@@ -96,10 +96,13 @@ class DiscoInfoHandler:
         *,
         nodes: Sequence[DiscoNodes] = (),
         name: str = "heron",
+        account_features: Sequence[str] = (),
     ) -> None:
-        """``handlers`` is read at each query, so handlers registered later are advertised."""
+        """``handlers`` is read at each query, so handlers registered later are advertised;
+        ``account_features`` are what an account's bare JID offers its owner (XEP-0313 §7)."""
         self._handlers = handlers
         self._nodes = nodes
+        self._account_features = tuple(account_features)
         self._identity = Identity("server", "im", name)
 
     async def handle_iq(self, iq: Element, context: IqContext) -> Element | None:
@@ -125,7 +128,8 @@ class DiscoInfoHandler:
         if context.to.local:
             _check_own_account(context)
             # XEP-0030 §3.1 for an account: Disco Categories' account/registered.
-            return DiscoInfo((Identity("account", "registered"),), (NS.DISCO_INFO,))
+            mine = (NS.DISCO_INFO.value, *self._account_features)
+            return DiscoInfo((Identity("account", "registered"),), mine)
         features = {NS.DISCO_INFO.value}
         for handler in self._handlers:
             features.update(handler.disco_features)

@@ -134,6 +134,8 @@ class Limits:
     """Affiliated JIDs (members, admins, owners, outcasts) per room."""
     max_items: int = 100
     """Items in one muc#admin query."""
+    archive: bool = False
+    """Rooms keep their groupchat messages in a MAM archive (XEP-0313 §5)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +217,24 @@ class RoomSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class Archived:
+    """A groupchat message for the room's archive, from ``sender`` (room/nick), with the
+    ``id`` of its XEP-0359 stanza-id."""
+
+    message: Element
+    sender: JID
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What one stanza did: stanzas to route in order, each with the JIDs it was addressed
-    from, and whether lasting state changed."""
+    from, whether lasting state changed, and what goes to the room's archive first."""
 
     stanzas: tuple[Routed, ...] = ()
     changed: bool = False
     messages: int = 0
+    archive: tuple[Archived, ...] = ()
 
 
 class RoomStore(Protocol):

@@ -27,6 +27,7 @@ from dataclasses import replace
 from itertools import islice
 from xml.etree.ElementTree import Element, SubElement
 
+from heron.xmpp.archive import EXTENDED, MAM
 from heron.xmpp.errors import ErrorType, StanzaCondition, StanzaError
 from heron.xmpp.features import Routed
 from heron.xmpp.jid import JID, parse_jid
@@ -35,6 +36,7 @@ from heron.xmpp.muc.model import (
     ROOMINFO,
     Affiliated,
     Affiliation,
+    Archived,
     Limits,
     MucStatus,
     Occupant,
@@ -190,6 +192,20 @@ class Room:
             return Affiliation.OWNER
         entry = self.affiliations.get(jid.bare)
         return entry.affiliation if entry else Affiliation.NONE
+
+    def may_read_archive(self, jid: JID, server_admin: bool) -> bool:
+        """XEP-0313 §5: who may query the room's archive. Anyone who may enter and see the
+        discussion: not outcasts; in a members-only room, members and above; in a
+        password-protected one, occupants (who gave it) and members."""
+        affiliation = self.affiliation(jid, server_admin)
+        if affiliation is Affiliation.OUTCAST or self.locked and not server_admin:
+            return False
+        member = affiliation.rank >= Affiliation.MEMBER.rank
+        if self.config.members_only:
+            return member
+        if self.config.password:
+            return member or self.occupant(jid) is not None
+        return True
 
     def occupant(self, jid: JID) -> Occupant | None:
         nick = self._nicks.get(jid)
@@ -463,10 +479,14 @@ class Room:
             ours = child.tag == qname(STANZA_ID, "stanza-id") and child.get("by") == str(self.jid)
             if not ours and child.tag != _X_USER:
                 message.append(deepcopy(child))
-        SubElement(message, qname(STANZA_ID, "stanza-id"), {"id": self.ids(), "by": str(self.jid)})
+        id_ = self.ids()
+        SubElement(message, qname(STANZA_ID, "stanza-id"), {"id": id_, "by": str(self.jid)})
+        archived: tuple[Archived, ...] = ()
         if keep:
             self._history.remember(message, sender, now)
-        return Outcome(self._to_everyone(message, sender), messages=1)
+            if self.limits.archive:
+                archived = (Archived(message, sender, id_),)
+        return Outcome(self._to_everyone(message, sender), messages=1, archive=archived)
 
     def _set_subject(self, stanza: Element, occupant: Occupant, text: str) -> Outcome:
         allowed = occupant.role is Role.MODERATOR or (
@@ -610,7 +630,8 @@ class Room:
         SubElement(query, qname(NS.DISCO_INFO, "identity"), identity)
         # XEP-0410 §3.3: the self-ping optimization is advertised "on the individual MUC
         # room JIDs", not on the service.
-        features = (NS.MUC, NS.MUC_SELF_PING, NS.DISCO_INFO, NS.DISCO_ITEMS, STANZA_ID)
+        features: tuple[str, ...] = (NS.MUC, NS.MUC_SELF_PING, NS.DISCO_INFO, NS.DISCO_ITEMS)
+        features += (STANZA_ID, MAM, EXTENDED) if self.limits.archive else (STANZA_ID,)
         for feature in (*features, *self.config.features):
             SubElement(query, qname(NS.DISCO_INFO, "feature"), {"var": feature})
         form = SubElement(query, qname(NS.DATA, "x"), {"type": "result"})

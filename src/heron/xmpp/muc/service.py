@@ -21,10 +21,13 @@ from dataclasses import replace
 from xml.etree.ElementTree import Element, SubElement
 
 from heron.errors import StoreError
+from heron.xmpp.archive import MAM, ArchivedItem
 from heron.xmpp.errors import ErrorType, StanzaCondition, StanzaError
 from heron.xmpp.features import Routed, StanzaRouter
+from heron.xmpp.features.local import to_text
+from heron.xmpp.features.mam import ArchiveSettings, ArchiveStore, answer
 from heron.xmpp.jid import JID
-from heron.xmpp.muc.model import Affiliation, Limits, Outcome, RoomStore, RoomSummary
+from heron.xmpp.muc.model import Affiliation, Archived, Limits, Outcome, RoomStore, RoomSummary
 from heron.xmpp.muc.room import Room, is_ping
 from heron.xmpp.stanza import NS, error_reply, iq_result, qname
 
@@ -35,6 +38,16 @@ log = logging.getLogger(__name__)
 _PRESENCE = qname(NS.CLIENT, "presence")
 _MESSAGE = qname(NS.CLIENT, "message")
 _IQ = qname(NS.CLIENT, "iq")
+
+
+def _is_query(stanza: Element) -> bool:
+    """An iq request for XEP-0313 (a query, its form or preferences)."""
+    return (
+        stanza.tag == _IQ
+        and stanza.get("type") in ("get", "set")
+        and len(stanza) == 1
+        and stanza[0].tag.startswith(f"{{{MAM}}}")
+    )
 
 
 def _random_id() -> str:
@@ -57,6 +70,8 @@ class MucService:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         ids: Callable[[], str] = _random_id,
+        archive: ArchiveStore | None = None,
+        archive_settings: ArchiveSettings | None = None,
     ) -> None:
         self.domain = domain
         self.counters: dict[str, int] = {"rooms": 0, "occupants": 0, "messages": 0}
@@ -69,7 +84,9 @@ class MucService:
             limits = replace(limits, history=history)
         if rooms_per_user is not None:
             limits = replace(limits, rooms_per_user=rooms_per_user)
-        self._limits = limits
+        self._limits = replace(limits, archive=archive is not None)
+        self._archive = archive
+        self._archive_settings = archive_settings or ArchiveSettings()
         self._clock = clock
         self._ids = ids
         self._rooms: dict[str, Room] = {}
@@ -92,6 +109,9 @@ class MucService:
 
     async def receive(self, stanza: Element, sender: JID, to: JID, is_admin: bool) -> None:
         admin = is_admin or sender.bare in self._admins
+        if self._archive is not None and to.local and not to.resource and _is_query(stanza):
+            await self._query(self._archive, stanza, sender, to, admin)
+            return
         name = to.local
         room = self._rooms.get(name)
         before = room.occupant_count if room else 0
@@ -101,6 +121,7 @@ class MucService:
             # RFC 6120 §8.2.3, §8.3.1: results and errors are never answered with an error.
             answered = stanza.get("type") not in ("error", "result")
             outcome = Outcome((self._bounce(stanza, error, sender, to),) if answered else ())
+        created = room is None and name in self._rooms
         room = self._rooms.get(name)
         after = room.occupant_count if room else 0
         removed = room is not None and room.gone
@@ -109,9 +130,52 @@ class MucService:
         self.counters["rooms"] = len(self._rooms)
         self.counters["occupants"] += after - before
         self.counters["messages"] += outcome.messages
-        await self._send(outcome.stanzas)
+        if created and self._archive is not None:
+            await self._forget(to.bare)  # what an earlier room of that name left (a restart)
+        await self._send(outcome.stanzas, to.bare, outcome.archive)
         if outcome.changed or (removed and name in self._saved):
             await self._sync(name)
+        if removed and self._archive is not None:
+            await self._forget(to.bare)
+
+    async def _keep(self, room: JID, archived: Collection[Archived]) -> None:
+        """Archive what the room said before anyone sees its ids (XEP-0313 §5)."""
+        assert self._archive is not None
+        try:
+            for kept in archived:
+                item = ArchivedItem(kept.id, self._clock(), to_text(kept.message))
+                await self._archive.append(room, kept.sender, item, self._archive_settings.limit)
+        except StoreError as error:
+            log.error("%s: message not archived: %s", room, error)
+
+    async def _forget(self, room: JID) -> None:
+        """A room that is gone takes its archive along: a new room of the same name, maybe
+        someone else's, must not show it."""
+        assert self._archive is not None
+        try:
+            await self._archive.forget(room)
+        except StoreError as error:
+            log.error("%s: archive not removed: %s", room, error)
+
+    async def _query(
+        self, store: ArchiveStore, stanza: Element, sender: JID, to: JID, admin: bool
+    ) -> None:
+        """XEP-0313 §5: a query of a room's archive, by someone the room lets read it."""
+        room = self._rooms.get(to.local)
+        try:
+            if room is None:
+                raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such room")
+            if not room.may_read_archive(sender, admin):
+                raise StanzaError(StanzaCondition.FORBIDDEN, "this room's archive is not yours")
+            if stanza[0].tag != qname(MAM, "query"):
+                raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED, "rooms have no prefs")
+            page = self._archive_settings.page
+            reply = Routed(
+                await answer(store, self._router, room.jid, stanza, sender, page), to, sender
+            )
+        except StanzaError as error:
+            reply = self._bounce(stanza, error, sender, to)
+        await self._send((reply,))
 
     def _dispatch(self, stanza: Element, origin: JID, to: JID, admin: bool) -> Outcome:
         if not to.local:
@@ -208,10 +272,19 @@ class MucService:
             reply.insert(0, Element(qname(NS.MUC, "x")))
         return Routed(reply, to, sender)
 
-    async def _send(self, stanzas: Collection[Routed]) -> None:
+    async def _send(
+        self,
+        stanzas: Collection[Routed],
+        room: JID | None = None,
+        archived: Collection[Archived] = (),
+    ) -> None:
+        """Route ``stanzas`` in order, after archiving ``archived`` for ``room``: under one
+        lock, so that a room's archive and its occupants see the same order."""
         if not stanzas:
             return
         async with self._sending:
+            if archived and room is not None:
+                await self._keep(room, archived)
             for routed in stanzas:
                 await self._router.route(routed.stanza, routed.sender, routed.to)
 
