@@ -39,7 +39,14 @@ from heron.tls import server_context
 from heron.xmpp.errors import StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
 from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
-from heron.xmpp.features.disco import DiscoInfoHandler, DiscoItem, DiscoItemsHandler
+from heron.xmpp.features.disco import (
+    ACCOUNT_IDENTITY,
+    DiscoInfo,
+    DiscoInfoHandler,
+    DiscoItem,
+    DiscoItemsHandler,
+    Identity,
+)
 from heron.xmpp.features.external_services import ExternalServicesHandler, Transport
 from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.ping import PingHandler
@@ -50,6 +57,8 @@ from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.muc.service import MucService
+from heron.xmpp.pep import PepStore
+from heron.xmpp.pep.service import CAPS_QUERY_PREFIX, DISCO_FEATURES, PepService
 from heron.xmpp.read_rate import ReadRate
 from heron.xmpp.router import Router
 from heron.xmpp.s2s.dns import ServerLocator, s2s_destinations
@@ -91,6 +100,7 @@ class XmppStores:
     blocklists: BlocklistStore
     vcards: VCardStore
     rooms: RoomStore
+    pep: PepStore
 
 
 def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
@@ -466,8 +476,26 @@ class XmppComponent:
             self._router.register_iq_handler(handler)
         vcard = VCardHandler(self._stores.vcards, clock=time.time)
         self._router.register_iq_handler(vcard, for_accounts=True)
+        pep = PepService(
+            self._router,
+            self._router.roster,
+            self._stores.pep,
+            clock=time.time,
+            new_item_id=lambda: secrets.token_hex(8),
+        )
+        publish, owner = pep.handlers
+        self._router.register_iq_handler(publish, for_accounts=True)  # others read items
+        self._router.register_iq_handler(owner)
+        self._router.register_results(CAPS_QUERY_PREFIX, pep.caps_result)
+        self._router.presence.listeners.append(pep)
         advertised = [self._router.roster, self._router.carbons, vcard, *handlers]
-        self._router.register_iq_handler(DiscoInfoHandler(advertised, nodes=[admin]))
+        # XEP-0163 §7: the account is a PEP service.
+        account = DiscoInfo(
+            (ACCOUNT_IDENTITY, Identity("pubsub", "pep")), (NS.DISCO_INFO, *DISCO_FEATURES)
+        )
+        self._router.register_iq_handler(
+            DiscoInfoHandler(advertised, nodes=[admin], account=account)
+        )
         items = [DiscoItem(config.muc_domain, "Chatrooms")]
         self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))
         self._router.register_component(self._muc)

@@ -1,0 +1,414 @@
+"""The PEP service (XEP-0163) of every local account: the asyncio side of
+:mod:`heron.xmpp.pep.model`, over a :class:`~heron.xmpp.pep.model.PepStore`.
+
+It answers ``pubsub`` iqs to an account's bare JID (publish with publish-options,
+retract, items; ``pubsub#owner``: configure, delete), hears each local resource's
+available presence to learn its entity capabilities (asking disco#info once per verified
+``ver``, :mod:`heron.xmpp.pep.caps`), sends the last item of each node a resource newly
+asks for (XEP-0163 §6.2: its owner's and its subscriptions' nodes) and notifies
+publications to the resources that asked (§4.3). Contacts on other servers are not
+notified yet: only local resources' capabilities are known.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from xml.etree.ElementTree import Element, ParseError, SubElement, fromstring, tostring
+
+from heron.xmpp.errors import StanzaCondition, StanzaError, loggable
+from heron.xmpp.features import IqContext
+from heron.xmpp.features.local import Hub, Resource
+from heron.xmpp.features.roster import Roster, subscribers_in, subscriptions_in
+from heron.xmpp.jid import JID
+from heron.xmpp.pep.caps import Caps, CapsCache, parse_caps, verify
+from heron.xmpp.pep.model import (
+    NODE_CONFIG,
+    PUBLISH_OPTIONS,
+    PUBSUB,
+    PUBSUB_EVENT,
+    PUBSUB_OWNER,
+    Limits,
+    Listener,
+    NodeConfig,
+    PepStore,
+    PubsubError,
+    StoredItem,
+    apply_options,
+    check_item_id,
+    check_node,
+    config_form,
+    event_message,
+    form_options,
+    may_read,
+    notified_nodes,
+    notify_targets,
+    pubsub_error_reply,
+)
+from heron.xmpp.stanza import NS, iq_result, qname
+
+__all__ = ["CAPS_QUERY_PREFIX", "DISCO_FEATURES", "PepService"]
+
+log = logging.getLogger(__name__)
+
+CAPS_QUERY_PREFIX = "heron-caps-"
+"""The id prefix of the server's disco#info queries, whose results come back here."""
+_LIMITS = Limits()
+MAX_QUERIES = 1000  # caps queries awaiting an answer; older ones are forgotten
+
+DISCO_FEATURES = tuple(
+    f"{PUBSUB}#{feature}"
+    for feature in (
+        "access-open",
+        "access-presence",
+        "access-whitelist",
+        "auto-create",
+        "config-node",
+        "create-nodes",
+        "delete-items",
+        "delete-nodes",
+        "filtered-notifications",
+        "item-ids",
+        "last-published",
+        "persistent-items",
+        "publish",
+        "publish-options",
+        "retract-items",
+        "retrieve-items",
+    )
+)
+"""XEP-0060 §10 features, only those that work; advertised on the account (XEP-0163 §7)."""
+
+_PUBLISH_OPTIONS = qname(PUBSUB, "publish-options")
+_CONFIGURE = qname(PUBSUB, "configure")
+
+
+def _parse(text: str) -> Element | None:
+    # Only heron's own serialization is stored, so ElementTree's parser is safe here.
+    try:
+        return fromstring(text)
+    except ParseError:
+        log.warning("dropping a stored PEP item that does not parse")
+        return None
+
+
+def _request(pubsub: Element) -> tuple[Element, Element | None]:
+    """The one request of a ``<pubsub/>`` and the form of its options (§7.1.5, §8.1.3)."""
+    options = [c for c in pubsub if c.tag in (_PUBLISH_OPTIONS, _CONFIGURE)]
+    requests = [c for c in pubsub if c.tag not in (_PUBLISH_OPTIONS, _CONFIGURE)]
+    if len(requests) != 1 or len(options) > 1:
+        raise StanzaError(StanzaCondition.BAD_REQUEST, "expected one pubsub request")
+    return requests[0], options[0].find(qname(NS.DATA, "x")) if options else None
+
+
+class _Handler:
+    """One namespace's iq handler, answered by the service."""
+
+    disco_features: tuple[str, ...] = ()
+
+    def __init__(self, namespace: str, answer: Callable[[Element, IqContext], Awaitable[Element]]):
+        self.namespace = namespace
+        self._answer = answer
+
+    async def handle_iq(self, iq: Element, context: IqContext) -> Element | None:
+        try:
+            return await self._answer(iq, context)
+        except StanzaError as error:
+            return pubsub_error_reply(iq, error)
+
+
+class PepService:
+    """Every local account's PEP nodes; ``handlers`` go to the router, which hands this
+    service the presence of local resources and the results of its caps queries."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        roster: Roster,
+        store: PepStore,
+        *,
+        clock: Callable[[], float],
+        new_item_id: Callable[[], str],
+        limits: Limits = _LIMITS,
+        caps_cache_size: int = 10_000,
+    ) -> None:
+        self._hub = hub
+        self._roster = roster
+        self._store = store
+        self._clock = clock
+        self._new_item_id = new_item_id
+        self._limits = limits
+        self._cache = CapsCache(caps_cache_size)
+        self._features: dict[JID, frozenset[str]] = {}
+        self._queries: dict[str, tuple[JID, Caps]] = {}
+        self._asking: dict[tuple[str, str], set[JID]] = {}
+        self.handlers = (
+            _Handler(PUBSUB, self._pubsub),
+            _Handler(PUBSUB_OWNER, self._owner),
+        )
+
+    # --- presence and capabilities ------------------------------------------------------
+
+    async def available(self, resource: Resource) -> None:
+        """A local resource sent available presence: learn what it wants notified."""
+        caps = parse_caps(resource.presence) if resource.presence is not None else None
+        if caps is None:
+            await self._interested(resource.jid, frozenset())
+            return
+        features = self._cache.get(caps)
+        if features is not None:
+            await self._interested(resource.jid, features)
+            return
+        waiting = self._asking.setdefault(caps.key, set())
+        waiting.add(resource.jid)
+        if len(waiting) == 1:
+            self._ask(resource.jid, caps)
+
+    def unavailable(self, resource: Resource) -> None:
+        self._features.pop(resource.jid, None)
+
+    def _ask(self, jid: JID, caps: Caps) -> None:
+        """XEP-0115 §6.2: disco#info of ``node#ver``, sent from the server."""
+        query_id = CAPS_QUERY_PREFIX + self._hub.new_id()
+        self._queries[query_id] = (jid, caps)
+        while len(self._queries) > MAX_QUERIES:
+            _, (_, old) = self._queries.popitem()
+            self._asking.pop(old.key, None)
+        iq = Element(
+            qname(NS.CLIENT, "iq"),
+            {"type": "get", "id": query_id, "to": str(jid), "from": jid.domain},
+        )
+        SubElement(iq, qname(NS.DISCO_INFO, "query"), {"node": f"{caps.node}#{caps.ver}"})
+        resource = self._hub.resource(jid)
+        if resource is not None:
+            resource.session.send(iq)
+
+    async def caps_result(self, iq: Element, sender: JID) -> None:
+        """The answer to one of :meth:`_ask`'s queries (the router's result sink)."""
+        asked = self._queries.pop(iq.get("id", ""), None)
+        if asked is None or asked[0] != sender:
+            return  # not ours, or another JID answering for it
+        caps = asked[1]
+        waiting = self._asking.pop(caps.key, set())
+        query = iq.find(qname(NS.DISCO_INFO, "query"))
+        features = None
+        if iq.get("type") == "result" and query is not None:
+            features = verify(caps, query)
+        if features is None:
+            log.info("capabilities of %s do not match their hash", loggable(sender))
+            features = frozenset()
+        else:
+            self._cache.put(caps, features)
+        for waiter in sorted(waiting, key=str):
+            resource = self._hub.resource(waiter)
+            if resource is not None and resource.available:
+                await self._interested(waiter, features)
+
+    async def _interested(self, jid: JID, features: frozenset[str]) -> None:
+        """Record ``jid``'s features; the last item of each node it newly wants (§6.2)."""
+        old = self._features.get(jid, frozenset())
+        self._features[jid] = features
+        wanted = notified_nodes(features) - notified_nodes(old)
+        if wanted:
+            await self._send_last(jid, sorted(wanted))
+
+    async def _send_last(self, jid: JID, nodes: Sequence[str]) -> None:
+        owner = jid.bare
+        publishers = {str(owner): owner}
+        for contact in subscriptions_in(await self._roster.items(owner)):
+            publishers[str(contact)] = contact
+        for publisher, node, config_text, item in await self._store.last_items(
+            list(publishers), nodes
+        ):
+            config = NodeConfig.from_json(config_text)
+            try:
+                may_read(config, publishers[publisher], jid, subscribed=True)
+            except StanzaError:
+                continue
+            await self._send(publishers[publisher], jid, self._items_event(node, [item]))
+
+    # --- requests -----------------------------------------------------------------
+
+    async def _pubsub(self, iq: Element, context: IqContext) -> Element:
+        pubsub = iq.find(qname(PUBSUB, "pubsub"))
+        if pubsub is None or not context.to.local:
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        owner = context.to.bare
+        request, form = _request(pubsub)
+        if iq.get("type") == "get" and request.tag == qname(PUBSUB, "items"):
+            return iq_result(iq, await self._items(owner, context.sender, request))
+        if iq.get("type") != "set":
+            raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED)
+        if owner != context.sender.bare:
+            raise StanzaError(StanzaCondition.FORBIDDEN, "only the owner changes PEP nodes")
+        if request.tag == qname(PUBSUB, "publish"):
+            return iq_result(iq, await self._publish(owner, request, form))
+        if request.tag == qname(PUBSUB, "retract"):
+            await self._retract(owner, request)
+            return iq_result(iq)
+        if request.tag == qname(PUBSUB, "create"):
+            await self._create(owner, check_node(request.get("node"), self._limits), form)
+            return iq_result(iq)
+        # §6.1: PEP subscriptions come from presence and +notify (XEP-0163 §4).
+        raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED)
+
+    async def _owner(self, iq: Element, context: IqContext) -> Element:
+        pubsub = iq.find(qname(PUBSUB_OWNER, "pubsub"))
+        if pubsub is None or len(pubsub) != 1:
+            raise StanzaError(StanzaCondition.BAD_REQUEST, "expected one owner request")
+        owner = context.sender.bare
+        if not context.to.local:
+            raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE)
+        request = pubsub[0]
+        node = check_node(request.get("node"), self._limits)
+        config = await self._config(owner, node)
+        if request.tag == qname(PUBSUB_OWNER, "configure"):
+            if iq.get("type") == "get":
+                answer = Element(qname(PUBSUB_OWNER, "pubsub"))
+                SubElement(answer, qname(PUBSUB_OWNER, "configure"), {"node": node}).append(
+                    config_form(config)
+                )
+                return iq_result(iq, answer)
+            form = request.find(qname(NS.DATA, "x"))
+            if form is not None and form.get("type") == "cancel":
+                return iq_result(iq)
+            new = apply_options(config, form_options(form, NODE_CONFIG), self._limits)
+            await self._store.configure(str(owner), node, new.to_json(), self._max(new))
+            return iq_result(iq)
+        if request.tag == qname(PUBSUB_OWNER, "delete") and iq.get("type") == "set":
+            await self._store.delete_node(str(owner), node)
+            event = Element(qname(PUBSUB_EVENT, "delete"), {"node": node})
+            await self._notify(owner, node, config, event)
+            return iq_result(iq)
+        raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED)
+
+    async def _config(self, owner: JID, node: str) -> NodeConfig:
+        text = await self._store.node_config(str(owner), node)
+        if text is None:
+            raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such node")
+        return NodeConfig.from_json(text)
+
+    def _max(self, config: NodeConfig) -> int:
+        return config.max_items if config.persist_items else 0
+
+    async def _create(self, owner: JID, node: str, form: Element | None) -> NodeConfig:
+        config = apply_options(NodeConfig(), form_options(form, NODE_CONFIG), self._limits)
+        if await self._store.node_config(str(owner), node) is not None:
+            raise StanzaError(StanzaCondition.CONFLICT, "the node exists")  # §8.1.3
+        nodes, _ = await self._store.usage(str(owner))
+        if nodes >= self._limits.max_nodes:
+            raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many nodes")
+        await self._store.create_node(str(owner), node, config.to_json(), self._clock())
+        return config
+
+    async def _publish(self, owner: JID, publish: Element, form: Element | None) -> Element:
+        """XEP-0060 §7.1; the node is created if need be (§7.1.4, XEP-0163 §3)."""
+        node = check_node(publish.get("node"), self._limits)
+        items = publish.findall(qname(PUBSUB, "item"))
+        if len(items) != 1 or len(publish) != 1:
+            raise PubsubError(StanzaCondition.BAD_REQUEST, "invalid-payload", "publish one item")
+        item = items[0]
+        if len(item) != 1:
+            # §7.1.3.6, §7.1.3.7: a persistent node needs exactly one payload element.
+            raise PubsubError(StanzaCondition.BAD_REQUEST, "invalid-payload", "one payload")
+        item_id = check_item_id(item.get("id") or self._new_item_id(), self._limits)
+        try:
+            payload = tostring(item[0], encoding="unicode")
+        except (RecursionError, UnicodeEncodeError):
+            raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "item cannot be stored") from None
+        size = len(payload.encode())
+        if size > self._limits.max_item_bytes:
+            raise PubsubError(StanzaCondition.NOT_ACCEPTABLE, "payload-too-big")
+        options = form_options(form, PUBLISH_OPTIONS)
+        stored = await self._store.node_config(str(owner), node)
+        if stored is None:
+            config = await self._create(owner, node, None)
+            config = apply_options(config, options, self._limits)
+            await self._store.configure(str(owner), node, config.to_json(), self._max(config))
+        else:
+            config = NodeConfig.from_json(stored)
+            if apply_options(config, options, self._limits) != config:
+                # §7.1.5: the node's configuration is not what the publisher requires.
+                raise PubsubError(StanzaCondition.CONFLICT, "precondition-not-met")
+        if config.persist_items:
+            _, used = await self._store.usage(str(owner))
+            if used + size > self._limits.max_account_bytes:
+                raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "PEP storage is full")
+            record = StoredItem(item_id, payload)
+            await self._store.publish(str(owner), node, record, config.max_items, self._clock())
+        event_item = Element(qname(PUBSUB_EVENT, "item"), {"id": item_id})
+        event_item.append(item[0])
+        event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
+        event.append(event_item)
+        await self._notify(owner, node, config, event)
+        answer = Element(qname(PUBSUB, "pubsub"))
+        published = SubElement(answer, qname(PUBSUB, "publish"), {"node": node})
+        SubElement(published, qname(PUBSUB, "item"), {"id": item_id})
+        return answer
+
+    async def _retract(self, owner: JID, retract: Element) -> None:
+        """XEP-0060 §7.2; subscribers hear it when the publisher asks (§7.2.2.1)."""
+        node = check_node(retract.get("node"), self._limits)
+        items = retract.findall(qname(PUBSUB, "item"))
+        if len(items) != 1:
+            raise PubsubError(StanzaCondition.BAD_REQUEST, "item-required")
+        item_id = check_item_id(items[0].get("id", ""), self._limits)
+        config = await self._config(owner, node)
+        if not await self._store.retract(str(owner), node, item_id):
+            raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such item")
+        if retract.get("notify") in ("1", "true"):
+            event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
+            SubElement(event, qname(PUBSUB_EVENT, "retract"), {"id": item_id})
+            await self._notify(owner, node, config, event)
+
+    async def _items(self, owner: JID, reader: JID, request: Element) -> Element:
+        """XEP-0060 §6.5: all items, the last ``max_items`` (§6.5.7) or those asked by id."""
+        node = check_node(request.get("node"), self._limits)
+        config = await self._config(owner, node)
+        subscribed = reader.bare in subscribers_in(await self._roster.items(owner))
+        may_read(config, owner, reader, subscribed)
+        ids = [check_item_id(i.get("id", ""), self._limits) for i in request]
+        last = None
+        if (max_items := request.get("max_items")) is not None:
+            if not max_items.isdigit() or len(max_items) > 6:
+                raise StanzaError(StanzaCondition.BAD_REQUEST, "bad max_items")
+            last = int(max_items)
+        stored = await self._store.items(str(owner), node, ids, last)
+        answer = Element(qname(PUBSUB, "pubsub"))
+        listed = SubElement(answer, qname(PUBSUB, "items"), {"node": node})
+        for record in stored:
+            item = SubElement(listed, qname(PUBSUB, "item"), {"id": record.id})
+            if (payload := _parse(record.payload)) is not None:
+                item.append(payload)
+        return answer
+
+    # --- notifications ------------------------------------------------------------
+
+    def _items_event(self, node: str, items: Sequence[StoredItem]) -> Element:
+        event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
+        for record in items:
+            item = SubElement(event, qname(PUBSUB_EVENT, "item"), {"id": record.id})
+            if (payload := _parse(record.payload)) is not None:
+                item.append(payload)
+        return event
+
+    def _listeners(self, bare: JID) -> list[Listener]:
+        return [
+            Listener(r.jid, self._features.get(r.jid, frozenset()))
+            for r in self._hub.bound(bare)
+            if r.available
+        ]
+
+    async def _notify(self, owner: JID, node: str, config: NodeConfig, event: Element) -> None:
+        """XEP-0163 §4.3: the owner's and subscribed contacts' resources that asked."""
+        contacts = [
+            listener
+            for contact in await self._roster.subscribers(owner)
+            for listener in self._listeners(contact)
+        ]
+        for target in notify_targets(node, config, self._listeners(owner), contacts):
+            await self._send(owner, target, event)
+
+    async def _send(self, owner: JID, to: JID, event: Element) -> None:
+        message = event_message(owner, to, event, self._hub.new_id())
+        await self._hub.route(message, owner.bare, to)

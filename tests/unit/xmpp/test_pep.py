@@ -1,0 +1,343 @@
+"""PEP (XEP-0163) through the router: publish with publish-options, items, retract,
+configure, delete, caps-driven notifications and last items, limits and hostile input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+from xml.etree.ElementTree import Element
+
+import pytest
+
+from heron.store.memory import MemoryPepStore
+from heron.xmpp.pep.model import PUBSUB, PUBSUB_EVENT, PUBSUB_OWNER, Limits
+from heron.xmpp.pep.service import CAPS_QUERY_PREFIX, PepService
+from heron.xmpp.stanza import NS, qname
+from tests.unit.xmpp.im_harness import FakeSession, Server, error_condition, im_server, text
+from tests.unit.xmpp.test_presence import subscribe
+
+AVATAR = "urn:xmpp:avatar:metadata"
+BOOKMARKS = "urn:xmpp:bookmarks:1"
+DEVICES = "eu.siacs.conversations.axolotl.devicelist"
+OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
+
+
+class Pep:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.server: Server = im_server()
+        self.store = MemoryPepStore()
+        ids = itertools.count(1)
+        router = self.server.router
+        self.service = PepService(
+            router,
+            router.roster,
+            self.store,
+            clock=lambda: 1.0,
+            new_item_id=lambda: f"gen{next(ids)}",
+            limits=limits or Limits(),
+        )
+        publish, owner = self.service.handlers
+        router.register_iq_handler(publish, for_accounts=True)
+        router.register_iq_handler(owner)
+        router.register_results(CAPS_QUERY_PREFIX, self.service.caps_result)
+        router.presence.listeners.append(self.service)
+
+    async def login(self, account: str, resource: str, notify: tuple[str, ...] = ()) -> FakeSession:
+        """Log in with caps naming ``notify`` nodes, answering the server's disco#info."""
+        server = self.server
+        session = await server.connect(account, resource)
+        features = sorted({NS.DISCO_INFO.value, *(f"{n}+notify" for n in notify)})
+        s = "client/pc//test<" + "".join(f"{f}<" for f in features)
+        ver = base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+        caps = f'<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="{ver}"/>'
+        await server.send(session, f"<presence>{caps}</presence>")
+        for sent in session.take():
+            query = sent.find(qname(NS.DISCO_INFO, "query"))
+            if sent.get("id", "").startswith(CAPS_QUERY_PREFIX) and query is not None:
+                assert query.get("node") == f"t#{ver}"
+                answer = "".join(f'<feature var="{f}"/>' for f in features)
+                await server.send(
+                    session,
+                    f'<iq type="result" id="{sent.get("id")}" to="falcot.com">'
+                    f'<query xmlns="{NS.DISCO_INFO}" node="t#{ver}">'
+                    f'<identity category="client" type="pc" name="test"/>{answer}</query></iq>',
+                )
+        return session
+
+    async def iq(self, session: FakeSession, xml: str, to: str = "") -> Element:
+        session.take()
+        address = f' to="{to}"' if to else ""
+        await self.server.send(session, f'<iq id="q"{address} {xml}</iq>')
+        return next(s for s in session.take() if s.tag == qname(NS.CLIENT, "iq"))
+
+    async def publish(
+        self, session: FakeSession, node: str, payload: str, item_id: str = "", options: str = ""
+    ) -> Element:
+        id_attr = f' id="{item_id}"' if item_id else ""
+        form = ""
+        if options:
+            form = (
+                f'<publish-options><x xmlns="jabber:x:data" type="submit">'
+                f'<field var="FORM_TYPE"><value>{OPTIONS}</value></field>{options}</x>'
+                "</publish-options>"
+            )
+        return await self.iq(
+            session,
+            f'type="set"><pubsub xmlns="{PUBSUB}"><publish node="{node}">'
+            f"<item{id_attr}>{payload}</item></publish>{form}</pubsub>",
+        )
+
+    async def items(self, session: FakeSession, owner: str, node: str, extra: str = "") -> Element:
+        return await self.iq(
+            session,
+            f'type="get"><pubsub xmlns="{PUBSUB}"><items node="{node}"{extra}/></pubsub>',
+            to=owner,
+        )
+
+
+def option(var: str, value: str) -> str:
+    return f'<field var="{var}"><value>{value}</value></field>'
+
+
+def item_ids(reply: Element) -> list[str]:
+    assert reply.get("type") == "result", text(reply)
+    return [i.get("id", "") for i in reply.iter(qname(PUBSUB, "item"))]
+
+
+def events(session: FakeSession) -> list[tuple[str, str, str]]:
+    """(from, node, item id or 'retract:ID'/'delete') of each notification received."""
+    found = []
+    for sent in session.take():
+        event = sent.find(qname(PUBSUB_EVENT, "event"))
+        if event is None:
+            continue
+        assert sent.get("type") == "headline"
+        for change in event:
+            if change.tag == qname(PUBSUB_EVENT, "delete"):
+                found.append((sent.get("from", ""), change.get("node", ""), "delete"))
+            for entry in change:
+                label = entry.get("id", "")
+                if entry.tag == qname(PUBSUB_EVENT, "retract"):
+                    label = f"retract:{label}"
+                found.append((sent.get("from", ""), change.get("node", ""), label))
+    return found
+
+
+@pytest.fixture
+def pep() -> Pep:
+    return Pep()
+
+
+META = f'<metadata xmlns="{AVATAR}"><info id="abc" bytes="10" type="image/png"/></metadata>'
+
+
+async def test_xep0163_3_publish_auto_creates_and_items_come_back(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    reply = await pep.publish(roland, AVATAR, META, item_id="abc")
+    assert item_ids(reply) == ["abc"]
+    assert item_ids(await pep.items(roland, "", AVATAR)) == ["abc"]
+    assert ("roland@falcot.com", AVATAR) in pep.store.nodes
+
+
+async def test_xep0060_7_1_publish_without_id_gets_one_and_max_items_keeps_the_newest(
+    pep: Pep,
+) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    opts = option("pubsub#max_items", "2")
+    for n in range(3):
+        await pep.publish(roland, "urn:example", f'<x xmlns="urn:example">{n}</x>', options=opts)
+    assert item_ids(await pep.items(roland, "", "urn:example")) == ["gen2", "gen3"]
+    assert item_ids(await pep.items(roland, "", "urn:example", ' max_items="1"')) == ["gen3"]
+
+
+async def test_xep0060_7_1_5_publish_options_that_conflict_are_a_precondition_not_met(
+    pep: Pep,
+) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    await pep.publish(roland, DEVICES, '<list xmlns="eu.siacs.conversations.axolotl"/>')
+    reply = await pep.publish(
+        roland,
+        DEVICES,
+        '<list xmlns="eu.siacs.conversations.axolotl"/>',
+        options=option("pubsub#access_model", "open"),
+    )
+    assert error_condition(reply) == "conflict"
+    assert reply.find(f".//{{{PUBSUB}#errors}}precondition-not-met") is not None
+    same = await pep.publish(
+        roland,
+        DEVICES,
+        "<list xmlns='eu.siacs.conversations.axolotl'/>",
+        options=option("pubsub#access_model", "presence"),
+    )
+    assert same.get("type") == "result"
+
+
+async def test_xep0060_6_5_access_models_for_a_contact(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    lucy = await pep.login("lucy@falcot.com", "home")
+    raphael = await pep.login("raphael@falcot.com", "desk")
+    await subscribe(pep.server, lucy, roland)  # lucy sees roland's presence
+    await pep.publish(roland, AVATAR, META, "abc")
+    await pep.publish(
+        roland, "bundle:1", '<b xmlns="urn:x"/>', "current", option("pubsub#access_model", "open")
+    )
+    await pep.publish(
+        roland, BOOKMARKS, '<c xmlns="urn:xmpp:bookmarks:1"/>', "room@conf.falcot.com",
+        option("pubsub#access_model", "whitelist"),
+    )  # fmt: skip
+    assert item_ids(await pep.items(lucy, "roland@falcot.com", AVATAR)) == ["abc"]
+    refused = await pep.items(raphael, "roland@falcot.com", AVATAR)
+    assert error_condition(refused) == "not-authorized"
+    assert item_ids(await pep.items(raphael, "roland@falcot.com", "bundle:1")) == ["current"]
+    assert error_condition(await pep.items(lucy, "roland@falcot.com", BOOKMARKS)) == "not-allowed"
+    assert item_ids(await pep.items(roland, "", BOOKMARKS)) == ["room@conf.falcot.com"]
+
+
+async def test_xep0060_only_the_owner_publishes(pep: Pep) -> None:
+    lucy = await pep.login("lucy@falcot.com", "home")
+    reply = await pep.iq(
+        lucy,
+        f'type="set"><pubsub xmlns="{PUBSUB}"><publish node="n"><item><x xmlns="y"/></item>'
+        "</publish></pubsub>",
+        to="roland@falcot.com",
+    )
+    assert error_condition(reply) == "forbidden"
+
+
+async def test_xep0163_4_3_notifications_go_to_resources_with_notify_caps(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop", notify=(AVATAR,))
+    other = await pep.login("roland@falcot.com", "phone")
+    lucy = await pep.login("lucy@falcot.com", "home", notify=(AVATAR, BOOKMARKS))
+    raphael = await pep.login("raphael@falcot.com", "desk", notify=(AVATAR,))
+    await subscribe(pep.server, lucy, roland)
+    for session in (roland, other, lucy, raphael):
+        session.take()
+    await pep.server.send(
+        roland,
+        f'<iq type="set" id="p"><pubsub xmlns="{PUBSUB}"><publish node="{AVATAR}">'
+        f'<item id="abc">{META}</item></publish></pubsub></iq>',
+    )
+    assert events(roland) == [("roland@falcot.com", AVATAR, "abc")]
+    assert events(lucy) == [("roland@falcot.com", AVATAR, "abc")]
+    assert events(other) == [] and events(raphael) == []
+
+
+async def test_xep0163_6_2_last_item_is_sent_when_a_resource_comes_with_notify(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    lucy = await pep.login("lucy@falcot.com", "home")
+    await subscribe(pep.server, lucy, roland)
+    await pep.publish(roland, AVATAR, META, "abc")
+    await pep.publish(roland, AVATAR, META, "def")
+    laptop = await pep.login("lucy@falcot.com", "laptop", notify=(AVATAR,))
+    assert events(laptop) == [("roland@falcot.com", AVATAR, "def")]
+    # The same caps again (a status change) send nothing more; the cache answered.
+    await pep.server.send(laptop, "<presence><show>away</show>" + "</presence>")
+    assert events(laptop) == []
+
+
+async def test_xep0115_5_4_caps_whose_hash_does_not_match_give_no_notifications(
+    pep: Pep,
+) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    caps = '<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="bogus="/>'
+    await pep.server.send(roland, f"<presence>{caps}</presence>")
+    query = next(s for s in roland.take() if s.get("id", "").startswith(CAPS_QUERY_PREFIX))
+    await pep.server.send(
+        roland,
+        f'<iq type="result" id="{query.get("id")}" to="falcot.com"><query xmlns="{NS.DISCO_INFO}">'
+        f'<feature var="{AVATAR}+notify"/></query></iq>',
+    )
+    await pep.publish(roland, AVATAR, META, "abc")
+    assert events(roland) == []
+
+
+async def test_xep0060_7_2_retract_with_notify_and_8_4_delete_node(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop", notify=(BOOKMARKS,))
+    opts = option("pubsub#access_model", "whitelist") + option("pubsub#max_items", "max")
+    await pep.publish(roland, BOOKMARKS, '<c xmlns="urn:xmpp:bookmarks:1"/>', "a@c", opts)
+    await pep.publish(roland, BOOKMARKS, '<c xmlns="urn:xmpp:bookmarks:1"/>', "b@c", opts)
+    roland.take()
+    await pep.server.send(
+        roland,
+        f'<iq type="set" id="r"><pubsub xmlns="{PUBSUB}"><retract node="{BOOKMARKS}" notify="1">'
+        '<item id="a@c"/></retract></pubsub></iq>',
+    )
+    assert events(roland) == [("roland@falcot.com", BOOKMARKS, "retract:a@c")]
+    assert item_ids(await pep.items(roland, "", BOOKMARKS)) == ["b@c"]
+    reply = await pep.iq(
+        roland,
+        f'type="set"><pubsub xmlns="{PUBSUB_OWNER}"><delete node="{BOOKMARKS}"/></pubsub>',
+    )
+    assert reply.get("type") == "result"
+    assert error_condition(await pep.items(roland, "", BOOKMARKS)) == "item-not-found"
+
+
+async def test_xep0060_8_2_configure_node_form(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    for n in range(3):
+        await pep.publish(
+            roland, "n", f'<x xmlns="y">{n}</x>', str(n), option("pubsub#max_items", "5")
+        )
+    form = await pep.iq(
+        roland, f'type="get"><pubsub xmlns="{PUBSUB_OWNER}"><configure node="n"/></pubsub>'
+    )
+    values = {
+        f.get("var"): f.findtext(qname(NS.DATA, "value"))
+        for f in form.iter(qname(NS.DATA, "field"))
+    }
+    assert values["pubsub#access_model"] == "presence" and values["pubsub#max_items"] == "5"
+    reply = await pep.iq(
+        roland,
+        f'type="set"><pubsub xmlns="{PUBSUB_OWNER}"><configure node="n">'
+        '<x xmlns="jabber:x:data" type="submit">'
+        '<field var="FORM_TYPE"><value>http://jabber.org/protocol/pubsub#node_config</value></field>'
+        + option("pubsub#max_items", "1")
+        + "</x></configure></pubsub>",
+    )
+    assert reply.get("type") == "result"
+    assert item_ids(await pep.items(roland, "", "n")) == ["2"]
+
+
+async def test_limits_item_size_nodes_and_account_bytes() -> None:
+    pep = Pep(Limits(max_item_bytes=100, max_nodes=2, max_account_bytes=150))
+    roland = await pep.login("roland@falcot.com", "laptop")
+    big = await pep.publish(roland, "n", f'<x xmlns="y">{"a" * 200}</x>')
+    assert error_condition(big) == "not-acceptable"
+    assert big.find(f".//{{{PUBSUB}#errors}}payload-too-big") is not None
+    assert (await pep.publish(roland, "n", f'<x xmlns="y">{"a" * 60}</x>')).get("type") == "result"
+    full = await pep.publish(roland, "m", f'<x xmlns="y">{"a" * 60}</x>')
+    assert error_condition(full) == "resource-constraint"
+    assert (
+        error_condition(await pep.publish(roland, "o", '<x xmlns="y"/>')) == "resource-constraint"
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        f'<pubsub xmlns="{PUBSUB}"><publish node="n"><item/></publish></pubsub>',
+        f'<pubsub xmlns="{PUBSUB}"><publish node="n"><item><a xmlns="x"/><b xmlns="x"/></item>'
+        "</publish></pubsub>",
+        f'<pubsub xmlns="{PUBSUB}"><publish><item><a xmlns="x"/></item></publish></pubsub>',
+        f'<pubsub xmlns="{PUBSUB}"><publish node="n"/><retract node="n"/></pubsub>',
+        f'<pubsub xmlns="{PUBSUB}"><publish node="n"><item id="{"i" * 300}"><a xmlns="x"/>'
+        "</item></publish></pubsub>",
+        f'<pubsub xmlns="{PUBSUB}"><retract node="n"><item id="x"/></retract></pubsub>',
+        f'<pubsub xmlns="{PUBSUB}"><subscribe node="n" jid="roland@falcot.com"/></pubsub>',
+        f'<pubsub xmlns="{PUBSUB_OWNER}"><delete/></pubsub>',
+        f'<pubsub xmlns="{PUBSUB_OWNER}"><delete node="none"/></pubsub>',
+    ],
+)
+async def test_hostile_requests_get_errors(pep: Pep, payload: str) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    reply = await pep.iq(roland, f'type="set">{payload}')
+    assert reply.get("type") == "error", text(reply)
+
+
+async def test_pubsub_to_the_server_itself_is_not_pep(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    reply = await pep.iq(
+        roland, f'type="get"><pubsub xmlns="{PUBSUB}"><items node="n"/></pubsub>', to="falcot.com"
+    )
+    assert error_condition(reply) == "service-unavailable"
