@@ -23,6 +23,18 @@ DEVICES = "eu.siacs.conversations.axolotl.devicelist"
 OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
 
+def ver_of(features: list[str]) -> str:
+    """XEP-0115 §5.1 for a client/pc named "test" with ``features``."""
+    s = "client/pc//test<" + "".join(f"{f}<" for f in sorted(features))
+    return base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
+
+
+def asked(session: FakeSession) -> str:
+    """The id of the caps query the server sent ``session`` since the last take, or ""."""
+    sent = [s for s in session.take() if s.get("id", "").startswith(CAPS_QUERY_PREFIX)]
+    return sent[0].get("id", "") if sent else ""
+
+
 class Pep:
     def __init__(self, limits: Limits | None = None) -> None:
         self.server: Server = im_server()
@@ -45,25 +57,25 @@ class Pep:
 
     async def login(self, account: str, resource: str, notify: tuple[str, ...] = ()) -> FakeSession:
         """Log in with caps naming ``notify`` nodes, answering the server's disco#info."""
-        server = self.server
-        session = await server.connect(account, resource)
-        features = sorted({NS.DISCO_INFO.value, *(f"{n}+notify" for n in notify)})
-        s = "client/pc//test<" + "".join(f"{f}<" for f in features)
-        ver = base64.b64encode(hashlib.sha1(s.encode()).digest()).decode()
-        caps = f'<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="{ver}"/>'
-        await server.send(session, f"<presence>{caps}</presence>")
-        for sent in session.take():
-            query = sent.find(qname(NS.DISCO_INFO, "query"))
-            if sent.get("id", "").startswith(CAPS_QUERY_PREFIX) and query is not None:
-                assert query.get("node") == f"t#{ver}"
-                answer = "".join(f'<feature var="{f}"/>' for f in features)
-                await server.send(
-                    session,
-                    f'<iq type="result" id="{sent.get("id")}" to="falcot.com">'
-                    f'<query xmlns="{NS.DISCO_INFO}" node="t#{ver}">'
-                    f'<identity category="client" type="pc" name="test"/>{answer}</query></iq>',
-                )
+        session = await self.server.connect(account, resource)
+        features = [NS.DISCO_INFO.value, *(f"{n}+notify" for n in notify)]
+        if query_id := await self.caps_presence(session, ver_of(features)):
+            await self.answer(session, query_id, features)
         return session
+
+    async def caps_presence(self, session: FakeSession, ver: str) -> str:
+        """Announce caps ``ver``; the id of the server's disco#info query, if it sent one."""
+        caps = f'<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="{ver}"/>'
+        await self.server.send(session, f"<presence>{caps}</presence>")
+        return asked(session)
+
+    async def answer(self, session: FakeSession, query_id: str, features: list[str]) -> None:
+        listed = "".join(f'<feature var="{f}"/>' for f in features)
+        await self.server.send(
+            session,
+            f'<iq type="result" id="{query_id}" to="falcot.com"><query xmlns="{NS.DISCO_INFO}">'
+            f'<identity category="client" type="pc" name="test"/>{listed}</query></iq>',
+        )
 
     async def iq(self, session: FakeSession, xml: str, to: str = "") -> Element:
         session.take()
@@ -240,14 +252,7 @@ async def test_xep0115_5_4_caps_whose_hash_does_not_match_give_no_notifications(
     pep: Pep,
 ) -> None:
     roland = await pep.login("roland@falcot.com", "laptop")
-    caps = '<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="bogus="/>'
-    await pep.server.send(roland, f"<presence>{caps}</presence>")
-    query = next(s for s in roland.take() if s.get("id", "").startswith(CAPS_QUERY_PREFIX))
-    await pep.server.send(
-        roland,
-        f'<iq type="result" id="{query.get("id")}" to="falcot.com"><query xmlns="{NS.DISCO_INFO}">'
-        f'<feature var="{AVATAR}+notify"/></query></iq>',
-    )
+    await pep.answer(roland, await pep.caps_presence(roland, "bogus="), [f"{AVATAR}+notify"])
     await pep.publish(roland, AVATAR, META, "abc")
     assert events(roland) == []
 
@@ -341,3 +346,42 @@ async def test_pubsub_to_the_server_itself_is_not_pep(pep: Pep) -> None:
         roland, f'type="get"><pubsub xmlns="{PUBSUB}"><items node="n"/></pubsub>', to="falcot.com"
     )
     assert error_condition(reply) == "service-unavailable"
+
+
+async def test_xep0115_one_query_per_ver_and_a_silent_client_does_not_stall_others(
+    pep: Pep,
+) -> None:
+    features = [NS.DISCO_INFO.value, f"{AVATAR}+notify"]
+    silent = await pep.server.connect("lucy@falcot.com", "silent")
+    other = await pep.server.connect("raphael@falcot.com", "desk")
+    assert await pep.caps_presence(silent, ver_of(features))
+    assert not await pep.caps_presence(other, ver_of(features))  # already being asked
+    await pep.server.send(silent, '<presence type="unavailable"/>')
+    await pep.answer(other, asked(other), features)
+    roland = await pep.login("roland@falcot.com", "laptop")
+    await subscribe(pep.server, other, roland)
+    other.take()
+    await pep.publish(roland, AVATAR, META, "abc")
+    assert events(other) == [("roland@falcot.com", AVATAR, "abc")]
+    third = await pep.server.connect("lucy@falcot.com", "third")
+    assert not await pep.caps_presence(third, ver_of(features))  # verified once, cached
+
+
+async def test_xep0115_a_lying_answer_is_not_cached_and_the_next_client_is_asked(
+    pep: Pep,
+) -> None:
+    features = [NS.DISCO_INFO.value, f"{AVATAR}+notify"]
+    liar = await pep.server.connect("lucy@falcot.com", "liar")
+    honest = await pep.server.connect("raphael@falcot.com", "desk")
+    liar_query = await pep.caps_presence(liar, ver_of(features))
+    await pep.caps_presence(honest, ver_of(features))
+    await pep.answer(honest, liar_query, features)  # not asked of it: ignored
+    await pep.answer(liar, liar_query, [f"{BOOKMARKS}+notify"])
+    await pep.answer(honest, asked(honest), features)
+    roland = await pep.login("roland@falcot.com", "laptop")
+    for contact in (liar, honest):
+        await subscribe(pep.server, contact, roland)
+        contact.take()
+    await pep.publish(roland, AVATAR, META, "abc")
+    assert events(honest) == [("roland@falcot.com", AVATAR, "abc")]
+    assert events(liar) == []

@@ -141,7 +141,8 @@ class PepService:
         self._cache = CapsCache(caps_cache_size)
         self._features: dict[JID, frozenset[str]] = {}
         self._queries: dict[str, tuple[JID, Caps]] = {}
-        self._asking: dict[tuple[str, str], set[JID]] = {}
+        self._pending: dict[JID, str] = {}
+        self._asking: dict[tuple[str, str], list[JID]] = {}
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
             _Handler(PUBSUB_OWNER, self._owner),
@@ -159,21 +160,27 @@ class PepService:
         if features is not None:
             await self._interested(resource.jid, features)
             return
-        waiting = self._asking.setdefault(caps.key, set())
-        waiting.add(resource.jid)
+        waiting = self._asking.setdefault(caps.key, [])
+        if resource.jid not in waiting:
+            waiting.append(resource.jid)
         if len(waiting) == 1:
             self._ask(resource.jid, caps)
 
     def unavailable(self, resource: Resource) -> None:
         self._features.pop(resource.jid, None)
+        query_id = self._pending.get(resource.jid)
+        if query_id is not None and (asked := self._forget(query_id)) is not None:
+            self._give_up(*asked)
 
     def _ask(self, jid: JID, caps: Caps) -> None:
         """XEP-0115 §6.2: disco#info of ``node#ver``, sent from the server."""
         query_id = CAPS_QUERY_PREFIX + self._hub.new_id()
         self._queries[query_id] = (jid, caps)
+        self._pending[jid] = query_id
         while len(self._queries) > MAX_QUERIES:
-            _, (_, old) = self._queries.popitem()
-            self._asking.pop(old.key, None)
+            oldest = self._forget(next(iter(self._queries)))
+            if oldest is not None:
+                self._asking.pop(oldest[1].key, None)
         iq = Element(
             qname(NS.CLIENT, "iq"),
             {"type": "get", "id": query_id, "to": str(jid), "from": jid.domain},
@@ -183,23 +190,42 @@ class PepService:
         if resource is not None:
             resource.session.send(iq)
 
+    def _forget(self, query_id: str) -> tuple[JID, Caps] | None:
+        asked = self._queries.pop(query_id, None)
+        if asked is not None:
+            self._pending.pop(asked[0], None)
+        return asked
+
+    def _give_up(self, jid: JID, caps: Caps) -> None:
+        """``jid`` did not vouch for ``caps`` (it left, erred or lied): ask the next
+        resource that announced them, so one bad client cannot stall the others."""
+        waiting = self._asking.get(caps.key, [])
+        if jid in waiting:
+            waiting.remove(jid)
+        if waiting:
+            self._ask(waiting[0], caps)
+        else:
+            self._asking.pop(caps.key, None)
+
     async def caps_result(self, iq: Element, sender: JID) -> None:
         """The answer to one of :meth:`_ask`'s queries (the router's result sink)."""
-        asked = self._queries.pop(iq.get("id", ""), None)
+        query_id = iq.get("id", "")
+        asked = self._queries.get(query_id)
         if asked is None or asked[0] != sender:
             return  # not ours, or another JID answering for it
+        self._forget(query_id)
         caps = asked[1]
-        waiting = self._asking.pop(caps.key, set())
         query = iq.find(qname(NS.DISCO_INFO, "query"))
         features = None
         if iq.get("type") == "result" and query is not None:
             features = verify(caps, query)
         if features is None:
             log.info("capabilities of %s do not match their hash", loggable(sender))
-            features = frozenset()
-        else:
-            self._cache.put(caps, features)
-        for waiter in sorted(waiting, key=str):
+            self._give_up(sender, caps)
+            await self._interested(sender, frozenset())
+            return
+        self._cache.put(caps, features)
+        for waiter in self._asking.pop(caps.key, []):
             resource = self._hub.resource(waiter)
             if resource is not None and resource.available:
                 await self._interested(waiter, features)
