@@ -11,10 +11,18 @@ from xml.etree.ElementTree import Element
 import pytest
 
 from heron.store.memory import MemoryPepStore
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.pep.model import PUBSUB, PUBSUB_EVENT, PUBSUB_OWNER, Limits
 from heron.xmpp.pep.service import CAPS_QUERY_PREFIX, PepService
 from heron.xmpp.stanza import NS, qname
-from tests.unit.xmpp.im_harness import FakeSession, Server, error_condition, im_server, text
+from tests.unit.xmpp.im_harness import (
+    FakeSession,
+    Server,
+    error_condition,
+    im_server,
+    stanza,
+    text,
+)
 from tests.unit.xmpp.test_presence import subscribe
 
 AVATAR = "urn:xmpp:avatar:metadata"
@@ -385,3 +393,72 @@ async def test_xep0115_a_lying_answer_is_not_cached_and_the_next_client_is_asked
     await pep.publish(roland, AVATAR, META, "abc")
     assert events(honest) == [("roland@falcot.com", AVATAR, "abc")]
     assert events(liar) == []
+
+
+class Remote:
+    """Federation as the router sees it: what went to other domains."""
+
+    def __init__(self) -> None:
+        self.sent: list[Element] = []
+
+    async def send(self, stanza: Element, sender: JID, to: JID) -> None:
+        self.sent.append(stanza)
+
+    def take(self) -> list[Element]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+async def test_xep0163_4_3_a_contact_on_another_server_is_notified_through_its_caps(
+    pep: Pep,
+) -> None:
+    remote = Remote()
+    pep.server.router.federate(remote)
+    router = pep.server.router
+    juliet, balcony = parse_jid("juliet@capulet.lit"), parse_jid("juliet@capulet.lit/balcony")
+    roland = await pep.login("roland@falcot.com", "laptop")
+    roland_jid = parse_jid("roland@falcot.com")
+    await router.route(
+        stanza('<presence type="subscribe" from="juliet@capulet.lit" to="roland@falcot.com"/>'),
+        juliet,
+        roland_jid,
+    )
+    await pep.server.send(roland, '<presence to="juliet@capulet.lit" type="subscribed"/>')
+    await pep.publish(roland, AVATAR, META, "abc")
+    remote.take()
+
+    features = [NS.DISCO_INFO.value, f"{AVATAR}+notify"]
+    ver = ver_of(features)
+    caps = f'<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="{ver}"/>'
+    presence = f'<presence from="{balcony}" to="roland@falcot.com">{caps}</presence>'
+    await router.route(stanza(presence), balcony, roland_jid)
+    query = next(s for s in remote.take() if s.get("id", "").startswith(CAPS_QUERY_PREFIX))
+    assert (query.get("from"), query.get("to")) == ("falcot.com", str(balcony))
+    listed = "".join(f'<feature var="{f}"/>' for f in features)
+    answer = (
+        f'<iq type="result" id="{query.get("id")}" from="{balcony}" to="falcot.com">'
+        f'<query xmlns="{NS.DISCO_INFO}"><identity category="client" type="pc" name="test"/>'
+        f"{listed}</query></iq>"
+    )
+    await router.route(stanza(answer), balcony, parse_jid("falcot.com"))
+    last = [m for m in remote.take() if m.find(qname(PUBSUB_EVENT, "event")) is not None]
+    assert [(m.get("from"), m.get("to")) for m in last] == [("roland@falcot.com", str(balcony))]
+
+    await pep.publish(roland, AVATAR, META, "def")
+    assert [m.get("to") for m in remote.take()] == [str(balcony)]
+    gone = f'<presence type="unavailable" from="{balcony}" to="roland@falcot.com"/>'
+    await router.route(stanza(gone), balcony, roland_jid)
+    await pep.publish(roland, AVATAR, META, "ghi")
+    assert remote.take() == []
+
+
+async def test_a_stranger_on_another_server_is_not_followed(pep: Pep) -> None:
+    remote = Remote()
+    pep.server.router.federate(remote)
+    await pep.login("roland@falcot.com", "laptop")
+    caps = '<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="t" ver="x"/>'
+    presence = f'<presence from="eve@evil.example/x" to="roland@falcot.com">{caps}</presence>'
+    await pep.server.router.route(
+        stanza(presence), parse_jid("eve@evil.example/x"), parse_jid("roland@falcot.com")
+    )
+    assert remote.take() == []  # no caps query to someone without a subscription

@@ -120,13 +120,18 @@ class SeparateReads:
 
 
 class PresenceListener(Protocol):
-    """A feature that follows local resources' availability (PEP reads their caps)."""
+    """A feature that follows resources' availability (PEP reads their caps)."""
 
     async def available(self, resource: Resource) -> None:
         """``resource`` sent available presence, now in ``resource.presence``."""
         ...
 
-    def unavailable(self, resource: Resource) -> None: ...
+    async def unavailable(self, resource: Resource) -> None: ...
+
+    async def contact_presence(self, stanza: Element, sender: JID, to: JID) -> None:
+        """Available or unavailable presence from ``sender`` (any contact, local or not)
+        to the local account ``to``."""
+        ...
 
 
 class PresenceFeature:
@@ -234,7 +239,7 @@ class PresenceFeature:
         resource.presence = None
         resource.directed.clear()
         for listener in self.listeners:
-            listener.unavailable(resource)
+            await listener.unavailable(resource)
         for recipient in sorted(recipients, key=str):
             await self._route(gone, resource.jid, recipient)
         for own in self._hub.bound(owner):
@@ -265,6 +270,9 @@ class PresenceFeature:
     async def inbound(self, stanza: Element, to: JID, sender: JID) -> None:
         """Presence addressed to an existing local account, ``from`` already checked."""
         type_ = stanza.get("type")
+        if type_ in (None, "unavailable"):
+            for listener in self.listeners:
+                await listener.contact_presence(stanza, sender, to)
         if type_ in _KINDS:
             if len(str(sender.bare)) <= MAX_JID:  # longer ones cannot be roster items
                 await self._inbound_subscription(to.bare, sender.bare, Kind(type_), stanza)

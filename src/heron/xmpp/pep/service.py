@@ -6,8 +6,8 @@ retract, items; ``pubsub#owner``: configure, delete), hears each local resource'
 available presence to learn its entity capabilities (asking disco#info once per verified
 ``ver``, :mod:`heron.xmpp.pep.caps`), sends the last item of each node a resource newly
 asks for (XEP-0163 §6.2: its owner's and its subscriptions' nodes) and notifies
-publications to the resources that asked (§4.3). Contacts on other servers are not
-notified yet: only local resources' capabilities are known.
+publications to the resources that asked (§4.3). Contacts on other servers are followed
+through the presence they send local accounts, and asked for their caps over s2s.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ CAPS_QUERY_PREFIX = "heron-caps-"
 """The id prefix of the server's disco#info queries, whose results come back here."""
 _LIMITS = Limits()
 MAX_QUERIES = 1000  # caps queries awaiting an answer; older ones are forgotten
+MAX_REMOTE = 10_000  # contacts' resources on other servers followed at once
 
 DISCO_FEATURES = tuple(
     f"{PUBSUB}#{feature}"
@@ -142,6 +143,9 @@ class PepService:
         self._features: dict[JID, frozenset[str]] = {}
         self._queries: dict[str, tuple[JID, Caps]] = {}
         self._pending: dict[JID, str] = {}
+        self._remote: dict[JID, set[JID]] = {}
+        """Contacts' resources on other servers: the local accounts each sends presence to."""
+        self._remote_of: dict[JID, set[JID]] = {}
         self._asking: dict[tuple[str, str], list[JID]] = {}
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
@@ -152,28 +156,74 @@ class PepService:
 
     async def available(self, resource: Resource) -> None:
         """A local resource sent available presence: learn what it wants notified."""
-        caps = parse_caps(resource.presence) if resource.presence is not None else None
+        if resource.presence is not None:
+            await self._caps_of(resource.jid, resource.presence)
+
+    async def unavailable(self, resource: Resource) -> None:
+        await self._gone(resource.jid)
+
+    async def contact_presence(self, stanza: Element, sender: JID, to: JID) -> None:
+        """Presence from a contact on another server to the local account ``to``: that
+        resource hears ``to``'s nodes as a local one would, if ``to`` lets its account see
+        its presence (XEP-0163 §4.3 "subscribed contacts")."""
+        owner = to.bare
+        if sender.is_bare or self._hub.bound(sender.bare):
+            return  # local contacts are followed through their own sessions
+        if stanza.get("type") == "unavailable":
+            following = self._remote.get(sender, set())
+            following.discard(owner)
+            if not following:
+                await self._gone(sender)
+            return
+        if stanza.get("type") is not None:
+            return
+        if sender.bare not in await self._roster.subscribers(owner):
+            return
+        owners = self._remote.get(sender)
+        if owners is None:
+            if len(self._remote) >= MAX_REMOTE:
+                return
+            owners = self._remote[sender] = set()
+            self._remote_of.setdefault(sender.bare, set()).add(sender)
+        new_owner = owner not in owners
+        owners.add(owner)
+        known = self._features.get(sender)
+        if new_owner and known:
+            # Already following other local accounts: this one's last items too (§6.2).
+            await self._send_last(sender, sorted(notified_nodes(known)), [owner])
+        await self._caps_of(sender, stanza)
+
+    async def _caps_of(self, jid: JID, presence: Element) -> None:
+        caps = parse_caps(presence)
         if caps is None:
-            await self._interested(resource.jid, frozenset())
+            await self._interested(jid, frozenset())
             return
         features = self._cache.get(caps)
         if features is not None:
-            await self._interested(resource.jid, features)
+            await self._interested(jid, features)
             return
         waiting = self._asking.setdefault(caps.key, [])
-        if resource.jid not in waiting:
-            waiting.append(resource.jid)
+        if jid not in waiting:
+            waiting.append(jid)
         if len(waiting) == 1:
-            self._ask(resource.jid, caps)
+            await self._ask(jid, caps)
 
-    def unavailable(self, resource: Resource) -> None:
-        self._features.pop(resource.jid, None)
-        query_id = self._pending.get(resource.jid)
+    async def _gone(self, jid: JID) -> None:
+        """``jid`` is unavailable: forget its features and any query asked of it."""
+        self._features.pop(jid, None)
+        if self._remote.pop(jid, None) is not None:
+            remote = self._remote_of.get(jid.bare, set())
+            remote.discard(jid)
+            if not remote:
+                self._remote_of.pop(jid.bare, None)
+        query_id = self._pending.get(jid)
         if query_id is not None and (asked := self._forget(query_id)) is not None:
-            self._give_up(*asked)
+            await self._give_up(*asked)
 
-    def _ask(self, jid: JID, caps: Caps) -> None:
-        """XEP-0115 §6.2: disco#info of ``node#ver``, sent from the server."""
+    async def _ask(self, jid: JID, caps: Caps) -> None:
+        """XEP-0115 §6.2: disco#info of ``node#ver``, from this server (a local domain)."""
+        owners = self._remote.get(jid)
+        server = JID.make("", min(owners, key=str).domain if owners else jid.domain)
         query_id = CAPS_QUERY_PREFIX + self._hub.new_id()
         self._queries[query_id] = (jid, caps)
         self._pending[jid] = query_id
@@ -183,12 +233,10 @@ class PepService:
                 self._asking.pop(oldest[1].key, None)
         iq = Element(
             qname(NS.CLIENT, "iq"),
-            {"type": "get", "id": query_id, "to": str(jid), "from": jid.domain},
+            {"type": "get", "id": query_id, "to": str(jid), "from": str(server)},
         )
         SubElement(iq, qname(NS.DISCO_INFO, "query"), {"node": f"{caps.node}#{caps.ver}"})
-        resource = self._hub.resource(jid)
-        if resource is not None:
-            resource.session.send(iq)
+        await self._hub.route(iq, server, jid)
 
     def _forget(self, query_id: str) -> tuple[JID, Caps] | None:
         asked = self._queries.pop(query_id, None)
@@ -196,14 +244,14 @@ class PepService:
             self._pending.pop(asked[0], None)
         return asked
 
-    def _give_up(self, jid: JID, caps: Caps) -> None:
+    async def _give_up(self, jid: JID, caps: Caps) -> None:
         """``jid`` did not vouch for ``caps`` (it left, erred or lied): ask the next
         resource that announced them, so one bad client cannot stall the others."""
         waiting = self._asking.get(caps.key, [])
         if jid in waiting:
             waiting.remove(jid)
         if waiting:
-            self._ask(waiting[0], caps)
+            await self._ask(waiting[0], caps)
         else:
             self._asking.pop(caps.key, None)
 
@@ -221,13 +269,13 @@ class PepService:
             features = verify(caps, query)
         if features is None:
             log.info("capabilities of %s do not match their hash", loggable(sender))
-            self._give_up(sender, caps)
+            await self._give_up(sender, caps)
             await self._interested(sender, frozenset())
             return
         self._cache.put(caps, features)
         for waiter in self._asking.pop(caps.key, []):
             resource = self._hub.resource(waiter)
-            if resource is not None and resource.available:
+            if waiter in self._remote or (resource is not None and resource.available):
                 await self._interested(waiter, features)
 
     async def _interested(self, jid: JID, features: frozenset[str]) -> None:
@@ -236,13 +284,17 @@ class PepService:
         self._features[jid] = features
         wanted = notified_nodes(features) - notified_nodes(old)
         if wanted:
-            await self._send_last(jid, sorted(wanted))
+            await self._send_last(jid, sorted(wanted), await self._publishers(jid))
 
-    async def _send_last(self, jid: JID, nodes: Sequence[str]) -> None:
-        owner = jid.bare
-        publishers = {str(owner): owner}
-        for contact in subscriptions_in(await self._roster.items(owner)):
-            publishers[str(contact)] = contact
+    async def _publishers(self, jid: JID) -> list[JID]:
+        """Whose nodes ``jid`` hears: for a local resource its own account's and its
+        subscriptions'; for a contact elsewhere, the local accounts it sends presence to."""
+        if jid in self._remote:
+            return sorted(self._remote[jid], key=str)
+        return [jid.bare, *subscriptions_in(await self._roster.items(jid.bare))]
+
+    async def _send_last(self, jid: JID, nodes: Sequence[str], owners: Sequence[JID]) -> None:
+        publishers = {str(owner): owner for owner in owners}
         for publisher, node, config_text, item in await self._store.last_items(
             list(publishers), nodes
         ):
@@ -418,21 +470,22 @@ class PepService:
                 item.append(payload)
         return event
 
-    def _listeners(self, bare: JID) -> list[Listener]:
-        return [
-            Listener(r.jid, self._features.get(r.jid, frozenset()))
-            for r in self._hub.bound(bare)
-            if r.available
-        ]
+    def _listeners(self, bare: JID, owner: JID) -> list[Listener]:
+        """The available resources of ``bare``: local ones, else those on another server
+        that send their presence to ``owner``."""
+        local = [r.jid for r in self._hub.bound(bare) if r.available]
+        remote = (j for j in self._remote_of.get(bare, ()) if owner in self._remote.get(j, ()))
+        jids = local or sorted(remote, key=str)
+        return [Listener(jid, self._features.get(jid, frozenset())) for jid in jids]
 
     async def _notify(self, owner: JID, node: str, config: NodeConfig, event: Element) -> None:
         """XEP-0163 §4.3: the owner's and subscribed contacts' resources that asked."""
         contacts = [
             listener
             for contact in await self._roster.subscribers(owner)
-            for listener in self._listeners(contact)
+            for listener in self._listeners(contact, owner)
         ]
-        for target in notify_targets(node, config, self._listeners(owner), contacts):
+        for target in notify_targets(node, config, self._listeners(owner, owner), contacts):
             await self._send(owner, target, event)
 
     async def _send(self, owner: JID, to: JID, event: Element) -> None:
