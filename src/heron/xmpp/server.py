@@ -483,12 +483,13 @@ class XmppComponent:
             clock=time.time,
             new_item_id=lambda: secrets.token_hex(8),
         )
-        publish, owner = pep.handlers
+        publish, owner, private = pep.handlers
         self._router.register_iq_handler(publish, for_accounts=True)  # others read items
         self._router.register_iq_handler(owner)
+        self._router.register_iq_handler(private)
         self._router.register_results(CAPS_QUERY_PREFIX, pep.caps_result)
         self._router.presence.listeners.append(pep)
-        advertised = [self._router.roster, self._router.carbons, vcard, *handlers]
+        advertised = [self._router.roster, self._router.carbons, vcard, private, *handlers]
         # XEP-0163 §7: the account is a PEP service.
         account = DiscoInfo(
             (ACCOUNT_IDENTITY, Identity("pubsub", "pep")), (NS.DISCO_INFO, *DISCO_FEATURES)

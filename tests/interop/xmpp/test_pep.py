@@ -14,10 +14,12 @@ import hashlib
 import slixmpp
 from slixmpp import JID
 from slixmpp.exceptions import IqError
+from slixmpp.plugins.xep_0048.stanza import Bookmarks
 from slixmpp.plugins.xep_0402.stanza import Conference
 
 from tests.interop.xmpp.support import (
     DOMAIN,
+    MUC,
     TIMEOUT,
     Client,
     XmppServer,
@@ -128,3 +130,34 @@ async def test_xep0402_bookmarks_are_stored_retrieved_and_private(
             raise AssertionError("a contact read another's bookmarks")
     finally:
         await log_out([owner, other])
+
+
+async def test_xep0411_legacy_bookmarks_in_private_storage_are_xep0402_items(
+    shared_xmpp: XmppServer,
+) -> None:
+    """slixmpp's xep_0048 keeps bookmarks in private XML storage (XEP-0049); a XEP-0402
+    client of the same account reads them as items, and the reverse."""
+    old = await connect(shared_xmpp, "zed", resource="old", plugins=("xep_0049", "xep_0048"))
+    new = await connect(shared_xmpp, "zed", resource="new", plugins=("xep_0060", "xep_0402"))
+    try:
+        bookmarks = Bookmarks()
+        bookmarks.add_conference(f"lobby@{MUC}", "zed", name="Lobby", autojoin=True)
+        await old.plugin["xep_0048"].set_bookmarks(bookmarks, timeout=TIMEOUT)
+        result = await new.plugin["xep_0060"].get_items(
+            JID(f"zed@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+        )
+        [item] = result["pubsub"]["items"]
+        assert item["id"] == f"lobby@{MUC}"
+        assert (item["conference"]["name"], item["conference"]["nick"]) == ("Lobby", "zed")
+
+        conference = Conference()
+        conference["name"] = "Hall"
+        await new.plugin["xep_0060"].publish(
+            None, "urn:xmpp:bookmarks:1", id=f"hall@{MUC}", payload=conference,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        stored = await old.plugin["xep_0048"].get_bookmarks(timeout=TIMEOUT)
+        names = {c["jid"]: c["name"] for c in stored["private"]["bookmarks"]["conferences"]}
+        assert names == {JID(f"lobby@{MUC}"): "Lobby", JID(f"hall@{MUC}"): "Hall"}
+    finally:
+        await log_out([old, new])

@@ -57,9 +57,8 @@ class Pep:
             new_item_id=lambda: f"gen{next(ids)}",
             limits=limits or Limits(),
         )
-        publish, owner = self.service.handlers
-        router.register_iq_handler(publish, for_accounts=True)
-        router.register_iq_handler(owner)
+        for handler in self.service.handlers:
+            router.register_iq_handler(handler, for_accounts=handler.namespace == PUBSUB)
         router.register_results(CAPS_QUERY_PREFIX, self.service.caps_result)
         router.presence.listeners.append(self.service)
 
@@ -462,3 +461,96 @@ async def test_a_stranger_on_another_server_is_not_followed(pep: Pep) -> None:
         stanza(presence), parse_jid("eve@evil.example/x"), parse_jid("roland@falcot.com")
     )
     assert remote.take() == []  # no caps query to someone without a subscription
+
+
+PRIVATE = "jabber:iq:private"
+LEGACY = "storage:bookmarks"
+
+
+async def test_xep0049_private_storage_round_trips_per_namespace(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    empty = await pep.iq(
+        roland, f'type="get"><query xmlns="{PRIVATE}"><notes xmlns="urn:x:notes"/></query>'
+    )
+    assert [child.tag for child in empty.iter() if "notes" in child.tag] == ["{urn:x:notes}notes"]
+    saved = await pep.iq(
+        roland,
+        f'type="set"><query xmlns="{PRIVATE}"><notes xmlns="urn:x:notes">ü</notes></query>',
+    )
+    assert saved.get("type") == "result"
+    lucy = await pep.login("lucy@falcot.com", "home")
+    await subscribe(pep.server, lucy, roland)
+    assert error_condition(await pep.items(lucy, "roland@falcot.com", "urn:x:notes")) == (
+        "not-allowed"
+    )
+    again = await pep.iq(
+        roland, f'type="get"><query xmlns="{PRIVATE}"><notes xmlns="urn:x:notes"/></query>'
+    )
+    assert again.findtext(".//{urn:x:notes}notes") == "ü"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f'<query xmlns="{PRIVATE}"/>',
+        f'<query xmlns="{PRIVATE}"><a xmlns="urn:a"/><b xmlns="urn:b"/></query>',
+        f'<query xmlns="{PRIVATE}"><message xmlns="jabber:client"/></query>',
+        f'<query xmlns="{PRIVATE}"><q xmlns="{PRIVATE}"/></query>',
+    ],
+)
+async def test_xep0049_3_bad_private_requests(pep: Pep, query: str) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    assert (await pep.iq(roland, f'type="set">{query}')).get("type") == "error"
+
+
+async def test_xep0411_legacy_bookmarks_and_xep0402_items_are_one_list(pep: Pep) -> None:
+    legacy = await pep.login("roland@falcot.com", "old")
+    modern = await pep.login("roland@falcot.com", "new", notify=(BOOKMARKS,))
+    legacy_set = (
+        f'type="set"><query xmlns="{PRIVATE}"><storage xmlns="{LEGACY}">'
+        '<conference jid="kitchen@conference.falcot.com" name="Kitchen" autojoin="1">'
+        "<nick>roland</nick></conference>"
+        '<conference jid="not a jid@@" name="bad"/>'
+        '<url name="web" url="https://falcot.com/"/>'
+        "</storage></query>"
+    )
+    assert (await pep.iq(legacy, legacy_set)).get("type") == "result"
+    assert events(modern) == [("roland@falcot.com", BOOKMARKS, "kitchen@conference.falcot.com")]
+    items = await pep.items(modern, "", BOOKMARKS)
+    conference = items.find(f".//{{{BOOKMARKS}}}conference")
+    assert conference is not None and conference.get("autojoin") == "true"
+    assert conference.findtext(f"{{{BOOKMARKS}}}nick") == "roland"
+
+    await pep.publish(
+        modern,
+        BOOKMARKS,
+        f'<conference xmlns="{BOOKMARKS}" name="Hall" autojoin="false"/>',
+        "hall@conference.falcot.com",
+        option("pubsub#access_model", "whitelist") + option("pubsub#max_items", "max"),
+    )
+    got = await pep.iq(
+        legacy, f'type="get"><query xmlns="{PRIVATE}"><storage xmlns="{LEGACY}"/></query>'
+    )
+    rooms = {c.get("jid"): c.get("name") for c in got.iter(f"{{{LEGACY}}}conference")}
+    assert rooms == {
+        "kitchen@conference.falcot.com": "Kitchen",
+        "hall@conference.falcot.com": "Hall",
+    }
+
+    modern.take()
+    only_hall = legacy_set.replace("kitchen", "hall").replace("Kitchen", "Hall")
+    only_hall = only_hall.replace('autojoin="1"', 'autojoin="false"').replace(
+        "<nick>roland</nick>", ""
+    )
+    await pep.iq(legacy, only_hall)
+    assert events(modern) == [
+        ("roland@falcot.com", BOOKMARKS, "retract:kitchen@conference.falcot.com")
+    ]
+
+
+async def test_xep0402_bookmarks_published_without_options_stay_private(pep: Pep) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    lucy = await pep.login("lucy@falcot.com", "home")
+    await subscribe(pep.server, lucy, roland)
+    await pep.publish(roland, BOOKMARKS, f'<conference xmlns="{BOOKMARKS}"/>', "a@c.falcot.com")
+    assert error_condition(await pep.items(lucy, "roland@falcot.com", BOOKMARKS)) == "not-allowed"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.jid import parse_jid
+from heron.xmpp.pep.bookmarks import from_legacy, to_legacy
 from heron.xmpp.pep.caps import Caps, CapsCache, parse_caps, verification_string, verify
 from heron.xmpp.pep.model import (
     PUBLISH_OPTIONS,
@@ -209,3 +210,39 @@ def test_verification_string_never_raises_on_any_query(shape: object) -> None:
 
     build(query, shape)
     verification_string(query)
+
+
+def test_xep0411_conversion_round_trips() -> None:
+    storage = fromstring(
+        '<storage xmlns="storage:bookmarks">'
+        '<conference jid="Kitchen@Conference.Falcot.com/x" name="K" autojoin="true">'
+        "<nick>roland</nick><password>secret</password></conference>"
+        '<conference jid="hall@conference.falcot.com"/></storage>'
+    )
+    converted = from_legacy(storage, max_items=10)
+    assert converted is not None and set(converted) == {
+        "kitchen@conference.falcot.com",
+        "hall@conference.falcot.com",
+    }
+    back = to_legacy(sorted(converted.items()))
+    hall, kitchen = back.findall("{storage:bookmarks}conference")
+    assert (kitchen.get("jid"), kitchen.get("name"), kitchen.get("autojoin")) == (
+        "kitchen@conference.falcot.com",
+        "K",
+        "true",
+    )
+    assert kitchen.findtext("{storage:bookmarks}password") == "secret"
+    assert hall.get("autojoin") == "false" and hall.get("name") is None
+    assert from_legacy(storage, max_items=1) is None
+
+
+@given(st.lists(st.tuples(st.text(max_size=30), st.text(max_size=30)), max_size=8))
+def test_xep0411_any_legacy_storage_converts_without_raising(
+    conferences: list[tuple[str, str]],
+) -> None:
+    storage = Element("{storage:bookmarks}storage")
+    for jid, name in conferences:
+        SubElement(storage, "{storage:bookmarks}conference", {"jid": jid, "name": name})
+    converted = from_legacy(storage, max_items=256)
+    assert converted is not None
+    to_legacy(list(converted.items()))

@@ -39,6 +39,7 @@ __all__ = [
     "check_item_id",
     "check_node",
     "config_form",
+    "default_config",
     "event_message",
     "form_options",
     "may_read",
@@ -117,6 +118,17 @@ class NodeConfig:
             )
         except (ValueError, KeyError, TypeError):
             return cls()
+
+
+_PRIVATE_NODES = frozenset({"urn:xmpp:bookmarks:1", "storage:bookmarks"})
+
+
+def default_config(node: str, limits: Limits) -> NodeConfig:
+    """A new node's configuration before options: bookmarks (XEP-0402 §3, XEP-0048) stay
+    the owner's even when a client forgets its publish-options, as in Prosody."""
+    if node in _PRIVATE_NODES:
+        return NodeConfig(AccessModel.WHITELIST, limits.max_items)
+    return NodeConfig()
 
 
 @dataclass(frozen=True, slots=True)

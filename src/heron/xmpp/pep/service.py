@@ -21,6 +21,7 @@ from heron.xmpp.features import IqContext
 from heron.xmpp.features.local import Hub, Resource
 from heron.xmpp.features.roster import Roster, subscribers_in, subscriptions_in
 from heron.xmpp.jid import JID
+from heron.xmpp.pep.bookmarks import BOOKMARKS, LEGACY_BOOKMARKS, from_legacy, to_legacy
 from heron.xmpp.pep.caps import Caps, CapsCache, parse_caps, verify
 from heron.xmpp.pep.model import (
     NODE_CONFIG,
@@ -38,6 +39,7 @@ from heron.xmpp.pep.model import (
     check_item_id,
     check_node,
     config_form,
+    default_config,
     event_message,
     form_options,
     may_read,
@@ -47,7 +49,7 @@ from heron.xmpp.pep.model import (
 )
 from heron.xmpp.stanza import NS, iq_result, qname
 
-__all__ = ["CAPS_QUERY_PREFIX", "DISCO_FEATURES", "PepService"]
+__all__ = ["CAPS_QUERY_PREFIX", "DISCO_FEATURES", "PRIVATE", "PepService"]
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,13 @@ DISCO_FEATURES = tuple(
         "retract-items",
         "retrieve-items",
     )
-)
-"""XEP-0060 §10 features, only those that work; advertised on the account (XEP-0163 §7)."""
+) + (f"{BOOKMARKS}#compat",)
+"""XEP-0060 §10 features, only those that work, and XEP-0402 §5.3's conversion of legacy
+bookmarks (XEP-0411): what the account advertises (XEP-0163 §7)."""
+
+PRIVATE = "jabber:iq:private"  # XEP-0049
+_PRIVATE = {"pubsub#access_model": "whitelist", "pubsub#persist_items": "true"}
+_MAX = "pubsub#max_items"
 
 _PUBLISH_OPTIONS = qname(PUBSUB, "publish-options")
 _CONFIGURE = qname(PUBSUB, "configure")
@@ -105,10 +112,14 @@ def _request(pubsub: Element) -> tuple[Element, Element | None]:
 class _Handler:
     """One namespace's iq handler, answered by the service."""
 
-    disco_features: tuple[str, ...] = ()
-
-    def __init__(self, namespace: str, answer: Callable[[Element, IqContext], Awaitable[Element]]):
+    def __init__(
+        self,
+        namespace: str,
+        answer: Callable[[Element, IqContext], Awaitable[Element]],
+        disco_features: tuple[str, ...] = (),
+    ) -> None:
         self.namespace = namespace
+        self.disco_features = disco_features
         self._answer = answer
 
     async def handle_iq(self, iq: Element, context: IqContext) -> Element | None:
@@ -150,6 +161,7 @@ class PepService:
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
             _Handler(PUBSUB_OWNER, self._owner),
+            _Handler(PRIVATE, self._private, (PRIVATE,)),
         )
 
     # --- presence and capabilities ------------------------------------------------------
@@ -325,7 +337,10 @@ class PepService:
             await self._retract(owner, request)
             return iq_result(iq)
         if request.tag == qname(PUBSUB, "create"):
-            await self._create(owner, check_node(request.get("node"), self._limits), form)
+            node = check_node(request.get("node"), self._limits)
+            options = form_options(form, NODE_CONFIG)
+            config = apply_options(default_config(node, self._limits), options, self._limits)
+            await self._create(owner, node, config)
             return iq_result(iq)
         # §6.1: PEP subscriptions come from presence and +notify (XEP-0163 §4).
         raise StanzaError(StanzaCondition.FEATURE_NOT_IMPLEMENTED)
@@ -369,15 +384,13 @@ class PepService:
     def _max(self, config: NodeConfig) -> int:
         return config.max_items if config.persist_items else 0
 
-    async def _create(self, owner: JID, node: str, form: Element | None) -> NodeConfig:
-        config = apply_options(NodeConfig(), form_options(form, NODE_CONFIG), self._limits)
+    async def _create(self, owner: JID, node: str, config: NodeConfig) -> None:
         if await self._store.node_config(str(owner), node) is not None:
             raise StanzaError(StanzaCondition.CONFLICT, "the node exists")  # §8.1.3
         nodes, _ = await self._store.usage(str(owner))
         if nodes >= self._limits.max_nodes:
             raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many nodes")
         await self._store.create_node(str(owner), node, config.to_json(), self._clock())
-        return config
 
     async def _publish(self, owner: JID, publish: Element, form: Element | None) -> Element:
         """XEP-0060 §7.1; the node is created if need be (§7.1.4, XEP-0163 §3)."""
@@ -390,19 +403,28 @@ class PepService:
             # §7.1.3.6, §7.1.3.7: a persistent node needs exactly one payload element.
             raise PubsubError(StanzaCondition.BAD_REQUEST, "invalid-payload", "one payload")
         item_id = check_item_id(item.get("id") or self._new_item_id(), self._limits)
+        options = form_options(form, PUBLISH_OPTIONS)
+        await self.publish(owner, node, item_id, item[0], options)
+        answer = Element(qname(PUBSUB, "pubsub"))
+        published = SubElement(answer, qname(PUBSUB, "publish"), {"node": node})
+        SubElement(published, qname(PUBSUB, "item"), {"id": item_id})
+        return answer
+
+    async def publish(
+        self, owner: JID, node: str, item_id: str, payload: Element, options: dict[str, str]
+    ) -> None:
+        """Publish ``payload`` as ``item_id`` with publish-options ``options`` (§7.1.5)."""
         try:
-            payload = tostring(item[0], encoding="unicode")
+            text = tostring(payload, encoding="unicode")
         except (RecursionError, UnicodeEncodeError):
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "item cannot be stored") from None
-        size = len(payload.encode())
+        size = len(text.encode())
         if size > self._limits.max_item_bytes:
             raise PubsubError(StanzaCondition.NOT_ACCEPTABLE, "payload-too-big")
-        options = form_options(form, PUBLISH_OPTIONS)
         stored = await self._store.node_config(str(owner), node)
         if stored is None:
-            config = await self._create(owner, node, None)
-            config = apply_options(config, options, self._limits)
-            await self._store.configure(str(owner), node, config.to_json(), self._max(config))
+            config = apply_options(default_config(node, self._limits), options, self._limits)
+            await self._create(owner, node, config)
         else:
             config = NodeConfig.from_json(stored)
             if apply_options(config, options, self._limits) != config:
@@ -412,17 +434,13 @@ class PepService:
             _, used = await self._store.usage(str(owner))
             if used + size > self._limits.max_account_bytes:
                 raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "PEP storage is full")
-            record = StoredItem(item_id, payload)
+            record = StoredItem(item_id, text)
             await self._store.publish(str(owner), node, record, config.max_items, self._clock())
         event_item = Element(qname(PUBSUB_EVENT, "item"), {"id": item_id})
-        event_item.append(item[0])
+        event_item.append(payload)
         event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
         event.append(event_item)
         await self._notify(owner, node, config, event)
-        answer = Element(qname(PUBSUB, "pubsub"))
-        published = SubElement(answer, qname(PUBSUB, "publish"), {"node": node})
-        SubElement(published, qname(PUBSUB, "item"), {"id": item_id})
-        return answer
 
     async def _retract(self, owner: JID, retract: Element) -> None:
         """XEP-0060 §7.2; subscribers hear it when the publisher asks (§7.2.2.1)."""
@@ -435,9 +453,62 @@ class PepService:
         if not await self._store.retract(str(owner), node, item_id):
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such item")
         if retract.get("notify") in ("1", "true"):
-            event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
-            SubElement(event, qname(PUBSUB_EVENT, "retract"), {"id": item_id})
-            await self._notify(owner, node, config, event)
+            await self._notify_retract(owner, node, config, item_id)
+
+    async def _notify_retract(
+        self, owner: JID, node: str, config: NodeConfig, item_id: str
+    ) -> None:
+        event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
+        SubElement(event, qname(PUBSUB_EVENT, "retract"), {"id": item_id})
+        await self._notify(owner, node, config, event)
+
+    # --- private XML storage (XEP-0049) and bookmark conversion (XEP-0411) ----------
+
+    async def _private(self, iq: Element, context: IqContext) -> Element:
+        """XEP-0049 §3 over PEP: each namespace a whitelist node of one item, and legacy
+        bookmarks converted to and from XEP-0402's node (XEP-0411 §3)."""
+        query = iq.find(qname(PRIVATE, "query"))
+        owner = context.sender.bare
+        if query is None or len(query) != 1:
+            raise StanzaError(StanzaCondition.BAD_REQUEST, "expected one element to store")
+        if context.to.local and context.to.bare != owner:
+            raise StanzaError(StanzaCondition.FORBIDDEN, "only your own private storage")
+        element = query[0]
+        namespace = element.tag[1:].partition("}")[0] if element.tag.startswith("{") else ""
+        if namespace in ("", NS.CLIENT, NS.SERVER, PRIVATE):
+            raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "not a private namespace")
+        node = check_node(namespace, self._limits)
+        answer = Element(qname(PRIVATE, "query"))
+        if iq.get("type") == "get":
+            if namespace == LEGACY_BOOKMARKS:
+                stored = await self._store.items(str(owner), BOOKMARKS)
+                answer.append(to_legacy([(item.id, _parse(item.payload)) for item in stored]))
+            else:
+                current = await self._store.items(str(owner), node, ["current"])
+                payload = _parse(current[0].payload) if current else None
+                answer.append(payload if payload is not None else Element(element.tag))
+            return iq_result(iq, answer)
+        if namespace == LEGACY_BOOKMARKS:
+            await self._legacy_bookmarks(owner, element)
+        else:
+            await self.publish(owner, node, "current", element, {**_PRIVATE, _MAX: "1"})
+        return iq_result(iq)
+
+    async def _legacy_bookmarks(self, owner: JID, storage: Element) -> None:
+        """A legacy client's whole list: publish what changed, retract what is gone."""
+        conferences = from_legacy(storage, self._limits.max_items)
+        if conferences is None:
+            raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many bookmarks")
+        stored = {item.id: item.payload for item in await self._store.items(str(owner), BOOKMARKS)}
+        for room, conference in conferences.items():
+            if stored.get(room) != tostring(conference, encoding="unicode"):
+                await self.publish(owner, BOOKMARKS, room, conference, {**_PRIVATE, _MAX: "max"})
+        gone = sorted(set(stored) - set(conferences))
+        if gone:
+            config = await self._config(owner, BOOKMARKS)
+            for room in gone:
+                await self._store.retract(str(owner), BOOKMARKS, room)
+                await self._notify_retract(owner, BOOKMARKS, config, room)
 
     async def _items(self, owner: JID, reader: JID, request: Element) -> Element:
         """XEP-0060 §6.5: all items, the last ``max_items`` (§6.5.7) or those asked by id."""
