@@ -157,7 +157,7 @@ class PepService:
         self._remote: dict[JID, set[JID]] = {}
         """Contacts' resources on other servers: the local accounts each sends presence to."""
         self._remote_of: dict[JID, set[JID]] = {}
-        self._asking: dict[tuple[str, str], list[JID]] = {}
+        self._asking: dict[tuple[str, str], set[JID]] = {}
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
             _Handler(PUBSUB_OWNER, self._owner),
@@ -206,18 +206,20 @@ class PepService:
         await self._caps_of(sender, stanza)
 
     async def _caps_of(self, jid: JID, presence: Element) -> None:
+        """Every resource announcing a ``ver`` not yet verified is asked: the first true
+        answer serves them all, and a client that never answers or lies delays nobody."""
         caps = parse_caps(presence)
         if caps is None:
+            self._forget(self._pending.get(jid, ""))
             await self._interested(jid, frozenset())
             return
         features = self._cache.get(caps)
         if features is not None:
+            self._forget(self._pending.get(jid, ""))
             await self._interested(jid, features)
             return
-        waiting = self._asking.setdefault(caps.key, [])
-        if jid not in waiting:
-            waiting.append(jid)
-        if len(waiting) == 1:
+        asked = self._queries.get(self._pending.get(jid, ""))
+        if asked is None or asked[1] != caps:
             await self._ask(jid, caps)
 
     async def _gone(self, jid: JID) -> None:
@@ -228,21 +230,19 @@ class PepService:
             remote.discard(jid)
             if not remote:
                 self._remote_of.pop(jid.bare, None)
-        query_id = self._pending.get(jid)
-        if query_id is not None and (asked := self._forget(query_id)) is not None:
-            await self._give_up(*asked)
+        self._forget(self._pending.get(jid, ""))
 
     async def _ask(self, jid: JID, caps: Caps) -> None:
         """XEP-0115 §6.2: disco#info of ``node#ver``, from this server (a local domain)."""
+        self._forget(self._pending.get(jid, ""))
         owners = self._remote.get(jid)
         server = JID.make("", min(owners, key=str).domain if owners else jid.domain)
         query_id = CAPS_QUERY_PREFIX + self._hub.new_id()
         self._queries[query_id] = (jid, caps)
         self._pending[jid] = query_id
+        self._asking.setdefault(caps.key, set()).add(jid)
         while len(self._queries) > MAX_QUERIES:
-            oldest = self._forget(next(iter(self._queries)))
-            if oldest is not None:
-                self._asking.pop(oldest[1].key, None)
+            self._forget(next(iter(self._queries)))
         iq = Element(
             qname(NS.CLIENT, "iq"),
             {"type": "get", "id": query_id, "to": str(jid), "from": str(server)},
@@ -250,22 +250,18 @@ class PepService:
         SubElement(iq, qname(NS.DISCO_INFO, "query"), {"node": f"{caps.node}#{caps.ver}"})
         await self._hub.route(iq, server, jid)
 
-    def _forget(self, query_id: str) -> tuple[JID, Caps] | None:
+    def _forget(self, query_id: str) -> None:
+        """Drop a pending query, and its resource from those waiting for that ``ver``."""
         asked = self._queries.pop(query_id, None)
-        if asked is not None:
-            self._pending.pop(asked[0], None)
-        return asked
-
-    async def _give_up(self, jid: JID, caps: Caps) -> None:
-        """``jid`` did not vouch for ``caps`` (it left, erred or lied): ask the next
-        resource that announced them, so one bad client cannot stall the others."""
-        waiting = self._asking.get(caps.key, [])
-        if jid in waiting:
-            waiting.remove(jid)
-        if waiting:
-            await self._ask(waiting[0], caps)
-        else:
-            self._asking.pop(caps.key, None)
+        if asked is None:
+            return
+        jid, caps = asked
+        self._pending.pop(jid, None)
+        waiting = self._asking.get(caps.key)
+        if waiting is not None:
+            waiting.discard(jid)
+            if not waiting:
+                del self._asking[caps.key]
 
     async def caps_result(self, iq: Element, sender: JID) -> None:
         """The answer to one of :meth:`_ask`'s queries (the router's result sink)."""
@@ -273,7 +269,6 @@ class PepService:
         asked = self._queries.get(query_id)
         if asked is None or asked[0] != sender:
             return  # not ours, or another JID answering for it
-        self._forget(query_id)
         caps = asked[1]
         query = iq.find(qname(NS.DISCO_INFO, "query"))
         features = None
@@ -281,11 +276,14 @@ class PepService:
             features = verify(caps, query)
         if features is None:
             log.info("capabilities of %s do not match their hash", loggable(sender))
-            await self._give_up(sender, caps)
+            self._forget(query_id)
             await self._interested(sender, frozenset())
             return
         self._cache.put(caps, features)
-        for waiter in self._asking.pop(caps.key, []):
+        waiting = sorted(self._asking.get(caps.key, ()), key=str)
+        for waiter in waiting:
+            self._forget(self._pending.get(waiter, ""))
+        for waiter in waiting:
             resource = self._hub.resource(waiter)
             if waiter in self._remote or (resource is not None and resource.available):
                 await self._interested(waiter, features)
