@@ -387,6 +387,7 @@ class PepService:
             raise StanzaError(StanzaCondition.CONFLICT, "the node exists")  # §8.1.3
         nodes, _ = await self._store.usage(str(owner))
         if nodes >= self._limits.max_nodes:
+            log.info("PEP node refused to %s: %d nodes already", owner, nodes)
             raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "too many nodes")
         await self._store.create_node(str(owner), node, config.to_json(), self._clock())
 
@@ -418,6 +419,7 @@ class PepService:
             raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "item cannot be stored") from None
         size = len(text.encode())
         if size > self._limits.max_item_bytes:
+            log.info("PEP item of %d bytes refused to %s on %s", size, owner, loggable(node))
             raise PubsubError(StanzaCondition.NOT_ACCEPTABLE, "payload-too-big")
         stored = await self._store.node_config(str(owner), node)
         if stored is None:
@@ -431,6 +433,7 @@ class PepService:
         if config.persist_items:
             _, used = await self._store.usage(str(owner))
             if used + size > self._limits.max_account_bytes:
+                log.info("PEP item refused to %s: %d bytes stored already", owner, used)
                 raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "PEP storage is full")
             record = StoredItem(item_id, text)
             await self._store.publish(str(owner), node, record, config.max_items, self._clock())
