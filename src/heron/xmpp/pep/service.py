@@ -2,12 +2,13 @@
 :mod:`heron.xmpp.pep.model`, over a :class:`~heron.xmpp.pep.model.PepStore`.
 
 It answers ``pubsub`` iqs to an account's bare JID (publish with publish-options,
-retract, items; ``pubsub#owner``: configure, delete), hears each local resource's
-available presence to learn its entity capabilities (asking disco#info once per verified
-``ver``, :mod:`heron.xmpp.pep.caps`), sends the last item of each node a resource newly
-asks for (XEP-0163 §6.2: its owner's and its subscriptions' nodes) and notifies
-publications to the resources that asked (§4.3). Contacts on other servers are followed
-through the presence they send local accounts, and asked for their caps over s2s.
+retract, items; ``pubsub#owner``: configure, delete; private XML storage), hears each
+local resource's available presence to learn its entity capabilities (asking disco#info
+until a ``ver`` is verified, then never again, :mod:`heron.xmpp.pep.caps`), sends the
+last item of each node a resource newly asks for (XEP-0163 §6.2: its owner's and its
+subscriptions' nodes) and notifies publications to the resources that asked (§4.3).
+Contacts on other servers are followed through the presence they send local accounts,
+and asked for their caps over s2s.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ DISCO_FEATURES = tuple(
         "retrieve-items",
     )
 ) + (f"{BOOKMARKS}#compat",)
-"""XEP-0060 §10 features, only those that work, and XEP-0402 §5.3's conversion of legacy
-bookmarks (XEP-0411): what the account advertises (XEP-0163 §7)."""
+"""XEP-0060 §10 features, only those that work, and XEP-0402's feature for the conversion
+of legacy bookmarks (XEP-0411): what the account advertises (XEP-0163 §7)."""
 
 PRIVATE = "jabber:iq:private"  # XEP-0049
 _PRIVATE = {"pubsub#access_model": "whitelist", "pubsub#persist_items": "true"}
