@@ -38,9 +38,11 @@ def ver_of(features: list[str]) -> str:
 
 
 def asked(session: FakeSession) -> str:
-    """The id of the caps query the server sent ``session`` since the last take, or ""."""
-    sent = [s for s in session.take() if s.get("id", "").startswith(CAPS_QUERY_PREFIX)]
-    return sent[0].get("id", "") if sent else ""
+    """The id of the caps query the server sent ``session`` since the last take, or "";
+    the other stanzas stay for the test to take."""
+    queries = [s for s in session.sent if s.get("id", "").startswith(CAPS_QUERY_PREFIX)]
+    session.sent = [s for s in session.sent if s not in queries]
+    return queries[0].get("id", "") if queries else ""
 
 
 class Pep:
@@ -552,3 +554,20 @@ async def test_xep0402_bookmarks_published_without_options_stay_private(pep: Pep
     await subscribe(pep.server, lucy, roland)
     await pep.publish(roland, BOOKMARKS, f'<conference xmlns="{BOOKMARKS}"/>', "a@c.falcot.com")
     assert error_condition(await pep.items(lucy, "roland@falcot.com", BOOKMARKS)) == "not-allowed"
+
+
+async def test_xep0163_6_2_a_new_mutual_subscription_brings_the_last_items_once(
+    pep: Pep,
+) -> None:
+    roland = await pep.login("roland@falcot.com", "laptop")
+    lucy = await pep.login("lucy@falcot.com", "home", notify=(AVATAR,))
+    await pep.publish(roland, AVATAR, META, "abc")
+    assert events(lucy) == []  # no subscription yet
+    await subscribe(pep.server, lucy, roland)
+    await subscribe(pep.server, roland, lucy)  # lucy's presence now reaches roland
+    assert events(lucy) == [("roland@falcot.com", AVATAR, "abc")]
+    await pep.server.send(lucy, "<presence><show>away</show></presence>")
+    assert events(lucy) == []
+    # A new resource gets them at its login, once, whichever presence comes first.
+    phone = await pep.login("lucy@falcot.com", "phone", notify=(AVATAR,))
+    assert events(phone) == [("roland@falcot.com", AVATAR, "abc")]

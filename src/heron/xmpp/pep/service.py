@@ -14,6 +14,7 @@ and asked for their caps over s2s.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from xml.etree.ElementTree import Element, ParseError, SubElement, fromstring, tostring
 
@@ -158,6 +159,8 @@ class PepService:
         self._remote: dict[JID, set[JID]] = {}
         """Contacts' resources on other servers: the local accounts each sends presence to."""
         self._remote_of: dict[JID, set[JID]] = {}
+        self._heard: defaultdict[JID, set[JID]] = defaultdict(set)
+        """Local resources: the accounts whose last items each was sent."""
         self._asking: dict[tuple[str, str], set[JID]] = {}
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
@@ -176,12 +179,15 @@ class PepService:
         await self._gone(resource.jid)
 
     async def contact_presence(self, stanza: Element, sender: JID, to: JID) -> None:
-        """Presence from a contact on another server to the local account ``to``: that
-        resource hears ``to``'s nodes as a local one would, if ``to`` lets its account see
-        its presence (XEP-0163 §4.3 "subscribed contacts")."""
+        """Presence from a contact to the local account ``to``: the contact's resource
+        hears ``to``'s nodes if ``to`` lets its account see its presence (XEP-0163 §4.3
+        "subscribed contacts"), and gets their last items the first time (§6.2)."""
         owner = to.bare
-        if sender.is_bare or self._hub.bound(sender.bare):
-            return  # local contacts are followed through their own sessions
+        if sender.is_bare:
+            return
+        if self._hub.bound(sender.bare):
+            await self._local_contact(stanza, sender, owner)
+            return
         if stanza.get("type") == "unavailable":
             following = self._remote.get(sender, set())
             following.discard(owner)
@@ -206,6 +212,17 @@ class PepService:
             await self._send_last(sender, sorted(notified_nodes(known)), [owner])
         await self._caps_of(sender, stanza)
 
+    async def _local_contact(self, stanza: Element, sender: JID, owner: JID) -> None:
+        """A local resource's caps come with its own presence; this is the first presence
+        it sends ``owner`` since, as after a new mutual subscription: ``owner``'s last
+        items, unless it already had them."""
+        features = self._features.get(sender)
+        if stanza.get("type") is not None or not features or owner in self._heard[sender]:
+            return
+        if sender.bare in await self._roster.subscribers(owner):
+            self._heard[sender].add(owner)
+            await self._send_last(sender, sorted(notified_nodes(features)), [owner])
+
     async def _caps_of(self, jid: JID, presence: Element) -> None:
         """Every resource announcing a ``ver`` not yet verified is asked: the first true
         answer serves them all, and a client that never answers or lies delays nobody."""
@@ -226,6 +243,7 @@ class PepService:
     async def _gone(self, jid: JID) -> None:
         """``jid`` is unavailable: forget its features and any query asked of it."""
         self._features.pop(jid, None)
+        self._heard.pop(jid, None)
         if self._remote.pop(jid, None) is not None:
             remote = self._remote_of.get(jid.bare, set())
             remote.discard(jid)
@@ -295,7 +313,10 @@ class PepService:
         self._features[jid] = features
         wanted = notified_nodes(features) - notified_nodes(old)
         if wanted:
-            await self._send_last(jid, sorted(wanted), await self._publishers(jid))
+            publishers = await self._publishers(jid)
+            if jid not in self._remote:
+                self._heard[jid].update(publishers)
+            await self._send_last(jid, sorted(wanted), publishers)
 
     async def _publishers(self, jid: JID) -> list[JID]:
         """Whose nodes ``jid`` hears: for a local resource its own account's and its
