@@ -24,6 +24,7 @@ from heron.sip.server import build_sip
 from heron.store import Database, SqlAccountStore, SqlLocationStore
 from heron.store.archive import SqlArchiveStore
 from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
+from heron.store.pep import SqlPepStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
 from heron.turn.server import build_turn, build_turn_worker
@@ -57,6 +58,7 @@ def sql_stores(database: Database, config: Config) -> Stores:
             vcards=SqlVCardStore(database),
             rooms=SqlRoomStore(database),
             archive=SqlArchiveStore(database),
+            pep=SqlPepStore(database),
         ),
     )
 

@@ -170,6 +170,9 @@ def test_media_defaults_clear_of_turn_and_advertised_address() -> None:
     Config.model_validate(
         {"turn": {"enabled": False}, "media": {"port_min": 50000, "port_max": 60000}}
     )
+
+
+@pytest.mark.parametrize(
     ("text", "seconds"),
     [("never", None), ("1w", 604_800.0), ("3d", 259_200.0), ("1y", 31_556_952.0)],
 )

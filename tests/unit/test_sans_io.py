@@ -46,6 +46,8 @@ CORES = sorted(
     # The s2s stream core, its location and identity rules; server.py is the asyncio side
     # (and dns.py the adapter to the shared resolver, which imports no I/O module itself).
     + [path for path in (ROOT / "xmpp" / "s2s").glob("*.py") if path.name != "server.py"]
+    # PEP's node model and XEP-0115 caps; service.py is the feature around them.
+    + [path for path in (ROOT / "xmpp" / "pep").glob("*.py") if path.name != "service.py"]
 )
 
 
@@ -69,6 +71,7 @@ def test_every_core_package_is_checked() -> None:
         "muc",
         "s2s",
         "media",
+        "pep",
     }
     assert ROOT / "turn" / "core.py" in CORES
     assert ROOT / "xmpp" / "stream.py" in CORES

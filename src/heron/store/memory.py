@@ -21,6 +21,7 @@ from heron.xmpp.features.offline import MAX_MESSAGES
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomRecord
+from heron.xmpp.pep.model import StoredItem
 
 __all__ = [
     "MemoryAccountStore",
@@ -28,6 +29,7 @@ __all__ = [
     "MemoryBlocklistStore",
     "MemoryLocationStore",
     "MemoryOfflineStore",
+    "MemoryPepStore",
     "MemoryRoomStore",
     "MemoryRosterStore",
     "MemoryVCardStore",
@@ -283,3 +285,69 @@ class MemoryArchiveStore:
 
     async def set_prefs(self, owner: JID, prefs: str) -> None:
         self.preferences[owner] = prefs
+
+
+class MemoryPepStore:
+    """:class:`heron.xmpp.pep.model.PepStore` in dicts: ``nodes`` holds each node's
+    configuration JSON and ``items`` its items oldest first, both by (owner, node)."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple[str, str], str] = {}
+        self.items_of: dict[tuple[str, str], list[StoredItem]] = {}
+
+    async def node_config(self, owner: str, node: str) -> str | None:
+        return self.nodes.get((owner, node))
+
+    async def usage(self, owner: str) -> tuple[int, int]:
+        mine = [key for key in self.nodes if key[0] == owner]
+        size = sum(len(i.payload.encode()) for key in mine for i in self.items_of.get(key, []))
+        return len(mine), size
+
+    async def create_node(self, owner: str, node: str, config: str, now: float) -> None:
+        self.nodes[(owner, node)] = config
+        self.items_of[(owner, node)] = []
+
+    async def configure(self, owner: str, node: str, config: str, max_items: int) -> None:
+        if (owner, node) in self.nodes:
+            self.nodes[(owner, node)] = config
+            self._trim((owner, node), max_items)
+
+    def _trim(self, key: tuple[str, str], keep: int) -> None:
+        items = self.items_of[key]
+        del items[: max(0, len(items) - keep)]
+
+    async def delete_node(self, owner: str, node: str) -> bool:
+        self.items_of.pop((owner, node), None)
+        return self.nodes.pop((owner, node), None) is not None
+
+    async def publish(
+        self, owner: str, node: str, item: StoredItem, max_items: int, now: float
+    ) -> None:
+        if (owner, node) in self.nodes:
+            items = self.items_of[(owner, node)]
+            items[:] = [old for old in items if old.id != item.id] + [item]
+            self._trim((owner, node), max_items)
+
+    async def retract(self, owner: str, node: str, item_id: str) -> bool:
+        items = self.items_of.get((owner, node), [])
+        kept = [item for item in items if item.id != item_id]
+        found = len(kept) != len(items)
+        items[:] = kept
+        return found
+
+    async def items(
+        self, owner: str, node: str, ids: Sequence[str] = (), last: int | None = None
+    ) -> list[StoredItem]:
+        items = self.items_of.get((owner, node), [])
+        if ids:
+            return [item for item in items if item.id in ids]
+        return items[-last:] if last else ([] if last == 0 else list(items))
+
+    async def last_items(
+        self, owners: Sequence[str], nodes: Sequence[str]
+    ) -> list[tuple[str, str, str, StoredItem]]:
+        return [
+            (owner, node, config, self.items_of[(owner, node)][-1])
+            for (owner, node), config in sorted(self.nodes.items())
+            if owner in owners and node in nodes and self.items_of[(owner, node)]
+        ]

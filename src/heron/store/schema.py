@@ -27,6 +27,8 @@ __all__ = [
     "muc_affiliations",
     "muc_rooms",
     "offline_messages",
+    "pep_items",
+    "pep_nodes",
     "roster_items",
     "roster_pending",
     "roster_versions",
@@ -206,4 +208,29 @@ archive_prefs = Table(
     metadata,
     Column("owner", String(320), primary_key=True),
     Column("prefs", Text, nullable=False),
+)
+
+# XMPP personal eventing (XEP-0163, heron.xmpp.pep): each account's nodes and their items.
+# An item's id is its position in publication order; ``size`` is the payload's UTF-8 bytes.
+pep_nodes = Table(
+    "pep_nodes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(320), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("owner", "name", name="uq_pep_nodes_owner_name"),
+)
+
+pep_items = Table(
+    "pep_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("node_id", Integer, nullable=False),
+    Column("item_id", String(256), nullable=False),
+    Column("payload", _STANZA_TEXT, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("published_at", Double, nullable=False),
+    UniqueConstraint("node_id", "item_id", name="uq_pep_items_node_item"),
 )

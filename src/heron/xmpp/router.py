@@ -65,6 +65,9 @@ class RemoteDomains(Protocol):
         ...
 
 
+ResultSink = Callable[[Element, JID], Awaitable[None]]
+
+
 class Where(Enum):
     """Where an address lives, as far as this node knows."""
 
@@ -120,6 +123,7 @@ class Router:
         self._account_namespaces: set[str] = set()
         self._components: dict[str, DomainComponent] = {}
         self._remote: RemoteDomains | None = None
+        self._results: dict[str, ResultSink] = {}
         self.roster = Roster(self, roster, max_items=max_roster_items)
         self.offline = OfflineMessages(offline, clock)
         self.presence = PresenceFeature(
@@ -155,6 +159,11 @@ class Router:
         self._handlers[handler.namespace] = handler
         if for_accounts:
             self._account_namespaces.add(handler.namespace)
+
+    def register_results(self, prefix: str, sink: ResultSink) -> None:
+        """Hand iq results and errors to the server whose id starts with ``prefix`` to
+        ``sink``, with their sender: the answers to a feature's own queries (XEP-0115)."""
+        self._results[prefix] = sink
 
     def register_component(self, component: DomainComponent) -> None:
         domain = JID.make("", component.domain).domain
@@ -441,7 +450,11 @@ class Router:
     async def _dispatch(self, iq: Element, sender: JID, to: JID, *, everything: bool) -> None:
         """An iq request to the server or an account, answered by its namespace's handler."""
         if iq.get("type") not in ("get", "set"):
-            return  # results and errors to the server end here
+            # Results and errors to the server end here, or at the feature that asked.
+            for prefix, sink in self._results.items():
+                if iq.get("id", "").startswith(prefix):
+                    await sink(iq, sender)
+            return
         if len(iq) != 1:
             raise StanzaError(StanzaCondition.BAD_REQUEST, "an iq carries one payload")
         namespace = _namespace(iq[0].tag)

@@ -40,7 +40,14 @@ from heron.tls import server_context
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
 from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
-from heron.xmpp.features.disco import DiscoInfoHandler, DiscoItem, DiscoItemsHandler
+from heron.xmpp.features.disco import (
+    ACCOUNT_IDENTITY,
+    DiscoInfo,
+    DiscoInfoHandler,
+    DiscoItem,
+    DiscoItemsHandler,
+    Identity,
+)
 from heron.xmpp.features.external_services import ExternalServicesHandler, Transport
 from heron.xmpp.features.mam import ArchiveSettings, ArchiveStore
 from heron.xmpp.features.offline import OfflineStore
@@ -52,6 +59,8 @@ from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.muc.service import MucService
+from heron.xmpp.pep import PepStore
+from heron.xmpp.pep.service import CAPS_QUERY_PREFIX, DISCO_FEATURES, PepService
 from heron.xmpp.read_rate import ReadRate
 from heron.xmpp.router import Router
 from heron.xmpp.s2s.dns import ServerLocator, s2s_destinations
@@ -106,6 +115,7 @@ class XmppStores:
     vcards: VCardStore
     rooms: RoomStore
     archive: ArchiveStore
+    pep: PepStore
 
 
 def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
@@ -372,7 +382,7 @@ class XmppComponent:
             archive=stores.archive if archive else None,
             archive_settings=archive_settings,
         )
-        self._expiry: asyncio.Task[None] | None = None
+        self._archive_sweep: asyncio.Task[None] | None = None
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
@@ -415,7 +425,7 @@ class XmppComponent:
         self._register_features()
         await self._muc.load()
         if self._router.archive is not None and xmpp.archive_expires is not None:
-            self._expiry = asyncio.create_task(self._expire_archives(xmpp.archive_expires))
+            self._archive_sweep = asyncio.create_task(self._expire_archives(xmpp.archive_expires))
         listeners: list[Listener] = []
         for address in xmpp.listen:
             listeners.append(await self._listen("xmpp.listen", address, None))
@@ -487,9 +497,9 @@ class XmppComponent:
             await asyncio.sleep(_EXPIRY_EVERY)
 
     async def stop(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            await asyncio.gather(self._expiry, return_exceptions=True)
+        if self._archive_sweep is not None:
+            self._archive_sweep.cancel()
+            await asyncio.gather(self._archive_sweep, return_exceptions=True)
         if self._federation is not None:
             await self._federation.stop()
         for server in self._servers:
@@ -573,11 +583,29 @@ class XmppComponent:
             self._router.register_iq_handler(handler)
         vcard = VCardHandler(self._stores.vcards, clock=time.time)
         self._router.register_iq_handler(vcard, for_accounts=True)
-        advertised = [self._router.roster, self._router.carbons, vcard, *handlers]
+        pep = PepService(
+            self._router,
+            self._router.roster,
+            self._stores.pep,
+            clock=time.time,
+            new_item_id=lambda: secrets.token_hex(8),
+        )
+        publish, owner, private = pep.handlers
+        self._router.register_iq_handler(publish, for_accounts=True)  # others read items
+        self._router.register_iq_handler(owner)
+        self._router.register_iq_handler(private)
+        self._router.register_results(CAPS_QUERY_PREFIX, pep.caps_result)
+        self._router.presence.listeners.append(pep)
+        advertised = [self._router.roster, self._router.carbons, vcard, private, *handlers]
         archive = self._router.archive
         mine = archive.disco_features if archive is not None else ()
-        disco = DiscoInfoHandler(advertised, nodes=[admin], account_features=mine)
-        self._router.register_iq_handler(disco)
+        # XEP-0163 §7: the account is a PEP service; XEP-0313 §7: it keeps an archive.
+        account = DiscoInfo(
+            (ACCOUNT_IDENTITY, Identity("pubsub", "pep")), (NS.DISCO_INFO, *DISCO_FEATURES, *mine)
+        )
+        self._router.register_iq_handler(
+            DiscoInfoHandler(advertised, nodes=[admin], account=account)
+        )
         items = [DiscoItem(config.muc_domain, "Chatrooms")]
         self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))
         self._router.register_component(self._muc)

@@ -10,6 +10,7 @@ import pytest
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.features import IqContext
 from heron.xmpp.features.disco import (
+    ACCOUNT_IDENTITY,
     DiscoInfo,
     DiscoInfoHandler,
     DiscoItem,
@@ -20,6 +21,7 @@ from heron.xmpp.features.disco import (
 from heron.xmpp.features.ping import PingHandler
 from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.pep.service import DISCO_FEATURES
 from heron.xmpp.stanza import NS, qname
 
 INFO = qname(NS.DISCO_INFO, "query")
@@ -133,6 +135,22 @@ async def test_xep0030_own_account_is_account_registered(
     assert reply is not None
     query = reply.find(ITEMS)
     assert query is not None and len(query) == 0
+
+
+async def test_xep0163_7_own_account_is_a_pep_service_with_its_features() -> None:
+    account = DiscoInfo(
+        (ACCOUNT_IDENTITY, Identity("pubsub", "pep")), (NS.DISCO_INFO, *DISCO_FEATURES)
+    )
+    handler = DiscoInfoHandler([], account=account)
+    reply = await handler.handle_iq(get(INFO), context(to="roland@falcot.com"))
+    assert reply is not None
+    identities = {
+        (i.get("category"), i.get("type")) for i in reply.iter(qname(NS.DISCO_INFO, "identity"))
+    }
+    assert identities == {("account", "registered"), ("pubsub", "pep")}
+    features = {f.get("var") for f in reply.iter(qname(NS.DISCO_INFO, "feature"))}
+    assert "http://jabber.org/protocol/pubsub#publish-options" in features
+    assert "http://jabber.org/protocol/pubsub#subscribe" not in features  # only what works
 
 
 async def test_xep0030_another_account_is_not_disclosed(

@@ -18,6 +18,7 @@ from heron.xmpp.features import IqContext
 from heron.xmpp.stanza import NS, iq_result, qname
 
 __all__ = [
+    "ACCOUNT_IDENTITY",
     "DiscoInfo",
     "DiscoInfoHandler",
     "DiscoItem",
@@ -53,6 +54,10 @@ class DiscoItem:
     jid: str
     name: str | None = None
     node: str | None = None
+
+
+ACCOUNT_IDENTITY = Identity("account", "registered")
+"""XEP-0030 §3.1 for an account: Disco Categories' account/registered."""
 
 
 class HasDiscoFeatures(Protocol):
@@ -96,13 +101,13 @@ class DiscoInfoHandler:
         *,
         nodes: Sequence[DiscoNodes] = (),
         name: str = "heron",
-        account_features: Sequence[str] = (),
+        account: DiscoInfo = DiscoInfo((ACCOUNT_IDENTITY,), (NS.DISCO_INFO,)),
     ) -> None:
         """``handlers`` is read at each query, so handlers registered later are advertised;
-        ``account_features`` are what an account's bare JID offers its owner (XEP-0313 §7)."""
+        ``account`` is what an account's bare JID answers its owner (PEP, XEP-0163 §7)."""
         self._handlers = handlers
+        self._account = account
         self._nodes = nodes
-        self._account_features = tuple(account_features)
         self._identity = Identity("server", "im", name)
 
     async def handle_iq(self, iq: Element, context: IqContext) -> Element | None:
@@ -127,9 +132,7 @@ class DiscoInfoHandler:
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND)
         if context.to.local:
             _check_own_account(context)
-            # XEP-0030 §3.1 for an account: Disco Categories' account/registered.
-            mine = (NS.DISCO_INFO.value, *self._account_features)
-            return DiscoInfo((Identity("account", "registered"),), mine)
+            return self._account
         features = {NS.DISCO_INFO.value}
         for handler in self._handlers:
             features.update(handler.disco_features)

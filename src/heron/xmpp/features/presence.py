@@ -42,7 +42,14 @@ from heron.xmpp.subscription import (
     transition,
 )
 
-__all__ = ["LoginData", "LoginStore", "PresenceFeature", "SeparateReads", "item_state"]
+__all__ = [
+    "LoginData",
+    "LoginStore",
+    "PresenceFeature",
+    "PresenceListener",
+    "SeparateReads",
+    "item_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +119,24 @@ class SeparateReads:
         return LoginData(items, pending, messages)
 
 
+class PresenceListener(Protocol):
+    """A feature that follows resources' availability (PEP reads their caps)."""
+
+    async def available(self, resource: Resource) -> None:
+        """``resource`` sent available presence, now in ``resource.presence``."""
+        ...
+
+    async def unavailable(self, resource: Resource) -> None: ...
+
+    async def contact_presence(self, stanza: Element, sender: JID, to: JID) -> None:
+        """Available or unavailable presence from ``sender`` (any contact, local or not)
+        to the local account ``to``."""
+        ...
+
+
 class PresenceFeature:
-    """Presence for the accounts of this server."""
+    """Presence for the accounts of this server; ``listeners`` hear local resources'
+    available and unavailable presence once it is broadcast."""
 
     def __init__(
         self, hub: Hub, roster: Roster, offline: OfflineMessages, login: LoginStore
@@ -123,6 +146,7 @@ class PresenceFeature:
         self._store = roster.store
         self._offline = offline
         self._login_store = login
+        self.listeners: list[PresenceListener] = []
 
     # --- from a local resource ----------------------------------------------------
 
@@ -178,6 +202,8 @@ class PresenceFeature:
             self._offline.hand_over(resource, data.offline)
         elif offline:
             await self._offline.deliver(resource)
+        for listener in self.listeners:
+            await listener.available(resource)
 
     async def _login(self, resource: Resource, data: LoginData) -> None:
         """§4.2: what an initial presence triggers besides its broadcast."""
@@ -212,6 +238,8 @@ class PresenceFeature:
             recipients.update(subscribers)
         resource.presence = None
         resource.directed.clear()
+        for listener in self.listeners:
+            await listener.unavailable(resource)
         for recipient in sorted(recipients, key=str):
             await self._route(gone, resource.jid, recipient)
         for own in self._hub.bound(owner):
@@ -242,6 +270,9 @@ class PresenceFeature:
     async def inbound(self, stanza: Element, to: JID, sender: JID) -> None:
         """Presence addressed to an existing local account, ``from`` already checked."""
         type_ = stanza.get("type")
+        if type_ in (None, "unavailable"):
+            for listener in self.listeners:
+                await listener.contact_presence(stanza, sender, to)
         if type_ in _KINDS:
             if len(str(sender.bare)) <= MAX_JID:  # longer ones cannot be roster items
                 await self._inbound_subscription(to.bare, sender.bare, Kind(type_), stanza)

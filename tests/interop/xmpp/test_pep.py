@@ -1,0 +1,163 @@
+"""PEP (XEP-0163) with slixmpp's plugins: XEP-0084 avatars published by one account,
+notified to a contact's device whose XEP-0115 caps ask for them and fetched by it, and
+XEP-0402 bookmarks kept private to their owner.
+
+Nothing sleeps: a device proves heron learnt its caps by receiving the last published
+item, which heron sends only once it verified them (XEP-0163 §6.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+
+import slixmpp
+from slixmpp import JID
+from slixmpp.exceptions import IqError
+from slixmpp.plugins.xep_0048.stanza import Bookmarks
+from slixmpp.plugins.xep_0402.stanza import Conference
+
+from tests.interop.xmpp.support import (
+    DOMAIN,
+    MUC,
+    TIMEOUT,
+    Client,
+    XmppServer,
+    connect,
+    log_out,
+    subscribe_each_other,
+)
+
+AVATAR_PLUGINS = ("xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084")
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 300  # ~77 KB: a real avatar's size
+
+
+async def _metadata_events(client: Client) -> asyncio.Queue[slixmpp.Message]:
+    queue: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
+    client.add_event_handler("avatar_metadata_publish", queue.put_nowait)
+    return queue
+
+
+async def _publish_avatar(client: Client, data: bytes) -> str:
+    avatar = client.plugin["xep_0084"]
+    await avatar.publish_avatar(data, timeout=TIMEOUT)
+    item_id = hashlib.sha1(data).hexdigest()
+    info = {"id": item_id, "type": "image/png", "bytes": len(data)}
+    await avatar.publish_avatar_metadata(info, timeout=TIMEOUT)
+    return item_id
+
+
+async def test_xep0084_avatar_is_notified_to_a_contact_and_retrievable(
+    shared_xmpp: XmppServer,
+) -> None:
+    alice = await connect(shared_xmpp, "oscar", plugins=AVATAR_PLUGINS)
+    bob = await connect(shared_xmpp, "pat", resource="desk")
+    phone: Client | None = None
+    try:
+        await subscribe_each_other(alice, bob)
+        first = await _publish_avatar(alice, PNG)
+
+        # A new device of the contact, whose caps say urn:xmpp:avatar:metadata+notify,
+        # gets the last metadata item once heron verified its caps (XEP-0163 §6.2).
+        phone = await connect(shared_xmpp, "pat", resource="phone", plugins=AVATAR_PLUGINS)
+        events = await _metadata_events(phone)
+        await phone.plugin["xep_0115"].update_caps(broadcast=True)
+        last = await asyncio.wait_for(events.get(), TIMEOUT)
+        assert last["from"] == JID(f"oscar@{DOMAIN}")
+        assert last["pubsub_event"]["items"]["item"]["id"] == first
+
+        # XEP-0084 §4.2: the data, by the id the metadata gave, from another account.
+        data = await phone.plugin["xep_0084"].retrieve_avatar(
+            JID(f"oscar@{DOMAIN}"), first, timeout=TIMEOUT
+        )
+        value = data["pubsub"]["items"]["item"]["avatar_data"]["value"]
+        assert value == PNG
+
+        # A new avatar is notified as it is published (XEP-0163 §4.3).
+        second = await _publish_avatar(alice, PNG[:1000])
+        live = await asyncio.wait_for(events.get(), TIMEOUT)
+        assert live["pubsub_event"]["items"]["item"]["id"] == second
+    finally:
+        await log_out([c for c in (alice, bob, phone) if c is not None])
+
+
+async def test_xep0402_bookmarks_are_stored_retrieved_and_private(
+    shared_xmpp: XmppServer,
+) -> None:
+    plugins = ("xep_0004", "xep_0030", "xep_0060", "xep_0402")
+    owner = await connect(shared_xmpp, "xena", plugins=plugins)
+    other = await connect(shared_xmpp, "wendy", plugins=plugins)
+    try:
+        await subscribe_each_other(owner, other)
+        # XEP-0402 §3: one item per room, id the room's JID, whitelist, max_items=max.
+        options = owner.plugin["xep_0004"].make_form(ftype="submit")
+        options.add_field(
+            var="FORM_TYPE",
+            ftype="hidden",
+            value="http://jabber.org/protocol/pubsub#publish-options",
+        )
+        options.add_field(var="pubsub#persist_items", value=True)
+        options.add_field(var="pubsub#max_items", value="max")
+        options.add_field(var="pubsub#send_last_published_item", value="never")
+        options.add_field(var="pubsub#access_model", value="whitelist")
+        rooms = {f"room{n}@conference.{DOMAIN}": f"Room {n}" for n in range(3)}
+        for room, name in rooms.items():
+            conference = Conference()
+            conference["name"] = name
+            conference["autojoin"] = True
+            conference["nick"] = "xena"
+            await owner.plugin["xep_0060"].publish(
+                None, "urn:xmpp:bookmarks:1", id=room, payload=conference,
+                options=options, timeout=TIMEOUT,
+            )  # fmt: skip
+
+        result = await owner.plugin["xep_0060"].get_items(
+            JID(f"xena@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+        )
+        stored = {
+            item["id"]: (item["conference"]["name"], item["conference"]["autojoin"])
+            for item in result["pubsub"]["items"]
+        }
+        assert stored == {room: (name, True) for room, name in rooms.items()}
+
+        try:
+            await other.plugin["xep_0060"].get_items(
+                JID(f"xena@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+            )
+        except IqError as error:
+            assert error.condition == "not-allowed"
+        else:
+            raise AssertionError("a contact read another's bookmarks")
+    finally:
+        await log_out([owner, other])
+
+
+async def test_xep0411_legacy_bookmarks_in_private_storage_are_xep0402_items(
+    shared_xmpp: XmppServer,
+) -> None:
+    """slixmpp's xep_0048 keeps bookmarks in private XML storage (XEP-0049); a XEP-0402
+    client of the same account reads them as items, and the reverse."""
+    old = await connect(shared_xmpp, "zed", resource="old", plugins=("xep_0049", "xep_0048"))
+    new = await connect(shared_xmpp, "zed", resource="new", plugins=("xep_0060", "xep_0402"))
+    try:
+        bookmarks = Bookmarks()
+        bookmarks.add_conference(f"lobby@{MUC}", "zed", name="Lobby", autojoin=True)
+        await old.plugin["xep_0048"].set_bookmarks(bookmarks, timeout=TIMEOUT)
+        result = await new.plugin["xep_0060"].get_items(
+            JID(f"zed@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+        )
+        [item] = result["pubsub"]["items"]
+        assert item["id"] == f"lobby@{MUC}"
+        assert (item["conference"]["name"], item["conference"]["nick"]) == ("Lobby", "zed")
+
+        conference = Conference()
+        conference["name"] = "Hall"
+        await new.plugin["xep_0060"].publish(
+            None, "urn:xmpp:bookmarks:1", id=f"hall@{MUC}", payload=conference,
+            timeout=TIMEOUT,
+        )  # fmt: skip
+        stored = await old.plugin["xep_0048"].get_bookmarks(timeout=TIMEOUT)
+        names = {c["jid"]: c["name"] for c in stored["private"]["bookmarks"]["conferences"]}
+        assert names == {JID(f"lobby@{MUC}"): "Lobby", JID(f"hall@{MUC}"): "Hall"}
+    finally:
+        await log_out([old, new])
