@@ -10,7 +10,10 @@ PYTEST_ARGS ?=
 # s2s interop tests; lua-unbound is the resolver Prosody uses when Debian's Recommends are in.
 # sslh is the protocol demultiplexer bench/mux measures heron's port-443 mux against;
 # tinyproxy is the hotel's HTTP proxy in the hotel test (tests/support/hotel.py).
+# kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
+# reads in its tests.
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
+	kamailio kamailio-sqlite-modules \
 	tinyproxy
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
@@ -40,7 +43,7 @@ deb-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
 			apt-get install -y -qq --no-install-recommends $$missing && \
 		if [ -d /run/systemd/system ]; then \
-			for unit in coturn prosody ejabberd sslh tinyproxy; do \
+			for unit in coturn prosody ejabberd sslh tinyproxy kamailio; do \
 				$(SUDO) systemctl disable --now $$unit 2>/dev/null || true; \
 			done; \
 		fi; \

@@ -1,0 +1,100 @@
+"""Writing what a reader extracted: accounts merged, rosters' missing contacts added."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, imported_secrets
+from heron.accounts.bulk import Derivation
+from heron.accounts.secrets import SCRAM_ITERATIONS
+from heron.importers.model import Extracted, ImportedAccount
+from heron.xmpp.features.roster import RosterStore
+from heron.xmpp.jid import JID
+
+__all__ = ["Report", "apply", "derivations"]
+
+
+@dataclass
+class Report:
+    accounts: Counter[Merged] = field(default_factory=Counter)
+    contacts_added: int = 0
+    contacts_kept: int = 0
+    """Already in the roster: kept as heron has them."""
+    unusable: list[tuple[str, str]] = field(default_factory=list)
+    """Accounts whose password heron cannot use, and why."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.accounts[Merged.ADDED] or self.accounts[Merged.COMPLETED] or self.contacts_added
+        )
+
+
+def derivations(extracted: Extracted, policy: AccountPolicy) -> dict[str, Derivation]:
+    """The accounts the source kept a password of, by address: every secret is derived,
+    on every core (:func:`heron.accounts.derive_many`), before the database is opened."""
+    return {
+        address: Derivation(
+            policy.identity(account.local, account.domain),
+            account.password,
+            os.urandom(16),
+            SCRAM_ITERATIONS,
+        )
+        for address, account in extracted.accounts.items()
+        if account.password is not None
+    }
+
+
+def _secrets(account: ImportedAccount, accounts: AccountService) -> Secrets:
+    return imported_secrets(
+        accounts.identity(account.local, account.domain),
+        sip_ha1_md5=account.sip_ha1_md5,
+        turn_key_md5=account.turn_key_md5,
+        turn_key_sha256=account.turn_key_sha256,
+        scram_sha1=account.scram_sha1,
+        salt=accounts.salt(),
+        iterations=accounts.iterations,
+    )
+
+
+async def apply(
+    extracted: Extracted,
+    accounts: AccountService,
+    rosters: RosterStore,
+    derived: Mapping[str, Secrets | str],
+    *,
+    dry_run: bool,
+    progress: Callable[[], None] = lambda: None,
+) -> Report:
+    """Merge every account (:meth:`AccountService.merge`), then add the roster contacts
+    its owner does not have yet; with ``dry_run``, count what would change."""
+    report = Report()
+    present: set[str] = set()
+    for address, account in extracted.accounts.items():
+        secrets = derived.get(address) or _secrets(account, accounts)
+        if isinstance(secrets, str):
+            report.unusable.append((address, secrets))
+            progress()
+            continue
+        merged = await accounts.merge(
+            account.local, account.domain, secrets, admin=account.admin, dry_run=dry_run
+        )
+        report.accounts[merged] += 1
+        present.add(address)
+        progress()
+    for address, items in extracted.rosters.items():
+        if address not in present:
+            continue
+        local, _, domain = address.partition("@")
+        owner = JID(local, domain)
+        for item in items:
+            if await rosters.get(owner, item.jid) is not None:
+                report.contacts_kept += 1
+                continue
+            if not dry_run:
+                await rosters.put(owner, item)
+            report.contacts_added += 1
+    return report
