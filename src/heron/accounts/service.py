@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,9 +18,11 @@ from heron.accounts.secrets import (
     complete_secrets,
     derive_secrets,
 )
-from heron.errors import AccountExists, AccountNotFound, InvalidInput
+from heron.errors import AccountExists, AccountNotFound, InvalidInput, StoreError
 
 __all__ = ["AccountChange", "AccountListener", "AccountPolicy", "AccountService", "Merged"]
+
+log = logging.getLogger(__name__)
 
 
 class AccountChange(StrEnum):
@@ -185,20 +189,28 @@ class AccountService:
 
     async def complete(self, account: Account, password: str) -> bool:
         """Derive what an imported ``account`` misses from ``password``, which a login
-        has just proved (SASL PLAIN inside TLS, a web login); False if nothing was missing.
-        The SCRAM keys it had keep their salt and count, so new ones get the same."""
+        has just proved (SASL PLAIN inside TLS, a web login). Its SCRAM keys keep their
+        salt and count, so new ones get the same. The derivation (Argon2: tenths of a
+        second) runs in a thread, off the loop. False if nothing was missing, or if the
+        store failed (logged: the login stands, the next one tries again)."""
         if not account.secrets.missing:
             return False
         first = account.secrets.scram[0]
-        derived = derive_secrets(
-            self._policy.identity(account.local, account.domain),
-            password,
-            salt=first.salt,
-            iterations=first.iterations,
-        )
-        completed = complete_secrets(account.secrets, derived)
-        if not await self._store.replace_secrets(account.local, account.domain, completed):
+        try:
+            derived = await asyncio.to_thread(
+                derive_secrets,
+                self._policy.identity(account.local, account.domain),
+                password,
+                salt=first.salt,
+                iterations=first.iterations,
+            )
+            completed = complete_secrets(account.secrets, derived)
+            if not await self._store.replace_secrets(account.local, account.domain, completed):
+                return False
+        except (ValueError, StoreError) as exc:
+            log.warning("could not complete the secrets of %s: %s", account.address, exc)
             return False
+        log.info("derived the secrets %s was imported without", account.address)
         self.announce(account.local, account.domain, AccountChange.COMPLETED)
         return True
 

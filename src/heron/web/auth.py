@@ -352,6 +352,7 @@ class WebSessions:
             return None
         assert account is not None and key is not None
         guesses.success(key, peer, self._clock())
+        await self._accounts.complete(account, password)  # an imported account's missing secrets
         user = WebUser(
             address=account.address,
             local=account.local,
