@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.config import free_port
+from tests.support.federation.reference import _running, _wait_listening
 from tests.support.tools import require_tool
 
 TIMEOUT = 60
@@ -78,7 +81,7 @@ def prosody_config(directory: Path, domain: str, extra: str = "") -> Path:
     (directory / "data").mkdir(exist_ok=True)
     config = directory / "prosody.cfg.lua"
     config.write_text(
-        f'run_as_root = true\ndata_path = "{directory / "data"}"\n'
+        f'run_as_root = true\ndaemonize = false\ndata_path = "{directory / "data"}"\n'
         f'pidfile = "{directory / "prosody.pid"}"\n'
         f'certificates = "{directory}"\n'
         'authentication = "internal_hashed"\nstorage = "internal"\n'
@@ -96,3 +99,26 @@ def prosody_data(directory: Path, domain: str, users: Mapping[str, str]) -> Path
     for name, password in users.items():
         _run([prosodyctl, "--config", str(config), "register", name, domain, password])
     return directory / "data"
+
+
+@contextmanager
+def prosody_running(directory: Path, domain: str, users: Mapping[str, str]) -> Iterator[int]:
+    """Prosody on a free loopback port with ``users`` registered, its data in
+    ``directory / "data"``; yields the c2s port. Plain c2s on loopback (no certificate
+    to make): SCRAM-SHA-1 needs no TLS in Prosody."""
+    binary = require_tool("prosody", "prosody")
+    port = free_port()
+    extra = (
+        f'interfaces = {{ "127.0.0.1" }}\nc2s_ports = {{ {port} }}\ns2s_ports = {{ }}\n'
+        "http_ports = { }\nhttps_ports = { }\nc2s_direct_tls_ports = { }\n"
+        'c2s_require_encryption = false\nmodules_enabled = { "roster"; "saslauth"; "disco" }\n'
+        'modules_disabled = { "s2s"; "limits" }\n'
+    )
+    config = prosody_config(directory, domain, extra)
+    prosodyctl = require_tool("prosodyctl", "prosody")
+    for name, password in users.items():
+        _run([prosodyctl, "--config", str(config), "register", name, domain, password])
+    output = directory / "prosody.out"
+    with _running([binary, "--config", str(config), "-F"], output) as process:
+        _wait_listening(process, (port,), output)
+        yield port
