@@ -3,8 +3,6 @@ merge idempotently, and are completed by a password change or a login."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from heron.accounts import (
@@ -30,13 +28,8 @@ IDENTITY = POLICY.identity("roland", "falcot.com")
 
 
 @pytest.fixture
-async def service(database_url: str) -> AsyncIterator[AccountService]:
-    database = Database(database_url)
-    await database.open()
-    try:
-        yield account_service(SqlAccountStore(database))
-    finally:
-        await database.close()
+def service(database: Database) -> AccountService:
+    return account_service(SqlAccountStore(database))
 
 
 def coturn_import() -> Secrets:
