@@ -11,9 +11,9 @@ PYTEST_ARGS ?=
 # sslh is the protocol demultiplexer bench/mux measures heron's port-443 mux against;
 # tinyproxy is the hotel's HTTP proxy in the hotel test (tests/support/hotel.py).
 # kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
-# reads in its tests.
+# reads in its tests; lua-dbi-sqlite3 lets Prosody keep its data in SQLite (storage = "sql").
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
-	kamailio kamailio-sqlite-modules \
+	kamailio kamailio-sqlite-modules lua-dbi-sqlite3 \
 	tinyproxy
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build

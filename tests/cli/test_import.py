@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,8 +138,9 @@ def test_hostile_prosody_records_are_skipped_not_run(heron: Run, tmp_path: Path)
         ("coturn", lambda d: d / "missing.db", "no such file (coturn's turndb expected)"),
         ("coturn", lambda d: d, "no such file"),
         ("kamailio", lambda d: _text(d / "k.db"), "not a SQLite database"),
-        ("prosody", lambda d: _text(d / "p"), "not a directory (Prosody's data_path expected)"),
-        ("prosody", lambda d: d, "no HOST/accounts/ directory"),
+        ("prosody", lambda d: _text(d / "p"), "not a SQLite database"),
+        ("prosody", lambda d: d / "nothing", "no such file or directory (Prosody's data_path"),
+        ("prosody", lambda d: d, "neither HOST/accounts/ nor prosody.sqlite"),
     ],
 )
 def test_a_bad_source_is_one_line_and_exit_2(
@@ -161,3 +163,20 @@ def test_a_turndb_is_not_a_kamailio_database(heron: Run, tmp_path: Path) -> None
 def _text(path: Path) -> Path:
     path.write_text("not a database\n")
     return path
+
+
+def test_prosody_sql_storage_accounts_and_hostile_rows(heron: Run, tmp_path: Path) -> None:
+    data = prosody_data(tmp_path / "prosody", DOMAIN, {"pat": "ppw", "eve": "epw"}, storage="sql")
+    with sqlite3.connect(data / "prosody.sqlite") as db:
+        db.execute(
+            "INSERT INTO prosody VALUES ('localhost', 'eve', 'roster', 'x@y', 'json', ?)",
+            ("[" * 100_000 + "]" * 100_000,),
+        )
+        db.execute(
+            "UPDATE prosody SET value = '1e300' WHERE user = 'pat' AND key = 'iteration_count'"
+        )
+    status, out, err = heron("import", "prosody", str(data))
+    assert (status, err) == (0, ""), out
+    assert "skipped localhost/accounts/pat: iteration_count missing or outside" in out
+    assert "skipped localhost/roster/eve: x@y: JSON nested" in out
+    assert secrets_column(heron) == {"eve@localhost": "only scram-sha1"}

@@ -75,8 +75,11 @@ def kamailio_db(
     return db
 
 
-def prosody_config(directory: Path, domain: str, extra: str = "") -> Path:
-    """A Prosody configuration whose data directory is ``directory / "data"``."""
+def prosody_config(
+    directory: Path, domain: str, extra: str = "", storage: str = "internal"
+) -> Path:
+    """A Prosody configuration whose data directory is ``directory / "data"``; ``storage``
+    "sql" keeps it in ``data/prosody.sqlite`` (mod_storage_sql with luadbi's SQLite3)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     config = directory / "prosody.cfg.lua"
@@ -84,7 +87,8 @@ def prosody_config(directory: Path, domain: str, extra: str = "") -> Path:
         f'run_as_root = true\ndaemonize = false\ndata_path = "{directory / "data"}"\n'
         f'pidfile = "{directory / "prosody.pid"}"\n'
         f'certificates = "{directory}"\n'
-        'authentication = "internal_hashed"\nstorage = "internal"\n'
+        f'authentication = "internal_hashed"\nstorage = "{storage}"\n'
+        'sql = { driver = "SQLite3", database = "prosody.sqlite" }\n'
         f'log = {{ error = "{directory / "prosody.err"}" }}\n'
         f"{extra}\n"
         f'VirtualHost "{domain}"\n'
@@ -92,17 +96,21 @@ def prosody_config(directory: Path, domain: str, extra: str = "") -> Path:
     return config
 
 
-def prosody_data(directory: Path, domain: str, users: Mapping[str, str]) -> Path:
+def prosody_data(
+    directory: Path, domain: str, users: Mapping[str, str], storage: str = "internal"
+) -> Path:
     """``prosodyctl --config FILE register USER DOMAIN PASSWORD`` per user; the data dir."""
     prosodyctl = require_tool("prosodyctl", "prosody")
-    config = prosody_config(directory, domain)
+    config = prosody_config(directory, domain, storage=storage)
     for name, password in users.items():
         _run([prosodyctl, "--config", str(config), "register", name, domain, password])
     return directory / "data"
 
 
 @contextmanager
-def prosody_running(directory: Path, domain: str, users: Mapping[str, str]) -> Iterator[int]:
+def prosody_running(
+    directory: Path, domain: str, users: Mapping[str, str], storage: str = "internal"
+) -> Iterator[int]:
     """Prosody on a free loopback port with ``users`` registered, its data in
     ``directory / "data"``; yields the c2s port. Plain c2s on loopback (no certificate
     to make): SCRAM-SHA-1 needs no TLS in Prosody."""
@@ -114,7 +122,7 @@ def prosody_running(directory: Path, domain: str, users: Mapping[str, str]) -> I
         'c2s_require_encryption = false\nmodules_enabled = { "roster"; "saslauth"; "disco" }\n'
         'modules_disabled = { "s2s"; "limits" }\n'
     )
-    config = prosody_config(directory, domain, extra)
+    config = prosody_config(directory, domain, extra, storage)
     prosodyctl = require_tool("prosodyctl", "prosody")
     for name, password in users.items():
         _run([prosodyctl, "--config", str(config), "register", name, domain, password])

@@ -1,23 +1,29 @@
-"""Prosody's data directory, internal storage (``storage = "internal"``, the default).
+"""Prosody's data: internal storage (``storage = "internal"``, the default) or SQL storage
+on SQLite (``storage = "sql"``, its ``prosody.sqlite``).
 
-Each record is ``DATA/<host>/<store>/<user>.dat``, names %-encoded, a Lua table read
-by :mod:`heron.importers.lua` (never run). ``accounts`` hold SCRAM-SHA-1 keys
-(``internal_hashed``: hex ``stored_key``/``server_key``, ``salt``,
-``iteration_count``) or the password itself (``internal_plain``); ``roster`` holds
-each contact's name, groups and subscription. The SCRAM keys keep their salt and
-count, so clients log in with their old passwords over SCRAM-SHA-1; the other
-secrets come at a PLAIN or web login, or the next password change.
+Internally each record is ``DATA/<host>/<store>/<user>.dat``, names %-encoded, a Lua
+table read by :mod:`heron.importers.lua` (never run); in SQL, one row per field.
+``accounts`` hold SCRAM-SHA-1 keys (``internal_hashed``: hex ``stored_key`` and
+``server_key``, ``salt``, ``iteration_count``) or the password itself
+(``internal_plain``); ``roster`` holds each contact's name, groups and subscription.
+The SCRAM keys keep their salt and count, so clients log in with their old passwords
+over SCRAM-SHA-1; the other secrets come at a PLAIN or web login, or the next
+password change.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
+from collections.abc import Iterator
+from itertools import groupby
 from pathlib import Path
 
 from heron.accounts import AccountPolicy, ScramHash, ScramKeys
 from heron.config import parse_address
-from heron.importers.lua import LuaDataError, LuaLimits, LuaTable, parse_lua_data
-from heron.importers.model import Extracted, ImportedAccount, SourceError
+from heron.importers.lua import LuaDataError, LuaLimits, LuaTable, LuaValue, parse_lua_data
+from heron.importers.model import Extracted, ImportedAccount, SourceError, open_sqlite
 from heron.xmpp.errors import StanzaError
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
 from heron.xmpp.jid import parse_jid
@@ -118,26 +124,131 @@ def _roster(record: LuaTable, owner: str) -> tuple[list[RosterItem], int]:
     return items[:MAX_ITEMS], bad + max(0, len(items) - MAX_ITEMS)
 
 
+Record = tuple[str, LuaTable | str]
+"""A user's record of one store, or why it cannot be read."""
+
+
+class _Internal:
+    """``DATA/<host>/<store>/<user>.dat``, names %-encoded."""
+
+    def __init__(self, path: Path) -> None:
+        self._hosts = {
+            _decode(p.name): p for p in path.iterdir() if p.is_dir() and (p / "accounts").is_dir()
+        }
+
+    def hosts(self) -> list[str]:
+        return sorted(self._hosts)
+
+    def stores(self, host: str) -> set[str]:
+        return {p.name for p in self._hosts[host].iterdir() if p.is_dir()}
+
+    def records(self, host: str, store: str) -> Iterator[Record]:
+        for file in sorted((self._hosts[host] / store).glob("*.dat")):
+            try:
+                yield _decode(file.stem), _record(file)
+            except (UnicodeDecodeError, LuaDataError) as exc:
+                yield file.stem, str(exc)
+
+
+class _Sql:
+    """mod_storage_sql's ``prosody`` table: one row per (host, user, store, key), the
+    value typed ``string``, ``number``, ``boolean`` or ``json`` (tables)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def hosts(self) -> list[str]:
+        query = "SELECT DISTINCT host FROM prosody WHERE store = 'accounts' ORDER BY host"
+        return [str(row[0]) for row in self._db.execute(query)]
+
+    def stores(self, host: str) -> set[str]:
+        query = "SELECT DISTINCT store FROM prosody WHERE host = ?"
+        return {str(row[0]) for row in self._db.execute(query, (host,))}
+
+    def records(self, host: str, store: str) -> Iterator[Record]:
+        query = (
+            'SELECT "user", "key", "type", "value" FROM prosody '
+            'WHERE host = ? AND store = ? ORDER BY "user"'
+        )
+        rows = self._db.execute(query, (host, store))
+        for user, group in groupby(rows, key=lambda row: str(row[0])):
+            record: LuaTable = {}
+            why = None
+            for _, key, kind, value in group:
+                if key == "":
+                    continue  # the table's non-string keys ({"__hash": ...}): a roster's version
+                try:
+                    record[str(key)] = _sql_value(str(kind), str(value))
+                except ValueError as exc:
+                    why = f"{key}: {exc}"
+            yield user, why or record
+
+
+def _sql_value(kind: str, value: str) -> LuaValue:
+    if len(value) > _LIMITS.max_bytes:
+        raise ValueError(f"a value of more than {_LIMITS.max_bytes} characters")
+    if kind == "string":
+        return value
+    if kind == "boolean":
+        return value == "true"
+    if kind == "number":
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    if kind == "json":
+        try:
+            decoded = json.loads(value)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        return _from_json(decoded, 0)
+    raise ValueError(f"unknown type {kind!r}")
+
+
+def _from_json(value: object, depth: int) -> LuaValue:
+    """JSON as the Lua values the internal storage would have held."""
+    if depth > _LIMITS.max_depth:
+        raise ValueError(f"JSON nested deeper than {_LIMITS.max_depth}")
+    if isinstance(value, dict):
+        return {str(k): _from_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return {i: _from_json(v, depth + 1) for i, v in enumerate(value, 1)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("unexpected JSON value")
+
+
 def read_prosody(path: Path, policy: AccountPolicy) -> Extracted:
-    if not path.is_dir():
-        raise SourceError(f"{path}: not a directory (Prosody's data_path expected)")
+    """From the data directory (internal storage), or from ``prosody.sqlite`` (SQL
+    storage with SQLite; also found inside the data directory)."""
+    if path.is_dir() and not any(p.is_dir() and (p / "accounts").is_dir() for p in path.iterdir()):
+        if (path / "prosody.sqlite").is_file():
+            path = path / "prosody.sqlite"
+        else:
+            raise SourceError(
+                f"{path}: neither HOST/accounts/ nor prosody.sqlite: not Prosody's data_path"
+            )
+    if path.is_dir():
+        return _extract(_Internal(path), policy)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file or directory (Prosody's data_path expected)")
+    with open_sqlite(path, "Prosody's SQL storage", ("prosody",)) as db:
+        return _extract(_Sql(db), policy)
+
+
+def _extract(source: _Internal | _Sql, policy: AccountPolicy) -> Extracted:
     extracted = Extracted()
-    hosts = sorted(p for p in path.iterdir() if p.is_dir() and (p / "accounts").is_dir())
-    if not hosts:
-        raise SourceError(f"{path}: no HOST/accounts/ directory: not Prosody's data_path")
-    for host_dir in hosts:
-        host = _decode(host_dir.name)
+    for host in source.hosts():
         if host not in policy.account_domains:
             extracted.skip(f"host {host}", "not a domain heron serves")
             continue
-        for file in sorted((host_dir / "accounts").glob("*.dat")):
-            user = _decode(file.stem)
+        for user, record in source.records(host, "accounts"):
             what = f"{host}/accounts/{user}"
             try:
                 local, domain = parse_address(f"{user}@{host}")
-                record = _record(file)
-            except (ValueError, UnicodeDecodeError, LuaDataError) as exc:
+            except ValueError as exc:
                 extracted.skip(what, str(exc))
+                continue
+            if isinstance(record, str):
+                extracted.skip(what, record)
                 continue
             password = record.get("password")
             if isinstance(password, str) and password:
@@ -148,22 +259,24 @@ def read_prosody(path: Path, policy: AccountPolicy) -> Extracted:
                 extracted.skip(what, keys)
                 continue
             extracted.add(ImportedAccount(local, domain, what, scram_sha1=keys))
-        for file in sorted((host_dir / "roster").glob("*.dat")):
-            user = _decode(file.stem)
-            owner = f"{user}@{host}"
+        for user, record in source.records(host, "roster"):
+            what = f"{host}/roster/{user}"
             try:
-                local, domain = parse_address(owner)
-                items, bad = _roster(_record(file), f"{local}@{domain}")
-            except (ValueError, UnicodeDecodeError, LuaDataError) as exc:
-                extracted.skip(f"{host}/roster/{user}", str(exc))
+                local, domain = parse_address(f"{user}@{host}")
+            except ValueError as exc:
+                extracted.skip(what, str(exc))
                 continue
-            if f"{local}@{domain}" not in extracted.accounts:
-                extracted.skip(f"{host}/roster/{user}", "no account imported for it")
+            if isinstance(record, str):
+                extracted.skip(what, record)
                 continue
-            extracted.rosters[f"{local}@{domain}"] = items
+            owner = f"{local}@{domain}"
+            if owner not in extracted.accounts:
+                extracted.skip(what, "no account imported for it")
+                continue
+            items, bad = _roster(record, owner)
+            extracted.rosters[owner] = items
             if bad:
-                extracted.skip(f"{host}/roster/{user}", f"{bad} unusable or excess item(s)")
-        for store, what in _OTHER_STORES.items():
-            if (host_dir / store).is_dir():
-                extracted.notes.append(f"{host}: {what} ({store}/) are not imported yet")
+                extracted.skip(what, f"{bad} unusable or excess item(s)")
+        for store in sorted(source.stores(host) & set(_OTHER_STORES)):
+            extracted.notes.append(f"{host}: {_OTHER_STORES[store]} ({store}) are not imported yet")
     return extracted

@@ -232,3 +232,21 @@ def test_coturn_user_with_a_wrong_password_gets_no_allocation(imported: Imported
     assert run.returncode != 0
     # "Cannot complete Allocation", or the guess throttle's 401 as uclient retries.
     assert "Cannot complete Allocation" in run.output or "error 401" in run.output, run.output
+
+
+def test_prosody_sql_storage_accounts_and_roster_are_imported(tmp_path: Path) -> None:
+    with prosody_running(tmp_path / "prosody", DOMAIN, PROSODY_USERS, storage="sql") as port:
+        asyncio.run(build_roster(port))
+    sqlite = tmp_path / "prosody" / "data" / "prosody.sqlite"
+    config = tmp_path / "heron.toml"
+    config.write_text(render_toml(base_settings(tmp_path)))
+    done = heron_cli(config, "import", "prosody", str(sqlite))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == (
+        f"imported from prosody {sqlite}: 2 account(s) added, 0 completed, 0 unchanged; "
+        "1 roster contact(s) added"
+    ), done.stdout
+    again = heron_cli(config, "import", "prosody", str(sqlite.parent))
+    assert again.stdout.startswith("nothing to import"), again.stdout
+    listed = heron_cli(config, "user", "list").stdout
+    assert listed.count("only scram-sha1") == 2, listed
