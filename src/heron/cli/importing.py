@@ -102,13 +102,14 @@ def _report(
             f"dry run, nothing written: {kind} {source} would add {counts[Merged.ADDED]} "
             f"account(s), complete {counts[Merged.COMPLETED]}, leave "
             f"{counts[Merged.UNCHANGED]} unchanged, add {report.contacts_added} roster "
-            "contact(s)"
+            f"contact(s) and {report.requests_added} subscription request(s)"
         )
     elif report.changed:
         head = (
             f"imported from {kind} {source}: {counts[Merged.ADDED]} account(s) added, "
             f"{counts[Merged.COMPLETED]} completed, {counts[Merged.UNCHANGED]} unchanged; "
-            f"{report.contacts_added} roster contact(s) added"
+            f"{report.contacts_added} roster contact(s) and {report.requests_added} "
+            "subscription request(s) added"
         )
     else:
         head = (

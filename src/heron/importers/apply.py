@@ -6,13 +6,16 @@ import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
 
 from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, imported_secrets
 from heron.accounts.bulk import Derivation
 from heron.accounts.secrets import SCRAM_ITERATIONS
 from heron.importers.model import Extracted, ImportedAccount
+from heron.xmpp.features.local import to_text
 from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.jid import JID
+from heron.xmpp.stanza import NS, qname
 
 __all__ = ["Report", "apply", "derivations"]
 
@@ -23,13 +26,18 @@ class Report:
     contacts_added: int = 0
     contacts_kept: int = 0
     """Already in the roster: kept as heron has them."""
+    requests_added: int = 0
+    """Subscription requests waiting for an answer."""
     unusable: list[tuple[str, str]] = field(default_factory=list)
     """Accounts whose password heron cannot use, and why."""
 
     @property
     def changed(self) -> bool:
         return bool(
-            self.accounts[Merged.ADDED] or self.accounts[Merged.COMPLETED] or self.contacts_added
+            self.accounts[Merged.ADDED]
+            or self.accounts[Merged.COMPLETED]
+            or self.contacts_added
+            or self.requests_added
         )
 
 
@@ -97,4 +105,23 @@ async def apply(
             if not dry_run:
                 await rosters.put(owner, item)
             report.contacts_added += 1
+    for address, requesters in extracted.pending.items():
+        if address not in present:
+            continue
+        local, _, domain = address.partition("@")
+        owner = JID(local, domain)
+        for requester in requesters:
+            if await rosters.has_pending(owner, requester):
+                continue
+            if not dry_run:
+                await rosters.set_pending(owner, requester, _subscribe(requester, owner))
+            report.requests_added += 1
     return report
+
+
+def _subscribe(sender: JID, owner: JID) -> str:
+    """The request as heron keeps one, delivered again when the owner logs in."""
+    stanza = Element(qname(NS.CLIENT, "presence"), {"type": "subscribe"})
+    stanza.set("from", str(sender))
+    stanza.set("to", str(owner))
+    return to_text(stanza)

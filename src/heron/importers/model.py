@@ -11,6 +11,7 @@ from pathlib import Path
 from heron.accounts import ScramKeys
 from heron.errors import InvalidInput
 from heron.xmpp.features.roster import RosterItem
+from heron.xmpp.jid import JID
 
 __all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError", "open_sqlite"]
 
@@ -65,6 +66,8 @@ class Extracted:
 
     accounts: dict[str, ImportedAccount] = field(default_factory=dict)
     rosters: dict[str, list[RosterItem]] = field(default_factory=dict)
+    pending: dict[str, list[JID]] = field(default_factory=dict)
+    """Subscription requests an owner has not answered yet, by owner (RFC 6121 §3.1.3)."""
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Imported, with a caveat the administrator must act on."""

@@ -26,7 +26,7 @@ from heron.importers.lua import LuaDataError, LuaLimits, LuaTable, LuaValue, par
 from heron.importers.model import Extracted, ImportedAccount, SourceError, open_sqlite
 from heron.xmpp.errors import StanzaError
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
-from heron.xmpp.jid import parse_jid
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.subscription import Subscription
 
 __all__ = ["MAX_ITERATIONS", "read_prosody"]
@@ -83,6 +83,22 @@ def _scram(record: LuaTable) -> ScramKeys | str:
         return f"iteration_count missing or outside 1..{MAX_ITERATIONS}"
     keys = bytes.fromhex(stored), bytes.fromhex(server)
     return ScramKeys(ScramHash.SHA1, salt.encode(), count, *keys)
+
+
+def _pending(record: LuaTable) -> list[JID]:
+    """Who asked to see the owner's presence and got no answer: ``[false].pending``,
+    the requests' stanzas (0.12) or ``true`` (older), keyed by bare JID."""
+    meta = record.get(False)
+    pending = meta.get("pending") if isinstance(meta, dict) else None
+    found = []
+    for key in pending if isinstance(pending, dict) else {}:
+        try:
+            jid = parse_jid(key) if isinstance(key, str) else None
+        except StanzaError:
+            continue
+        if jid is not None and jid.is_bare and jid.local:
+            found.append(jid)
+    return sorted(found, key=str)[:MAX_ITEMS]
 
 
 def _roster(record: LuaTable, owner: str) -> tuple[list[RosterItem], int]:
@@ -175,12 +191,16 @@ class _Sql:
             record: LuaTable = {}
             why = None
             for _, key, kind, value in group:
-                if key == "":
-                    continue  # the table's non-string keys ({"__hash": ...}): a roster's version
                 try:
-                    record[str(key)] = _sql_value(str(kind), str(value))
+                    decoded = _sql_value(str(kind), str(value))
                 except ValueError as exc:
                     why = f"{key}: {exc}"
+                    continue
+                if key == "":
+                    # The table's other keys: {"__hash": [k1, v1, k2, v2, ...]}.
+                    record.update(_hash_pairs(decoded))
+                else:
+                    record[str(key)] = decoded
             yield user, why or record
 
 
@@ -201,6 +221,18 @@ def _sql_value(kind: str, value: str) -> LuaValue:
             raise ValueError("JSON nested too deep") from None
         return _from_json(decoded, 0)
     raise ValueError(f"unknown type {kind!r}")
+
+
+def _hash_pairs(value: LuaValue) -> LuaTable:
+    pairs = value.get("__hash") if isinstance(value, dict) else None
+    if not isinstance(pairs, dict):
+        return {}
+    flat = [pairs[i] for i in range(1, len(pairs) + 1) if i in pairs]
+    return {
+        key: flat[i + 1]
+        for i, key in enumerate(flat[:-1])
+        if i % 2 == 0 and isinstance(key, bool | int | float | str)
+    }
 
 
 def _from_json(value: object, depth: int) -> LuaValue:
@@ -275,6 +307,7 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy) -> Extracted:
                 continue
             items, bad = _roster(record, owner)
             extracted.rosters[owner] = items
+            extracted.pending[owner] = _pending(record)
             if bad:
                 extracted.skip(what, f"{bad} unusable or excess item(s)")
         for store in sorted(source.stores(host) & set(_OTHER_STORES)):
