@@ -88,8 +88,8 @@ async def test_a_login_with_the_old_password_completes_the_account(
     await service.merge("roland", "falcot.com", prosody_import("old pw"))
     imported = await service.get("roland", "falcot.com")
     assert verify_password(imported.secrets, "old pw")
-    assert await service.complete(imported, "old pw")
-    completed = await service.get("roland", "falcot.com")
+    completed = await service.complete(imported, "old pw")
+    assert completed == await service.get("roland", "falcot.com")
     assert completed.secrets.missing == frozenset()
     assert completed.secrets.scram_keys(ScramHash.SHA1) == imported.secrets.scram_keys(
         ScramHash.SHA1
@@ -97,7 +97,8 @@ async def test_a_login_with_the_old_password_completes_the_account(
     assert {keys.salt for keys in completed.secrets.scram} == {SALT}
     assert verify_password(completed.secrets, "old pw")
     assert changes[-1] is AccountChange.COMPLETED and not changes[-1].ends_proofs
-    assert not await service.complete(completed, "old pw")
+    assert await service.complete(completed, "old pw") is completed
+    assert changes.count(AccountChange.COMPLETED) == 1
 
 
 async def test_a_password_change_completes_the_account(service: AccountService) -> None:

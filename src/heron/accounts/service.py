@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -187,14 +187,15 @@ class AccountService:
             self.announce(local, domain, AccountChange.COMPLETED)
         return Merged.COMPLETED
 
-    async def complete(self, account: Account, password: str) -> bool:
+    async def complete(self, account: Account, password: str) -> Account:
         """Derive what an imported ``account`` misses from ``password``, which a login
         has just proved (SASL PLAIN inside TLS, a web login). Its SCRAM keys keep their
         salt and count, so new ones get the same. The derivation (Argon2: tenths of a
-        second) runs in a thread, off the loop. False if nothing was missing, or if the
-        store failed (logged: the login stands, the next one tries again)."""
+        second) runs in a thread, off the loop. The account as stored now: unchanged if
+        nothing was missing, or if the store failed (logged: the login stands, the next
+        one tries again)."""
         if not account.secrets.missing:
-            return False
+            return account
         first = account.secrets.scram[0]
         try:
             derived = await asyncio.to_thread(
@@ -206,13 +207,13 @@ class AccountService:
             )
             completed = complete_secrets(account.secrets, derived)
             if not await self._store.replace_secrets(account.local, account.domain, completed):
-                return False
+                return account
         except (ValueError, StoreError) as exc:
             log.warning("could not complete the secrets of %s: %s", account.address, exc)
-            return False
+            return account
         log.info("derived the secrets %s was imported without", account.address)
         self.announce(account.local, account.domain, AccountChange.COMPLETED)
-        return True
+        return replace(account, secrets=completed)
 
     async def get(self, local: str, domain: str) -> Account:
         account = await self._store.get(local, domain)
