@@ -28,7 +28,7 @@ def test_coturn_users_become_accounts_with_their_turn_key_only(heron: Run, tmp_p
     assert (status, err) == (0, "")
     assert out.splitlines()[0] == (
         f"imported from coturn {db}: 2 account(s) added, 0 completed, 0 unchanged; "
-        "0 roster contact(s) and 0 subscription request(s) added"
+        "0 roster contact(s), 0 subscription request(s) and 0 room(s) added"
     )
     assert secrets_column(heron) == {
         "tina@localhost": "only turn-md5",
@@ -72,8 +72,8 @@ def test_a_second_run_changes_nothing_and_says_so(heron: Run, tmp_path: Path) ->
     status, out, _ = heron("import", "coturn", str(db))
     assert (status, out) == (
         0,
-        f"nothing to import from coturn {db}: its 1 account(s) and 0 roster contact(s) "
-        "are here already\n",
+        f"nothing to import from coturn {db}: its 1 account(s), 0 roster contact(s) and "
+        "0 room(s) are here already\n",
     )
     status, out, _ = heron("import", "coturn", str(db), "--dry-run")
     assert "would add 0 account(s), complete 0, leave 1 unchanged" in out
@@ -180,3 +180,28 @@ def test_prosody_sql_storage_accounts_and_hostile_rows(heron: Run, tmp_path: Pat
     assert "skipped localhost/accounts/pat: iteration_count missing or outside" in out
     assert "skipped localhost/roster/eve: x@y: JSON nested" in out
     assert secrets_column(heron) == {"eve@localhost": "only scram-sha1"}
+
+
+def test_prosody_rooms_that_cannot_be_heron_rooms_are_skipped(heron: Run, tmp_path: Path) -> None:
+    data = prosody_data(tmp_path / "prosody", DOMAIN, {"pat": "ppw"})
+    ours = data / "conference%2elocalhost" / "config"
+    other = data / "chat%2eelsewhere%2eexample" / "config"
+    ours.mkdir(parents=True)
+    other.mkdir(parents=True)
+    (ours / "temp.dat").write_text('return { ["_data"] = { ["persistent"] = false } };')
+    (ours / "broken.dat").write_text('return { ["_jid"] = "broken@conference.localhost" };')
+    (ours / "team.dat").write_text(
+        'return { ["_data"] = { ["persistent"] = true; ["name"] = "Team"; ["whois"] = "anyone" };'
+        ' ["pat@localhost"] = "owner"; ["x@y/z"] = "admin"; ["q@localhost"] = "king" };'
+    )
+    (other / "away.dat").write_text('return { ["_data"] = { ["persistent"] = true } };')
+    status, out, _ = heron("import", "prosody", str(data))
+    assert status == 0
+    assert "1 room(s) added" in out
+    assert "skipped room temp@conference.localhost: not persistent" in out
+    assert "skipped room broken@conference.localhost: no _data table" in out
+    assert (
+        "skipped rooms of chat.elsewhere.example: heron's group-chat service is "
+        "conference.localhost"
+    ) in out
+    assert "and 1 room(s) are here already" in heron("import", "prosody", str(data))[1]

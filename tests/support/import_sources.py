@@ -112,8 +112,9 @@ def prosody_running(
     directory: Path, domain: str, users: Mapping[str, str], storage: str = "internal"
 ) -> Iterator[int]:
     """Prosody on a free loopback port with ``users`` registered, its data in
-    ``directory / "data"``; yields the c2s port. Plain c2s on loopback (no certificate
-    to make): SCRAM-SHA-1 needs no TLS in Prosody."""
+    ``directory / "data"``, and the group-chat component ``conference.DOMAIN``; yields
+    the c2s port. Plain c2s on loopback (no certificate to make): SCRAM-SHA-1 needs no
+    TLS in Prosody."""
     binary = require_tool("prosody", "prosody")
     port = free_port()
     extra = (
@@ -123,6 +124,8 @@ def prosody_running(
         'modules_disabled = { "s2s"; "limits" }\n'
     )
     config = prosody_config(directory, domain, extra, storage)
+    with config.open("a") as file:
+        file.write(f'Component "conference.{domain}" "muc"\n')
     prosodyctl = require_tool("prosodyctl", "prosody")
     for name, password in users.items():
         _run([prosodyctl, "--config", str(config), "register", name, domain, password])

@@ -51,7 +51,11 @@ def import_(ctx: CliContext, kind: str, source: Path, dry_run: bool) -> None:
     """
     config = ctx.config
     policy = account_policy(config)
-    extracted = _READERS[kind](source, policy)
+    extracted = (
+        read_prosody(source, policy, config.muc_domain)
+        if kind == "prosody"
+        else _READERS[kind](source, policy)
+    )
     jobs = derivations(extracted, policy)
     derived: dict[str, Secrets | str]
     if dry_run:
@@ -78,13 +82,14 @@ async def _apply(
         database = Database(config.database_url)
         await database.open()
         try:
-            rosters = sql_stores(database, config).xmpp.roster
+            stores = sql_stores(database, config).xmpp
             with progress_bar("importing accounts", len(extracted.accounts)) as bar:
                 task = bar.task_ids[0]
                 return await apply(
                     extracted,
                     accounts,
-                    rosters,
+                    stores.roster,
+                    stores.rooms,
                     derived,
                     dry_run=dry_run,
                     progress=lambda: bar.advance(task),
@@ -102,19 +107,21 @@ def _report(
             f"dry run, nothing written: {kind} {source} would add {counts[Merged.ADDED]} "
             f"account(s), complete {counts[Merged.COMPLETED]}, leave "
             f"{counts[Merged.UNCHANGED]} unchanged, add {report.contacts_added} roster "
-            f"contact(s) and {report.requests_added} subscription request(s)"
+            f"contact(s), {report.requests_added} subscription request(s) and "
+            f"{report.rooms_added} room(s)"
         )
     elif report.changed:
         head = (
             f"imported from {kind} {source}: {counts[Merged.ADDED]} account(s) added, "
             f"{counts[Merged.COMPLETED]} completed, {counts[Merged.UNCHANGED]} unchanged; "
-            f"{report.contacts_added} roster contact(s) and {report.requests_added} "
-            "subscription request(s) added"
+            f"{report.contacts_added} roster contact(s), {report.requests_added} "
+            f"subscription request(s) and {report.rooms_added} room(s) added"
         )
     else:
         head = (
             f"nothing to import from {kind} {source}: its {counts[Merged.UNCHANGED]} "
-            f"account(s) and {report.contacts_kept} roster contact(s) are here already"
+            f"account(s), {report.contacts_kept} roster contact(s) and {report.rooms_kept} "
+            "room(s) are here already"
         )
     lines = [head]
     lines += [f"not imported: {address}: {why}" for address, why in report.unusable]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from xml.etree.ElementTree import Element
 
 from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, imported_secrets
@@ -15,6 +16,7 @@ from heron.importers.model import Extracted, ImportedAccount
 from heron.xmpp.features.local import to_text
 from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.jid import JID
+from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.stanza import NS, qname
 
 __all__ = ["Report", "apply", "derivations"]
@@ -28,6 +30,9 @@ class Report:
     """Already in the roster: kept as heron has them."""
     requests_added: int = 0
     """Subscription requests waiting for an answer."""
+    rooms_added: int = 0
+    rooms_kept: int = 0
+    """Already in heron: kept as heron has them."""
     unusable: list[tuple[str, str]] = field(default_factory=list)
     """Accounts whose password heron cannot use, and why."""
 
@@ -38,6 +43,7 @@ class Report:
             or self.accounts[Merged.COMPLETED]
             or self.contacts_added
             or self.requests_added
+            or self.rooms_added
         )
 
 
@@ -72,13 +78,15 @@ async def apply(
     extracted: Extracted,
     accounts: AccountService,
     rosters: RosterStore,
+    rooms: RoomStore,
     derived: Mapping[str, Secrets | str],
     *,
     dry_run: bool,
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
-    """Merge every account (:meth:`AccountService.merge`), then add the roster contacts
-    its owner does not have yet; with ``dry_run``, count what would change."""
+    """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
+    subscription requests and rooms heron does not have yet; with ``dry_run``, count
+    what would change."""
     report = Report()
     present: set[str] = set()
     for address, account in extracted.accounts.items():
@@ -116,6 +124,15 @@ async def apply(
             if not dry_run:
                 await rosters.set_pending(owner, requester, _subscribe(requester, owner))
             report.requests_added += 1
+    for service, records in extracted.rooms.items():
+        existing = {room.name for room in await rooms.load(service)}
+        for room in records:
+            if room.name in existing:
+                report.rooms_kept += 1
+                continue
+            if not dry_run:
+                await rooms.save(service, replace(room, created_at=time.time()))
+            report.rooms_added += 1
     return report
 
 

@@ -12,6 +12,7 @@ from heron.accounts import ScramKeys
 from heron.errors import InvalidInput
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
+from heron.xmpp.muc.model import RoomRecord
 
 __all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError", "open_sqlite"]
 
@@ -68,6 +69,8 @@ class Extracted:
     rosters: dict[str, list[RosterItem]] = field(default_factory=dict)
     pending: dict[str, list[JID]] = field(default_factory=dict)
     """Subscription requests an owner has not answered yet, by owner (RFC 6121 §3.1.3)."""
+    rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
+    """Persistent group-chat rooms by service (heron's MUC domain)."""
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Imported, with a caveat the administrator must act on."""

@@ -27,9 +27,15 @@ from heron.importers.model import Extracted, ImportedAccount, SourceError, open_
 from heron.xmpp.errors import StanzaError
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
 from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.muc.model import Affiliated, Affiliation, RoomConfig, RoomRecord, Whois
 from heron.xmpp.subscription import Subscription
 
 __all__ = ["MAX_ITERATIONS", "read_prosody"]
+
+MAX_AFFILIATIONS = 10_000
+MAX_ROOM_TEXT = 1024
+"""Characters of a room's name, description, password or subject heron takes."""
+_AFFILIATIONS = {a.value for a in Affiliation if a is not Affiliation.NONE}
 
 MAX_ITERATIONS = 1_000_000
 """An imported count is what a SASL PLAIN login of the account costs heron: a hostile
@@ -42,8 +48,6 @@ _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _OTHER_STORES = {
     "vcard": "vCards",
     "offline": "offline messages",
-    "persistent": "persistent rooms",
-    "config": "room configurations",
     "private": "private XML",
     "pep": "PEP nodes",
     "archive": "message archives",
@@ -83,6 +87,63 @@ def _scram(record: LuaTable) -> ScramKeys | str:
         return f"iteration_count missing or outside 1..{MAX_ITERATIONS}"
     keys = bytes.fromhex(stored), bytes.fromhex(server)
     return ScramKeys(ScramHash.SHA1, salt.encode(), count, *keys)
+
+
+def _room(name: str, service: str, record: LuaTable) -> RoomRecord | str:
+    """A persistent room from its ``config`` record: ``_data`` (the configuration) and
+    the affiliations, top-level bare JIDs in 0.12 or ``_affiliations`` before."""
+    data = record.get("_data")
+    if not isinstance(data, dict):
+        return "no _data table"
+    if data.get("persistent") is not True:
+        return "not persistent"
+    try:
+        room = JID.make(name, service)
+    except StanzaError:
+        return "not a room name heron accepts"
+    older = record.get("_affiliations")
+    table = older if isinstance(older, dict) else record
+    affiliations = []
+    for key, value in table.items():
+        if not isinstance(key, str) or key.startswith("_") or value not in _AFFILIATIONS:
+            continue
+        try:
+            jid = parse_jid(key)
+        except StanzaError:
+            continue
+        if jid.is_bare:
+            affiliations.append(Affiliated(jid, Affiliation(str(value))))
+    if len(affiliations) > MAX_AFFILIATIONS:
+        return f"more than {MAX_AFFILIATIONS} affiliations"
+
+    def text(key: str, limit: int) -> str:
+        value = data.get(key)
+        return value[:limit] if isinstance(value, str) else ""
+
+    def flag(key: str, default: bool) -> bool:
+        value = data.get(key)
+        return value if isinstance(value, bool) else default
+
+    whois = data.get("whois")
+    config = RoomConfig(
+        name=text("name", MAX_ROOM_TEXT),
+        description=text("description", MAX_ROOM_TEXT),
+        persistent=True,
+        public=not flag("hidden", False),
+        members_only=flag("members_only", False),
+        password=text("password", MAX_ROOM_TEXT),
+        moderated=flag("moderated", False),
+        whois=Whois.ANYONE if whois == "anyone" else Whois.MODERATORS,
+        change_subject=flag("changesubject", False),
+    )
+    subject_from = text("subject_from", MAX_ROOM_TEXT)
+    return RoomRecord(
+        room.local,
+        config,
+        tuple(sorted(affiliations, key=lambda a: str(a.jid))),
+        subject=text("subject", MAX_ROOM_TEXT),
+        subject_nick=subject_from.partition("/")[2],
+    )
 
 
 def _pending(record: LuaTable) -> list[JID]:
@@ -148,12 +209,11 @@ class _Internal:
     """``DATA/<host>/<store>/<user>.dat``, names %-encoded."""
 
     def __init__(self, path: Path) -> None:
-        self._hosts = {
-            _decode(p.name): p for p in path.iterdir() if p.is_dir() and (p / "accounts").is_dir()
-        }
+        self._hosts = {_decode(p.name): p for p in path.iterdir() if p.is_dir()}
 
-    def hosts(self) -> list[str]:
-        return sorted(self._hosts)
+    def hosts(self, store: str = "accounts") -> list[str]:
+        """The hosts with records of ``store``: user hosts, or MUC services ("config")."""
+        return sorted(host for host, p in self._hosts.items() if (p / store).is_dir())
 
     def stores(self, host: str) -> set[str]:
         return {p.name for p in self._hosts[host].iterdir() if p.is_dir()}
@@ -173,9 +233,9 @@ class _Sql:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
-    def hosts(self) -> list[str]:
-        query = "SELECT DISTINCT host FROM prosody WHERE store = 'accounts' ORDER BY host"
-        return [str(row[0]) for row in self._db.execute(query)]
+    def hosts(self, store: str = "accounts") -> list[str]:
+        query = "SELECT DISTINCT host FROM prosody WHERE store = ? ORDER BY host"
+        return [str(row[0]) for row in self._db.execute(query, (store,))]
 
     def stores(self, host: str) -> set[str]:
         query = "SELECT DISTINCT store FROM prosody WHERE host = ?"
@@ -248,9 +308,10 @@ def _from_json(value: object, depth: int) -> LuaValue:
     raise ValueError("unexpected JSON value")
 
 
-def read_prosody(path: Path, policy: AccountPolicy) -> Extracted:
+def read_prosody(path: Path, policy: AccountPolicy, muc_domain: str | None = None) -> Extracted:
     """From the data directory (internal storage), or from ``prosody.sqlite`` (SQL
-    storage with SQLite; also found inside the data directory)."""
+    storage with SQLite; also found inside the data directory). Persistent rooms of
+    the MUC component ``muc_domain`` (heron's) come along."""
     if path.is_dir() and not any(p.is_dir() and (p / "accounts").is_dir() for p in path.iterdir()):
         if (path / "prosody.sqlite").is_file():
             path = path / "prosody.sqlite"
@@ -259,15 +320,25 @@ def read_prosody(path: Path, policy: AccountPolicy) -> Extracted:
                 f"{path}: neither HOST/accounts/ nor prosody.sqlite: not Prosody's data_path"
             )
     if path.is_dir():
-        return _extract(_Internal(path), policy)
+        return _extract(_Internal(path), policy, muc_domain)
     if not path.is_file():
         raise SourceError(f"{path}: no such file or directory (Prosody's data_path expected)")
     with open_sqlite(path, "Prosody's SQL storage", ("prosody",)) as db:
-        return _extract(_Sql(db), policy)
+        return _extract(_Sql(db), policy, muc_domain)
 
 
-def _extract(source: _Internal | _Sql, policy: AccountPolicy) -> Extracted:
+def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | None) -> Extracted:
     extracted = Extracted()
+    for service in source.hosts("config"):
+        if service != muc_domain:
+            extracted.skip(f"rooms of {service}", f"heron's group-chat service is {muc_domain}")
+            continue
+        for name, record in source.records(service, "config"):
+            room = record if isinstance(record, str) else _room(name, service, record)
+            if isinstance(room, str):
+                extracted.skip(f"room {name}@{service}", room)
+            else:
+                extracted.rooms.setdefault(service, []).append(room)
     for host in source.hosts():
         if host not in policy.account_domains:
             extracted.skip(f"host {host}", "not a domain heron serves")

@@ -28,7 +28,14 @@ from tests.interop.turn.support import (
     relay_window,
     uclient,
 )
-from tests.interop.xmpp.support import TIMEOUT, Client, log_out
+from tests.interop.xmpp.support import (
+    MUC_PLUGINS,
+    TIMEOUT,
+    Client,
+    join_room,
+    log_out,
+    make_persistent,
+)
 from tests.support.config import free_port, render_toml
 from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
 from tests.support.import_sources import coturn_db, kamailio_db, prosody_running
@@ -41,6 +48,7 @@ COTURN_USERS = {"tina": "turn pw"}
 KAMAILIO_USERS = {"sam": "sip-pw"}
 KAMAILIO_HASHED = {"hal": "hashed-sip-pw"}
 PROSODY_USERS = {"pat": "xmpp pw", "quinn": "other xmpp pw"}
+ROOM = JID(f"team@conference.{DOMAIN}")
 
 
 @dataclass
@@ -82,13 +90,21 @@ async def xmpp_login(
     return None
 
 
-async def build_roster(port: int) -> None:
-    """pat names quinn in a group and asks to see her presence, on Prosody."""
+async def build_roster(port: int, *, room: bool = False) -> None:
+    """pat names quinn in a group and asks to see her presence, on Prosody; with ``room``,
+    pat also makes the persistent room ``ROOM`` and quinn a member of it."""
     pat = await xmpp_login(f"pat@{DOMAIN}/setup", PROSODY_USERS["pat"], port, None, "SCRAM-SHA-1")
     assert pat is not None
     await pat.update_roster(f"quinn@{DOMAIN}", name="Quinn", groups=["Friends"], timeout=TIMEOUT)
     pat.send_presence(pto=f"quinn@{DOMAIN}", ptype="subscribe")
     await asyncio.wait_for(pat.get_roster(), TIMEOUT)
+    if room:
+        for plugin in MUC_PLUGINS:
+            pat.register_plugin(plugin)
+        await join_room(pat, ROOM, "pat")
+        await make_persistent(pat, ROOM)
+        muc = pat.plugin["xep_0045"]
+        await muc.set_affiliation(ROOM, "member", jid=JID(f"quinn@{DOMAIN}"), timeout=TIMEOUT)
     await log_out([pat])
 
 
@@ -98,7 +114,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
     turndb = coturn_db(base / "coturn", COTURN_USERS, DOMAIN)
     kamailio = kamailio_db(base / "kamailio", DOMAIN, KAMAILIO_USERS, KAMAILIO_HASHED)
     with prosody_running(base / "prosody", DOMAIN, PROSODY_USERS) as port:
-        asyncio.run(build_roster(port))
+        asyncio.run(build_roster(port, room=True))
     prosody_data = base / "prosody" / "data"
 
     directory = base / "heron"
@@ -166,9 +182,8 @@ def test_every_account_is_imported_with_the_secrets_its_server_kept(imported: Im
         "pat@localhost": "only scram-sha1",
         "quinn@localhost": "only scram-sha1",
     }
-    assert "1 roster contact(s) and 1 subscription request(s) added" in imported.import_output, (
-        imported.import_output
-    )
+    summary = "1 roster contact(s), 1 subscription request(s) and 1 room(s) added"
+    assert summary in imported.import_output, imported.import_output
 
 
 def test_coturn_user_relays_with_the_old_password(imported: Imported) -> None:
@@ -205,6 +220,27 @@ def test_prosody_user_logs_in_over_scram_sha1_and_finds_the_roster(imported: Imp
             f"pat@{DOMAIN}/t", "wrong", imported.xmpp_port, context, "SCRAM-SHA-1"
         )
         assert wrong is None
+
+    asyncio.run(check())
+
+
+def test_prosody_room_is_there_with_its_owner_and_members(imported: Imported) -> None:
+    async def check() -> None:
+        context = ssl.create_default_context(cafile=str(imported.certificate))
+        password = PROSODY_USERS["pat"]
+        pat = await xmpp_login(
+            f"pat@{DOMAIN}/r", password, imported.xmpp_port, context, "SCRAM-SHA-1"
+        )
+        assert pat is not None
+        for plugin in MUC_PLUGINS:
+            pat.register_plugin(plugin)
+        muc = pat.plugin["xep_0045"]
+        joined, _, _, _ = await muc.join_muc_wait(ROOM, "pat", timeout=TIMEOUT)
+        assert "201" not in {str(code) for code in joined["muc"]["status_codes"]}  # not new
+        assert joined["muc"]["affiliation"] == "owner"
+        members = await muc.get_affiliation_list(ROOM, "member", timeout=TIMEOUT)
+        assert [str(jid) for jid in members] == [f"quinn@{DOMAIN}"]
+        await log_out([pat])
 
     asyncio.run(check())
 
@@ -249,7 +285,7 @@ def test_prosody_sql_storage_accounts_and_roster_are_imported(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == (
         f"imported from prosody {sqlite}: 2 account(s) added, 0 completed, 0 unchanged; "
-        "1 roster contact(s) and 1 subscription request(s) added"
+        "1 roster contact(s), 1 subscription request(s) and 0 room(s) added"
     ), done.stdout
     again = heron_cli(config, "import", "prosody", str(sqlite.parent))
     assert again.stdout.startswith("nothing to import"), again.stdout
