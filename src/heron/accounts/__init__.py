@@ -1,5 +1,6 @@
 """Accounts: one user@domain, with the derived secrets every protocol checks."""
 
+from heron.accounts.bulk import derive_many
 from heron.accounts.cache import MISSING, AccountCache, Missing
 from heron.accounts.model import Account, AccountStore
 from heron.accounts.saslprep import saslprep
@@ -12,13 +13,23 @@ from heron.accounts.scram import (
 )
 from heron.accounts.secrets import (
     Identity,
+    Secret,
     Secrets,
+    complete_secrets,
     derive_secrets,
     digest_ha1,
+    imported_secrets,
+    placeholder_secrets,
     turn_long_term_key,
     verify_password,
 )
-from heron.accounts.service import AccountChange, AccountListener, AccountPolicy, AccountService
+from heron.accounts.service import (
+    AccountChange,
+    AccountListener,
+    AccountPolicy,
+    AccountService,
+    Merged,
+)
 
 __all__ = [
     "MISSING",
@@ -30,14 +41,20 @@ __all__ = [
     "AccountService",
     "AccountStore",
     "Identity",
+    "Merged",
     "Missing",
     "ScramHash",
     "ScramKeys",
+    "Secret",
     "Secrets",
     "client_proof_matches",
+    "complete_secrets",
     "derive_scram_keys",
     "derive_secrets",
+    "derive_many",
     "digest_ha1",
+    "imported_secrets",
+    "placeholder_secrets",
     "saslprep",
     "server_signature",
     "turn_long_term_key",

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from heron.accounts.model import Account, AccountStore
-from heron.accounts.secrets import SCRAM_ITERATIONS, Identity, Secrets, derive_secrets
-from heron.errors import AccountExists, AccountNotFound, InvalidInput
+from heron.accounts.secrets import (
+    SCRAM_ITERATIONS,
+    Identity,
+    Secrets,
+    complete_secrets,
+    derive_secrets,
+)
+from heron.errors import AccountExists, AccountNotFound, InvalidInput, StoreError
 
-__all__ = ["AccountChange", "AccountListener", "AccountPolicy", "AccountService"]
+__all__ = ["AccountChange", "AccountListener", "AccountPolicy", "AccountService", "Merged"]
+
+log = logging.getLogger(__name__)
 
 
 class AccountChange(StrEnum):
@@ -24,6 +34,9 @@ class AccountChange(StrEnum):
     """The admin flag was set or cleared (``heron admin add``/``remove``)."""
     ADDED = "added"
     """A new account (``heron user add``/``import``): caches forget the name was unknown."""
+    COMPLETED = "completed"
+    """Secrets an imported account missed were added (``heron import``, or derived at a
+    login that gave the password); those it had, and what they proved, stay."""
 
     @property
     def ends_proofs(self) -> bool:
@@ -64,6 +77,16 @@ class AccountPolicy:
             raise InvalidInput(f"domain {domain} is not served here (configured: {served})")
 
 
+class Merged(StrEnum):
+    """What :meth:`AccountService.merge` did (or would do) with an imported account."""
+
+    ADDED = "added"
+    COMPLETED = "completed"
+    """It existed without some secrets, and the import had them."""
+    UNCHANGED = "unchanged"
+    """It existed with every secret the import had: a re-run changes nothing."""
+
+
 class AccountService:
     """Creates, changes and removes accounts, deriving every secret from the password."""
 
@@ -100,20 +123,97 @@ class AccountService:
     def is_admin(self, account: Account) -> bool:
         return account.admin or account.address in self._policy.admins
 
+    @property
+    def policy(self) -> AccountPolicy:
+        return self._policy
+
+    async def exists(self, local: str, domain: str) -> bool:
+        return await self._store.get(local, domain) is not None
+
+    def salt(self) -> bytes:
+        """A fresh SCRAM salt, for secrets derived outside :meth:`add` (bulk imports)."""
+        return self._salt()
+
+    @property
+    def iterations(self) -> int:
+        return self._iterations
+
     async def add(self, local: str, domain: str, password: str, *, admin: bool = False) -> Account:
         self._policy.check_domain(domain)
         if await self._store.get(local, domain) is not None:
             raise AccountExists(f"{local}@{domain} already exists")
-        account = Account(
-            local=local,
-            domain=domain,
-            admin=admin,
-            secrets=self._derive(local, domain, password),
-            created=self._clock(),
+        return await self.add_derived(
+            local, domain, self._derive(local, domain, password), admin=admin
         )
+
+    async def add_derived(
+        self, local: str, domain: str, secrets: Secrets, *, admin: bool = False
+    ) -> Account:
+        """Add an account whose secrets were derived (or imported) already, for
+        :func:`heron.accounts.derive_many` to spend every core on a batch."""
+        self._policy.check_domain(domain)
+        account = Account(local, domain, admin, secrets, self._clock())
         await self._store.add(account)
         self.announce(local, domain, AccountChange.ADDED)
         return account
+
+    async def merge(
+        self,
+        local: str,
+        domain: str,
+        secrets: Secrets,
+        *,
+        admin: bool = False,
+        dry_run: bool = False,
+    ) -> Merged:
+        """Add an imported account, or give an existing one the secrets it misses and
+        ``secrets`` has (``admin`` only ever grants). Idempotent: importing the same
+        source again changes nothing. With ``dry_run``, say what would happen."""
+        self._policy.check_domain(domain)
+        existing = await self._store.get(local, domain)
+        if existing is None:
+            if not dry_run:
+                await self.add_derived(local, domain, secrets, admin=admin)
+            return Merged.ADDED
+        completed = complete_secrets(existing.secrets, secrets)
+        grant = admin and not existing.admin
+        if completed.missing == existing.secrets.missing and not grant:
+            return Merged.UNCHANGED
+        if not dry_run:
+            if completed.missing != existing.secrets.missing:
+                await self._store.replace_secrets(local, domain, completed)
+            if grant:
+                await self._store.set_admin(local, domain, True)
+            self.announce(local, domain, AccountChange.COMPLETED)
+        return Merged.COMPLETED
+
+    async def complete(self, account: Account, password: str) -> Account:
+        """Derive what an imported ``account`` misses from ``password``, which a login
+        has just proved (SASL PLAIN inside TLS, a web login). Its SCRAM keys keep their
+        salt and count, so new ones get the same. The derivation (Argon2: tenths of a
+        second) runs in a thread, off the loop. The account as stored now: unchanged if
+        nothing was missing, or if the store failed (logged: the login stands, the next
+        one tries again)."""
+        if not account.secrets.missing:
+            return account
+        first = account.secrets.scram[0]
+        try:
+            derived = await asyncio.to_thread(
+                derive_secrets,
+                self._policy.identity(account.local, account.domain),
+                password,
+                salt=first.salt,
+                iterations=first.iterations,
+            )
+            completed = complete_secrets(account.secrets, derived)
+            if not await self._store.replace_secrets(account.local, account.domain, completed):
+                return account
+        except (ValueError, StoreError) as exc:
+            log.warning("could not complete the secrets of %s: %s", account.address, exc)
+            return account
+        log.info("derived the secrets %s was imported without", account.address)
+        self.announce(account.local, account.domain, AccountChange.COMPLETED)
+        return replace(account, secrets=completed)
 
     async def get(self, local: str, domain: str) -> Account:
         account = await self._store.get(local, domain)

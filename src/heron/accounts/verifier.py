@@ -6,8 +6,9 @@ concurrent wrong-password logins took 400 MB. So web logins and SASL PLAIN
 verify through one :class:`PasswordVerifier`: a few threads (argon2-cffi
 releases the GIL), a bounded queue behind them, and an answer of "wrong" for
 a check that finds the queue full, which the caller counts as a failure.
-Unknown accounts are checked against a dummy hash of the same cost, so the
-time taken does not tell which accounts exist.
+Unknown accounts, and accounts imported without an Argon2 hash, are checked
+against a dummy hash of the same cost too, so the time taken does not tell
+which accounts exist or were imported.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from heron.accounts.saslprep import saslprep
-from heron.accounts.secrets import Secrets, verify_password
+from heron.accounts.secrets import Secret, Secrets, verify_password
 
 __all__ = ["PasswordVerifier"]
 
@@ -41,6 +42,13 @@ def _verify_unknown(password: str) -> bool:
     except (VerificationError, InvalidHashError, ValueError):
         pass
     return False
+
+
+def _verify_imported(secrets: Secrets, password: str) -> bool:
+    """An account imported without an Argon2 hash is checked against its SCRAM-SHA-1 keys
+    (milliseconds); the dummy Argon2 check first makes it cost what every other does."""
+    _verify_unknown(password)
+    return verify_password(secrets, password)
 
 
 class PasswordVerifier:
@@ -70,6 +78,10 @@ class PasswordVerifier:
         try:
             if secrets is None:
                 return await loop.run_in_executor(self._executor, _verify_unknown, password)
+            if Secret.PASSWORD in secrets.missing:
+                return await loop.run_in_executor(
+                    self._executor, _verify_imported, secrets, password
+                )
             return await loop.run_in_executor(self._executor, verify_password, secrets, password)
         finally:
             self._pending -= 1

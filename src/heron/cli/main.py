@@ -12,6 +12,7 @@ import click
 from heron import __version__
 from heron.app import serve as serve_forever
 from heron.cli.context import CliContext, pass_context, run
+from heron.cli.importing import import_
 from heron.cli.media import media
 from heron.cli.ops import cert, check, dns
 from heron.cli.sip import sip
@@ -71,6 +72,7 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
 
 cli.add_command(user)
 cli.add_command(admin)
+cli.add_command(import_)
 cli.add_command(dns)
 cli.add_command(cert)
 cli.add_command(check)

@@ -9,8 +9,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from heron.accounts import Secret, Secrets
+from heron.accounts.bulk import Derivation
 from heron.cli.context import CliContext, address_argument, open_accounts, pass_context, run
-from heron.errors import InvalidInput
+from heron.cli.progress import derive_with_progress
+from heron.errors import AccountExists, InvalidInput
 
 __all__ = ["admin", "user"]
 
@@ -107,28 +110,49 @@ def user_passwd(ctx: CliContext, address: str, password: str | None, password_st
 def user_import(ctx: CliContext, source: TextIO) -> None:
     """Create many accounts from SOURCE (a file, or - for stdin): one "user@domain password" a line.
 
-    Blank lines and lines starting with # are skipped. Every line is parsed
-    before anything is written; an existing account stops the import there,
-    as ``user add`` would. One process and one database connection for all,
-    where ``kamctl add`` or ``prosodyctl adduser`` run once a user.
+    Blank lines and lines starting with # are skipped. Every line is parsed, and
+    every address checked free, before anything is written. The secrets are derived
+    on every core (a progress bar on a terminal), then written; where ``kamctl add``
+    or ``prosodyctl adduser`` run once a user.
     """
     config = ctx.config
-    wanted: list[tuple[str, str, str]] = []
+    wanted: dict[tuple[str, str], str] = {}
+    where = getattr(source, "name", "<stdin>")
     for number, line in enumerate(source, 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
         address, _, password = text.partition(" ")
         if not password.strip():
-            where = getattr(source, "name", "<stdin>")
             raise InvalidInput(f'{where}:{number}: expected "user@domain password"')
         local, domain = address_argument(address)
-        wanted.append((local, domain, password.strip()))
+        if (local, domain) in wanted:
+            raise InvalidInput(f"{where}:{number}: {local}@{domain} is listed twice")
+        wanted[local, domain] = password.strip()
+
+    async def check() -> list[Derivation]:
+        """Every refusal before the minutes of derivation: other domains, taken names."""
+        async with open_accounts(config) as accounts:
+            jobs = []
+            for (local, domain), password in wanted.items():
+                accounts.policy.check_domain(domain)
+                if await accounts.exists(local, domain):
+                    raise AccountExists(f"{local}@{domain} already exists")
+                identity = accounts.identity(local, domain)
+                jobs.append(Derivation(identity, password, accounts.salt(), accounts.iterations))
+            return jobs
+
+    jobs = run(check())
+    derived = derive_with_progress(jobs, "deriving secrets")
+    for (local, domain), secrets in zip(wanted, derived, strict=True):
+        if isinstance(secrets, str):
+            raise InvalidInput(f"{local}@{domain}: {secrets}")
 
     async def add_all() -> None:
         async with open_accounts(config) as accounts:
-            for local, domain, password in wanted:
-                await accounts.add(local, domain, password)
+            for (local, domain), secrets in zip(wanted, derived, strict=True):
+                assert not isinstance(secrets, str)
+                await accounts.add_derived(local, domain, secrets)
 
     run(add_all())
     click.echo(f"added {len(wanted)} account(s)")
@@ -138,9 +162,10 @@ def user_import(ctx: CliContext, source: TextIO) -> None:
 @click.option("--domain", help="Only accounts of this domain.")
 @pass_context
 def user_list(ctx: CliContext, domain: str | None) -> None:
-    """List accounts, with their admin rights and creation time."""
+    """List accounts, with their admin rights, creation time and, for accounts imported
+    without every secret, the ones they have (the next password change derives all)."""
 
-    async def rows() -> list[tuple[str, str, str]]:
+    async def rows() -> list[tuple[str, str, str, str]]:
         async with open_accounts(ctx.config) as accounts:
             found = await accounts.list(domain.lower() if domain else None)
             return [
@@ -148,14 +173,22 @@ def user_list(ctx: CliContext, domain: str | None) -> None:
                     account.address,
                     "yes" if accounts.is_admin(account) else "",
                     account.created.strftime("%Y-%m-%d %H:%M UTC"),
+                    _secrets_held(account.secrets),
                 )
                 for account in found
             ]
 
-    table = Table("Account", "Admin", "Created", box=None, header_style="bold")
+    table = Table("Account", "Admin", "Created", "Secrets", box=None, header_style="bold")
     for row in run(rows()):
         table.add_row(*row)
     Console(width=100 if not sys.stdout.isatty() else None).print(table)
+
+
+def _secrets_held(secrets: Secrets) -> str:
+    if not secrets.missing:
+        return "all"
+    held = [kind.value for kind in Secret if kind not in secrets.missing]
+    return "only " + ", ".join(held) if held else "none: set a password"
 
 
 @click.group()

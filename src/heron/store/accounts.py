@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from heron.accounts import Account, ScramHash, ScramKeys, Secrets
+from heron.accounts import Account, ScramHash, ScramKeys, Secret, Secrets
 from heron.errors import AccountExists
 from heron.store.database import Database
 from heron.store.schema import accounts
@@ -29,6 +29,7 @@ def _secret_columns(secrets: Secrets) -> dict[str, Any]:
         "turn_key_sha256": secrets.turn_key_sha256,
         "scram_salt": first.salt,
         "scram_iterations": first.iterations,
+        "missing_secrets": ",".join(sorted(secrets.missing)),
     }
     for keys in secrets.scram:
         columns[f"scram_{keys.hash.value}_stored_key"] = keys.stored_key
@@ -61,6 +62,7 @@ def _account(row: Row[Any]) -> Account:
         turn_key_md5=row.turn_key_md5,
         turn_key_sha256=row.turn_key_sha256,
         scram=scram,
+        missing=frozenset(Secret(name) for name in row.missing_secrets.split(",") if name),
     )
     return Account(
         local=row.local,

@@ -61,6 +61,9 @@ accounts = Table(
     Column("scram_sha256_server_key", LargeBinary(32), nullable=False),
     Column("scram_sha512_stored_key", LargeBinary(64), nullable=False),
     Column("scram_sha512_server_key", LargeBinary(64), nullable=False),
+    # Secrets an import could not bring, comma-separated (heron.accounts.Secret values);
+    # their columns hold random placeholders. Empty for every account heron derived.
+    Column("missing_secrets", String(255), nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("local", "domain", name="uq_accounts_address"),

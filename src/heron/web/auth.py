@@ -352,6 +352,8 @@ class WebSessions:
             return None
         assert account is not None and key is not None
         guesses.success(key, peer, self._clock())
+        # An imported account gets what it misses; the session is bound to the hash it has then.
+        account = await self._accounts.complete(account, password)
         user = WebUser(
             address=account.address,
             local=account.local,

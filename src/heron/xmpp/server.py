@@ -829,6 +829,9 @@ class XmppComponent:
                     stored = None if account is None else account.secrets
                     # Unknown accounts cost the same Argon2 check (the verifier's dummy hash).
                     ok = await self._guards.verifier.verify(stored, event.password)
+                    if ok and account is not None:
+                        # PLAIN only runs inside TLS: an imported account gets what it misses.
+                        await self._services.accounts.complete(account, event.password)
                     stream.plain_verified(ok and account is not None)
             elif isinstance(event, Authenticated):
                 self._counters["logins"] += 1

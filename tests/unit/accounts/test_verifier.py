@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from heron.accounts import Identity, derive_secrets
+from heron.accounts import (
+    Identity,
+    ScramHash,
+    derive_scram_keys,
+    derive_secrets,
+    imported_secrets,
+    saslprep,
+)
 from heron.accounts.verifier import PasswordVerifier
 
 SECRETS = derive_secrets(
@@ -52,3 +59,15 @@ async def test_the_event_loop_keeps_turning_during_a_check() -> None:
         ticker.cancel()
         verifier.close()
     assert ticks > 1
+
+
+async def test_an_account_imported_with_scram_keys_only_is_checked_against_them() -> None:
+    identity = Identity("roland", "falcot.com", "roland", "falcot.com")
+    keys = derive_scram_keys(saslprep("old"), b"prosody-salt", 4096, ScramHash.SHA1)
+    imported = imported_secrets(identity, scram_sha1=keys, salt=b"s", iterations=1)
+    verifier = PasswordVerifier()
+    try:
+        assert await verifier.verify(imported, "old")
+        assert not await verifier.verify(imported, "wrong")
+    finally:
+        verifier.close()

@@ -1,7 +1,7 @@
 """XMPP personal eventing (XEP-0163 PEP on XEP-0060): nodes and their items.
 
 Revision ID: 0007_pubsub
-Revises: 0005_services
+Revises: 0006_archive
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects.mysql import MEDIUMTEXT
 
 revision = "0007_pubsub"
-down_revision = "0005_services"
+down_revision = "0006_archive"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,144 @@
+"""Writing what a reader extracted: accounts merged, rosters' missing contacts added."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from xml.etree.ElementTree import Element
+
+from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, imported_secrets
+from heron.accounts.bulk import Derivation
+from heron.accounts.secrets import SCRAM_ITERATIONS
+from heron.importers.model import Extracted, ImportedAccount
+from heron.xmpp.features.local import to_text
+from heron.xmpp.features.roster import RosterStore
+from heron.xmpp.jid import JID
+from heron.xmpp.muc.model import RoomStore
+from heron.xmpp.stanza import NS, qname
+
+__all__ = ["Report", "apply", "derivations"]
+
+
+@dataclass
+class Report:
+    accounts: Counter[Merged] = field(default_factory=Counter)
+    contacts_added: int = 0
+    contacts_kept: int = 0
+    """Already in the roster: kept as heron has them."""
+    requests_added: int = 0
+    """Subscription requests waiting for an answer."""
+    rooms_added: int = 0
+    rooms_kept: int = 0
+    """Already in heron: kept as heron has them."""
+    unusable: list[tuple[str, str]] = field(default_factory=list)
+    """Accounts whose password heron cannot use, and why."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.accounts[Merged.ADDED]
+            or self.accounts[Merged.COMPLETED]
+            or self.contacts_added
+            or self.requests_added
+            or self.rooms_added
+        )
+
+
+def derivations(extracted: Extracted, policy: AccountPolicy) -> dict[str, Derivation]:
+    """The accounts the source kept a password of, by address: every secret is derived,
+    on every core (:func:`heron.accounts.derive_many`), before the database is opened."""
+    return {
+        address: Derivation(
+            policy.identity(account.local, account.domain),
+            account.password,
+            os.urandom(16),
+            SCRAM_ITERATIONS,
+        )
+        for address, account in extracted.accounts.items()
+        if account.password is not None
+    }
+
+
+def _secrets(account: ImportedAccount, accounts: AccountService) -> Secrets:
+    return imported_secrets(
+        accounts.identity(account.local, account.domain),
+        sip_ha1_md5=account.sip_ha1_md5,
+        turn_key_md5=account.turn_key_md5,
+        turn_key_sha256=account.turn_key_sha256,
+        scram_sha1=account.scram_sha1,
+        salt=accounts.salt(),
+        iterations=accounts.iterations,
+    )
+
+
+async def apply(
+    extracted: Extracted,
+    accounts: AccountService,
+    rosters: RosterStore,
+    rooms: RoomStore,
+    derived: Mapping[str, Secrets | str],
+    *,
+    dry_run: bool,
+    progress: Callable[[], None] = lambda: None,
+) -> Report:
+    """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
+    subscription requests and rooms heron does not have yet; with ``dry_run``, count
+    what would change."""
+    report = Report()
+    present: set[str] = set()
+    for address, account in extracted.accounts.items():
+        secrets = derived.get(address) or _secrets(account, accounts)
+        if isinstance(secrets, str):
+            report.unusable.append((address, secrets))
+            progress()
+            continue
+        merged = await accounts.merge(
+            account.local, account.domain, secrets, admin=account.admin, dry_run=dry_run
+        )
+        report.accounts[merged] += 1
+        present.add(address)
+        progress()
+    for address, items in extracted.rosters.items():
+        if address not in present:
+            continue
+        local, _, domain = address.partition("@")
+        owner = JID(local, domain)
+        for item in items:
+            if await rosters.get(owner, item.jid) is not None:
+                report.contacts_kept += 1
+                continue
+            if not dry_run:
+                await rosters.put(owner, item)
+            report.contacts_added += 1
+    for address, requesters in extracted.pending.items():
+        if address not in present:
+            continue
+        local, _, domain = address.partition("@")
+        owner = JID(local, domain)
+        for requester in requesters:
+            if await rosters.has_pending(owner, requester):
+                continue
+            if not dry_run:
+                await rosters.set_pending(owner, requester, _subscribe(requester, owner))
+            report.requests_added += 1
+    for service, records in extracted.rooms.items():
+        existing = {room.name for room in await rooms.load(service)}
+        for room in records:
+            if room.name in existing:
+                report.rooms_kept += 1
+                continue
+            if not dry_run:
+                await rooms.save(service, replace(room, created_at=time.time()))
+            report.rooms_added += 1
+    return report
+
+
+def _subscribe(sender: JID, owner: JID) -> str:
+    """The request as heron keeps one, delivered again when the owner logs in."""
+    stanza = Element(qname(NS.CLIENT, "presence"), {"type": "subscribe"})
+    stanza.set("from", str(sender))
+    stanza.set("to", str(owner))
+    return to_text(stanza)

@@ -1,0 +1,109 @@
+"""What a reader extracts from a source, before anything is written."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from heron.accounts import ScramKeys
+from heron.errors import InvalidInput
+from heron.xmpp.features.roster import RosterItem
+from heron.xmpp.jid import JID
+from heron.xmpp.muc.model import RoomRecord
+
+__all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError", "open_sqlite"]
+
+
+class SourceError(InvalidInput):
+    """The source cannot be read at all: a missing file, not the daemon's database."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedAccount:
+    """One heron account and whatever the source kept of its password(s)."""
+
+    local: str
+    domain: str
+    origin: str
+    """Where it came from, for the report: "turnusers_lt roland/falcot.com"."""
+    admin: bool = False
+    password: str | None = None
+    """Kept in clear (Kamailio's ``password``, Prosody's internal_plain): every secret."""
+    sip_ha1_md5: str | None = None
+    turn_key_md5: bytes | None = None
+    turn_key_sha256: bytes | None = None
+    scram_sha1: ScramKeys | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+    def combined(self, other: ImportedAccount) -> ImportedAccount:
+        """Two records of one account in one source (a coturn user who is also admin)."""
+        return replace(
+            self,
+            origin=f"{self.origin}, {other.origin}",
+            admin=self.admin or other.admin,
+            password=self.password or other.password,
+            sip_ha1_md5=self.sip_ha1_md5 or other.sip_ha1_md5,
+            turn_key_md5=self.turn_key_md5 or other.turn_key_md5,
+            turn_key_sha256=self.turn_key_sha256 or other.turn_key_sha256,
+            scram_sha1=self.scram_sha1 or other.scram_sha1,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    what: str
+    why: str
+
+
+@dataclass
+class Extracted:
+    """Accounts (one per address), rosters by owner address, and what was skipped."""
+
+    accounts: dict[str, ImportedAccount] = field(default_factory=dict)
+    rosters: dict[str, list[RosterItem]] = field(default_factory=dict)
+    pending: dict[str, list[JID]] = field(default_factory=dict)
+    """Subscription requests an owner has not answered yet, by owner (RFC 6121 §3.1.3)."""
+    rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
+    """Persistent group-chat rooms by service (heron's MUC domain)."""
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Imported, with a caveat the administrator must act on."""
+
+    def add(self, account: ImportedAccount) -> None:
+        known = self.accounts.get(account.address)
+        self.accounts[account.address] = known.combined(account) if known else account
+
+    def skip(self, what: str, why: str) -> None:
+        self.skipped.append(Skipped(what, why))
+
+
+@contextmanager
+def open_sqlite(path: Path, what: str, tables: tuple[str, ...]) -> Iterator[sqlite3.Connection]:
+    """``path`` opened read-only (the daemon may still run), checked to hold ``tables``."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file ({what} expected)")
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise SourceError(f"{path}: cannot open: {exc}") from None
+    try:
+        try:
+            found = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(f"{path}: not a SQLite database: {exc}") from None
+        absent = [table for table in tables if table not in found]
+        if absent:
+            raise SourceError(f"{path}: not {what}: no table {', '.join(absent)}")
+        connection.row_factory = sqlite3.Row
+        yield connection
+    finally:
+        connection.close()

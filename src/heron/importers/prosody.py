@@ -1,0 +1,386 @@
+"""Prosody's data: internal storage (``storage = "internal"``, the default) or SQL storage
+on SQLite (``storage = "sql"``, its ``prosody.sqlite``).
+
+Internally each record is ``DATA/<host>/<store>/<user>.dat``, names %-encoded, a Lua
+table read by :mod:`heron.importers.lua` (never run); in SQL, one row per field.
+``accounts`` hold SCRAM-SHA-1 keys (``internal_hashed``: hex ``stored_key`` and
+``server_key``, ``salt``, ``iteration_count``) or the password itself
+(``internal_plain``); ``roster`` holds each contact's name, groups and subscription.
+The SCRAM keys keep their salt and count, so clients log in with their old passwords
+over SCRAM-SHA-1; the other secrets come at a PLAIN or web login, or the next
+password change.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator
+from itertools import groupby
+from pathlib import Path
+
+from heron.accounts import AccountPolicy, ScramHash, ScramKeys
+from heron.config import parse_address
+from heron.importers.lua import LuaDataError, LuaLimits, LuaTable, LuaValue, parse_lua_data
+from heron.importers.model import Extracted, ImportedAccount, SourceError, open_sqlite
+from heron.xmpp.errors import StanzaError
+from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
+from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.muc.model import Affiliated, Affiliation, RoomConfig, RoomRecord, Whois
+from heron.xmpp.subscription import Subscription
+
+__all__ = ["MAX_ITERATIONS", "read_prosody"]
+
+MAX_AFFILIATIONS = 10_000
+MAX_ROOM_TEXT = 1024
+"""Characters of a room's name, description, password or subject heron takes."""
+_AFFILIATIONS = {a.value for a in Affiliation if a is not Affiliation.NONE}
+
+MAX_ITERATIONS = 1_000_000
+"""An imported count is what a SASL PLAIN login of the account costs heron: a hostile
+data file must not make each login spend minutes."""
+MAX_SALT = 64
+"""Bytes of SCRAM salt the account store keeps; Prosody's are 36 (a UUID)."""
+_LIMITS = LuaLimits()
+_ENCODED = re.compile(r"%([0-9a-fA-F]{2})")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_OTHER_STORES = {
+    "vcard": "vCards",
+    "offline": "offline messages",
+    "private": "private XML",
+    "pep": "PEP nodes",
+    "archive": "message archives",
+}
+
+
+def _decode(name: str) -> str:
+    """Prosody's datamanager writes every byte but letters and digits as %xx."""
+    raw = _ENCODED.sub(lambda m: chr(int(m.group(1), 16)), name)
+    return raw.encode("latin-1").decode()
+
+
+def _record(path: Path) -> LuaTable:
+    with path.open("rb") as file:
+        data = file.read(_LIMITS.max_bytes + 1)
+    value = parse_lua_data(data, _LIMITS)
+    if not isinstance(value, dict):
+        raise LuaDataError("the record is not a table", 0)
+    return value
+
+
+def _scram(record: LuaTable) -> ScramKeys | str:
+    """SCRAM-SHA-1 keys from an internal_hashed record, or why they are unusable."""
+    stored, server = record.get("stored_key"), record.get("server_key")
+    salt, count = record.get("salt"), record.get("iteration_count")
+    if not (isinstance(stored, str) and isinstance(server, str)):
+        return "no stored_key/server_key"
+    if not (_HEX.fullmatch(stored) and _HEX.fullmatch(server)):
+        return "stored_key/server_key not in hex"
+    if len(stored) != 40 or len(server) != 40:
+        return "stored_key/server_key are not SHA-1 sized"
+    if not isinstance(salt, str) or not 0 < len(salt.encode()) <= MAX_SALT:
+        return f"salt missing or longer than {MAX_SALT} bytes"
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 < count <= MAX_ITERATIONS:
+        return f"iteration_count missing or outside 1..{MAX_ITERATIONS}"
+    keys = bytes.fromhex(stored), bytes.fromhex(server)
+    return ScramKeys(ScramHash.SHA1, salt.encode(), count, *keys)
+
+
+def _room(name: str, service: str, record: LuaTable) -> RoomRecord | str:
+    """A persistent room from its ``config`` record: ``_data`` (the configuration) and
+    the affiliations, top-level bare JIDs in 0.12 or ``_affiliations`` before."""
+    data = record.get("_data")
+    if not isinstance(data, dict):
+        return "no _data table"
+    if data.get("persistent") is not True:
+        return "not persistent"
+    try:
+        room = JID.make(name, service)
+    except StanzaError:
+        return "not a room name heron accepts"
+    older = record.get("_affiliations")
+    table = older if isinstance(older, dict) else record
+    affiliations = []
+    for key, value in table.items():
+        if not isinstance(key, str) or key.startswith("_") or value not in _AFFILIATIONS:
+            continue
+        try:
+            jid = parse_jid(key)
+        except StanzaError:
+            continue
+        if jid.is_bare:
+            affiliations.append(Affiliated(jid, Affiliation(str(value))))
+    if len(affiliations) > MAX_AFFILIATIONS:
+        return f"more than {MAX_AFFILIATIONS} affiliations"
+
+    def text(key: str, limit: int) -> str:
+        value = data.get(key)
+        return value[:limit] if isinstance(value, str) else ""
+
+    def flag(key: str, default: bool) -> bool:
+        value = data.get(key)
+        return value if isinstance(value, bool) else default
+
+    whois = data.get("whois")
+    config = RoomConfig(
+        name=text("name", MAX_ROOM_TEXT),
+        description=text("description", MAX_ROOM_TEXT),
+        persistent=True,
+        public=not flag("hidden", False),
+        members_only=flag("members_only", False),
+        password=text("password", MAX_ROOM_TEXT),
+        moderated=flag("moderated", False),
+        whois=Whois.ANYONE if whois == "anyone" else Whois.MODERATORS,
+        change_subject=flag("changesubject", False),
+    )
+    subject_from = text("subject_from", MAX_ROOM_TEXT)
+    return RoomRecord(
+        room.local,
+        config,
+        tuple(sorted(affiliations, key=lambda a: str(a.jid))),
+        subject=text("subject", MAX_ROOM_TEXT),
+        subject_nick=subject_from.partition("/")[2],
+    )
+
+
+def _pending(record: LuaTable) -> list[JID]:
+    """Who asked to see the owner's presence and got no answer: ``[false].pending``,
+    the requests' stanzas (0.12) or ``true`` (older), keyed by bare JID."""
+    meta = record.get(False)
+    pending = meta.get("pending") if isinstance(meta, dict) else None
+    found = []
+    for key in pending if isinstance(pending, dict) else {}:
+        try:
+            jid = parse_jid(key) if isinstance(key, str) else None
+        except StanzaError:
+            continue
+        if jid is not None and jid.is_bare and jid.local:
+            found.append(jid)
+    return sorted(found, key=str)[:MAX_ITEMS]
+
+
+def _roster(record: LuaTable, owner: str) -> tuple[list[RosterItem], int]:
+    """The contacts of a roster record, and how many entries were unusable."""
+    items: list[RosterItem] = []
+    bad = 0
+    for key, value in record.items():
+        if not isinstance(key, str) or not isinstance(value, dict):
+            continue  # [false] holds the version and pending requests
+        try:
+            jid = parse_jid(key)
+        except StanzaError:
+            bad += 1
+            continue
+        subscription = value.get("subscription", "none")
+        name = value.get("name")
+        groups = value.get("groups", {})
+        if (
+            not jid.is_bare
+            or str(jid) == owner
+            or subscription not in set(Subscription)
+            or not (name is None or (isinstance(name, str) and len(name) <= MAX_NAME))
+            or not isinstance(groups, dict)
+            or len(groups) > MAX_GROUPS
+            or not all(isinstance(g, str) and 0 < len(g) <= MAX_GROUP for g in groups)
+        ):
+            bad += 1
+            continue
+        items.append(
+            RosterItem(
+                jid,
+                name=name or None,
+                subscription=Subscription(str(subscription)),
+                ask=value.get("ask") == "subscribe",
+                groups=tuple(sorted(str(g) for g in groups)),
+            )
+        )
+    items.sort(key=lambda item: str(item.jid))
+    return items[:MAX_ITEMS], bad + max(0, len(items) - MAX_ITEMS)
+
+
+Record = tuple[str, LuaTable | str]
+"""A user's record of one store, or why it cannot be read."""
+
+
+class _Internal:
+    """``DATA/<host>/<store>/<user>.dat``, names %-encoded."""
+
+    def __init__(self, path: Path) -> None:
+        self._hosts = {_decode(p.name): p for p in path.iterdir() if p.is_dir()}
+
+    def hosts(self, store: str = "accounts") -> list[str]:
+        """The hosts with records of ``store``: user hosts, or MUC services ("config")."""
+        return sorted(host for host, p in self._hosts.items() if (p / store).is_dir())
+
+    def stores(self, host: str) -> set[str]:
+        return {p.name for p in self._hosts[host].iterdir() if p.is_dir()}
+
+    def records(self, host: str, store: str) -> Iterator[Record]:
+        for file in sorted((self._hosts[host] / store).glob("*.dat")):
+            try:
+                yield _decode(file.stem), _record(file)
+            except (UnicodeDecodeError, LuaDataError) as exc:
+                yield file.stem, str(exc)
+
+
+class _Sql:
+    """mod_storage_sql's ``prosody`` table: one row per (host, user, store, key), the
+    value typed ``string``, ``number``, ``boolean`` or ``json`` (tables)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def hosts(self, store: str = "accounts") -> list[str]:
+        query = "SELECT DISTINCT host FROM prosody WHERE store = ? ORDER BY host"
+        return [str(row[0]) for row in self._db.execute(query, (store,))]
+
+    def stores(self, host: str) -> set[str]:
+        query = "SELECT DISTINCT store FROM prosody WHERE host = ?"
+        return {str(row[0]) for row in self._db.execute(query, (host,))}
+
+    def records(self, host: str, store: str) -> Iterator[Record]:
+        query = (
+            'SELECT "user", "key", "type", "value" FROM prosody '
+            'WHERE host = ? AND store = ? ORDER BY "user"'
+        )
+        rows = self._db.execute(query, (host, store))
+        for user, group in groupby(rows, key=lambda row: str(row[0])):
+            record: LuaTable = {}
+            why = None
+            for _, key, kind, value in group:
+                try:
+                    decoded = _sql_value(str(kind), str(value))
+                except ValueError as exc:
+                    why = f"{key}: {exc}"
+                    continue
+                if key == "":
+                    # The table's other keys: {"__hash": [k1, v1, k2, v2, ...]}.
+                    record.update(_hash_pairs(decoded))
+                else:
+                    record[str(key)] = decoded
+            yield user, why or record
+
+
+def _sql_value(kind: str, value: str) -> LuaValue:
+    if len(value) > _LIMITS.max_bytes:
+        raise ValueError(f"a value of more than {_LIMITS.max_bytes} characters")
+    if kind == "string":
+        return value
+    if kind == "boolean":
+        return value == "true"
+    if kind == "number":
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    if kind == "json":
+        try:
+            decoded = json.loads(value)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
+        return _from_json(decoded, 0)
+    raise ValueError(f"unknown type {kind!r}")
+
+
+def _hash_pairs(value: LuaValue) -> LuaTable:
+    pairs = value.get("__hash") if isinstance(value, dict) else None
+    if not isinstance(pairs, dict):
+        return {}
+    flat = [pairs[i] for i in range(1, len(pairs) + 1) if i in pairs]
+    return {
+        key: flat[i + 1]
+        for i, key in enumerate(flat[:-1])
+        if i % 2 == 0 and isinstance(key, bool | int | float | str)
+    }
+
+
+def _from_json(value: object, depth: int) -> LuaValue:
+    """JSON as the Lua values the internal storage would have held."""
+    if depth > _LIMITS.max_depth:
+        raise ValueError(f"JSON nested deeper than {_LIMITS.max_depth}")
+    if isinstance(value, dict):
+        return {str(k): _from_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return {i: _from_json(v, depth + 1) for i, v in enumerate(value, 1)}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError("unexpected JSON value")
+
+
+def read_prosody(path: Path, policy: AccountPolicy, muc_domain: str | None = None) -> Extracted:
+    """From the data directory (internal storage), or from ``prosody.sqlite`` (SQL
+    storage with SQLite; also found inside the data directory). Persistent rooms of
+    the MUC component ``muc_domain`` (heron's) come along."""
+    if path.is_dir() and not any(p.is_dir() and (p / "accounts").is_dir() for p in path.iterdir()):
+        if (path / "prosody.sqlite").is_file():
+            path = path / "prosody.sqlite"
+        else:
+            raise SourceError(
+                f"{path}: neither HOST/accounts/ nor prosody.sqlite: not Prosody's data_path"
+            )
+    if path.is_dir():
+        return _extract(_Internal(path), policy, muc_domain)
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file or directory (Prosody's data_path expected)")
+    with open_sqlite(path, "Prosody's SQL storage", ("prosody",)) as db:
+        return _extract(_Sql(db), policy, muc_domain)
+
+
+def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | None) -> Extracted:
+    extracted = Extracted()
+    for service in source.hosts("config"):
+        if service != muc_domain:
+            extracted.skip(f"rooms of {service}", f"heron's group-chat service is {muc_domain}")
+            continue
+        for name, record in source.records(service, "config"):
+            room = record if isinstance(record, str) else _room(name, service, record)
+            if isinstance(room, str):
+                extracted.skip(f"room {name}@{service}", room)
+            else:
+                extracted.rooms.setdefault(service, []).append(room)
+    for host in source.hosts():
+        if host not in policy.account_domains:
+            extracted.skip(f"host {host}", "not a domain heron serves")
+            continue
+        for user, record in source.records(host, "accounts"):
+            what = f"{host}/accounts/{user}"
+            try:
+                local, domain = parse_address(f"{user}@{host}")
+            except ValueError as exc:
+                extracted.skip(what, str(exc))
+                continue
+            if isinstance(record, str):
+                extracted.skip(what, record)
+                continue
+            password = record.get("password")
+            if isinstance(password, str) and password:
+                extracted.add(ImportedAccount(local, domain, what, password=password))
+                continue
+            keys = _scram(record)
+            if isinstance(keys, str):
+                extracted.skip(what, keys)
+                continue
+            extracted.add(ImportedAccount(local, domain, what, scram_sha1=keys))
+        for user, record in source.records(host, "roster"):
+            what = f"{host}/roster/{user}"
+            try:
+                local, domain = parse_address(f"{user}@{host}")
+            except ValueError as exc:
+                extracted.skip(what, str(exc))
+                continue
+            if isinstance(record, str):
+                extracted.skip(what, record)
+                continue
+            owner = f"{local}@{domain}"
+            if owner not in extracted.accounts:
+                extracted.skip(what, "no account imported for it")
+                continue
+            items, bad = _roster(record, owner)
+            extracted.rosters[owner] = items
+            extracted.pending[owner] = _pending(record)
+            if bad:
+                extracted.skip(what, f"{bad} unusable or excess item(s)")
+        for store in sorted(source.stores(host) & set(_OTHER_STORES)):
+            extracted.notes.append(f"{host}: {_OTHER_STORES[store]} ({store}) are not imported yet")
+    return extracted
