@@ -1,5 +1,6 @@
 """Debian's headless Chromium talks to the media bridge directly (no SIP): its ICE agent,
-DTLS and SRTP against heron's ICE-lite leg, with a desk phone played by a UDP socket.
+DTLS and SRTP against heron's ICE-lite leg, with a desk phone played by a UDP socket;
+Chromium offering (heron answers passive), answering (it says active) and calling the echo.
 
 The browser's audio is an oscillator (no microphone needed on about:blank); the phone
 sends G.711. Chromium gathers candidates on loopback only with
@@ -118,3 +119,43 @@ async def test_chromium_calls_the_echo_and_hears_itself() -> None:
     assert bridge.stats.packets[Side.CALLER] > 0
     bridge.delete(LEG)
     assert bridge.ports == 0
+
+
+ANSWER = """async (offer) => {
+  const audio = new AudioContext();
+  const tone = audio.createOscillator();
+  const out = audio.createMediaStreamDestination();
+  tone.connect(out);
+  tone.start();
+  const pc = new RTCPeerConnection();
+  window.pc = pc;
+  await pc.setRemoteDescription({type: "offer", sdp: offer});
+  pc.getTransceivers()[0].sender.replaceTrack(out.stream.getAudioTracks()[0]);
+  pc.getTransceivers()[0].direction = "sendrecv";
+  await pc.setLocalDescription(await pc.createAnswer());
+  await new Promise(done => {
+    if (pc.iceGatheringState === "complete") done();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
+  });
+  return pc.localDescription.sdp;
+}"""
+
+
+async def test_a_desk_phone_offers_to_chromium_which_answers_active() -> None:
+    bridge = loopback_bridge(allowed_destinations=host_networks())
+    async with chromium_page() as page:
+        with phones(1) as (phone,):
+            offer = bridge.offer(LEG, Side.CALLER, phone.sdp(codecs="0 8 101"), Transport.WEBRTC)
+            answer = (await page.evaluate(ANSWER, offer.decode())).encode()
+            assert b"a=setup:active" in answer
+            toward_phone = bridge.answer(LEG, Side.CALLEE, answer)
+            sender = asyncio.create_task(keep_sending(phone, port_of(toward_phone)))
+            try:
+                await asyncio.wait_for(received_by_chromium(page), TIMEOUT)
+                while True:
+                    data, _ = await phone.receive()
+                    if data[1] & 0x7F in (0, 8) and len(data) == 172:
+                        break
+            finally:
+                sender.cancel()
+    bridge.close()
