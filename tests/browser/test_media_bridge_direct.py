@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 
 LEG = MediaLeg("chromium@test", "z9hG4bK-c")
 TIMEOUT = 30.0
+PLAYER = """() => {
+  // Chromium measures received audio (totalAudioEnergy) only where it is played out.
+  window.play = (event) => {
+    window.player = new Audio();
+    window.player.srcObject = new MediaStream([event.track]);
+    window.player.play();
+  };
+}"""
 OFFER = """async () => {
   const audio = new AudioContext();
   const tone = audio.createOscillator();
@@ -32,6 +40,7 @@ OFFER = """async () => {
   tone.start();
   const pc = new RTCPeerConnection();
   window.pc = pc;
+  pc.ontrack = play;
   pc.addTrack(out.stream.getAudioTracks()[0], out.stream);
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise(done => {
@@ -41,11 +50,11 @@ OFFER = """async () => {
   return pc.localDescription.sdp;
 }"""
 INBOUND = """async () => {
-  let packets = 0;
+  let energy = 0;
   (await window.pc.getStats()).forEach(report => {
-    if (report.type === "inbound-rtp") packets += report.packetsReceived;
+    if (report.type === "inbound-rtp") energy += report.totalAudioEnergy || 0;
   });
-  return [window.pc.connectionState, packets];
+  return [window.pc.connectionState, energy];
 }"""
 
 
@@ -60,10 +69,14 @@ async def chromium_page() -> AsyncIterator[Page]:
         missing(f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
         )
         try:
-            yield await browser.new_page()
+            page = await browser.new_page()
+            await page.evaluate(PLAYER)
+            yield page
         finally:
             await browser.close()
 
@@ -75,10 +88,11 @@ async def keep_sending(phone: Phone, port: int) -> None:
 
 
 async def received_by_chromium(page: Page) -> None:
-    """Until Chromium is connected and counts inbound RTP (it polls its own stats)."""
+    """Until Chromium is connected and plays received audio with energy (as its own stats
+    say)."""
     while True:
-        state, packets = await page.evaluate(INBOUND)
-        if state == "connected" and packets > 0:
+        state, energy = await page.evaluate(INBOUND)
+        if state == "connected" and energy > 0:
             return
         await asyncio.sleep(0.2)
 
@@ -129,6 +143,7 @@ ANSWER = """async (offer) => {
   tone.start();
   const pc = new RTCPeerConnection();
   window.pc = pc;
+  pc.ontrack = play;
   await pc.setRemoteDescription({type: "offer", sdp: offer});
   pc.getTransceivers()[0].sender.replaceTrack(out.stream.getAudioTracks()[0]);
   pc.getTransceivers()[0].direction = "sendrecv";
