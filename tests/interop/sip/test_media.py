@@ -20,6 +20,7 @@ from tests.interop.sip.support import (
     USERS,
     SipServer,
     answering,
+    browser_registered,
     callers_csv,
     register,
     run_sipp,
@@ -30,6 +31,9 @@ from tests.support.config import free_port
 pytestmark = pytest.mark.interop
 
 MEDIA_PORTS = 40
+CHROMIUM_OFFER = (
+    Path(__file__).parents[2] / "vectors" / "media" / "chromium_offer.sdp"
+).read_text()
 
 
 def port_run(count: int) -> tuple[int, int]:
@@ -194,6 +198,40 @@ def test_late_offer_the_2xx_offers_and_the_ack_answers_through_the_bridge(
     assert in_media_range(answer, low), answer
     assert audio_port(offer) != audio_port(answer)
     assert view(server, "media.calls") == []
+
+
+async def test_a_browser_calls_a_desk_phone_and_each_gets_the_sdp_it_speaks(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    port = free_port()
+    registered = await asyncio.to_thread(
+        register, server, tmp_path / "register", "frank", USERS["frank"], port=port
+    )
+    assert registered.returncode == 0, registered.explain()
+    async with browser_registered(server, "alice") as browser:
+        with answering(
+            tmp_path / "callee", "uas_media.xml", "-mp", str(sipp_media_port()), port=port
+        ) as uas:
+            callee_done = asyncio.ensure_future(asyncio.to_thread(uas.wait))
+            dialog, responses = await browser.invite("frank", CHROMIUM_OFFER)
+            ok = responses[-1]
+            assert ok.status == 200, responses
+            await dialog.ack()
+            assert (await dialog.bye()).status == 200
+            callee = await callee_done
+    assert callee.returncode == 0, callee.explain()
+
+    plain = callee.received("INVITE")[0].body
+    assert "RTP/AVP" in plain and "SAVPF" not in plain, plain
+    assert "a=fingerprint" not in plain and "a=ice-ufrag" not in plain, plain
+    assert in_media_range(plain, low), plain
+    web = ok.body
+    assert "UDP/TLS/RTP/SAVPF" in web and "a=ice-lite" in web, web
+    assert in_media_range(web, low), web
+    assert "a=fingerprint:sha-256" in web and "a=setup:" in web, web
+    assert ";hm=wr." in callee.received("INVITE")[0].get("Record-Route")
+    assert (await asyncio.to_thread(view, server, "media.calls")) == []
 
 
 def test_the_echo_number_answers_and_returns_the_callers_rtp(
