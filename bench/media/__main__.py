@@ -78,6 +78,7 @@ class Result:
     window_received: int = 0
     window_sent: int = 0
     machine_cores: float = 0.0
+    dropped: str = ""
     client_cores: float = 0.0
     """The aiortc clients' (this process's) CPU in the steady window, in cores."""
 
@@ -92,7 +93,7 @@ class Result:
         )
         return (
             f"{self.calls_ok} calls up; {self.relayed:,} packets relayed in "
-            f"{self.phase_seconds:.1f} s; server CPU {trees}; in the steady "
+            f"{self.phase_seconds:.1f} s ({self.dropped}); server CPU {trees}; in the steady "
             f"{self.window_seconds:.1f} s: {window} of a core, aiortc received "
             f"{self.window_received:,} and sent {self.window_sent:,} packets at "
             f"{self.client_cores:.2f} cores; machine {self.machine_cores:.1f} cores busy"
@@ -179,6 +180,7 @@ async def _load(bridged: Bridged, plan: Plan) -> Result:
             name: cpu_seconds(cpu_before[name], tree_cpu([pid])) for name, pid in roots.items()
         }
         result.relayed = await asyncio.to_thread(relayed) - relayed_before
+        result.dropped = await asyncio.to_thread(bridged.dropped)
     finally:
         transport.close()
     return result

@@ -38,8 +38,9 @@ MODULES = Path("/usr/lib/baresip/modules")
 EVENT_TIMEOUT = 20.0
 """Seconds a call step may take (a registration, an answer, a re-INVITE)."""
 WAV_HEADER = 44
-RTP_PORTS = "40000-49999"
-"""Above the servers' (10000-31999); baresip tries another at random when one is taken."""
+RTP_PORTS = "50000-59999"
+"""Above the servers' (10000-31999) and heron's default media range (40000-49151); baresip
+tries another at random when one is taken."""
 
 
 class ControlClosed(AssertionError):
