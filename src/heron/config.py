@@ -239,10 +239,11 @@ class MediaSettings(_Section):
     """Address put in the SDP heron rewrites; default ``turn.external_address``, else the
     first of ``public_addresses`` of the bind address's IP version, else ``address`` when
     it is not a wildcard, else 127.0.0.1 (local tests only)."""
-    port_min: int = Field(default=30000, ge=1024, le=65534)
-    """Lowest media port (rtpengine's port-min); RTP ports are even, RTCP on the next."""
-    port_max: int = Field(default=40000, ge=1025, le=65535)
-    """Highest media port (rtpengine's port-max); keep it clear of ``turn.relay_port_min``."""
+    port_min: int = Field(default=40000, ge=1024, le=65534)
+    """Lowest media port (rtpengine's port-min); RTP ports are even, RTCP on the next. The
+    default range sits just below TURN's relays (49152-65535), which it must not overlap."""
+    port_max: int = Field(default=49151, ge=1025, le=65535)
+    """Highest media port (rtpengine's port-max): 4 ports per bridged call."""
     max_calls: int = Field(default=1000, ge=1, le=100_000)
     """Calls bridged at once; more are refused with 503."""
     timeout: float = Field(default=60.0, ge=1.0, le=3600.0)
@@ -257,8 +258,8 @@ class MediaSettings(_Section):
     def _port_range(self) -> MediaSettings:
         if self.port_min + 3 > self.port_max:
             raise ValueError("port_min must be at least 3 below port_max (one RTP/RTCP pair)")
-        if self.address.version == 6 and self.advertise and self.advertise.version == 4:
-            raise ValueError("advertise must be of the bind address's IP version")
+        if self.advertise is not None and self.advertise.version != self.address.version:
+            raise ValueError("advertise must be of the IP version of address")
         return self
 
 
@@ -544,6 +545,12 @@ class Config(_Section):
                 f"media ports {media.port_min}-{media.port_max} overlap TURN relay ports "
                 f"{turn.relay_port_min}-{turn.relay_port_max}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _echo_needs_media(self) -> Config:
+        if self.sip.enabled and self.sip.echo and not self.media.enabled:
+            raise ValueError(f"sip.echo = {self.sip.echo!r} needs the media bridge (media.enabled)")
         return self
 
     @property

@@ -55,7 +55,23 @@ class AcceptedSockets:
         context: ssl.SSLContext | None,
         handshake_timeout: float,
     ) -> None:
-        self.spawn(self._serve(protocol, sock, context, handshake_timeout))
+        async def connect() -> None:
+            try:
+                await asyncio.get_running_loop().connect_accepted_socket(
+                    protocol,
+                    sock,
+                    ssl=context,
+                    ssl_handshake_timeout=handshake_timeout if context is not None else None,
+                )
+            except (TimeoutError, OSError, ssl.SSLError) as exc:
+                # A handshake that failed or timed out: the peer's problem, not the server's.
+                log.debug("%s: handed-over connection failed in TLS: %s", self._service, exc)
+                sock.close()
+            except asyncio.CancelledError:
+                sock.close()
+                raise
+
+        self.spawn(connect())
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -65,29 +81,6 @@ class AcceptedSockets:
     def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-
-    async def _serve(
-        self,
-        protocol: Callable[[], asyncio.BaseProtocol],
-        sock: socket.socket,
-        context: ssl.SSLContext | None,
-        handshake_timeout: float,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.connect_accepted_socket(
-                protocol,
-                sock,
-                ssl=context,
-                ssl_handshake_timeout=handshake_timeout if context is not None else None,
-            )
-        except (TimeoutError, OSError, ssl.SSLError) as exc:
-            # A handshake that failed or timed out: the peer's problem, not the server's.
-            log.debug("%s: handed-over connection failed in TLS: %s", self._service, exc)
-            sock.close()
-        except asyncio.CancelledError:
-            sock.close()
-            raise
 
 
 def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:

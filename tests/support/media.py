@@ -7,25 +7,27 @@ import datetime
 import ipaddress
 import socket
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from heron.config import MediaSettings
 from heron.destinations import Destinations, interface_addresses
 from heron.media.bridge import Bridge
 from heron.media.dtls import Certificate
+from heron.sip.media import MediaLeg, Side, Transport
 from tests.support.config import free_port
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
-def media_settings(**overrides: object) -> MediaSettings:
-    """A port range starting at a free port of this worker's share, loopback allowed."""
+def media_settings(span: int = 40, **overrides: object) -> MediaSettings:
+    """``span`` ports from a free port of this worker's share, loopback allowed."""
     low = free_port()
     values: dict[str, object] = {
         "address": "127.0.0.1",
         "port_min": low,
-        "port_max": low + 40,
+        "port_max": low + span,
         "allowed_destinations": [LOOPBACK],
         **overrides,
     }
@@ -35,16 +37,19 @@ def media_settings(**overrides: object) -> MediaSettings:
 CERTIFICATE = Certificate.generate(datetime.datetime.now(datetime.UTC), 1)
 
 
-def loopback_bridge(**overrides: object) -> Bridge:
+def loopback_bridge(
+    span: int = 40, clock: Callable[[], float] = time.monotonic, **overrides: object
+) -> Bridge:
     """A bridge on 127.0.0.1 whose destination policy allows ``allowed_destinations``
     (loopback by default), as the component builds it."""
-    settings = media_settings(**overrides)
+    settings = media_settings(span, **overrides)
     policy = Destinations(allowed=settings.allowed_destinations)
     return Bridge(
         settings,
         ipaddress.ip_address("127.0.0.1"),
-        lambda host: not policy.internal(host),
+        lambda address: not policy.internal(address[0]),
         CERTIFICATE,
+        clock,
     )
 
 
@@ -76,10 +81,11 @@ class Phone:
         for sock in (self.rtp, self.rtcp):
             sock.setblocking(False)
         self.port = port
+        self.rtcp_port: int = self.rtcp.getsockname()[1]
 
     def sdp(self, codecs: str = "0 8 101", direction: str = "sendrecv") -> bytes:
         """What a baresip-like phone offers or answers: PCMU, PCMA, DTMF, explicit RTCP."""
-        rtcp_port = self.rtcp.getsockname()[1]
+        rtcp_port = self.rtcp_port
         return (
             "v=0\r\no=- 1739063406 3459453530 IN IP4 127.0.0.1\r\ns=-\r\n"
             "c=IN IP4 127.0.0.1\r\nt=0 0\r\na=tool:baresip 3.20.0\r\n"
@@ -88,6 +94,10 @@ class Phone:
             "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
             f"a={direction}\r\na=rtcp:{rtcp_port}\r\na=ptime:20\r\n"
         ).encode()
+
+    def send(self, packet: bytes, port: int, rtcp: bool = False) -> None:
+        """``packet`` to heron's ``port`` on loopback, from the RTP (or RTCP) socket."""
+        (self.rtcp if rtcp else self.rtp).sendto(packet, ("127.0.0.1", port))
 
     async def receive(self, rtcp: bool = False) -> tuple[bytes, tuple[str, int]]:
         sock = self.rtcp if rtcp else self.rtp
@@ -115,3 +125,11 @@ def port_of(sdp: bytes) -> int:
     """The audio m= line's port."""
     line = next(x for x in sdp.decode().split("\r\n") if x.startswith("m=audio"))
     return int(line.split()[1])
+
+
+def bridged(bridge: Bridge, leg: MediaLeg, caller: Phone, callee: Phone) -> tuple[int, int]:
+    """``caller`` offers plain RTP to ``callee`` through ``bridge``: heron's port toward the
+    caller (where it sends) and toward the callee."""
+    offer = bridge.offer(leg, Side.CALLER, caller.sdp(), Transport.RTP)
+    answer = bridge.answer(leg, Side.CALLEE, callee.sdp())
+    return port_of(answer), port_of(offer)

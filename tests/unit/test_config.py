@@ -85,6 +85,7 @@ hosts = ["falcot.com", "example.org"]
         ("[sip]\ndns_servers = ['127.0.0.1']\n", "sip.dns_servers: unknown key"),
         ("[sip]\nmedia_relay = 'sometimes'\n", "sip.media_relay: Input should be 'never'"),
         ("[sip]\necho = '6 00'\n", "sip.echo: String should match pattern"),
+        ("[sip]\necho = '600'\n[media]\nenabled = false\n", "sip.echo = '600' needs the media"),
     ],
 )
 def test_bad_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
@@ -136,3 +137,33 @@ def test_the_certificate_covers_the_names_clients_ask_the_mux_for() -> None:
         {"domain": "falcot.com", "mux": {"sni": {"turn.falcot.com": "turn"}}}
     )
     assert "turn.falcot.com" in config.tls_names
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[media]\nport_min = 50000\nport_max = 50002\n", "media: port_min must be at least 3"),
+        ("[media]\nport_min = 50000\nport_max = 50100\n", "media ports 50000-50100 overlap TURN"),
+        ("[media]\naddress = 'eth0'\n", "Input is not a valid IPv4 address"),
+        ("[media]\ntimeout = 0\n", "media.timeout: Input should be greater than or equal to 1"),
+        ("[media]\nadvertise = '2001:db8::5'\n", "media: advertise must be of the IP version"),
+    ],
+)
+def test_bad_media_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    test_bad_values_name_the_key_in_one_line(tmp_path, text, message)
+
+
+def test_media_defaults_clear_of_turn_and_advertised_address() -> None:
+    config = Config()
+    assert config.media.port_max < config.turn.relay_port_min
+    assert str(config.media_advertise) == "127.0.0.1"
+    public = Config.model_validate({"public_addresses": ["2001:db8::1", "192.0.2.7"]})
+    assert str(public.media_advertise) == "192.0.2.7"
+    told = Config.model_validate({"media": {"advertise": "198.51.100.2"}})
+    assert str(told.media_advertise) == "198.51.100.2"
+    bound = Config.model_validate({"media": {"address": "192.0.2.9"}})
+    assert str(bound.media_advertise) == "192.0.2.9"
+    # with TURN off, the media range may take the relay range's ports
+    Config.model_validate(
+        {"turn": {"enabled": False}, "media": {"port_min": 50000, "port_max": 60000}}
+    )

@@ -1,8 +1,8 @@
 """Storage is chosen in one place (ARCHITECTURE.md): :mod:`heron.wiring` builds the
 stores and hands them to each service typed as the Protocols beside its model.
 
-The protocol packages, the port-443 demultiplexer, the web component and the
-component seam never import :mod:`heron.store` (it imports their record types to
+The protocol packages, the port-443 demultiplexer, the media bridge, the web component
+and the component seam never import :mod:`heron.store` (it imports their record types to
 implement their Protocols, so the other way round would be a cycle), and no module
 outside ``store/`` but ``wiring.py`` constructs a SQL store.
 """
@@ -20,7 +20,7 @@ ROOT = Path(heron.__file__).parent
 STORELESS = sorted(
     [
         path
-        for package in ("sip", "xmpp", "turn", "web", "mux")
+        for package in ("sip", "xmpp", "turn", "web", "mux", "media")
         for path in (ROOT / package).rglob("*.py")
     ]
     + [ROOT / "component.py"]
@@ -50,7 +50,7 @@ def constructed(tree: ast.AST) -> set[str]:
 
 def test_every_package_is_checked() -> None:
     checked = {path.relative_to(ROOT).parts[0] for path in STORELESS}
-    assert checked == {"sip", "xmpp", "turn", "web", "mux", "component.py"}
+    assert checked == {"sip", "xmpp", "turn", "web", "mux", "media", "component.py"}
     assert ROOT / "xmpp" / "features" / "roster.py" in STORELESS
     assert ROOT / "sip" / "transports" / "flows.py" in STORELESS
 
@@ -72,3 +72,17 @@ def test_only_wiring_constructs_sql_stores() -> None:
         )
     }
     assert builders == {"wiring.py"}
+
+
+def test_sip_steers_the_media_bridge_only_through_its_protocol() -> None:
+    """``sip/media.py`` is the seam (as Kamailio's rtpengine module speaks a protocol):
+    no SIP module imports :mod:`heron.media`, which wiring binds to it."""
+    importers = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "sip").rglob("*.py")
+        if any(
+            m == "heron.media" or m.startswith("heron.media.")
+            for m in imported_modules(ast.parse(path.read_text()))
+        )
+    }
+    assert importers == set()

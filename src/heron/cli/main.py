@@ -12,6 +12,7 @@ import click
 from heron import __version__
 from heron.app import serve as serve_forever
 from heron.cli.context import CliContext, pass_context, run
+from heron.cli.media import media
 from heron.cli.ops import cert, check, dns
 from heron.cli.sip import sip
 from heron.cli.turn import turn
@@ -76,6 +77,7 @@ cli.add_command(check)
 cli.add_command(turn)
 cli.add_command(sip)
 cli.add_command(xmpp)
+cli.add_command(media)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,13 +16,13 @@ import logging
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from heron.config import MediaSettings
-from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Stats
+from heron.media.call import Address, Call, Drop, Endpoint, PlainEndpoint, Policy, Stats
 from heron.media.dtls import Certificate
 from heron.media.ice import IceLite
 from heron.media.rewrite import LocalLeg, RemoteLeg, answer_toward, offer_toward, pt_table, read_leg
@@ -47,8 +47,11 @@ class _Relay:
     call: Call
     sockets: dict[tuple[Side, int], socket.socket] = field(default_factory=dict)
     local: dict[Side, LocalLeg] = field(default_factory=dict)
+    failed: bool = False
+    """A datagram or a timer of this call raised (logged once)."""
     pending: tuple[Side, RemoteLeg] | None = None
-    """The offer waiting for its answer, and who made it."""
+    """The last offer and who made it: answered by the other side, once or again (a 183
+    with SDP, then the 200), until the next offer."""
 
 
 class Bridge:
@@ -58,12 +61,12 @@ class Bridge:
         self,
         settings: MediaSettings,
         advertise: IPv4Address | IPv6Address,
-        allowed: Callable[[str], bool],
+        allowed: Policy,
         certificate: Certificate,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``allowed(host)``: the destination policy lets media go to (and come from)
-        ``host``; ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
+        """``allowed``: the destination policy (media goes to and comes from only the
+        addresses it allows); ``advertise`` is the address put in SDP; ``certificate`` heron's DTLS
         identity toward browsers."""
         self._settings = settings
         self._fingerprint = certificate.fingerprint
@@ -86,22 +89,25 @@ class Bridge:
 
     def offer(self, leg: MediaLeg, side: Side, sdp: bytes, toward: Transport) -> bytes:
         description, remote = _read(sdp)
-        relay = self._relays.get(leg) or self._open(leg, echo=False)
+        existing = self._relays.get(leg)
+        relay = existing or self._open(leg, echo=False)
         try:
             self._bind(relay, side, remote.transport)
             self._bind(relay, _other(side), toward)
+            self._set_endpoint(relay, side, remote, offered=True)
         except MediaRefused:
-            if not relay.sockets:
+            if existing is None:  # a re-offer that fails keeps the call as it was
                 self._close(leg)
             raise
-        self._set_endpoint(relay, side, remote)
         relay.pending = (side, remote)
+        relay.call.held = remote.direction != "sendrecv"
+        relay.call.heard = self._clock()  # a re-INVITE says the call is alive
         return offer_toward(description, remote, relay.local[_other(side)])
 
     def answer(self, leg: MediaLeg, side: Side, sdp: bytes) -> bytes:
         relay = self._relays.get(leg)
         if relay is None or relay.pending is None or relay.pending[0] is side:
-            raise MediaRefused(488, "no offer from the other side waits for this answer")
+            raise MediaRefused(488, "no offer from the other side for this answer")
         description, remote = _read(sdp)
         offerer, offer = relay.pending
         if (side, 0) not in relay.sockets:
@@ -118,18 +124,21 @@ class Bridge:
         self._set_role(relay, offerer, server=_answer_setup(offer) == "passive")
         relay.call.pt_tables[offerer] = pt_table(offer.codecs, remote.codecs)
         relay.call.pt_tables[side] = pt_table(remote.codecs, offer.codecs)
-        relay.pending = None
+        relay.call.held = offer.direction != "sendrecv" or remote.direction != "sendrecv"
+        relay.call.heard = self._clock()
         return forwarded
 
     def echo(self, leg: MediaLeg, sdp: bytes) -> bytes:
         description, remote = _read(sdp)
-        relay = self._relays.get(leg) or self._open(leg, echo=True)
+        existing = self._relays.get(leg)
+        relay = existing or self._open(leg, echo=True)
         try:
             self._bind(relay, Side.CALLER, remote.transport)
+            self._set_endpoint(relay, Side.CALLER, remote)
         except MediaRefused:
-            self._close(leg)
+            if existing is None:
+                self._close(leg)
             raise
-        self._set_endpoint(relay, Side.CALLER, remote)
         setup = _answer_setup(remote)
         self._set_role(relay, Side.CALLER, server=setup == "passive")
         try:
@@ -155,7 +164,10 @@ class Bridge:
                 self._close(leg)
                 ended.append(leg)
                 continue
-            relay.call.handle_timer(now)
+            try:
+                relay.call.handle_timer(now)
+            except Exception:  # one broken call must not stop the timers of the others
+                self._failed(relay, "a timer raised")
             self._flush(relay)
         return ended
 
@@ -172,11 +184,6 @@ class Bridge:
     def ports(self) -> int:
         """UDP ports bound now."""
         return sum(len(r.sockets) for r in self._relays.values())
-
-    def relays(self) -> Iterator[tuple[MediaLeg, Call, dict[Side, int]]]:
-        """Each live call with its local RTP port per side, for the admin's list."""
-        for leg, relay in self._relays.items():
-            yield leg, relay.call, {s: relay.local[s].port for s in relay.local}
 
     # Internals -------------------------------------------------------------------------
 
@@ -199,12 +206,20 @@ class Bridge:
             sock.close()
         relay.sockets.clear()
 
-    def _set_endpoint(self, relay: _Relay, side: Side, remote: RemoteLeg) -> None:
+    def _set_endpoint(
+        self, relay: _Relay, side: Side, remote: RemoteLeg, offered: bool = False
+    ) -> None:
         local = relay.local[side]
         if local.transport is not remote.transport:
             wrong = remote.transport.value
             raise MediaRefused(488, f"this leg speaks {local.transport.value}, not {wrong}")
         endpoint = relay.call.sides.get(side)
+        if isinstance(endpoint, WebRtcEndpoint) and offered:
+            if remote.ice_ufrag != endpoint.remote.ice_ufrag:
+                # An ICE restart (RFC 8445 §9): the answer must carry new credentials too.
+                ufrag, pwd, _ = self._security(Transport.WEBRTC)
+                relay.local[side] = local = replace(local, ice_ufrag=ufrag, ice_pwd=pwd)
+                endpoint.ice = IceLite(ufrag, pwd, remote.ice_ufrag)
         if isinstance(endpoint, PlainEndpoint | WebRtcEndpoint):
             endpoint.update(remote)
             return
@@ -276,8 +291,19 @@ class Bridge:
                 break
             except OSError:  # an ICMP error for an earlier sendto: nothing to read
                 continue
-            call.receive(side, component, data, (source[0], source[1]), now)
+            try:
+                call.receive(side, component, data, (source[0], source[1]), now)
+            except Exception:  # a bug must cost one datagram, not the socket or the log
+                self.stats.drops[Drop.BUG] += 1
+                self._failed(relay, "a datagram raised")
         self._flush(relay)
+
+    @staticmethod
+    def _failed(relay: _Relay, what: str) -> None:
+        """Log a bug in a call's processing, once per call (not once per packet)."""
+        if not relay.failed:
+            relay.failed = True
+            log.exception("media: call %s: %s", relay.call.leg.call_id, what)
 
     def _flush(self, relay: _Relay) -> None:
         outbox = relay.call.outbox
@@ -295,29 +321,25 @@ class Bridge:
         outbox.clear()
 
     def rows(self) -> list[dict[str, Any]]:
-        """The live calls, for ``heron media calls``."""
+        """The live calls, for ``heron media calls`` and the admin page."""
         now = self._clock()
         rows = []
         for leg, relay in self._relays.items():
-            sides = {}
-            for side, local in relay.local.items():
-                endpoint = relay.call.sides.get(side)
-                peer = _peer(endpoint)
-                sides[side.value] = {
-                    "transport": local.transport.name.lower(),
-                    "port": local.port,
-                    "peer": f"{peer[0]}:{peer[1]}" if peer else "",
-                }
-            rows.append(
-                {
-                    "call_id": leg.call_id,
-                    "branch": leg.branch,
-                    "echo": relay.call.echo,
-                    "age": int(now - relay.call.started),
-                    "silent": int(now - relay.call.heard),
-                    **{f"{k}_{f}": v for k, d in sides.items() for f, v in d.items()},
-                }
-            )
+            row: dict[str, Any] = {
+                "call_id": leg.call_id,
+                "branch": leg.branch,
+                "echo": relay.call.echo,
+                "age": int(now - relay.call.started),
+                "silent": int(now - relay.call.heard),
+            }
+            for side in Side:
+                local = relay.local.get(side)
+                peer = _peer(relay.call.sides.get(side))
+                row[f"{side.value}_transport"] = local.transport.name.lower() if local else ""
+                row[f"{side.value}_port"] = local.port if local else 0
+                row[f"{side.value}_peer"] = f"{peer[0]}:{peer[1]}" if peer else ""
+                row[f"{side.value}_packets"] = relay.call.relayed[side]
+            rows.append(row)
         return rows
 
 

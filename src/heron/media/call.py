@@ -8,7 +8,10 @@ what :attr:`Call.outbox` holds through the socket each entry names.
 
 A plain leg latches (symmetric RTP, as rtpengine and rtpproxy do): media goes
 where the phone's media comes from; before the first packet, to the SDP
-address only if the destination policy allows it. A WebRTC leg
+address only if the destination policy allows it. When the SDP address is
+one media may go to, only its host may latch; when it is not (a phone behind
+NAT names its private address), the first source does, and a latched source
+gives way to another only after :data:`RELATCH_AFTER` seconds of silence. A WebRTC leg
 (:mod:`heron.media.webrtc`) sends only to the address ICE checked.
 """
 
@@ -23,9 +26,11 @@ from heron.media.rewrite import RemoteLeg
 from heron.sip.media import MediaLeg, Side
 
 __all__ = [
+    "HOLD_TIMEOUT",
     "RELATCH_AFTER",
     "Address",
     "Call",
+    "Policy",
     "Drop",
     "Endpoint",
     "PlainEndpoint",
@@ -34,6 +39,11 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
+Policy = Callable[[Address], bool]
+"""The destination policy: media may go to (and come from) this address."""
+HOLD_TIMEOUT = 3600.0
+"""Seconds of silence that end a call on hold (no side sends: sendonly/recvonly/inactive
+on both), rtpengine's silent-timeout: a held phone may send nothing at all."""
 RELATCH_AFTER = 2.0
 """Seconds a latched source must be silent before another may take its place: a phone
 whose NAT mapping changed is heard again, a stranger cannot steal a live stream."""
@@ -56,8 +66,12 @@ class Drop(StrEnum):
     """SRTP or SRTCP that fails authentication or replay checks."""
     NOT_READY = "not_ready"
     """Media before there is anywhere to send it (no latch, no ICE, no keys)."""
+    OVERSIZE = "oversize"
+    """Longer than SRTP can carry: over 1,500 bytes protected, 1,352 before protection."""
     SEND = "send"
     """The socket refused the datagram (full buffer, unreachable)."""
+    BUG = "bug"
+    """Processing raised: a bug in heron, logged once per call, never a dead socket."""
 
 
 @dataclass(slots=True)
@@ -98,8 +112,7 @@ class PlainEndpoint:
 
     __slots__ = ("_allowed", "_heard", "_sdp", "latched", "remote")
 
-    def __init__(self, remote: RemoteLeg, allowed: Callable[[str], bool]) -> None:
-        """``allowed(host)``: the destination policy says media may go to ``host``."""
+    def __init__(self, remote: RemoteLeg, allowed: Policy) -> None:
         self._allowed = allowed
         self.latched: list[Address | None] = [None, None]
         self._heard = [0.0, 0.0]
@@ -110,7 +123,7 @@ class PlainEndpoint:
     def update(self, remote: RemoteLeg) -> None:
         """A new offer or answer from this side (re-INVITE): new SDP address, same latch."""
         self.remote = remote
-        if remote.port and self._allowed(remote.host):
+        if remote.port and self._allowed((remote.host, remote.port)):
             rtcp = remote.port if remote.rtcp_mux else remote.rtcp_port
             self._sdp = [(remote.host, remote.port), (remote.host, rtcp)]
         else:
@@ -126,11 +139,17 @@ class PlainEndpoint:
             component = 1
         latched = self.latched[component]
         if source != latched:
-            if latched is not None and source != self._sdp[component]:
+            expected = self._sdp[component]
+            if expected is not None and source[0] != expected[0]:
+                # The SDP names a host media may go to: only that host may latch (a
+                # phone behind NAT names a private one, which is not allowed).
+                call.stats.drops[Drop.SOURCE] += 1
+                return None
+            if latched is not None and source != expected:
                 if now - self._heard[component] < RELATCH_AFTER:
                     call.stats.drops[Drop.SOURCE] += 1
                     return None
-            if not self._allowed(source[0]):
+            if not self._allowed(source):
                 call.stats.drops[Drop.REFUSED] += 1
                 return None
             self.latched[component] = source
@@ -157,7 +176,18 @@ def _other(side: Side) -> Side:
 class Call:
     """One bridged call (or echo): its two endpoints, or one for the echo."""
 
-    __slots__ = ("echo", "heard", "leg", "outbox", "pt_tables", "sides", "started", "stats")
+    __slots__ = (
+        "echo",
+        "heard",
+        "held",
+        "leg",
+        "outbox",
+        "pt_tables",
+        "relayed",
+        "sides",
+        "started",
+        "stats",
+    )
 
     def __init__(self, leg: MediaLeg, stats: Stats, now: float, echo: bool = False) -> None:
         self.leg = leg
@@ -170,7 +200,11 @@ class Call:
         """(side whose socket sends, component, datagram, destination), drained by the adapter."""
         self.started = now
         self.heard = now
-        """When media last arrived from either side: :meth:`expired` reads it."""
+        """When media (or a browser's ICE check) last arrived: :meth:`expired` reads it."""
+        self.relayed: dict[Side, int] = {Side.CALLER: 0, Side.CALLEE: 0}
+        """Packets relayed from each side in this call (``stats`` counts every call's)."""
+        self.held = False
+        """The last SDP put the call on hold: silence is expected, :data:`HOLD_TIMEOUT`."""
 
     def receive(self, side: Side, component: int, data: bytes, source: Address, now: float) -> None:
         endpoint = self.sides.get(side)
@@ -202,6 +236,7 @@ class Call:
             return
         self.stats.packets[side] += 1
         self.stats.bytes[side] += len(plain)
+        self.relayed[side] += 1
         target.send(plain, rtcp, self, target_side)
 
     def handle_timer(self, now: float) -> None:
@@ -209,5 +244,6 @@ class Call:
             endpoint.handle_timer(now, self, side)
 
     def expired(self, now: float, timeout: float) -> bool:
-        """No media from either side for ``timeout`` seconds (rtpengine's timeout)."""
-        return now - self.heard >= timeout
+        """No media from either side for ``timeout`` seconds (rtpengine's timeout), or
+        :data:`HOLD_TIMEOUT` while on hold."""
+        return now - self.heard >= (max(timeout, HOLD_TIMEOUT) if self.held else timeout)

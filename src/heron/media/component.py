@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -15,13 +14,12 @@ from heron.component import Listener, Services
 from heron.control import View
 from heron.destinations import Destinations, own_addresses
 from heron.media.bridge import Bridge
-from heron.media.call import Drop
+from heron.media.call import Address, Drop, Policy
 from heron.media.dtls import Certificate
 from heron.sip.media import Side
 
-__all__ = ["COUNTERS", "MediaComponent", "build_media"]
+__all__ = ["COUNTERS", "MediaComponent", "build_media", "media_policy"]
 
-log = logging.getLogger(__name__)
 
 COUNTERS = "media.counters"
 CALLS = "media.calls"
@@ -29,6 +27,21 @@ DROPPED = "packets_dropped_"
 """Prefix of the drop counters: ``heron_media_packets_dropped_total{reason=...}``."""
 _SWEEP = 1.0
 """Seconds between timer runs: DTLS retransmissions, ICE consent and silent calls."""
+
+
+def media_policy(destinations: Destinations, turn_relays: range | None) -> Policy:
+    """Media may go to and come from addresses that are not internal, or that
+    ``media.allowed_destinations`` allows; and heron's own addresses on TURN relay ports:
+    a web phone behind a firewall reaches the bridge through heron's own TURN relay,
+    which checked its permissions already."""
+
+    def allowed(address: Address) -> bool:
+        host, port = address
+        if not destinations.internal(host):
+            return True
+        return turn_relays is not None and port in turn_relays and destinations.is_own(host)
+
+    return allowed
 
 
 def build_media(services: Services) -> MediaComponent | None:
@@ -42,10 +55,12 @@ class MediaComponent:
         config = services.config
         settings = config.media
         self._destinations = Destinations(allowed=settings.allowed_destinations)
+        turn = config.turn
+        relays = range(turn.relay_port_min, turn.relay_port_max + 1) if turn.enabled else None
         self.bridge = Bridge(
             settings,
             config.media_advertise,
-            lambda host: not self._destinations.internal(host),
+            media_policy(self._destinations, relays),
             Certificate.generate(datetime.datetime.now(datetime.UTC), secrets.randbits(63)),
         )
         self._host_name = config.host_name
@@ -71,10 +86,7 @@ class MediaComponent:
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(_SWEEP)
-            try:
-                self.bridge.sweep()
-            except Exception:  # one broken call must not stop the timers of all
-                log.exception("media: sweep failed")
+            self.bridge.sweep()
 
     def _counter_rows(self) -> list[dict[str, Any]]:
         bridge, stats = self.bridge, self.bridge.stats

@@ -3,10 +3,12 @@
 pyOpenSSL runs the handshake over memory BIOs, so no socket is involved:
 :meth:`DtlsSrtp.receive` feeds a datagram, :meth:`DtlsSrtp.datagrams` gives
 what to send, :meth:`DtlsSrtp.handle_timer` retransmits a lost flight
-(``DTLSv1_handle_timeout``). Once the handshake is done, the peer's
-certificate must match the ``a=fingerprint`` of its SDP (RFC 8122 §5, RFC
-5763 §5): otherwise the leg fails and carries nothing. The keys come from
-the exporter (RFC 5764 §4.2) into two pylibsrtp sessions, one per direction.
+(``DTLSv1_handle_timeout``). That timer is the one clock a media core does not
+take as an argument: OpenSSL reads its own, so a test cannot step it. Once
+the handshake is done, the peer's certificate must match the ``a=fingerprint``
+of its SDP (RFC 8122 §5, RFC 5763 §5): otherwise the leg fails and carries
+nothing. The keys come from the exporter (RFC 5764 §4.2) into two pylibsrtp
+sessions, one per direction.
 
 heron has one self-signed ECDSA P-256 certificate per process
 (:class:`Certificate`), as browsers do: the fingerprint in the SDP, carried

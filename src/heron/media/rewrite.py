@@ -139,6 +139,7 @@ class RemoteLeg:
     index: int
     """Position of the stream among the SDP's m= lines."""
     transport: Transport
+    proto: str
     host: str
     port: int
     rtcp_port: int
@@ -151,7 +152,6 @@ class RemoteLeg:
     fingerprints: tuple[str, ...] = ()
     """``sha-256 AB:...`` values of the side's DTLS certificate."""
     setup: str = "actpass"
-    media_count: int = 1
     rejected: tuple[Media, ...] = field(default=(), repr=False)
     """The SDP's other m= lines, which the answer back rejects."""
 
@@ -197,6 +197,7 @@ def read_leg(description: SessionDescription) -> RemoteLeg:
     return RemoteLeg(
         index=index,
         transport=transport,
+        proto=media.proto,
         host=connection.host,
         port=media.port,
         rtcp_port=rtcp_port,
@@ -211,7 +212,6 @@ def read_leg(description: SessionDescription) -> RemoteLeg:
             media.attributes("fingerprint") or description.attributes("fingerprint")
         ),
         setup=setup if setup in SETUP_ROLES else "actpass",
-        media_count=len(description.media),
         rejected=tuple(m for i, m in enumerate(description.media) if i != index),
     )
 
@@ -231,6 +231,7 @@ def _audio(
     setup: str,
     mid: str,
     kept: list[tuple[str, str]],
+    proto: str | None = None,
 ) -> Media:
     lines: list[tuple[str, str]] = []
     if local.transport is Transport.WEBRTC:
@@ -249,7 +250,8 @@ def _audio(
     else:
         lines += [("a", f"rtcp:{local.port + 1}"), ("a", remote.direction)]
     lines += codecs.lines() + kept
-    return Media("audio", local.port, local.transport.value, codecs.formats(), tuple(lines))
+    proto = proto or local.transport.value
+    return Media("audio", local.port, proto, codecs.formats(), tuple(lines))
 
 
 def _session(source: SessionDescription, local: LocalLeg, mids: list[str]) -> list[tuple[str, str]]:
@@ -297,7 +299,9 @@ def answer_toward(
     if not codecs.has_audio:
         raise SdpError("the answer shares no audio codec with the offer")
     mid = offer.mid or "0"
-    audio = _audio(answer, local, codecs, setup, mid, _kept(source, answer))
+    # RFC 3264 §6: the answer's transport protocol is the offer's (RTP/AVPF stays AVPF).
+    proto = offer.proto if offer.transport is local.transport else None
+    audio = _audio(answer, local, codecs, setup, mid, _kept(source, answer), proto)
     media: list[Media] = list(offer.rejected)
     media = [
         Media(m.kind, 0, m.proto, m.formats, tuple(("a", f"mid:{v}") for v in m.attributes("mid")))

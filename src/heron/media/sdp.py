@@ -95,11 +95,6 @@ class Media:
         value = next((v for t, v in self.lines if t == "c"), None)
         return Connection.parse(value) if value is not None else None
 
-    def without(self, *names: str) -> Media:
-        """This media with every ``a=`` line of the given names removed."""
-        kept = tuple((t, v) for t, v in self.lines if not (t == "a" and _name(v) in names))
-        return replace(self, lines=kept)
-
     def encode(self) -> str:
         head = f"m={self.kind} {self.port} {self.proto} {' '.join(self.formats)}\r\n"
         return head + "".join(f"{t}={v}\r\n" for t, v in self.lines)

@@ -9,19 +9,24 @@ holds, and only once DTLS gave the keys.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import Enum
 
 import pylibsrtp
 from OpenSSL import SSL
 
-from heron.media.call import Address, Call, Drop, is_rtcp
+from heron.media.call import Address, Call, Drop, Policy, is_rtcp
 from heron.media.dtls import DtlsSrtp, DtlsState
 from heron.media.ice import IceLite
 from heron.media.rewrite import RemoteLeg
 from heron.sip.media import Side
 
-__all__ = ["Kind", "WebRtcEndpoint", "classify"]
+__all__ = ["MAX_PROTECTED", "MAX_UNPROTECTED", "Kind", "WebRtcEndpoint", "classify"]
+
+MAX_PROTECTED = 1500
+"""Longest SRTP or SRTCP packet unprotected: pylibsrtp works in a 1,500-byte buffer."""
+MAX_UNPROTECTED = MAX_PROTECTED - 148
+"""Longest RTP or RTCP packet protected: room for the largest SRTCP trailer (index, tag,
+MKI) in that buffer."""
 
 
 class Kind(Enum):
@@ -54,19 +59,19 @@ def classify(data: bytes) -> Kind:
 class WebRtcEndpoint:
     """One browser's side of a call."""
 
-    __slots__ = ("_context", "allowed", "dtls", "ice", "remote")
+    __slots__ = ("_allowed", "_context", "dtls", "ice", "remote")
 
     def __init__(
         self,
         remote: RemoteLeg,
         ice: IceLite,
         context: SSL.Context,
-        allowed: Callable[[str], bool],
+        allowed: Policy,
     ) -> None:
         self.remote = remote
         self.ice = ice
         self._context = context
-        self.allowed = allowed
+        self._allowed = allowed
         self.dtls: DtlsSrtp | None = None
 
     def update(self, remote: RemoteLeg) -> None:
@@ -93,8 +98,11 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.SOURCE] += 1
                 return None
             keys = self.dtls.keys if self.dtls is not None else None
-            if keys is None or len(data) < 8:
-                call.stats.drops[Drop.NOT_READY if keys is None else Drop.MALFORMED] += 1
+            if keys is None:
+                call.stats.drops[Drop.NOT_READY] += 1
+                return None
+            if not 8 <= len(data) <= MAX_PROTECTED:
+                call.stats.drops[Drop.MALFORMED if len(data) < 8 else Drop.OVERSIZE] += 1
                 return None
             try:
                 if is_rtcp(data):
@@ -104,7 +112,7 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.SRTP] += 1
                 return None
         if kind is Kind.STUN:
-            if not self.allowed(source[0]):
+            if not self._allowed(source):
                 call.stats.drops[Drop.REFUSED] += 1
                 return None
             response = self.ice.receive(data, source, now)
@@ -112,6 +120,7 @@ class WebRtcEndpoint:
                 call.stats.drops[Drop.STUN] += 1
                 return None
             call.outbox.append((side, 0, response, source))
+            call.heard = now  # consent checks go on while a held browser sends nothing
             if self.dtls is not None and not self.dtls.server and self.dtls.state is DtlsState.NEW:
                 self.dtls.start()
                 self._flush_dtls(side, call)
@@ -134,6 +143,9 @@ class WebRtcEndpoint:
         keys = self.dtls.keys if self.dtls is not None else None
         if target is None or keys is None:
             call.stats.drops[Drop.NOT_READY] += 1
+            return
+        if len(data) > MAX_UNPROTECTED:
+            call.stats.drops[Drop.OVERSIZE] += 1
             return
         try:
             protected = keys.outbound.protect_rtcp(data) if rtcp else keys.outbound.protect(data)

@@ -166,7 +166,7 @@ class Forwarder:
         self, fork: _Fork, inbound: str, targets: list[Target], media: InDialog | None
     ) -> list[Exchange | None]:
         """Each branch's offer through the bridge, or None where the branch is not bridged.
-        A BYE ends the dialog's leg. When the bridge refuses an initial INVITE's offer, the
+        When the bridge refuses an initial INVITE's offer, the
         legs it opened for the other branches go too; a refused re-offer leaves the
         dialog's leg as it was."""
         steering, request = self.steering, fork.request
@@ -174,8 +174,6 @@ class Forwarder:
             return [None] * len(targets)
         if media is not None:
             dialog_path, sender = media
-            if request.method == Method.BYE:
-                steering.delete(dialog_path)
             if request.method not in (Method.INVITE, Method.UPDATE):
                 return [None] * len(targets)
             exchange = Exchange(dialog_path, sender)
@@ -229,7 +227,7 @@ class Forwarder:
             response = self._media_response(exchange, response)
         upstream, cancel = fork.context.received(branch, response)
         for answer in upstream:
-            self._respond(fork.server_tx, answer)
+            self._send_up(fork, answer)
         if response.status >= 200:
             self._media_final(fork, branch, response.status)
         self._cancel_branches(fork, cancel, now)
@@ -276,8 +274,16 @@ class Forwarder:
             return
         branch = fork.clients[client][0]
         for answer in fork.context.timed_out(branch):
-            self._respond(fork.server_tx, answer)
+            self._send_up(fork, answer)
         self._delete_leg(fork, branch)
+
+    def _send_up(self, fork: _Fork, answer: Response) -> None:
+        """A response upstream; the 408 the context made for a branch that timed out
+        (§16.8) is a bare status, answered from the request as heron's own."""
+        if HeaderName.VIA in answer.headers:
+            self._respond(fork.server_tx, answer)
+        else:
+            self._reply(fork.server_tx, fork.request, answer.status)
 
     def cancel(self, tx: int, request: Request, now: float) -> None:
         """CANCEL (RFC 3261 §16.10): answer it, then cancel every pending branch."""

@@ -543,19 +543,17 @@ class SipComponent:
                 self._reply(tx, request, 481)
                 return
             dialog = (request, ours, *sealed) if sealed is not None else None
+            media, steering = self._in_dialog(dialog), self._forwarder.steering
+            if media is not None and steering is not None and request.method == Method.BYE:
+                # rtpengine_delete() on BYE: the call is over wherever the BYE gets to.
+                steering.delete(media[0])
             await self._forward_located(tx, request, source, along(request), dialog)
             return
         if request.headers.routes:
             # A Route to somewhere else, from a client that may use us as outbound proxy:
             # its From is bound to the credentials, as on every other path.
-            user = await self._authenticate(tx, request, source)
-            if user is None:
-                return
-            refusal = self._admission.from_mismatch(request, user)
-            if refusal is not None:
-                self._refuse(tx, request, refusal)
-                return
-            await self._forward_located(tx, request, source, along(request))
+            if await self._from_authenticated(tx, request, source):
+                await self._forward_located(tx, request, source, along(request))
             return
         uri = request.uri
         if request.method == Method.OPTIONS and self._locality.is_server(uri):
@@ -611,15 +609,21 @@ class SipComponent:
     async def _call_echo(self, tx: int, request: Request, source: Source) -> None:
         """The echo number answers users only, by digest or a web phone's grant: for a
         stranger it would make heron send media wherever an SDP says."""
+        if await self._from_authenticated(tx, request, source):
+            self._reply(tx, request, 100)
+            self._answer_echo(tx, request, source)
+
+    async def _from_authenticated(self, tx: int, request: Request, source: Source) -> bool:
+        """The request's From names the user who answered the challenge; False after
+        answering it (401/407, or 403 for another user's From)."""
         user = await self._authenticate(tx, request, source)
         if user is None:
-            return
+            return False
         refusal = self._admission.from_mismatch(request, user)
         if refusal is not None:
             self._refuse(tx, request, refusal)
-            return
-        self._reply(tx, request, 100)
-        self._answer_echo(tx, request, source)
+            return False
+        return True
 
     def _answer_echo(self, tx: int, request: Request, source: Source) -> None:
         assert self._echo is not None

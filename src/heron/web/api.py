@@ -38,6 +38,7 @@ LIVE_VIEWS = {
     "/api/sessions": "xmpp.sessions",
     "/api/rooms": "xmpp.rooms",
     "/api/s2s": "xmpp.s2s",
+    "/api/media": "media.calls",
 }
 """API path -> the ``services.views`` name it lists; an empty list while that
 service is off."""
@@ -47,6 +48,7 @@ COUNTER_VIEWS = {
     "turn": "turn.counters",
     "xmpp": "xmpp.counters",
     "mux": "mux.counters",
+    "media": "media.counters",
 }
 
 Handler = Callable[[web.Request, WebUser | None], Awaitable[web.StreamResponse]]
@@ -156,6 +158,17 @@ ROUTES: tuple[Route, ...] = (
         "XMPP server-to-server streams (federation)",
         "admin",
         _rows("direction, bidi, local, remote, auth, tls, address, stanzas, queued, since"),
+    ),
+    Route(
+        "GET",
+        "/api/media",
+        "live",
+        "Calls the media bridge relays (WebRTC ⇄ RTP, plain RTP, echo)",
+        "admin",
+        _rows(
+            "call_id, branch, echo, age, silent, caller_transport, caller_port, caller_peer, "
+            "caller_packets, callee_transport, callee_port, callee_peer, callee_packets"
+        ),
     ),
     Route(
         "GET",

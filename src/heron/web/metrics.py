@@ -38,10 +38,18 @@ GAUGES = {
     "turn": frozenset({"allocations_active"}),
     "xmpp": frozenset({"sessions", "rooms", "occupants"}),
     "mux": frozenset({"pending"}),
+    "media": frozenset({"calls", "ports"}),
 }
 """Per service, the counter-view fields that are current values rather than totals."""
 
-LABELLED = {"turn": {"packets_dropped_": ("packets_dropped", "reason")}}
+LABELLED = {
+    "turn": {"packets_dropped_": ("packets_dropped", "reason")},
+    "media": {
+        "packets_dropped_": ("packets_dropped", "reason"),
+        "packets_from_": ("packets", "side"),
+        "bytes_from_": ("bytes", "side"),
+    },
+}
 """Per service, counter-view fields that make one labelled counter family: a field
 ``PREFIX + VALUE`` is the family's sample with label ``LABEL=VALUE``, so
 ``packets_dropped_no_allocation`` is
@@ -90,7 +98,8 @@ class HeronCollector(Collector):
             yield from families.values()
         sizes = GaugeMetricFamily(
             "heron_view_rows",
-            "Live entries: SIP registrations, TURN allocations, XMPP sessions, rooms, s2s streams",
+            "Live entries: SIP registrations, TURN allocations, XMPP sessions, rooms, s2s streams, "
+            "media calls",
             labels=["view"],
         )
         for name in LIVE_VIEWS.values():

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.interop.sip.wire import SipMessage, parse
+from tests.interop.sip.wire import SipMessage, UserAgent, WebSocketChannel, parse, trusting, uri_of
 from tests.support.config import free_port, render_toml
 from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
 from tests.support.tools import require_tool
@@ -78,12 +78,15 @@ class SipServer:
 
 
 def sip_settings(port: int, tls_port: int) -> dict[str, Any]:
+    """SIP on loopback; no media bridge, so SDP passes as it came (``test_media`` turns
+    it on)."""
     return {
         "sip": {
             "enabled": True,
             "listen": [f"{LOCALHOST}:{port}"],
             "tls_listen": [f"{LOCALHOST}:{tls_port}"],
-        }
+        },
+        "media": {"enabled": False},
     }
 
 
@@ -407,3 +410,25 @@ def call(
         keys=keys,
         transport=transport,
     )
+
+
+@asynccontextmanager
+async def browser_registered(server: SipServer, user: str) -> AsyncIterator[UserAgent]:
+    """``user`` in a browser: connected over wss://.../sip, registered with digest, and
+    unregistered at the end as JsSIP does on stop (jssip_unregister.txt)."""
+    channel = await WebSocketChannel.connect(
+        server.websocket_url, trusting(str(server.certificate))
+    )
+    agent = UserAgent(channel, user, USERS[user])
+    try:
+        challenge, final = await agent.register()
+        assert challenge.status == 401, challenge
+        assert f'realm="{DOMAIN}"' in challenge.get("WWW-Authenticate"), challenge
+        assert final.status == 200, final
+        assert any(uri_of(agent.contact) in c for c in final.all("Contact")), final
+        yield agent
+        _, gone = await agent.register(expires=0)
+        assert gone.status == 200, gone
+        assert not any(uri_of(agent.contact) in c for c in gone.all("Contact")), gone
+    finally:
+        await channel.close()

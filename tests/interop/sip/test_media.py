@@ -20,6 +20,7 @@ from tests.interop.sip.support import (
     USERS,
     SipServer,
     answering,
+    browser_registered,
     callers_csv,
     register,
     run_sipp,
@@ -30,6 +31,9 @@ from tests.support.config import free_port
 pytestmark = pytest.mark.interop
 
 MEDIA_PORTS = 40
+CHROMIUM_OFFER = (
+    Path(__file__).parents[2] / "vectors" / "media" / "chromium_offer.sdp"
+).read_text()
 
 
 def port_run(count: int) -> tuple[int, int]:
@@ -51,6 +55,7 @@ def media_sip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SipSer
     settings = {
         "sip": {"media_relay": "always", "echo": "600"},
         "media": {
+            "enabled": True,
             "address": LOCALHOST,
             "port_min": low,
             "port_max": high,
@@ -121,6 +126,112 @@ def test_plain_call_through_the_bridge_relays_rtp_and_bye_frees_the_ports(
     assert after["packets_from_callee"] - before["packets_from_callee"] >= 1, after
     assert view(server, "media.calls") == []
     assert after["ports"] == 0, after
+
+
+def test_hold_from_the_caller_goes_through_the_bridge_on_the_same_ports(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    callee_port = free_port()
+    registered = register(server, tmp_path / "register", "ivan", USERS["ivan"], port=callee_port)
+    assert registered.returncode == 0, registered.explain()
+    with answering(
+        tmp_path / "callee", "uas_media_hold.xml", "-mp", str(sipp_media_port()), port=callee_port
+    ) as uas:
+        csv = callers_csv(tmp_path / "caller", ("carol", "carol", USERS["carol"]))
+        caller = run_sipp(
+            tmp_path / "caller",
+            "uac_media_hold.xml",
+            "-s",
+            "ivan",
+            "-inf",
+            str(csv),
+            "-mp",
+            str(sipp_media_port()),
+            port=free_port(),
+            remote=server.address,
+        )
+        callee = uas.wait()
+    assert caller.returncode == 0, caller.explain()
+    assert callee.returncode == 0, callee.explain()
+
+    offer, hold = (m.body for m in callee.received("INVITE"))
+    answer, held = (m.body for m in caller.received("200") if m.cseq_method == "INVITE")
+    assert in_media_range(hold, low) and audio_port(hold) == audio_port(offer), hold
+    assert in_media_range(held, low) and audio_port(held) == audio_port(answer), held
+    assert "a=sendonly" in hold, hold
+    assert "a=recvonly" in held, held
+    assert view(server, "media.calls") == []
+
+
+def test_late_offer_the_2xx_offers_and_the_ack_answers_through_the_bridge(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    callee_port = free_port()
+    registered = register(server, tmp_path / "register", "grace", USERS["grace"], port=callee_port)
+    assert registered.returncode == 0, registered.explain()
+    with answering(
+        tmp_path / "callee", "uas_media.xml", "-mp", str(sipp_media_port()), port=callee_port
+    ) as uas:
+        csv = callers_csv(tmp_path / "caller", ("dave", "dave", USERS["dave"]))
+        caller = run_sipp(
+            tmp_path / "caller",
+            "uac_late_offer.xml",
+            "-s",
+            "grace",
+            "-inf",
+            str(csv),
+            "-mp",
+            str(sipp_media_port()),
+            port=free_port(),
+            remote=server.address,
+        )
+        callee = uas.wait()
+    assert caller.returncode == 0, caller.explain()
+    assert callee.returncode == 0, callee.explain()
+
+    assert callee.received("INVITE")[0].body == ""
+    offer = next(m for m in caller.received("200") if m.cseq_method == "INVITE").body
+    answer = callee.received("ACK")[0].body
+    assert in_media_range(offer, low), offer
+    assert in_media_range(answer, low), answer
+    assert audio_port(offer) != audio_port(answer)
+    assert view(server, "media.calls") == []
+
+
+async def test_a_browser_calls_a_desk_phone_and_each_gets_the_sdp_it_speaks(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    port = free_port()
+    registered = await asyncio.to_thread(
+        register, server, tmp_path / "register", "frank", USERS["frank"], port=port
+    )
+    assert registered.returncode == 0, registered.explain()
+    async with browser_registered(server, "alice") as browser:
+        with answering(
+            tmp_path / "callee", "uas_media.xml", "-mp", str(sipp_media_port()), port=port
+        ) as uas:
+            callee_done = asyncio.ensure_future(asyncio.to_thread(uas.wait))
+            dialog, responses = await browser.invite("frank", CHROMIUM_OFFER)
+            ok = responses[-1]
+            assert ok.status == 200, responses
+            await dialog.ack()
+            assert (await dialog.bye()).status == 200
+            callee = await callee_done
+    assert callee.returncode == 0, callee.explain()
+
+    plain = callee.received("INVITE")[0].body
+    assert "RTP/AVP" in plain and "SAVPF" not in plain, plain
+    assert "a=fingerprint" not in plain and "a=ice-ufrag" not in plain, plain
+    assert in_media_range(plain, low), plain
+    web = ok.body
+    assert "UDP/TLS/RTP/SAVPF" in web and "a=ice-lite" in web, web
+    assert in_media_range(web, low), web
+    assert "a=fingerprint:sha-256" in web and "a=setup:" in web, web
+    assert ";hm=wr." in callee.received("INVITE")[0].get("Record-Route")
+    assert (await asyncio.to_thread(view, server, "media.calls")) == []
 
 
 def test_the_echo_number_answers_and_returns_the_callers_rtp(

@@ -24,10 +24,11 @@ from tests.interop.sip.support import (
     SippRun,
     SipServer,
     answering,
+    browser_registered,
     call,
     register,
 )
-from tests.interop.sip.wire import SDP, UserAgent, WebSocketChannel, trusting, unsealed, uri_of
+from tests.interop.sip.wire import SDP, UserAgent, unsealed, uri_of
 from tests.support.config import free_port
 
 pytestmark = pytest.mark.interop
@@ -38,23 +39,8 @@ T = TypeVar("T")
 @pytest.fixture
 async def browser(shared_sip: SipServer) -> AsyncIterator[UserAgent]:
     """alice in a browser: connected over wss://.../sip and registered with digest."""
-    channel = await WebSocketChannel.connect(
-        shared_sip.websocket_url, trusting(str(shared_sip.certificate))
-    )
-    agent = UserAgent(channel, "alice", USERS["alice"])
-    try:
-        challenge, final = await agent.register()
-        assert challenge.status == 401, challenge
-        assert 'realm="localhost"' in challenge.get("WWW-Authenticate"), challenge
-        assert final.status == 200, final
-        assert any(uri_of(agent.contact) in c for c in final.all("Contact")), final
+    async with browser_registered(shared_sip, "alice") as agent:
         yield agent
-        # Unregister as JsSIP does on stop (jssip_unregister.txt).
-        _, gone = await agent.register(expires=0)
-        assert gone.status == 200, gone
-        assert not any(uri_of(agent.contact) in c for c in gone.all("Contact")), gone
-    finally:
-        await channel.close()
 
 
 def record_routes(server: SipServer) -> tuple[str, str]:

@@ -86,3 +86,20 @@ def test_garbage_records_fail_the_handshake_without_raising(
     server.receive(bytes([22, 0xFE, 0xFD]) + bytes(100))
     server.receive(b"\x17" + bytes(40))
     assert server.state in (DtlsState.CONNECTING, DtlsState.FAILED)
+
+
+@pytest.mark.parametrize("profile", [b"SRTP_AES128_CM_SHA1_80", b"SRTP_AEAD_AES_128_GCM"])
+def test_rfc5764_4_1_2_each_offered_profile_keys_both_directions(
+    certificates: tuple[Certificate, Certificate], profile: bytes
+) -> None:
+    ours, theirs = certificates
+    context = ours.context()
+    context.set_tlsext_use_srtp(profile)  # a peer offering this profile alone
+    client = DtlsSrtp(context, False, (theirs.fingerprint,))
+    server = DtlsSrtp(theirs.context(), True, (ours.fingerprint,))
+    handshake(client, server)
+    assert client.keys is not None and server.keys is not None
+    protected = client.keys.outbound.protect(rtp(5, b"voice"))
+    overhead = len(protected) - len(rtp(5, b"voice"))
+    assert overhead == (10 if profile.endswith(b"_80") else 16)
+    assert server.keys.inbound.unprotect(protected) == rtp(5, b"voice")

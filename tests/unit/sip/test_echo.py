@@ -7,7 +7,7 @@ import pytest
 from heron.sip import Request, parse_datagram, parse_uri
 from heron.sip.echo import LEG, EchoNumber
 from heron.sip.media import MediaRefused
-from tests.unit.sip.test_steering import PLAIN_SDP, RecordingBridge
+from tests.unit.sip.test_steering import PLAIN_SDP, RecordingBridge, sip_request
 
 CONTACT = "<sip:600@198.51.100.19:5060>"
 
@@ -20,24 +20,15 @@ def request(
     from_tag: str = "caller",
     extra: tuple[str, ...] = (),
 ) -> Request:
-    to = "<sip:600@falcot.com>" + (f";tag={to_tag}" if to_tag else "")
-    lines = [
-        f"{method} sip:600@falcot.com SIP/2.0",
-        "Via: SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bKecho1",
-        "Max-Forwards: 70",
-        f"From: <sip:roland@falcot.com>;tag={from_tag}",
-        f"To: {to}",
-        "Call-ID: echo-call@192.0.2.7",
-        f"CSeq: 1 {method}",
-        "Contact: <sip:roland@192.0.2.7:5062>",
-        *extra,
-    ]
-    if body:
-        lines.append("Content-Type: application/sdp")
-    lines.append(f"Content-Length: {len(body)}")
-    parsed = parse_datagram("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
-    assert isinstance(parsed, Request)
-    return parsed
+    return sip_request(
+        method,
+        "600",
+        body=body,
+        to_tag=to_tag,
+        from_tag=from_tag,
+        call_id="echo-call@192.0.2.7",
+        extra=extra,
+    )
 
 
 def echo() -> tuple[EchoNumber, RecordingBridge]:

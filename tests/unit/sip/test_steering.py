@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from heron.config import ListenAddress
 from heron.sip import Request, Response, SipUri, parse_address, parse_datagram, parse_uri
@@ -50,6 +52,38 @@ WEB_SDP = (
     b"a=ice-pwd:0123456789abcdef012345\r\na=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\n"
     b"a=mid:0\r\na=rtcp-mux\r\n"
 )
+
+
+def sip_request(
+    method: str,
+    callee: str,
+    *,
+    body: bytes = b"",
+    to_tag: str | None = None,
+    from_tag: str = "caller",
+    cseq: int = 1,
+    call_id: str = "call-1@192.0.2.7",
+    extra: tuple[str, ...] = (),
+) -> Request:
+    """A request from roland's desk phone to ``callee`` of falcot.com, as parsed off the wire."""
+    to = f"<sip:{callee}@falcot.com>" + (f";tag={to_tag}" if to_tag else "")
+    lines = [
+        f"{method} sip:{callee}@falcot.com SIP/2.0",
+        f"Via: SIP/2.0/UDP {CALLER[0]}:{CALLER[1]};branch=z9hG4bK{method}{cseq}{from_tag}",
+        "Max-Forwards: 70",
+        f"From: <sip:roland@falcot.com>;tag={from_tag}",
+        f"To: {to}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {method}",
+        "Contact: <sip:roland@192.0.2.7:5062>",
+        *extra,
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body)}")
+    request = parse_datagram("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
+    assert isinstance(request, Request)
+    return request
 
 
 @dataclass
@@ -144,27 +178,10 @@ class Proxy:
         inbound: str = "udp",
         to_tag: str | None = None,
         from_tag: str = "caller",
-        routes: tuple[str, ...] = (),
         media: InDialog | None = None,
         cseq: int = 1,
     ) -> tuple[int, Request]:
-        to = "<sip:bob@falcot.com>" + (f";tag={to_tag}" if to_tag else "")
-        lines = [
-            f"{method} sip:bob@falcot.com SIP/2.0",
-            f"Via: SIP/2.0/UDP {CALLER[0]}:{CALLER[1]};branch=z9hG4bK{method}{cseq}{from_tag}",
-            "Max-Forwards: 70",
-            f"From: <sip:roland@falcot.com>;tag={from_tag}",
-            f"To: {to}",
-            "Call-ID: call-1@192.0.2.7",
-            f"CSeq: {cseq} {method}",
-            "Contact: <sip:roland@192.0.2.7:5062>",
-            *(f"Route: {route}" for route in routes),
-        ]
-        if body:
-            lines.append("Content-Type: application/sdp")
-        lines.append(f"Content-Length: {len(body)}")
-        request = parse_datagram("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
-        assert isinstance(request, Request)
+        request = sip_request(method, "bob", body=body, to_tag=to_tag, from_tag=from_tag, cseq=cseq)
         events = self.layer.receive(request, inbound, False, CALLER, self.now)
         tx = events[0].tx  # type: ignore[attr-defined]
         self.forwarder.forward(tx, request, inbound, targets, self.now, media)
@@ -229,6 +246,24 @@ def record_route(request: Request) -> str:
     return values[0]
 
 
+def in_dialog_request(
+    invite: Request, method: str, *, from_callee: bool, body: bytes = b"", route: str = ""
+) -> Request:
+    """``method`` from either side of the dialog ``invite`` (as heron forwarded it) set up,
+    routed by heron's Record-Route, or by ``route``."""
+    headers = invite.headers.replace("Route", route or f"<{record_route(invite)[1:-1]}>")
+    if body:
+        headers = headers.replace("Content-Type", "application/sdp")
+    uri = "sip:bob@192.0.2.7"
+    if from_callee:
+        headers = headers.replace("From", "<sip:bob@falcot.com>;tag=callee")
+        headers = headers.replace("To", "<sip:roland@falcot.com>;tag=caller")
+        uri = "sip:roland@192.0.2.7:5062"
+    else:
+        headers = headers.replace("To", "<sip:bob@falcot.com>;tag=callee")
+    return Request(method, parse_uri(uri), headers, body)
+
+
 def bridged_path(request: Request) -> MediaPath:
     """The media path heron's Record-Route names."""
     uri = parse_address(record_route(request)).uri
@@ -280,6 +315,23 @@ def test_the_record_route_param_names_the_leg_and_both_transports() -> None:
     assert MediaPath.from_param("c", "wr.17") == path
     for bad in ("", "wr", "wr.", "xr.1", "w.1", "wrr.1"):
         assert MediaPath.from_param("c", bad) is None
+
+
+@given(st.binary(max_size=2000))
+def test_any_body_gives_a_transport_and_never_an_error(body: bytes) -> None:
+    assert sdp_transport(body) in (Transport.RTP, Transport.WEBRTC)
+
+
+@given(st.text(max_size=40))
+def test_any_media_param_is_a_path_or_none(value: str) -> None:
+    path = MediaPath.from_param("c", value)
+    assert path is None or path.param() == value
+
+
+@given(st.sampled_from(Transport), st.sampled_from(Transport), st.integers(1, 2**63))
+def test_media_params_round_trip(caller: Transport, callee: Transport, leg: int) -> None:
+    path = MediaPath(MediaLeg("c", str(leg)), caller, callee)
+    assert MediaPath.from_param("c", path.param()) == path
 
 
 # --- calls through the forwarder --------------------------------------------------------
@@ -335,14 +387,7 @@ def test_late_offer_the_2xx_offers_and_the_ack_answers() -> None:
     assert leg.callee is Transport.WEBRTC and leg.caller is Transport.RTP
     assert proxy.bridge.calls == [("offer", leg.leg.branch, Side.CALLEE, Transport.RTP)]
     assert proxy.upstream[-1].body == b"v=0\r\ns=offer from heron for callee\r\n"
-    ack = Request(
-        "ACK",
-        parse_uri("sip:bob@192.0.2.7"),
-        invite.headers.replace("To", "<sip:bob@falcot.com>;tag=callee")
-        .replace("Content-Type", "application/sdp")
-        .replace("Route", f"<{record_route(invite)[1:-1]}>"),
-        PLAIN_SDP,
-    )
+    ack = in_dialog_request(invite, "ACK", from_callee=False, body=PLAIN_SDP)
     media = proxy.dialog_of(invite, ack)
     assert media == (leg, Side.CALLER)
     steering = proxy.forwarder.steering
@@ -401,14 +446,15 @@ def test_a_refused_offer_answers_the_caller_with_the_bridge_status() -> None:
     assert proxy.bridge.names() == ["offer", "delete"]
 
 
-def test_a_branch_that_times_out_loses_its_leg() -> None:
+def test_a_branch_that_times_out_loses_its_leg_and_the_caller_gets_a_whole_408() -> None:
     proxy = Proxy()
     proxy.request("INVITE", [phone("deskphone")], body=WEB_SDP, inbound="wss")
     proxy.branches()
     proxy.now += 64.0
     proxy._dispatch(proxy.layer.handle_timer(proxy.now))
     assert proxy.bridge.names() == ["offer", "delete"]
-    assert proxy.upstream[-1].status == 408
+    timeout = proxy.upstream[-1]
+    assert timeout.status == 408 and timeout.headers.call_id == "call-1@192.0.2.7"
 
 
 def _established(proxy: Proxy) -> tuple[Request, MediaPath]:
@@ -423,14 +469,7 @@ def _established(proxy: Proxy) -> tuple[Request, MediaPath]:
 
 def _from_callee(proxy: Proxy, invite: Request, method: str, body: bytes = b"") -> InDialog:
     """What the server finds for ``method`` sent by the callee in the dialog."""
-    request = Request(
-        method,
-        parse_uri("sip:roland@192.0.2.7:5062"),
-        invite.headers.replace("From", "<sip:bob@falcot.com>;tag=callee")
-        .replace("To", "<sip:roland@falcot.com>;tag=caller")
-        .replace("Route", f"<{record_route(invite)[1:-1]}>"),
-        body,
-    )
+    request = in_dialog_request(invite, method, from_callee=True, body=body)
     media = proxy.dialog_of(invite, request)
     assert media is not None
     return media
@@ -502,14 +541,18 @@ def test_reinvite_answered_481_ends_the_dialog_leg_and_491_keeps_it() -> None:
     assert proxy.bridge.names()[-1] == "delete"
 
 
-def test_bye_deletes_the_leg_from_either_side() -> None:
+def test_a_bye_from_either_side_names_the_leg_to_delete() -> None:
+    """The server deletes the leg a sealed BYE names before forwarding it (the sipp
+    interop test sees the ports freed); the forwarder leaves the bridge alone."""
     proxy = Proxy()
     invite, path = _established(proxy)
-    media = _from_callee(proxy, invite, "BYE")
-    proxy.request("BYE", [trunk()], to_tag="caller", from_tag="callee", media=media, cseq=9)
-    assert proxy.bridge.calls == [("delete", path.leg.branch)]
+    from_callee = _from_callee(proxy, invite, "BYE")
+    from_caller = proxy.dialog_of(invite, in_dialog_request(invite, "BYE", from_callee=False))
+    assert from_callee == (path, Side.CALLEE)
+    assert from_caller == (path, Side.CALLER)
+    proxy.request("BYE", [trunk()], to_tag="caller", from_tag="callee", media=from_callee, cseq=9)
     [(bye, _)] = proxy.branches()
-    assert bye.method == "BYE"
+    assert bye.method == "BYE" and proxy.bridge.calls == []
 
 
 def test_the_answered_leg_outlives_the_invite_transaction_and_no_other_does() -> None:
@@ -528,12 +571,6 @@ def test_a_forged_media_param_breaks_the_seal() -> None:
     proxy = Proxy()
     invite, path = _established(proxy)
     forged = record_route(invite)[1:-1].replace(f"hm={path.param()}", "hm=wr.999")
-    request = Request(
-        "BYE",
-        parse_uri("sip:bob@192.0.2.7"),
-        invite.headers.replace("To", "<sip:bob@falcot.com>;tag=callee").replace(
-            "Route", f"<{forged}>"
-        ),
-    )
+    request = in_dialog_request(invite, "BYE", from_callee=False, route=f"<{forged}>")
     routed, ours = preprocess(request, proxy.locality.is_me)
     assert proxy.seal.dialog(routed, ours) is None

@@ -103,3 +103,33 @@ async def test_metrics_admin_needs_an_admin_session(make_site: MakeSite) -> None
 )
 def test_metrics_localhost_means_loopback_sources_only(remote: str | None, allowed: bool) -> None:
     assert _loopback(remote) is allowed
+
+
+async def test_media_counters_are_gauges_and_families_by_side_and_reason(
+    make_site: MakeSite,
+) -> None:
+    site = await make_site()
+    site.views["media.counters"] = lambda: [
+        {
+            "calls": 2,
+            "ports": 8,
+            "timeouts": 1,
+            "packets_from_caller": 50,
+            "packets_from_callee": 40,
+            "bytes_from_caller": 5000,
+            "bytes_from_callee": 4000,
+            "packets_dropped_srtp": 3,
+            "packets_dropped_source": 0,
+        }
+    ]
+    site.views["media.calls"] = lambda: [{"call_id": "a"}, {"call_id": "b"}]
+    text = await (await site.browser().request("GET", "/metrics")).text()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["heron_media_calls"].type == "gauge"
+    assert families["heron_media_ports"].samples[0].value == 8
+    assert families["heron_media_timeouts"].type == "counter"
+    assert 'heron_media_packets_total{side="caller"} 50.0' in text
+    assert 'heron_media_bytes_total{side="callee"} 4000.0' in text
+    assert 'heron_media_packets_dropped_total{reason="srtp"} 3.0' in text
+    sizes = {s.labels["view"]: s.value for s in families["heron_view_rows"].samples}
+    assert sizes["media.calls"] == 2
