@@ -167,25 +167,14 @@ class Baresip:
                 return message
             self._backlog.append(message)
 
+    def run(self, command: str, params: str = "") -> None:
+        """A menu command that must succeed: ``dial`` (a URI), ``accept``, ``hangup``,
+        ``hold``, ``resume``."""
+        done = self.command(command, params)
+        assert done["ok"], done
+
     def dial(self, uri: str) -> None:
-        done = self.command("dial", uri)
-        assert done["ok"], done
-
-    def accept(self) -> None:
-        done = self.command("accept")
-        assert done["ok"], done
-
-    def hangup(self) -> None:
-        done = self.command("hangup")
-        assert done["ok"], done
-
-    def hold(self) -> None:
-        done = self.command("hold")
-        assert done["ok"], done
-
-    def resume(self) -> None:
-        done = self.command("resume")
-        assert done["ok"], done
+        self.run("dial", uri)
 
     def _read_log(self, lines: Iterator[str]) -> None:
         for line in lines:
