@@ -1,5 +1,6 @@
 """Debian's headless Chromium talks to the media bridge directly (no SIP): its ICE agent,
-DTLS and SRTP against heron's ICE-lite leg, with a desk phone played by a UDP socket.
+DTLS and SRTP against heron's ICE-lite leg, with a desk phone played by a UDP socket;
+Chromium offering (heron answers passive), answering (it says active) and calling the echo.
 
 The browser's audio is an oscillator (no microphone needed on about:blank); the phone
 sends G.711. Chromium gathers candidates on loopback only with
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 
 LEG = MediaLeg("chromium@test", "z9hG4bK-c")
 TIMEOUT = 30.0
+PLAYER = """() => {
+  // Chromium measures received audio (totalAudioEnergy) only where it is played out.
+  window.play = (event) => {
+    window.player = new Audio();
+    window.player.srcObject = new MediaStream([event.track]);
+    window.player.play();
+  };
+}"""
 OFFER = """async () => {
   const audio = new AudioContext();
   const tone = audio.createOscillator();
@@ -31,6 +40,7 @@ OFFER = """async () => {
   tone.start();
   const pc = new RTCPeerConnection();
   window.pc = pc;
+  pc.ontrack = play;
   pc.addTrack(out.stream.getAudioTracks()[0], out.stream);
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise(done => {
@@ -40,11 +50,11 @@ OFFER = """async () => {
   return pc.localDescription.sdp;
 }"""
 INBOUND = """async () => {
-  let packets = 0;
+  let energy = 0;
   (await window.pc.getStats()).forEach(report => {
-    if (report.type === "inbound-rtp") packets += report.packetsReceived;
+    if (report.type === "inbound-rtp") energy += report.totalAudioEnergy || 0;
   });
-  return [window.pc.connectionState, packets];
+  return [window.pc.connectionState, energy];
 }"""
 
 
@@ -59,10 +69,14 @@ async def chromium_page() -> AsyncIterator[Page]:
         missing(f"{CHROMIUM} is missing: `make test-deps` installs Debian's chromium")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"],
         )
         try:
-            yield await browser.new_page()
+            page = await browser.new_page()
+            await page.evaluate(PLAYER)
+            yield page
         finally:
             await browser.close()
 
@@ -74,10 +88,11 @@ async def keep_sending(phone: Phone, port: int) -> None:
 
 
 async def received_by_chromium(page: Page) -> None:
-    """Until Chromium is connected and counts inbound RTP (it polls its own stats)."""
+    """Until Chromium is connected and plays received audio with energy (as its own stats
+    say)."""
     while True:
-        state, packets = await page.evaluate(INBOUND)
-        if state == "connected" and packets > 0:
+        state, energy = await page.evaluate(INBOUND)
+        if state == "connected" and energy > 0:
             return
         await asyncio.sleep(0.2)
 
@@ -118,3 +133,44 @@ async def test_chromium_calls_the_echo_and_hears_itself() -> None:
     assert bridge.stats.packets[Side.CALLER] > 0
     bridge.delete(LEG)
     assert bridge.ports == 0
+
+
+ANSWER = """async (offer) => {
+  const audio = new AudioContext();
+  const tone = audio.createOscillator();
+  const out = audio.createMediaStreamDestination();
+  tone.connect(out);
+  tone.start();
+  const pc = new RTCPeerConnection();
+  window.pc = pc;
+  pc.ontrack = play;
+  await pc.setRemoteDescription({type: "offer", sdp: offer});
+  pc.getTransceivers()[0].sender.replaceTrack(out.stream.getAudioTracks()[0]);
+  pc.getTransceivers()[0].direction = "sendrecv";
+  await pc.setLocalDescription(await pc.createAnswer());
+  await new Promise(done => {
+    if (pc.iceGatheringState === "complete") done();
+    pc.onicegatheringstatechange = () => pc.iceGatheringState === "complete" && done();
+  });
+  return pc.localDescription.sdp;
+}"""
+
+
+async def test_a_desk_phone_offers_to_chromium_which_answers_active() -> None:
+    bridge = loopback_bridge(allowed_destinations=host_networks())
+    async with chromium_page() as page:
+        with phones(1) as (phone,):
+            offer = bridge.offer(LEG, Side.CALLER, phone.sdp(codecs="0 8 101"), Transport.WEBRTC)
+            answer = (await page.evaluate(ANSWER, offer.decode())).encode()
+            assert b"a=setup:active" in answer
+            toward_phone = bridge.answer(LEG, Side.CALLEE, answer)
+            sender = asyncio.create_task(keep_sending(phone, port_of(toward_phone)))
+            try:
+                await asyncio.wait_for(received_by_chromium(page), TIMEOUT)
+                while True:
+                    data, _ = await phone.receive()
+                    if data[1] & 0x7F in (0, 8) and len(data) == 172:
+                        break
+            finally:
+                sender.cancel()
+    bridge.close()

@@ -11,8 +11,8 @@ where the phone's media comes from; before the first packet, to the SDP
 address only if the destination policy allows it. When the SDP address is
 one media may go to, only its host may latch; when it is not (a phone behind
 NAT names its private address), the first source does, and a latched source
-gives way to another only after :data:`RELATCH_AFTER` seconds of silence. A WebRTC leg
-(:mod:`heron.media.webrtc`) sends only to the address ICE checked.
+gives way to another only after :data:`RELATCH_AFTER` seconds of silence. A
+WebRTC leg (:mod:`heron.media.webrtc`) sends only to the address ICE checked.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ __all__ = [
     "RELATCH_AFTER",
     "Address",
     "Call",
-    "Policy",
     "Drop",
     "Endpoint",
     "PlainEndpoint",
+    "Policy",
     "Stats",
     "is_rtcp",
 ]
@@ -42,8 +42,8 @@ Address = tuple[str, int]
 Policy = Callable[[Address], bool]
 """The destination policy: media may go to (and come from) this address."""
 HOLD_TIMEOUT = 3600.0
-"""Seconds of silence that end a call on hold (no side sends: sendonly/recvonly/inactive
-on both), rtpengine's silent-timeout: a held phone may send nothing at all."""
+"""Seconds of silence that end a call on hold (an SDP said sendonly, recvonly or inactive),
+as rtpengine's silent-timeout: a held phone may send nothing at all."""
 RELATCH_AFTER = 2.0
 """Seconds a latched source must be silent before another may take its place: a phone
 whose NAT mapping changed is heard again, a stranger cannot steal a live stream."""

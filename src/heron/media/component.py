@@ -65,13 +65,18 @@ class MediaComponent:
         )
         self._host_name = config.host_name
         self._advertise = str(config.media_advertise)
+        self._where = (
+            f"udp://{settings.address} ports {settings.port_min}-{settings.port_max} "
+            f"(per call; SDP names {self._advertise})"
+        )
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> Sequence[Listener]:
         own = await own_addresses(self._host_name, also=[self._advertise])
         self._destinations.add_own(own)
         self._sweeper = asyncio.create_task(self._sweep())
-        return ()
+        # Ports are bound per call, not here: this line tells where they will be.
+        return (Listener("media", self._where),)
 
     async def stop(self) -> None:
         if self._sweeper is not None:

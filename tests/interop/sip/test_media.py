@@ -18,6 +18,7 @@ from heron.control import query
 from tests.interop.sip.support import (
     LOCALHOST,
     USERS,
+    SippRun,
     SipServer,
     answering,
     browser_registered,
@@ -81,28 +82,38 @@ def in_media_range(sdp: str, low: int) -> bool:
     return "c=IN IP4 127.0.0.1" in sdp and low <= audio_port(sdp) < low + 2 * MEDIA_PORTS
 
 
-def test_plain_call_through_the_bridge_relays_rtp_and_bye_frees_the_ports(
-    media_sip: tuple[SipServer, int], tmp_path: Path
-) -> None:
-    server, low = media_sip
-    callee_port, callee_media, caller_media = free_port(), sipp_media_port(), sipp_media_port()
-    registered = register(server, tmp_path / "register", "bob", USERS["bob"], port=callee_port)
+def sipp_call(
+    server: SipServer,
+    directory: Path,
+    scenarios: tuple[str, str],
+    users: tuple[str, str],
+    media_ports: tuple[int, int] | None = None,
+    *callee_args: str,
+) -> tuple[SippRun, SippRun]:
+    """A registered sipp callee answers a sipp caller through heron, each with its own
+    media port; the two finished runs, both successful, caller first."""
+    uac, uas_scenario = scenarios
+    caller_user, callee_user = users
+    caller_media, callee_media = media_ports or (sipp_media_port(), sipp_media_port())
+    callee_port = free_port()
+    registered = register(
+        server, directory / "register", callee_user, USERS[callee_user], port=callee_port
+    )
     assert registered.returncode == 0, registered.explain()
-    before = view(server, "media.counters")[0]
     with answering(
-        tmp_path / "callee",
-        "uas_media.xml",
-        "-rtp_echo",
+        directory / "callee",
+        uas_scenario,
+        *callee_args,
         "-mp",
         str(callee_media),
         port=callee_port,
     ) as uas:
-        csv = callers_csv(tmp_path / "caller", ("alice", "alice", USERS["alice"]))
+        csv = callers_csv(directory / "caller", (caller_user, caller_user, USERS[caller_user]))
         caller = run_sipp(
-            tmp_path / "caller",
-            "uac_media.xml",
+            directory / "caller",
+            uac,
             "-s",
-            "bob",
+            callee_user,
             "-inf",
             str(csv),
             "-mp",
@@ -113,6 +124,23 @@ def test_plain_call_through_the_bridge_relays_rtp_and_bye_frees_the_ports(
         callee = uas.wait()
     assert caller.returncode == 0, caller.explain()
     assert callee.returncode == 0, callee.explain()
+    return caller, callee
+
+
+def test_plain_call_through_the_bridge_relays_rtp_and_bye_frees_the_ports(
+    media_sip: tuple[SipServer, int], tmp_path: Path
+) -> None:
+    server, low = media_sip
+    caller_media, callee_media = sipp_media_port(), sipp_media_port()
+    before = view(server, "media.counters")[0]
+    caller, callee = sipp_call(
+        server,
+        tmp_path,
+        ("uac_media.xml", "uas_media.xml"),
+        ("alice", "bob"),
+        (caller_media, callee_media),
+        "-rtp_echo",
+    )
 
     offer = callee.received("INVITE")[0].body
     answer = next(m for m in caller.received("200") if m.cseq_method == "INVITE").body
@@ -132,28 +160,8 @@ def test_hold_from_the_caller_goes_through_the_bridge_on_the_same_ports(
     media_sip: tuple[SipServer, int], tmp_path: Path
 ) -> None:
     server, low = media_sip
-    callee_port = free_port()
-    registered = register(server, tmp_path / "register", "ivan", USERS["ivan"], port=callee_port)
-    assert registered.returncode == 0, registered.explain()
-    with answering(
-        tmp_path / "callee", "uas_media_hold.xml", "-mp", str(sipp_media_port()), port=callee_port
-    ) as uas:
-        csv = callers_csv(tmp_path / "caller", ("carol", "carol", USERS["carol"]))
-        caller = run_sipp(
-            tmp_path / "caller",
-            "uac_media_hold.xml",
-            "-s",
-            "ivan",
-            "-inf",
-            str(csv),
-            "-mp",
-            str(sipp_media_port()),
-            port=free_port(),
-            remote=server.address,
-        )
-        callee = uas.wait()
-    assert caller.returncode == 0, caller.explain()
-    assert callee.returncode == 0, callee.explain()
+    scenarios = ("uac_media_hold.xml", "uas_media_hold.xml")
+    caller, callee = sipp_call(server, tmp_path, scenarios, ("carol", "ivan"))
 
     offer, hold = (m.body for m in callee.received("INVITE"))
     answer, held = (m.body for m in caller.received("200") if m.cseq_method == "INVITE")
@@ -168,28 +176,8 @@ def test_late_offer_the_2xx_offers_and_the_ack_answers_through_the_bridge(
     media_sip: tuple[SipServer, int], tmp_path: Path
 ) -> None:
     server, low = media_sip
-    callee_port = free_port()
-    registered = register(server, tmp_path / "register", "grace", USERS["grace"], port=callee_port)
-    assert registered.returncode == 0, registered.explain()
-    with answering(
-        tmp_path / "callee", "uas_media.xml", "-mp", str(sipp_media_port()), port=callee_port
-    ) as uas:
-        csv = callers_csv(tmp_path / "caller", ("dave", "dave", USERS["dave"]))
-        caller = run_sipp(
-            tmp_path / "caller",
-            "uac_late_offer.xml",
-            "-s",
-            "grace",
-            "-inf",
-            str(csv),
-            "-mp",
-            str(sipp_media_port()),
-            port=free_port(),
-            remote=server.address,
-        )
-        callee = uas.wait()
-    assert caller.returncode == 0, caller.explain()
-    assert callee.returncode == 0, callee.explain()
+    scenarios = ("uac_late_offer.xml", "uas_media.xml")
+    caller, callee = sipp_call(server, tmp_path, scenarios, ("dave", "grace"))
 
     assert callee.received("INVITE")[0].body == ""
     offer = next(m for m in caller.received("200") if m.cseq_method == "INVITE").body
