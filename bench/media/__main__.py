@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.media.pcap import SOURCE, extend
 from bench.media.servers import CALLER, DESK, DOMAIN, Bridged, Heron, Kamailio, missing_tools
 from bench.media.uac import Caller
 from bench.media.webrtc import WebCall, hang_up, packets, place
@@ -53,6 +54,8 @@ from bench.report import (
 )
 
 SCENARIO = Path(__file__).parent / "scenarios" / "uas_pcap.xml"
+SETUP_SECONDS = 90.0
+"""Stream the desk phone plays beyond the steady window: for the calls' set-up and BYEs."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Result:
     window_received: int = 0
     window_sent: int = 0
     machine_cores: float = 0.0
+    dropped: str = ""
     client_cores: float = 0.0
     """The aiortc clients' (this process's) CPU in the steady window, in cores."""
 
@@ -92,7 +96,7 @@ class Result:
         )
         return (
             f"{self.calls_ok} calls up; {self.relayed:,} packets relayed in "
-            f"{self.phase_seconds:.1f} s; server CPU {trees}; in the steady "
+            f"{self.phase_seconds:.1f} s ({self.dropped}); server CPU {trees}; in the steady "
             f"{self.window_seconds:.1f} s: {window} of a core, aiortc received "
             f"{self.window_received:,} and sent {self.window_sent:,} packets at "
             f"{self.client_cores:.2f} cores; machine {self.machine_cores:.1f} cores busy"
@@ -118,11 +122,17 @@ def _listening_udp(port: int) -> bool:
 
 
 @contextmanager
-def desk_phone(workdir: Path, address: Address, media_port: int) -> Iterator[None]:
-    """The sipp UAS answering every call and playing the pcap, until the block ends."""
+def desk_phone(workdir: Path, address: Address, media_port: int, seconds: float) -> Iterator[None]:
+    """The sipp UAS answering every call and playing ``seconds`` of one continuous stream
+    made from g711a.pcap (``pcap.extend``), until the block ends."""
+    stream = workdir / "stream.pcap"
+    length_ms = extend(stream, seconds)
+    scenario = workdir / SCENARIO.name
+    text = SCENARIO.read_text().replace(str(SOURCE), str(stream))
+    scenario.write_text(text.replace('timeout="7000"', f'timeout="{length_ms:.0f}"'))
     log = workdir / "sipp.log"
     command = [
-        "sipp", "-sf", str(SCENARIO), "-i", address[0], "-p", str(address[1]),
+        "sipp", "-sf", str(scenario), "-i", address[0], "-p", str(address[1]),
         "-mi", "127.0.0.1", "-mp", str(media_port), "-nostdin", "-trace_err",
         "-error_file", str(workdir / "sipp-errors.log"),
     ]  # fmt: skip
@@ -179,6 +189,7 @@ async def _load(bridged: Bridged, plan: Plan) -> Result:
             name: cpu_seconds(cpu_before[name], tree_cpu([pid])) for name, pid in roots.items()
         }
         result.relayed = await asyncio.to_thread(relayed) - relayed_before
+        result.dropped = await asyncio.to_thread(bridged.dropped)
     finally:
         transport.close()
     return result
@@ -239,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             emit(f"{name}: setting up")
             try:
                 server.prepare()
-                with server.running() as bridged, desk_phone(server.workdir, uas, uas_media):
+                with (
+                    server.running() as bridged,
+                    desk_phone(server.workdir, uas, uas_media, plan.seconds + SETUP_SECONDS),
+                ):
                     emit(f"  ({name} on {bridged.address[0]}:{bridged.address[1]}, {bridged.pids})")
                     result = asyncio.run(_load(bridged, plan))
             except ServerUnavailable as exc:

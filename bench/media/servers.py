@@ -27,7 +27,7 @@ from pathlib import Path
 
 from bench.heron import heron_cli, running_heron
 from bench.proc import Address, ServerUnavailable, free_port, stop_process, wait_ready
-from bench.sip.servers import answers_options, kamailio_version
+from bench.sip.servers import answers_options
 
 __all__ = ["CALLER", "DOMAIN", "Bridged", "Heron", "Kamailio", "missing_tools"]
 
@@ -45,6 +45,7 @@ ANSWER_FLAGS = (
     "UDP/TLS/RTP/SAVPF replace-origin replace-session-connection ICE=force rtcp-mux-require"
 )
 """The desk phone's answer, as the browser gets it: DTLS-SRTP, ICE, RTCP muxed."""
+DROPPED = "packets_dropped_"
 TOOLS = {"kamailio": "kamailio", "rtpengine": "rtpengine-daemon", "sipp": "sip-tester"}
 
 
@@ -63,6 +64,8 @@ class Bridged:
     """Process tree roots whose CPU counts, by name (heron; kamailio and rtpengine)."""
     relayed: Callable[[], int]
     """The packets relayed so far, as the bridge counts them (see each server)."""
+    dropped: Callable[[], str]
+    """What the bridge says it dropped or failed to relay, for the detail line."""
 
 
 class Heron:
@@ -113,16 +116,31 @@ class Heron:
         with running_heron(
             self.config, self.workdir / "heron.log", self.address, lambda: answers(self.address)
         ) as server:
-            yield Bridged(self.name, self.address, {"heron": server.pid}, self.relayed)
+            pids = {"heron": server.pid}
+            yield Bridged(self.name, self.address, pids, self.relayed, self.dropped)
 
     def relayed(self) -> int:
         """Packets the bridge received from either side less those it dropped, by any
         reason (``media.counters``)."""
+        row = self._counters()
+        dropped = sum(int(v) for k, v in row.items() if k.startswith(DROPPED))
+        return int(row["packets_from_caller"]) + int(row["packets_from_callee"]) - dropped
+
+    def dropped(self) -> str:
+        """heron's drops by reason since it started (``media.counters``)."""
+        row = self._counters()
+        drops = [
+            f"{k.removeprefix(DROPPED)} {v:,}"
+            for k, v in row.items()
+            if k.startswith(DROPPED) and v
+        ]
+        return "dropped " + (", ".join(drops) or "nothing")
+
+    def _counters(self) -> dict[str, int]:
         from heron.control import query
 
-        row = asyncio.run(query(self.workdir / "var", "media.counters"))[0]
-        dropped = sum(int(v) for k, v in row.items() if k.startswith("packets_dropped_"))
-        return int(row["packets_from_caller"]) + int(row["packets_from_callee"]) - dropped
+        row: dict[str, int] = asyncio.run(query(self.workdir / "var", "media.counters"))[0]
+        return row
 
 
 def answers(address: Address) -> bool:
@@ -230,7 +248,7 @@ failure_route[FAILED] {{
             try:
                 wait_ready(proxy, lambda: answers(self.address), 20.0, kamailio_log)
                 pids = {"kamailio": proxy.pid, "rtpengine": media.pid}
-                yield Bridged(self.name, self.address, pids, self.relayed)
+                yield Bridged(self.name, self.address, pids, self.relayed, self.dropped)
             finally:
                 stop_process(proxy, grace=10.0)
         finally:
@@ -259,8 +277,13 @@ failure_route[FAILED] {{
                 return int(value.strip())
         raise ServerUnavailable("rtpengine's CLI gave no 'Total relayed packets'")
 
-    def version(self) -> str:
-        return kamailio_version()
+    def dropped(self) -> str:
+        """rtpengine's relay errors in ended calls."""
+        for line in (self._cli("list totals") or "").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "Total relayed packet errors":
+                return f"relay errors {int(value.strip()):,}"
+        return "relay errors unknown"
 
 
 def _host_networks() -> list[str]:

@@ -280,9 +280,9 @@ def test_desk_phone_calls_web_phone_hold_resume_from_both_sides_and_hangs_up(
     assert during["calls"] == 1 and during["ports"] > 0, during
 
     # The desk phone holds (re-INVITE a=sendonly through the bridge), then resumes.
-    desk.hold()
+    desk.run("hold")
     wait_call(alice, "held")
-    desk.resume()
+    desk.run("resume")
     wait_call(alice, "connected")
     # The web phone holds and resumes.
     alice.click("#hold")
@@ -295,7 +295,7 @@ def test_desk_phone_calls_web_phone_hold_resume_from_both_sides_and_hangs_up(
     assert inbound_audio(alice, energy)["energy"] > energy  # audio flows again
     assert media_counters(media_heron)["calls"] == 1
 
-    desk.hangup()
+    desk.run("hangup")
     wait_call(alice, "ended")
     assert alice.text_content("#last-call") == f"carol@{DOMAIN} ended the call."
     after = bridge_emptied(media_heron)

@@ -38,8 +38,9 @@ MODULES = Path("/usr/lib/baresip/modules")
 EVENT_TIMEOUT = 20.0
 """Seconds a call step may take (a registration, an answer, a re-INVITE)."""
 WAV_HEADER = 44
-RTP_PORTS = "40000-49999"
-"""Above the servers' (10000-31999); baresip tries another at random when one is taken."""
+RTP_PORTS = "50000-59999"
+"""Above the servers' (10000-31999) and heron's default media range (40000-49151); baresip
+tries another at random when one is taken."""
 
 
 class ControlClosed(AssertionError):
@@ -166,25 +167,14 @@ class Baresip:
                 return message
             self._backlog.append(message)
 
+    def run(self, command: str, params: str = "") -> None:
+        """A menu command that must succeed: ``dial`` (a URI), ``accept``, ``hangup``,
+        ``hold``, ``resume``."""
+        done = self.command(command, params)
+        assert done["ok"], done
+
     def dial(self, uri: str) -> None:
-        done = self.command("dial", uri)
-        assert done["ok"], done
-
-    def accept(self) -> None:
-        done = self.command("accept")
-        assert done["ok"], done
-
-    def hangup(self) -> None:
-        done = self.command("hangup")
-        assert done["ok"], done
-
-    def hold(self) -> None:
-        done = self.command("hold")
-        assert done["ok"], done
-
-    def resume(self) -> None:
-        done = self.command("resume")
-        assert done["ok"], done
+        self.run("dial", uri)
 
     def _read_log(self, lines: Iterator[str]) -> None:
         for line in lines:

@@ -97,13 +97,13 @@ def test_desk_phones_call_through_heron_and_hear_each_others_tone(
             phone.event("CALL_RTCP")
             phone.event("CALL_RTCP")
 
-        carol.hold()
+        carol.run("hold")
         dave.logged("got re-INVITE")  # a=sendonly
-        carol.resume()
+        carol.run("resume")
         dave.logged("got re-INVITE")  # a=sendrecv
         dave.event("CALL_RTCP")
 
-        dave.hangup()
+        dave.run("hangup")
         carol.event("CALL_CLOSED")  # the BYE reached carol (baresip reports no local close)
         after = media_counters(heron)
         assert (after["calls"], after["ports"]) == (0, 0), after
@@ -131,7 +131,7 @@ def test_desk_phone_calls_the_echo_number_and_hears_its_own_tone(tmp_path: Path)
         carol.event("CALL_RTPESTAB")
         assert media_counters(heron)["calls"] == 1
         carol.recorded(2 * HEARD_SECONDS)  # the echo sends RTP only, no RTCP reports
-        carol.hangup()
+        carol.run("hangup")
         carol.logged("terminate call")
     (recording,) = carol.received()
     heard = tone_report(recording, CAROL_HZ)
