@@ -825,11 +825,9 @@ class XmppComponent:
         previous = old.stream
         if not previous.hibernated:
             old.close_link()
-        stream.resumed(previous)
+        stream.resumed(previous)  # a bad 'h' closes the stream: this connection ends it
         old.attach(stream, link, transport)
         self._arm()
-        if stream.closed:  # it acknowledged more than it was sent
-            self._ending(old)
         return old
 
     def _hibernate(self, session: _Session) -> None:
