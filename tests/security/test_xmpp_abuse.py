@@ -96,7 +96,8 @@ async def test_a_client_that_never_acks_cannot_hold_memory(tmp_path: Path) -> No
     with target(tmp_path / "heron", {"xmpp": {"sm_queue": 5}}) as heron:
         async with logged_in(heron, "mallory", USERS["mallory"]) as hoarder:
             await hoarder.send(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
-            await hoarder.until(re.compile(rb"<enabled [^>]*/>"))
+            enabled = await hoarder.until(re.compile(rb"<enabled [^>]*id=\"([^\"]*)\"[^>]*/>"))
+            assert re.fullmatch(rb"[A-Za-z0-9_-]{32,}", enabled[1])  # 192 random bits
             await hoarder.send(b"<presence/>")  # its own presence comes back: one unacked
             await hoarder.until(re.compile(rb"<presence [^>]*/>"))
             async with logged_in(heron, "roland", USERS["roland"]) as sender:

@@ -895,11 +895,9 @@ class XmppComponent:
         previous = old.stream
         if not previous.hibernated:
             old.close_link()
-        stream.resumed(previous)
+        stream.resumed(previous)  # a bad 'h' closes the stream: this connection ends it
         old.attach(stream, link, transport)
         self._arm()
-        if stream.closed:  # it acknowledged more than it was sent
-            self._ending(old)
         return old
 
     def _hibernate(self, session: _Session) -> None:
@@ -955,9 +953,13 @@ class XmppComponent:
 
     async def _dispose(self, session: _Session, unacked: list[Element]) -> None:
         account = session.jid.bare
-        others = [r for r in self._router.bound(account) if r.session is not session]
+        bound = self._router.bound(account)
+        others = [r for r in bound if r.session is not session]
         carbons = any(r.carbons for r in others)
-        elsewhere = any(r.available and r.priority >= 0 for r in others)
+        # RFC 6121 §8.5.2.1.1: a message to the bare JID went to every resource of the
+        # highest priority; those of a lower one never got it.
+        mine = max((r.priority for r in bound if r.session is session), default=0)
+        elsewhere = any(r.available and r.priority >= max(mine, 0) for r in others)
         for stanza in unacked:
             to_bare = "/" not in stanza.get("to", "")
             outcome = fate(stanza, carbons or (to_bare and elsewhere))

@@ -15,6 +15,13 @@ and the server answers the events that need the store or the router through
 and ``bind_refused``. Answers arriving when nothing waits for them (the
 client aborted, the stream closed) are dropped.
 
+XEP-0198 (:mod:`heron.xmpp.sm`) is offered with bind when ``sm`` is given: the stream
+counts and acks stanzas both ways and keeps what the client has not acknowledged. When
+the connection drops, ``connection_lost`` lets a session that enabled resumption
+hibernate; a new stream that asks to resume it (:class:`ResumeRequested`) takes its
+place with ``resumed`` (or answers ``resume_failed``), and ``take_unacked`` hands over
+what is left when the session ends for good.
+
 The states are :class:`State`; :data:`TRANSITIONS` lists every edge. An input
 with no edge from the current state ends the stream with the error that
 :data:`REJECTIONS` names for it. Any :class:`StreamError` sends
