@@ -132,3 +132,29 @@ async def test_xep0313_7_1_2_the_room_advertises_its_archive(
     (info,) = router.take(ROLAND)
     features = {f.get("var") for f in info.iter(qname(NS.DISCO_INFO, "feature"))}
     assert {MAM, SID} <= features
+
+
+async def test_xep0313_5_the_owner_may_turn_archiving_off(
+    service: MucService, router: FakeRouter, archive: MemoryArchiveStore
+) -> None:
+    roland = await open_room(service, router)
+    await roland.send(
+        f'<iq from="{{me}}" to="{ROOM}" type="get" id="c"><query xmlns="{NS.MUC_OWNER}"/></iq>'
+    )
+    (form,) = router.take(ROLAND)
+    offered = {
+        f.get("var"): f.findtext(qname(NS.DATA, "value"))
+        for f in form.iter(qname(NS.DATA, "field"))
+    }
+    assert offered["muc#roomconfig_enablearchiving"] == "1"
+    await say(roland, "kept")
+    await roland.configure(enablearchiving="0")
+    await say(roland, "not kept")
+    router.take()
+    assert [item.stanza.count("kept") for _, item in archive.items[ROOM]] == [1]
+    assert await ask(roland, router) == ["kept"]
+    await roland.send(
+        f'<iq from="{{me}}" to="{ROOM}" type="get" id="d"><query xmlns="{NS.DISCO_INFO}"/></iq>'
+    )
+    (info,) = router.take(ROLAND)
+    assert MAM not in {f.get("var") for f in info.iter(qname(NS.DISCO_INFO, "feature"))}

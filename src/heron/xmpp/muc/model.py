@@ -152,6 +152,9 @@ class RoomConfig:
     whois: Whois = Whois.MODERATORS
     max_users: int = 500
     change_subject: bool = False
+    archive: bool = True
+    """XEP-0313 §5 muc#roomconfig_enablearchiving, offered while the service archives
+    (``xmpp.archive``): on by default, as Prosody's muc_log_by_default."""
 
     @property
     def password_protected(self) -> bool:
@@ -323,6 +326,9 @@ def config_form(config: RoomConfig, limits: Limits) -> Element:
         "Occupants may change the subject",
         _bool(config.change_subject),
     )
+    if limits.archive:
+        var = "muc#roomconfig_enablearchiving"  # XEP-0313 §5
+        _field(form, var, "boolean", "Archive messages", _bool(config.archive))
     return form
 
 
@@ -379,6 +385,7 @@ def apply_form(config: RoomConfig, form: Element, limits: Limits) -> RoomConfig:
         ("muc#roomconfig_membersonly", "members_only"),
         ("muc#roomconfig_moderatedroom", "moderated"),
         ("muc#roomconfig_changesubject", "change_subject"),
+        ("muc#roomconfig_enablearchiving", "archive"),
     ):
         if var in values:
             changes[attribute] = _parse_bool(var, values[var])

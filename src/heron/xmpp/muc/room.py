@@ -193,6 +193,11 @@ class Room:
         entry = self.affiliations.get(jid.bare)
         return entry.affiliation if entry else Affiliation.NONE
 
+    @property
+    def archives(self) -> bool:
+        """Whether groupchat messages go to the room's archive (XEP-0313 §5)."""
+        return self.limits.archive and self.config.archive
+
     def may_read_archive(self, jid: JID, server_admin: bool) -> bool:
         """XEP-0313 §5: who may query the room's archive. Anyone who may enter and see the
         discussion: not outcasts; in a members-only room, members and above; in a
@@ -484,7 +489,7 @@ class Room:
         archived: tuple[Archived, ...] = ()
         if keep:
             self._history.remember(message, sender, now)
-            if self.limits.archive:
+            if self.archives:
                 archived = (Archived(message, sender, id_),)
         return Outcome(self._to_everyone(message, sender), messages=1, archive=archived)
 
@@ -631,7 +636,7 @@ class Room:
         # XEP-0410 §3.3: the self-ping optimization is advertised "on the individual MUC
         # room JIDs", not on the service.
         features: tuple[str, ...] = (NS.MUC, NS.MUC_SELF_PING, NS.DISCO_INFO, NS.DISCO_ITEMS)
-        features += (STANZA_ID, MAM, EXTENDED) if self.limits.archive else (STANZA_ID,)
+        features += (STANZA_ID, MAM, EXTENDED) if self.archives else (STANZA_ID,)
         for feature in (*features, *self.config.features):
             SubElement(query, qname(NS.DISCO_INFO, "feature"), {"var": feature})
         form = SubElement(query, qname(NS.DATA, "x"), {"type": "result"})

@@ -164,8 +164,12 @@ async def test_rfc6120_stanzas_waiting_for_new_streams_leave_in_order_and_intact
             assert [m["body"] for m in received] == [f"{n} {text}" for n in range(count)]
             assert {m["from"] for m in received} == {sender.boundjid}
             for message in received:
-                extras = [e for e in message.xml if e.tag != "{jabber:client}body"]
+                # The receiving account's archive id (XEP-0359) is heron's own addition.
+                added = ("{jabber:client}body", "{urn:xmpp:sid:0}stanza-id")
+                extras = [e for e in message.xml if e.tag not in added]
                 assert [ElementTree.tostring(e) for e in extras] == expected
+                stanza_id = message.xml.find(added[1])
+                assert stanza_id is not None and stanza_id.get("by") == receiver.boundjid.bare
 
 
 async def test_secure_auth_refuses_a_heron_whose_certificate_names_another_domain(
