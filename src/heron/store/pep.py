@@ -71,9 +71,10 @@ class SqlPepStore:
             .select_from(pep_items.join(pep_nodes, pep_items.c.node_id == pep_nodes.c.id))
             .where(pep_nodes.c.owner == owner)
         )
+        # One round trip: this runs before every publication.
+        query = select(nodes.scalar_subquery(), size.scalar_subquery())
         async with self._engine.connect() as connection:
-            count = await connection.scalar(nodes)
-            total = await connection.scalar(size)
+            count, total = (await connection.execute(query)).one()
         return int(count or 0), int(total or 0)
 
     async def create_node(self, owner: str, node: str, config: str, now: float) -> None:

@@ -143,16 +143,16 @@ def _sent_carbons(client: Client) -> asyncio.Queue[slixmpp.Message]:
 async def test_xep0384_slixmpp_omemo_two_accounts_two_devices_each(
     shared_xmpp: XmppServer,
 ) -> None:
-    alice, bob = f"olivia@{DOMAIN}", f"peggy@{DOMAIN}"
+    alice, bob = f"felix@{DOMAIN}", f"gus@{DOMAIN}"
     devices: list[Device] = []
     try:
         # One device at a time: each adds itself to the device list the previous ones left,
         # and the account's devices already there are notified of the new list.
         for user, resource in (
-            ("olivia", "a1"),
-            ("olivia", "a2"),
-            ("peggy", "b1"),
-            ("peggy", "b2"),
+            ("felix", "a1"),
+            ("felix", "a2"),
+            ("gus", "b1"),
+            ("gus", "b2"),
         ):
             devices.append(await _device(shared_xmpp, user, resource))
             if resource.endswith("2"):

@@ -50,8 +50,8 @@ async def _publish_avatar(client: Client, data: bytes) -> str:
 async def test_xep0084_avatar_is_notified_to_a_contact_and_retrievable(
     shared_xmpp: XmppServer,
 ) -> None:
-    alice = await connect(shared_xmpp, "oscar", plugins=AVATAR_PLUGINS)
-    bob = await connect(shared_xmpp, "pat", resource="desk")
+    alice = await connect(shared_xmpp, "ada", plugins=AVATAR_PLUGINS)
+    bob = await connect(shared_xmpp, "brendan", resource="desk")
     phone: Client | None = None
     try:
         await subscribe_each_other(alice, bob)
@@ -59,16 +59,16 @@ async def test_xep0084_avatar_is_notified_to_a_contact_and_retrievable(
 
         # A new device of the contact, whose caps say urn:xmpp:avatar:metadata+notify,
         # gets the last metadata item once heron verified its caps (XEP-0163 §6.2).
-        phone = await connect(shared_xmpp, "pat", resource="phone", plugins=AVATAR_PLUGINS)
+        phone = await connect(shared_xmpp, "brendan", resource="phone", plugins=AVATAR_PLUGINS)
         events = await _metadata_events(phone)
         await phone.plugin["xep_0115"].update_caps(broadcast=True)
         last = await asyncio.wait_for(events.get(), TIMEOUT)
-        assert last["from"] == JID(f"oscar@{DOMAIN}")
+        assert last["from"] == JID(f"ada@{DOMAIN}")
         assert last["pubsub_event"]["items"]["item"]["id"] == first
 
         # XEP-0084 §4.2: the data, by the id the metadata gave, from another account.
         data = await phone.plugin["xep_0084"].retrieve_avatar(
-            JID(f"oscar@{DOMAIN}"), first, timeout=TIMEOUT
+            JID(f"ada@{DOMAIN}"), first, timeout=TIMEOUT
         )
         value = data["pubsub"]["items"]["item"]["avatar_data"]["value"]
         assert value == PNG
@@ -85,8 +85,8 @@ async def test_xep0402_bookmarks_are_stored_retrieved_and_private(
     shared_xmpp: XmppServer,
 ) -> None:
     plugins = ("xep_0004", "xep_0030", "xep_0060", "xep_0402")
-    owner = await connect(shared_xmpp, "xena", plugins=plugins)
-    other = await connect(shared_xmpp, "wendy", plugins=plugins)
+    owner = await connect(shared_xmpp, "cleo", plugins=plugins)
+    other = await connect(shared_xmpp, "dmitri", plugins=plugins)
     try:
         await subscribe_each_other(owner, other)
         # XEP-0402 §3: one item per room, id the room's JID, whitelist, max_items=max.
@@ -105,14 +105,14 @@ async def test_xep0402_bookmarks_are_stored_retrieved_and_private(
             conference = Conference()
             conference["name"] = name
             conference["autojoin"] = True
-            conference["nick"] = "xena"
+            conference["nick"] = "cleo"
             await owner.plugin["xep_0060"].publish(
                 None, "urn:xmpp:bookmarks:1", id=room, payload=conference,
                 options=options, timeout=TIMEOUT,
             )  # fmt: skip
 
         result = await owner.plugin["xep_0060"].get_items(
-            JID(f"xena@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+            JID(f"cleo@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
         )
         stored = {
             item["id"]: (item["conference"]["name"], item["conference"]["autojoin"])
@@ -122,7 +122,7 @@ async def test_xep0402_bookmarks_are_stored_retrieved_and_private(
 
         try:
             await other.plugin["xep_0060"].get_items(
-                JID(f"xena@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+                JID(f"cleo@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
             )
         except IqError as error:
             assert error.condition == "not-allowed"
@@ -137,18 +137,18 @@ async def test_xep0411_legacy_bookmarks_in_private_storage_are_xep0402_items(
 ) -> None:
     """slixmpp's xep_0048 keeps bookmarks in private XML storage (XEP-0049); a XEP-0402
     client of the same account reads them as items, and the reverse."""
-    old = await connect(shared_xmpp, "zed", resource="old", plugins=("xep_0049", "xep_0048"))
-    new = await connect(shared_xmpp, "zed", resource="new", plugins=("xep_0060", "xep_0402"))
+    old = await connect(shared_xmpp, "esme", resource="old", plugins=("xep_0049", "xep_0048"))
+    new = await connect(shared_xmpp, "esme", resource="new", plugins=("xep_0060", "xep_0402"))
     try:
         bookmarks = Bookmarks()
-        bookmarks.add_conference(f"lobby@{MUC}", "zed", name="Lobby", autojoin=True)
+        bookmarks.add_conference(f"lobby@{MUC}", "esme", name="Lobby", autojoin=True)
         await old.plugin["xep_0048"].set_bookmarks(bookmarks, timeout=TIMEOUT)
         result = await new.plugin["xep_0060"].get_items(
-            JID(f"zed@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
+            JID(f"esme@{DOMAIN}"), "urn:xmpp:bookmarks:1", timeout=TIMEOUT
         )
         [item] = result["pubsub"]["items"]
         assert item["id"] == f"lobby@{MUC}"
-        assert (item["conference"]["name"], item["conference"]["nick"]) == ("Lobby", "zed")
+        assert (item["conference"]["name"], item["conference"]["nick"]) == ("Lobby", "esme")
 
         conference = Conference()
         conference["name"] = "Hall"

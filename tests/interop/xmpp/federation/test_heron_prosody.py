@@ -38,7 +38,9 @@ pytestmark = pytest.mark.interop
 
 PEER_USERS = {
     name: f"{name} secret"
-    for name in "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia".split()
+    for name in (
+        "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy"
+    ).split()
 }
 """Accounts of this module's heron and Prosody (the conftest picks them up): one or two per
 test on each side."""
@@ -387,3 +389,29 @@ async def test_xep0280_a_heron_users_other_device_sees_both_sides_of_a_chat_with
             assert carbon["carbon_sent"]["body"] == "to verona"
     finally:
         await log_out([laptop, phone])
+
+
+async def test_xep0163_a_heron_users_avatar_is_notified_to_a_prosody_contact(
+    heron_peer: ReferenceServer, prosody_peer: ReferenceServer
+) -> None:
+    """heron follows the Prosody contact's presence, asks its caps across s2s and sends it
+    the avatar metadata it asked for with +notify (XEP-0163 §4.3, §6.2)."""
+    plugins = ("xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084")
+    async with on_peers((heron_peer, "peggy"), (prosody_peer, "peggy"), plugins=plugins) as (
+        local,
+        remote,
+    ):
+        events: asyncio.Queue[Message] = asyncio.Queue()
+        remote.add_event_handler("avatar_metadata_publish", events.put_nowait)
+        await subscribe_each_other(local, remote)
+        # slixmpp's first presence can carry a caps hash of a feature list it changed since;
+        # heron distrusts that one, so the contact announces its settled caps again.
+        await remote.plugin["xep_0115"].update_caps(broadcast=True)
+        avatar = local.plugin["xep_0084"]
+        await avatar.publish_avatar(b"\x89PNG avatar", timeout=TIMEOUT)
+        info = {"id": "a1b2", "type": "image/png", "bytes": 12}
+        await avatar.publish_avatar_metadata(info, timeout=TIMEOUT)
+        # Live, or as the last item once heron verified the caps: exactly one of them.
+        event = await asyncio.wait_for(events.get(), TIMEOUT)
+        assert event["from"] == local.boundjid.bare
+        assert event["pubsub_event"]["items"]["item"]["id"] == "a1b2"
