@@ -28,7 +28,8 @@ def test_coturn_users_become_accounts_with_their_turn_key_only(heron: Run, tmp_p
     assert (status, err) == (0, "")
     assert out.splitlines()[0] == (
         f"imported from coturn {db}: 2 account(s) added, 0 completed, 0 unchanged; "
-        "0 roster contact(s), 0 subscription request(s) and 0 room(s) added"
+        "0 roster contact(s), 0 subscription request(s), 0 offline message(s) and 0 room(s) "
+        "added"
     )
     assert secrets_column(heron) == {
         "tina@localhost": "only turn-md5",

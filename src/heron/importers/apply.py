@@ -14,6 +14,7 @@ from heron.accounts.bulk import Derivation
 from heron.accounts.secrets import SCRAM_ITERATIONS
 from heron.importers.model import Extracted, ImportedAccount
 from heron.xmpp.features.local import to_text
+from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomStore
@@ -30,6 +31,12 @@ class Report:
     """Already in the roster: kept as heron has them."""
     requests_added: int = 0
     """Subscription requests waiting for an answer."""
+    offline_added: int = 0
+    offline_kept: int = 0
+    """Of owners who have offline messages in heron already: left out, so a re-run
+    cannot deliver them twice."""
+    offline_full: int = 0
+    """Beyond heron's offline_limit for the owner."""
     rooms_added: int = 0
     rooms_kept: int = 0
     """Already in heron: kept as heron has them."""
@@ -44,6 +51,7 @@ class Report:
             or self.contacts_added
             or self.requests_added
             or self.rooms_added
+            or self.offline_added
         )
 
 
@@ -79,14 +87,15 @@ async def apply(
     accounts: AccountService,
     rosters: RosterStore,
     rooms: RoomStore,
+    offline: OfflineStore,
     derived: Mapping[str, Secrets | str],
     *,
     dry_run: bool,
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
     """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
-    subscription requests and rooms heron does not have yet; with ``dry_run``, count
-    what would change."""
+    subscription requests, offline messages and rooms heron does not have yet; with
+    ``dry_run``, count what would change."""
     report = Report()
     present: set[str] = set()
     for address, account in extracted.accounts.items():
@@ -124,6 +133,19 @@ async def apply(
             if not dry_run:
                 await rosters.set_pending(owner, requester, _subscribe(requester, owner))
             report.requests_added += 1
+    for address, messages in extracted.offline.items():
+        if address not in present:
+            continue
+        local, _, domain = address.partition("@")
+        owner = JID(local, domain)
+        if await offline.count(owner):
+            report.offline_kept += len(messages)
+            continue
+        for stanza, stamp in messages:
+            if dry_run or await offline.push(owner, stanza, stamp):
+                report.offline_added += 1
+            else:
+                report.offline_full += 1
     for service, records in extracted.rooms.items():
         existing = {room.name for room in await rooms.load(service)}
         for room in records:
