@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from xml.etree.ElementTree import Element
 
 from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, imported_secrets
@@ -21,6 +22,8 @@ from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.stanza import NS, qname
 
 __all__ = ["Report", "apply", "derivations"]
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -110,11 +113,7 @@ async def apply(
         report.accounts[merged] += 1
         present.add(address)
         progress()
-    for address, items in extracted.rosters.items():
-        if address not in present:
-            continue
-        local, _, domain = address.partition("@")
-        owner = JID(local, domain)
+    for owner, items in _of_present(extracted.rosters, present):
         for item in items:
             if await rosters.get(owner, item.jid) is not None:
                 report.contacts_kept += 1
@@ -122,22 +121,14 @@ async def apply(
             if not dry_run:
                 await rosters.put(owner, item)
             report.contacts_added += 1
-    for address, requesters in extracted.pending.items():
-        if address not in present:
-            continue
-        local, _, domain = address.partition("@")
-        owner = JID(local, domain)
+    for owner, requesters in _of_present(extracted.pending, present):
         for requester in requesters:
             if await rosters.has_pending(owner, requester):
                 continue
             if not dry_run:
                 await rosters.set_pending(owner, requester, _subscribe(requester, owner))
             report.requests_added += 1
-    for address, messages in extracted.offline.items():
-        if address not in present:
-            continue
-        local, _, domain = address.partition("@")
-        owner = JID(local, domain)
+    for owner, messages in _of_present(extracted.offline, present):
         if await offline.count(owner):
             report.offline_kept += len(messages)
             continue
@@ -156,6 +147,14 @@ async def apply(
                 await rooms.save(service, replace(room, created_at=time.time()))
             report.rooms_added += 1
     return report
+
+
+def _of_present(by_owner: Mapping[str, _T], present: set[str]) -> Iterator[tuple[JID, _T]]:
+    """The owners' data of the accounts heron has (or, in a dry run, would have)."""
+    for address, value in by_owner.items():
+        if address in present:
+            local, _, domain = address.partition("@")
+            yield JID(local, domain), value
 
 
 def _subscribe(sender: JID, owner: JID) -> str:

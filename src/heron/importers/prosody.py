@@ -17,9 +17,10 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
+from typing import TypeVar
 from xml.etree.ElementTree import Element
 
 from heron.accounts import AccountPolicy, ScramHash, ScramKeys
@@ -157,23 +158,41 @@ def _room(name: str, service: str, record: LuaTable) -> RoomRecord | str:
     )
 
 
-def _offline(source: _Internal, host: str, extracted: Extracted) -> None:
-    """Messages stored for users while they were away, as heron's offline store keeps
-    them: the stanza's XML and its time."""
-    for user, items in source.lists(host, "offline"):
-        what = f"{host}/offline/{user}"
+_T = TypeVar("_T")
+
+
+def _usable(
+    records: Iterable[tuple[str, _T | str]],
+    host: str,
+    store: str,
+    extracted: Extracted,
+    *,
+    imported_only: bool,
+) -> Iterator[tuple[str, str, _T]]:
+    """(local, domain, record) of each readable record whose user is a heron address,
+    of an account this import brings when ``imported_only``; the others are skipped
+    with the reason."""
+    for user, record in records:
+        what = f"{host}/{store}/{user}"
         try:
             local, domain = parse_address(f"{user}@{host}")
         except ValueError as exc:
             extracted.skip(what, str(exc))
             continue
-        if isinstance(items, str):
-            extracted.skip(what, items)
-            continue
-        owner = f"{local}@{domain}"
-        if owner not in extracted.accounts:
+        if isinstance(record, str):
+            extracted.skip(what, record)
+        elif imported_only and f"{local}@{domain}" not in extracted.accounts:
             extracted.skip(what, "no account imported for it")
-            continue
+        else:
+            yield local, domain, record
+
+
+def _offline(source: _Internal, host: str, extracted: Extracted) -> None:
+    """Messages stored for users while they were away, as heron's offline store keeps
+    them: the stanza's XML and its time."""
+    lists = source.lists(host, "offline")
+    for local, domain, items in _usable(lists, host, "offline", extracted, imported_only=True):
+        owner = f"{local}@{domain}"
         messages, bad = [], 0
         for item in items:
             if not isinstance(item, dict) or item.get("name") != "message":
@@ -190,7 +209,7 @@ def _offline(source: _Internal, host: str, extracted: Extracted) -> None:
             messages.append((to_text(stanza), stamp))
         extracted.offline[owner] = messages
         if bad:
-            extracted.skip(what, f"{bad} unusable message(s)")
+            extracted.skip(f"{host}/offline/{local}", f"{bad} unusable message(s)")
 
 
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
@@ -446,16 +465,11 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | 
         if host not in policy.account_domains:
             extracted.skip(f"host {host}", "not a domain heron serves")
             continue
-        for user, record in source.records(host, "accounts"):
-            what = f"{host}/accounts/{user}"
-            try:
-                local, domain = parse_address(f"{user}@{host}")
-            except ValueError as exc:
-                extracted.skip(what, str(exc))
-                continue
-            if isinstance(record, str):
-                extracted.skip(what, record)
-                continue
+        accounts = _usable(
+            source.records(host, "accounts"), host, "accounts", extracted, imported_only=False
+        )
+        for local, domain, record in accounts:
+            what = f"{host}/accounts/{local}"
             password = record.get("password")
             if isinstance(password, str) and password:
                 extracted.add(ImportedAccount(local, domain, what, password=password))
@@ -465,25 +479,16 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | 
                 extracted.skip(what, keys)
                 continue
             extracted.add(ImportedAccount(local, domain, what, scram_sha1=keys))
-        for user, record in source.records(host, "roster"):
-            what = f"{host}/roster/{user}"
-            try:
-                local, domain = parse_address(f"{user}@{host}")
-            except ValueError as exc:
-                extracted.skip(what, str(exc))
-                continue
-            if isinstance(record, str):
-                extracted.skip(what, record)
-                continue
+        rosters = _usable(
+            source.records(host, "roster"), host, "roster", extracted, imported_only=True
+        )
+        for local, domain, record in rosters:
             owner = f"{local}@{domain}"
-            if owner not in extracted.accounts:
-                extracted.skip(what, "no account imported for it")
-                continue
             items, bad = _roster(record, owner)
             extracted.rosters[owner] = items
             extracted.pending[owner] = _pending(record)
             if bad:
-                extracted.skip(what, f"{bad} unusable or excess item(s)")
+                extracted.skip(f"{host}/roster/{local}", f"{bad} unusable or excess item(s)")
         if isinstance(source, _Internal):
             _offline(source, host, extracted)
         left = set(_OTHER_STORES) - ({"offline"} if isinstance(source, _Internal) else set())
