@@ -28,7 +28,8 @@ def test_coturn_users_become_accounts_with_their_turn_key_only(heron: Run, tmp_p
     assert (status, err) == (0, "")
     assert out.splitlines()[0] == (
         f"imported from coturn {db}: 2 account(s) added, 0 completed, 0 unchanged; "
-        "0 roster contact(s), 0 subscription request(s) and 0 room(s) added"
+        "0 roster contact(s), 0 subscription request(s), 0 offline message(s) and 0 room(s) "
+        "added"
     )
     assert secrets_column(heron) == {
         "tina@localhost": "only turn-md5",
@@ -205,3 +206,26 @@ def test_prosody_rooms_that_cannot_be_heron_rooms_are_skipped(heron: Run, tmp_pa
         "conference.localhost"
     ) in out
     assert "and 1 room(s) are here already" in heron("import", "prosody", str(data))[1]
+
+
+def test_prosody_offline_messages_that_cannot_be_xml_are_skipped(
+    heron: Run, tmp_path: Path
+) -> None:
+    data = prosody_data(tmp_path / "prosody", DOMAIN, {"pat": "ppw", "eve": "epw"})
+    offline = data / "localhost" / "offline"
+    offline.mkdir()
+    (offline / "pat.list").write_text(
+        'item({ ["name"] = "message"; ["attr"] = { ["to"] = "pat@localhost" };'
+        ' { ["name"] = "body"; "hi" } });\n'
+        'item({ ["name"] = "message"; { ["name"] = "body"; "bell \\7" } });\n'
+        'item({ ["name"] = "iq" });\n'
+        'item({ ["name"] = "message"; ["attr"] = { ["xmlns"] = 1 } });\n'
+    )
+    (offline / "eve.list").write_text('os.execute("id")\n')
+    status, out, _ = heron("import", "prosody", str(data))
+    assert status == 0
+    assert "1 offline message(s)" in out
+    assert "skipped localhost/offline/pat: 3 unusable message(s)" in out
+    assert "skipped localhost/offline/eve: expected item(...)" in out
+    again = heron("import", "prosody", str(data))[1]
+    assert "kept out: 1 offline message(s) of users who have some in heron already" in again

@@ -105,3 +105,15 @@ async def test_a_password_change_completes_the_account(service: AccountService) 
     await service.merge("roland", "falcot.com", coturn_import())
     await service.change_password("roland", "falcot.com", "new pw")
     assert (await service.get("roland", "falcot.com")).secrets.missing == frozenset()
+
+
+async def test_an_import_grants_no_admin_rights_to_an_existing_account(
+    service: AccountService,
+) -> None:
+    await service.merge("roland", "falcot.com", coturn_import())
+    assert await service.merge("roland", "falcot.com", coturn_import(), admin=True) is (
+        Merged.UNCHANGED
+    )
+    assert not (await service.get("roland", "falcot.com")).admin
+    await service.merge("boss", "falcot.com", coturn_import(), admin=True)
+    assert (await service.get("boss", "falcot.com")).admin

@@ -167,8 +167,10 @@ class AccountService:
         dry_run: bool = False,
     ) -> Merged:
         """Add an imported account, or give an existing one the secrets it misses and
-        ``secrets`` has (``admin`` only ever grants). Idempotent: importing the same
-        source again changes nothing. With ``dry_run``, say what would happen."""
+        ``secrets`` has. ``admin`` only applies to an account this adds: another
+        server's administrator named like an existing heron user gains no rights here.
+        Idempotent: importing the same source again changes nothing. With ``dry_run``,
+        say what would happen."""
         self._policy.check_domain(domain)
         existing = await self._store.get(local, domain)
         if existing is None:
@@ -176,14 +178,10 @@ class AccountService:
                 await self.add_derived(local, domain, secrets, admin=admin)
             return Merged.ADDED
         completed = complete_secrets(existing.secrets, secrets)
-        grant = admin and not existing.admin
-        if completed.missing == existing.secrets.missing and not grant:
+        if completed.missing == existing.secrets.missing:
             return Merged.UNCHANGED
         if not dry_run:
-            if completed.missing != existing.secrets.missing:
-                await self._store.replace_secrets(local, domain, completed)
-            if grant:
-                await self._store.set_admin(local, domain, True)
+            await self._store.replace_secrets(local, domain, completed)
             self.announce(local, domain, AccountChange.COMPLETED)
         return Merged.COMPLETED
 

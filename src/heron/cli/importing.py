@@ -90,6 +90,7 @@ async def _apply(
                     accounts,
                     stores.roster,
                     stores.rooms,
+                    stores.offline,
                     derived,
                     dry_run=dry_run,
                     progress=lambda: bar.advance(task),
@@ -107,15 +108,16 @@ def _report(
             f"dry run, nothing written: {kind} {source} would add {counts[Merged.ADDED]} "
             f"account(s), complete {counts[Merged.COMPLETED]}, leave "
             f"{counts[Merged.UNCHANGED]} unchanged, add {report.contacts_added} roster "
-            f"contact(s), {report.requests_added} subscription request(s) and "
-            f"{report.rooms_added} room(s)"
+            f"contact(s), {report.requests_added} subscription request(s), "
+            f"{report.offline_added} offline message(s) and {report.rooms_added} room(s)"
         )
     elif report.changed:
         head = (
             f"imported from {kind} {source}: {counts[Merged.ADDED]} account(s) added, "
             f"{counts[Merged.COMPLETED]} completed, {counts[Merged.UNCHANGED]} unchanged; "
             f"{report.contacts_added} roster contact(s), {report.requests_added} "
-            f"subscription request(s) and {report.rooms_added} room(s) added"
+            f"subscription request(s), {report.offline_added} offline message(s) and "
+            f"{report.rooms_added} room(s) added"
         )
     else:
         head = (
@@ -125,6 +127,13 @@ def _report(
         )
     lines = [head]
     lines += [f"not imported: {address}: {why}" for address, why in report.unusable]
+    if report.offline_kept:
+        lines.append(
+            f"kept out: {report.offline_kept} offline message(s) of users who have some "
+            "in heron already"
+        )
+    if report.offline_full:
+        lines.append(f"not imported: {report.offline_full} offline message(s) beyond the limit")
     lines += [f"skipped {skip.what}: {skip.why}" for skip in extracted.skipped]
     lines += [f"note: {note}" for note in extracted.notes]
     return lines

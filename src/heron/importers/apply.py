@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from xml.etree.ElementTree import Element
 
 from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, imported_secrets
@@ -14,12 +15,15 @@ from heron.accounts.bulk import Derivation
 from heron.accounts.secrets import SCRAM_ITERATIONS
 from heron.importers.model import Extracted, ImportedAccount
 from heron.xmpp.features.local import to_text
+from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomStore
 from heron.xmpp.stanza import NS, qname
 
 __all__ = ["Report", "apply", "derivations"]
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -30,6 +34,12 @@ class Report:
     """Already in the roster: kept as heron has them."""
     requests_added: int = 0
     """Subscription requests waiting for an answer."""
+    offline_added: int = 0
+    offline_kept: int = 0
+    """Of owners who have offline messages in heron already: left out, so a re-run
+    cannot deliver them twice."""
+    offline_full: int = 0
+    """Beyond heron's offline_limit for the owner."""
     rooms_added: int = 0
     rooms_kept: int = 0
     """Already in heron: kept as heron has them."""
@@ -44,6 +54,7 @@ class Report:
             or self.contacts_added
             or self.requests_added
             or self.rooms_added
+            or self.offline_added
         )
 
 
@@ -79,14 +90,15 @@ async def apply(
     accounts: AccountService,
     rosters: RosterStore,
     rooms: RoomStore,
+    offline: OfflineStore,
     derived: Mapping[str, Secrets | str],
     *,
     dry_run: bool,
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
     """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
-    subscription requests and rooms heron does not have yet; with ``dry_run``, count
-    what would change."""
+    subscription requests, offline messages and rooms heron does not have yet; with
+    ``dry_run``, count what would change."""
     report = Report()
     present: set[str] = set()
     for address, account in extracted.accounts.items():
@@ -101,11 +113,7 @@ async def apply(
         report.accounts[merged] += 1
         present.add(address)
         progress()
-    for address, items in extracted.rosters.items():
-        if address not in present:
-            continue
-        local, _, domain = address.partition("@")
-        owner = JID(local, domain)
+    for owner, items in _of_present(extracted.rosters, present):
         for item in items:
             if await rosters.get(owner, item.jid) is not None:
                 report.contacts_kept += 1
@@ -113,17 +121,22 @@ async def apply(
             if not dry_run:
                 await rosters.put(owner, item)
             report.contacts_added += 1
-    for address, requesters in extracted.pending.items():
-        if address not in present:
-            continue
-        local, _, domain = address.partition("@")
-        owner = JID(local, domain)
+    for owner, requesters in _of_present(extracted.pending, present):
         for requester in requesters:
             if await rosters.has_pending(owner, requester):
                 continue
             if not dry_run:
                 await rosters.set_pending(owner, requester, _subscribe(requester, owner))
             report.requests_added += 1
+    for owner, messages in _of_present(extracted.offline, present):
+        if await offline.count(owner):
+            report.offline_kept += len(messages)
+            continue
+        for stanza, stamp in messages:
+            if dry_run or await offline.push(owner, stanza, stamp):
+                report.offline_added += 1
+            else:
+                report.offline_full += 1
     for service, records in extracted.rooms.items():
         existing = {room.name for room in await rooms.load(service)}
         for room in records:
@@ -134,6 +147,14 @@ async def apply(
                 await rooms.save(service, replace(room, created_at=time.time()))
             report.rooms_added += 1
     return report
+
+
+def _of_present(by_owner: Mapping[str, _T], present: set[str]) -> Iterator[tuple[JID, _T]]:
+    """The owners' data of the accounts heron has (or, in a dry run, would have)."""
+    for address, value in by_owner.items():
+        if address in present:
+            local, _, domain = address.partition("@")
+            yield JID(local, domain), value
 
 
 def _subscribe(sender: JID, owner: JID) -> str:

@@ -20,7 +20,14 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["LuaDataError", "LuaLimits", "LuaTable", "LuaValue", "parse_lua_data"]
+__all__ = [
+    "LuaDataError",
+    "LuaLimits",
+    "LuaTable",
+    "LuaValue",
+    "parse_lua_data",
+    "parse_lua_items",
+]
 
 LuaValue = None | bool | int | float | str | dict["LuaKey", "LuaValue"]
 LuaKey = bool | int | float | str
@@ -311,3 +318,27 @@ def parse_lua_data(data: bytes, limits: LuaLimits | None = None) -> LuaValue:
     if reader.at != len(data):
         raise reader.fail("unexpected text after the value")
     return value
+
+
+def parse_lua_items(data: bytes, limits: LuaLimits | None = None) -> list[LuaValue]:
+    """The records of a Prosody list file (``offline/USER.list``): ``item(value);`` again
+    and again. ``item`` is read as a word, never called; the limits hold for the file."""
+    limits = limits or LuaLimits()
+    if len(data) > limits.max_bytes:
+        raise LuaDataError(f"more than {limits.max_bytes} bytes", limits.max_bytes)
+    reader = _Reader(data, limits)
+    items = []
+    reader.skip()
+    while reader.at < len(data):
+        name = _NAME.match(data, reader.at)
+        if not name or name.group() != b"item":
+            raise reader.fail("expected item(...)")
+        reader.at = name.end()
+        reader.expect(b"(")
+        items.append(reader.value(0))
+        reader.expect(b")")
+        reader.skip()
+        if reader.peek(b";"):
+            reader.at += 1
+        reader.skip()
+    return items

@@ -69,6 +69,8 @@ class Extracted:
     rosters: dict[str, list[RosterItem]] = field(default_factory=dict)
     pending: dict[str, list[JID]] = field(default_factory=dict)
     """Subscription requests an owner has not answered yet, by owner (RFC 6121 §3.1.3)."""
+    offline: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    """Messages kept for an owner while away: the stanza's XML and its Unix time."""
     rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
     """Persistent group-chat rooms by service (heron's MUC domain)."""
     skipped: list[Skipped] = field(default_factory=list)

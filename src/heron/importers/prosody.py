@@ -16,18 +16,30 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from itertools import groupby
 from pathlib import Path
+from typing import TypeVar
+from xml.etree.ElementTree import Element
 
 from heron.accounts import AccountPolicy, ScramHash, ScramKeys
 from heron.config import parse_address
-from heron.importers.lua import LuaDataError, LuaLimits, LuaTable, LuaValue, parse_lua_data
+from heron.importers.lua import (
+    LuaDataError,
+    LuaLimits,
+    LuaTable,
+    LuaValue,
+    parse_lua_data,
+    parse_lua_items,
+)
 from heron.importers.model import Extracted, ImportedAccount, SourceError, open_sqlite
 from heron.xmpp.errors import StanzaError
+from heron.xmpp.features.local import to_text
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import Affiliated, Affiliation, RoomConfig, RoomRecord, Whois
+from heron.xmpp.stanza import NS
 from heron.xmpp.subscription import Subscription
 
 __all__ = ["MAX_ITERATIONS", "read_prosody"]
@@ -146,6 +158,107 @@ def _room(name: str, service: str, record: LuaTable) -> RoomRecord | str:
     )
 
 
+_T = TypeVar("_T")
+
+
+def _usable(
+    records: Iterable[tuple[str, _T | str]],
+    host: str,
+    store: str,
+    extracted: Extracted,
+    *,
+    imported_only: bool,
+) -> Iterator[tuple[str, str, _T]]:
+    """(local, domain, record) of each readable record whose user is a heron address,
+    of an account this import brings when ``imported_only``; the others are skipped
+    with the reason."""
+    for user, record in records:
+        what = f"{host}/{store}/{user}"
+        try:
+            local, domain = parse_address(f"{user}@{host}")
+        except ValueError as exc:
+            extracted.skip(what, str(exc))
+            continue
+        if isinstance(record, str):
+            extracted.skip(what, record)
+        elif imported_only and f"{local}@{domain}" not in extracted.accounts:
+            extracted.skip(what, "no account imported for it")
+        else:
+            yield local, domain, record
+
+
+def _offline(source: _Internal, host: str, extracted: Extracted) -> None:
+    """Messages stored for users while they were away, as heron's offline store keeps
+    them: the stanza's XML and its time."""
+    lists = source.lists(host, "offline")
+    for local, domain, items in _usable(lists, host, "offline", extracted, imported_only=True):
+        owner = f"{local}@{domain}"
+        messages, bad = [], 0
+        for item in items:
+            if not isinstance(item, dict) or item.get("name") != "message":
+                bad += 1
+                continue
+            try:
+                stanza = _element(item, NS.CLIENT.value, 0)
+            except ValueError:
+                bad += 1
+                continue
+            stanza.attrib.pop("stamp", None)  # Prosody's own legacy delay attribute
+            when = item.get("when")
+            stamp = float(when) if isinstance(when, int | float) and when > 0 else time.time()
+            messages.append((to_text(stanza), stamp))
+        extracted.offline[owner] = messages
+        if bad:
+            extracted.skip(f"{host}/offline/{local}", f"{bad} unusable message(s)")
+
+
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+
+def _xml_text(value: str) -> str:
+    if _NOT_XML.search(value):
+        raise ValueError("a character XML cannot hold")
+    return value
+
+
+def _element(table: LuaTable, namespace: str, depth: int) -> Element:
+    """A stanza from Prosody's serialized form: ``name``, ``attr`` (``xmlns`` the
+    namespace, inherited by children without one) and positional children, elements
+    or text."""
+    name, attr = table.get("name"), table.get("attr", {})
+    if depth > _LIMITS.max_depth or not isinstance(name, str) or not _XML_NAME.fullmatch(name):
+        raise ValueError("not an element")
+    if not isinstance(attr, dict):
+        raise ValueError("attributes are not a table")
+    xmlns = attr.get("xmlns", namespace)
+    if not isinstance(xmlns, str):
+        raise ValueError("a namespace that is not a string")
+    element = Element(f"{{{xmlns}}}{name}")
+    for key, value in attr.items():
+        if key == "xmlns" or not isinstance(key, str) or not isinstance(value, str):
+            continue
+        if key == "xml:lang":
+            element.set(f"{{{_XML_NS}}}lang", _xml_text(value))
+        elif _XML_NAME.fullmatch(key):
+            element.set(key, _xml_text(value))
+    last: Element | None = None
+    for index in range(1, len(table) + 1):
+        child = table.get(index)
+        if isinstance(child, str):
+            if last is None:
+                element.text = (element.text or "") + _xml_text(child)
+            else:
+                last.tail = (last.tail or "") + _xml_text(child)
+        elif isinstance(child, dict):
+            last = _element(child, xmlns, depth + 1)
+            element.append(last)
+        elif child is not None:
+            raise ValueError("a child that is neither text nor an element")
+    return element
+
+
 def _pending(record: LuaTable) -> list[JID]:
     """Who asked to see the owner's presence and got no answer: ``[false].pending``,
     the requests' stanzas (0.12) or ``true`` (older), keyed by bare JID."""
@@ -217,6 +330,15 @@ class _Internal:
 
     def stores(self, host: str) -> set[str]:
         return {p.name for p in self._hosts[host].iterdir() if p.is_dir()}
+
+    def lists(self, host: str, store: str) -> Iterator[tuple[str, list[LuaValue] | str]]:
+        """``<store>/<user>.list`` files: ``item(...)`` records (offline messages)."""
+        for file in sorted((self._hosts[host] / store).glob("*.list")):
+            try:
+                with file.open("rb") as opened:
+                    yield _decode(file.stem), parse_lua_items(opened.read(_LIMITS.max_bytes + 1))
+            except (UnicodeDecodeError, LuaDataError) as exc:
+                yield file.stem, str(exc)
 
     def records(self, host: str, store: str) -> Iterator[Record]:
         for file in sorted((self._hosts[host] / store).glob("*.dat")):
@@ -343,16 +465,11 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | 
         if host not in policy.account_domains:
             extracted.skip(f"host {host}", "not a domain heron serves")
             continue
-        for user, record in source.records(host, "accounts"):
-            what = f"{host}/accounts/{user}"
-            try:
-                local, domain = parse_address(f"{user}@{host}")
-            except ValueError as exc:
-                extracted.skip(what, str(exc))
-                continue
-            if isinstance(record, str):
-                extracted.skip(what, record)
-                continue
+        accounts = _usable(
+            source.records(host, "accounts"), host, "accounts", extracted, imported_only=False
+        )
+        for local, domain, record in accounts:
+            what = f"{host}/accounts/{local}"
             password = record.get("password")
             if isinstance(password, str) and password:
                 extracted.add(ImportedAccount(local, domain, what, password=password))
@@ -362,25 +479,19 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | 
                 extracted.skip(what, keys)
                 continue
             extracted.add(ImportedAccount(local, domain, what, scram_sha1=keys))
-        for user, record in source.records(host, "roster"):
-            what = f"{host}/roster/{user}"
-            try:
-                local, domain = parse_address(f"{user}@{host}")
-            except ValueError as exc:
-                extracted.skip(what, str(exc))
-                continue
-            if isinstance(record, str):
-                extracted.skip(what, record)
-                continue
+        rosters = _usable(
+            source.records(host, "roster"), host, "roster", extracted, imported_only=True
+        )
+        for local, domain, record in rosters:
             owner = f"{local}@{domain}"
-            if owner not in extracted.accounts:
-                extracted.skip(what, "no account imported for it")
-                continue
             items, bad = _roster(record, owner)
             extracted.rosters[owner] = items
             extracted.pending[owner] = _pending(record)
             if bad:
-                extracted.skip(what, f"{bad} unusable or excess item(s)")
-        for store in sorted(source.stores(host) & set(_OTHER_STORES)):
+                extracted.skip(f"{host}/roster/{local}", f"{bad} unusable or excess item(s)")
+        if isinstance(source, _Internal):
+            _offline(source, host, extracted)
+        left = set(_OTHER_STORES) - ({"offline"} if isinstance(source, _Internal) else set())
+        for store in sorted(source.stores(host) & left):
             extracted.notes.append(f"{host}: {_OTHER_STORES[store]} ({store}) are not imported yet")
     return extracted

@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from heron.importers.lua import LuaDataError, LuaLimits, LuaValue, parse_lua_data
+from heron.importers.lua import (
+    LuaDataError,
+    LuaLimits,
+    LuaValue,
+    parse_lua_data,
+    parse_lua_items,
+)
 
 PROSODY_ACCOUNT = b"""return {
 \t["salt"] = "08859bcb-fc5b-4e72-9807-07f3dcc92d80";
@@ -222,3 +228,31 @@ def test_lua_like_text_gives_a_value_or_a_lua_data_error(text: str) -> None:
         parse_lua_data(text.encode())
     except LuaDataError:
         pass
+
+
+def test_prosody_list_file_items() -> None:
+    data = b"""item({
+\t{ "hello \\195\\169"; ["name"] = "body"; ["attr"] = {}; };
+\t["name"] = "message"; ["when"] = 1796680363;
+});
+item({ ["name"] = "message" });
+"""
+    assert parse_lua_items(data) == [
+        {1: {1: "hello \u00e9", "name": "body", "attr": {}}, "name": "message", "when": 1796680363},
+        {"name": "message"},
+    ]
+    assert parse_lua_items(b"") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'os.execute("id")', b"item{}", b"item({}", b"item({}) junk", b"return {}", b"item(x)"],
+)
+def test_list_files_hold_item_calls_only(text: bytes) -> None:
+    with pytest.raises(LuaDataError):
+        parse_lua_items(text)
+
+
+def test_list_file_limits_hold_for_the_whole_file() -> None:
+    with pytest.raises(LuaDataError, match="more than 10 values"):
+        parse_lua_items(b"item({1,2,3});" * 4, LuaLimits(max_values=10))

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from heron.accounts import (
     Account,
     ScramHash,
+    Secrets,
     derive_scram_keys,
     imported_secrets,
     saslprep,
@@ -17,21 +18,26 @@ from tests.unit.web.conftest import DOMAIN, Site
 
 MakeSite = Callable[..., Awaitable[Site]]
 PASSWORD = "old prosody password"
+KEYS = derive_scram_keys(saslprep(PASSWORD), b"prosody-salt", 4096, ScramHash.SHA1)
+
+
+def imported_from_prosody(site: Site) -> Secrets:
+    """pat, as ``heron import prosody`` leaves an account: SCRAM-SHA-1 keys alone."""
+    identity = site.services.accounts.identity("pat", DOMAIN)
+    secrets = imported_secrets(identity, scram_sha1=KEYS, salt=b"s", iterations=1)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    site.store.accounts[("pat", DOMAIN)] = Account("pat", DOMAIN, False, secrets, created)
+    return secrets
 
 
 async def test_web_login_with_the_old_password_completes_the_account(make_site: MakeSite) -> None:
     site = await make_site()
-    identity = site.services.accounts.identity("pat", DOMAIN)
-    keys = derive_scram_keys(saslprep(PASSWORD), b"prosody-salt", 4096, ScramHash.SHA1)
-    secrets = imported_secrets(identity, scram_sha1=keys, salt=b"s", iterations=1)
-    site.store.accounts[("pat", DOMAIN)] = Account(
-        "pat", DOMAIN, False, secrets, datetime(2026, 1, 1, tzinfo=UTC)
-    )
+    imported_from_prosody(site)
     browser = site.browser()
     await browser.login_ok(f"pat@{DOMAIN}", PASSWORD)
     completed = site.store.accounts[("pat", DOMAIN)].secrets
     assert completed.missing == frozenset()
-    assert completed.scram_keys(ScramHash.SHA1) == keys
+    assert completed.scram_keys(ScramHash.SHA1) == KEYS
     assert verify_password(completed, PASSWORD)
     # Completing is no new password: the session that did it goes on.
     assert (await browser.request("GET", "/api/session")).status == 200
@@ -39,12 +45,7 @@ async def test_web_login_with_the_old_password_completes_the_account(make_site: 
 
 async def test_web_login_with_a_wrong_password_completes_nothing(make_site: MakeSite) -> None:
     site = await make_site()
-    identity = site.services.accounts.identity("pat", DOMAIN)
-    keys = derive_scram_keys(saslprep(PASSWORD), b"prosody-salt", 4096, ScramHash.SHA1)
-    secrets = imported_secrets(identity, scram_sha1=keys, salt=b"s", iterations=1)
-    site.store.accounts[("pat", DOMAIN)] = Account(
-        "pat", DOMAIN, False, secrets, datetime(2026, 1, 1, tzinfo=UTC)
-    )
+    secrets = imported_from_prosody(site)
     response = await site.browser().login(f"pat@{DOMAIN}", "wrong")
     assert response.status != 302
     assert site.store.accounts[("pat", DOMAIN)].secrets == secrets
