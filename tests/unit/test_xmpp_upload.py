@@ -3,7 +3,9 @@ file names and types cleaned; downloads that never run script."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import unquote
 from xml.etree.ElementTree import Element, SubElement
 
@@ -12,6 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from heron.xmpp.errors import StanzaCondition, StanzaError
+from heron.xmpp.features.upload import UploadFiles, UploadService
+from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.upload import (
     MAX_NAME,
     NAMESPACE,
@@ -148,3 +152,74 @@ def test_bad_sizes_are_bad_requests(size: str) -> None:
     with pytest.raises(StanzaError) as refused:
         parse_request(request(filename="a", size=size), max_size=10**9)
     assert refused.value.condition is StanzaCondition.BAD_REQUEST
+
+
+_STANZAS = "{jabber:client}error/{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+class _Service:
+    """An upload service for example.com whose replies are kept in ``sent``."""
+
+    def __init__(self, root: Path) -> None:
+        self.sent: list[Element] = []
+        self.service = UploadService(
+            "upload.example.com",
+            signer=SIGNER,
+            files=UploadFiles(root),
+            base_url="https://example.com:8443",
+            max_size=100,
+            quota=150,
+            local_domains=("example.com",),
+            send=self._send,
+            clock=lambda: 1_000_000.0,
+        )
+
+    async def _send(self, stanza: Element, _from: JID, _to: JID) -> None:
+        self.sent.append(stanza)
+
+    async def ask(self, sender: str, iq: Element) -> Element:
+        await self.service.receive(iq, parse_jid(sender), parse_jid("upload.example.com"), False)
+        return self.sent.pop()
+
+
+async def test_xep0363_s4_other_domains_users_are_not_allowed(tmp_path: Path) -> None:
+    iq = request(filename="a.txt", size="5")
+    reply = await _Service(tmp_path).ask("eve@elsewhere.org/x", iq)
+    assert reply.get("type") == "error"
+    assert reply.find(_STANZAS + "not-allowed") is not None
+
+
+async def test_slot_url_is_on_the_web_listener_and_signed_for_its_name(tmp_path: Path) -> None:
+    iq = request(filename="../a b.txt", size="5", **{"content-type": "text/plain"})
+    reply = await _Service(tmp_path).ask("ann@example.com/x", iq)
+    put = reply.find(f"{{{NAMESPACE}}}slot/{{{NAMESPACE}}}put")
+    assert put is not None
+    url = put.get("url", "")
+    assert url.startswith("https://example.com:8443/upload/") and url.endswith("/a%20b.txt")
+    token = url.split("/")[-2]
+    slot = SIGNER.check(token, "a b.txt", now=1_000_000.0)
+    assert (slot.size, slot.content_type, slot.expires) == (5, "text/plain", 1_000_300)
+
+
+async def test_quota_counts_what_the_account_stored(tmp_path: Path) -> None:
+    service = _Service(tmp_path)
+    bucket = tmp_path / SIGNER.bucket("ann@example.com")
+    bucket.mkdir()
+    (bucket / ("c" * 32)).write_bytes(b"x" * 100)
+    iq = request(filename="a.txt", size="51")
+    reply = await service.ask("ann@example.com/x", iq)
+    assert reply.find(_STANZAS + "resource-constraint") is not None
+    ok = await service.ask("bob@example.com/x", iq)
+    assert ok.get("type") == "result"
+
+
+def test_sweep_removes_only_files_older_than_the_expiry(tmp_path: Path) -> None:
+    bucket = tmp_path / ("a" * 32)
+    bucket.mkdir()
+    old, new = bucket / ("b" * 32), bucket / ("c" * 32)
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    os.utime(old, (1000, 1000))
+    os.utime(new, (5000, 5000))
+    assert UploadFiles(tmp_path).sweep(before=2000) == 1
+    assert not old.exists() and new.exists()
