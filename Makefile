@@ -11,13 +11,13 @@ PYTEST_ARGS ?=
 # sslh is the protocol demultiplexer bench/mux measures heron's port-443 mux against;
 # tinyproxy is the hotel's HTTP proxy in the hotel test (tests/support/hotel.py).
 # baresip is the plain-RTP desk phone of the media tests, sox makes and reads their tone WAVs
-# (tests/support/tone.py); bench/media bridges the same calls through rtpengine steered by
+# (tests/support/tone.py); go-sendxmpp uploads a file by XEP-0363 in the upload tests; bench/media bridges the same calls through rtpengine steered by
 # Kamailio (its rtpengine module is in the kamailio package).
 # kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
 # reads in its tests; lua-dbi-sqlite3 lets Prosody keep its data in SQLite (storage = "sql").
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules lua-dbi-sqlite3 \
-	tinyproxy baresip sox rtpengine-daemon
+	tinyproxy baresip sox rtpengine-daemon go-sendxmpp
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -81,6 +81,9 @@ class Services:
     """The DNS resolver on ``dns.servers`` SIP and XMPP find other domains' servers with,
     one for both so that they share its cache."""
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
+    web_any_method: list[tuple[str, WebHandler]] = field(default_factory=list)
+    """Routes, as ``web_routes``, whose handler answers every method itself (XEP-0363's
+    uploads: PUT, GET, HEAD)."""
     handoffs: dict[str, Handoff] = field(default_factory=dict)
     """How each started service serves a connection the port-443 mux accepted, by the
     service's name (:mod:`heron.handoff`); the mux, started last, reads it."""

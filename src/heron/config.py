@@ -431,6 +431,18 @@ class XmppSettings(_Section):
     rooms_per_user: int = Field(default=20, ge=0, le=1000)
     """Group-chat rooms one account may own at once (administrators are not limited), so
     that one user cannot take the service's 1000 rooms; 0 is unlimited."""
+    upload: bool = True
+    """XEP-0363 HTTP File Upload: a service at upload.<domain> whose files the web listener
+    takes and serves (it needs ``web``)."""
+    upload_dir: Path | None = None
+    """Where uploaded files are kept; default ``<data_dir>/upload``."""
+    upload_max_size: int = Field(default=10_485_760, ge=1, le=1 << 40)
+    """Largest file in bytes (Prosody's http_file_share_size_limit, 10 MiB)."""
+    upload_quota: int = Field(default=104_857_600, ge=0)
+    """Bytes one account's uploads not yet expired may take; 0 is unlimited."""
+    upload_expires: Expiry = 604_800.0
+    """How long uploaded files are kept: "never", or a number and d, w, m or y (Prosody's
+    http_file_share_expires_after, a week)."""
     turn_credentials_ttl: int = Field(default=86_400, ge=60)
     """Lifetime of the TURN credentials handed out by XEP-0215, in seconds."""
 
@@ -609,6 +621,14 @@ class Config(_Section):
     @property
     def muc_domain(self) -> str:
         return self.xmpp.muc or f"conference.{self.domain}"
+
+    @property
+    def upload_domain(self) -> str:
+        return f"upload.{self.domain}"
+
+    @property
+    def upload_path(self) -> Path:
+        return self.xmpp.upload_dir or self.data_dir / "upload"
 
     @property
     def host_name(self) -> str:

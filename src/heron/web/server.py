@@ -60,6 +60,8 @@ class WebComponent:
         call.mount(app, self._services)  # /call/NAME, its config and button
         for path, handler in self._services.web_routes:
             app.router.add_get(path, handler)
+        for path, handler in self._services.web_any_method:
+            app.router.add_route("*", path, handler)
         return app
 
     async def _index(self, _request: web.Request) -> web.Response:

@@ -54,6 +54,7 @@ from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.ping import PingHandler
 from heron.xmpp.features.presence import LoginStore
 from heron.xmpp.features.roster import RosterStore
+from heron.xmpp.features.upload import UploadFiles, UploadService
 from heron.xmpp.features.vcard import VCardHandler, VCardStore
 from heron.xmpp.features.version import VersionHandler
 from heron.xmpp.jid import JID, parse_jid
@@ -81,6 +82,7 @@ from heron.xmpp.stream import (
     StartTlsRequested,
     StreamEnded,
 )
+from heron.xmpp.upload import SlotSigner
 
 __all__ = ["XmppComponent", "XmppStores", "build_xmpp"]
 
@@ -383,6 +385,8 @@ class XmppComponent:
             archive_settings=archive_settings,
         )
         self._archive_sweep: asyncio.Task[None] | None = None
+        self._upload: UploadService | None = None
+        self._upload_sweep: asyncio.Task[None] | None = None
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
         self._counters: dict[str, int] = dict.fromkeys(
@@ -422,6 +426,7 @@ class XmppComponent:
         config, xmpp = self._config, self._config.xmpp
         self._tls = server_context(config.certificate_path, config.key_path)
         direct = server_context(config.certificate_path, config.key_path, alpn=("xmpp-client",))
+        self._upload = self._uploads()
         self._register_features()
         await self._muc.load()
         if self._router.archive is not None and xmpp.archive_expires is not None:
@@ -437,6 +442,14 @@ class XmppComponent:
             self._services.handoffs["xmpp-client"] = self._handoff(direct)
             if self._federation is not None:
                 self._services.handoffs["xmpp-server"] = self._federation.handoff()
+        if (uploads := self._upload) is not None:
+            self._router.register_component(uploads)
+            self._services.web_any_method.append(("/upload/{token}/{name}", uploads.handle_http))
+            if xmpp.upload_expires is not None:
+                files = UploadFiles(config.upload_path)
+                self._upload_sweep = asyncio.create_task(
+                    self._expire_uploads(files, xmpp.upload_expires)
+                )
         if xmpp.websocket and config.web.enabled:
             self._services.web_routes.append(("/xmpp-websocket", self._websocket))
             for address in config.web.listen:
@@ -496,10 +509,39 @@ class XmppComponent:
                 log.error("expired archived messages not removed: %s", error)
             await asyncio.sleep(_EXPIRY_EVERY)
 
+    def _uploads(self) -> UploadService | None:
+        """XEP-0363's service, when uploads are on and the web listener can take them."""
+        config = self._config
+        if not (config.xmpp.upload and config.web.enabled and config.web.listen):
+            return None
+        return UploadService(
+            config.upload_domain,
+            signer=SlotSigner(_derived_secret(config, b"upload slots")),
+            files=UploadFiles(config.upload_path),
+            base_url=f"https://{config.host_name}:{config.web.listen[0].port}",
+            max_size=config.xmpp.upload_max_size,
+            quota=config.xmpp.upload_quota,
+            local_domains=self._hosts,
+            send=self._router.route,
+        )
+
+    async def _expire_uploads(self, files: UploadFiles, keep: float) -> None:
+        """Remove uploaded files older than ``keep`` seconds, at the start and then hourly."""
+        while True:
+            try:
+                removed = await asyncio.to_thread(files.sweep, time.time() - keep)
+            except OSError as error:
+                log.error("expired uploads not removed: %s", error)
+            else:
+                if removed:
+                    log.info("xmpp: %d expired uploads removed", removed)
+            await asyncio.sleep(_EXPIRY_EVERY)
+
     async def stop(self) -> None:
-        if self._archive_sweep is not None:
-            self._archive_sweep.cancel()
-            await asyncio.gather(self._archive_sweep, return_exceptions=True)
+        for sweep in (self._archive_sweep, self._upload_sweep):
+            if sweep is not None:
+                sweep.cancel()
+                await asyncio.gather(sweep, return_exceptions=True)
         if self._federation is not None:
             await self._federation.stop()
         for server in self._servers:
@@ -607,6 +649,8 @@ class XmppComponent:
             DiscoInfoHandler(advertised, nodes=[admin], account=account)
         )
         items = [DiscoItem(config.muc_domain, "Chatrooms")]
+        if self._upload is not None:
+            items.append(DiscoItem(config.upload_domain, "HTTP File Upload"))
         self._router.register_iq_handler(DiscoItemsHandler(items, nodes=[admin]))
         self._router.register_component(self._muc)
 
