@@ -50,16 +50,22 @@ def app() -> AppServer:
     return AppServer()
 
 
-@pytest.fixture
-def server(store: MemoryPushStore, app: AppServer) -> Server:
+def push_server(store: MemoryPushStore, app: AppServer, *, include_body: bool = False) -> Server:
     server = im_server()
     ids = itertools.count(1)
-    push = PushNotifications(store, server.router, ids=lambda: str(next(ids)), limit=2)
+    push = PushNotifications(
+        store, server.router, ids=lambda: str(next(ids)), limit=2, include_body=include_body
+    )
     server.router.push = push
     server.router.register_iq_handler(push)
     server.router.register_results(ID_PREFIX, push.answer)
     server.router.register_component(app)
     return server
+
+
+@pytest.fixture
+def server(store: MemoryPushStore, app: AppServer) -> Server:
+    return push_server(store, app)
 
 
 async def enable(server: Server, session: FakeSession, node: str = "n1", to: str = "") -> Element:
@@ -90,6 +96,23 @@ async def test_xep0357_s7_offline_account_is_pushed_without_body(
     assert node is not None and node.get("node") == "n1"
     assert app.senders() == ["lucy@falcot.com"]
     assert "secret plans" not in str([e.text for e in publish.iter()])
+
+
+async def test_the_body_goes_along_only_when_the_operator_allows_it(
+    store: MemoryPushStore, app: AppServer
+) -> None:
+    server = push_server(store, app, include_body=True)
+    phone = await server.login("roland@falcot.com", "phone")
+    await enable(server, phone)
+    await server.router.unbind(phone)
+    lucy = await server.login("lucy@falcot.com", "desk")
+    await message(server, lucy, "roland@falcot.com", "lunch?")
+    bodies = [
+        f.findtext(qname(NS.DATA, "value"))
+        for f in app.got[0].iter(qname(NS.DATA, "field"))
+        if f.get("var") == "last-message-body"
+    ]
+    assert bodies == ["lunch?"]
 
 
 async def test_connected_available_session_is_not_pushed(server: Server, app: AppServer) -> None:
