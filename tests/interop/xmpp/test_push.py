@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from xml.etree.ElementTree import Element, SubElement
 
 import pytest
 import slixmpp
 from slixmpp.exceptions import IqError
-from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import MatchXPath
 
+from tests.interop.xmpp.push_app import PUSH, AppServer, enable_push
 from tests.interop.xmpp.support import (
     DOMAIN,
     TIMEOUT,
-    Client,
     XmppServer,
     connect,
     log_out,
@@ -30,9 +27,6 @@ from tests.interop.xmpp.support import (
     xmpp_server,
 )
 
-PUSH = "urn:xmpp:push:0"
-PUBSUB = "http://jabber.org/protocol/pubsub"
-DATA = "jabber:x:data"
 USERS = "alice bob carol dave mallory".split()
 
 
@@ -40,52 +34,6 @@ USERS = "alice bob carol dave mallory".split()
 def push_xmpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XmppServer]:
     with xmpp_server(tmp_path_factory.mktemp("heron-push"), users=USERS) as server:
         yield server
-
-
-class AppServer:
-    """A push app server: every pubsub publish it gets is queued and answered with a result."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-        self.publishes: asyncio.Queue[slixmpp.Iq] = asyncio.Queue()
-        client.register_handler(
-            Callback(
-                "push publish",
-                MatchXPath(f"{{jabber:client}}iq/{{{PUBSUB}}}pubsub"),
-                self._publish,
-            )
-        )
-
-    def _publish(self, iq: slixmpp.Iq) -> None:
-        self.publishes.put_nowait(iq)
-        iq.reply(clear=True).send()
-
-    async def next_summary(self) -> tuple[str, dict[str, str]]:
-        """The node and the summary fields of the next publish."""
-        iq = await asyncio.wait_for(self.publishes.get(), TIMEOUT)
-        publish = iq.xml.find(f"{{{PUBSUB}}}pubsub/{{{PUBSUB}}}publish")
-        assert publish is not None
-        form = publish.find(f"{{{PUBSUB}}}item/{{{PUSH}}}notification/{{{DATA}}}x")
-        assert form is not None
-        fields = {
-            f.get("var", ""): f.findtext(f"{{{DATA}}}value", "")
-            for f in form.iter(f"{{{DATA}}}field")
-        }
-        return publish.get("node", ""), fields
-
-
-async def enable_push(phone: Client, service: str, node: str, to: str | None = None) -> slixmpp.Iq:
-    """XEP-0357 §5, with a publish-options form as Conversations sends its secret."""
-    iq = phone.make_iq_set(ito=to)
-    enable = Element(f"{{{PUSH}}}enable", {"jid": service, "node": node})
-    x = SubElement(enable, f"{{{DATA}}}x", {"type": "submit"})
-    for var, value in (
-        ("FORM_TYPE", "http://jabber.org/protocol/pubsub#publish-options"),
-        ("secret", "s3cr3t"),
-    ):
-        SubElement(SubElement(x, f"{{{DATA}}}field", {"var": var}), f"{{{DATA}}}value").text = value
-    iq.append(enable)
-    return await iq.send(timeout=TIMEOUT)
 
 
 async def hibernating(server: XmppServer, jid: str) -> None:
