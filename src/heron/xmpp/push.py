@@ -15,8 +15,8 @@ Choices where the XEP leaves room, as Prosody's mod_cloud_notify makes them:
   (``xmpp.push_include_body``), since it leaves the server for the app vendor's.
 - An OMEMO-encrypted message (XEP-0384) is worth a push although its body is only a
   fallback text; it is never included.
-- An error answer to a publish ends that registration (§8: the app server no longer
-  knows the node).
+- Error answers to publishes end a registration after several in a row (§8 leaves it to
+  the server; ``features.push`` counts them).
 """
 
 from __future__ import annotations

@@ -51,10 +51,16 @@ def app() -> AppServer:
 
 
 def push_server(store: MemoryPushStore, app: AppServer, *, include_body: bool = False) -> Server:
+    """Push with 2 app servers per account at most, and 2 errors in a row to drop one."""
     server = im_server()
     ids = itertools.count(1)
     push = PushNotifications(
-        store, server.router, ids=lambda: str(next(ids)), limit=2, include_body=include_body
+        store,
+        server.router,
+        ids=lambda: str(next(ids)),
+        limit=2,
+        include_body=include_body,
+        max_errors=2,
     )
     server.router.push = push
     server.router.register_iq_handler(push)
@@ -190,30 +196,50 @@ async def test_push_services_per_account_are_limited(server: Server) -> None:
     assert error_condition(await enable(server, phone, "n3")) == "resource-constraint"
 
 
-async def test_an_error_from_the_app_server_disables_that_registration(
+def answer(publish: Element, type_: str, error_type: str = "cancel") -> Element:
+    """The app server's answer to ``publish``: a result, or an error of ``error_type``."""
+    error = (
+        f"<error type='{error_type}'><item-not-found xmlns='{NS.STANZAS}'/></error>"
+        if type_ == "error"
+        else ""
+    )
+    return stanza(
+        f"<iq type='{type_}' from='{APP}' to='falcot.com' id='{publish.get('id')}'>{error}</iq>"
+    )
+
+
+async def test_errors_in_a_row_from_the_app_server_disable_that_registration(
     server: Server, app: AppServer, store: MemoryPushStore
 ) -> None:
+    """mod_cloud_notify's push_max_errors (2 here): a result in between starts the count
+    again, and errors of type wait ("try later") never count."""
     phone = await server.login("roland@falcot.com", "phone")
     await enable(server, phone)
     await server.router.unbind(phone)
     lucy = await server.login("lucy@falcot.com", "desk")
-    await message(server, lucy, "roland@falcot.com")
-    [publish] = app.got
-    refusal = stanza(
-        f"<iq type='error' from='{APP}' to='falcot.com' id='{publish.get('id')}'>"
-        f"<error type='cancel'><item-not-found xmlns='{NS.STANZAS}'/></error></iq>"
-    )
-    # An answer with the right id from anyone but the app server changes nothing.
-    forged = stanza(
-        f"<iq type='error' from='lucy@falcot.com/desk' to='falcot.com' id='{publish.get('id')}'/>"
-    )
-    await server.router.route(forged, parse_jid("lucy@falcot.com/desk"), parse_jid("falcot.com"))
+    app_jid, domain = parse_jid(APP), parse_jid("falcot.com")
+    for type_, error_type in (
+        ("error", "cancel"),
+        ("result", ""),
+        ("error", "cancel"),
+        ("error", "wait"),
+    ):
+        await message(server, lucy, "roland@falcot.com")
+        await server.router.route(answer(app.got[-1], type_, error_type), app_jid, domain)
     assert len(await store.push_services("roland@falcot.com")) == 1
-    await server.router.route(refusal, parse_jid(APP), parse_jid("falcot.com"))
+    await message(server, lucy, "roland@falcot.com")
+    # An error with the right id from anyone but the app server changes nothing.
+    forged = answer(app.got[-1], "error")
+    forged.set("from", "lucy@falcot.com/desk")
+    await server.router.route(forged, parse_jid("lucy@falcot.com/desk"), domain)
+    assert len(await store.push_services("roland@falcot.com")) == 1
+    await server.router.route(answer(app.got[-1], "error"), app_jid, domain)
     assert await store.push_services("roland@falcot.com") == []
+    await message(server, lucy, "roland@falcot.com")
+    assert len(app.got) == 5
 
 
-async def test_an_unreachable_app_server_disables_that_registration(
+async def test_an_unreachable_app_server_is_disabled_after_the_errors_in_a_row(
     server: Server, store: MemoryPushStore
 ) -> None:
     phone = await server.login("roland@falcot.com", "phone")
@@ -225,6 +251,8 @@ async def test_an_unreachable_app_server_disables_that_registration(
     await server.router.unbind(phone)
     lucy = await server.login("lucy@falcot.com", "desk")
     await message(server, lucy, "roland@falcot.com")  # no federation: remote-server-not-found
+    assert len(await store.push_services("roland@falcot.com")) == 1
+    await message(server, lucy, "roland@falcot.com")
     assert await store.push_services("roland@falcot.com") == []
 
 

@@ -29,15 +29,18 @@ from heron.xmpp.push import (
     parse_enable,
     worth_pushing,
 )
-from heron.xmpp.stanza import iq_result, qname
+from heron.xmpp.stanza import NS, iq_result, qname
 
-__all__ = ["MAX_SERVICES", "ID_PREFIX", "PushNotifications", "PushStore"]
+__all__ = ["ID_PREFIX", "MAX_ERRORS", "MAX_SERVICES", "PushNotifications", "PushStore"]
 
 log = logging.getLogger(__name__)
 
 MAX_SERVICES = 5
 """App servers per account: one per device that installed a push-capable app, and a few
 spare (Prosody keeps no limit; an unbounded list is a way to make every message cost)."""
+MAX_ERRORS = 16
+"""Error answers in a row after which a registration is dropped (Prosody's push_max_errors):
+app servers pass on their push vendor's hiccups, and a phone must not lose push for one."""
 ID_PREFIX = "push-"
 """How the ids of heron's publishes start, for :meth:`heron.xmpp.router.Router.register_results`."""
 _PENDING = 10_000
@@ -75,13 +78,18 @@ class PushNotifications:
         ids: Callable[[], str],
         include_body: bool = False,
         limit: int = MAX_SERVICES,
+        max_errors: int = MAX_ERRORS,
     ) -> None:
         self._store = store
         self._hub = hub
         self._ids = ids
         self._include_body = include_body
         self._limit = limit
+        self._max_errors = max_errors
         self._pending: dict[str, tuple[JID, Registration]] = {}
+        self._errors: dict[tuple[JID, Registration], int] = {}
+        """Errors in a row of registrations that had one, until a result; at most
+        ``_PENDING`` of them, the oldest forgotten first."""
 
     async def handle_iq(self, iq: Element, context: IqContext) -> Element | None:
         if iq.get("type") != "set":
@@ -126,15 +134,26 @@ class PushNotifications:
         return len(registrations)
 
     async def answer(self, iq: Element, sender: JID) -> None:
-        """The app server's answer to a publish: an error ends that registration
-        (mod_cloud_notify's rule; §8 leaves it to the server)."""
+        """The app server's answer to a publish: a result clears the registration's errors;
+        ``max_errors`` errors in a row end it (mod_cloud_notify's rule; §8 leaves it to the
+        server), except those of type ``wait``, which say "try later"."""
         pending = self._pending.get(iq.get("id", ""))
         if pending is None or pending[1].service != sender:
             return  # not ours, or not from the service it went to
         del self._pending[iq.get("id", "")]
+        if iq.get("type") != "error":
+            self._errors.pop(pending, None)
+            return
+        error = iq.find(qname(NS.CLIENT, "error"))
+        if error is not None and error.get("type") == "wait":
+            return
+        errors = self._errors.get(pending, 0) + 1
+        if errors < self._max_errors:
+            if len(self._errors) >= _PENDING:
+                del self._errors[next(iter(self._errors))]
+            self._errors[pending] = errors
+            return
+        self._errors.pop(pending, None)
         account, registration = pending
-        if iq.get("type") == "error":
-            log.info("push: %s refused a notification; disabling it for %s", sender, account)
-            await self._store.disable_push(
-                str(account), str(registration.service), registration.node
-            )
+        log.info("push: %s refused %d notifications; disabling it for %s", sender, errors, account)
+        await self._store.disable_push(str(account), str(registration.service), registration.node)
