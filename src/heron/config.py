@@ -426,6 +426,9 @@ class XmppSettings(_Section):
     archive_page: int = Field(default=50, ge=1, le=250)
     """Results one archive query returns at most, whatever ``max`` the client asks
     (Prosody's max_archive_query_results); clients page for more."""
+    push_include_body: bool = False
+    """Put message bodies into push notifications (XEP-0357 summaries), which leave the
+    server for the app vendor's push service; off, the phone learns only who wrote."""
     muc_history: int = Field(default=20, ge=0, le=1000)
     """Group-chat messages a newcomer is sent (XEP-0045 §7.2.15), as Prosody's default."""
     rooms_per_user: int = Field(default=20, ge=0, le=1000)

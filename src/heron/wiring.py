@@ -25,6 +25,7 @@ from heron.store import Database, SqlAccountStore, SqlLocationStore
 from heron.store.archive import SqlArchiveStore
 from heron.store.im import SqlLoginStore, SqlOfflineStore, SqlRosterStore
 from heron.store.pep import SqlPepStore
+from heron.store.push import SqlPushStore
 from heron.store.rooms import SqlRoomStore
 from heron.store.xmpp_services import SqlBlocklistStore, SqlVCardStore
 from heron.turn.server import build_turn, build_turn_worker
@@ -59,6 +60,7 @@ def sql_stores(database: Database, config: Config) -> Stores:
             rooms=SqlRoomStore(database),
             archive=SqlArchiveStore(database),
             pep=SqlPepStore(database),
+            push=SqlPushStore(database),
         ),
     )
 

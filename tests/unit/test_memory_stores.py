@@ -18,6 +18,7 @@ from heron.store.memory import (
     MemoryBlocklistStore,
     MemoryLocationStore,
     MemoryOfflineStore,
+    MemoryPushStore,
     MemoryRoomStore,
     MemoryRosterStore,
     MemoryVCardStore,
@@ -27,6 +28,7 @@ from tests.store import (
     test_archive_store,
     test_im_store,
     test_location_store,
+    test_push_store,
     test_room_store,
     test_xmpp_services_store,
 )
@@ -38,6 +40,7 @@ STORES: dict[ModuleType, dict[str, Callable[[], object]]] = {
     test_archive_store: {"store": MemoryArchiveStore},
     test_im_store: {"roster": MemoryRosterStore, "offline": lambda: MemoryOfflineStore(limit=3)},
     test_location_store: {"store": MemoryLocationStore},
+    test_push_store: {"store": MemoryPushStore},
     test_room_store: {"store": MemoryRoomStore},
     test_xmpp_services_store: {"vcards": MemoryVCardStore, "blocklists": MemoryBlocklistStore},
 }

@@ -22,6 +22,7 @@ from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomRecord
 from heron.xmpp.pep.model import StoredItem
+from heron.xmpp.push import Registration
 
 __all__ = [
     "MemoryAccountStore",
@@ -30,6 +31,7 @@ __all__ = [
     "MemoryLocationStore",
     "MemoryOfflineStore",
     "MemoryPepStore",
+    "MemoryPushStore",
     "MemoryRoomStore",
     "MemoryRosterStore",
     "MemoryVCardStore",
@@ -209,6 +211,33 @@ class MemoryBlocklistStore:
 
     async def unblock_all(self, owner: str) -> None:
         self.lists.pop(owner, None)
+
+
+class MemoryPushStore:
+    """:class:`heron.xmpp.features.push.PushStore`: registrations by owner, oldest first."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, list[Registration]] = {}
+
+    async def push_services(self, owner: str) -> list[Registration]:
+        return list(self.services.get(owner, ()))
+
+    async def enable_push(self, owner: str, registration: Registration, limit: int) -> bool:
+        others = [
+            r
+            for r in self.services.get(owner, ())
+            if (r.service, r.node) != (registration.service, registration.node)
+        ]
+        if len(others) >= limit:
+            return False
+        self.services[owner] = [*others, registration]
+        return True
+
+    async def disable_push(self, owner: str, service: str, node: str | None) -> int:
+        mine = self.services.get(owner, [])
+        kept = [r for r in mine if str(r.service) != service or node not in (None, r.node)]
+        self.services[owner] = kept
+        return len(mine) - len(kept)
 
 
 class MemoryRoomStore:

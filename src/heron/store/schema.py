@@ -34,6 +34,7 @@ __all__ = [
     "roster_versions",
     "sip_bindings",
     "xmpp_blocklist",
+    "xmpp_push",
     "xmpp_vcards",
 ]
 
@@ -183,6 +184,19 @@ xmpp_blocklist = Table(
     Column("owner", String(320), nullable=False),
     Column("jid", String(400), nullable=False),
     UniqueConstraint("owner", "jid", name="uq_xmpp_blocklist_item"),
+)
+
+# Push app servers (XEP-0357, heron.store.push) an account enabled, oldest first by ``id``;
+# ``options`` is the publish-options form's fields as a JSON list of [var, value].
+xmpp_push = Table(
+    "xmpp_push",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(320), nullable=False),
+    Column("service", String(1023), nullable=False),
+    Column("node", String(1023), nullable=False),
+    Column("options", Text, nullable=False),
+    Index("ix_xmpp_push_owner", "owner"),
 )
 
 # Message archives (XEP-0313, heron.store.archive): an account's or a room's, by owner

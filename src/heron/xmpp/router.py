@@ -39,6 +39,7 @@ from heron.xmpp.features.local import Resource, Session
 from heron.xmpp.features.mam import ArchiveSettings, ArchiveStore, MessageArchive
 from heron.xmpp.features.offline import OfflineMessages, OfflineStore
 from heron.xmpp.features.presence import LoginStore, PresenceFeature, SeparateReads
+from heron.xmpp.features.push import PushNotifications
 from heron.xmpp.features.roster import MAX_ITEMS, Roster, RosterStore
 from heron.xmpp.jid import JID
 from heron.xmpp.stanza import NS, error_reply, qname
@@ -132,6 +133,8 @@ class Router:
         self.carbons = CarbonsHandler(self)
         self.register_iq_handler(self.roster)
         self.register_iq_handler(self.carbons)
+        self.push: PushNotifications | None = None
+        """XEP-0357: told of messages no session of their account sees now."""
         self.archive: MessageArchive | None = None
         if archive is not None:
             if archive_ids is None:
@@ -241,6 +244,12 @@ class Router:
         await self.presence.unavailable(entry)
         if not self._accounts.get(entry.jid.bare):
             self.roster.forget(entry.jid.bare)
+
+    def hibernating(self, session: Session, asleep: bool) -> None:
+        """XEP-0198: ``session`` lost its connection and waits (or was resumed)."""
+        entry = self._by_session.get(session)
+        if entry is not None:
+            entry.hibernating = asleep
 
     def sessions(self) -> list[Session]:
         return [entry.session for entry in self._by_session.values()]
@@ -417,6 +426,7 @@ class Router:
         if entry is not None:
             entry.session.send(stanza)
             self._received_copies(stanza, sender, to, [entry])
+            await self._push_unless_seen(stanza, sender, to, [entry])
             return
         if type_ == "error":
             return
@@ -432,10 +442,28 @@ class Router:
             target.session.send(stanza)
         if targets:
             self._received_copies(stanza, sender, to, targets)
+            await self._push_unless_seen(stanza, sender, to, targets)
         if targets or type_ == "headline":
             return
         if not await self.offline.store(to.bare, stanza):
             raise StanzaError(StanzaCondition.SERVICE_UNAVAILABLE, "recipient offline")
+        await self._push_unless_seen(stanza, sender, to, [])
+
+    async def _push_unless_seen(
+        self, stanza: Element, sender: JID, to: JID, delivered: list[Resource]
+    ) -> None:
+        """XEP-0357 §7: wake the account's phones when no connected session got the
+        message or a carbon of it (mod_cloud_notify: offline, or only hibernating)."""
+        if self.push is None:
+            return
+        seen = any(not r.hibernating and (r in delivered or r.carbons) for r in self.bound(to))
+        if seen:
+            return
+        try:
+            await self.push.notify(to.bare, stanza, sender)
+        except Exception:
+            # The message itself is delivered or stored; only the wake-up is lost.
+            log.exception("push notification for %s failed", to.bare)
 
     def _received_copies(
         self, stanza: Element, sender: JID, to: JID, delivered: list[Resource]

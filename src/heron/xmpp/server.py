@@ -53,6 +53,8 @@ from heron.xmpp.features.mam import ArchiveSettings, ArchiveStore
 from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.ping import PingHandler
 from heron.xmpp.features.presence import LoginStore
+from heron.xmpp.features.push import ID_PREFIX as PUSH_ID_PREFIX
+from heron.xmpp.features.push import PushNotifications, PushStore
 from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.features.upload import UploadFiles, UploadService
 from heron.xmpp.features.vcard import VCardHandler, VCardStore
@@ -118,6 +120,7 @@ class XmppStores:
     rooms: RoomStore
     archive: ArchiveStore
     pep: PepStore
+    push: PushStore
 
 
 def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
@@ -638,12 +641,22 @@ class XmppComponent:
         self._router.register_iq_handler(private)
         self._router.register_results(CAPS_QUERY_PREFIX, pep.caps_result)
         self._router.presence.listeners.append(pep)
+        push = PushNotifications(
+            self._stores.push,
+            self._router,
+            ids=lambda: secrets.token_urlsafe(12),
+            include_body=config.xmpp.push_include_body,
+        )
+        self._router.push = push
+        self._router.register_iq_handler(push)
+        self._router.register_results(PUSH_ID_PREFIX, push.answer)
         advertised = [self._router.roster, self._router.carbons, vcard, private, *handlers]
         archive = self._router.archive
         mine = archive.disco_features if archive is not None else ()
         # XEP-0163 §7: the account is a PEP service; XEP-0313 §7: it keeps an archive.
         account = DiscoInfo(
-            (ACCOUNT_IDENTITY, Identity("pubsub", "pep")), (NS.DISCO_INFO, *DISCO_FEATURES, *mine)
+            (ACCOUNT_IDENTITY, Identity("pubsub", "pep")),
+            (NS.DISCO_INFO, *DISCO_FEATURES, *mine, *push.disco_features),
         )
         self._router.register_iq_handler(
             DiscoInfoHandler(advertised, nodes=[admin], account=account)
@@ -941,12 +954,14 @@ class XmppComponent:
             old.close_link()
         stream.resumed(previous)  # a bad 'h' closes the stream: this connection ends it
         old.attach(stream, link, transport)
+        self._router.hibernating(old, False)
         self._arm()
         return old
 
     def _hibernate(self, session: _Session) -> None:
         assert self._hibernation is not None and session.stream.resume_id is not None
         self._counters["hibernated"] += 1
+        self._router.hibernating(session, True)
         loop = asyncio.get_running_loop()
         for evicted in self._hibernation.hibernate(session.stream.resume_id, loop.time()):
             self._ending(evicted)

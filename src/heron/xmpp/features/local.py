@@ -47,7 +47,9 @@ class Resource:
     resource is not *available*; ``interested`` is set once it fetched the roster
     (§2.1.6 pushes go to interested resources only); ``directed`` holds who got
     directed presence, to tell them when the resource goes away (§4.6.3);
-    ``carbons`` is set while the session wants XEP-0280 copies (it lasts the session).
+    ``carbons`` is set while the session wants XEP-0280 copies (it lasts the session);
+    ``hibernating`` while its connection is gone and it waits to be resumed (XEP-0198),
+    when what it is sent reaches no one until then (XEP-0357 pushes wake it).
     """
 
     session: Session
@@ -57,6 +59,7 @@ class Resource:
     interested: bool = False
     directed: set[JID] = field(default_factory=set)
     carbons: bool = False
+    hibernating: bool = False
 
     @property
     def available(self) -> bool:
