@@ -668,6 +668,12 @@ class Config(_Section):
         return self.database.url or f"sqlite:///{self.data_dir / 'heron.db'}"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database's file; None for PostgreSQL or MariaDB."""
+        url = self.database_url
+        return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+    @property
     def media_advertise(self) -> IPAddress:
         """The address the media bridge names in SDP (``media.advertise``'s default)."""
         media = self.media

@@ -11,6 +11,7 @@ import click
 
 from heron import __version__
 from heron.app import serve as serve_forever
+from heron.cli.backups import backup, restore
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.importing import import_
 from heron.cli.media import media
@@ -79,6 +80,8 @@ cli.add_command(import_)
 cli.add_command(dns)
 cli.add_command(cert)
 cli.add_command(check)
+cli.add_command(backup)
+cli.add_command(restore)
 cli.add_command(turn)
 cli.add_command(sip)
 cli.add_command(xmpp)
