@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import socket
+import stat
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -295,3 +298,46 @@ def test_user_import_stops_at_an_existing_account(heron: Run) -> None:
     heron("user", "add", "roland@localhost", "--password", "x")
     result = heron("user", "import", "-", stdin="roland@localhost pw\n")
     assert_one_line_error(result, "roland@localhost already exists")
+
+
+def _archive(path: Path, *entries: tarfile.TarInfo) -> Path:
+    manifest = b'{"format": 1, "members": []}'
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("heron-backup.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        for entry in entries:
+            tar.addfile(entry, io.BytesIO(b"x" * entry.size))
+    return path
+
+
+def test_restore_writes_no_link_and_nothing_outside_the_data_directory(
+    heron: Run, data_dir: Path, tmp_path: Path
+) -> None:
+    link = tarfile.TarInfo("sip_secret")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    escape = tarfile.TarInfo("../escaped")
+    escape.size = 4
+    archive = _archive(tmp_path / "hostile.tar.gz", link, escape)
+    status, out, err = heron("restore", str(archive))
+    assert (status, out, err) == (0, "", "")
+    assert not (data_dir / "sip_secret").exists()
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_backup_then_restore_round_trips_the_database_and_the_tls_key(
+    heron: Run, data_dir: Path, tmp_path: Path
+) -> None:
+    assert heron("cert")[0] == 0
+    assert heron("user", "add", "alice@localhost", "--password-stdin", stdin="secret\n")[0] == 0
+    key = (data_dir / "tls" / "heron.key").read_bytes()
+    status, out, err = heron("backup", str(tmp_path / "b.tar.gz"))
+    assert status == 0, err
+    assert f"saved {Path('var') / 'heron.db'}" in out
+    status, _, err = heron(
+        "--data-dir", str(tmp_path / "other"), "restore", str(tmp_path / "b.tar.gz")
+    )
+    assert status == 0, err
+    assert (tmp_path / "other" / "tls" / "heron.key").read_bytes() == key
+    assert stat.S_IMODE((tmp_path / "other" / "heron.db").stat().st_mode) == 0o600
