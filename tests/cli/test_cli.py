@@ -157,9 +157,9 @@ def test_cert_then_check(heron: Run, write_config: Callable[..., Path]) -> None:
 
 def test_check_reports_missing_certificate(heron: Run, write_config: Callable[..., Path]) -> None:
     status, out, err = heron("-c", str(write_config()), "check")
-    assert status == 2
+    assert status == 1
     assert "FAIL  tls.certificate:" in out and "does not exist" in out
-    assert err.startswith("heron: error: 1 problem(s); first: tls.certificate:")
+    assert err.startswith("heron: 1 problem(s); first: tls.certificate:")
 
 
 def test_check_reports_certificate_without_the_names(
@@ -168,7 +168,7 @@ def test_check_reports_certificate_without_the_names(
     heron("-c", str(write_config()), "cert")
     config = str(write_config(domain="falcot.com"))
     status, out, _ = heron("-c", config, "check")
-    assert status == 2
+    assert status == 1
     assert "FAIL  tls.certificate: does not cover falcot.com" in out
 
 
@@ -180,7 +180,7 @@ def test_check_reports_a_port_in_use(heron: Run, write_config: Callable[..., Pat
         config = str(write_config(web={"listen": [f"127.0.0.1:{port}"]}))
         heron("-c", config, "cert")
         status, out, _ = heron("-c", config, "check")
-    assert status == 2
+    assert status == 1
     assert f"FAIL  web.listen: tcp 127.0.0.1:{port}: address already in use" in out
 
 
@@ -212,7 +212,7 @@ def test_check_fails_two_listeners_of_heron_on_one_address(
     config = str(write_config(web={"listen": [f"{web}:{port}"]}, mux={"listen": [f"{mux}:{port}"]}))
     heron("-c", config, "cert")
     status, out, _ = heron("-c", config, "check")
-    assert status == 2
+    assert status == 1
     assert f"FAIL  web.listen: tcp {web}:{port} is also mux.listen {mux}:{port}" in out, out
 
 
@@ -341,3 +341,16 @@ def test_backup_then_restore_round_trips_the_database_and_the_tls_key(
     assert status == 0, err
     assert (tmp_path / "other" / "tls" / "heron.key").read_bytes() == key
     assert stat.S_IMODE((tmp_path / "other" / "heron.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("days", "status", "line"), [(10, 1, "FAIL"), (20, 0, "warn")])
+def test_check_fails_a_certificate_that_expires_within_14_days_and_warns_within_30(
+    heron: Run, write_config: Callable[..., Path], days: int, status: int, line: str
+) -> None:
+    config = str(write_config())
+    assert heron("-c", config, "cert", "--days", str(days))[0] == 0
+    checked, out, _ = heron("-c", config, "check")
+    assert checked == status, out
+    finding = next(text for text in out.splitlines() if "tls.certificate: expires on" in text)
+    assert finding.startswith(line)
+    assert "renew it" in finding
