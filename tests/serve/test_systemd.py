@@ -60,10 +60,13 @@ def notify_socket(
         yield name, sock
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_serve_tells_the_service_manager_ready_then_stopping(
-    write_config: Callable[..., Path], notify_socket: tuple[str, socket.socket]
+    write_config: Callable[..., Path], notify_socket: tuple[str, socket.socket], workers: int
 ) -> None:
-    config = write_config()
+    """TURN workers tell the main process, never systemd: they are ready before it is, so
+    a worker's READY=1 would come first, with its own pid."""
+    config = write_config(turn={"workers": workers})
     assert subprocess.run([*HERON, "-c", str(config), "cert"], capture_output=True).returncode == 0
     name, sock = notify_socket
     environment = {**os.environ, "NOTIFY_SOCKET": name}
