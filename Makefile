@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 # Kamailio (its rtpengine module is in the kamailio package).
 # kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
 # reads in its tests; lua-dbi-sqlite3 lets Prosody keep its data in SQLite (storage = "sql").
-# systemd gives systemd-analyze, which checks contrib/systemd/heron.service.
+# systemd gives systemd-analyze, which checks src/heron/heron.service.
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules lua-dbi-sqlite3 \
 	tinyproxy baresip sox rtpengine-daemon systemd

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,18 +14,23 @@ from pathlib import Path
 
 import pytest
 
+import heron
 from tests.support.heron import HERON
 from tests.support.tools import require_tool
 
-UNIT = Path(__file__).parents[2] / "contrib" / "systemd" / "heron.service"
+UNIT = Path(heron.__file__).parent / "heron.service"
 
 
-def test_systemd_analyze_verify_accepts_the_unit_file(tmp_path: Path) -> None:
+def test_systemd_analyze_verify_accepts_the_unit_install_service_writes(tmp_path: Path) -> None:
     analyze = require_tool("systemd-analyze", "systemd")
-    # verify insists that ExecStart exists: point it at this heron.
-    installed = Path(sys.executable).parent / "heron"
-    unit = tmp_path / "heron.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/heron", str(installed)))
+    installed = subprocess.run(
+        [*HERON, "install-service", "--root", str(tmp_path)], capture_output=True, text=True
+    )
+    assert installed.returncode == 0, installed.stderr
+    unit = tmp_path / "etc/systemd/system/heron.service"
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
+    # verify insists that ExecStart exists: install-service pointed it at this heron.
+    assert f"ExecStart={Path(sys.executable).parent / 'heron'} serve" in unit.read_text()
     result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""

@@ -16,6 +16,7 @@ from heron.cli.context import CliContext, pass_context, run
 from heron.cli.importing import import_
 from heron.cli.media import media
 from heron.cli.ops import cert, check, dns
+from heron.cli.service import install_service
 from heron.cli.sip import sip
 from heron.cli.turn import turn
 from heron.cli.users import admin, user
@@ -82,6 +83,7 @@ cli.add_command(cert)
 cli.add_command(check)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(install_service)
 cli.add_command(turn)
 cli.add_command(sip)
 cli.add_command(xmpp)
