@@ -109,28 +109,37 @@ def _open(archive: Path) -> tarfile.TarFile:
         manifest = tar.extractfile(MANIFEST)
     except (OSError, tarfile.TarError, KeyError) as exc:
         raise BackupError(f"{archive}: not a heron backup ({exc})") from None
-    if manifest is None or json.loads(manifest.read(4096) or b"{}").get("format") != FORMAT:
+    try:
+        described = json.loads(manifest.read(4096)) if manifest is not None else None
+    except (ValueError, OSError, tarfile.TarError):
+        described = None
+    if not isinstance(described, dict) or described.get("format") != FORMAT:
+        tar.close()
         raise BackupError(f"{archive}: not a heron backup of format {FORMAT}")
     return tar
 
 
-def restore(config: Config, archive: Path, *, force: bool, running: bool) -> list[Member]:
+def restore(config: Config, archive: Path, *, force: bool, serving: bool) -> list[Member]:
     """Put the archive's members where ``config`` keeps them; the members written.
 
-    ``running``: a server serves this data directory (then nothing is written).
+    ``serving``: a server runs on this data directory (then nothing is written).
     """
-    if running:
+    if serving:
         raise BackupError(
             f"heron is running on {config.data_dir}: stop it before restoring into it"
         )
     with _open(archive) as tar:
+        try:
+            listed = tar.getmembers()
+        except (OSError, tarfile.TarError) as exc:
+            raise BackupError(f"{archive}: damaged ({exc})") from None
         wanted = {m.name: m for m in members(config)}
         entries = {
             info.name: info
-            for info in tar.getmembers()
+            for info in listed
             if info.name in wanted and info.isfile() and info.size <= _MAX_MEMBER
         }
-        if DATABASE in [i.name for i in tar.getmembers()] and DATABASE not in wanted:
+        if DATABASE not in wanted and any(info.name == DATABASE for info in listed):
             raise BackupError(
                 f"{archive} holds a SQLite database, but the configuration's is "
                 f"{config.database_url.partition(':')[0]}: restore it by hand"

@@ -354,3 +354,21 @@ def test_check_fails_a_certificate_that_expires_within_14_days_and_warns_within_
     finding = next(text for text in out.splitlines() if "tls.certificate: expires on" in text)
     assert finding.startswith(line)
     assert "renew it" in finding
+
+
+@pytest.mark.parametrize("manifest", [b"not json", b"[1]", b'{"format": 99}'])
+def test_restore_refuses_a_malformed_manifest_in_one_line(
+    heron: Run, tmp_path: Path, manifest: bytes
+) -> None:
+    archive = tmp_path / "odd.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("heron-backup.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    assert_one_line_error(heron("restore", str(archive)), "not a heron backup of format 1")
+
+
+def test_restore_refuses_a_file_that_is_not_an_archive(heron: Run, tmp_path: Path) -> None:
+    archive = tmp_path / "random.tar.gz"
+    archive.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)
+    assert_one_line_error(heron("restore", str(archive)), "not a heron backup")

@@ -35,5 +35,5 @@ def backup(ctx: CliContext, archive: Path) -> None:
 def restore(ctx: CliContext, archive: Path, force: bool) -> None:
     """Put a backup's files back into the data directory; heron must not run on it."""
     config = ctx.config
-    for member in read_backup(config, archive, force=force, running=run(running(config))):
+    for member in read_backup(config, archive, force=force, serving=run(running(config))):
         click.echo(f"restored {member.path}")
