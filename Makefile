@@ -15,9 +15,10 @@ PYTEST_ARGS ?=
 # Kamailio (its rtpengine module is in the kamailio package).
 # kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
 # reads in its tests; lua-dbi-sqlite3 lets Prosody keep its data in SQLite (storage = "sql").
+# systemd gives systemd-analyze, which checks src/heron/heron.service.
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules lua-dbi-sqlite3 \
-	tinyproxy baresip sox rtpengine-daemon go-sendxmpp
+	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

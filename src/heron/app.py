@@ -25,6 +25,7 @@ from heron.guesses import account_key
 from heron.inherit import tell_ready
 from heron.permissions import loose_permissions
 from heron.store import Database
+from heron.systemd import Notifier
 from heron.wiring import Builder, Stores, builders, sql_stores
 from heron.workers import TurnWorkers
 
@@ -107,6 +108,7 @@ async def serve(
     and no control socket.
     """
     stop = stop or asyncio.Event()
+    manager = Notifier.from_environment()
     log.info("open files limit: %d", raise_open_files_limit())
     for finding in loose_permissions(config):
         log.warning("%s", finding)
@@ -149,8 +151,10 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
         log.info("heron serving %s", config.domain)
         tell_ready()
+        manager.ready()
         await stop.wait()
         log.info("stopping")
+        manager.stopping()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)

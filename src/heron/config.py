@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,12 +42,43 @@ __all__ = [
     "TurnSettings",
     "WebSettings",
     "XmppSettings",
+    "SYSTEM_CONFIG",
+    "SYSTEM_DATA_DIR",
+    "config_file",
     "load_config",
     "parse_address",
+    "system_service",
     "validate_domain",
 ]
 
 DEFAULT_DATA_DIR = Path("var")
+SYSTEM_CONFIG = Path("/etc/heron/heron.toml")
+SYSTEM_DATA_DIR = Path("/var/lib/heron")
+
+
+def system_service(
+    environ: Mapping[str, str] = os.environ,
+    *,
+    parent: int | None = None,
+    euid: int | None = None,
+    system_config: Path = SYSTEM_CONFIG,
+) -> bool:
+    """The one rule for Debian's defaults (SYSTEM_CONFIG, SYSTEM_DATA_DIR instead of
+    built-in settings and ./var): heron runs as the system's service when systemd started
+    it (its direct child, with the unit's INVOCATION_ID; a CI runner's children inherit the
+    variable but not the parent), or when root runs it where SYSTEM_CONFIG exists."""
+    parent = os.getppid() if parent is None else parent
+    euid = os.geteuid() if euid is None else euid
+    by_systemd = parent == 1 and "INVOCATION_ID" in environ
+    return by_systemd or (euid == 0 and system_config.is_file())
+
+
+def config_file(path: Path | None, system: bool) -> Path | None:
+    """The file to read: the one given, else SYSTEM_CONFIG for the system's service."""
+    if path is None and system and SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG
+    return path
+
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCALPART = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
@@ -659,6 +691,12 @@ class Config(_Section):
         return self.database.url or f"sqlite:///{self.data_dir / 'heron.db'}"
 
     @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database's file; None for PostgreSQL or MariaDB."""
+        url = self.database_url
+        return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+    @property
     def media_advertise(self) -> IPAddress:
         """The address the media bridge names in SDP (``media.advertise``'s default)."""
         media = self.media
@@ -720,11 +758,13 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {message}"
 
 
-def load_config(path: Path | None = None, data_dir: Path | None = None) -> Config:
+def load_config(
+    path: Path | None = None, data_dir: Path | None = None, *, system: bool = False
+) -> Config:
     """Read and validate the configuration, raising :class:`ConfigError` with one line.
 
     ``data_dir`` (the ``--data-dir`` option) beats ``HERON_DATA_DIR``, which
-    beats the file's ``data_dir``.
+    beats the file's ``data_dir``, which beats SYSTEM_DATA_DIR when ``system``.
     """
     raw: dict[str, Any] = {}
     if path is not None:
@@ -738,6 +778,8 @@ def load_config(path: Path | None = None, data_dir: Path | None = None) -> Confi
     override = data_dir or os.environ.get("HERON_DATA_DIR")
     if override:
         raw["data_dir"] = str(override)
+    elif system:
+        raw.setdefault("data_dir", str(SYSTEM_DATA_DIR))
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

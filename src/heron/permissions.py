@@ -20,10 +20,9 @@ PRIVATE_UMASK = 0o077
 
 
 def _sqlite_files(config: Config) -> list[Path]:
-    url = config.database_url
-    if not url.startswith("sqlite:///"):
+    database = config.sqlite_path
+    if database is None:
         return []
-    database = Path(url.removeprefix("sqlite:///"))
     return [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
 
 

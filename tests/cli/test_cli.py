@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import socket
+import stat
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -154,9 +157,9 @@ def test_cert_then_check(heron: Run, write_config: Callable[..., Path]) -> None:
 
 def test_check_reports_missing_certificate(heron: Run, write_config: Callable[..., Path]) -> None:
     status, out, err = heron("-c", str(write_config()), "check")
-    assert status == 2
+    assert status == 1
     assert "FAIL  tls.certificate:" in out and "does not exist" in out
-    assert err.startswith("heron: error: 1 problem(s); first: tls.certificate:")
+    assert err.startswith("heron: 1 problem(s); first: tls.certificate:")
 
 
 def test_check_reports_certificate_without_the_names(
@@ -165,7 +168,7 @@ def test_check_reports_certificate_without_the_names(
     heron("-c", str(write_config()), "cert")
     config = str(write_config(domain="falcot.com"))
     status, out, _ = heron("-c", config, "check")
-    assert status == 2
+    assert status == 1
     assert "FAIL  tls.certificate: does not cover falcot.com" in out
 
 
@@ -177,7 +180,7 @@ def test_check_reports_a_port_in_use(heron: Run, write_config: Callable[..., Pat
         config = str(write_config(web={"listen": [f"127.0.0.1:{port}"]}))
         heron("-c", config, "cert")
         status, out, _ = heron("-c", config, "check")
-    assert status == 2
+    assert status == 1
     assert f"FAIL  web.listen: tcp 127.0.0.1:{port}: address already in use" in out
 
 
@@ -209,7 +212,7 @@ def test_check_fails_two_listeners_of_heron_on_one_address(
     config = str(write_config(web={"listen": [f"{web}:{port}"]}, mux={"listen": [f"{mux}:{port}"]}))
     heron("-c", config, "cert")
     status, out, _ = heron("-c", config, "check")
-    assert status == 2
+    assert status == 1
     assert f"FAIL  web.listen: tcp {web}:{port} is also mux.listen {mux}:{port}" in out, out
 
 
@@ -295,3 +298,77 @@ def test_user_import_stops_at_an_existing_account(heron: Run) -> None:
     heron("user", "add", "roland@localhost", "--password", "x")
     result = heron("user", "import", "-", stdin="roland@localhost pw\n")
     assert_one_line_error(result, "roland@localhost already exists")
+
+
+def _archive(path: Path, *entries: tarfile.TarInfo) -> Path:
+    manifest = b'{"format": 1, "members": []}'
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("heron-backup.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        for entry in entries:
+            tar.addfile(entry, io.BytesIO(b"x" * entry.size))
+    return path
+
+
+def test_restore_writes_no_link_and_nothing_outside_the_data_directory(
+    heron: Run, data_dir: Path, tmp_path: Path
+) -> None:
+    link = tarfile.TarInfo("sip_secret")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    escape = tarfile.TarInfo("../escaped")
+    escape.size = 4
+    archive = _archive(tmp_path / "hostile.tar.gz", link, escape)
+    status, out, err = heron("restore", str(archive))
+    assert (status, out, err) == (0, "", "")
+    assert not (data_dir / "sip_secret").exists()
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_backup_then_restore_round_trips_the_database_and_the_tls_key(
+    heron: Run, data_dir: Path, tmp_path: Path
+) -> None:
+    assert heron("cert")[0] == 0
+    assert heron("user", "add", "alice@localhost", "--password-stdin", stdin="secret\n")[0] == 0
+    key = (data_dir / "tls" / "heron.key").read_bytes()
+    status, out, err = heron("backup", str(tmp_path / "b.tar.gz"))
+    assert status == 0, err
+    assert f"saved {Path('var') / 'heron.db'}" in out
+    status, _, err = heron(
+        "--data-dir", str(tmp_path / "other"), "restore", str(tmp_path / "b.tar.gz")
+    )
+    assert status == 0, err
+    assert (tmp_path / "other" / "tls" / "heron.key").read_bytes() == key
+    assert stat.S_IMODE((tmp_path / "other" / "heron.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("days", "status", "line"), [(10, 1, "FAIL"), (20, 0, "warn")])
+def test_check_fails_a_certificate_that_expires_within_14_days_and_warns_within_30(
+    heron: Run, write_config: Callable[..., Path], days: int, status: int, line: str
+) -> None:
+    config = str(write_config())
+    assert heron("-c", config, "cert", "--days", str(days))[0] == 0
+    checked, out, _ = heron("-c", config, "check")
+    assert checked == status, out
+    finding = next(text for text in out.splitlines() if "tls.certificate: expires on" in text)
+    assert finding.startswith(line)
+    assert "renew it" in finding
+
+
+@pytest.mark.parametrize("manifest", [b"not json", b"[1]", b'{"format": 99}'])
+def test_restore_refuses_a_malformed_manifest_in_one_line(
+    heron: Run, tmp_path: Path, manifest: bytes
+) -> None:
+    archive = tmp_path / "odd.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("heron-backup.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    assert_one_line_error(heron("restore", str(archive)), "not a heron backup of format 1")
+
+
+def test_restore_refuses_a_file_that_is_not_an_archive(heron: Run, tmp_path: Path) -> None:
+    archive = tmp_path / "random.tar.gz"
+    archive.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)
+    assert_one_line_error(heron("restore", str(archive)), "not a heron backup")

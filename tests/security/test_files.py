@@ -29,10 +29,11 @@ def test_what_heron_creates_under_a_loose_umask_is_private(tmp_path: Path) -> No
         os.umask(previous)
 
 
-def test_heron_check_warns_of_a_data_directory_others_can_read(heron: Target) -> None:
+def test_heron_check_fails_a_data_directory_others_can_read(heron: Target) -> None:
     (heron.data_dir).chmod(0o755)
     (heron.data_dir / "heron.db").chmod(0o644)
     checked = heron.heron.cli("check")
-    warnings = [line for line in checked.stdout.splitlines() if line.startswith("warn")]
+    assert checked.returncode == 1, checked.stdout
+    warnings = [line for line in checked.stdout.splitlines() if line.startswith("FAIL")]
     assert any(f"{heron.data_dir} is 0755" in line and "chmod 700" in line for line in warnings)
     assert any("heron.db is 0644" in line and "chmod 600" in line for line in warnings)

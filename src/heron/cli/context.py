@@ -14,7 +14,7 @@ import uvloop
 
 from heron.accounts import AccountChange, AccountService
 from heron.app import ACCOUNTS_CHANGED, account_policy
-from heron.config import Config, load_config, parse_address
+from heron.config import Config, config_file, load_config, parse_address, system_service
 from heron.control import notify
 from heron.errors import InvalidInput
 from heron.store import Database
@@ -27,14 +27,21 @@ T = TypeVar("T")
 
 @dataclass
 class CliContext:
+    """``config_path`` is the file actually read: the one given, or Debian's when heron
+    runs as the system's service (:func:`heron.config.system_service`)."""
+
     config_path: Path | None
     data_dir: Path | None
+    system: bool = field(default_factory=system_service)
     _config: Config | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.config_path = config_file(self.config_path, self.system)
 
     @property
     def config(self) -> Config:
         if self._config is None:
-            self._config = load_config(self.config_path, self.data_dir)
+            self._config = load_config(self.config_path, self.data_dir, system=self.system)
         return self._config
 
 

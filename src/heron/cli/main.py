@@ -11,16 +11,19 @@ import click
 
 from heron import __version__
 from heron.app import serve as serve_forever
+from heron.cli.backups import backup, restore
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.importing import import_
 from heron.cli.media import media
 from heron.cli.ops import cert, check, dns
+from heron.cli.service import install_service
 from heron.cli.sip import sip
 from heron.cli.turn import turn
 from heron.cli.users import admin, user
 from heron.cli.xmpp import xmpp
 from heron.errors import HeronError
 from heron.permissions import PRIVATE_UMASK
+from heron.systemd import log_format
 from heron.wiring import turn_worker_builders
 
 __all__ = ["cli", "main"]
@@ -35,12 +38,14 @@ EXIT_ERROR = 2
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     envvar="HERON_CONFIG",
-    help="TOML configuration file (default: built-in localhost settings).",
+    help="TOML configuration file (default: built-in localhost settings; "
+    "/etc/heron/heron.toml when run by systemd, or by root where it exists).",
 )
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Data directory (default ./var, or HERON_DATA_DIR).",
+    help="Data directory (default ./var, /var/lib/heron for the system service; "
+    "or HERON_DATA_DIR).",
 )
 @click.version_option(__version__, prog_name="heron")
 @click.pass_context
@@ -57,7 +62,7 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
     config = ctx.config
     logging.basicConfig(
         level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        format=log_format(sys.stderr),
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -76,6 +81,9 @@ cli.add_command(import_)
 cli.add_command(dns)
 cli.add_command(cert)
 cli.add_command(check)
+cli.add_command(backup)
+cli.add_command(restore)
+cli.add_command(install_service)
 cli.add_command(turn)
 cli.add_command(sip)
 cli.add_command(xmpp)

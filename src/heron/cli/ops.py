@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 from datetime import UTC, datetime, timedelta
 
 import click
 
+from heron.backup import running
 from heron.cli.context import CliContext, pass_context, run
 from heron.config import Config, ListenAddress
 from heron.destinations import own_addresses
@@ -20,7 +23,12 @@ from heron.zone import zone_records
 
 __all__ = ["cert", "check", "dns"]
 
+EXIT_PROBLEMS = 1
+"""``heron check`` found something wrong (2 stays a configuration that does not load)."""
 _EXPIRY_WARNING = timedelta(days=30)
+_EXPIRY_FAILURE = timedelta(days=14)
+"""Less than this is a failure: a renewal that failed once (Let's Encrypt renews at 30)."""
+_SELF_SIGNED = "`heron cert --force` makes a self-signed one"
 _LOCALHOST = {"localhost": ("127.0.0.1", "::1")}
 
 
@@ -71,15 +79,25 @@ def _certificate_findings(config: Config) -> tuple[list[str], list[str]]:
         server_context(config.certificate_path, config.key_path)
         info = inspect_certificate(config.certificate_path)
     except TlsError as exc:
-        return [str(exc)], warnings
+        return [f"{exc}; fix: install the certificate and key, or `heron cert`"], warnings
     missing = [name for name in config.tls_names if not info.covers(name)]
     if missing:
-        problems.append(f"tls.certificate: does not cover {', '.join(missing)}")
+        problems.append(
+            f"tls.certificate: does not cover {', '.join(missing)}; fix: a certificate "
+            f"naming every service name ({_SELF_SIGNED})"
+        )
     left = info.not_after - datetime.now(UTC)
     if left <= timedelta(0):
-        problems.append(f"tls.certificate: expired on {info.not_after:%Y-%m-%d}")
+        problems.append(
+            f"tls.certificate: expired on {info.not_after:%Y-%m-%d}; fix: renew it ({_SELF_SIGNED})"
+        )
+    elif left < _EXPIRY_FAILURE:
+        problems.append(
+            f"tls.certificate: expires on {info.not_after:%Y-%m-%d}, in {left.days} days; "
+            f"fix: renew it now ({_SELF_SIGNED})"
+        )
     elif left < _EXPIRY_WARNING:
-        warnings.append(f"tls.certificate: expires on {info.not_after:%Y-%m-%d}")
+        warnings.append(f"tls.certificate: expires on {info.not_after:%Y-%m-%d}; renew it soon")
     return problems, warnings
 
 
@@ -110,7 +128,10 @@ def _clashes(config: Config) -> list[str]:
     for index, (key, address, transport) in enumerate(listeners):
         for other_key, other, other_transport in listeners[index + 1 :]:
             if transport == other_transport and key != other_key and _overlap(address, other):
-                problems.append(f"{key}: {transport} {address} is also {other_key} {other}")
+                problems.append(
+                    f"{key}: {transport} {address} is also {other_key} {other}; "
+                    "fix: change one of them"
+                )
     return problems
 
 
@@ -155,11 +176,26 @@ async def _federation_findings(config: Config) -> tuple[list[str], list[str]]:
     return found, warnings
 
 
+def _data_dir_findings(config: Config) -> list[str]:
+    """The data directory heron must write, private to its owner."""
+    directory = config.data_dir
+    problems = loose_permissions(config)
+    if directory.exists() and not os.access(directory, os.W_OK | os.X_OK):
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        problems.append(
+            f"{directory} is not writable by {user}, who runs heron; "
+            f"fix: chown -R {user} {directory}"
+        )
+    return problems
+
+
 @click.command()
 @pass_context
 def check(ctx: CliContext) -> None:
-    """Validate the config, the certificate, the database, that the ports are free and that
-    DNS leads other XMPP servers here."""
+    """Validate the config, the certificate, the database, the data directory's
+    permissions, that the ports are free (or this data directory's heron serves them) and
+    that DNS leads other XMPP servers here. One line per finding, with its fix; exit
+    status 1 when something is wrong."""
     config = ctx.config
     click.echo("ok    configuration")
     problems, warnings = _certificate_findings(config)
@@ -170,20 +206,28 @@ def check(ctx: CliContext) -> None:
         problems.append(database_problem)
     else:
         click.echo(f"ok    database {Database(config.database_url).display_url}")
+    problems += _data_dir_findings(config)
     problems += _clashes(config)
+    serving = run(running(config))
     for key, address, transports in config.listen_addresses():
         for transport in transports:
             problem = _port_problem(address, transport)
-            if problem:
-                problems.append(f"{key}: {transport} {address}: {problem}")
+            if problem and serving:
+                click.echo(f"ok    {key} {transport} {address}: heron serves it")
+            elif problem:
+                problems.append(
+                    f"{key}: {transport} {address}: {problem}; fix: stop what holds it "
+                    f"(`ss -lnp 'sport = :{address.port}'`) or change {key}"
+                )
             else:
                 click.echo(f"ok    {key} {transport} {address} is free")
     reachable, unreachable = run(_federation_findings(config))
     for line in reachable:
         click.echo(f"ok    {line}")
-    for warning in [*warnings, *unreachable, *loose_permissions(config)]:
+    for warning in [*warnings, *unreachable]:
         click.echo(f"warn  {warning}")
     for problem in problems:
         click.echo(f"FAIL  {problem}")
     if problems:
-        raise HeronError(f"{len(problems)} problem(s); first: {problems[0]}")
+        click.echo(f"heron: {len(problems)} problem(s); first: {problems[0]}", err=True)
+        raise SystemExit(EXIT_PROBLEMS)
