@@ -179,6 +179,8 @@ class Forwarder:
             exchange = Exchange(dialog_path, sender)
             exchange.forwarded = steering.request(exchange, request)
             return [exchange, *([None] * (len(targets) - 1))]
+        if request.headers.to is not None and request.headers.to.tag is not None:
+            return [None] * len(targets)  # in a dialog the bridge never joined: left alone
         fork.owns_legs = True
         exchanges: list[Exchange | None] = []
         for target in targets:

@@ -499,6 +499,17 @@ def test_reinvite_hold_from_the_callee_is_offered_toward_the_browser() -> None:
     assert proxy.upstream[-1].body == b"v=0\r\ns=answer from heron for caller\r\n"
 
 
+def test_a_reinvite_in_a_dialog_the_bridge_never_joined_stays_off_it() -> None:
+    """Two web phones' call is not bridged; the hold re-INVITE from a browser toward a
+    contact with no binding (the other browser's Contact) must not open a leg now."""
+    proxy = Proxy()
+    hold = WEB_SDP + b"a=sendonly\r\n"
+    proxy.request("INVITE", [trunk()], body=hold, to_tag="callee", inbound="wss", cseq=2)
+    [(reinvite, _)] = proxy.branches()
+    assert reinvite.body == hold
+    assert proxy.bridge.calls == []
+
+
 def test_a_refused_reoffer_keeps_the_dialog_leg() -> None:
     proxy = Proxy()
     _, path = _established(proxy)
