@@ -267,6 +267,18 @@ def load_logins(load: Load, accounts: list[Account]) -> None:
         load.ready()
 
 
+def load_modern(load: Load, accounts: list[Account]) -> None:
+    """Rounds of concurrent logins as Conversations logs in, by pairs of contacts (each
+    waits for its contact's PEP item): a pair stays in one load process, which befriends it."""
+    users = accounts[: load.plan.logins - load.plan.logins % 2]
+    for part in _split(users, load.plan.workers, pairs=True):
+        load.spawn("modern", part)
+    load.ready()
+    for _ in range(load.plan.login_rounds):
+        load.window()
+        load.ready()
+
+
 def load_messages(load: Load, accounts: list[Account]) -> None:
     users = accounts[: 2 * load.plan.pairs]
     for part in _split(users, load.plan.workers, pairs=True):
@@ -318,7 +330,11 @@ LOADS = {
     "federation": LoadKind(
         "messages between two domains", "messages delivered", load_messages, federated=True
     ),
+    "login-modern": LoadKind("modern logins", "logins", load_modern),
 }
+MODERN = "login-modern"
+"""Needs message archives: asking for it turns ``--archive`` on for the whole run."""
+DEFAULT_LOADS = [name for name in LOADS if name != MODERN]
 
 
 # --- reporting --------------------------------------------------------------------------
@@ -344,12 +360,14 @@ FIGURES = (
     Figure("MUC deliveries/s", "muc", lambda m: m.rate, "{:,.0f}"),
     Figure("KiB per idle connection", "idle", lambda m: m.kib_per_connection, "{:,.1f}"),
     Figure("federated messages/s", "federation", lambda m: m.rate, "{:,.0f}"),
+    Figure("modern logins/s (SM, carbons, MAM, PEP)", MODERN, lambda m: m.rate, "{:,.0f}"),
     Figure("server CPU ms per login", "logins", lambda m: m.cpu_per(1), "{:,.2f}"),
     Figure("server CPU us per message", "messages", lambda m: m.cpu_per(1000), "{:,.0f}"),
     Figure("server CPU us per MUC delivery", "muc", lambda m: m.cpu_per(1000), "{:,.1f}"),
     Figure(
         "servers' CPU us per federated message", "federation", lambda m: m.cpu_per(1000), "{:,.0f}"
     ),
+    Figure("server CPU ms per modern login", MODERN, lambda m: m.cpu_per(1), "{:,.2f}"),
 )
 LEGEND = (
     "Rates: higher is better; memory and CPU: lower is better. '!' marks a load with errors\n"
@@ -475,7 +493,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--install", action="store_true", help="apt-get install prosody if missing (root)"
     )
     parser.add_argument(
-        "--loads", default=",".join(LOADS), help=f"which loads (default {','.join(LOADS)})"
+        "--loads",
+        default=",".join(DEFAULT_LOADS),
+        help=f"which loads (default {','.join(DEFAULT_LOADS)}; also {MODERN}: logins as "
+        "Conversations does, with SM, carbons, a MAM query and PEP; it turns --archive on)",
     )
     report.plan_options(parser, DEFAULT)
     parser.add_argument(
@@ -506,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         emit("installing prosody")
         if (why := prosody.install()) is not None:
             raise SystemExit(why)
+    archive = args.archive or MODERN in kinds
+    if archive and not args.archive:
+        emit(f"{MODERN}: message archives on in both servers for this run (--archive)")
     emit(f"loads: {plan.describe()}; {os.cpu_count()} cores")
     results = {"heron": ServerFigures(), "prosody": ServerFigures()}
     needed = {LOADS[kind].federated for kind in kinds}
@@ -513,9 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(workdir, 0o711)  # Prosody runs as its own user below it
         taken: set[int] = set()
         makers: dict[str, Maker] = {
-            "heron": lambda path, domain, s2s: Heron(path, taken, domain, s2s, args.archive),
+            "heron": lambda path, domain, s2s: Heron(path, taken, domain, s2s, archive),
             "prosody": lambda path, domain, s2s: Prosody(
-                path, taken, args.prosody_nagle, domain, s2s, args.archive
+                path, taken, args.prosody_nagle, domain, s2s, archive
             ),
         }
         current = order[0]

@@ -50,6 +50,17 @@ NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
 NS_DATA = "jabber:x:data"
+NS_SM = "urn:xmpp:sm:3"
+NS_CARBONS = "urn:xmpp:carbons:2"
+NS_ROSTER = "jabber:iq:roster"
+NS_CAPS = "http://jabber.org/protocol/caps"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_MAM = "urn:xmpp:mam:2"
+NS_RSM = "http://jabber.org/protocol/rsm"
+NS_PUBSUB = "http://jabber.org/protocol/pubsub"
+NS_PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
+PEP_NODE = "urn:xmpp:bench:0"
+"""The PEP node each account of the modern login load publishes one item to."""
 
 STEP_TIMEOUT = 60.0
 """Longest wait for one answer during set-up; a loaded server answers logins in seconds."""
@@ -205,9 +216,14 @@ class Client:
         return await self._expect(f"{{{NS_STREAM}}}features", "stream features")
 
     async def login(
-        self, context: ssl.SSLContext, resource_name: str, opening: asyncio.Semaphore
+        self,
+        context: ssl.SSLContext,
+        resource_name: str,
+        opening: asyncio.Semaphore,
+        presence: bool = True,
     ) -> None:
-        """STARTTLS, SCRAM-SHA-1, bind, initial presence (RFC 6120 §5, §6, §7; RFC 6121 §4.2).
+        """STARTTLS, SCRAM-SHA-1, bind, initial presence (RFC 6120 §5, §6, §7; RFC 6121 §4.2);
+        without ``presence`` the caller sends its own (``modern_login``).
 
         ``opening`` bounds the connections not yet answered: more than the
         server's listen backlog at once (Prosody 128, asyncio 100) and the
@@ -238,7 +254,8 @@ class Client:
         if session is not None and session.find(f"{{{NS_SESSION}}}optional") is None:
             self.send(f"<iq type='set' id='sess'><session xmlns='{NS_SESSION}'/></iq>")
             await self._expect(f"{{{NS_CLIENT}}}iq", "session")
-        self.send("<presence/>")
+        if presence:
+            self.send("<presence/>")
 
     async def _scram(self, features: Element) -> None:
         """SCRAM-SHA-1 (RFC 5802 §3), checking the server's signature too."""
@@ -293,14 +310,14 @@ class Client:
             if self.handler is not None:
                 self.handler(element)
 
-    async def wait_for(self, match: Callable[[Element], bool], step: str) -> Element:
+    def expect(self, match: Callable[[Element], bool]) -> asyncio.Future[Element]:
+        """The first element from now on that matches: registered at once, before any send."""
         future: asyncio.Future[Element] = asyncio.get_running_loop().create_future()
         self.waiters.append((match, future))
-        try:
-            async with asyncio.timeout(STEP_TIMEOUT):
-                return await future
-        except TimeoutError:
-            raise XmppError(f"{step}: no answer in {STEP_TIMEOUT:.0f} s") from None
+        return future
+
+    async def wait_for(self, match: Callable[[Element], bool], step: str) -> Element:
+        return await _bounded(self.expect(match), step)
 
     async def close(self) -> None:
         """Close the stream and the connection; the server's answer is not awaited."""
@@ -314,6 +331,14 @@ class Client:
             await asyncio.wait_for(self.writer.wait_closed(), 5)
         except OSError:
             pass
+
+
+async def _bounded(future: asyncio.Future[Element], step: str) -> Element:
+    try:
+        async with asyncio.timeout(STEP_TIMEOUT):
+            return await future
+    except TimeoutError:
+        raise XmppError(f"{step}: no answer in {STEP_TIMEOUT:.0f} s") from None
 
 
 def client_context() -> ssl.SSLContext:
@@ -358,16 +383,24 @@ class Tally:
 
 
 async def _login_all(
-    clients: Sequence[Client], context: ssl.SSLContext, limit: int, tally: Tally
+    clients: Sequence[Client],
+    context: ssl.SSLContext,
+    limit: int,
+    tally: Tally,
+    partners: Mapping[str, str] | None = None,
 ) -> list[Client]:
-    """Log everyone in, at most ``limit`` at a time; the ones that failed are counted and closed."""
+    """Log everyone in, at most ``limit`` at a time; the ones that failed are counted and closed.
+    With ``partners`` (each account's contact), each logs in as Conversations does."""
     gate, opening = asyncio.Semaphore(limit), asyncio.Semaphore(OPENING)
 
     async def one(client: Client) -> bool:
         async with gate:
             started = time.monotonic()
             try:
-                await client.login(context, f"bench-{secrets.token_hex(3)}", opening)
+                if partners is None:
+                    await client.login(context, f"bench-{secrets.token_hex(3)}", opening)
+                else:
+                    await modern_login(client, context, opening, partners[client.account.jid])
             except (XmppError, OSError) as exc:
                 tally.error(f"{client.account.name}: {exc or type(exc).__name__}")
                 await client.close()
@@ -600,7 +633,191 @@ async def run_muc(settings: dict[str, Any], accounts: list[Account], servers: Se
     await asyncio.gather(*(client.close() for client in clients))
 
 
-ROLES = {"logins": run_logins, "idle": run_idle, "messages": run_messages, "muc": run_muc}
+# --- the modern login: as Conversations logs in ----------------------------------------
+
+CAPS_NODE = "https://heron.invalid/bench"
+CAPS_IDENTITY = "<identity category='client' type='phone' name='bench'/>"
+CAPS_FEATURES = sorted([NS_CAPS, NS_DISCO_INFO, f"{PEP_NODE}+notify"])
+STANZAS = {f"{{{NS_CLIENT}}}{name}" for name in ("message", "presence", "iq")}
+
+
+def caps_ver() -> str:
+    """XEP-0115 §5.1's verification string of ``CAPS_IDENTITY`` and ``CAPS_FEATURES``."""
+    text = "client/phone//bench<" + "".join(f"{feature}<" for feature in CAPS_FEATURES)
+    return _b64(hashlib.sha1(text.encode()).digest())
+
+
+def _disco_answer(element: Element) -> str | None:
+    """Our identity and features for a server's disco#info get (XEP-0115 §6.2), else None."""
+    query = element.find(f"{{{NS_DISCO_INFO}}}query")
+    if element.tag != f"{{{NS_CLIENT}}}iq" or element.get("type") != "get" or query is None:
+        return None
+    node = query.get("node")
+    to = element.get("from")
+    features = "".join(f"<feature var='{feature}'/>" for feature in CAPS_FEATURES)
+    return (
+        f"<iq type='result'{f' to={quoteattr(to)}' if to else ''} "
+        f"id={quoteattr(element.get('id', ''))}><query xmlns='{NS_DISCO_INFO}'"
+        f"{f' node={quoteattr(node)}' if node else ''}>{CAPS_IDENTITY}{features}</query></iq>"
+    )
+
+
+def _modern_handler(client: Client) -> Handler:
+    """Acks for XEP-0198 requests (``h`` counts the stanzas since ``enabled``), disco#info
+    answers for the servers' caps queries."""
+    handled = [0]
+
+    def handle(element: Element) -> None:
+        if element.tag in STANZAS:
+            handled[0] += 1
+        if element.tag == f"{{{NS_SM}}}enabled":
+            handled[0] = 0
+        elif element.tag == f"{{{NS_SM}}}r":
+            client.send(f"<a xmlns='{NS_SM}' h='{handled[0]}'/>")
+        elif (answer := _disco_answer(element)) is not None:
+            client.send(answer)
+
+    return handle
+
+
+def _iq_answer(iq_id: str) -> Callable[[Element], bool]:
+    return lambda e: e.tag == f"{{{NS_CLIENT}}}iq" and e.get("id") == iq_id
+
+
+def _pep_item(publisher: str) -> Callable[[Element], bool]:
+    """A PEP notification (XEP-0163 §4.3) of ``PEP_NODE`` from ``publisher``'s bare JID."""
+    path = (
+        f"{{{NS_PUBSUB_EVENT}}}event/{{{NS_PUBSUB_EVENT}}}items[@node='{PEP_NODE}']"
+        f"/{{{NS_PUBSUB_EVENT}}}item"
+    )
+    return lambda e: (
+        e.tag == f"{{{NS_CLIENT}}}message"
+        and e.get("from") == publisher
+        and e.find(path) is not None
+    )
+
+
+def _sm_answer(element: Element) -> bool:
+    return element.tag in (f"{{{NS_SM}}}enabled", f"{{{NS_SM}}}failed")
+
+
+async def modern_login(
+    client: Client, context: ssl.SSLContext, opening: asyncio.Semaphore, contact: str
+) -> None:
+    """``login`` without its presence, then what Conversations sends after binding, at once:
+    XEP-0198 enable with resumption, XEP-0280 carbons, the roster, presence with XEP-0115
+    caps that ask for ``PEP_NODE`` notifications, a XEP-0313 query of the archive's last
+    page; done when every answer and ``contact``'s last PEP item (XEP-0163 §6.2) came."""
+    await client.login(context, f"bench-{secrets.token_hex(3)}", opening, presence=False)
+    client.start(_modern_handler(client))
+    steps = [
+        (client.expect(_sm_answer), "SM enable"),
+        (client.expect(_iq_answer("carbons")), "carbons"),
+        (client.expect(_iq_answer("roster")), "roster"),
+        (client.expect(_iq_answer("mam")), "MAM query"),
+        (client.expect(_pep_item(contact)), "PEP notification"),
+    ]
+    client.send(
+        f"<enable xmlns='{NS_SM}' resume='true'/>"
+        f"<iq type='set' id='carbons'><enable xmlns='{NS_CARBONS}'/></iq>"
+        f"<iq type='get' id='roster'><query xmlns='{NS_ROSTER}'/></iq>"
+        f"<presence><c xmlns='{NS_CAPS}' hash='sha-1' node='{CAPS_NODE}' ver='{caps_ver()}'/>"
+        "</presence>"
+        f"<iq type='set' id='mam'><query xmlns='{NS_MAM}' queryid='last'>"
+        f"<set xmlns='{NS_RSM}'><max>20</max><before/></set></query></iq>"
+    )
+    for future, step in steps:
+        answer = await _bounded(future, step)
+        if answer.tag == f"{{{NS_SM}}}failed" or _is_error(answer):
+            raise XmppError(f"{step}: got {_describe(answer)}")
+
+
+def _approver(client: Client) -> Handler:
+    """Approves every subscription request (RFC 6121 §3.1.4)."""
+
+    def handle(element: Element) -> None:
+        sender = element.get("from", "").partition("/")[0]
+        if element.tag == f"{{{NS_CLIENT}}}presence" and element.get("type") == "subscribe":
+            client.send(f"<presence type='subscribed' to={quoteattr(sender)}/>")
+
+    return handle
+
+
+def _subscribed_by(jid: str) -> Callable[[Element], bool]:
+    return lambda e: (
+        e.tag == f"{{{NS_CLIENT}}}presence"
+        and e.get("type") == "subscribed"
+        and e.get("from", "").partition("/")[0] == jid
+    )
+
+
+async def _befriend(left: Client, right: Client) -> None:
+    """Mutual presence subscription, one item each on ``PEP_NODE`` and one message each way
+    (something for the archive's last page): what a modern login then finds. Each asks for
+    its roster first: Prosody delivers ``subscribed`` to interested resources only (RFC 6121
+    §2.1.6)."""
+    for me in (left, right):
+        roster = me.expect(_iq_answer("roster"))
+        me.send(f"<iq type='get' id='roster'><query xmlns='{NS_ROSTER}'/></iq>")
+        await _bounded(roster, "roster")
+    for me, other in ((left, right), (right, left)):
+        approved = me.expect(_subscribed_by(other.account.jid))
+        me.send(f"<presence type='subscribe' to={quoteattr(other.account.jid)}/>")
+        await _bounded(approved, f"subscription of {me.account.jid} to {other.account.jid}")
+    for me, other in ((left, right), (right, left)):
+        published = me.expect(_iq_answer("publish"))
+        me.send(
+            f"<iq type='set' id='publish'><pubsub xmlns='{NS_PUBSUB}'><publish node='{PEP_NODE}'>"
+            f"<item id='current'><entry xmlns='{PEP_NODE}'>{me.account.name}</entry></item>"
+            "</publish></pubsub></iq>"
+        )
+        if _is_error(answer := await _bounded(published, "PEP publish")):
+            raise XmppError(f"PEP publish: got {_describe(answer)}")
+        arrived = other.expect(_is_body)
+        me.send(f"<message type='chat' to={quoteattr(other.jid)}><body>m</body></message>")
+        await _bounded(arrived, f"message to {other.jid}")
+
+
+async def run_modern(settings: dict[str, Any], accounts: list[Account], servers: Servers) -> None:
+    """Set-up: pairs become contacts (``_befriend``) and log out. Then each round: everyone
+    logs in as Conversations does at once (``modern_login``); report; log out; ready."""
+    clients = await _set_up(accounts, servers)
+    if clients is None:
+        return
+    for client in clients:
+        client.start(_approver(client))
+    pairs = [(clients[i], clients[i + 1]) for i in range(0, len(clients) - 1, 2)]
+    try:
+        await asyncio.gather(*(_befriend(left, right) for left, right in pairs))
+    except XmppError as exc:
+        say(f"contacts set-up failed: {exc}")
+        return
+    await asyncio.gather(*(client.close() for client in clients))
+    partners = {}
+    for left, right in pairs:
+        partners[left.account.jid], partners[right.account.jid] = (
+            right.account.jid,
+            left.account.jid,
+        )
+    context = client_context()
+    say("ready")
+    while True:
+        wait_go()
+        tally = Tally()
+        round_clients = [Client(c.account, c.address) for c in clients if c.account.jid in partners]
+        logged_in = await _login_all(round_clients, context, len(round_clients), tally, partners)
+        tally.report()
+        await asyncio.gather(*(client.close() for client in logged_in))
+        say("ready")
+
+
+ROLES = {
+    "logins": run_logins,
+    "idle": run_idle,
+    "messages": run_messages,
+    "muc": run_muc,
+    "modern": run_modern,
+}
 
 
 def main() -> None:
