@@ -4,7 +4,8 @@ Five loads, the same for both servers, one server after the other: concurrent
 logins (STARTTLS, SCRAM-SHA-1, bind), one-to-one messages between pairs, MUC
 fan-out in one room, the memory of idle authenticated connections, and
 messages between two domains, each served by its own server of the same kind,
-over server-to-server streams (``federation``). The load client is our own
+over server-to-server streams (``federation``); on request a sixth, logins as
+Conversations does them (``login-modern``: SM, carbons, MAM, PEP). The load client is our own
 (``client``); figures are rates, the server's CPU time per unit of work from
 ``/proc`` (``bench.proc``) and resident memory.
 

@@ -11,7 +11,8 @@ Each server gets the same accounts, then five loads, each against a freshly
 started server: concurrent logins, one-to-one messages between pairs, fan-out
 in one MUC room, idle authenticated connections (resident memory before and
 after), and one-to-one messages between two domains, each served by its own
-server of that kind, over server-to-server streams (``federation``). The load
+server of that kind, over server-to-server streams (``federation``); ``--loads
+login-modern`` adds logins as Conversations does them (``client.modern_login``). The load
 runs in worker processes (``client``); the servers' CPU comes from
 ``/proc/PID/stat`` over each measured window. Everything stays on 127.0.0.1
 and every wait is bounded. See bench/README.md for what each figure
