@@ -180,3 +180,16 @@ class RawTurnClient:
             except TimeoutError:
                 continue
         raise AssertionError(f"no answer from {self.server} to message type {kind:#06x}")
+
+
+def allocate_with_channel(client: RawTurnClient, peer: Address, channel: int) -> int:
+    """Allocate a UDP relay and bind ``channel`` to ``peer``; the relay port."""
+    allocated = client.request(ALLOCATE_REQUEST, plain(REQUESTED_TRANSPORT, bytes([UDP, 0, 0, 0])))
+    assert allocated.kind == ALLOCATE_REQUEST | SUCCESS, allocated
+    bound = client.request(
+        CHANNEL_BIND_REQUEST,
+        plain(CHANNEL_NUMBER, struct.pack("!HH", channel, 0)),
+        xor_address(XOR_PEER_ADDRESS, *peer),
+    )
+    assert bound.kind == CHANNEL_BIND_REQUEST | SUCCESS, bound
+    return allocated.address(XOR_RELAYED_ADDRESS)[1]

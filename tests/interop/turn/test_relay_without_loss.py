@@ -20,19 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.turn.stun_wire import (
-    ALLOCATE_REQUEST,
-    CHANNEL_BIND_REQUEST,
-    CHANNEL_NUMBER,
-    REQUESTED_TRANSPORT,
-    SUCCESS,
-    UDP,
-    XOR_PEER_ADDRESS,
-    XOR_RELAYED_ADDRESS,
-    RawTurnClient,
-    plain,
-    xor_address,
-)
+from tests.interop.turn.stun_wire import RawTurnClient, allocate_with_channel
 from tests.interop.turn.support import (
     LOCALHOST,
     PASSWORD,
@@ -52,19 +40,6 @@ CHANNEL = 0x4000
 PAYLOAD = bytes(100)
 SILENCE = 5.0
 """Seconds without any echo after which what is still in flight counts as lost."""
-
-
-def _allocate_with_channel(client: RawTurnClient, peer: tuple[str, int]) -> int:
-    """Allocate, bind CHANNEL to ``peer``; the relay port."""
-    allocated = client.request(ALLOCATE_REQUEST, plain(REQUESTED_TRANSPORT, bytes([UDP, 0, 0, 0])))
-    assert allocated.kind == ALLOCATE_REQUEST | SUCCESS, allocated
-    bound = client.request(
-        CHANNEL_BIND_REQUEST,
-        plain(CHANNEL_NUMBER, struct.pack("!HH", CHANNEL, 0)),
-        xor_address(XOR_PEER_ADDRESS, *peer),
-    )
-    assert bound.kind == CHANNEL_BIND_REQUEST | SUCCESS, bound
-    return allocated.address(XOR_RELAYED_ADDRESS)[1]
 
 
 def _relay(clients: list[RawTurnClient], server: tuple[str, int]) -> int:
@@ -132,7 +107,7 @@ def test_channel_data_through_two_workers_is_never_dropped(tmp_path: Path) -> No
         clients = [
             stack.enter_context(RawTurnClient(address, TURN_USER, PASSWORD)) for _ in range(CLIENTS)
         ]
-        relay_ports = {_allocate_with_channel(c, (LOCALHOST, peer_port)) for c in clients}
+        relay_ports = {allocate_with_channel(c, (LOCALHOST, peer_port), CHANNEL) for c in clients}
 
         first = _relay(clients, address)
         deadline = time.monotonic() + 60  # the worker logged it before the main process

@@ -19,18 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.turn.stun_wire import (
-    ALLOCATE_REQUEST,
-    CHANNEL_BIND_REQUEST,
-    CHANNEL_NUMBER,
-    REQUESTED_TRANSPORT,
-    SUCCESS,
-    UDP,
-    XOR_PEER_ADDRESS,
-    RawTurnClient,
-    plain,
-    xor_address,
-)
+from tests.interop.turn.stun_wire import RawTurnClient, allocate_with_channel
 from tests.interop.turn.support import (
     LOCALHOST,
     PASSWORD,
@@ -47,17 +36,6 @@ CHANNEL = 0x4000
 FRAME = struct.pack("!HH", CHANNEL, 4) + b"ping"
 SILENCE = 3.0
 """Seconds without an echo after which a client's frame counts as lost."""
-
-
-def _allocate(client: RawTurnClient, peer: tuple[str, int]) -> None:
-    allocated = client.request(ALLOCATE_REQUEST, plain(REQUESTED_TRANSPORT, bytes([UDP, 0, 0, 0])))
-    assert allocated.kind == ALLOCATE_REQUEST | SUCCESS, allocated
-    bound = client.request(
-        CHANNEL_BIND_REQUEST,
-        plain(CHANNEL_NUMBER, struct.pack("!HH", CHANNEL, 0)),
-        xor_address(XOR_PEER_ADDRESS, *peer),
-    )
-    assert bound.kind == CHANNEL_BIND_REQUEST | SUCCESS, bound
 
 
 def _echoing(clients: list[RawTurnClient], server: tuple[str, int]) -> set[int]:
@@ -111,7 +89,7 @@ def test_a_killed_worker_is_restarted_and_only_its_clients_allocate_again(
             stack.enter_context(RawTurnClient(address, TURN_USER, PASSWORD)) for _ in range(CLIENTS)
         ]
         for client in clients:
-            _allocate(client, peer)
+            allocate_with_channel(client, peer, CHANNEL)
         assert _echoing(clients, address) == set(range(CLIENTS))
         worker = _wait_for_worker(server, not_pid=-1)
 
@@ -122,7 +100,7 @@ def test_a_killed_worker_is_restarted_and_only_its_clients_allocate_again(
         lost = set(range(CLIENTS)) - survivors
         assert survivors and lost, "the kernel hashed every client to one process"
         for index in lost:
-            _allocate(clients[index], peer)
+            allocate_with_channel(clients[index], peer, CHANNEL)
         assert _echoing(clients, address) == set(range(CLIENTS))
         log = "".join(server.heron.log)
         assert f"worker process {worker} exited with status -9" in log, log
