@@ -13,11 +13,13 @@ PYTEST_ARGS ?=
 # baresip is the plain-RTP desk phone of the media tests, sox makes and reads their tone WAVs
 # (tests/support/tone.py); go-sendxmpp uploads a file by XEP-0363 in the upload tests; bench/media bridges the same calls through rtpengine steered by
 # Kamailio (its rtpengine module is in the kamailio package).
-# kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
-# reads in its tests; lua-dbi-sqlite3 lets Prosody keep its data in SQLite (storage = "sql").
+# kamailio (kamdbctl, kamctl) and its SQLite, MySQL and PostgreSQL modules make the databases
+# `heron import kamailio` reads in its tests; lua-dbi-sqlite3, -mysql and -postgresql let Prosody
+# keep its data in SQL (storage = "sql") for `heron import prosody --db`.
 # systemd gives systemd-analyze, which checks src/heron/heron.service.
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
-	kamailio kamailio-sqlite-modules lua-dbi-sqlite3 \
+	kamailio kamailio-sqlite-modules kamailio-mysql-modules kamailio-postgres-modules \
+	lua-dbi-sqlite3 lua-dbi-mysql lua-dbi-postgresql \
 	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build

@@ -37,12 +37,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from heron.config import Config, ListenAddress
 from heron.mux.classify import Service
 from heron.mux.server import server_names
 
-__all__ = ["zone_records"]
+__all__ = ["ZoneRecord", "is_inside", "published_records", "zone_records"]
 
 FALLBACK = 10
 """Added to a service's SRV priority for its record on the mux port when the service
@@ -56,12 +57,37 @@ _INSIDE = [
 RFC 4193)."""
 
 
-def _line(owner: str, kind: str, data: str) -> str:
-    return f"{owner + '.':<40} IN {kind:<5} {data}"
+def is_inside(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """An address no client on the Internet reaches: behind a NAT, loopback, link-local
+    or the wildcard (documentation ranges count as public, as the examples use them)."""
+    return (
+        ip.is_unspecified
+        or ip.is_loopback
+        or ip.is_link_local
+        or any(ip in network for network in _INSIDE)
+    )
 
 
-def _address_line(name: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    return _line(name, "A" if address.version == 4 else "AAAA", str(address))
+@dataclass(frozen=True, slots=True)
+class ZoneRecord:
+    """One resource record of the zone: ``owner`` without its final dot, ``data`` in
+    zone-file syntax."""
+
+    owner: str
+    kind: str
+    data: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.owner + '.':<40} IN {self.kind:<5} {self.data}"
+
+
+Entry = ZoneRecord | str
+"""A record, or a comment line (";" first)."""
+
+
+def _address_line(name: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ZoneRecord:
+    return ZoneRecord(name, "A" if address.version == 4 else "AAAA", str(address))
 
 
 class _Targets:
@@ -77,13 +103,7 @@ class _Targets:
         if address.host == "localhost":
             return self._host
         ip = ipaddress.ip_address(address.host)
-        if (
-            ip.is_unspecified
-            or ip.is_loopback
-            or ip.is_link_local
-            or ip in self._public
-            or any(ip in network for network in _INSIDE)
-        ):
+        if is_inside(ip) or ip in self._public:
             return self._host
         if ip not in self.own:
             taken = set(self.own.values())
@@ -101,7 +121,7 @@ def _srv(
     targets: _Targets,
     label: str,
     priority: int = 0,
-) -> Iterator[str]:
+) -> Iterator[ZoneRecord]:
     """One service's SRV records: its own port (the first listener), then the mux port,
     the fallback after it or alone (see the module docstring)."""
     records: list[tuple[int, int, str]] = []
@@ -113,10 +133,10 @@ def _srv(
             records.append((priority + FALLBACK if own else priority, mux.port, target))
     for rank, port, target in records:
         weight = 0 if rank else 1
-        yield _line(owner, "SRV", f"{rank} {weight} {port} {target}.")
+        yield ZoneRecord(owner, "SRV", f"{rank} {weight} {port} {target}.")
 
 
-def _turn(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[str]:
+def _turn(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[Entry]:
     turn, realm = config.turn, config.turn_realm
     if not turn.listen and not turn.tls_listen and mux is None:
         return
@@ -126,10 +146,10 @@ def _turn(config: Config, mux: ListenAddress | None, targets: _Targets) -> Itera
     yield from _srv(f"_turn._tcp.{realm}", turn.listen, mux, targets, "turn")
     yield from _srv(f"_turns._tcp.{realm}", turn.tls_listen, mux, targets, "turn")
     if turn.listen or mux is not None:
-        yield _line(realm, "NAPTR", f'10 0 "s" "RELAY:turn.udp" "" _turn._udp.{realm}.')
+        yield ZoneRecord(realm, "NAPTR", f'10 0 "s" "RELAY:turn.udp" "" _turn._udp.{realm}.')
 
 
-def _sip(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[str]:
+def _sip(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[Entry]:
     sip, domain = config.sip, config.sip_domain
     # The mux tells SIP over TLS (no ALPN) from HTTPS by the server name alone.
     by_name = server_names(config).get(domain.lower()) is Service.SIP
@@ -164,11 +184,11 @@ def _sip(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterat
     order = 10
     for service, prefix, lines in records:
         if lines:
-            yield _line(domain, "NAPTR", f'{order} 0 "s" "{service}" "" {prefix}.{domain}.')
+            yield ZoneRecord(domain, "NAPTR", f'{order} 0 "s" "{service}" "" {prefix}.{domain}.')
             order += 10
 
 
-def _xmpp(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[str]:
+def _xmpp(config: Config, mux: ListenAddress | None, targets: _Targets) -> Iterator[Entry]:
     xmpp = config.xmpp
     yield "; XMPP client and server"
     for domain in config.xmpp_hosts:
@@ -187,17 +207,26 @@ def _xmpp(config: Config, mux: ListenAddress | None, targets: _Targets) -> Itera
 def zone_records(config: Config) -> list[str]:
     """Zone-file lines: A/AAAA for the host (and for each service on an address of its
     own), then SRV/NAPTR per enabled service."""
+    return [entry if isinstance(entry, str) else entry.line for entry in _zone(config)]
+
+
+def published_records(config: Config) -> list[ZoneRecord]:
+    """The records of :func:`zone_records`, for ``heron check`` to compare with DNS."""
+    return [entry for entry in _zone(config) if isinstance(entry, ZoneRecord)]
+
+
+def _zone(config: Config) -> list[Entry]:
     host = config.host_name
     mux = config.mux.listen[0] if config.mux.listen else None
     targets = _Targets(config)
-    services: list[str] = []
+    services: list[Entry] = []
     if config.turn.enabled:
         services += _turn(config, mux, targets)
     if config.sip.enabled:
         services += _sip(config, mux, targets)
     if config.xmpp.enabled:
         services += _xmpp(config, mux, targets)
-    lines = [f"; heron DNS records for {config.domain}: paste into the zone file"]
+    lines: list[Entry] = [f"; heron DNS records for {config.domain}: paste into the zone file"]
     if config.public_addresses:
         lines += [_address_line(host, address) for address in config.public_addresses]
     else:

@@ -51,6 +51,17 @@ class DnsStub(asyncio.DatagramProtocol):
     def add(self, name: str, rdtype: str, *texts: str) -> None:
         self.records[_key(name, rdtype)] = list(texts)
 
+    def publish(self, printed: str) -> None:
+        """Serve the records ``heron dns`` printed, but for the names and types the stub
+        holds already (the test's own, which stay as they are)."""
+        zone: dict[tuple[str, str], list[str]] = {}
+        for line in printed.splitlines():
+            if line.strip() and not line.startswith(";"):
+                owner, _, rdtype, data = line.split(maxsplit=3)
+                zone.setdefault(_key(owner, rdtype), []).append(data)
+        for key, texts in zone.items():
+            self.records.setdefault(key, texts)
+
     def remove(self, name: str, rdtype: str) -> None:
         """Forget ``name``'s records of ``rdtype``, if any."""
         self.records.pop(_key(name, rdtype), None)

@@ -13,21 +13,24 @@ from heron.app import account_policy
 from heron.cli.context import CliContext, open_accounts, pass_context, run
 from heron.cli.progress import derive_with_progress, progress_bar
 from heron.config import Config
+from heron.errors import InvalidInput
 from heron.importers import (
     Extracted,
     Report,
+    Source,
     apply,
     derivations,
     read_coturn,
     read_kamailio,
     read_prosody,
+    shown,
 )
 from heron.store import Database
 from heron.wiring import sql_stores
 
 __all__ = ["import_"]
 
-_READERS: dict[str, Callable[[Path, AccountPolicy], Extracted]] = {
+_READERS: dict[str, Callable[[Source, AccountPolicy], Extracted]] = {
     "coturn": read_coturn,
     "kamailio": read_kamailio,
     "prosody": read_prosody,
@@ -36,12 +39,19 @@ _READERS: dict[str, Callable[[Path, AccountPolicy], Extracted]] = {
 
 @click.command("import")
 @click.argument("kind", type=click.Choice(sorted(_READERS)))
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--db",
+    "url",
+    metavar="URL",
+    help="The daemon's database instead of PATH: postgresql://..., mysql://...",
+)
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @pass_context
-def import_(ctx: CliContext, kind: str, source: Path, dry_run: bool) -> None:
-    """Import accounts from another server's data: SOURCE is coturn's turndb (SQLite),
-    Kamailio's SQLite database (kamdbctl's), or Prosody's data directory.
+def import_(ctx: CliContext, kind: str, path: Path | None, url: str | None, dry_run: bool) -> None:
+    """Import accounts from another server's data: PATH is coturn's turndb (SQLite),
+    Kamailio's SQLite database (kamdbctl's), or Prosody's data directory; --db URL is
+    coturn's, Kamailio's or Prosody's (storage = "sql") PostgreSQL or MySQL database.
 
     Accounts get the secrets the source kept: coturn's TURN key, Kamailio's SIP HA1
     (every secret where it kept the password), Prosody's SCRAM-SHA-1 keys and roster.
@@ -49,6 +59,10 @@ def import_(ctx: CliContext, kind: str, source: Path, dry_run: bool) -> None:
     secrets each has, and a password change (or a PLAIN or web login) completes them.
     Existing accounts only gain secrets they miss: running it again changes nothing.
     """
+    sources: list[Source] = [given for given in (path, url) if given is not None]
+    if len(sources) != 1:
+        raise InvalidInput("heron import: give either PATH or --db URL")
+    source = sources[0]
     config = ctx.config
     policy = account_policy(config)
     extracted = (
@@ -71,7 +85,7 @@ def import_(ctx: CliContext, kind: str, source: Path, dry_run: bool) -> None:
         results = derive_with_progress(list(jobs.values()), "deriving secrets")
         derived = dict(zip(jobs, results, strict=True))
     report = run(_apply(config, extracted, derived, dry_run))
-    for line in _report(kind, source, extracted, report, dry_run):
+    for line in _report(kind, shown(source), extracted, report, dry_run):
         click.echo(line)
 
 
@@ -100,7 +114,7 @@ async def _apply(
 
 
 def _report(
-    kind: str, source: Path, extracted: Extracted, report: Report, dry_run: bool
+    kind: str, source: str, extracted: Extracted, report: Report, dry_run: bool
 ) -> list[str]:
     counts = report.accounts
     if dry_run:

@@ -11,6 +11,7 @@ import click
 
 from heron.backup import running
 from heron.cli.context import CliContext, pass_context, run
+from heron.cli.published import dns_findings, turn_findings
 from heron.config import Config, ListenAddress
 from heron.destinations import own_addresses
 from heron.dns.resolver import Resolver, random_pick
@@ -144,7 +145,7 @@ async def _database_problem(config: Config) -> str | None:
     return None
 
 
-async def _federation_findings(config: Config) -> tuple[list[str], list[str]]:
+async def _federation_findings(config: Config, resolver: Resolver) -> tuple[list[str], list[str]]:
     """Whether other servers find this one: each federated domain's SRV records (or, without
     them, its A/AAAA records on 5269) lead to this host's addresses and its s2s ports, as
     ``prosodyctl check dns`` asks. Warnings, not failures: DNS may not be published yet."""
@@ -157,7 +158,6 @@ async def _federation_findings(config: Config) -> tuple[list[str], list[str]]:
     # The mux hands direct TLS with ALPN xmpp-server to federation (XEP-0368).
     ports |= {(a.port, True) for a in config.mux.listen}
     own = set(await own_addresses(config.host_name, [str(a) for a in config.public_addresses]))
-    resolver = Resolver(config.dns.servers)
     found: list[str] = []
     warnings: list[str] = []
     for domain in [*config.xmpp_hosts, config.muc_domain]:
@@ -174,6 +174,25 @@ async def _federation_findings(config: Config) -> tuple[list[str], list[str]]:
                 "listeners (`heron dns` prints the records)"
             )
     return found, warnings
+
+
+async def _outside_findings(config: Config) -> tuple[list[str], list[str], list[str]]:
+    """(ok, warnings, problems) of what clients and other servers see: the published
+    records (when ``public_addresses`` says what to publish), TURN's addresses and
+    federation."""
+    resolver = Resolver(config.dns.servers)
+    right: list[str] = []
+    wrong: list[str] = []
+    if config.public_addresses:
+        right, wrong = await dns_findings(config, resolver)
+    problems = [*wrong, *await turn_findings(config, resolver)]
+    reachable, unreachable = await _federation_findings(config, resolver)
+    if not config.public_addresses and config.host_name != "localhost":
+        unreachable.append(
+            "dns: no public_addresses in the config, so the published records are not "
+            "checked (`heron dns` prints them)"
+        )
+    return [*right, *reachable], unreachable, problems
 
 
 def _data_dir_findings(config: Config) -> list[str]:
@@ -193,9 +212,10 @@ def _data_dir_findings(config: Config) -> list[str]:
 @pass_context
 def check(ctx: CliContext) -> None:
     """Validate the config, the certificate, the database, the data directory's
-    permissions, that the ports are free (or this data directory's heron serves them) and
-    that DNS leads other XMPP servers here. One line per finding, with its fix; exit
-    status 1 when something is wrong."""
+    permissions, that the ports are free (or this data directory's heron serves them), that
+    DNS publishes the records `heron dns` prints and leads other XMPP servers here, and
+    that TURN's relay addresses can work. One line per finding, with its fix; exit status
+    1 when something is wrong."""
     config = ctx.config
     click.echo("ok    configuration")
     problems, warnings = _certificate_findings(config)
@@ -221,8 +241,9 @@ def check(ctx: CliContext) -> None:
                 )
             else:
                 click.echo(f"ok    {key} {transport} {address} is free")
-    reachable, unreachable = run(_federation_findings(config))
-    for line in reachable:
+    right, unreachable, wrong = run(_outside_findings(config))
+    problems += wrong
+    for line in right:
         click.echo(f"ok    {line}")
     for warning in [*warnings, *unreachable]:
         click.echo(f"warn  {warning}")

@@ -14,16 +14,19 @@ from heron.importers.coturn import read_coturn
 from heron.importers.kamailio import read_kamailio
 from heron.importers.model import Extracted, ImportedAccount, Skipped, SourceError
 from heron.importers.prosody import read_prosody
+from heron.importers.tables import Source, shown
 
 __all__ = [
     "Extracted",
     "ImportedAccount",
     "Report",
     "Skipped",
+    "Source",
     "SourceError",
     "apply",
     "derivations",
     "read_coturn",
     "read_kamailio",
     "read_prosody",
+    "shown",
 ]

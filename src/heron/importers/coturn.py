@@ -10,11 +10,11 @@ administrators, but their password hash is coturn's own and cannot be imported.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from heron.accounts import AccountPolicy
 from heron.config import parse_address
-from heron.importers.model import Extracted, ImportedAccount, open_sqlite
+from heron.importers.model import Extracted, ImportedAccount
+from heron.importers.tables import Source, Tables, read_tables
 
 __all__ = ["read_coturn"]
 
@@ -33,49 +33,54 @@ def _account_of(name: str, policy: AccountPolicy) -> tuple[str, str] | str:
     return local, domain
 
 
-def read_coturn(path: Path, policy: AccountPolicy) -> Extracted:
+def read_coturn(source: Source, policy: AccountPolicy) -> Extracted:
+    """From ``turndb`` (SQLite) or coturn's PostgreSQL or MySQL database (a URL)."""
+    tables = ("turnusers_lt", "admin_user")
+    return read_tables(source, "coturn's turndb", tables, lambda db: _read(db, policy))
+
+
+def _read(db: Tables, policy: AccountPolicy) -> Extracted:
     extracted = Extracted()
-    with open_sqlite(path, "coturn's turndb", ("turnusers_lt", "admin_user")) as db:
-        for row in db.execute("SELECT realm, name, hmackey FROM turnusers_lt ORDER BY name"):
-            realm, name, key = str(row["realm"] or ""), str(row["name"] or ""), row["hmackey"]
-            what = f"turnusers_lt {name!r} (realm {realm!r})"
-            if realm != policy.turn_realm:
-                ours = policy.turn_realm
-                extracted.skip(what, f"its key hashes realm {realm!r}, heron's is {ours!r}")
-                continue
-            account = _account_of(name, policy)
-            if isinstance(account, str):
-                extracted.skip(what, account)
-                continue
-            local, domain = account
-            if policy.identity(local, domain).turn_user != name:
-                turn_user = policy.identity(local, domain).turn_user
-                extracted.skip(what, f"its key hashes the name {name!r}, heron's is {turn_user!r}")
-                continue
-            if not isinstance(key, str) or not _HEX_KEY.fullmatch(key.strip()):
-                extracted.skip(what, "hmackey is not an MD5 or SHA-256 key in hex")
-                continue
-            raw = bytes.fromhex(key.strip())
-            extracted.add(
-                ImportedAccount(
-                    local,
-                    domain,
-                    what,
-                    turn_key_md5=raw if len(raw) == 16 else None,
-                    turn_key_sha256=raw if len(raw) == 32 else None,
-                )
+    for row in db.rows("turnusers_lt", ("realm", "name", "hmackey"), order_by=("name",)):
+        realm, name, key = str(row["realm"] or ""), str(row["name"] or ""), row["hmackey"]
+        what = f"turnusers_lt {name!r} (realm {realm!r})"
+        if realm != policy.turn_realm:
+            ours = policy.turn_realm
+            extracted.skip(what, f"its key hashes realm {realm!r}, heron's is {ours!r}")
+            continue
+        account = _account_of(name, policy)
+        if isinstance(account, str):
+            extracted.skip(what, account)
+            continue
+        local, domain = account
+        if policy.identity(local, domain).turn_user != name:
+            turn_user = policy.identity(local, domain).turn_user
+            extracted.skip(what, f"its key hashes the name {name!r}, heron's is {turn_user!r}")
+            continue
+        if not isinstance(key, str) or not _HEX_KEY.fullmatch(key.strip()):
+            extracted.skip(what, "hmackey is not an MD5 or SHA-256 key in hex")
+            continue
+        raw = bytes.fromhex(key.strip())
+        extracted.add(
+            ImportedAccount(
+                local,
+                domain,
+                what,
+                turn_key_md5=raw if len(raw) == 16 else None,
+                turn_key_sha256=raw if len(raw) == 32 else None,
             )
-        for row in db.execute("SELECT name, realm FROM admin_user ORDER BY name"):
-            name = str(row["name"] or "")
-            what = f"admin_user {name!r}"
-            account = _account_of(name, policy)
-            if isinstance(account, str):
-                extracted.skip(what, account)
-                continue
-            local, domain = account
-            extracted.add(ImportedAccount(local, domain, what, admin=True))
-            extracted.notes.append(
-                f"{local}@{domain}: administrator; coturn's admin password hash cannot be "
-                "imported (heron user passwd sets one)"
-            )
+        )
+    for row in db.rows("admin_user", ("name",), order_by=("name",)):
+        name = str(row["name"] or "")
+        what = f"admin_user {name!r}"
+        account = _account_of(name, policy)
+        if isinstance(account, str):
+            extracted.skip(what, account)
+            continue
+        local, domain = account
+        extracted.add(ImportedAccount(local, domain, what, admin=True))
+        extracted.notes.append(
+            f"{local}@{domain}: administrator; coturn's admin password hash cannot be "
+            "imported (heron user passwd sets one)"
+        )
     return extracted

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from heron.accounts import ScramKeys
 from heron.errors import InvalidInput
@@ -14,7 +10,7 @@ from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomRecord
 
-__all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError", "open_sqlite"]
+__all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError"]
 
 
 class SourceError(InvalidInput):
@@ -83,29 +79,3 @@ class Extracted:
 
     def skip(self, what: str, why: str) -> None:
         self.skipped.append(Skipped(what, why))
-
-
-@contextmanager
-def open_sqlite(path: Path, what: str, tables: tuple[str, ...]) -> Iterator[sqlite3.Connection]:
-    """``path`` opened read-only (the daemon may still run), checked to hold ``tables``."""
-    if not path.is_file():
-        raise SourceError(f"{path}: no such file ({what} expected)")
-    try:
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise SourceError(f"{path}: cannot open: {exc}") from None
-    try:
-        try:
-            found = {
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-        except sqlite3.DatabaseError as exc:
-            raise SourceError(f"{path}: not a SQLite database: {exc}") from None
-        absent = [table for table in tables if table not in found]
-        if absent:
-            raise SourceError(f"{path}: not {what}: no table {', '.join(absent)}")
-        connection.row_factory = sqlite3.Row
-        yield connection
-    finally:
-        connection.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from itertools import groupby
@@ -33,7 +32,8 @@ from heron.importers.lua import (
     parse_lua_data,
     parse_lua_items,
 )
-from heron.importers.model import Extracted, ImportedAccount, SourceError, open_sqlite
+from heron.importers.model import Extracted, ImportedAccount, SourceError
+from heron.importers.tables import Source, Tables, read_tables
 from heron.xmpp.errors import StanzaError
 from heron.xmpp.features.local import to_text
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
@@ -352,27 +352,30 @@ class _Sql:
     """mod_storage_sql's ``prosody`` table: one row per (host, user, store, key), the
     value typed ``string``, ``number``, ``boolean`` or ``json`` (tables)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Tables) -> None:
         self._db = db
 
     def hosts(self, store: str = "accounts") -> list[str]:
-        query = "SELECT DISTINCT host FROM prosody WHERE store = ? ORDER BY host"
-        return [str(row[0]) for row in self._db.execute(query, (store,))]
+        rows = self._db.rows(
+            "prosody", ("host",), where={"store": store}, order_by=("host",), distinct=True
+        )
+        return [str(row["host"]) for row in rows]
 
     def stores(self, host: str) -> set[str]:
-        query = "SELECT DISTINCT store FROM prosody WHERE host = ?"
-        return {str(row[0]) for row in self._db.execute(query, (host,))}
+        rows = self._db.rows("prosody", ("store",), where={"host": host}, distinct=True)
+        return {str(row["store"]) for row in rows}
 
     def records(self, host: str, store: str) -> Iterator[Record]:
-        query = (
-            'SELECT "user", "key", "type", "value" FROM prosody '
-            'WHERE host = ? AND store = ? ORDER BY "user"'
+        rows = self._db.rows(
+            "prosody",
+            ("user", "key", "type", "value"),
+            where={"host": host, "store": store},
+            order_by=("user",),
         )
-        rows = self._db.execute(query, (host, store))
-        for user, group in groupby(rows, key=lambda row: str(row[0])):
+        for user, group in groupby(rows, key=lambda row: str(row["user"])):
             record: LuaTable = {}
             why = None
-            for _, key, kind, value in group:
+            for _, key, kind, value in (tuple(row.values()) for row in group):
                 try:
                     decoded = _sql_value(str(kind), str(value))
                 except ValueError as exc:
@@ -430,10 +433,14 @@ def _from_json(value: object, depth: int) -> LuaValue:
     raise ValueError("unexpected JSON value")
 
 
-def read_prosody(path: Path, policy: AccountPolicy, muc_domain: str | None = None) -> Extracted:
-    """From the data directory (internal storage), or from ``prosody.sqlite`` (SQL
-    storage with SQLite; also found inside the data directory). Persistent rooms of
-    the MUC component ``muc_domain`` (heron's) come along."""
+def read_prosody(source: Source, policy: AccountPolicy, muc_domain: str | None = None) -> Extracted:
+    """From the data directory (internal storage), ``prosody.sqlite`` (SQL storage with
+    SQLite; also found inside the data directory) or the database of SQL storage on
+    PostgreSQL or MySQL (a URL). Persistent rooms of the MUC component ``muc_domain``
+    (heron's) come along."""
+    if isinstance(source, str):
+        return _read_sql(source, policy, muc_domain)
+    path = source
     if path.is_dir() and not any(p.is_dir() and (p / "accounts").is_dir() for p in path.iterdir()):
         if (path / "prosody.sqlite").is_file():
             path = path / "prosody.sqlite"
@@ -445,8 +452,16 @@ def read_prosody(path: Path, policy: AccountPolicy, muc_domain: str | None = Non
         return _extract(_Internal(path), policy, muc_domain)
     if not path.is_file():
         raise SourceError(f"{path}: no such file or directory (Prosody's data_path expected)")
-    with open_sqlite(path, "Prosody's SQL storage", ("prosody",)) as db:
-        return _extract(_Sql(db), policy, muc_domain)
+    return _read_sql(path, policy, muc_domain)
+
+
+def _read_sql(source: Source, policy: AccountPolicy, muc_domain: str | None) -> Extracted:
+    return read_tables(
+        source,
+        "Prosody's SQL storage",
+        ("prosody",),
+        lambda db: _extract(_Sql(db), policy, muc_domain),
+    )
 
 
 def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | None) -> Extracted:

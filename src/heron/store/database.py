@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from heron.errors import StoreError
 
-__all__ = ["Database", "async_url", "database_errors"]
+__all__ = ["Database", "async_url", "database_errors", "failure_reason"]
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -34,16 +34,17 @@ _DRIVERS = {
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def async_url(url: str) -> URL:
-    """Map a plain database URL to its asyncio driver; raise StoreError naming a bad one."""
+def async_url(url: str, key: str = "database.url") -> URL:
+    """Map a plain database URL to its asyncio driver; raise StoreError naming a bad one
+    (and the setting or argument ``key`` that gave it)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"database.url: {url!r} is not a database URL") from None
+        raise StoreError(f"{key}: {url!r} is not a database URL") from None
     backend = parsed.drivername.partition("+")[0]
     if backend not in _DRIVERS:
         known = ", ".join(sorted({"sqlite", "postgresql", "mysql", "mariadb"}))
-        raise StoreError(f"database.url: unsupported database {backend!r} (use {known})")
+        raise StoreError(f"{key}: unsupported database {backend!r} (use {known})")
     return parsed.set(drivername=_DRIVERS[backend])
 
 
@@ -101,7 +102,7 @@ class Database:
                     await connection.run_sync(_upgrade)
         except (SQLAlchemyError, OSError) as exc:
             await self.engine.dispose()
-            raise StoreError(f"database {self.display_url}: {_reason(exc)}") from None
+            raise StoreError(f"database {self.display_url}: {failure_reason(exc)}") from None
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -127,7 +128,7 @@ class Database:
             async with self.engine.connect() as connection:
                 await connection.exec_driver_sql("SELECT 1")
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"database {self.display_url}: {_reason(exc)}") from None
+            raise StoreError(f"database {self.display_url}: {failure_reason(exc)}") from None
         finally:
             await self.engine.dispose()
 
@@ -144,7 +145,7 @@ def database_errors(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """The driver's own words, first line only, without SQLAlchemy's boilerplate."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
