@@ -20,7 +20,7 @@ from tests.support.tools import require_tool
 TIMEOUT = 60
 
 
-def _run(command: list[str], env: Mapping[str, str] | None = None) -> None:
+def run_tool(command: list[str], env: Mapping[str, str] | None = None) -> None:
     done = subprocess.run(
         command,
         capture_output=True,
@@ -40,9 +40,9 @@ def coturn_db(
     directory.mkdir(parents=True, exist_ok=True)
     db = directory / "turndb"
     for name, password in users.items():
-        _run([turnadmin, "-a", "-b", str(db), "-u", name, "-r", realm, "-p", password])
+        run_tool([turnadmin, "-a", "-b", str(db), "-u", name, "-r", realm, "-p", password])
     for name, password in admins.items():
-        _run([turnadmin, "-A", "-b", str(db), "-u", name, "-p", password])
+        run_tool([turnadmin, "-A", "-b", str(db), "-u", name, "-p", password])
     return db
 
 
@@ -51,35 +51,53 @@ def kamailio_db(
 ) -> Path:
     """``kamdbctl create`` then ``kamctl add`` per user on SQLite; ``hashed_only`` users are
     added with STORE_PLAINTEXT_PW=0, so their rows keep the HA1 hashes alone."""
+    require_tool("sqlite3", "sqlite3")
+    db = directory / "kamailio.sqlite"
+    kamctl_users(directory, f'DBENGINE=SQLITE\nDB_PATH="{db}"\n', domain, users, hashed_only)
+    return db
+
+
+def kamctl_users(
+    directory: Path,
+    database: str,
+    domain: str,
+    users: Mapping[str, str],
+    hashed_only: Mapping[str, str],
+) -> None:
+    """``kamdbctl create`` then ``kamctl add`` per user, from a ``.kamctlrc`` in a private
+    HOME (kamctl reads ``~/.kamctlrc``) whose ``database`` lines say where; ``hashed_only``
+    users are added with STORE_PLAINTEXT_PW=0."""
     kamdbctl = require_tool("kamdbctl", "kamailio")
     kamctl = require_tool("kamctl", "kamailio")
-    require_tool("sqlite3", "sqlite3")
     directory.mkdir(parents=True, exist_ok=True)
-    db = directory / "kamailio.sqlite"
     env = {"HOME": str(directory)}
 
     def rc(plaintext: bool) -> None:
         (directory / ".kamctlrc").write_text(
-            f'DBENGINE=SQLITE\nDB_PATH="{db}"\nSIP_DOMAIN={domain}\n'
+            f"{database}SIP_DOMAIN={domain}\n"
             "INSTALL_EXTRA_TABLES=no\nINSTALL_PRESENCE_TABLES=no\nINSTALL_DBUID_TABLES=no\n"
             f"STORE_PLAINTEXT_PW={1 if plaintext else 0}\n"
         )
 
     rc(plaintext=True)
-    _run([kamdbctl, "create"], env)
+    run_tool([kamdbctl, "create"], env)
     for name, password in users.items():
-        _run([kamctl, "add", name, password], env)
+        run_tool([kamctl, "add", name, password], env)
     rc(plaintext=False)
     for name, password in hashed_only.items():
-        _run([kamctl, "add", name, password], env)
-    return db
+        run_tool([kamctl, "add", name, password], env)
 
 
 def prosody_config(
-    directory: Path, domain: str, extra: str = "", storage: str = "internal"
+    directory: Path,
+    domain: str,
+    extra: str = "",
+    storage: str = "internal",
+    sql: str = '{ driver = "SQLite3", database = "prosody.sqlite" }',
 ) -> Path:
     """A Prosody configuration whose data directory is ``directory / "data"``; ``storage``
-    "sql" keeps it in ``data/prosody.sqlite`` (mod_storage_sql with luadbi's SQLite3)."""
+    "sql" keeps it where ``sql`` (a Lua table) says, by default ``data/prosody.sqlite``
+    (mod_storage_sql with luadbi's SQLite3)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     config = directory / "prosody.cfg.lua"
@@ -88,7 +106,7 @@ def prosody_config(
         f'pidfile = "{directory / "prosody.pid"}"\n'
         f'certificates = "{directory}"\n'
         f'authentication = "internal_hashed"\nstorage = "{storage}"\n'
-        'sql = { driver = "SQLite3", database = "prosody.sqlite" }\n'
+        f"sql = {sql}\n"
         f'log = {{ error = "{directory / "prosody.err"}" }}\n'
         f"{extra}\n"
         f'VirtualHost "{domain}"\n'
@@ -103,7 +121,7 @@ def prosody_data(
     prosodyctl = require_tool("prosodyctl", "prosody")
     config = prosody_config(directory, domain, storage=storage)
     for name, password in users.items():
-        _run([prosodyctl, "--config", str(config), "register", name, domain, password])
+        run_tool([prosodyctl, "--config", str(config), "register", name, domain, password])
     return directory / "data"
 
 
@@ -129,7 +147,7 @@ def prosody_running(
         file.write(f'Component "conference.{domain}" "muc"\n')
     prosodyctl = require_tool("prosodyctl", "prosody")
     for name, password in users.items():
-        _run([prosodyctl, "--config", str(config), "register", name, domain, password])
+        run_tool([prosodyctl, "--config", str(config), "register", name, domain, password])
     output = directory / "prosody.out"
     with _running([binary, "--config", str(config), "-F"], output) as process:
         _wait_listening(process, (port,), output)

@@ -54,7 +54,8 @@ def import_(ctx: CliContext, kind: str, path: Path | None, url: str | None, dry_
     coturn's, Kamailio's or Prosody's (storage = "sql") PostgreSQL or MySQL database.
 
     Accounts get the secrets the source kept: coturn's TURN key, Kamailio's SIP HA1
-    (every secret where it kept the password), Prosody's SCRAM-SHA-1 keys and roster.
+    (every secret where it kept the password) and live UDP registrations (``location``),
+    Prosody's SCRAM-SHA-1 keys and roster.
     Their users log in with their old passwords; ``heron user list`` shows which
     secrets each has, and a password change (or a PLAIN or web login) completes them.
     Existing accounts only gain secrets they miss: running it again changes nothing.
@@ -96,15 +97,17 @@ async def _apply(
         database = Database(config.database_url)
         await database.open()
         try:
-            stores = sql_stores(database, config).xmpp
+            stores = sql_stores(database, config)
+            xmpp = stores.xmpp
             with progress_bar("importing accounts", len(extracted.accounts)) as bar:
                 task = bar.task_ids[0]
                 return await apply(
                     extracted,
                     accounts,
-                    stores.roster,
-                    stores.rooms,
-                    stores.offline,
+                    xmpp.roster,
+                    xmpp.rooms,
+                    xmpp.offline,
+                    stores.location,
                     derived,
                     dry_run=dry_run,
                     progress=lambda: bar.advance(task),
@@ -141,6 +144,12 @@ def _report(
         )
     lines = [head]
     lines += [f"not imported: {address}: {why}" for address, why in report.unusable]
+    if report.bindings_added or report.bindings_kept:
+        verb = "would add" if dry_run else "added"
+        lines.append(
+            f"SIP registrations: {verb} {report.bindings_added}, kept "
+            f"{report.bindings_kept} heron has already"
+        )
     if report.offline_kept:
         lines.append(
             f"kept out: {report.offline_kept} offline message(s) of users who have some "

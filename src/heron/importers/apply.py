@@ -14,6 +14,7 @@ from heron.accounts import AccountPolicy, AccountService, Merged, Secrets, impor
 from heron.accounts.bulk import Derivation
 from heron.accounts.secrets import SCRAM_ITERATIONS
 from heron.importers.model import Extracted, ImportedAccount
+from heron.sip.registrar import Binding, LocationStore
 from heron.xmpp.features.local import to_text
 from heron.xmpp.features.offline import OfflineStore
 from heron.xmpp.features.roster import RosterStore
@@ -43,6 +44,9 @@ class Report:
     rooms_added: int = 0
     rooms_kept: int = 0
     """Already in heron: kept as heron has them."""
+    bindings_added: int = 0
+    bindings_kept: int = 0
+    """Contacts the AOR has in heron already."""
     unusable: list[tuple[str, str]] = field(default_factory=list)
     """Accounts whose password heron cannot use, and why."""
 
@@ -55,6 +59,7 @@ class Report:
             or self.requests_added
             or self.rooms_added
             or self.offline_added
+            or self.bindings_added
         )
 
 
@@ -91,14 +96,15 @@ async def apply(
     rosters: RosterStore,
     rooms: RoomStore,
     offline: OfflineStore,
+    location: LocationStore,
     derived: Mapping[str, Secrets | str],
     *,
     dry_run: bool,
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
     """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
-    subscription requests, offline messages and rooms heron does not have yet; with
-    ``dry_run``, count what would change."""
+    subscription requests, offline messages, rooms and SIP bindings heron does not have
+    yet; with ``dry_run``, count what would change."""
     report = Report()
     present: set[str] = set()
     for address, account in extracted.accounts.items():
@@ -146,7 +152,24 @@ async def apply(
             if not dry_run:
                 await rooms.save(service, replace(room, created_at=time.time()))
             report.rooms_added += 1
+    for address, bindings in extracted.bindings.items():
+        if address in present:
+            await _add_bindings(location, bindings, report, dry_run)
     return report
+
+
+async def _add_bindings(
+    location: LocationStore, bindings: list[Binding], report: Report, dry_run: bool
+) -> None:
+    """One AOR's imported bindings beside the ones heron has (a Contact heron has wins)."""
+    aor = bindings[0].aor
+    have = await location.get(aor)
+    contacts = {binding.contact for binding in have}
+    new = [binding for binding in bindings if binding.contact not in contacts]
+    report.bindings_kept += len(bindings) - len(new)
+    report.bindings_added += len(new)
+    if new and not dry_run:
+        await location.replace(aor, [*have, *new])
 
 
 def _of_present(by_owner: Mapping[str, _T], present: set[str]) -> Iterator[tuple[JID, _T]]:

@@ -1,4 +1,5 @@
-"""Kamailio's ``subscriber`` table (auth_db; SQLite as ``kamdbctl`` makes it).
+"""Kamailio's ``subscriber`` table (auth_db), and its ``location`` table
+(:mod:`heron.importers.location`), on SQLite as ``kamdbctl`` makes it, MySQL or PostgreSQL.
 
 A row keeps ``ha1`` = MD5(username:domain:password), ``ha1b`` =
 MD5(username@domain:domain:password), and the password itself unless kamctlrc's
@@ -14,6 +15,7 @@ import re
 
 from heron.accounts import AccountPolicy
 from heron.config import parse_address
+from heron.importers.location import read_location
 from heron.importers.model import Extracted, ImportedAccount
 from heron.importers.tables import Source, Tables, read_tables
 
@@ -63,4 +65,5 @@ def _read(db: Tables, policy: AccountPolicy) -> Extracted:
             extracted.add(ImportedAccount(local, domain, what, sip_ha1_md5=ha1.strip().lower()))
         else:
             extracted.skip(what, "neither a password nor an MD5 HA1 to import")
+    read_location(db, policy, extracted)
     return extracted

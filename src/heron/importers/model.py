@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from heron.accounts import ScramKeys
 from heron.errors import InvalidInput
+from heron.sip.registrar import Binding
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomRecord
@@ -69,6 +70,8 @@ class Extracted:
     """Messages kept for an owner while away: the stanza's XML and its Unix time."""
     rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
     """Persistent group-chat rooms by service (heron's MUC domain)."""
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    """Live SIP registrations by account address (Kamailio's ``location``)."""
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Imported, with a caveat the administrator must act on."""

@@ -25,7 +25,7 @@ from heron.errors import StoreError
 from heron.importers.model import SourceError
 from heron.store.database import async_url, failure_reason
 
-__all__ = ["Source", "Tables", "read_tables", "shown"]
+__all__ = ["Row", "Source", "Tables", "read_tables", "shown"]
 
 T = TypeVar("T")
 Source = Path | str

@@ -11,86 +11,46 @@ until a PLAIN login inside TLS gives heron the password to derive the rest.
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from slixmpp import JID
 
-from tests.interop.sip.support import SipServer, register, sip_settings
+from tests.interop.importing.support import (
+    COTURN_USERS,
+    DOMAIN,
+    KAMAILIO_HASHED,
+    KAMAILIO_USERS,
+    PROSODY_USERS,
+    Imported,
+    assert_registers,
+    assert_relays,
+    importing_heron,
+    xmpp_login,
+)
 from tests.interop.turn.support import (
-    TurnServer,
-    assert_all_echoed,
     coturn_peer,
-    relay_window,
     uclient,
 )
 from tests.interop.xmpp.support import (
     MUC_PLUGINS,
     TIMEOUT,
-    Client,
     join_room,
     log_out,
     make_persistent,
 )
-from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.config import render_toml
+from tests.support.heron import base_settings, heron_cli
 from tests.support.import_sources import coturn_db, kamailio_db, prosody_running
 
 # The module's fixture runs turnadmin, kamdbctl and kamctl, prosodyctl and Prosody, three
 # imports and heron: past the default 120 s on a loaded machine.
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
-DOMAIN = "localhost"
-COTURN_USERS = {"tina": "turn pw"}
-# kamctl 5.6 hashes only a password's first word into HA1 ("a b" as "a"): none have spaces.
-KAMAILIO_USERS = {"sam": "sip-pw"}
-KAMAILIO_HASHED = {"hal": "hashed-sip-pw"}
-PROSODY_USERS = {"pat": "xmpp pw", "quinn": "other xmpp pw"}
 ROOM = JID(f"team@conference.{DOMAIN}")
 OFFLINE_BODY = "while you were away <é & ü>"
-
-
-@dataclass
-class Imported:
-    heron: RunningHeron
-    turn: TurnServer
-    sip: SipServer
-    xmpp_port: int
-    certificate: Path
-    import_output: str
-
-
-async def xmpp_login(
-    jid: str, password: str, port: int, context: ssl.SSLContext | None, mechanism: str
-) -> Client | None:
-    """``jid`` logged in with ``mechanism`` only (STARTTLS when ``context`` is given, plain
-    TCP otherwise); None if the server refused the credentials."""
-    client = Client(jid, password)
-    client.plugin["feature_mechanisms"].use_mech = mechanism
-    # Prosody on loopback without TLS: slixmpp only runs SCRAM there when told to.
-    client.plugin["feature_mechanisms"].unencrypted_scram = context is None
-    client.enable_plaintext = context is None
-    client.enable_starttls = context is not None
-    client.enable_direct_tls = False
-    if context is not None:
-        client.ssl_context = context
-    outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    def settle(logged_in: bool) -> None:
-        if not outcome.done():
-            outcome.set_result(logged_in)
-
-    client.add_event_handler("session_start", lambda _: settle(True))
-    client.add_event_handler("failed_auth", lambda _: settle(False))
-    client.connect("127.0.0.1", port)
-    if await asyncio.wait_for(outcome, TIMEOUT):
-        return client
-    client.abort()
-    return None
 
 
 async def build_roster(port: int, *, room: bool = False) -> None:
@@ -121,53 +81,15 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
         asyncio.run(build_roster(port, room=True))
     prosody_data = base / "prosody" / "data"
 
-    directory = base / "heron"
-    directory.mkdir()
-    turn_port, sip_port, sip_tls_port, xmpp_port = (free_port() for _ in range(4))
-    low, high = relay_window()
-    settings = merge(
-        merge(base_settings(directory), sip_settings(sip_port, sip_tls_port)),
-        {
-            "turn": {
-                "enabled": True,
-                "listen": [f"127.0.0.1:{turn_port}"],
-                "tls_listen": [],
-                "relay_addresses": ["127.0.0.1"],
-                "relay_port_min": low,
-                "relay_port_max": high,
-                "allowed_peer_ranges": ["127.0.0.0/8"],
-            },
-            "xmpp": {
-                "enabled": True,
-                "listen": [f"127.0.0.1:{xmpp_port}"],
-                "tls_listen": [],
-                "s2s_listen": [],
-                "s2s_tls_listen": [],
-            },
-        },
-    )
-    config = directory / "heron.toml"
-    config.write_text(render_toml(settings))
-    assert heron_cli(config, "cert").returncode == 0
-    output = ""
-    for kind, source in (("coturn", turndb), ("kamailio", kamailio), ("prosody", prosody_data)):
-        done = heron_cli(config, "import", kind, str(source))
-        assert done.returncode == 0, done.stdout + done.stderr
-        output += done.stdout
-    certificate = directory / "var" / "tls" / "heron.crt"
-    with serving(config) as heron:
-        web_port = int(re.findall(r"web listening on https://[^:]+:(\d+)/", "".join(heron.log))[0])
-        yield Imported(
-            heron,
-            TurnServer(heron, turn_port, 0, (low, high), certificate),
-            SipServer(heron, directory, sip_port, sip_tls_port, web_port, certificate),
-            xmpp_port,
-            certificate,
-            output,
-        )
-    log = "".join(heron.log)
-    assert heron.process.returncode == 0, log
-    assert "Traceback" not in log, log
+    with importing_heron(
+        base,
+        [
+            ("coturn", str(turndb)),
+            ("kamailio", str(kamailio)),
+            ("prosody", str(prosody_data)),
+        ],
+    ) as imported:
+        yield imported
 
 
 def secrets_of(imported: Imported) -> dict[str, str]:
@@ -193,20 +115,14 @@ def test_every_account_is_imported_with_the_secrets_its_server_kept(imported: Im
 
 
 def test_coturn_user_relays_with_the_old_password(imported: Imported) -> None:
-    with coturn_peer() as echo:
-        credentials = ("-u", "tina", "-w", COTURN_USERS["tina"])
-        run = uclient(imported.turn, echo, *credentials, "-c", "-n", "10", "-l", "120")
-    assert_all_echoed(run, 10, imported.turn)
+    assert_relays(imported, "tina", COTURN_USERS["tina"])
 
 
 @pytest.mark.parametrize("user", ["sam", "hal"])
 def test_kamailio_users_register_with_their_old_password(
     imported: Imported, tmp_path: Path, user: str
 ) -> None:
-    password = {**KAMAILIO_USERS, **KAMAILIO_HASHED}[user]
-    run = register(imported.sip, tmp_path, user, password, port=free_port())
-    assert run.returncode == 0, run.explain()
-    assert run.statuses() == [(401, "REGISTER"), (200, "REGISTER")], run.explain()
+    assert_registers(imported, tmp_path, user, {**KAMAILIO_USERS, **KAMAILIO_HASHED}[user])
 
 
 def test_prosody_user_logs_in_over_scram_sha1_and_finds_the_roster(imported: Imported) -> None:
