@@ -229,3 +229,55 @@ def test_prosody_offline_messages_that_cannot_be_xml_are_skipped(
     assert "skipped localhost/offline/eve: expected item(...)" in out
     again = heron("import", "prosody", str(data))[1]
     assert "kept out: 1 offline message(s) of users who have some in heron already" in again
+
+
+def test_kamailio_location_rows_become_bindings_when_they_can_still_work(
+    heron: Run, tmp_path: Path, data_dir: Path
+) -> None:
+    """usrloc's rows as kamdbctl's SQLite schema keeps them: the live UDP one comes over
+    (to the address Kamailio saw it from); each other is one line saying why not."""
+    db = kamailio_db(tmp_path / "kamailio", DOMAIN, {"sam": "spw"})
+    later, earlier = "2099-01-01 00:00:00", "2001-01-01 00:00:00"
+    rows = [
+        ("sam", DOMAIN, "sip:sam@192.0.2.10:5062", "sip:198.51.100.7:40000", later, 0.5),
+        ("sam", DOMAIN, "sip:sam@192.0.2.11:5062", "", earlier, 1.0),
+        ("sam", DOMAIN, "sip:sam@192.0.2.12:5062;transport=tcp", "", later, 1.0),
+        ("sam", "elsewhere.example", "sip:sam@192.0.2.13", "", later, 1.0),
+        ("sam", DOMAIN, "<not a uri>", "", later, 1.0),
+        ("sam", DOMAIN, "sip:sam@192.0.2.14", "", later, 7.0),
+        ("sam", DOMAIN, "sip:" + "a" * 2000 + "@192.0.2.15", "", later, 1.0),
+        ("sam", DOMAIN, "sip:sam@192.0.2.16", "", "not a date", 1.0),
+    ]
+    with sqlite3.connect(db) as connection:
+        connection.executemany(
+            "INSERT INTO location (ruid, username, domain, contact, received, expires, q, "
+            "last_modified) VALUES (hex(randomblob(8)), ?, ?, ?, ?, ?, ?, ?)",
+            [(*row, earlier) for row in rows],
+        )
+    status, out, err = heron("import", "kamailio", str(db))
+    assert (status, err) == (0, "")
+    skipped = [line for line in out.splitlines() if line.startswith("skipped location")]
+    assert skipped == [
+        "skipped location sam@localhost '<not a uri>': Bad URI scheme: <not a uri>",
+        "skipped location sam@localhost 'sip:" + "a" * 116 + "': a value of more than 1024 "
+        "characters",
+        "skipped location sam@localhost 'sip:sam@192.0.2.11:5062': expired",
+        "skipped location sam@localhost 'sip:sam@192.0.2.12:5062;transport=tcp': a tcp binding: "
+        "its connection ended with Kamailio",
+        "skipped location sam@elsewhere.example 'sip:sam@192.0.2.13': heron registers users "
+        "of its SIP domain localhost",
+        "skipped location sam@localhost 'sip:sam@192.0.2.14': Binding q out of range: 7.0",
+        "skipped location sam@localhost 'sip:sam@192.0.2.16': Invalid isoformat string: "
+        "'not a date'",
+    ], out
+    assert "SIP registrations: added 1, kept 0 heron has already" in out
+    with sqlite3.connect(data_dir / "heron.db") as heron_db:
+        bindings = heron_db.execute(
+            "SELECT aor, contact, received_transport, received_host, received_port, q "
+            "FROM sip_bindings"
+        ).fetchall()
+    assert bindings == [
+        ("sam@localhost", "sip:sam@192.0.2.10:5062", "udp", "198.51.100.7", 40000, 0.5)
+    ]
+    again = heron("import", "kamailio", str(db))[1]
+    assert "SIP registrations: added 0, kept 1 heron has already" in again

@@ -21,7 +21,7 @@ from heron.sip.errors import SipError
 from heron.sip.registrar import Binding, BindingSource
 from heron.sip.uri import SipUri, parse_uri
 
-__all__ = ["read_location"]
+__all__ = ["MAX_TEXT", "read_location"]
 
 _COLUMNS = (
     "username",
@@ -40,6 +40,12 @@ _COLUMNS = (
     "reg_id",
 )
 _DEFAULT_PORT = 5060
+MAX_TEXT = 1024
+"""Characters of a column heron takes (Kamailio's own are at most 512, but SQLite keeps
+whatever was written)."""
+MAX_HOST = 255
+_SHOWN = 120
+"""Characters of a contact a report line shows."""
 
 
 def _stamp(value: object) -> float:
@@ -55,6 +61,8 @@ def _source(row: Row, contact: SipUri) -> BindingSource | str:
     target = parse_uri(received) if received else contact
     if not isinstance(target, SipUri):
         return f"received {received!r} is not a SIP URI"
+    if len(target.host) > MAX_HOST:
+        return f"a host of more than {MAX_HOST} characters"
     transport = str(target.params.get("transport") or transport).lower()
     if transport != "udp":
         return f"a {transport} binding: its connection ended with Kamailio"
@@ -62,6 +70,8 @@ def _source(row: Row, contact: SipUri) -> BindingSource | str:
 
 
 def _binding(row: Row, aor: str) -> Binding | str:
+    if any(isinstance(value, str) and len(value) > MAX_TEXT for value in row.values()):
+        return f"a value of more than {MAX_TEXT} characters"
     contact = str(row["contact"] or "")
     uri = parse_uri(contact)
     if not isinstance(uri, SipUri):
@@ -95,7 +105,7 @@ def read_location(db: Tables, policy: AccountPolicy, extracted: Extracted) -> No
     now = time.time()
     for row in db.rows("location", _COLUMNS, order_by=("username", "contact")):
         user, realm = str(row["username"] or ""), str(row["domain"] or policy.sip_domain)
-        what = f"location {user}@{realm} {row['contact']}"
+        what = f"location {user}@{realm} {str(row['contact'])[:_SHOWN]!r}"
         if realm != policy.sip_domain:
             extracted.skip(what, f"heron registers users of its SIP domain {policy.sip_domain}")
             continue
