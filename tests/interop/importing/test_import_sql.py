@@ -147,13 +147,17 @@ def test_a_database_without_the_tables_is_not_the_daemons(backend: str, tmp_path
     )
 
 
-def test_an_unreachable_database_is_one_line_and_status_2(tmp_path: Path) -> None:
+def test_an_unreachable_database_is_one_line_and_status_2_without_the_password(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "heron.toml"
     config.write_text(render_toml(base_settings(tmp_path)))
-    url = f"postgresql://postgres@127.0.0.1:{free_port()}/kamailio"
+    url = f"postgresql://kamailioro:secret@127.0.0.1:{free_port()}/kamailio"
     done = heron_cli(config, "import", "kamailio", "--db", url)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"heron: error: {url}: ") and done.stderr.count("\n") == 1
+    shown = url.replace(":secret@", ":***@")
+    assert done.stderr.startswith(f"heron: error: {shown}: ") and done.stderr.count("\n") == 1
+    assert "secret" not in done.stderr
 
 
 def test_path_and_db_exclude_each_other(tmp_path: Path) -> None:
