@@ -16,9 +16,10 @@ PYTEST_ARGS ?=
 # kamailio (kamdbctl, kamctl) and its SQLite modules make the databases `heron import kamailio`
 # reads in its tests; lua-dbi-sqlite3 lets Prosody keep its data in SQLite (storage = "sql").
 # systemd gives systemd-analyze, which checks src/heron/heron.service.
+# pebble (with pebble-challtestsrv) is the ACME server `[tls] acme` is tested against.
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules lua-dbi-sqlite3 \
-	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd
+	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd pebble
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -1,7 +1,9 @@
 """Certificates: self-signed ones for a first start, checks, and server TLS contexts.
 
 Contexts are built per listener from the files on disk, so a reload can
-build new ones for new connections without touching open ones.
+build new ones for new connections without touching open ones. A certificate renewed
+under a running server (ACME) is loaded again into the live contexts instead, through
+:class:`ServedCertificate`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +26,7 @@ from heron.errors import TlsError
 
 __all__ = [
     "CertificateInfo",
+    "ServedCertificate",
     "inspect_certificate",
     "load_chain",
     "server_context",
@@ -34,6 +38,8 @@ __all__ = [
 class CertificateInfo:
     names: tuple[str, ...]
     not_after: datetime
+    self_signed: bool = False
+    """Issuer and subject are one name: ``heron cert``'s, or what ACME has not replaced yet."""
 
     def covers(self, name: str) -> bool:
         """True if a DNS name matches, wildcards one label deep (RFC 6125 §6.4.3)."""
@@ -84,7 +90,7 @@ def write_self_signed(
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     except OSError as exc:
         raise TlsError(f"cannot write {exc.filename}: {exc.strerror}") from None
-    return CertificateInfo(tuple(names), certificate.not_valid_after_utc)
+    return CertificateInfo(tuple(names), certificate.not_valid_after_utc, self_signed=True)
 
 
 def inspect_certificate(cert_path: Path) -> CertificateInfo:
@@ -105,7 +111,8 @@ def inspect_certificate(cert_path: Path) -> CertificateInfo:
             str(attribute.value)
             for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         )
-    return CertificateInfo(names, certificate.not_valid_after_utc)
+    self_signed = certificate.issuer == certificate.subject
+    return CertificateInfo(names, certificate.not_valid_after_utc, self_signed)
 
 
 def server_context(cert_path: Path, key_path: Path, alpn: Sequence[str] = ()) -> ssl.SSLContext:
@@ -132,3 +139,39 @@ def load_chain(context: ssl.SSLContext, cert_path: Path, key_path: Path) -> None
             f"tls: {cert_path} and {key_path} are not a matching PEM certificate and key"
             f" ({exc.reason or exc.strerror})"
         ) from None
+
+
+class ServedCertificate:
+    """heron's one certificate under every TLS listener's contexts, replaceable in place.
+
+    OpenSSL copies a context's certificate into each connection as it starts, so
+    loading new files into a live context (:meth:`reload`) changes what new handshakes
+    present on every listener at once, while open connections keep theirs: no listener
+    is rebound and nothing is dropped. Contexts are held weakly: a listener that closes
+    takes its context with it.
+    """
+
+    def __init__(self, cert_path: Path, key_path: Path) -> None:
+        self.cert_path = cert_path
+        self.key_path = key_path
+        self._contexts: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
+
+    def context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A server context (:func:`server_context`) that :meth:`reload` reaches."""
+        return self.keep(server_context(self.cert_path, self.key_path, alpn))
+
+    def keep(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        """Have :meth:`reload` reach ``context``, built on this certificate elsewhere."""
+        self._contexts.add(context)
+        return context
+
+    def reload(self) -> int:
+        """Load the files again into every live context; how many. TlsError names a bad
+        file, and then no context has changed: the pair is tried on a fresh one first."""
+        load_chain(
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), self.cert_path, self.key_path
+        )
+        contexts = list(self._contexts)
+        for context in contexts:
+            load_chain(context, self.cert_path, self.key_path)
+        return len(contexts)

@@ -36,7 +36,8 @@ How the bytes decide (the first byte picks the candidate, RFC 7983 §7 style):
 
 - ``0x16`` (TLS handshake record): the ClientHello is reassembled from as many
   records as it came in (RFC 8446 §5.1) and parsed (§4.1.2). A known ALPN protocol
-  chooses, in heron's order of preference (:data:`ALPN_SERVICES`): ``stun.turn``
+  chooses, in heron's order of preference (:data:`ALPN_SERVICES`): ``acme-tls/1`` the
+  ACME TLS-ALPN-01 responder (RFC 8737, offered alone by a CA validating), ``stun.turn``
   TURN, ``xmpp-client`` XMPP c2s (XEP-0368), ``xmpp-server`` XMPP s2s, ``sip/2`` SIP, ``h2`` and
   ``http/1.1`` the web component. Otherwise the SNI looked up in ``names`` chooses (the
   SIP domain mapped to :attr:`Service.SIP`, for instance); otherwise a ClientHello that
@@ -86,10 +87,12 @@ class Service(Enum):
     XMPP_CLIENT = "xmpp-client"
     XMPP_SERVER = "xmpp-server"
     WEB = "web"
+    ACME_TLS = "acme-tls"
 
 
 ALPN_SERVICES: Mapping[str, Service] = MappingProxyType(
     {
+        "acme-tls/1": Service.ACME_TLS,  # RFC 8737 §6.2: a CA validating a name
         "stun.turn": Service.TURN,  # RFC 7443 §5
         "xmpp-client": Service.XMPP_CLIENT,  # XEP-0368 §4
         "xmpp-server": Service.XMPP_SERVER,  # XEP-0368 §4

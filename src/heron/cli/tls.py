@@ -1,0 +1,63 @@
+"""``heron tls``: the ACME certificate of the running server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from heron.acme import RENEW_COMMAND, STATUS_VIEW
+from heron.cli.context import CliContext, pass_context, run
+from heron.control import query
+from heron.errors import HeronError
+
+__all__ = ["tls"]
+
+_POLL = 0.5
+"""Seconds between two looks at the order ``heron tls renew`` asked for."""
+
+
+@click.group()
+def tls() -> None:
+    """The certificate ``[tls] acme`` obtains (what certbot does)."""
+
+
+@tls.command("status")
+@pass_context
+def status(ctx: CliContext) -> None:
+    """Show the running server's ACME state and the certificate's expiry."""
+    _echo(run(query(ctx.config.data_dir, STATUS_VIEW))[0])
+
+
+@tls.command("renew")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for the CA.")
+@pass_context
+def renew(ctx: CliContext, timeout: float) -> None:
+    """Order a new certificate now and wait until every TLS listener serves it."""
+    row = run(_renew(ctx.config.data_dir, timeout))
+    _echo(row)
+    if row["error"]:
+        raise HeronError(f"tls renew: {row['error']}")
+
+
+async def _renew(data_dir: Path, timeout: float) -> dict[str, Any]:
+    ticket = (await query(data_dir, f"{RENEW_COMMAND} now"))[0]["ticket"]
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                row = (await query(data_dir, STATUS_VIEW))[0]
+                if row["done"] >= ticket:
+                    return row
+                await asyncio.sleep(_POLL)
+    except TimeoutError:
+        raise HeronError(f"tls renew: no certificate within {timeout:g} s") from None
+
+
+def _echo(row: dict[str, Any]) -> None:
+    click.echo(f"state:     {row['state']}")
+    click.echo(f"expires:   {row['not_after'] or '-'}")
+    click.echo(f"issued:    {row['issued']} since start")
+    if row["error"]:
+        click.echo(f"error:     {row['error']}")
