@@ -24,7 +24,7 @@ from cryptography import x509
 
 from tests.support.certs import CertificateAuthority
 from tests.support.config import free_port
-from tests.support.tools import require_tool
+from tests.support.tools import require_tool, stop
 
 LOCALHOST = "127.0.0.1"
 _START_TIMEOUT = 60.0
@@ -76,12 +76,7 @@ def _process(command: list[str], marker: str, log: list[str]) -> Iterator[None]:
         _started(process, marker, log)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @contextmanager

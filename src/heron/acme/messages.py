@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from heron.certificates import self_signed
 from heron.errors import HeronError
 
 __all__ = [
@@ -269,16 +270,8 @@ def tls_alpn_certificate(
     STRING (SIZE (32))``, served only to a client offering ``acme-tls/1``."""
     key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(authorization.encode()).digest()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        self_signed(key, [x509.DNSName(name)], now, timedelta(days=1))
         .add_extension(
             x509.UnrecognizedExtension(ACME_IDENTIFIER, b"\x04\x20" + digest), critical=True
         )
