@@ -9,6 +9,7 @@ under a running server (ACME) is loaded again into the live contexts instead, th
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import ssl
 import weakref
@@ -33,6 +34,8 @@ __all__ = [
     "server_context",
     "write_self_signed",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,7 @@ class ServedCertificate:
         self.cert_path = cert_path
         self.key_path = key_path
         self._contexts: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
+        self._loaded: tuple[tuple[int, int, int], ...] | None = None
 
     def context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
         """A server context (:func:`server_context`) that :meth:`reload` reaches."""
@@ -155,16 +159,46 @@ class ServedCertificate:
 
     def keep(self, context: ssl.SSLContext) -> ssl.SSLContext:
         """Have :meth:`reload` reach ``context``, built on this certificate elsewhere."""
+        self._loaded = self._loaded or self._files()
         self._contexts.add(context)
         return context
 
     def reload(self) -> int:
         """Load the files again into every live context; how many. TlsError names a bad
         file, and then no context has changed: the pair is tried on a fresh one first."""
+        files = self._files()
         load_chain(
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), self.cert_path, self.key_path
         )
         contexts = list(self._contexts)
         for context in contexts:
             load_chain(context, self.cert_path, self.key_path)
+        self._loaded = files
         return len(contexts)
+
+    def follow(self) -> bool:
+        """:meth:`reload` if the files were replaced since the last load: how a process that
+        does not renew (a TURN worker) takes what another wrote. A bad pair is logged once
+        and the old certificate kept."""
+        files = self._files()
+        if self._loaded is None or files == self._loaded:
+            return False
+        try:
+            self.reload()
+        except TlsError as exc:
+            log.warning("%s; still serving the certificate loaded before", exc)
+            self._loaded = files
+            return False
+        return True
+
+    def _files(self) -> tuple[tuple[int, int, int], ...]:
+        """Inode, size and modification time of both files: os.replace changes the inode."""
+        stamps = []
+        for path in (self.cert_path, self.key_path):
+            try:
+                status = path.stat()
+            except OSError:
+                stamps.append((0, 0, 0))
+                continue
+            stamps.append((status.st_ino, status.st_size, status.st_mtime_ns))
+        return tuple(stamps)

@@ -186,3 +186,16 @@ def test_acme_without_the_mux_is_one_line_and_status_2(tmp_path: Path) -> None:
         f"heron: error: {config}: (top level): tls.acme proves names by TLS-ALPN-01 on port 443: "
         "set [mux] listen"
     ]
+
+
+def test_heron_check_reports_the_acme_certificate(acme_heron: AcmeHeron) -> None:
+    renew(acme_heron.heron)  # issued, whatever ran before
+    result = heron_cli(acme_heron.heron.config, "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"ok    certificate {acme_heron.data / 'acme' / 'heron.crt'}" in lines
+    assert (
+        "warn  tls.acme: no [mux] listen address has port 443, where a public CA validates "
+        "TLS-ALPN-01 (RFC 8737 §3); fix: listen on 443"
+    ) in lines
+    assert "self-signed" not in result.stdout

@@ -117,3 +117,42 @@ def test_a_bad_pair_on_reload_names_the_problem_and_changes_nothing(tmp_path: Pa
     with pytest.raises(TlsError, match="not a matching PEM certificate and key"):
         served.reload()
     assert _served_leaf(context) == before
+
+
+def test_a_process_that_does_not_renew_follows_files_another_replaced(tmp_path: Path) -> None:
+    """A TURN worker's contexts take the certificate the main process's ACME wrote."""
+    from heron.tls import ServedCertificate
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    write_self_signed(cert, key, ["localhost"])
+    served = ServedCertificate(cert, key)
+    context = served.context()
+    assert not served.follow()
+    before = _served_leaf(context)
+    write_self_signed(tmp_path / "new.crt", tmp_path / "new.key", ["localhost"])
+    (tmp_path / "new.key").replace(key)
+    (tmp_path / "new.crt").replace(cert)
+    assert served.follow()
+    assert not served.follow()
+    assert _served_leaf(context) != before
+
+
+def test_a_bad_pair_followed_is_logged_once_and_the_old_one_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from heron.tls import ServedCertificate
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    write_self_signed(cert, key, ["localhost"])
+    served = ServedCertificate(cert, key)
+    context = served.context()
+    before = _served_leaf(context)
+    write_self_signed(tmp_path / "new.crt", tmp_path / "new.key", ["localhost"])
+    (tmp_path / "new.key").replace(key)  # the certificate is not replaced with it
+    assert not served.follow()
+    assert not served.follow()
+    assert [r.message for r in caplog.records if "still serving" in r.message] == [
+        f"tls: {cert} and {key} are not a matching PEM certificate and key"
+        f" (KEY_VALUES_MISMATCH); still serving the certificate loaded before"
+    ]
+    assert _served_leaf(context) == before

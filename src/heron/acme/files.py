@@ -74,6 +74,6 @@ def placeholder(config: Config) -> bool:
     port-443 mux that proves the names included) starts before the CA has issued one."""
     if config.certificate_path.exists() and config.key_path.exists():
         return False
-    write_self_signed(config.certificate_path, config.key_path, config.tls_names, days=30)
+    write_self_signed(config.certificate_path, config.key_path, config.tls_names, days=90)
     os.chmod(config.certificate_path, 0o600)
     return True

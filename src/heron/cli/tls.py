@@ -10,10 +10,12 @@ import click
 
 from heron.acme import RENEW_COMMAND, STATUS_VIEW
 from heron.cli.context import CliContext, pass_context, run
+from heron.config import Config
 from heron.control import query
-from heron.errors import HeronError
+from heron.errors import HeronError, TlsError
+from heron.tls import inspect_certificate
 
-__all__ = ["tls"]
+__all__ = ["acme_warnings", "tls"]
 
 _POLL = 0.5
 """Seconds between two looks at the order ``heron tls renew`` asked for."""
@@ -61,3 +63,33 @@ def _echo(row: dict[str, Any]) -> None:
     click.echo(f"issued:    {row['issued']} since start")
     if row["error"]:
         click.echo(f"error:     {row['error']}")
+
+
+def acme_warnings(config: Config, serving: bool) -> list[str]:
+    """What ``heron check`` says of ``tls.acme`` beyond the certificate's own checks: the
+    validation port, a certificate the CA has not replaced yet, the last order's error."""
+    if not config.tls.acme:
+        return []
+    found = []
+    if all(address.port != 443 for address in config.mux.listen):
+        found.append(
+            "tls.acme: no [mux] listen address has port 443, where a public CA validates "
+            "TLS-ALPN-01 (RFC 8737 §3); fix: listen on 443"
+        )
+    try:
+        self_signed = inspect_certificate(config.certificate_path).self_signed
+    except TlsError:
+        self_signed = False
+    if self_signed:
+        found.append(
+            "tls.acme: the certificate is still the self-signed one heron starts with; "
+            "`heron tls status` says why the CA has not issued one"
+        )
+    if serving:
+        try:
+            row = run(query(config.data_dir, STATUS_VIEW))[0]
+        except HeronError:
+            return found
+        if row["error"]:
+            found.append(f"tls.acme: the last order failed: {row['error']}")
+    return found

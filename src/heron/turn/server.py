@@ -547,6 +547,7 @@ class TurnComponent:
                     link.close()
             self._relays.expire(now)
             if self._worker is not None:
+                self._services.certificate.follow()  # renewed by the main process (ACME)
                 await self._hear_changes()
                 await self._report_counters()
 
