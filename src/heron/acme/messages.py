@@ -140,7 +140,7 @@ def sign(
 def parse_json(body: bytes) -> dict[str, Any]:
     """A JSON object from the CA; an RFC 7807 problem document raises :class:`AcmeProblem`."""
     if len(body) > MAX_BODY:
-        raise AcmeError(f"the CA answered {len(body)} bytes, more than {MAX_BODY}")
+        raise AcmeError(f"the CA answered more than {MAX_BODY} bytes")
     try:
         value = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
