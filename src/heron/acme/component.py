@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from heron.acme.alpn import AlpnResponder
 from heron.acme.client import AcmeClient
 from heron.acme.files import account_key, install
-from heron.acme.messages import AcmeError
+from heron.acme.messages import AcmeError, check_chain
 from heron.acme.renewal import CHECK_EVERY, RETRY_AFTER, renewal_reason
 from heron.component import Listener, Services
 from heron.control import View
@@ -70,9 +70,10 @@ class AcmeComponent:
 
     async def start(self) -> Sequence[Listener]:
         trust = self._trust()
+        key = account_key(self._config.acme_dir)  # a bad file stops the start, in one line
         self._services.handoffs["acme-tls"] = self._responder.take
         self._services.commands[RENEW_COMMAND] = self._renew_command
-        self._task = asyncio.get_running_loop().create_task(self._run(trust))
+        self._task = asyncio.get_running_loop().create_task(self._run(trust, key))
         return []
 
     async def stop(self) -> None:
@@ -101,16 +102,10 @@ class AcmeComponent:
         self._wake.set()
         return [{"ticket": self._requested}]
 
-    async def _run(self, trust: ssl.SSLContext) -> None:
+    async def _run(self, trust: ssl.SSLContext, key: ec.EllipticCurvePrivateKey) -> None:
         tls = self._config.tls
         async with aiohttp.ClientSession(timeout=_REQUEST_TIMEOUT) as session:
-            client = AcmeClient(
-                session,
-                tls.acme_directory,
-                account_key(self._config.acme_dir),
-                trust=trust,
-                email=tls.acme_email,
-            )
+            client = AcmeClient(session, tls.acme_directory, key, trust=trust, email=tls.acme_email)
             while True:
                 ticket = self._requested
                 self._wake.clear()
@@ -141,12 +136,14 @@ class AcmeComponent:
             issued = await client.issue(
                 config.tls_names, self._responder, ec.generate_private_key(ec.SECP256R1())
             )
+            check_chain(issued.chain, issued.key, config.tls_names)
             install(config, issued)
             contexts = self._services.certificate.reload()
         except (AcmeError, TlsError) as exc:
-            log.error("acme: no certificate: %s; next try in %s", exc, RETRY_AFTER)
-            self._status.update(state="failed", error=str(exc))
-            return RETRY_AFTER
+            return self._failed(str(exc))
+        except Exception as exc:  # a bug must not end renewals for good: logged, retried
+            log.exception("acme: the order failed")
+            return self._failed(f"{type(exc).__name__}: {exc}")
         info = self._current()
         self._status.update(state="valid", error="", issued=self._status["issued"] + 1)
         log.info(
@@ -156,6 +153,11 @@ class AcmeComponent:
             contexts,
         )
         return CHECK_EVERY
+
+    def _failed(self, error: str) -> timedelta:
+        log.error("acme: no certificate: %s; next try in %s", error, RETRY_AFTER)
+        self._status.update(state="failed", error=error)
+        return RETRY_AFTER
 
     def _current(self) -> CertificateInfo | None:
         try:

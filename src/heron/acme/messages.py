@@ -38,6 +38,7 @@ __all__ = [
     "Order",
     "Status",
     "b64url",
+    "check_chain",
     "csr",
     "jwk",
     "key_authorization",
@@ -291,3 +292,28 @@ def csr(names: Sequence[str], key: ec.EllipticCurvePrivateKey) -> str:
         .sign(key, hashes.SHA256())
     )
     return b64url(request.public_bytes(serialization.Encoding.DER))
+
+
+def check_chain(
+    chain: bytes, key: ec.EllipticCurvePrivateKey, names: Sequence[str]
+) -> x509.Certificate:
+    """The leaf of what the CA issued, once it is a PEM chain for ``key`` naming every one
+    of ``names``: checked before it replaces a working certificate on disk."""
+    if len(chain) > MAX_BODY:
+        raise AcmeError(f"the CA's certificate chain is more than {MAX_BODY} bytes")
+    try:
+        certificates = x509.load_pem_x509_certificates(chain)
+    except ValueError:
+        raise AcmeError("the CA's certificate is not a PEM chain") from None
+    leaf = certificates[0]
+    if leaf.public_key() != key.public_key():
+        raise AcmeError("the CA's certificate is not for the key heron ordered it with")
+    try:
+        san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        issued = set(san.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        issued = set()
+    missing = [name for name in names if name not in issued]
+    if missing:
+        raise AcmeError(f"the CA's certificate does not name {', '.join(missing)}")
+    return leaf

@@ -30,7 +30,7 @@ def tls() -> None:
 @pass_context
 def status(ctx: CliContext) -> None:
     """Show the running server's ACME state and the certificate's expiry."""
-    _echo(run(query(ctx.config.data_dir, STATUS_VIEW))[0])
+    _echo(run(query(_acme(ctx.config).data_dir, STATUS_VIEW))[0])
 
 
 @tls.command("renew")
@@ -38,10 +38,16 @@ def status(ctx: CliContext) -> None:
 @pass_context
 def renew(ctx: CliContext, timeout: float) -> None:
     """Order a new certificate now and wait until every TLS listener serves it."""
-    row = run(_renew(ctx.config.data_dir, timeout))
+    row = run(_renew(_acme(ctx.config).data_dir, timeout))
     _echo(row)
     if row["error"]:
         raise HeronError(f"tls renew: {row['error']}")
+
+
+def _acme(config: Config) -> Config:
+    if not config.tls.acme:
+        raise HeronError("tls.acme is off: heron obtains no certificate (see `heron cert`)")
+    return config
 
 
 async def _renew(data_dir: Path, timeout: float) -> dict[str, Any]:

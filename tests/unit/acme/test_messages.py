@@ -205,3 +205,25 @@ def test_any_json_only_parses_or_raises_acme_error(value: Any) -> None:
             parse(parse_json(json.dumps(value).encode()))
         except AcmeError:
             pass
+
+
+def test_an_issued_chain_is_checked_before_it_replaces_the_certificate() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from heron.acme.messages import check_chain
+    from tests.support.certs import CertificateAuthority
+
+    authority = CertificateAuthority()
+    issued = authority.issue([x509.DNSName("falcot.com"), x509.DNSName("sip.falcot.com")])
+    pem = issued.certificate.public_bytes(serialization.Encoding.PEM)
+    chain = pem + authority.certificate.public_bytes(serialization.Encoding.PEM)
+    assert check_chain(chain, issued.key, ["falcot.com", "sip.falcot.com"]) == issued.certificate
+    for bad_chain, key, names, reason in [
+        (b"-----BEGIN CERTIFICATE-----\nAAAA\n", issued.key, ["falcot.com"], "not a PEM chain"),
+        (b"", issued.key, ["falcot.com"], "not a PEM chain"),
+        (chain, KEY, ["falcot.com"], "not for the key"),
+        (chain, issued.key, ["conference.falcot.com"], "does not name conference.falcot.com"),
+        (chain + b"\n" * MAX_BODY, issued.key, ["falcot.com"], "more than"),
+    ]:
+        with pytest.raises(AcmeError, match=reason):
+            check_chain(bad_chain, key, names)
