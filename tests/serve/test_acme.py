@@ -52,7 +52,11 @@ def acme_heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeHeron]:
         "turn.tls_listen": (free_port(), "stun.turn"),
         "sip.tls_listen": (free_port(), "sip/2"),
         "xmpp.tls_listen": (free_port(), "xmpp-client"),
+        "xmpp.s2s_tls_listen": (free_port(), "xmpp-server"),
     }
+    # The mux hands each service's TLS to that service's context.
+    for alpn in ("stun.turn", "sip/2", "xmpp-client", "xmpp-server"):
+        listeners[f"mux {alpn}"] = (mux, alpn)
 
     def at(key: str) -> list[str]:
         return [f"{LOCALHOST}:{listeners[key][0]}"]
@@ -77,7 +81,7 @@ def acme_heron(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeHeron]:
                     "listen": [],
                     "tls_listen": at("xmpp.tls_listen"),
                     "s2s_listen": [],
-                    "s2s_tls_listen": [],
+                    "s2s_tls_listen": at("xmpp.s2s_tls_listen"),
                 },
                 "media": {"enabled": False},
             },
