@@ -7,7 +7,7 @@ the certificate in the data directory and ``component`` runs it all in ``heron s
 
 Why a client of heron's own rather than certbot's ``acme`` package: that one is
 synchronous (requests, pyOpenSSL), so it would need a thread per order and two more
-HTTP stacks, while the few requests one order takes fit in ~400 lines on the
+HTTP stacks, while the few requests one order takes fit in ~550 lines on the
 ``cryptography`` and ``aiohttp`` heron has already.
 """
 

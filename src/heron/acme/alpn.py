@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from heron.acme.messages import ALPN_PROTOCOL, tls_alpn_certificate
 from heron.handoff import AcceptedSockets
@@ -62,7 +63,8 @@ class AlpnResponder:
         self._entry.sni_callback = self._choose
 
     def publish(self, name: str, authorization: str) -> None:
-        key, certificate = tls_alpn_certificate(name, authorization, self._now())
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = tls_alpn_certificate(name, authorization, self._now(), key)
         context = _context()
         pem = key.private_bytes(
             serialization.Encoding.PEM,

@@ -264,21 +264,19 @@ class Authorization:
 
 
 def tls_alpn_certificate(
-    name: str, authorization: str, now: datetime
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    name: str, authorization: str, now: datetime, key: ec.EllipticCurvePrivateKey
+) -> x509.Certificate:
     """RFC 8737 §3: a self-signed certificate for ``name`` whose critical acmeIdentifier
     extension holds SHA-256 of the key authorization, DER ``Authorization ::= OCTET
     STRING (SIZE (32))``, served only to a client offering ``acme-tls/1``."""
-    key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(authorization.encode()).digest()
-    certificate = (
+    return (
         self_signed(key, [x509.DNSName(name)], now, timedelta(days=1))
         .add_extension(
             x509.UnrecognizedExtension(ACME_IDENTIFIER, b"\x04\x20" + digest), critical=True
         )
         .sign(key, hashes.SHA256())
     )
-    return key, certificate
 
 
 def csr(names: Sequence[str], key: ec.EllipticCurvePrivateKey) -> str:

@@ -85,7 +85,8 @@ def test_rfc8555_8_1_key_authorization_is_token_dot_thumbprint() -> None:
 
 def test_rfc8737_3_challenge_certificate_holds_the_digest_in_a_critical_extension() -> None:
     authorization = key_authorization("token", KEY)
-    key, certificate = tls_alpn_certificate("sip.falcot.com", authorization, NOW)
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = tls_alpn_certificate("sip.falcot.com", authorization, NOW, key)
     extension = certificate.extensions.get_extension_for_oid(ACME_IDENTIFIER)
     assert extension.critical
     value = extension.value
