@@ -17,10 +17,11 @@ PYTEST_ARGS ?=
 # `heron import kamailio` reads in its tests; lua-dbi-sqlite3, -mysql and -postgresql let Prosody
 # keep its data in SQL (storage = "sql") for `heron import prosody --db`.
 # systemd gives systemd-analyze, which checks src/heron/heron.service.
+# pebble (with pebble-challtestsrv) is the ACME server `[tls] acme` is tested against.
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules kamailio-mysql-modules kamailio-postgres-modules \
 	lua-dbi-sqlite3 lua-dbi-mysql lua-dbi-postgresql \
-	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd
+	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd pebble
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -17,6 +17,7 @@ from heron.credentials import WebPhoneCredentials
 from heron.dns.resolver import Resolver
 from heron.guards import Guards
 from heron.handoff import Handoff
+from heron.tls import ServedCertificate
 
 __all__ = ["Component", "Listener", "Services", "WebHandler", "uncounted_client"]
 
@@ -77,6 +78,9 @@ class Services:
     account_cache: AccountCache = field(init=False)
     """The accounts SIP, XMPP and TURN check secrets against, built here on ``accounts`` so
     that every component shares the one cache its announcements invalidate."""
+    certificate: ServedCertificate = field(init=False)
+    """The certificate every TLS listener serves: components make their server contexts
+    from it, so that a renewed one reaches them all (:mod:`heron.acme`)."""
     resolver: Resolver = field(init=False)
     """The DNS resolver on ``dns.servers`` SIP and XMPP find other domains' servers with,
     one for both so that they share its cache."""
@@ -100,3 +104,5 @@ class Services:
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_cache", AccountCache(self.accounts))
         object.__setattr__(self, "resolver", Resolver(self.config.dns.servers))
+        certificate = ServedCertificate(self.config.certificate_path, self.config.key_path)
+        object.__setattr__(self, "certificate", certificate)

@@ -184,11 +184,48 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def _https_url(value: str) -> str:
+    if not re.fullmatch(r"https://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"{value!r} is not an https:// URL")
+    return value
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[^\s@:]+@[^\s@]+", value):
+        raise ValueError(f"{value!r} is not an e-mail address")
+    return value
+
+
 class TlsSettings(_Section):
     certificate: Path | None = None
-    """PEM certificate chain; default ``<data dir>/tls/heron.crt`` (see ``heron cert``)."""
+    """PEM certificate chain; default ``<data dir>/tls/heron.crt`` (see ``heron cert``), or
+    ``<data dir>/acme/heron.crt`` with ``acme``."""
     key: Path | None = None
-    """PEM private key; default ``<data dir>/tls/heron.key``."""
+    """PEM private key; default ``<data dir>/tls/heron.key`` (``acme/heron.key``)."""
+    acme: bool = False
+    """Obtain and renew one certificate for every name heron serves from an ACME CA (RFC
+    8555), proving each name by TLS-ALPN-01 (RFC 8737) on ``[mux] listen``, which must be
+    port 443 for a public CA; the files are heron's, in the data directory."""
+    acme_directory: Annotated[str, AfterValidator(_https_url)] = LETS_ENCRYPT
+    """The CA's ACME directory URL; default Let's Encrypt's production one."""
+    acme_email: Annotated[str | None, AfterValidator(_email)] = None
+    """Where the CA may write about the account (expiry warnings, policy changes)."""
+    acme_ca: Path | None = None
+    """PEM CA certificates to trust the directory's HTTPS with instead of the system's (a
+    test CA such as pebble's)."""
+    acme_renew_before: int = Field(default=30, ge=1, le=365)
+    """Days before expiry a certificate is renewed; heron checks daily."""
+
+    @model_validator(mode="after")
+    def _acme_owns_files(self) -> TlsSettings:
+        if self.acme and (self.certificate or self.key):
+            raise ValueError(
+                "tls.certificate and tls.key are ACME's own with tls.acme; remove them"
+            )
+        return self
 
 
 class DatabaseSettings(_Section):
@@ -641,6 +678,12 @@ class Config(_Section):
             raise ValueError(f"sip.echo = {self.sip.echo!r} needs the media bridge (media.enabled)")
         return self
 
+    @model_validator(mode="after")
+    def _acme_needs_mux(self) -> Config:
+        if self.tls.acme and not self.mux.listen:
+            raise ValueError("tls.acme proves names by TLS-ALPN-01 on port 443: set [mux] listen")
+        return self
+
     @property
     def sip_domain(self) -> str:
         return self.sip.domain or self.domain
@@ -680,11 +723,20 @@ class Config(_Section):
 
     @property
     def certificate_path(self) -> Path:
-        return self.tls.certificate or self.data_dir / "tls" / "heron.crt"
+        return self.tls.certificate or self.data_dir / self._tls_dir / "heron.crt"
 
     @property
     def key_path(self) -> Path:
-        return self.tls.key or self.data_dir / "tls" / "heron.key"
+        return self.tls.key or self.data_dir / self._tls_dir / "heron.key"
+
+    @property
+    def _tls_dir(self) -> str:
+        return "acme" if self.tls.acme else "tls"
+
+    @property
+    def acme_dir(self) -> Path:
+        """ACME's files: the account key, the certificate and its key, owner-only."""
+        return self.data_dir / "acme"
 
     @property
     def database_url(self) -> str:

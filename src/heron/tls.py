@@ -1,14 +1,18 @@
 """Certificates: self-signed ones for a first start, checks, and server TLS contexts.
 
 Contexts are built per listener from the files on disk, so a reload can
-build new ones for new connections without touching open ones.
+build new ones for new connections without touching open ones. A certificate renewed
+under a running server (ACME) is loaded again into the live contexts instead, through
+:class:`ServedCertificate`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import ssl
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,21 +23,27 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from heron.certificates import self_signed
 from heron.errors import TlsError
 
 __all__ = [
     "CertificateInfo",
+    "ServedCertificate",
     "inspect_certificate",
     "load_chain",
     "server_context",
     "write_self_signed",
 ]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class CertificateInfo:
     names: tuple[str, ...]
     not_after: datetime
+    self_signed: bool = False
+    """Issuer and subject are one name: ``heron cert``'s, or what ACME has not replaced yet."""
 
     def covers(self, name: str) -> bool:
         """True if a DNS name matches, wildcards one label deep (RFC 6125 §6.4.3)."""
@@ -57,16 +67,8 @@ def write_self_signed(
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
         ]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        self_signed(key, alt_names, now, timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -84,7 +86,7 @@ def write_self_signed(
         cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     except OSError as exc:
         raise TlsError(f"cannot write {exc.filename}: {exc.strerror}") from None
-    return CertificateInfo(tuple(names), certificate.not_valid_after_utc)
+    return CertificateInfo(tuple(names), certificate.not_valid_after_utc, self_signed=True)
 
 
 def inspect_certificate(cert_path: Path) -> CertificateInfo:
@@ -105,7 +107,8 @@ def inspect_certificate(cert_path: Path) -> CertificateInfo:
             str(attribute.value)
             for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         )
-    return CertificateInfo(names, certificate.not_valid_after_utc)
+    self_signed = certificate.issuer == certificate.subject
+    return CertificateInfo(names, certificate.not_valid_after_utc, self_signed)
 
 
 def server_context(cert_path: Path, key_path: Path, alpn: Sequence[str] = ()) -> ssl.SSLContext:
@@ -132,3 +135,70 @@ def load_chain(context: ssl.SSLContext, cert_path: Path, key_path: Path) -> None
             f"tls: {cert_path} and {key_path} are not a matching PEM certificate and key"
             f" ({exc.reason or exc.strerror})"
         ) from None
+
+
+class ServedCertificate:
+    """heron's one certificate under every TLS listener's contexts, replaceable in place.
+
+    OpenSSL copies a context's certificate into each connection as it starts, so
+    loading new files into a live context (:meth:`reload`) changes what new handshakes
+    present on every listener at once, while open connections keep theirs: no listener
+    is rebound and nothing is dropped. Contexts are held weakly: a listener that closes
+    takes its context with it.
+    """
+
+    def __init__(self, cert_path: Path, key_path: Path) -> None:
+        self.cert_path = cert_path
+        self.key_path = key_path
+        self._contexts: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
+        self._loaded: tuple[tuple[int, int, int], ...] | None = None
+
+    def context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A server context (:func:`server_context`) that :meth:`reload` reaches."""
+        return self.keep(server_context(self.cert_path, self.key_path, alpn))
+
+    def keep(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        """Have :meth:`reload` reach ``context``, built on this certificate elsewhere."""
+        self._loaded = self._loaded or self._files()
+        self._contexts.add(context)
+        return context
+
+    def reload(self) -> int:
+        """Load the files again into every live context; how many. TlsError names a bad
+        file, and then no context has changed: the pair is tried on a fresh one first."""
+        files = self._files()
+        load_chain(
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), self.cert_path, self.key_path
+        )
+        contexts = list(self._contexts)
+        for context in contexts:
+            load_chain(context, self.cert_path, self.key_path)
+        self._loaded = files
+        return len(contexts)
+
+    def follow(self) -> bool:
+        """:meth:`reload` if the files were replaced since the last load: how a process that
+        does not renew (a TURN worker) takes what another wrote. A bad pair is logged once
+        and the old certificate kept."""
+        files = self._files()
+        if self._loaded is None or files == self._loaded:
+            return False
+        try:
+            self.reload()
+        except TlsError as exc:
+            log.warning("%s; still serving the certificate loaded before", exc)
+            self._loaded = files
+            return False
+        return True
+
+    def _files(self) -> tuple[tuple[int, int, int], ...]:
+        """Inode, size and modification time of both files: os.replace changes the inode."""
+        stamps = []
+        for path in (self.cert_path, self.key_path):
+            try:
+                status = path.stat()
+            except OSError:
+                stamps.append((0, 0, 0))
+                continue
+            stamps.append((status.st_ino, status.st_size, status.st_mtime_ns))
+        return tuple(stamps)

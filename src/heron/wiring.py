@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from heron.accounts.model import AccountStore
+from heron.acme import build_acme
 from heron.component import Component, Services
 from heron.config import Config
 from heron.media import build_media
@@ -88,7 +89,8 @@ def builders(stores: Stores) -> tuple[Builder, ...]:
         lambda services: build_sip(services, stores.location, media=media.bridge),
         partial(build_xmpp, stores=stores.xmpp),
         build_web,
-        build_mux,  # last: it hands connections to the services started before it
+        build_mux,  # it hands connections to the services started before it
+        build_acme,  # last: its first order needs the mux listening, to prove names on it
     )
 
 

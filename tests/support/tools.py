@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -22,3 +23,13 @@ def require_tool(name: str, package: str) -> str:
         missing(f"{name} is missing: `make test-deps` installs Debian's {package}")
         raise AssertionError("unreachable")  # pragma: no cover - missing() always raises
     return path
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """SIGTERM ``process`` and reap it; SIGKILL after ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -179,3 +179,33 @@ def test_media_defaults_clear_of_turn_and_advertised_address() -> None:
 def test_archive_expires_reads_prosodys_units(tmp_path: Path, text: str, seconds: float) -> None:
     config = load_config(write(tmp_path, f"[xmpp]\narchive_expires = '{text}'\n"))
     assert config.xmpp.archive_expires == seconds
+
+
+def test_acme_keeps_its_files_in_the_data_directory(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, 'data_dir = "d"\n[tls]\nacme = true\n[mux]\nlisten = ["0.0.0.0:443"]\n')
+    )
+    assert config.certificate_path == Path("d/acme/heron.crt")
+    assert config.key_path == Path("d/acme/heron.key")
+    assert config.tls.acme_directory == "https://acme-v02.api.letsencrypt.org/directory"
+    assert config.tls.acme_renew_before == 30
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tls]\nacme = true\n", "(top level): tls.acme proves names by TLS-ALPN-01 on port 443"),
+        (
+            '[tls]\nacme = true\ncertificate = "/etc/c.pem"\n[mux]\nlisten = ["0.0.0.0:443"]\n',
+            "tls: tls.certificate and tls.key are ACME's own with tls.acme; remove them",
+        ),
+        ('[tls]\nacme_directory = "http://ca/dir"\n', "tls.acme_directory: 'http://ca/dir' is"),
+        ('[tls]\nacme_email = "root"\n', "tls.acme_email: 'root' is not an e-mail address"),
+        ("[tls]\nacme_renew_before = 0\n", "tls.acme_renew_before: Input should be greater"),
+    ],
+)
+def test_bad_acme_values_name_the_key_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)

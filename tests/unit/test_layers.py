@@ -20,7 +20,7 @@ ROOT = Path(heron.__file__).parent
 STORELESS = sorted(
     [
         path
-        for package in ("sip", "xmpp", "turn", "web", "mux", "media")
+        for package in ("sip", "xmpp", "turn", "web", "mux", "media", "acme")
         for path in (ROOT / package).rglob("*.py")
     ]
     + [ROOT / "component.py"]
@@ -50,7 +50,7 @@ def constructed(tree: ast.AST) -> set[str]:
 
 def test_every_package_is_checked() -> None:
     checked = {path.relative_to(ROOT).parts[0] for path in STORELESS}
-    assert checked == {"sip", "xmpp", "turn", "web", "mux", "media", "component.py"}
+    assert checked == {"sip", "xmpp", "turn", "web", "mux", "media", "acme", "component.py"}
     assert ROOT / "xmpp" / "features" / "roster.py" in STORELESS
     assert ROOT / "sip" / "transports" / "flows.py" in STORELESS
 

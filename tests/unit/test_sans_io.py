@@ -1,6 +1,7 @@
 """Protocol cores are sans-IO (ARCHITECTURE.md, STYLE.md practice 1): no I/O, clock or randomness.
 
-Every module of ``stun``, ``turn``, ``sip``, ``xmpp``, ``mux`` and ``media`` is checked, except
+Every module of ``stun``, ``turn``, ``sip``, ``xmpp``, ``mux`` and ``media`` (and ACME's
+``messages`` and ``renewal``) is checked, except
 the asyncio adapters: ``server.py``, the ``transports`` packages, ``turn/adapters`` and the media
 bridge's sockets and component (``media/bridge.py``, ``media/component.py``). Subpackages are
 not globbed: ``xmpp/features`` holds the async features that reach the store
@@ -46,6 +47,8 @@ CORES = sorted(
     # The s2s stream core, its location and identity rules; server.py is the asyncio side
     # (and dns.py the adapter to the shared resolver, which imports no I/O module itself).
     + [path for path in (ROOT / "xmpp" / "s2s").glob("*.py") if path.name != "server.py"]
+    # ACME's messages and the renewal rule; client, alpn, files and component do the I/O.
+    + [ROOT / "acme" / "messages.py", ROOT / "acme" / "renewal.py"]
     # PEP's node model and XEP-0115 caps; service.py is the feature around them.
     + [path for path in (ROOT / "xmpp" / "pep").glob("*.py") if path.name != "service.py"]
 )
@@ -72,6 +75,7 @@ def test_every_core_package_is_checked() -> None:
         "s2s",
         "media",
         "pep",
+        "acme",
     }
     assert ROOT / "turn" / "core.py" in CORES
     assert ROOT / "xmpp" / "stream.py" in CORES

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from heron import __version__
+from heron.acme import placeholder
 from heron.app import serve as serve_forever
 from heron.cli.backups import backup, restore
 from heron.cli.context import CliContext, pass_context, run
@@ -18,6 +19,7 @@ from heron.cli.media import media
 from heron.cli.ops import cert, check, dns
 from heron.cli.service import install_service
 from heron.cli.sip import sip
+from heron.cli.tls import tls
 from heron.cli.turn import turn
 from heron.cli.users import admin, user
 from heron.cli.xmpp import xmpp
@@ -69,6 +71,10 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
     if turn_worker:
         run(serve_forever(config, builders_of=turn_worker_builders, control_socket=False))
         return
+    if config.tls.acme and placeholder(config):
+        logging.getLogger(__name__).info(
+            "acme: serving a self-signed certificate until the CA issues one"
+        )
     command = [sys.executable, "-m", "heron", "--data-dir", str(config.data_dir)]
     if ctx.config_path is not None:
         command += ["-c", str(ctx.config_path)]
@@ -88,6 +94,7 @@ cli.add_command(turn)
 cli.add_command(sip)
 cli.add_command(xmpp)
 cli.add_command(media)
+cli.add_command(tls)
 
 
 def main(argv: list[str] | None = None) -> None:

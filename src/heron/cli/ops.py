@@ -12,6 +12,7 @@ import click
 from heron.backup import running
 from heron.cli.context import CliContext, pass_context, run
 from heron.cli.published import dns_findings, turn_findings
+from heron.cli.tls import acme_warnings
 from heron.config import Config, ListenAddress
 from heron.destinations import own_addresses
 from heron.dns.resolver import Resolver, random_pick
@@ -76,6 +77,9 @@ def _port_problem(address: ListenAddress, transport: str) -> str | None:
 def _certificate_findings(config: Config) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     warnings: list[str] = []
+    renew = "`heron tls renew`" if config.tls.acme else _SELF_SIGNED
+    if config.tls.acme and not config.certificate_path.exists():
+        return [], ["tls.acme: no certificate yet; `heron serve` starts on a self-signed one"]
     try:
         server_context(config.certificate_path, config.key_path)
         info = inspect_certificate(config.certificate_path)
@@ -85,17 +89,17 @@ def _certificate_findings(config: Config) -> tuple[list[str], list[str]]:
     if missing:
         problems.append(
             f"tls.certificate: does not cover {', '.join(missing)}; fix: a certificate "
-            f"naming every service name ({_SELF_SIGNED})"
+            f"naming every service name ({renew})"
         )
     left = info.not_after - datetime.now(UTC)
     if left <= timedelta(0):
         problems.append(
-            f"tls.certificate: expired on {info.not_after:%Y-%m-%d}; fix: renew it ({_SELF_SIGNED})"
+            f"tls.certificate: expired on {info.not_after:%Y-%m-%d}; fix: renew it ({renew})"
         )
     elif left < _EXPIRY_FAILURE:
         problems.append(
             f"tls.certificate: expires on {info.not_after:%Y-%m-%d}, in {left.days} days; "
-            f"fix: renew it now ({_SELF_SIGNED})"
+            f"fix: renew it now ({renew})"
         )
     elif left < _EXPIRY_WARNING:
         warnings.append(f"tls.certificate: expires on {info.not_after:%Y-%m-%d}; renew it soon")
@@ -241,6 +245,7 @@ def check(ctx: CliContext) -> None:
                 )
             else:
                 click.echo(f"ok    {key} {transport} {address} is free")
+    warnings += acme_warnings(config, serving)
     right, unreachable, wrong = run(_outside_findings(config))
     problems += wrong
     for line in right:

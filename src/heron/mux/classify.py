@@ -38,7 +38,8 @@ How the bytes decide (the first byte picks the candidate, RFC 7983 §7 style):
   records as it came in (RFC 8446 §5.1) and parsed (§4.1.2). A known ALPN protocol
   chooses, in heron's order of preference (:data:`ALPN_SERVICES`): ``stun.turn``
   TURN, ``xmpp-client`` XMPP c2s (XEP-0368), ``xmpp-server`` XMPP s2s, ``sip/2`` SIP, ``h2`` and
-  ``http/1.1`` the web component. Otherwise the SNI looked up in ``names`` chooses (the
+  ``http/1.1`` the web component; ``acme-tls/1`` offered alone (a CA validating a name,
+  RFC 8737 §3) the ACME responder. Otherwise the SNI looked up in ``names`` chooses (the
   SIP domain mapped to :attr:`Service.SIP`, for instance); otherwise a ClientHello that
   offers no ALPN is TURN (a browser's relay over TLS) and one that offers others the web.
   Under Encrypted Client Hello the SNI seen is the outer, public name.
@@ -73,6 +74,9 @@ __all__ = [
     "classify",
 ]
 
+ACME_ALPN = "acme-tls/1"
+"""RFC 8737 §6.2; §3: the CA's ClientHello "MUST include ... an ALPN extension containing
+only acme-tls/1", so a client that offers more is no validation and is not answered so."""
 MAX_PEEK = 16 * 1024
 """Bytes read at most before a decision: a ClientHello with post-quantum key shares is
 under 2 KiB; a larger one is refused rather than buffered for an unknown peer."""
@@ -86,6 +90,7 @@ class Service(Enum):
     XMPP_CLIENT = "xmpp-client"
     XMPP_SERVER = "xmpp-server"
     WEB = "web"
+    ACME_TLS = "acme-tls"
 
 
 ALPN_SERVICES: Mapping[str, Service] = MappingProxyType(
@@ -518,6 +523,8 @@ def _tls_verdict(
     for an address and with the page's own host name otherwise, while every browser and
     HTTP library offers ALPN for HTTPS: so a hotel guest's relay needs no name of its own.
     """
+    if alpn == (ACME_ALPN,):
+        return Verdict(Service.ACME_TLS, True, server_name, ACME_ALPN, alpn)
     for protocol, service in ALPN_SERVICES.items():
         if protocol in alpn:
             return Verdict(service, True, server_name, protocol, alpn)

@@ -93,7 +93,9 @@ class MuxComponent:
                 take = partial(self._take, port=address.port)
                 self._spawn(accept_forever(sock, "mux", take))
             listeners.append(Listener("mux", f"tcp://{address}"))
-        missing = {s.value for s in Service} - set(self._services.handoffs) - {"xmpp-server"}
+        missing = (
+            {s.value for s in Service} - set(self._services.handoffs) - {"xmpp-server", "acme-tls"}
+        )
         if missing:
             log.info("mux: no service for %s (off): such connections are closed", sorted(missing))
         return listeners

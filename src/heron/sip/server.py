@@ -63,7 +63,6 @@ from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, web
 from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
 from heron.sip.uri import SipUri, Uri, parse_uri
-from heron.tls import server_context
 
 __all__ = ["SipComponent", "build_sip"]
 
@@ -310,8 +309,7 @@ class SipComponent:
     ) -> Listener:
         context = None
         if kind == "tls":
-            config = self._config
-            context = server_context(config.certificate_path, config.key_path, alpn=("sip/2",))
+            context = self._services.certificate.context(alpn=("sip/2",))
         try:
             server = await loop.create_server(
                 lambda: self._stream(kind),
@@ -328,8 +326,7 @@ class SipComponent:
 
     def _handoff(self) -> Handoff:
         """SIP over TCP or TLS on a connection the port-443 mux accepted."""
-        config = self._config
-        context = server_context(config.certificate_path, config.key_path, alpn=("sip/2",))
+        context = self._services.certificate.context(alpn=("sip/2",))
 
         def take(sock: socket.socket, tls: bool) -> None:
             kind = "tls" if tls else "tcp"

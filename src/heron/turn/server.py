@@ -38,7 +38,6 @@ from heron.guesses import account_key, network_key
 from heron.handoff import AcceptedSockets, Handoff
 from heron.inherit import inherited_socket
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
-from heron.tls import server_context
 from heron.turn.adapters.keys import TurnKeys, known, turn_account
 from heron.turn.adapters.throttle import (
     CHANGES_COMMAND,
@@ -275,7 +274,7 @@ class TurnComponent:
                         extra = ListenAddress(host, port)
                         listeners.append(self._listen_udp(loop, extra, "turn.other_address"))
         if turn.tls_listen or config.mux.listen:
-            context = server_context(config.certificate_path, config.key_path, alpn=("stun.turn",))
+            context = self._services.certificate.context(alpn=("stun.turn",))
             for address in turn.tls_listen:
                 listeners.append(
                     await self._listen_stream(loop, "tls", "turn.tls_listen", address, context)
@@ -548,6 +547,7 @@ class TurnComponent:
                     link.close()
             self._relays.expire(now)
             if self._worker is not None:
+                self._services.certificate.follow()  # renewed by the main process (ACME)
                 await self._hear_changes()
                 await self._report_counters()
 

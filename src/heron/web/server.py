@@ -16,7 +16,6 @@ from heron import __version__
 from heron.component import Listener, Services
 from heron.control import View
 from heron.errors import listen_error
-from heron.tls import server_context
 from heron.web import admin, call, phone, proxy, upgrade
 from heron.web.listener import ConnectionGuard, GuardedSite, server_header
 
@@ -73,7 +72,7 @@ class WebComponent:
 
     async def start(self) -> Sequence[Listener]:
         config = self._services.config
-        context = server_context(config.certificate_path, config.key_path, alpn=("http/1.1",))
+        context = self._services.certificate.context(alpn=("http/1.1",))
         app = self._application()
         app.on_response_prepare.append(self._guard.on_response_prepare)
         app.on_response_prepare.append(server_header)

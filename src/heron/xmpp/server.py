@@ -36,7 +36,6 @@ from heron.errors import StoreError, listen_error
 from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff, stream_protocol
 from heron.peer_tls import s2s_client_context, s2s_server_context
-from heron.tls import server_context
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
 from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
@@ -427,8 +426,9 @@ class XmppComponent:
 
     async def start(self) -> Sequence[Listener]:
         config, xmpp = self._config, self._config.xmpp
-        self._tls = server_context(config.certificate_path, config.key_path)
-        direct = server_context(config.certificate_path, config.key_path, alpn=("xmpp-client",))
+        served = self._services.certificate
+        self._tls = served.context()
+        direct = served.context(alpn=("xmpp-client",))
         self._upload = self._uploads()
         self._register_features()
         await self._muc.load()
@@ -477,14 +477,15 @@ class XmppComponent:
             max_stanza_bytes=xmpp.max_stanza_size,
             policy=self._guards.policy,
         )
-        cert, key = config.certificate_path, config.key_path
+        served = self._services.certificate
+        cert, key = served.cert_path, served.key_path
         federation = Federation(
             settings,
             deliver=self._router.route,
             bounce=self._router.bounce,
             locate=ServerLocator(self._services.resolver, destinations).locate,
-            server_tls=s2s_server_context(cert, key, xmpp.s2s_ca_file),
-            client_tls=s2s_client_context(cert, key, xmpp.s2s_ca_file),
+            server_tls=served.keep(s2s_server_context(cert, key, xmpp.s2s_ca_file)),
+            client_tls=served.keep(s2s_client_context(cert, key, xmpp.s2s_ca_file)),
             connections=self._guards.connections,
             dialback_secret=_derived_secret(config, b"dialback keys"),
         )

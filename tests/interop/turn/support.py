@@ -14,7 +14,7 @@ from typing import Any
 
 from tests.support.config import free_port
 from tests.support.heron import RunningHeron, running_heron
-from tests.support.tools import require_tool
+from tests.support.tools import require_tool, stop
 
 USER = "bench@localhost"
 TURN_USER = "bench"
@@ -144,12 +144,7 @@ def coturn_peer() -> Iterator[int]:
                 raise AssertionError("turnutils_peer never echoed")
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
 
 
 @contextmanager

@@ -145,9 +145,18 @@ def test_unknown_alpn_without_a_known_name_goes_to_the_web() -> None:
     assert classify(openssl_hello("www.falcot.com", ["h3", "spdy/3"]), NAMES) == Verdict(
         Service.WEB, True, "www.falcot.com", alpn_offered=("h3", "spdy/3")
     )
-    assert classify(openssl_hello(None, ["acme-tls/1"]), NAMES) == Verdict(
-        Service.WEB, True, alpn_offered=("acme-tls/1",)
+    assert classify(openssl_hello(None, ["acme-tls/1", "h3"]), NAMES) == Verdict(
+        Service.WEB, True, alpn_offered=("acme-tls/1", "h3")
     )
+
+
+def test_rfc8737_3_acme_tls_offered_alone_is_a_ca_validating() -> None:
+    """Whatever the name, since the CA asks for every name heron serves (the SIP domain,
+    which ``names`` gives to SIP, included)."""
+    for name in ("www.falcot.com", "sip.falcot.com"):
+        assert classify(openssl_hello(name, ["acme-tls/1"]), NAMES) == Verdict(
+            Service.ACME_TLS, True, name, "acme-tls/1", ("acme-tls/1",)
+        )
 
 
 def test_tls12_client_hello() -> None:
