@@ -73,7 +73,7 @@ def test_check_names_each_missing_or_different_record_with_the_line_to_publish(
     )
     assert "FAIL  dns: _sip._tcp.falcot.example SRV is 0 1 5070 old-pbx.falcot.example.; " in out
     assert "in its place" in out
-    assert f"FAIL  dns: {HOST} A is {PUBLIC}, 192.0.2.99; fix: publish {HOST}. IN A {PUBLIC}" in out
+    assert f"FAIL  dns: {HOST} A is 192.0.2.99, {PUBLIC}; fix: publish {HOST}. IN A {PUBLIC}" in out
 
 
 def test_check_fails_a_lookup_the_name_server_never_answers(

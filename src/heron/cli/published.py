@@ -72,7 +72,7 @@ def _compare(expected: list[ZoneRecord], found: list[Record] | None) -> str | No
         return None
     if not found:
         return f"dns: {owner} {kind} is missing; fix: publish {lines}"
-    shown = ", ".join(_shown(r) for r in found)
+    shown = ", ".join(sorted(_shown(r) for r in found))
     return f"dns: {owner} {kind} is {shown}; fix: publish {lines} in its place"
 
 
