@@ -17,6 +17,7 @@ from heron.credentials import WebPhoneCredentials
 from heron.dns.resolver import Resolver
 from heron.guards import Guards
 from heron.handoff import Handoff
+from heron.tls import Certificates
 
 __all__ = ["Component", "Listener", "Services", "WebHandler", "uncounted_client"]
 
@@ -36,6 +37,12 @@ class Component(Protocol):
         """Open listeners; raise :class:`heron.errors.ListenError` naming the config key."""
 
     async def stop(self) -> None: ...
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """Take what can change while serving from a reloaded ``config`` and return those
+        keys (``sip.routes``); the rest keeps its running value until a restart. Raise
+        :class:`heron.errors.HeronError` before changing anything if ``config`` cannot
+        be applied."""
 
     def views(self) -> Mapping[str, View]:
         """Live state an administrator can list through the control socket."""
@@ -80,6 +87,8 @@ class Services:
     resolver: Resolver = field(init=False)
     """The DNS resolver on ``dns.servers`` SIP and XMPP find other domains' servers with,
     one for both so that they share its cache."""
+    certificates: Certificates = field(init=False)
+    """Every TLS listener's context comes from here, so that a reload reaches them all."""
     web_routes: list[tuple[str, WebHandler]] = field(default_factory=list)
     web_any_method: list[tuple[str, WebHandler]] = field(default_factory=list)
     """Routes, as ``web_routes``, whose handler answers every method itself (XEP-0363's
@@ -100,3 +109,5 @@ class Services:
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_cache", AccountCache(self.accounts))
         object.__setattr__(self, "resolver", Resolver(self.config.dns.servers))
+        certificates = Certificates(self.config.certificate_path, self.config.key_path)
+        object.__setattr__(self, "certificates", certificates)

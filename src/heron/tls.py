@@ -1,7 +1,9 @@
 """Certificates: self-signed ones for a first start, checks, and server TLS contexts.
 
-Contexts are built per listener from the files on disk, so a reload can
-build new ones for new connections without touching open ones.
+Every server context heron makes comes from one :class:`Certificates`, which
+loads new files into all of them on a reload: OpenSSL copies the certificate
+into each connection as its handshake starts, so new handshakes get the new
+certificate and open connections keep theirs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from heron.errors import TlsError
 
 __all__ = [
     "CertificateInfo",
+    "Certificates",
     "inspect_certificate",
     "load_chain",
     "server_context",
@@ -132,3 +135,34 @@ def load_chain(context: ssl.SSLContext, cert_path: Path, key_path: Path) -> None
             f"tls: {cert_path} and {key_path} are not a matching PEM certificate and key"
             f" ({exc.reason or exc.strerror})"
         ) from None
+
+
+class Certificates:
+    """heron's certificate and key, and every context made from them for a listener."""
+
+    def __init__(self, cert_path: Path, key_path: Path) -> None:
+        self._cert_path = cert_path
+        self._key_path = key_path
+        self._contexts: list[ssl.SSLContext] = []
+
+    def server_context(self, alpn: Sequence[str] = ()) -> ssl.SSLContext:
+        """A context on the current files (:func:`server_context`), reloaded with them."""
+        return self.track(server_context(self._cert_path, self._key_path, alpn))
+
+    def track(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        """Reload ``context`` too (one built elsewhere on the same files: federation's)."""
+        self._contexts.append(context)
+        return context
+
+    def reload(self, cert_path: Path, key_path: Path) -> int:
+        """Load the files (again: a renewal keeps the names) into every context; how many.
+
+        The pair is tried on a context of its own first, so a bad file raises
+        :class:`TlsError` and leaves every listener serving the old certificate.
+        """
+        if self._contexts:
+            server_context(cert_path, key_path)
+        for context in self._contexts:
+            load_chain(context, cert_path, key_path)
+        self._cert_path, self._key_path = cert_path, key_path
+        return len(self._contexts)

@@ -38,7 +38,6 @@ from heron.guesses import account_key, network_key
 from heron.handoff import AcceptedSockets, Handoff
 from heron.inherit import inherited_socket
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
-from heron.tls import server_context
 from heron.turn.adapters.keys import TurnKeys, known, turn_account
 from heron.turn.adapters.throttle import (
     CHANGES_COMMAND,
@@ -275,7 +274,7 @@ class TurnComponent:
                         extra = ListenAddress(host, port)
                         listeners.append(self._listen_udp(loop, extra, "turn.other_address"))
         if turn.tls_listen or config.mux.listen:
-            context = server_context(config.certificate_path, config.key_path, alpn=("stun.turn",))
+            context = self._services.certificates.server_context(alpn=("stun.turn",))
             for address in turn.tls_listen:
                 listeners.append(
                     await self._listen_stream(loop, "tls", "turn.tls_listen", address, context)
@@ -286,6 +285,11 @@ class TurnComponent:
             listeners.append(self._listen_udp(loop, address, "mux.listen"))
         self._sweeper = asyncio.create_task(self._sweep())
         return listeners
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """Nothing of ``[turn]`` yet: its certificate is reloaded with the others, and
+        allocations, permissions and channels stay as they are."""
+        return frozenset()
 
     async def stop(self) -> None:
         if self._sweeper is not None:

@@ -14,9 +14,9 @@ from aiohttp import web
 
 from heron import __version__
 from heron.component import Listener, Services
+from heron.config import Config
 from heron.control import View
 from heron.errors import listen_error
-from heron.tls import server_context
 from heron.web import admin, call, phone, proxy, upgrade
 from heron.web.listener import ConnectionGuard, GuardedSite, server_header
 
@@ -37,6 +37,7 @@ class WebComponent:
     def __init__(self, services: Services) -> None:
         self._services = services
         self._runner: web.AppRunner | None = None
+        self._call: call.ClickToCall | None = None
         guards = services.guards
         self._guard = ConnectionGuard(
             guards.connections,
@@ -57,7 +58,7 @@ class WebComponent:
         app.router.add_get("/healthz", self._health)
         admin.mount(app, self._services)  # /login, /logout, /admin, /api, /metrics
         phone.mount(app, self._services)  # /phone, /config.js, /config.json, /static
-        call.mount(app, self._services)  # /call/NAME, its config and button
+        self._call = call.mount(app, self._services)  # /call/NAME, its config and button
         for path, handler in self._services.web_routes:
             app.router.add_get(path, handler)
         for path, handler in self._services.web_any_method:
@@ -73,7 +74,7 @@ class WebComponent:
 
     async def start(self) -> Sequence[Listener]:
         config = self._services.config
-        context = server_context(config.certificate_path, config.key_path, alpn=("http/1.1",))
+        context = self._services.certificates.server_context(alpn=("http/1.1",))
         app = self._application()
         app.on_response_prepare.append(self._guard.on_response_prepare)
         app.on_response_prepare.append(server_header)
@@ -103,6 +104,12 @@ class WebComponent:
             await mux_site.start()
             self._services.handoffs["web"] = lambda sock, _tls: mux_site.take(sock)
         return listeners
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """Click-to-call names (web logins check admin rights on every request)."""
+        if self._call is not None:
+            self._call.apply(config)
+        return frozenset({"web.click_to_call"})
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -36,7 +36,6 @@ from heron.errors import StoreError, listen_error
 from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff, stream_protocol
 from heron.peer_tls import s2s_client_context, s2s_server_context
-from heron.tls import server_context
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
 from heron.xmpp.features.blocking import BlockingHandler, BlocklistStore
@@ -427,8 +426,8 @@ class XmppComponent:
 
     async def start(self) -> Sequence[Listener]:
         config, xmpp = self._config, self._config.xmpp
-        self._tls = server_context(config.certificate_path, config.key_path)
-        direct = server_context(config.certificate_path, config.key_path, alpn=("xmpp-client",))
+        self._tls = self._services.certificates.server_context()
+        direct = self._services.certificates.server_context(alpn=("xmpp-client",))
         self._upload = self._uploads()
         self._register_features()
         await self._muc.load()
@@ -478,13 +477,14 @@ class XmppComponent:
             policy=self._guards.policy,
         )
         cert, key = config.certificate_path, config.key_path
+        tracked = self._services.certificates.track
         federation = Federation(
             settings,
             deliver=self._router.route,
             bounce=self._router.bounce,
             locate=ServerLocator(self._services.resolver, destinations).locate,
-            server_tls=s2s_server_context(cert, key, xmpp.s2s_ca_file),
-            client_tls=s2s_client_context(cert, key, xmpp.s2s_ca_file),
+            server_tls=tracked(s2s_server_context(cert, key, xmpp.s2s_ca_file)),
+            client_tls=tracked(s2s_client_context(cert, key, xmpp.s2s_ca_file)),
             connections=self._guards.connections,
             dialback_secret=_derived_secret(config, b"dialback keys"),
         )
@@ -539,6 +539,15 @@ class XmppComponent:
                 if removed:
                     log.info("xmpp: %d expired uploads removed", removed)
             await asyncio.sleep(_EXPIRY_EVERY)
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """``admins``: a server admin removed loses the rights at once, one added gets
+        them at the account's next lookup (its next login); sessions stay."""
+        admins = frozenset(parse_jid(admin) for admin in config.admins)
+        self._admin_accounts -= self._admins - admins
+        self._admins = admins
+        self._muc.set_admins(admins)
+        return frozenset({"admins"})
 
     async def stop(self) -> None:
         for sweep in (self._archive_sweep, self._upload_sweep):
