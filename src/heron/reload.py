@@ -78,6 +78,7 @@ class Reloader:
         Raises :class:`HeronError` (one line) and changes nothing if the file or the
         certificate is refused."""
         new = self._load()
+        self._services.certificates.check(new.certificate_path, new.key_path)
         applied = set(LIVE_KEYS)
         done: list[Component] = []
         try:

@@ -154,14 +154,18 @@ class Certificates:
         self._contexts.append(context)
         return context
 
+    def check(self, cert_path: Path, key_path: Path) -> None:
+        """Raise :class:`TlsError` if :meth:`reload` would refuse the pair: it is tried on
+        a context of its own (not at all while no listener uses TLS)."""
+        if self._contexts:
+            server_context(cert_path, key_path)
+
     def reload(self, cert_path: Path, key_path: Path) -> int:
         """Load the files (again: a renewal keeps the names) into every context; how many.
 
-        The pair is tried on a context of its own first, so a bad file raises
-        :class:`TlsError` and leaves every listener serving the old certificate.
-        """
-        if self._contexts:
-            server_context(cert_path, key_path)
+        A bad pair raises :class:`TlsError` first (:meth:`check`), and every listener
+        serves the old certificate on."""
+        self.check(cert_path, key_path)
         for context in self._contexts:
             load_chain(context, cert_path, key_path)
         self._cert_path, self._key_path = cert_path, key_path

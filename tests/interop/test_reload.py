@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import signal
 import socket
 import ssl
@@ -37,7 +38,7 @@ from tests.interop.xmpp.support import TIMEOUT, log_out, login
 from tests.support.config import free_port, render_toml
 from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
 LOCALHOST = "127.0.0.1"
 PASSWORDS = {"alice": "secret1", "bob": "secret2", "carol": "secret3"}
@@ -118,6 +119,25 @@ def fingerprint(port: int) -> str:
         context.wrap_socket(raw) as tls,
     ):
         der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).hexdigest()
+
+
+def keep_alive(port: int) -> http.client.HTTPSConnection:
+    """An HTTPS connection to the web port that stays open between requests."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return http.client.HTTPSConnection(LOCALHOST, port, timeout=TIMEOUT, context=context)
+
+
+def health(connection: http.client.HTTPSConnection) -> str:
+    """GET /healthz on ``connection`` (the same one each time); its certificate's hash."""
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    assert response.status == 200 and response.read()
+    assert isinstance(connection.sock, ssl.SSLSocket)
+    der = connection.sock.getpeercert(binary_form=True)
     assert der is not None
     return hashlib.sha256(der).hexdigest()
 
@@ -252,6 +272,8 @@ def test_reload_serves_new_certificates_and_refuses_what_does_not_validate(
         web, sip_tls = server.sip.web_port, server.sip.tls_port
         old = file_fingerprint(certificate)
         assert fingerprint(web) == fingerprint(sip_tls) == old
+        kept = keep_alive(web)
+        assert health(kept) == old
 
         renewed = server.heron.cli("cert", "--force")
         assert renewed.returncode == 0, renewed.stderr
@@ -260,6 +282,7 @@ def test_reload_serves_new_certificates_and_refuses_what_does_not_validate(
         reloaded = server.reload()
         assert (reloaded.returncode, reloaded.stdout) == (0, "reloaded\n"), reloaded.stderr
         assert fingerprint(web) == fingerprint(sip_tls) == new
+        assert health(kept) == old  # an open connection keeps its certificate
 
         # A file that does not validate: the error of a start, status 2, nothing changed.
         good = dict(server.settings)
@@ -285,3 +308,24 @@ def test_reload_serves_new_certificates_and_refuses_what_does_not_validate(
         assert mismatched.returncode == 2
         assert "not a matching PEM certificate and key" in mismatched.stderr
         assert fingerprint(web) == fingerprint(sip_tls) == new
+
+        # A web listener moved: the new address serves, the old one is closed, and the
+        # connection it accepted goes on; a listener that cannot open refuses the reload.
+        assert server.heron.cli("cert", "--force").returncode == 0
+        moved_to = free_port()
+        moved = server.reload(web={"listen": [f"{LOCALHOST}:{moved_to}"]})
+        assert (moved.returncode, moved.stdout) == (0, "reloaded\n"), moved.stderr
+        assert fingerprint(moved_to) == file_fingerprint(certificate)
+        with pytest.raises(ConnectionRefusedError):
+            fingerprint(web)
+        assert health(kept) == old
+        with socket.socket() as taken:
+            taken.bind((LOCALHOST, 0))
+            taken.listen()
+            busy = f"{LOCALHOST}:{taken.getsockname()[1]}"
+            refused = server.reload(web={"listen": [f"{LOCALHOST}:{moved_to}", busy]})
+        assert refused.returncode == 2 and "web.listen" in refused.stderr, refused.stderr
+        assert fingerprint(moved_to) == file_fingerprint(certificate)
+
+        changed = server.reload(turn={"max_lifetime": 1800})
+        assert changed.stdout == "reloaded; restart needed for: turn.max_lifetime\n"
