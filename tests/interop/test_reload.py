@@ -38,6 +38,8 @@ from tests.interop.xmpp.support import TIMEOUT, log_out, login
 from tests.support.config import free_port, render_toml
 from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
 
+# Two servers with a TURN worker each and a dozen heron commands: past the default 120 s
+# on a loaded machine.
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
 LOCALHOST = "127.0.0.1"
