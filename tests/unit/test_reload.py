@@ -18,7 +18,8 @@ from heron.control import View
 from heron.errors import ConfigError
 from heron.guards import Guards
 from heron.reload import Reloader, changed_keys
-from heron.store.memory import MemoryAccountStore
+from heron.sip.server import SipComponent
+from heron.store.memory import MemoryAccountStore, MemoryLocationStore
 
 
 class Recorder:
@@ -133,3 +134,12 @@ def test_new_limits_apply_to_the_next_connection(tmp_path: Path, services: Servi
     connections = services.guards.connections
     assert connections.open("192.0.2.7", "sip")
     assert not connections.open("192.0.2.7", "xmpp")
+
+
+def test_sip_refuses_a_route_that_is_no_regular_expression_before_changing_anything(
+    tmp_path: Path, services: Services
+) -> None:
+    sip = SipComponent(services, MemoryLocationStore())
+    bad = config(tmp_path, sip={"routes": [{"user": "^9[", "target": "sip:192.0.2.1"}]})
+    with pytest.raises(ConfigError, match="sip.routes: '\\^9\\[' is not a regular expression"):
+        sip.apply(bad)

@@ -254,7 +254,8 @@ class SipComponent:
         self, config: Config
     ) -> tuple[list[tuple[re.Pattern[str], str]], dict[str, SipUri], Destinations]:
         """Static routes, click-to-call targets and the destinations they open, from
-        ``config``; ConfigError names a target that is no SIP URI."""
+        ``config``; ConfigError names a target that is no SIP URI or a user pattern that
+        is no regular expression."""
         sip = config.sip
         public = public_targets(config.web.click_to_call)
         try:
@@ -267,7 +268,11 @@ class SipComponent:
             own=[address.host for address in self._own_listeners],
         )
         destinations.add_own(self._own)
-        routes = [(re.compile(route.user), route.target) for route in sip.routes]
+        try:
+            routes = [(re.compile(route.user), route.target) for route in sip.routes]
+        except re.error as exc:
+            problem = f"{exc.pattern!r} is not a regular expression: {exc}"
+            raise ConfigError(f"sip.routes: {problem}") from None
         return routes, public, destinations
 
     def apply(self, config: Config) -> frozenset[str]:
