@@ -14,16 +14,19 @@ import resource
 import signal
 import socket
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from heron.accounts import AccountChange, AccountPolicy, AccountService
 from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, Command, ControlServer
 from heron.credentials import WebPhoneCredentials, load_or_create_secret
+from heron.errors import HeronError
 from heron.guards import Guards
 from heron.guesses import account_key
 from heron.inherit import tell_ready
 from heron.permissions import loose_permissions
+from heron.reload import RELOAD_COMMAND, Reloader
 from heron.store import Database
 from heron.systemd import Notifier
 from heron.wiring import Builder, Stores, builders, sql_stores
@@ -100,8 +103,10 @@ async def serve(
     worker_command: Sequence[str] = (),
     builders_of: Callable[[Stores], Sequence[Builder]] = builders,
     control_socket: bool = True,
+    load: Callable[[], Config] | None = None,
 ) -> None:
-    """Run every enabled component until SIGINT/SIGTERM (or ``stop``), then close cleanly.
+    """Run every enabled component until SIGINT/SIGTERM (or ``stop``), then close cleanly;
+    SIGHUP (or ``heron reload``) applies what ``load`` reads (default: ``config`` again).
 
     ``worker_command`` starts one extra TURN worker (``heron serve --turn-worker``);
     a worker itself runs with ``builders_of`` :func:`heron.wiring.turn_worker_builders`
@@ -137,11 +142,19 @@ async def serve(
             services.views.update(component.views())
             for listener in listeners:
                 log.info("%s listening on %s", listener.service, listener.url)
+        reloader = Reloader(
+            load or (lambda: config), services, started, on_applied=lambda: workers.reload()
+        )
+        reload = _reload_command(reloader, manager)
         if control_socket:
             control = ControlServer(
                 config.data_dir / SOCKET_NAME,
                 services.views,
-                {ACCOUNTS_CHANGED: _accounts_changed(services.accounts), **services.commands},
+                {
+                    ACCOUNTS_CHANGED: _accounts_changed(services.accounts),
+                    RELOAD_COMMAND: reload,
+                    **services.commands,
+                },
             )
             await control.start()
         if config.turn.enabled and config.turn.workers > 1 and worker_command:
@@ -149,6 +162,7 @@ async def serve(
             await workers.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, _on_hangup, reload)
         log.info("heron serving %s", config.domain)
         tell_ready()
         manager.ready()
@@ -156,7 +170,7 @@ async def serve(
         log.info("stopping")
         manager.stopping()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await workers.stop()
         _close(services.worker_sockets)
@@ -166,6 +180,31 @@ async def serve(
         services.guards.close()
         await database.close()
     log.info("stopped")
+
+
+def _reload_command(reloader: Reloader, manager: Notifier) -> Command:
+    """``heron reload``: the keys that need a restart; a refusal is the error line."""
+
+    def command(_argument: str) -> list[dict[str, Any]]:
+        manager.reloading()
+        try:
+            restart = reloader.reload()
+        except HeronError as exc:
+            log.error("reload refused, still serving the previous configuration: %s", exc)
+            raise
+        finally:
+            manager.ready()
+        return [{"restart_needed": restart}]
+
+    return command
+
+
+def _on_hangup(reload: Command) -> None:
+    """SIGHUP, as systemd's ``kill -HUP``: the same reload, its refusal only logged."""
+    try:
+        reload("")
+    except HeronError:
+        pass  # logged by the command
 
 
 def _close(sockets: list[dict[str, socket.socket]]) -> None:

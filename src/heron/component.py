@@ -38,6 +38,12 @@ class Component(Protocol):
 
     async def stop(self) -> None: ...
 
+    def apply(self, config: Config) -> frozenset[str]:
+        """Take what can change while serving from a reloaded ``config`` and return those
+        keys (``sip.routes``); the rest keeps its running value until a restart. Raise
+        :class:`heron.errors.HeronError` before changing anything if ``config`` cannot
+        be applied."""
+
     def views(self) -> Mapping[str, View]:
         """Live state an administrator can list through the control socket."""
 
@@ -80,7 +86,8 @@ class Services:
     that every component shares the one cache its announcements invalidate."""
     certificate: ServedCertificate = field(init=False)
     """The certificate every TLS listener serves: components make their server contexts
-    from it, so that a renewed one reaches them all (:mod:`heron.acme`)."""
+    from it, so that a reloaded or renewed one reaches them all (:mod:`heron.reload`,
+    :mod:`heron.acme`)."""
     resolver: Resolver = field(init=False)
     """The DNS resolver on ``dns.servers`` SIP and XMPP find other domains' servers with,
     one for both so that they share its cache."""

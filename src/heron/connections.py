@@ -56,6 +56,11 @@ class ConnectionLimiter:
         self._open: dict[str, int] = {}
         self.refused = 0
 
+    def retune(self, per_source: int, exempt: Iterable[IPv4Network | IPv6Network]) -> None:
+        """New limits for the next connections (a reload); open ones are not closed."""
+        self._limit = per_source
+        self._exempt = tuple(exempt)
+
     def __len__(self) -> int:
         """Source networks holding connections."""
         return len(self._open)

@@ -34,7 +34,8 @@ class NotRunning(HeronError):
 
 
 Command = Callable[[str], list[dict[str, Any]] | None]
-"""Takes the request's argument; raises ValueError for a bad one. May answer rows."""
+"""Takes the request's argument; raises ValueError for a bad one, HeronError when it
+refuses (its one line is the answer). May answer rows."""
 
 
 @contextmanager
@@ -88,6 +89,8 @@ class ControlServer:
                 rows = command(argument)
             except ValueError as exc:
                 return {"error": f"{name}: {exc}"}
+            except HeronError as exc:  # says what it is about itself (a config error)
+                return {"error": str(exc)}
             return {"rows": rows or []}
         if (view := self._views.get(name)) is not None:
             return {"rows": view()}

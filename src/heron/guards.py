@@ -8,6 +8,7 @@ connections count over every listener together.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from heron.accounts.verifier import PasswordVerifier
 from heron.config import LimitsSettings
@@ -30,16 +31,41 @@ class Guards:
     @classmethod
     def from_settings(cls, limits: LimitsSettings) -> Guards:
         return cls(
-            GuessThrottle(
-                account_free=limits.account_guesses,
-                source_free=limits.source_guesses,
-                account_ceiling=limits.guess_wait_max,
-                source_ceiling=limits.guess_wait_max * _SOURCE_CEILING_FACTOR,
-            ),
+            GuessThrottle(**_thresholds(limits)),
             PasswordVerifier(limits.password_checks, limits.password_checks * _QUEUE_PER_CHECK),
             ConnectionLimiter(limits.connections_per_source, exempt=limits.connections_exempt),
             ConnectionPolicy(limits.handshake_timeout, limits.idle_timeout),
         )
 
+    def apply(self, limits: LimitsSettings) -> frozenset[str]:
+        """Take new guess thresholds and connection limits (a reload); the keys taken.
+
+        The deadlines and the verifier's pool were copied into every listener and
+        thread when they started, so they wait for a restart."""
+        self.guesses.retune(**_thresholds(limits))
+        self.connections.retune(limits.connections_per_source, limits.connections_exempt)
+        return LIVE_LIMITS
+
     def close(self) -> None:
         self.verifier.close()
+
+
+LIVE_LIMITS = frozenset(
+    f"limits.{key}"
+    for key in (
+        "account_guesses",
+        "source_guesses",
+        "guess_wait_max",
+        "connections_per_source",
+        "connections_exempt",
+    )
+)
+
+
+def _thresholds(limits: LimitsSettings) -> dict[str, Any]:
+    return {
+        "account_free": limits.account_guesses,
+        "source_free": limits.source_guesses,
+        "account_ceiling": limits.guess_wait_max,
+        "source_ceiling": limits.guess_wait_max * _SOURCE_CEILING_FACTOR,
+    }

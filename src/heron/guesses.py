@@ -94,6 +94,10 @@ class _Table:
     def clear(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def retune(self, free: int, ceiling: float) -> None:
+        """New thresholds for the next failures; counts already kept stay."""
+        self._free, self._ceiling = free, ceiling
+
 
 class GuessThrottle:
     """Growing waits after failed logins, per account and per source network.
@@ -127,6 +131,13 @@ class GuessThrottle:
         self._known_capacity = capacity
         self._remember = remember
         self._prefix = ipv6_prefix
+
+    def retune(
+        self, *, account_free: int, source_free: int, account_ceiling: float, source_ceiling: float
+    ) -> None:
+        """New thresholds (a reload): the failures counted so far still count."""
+        self._accounts.retune(account_free, account_ceiling)
+        self._sources.retune(source_free, source_ceiling)
 
     def __len__(self) -> int:
         return len(self._accounts) + len(self._sources) + len(self._known)

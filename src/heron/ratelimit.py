@@ -41,6 +41,12 @@ class FloodGuard:
         self._buckets: dict[str, _Bucket] = {}
         self.banned_total = 0
 
+    def exempt(self, networks: Iterable[IPv4Network | IPv6Network]) -> None:
+        """New exempt networks (a reload); a source in them is let go at once."""
+        self._exempt = tuple(networks)
+        for source in [s for s in self._buckets if self._is_exempt(s)]:
+            del self._buckets[source]
+
     def allow(self, source: str, now: float) -> bool:
         """True if a request from ``source`` may be processed now."""
         if not self._rate:

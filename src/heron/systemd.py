@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import MutableMapping
 from typing import TextIO
 
@@ -49,6 +50,12 @@ class Notifier:
 
     def ready(self) -> None:
         self.tell("READY=1", f"MAINPID={os.getpid()}")
+
+    def reloading(self) -> None:
+        """systemd 253's ``Type=notify-reload`` protocol: RELOADING=1 with the monotonic
+        time it began, then :meth:`ready` when the reload is done (or refused)."""
+        monotonic = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.tell("RELOADING=1", f"MONOTONIC_USEC={monotonic}")
 
     def stopping(self) -> None:
         self.tell("STOPPING=1")

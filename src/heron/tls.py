@@ -1,9 +1,9 @@
 """Certificates: self-signed ones for a first start, checks, and server TLS contexts.
 
-Contexts are built per listener from the files on disk, so a reload can
-build new ones for new connections without touching open ones. A certificate renewed
-under a running server (ACME) is loaded again into the live contexts instead, through
-:class:`ServedCertificate`.
+Every server context heron makes comes from one :class:`ServedCertificate`, which
+loads new files into all of them on a reload or an ACME renewal: OpenSSL copies the
+certificate into each connection as its handshake starts, so new handshakes get the
+new certificate and open connections keep theirs.
 """
 
 from __future__ import annotations
@@ -163,16 +163,23 @@ class ServedCertificate:
         self._contexts.add(context)
         return context
 
-    def reload(self) -> int:
-        """Load the files again into every live context; how many. TlsError names a bad
-        file, and then no context has changed: the pair is tried on a fresh one first."""
+    def check(self, cert_path: Path, key_path: Path) -> None:
+        """Raise :class:`TlsError` if :meth:`reload` would refuse the pair: it is tried on
+        a context of its own (not at all while no listener uses TLS)."""
+        if self._contexts:
+            load_chain(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), cert_path, key_path)
+
+    def reload(self, cert_path: Path | None = None, key_path: Path | None = None) -> int:
+        """Load the files again (or the ones a reloaded configuration names) into every
+        live context; how many. TlsError names a bad file, and then no context has
+        changed: the pair is tried on a fresh one first (:meth:`check`)."""
+        cert_path, key_path = cert_path or self.cert_path, key_path or self.key_path
+        self.check(cert_path, key_path)
+        self.cert_path, self.key_path = cert_path, key_path
         files = self._files()
-        load_chain(
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), self.cert_path, self.key_path
-        )
         contexts = list(self._contexts)
         for context in contexts:
-            load_chain(context, self.cert_path, self.key_path)
+            load_chain(context, cert_path, key_path)
         self._loaded = files
         return len(contexts)
 

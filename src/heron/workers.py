@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 from asyncio.subprocess import Process
 from collections.abc import Sequence
@@ -73,6 +74,15 @@ class TurnWorkers:
             for sock in own.values():
                 sock.close()
         self._sockets.clear()
+
+    def reload(self) -> None:
+        """Pass a reload on: each worker reads the configuration and certificates again
+        itself (SIGHUP), keeping its allocations. A worker being restarted at that moment
+        reads the new files anyway; if the signal comes before its handler, it dies
+        with no allocation yet and is started again."""
+        for process in self._processes:
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGHUP)
 
     async def _launch(self, indexes: Sequence[int]) -> int:
         """Start the workers ``indexes``; how many said they serve in time."""

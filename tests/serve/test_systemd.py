@@ -1,5 +1,5 @@
 """heron as a systemd service: the unit file systemd accepts, and ``Type=notify``'s
-READY=1 / STOPPING=1 datagrams on the socket systemd names in $NOTIFY_SOCKET."""
+READY=1 / RELOADING=1 / STOPPING=1 datagrams on the socket systemd names in $NOTIFY_SOCKET."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def test_the_unit_is_hardened_and_runs_heron_as_its_own_user() -> None:
     lines = set(UNIT.read_text().splitlines())
     assert {
         "Type=notify",
+        "ExecReload=/usr/local/bin/heron reload",
         "User=heron",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "NoNewPrivileges=yes",
@@ -67,11 +69,13 @@ def notify_socket(
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_tells_the_service_manager_ready_then_stopping(
+def test_serve_tells_the_service_manager_ready_reloading_ready_then_stopping(
     write_config: Callable[..., Path], notify_socket: tuple[str, socket.socket], workers: int
 ) -> None:
     """TURN workers tell the main process, never systemd: they are ready before it is, so
-    a worker's READY=1 would come first, with its own pid."""
+    a worker's READY=1 would come first, with its own pid. A reload (SIGHUP, as
+    ``Type=notify-reload`` sends it) is RELOADING=1 with its start on the monotonic clock,
+    then READY=1 (systemd 253's protocol); the workers reload without a word."""
     config = write_config(turn={"workers": workers})
     assert subprocess.run([*HERON, "-c", str(config), "cert"], capture_output=True).returncode == 0
     name, sock = notify_socket
@@ -83,6 +87,13 @@ def test_serve_tells_the_service_manager_ready_then_stopping(
         ready = sock.recv(4096).decode().splitlines()
         assert "READY=1" in ready
         assert f"MAINPID={process.pid}" in ready
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        process.send_signal(signal.SIGHUP)
+        reloading, monotonic = sock.recv(4096).decode().splitlines()
+        after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        assert reloading == "RELOADING=1"
+        assert before <= int(monotonic.removeprefix("MONOTONIC_USEC=")) <= after
+        assert sock.recv(4096).decode().splitlines() == ready
         process.send_signal(signal.SIGTERM)
         assert sock.recv(4096).decode().splitlines() == ["STOPPING=1"]
         assert process.wait(timeout=30) == 0

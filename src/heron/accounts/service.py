@@ -127,6 +127,15 @@ class AccountService:
     def policy(self) -> AccountPolicy:
         return self._policy
 
+    def set_admins(self, admins: frozenset[str]) -> None:
+        """The configuration's ``admins`` changed (a reload): each account that gained or
+        lost the rights is announced as ``heron admin add|remove`` announces it."""
+        changed = admins ^ self._policy.admins
+        self._policy = replace(self._policy, admins=admins)
+        for address in sorted(changed):
+            local, _, domain = address.partition("@")
+            self.announce(local, domain, AccountChange.ADMIN)
+
     async def exists(self, local: str, domain: str) -> bool:
         return await self._store.get(local, domain) is not None
 

@@ -26,6 +26,7 @@ from heron.acme.files import account_key, install
 from heron.acme.messages import AcmeError, check_chain
 from heron.acme.renewal import CHECK_EVERY, RETRY_AFTER, renewal_reason
 from heron.component import Listener, Services
+from heron.config import Config
 from heron.control import View
 from heron.errors import TlsError
 from heron.tls import CertificateInfo, inspect_certificate
@@ -75,6 +76,11 @@ class AcmeComponent:
         self._services.commands[RENEW_COMMAND] = self._renew_command
         self._task = asyncio.get_running_loop().create_task(self._run(trust, key))
         return []
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """Nothing: the CA, its account and the names are read at start; a reload of the
+        certificate it wrote is :class:`~heron.tls.ServedCertificate`'s."""
+        return frozenset()
 
     async def stop(self) -> None:
         if self._task is not None:

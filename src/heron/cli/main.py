@@ -17,12 +17,13 @@ from heron.cli.context import CliContext, pass_context, run
 from heron.cli.importing import import_
 from heron.cli.media import media
 from heron.cli.ops import cert, check, dns
-from heron.cli.service import install_service
+from heron.cli.service import install_service, reload
 from heron.cli.sip import sip
 from heron.cli.tls import tls
 from heron.cli.turn import turn
 from heron.cli.users import admin, user
 from heron.cli.xmpp import xmpp
+from heron.config import Config, load_config
 from heron.errors import HeronError
 from heron.permissions import PRIVATE_UMASK
 from heron.systemd import log_format
@@ -68,8 +69,13 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    def load() -> Config:
+        return load_config(ctx.config_path, ctx.data_dir, system=ctx.system)
+
     if turn_worker:
-        run(serve_forever(config, builders_of=turn_worker_builders, control_socket=False))
+        worker = turn_worker_builders
+        run(serve_forever(config, builders_of=worker, control_socket=False, load=load))
         return
     if config.tls.acme and placeholder(config):
         logging.getLogger(__name__).info(
@@ -78,7 +84,7 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
     command = [sys.executable, "-m", "heron", "--data-dir", str(config.data_dir)]
     if ctx.config_path is not None:
         command += ["-c", str(ctx.config_path)]
-    run(serve_forever(config, worker_command=[*command, "serve", "--turn-worker"]))
+    run(serve_forever(config, worker_command=[*command, "serve", "--turn-worker"], load=load))
 
 
 cli.add_command(user)
@@ -90,6 +96,7 @@ cli.add_command(check)
 cli.add_command(backup)
 cli.add_command(restore)
 cli.add_command(install_service)
+cli.add_command(reload)
 cli.add_command(turn)
 cli.add_command(sip)
 cli.add_command(xmpp)

@@ -1,4 +1,5 @@
-"""``heron install-service``: the hardened systemd unit, pointed at this heron."""
+"""``heron install-service``: the hardened systemd unit, pointed at this heron; and
+``heron reload``, its ``ExecReload``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 import click
 
 import heron
+from heron.cli.context import CliContext, pass_context, run
 from heron.config import SYSTEM_CONFIG, SYSTEM_DATA_DIR
+from heron.control import query
 from heron.errors import HeronError
+from heron.reload import RELOAD_COMMAND
 
-__all__ = ["install_service"]
+__all__ = ["install_service", "reload"]
 
 UNIT = Path(heron.__file__).parent / "heron.service"
 UNIT_EXECUTABLE = "/usr/local/bin/heron"
@@ -67,3 +71,15 @@ def install_service(root: Path) -> None:
         f"heron reads {SYSTEM_CONFIG} and keeps its data in {SYSTEM_DATA_DIR}; "
         "start it with: systemctl daemon-reload && systemctl enable --now heron"
     )
+
+
+@click.command()
+@pass_context
+def reload(ctx: CliContext) -> None:
+    """Make the running heron read its configuration and certificates again, keeping
+    calls, allocations, registrations and sessions; say which changes need a restart.
+    A configuration that does not validate is refused (status 2) and the server keeps
+    serving the previous one."""
+    rows = run(query(ctx.config.data_dir, RELOAD_COMMAND))
+    restart = rows[0]["restart_needed"] if rows else []
+    click.echo("reloaded" + (f"; restart needed for: {', '.join(restart)}" if restart else ""))

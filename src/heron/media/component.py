@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from heron.component import Listener, Services
+from heron.config import Config
 from heron.control import View
 from heron.destinations import Destinations, own_addresses
 from heron.media.bridge import Bridge
@@ -77,6 +78,10 @@ class MediaComponent:
         self._sweeper = asyncio.create_task(self._sweep())
         # Ports are bound per call, not here: this line tells where they will be.
         return (Listener("media", self._where),)
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """Nothing: ``[media]`` binds ports and picks addresses at start; calls stay."""
+        return frozenset()
 
     async def stop(self) -> None:
         if self._sweeper is not None:

@@ -100,6 +100,10 @@ class MuxComponent:
             log.info("mux: no service for %s (off): such connections are closed", sorted(missing))
         return listeners
 
+    def apply(self, config: Config) -> frozenset[str]:
+        """Nothing: the port-443 listeners and their classification stay until a restart."""
+        return frozenset()
+
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()

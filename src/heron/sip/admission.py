@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from heron.config import Config
@@ -99,6 +99,17 @@ class Admission:
         self._public = public
         self.challenges = 0
         self.failures = 0
+
+    def retarget(
+        self,
+        trusted_peers: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+        open_federation: bool,
+        public: Mapping[str, SipUri],
+    ) -> None:
+        """The policy a reload changes, for the next request; nonces stay valid."""
+        self._trusted_peers = tuple(trusted_peers)
+        self._open_federation = open_federation
+        self._public = public
 
     async def admit(
         self, request: Request, transport: str, host: str, now: float

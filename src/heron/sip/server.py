@@ -26,11 +26,11 @@ from typing import Any
 
 from heron.accounts import AccountChange, Missing
 from heron.component import Listener, Services
-from heron.config import ListenAddress
+from heron.config import Config, ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
 from heron.destinations import Destinations, own_addresses
-from heron.errors import HeronError, listen_error
+from heron.errors import ConfigError, HeronError, listen_error
 from heron.handoff import AcceptedSockets, Handoff
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
@@ -73,6 +73,18 @@ CAPABILITIES = (
 )
 """What an OPTIONS to heron itself is told (RFC 3261 §11.2): the methods it proxies and
 registers, bodies it passes, and the extensions of its registrar (RFC 3327, RFC 5626)."""
+
+LIVE_KEYS = frozenset(
+    {
+        "sip.routes",
+        "sip.trusted_peers",
+        "sip.allowed_destinations",
+        "sip.open_federation",
+        "sip.flood_exempt",
+        "web.click_to_call",
+    }
+)
+"""What :meth:`SipComponent.apply` takes from a reloaded configuration."""
 
 LOCAL_TAG = "hr"
 """Starts the To tag of every response heron makes itself, so that the ACK for a refusal
@@ -145,7 +157,6 @@ class SipComponent:
         if media is not None:
             self._forwarder.steering = Steering(media, sip.media_relay)
         self._echo: EchoNumber | None = None
-        self._routes = [(re.compile(route.user), route.target) for route in sip.routes]
         self._registrar = Registrar(
             default_expires=sip.max_expires,
             min_expires=sip.min_expires,
@@ -168,14 +179,11 @@ class SipComponent:
             sip.flood_ban,
             exempt=[*sip.flood_exempt, *sip.trusted_peers],
         )
+        self._own_listeners = own_listeners
+        self._own: list[str] = []
+        """heron's addresses found at start (:meth:`_find_own_addresses`)."""
         # Parsed here, so a bad click-to-call target stops the build, not a call.
-        self._public = public_targets(self._config.web.click_to_call)
-        configured = [*(parse_uri(route.target) for route in sip.routes), *self._public.values()]
-        self._destinations = Destinations(
-            [*sip.trusted_peers, *sip.allowed_destinations],
-            hosts=[(u.maddr or u.host) for u in configured if isinstance(u, SipUri)],
-            own=[address.host for address in own_listeners],
-        )
+        self._routes, self._public, self._destinations = self._policy(self._config)
         self._listen_ports = frozenset(a.port for a in own_listeners)
         self._seal = DialogSeal(b"\0" * 32)  # replaced by the data directory's key at start
         self._unsealed = 0
@@ -236,10 +244,45 @@ class SipComponent:
         address, so a Request-URI or Route naming one of them names heron (a desk phone
         registering to the server's IP address)."""
         own = await own_addresses(self._config.host_name, self._config.sip.aliases)
+        self._own = list(own)
         self._destinations.add_own(own)
         sip = self._config.sip
         if any(a.host in ("0.0.0.0", "::") for a in sip.listen + sip.tls_listen):
             self._locality.add_hosts(own)
+
+    def _policy(
+        self, config: Config
+    ) -> tuple[list[tuple[re.Pattern[str], str]], dict[str, SipUri], Destinations]:
+        """Static routes, click-to-call targets and the destinations they open, from
+        ``config``; ConfigError names a target that is no SIP URI or a user pattern that
+        is no regular expression."""
+        sip = config.sip
+        public = public_targets(config.web.click_to_call)
+        try:
+            configured = [*(parse_uri(route.target) for route in sip.routes), *public.values()]
+        except SipError as exc:
+            raise ConfigError(f"sip.routes: {exc}") from None
+        destinations = Destinations(
+            [*sip.trusted_peers, *sip.allowed_destinations],
+            hosts=[(u.maddr or u.host) for u in configured if isinstance(u, SipUri)],
+            own=[address.host for address in self._own_listeners],
+        )
+        destinations.add_own(self._own)
+        try:
+            routes = [(re.compile(route.user), route.target) for route in sip.routes]
+        except re.error as exc:
+            problem = f"{exc.pattern!r} is not a regular expression: {exc}"
+            raise ConfigError(f"sip.routes: {problem}") from None
+        return routes, public, destinations
+
+    def apply(self, config: Config) -> frozenset[str]:
+        """Routes, trusted peers, allowed destinations, open federation and click-to-call
+        names, from the next request on; bindings, transactions and dialogs stay."""
+        self._routes, self._public, self._destinations = self._policy(config)
+        sip = config.sip
+        self._flood.exempt([*sip.flood_exempt, *sip.trusted_peers])
+        self._admission.retarget(sip.trusted_peers, sip.open_federation, self._public)
+        return LIVE_KEYS
 
     async def stop(self) -> None:
         if self._timer is not None:

@@ -286,6 +286,11 @@ class TurnComponent:
         self._sweeper = asyncio.create_task(self._sweep())
         return listeners
 
+    def apply(self, config: Config) -> frozenset[str]:
+        """Nothing of ``[turn]`` yet: its certificate is reloaded with the others, and
+        allocations, permissions and channels stay as they are."""
+        return frozenset()
+
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from heron.component import Services, WebHandler
+from heron.config import Config
 from heron.credentials import ice_servers, turn_secret
 from heron.ratelimit import FloodGuard
 from heron.web.auth import asset
@@ -88,6 +89,10 @@ class ClickToCall:
         self._page = asset("call.html")
         self._script = asset("call.js")
         self._style = asset("call.css")
+
+    def apply(self, config: Config) -> None:
+        """The public names a reload configured; a page already open keeps calling."""
+        self._names = frozenset(config.web.click_to_call)
 
     def mount(self, app: web.Application) -> None:
         # The assets first: a public name never holds a dot, so none is shadowed.
@@ -157,7 +162,8 @@ class ClickToCall:
         return serve
 
 
-def mount(app: web.Application, services: Services) -> None:
-    """Add the /call routes to ``app``, if any public name is configured."""
-    if services.config.web.click_to_call:
-        ClickToCall(services).mount(app)
+def mount(app: web.Application, services: Services) -> ClickToCall:
+    """Add the /call routes to ``app``, even with no public name yet: a reload may add one."""
+    pages = ClickToCall(services)
+    pages.mount(app)
+    return pages

@@ -238,7 +238,7 @@ class GuardedSite(web.BaseSite):
     port-443 mux hands to :meth:`take`.
     """
 
-    __slots__ = ("_guard", "_host", "_port", "_sockets", "_tasks")
+    __slots__ = ("_accepting", "_guard", "_host", "_port", "_sockets", "_tasks")
 
     def __init__(
         self,
@@ -256,18 +256,34 @@ class GuardedSite(web.BaseSite):
         self._guard = guard
         self._sockets: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting: list[asyncio.Task[None]] = []
 
     @property
     def name(self) -> str:
         scheme = "https" if self._ssl_context else "http"
         return f"{scheme}://{self._host}:{self._port}/"
 
-    async def start(self) -> None:
-        if self._host is not None:
+    def bind(self) -> None:
+        """Open the listening sockets now, so that an address in use fails here, where a
+        reload can still refuse, rather than in :meth:`start`."""
+        if self._host is not None and not self._sockets:
             self._sockets = listening_sockets(self._host, self._port, self._backlog)
+
+    async def start(self) -> None:
+        self.bind()
         await super().start()
         for sock in self._sockets:
-            self._spawn(accept_forever(sock, "web", lambda accepted, _: self.take(accepted)))
+            accepting = accept_forever(sock, "web", lambda accepted, _: self.take(accepted))
+            self._accepting.append(self._spawn(accepting))
+
+    def close_listener(self) -> None:
+        """Accept no more (a reload removed the address); connections accepted go on
+        until they end or the runner stops."""
+        for task in self._accepting:
+            task.cancel()
+        for sock in self._sockets:
+            sock.close()
+        self._accepting, self._sockets = [], []
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -277,10 +293,11 @@ class GuardedSite(web.BaseSite):
         self._sockets = []
         await super().stop()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def take(self, sock: socket.socket) -> None:
         """Serve ``sock``, accepted here or handed over by the port-443 mux: count it

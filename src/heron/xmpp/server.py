@@ -541,6 +541,15 @@ class XmppComponent:
                     log.info("xmpp: %d expired uploads removed", removed)
             await asyncio.sleep(_EXPIRY_EVERY)
 
+    def apply(self, config: Config) -> frozenset[str]:
+        """``admins``: a server admin removed loses the rights at once, one added gets
+        them at the account's next lookup (its next login); sessions stay."""
+        admins = frozenset(parse_jid(admin) for admin in config.admins)
+        self._admin_accounts -= self._admins - admins
+        self._admins = admins
+        self._muc.set_admins(admins)
+        return frozenset({"admins"})
+
     async def stop(self) -> None:
         for sweep in (self._archive_sweep, self._upload_sweep):
             if sweep is not None:

@@ -256,15 +256,14 @@ def start_sipp(
     keys: Mapping[str, str] | None = None,
 ) -> Sipp:
     """sipp with scenarios/``scenario`` from 127.0.0.1:``port``, as client of ``remote``
-    or, without it, as a server waiting for one call."""
+    or, without it, as a server waiting for one call (``-m N`` among ``args``: N calls)."""
     directory.mkdir(parents=True, exist_ok=True)
     trace = directory / f"{Path(scenario).stem}-{port}.log"
     command = [
         sipp_binary(),
         "-sf",
         str(SCENARIOS / scenario),
-        "-m",
-        "1",
+        *(() if "-m" in args else ("-m", "1")),
         "-i",
         LOCALHOST,
         "-p",

@@ -77,7 +77,7 @@ class MucService:
         self.counters: dict[str, int] = {"rooms": 0, "occupants": 0, "messages": 0}
         self._router = router
         self._store = store
-        self._admins = frozenset(jid.bare for jid in admins)
+        self.set_admins(admins)
         self._local_hosts = frozenset(local_hosts)
         limits = limits or Limits()
         if history is not None:
@@ -95,6 +95,10 @@ class MucService:
         # route() yields; the store is written by one task at a time.
         self._sending = asyncio.Lock()
         self._storing = asyncio.Lock()
+
+    def set_admins(self, admins: Collection[JID]) -> None:
+        """Server admins, who act as owners of every room (a reload changes them)."""
+        self._admins = frozenset(jid.bare for jid in admins)
 
     async def load(self) -> None:
         """Bring back the persistent rooms (§10.2 muc#roomconfig_persistentroom)."""
