@@ -136,6 +136,6 @@ class RelaySockets:
         except OSError:
             sock.close()
             return None
-        udp = UdpSocket(sock, self._loop, self.counters)
+        udp = UdpSocket(sock, self._loop, self.counters, drain=False)
         self._open.add(udp)
         return udp
