@@ -136,6 +136,6 @@ class RelaySockets:
         except OSError:
             sock.close()
             return None
-        udp = UdpSocket(sock, self._loop, self.counters, drain=False)
+        udp = UdpSocket(sock, self._loop, self.counters)
         self._open.add(udp)
         return udp

@@ -68,30 +68,24 @@ class UdpSocket:
         sock: socket.socket,
         loop: asyncio.AbstractEventLoop,
         counters: SocketCounters | None = None,
-        *,
-        drain: bool = True,
     ) -> None:
         sock.setblocking(False)
         self.sock = sock
-        self._drain = drain
         self.address: Address = sock.getsockname()[:2]
         self.counters = counters or SocketCounters()
         self._loop = loop
         self._receiver: Receiver | None = None
+        self._watched = False
 
     def start(self, receiver: Receiver) -> None:
+        """Drain up to a batch of datagrams into ``receiver`` each time the socket is readable."""
         self._receiver = receiver
-        readable = self._readable if self._drain else self._readable_one
-        self._loop.add_reader(self.sock.fileno(), readable)
+        self.watch(self._readable)
 
-    def _readable_one(self) -> None:
-        try:
-            data, source = self.sock.recvfrom(_MAX_DATAGRAM)
-        except OSError:  # woken for nothing (EAGAIN), or an ICMP error queued
-            return
-        self.counters.received += 1
-        assert self._receiver is not None
-        self._receiver(data, source[:2])
+    def watch(self, readable: Callable[[], None]) -> None:
+        """Call ``readable`` each time the socket is readable (level-triggered)."""
+        self._watched = True
+        self._loop.add_reader(self.sock.fileno(), readable)
 
     def _readable(self) -> None:
         receive = self.sock.recvfrom
@@ -122,7 +116,7 @@ class UdpSocket:
 
     def close(self) -> None:
         if self.sock.fileno() >= 0:
-            if self._receiver is not None:
+            if self._watched:
                 self._loop.remove_reader(self.sock.fileno())
             self.counters.closed_kernel_drops += kernel_drops(self.sock)
             self.sock.close()
@@ -156,8 +150,18 @@ class UdpRelay:
         self._clock = clock
 
     def attach(self, deliver: Callable[[bytes, Address, float], None]) -> None:
-        clock = self._clock
-        self._udp.start(lambda data, peer: deliver(data, peer, clock()))
+        receive, counters, clock = self._udp.sock.recvfrom, self._counters, self._clock
+
+        def readable() -> None:
+            # One datagram a wake-up: see the module docstring.
+            try:
+                data, peer = receive(_MAX_DATAGRAM)
+            except OSError:  # woken for nothing (EAGAIN), or an ICMP error queued
+                return
+            counters.received += 1
+            deliver(data, peer[:2], clock())
+
+        self._udp.watch(readable)
 
     def send(self, data: bytes, peer: Address) -> None:
         try:
