@@ -388,7 +388,7 @@ class Message:
             dict.fromkeys(
                 a.type
                 for a in self.attributes
-                if isinstance(a, UnknownAttribute) and a.comprehension_required
+                if _is_a(a, UnknownAttribute) and a.comprehension_required
             )
         )
 
