@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Final, TypeVar
+from typing import Final, TypeGuard, TypeVar
 
 from heron.stun.attributes import (
     MAGIC_COOKIE,
@@ -166,6 +166,15 @@ _METHODS = frozenset(Method)
 _ERROR_CODES = frozenset(ErrorCode)
 
 A = TypeVar("A", bound=Attribute)
+
+
+def _is_a(attribute: Attribute, kind: type[A]) -> TypeGuard[A]:
+    """``isinstance`` without ``ABCMeta.__instancecheck__``, a Python-level call per test.
+
+    No attribute class is a registered virtual subclass, so the MRO says it all; on the
+    Allocate path ``find`` was a tenth of the server's work, most of it in that call.
+    """
+    return kind in type(attribute).__mro__
 
 
 def decode_attribute(attribute_type: int, value: bytes, transaction_id: bytes) -> Attribute:
@@ -364,11 +373,14 @@ class Message:
 
     def find(self, kind: type[A]) -> A | None:
         """The first attribute of class ``kind``, or None."""
-        return next((a for a in self.attributes if isinstance(a, kind)), None)
+        for attribute in self.attributes:
+            if _is_a(attribute, kind):
+                return attribute
+        return None
 
     def find_all(self, kind: type[A]) -> tuple[A, ...]:
         """Every attribute of class ``kind`` (CreatePermission may repeat XOR-PEER-ADDRESS)."""
-        return tuple(a for a in self.attributes if isinstance(a, kind))
+        return tuple(a for a in self.attributes if _is_a(a, kind))
 
     def unknown_required(self) -> tuple[int, ...]:
         """Unknown comprehension-required types, for the 420 answer (RFC 8489 §6.3.1)."""
@@ -376,7 +388,7 @@ class Message:
             dict.fromkeys(
                 a.type
                 for a in self.attributes
-                if isinstance(a, UnknownAttribute) and a.comprehension_required
+                if _is_a(a, UnknownAttribute) and a.comprehension_required
             )
         )
 

@@ -184,24 +184,27 @@ class Allocation:
         if self.permissions.get(peer[0], 0.0) < now:
             self.drop("no_permission")
             return
-        if self.max_bps and not self._within_budget(len(data), now):
+        size = len(data)
+        if self.max_bps and not self._within_budget(size, now):
             self.drop("bandwidth")
             return
         channel = self.peers.get(peer)
+        client = self.client
         if channel is not None and channel.expires >= now:
-            frame = _CHANNEL_HEADER.pack(channel.number, len(data)) + data
-            if self.client.stream and len(data) % 4:
-                frame += bytes(4 - len(data) % 4)
-            self.client.send(frame)
+            frame = _CHANNEL_HEADER.pack(channel.number, size) + data
+            if size % 4 and client.stream:
+                frame += bytes(4 - size % 4)
+            client.send(frame)
         else:
             try:
                 indication = self.data_indication(data, peer)
             except StunLocalError:  # too big for a Data indication's 16-bit length
                 self.drop("too_big")
                 return
-            self.client.send(indication)
-        self.traffic.packets_to_client += 1
-        self.traffic.bytes_to_client += len(data)
+            client.send(indication)
+        traffic = self.traffic
+        traffic.packets_to_client += 1
+        traffic.bytes_to_client += size
 
     # --- rest ------------------------------------------------------------------
 
