@@ -626,8 +626,6 @@ class XmppComponent:
             )
         for handler in handlers:
             self._router.register_iq_handler(handler)
-        vcard = VCardHandler(self._stores.vcards, clock=time.time)
-        self._router.register_iq_handler(vcard, for_accounts=True)
         pep = PepService(
             self._router,
             self._router.roster,
@@ -635,12 +633,16 @@ class XmppComponent:
             clock=time.time,
             new_item_id=lambda: secrets.token_hex(8),
         )
-        publish, owner, private = pep.handlers
+        publish, owner, private, vcard4 = pep.handlers
         self._router.register_iq_handler(publish, for_accounts=True)  # others read items
         self._router.register_iq_handler(owner)
         self._router.register_iq_handler(private)
+        self._router.register_iq_handler(vcard4, for_accounts=True)
         self._router.register_results(CAPS_QUERY_PREFIX, pep.caps_result)
         self._router.presence.listeners.append(pep)
+        self._router.presence.stamp = pep.stamp
+        vcard = VCardHandler(self._stores.vcards, clock=time.time, avatars=pep)
+        self._router.register_iq_handler(vcard, for_accounts=True)
         push = PushNotifications(
             self._stores.push,
             self._router,
