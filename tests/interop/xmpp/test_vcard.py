@@ -47,9 +47,7 @@ async def test_xep0398_a_xep0084_avatar_is_the_vcard_photo_and_its_hash_is_in_pr
         await avatar.publish_avatar_metadata(info, timeout=TIMEOUT)
 
         # XEP-0398 §3.1: a vcard-temp client reads the avatar as the PHOTO.
-        result = await contact.plugin["xep_0054"].get_vcard(
-            JID(f"hana@{DOMAIN}"), timeout=TIMEOUT
-        )
+        result = await contact.plugin["xep_0054"].get_vcard(JID(f"hana@{DOMAIN}"), timeout=TIMEOUT)
         assert result["vcard_temp"]["PHOTO"]["BINVAL"] == PNG
         assert result["vcard_temp"]["PHOTO"]["TYPE"] == "image/png"
 
