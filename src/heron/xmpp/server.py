@@ -513,15 +513,17 @@ class XmppComponent:
             await asyncio.sleep(_EXPIRY_EVERY)
 
     def _uploads(self) -> UploadService | None:
-        """XEP-0363's service, when uploads are on and the web listener can take them."""
+        """XEP-0363's service, when uploads are on and the web component can take them: on
+        its own listener, else on the port-443 mux, which serves the web by itself."""
         config = self._config
-        if not (config.xmpp.upload and config.web.enabled and config.web.listen):
+        web = config.web.listen or config.mux.listen
+        if not (config.xmpp.upload and config.web.enabled and web):
             return None
         return UploadService(
             config.upload_domain,
             signer=SlotSigner(_derived_secret(config, b"upload slots")),
             files=UploadFiles(config.upload_path),
-            base_url=f"https://{config.host_name}:{config.web.listen[0].port}",
+            base_url=f"https://{config.host_name}:{web[0].port}",
             max_size=config.xmpp.upload_max_size,
             quota=config.xmpp.upload_quota,
             local_domains=self._hosts,
