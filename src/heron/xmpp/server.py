@@ -1095,6 +1095,9 @@ class XmppComponent:
         for session in self._router.sessions():
             if session.jid.bare == account:
                 session.close(StreamCondition.NOT_AUTHORIZED)
+        if change is AccountChange.REMOVED and self._upload is not None:
+            # Its rows went with the account (heron.store.owned); its files go here.
+            self._upload.forget(account)
 
     async def _account_exists(self, jid: JID) -> bool:
         known = self._services.account_cache.cached(jid.local, jid.domain)
