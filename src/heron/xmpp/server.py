@@ -950,7 +950,8 @@ class XmppComponent:
         old = None if hibernation is None else hibernation.claim(request.previd, account)
         if old is None or old.stream.closed:
             self._counters["resume_refused"] += 1
-            stream.resume_failed()
+            handled = None if hibernation is None else hibernation.handled(request.previd, account)
+            stream.resume_failed(handled)
             return None
         self._counters["resumed"] += 1
         previous = old.stream
@@ -1004,6 +1005,8 @@ class XmppComponent:
         stream = session.stream
         if stream.resume_id is not None and self._hibernation is not None:
             self._hibernation.forget(stream.resume_id)
+            if stream.handled is not None:
+                self._hibernation.ended(stream.resume_id, session.jid, stream.handled)
         unacked = stream.take_unacked()
         stream.close()  # from now on, what is sent to it waits in session.late
         try:
