@@ -31,6 +31,7 @@ USERS = (
     " ada brendan cleo dmitri esme felix gus"  # PEP's tests (test_pep.py, test_omemo.py)
     " hana ines jon kai lena mona"  # vCards and avatars (test_vcard.py)
     " nils"  # deleted, then added again (test_account_deletion.py)
+    " otto pia"  # blocking (test_blocking.py)
 ).split()
 """Accounts of the shared server; each test keeps to its own, so rosters never cross."""
 _SHOWS = frozenset(("available", "chat", "away", "xa", "dnd"))
