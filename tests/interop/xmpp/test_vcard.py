@@ -5,24 +5,27 @@ the XEP-0084 avatar (XEP-0398), and a XEP-0292 vCard4 on PEP read under its acce
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 import slixmpp
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
+from tests.interop.xmpp.avatars import (
+    AVATAR_PLUGINS,
+    AvatarDevice,
+    avatar_device,
+    publish_avatar,
+)
 from tests.interop.xmpp.support import (
     DOMAIN,
     TIMEOUT,
-    Client,
     XmppServer,
     connect,
     log_out,
     subscribe_each_other,
 )
 
-AVATAR_PLUGINS = ("xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084")
 VCARD_PLUGINS = ("xep_0054",)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 120  # ~30 KB
 PNG_ID = hashlib.sha1(PNG).hexdigest()
@@ -41,10 +44,7 @@ async def test_xep0398_a_xep0084_avatar_is_the_vcard_photo_and_its_hash_is_in_pr
     contact = await connect(shared_xmpp, "ines", plugins=VCARD_PLUGINS)
     try:
         await subscribe_each_other(owner, contact)
-        avatar = owner.plugin["xep_0084"]
-        await avatar.publish_avatar(PNG, timeout=TIMEOUT)
-        info = {"id": PNG_ID, "type": "image/png", "bytes": len(PNG)}
-        await avatar.publish_avatar_metadata(info, timeout=TIMEOUT)
+        assert await publish_avatar(owner, PNG) == PNG_ID
 
         # XEP-0398 §3.1: a vcard-temp client reads the avatar as the PHOTO.
         result = await contact.plugin["xep_0054"].get_vcard(JID(f"hana@{DOMAIN}"), timeout=TIMEOUT)
@@ -66,7 +66,7 @@ async def test_xep0398_a_vcard_photo_is_published_as_the_xep0084_avatar(
 ) -> None:
     owner = await connect(shared_xmpp, "jon", plugins=(*VCARD_PLUGINS, "xep_0153"))
     contact = await connect(shared_xmpp, "kai", resource="desk")
-    phone: Client | None = None
+    phone: AvatarDevice | None = None
     try:
         await subscribe_each_other(owner, contact)
         # As slixmpp's XEP-0153 plugin does: read the vCard, add the PHOTO, write it back.
@@ -77,17 +77,8 @@ async def test_xep0398_a_vcard_photo_is_published_as_the_xep0084_avatar(
 
         # §3.2: a XEP-0084 device of the contact gets the metadata as the last item
         # (XEP-0163 §6.2), then the data by its id.
-        phone = await connect(shared_xmpp, "kai", resource="phone", plugins=AVATAR_PLUGINS)
-        events: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
-        phone.add_event_handler("avatar_metadata_publish", events.put_nowait)
-        await phone.plugin["xep_0115"].update_caps(broadcast=True)
-        last = await asyncio.wait_for(events.get(), TIMEOUT)
-        assert last["from"] == JID(f"jon@{DOMAIN}")
-        assert last["pubsub_event"]["items"]["item"]["id"] == PNG_ID
-        data = await phone.plugin["xep_0084"].retrieve_avatar(
-            JID(f"jon@{DOMAIN}"), PNG_ID, timeout=TIMEOUT
-        )
-        assert data["pubsub"]["items"]["item"]["avatar_data"]["value"] == PNG
+        phone = await avatar_device(shared_xmpp, "kai", "phone")
+        assert await phone.next_avatar(JID(f"jon@{DOMAIN}")) == (PNG_ID, PNG)
 
         # The vCard keeps its other fields; its PHOTO is the avatar.
         result = await owner.plugin["xep_0054"].get_vcard(JID(f"jon@{DOMAIN}"), timeout=TIMEOUT)
@@ -108,7 +99,7 @@ async def test_xep0398_a_vcard_photo_is_published_as_the_xep0084_avatar(
         result = await owner.plugin["xep_0054"].get_vcard(JID(f"jon@{DOMAIN}"), timeout=TIMEOUT)
         assert result["vcard_temp"]["PHOTO"]["BINVAL"] == PNG
     finally:
-        await log_out([c for c in (owner, contact, phone) if c is not None])
+        await log_out([owner, contact, *([phone.client] if phone else [])])
 
 
 async def test_xep0292_vcard4_on_pep_is_read_by_a_contact_not_by_a_stranger(
