@@ -389,6 +389,7 @@ class XmppComponent:
         )
         self._archive_sweep: asyncio.Task[None] | None = None
         self._upload: UploadService | None = None
+        self._pep: PepService | None = None
         self._upload_sweep: asyncio.Task[None] | None = None
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
@@ -635,6 +636,7 @@ class XmppComponent:
             clock=time.time,
             new_item_id=lambda: secrets.token_hex(8),
         )
+        self._pep = pep
         publish, owner, private, vcard4 = pep.handlers
         self._router.register_iq_handler(publish, for_accounts=True)  # others read items
         self._router.register_iq_handler(owner)
@@ -1098,8 +1100,16 @@ class XmppComponent:
         for session in self._router.sessions():
             if session.jid.bare == account:
                 session.close(StreamCondition.NOT_AUTHORIZED)
-        if change is AccountChange.REMOVED and self._upload is not None:
-            # Its rows went with the account (heron.store.owned); its files go here.
+        if change is not AccountChange.REMOVED:
+            return
+        # Its rows went with the account (heron.store.owned): what is remembered of them
+        # goes too, lest an account made later with the same name inherit it; and its files.
+        self._blocking.forget(account)
+        if self._pep is not None:
+            self._pep.forget(account)
+        if self._router.archive is not None:
+            self._router.archive.forget(account)
+        if self._upload is not None:
             self._upload.forget(account)
 
     async def _account_exists(self, jid: JID) -> bool:

@@ -583,6 +583,10 @@ class PepService:
 
     # --- avatar conversion (XEP-0398) and vCard4 (XEP-0292) ------------------------
 
+    def forget(self, account: JID) -> None:
+        """The account was deleted with its nodes: its avatar id is no longer known."""
+        self._avatar_ids.pop(account.bare, None)
+
     def _changed(self, owner: JID, node: str) -> None:
         if node == AVATAR_METADATA:
             self._avatar_ids.pop(owner, None)
