@@ -137,6 +137,7 @@ def test_xep0398_3_2_a_photo_that_is_no_inline_image_is_bad_request(bad: str) ->
         (f'<presence><x xmlns="{VCARD_UPDATE}"><photo>ab</photo></x></presence>', PNG_ID, PNG_ID),
         (f'<presence><x xmlns="{VCARD_UPDATE}"><photo>ab</photo></x></presence>', None, "ab"),
         ("<presence/>", None, None),
+        ("<presence/>", "", ""),  # a disabled avatar: XEP-0153's "no avatar"
     ],
 )
 def test_xep0398_4_presence_carries_the_hash_unless_the_photo_is_empty(
@@ -187,6 +188,9 @@ async def test_xep0398_3_2_a_vcard_photo_publishes_the_avatar_and_notifies(pep: 
     assert (await vcard_get(pep, lucy, ROLAND)).find(f".//{{{NS.VCARD}}}PHOTO") is not None
     await vcard_set(pep, roland, "<PHOTO/>")
     assert (await vcard_get(pep, lucy, ROLAND)).find(f".//{{{NS.VCARD}}}PHOTO") is None
+    lucy.take()
+    await pep.server.send(roland, "<presence/>")
+    assert update_photo(lucy.take_one("presence")) == ""
 
 
 async def test_xep0398_3_2_a_bad_photo_is_refused_and_nothing_is_stored(pep: Pep) -> None:

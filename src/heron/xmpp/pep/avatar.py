@@ -120,7 +120,8 @@ def avatar_of_photo(photo: Element) -> Avatar | None:
 def stamp_presence(presence: Element, avatar_id: str | None) -> None:
     """XEP-0398 §4: put the hash in an available presence unless it holds an empty
     <photo/> (the client says it has none yet); an <x/> without <photo/> is overwritten.
-    With no avatar known, a client's own <x/> is left alone."""
+    ``avatar_id`` "" is a disabled avatar, stamped as an empty <photo/> (XEP-0153 §3.2:
+    "no avatar"); None is nothing known, and a client's own <x/> is left alone."""
     tag = qname(VCARD_UPDATE, "x")
     update = presence.find(tag)
     if update is not None:

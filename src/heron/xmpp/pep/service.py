@@ -592,13 +592,14 @@ class PepService:
             self._avatar_ids.pop(owner, None)
 
     async def avatar_id(self, owner: JID) -> str | None:
-        """The id (SHA-1) of ``owner``'s current avatar, remembered until it changes."""
+        """The id (SHA-1) of ``owner``'s current avatar, remembered until it changes; ""
+        when the metadata says there is none (XEP-0084 §4.5), None when there is none."""
         if owner in self._avatar_ids:
             self._avatar_ids.move_to_end(owner)
             return self._avatar_ids[owner]
         stored = await self._store.items(str(owner), AVATAR_METADATA, last=1)
         current = current_id(_parse(stored[0].payload)) if stored else None
-        self._avatar_ids[owner] = current[0] if current else None
+        self._avatar_ids[owner] = current[0] if current else ("" if stored else None)
         while len(self._avatar_ids) > MAX_AVATAR_IDS:
             self._avatar_ids.popitem(last=False)
         return self._avatar_ids[owner]
