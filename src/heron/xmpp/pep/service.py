@@ -177,6 +177,7 @@ class PepService:
         self._asking: dict[tuple[str, str], set[JID]] = {}
         self._avatar_ids: OrderedDict[JID, str | None] = OrderedDict()
         """Accounts' current XEP-0084 avatar ids, for the presence each resource sends."""
+        self._avatar_writes = 0
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
             _Handler(PUBSUB_OWNER, self._owner),
@@ -403,6 +404,7 @@ class PepService:
                 return iq_result(iq)
             new = apply_options(config, form_options(form, NODE_CONFIG), self._limits)
             await self._store.configure(str(owner), node, new.to_json(), self._max(new))
+            self._changed(owner, node)
             return iq_result(iq)
         if request.tag == qname(PUBSUB_OWNER, "delete") and iq.get("type") == "set":
             await self._store.delete_node(str(owner), node)
@@ -589,20 +591,24 @@ class PepService:
 
     def _changed(self, owner: JID, node: str) -> None:
         if node == AVATAR_METADATA:
+            self._avatar_writes += 1
             self._avatar_ids.pop(owner, None)
 
     async def avatar_id(self, owner: JID) -> str | None:
         """The id (SHA-1) of ``owner``'s current avatar, remembered until it changes; ""
-        when the metadata says there is none (XEP-0084 §4.5), None when there is none."""
+        when the metadata says there is none (XEP-0084 §4.5); None when nothing says."""
         if owner in self._avatar_ids:
             self._avatar_ids.move_to_end(owner)
             return self._avatar_ids[owner]
+        writes = self._avatar_writes
         stored = await self._store.items(str(owner), AVATAR_METADATA, last=1)
         current = current_id(_parse(stored[0].payload)) if stored else None
-        self._avatar_ids[owner] = current[0] if current else ("" if stored else None)
-        while len(self._avatar_ids) > MAX_AVATAR_IDS:
-            self._avatar_ids.popitem(last=False)
-        return self._avatar_ids[owner]
+        found = current[0] if current else ("" if stored else None)
+        if writes == self._avatar_writes:  # no change while the store was read
+            self._avatar_ids[owner] = found
+            while len(self._avatar_ids) > MAX_AVATAR_IDS:
+                self._avatar_ids.popitem(last=False)
+        return found
 
     async def stamp(self, owner: JID, presence: Element) -> None:
         """XEP-0398 §4: the avatar's hash in an available presence of ``owner``."""
