@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from heron.accounts import Account, ScramHash, ScramKeys, Secret, Secrets
 from heron.errors import AccountExists
 from heron.store.database import Database
+from heron.store.owned import delete_owned
 from heron.store.schema import accounts
 
 __all__ = ["SqlAccountStore"]
@@ -109,8 +110,13 @@ class SqlAccountStore:
         return [_account(row) for row in rows]
 
     async def delete(self, local: str, domain: str) -> bool:
+        """The account and, in the same transaction, what it owns (:mod:`heron.store.owned`)."""
         statement = delete(accounts).where(accounts.c.local == local, accounts.c.domain == domain)
-        return await self._changed(statement)
+        async with self._engine.begin() as connection:
+            result = await connection.execute(statement)
+            if result.rowcount:
+                await delete_owned(connection, f"{local}@{domain}")
+        return bool(result.rowcount)
 
     async def replace_secrets(self, local: str, domain: str, secrets: Secrets) -> bool:
         return await self._update(local, domain, **_secret_columns(secrets))

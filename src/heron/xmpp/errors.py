@@ -151,12 +151,19 @@ class StreamError(XmppError):
 
 
 class StanzaError(XmppError):
-    """One stanza is refused (RFC 6120 §8.3): answer it with an error of ``type``."""
+    """One stanza is refused (RFC 6120 §8.3): answer it with an error of ``type``;
+    ``specific`` names an application-specific condition (§8.3.2) as ``{namespace}tag``."""
 
     condition: StanzaCondition
 
     def __init__(
-        self, condition: StanzaCondition, text: str = "", type: ErrorType | None = None
+        self,
+        condition: StanzaCondition,
+        text: str = "",
+        type: ErrorType | None = None,
+        *,
+        specific: str = "",
     ) -> None:
         super().__init__(condition, text)
         self.type = type or condition.default_type
+        self.specific = specific

@@ -306,9 +306,14 @@ class Router:
         account = entry.jid.bare
         if to is not None and self._blocked is not None and to.bare != account and to.local:
             if await self._blocked(account, to):
-                # XEP-0191 §3.5: the user is told; presence is simply not sent.
+                # XEP-0191 §3.5: the user is told, with <blocked/>; presence is simply
+                # not sent.
                 if stanza.tag != _PRESENCE:
-                    raise StanzaError(StanzaCondition.NOT_ACCEPTABLE, "you block this address")
+                    raise StanzaError(
+                        StanzaCondition.NOT_ACCEPTABLE,
+                        "you block this address",
+                        specific=qname(NS.BLOCKING_ERRORS, "blocked"),
+                    )
                 return
         if stanza.tag == _PRESENCE:
             await self.presence.outbound(entry, stanza, to)

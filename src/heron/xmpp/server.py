@@ -388,6 +388,7 @@ class XmppComponent:
         )
         self._archive_sweep: asyncio.Task[None] | None = None
         self._upload: UploadService | None = None
+        self._pep: PepService | None = None
         self._upload_sweep: asyncio.Task[None] | None = None
         services.accounts.subscribe(self._account_changed)
         self._guards = services.guards
@@ -514,15 +515,17 @@ class XmppComponent:
             await asyncio.sleep(_EXPIRY_EVERY)
 
     def _uploads(self) -> UploadService | None:
-        """XEP-0363's service, when uploads are on and the web listener can take them."""
+        """XEP-0363's service, when uploads are on and the web component can take them: on
+        its own listener, else on the port-443 mux, which serves the web by itself."""
         config = self._config
-        if not (config.xmpp.upload and config.web.enabled and config.web.listen):
+        web = config.web.listen or config.mux.listen
+        if not (config.xmpp.upload and config.web.enabled and web):
             return None
         return UploadService(
             config.upload_domain,
             signer=SlotSigner(_derived_secret(config, b"upload slots")),
             files=UploadFiles(config.upload_path),
-            base_url=f"https://{config.host_name}:{config.web.listen[0].port}",
+            base_url=f"https://{config.host_name}:{web[0].port}",
             max_size=config.xmpp.upload_max_size,
             quota=config.xmpp.upload_quota,
             local_domains=self._hosts,
@@ -636,8 +639,6 @@ class XmppComponent:
             )
         for handler in handlers:
             self._router.register_iq_handler(handler)
-        vcard = VCardHandler(self._stores.vcards, clock=time.time)
-        self._router.register_iq_handler(vcard, for_accounts=True)
         pep = PepService(
             self._router,
             self._router.roster,
@@ -645,12 +646,17 @@ class XmppComponent:
             clock=time.time,
             new_item_id=lambda: secrets.token_hex(8),
         )
-        publish, owner, private = pep.handlers
+        self._pep = pep
+        publish, owner, private, vcard4 = pep.handlers
         self._router.register_iq_handler(publish, for_accounts=True)  # others read items
         self._router.register_iq_handler(owner)
         self._router.register_iq_handler(private)
+        self._router.register_iq_handler(vcard4, for_accounts=True)
         self._router.register_results(CAPS_QUERY_PREFIX, pep.caps_result)
         self._router.presence.listeners.append(pep)
+        self._router.presence.stamp = pep.stamp
+        vcard = VCardHandler(self._stores.vcards, clock=time.time, avatars=pep)
+        self._router.register_iq_handler(vcard, for_accounts=True)
         push = PushNotifications(
             self._stores.push,
             self._router,
@@ -956,7 +962,8 @@ class XmppComponent:
         old = None if hibernation is None else hibernation.claim(request.previd, account)
         if old is None or old.stream.closed:
             self._counters["resume_refused"] += 1
-            stream.resume_failed()
+            handled = None if hibernation is None else hibernation.handled(request.previd, account)
+            stream.resume_failed(handled)
             return None
         self._counters["resumed"] += 1
         previous = old.stream
@@ -1010,6 +1017,8 @@ class XmppComponent:
         stream = session.stream
         if stream.resume_id is not None and self._hibernation is not None:
             self._hibernation.forget(stream.resume_id)
+            if stream.handled is not None:
+                self._hibernation.ended(stream.resume_id, session.jid, stream.handled)
         unacked = stream.take_unacked()
         stream.close()  # from now on, what is sent to it waits in session.late
         try:
@@ -1101,6 +1110,17 @@ class XmppComponent:
         for session in self._router.sessions():
             if session.jid.bare == account:
                 session.close(StreamCondition.NOT_AUTHORIZED)
+        if change is not AccountChange.REMOVED:
+            return
+        # Its rows went with the account (heron.store.owned): what is remembered of them
+        # goes too, lest an account made later with the same name inherit it; and its files.
+        self._blocking.forget(account)
+        if self._pep is not None:
+            self._pep.forget(account)
+        if self._router.archive is not None:
+            self._router.archive.forget(account)
+        if self._upload is not None:
+            self._upload.forget(account)
 
     async def _account_exists(self, jid: JID) -> bool:
         known = self._services.account_cache.cached(jid.local, jid.domain)

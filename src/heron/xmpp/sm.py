@@ -20,7 +20,7 @@ and iq requests are answered with an error; the rest is dropped.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, TypeVar
@@ -200,6 +200,9 @@ class Hibernation(Generic[T]):
         self._per_account = per_account
         self._total = total
         self._entries: dict[str, _Entry[T]] = {}
+        self._ended: OrderedDict[str, tuple[JID, int]] = OrderedDict()
+        """Sessions ended for good, newest last: the account and the count of stanzas
+        handled, for a late ``<resume/>`` to learn (§5 ``<failed h=.../>``)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -244,6 +247,19 @@ class Hibernation(Generic[T]):
             return None
         entry.deadline = None
         return entry.item
+
+    def ended(self, resume_id: str, account: JID, handled: int) -> None:
+        """The session ``resume_id`` ended having handled ``handled`` stanzas; kept for the
+        last ``total`` sessions, as many as may hibernate."""
+        self._ended[resume_id] = (account.bare, handled)
+        while len(self._ended) > self._total:
+            self._ended.popitem(last=False)
+
+    def handled(self, resume_id: str, account: JID) -> int | None:
+        """§5: the 'h' of ``account``'s session ``resume_id`` that ended, if still known;
+        a ``<failed/>`` carries it so the client knows which of its stanzas arrived."""
+        known = self._ended.get(resume_id)
+        return known[1] if known is not None and known[0] == account.bare else None
 
     def next_deadline(self) -> float | None:
         deadlines = [e.deadline for e in self._entries.values() if e.deadline is not None]

@@ -44,6 +44,7 @@ class NS(StrEnum):
     PING = "urn:xmpp:ping"  # XEP-0199
     VCARD = "vcard-temp"  # XEP-0054
     BLOCKING = "urn:xmpp:blocking"  # XEP-0191
+    BLOCKING_ERRORS = "urn:xmpp:blocking:errors"  # XEP-0191 §3.5
     EXTDISCO = "urn:xmpp:extdisco:2"  # XEP-0215
     DELAY = "urn:xmpp:delay"  # XEP-0203
     COMMANDS = "http://jabber.org/protocol/commands"  # XEP-0050
@@ -94,4 +95,6 @@ def error_reply(stanza: Element, error: StanzaError) -> Element:
     SubElement(element, qname(NS.STANZAS, error.condition.value))
     if error.text:
         SubElement(element, qname(NS.STANZAS, "text")).text = error.text
+    if error.specific:
+        SubElement(element, error.specific)  # §8.3.2: after the text
     return reply

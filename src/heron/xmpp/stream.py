@@ -454,6 +454,11 @@ class C2SStream:
     def hibernated(self) -> bool:
         return self._state is State.HIBERNATED
 
+    @property
+    def handled(self) -> int | None:
+        """XEP-0198's count of stanzas handled from the client, once it enabled acks."""
+        return None if self._acks is None else self._acks.inbound
+
     # --- the I/O surface -----------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
@@ -613,11 +618,13 @@ class C2SStream:
         if acks.request_due(len(again)):
             self._send(_element(NS.SM, "r"))
 
-    def resume_failed(self) -> None:
-        """XEP-0198 §5: no such session for this account; the client may bind instead."""
+    def resume_failed(self, handled: int | None = None) -> None:
+        """XEP-0198 §5: no such session for this account; the client may bind instead.
+        ``handled``: the 'h' of the session if it ended recently, which the <failed/>
+        carries (since XEP-0198 1.6) so the client resends only what never arrived."""
         if not self._accepts(Input.RESUME_FAILED):
             return
-        self._sm_failed("item-not-found")
+        self._sm_failed("item-not-found", handled)
         self._move(Input.RESUME_FAILED, State.BIND)
 
     def take_unacked(self) -> list[Element]:
@@ -938,8 +945,10 @@ class C2SStream:
         if self._acks is not None:
             self._acks.handled()
 
-    def _sm_failed(self, condition: str) -> None:
+    def _sm_failed(self, condition: str, handled: int | None = None) -> None:
         failed = _element(NS.SM, "failed")
+        if handled is not None:
+            failed.set("h", str(handled))
         SubElement(failed, qname(NS.STANZAS, condition))
         self._send(failed)
 

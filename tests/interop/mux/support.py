@@ -48,7 +48,8 @@ class MuxHeron:
     port: int
     """The mux port: TCP for every service, UDP for STUN/TURN."""
     web_port: int
-    """web.listen (``base_settings`` gives one), which the clients here do not use."""
+    """web.listen (``base_settings`` gives one), which the clients here do not use; the
+    mux port when there is none."""
     relay_ports: tuple[int, int]
     certificate: Path
     """The CA that issued heron's certificate: what clients verify it with."""
@@ -118,20 +119,23 @@ def mux_settings(port: int, relay_ports: tuple[int, int], tls: dict[str, str]) -
 
 
 @contextmanager
-def mux_heron(directory: Path) -> Iterator[MuxHeron]:
+def mux_heron(directory: Path, *, web_listen: bool = True) -> Iterator[MuxHeron]:
     """heron with every service behind the mux on a free port, and ``ACCOUNTS``;
-    checked to stop cleanly."""
+    checked to stop cleanly. Without ``web_listen`` the web too is the mux's alone."""
     port = free_port()
     relay_ports = relay_window()
     directory.mkdir(parents=True, exist_ok=True)
     authority, tls = certify(directory)
     settings = merge(base_settings(directory), mux_settings(port, relay_ports, tls))
+    if not web_listen:
+        settings["web"]["listen"] = []
     config = directory / "heron.toml"
     config.write_text(render_toml(settings))
     accounts = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in ACCOUNTS.items())
     imported = heron_cli(config, "user", "import", "-", stdin=accounts)
     assert imported.returncode == 0, imported.stderr
-    web_port = int(settings["web"]["listen"][0].rsplit(":", 1)[1])
+    web = settings["web"]["listen"]
+    web_port = int(web[0].rsplit(":", 1)[1]) if web else port
     with serving(config) as heron:
         yield MuxHeron(heron, directory, port, web_port, relay_ports, authority)
     log = "".join(heron.log)

@@ -29,6 +29,9 @@ USERS = (
     "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert"
     " sybil trent victor walter eve zed yan quinn uma oscar pat xena wendy"
     " ada brendan cleo dmitri esme felix gus"  # PEP's tests (test_pep.py, test_omemo.py)
+    " hana ines jon kai lena mona"  # vCards and avatars (test_vcard.py)
+    " nils"  # deleted, then added again (test_account_deletion.py)
+    " otto pia"  # blocking (test_blocking.py)
 ).split()
 """Accounts of the shared server; each test keeps to its own, so rosters never cross."""
 _SHOWS = frozenset(("available", "chat", "away", "xa", "dnd"))

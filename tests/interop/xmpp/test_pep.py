@@ -8,43 +8,28 @@ item, which heron sends only once it verified them (XEP-0163 §6.2).
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-
-import slixmpp
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 from slixmpp.plugins.xep_0048.stanza import Bookmarks
 from slixmpp.plugins.xep_0402.stanza import Conference
 
+from tests.interop.xmpp.avatars import (
+    AVATAR_PLUGINS,
+    AvatarDevice,
+    avatar_device,
+    publish_avatar,
+)
 from tests.interop.xmpp.support import (
     DOMAIN,
     MUC,
     TIMEOUT,
-    Client,
     XmppServer,
     connect,
     log_out,
     subscribe_each_other,
 )
 
-AVATAR_PLUGINS = ("xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084")
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 300  # ~77 KB: a real avatar's size
-
-
-async def _metadata_events(client: Client) -> asyncio.Queue[slixmpp.Message]:
-    queue: asyncio.Queue[slixmpp.Message] = asyncio.Queue()
-    client.add_event_handler("avatar_metadata_publish", queue.put_nowait)
-    return queue
-
-
-async def _publish_avatar(client: Client, data: bytes) -> str:
-    avatar = client.plugin["xep_0084"]
-    await avatar.publish_avatar(data, timeout=TIMEOUT)
-    item_id = hashlib.sha1(data).hexdigest()
-    info = {"id": item_id, "type": "image/png", "bytes": len(data)}
-    await avatar.publish_avatar_metadata(info, timeout=TIMEOUT)
-    return item_id
 
 
 async def test_xep0084_avatar_is_notified_to_a_contact_and_retrievable(
@@ -52,33 +37,23 @@ async def test_xep0084_avatar_is_notified_to_a_contact_and_retrievable(
 ) -> None:
     alice = await connect(shared_xmpp, "ada", plugins=AVATAR_PLUGINS)
     bob = await connect(shared_xmpp, "brendan", resource="desk")
-    phone: Client | None = None
+    phone: AvatarDevice | None = None
     try:
         await subscribe_each_other(alice, bob)
-        first = await _publish_avatar(alice, PNG)
+        first = await publish_avatar(alice, PNG)
+        ada = JID(f"ada@{DOMAIN}")
 
         # A new device of the contact, whose caps say urn:xmpp:avatar:metadata+notify,
-        # gets the last metadata item once heron verified its caps (XEP-0163 §6.2).
-        phone = await connect(shared_xmpp, "brendan", resource="phone", plugins=AVATAR_PLUGINS)
-        events = await _metadata_events(phone)
-        await phone.plugin["xep_0115"].update_caps(broadcast=True)
-        last = await asyncio.wait_for(events.get(), TIMEOUT)
-        assert last["from"] == JID(f"ada@{DOMAIN}")
-        assert last["pubsub_event"]["items"]["item"]["id"] == first
-
-        # XEP-0084 §4.2: the data, by the id the metadata gave, from another account.
-        data = await phone.plugin["xep_0084"].retrieve_avatar(
-            JID(f"ada@{DOMAIN}"), first, timeout=TIMEOUT
-        )
-        value = data["pubsub"]["items"]["item"]["avatar_data"]["value"]
-        assert value == PNG
+        # gets the last metadata item once heron verified its caps (XEP-0163 §6.2), and
+        # the data by the id the metadata gave, from another account (XEP-0084 §4.2).
+        phone = await avatar_device(shared_xmpp, "brendan", "phone")
+        assert await phone.next_avatar(ada) == (first, PNG)
 
         # A new avatar is notified as it is published (XEP-0163 §4.3).
-        second = await _publish_avatar(alice, PNG[:1000])
-        live = await asyncio.wait_for(events.get(), TIMEOUT)
-        assert live["pubsub_event"]["items"]["item"]["id"] == second
+        second = await publish_avatar(alice, PNG[:1000])
+        assert await phone.next_avatar(ada) == (second, PNG[:1000])
     finally:
-        await log_out([c for c in (alice, bob, phone) if c is not None])
+        await log_out([alice, bob, *([phone.client] if phone else [])])
 
 
 async def test_xep0402_bookmarks_are_stored_retrieved_and_private(

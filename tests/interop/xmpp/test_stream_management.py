@@ -57,7 +57,7 @@ def sm_xmpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XmppServer]:
 def brief_xmpp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XmppServer]:
     """heron whose sessions wait one second to be resumed (``xmpp.resume_timeout``)."""
     directory = tmp_path_factory.mktemp("heron-sm-brief")
-    with xmpp_server(directory, users=USERS[:2], xmpp={"resume_timeout": 1}) as server:
+    with xmpp_server(directory, users=USERS[:4], xmpp={"resume_timeout": 1}) as server:
         yield server
 
 
@@ -227,6 +227,40 @@ async def test_xep0198_messages_to_a_session_that_never_resumes_wait_offline(
     finally:
         phone.abort()
         await log_out([contact])
+
+
+async def test_xep0198_5_resuming_a_session_that_ended_fails_with_its_h(
+    brief_xmpp: XmppServer,
+) -> None:
+    """Since XEP-0198 1.6 a <failed/> may carry the 'h' of the session that ended: the
+    client learns which of its stanzas arrived and resends only the others."""
+    phone = await connect(brief_xmpp, "carol", resource="phone", plugins=SM)
+    contact = await connect(brief_xmpp, "dave", plugins=SM)
+    late: Client | None = None
+    try:
+        await subscribe_each_other(contact, phone)
+        previd = await enabled(phone)
+        for _ in range(3):
+            await settled(phone)
+        sent = phone.plugin["xep_0198"].seq
+        cut(phone)
+        await contact.presence_from(str(phone.boundjid), "unavailable")  # it ended
+
+        late = Client(f"carol@{DOMAIN}/phone", PASSWORD)
+        late.ssl_context = client_context(brief_xmpp)
+        late.enable_plaintext = False
+        late.register_plugin("xep_0198")
+        late.plugin["xep_0198"].sm_id = previd
+        failures: asyncio.Queue[Any] = asyncio.Queue()
+        late.add_event_handler("sm_failed", failures.put_nowait)
+        late.connect("127.0.0.1", brief_xmpp.port)
+        failed = await asyncio.wait_for(failures.get(), TIMEOUT)
+        assert failed.xml.get("h") == str(sent) and sent > 0
+        assert failed.xml.find("{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found") is not None
+        await asyncio.wait_for(late.started.wait(), TIMEOUT)  # it binds anew
+    finally:
+        phone.abort()
+        await log_out([c for c in (contact, late) if c is not None])
 
 
 class NodeClient:

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import aiohttp.connector
-import pytest
 
 from tests.interop.xmpp.support import (
     DOMAIN,
@@ -21,16 +18,6 @@ from tests.interop.xmpp.support import (
     logged_in,
 )
 from tests.support.tools import require_tool
-
-
-@pytest.fixture
-def trusting_heron(shared_xmpp: XmppServer) -> Iterator[XmppServer]:
-    """slixmpp uploads with aiohttp's default verifying context: heron's self-signed
-    certificate is added to it, as a user would install it, for this test process."""
-    context = aiohttp.connector._SSL_CONTEXT_VERIFIED
-    assert context is not None
-    context.load_verify_locations(cafile=str(shared_xmpp.certificate))
-    yield shared_xmpp
 
 
 async def _download(server: XmppServer, url: str) -> bytes:

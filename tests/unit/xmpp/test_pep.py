@@ -12,6 +12,7 @@ import pytest
 
 from heron.store.memory import MemoryPepStore
 from heron.xmpp.jid import JID, parse_jid
+from heron.xmpp.pep.avatar import VCARD4
 from heron.xmpp.pep.model import PUBSUB, PUBSUB_EVENT, PUBSUB_OWNER, Limits
 from heron.xmpp.pep.service import CAPS_QUERY_PREFIX, PepService
 from heron.xmpp.stanza import NS, qname
@@ -60,7 +61,7 @@ class Pep:
             limits=limits or Limits(),
         )
         for handler in self.service.handlers:
-            router.register_iq_handler(handler, for_accounts=handler.namespace == PUBSUB)
+            router.register_iq_handler(handler, for_accounts=handler.namespace in (PUBSUB, VCARD4))
         router.register_results(CAPS_QUERY_PREFIX, self.service.caps_result)
         router.presence.listeners.append(self.service)
 

@@ -295,7 +295,10 @@ async def test_xep0191_blocked_hook_drops_stanzas_both_ways() -> None:
     )
     assert error_condition(lucy.take_one()) == "service-unavailable"
     await server.send(roland, '<message to="lucy@falcot.com" id="out"><body>hi</body></message>')
-    assert error_condition(roland.take_one()) == "not-acceptable"
+    refused = roland.take_one()
+    assert error_condition(refused) == "not-acceptable"
+    # §3.5: the application-specific condition says why.
+    assert refused.find("{jabber:client}error/{urn:xmpp:blocking:errors}blocked") is not None
     assert lucy.take() == []
     # Broadcast presence to a subscribed but blocked contact stays home too.
     store = server.router.roster.store

@@ -218,3 +218,15 @@ def test_a_carbon_with_a_body_is_not_stored() -> None:
     SubElement(message, "{urn:xmpp:carbons:2}sent")
     SubElement(message, "{jabber:client}body").text = "copy"
     assert fate(message, False) is Fate.DROP
+
+
+def test_xep0198_5_the_h_of_an_ended_session_is_told_to_its_account_only() -> None:
+    table: Hibernation[str] = Hibernation(300, total=2)
+    table.ended("a", ROLAND, 7)
+    assert table.handled("a", ROLAND) == 7
+    assert table.handled("a", RAPHAEL) is None
+    assert table.handled("unknown", ROLAND) is None
+    table.ended("b", ROLAND, 1)
+    table.ended("c", ROLAND, 2)
+    assert table.handled("a", ROLAND) is None  # only the newest ``total`` are kept
+    assert (table.handled("b", ROLAND), table.handled("c", ROLAND)) == (1, 2)

@@ -192,6 +192,18 @@ def test_xep0198_5_a_failed_resumption_leaves_binding_open() -> None:
     assert stream.state is State.BIND
 
 
+def test_xep0198_5_a_failed_resumption_of_an_ended_session_carries_its_h() -> None:
+    stream = with_sm()
+    client = login(stream, through=State.BIND)
+    client.send(f"<resume xmlns='{SM_NS}' previd='gone' h='0'/>".encode())
+    stream.resume_failed(handled=42)
+    assert stream.data_to_send().decode() == (
+        f'<failed {SM} h="42"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>'
+        "</failed>"
+    )
+    assert stream.state is State.BIND
+
+
 def test_xep0198_5_resume_after_binding_is_unexpected() -> None:
     stream, client = enabled()
     output = client.send(f"<resume xmlns='{SM_NS}' previd='id0' h='0'/>".encode())

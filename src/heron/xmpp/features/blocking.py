@@ -125,6 +125,11 @@ class BlockingHandler:
         self._interested: dict[JID, set[JID]] = {}
         self._push_ids = itertools.count(1)
 
+    def forget(self, account: JID) -> None:
+        """The account was deleted: its list went with it, so must what is kept of it."""
+        self._cache.pop(str(account.bare), None)
+        self._interested.pop(account.bare, None)
+
     async def is_blocked(self, owner: JID, other: JID) -> bool:
         """Whether ``owner``'s blocklist holds an item matching ``other``."""
         blocked = await self._blocked(str(owner.bare))

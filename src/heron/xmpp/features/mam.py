@@ -143,6 +143,10 @@ class MessageArchive:
         self._ids = ids
         self._prefs: OrderedDict[JID, Prefs] = OrderedDict()
 
+    def forget(self, account: JID) -> None:
+        """The account was deleted, its preferences with it: no longer remembered."""
+        self._prefs.pop(account.bare, None)
+
     async def incoming(self, message: Element, owner: JID, sender: JID) -> None:
         """Archive ``message`` delivered to the account ``owner`` and mark it with the
         archive id; a forged id claiming to be the account's is removed either way."""

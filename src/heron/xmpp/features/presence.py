@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -147,6 +147,9 @@ class PresenceFeature:
         self._offline = offline
         self._login_store = login
         self.listeners: list[PresenceListener] = []
+        self.stamp: Callable[[JID, Element], Awaitable[None]] | None = None
+        """What adds the server's part to a resource's available presence, broadcast or
+        directed, given the account: the XEP-0153 avatar hash (XEP-0398 §4)."""
 
     # --- from a local resource ----------------------------------------------------
 
@@ -169,6 +172,8 @@ class PresenceFeature:
                 resource.directed.add(to)
             elif type_ == "unavailable":
                 resource.directed.discard(to)
+            if type_ is None and self.stamp is not None:
+                await self.stamp(resource.jid.bare, stanza)
             await self._hub.route(stanza, resource.jid, to)
 
     async def _available(self, resource: Resource, stanza: Element) -> None:
@@ -177,6 +182,8 @@ class PresenceFeature:
         was_negative = resource.priority < 0
         broadcast = copy.deepcopy(stanza)
         broadcast.attrib.pop("to", None)
+        if self.stamp is not None:
+            await self.stamp(resource.jid.bare, broadcast)
         resource.presence = broadcast
         resource.priority = priority
         owner = resource.jid.bare

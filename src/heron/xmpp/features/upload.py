@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
@@ -65,6 +66,10 @@ class UploadFiles:
             return 0
         return sum(entry.stat().st_size for entry in entries if entry.is_file())
 
+    def remove_bucket(self, bucket: str) -> None:
+        """Every file of one bucket, finished or in progress: its account is gone."""
+        shutil.rmtree(self.root / bucket, ignore_errors=True)
+
     def sweep(self, before: float) -> int:
         """Remove files last written before ``before``; returns how many went."""
         removed = 0
@@ -106,6 +111,11 @@ class UploadService:
         self._local_domains = frozenset(local_domains)
         self._send = send
         self._clock = clock
+
+    def forget(self, account: JID) -> None:
+        """Delete the files ``account`` uploaded, when the account is deleted: nothing of
+        it stays served, and links to them stop working."""
+        self._files.remove_bucket(self._signer.bucket(str(account.bare)))
 
     # --- XMPP ---------------------------------------------------------------------------
 

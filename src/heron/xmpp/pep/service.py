@@ -14,7 +14,7 @@ and asked for their caps over s2s.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from xml.etree.ElementTree import Element, ParseError, SubElement, fromstring, tostring
 
@@ -23,6 +23,17 @@ from heron.xmpp.features import IqContext
 from heron.xmpp.features.local import Hub, Resource
 from heron.xmpp.features.roster import Roster, subscribers_in, subscriptions_in
 from heron.xmpp.jid import JID
+from heron.xmpp.pep.avatar import (
+    AVATAR_DATA,
+    AVATAR_METADATA,
+    CONVERSION,
+    VCARD4,
+    VCARD4_NODE,
+    avatar_of_photo,
+    current_id,
+    photo_of_avatar,
+    stamp_presence,
+)
 from heron.xmpp.pep.bookmarks import BOOKMARKS, LEGACY_BOOKMARKS, from_legacy, to_legacy
 from heron.xmpp.pep.caps import Caps, CapsCache, parse_caps, verify
 from heron.xmpp.pep.model import (
@@ -60,6 +71,7 @@ CAPS_QUERY_PREFIX = "heron-caps-"
 _LIMITS = Limits()
 MAX_QUERIES = 1000  # caps queries awaiting an answer; older ones are forgotten
 MAX_REMOTE = 10_000  # contacts' resources on other servers followed at once
+MAX_AVATAR_IDS = 10_000  # accounts whose current avatar id is remembered
 
 DISCO_FEATURES = tuple(
     f"{PUBSUB}#{feature}"
@@ -81,9 +93,10 @@ DISCO_FEATURES = tuple(
         "retract-items",
         "retrieve-items",
     )
-) + (f"{BOOKMARKS}#compat",)
-"""XEP-0060 §10 features, only those that work, and XEP-0402's feature for the conversion
-of legacy bookmarks (XEP-0411): what the account advertises (XEP-0163 §7)."""
+) + (f"{BOOKMARKS}#compat", CONVERSION, VCARD4_NODE)
+"""XEP-0060 §10 features, only those that work, XEP-0402's feature for the conversion of
+legacy bookmarks (XEP-0411), XEP-0398's for avatars and XEP-0292's for vCard4: what the
+account advertises (XEP-0163 §7, XEP-0398 §2)."""
 
 PRIVATE = "jabber:iq:private"  # XEP-0049
 _PRIVATE = {"pubsub#access_model": "whitelist", "pubsub#persist_items": "true"}
@@ -162,10 +175,14 @@ class PepService:
         self._heard: defaultdict[JID, set[JID]] = defaultdict(set)
         """Local resources: the accounts whose last items each was sent."""
         self._asking: dict[tuple[str, str], set[JID]] = {}
+        self._avatar_ids: OrderedDict[JID, str | None] = OrderedDict()
+        """Accounts' current XEP-0084 avatar ids, for the presence each resource sends."""
+        self._avatar_writes = 0
         self.handlers = (
             _Handler(PUBSUB, self._pubsub),
             _Handler(PUBSUB_OWNER, self._owner),
             _Handler(PRIVATE, self._private, (PRIVATE,)),
+            _Handler(VCARD4, self._vcard4),
         )
 
     # --- presence and capabilities ------------------------------------------------------
@@ -387,9 +404,11 @@ class PepService:
                 return iq_result(iq)
             new = apply_options(config, form_options(form, NODE_CONFIG), self._limits)
             await self._store.configure(str(owner), node, new.to_json(), self._max(new))
+            self._changed(owner, node)
             return iq_result(iq)
         if request.tag == qname(PUBSUB_OWNER, "delete") and iq.get("type") == "set":
             await self._store.delete_node(str(owner), node)
+            self._changed(owner, node)
             event = Element(qname(PUBSUB_EVENT, "delete"), {"node": node})
             await self._notify(owner, node, config, event)
             return iq_result(iq)
@@ -459,6 +478,7 @@ class PepService:
                 raise StanzaError(StanzaCondition.RESOURCE_CONSTRAINT, "PEP storage is full")
             record = StoredItem(item_id, text)
             await self._store.publish(str(owner), node, record, config.max_items, self._clock())
+            self._changed(owner, node)
         event_item = Element(qname(PUBSUB_EVENT, "item"), {"id": item_id})
         event_item.append(payload)
         event = Element(qname(PUBSUB_EVENT, "items"), {"node": node})
@@ -475,6 +495,7 @@ class PepService:
         config = await self._config(owner, node)
         if not await self._store.retract(str(owner), node, item_id):
             raise StanzaError(StanzaCondition.ITEM_NOT_FOUND, "no such item")
+        self._changed(owner, node)
         if retract.get("notify") in ("1", "true"):
             await self._notify_retract(owner, node, config, item_id)
 
@@ -533,19 +554,27 @@ class PepService:
                 await self._store.retract(str(owner), BOOKMARKS, room)
                 await self._notify_retract(owner, BOOKMARKS, config, room)
 
+    async def _read(
+        self, owner: JID, reader: JID, node: str, ids: Sequence[str] = (), last: int | None = None
+    ) -> list[StoredItem]:
+        """The items of ``node`` that :meth:`PepStore.items` names, if ``reader`` may read
+        them (XEP-0060 §6.5.9); raises the refusal otherwise."""
+        config = await self._config(owner, node)
+        if reader.bare != owner:
+            subscribed = reader.bare in subscribers_in(await self._roster.items(owner))
+            may_read(config, owner, reader, subscribed)
+        return await self._store.items(str(owner), node, ids, last)
+
     async def _items(self, owner: JID, reader: JID, request: Element) -> Element:
         """XEP-0060 §6.5: all items, the last ``max_items`` (§6.5.7) or those asked by id."""
         node = check_node(request.get("node"), self._limits)
-        config = await self._config(owner, node)
-        subscribed = reader.bare in subscribers_in(await self._roster.items(owner))
-        may_read(config, owner, reader, subscribed)
         ids = [check_item_id(i.get("id", ""), self._limits) for i in request]
         last = None
         if (max_items := request.get("max_items")) is not None:
             if not max_items.isdigit() or len(max_items) > 6:
                 raise StanzaError(StanzaCondition.BAD_REQUEST, "bad max_items")
             last = int(max_items)
-        stored = await self._store.items(str(owner), node, ids, last)
+        stored = await self._read(owner, reader, node, ids, last)
         answer = Element(qname(PUBSUB, "pubsub"))
         listed = SubElement(answer, qname(PUBSUB, "items"), {"node": node})
         for record in stored:
@@ -553,6 +582,86 @@ class PepService:
             if (payload := _parse(record.payload)) is not None:
                 item.append(payload)
         return answer
+
+    # --- avatar conversion (XEP-0398) and vCard4 (XEP-0292) ------------------------
+
+    def forget(self, account: JID) -> None:
+        """The account was deleted with its nodes: its avatar id is no longer known."""
+        self._avatar_ids.pop(account.bare, None)
+
+    def _changed(self, owner: JID, node: str) -> None:
+        if node == AVATAR_METADATA:
+            self._avatar_writes += 1
+            self._avatar_ids.pop(owner, None)
+
+    async def avatar_id(self, owner: JID) -> str | None:
+        """The id (SHA-1) of ``owner``'s current avatar, remembered until it changes; ""
+        when the metadata says there is none (XEP-0084 §4.5); None when nothing says."""
+        if owner in self._avatar_ids:
+            self._avatar_ids.move_to_end(owner)
+            return self._avatar_ids[owner]
+        writes = self._avatar_writes
+        stored = await self._store.items(str(owner), AVATAR_METADATA, last=1)
+        current = current_id(_parse(stored[0].payload)) if stored else None
+        found = current[0] if current else ("" if stored else None)
+        if writes == self._avatar_writes:  # no change while the store was read
+            self._avatar_ids[owner] = found
+            while len(self._avatar_ids) > MAX_AVATAR_IDS:
+                self._avatar_ids.popitem(last=False)
+        return found
+
+    async def stamp(self, owner: JID, presence: Element) -> None:
+        """XEP-0398 §4: the avatar's hash in an available presence of ``owner``."""
+        stamp_presence(presence, await self.avatar_id(owner))
+
+    async def photo(self, owner: JID, reader: JID) -> Element | None:
+        """XEP-0398 §3.1: ``owner``'s avatar as a vCard PHOTO, if ``reader`` may read the
+        avatar's nodes; None when there is none or the reader may not see it."""
+        try:
+            metadata = await self._read(owner, reader, AVATAR_METADATA, last=1)
+            current = current_id(_parse(metadata[0].payload)) if metadata else None
+            if current is None:
+                return None
+            data = await self._read(owner, reader, AVATAR_DATA, [current[0]])
+        except StanzaError:
+            return None
+        return photo_of_avatar(*current, _parse(data[0].payload) if data else None)
+
+    async def set_photo(self, owner: JID, photo: Element) -> None:
+        """XEP-0398 §3.2: a vCard PHOTO published as the data item, then the metadata
+        (which notifies); an empty PHOTO publishes an empty metadata (XEP-0084 §4.5)."""
+        avatar = avatar_of_photo(photo)
+        if avatar is None:
+            if await self._store.node_config(str(owner), AVATAR_METADATA) is not None:
+                empty = Element(qname(AVATAR_METADATA, "metadata"))
+                await self.publish(owner, AVATAR_METADATA, self._new_item_id(), empty, {})
+            return
+        await self.publish(owner, AVATAR_DATA, avatar.id, avatar.data_item(), {})
+        await self.publish(owner, AVATAR_METADATA, avatar.id, avatar.metadata_item(), {})
+
+    async def _vcard4(self, iq: Element, context: IqContext) -> Element:
+        """XEP-0292 §4.1 (IQ-based publication and retrieval) over the PEP item "current"
+        of ``urn:xmpp:vcard4`` (§4.2), read as that node's access model allows."""
+        vcard = iq.find(qname(VCARD4, "vcard"))
+        if vcard is None:
+            raise StanzaError(StanzaCondition.BAD_REQUEST, "expected <vcard/>")
+        owner = context.to.bare if context.to.local else context.sender.bare
+        if iq.get("type") == "set":
+            if owner != context.sender.bare:
+                raise StanzaError(StanzaCondition.FORBIDDEN, "only your own vCard can be set")
+            await self.publish(owner, VCARD4_NODE, "current", vcard, {})
+            return iq_result(iq)
+        try:
+            stored = await self._read(owner, context.sender, VCARD4_NODE, ["current"])
+        except StanzaError as error:
+            if error.condition is not StanzaCondition.ITEM_NOT_FOUND:
+                raise
+            stored = []
+        found = _parse(stored[0].payload) if stored else None
+        if found is None or found.tag != qname(VCARD4, "vcard"):
+            # §4.1.1: "If no vCard exists, the server MUST return ... an empty <vcard/>".
+            found = Element(qname(VCARD4, "vcard"))
+        return iq_result(iq, found)
 
     # --- notifications ------------------------------------------------------------
 
