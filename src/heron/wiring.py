@@ -32,7 +32,15 @@ from heron.turn.server import build_turn, build_turn_worker
 from heron.web.server import build_web
 from heron.xmpp.server import XmppStores, build_xmpp
 
-__all__ = ["Builder", "MediaSlot", "Stores", "builders", "sql_stores", "turn_worker_builders"]
+__all__ = [
+    "Builder",
+    "MediaSlot",
+    "Stores",
+    "builders",
+    "sip_worker_builders",
+    "sql_stores",
+    "turn_worker_builders",
+]
 
 Builder = Callable[[Services], Component | None]
 
@@ -90,6 +98,11 @@ def builders(stores: Stores) -> tuple[Builder, ...]:
         build_web,
         build_mux,  # last: it hands connections to the services started before it
     )
+
+
+def sip_worker_builders(stores: Stores) -> tuple[Builder, ...]:
+    """A SIP worker process (``sip.workers``): SIP alone, on the bindings' store."""
+    return (lambda services: build_sip(services, stores.location),)
 
 
 def turn_worker_builders(stores: Stores) -> tuple[Builder, ...]:

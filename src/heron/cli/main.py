@@ -24,7 +24,7 @@ from heron.cli.xmpp import xmpp
 from heron.errors import HeronError
 from heron.permissions import PRIVATE_UMASK
 from heron.systemd import log_format
-from heron.wiring import turn_worker_builders
+from heron.wiring import sip_worker_builders, turn_worker_builders
 
 __all__ = ["cli", "main"]
 
@@ -56,8 +56,9 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -> 
 
 @cli.command()
 @click.option("--turn-worker", is_flag=True, hidden=True, help="Run one extra TURN worker.")
+@click.option("--sip-node", hidden=True, help="Run one extra SIP worker of this node.")
 @pass_context
-def serve(ctx: CliContext, turn_worker: bool) -> None:
+def serve(ctx: CliContext, turn_worker: bool, sip_node: str | None) -> None:
     """Run every enabled service until SIGINT or SIGTERM."""
     config = ctx.config
     logging.basicConfig(
@@ -69,10 +70,22 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
     if turn_worker:
         run(serve_forever(config, builders_of=turn_worker_builders, control_socket=False))
         return
+    if sip_node is not None:
+        worker = serve_forever(
+            config, builders_of=sip_worker_builders, control_socket=False, node=sip_node
+        )
+        run(worker)
+        return
     command = [sys.executable, "-m", "heron", "--data-dir", str(config.data_dir)]
     if ctx.config_path is not None:
         command += ["-c", str(ctx.config_path)]
-    run(serve_forever(config, worker_command=[*command, "serve", "--turn-worker"]))
+    run(
+        serve_forever(
+            config,
+            worker_command=[*command, "serve", "--turn-worker"],
+            sip_worker_command=[*command, "serve"],
+        )
+    )
 
 
 cli.add_command(user)

@@ -55,13 +55,15 @@ Receiver = Callable[[Event, Source], None]
 class FlowTable:
     """Live flows by token and by remote (transport, host, port), for connection reuse."""
 
-    def __init__(self) -> None:
+    def __init__(self, suffix: str = "") -> None:
+        """``suffix`` ends every token: which process holds the flow, when several serve."""
+        self._suffix = suffix
         self._by_token: dict[str, Flow] = {}
         self._by_remote: dict[tuple[str, str, int], Flow] = {}
         self._counter = itertools.count(1)
 
     def token(self, transport: str) -> str:
-        return f"{transport}-{next(self._counter)}"
+        return f"{transport}-{next(self._counter)}{self._suffix}"
 
     def add(self, flow: Flow, remote: tuple[str, str, int]) -> None:
         self._by_token[flow.token] = flow

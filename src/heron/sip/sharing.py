@@ -1,0 +1,220 @@
+"""What one SIP process tells the others, and hears from them, over Redis.
+
+Two primitives on the bus (:class:`heron.cluster.Bus`), both carrying SIP bytes:
+
+- *in*: "receive this as if it had reached you from this source": a response that met
+  the wrong process (its branch is another's) goes to the process holding the client
+  transaction;
+- *out*: "send this over your connection to that address": a request or response for
+  a phone whose TCP/TLS/WebSocket connection another process (or node) holds.
+
+and the binding changes every process applies to its replica. A process's identity is
+``node.index`` (``node`` random per ``heron serve``); a flow token ends in it, so the
+owner of a binding's connection is read from the binding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from heron.cluster import Bus, Shared, SharedGuesses, SharedLocation
+from heron.config import Config
+from heron.errors import StoreError
+from heron.sip.bindings import BindingCache
+from heron.sip.errors import SipError
+from heron.sip.message import Request, Response
+from heron.sip.parser import Event, MessageLimits, parse_datagram
+from heron.sip.registrar import Binding
+from heron.sip.transports import FlowTable, Source
+from heron.sip.workers import fork_owner
+
+__all__ = ["Sharing"]
+
+log = logging.getLogger(__name__)
+
+_IN, _OUT = "in", "out"
+BRANCHES_KEPT = 10_000
+"""Branches of requests sent over our connections for other processes, whose responses
+go back to them (a transaction's life, 32 s, at a few hundred calls/s)."""
+
+
+def flow_suffix(me: str) -> str:
+    """Ends every flow token of process ``me``: unique across its restarts, and naming it."""
+    return f"-{secrets.token_hex(3)}@{me}"
+
+
+def owner_of(token: str) -> str | None:
+    return token.rpartition("@")[2] or None if "@" in token else None
+
+
+class Sharing:
+    """One SIP process's side of the bus: relays, binding replicas, shared guesses."""
+
+    def __init__(self, shared: Shared, config: Config, node: str, index: int) -> None:
+        self.node, self.index, self.count = node, index, config.sip_workers
+        self.me = f"{node}.{index}"
+        self.bus = Bus(shared, self.me)
+        self.location = SharedLocation(shared)
+        self.guesses = SharedGuesses(shared, config.limits)
+        self._limits = MessageLimits()
+        self._owners: dict[tuple[str, str, int], str] = {}
+        """Address of a binding's connection held by another process, to that process."""
+        self._held: dict[str, list[tuple[str, str, int]]] = {}
+        """An AOR's addresses in :attr:`_owners`."""
+        self._branches: OrderedDict[str, str] = OrderedDict()
+        """Branches we sent over our connections for other processes, to them."""
+        self._receive: Callable[[Event, Source], None] = lambda event, source: None
+        self._flows = FlowTable()
+        self._bindings: BindingCache | None = None
+        self.relayed = dict.fromkeys(("in_sent", "in_received", "out_sent", "out_received"), 0)
+
+    async def start(
+        self, receive: Callable[[Event, Source], None], flows: FlowTable, bindings: BindingCache
+    ) -> None:
+        self._receive, self._flows, self._bindings = receive, flows, bindings
+        await self.bus.start(self._direct, self._everyone)
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+
+    # --- bindings ---------------------------------------------------------------------
+
+    async def load(self) -> list[Binding] | None:
+        """Every binding Redis holds; None when it holds none (the database's are put in)."""
+        found = await self.location.all()
+        return found or None
+
+    async def put(self, aor: str, bindings: Sequence[Binding]) -> None:
+        """The AOR's new set, in Redis and in every process's replica, before the answer."""
+        await self.location.put(aor, bindings)
+        await self.bus.publish_now(
+            self._envelope({"k": "set", "from": self.me}, self.location.change(aor, bindings))
+        )
+        self.learn(aor, bindings)
+
+    def learn(self, aor: str, bindings: Sequence[Binding]) -> None:
+        """Which of the AOR's connections other processes hold."""
+        for key in self._held.pop(aor, ()):
+            self._owners.pop(key, None)
+        held = []
+        for binding in bindings:
+            received = binding.received
+            owner = owner_of(received.flow)
+            if received.transport != "udp" and owner is not None and owner != self.me:
+                key = (received.transport, received.host, received.port)
+                self._owners[key] = owner
+                held.append(key)
+        if held:
+            self._held[aor] = held
+
+    # --- relays ---------------------------------------------------------------------------
+
+    def send_out(self, data: bytes, transport: str, destination: tuple[str, int]) -> bool:
+        """Hand ``data`` to the process holding the connection to ``destination``, if
+        another process holds it; False when none is known."""
+        owner = self._owners.get((transport, *destination))
+        if owner is None:
+            return False
+        header = {
+            "k": _OUT,
+            "from": self.me,
+            "t": transport,
+            "h": destination[0],
+            "p": destination[1],
+        }
+        self.bus.send(owner, self._envelope(header, data))
+        self.relayed["out_sent"] += 1
+        return True
+
+    def stray(self, response: Response, source: Source) -> bool:
+        """Send a response no transaction of ours matched to the process whose branch it
+        names; False when that is us (or no one)."""
+        via = response.headers.top_via
+        branch = via.branch if via is not None else None
+        if branch is None:
+            return False
+        owner = self._branches.get(branch)
+        if owner is None:
+            index = fork_owner(branch, self.count)
+            if index is None or index == self.index:
+                return False
+            owner = f"{self.node}.{index}"
+        header = {
+            "k": _IN,
+            "t": source.transport,
+            "h": source.host,
+            "p": source.port,
+            "f": source.flow,
+            "lh": source.local_host,
+            "lp": source.local_port,
+        }
+        self.bus.send(owner, self._envelope(header, response.encode()))
+        self.relayed["in_sent"] += 1
+        return True
+
+    @staticmethod
+    def _envelope(header: dict[str, Any], data: bytes) -> bytes:
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + data
+
+    def _open(self, payload: bytes) -> tuple[dict[str, Any], bytes] | None:
+        head, _, data = payload.partition(b"\n")
+        try:
+            header = json.loads(head)
+        except ValueError:
+            return None
+        return (header, data) if isinstance(header, dict) else None
+
+    def _direct(self, payload: bytes) -> None:
+        opened = self._open(payload)
+        if opened is None:
+            return
+        header, data = opened
+        try:
+            event = parse_datagram(data, self._limits)
+        except SipError:
+            return
+        if header.get("k") == _IN and isinstance(event, Response):
+            self.relayed["in_received"] += 1
+            source = Source(
+                header["t"],
+                header["h"],
+                int(header["p"]),
+                header["f"],
+                header["lh"],
+                int(header["lp"]),
+            )
+            self._receive(event, source)
+        elif header.get("k") == _OUT:
+            flow = self._flows.to(header["t"], header["h"], int(header["p"]))
+            if flow is None:
+                return  # the connection closed meanwhile: the sender's transaction times out
+            self.relayed["out_received"] += 1
+            if isinstance(event, Request) and (via := event.headers.top_via) and via.branch:
+                self._remember(via.branch, header.get("from", ""))
+            flow.send(data)
+
+    def _remember(self, branch: str, process: str) -> None:
+        if process:
+            self._branches[branch] = process
+            while len(self._branches) > BRANCHES_KEPT:
+                self._branches.popitem(last=False)
+
+    def _everyone(self, payload: bytes) -> None:
+        opened = self._open(payload)
+        if opened is None or self._bindings is None:
+            return
+        header, data = opened
+        if header.get("k") != "set" or header.get("from") == self.me:
+            return
+        try:
+            aor, bindings = self.location.changed(data)
+        except StoreError as exc:
+            log.warning("sip: %s", exc)
+            return
+        self._bindings.apply(aor, bindings)
+        self.learn(aor, bindings)
