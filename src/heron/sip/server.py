@@ -439,6 +439,8 @@ class SipComponent:
             # RFC 3261 §18.2.1, RFC 3581 §4: the responses tell a phone behind NAT
             # the address and port its request came from.
             event = event.received_from(source.host, source.port)
+        elif self._sharing is not None and self._sharing.elsewhere(event, source):
+            return  # a response to a branch of another worker's: it went there
         events = self._layer.receive(
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )
@@ -462,9 +464,7 @@ class SipComponent:
             elif isinstance(event, ResponseReceived):
                 self._forwarder.response(event.tx, event.response, self._clock())
             elif isinstance(event, StrayResponse):
-                sharing = self._sharing
-                if sharing is None or source is None or not sharing.stray(event.response, source):
-                    self._forwarder.stray(event.response)
+                self._forwarder.stray(event.response)
             elif isinstance(event, TransactionTimeout | TransportFailed):
                 self._forwarder.branch_failed(event.tx, self._clock())
             elif isinstance(event, RequestRefused):

@@ -131,9 +131,9 @@ class Sharing:
         self.relayed["out_sent"] += 1
         return True
 
-    def stray(self, response: Response, source: Source) -> bool:
-        """Send a response no transaction of ours matched to the process whose branch it
-        names; False when that is us (or no one)."""
+    def elsewhere(self, response: Response, source: Source) -> bool:
+        """Send a response to the process whose branch it names, before any transaction
+        of ours sees it; False when that is us (or no one)."""
         via = response.headers.top_via
         branch = via.branch if via is not None else None
         if branch is None:
