@@ -54,7 +54,6 @@ from heron.sip.registrar import (
     lookup_targets,
 )
 from heron.sip.seal import DialogSeal
-from heron.sip.sharing import Sharing, flow_suffix
 from heron.sip.steering import Steering, in_dialog
 from heron.sip.transaction import (
     AckReceived,
@@ -71,8 +70,10 @@ from heron.sip.transaction import (
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
 from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
+from heron.sip.transports.reuseport import bind_udp_group
+from heron.sip.transports.sharing import Sharing, flow_suffix
 from heron.sip.uri import SipUri, Uri, parse_uri
-from heron.sip.workers import bind_udp_group, fork_numbers
+from heron.sip.workers import fork_numbers
 from heron.tls import server_context
 
 __all__ = ["SipComponent", "build_sip"]

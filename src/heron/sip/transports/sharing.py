@@ -30,7 +30,7 @@ from heron.sip.errors import SipError
 from heron.sip.message import Request, Response
 from heron.sip.parser import Event, MessageLimits, parse_datagram
 from heron.sip.registrar import Binding
-from heron.sip.transports import FlowTable, Source
+from heron.sip.transports.flows import FlowTable, Source
 from heron.sip.workers import fork_owner
 
 __all__ = ["Sharing"]
