@@ -103,7 +103,8 @@ def test_registered_on_one_node_called_through_the_other_after_it_stopped(
         caller, answered = call_through(tmp_path / "after-a-stopped", address["b"], callee)
         assert caller.returncode == 0, caller.explain()
         assert answered.returncode == 0, answered.explain()
-        assert [status for status, _ in caller.statuses()] == [407, 100, 180, 200, 200]
+        # 100 Trying comes only when the callee takes over 200 ms to ring.
+        assert [s for s, _ in caller.statuses() if s != 100] == [407, 180, 200, 200]
         invite = answered.received("INVITE")[0]
         assert f"SIP/2.0/UDP {address['b']}" in invite.get("Via"), invite
         listed = b.cli("sip", "registrations")

@@ -102,7 +102,8 @@ def test_registered_through_one_worker_called_through_the_other(
 
     assert caller.returncode == 0, caller.explain()
     assert answered.returncode == 0, answered.explain()
-    assert [status for status, _ in caller.statuses()] == [407, 100, 180, 200, 200]
+    # 100 Trying comes only when the callee takes over 200 ms to ring.
+    assert [s for s, _ in caller.statuses() if s != 100] == [407, 180, 200, 200]
     after = counters(workers)
     # Worker 0 forwarded the INVITE (and the BYE); the callee's answers reached worker 1,
     # whose port they came from, and were relayed to worker 0's client transactions.
