@@ -186,6 +186,7 @@ class SipComponent:
             sip.flood_burst,
             sip.flood_ban,
             exempt=[*sip.flood_exempt, *sip.trusted_peers],
+            on_ban=None if self._sharing is None else self._sharing.banned,
         )
         # Parsed here, so a bad click-to-call target stops the build, not a call.
         self._public = public_targets(self._config.web.click_to_call)
@@ -266,7 +267,7 @@ class SipComponent:
             by_aor.setdefault(binding.aor, []).append(binding)
         for aor, bindings in by_aor.items():
             sharing.learn(aor, bindings)
-        await sharing.start(self._receive, self._flows, self._bindings)
+        await sharing.start(self._receive, self._flows, self._bindings, self._ban)
 
     async def _find_own_addresses(self) -> None:
         """heron's own addresses, which no forwarded request may reach: the host's
@@ -446,6 +447,10 @@ class SipComponent:
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )
         self._dispatch(events, source)
+
+    def _ban(self, source: str, until: float) -> None:
+        """A ban another SIP process or node started (pike's counts stay per process)."""
+        self._flood.ban(source, until, self._clock())
 
     def _flood_key(self, source: Source) -> str:
         """Who the flood guard counts: the source address, but heron's own sockets apart

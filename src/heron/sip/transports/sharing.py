@@ -15,6 +15,7 @@ owner of a binding's connection is read from the binding.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -71,12 +72,18 @@ class Sharing:
         self._receive: Callable[[Event, Source], None] = lambda event, source: None
         self._flows = FlowTable()
         self._bindings: BindingCache | None = None
+        self._ban: Callable[[str, float], None] = lambda source, until: None
         self.relayed = dict.fromkeys(("in_sent", "in_received", "out_sent", "out_received"), 0)
 
     async def start(
-        self, receive: Callable[[Event, Source], None], flows: FlowTable, bindings: BindingCache
+        self,
+        receive: Callable[[Event, Source], None],
+        flows: FlowTable,
+        bindings: BindingCache,
+        ban: Callable[[str, float], None],
     ) -> None:
-        self._receive, self._flows, self._bindings = receive, flows, bindings
+        """``ban(source, until)`` applies a flood ban another process started."""
+        self._receive, self._flows, self._bindings, self._ban = receive, flows, bindings, ban
         await self.bus.start(self._direct, self._everyone)
 
     async def stop(self) -> None:
@@ -111,6 +118,12 @@ class Sharing:
                 held.append(key)
         if held:
             self._held[aor] = held
+
+    def banned(self, source: str, until: float) -> None:
+        """A flood ban this process started holds in every other one too."""
+        self.bus.broadcast(
+            self._envelope({"k": "ban", "from": self.me}, f"{source} {until}".encode())
+        )
 
     # --- relays ---------------------------------------------------------------------------
 
@@ -209,7 +222,14 @@ class Sharing:
         if opened is None or self._bindings is None:
             return
         header, data = opened
-        if header.get("k") != "set" or header.get("from") == self.me:
+        if header.get("from") == self.me:
+            return
+        if header.get("k") == "ban":
+            source, _, until = data.decode(errors="replace").partition(" ")
+            with contextlib.suppress(ValueError):
+                self._ban(source, float(until))
+            return
+        if header.get("k") != "set":
             return
         try:
             aor, bindings = self.location.changed(data)
