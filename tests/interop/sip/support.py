@@ -396,6 +396,31 @@ def call(
 ) -> SippRun:
     """sipp calls ``callee`` through heron as ``caller``, authenticating as ``auth``
     (user, password; the caller's own by default)."""
+    return call_at(
+        server.address,
+        directory,
+        scenario,
+        callee,
+        caller,
+        auth=auth,
+        keys=keys,
+        transport=transport,
+    )
+
+
+def call_at(
+    address: str,
+    directory: Path,
+    scenario: str,
+    callee: str,
+    caller: str,
+    *,
+    auth: tuple[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
+    transport: str = "udp",
+    port: int | None = None,
+) -> SippRun:
+    """:func:`call` through the heron at ``address``, from ``port`` (a free one if None)."""
     name, password = auth or (caller, USERS.get(caller, ""))
     csv = callers_csv(directory, (caller, name, password))
     return run_sipp(
@@ -405,8 +430,8 @@ def call(
         callee,
         "-inf",
         str(csv),
-        port=free_port(),
-        remote=server.address,
+        port=port or free_port(),
+        remote=address,
         keys=keys,
         transport=transport,
     )

@@ -19,7 +19,7 @@ from tests.interop.sip.support import (
     USERS,
     SippRun,
     answering,
-    callers_csv,
+    call_at,
     run_sipp,
 )
 from tests.support.config import free_port, render_toml
@@ -54,17 +54,7 @@ def call_through(
     directory: Path, address: str, callee_port: int, callee: str = "bob"
 ) -> tuple[SippRun, SippRun]:
     with answering(directory / "callee", "uas_answer.xml", port=callee_port) as uas:
-        csv = callers_csv(directory / "caller", ("alice", "alice", USERS["alice"]))
-        caller = run_sipp(
-            directory / "caller",
-            "uac_call.xml",
-            "-s",
-            callee,
-            "-inf",
-            str(csv),
-            port=free_port(),
-            remote=address,
-        )
+        caller = call_at(address, directory / "caller", "uac_call.xml", callee, "alice")
         return caller, uas.wait()
 
 

@@ -25,9 +25,8 @@ from tests.interop.sip.support import (
     USERS,
     SipServer,
     answering,
-    callers_csv,
+    call_at,
     register,
-    run_sipp,
     sip_server,
 )
 from tests.support.config import free_port
@@ -87,16 +86,13 @@ def test_registered_through_one_worker_called_through_the_other(
     assert before["registrations"] == 0, before  # worker 1 took the REGISTER
 
     with answering(tmp_path / "callee", "uas_answer.xml", port=callee) as uas:
-        csv = callers_csv(tmp_path / "caller", ("alice", "alice", USERS["alice"]))
-        caller = run_sipp(
+        caller = call_at(
+            workers.address,
             tmp_path / "caller",
             "uac_call.xml",
-            "-s",
             "bob",
-            "-inf",
-            str(csv),
+            "alice",
             port=port_of_worker(0),
-            remote=workers.address,
         )
         answered = uas.wait()
 
