@@ -10,15 +10,18 @@ another worker is as stale as one replayed to the first.
 
 from __future__ import annotations
 
+import logging
+
 from redis.exceptions import RedisError
 
 from heron.cluster.redis import Shared
 from heron.config import LimitsSettings
-from heron.errors import StoreError
 from heron.guards import SOURCE_CEILING_FACTOR
 from heron.guesses import BASE_WAIT, FORGET, REMEMBER, network_key
 
 __all__ = ["SharedGuesses"]
+
+log = logging.getLogger(__name__)
 
 _FAIL = """
 local now, free, base, ceiling, forget = tonumber(ARGV[1]), tonumber(ARGV[2]),
@@ -54,8 +57,9 @@ return 1
 class SharedGuesses:
     """Waits per account and per source network, known devices, nonce counts.
 
-    Redis failing refuses the attempt (a wait of :data:`OUTAGE_WAIT`): a throttle that
-    lets everything through while its store is down would be no throttle.
+    Redis failing refuses the attempt (a wait of :data:`OUTAGE_WAIT`, a nonce-count
+    already seen): a throttle that lets everything through while its store is down
+    would be no throttle. What cannot be recorded is logged.
     """
 
     OUTAGE_WAIT = 5.0
@@ -104,18 +108,21 @@ class SharedGuesses:
                 if key is not None:
                     await self._fail(keys=[key], args=[now, free, BASE_WAIT, ceiling, FORGET])
         except (RedisError, OSError) as exc:
-            raise StoreError(f"redis: cannot count a failed guess: {exc}") from None
+            log.warning("redis: cannot count a failed guess for %s: %s", account, exc)
 
     async def success(self, account: str, source: str | None, now: float) -> None:
         account_key, _ = self._keys(account, None)
         assert account_key is not None
         known = self._known_key(account)
-        async with self._shared.client.pipeline(transaction=False) as pipe:
-            pipe.delete(account_key)
-            if source is not None:
-                pipe.hset(known, network_key(source), f"{now + REMEMBER:.6f}")
-                pipe.expire(known, int(REMEMBER))
-            await pipe.execute()
+        try:
+            async with self._shared.client.pipeline(transaction=False) as pipe:
+                pipe.delete(account_key)
+                if source is not None:
+                    pipe.hset(known, network_key(source), f"{now + REMEMBER:.6f}")
+                    pipe.expire(known, int(REMEMBER))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("redis: cannot record a login of %s: %s", account, exc)
 
     async def forget_account(self, account: str) -> None:
         """The password changed or the account went: its known devices proved the old one."""

@@ -870,7 +870,7 @@ class SipComponent:
         if not bindings and self._sharing is not None:
             # Registered a moment ago through another process, whose announcement is
             # still on its way: Redis has it already.
-            self._bindings.apply(aor, await self._sharing.location.get(aor))
+            self._bindings.apply(aor, await self._sharing.fetch(aor))
             bindings = lookup_targets(self._bindings.get(aor), self._clock())
         return [Target(binding.uri, binding.uri, binding) for binding in bindings]
 

@@ -23,6 +23,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from heron.cluster import Bus, Shared, SharedGuesses, SharedLocation
 from heron.config import Config
 from heron.errors import StoreError
@@ -97,12 +99,23 @@ class Sharing:
         return found or None
 
     async def put(self, aor: str, bindings: Sequence[Binding]) -> None:
-        """The AOR's new set, in Redis and in every process's replica, before the answer."""
-        await self.location.put(aor, bindings)
-        await self.bus.publish_now(
-            self._envelope({"k": "set", "from": self.me}, self.location.change(aor, bindings))
-        )
+        """The AOR's new set, in Redis and in every process's replica, before the answer.
+        Redis failing leaves it to this process and the database (logged)."""
         self.learn(aor, bindings)
+        change = self.location.change(aor, bindings)
+        try:
+            await self.location.put(aor, bindings)
+            await self.bus.publish_now(self._envelope({"k": "set", "from": self.me}, change))
+        except (RedisError, OSError) as exc:
+            log.warning("sip: cannot share the bindings of %s: %s", aor, exc)
+
+    async def fetch(self, aor: str) -> list[Binding]:
+        """The AOR's set as Redis has it; none when Redis fails (logged)."""
+        try:
+            return await self.location.get(aor)
+        except (RedisError, OSError, StoreError) as exc:
+            log.warning("sip: cannot read the bindings of %s: %s", aor, exc)
+            return []
 
     def learn(self, aor: str, bindings: Sequence[Binding]) -> None:
         """Which of the AOR's connections other processes hold."""
