@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 class Flows(Protocol):
     """The open connections (:class:`heron.sip.transports.FlowTable`)."""
 
-    def get(self, token: str) -> object | None: ...
+    def held(self, token: str) -> bool: ...
 
     def to(self, transport: str, host: str, port: int) -> object | None: ...
 
@@ -409,7 +409,7 @@ class Forwarder:
             received = binding.received
             if received.transport == "udp":
                 return "udp", (received.host, received.port)
-            if self._flows.get(received.flow) is not None:
+            if self._flows.held(received.flow):
                 return received.transport, (received.host, received.port)
         if not isinstance(target, SipUri):
             return None

@@ -136,7 +136,12 @@ class SipComponent:
             None if shared is None else Sharing(shared, self._config, services.node, worker_index())
         )
         """With ``redis.url``: this process among the SIP workers and nodes."""
-        self._flows = FlowTable("" if self._sharing is None else flow_suffix(self._sharing.me))
+        sharing = self._sharing
+        self._flows = (
+            FlowTable()
+            if sharing is None
+            else FlowTable(flow_suffix(sharing.me), elsewhere=sharing.held_elsewhere)
+        )
         self._udp: list[SipDatagrams] = []
         self._servers: list[asyncio.Server] = []
         self._accepted = AcceptedSockets("sip")

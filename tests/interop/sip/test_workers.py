@@ -25,10 +25,12 @@ from tests.interop.sip.support import (
     USERS,
     SipServer,
     answering,
+    browser_registered,
     call_at,
     register,
     sip_server,
 )
+from tests.interop.sip.wire import SDP
 from tests.support.config import free_port
 
 pytestmark = pytest.mark.interop
@@ -131,3 +133,34 @@ def test_a_lockout_counts_wrong_passwords_over_both_workers(tmp_path: Path, pref
 
     assert int(count["n"]) == 11, count
     assert float(count["until"]) > float(count["last"]), count  # the account waits
+
+
+async def test_a_phone_on_one_worker_calls_a_browser_whose_socket_another_holds(
+    workers: SipServer, tmp_path: Path
+) -> None:
+    """The browser's WebSocket is the main process's (the web server's); carol calls
+    through worker 1, which hands the INVITE (and then the ACK and the BYE) to worker 0
+    for that socket, and gets the browser's answers back from it over Redis."""
+    async with browser_registered(workers, "alice") as browser:
+        caller_done = asyncio.ensure_future(
+            asyncio.to_thread(
+                call_at,
+                workers.address,
+                tmp_path / "caller",
+                "uac_call.xml",
+                "alice",
+                "carol",
+                port=port_of_worker(1),
+            )
+        )
+        invite = await asyncio.wait_for(browser.expect(lambda m: m.method == "INVITE"), 30)
+        answered = await browser.answer_invite(invite, SDP)
+        await answered.receive("ACK")
+        await answered.answer(await answered.receive("BYE"))
+        caller = await caller_done
+
+    assert caller.returncode == 0, caller.explain()
+    assert [s for s, _ in caller.statuses() if s >= 200] == [407, 200, 200], caller.explain()
+    relayed = counters(workers)
+    assert relayed["out_received"] >= 3, relayed  # the INVITE, the ACK and the BYE at least
+    assert relayed["in_sent"] >= 2, relayed  # the browser's 180 and 200 at least

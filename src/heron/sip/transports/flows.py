@@ -55,9 +55,11 @@ Receiver = Callable[[Event, Source], None]
 class FlowTable:
     """Live flows by token and by remote (transport, host, port), for connection reuse."""
 
-    def __init__(self, suffix: str = "") -> None:
-        """``suffix`` ends every token: which process holds the flow, when several serve."""
+    def __init__(self, suffix: str = "", elsewhere: Callable[[str], bool] | None = None) -> None:
+        """``suffix`` ends every token: which process holds the flow, when several serve;
+        ``elsewhere(token)`` says whether another process holds that one."""
         self._suffix = suffix
+        self._elsewhere = elsewhere
         self._by_token: dict[str, Flow] = {}
         self._by_remote: dict[tuple[str, str, int], Flow] = {}
         self._counter = itertools.count(1)
@@ -76,6 +78,10 @@ class FlowTable:
 
     def get(self, token: str) -> Flow | None:
         return self._by_token.get(token)
+
+    def held(self, token: str) -> bool:
+        """Whether the flow is open, here or in another SIP process (``sip.workers``)."""
+        return token in self._by_token or (self._elsewhere is not None and self._elsewhere(token))
 
     def to(self, transport: str, host: str, port: int) -> Flow | None:
         return self._by_remote.get((transport, host, port))

@@ -138,6 +138,11 @@ class Sharing:
             self._envelope({"k": "ban", "from": self.me}, f"{source} {until}".encode())
         )
 
+    def held_elsewhere(self, token: str) -> bool:
+        """Whether another process (or node) holds the flow ``token`` names."""
+        owner = owner_of(token)
+        return owner is not None and owner != self.me
+
     # --- relays ---------------------------------------------------------------------------
 
     def send_out(self, data: bytes, transport: str, destination: tuple[str, int]) -> bool:
