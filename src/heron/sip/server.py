@@ -140,7 +140,7 @@ class SipComponent:
         self._flows = (
             FlowTable()
             if sharing is None
-            else FlowTable(flow_suffix(sharing.me), elsewhere=sharing.held_elsewhere)
+            else FlowTable(flow_suffix(sharing.me), elsewhere=sharing)
         )
         self._udp: list[SipDatagrams] = []
         self._servers: list[asyncio.Server] = []
@@ -513,12 +513,6 @@ class SipComponent:
         flow = self._flows.to(transport, *destination)
         if flow is not None:
             flow.send(data)
-        elif (
-            transport != "udp"
-            and self._sharing is not None
-            and self._sharing.send_out(data, transport, destination)
-        ):
-            return  # over the connection another process holds
         elif transport == "udp" and self._udp:
             try:
                 ipaddress.ip_address(destination[0])

@@ -72,10 +72,14 @@ def workers(tmp_path: Path, prefix: str) -> Iterator[SipServer]:
         yield server
 
 
-def counters(server: SipServer) -> dict[str, int]:
+async def counters_of(server: SipServer) -> dict[str, int]:
     """The main process's (worker 0's) SIP counters."""
-    rows = asyncio.run(query(server.directory / "var", "sip.counters"))
+    rows = await query(server.directory / "var", "sip.counters")
     return {key: int(value) for key, value in rows[0].items()}
+
+
+def counters(server: SipServer) -> dict[str, int]:
+    return asyncio.run(counters_of(server))
 
 
 def test_registered_through_one_worker_called_through_the_other(
@@ -161,6 +165,6 @@ async def test_a_phone_on_one_worker_calls_a_browser_whose_socket_another_holds(
 
     assert caller.returncode == 0, caller.explain()
     assert [s for s, _ in caller.statuses() if s >= 200] == [407, 200, 200], caller.explain()
-    relayed = counters(workers)
+    relayed = await counters_of(workers)
     assert relayed["out_received"] >= 3, relayed  # the INVITE, the ACK and the BYE at least
     assert relayed["in_sent"] >= 2, relayed  # the browser's 180 and 200 at least

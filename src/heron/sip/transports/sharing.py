@@ -138,19 +138,24 @@ class Sharing:
             self._envelope({"k": "ban", "from": self.me}, f"{source} {until}".encode())
         )
 
-    def held_elsewhere(self, token: str) -> bool:
+    def holds(self, token: str) -> bool:
         """Whether another process (or node) holds the flow ``token`` names."""
         owner = owner_of(token)
         return owner is not None and owner != self.me
 
+    def to(self, transport: str, host: str, port: int) -> RemoteFlow | None:
+        """The connection to that address another process holds, as a flow of ours."""
+        owner = self._owners.get((transport, host, port))
+        if owner is None:
+            return None
+        return RemoteFlow(self, owner, transport, (host, port))
+
     # --- relays ---------------------------------------------------------------------------
 
-    def send_out(self, data: bytes, transport: str, destination: tuple[str, int]) -> bool:
-        """Hand ``data`` to the process holding the connection to ``destination``, if
-        another process holds it; False when none is known."""
-        owner = self._owners.get((transport, *destination))
-        if owner is None:
-            return False
+    def send_out(
+        self, owner: str, data: bytes, transport: str, destination: tuple[str, int]
+    ) -> None:
+        """Hand ``data`` to ``owner``, the process holding the connection to ``destination``."""
         header = {
             "k": _OUT,
             "from": self.me,
@@ -160,7 +165,6 @@ class Sharing:
         }
         self.bus.send(owner, self._envelope(header, data))
         self.relayed["out_sent"] += 1
-        return True
 
     def elsewhere(self, response: Response, source: Source) -> bool:
         """Send a response to the process whose branch it names, before any transaction
@@ -221,7 +225,7 @@ class Sharing:
             )
             self._receive(event, source)
         elif header.get("k") == _OUT:
-            flow = self._flows.to(header["t"], header["h"], int(header["p"]))
+            flow = self._flows.here(header["t"], header["h"], int(header["p"]))
             if flow is None:
                 return  # the connection closed meanwhile: the sender's transaction times out
             self.relayed["out_received"] += 1
@@ -256,3 +260,21 @@ class Sharing:
             return
         self._bindings.apply(aor, bindings)
         self.learn(aor, bindings)
+
+
+class RemoteFlow:
+    """A connection another process holds: what is sent on it goes to that process."""
+
+    __slots__ = ("_destination", "_owner", "_sharing", "token", "transport")
+
+    def __init__(
+        self, sharing: Sharing, owner: str, transport: str, destination: tuple[str, int]
+    ) -> None:
+        self._sharing, self._owner, self._destination = sharing, owner, destination
+        self.token, self.transport = f"{transport}@{owner}", transport
+
+    def send(self, data: bytes) -> None:
+        self._sharing.send_out(self._owner, data, self.transport, self._destination)
+
+    def close(self) -> None:
+        """Another process's connection is that process's to close."""
