@@ -6,14 +6,19 @@ Times are arguments, as in every sans-IO rule of heron: nothing here waits on a 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from heron.cluster import Shared, SharedGuesses, SharedLocation
-from heron.config import LimitsSettings, RedisSettings
+from heron.config import Config, LimitsSettings, RedisSettings
 from heron.errors import StoreError
+from heron.sip.bindings import BindingCache
+from heron.sip.transports.flows import FlowTable
+from heron.sip.transports.sharing import Sharing
+from heron.store.memory import MemoryLocationStore
 from tests.store.test_location_store import FULL, TLS, binding
 
 pytestmark = pytest.mark.database
@@ -105,3 +110,31 @@ async def test_rfc7616_a_nonce_count_is_accepted_once_over_every_process(
 async def test_an_unreachable_redis_is_one_line_naming_it() -> None:
     with pytest.raises(StoreError, match=r"^redis.url redis://127.0.0.1:1/0: "):
         await Shared.open(RedisSettings(url="redis://127.0.0.1:1/0"))
+
+
+async def test_junk_on_the_bus_is_ignored_and_a_change_after_it_applied(
+    shared: Shared, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever publishes on heron's channels is trusted (Redis is), but a malformed message
+    (a bad header, a bad set, SIP that does not parse) is dropped, never a crash."""
+    config = Config(redis={"url": "redis://127.0.0.1:6379/0", "prefix": shared.prefix})
+    ours, theirs = Sharing(shared, config, "n1", 0), Sharing(shared, config, "n2", 0)
+    cache = BindingCache(MemoryLocationStore())
+    await ours.start(lambda event, source: None, FlowTable(), cache, lambda source, until: None)
+    everyone, direct = shared.key("sip", "everyone"), ours.bus.channel(ours.me)
+    try:
+        for junk in (b"", b"\xff\n", b'{"k": "set", "from": "x"}\n{', b"[1]\nSIP", b"{}\n"):
+            await shared.client.publish(everyone, junk)
+            await shared.client.publish(direct, junk)
+        await shared.client.publish(direct, b'{"k": "in"}\nSIP/2.0 200 OK\r\n\r\n')
+        await shared.client.publish(direct, b'{"k": "out", "t": "tcp"}\nINVITE x SIP/2.0\r\n')
+        await shared.client.publish(
+            direct, b'{"k":"in","t":1,"h":2,"p":"x"}\nSIP/2.0 200 OK'
+        )
+        await theirs.put(FULL.aor, [FULL])  # announced, as the other process's change
+        async with asyncio.timeout(10):
+            while cache.get(FULL.aor) != [FULL]:
+                await asyncio.sleep(0.01)
+    finally:
+        await ours.stop()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

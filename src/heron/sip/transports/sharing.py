@@ -211,26 +211,22 @@ class Sharing:
         header, data = opened
         try:
             event = parse_datagram(data, self._limits)
-        except SipError:
-            return
-        if header.get("k") == _IN and isinstance(event, Response):
+            kind, transport, host, port = header["k"], header["t"], header["h"], int(header["p"])
+            source = None
+            if kind == _IN:
+                source = Source(transport, host, port, header["f"], header["lh"], int(header["lp"]))
+        except (SipError, KeyError, ValueError, TypeError):
+            return  # not a message of heron's
+        if source is not None and isinstance(event, Response):
             self.relayed["in_received"] += 1
-            source = Source(
-                header["t"],
-                header["h"],
-                int(header["p"]),
-                header["f"],
-                header["lh"],
-                int(header["lp"]),
-            )
             self._receive(event, source)
-        elif header.get("k") == _OUT:
-            flow = self._flows.here(header["t"], header["h"], int(header["p"]))
+        elif kind == _OUT:
+            flow = self._flows.here(transport, host, port)
             if flow is None:
                 return  # the connection closed meanwhile: the sender's transaction times out
             self.relayed["out_received"] += 1
             if isinstance(event, Request) and (via := event.headers.top_via) and via.branch:
-                self._remember(via.branch, header.get("from", ""))
+                self._remember(via.branch, str(header.get("from", "")))
             flow.send(data)
 
     def _remember(self, branch: str, process: str) -> None:
