@@ -128,9 +128,7 @@ async def test_junk_on_the_bus_is_ignored_and_a_change_after_it_applied(
             await shared.client.publish(direct, junk)
         await shared.client.publish(direct, b'{"k": "in"}\nSIP/2.0 200 OK\r\n\r\n')
         await shared.client.publish(direct, b'{"k": "out", "t": "tcp"}\nINVITE x SIP/2.0\r\n')
-        await shared.client.publish(
-            direct, b'{"k":"in","t":1,"h":2,"p":"x"}\nSIP/2.0 200 OK'
-        )
+        await shared.client.publish(direct, b'{"k":"in","t":1,"h":2,"p":"x"}\nSIP/2.0 200 OK')
         await theirs.put(FULL.aor, [FULL])  # announced, as the other process's change
         async with asyncio.timeout(10):
             while cache.get(FULL.aor) != [FULL]:
