@@ -384,32 +384,7 @@ def answering(
 
 
 def call(
-    server: SipServer,
-    directory: Path,
-    scenario: str,
-    callee: str,
-    caller: str,
-    *,
-    auth: tuple[str, str] | None = None,
-    keys: Mapping[str, str] | None = None,
-    transport: str = "udp",
-) -> SippRun:
-    """sipp calls ``callee`` through heron as ``caller``, authenticating as ``auth``
-    (user, password; the caller's own by default)."""
-    return call_at(
-        server.address,
-        directory,
-        scenario,
-        callee,
-        caller,
-        auth=auth,
-        keys=keys,
-        transport=transport,
-    )
-
-
-def call_at(
-    address: str,
+    server: SipServer | str,
     directory: Path,
     scenario: str,
     callee: str,
@@ -420,7 +395,9 @@ def call_at(
     transport: str = "udp",
     port: int | None = None,
 ) -> SippRun:
-    """:func:`call` through the heron at ``address``, from ``port`` (a free one if None)."""
+    """sipp calls ``callee`` through heron (or the heron at an address) as ``caller``
+    from ``port`` (a free one if None), authenticating as ``auth`` (user, password; the
+    caller's own by default)."""
     name, password = auth or (caller, USERS.get(caller, ""))
     csv = callers_csv(directory, (caller, name, password))
     return run_sipp(
@@ -431,7 +408,7 @@ def call_at(
         "-inf",
         str(csv),
         port=port or free_port(),
-        remote=address,
+        remote=server if isinstance(server, str) else server.address,
         keys=keys,
         transport=transport,
     )

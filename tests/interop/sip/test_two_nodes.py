@@ -19,7 +19,7 @@ from tests.interop.sip.support import (
     USERS,
     SippRun,
     answering,
-    call_at,
+    call,
     run_sipp,
 )
 from tests.support.config import free_port, render_toml
@@ -54,7 +54,7 @@ def call_through(
     directory: Path, address: str, callee_port: int, callee: str = "bob"
 ) -> tuple[SippRun, SippRun]:
     with answering(directory / "callee", "uas_answer.xml", port=callee_port) as uas:
-        caller = call_at(address, directory / "caller", "uac_call.xml", callee, "alice")
+        caller = call(address, directory / "caller", "uac_call.xml", callee, "alice")
         return caller, uas.wait()
 
 

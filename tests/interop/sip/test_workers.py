@@ -26,7 +26,7 @@ from tests.interop.sip.support import (
     SipServer,
     answering,
     browser_registered,
-    call_at,
+    call,
     register,
     sip_server,
 )
@@ -92,7 +92,7 @@ def test_registered_through_one_worker_called_through_the_other(
     assert before["registrations"] == 0, before  # worker 1 took the REGISTER
 
     with answering(tmp_path / "callee", "uas_answer.xml", port=callee) as uas:
-        caller = call_at(
+        caller = call(
             workers.address,
             tmp_path / "caller",
             "uac_call.xml",
@@ -148,7 +148,7 @@ async def test_a_phone_on_one_worker_calls_a_browser_whose_socket_another_holds(
     async with browser_registered(workers, "alice") as browser:
         caller_done = asyncio.ensure_future(
             asyncio.to_thread(
-                call_at,
+                call,
                 workers.address,
                 tmp_path / "caller",
                 "uac_call.xml",
