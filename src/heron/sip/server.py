@@ -64,6 +64,7 @@ from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
 from heron.sip.uri import SipUri, Uri, parse_uri
 from heron.tls import server_context
+from heron.udp_listener import bind_udp, report_buffers
 
 __all__ = ["SipComponent", "build_sip"]
 
@@ -294,16 +295,15 @@ class SipComponent:
     async def _listen_udp(
         self, loop: asyncio.AbstractEventLoop, address: ListenAddress
     ) -> Listener:
-        try:
-            _, protocol = await loop.create_datagram_endpoint(
-                lambda: SipDatagrams(self._receive, self._limits),
-                local_addr=(address.host, address.port),
-            )
-        except OSError as exc:
-            raise listen_error("sip.listen", address, exc) from None
+        name = f"udp://{address}"
+        sock = bind_udp(address, "sip.listen")
+        report_buffers("sip", name, sock)
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: SipDatagrams(self._receive, self._limits), sock=sock
+        )
         self._udp.append(protocol)
         self._locality.advertise("udp", address)
-        return Listener("sip", f"udp://{address}")
+        return Listener("sip", name)
 
     async def _listen_stream(
         self, loop: asyncio.AbstractEventLoop, kind: str, key: str, address: ListenAddress
