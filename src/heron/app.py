@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable, Sequence
 
 from heron.accounts import AccountChange, AccountPolicy, AccountService
+from heron.collector import settle
 from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, Command, ControlServer
@@ -149,6 +150,7 @@ async def serve(
             await workers.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        settle()
         log.info("heron serving %s", config.domain)
         tell_ready()
         manager.ready()
