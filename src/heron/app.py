@@ -19,6 +19,7 @@ from typing import Any
 
 from heron.accounts import AccountChange, AccountPolicy, AccountService
 from heron.cluster import Shared
+from heron.collector import settle
 from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, Command, ControlServer
@@ -186,6 +187,7 @@ async def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, _on_hangup, reload)
+        settle()
         log.info("heron serving %s", config.domain)
         tell_ready()
         manager.ready()

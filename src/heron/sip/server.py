@@ -74,6 +74,7 @@ from heron.sip.transports.reuseport import bind_udp_group
 from heron.sip.transports.sharing import Sharing, flow_suffix
 from heron.sip.uri import SipUri, Uri, parse_uri
 from heron.sip.workers import fork_numbers
+from heron.udp_listener import report_buffers
 
 __all__ = ["SipComponent", "build_sip"]
 
@@ -393,6 +394,7 @@ class SipComponent:
             shares.extend({} for _ in range(count - 1 - len(shares)))
             for share, member in zip(shares, group[1:], strict=False):
                 share[name] = member
+        report_buffers("sip", name, sock)
         try:
             _, protocol = await loop.create_datagram_endpoint(
                 lambda: SipDatagrams(self._receive, self._limits), sock=sock
@@ -401,7 +403,7 @@ class SipComponent:
             raise listen_error("sip.listen", address, exc) from None
         self._udp.append(protocol)
         self._locality.advertise("udp", address)
-        return Listener("sip", f"udp://{address}")
+        return Listener("sip", name)
 
     async def _listen_stream(
         self, loop: asyncio.AbstractEventLoop, kind: str, key: str, address: ListenAddress

@@ -14,7 +14,8 @@ import socket
 import struct
 
 from heron.config import ListenAddress
-from heron.errors import listen_error
+from heron.errors import ListenError, listen_error
+from heron.udp_listener import bind_udp
 
 __all__ = ["bind_udp_group"]
 
@@ -24,8 +25,6 @@ _SKF_NET_OFF = -0x100000
 _SOURCE_PORT = {socket.AF_INET: 20, socket.AF_INET6: 40}
 """Where the UDP source port sits past the network header (no IP options, no
 IPv6 extension headers: a datagram with them goes to member 0 or a hashed one)."""
-BUFFER = 4 * 1024 * 1024
-"""Receive and send buffer asked for each member: bursts outlast a busy loop."""
 
 
 def _steer(sock: socket.socket, count: int) -> None:
@@ -40,21 +39,16 @@ def _steer(sock: socket.socket, count: int) -> None:
 def bind_udp_group(address: ListenAddress, count: int) -> list[socket.socket]:
     """``count`` UDP sockets on ``address``, member ``i`` getting the datagrams whose
     source port modulo ``count`` is ``i``; one plain socket when ``count`` is 1."""
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
     group: list[socket.socket] = []
     try:
         for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            group.append(sock)
-            if count > 1:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, BUFFER)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
-            sock.bind((address.host, address.port))
+            group.append(bind_udp(address, "sip.listen", reuse_port=count > 1))
         if count > 1:
             _steer(group[0], count)
-    except OSError as exc:
+    except (ListenError, OSError) as exc:
         for sock in group:
             sock.close()
+        if isinstance(exc, ListenError):
+            raise
         raise listen_error("sip.listen", address, exc) from None
     return group
