@@ -139,7 +139,7 @@ def prosody_running(
         f'interfaces = {{ "127.0.0.1" }}\nc2s_ports = {{ {port} }}\ns2s_ports = {{ }}\n'
         "http_ports = { }\nhttps_ports = { }\nc2s_direct_tls_ports = { }\n"
         "c2s_require_encryption = false\n"
-        'modules_enabled = { "roster"; "saslauth"; "disco"; "offline" }\n'
+        'modules_enabled = { "roster"; "saslauth"; "disco"; "offline"; "vcard" }\n'
         'modules_disabled = { "s2s"; "limits" }\n'
     )
     config = prosody_config(directory, domain, extra, storage)

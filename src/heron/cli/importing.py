@@ -98,15 +98,12 @@ async def _apply(
         await database.open()
         try:
             stores = sql_stores(database, config)
-            xmpp = stores.xmpp
             with progress_bar("importing accounts", len(extracted.accounts)) as bar:
                 task = bar.task_ids[0]
                 return await apply(
                     extracted,
                     accounts,
-                    xmpp.roster,
-                    xmpp.rooms,
-                    xmpp.offline,
+                    stores.xmpp,
                     stores.location,
                     derived,
                     dry_run=dry_run,
@@ -126,14 +123,16 @@ def _report(
             f"account(s), complete {counts[Merged.COMPLETED]}, leave "
             f"{counts[Merged.UNCHANGED]} unchanged, add {report.contacts_added} roster "
             f"contact(s), {report.requests_added} subscription request(s), "
-            f"{report.offline_added} offline message(s) and {report.rooms_added} room(s)"
+            f"{report.offline_added} offline message(s), {report.vcards_added} vCard(s), "
+            f"{report.avatars_added} avatar(s) and {report.rooms_added} room(s)"
         )
     elif report.changed:
         head = (
             f"imported from {kind} {source}: {counts[Merged.ADDED]} account(s) added, "
             f"{counts[Merged.COMPLETED]} completed, {counts[Merged.UNCHANGED]} unchanged; "
             f"{report.contacts_added} roster contact(s), {report.requests_added} "
-            f"subscription request(s), {report.offline_added} offline message(s) and "
+            f"subscription request(s), {report.offline_added} offline message(s), "
+            f"{report.vcards_added} vCard(s), {report.avatars_added} avatar(s) and "
             f"{report.rooms_added} room(s) added"
         )
     else:
@@ -155,6 +154,8 @@ def _report(
             f"kept out: {report.offline_kept} offline message(s) of users who have some "
             "in heron already"
         )
+    if report.vcards_kept:
+        lines.append(f"kept: {report.vcards_kept} vCard(s) heron has already")
     if report.offline_full:
         lines.append(f"not imported: {report.offline_full} offline message(s) beyond the limit")
     lines += [f"skipped {skip.what}: {skip.why}" for skip in extracted.skipped]

@@ -16,10 +16,10 @@ from heron.accounts.secrets import SCRAM_ITERATIONS
 from heron.importers.model import Extracted, ImportedAccount
 from heron.sip.registrar import Binding, LocationStore
 from heron.xmpp.features.local import to_text
-from heron.xmpp.features.offline import OfflineStore
-from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.jid import JID
-from heron.xmpp.muc.model import RoomStore
+from heron.xmpp.pep.avatar import AVATAR_DATA, AVATAR_METADATA, Avatar
+from heron.xmpp.pep.model import Limits, PepStore, StoredItem, default_config
+from heron.xmpp.server import XmppStores
 from heron.xmpp.stanza import NS, qname
 
 __all__ = ["Report", "apply", "derivations"]
@@ -41,6 +41,10 @@ class Report:
     cannot deliver them twice."""
     offline_full: int = 0
     """Beyond heron's offline_limit for the owner."""
+    vcards_added: int = 0
+    vcards_kept: int = 0
+    """Of owners who have a vCard in heron already: kept as heron has it."""
+    avatars_added: int = 0
     rooms_added: int = 0
     rooms_kept: int = 0
     """Already in heron: kept as heron has them."""
@@ -59,6 +63,8 @@ class Report:
             or self.requests_added
             or self.rooms_added
             or self.offline_added
+            or self.vcards_added
+            or self.avatars_added
             or self.bindings_added
         )
 
@@ -93,9 +99,7 @@ def _secrets(account: ImportedAccount, accounts: AccountService) -> Secrets:
 async def apply(
     extracted: Extracted,
     accounts: AccountService,
-    rosters: RosterStore,
-    rooms: RoomStore,
-    offline: OfflineStore,
+    xmpp: XmppStores,
     location: LocationStore,
     derived: Mapping[str, Secrets | str],
     *,
@@ -103,9 +107,10 @@ async def apply(
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
     """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
-    subscription requests, offline messages, rooms and SIP bindings heron does not have
-    yet; with ``dry_run``, count what would change."""
+    subscription requests, offline messages, vCards, avatars, rooms and SIP bindings heron
+    does not have yet; with ``dry_run``, count what would change."""
     report = Report()
+    rosters, offline, rooms = xmpp.roster, xmpp.offline, xmpp.rooms
     present: set[str] = set()
     for address, account in extracted.accounts.items():
         secrets = derived.get(address) or _secrets(account, accounts)
@@ -143,6 +148,18 @@ async def apply(
                 report.offline_added += 1
             else:
                 report.offline_full += 1
+    for owner, vcard in _of_present(extracted.vcards, present):
+        if await xmpp.vcards.get_vcard(str(owner)) is not None:
+            report.vcards_kept += 1
+            continue
+        if not dry_run:
+            await xmpp.vcards.set_vcard(str(owner), vcard, time.time())
+        report.vcards_added += 1
+    for owner, avatar in _of_present(extracted.avatars, present):
+        if await xmpp.pep.node_config(str(owner), AVATAR_METADATA) is None:
+            if not dry_run:
+                await _publish_avatar(xmpp.pep, str(owner), avatar)
+            report.avatars_added += 1
     for service, records in extracted.rooms.items():
         existing = {room.name for room in await rooms.load(service)}
         for room in records:
@@ -170,6 +187,21 @@ async def _add_bindings(
     report.bindings_added += len(new)
     if new and not dry_run:
         await location.replace(aor, [*have, *new])
+
+
+async def _publish_avatar(pep: PepStore, owner: str, avatar: Avatar) -> None:
+    """XEP-0398 §3.2 as the vCard handler does it, on the store: the data item, then the
+    metadata naming it, in nodes made with PEP's defaults. Nobody is online to notify."""
+    now = time.time()
+    for node, payload in (
+        (AVATAR_DATA, avatar.data_item()),
+        (AVATAR_METADATA, avatar.metadata_item()),
+    ):
+        config = default_config(node, Limits())
+        if await pep.node_config(owner, node) is None:
+            await pep.create_node(owner, node, config.to_json(), now)
+        item = StoredItem(avatar.id, to_text(payload))
+        await pep.publish(owner, node, item, config.max_items, now)
 
 
 def _of_present(by_owner: Mapping[str, _T], present: set[str]) -> Iterator[tuple[JID, _T]]:

@@ -10,6 +10,7 @@ from heron.sip.registrar import Binding
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomRecord
+from heron.xmpp.pep.avatar import Avatar
 
 __all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError"]
 
@@ -68,6 +69,10 @@ class Extracted:
     """Subscription requests an owner has not answered yet, by owner (RFC 6121 §3.1.3)."""
     offline: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     """Messages kept for an owner while away: the stanza's XML and its Unix time."""
+    vcards: dict[str, str] = field(default_factory=dict)
+    """vcard-temp vCards (XEP-0054) by owner, serialized, without their PHOTO."""
+    avatars: dict[str, Avatar] = field(default_factory=dict)
+    """The PHOTOs of the vCards, as the owners' XEP-0084 avatars (XEP-0398 §3.2)."""
     rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
     """Persistent group-chat rooms by service (heron's MUC domain)."""
     bindings: dict[str, list[Binding]] = field(default_factory=dict)
