@@ -124,7 +124,7 @@ def _report(
             f"{counts[Merged.UNCHANGED]} unchanged, add {report.contacts_added} roster "
             f"contact(s), {report.requests_added} subscription request(s), "
             f"{report.offline_added} offline message(s), {report.vcards_added} vCard(s), "
-            f"{report.avatars_added} avatar(s) and {report.rooms_added} room(s)"
+            f"{report.pep_added} PEP item(s) and {report.rooms_added} room(s)"
         )
     elif report.changed:
         head = (
@@ -132,7 +132,7 @@ def _report(
             f"{counts[Merged.COMPLETED]} completed, {counts[Merged.UNCHANGED]} unchanged; "
             f"{report.contacts_added} roster contact(s), {report.requests_added} "
             f"subscription request(s), {report.offline_added} offline message(s), "
-            f"{report.vcards_added} vCard(s), {report.avatars_added} avatar(s) and "
+            f"{report.vcards_added} vCard(s), {report.pep_added} PEP item(s) and "
             f"{report.rooms_added} room(s) added"
         )
     else:
@@ -154,8 +154,11 @@ def _report(
             f"kept out: {report.offline_kept} offline message(s) of users who have some "
             "in heron already"
         )
-    if report.vcards_kept:
-        lines.append(f"kept: {report.vcards_kept} vCard(s) heron has already")
+    if report.vcards_kept or report.pep_kept:
+        lines.append(
+            f"kept: {report.vcards_kept} vCard(s) and {report.pep_kept} PEP item(s) "
+            "heron has already"
+        )
     if report.offline_full:
         lines.append(f"not imported: {report.offline_full} offline message(s) beyond the limit")
     lines += [f"skipped {skip.what}: {skip.why}" for skip in extracted.skipped]

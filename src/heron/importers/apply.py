@@ -17,8 +17,7 @@ from heron.importers.model import Extracted, ImportedAccount
 from heron.sip.registrar import Binding, LocationStore
 from heron.xmpp.features.local import to_text
 from heron.xmpp.jid import JID
-from heron.xmpp.pep.avatar import AVATAR_DATA, AVATAR_METADATA, Avatar
-from heron.xmpp.pep.model import Limits, PepStore, StoredItem, default_config
+from heron.xmpp.pep.model import Limits, StoredItem, default_config
 from heron.xmpp.server import XmppStores
 from heron.xmpp.stanza import NS, qname
 
@@ -44,7 +43,9 @@ class Report:
     vcards_added: int = 0
     vcards_kept: int = 0
     """Of owners who have a vCard in heron already: kept as heron has it."""
-    avatars_added: int = 0
+    pep_added: int = 0
+    pep_kept: int = 0
+    """Items of nodes heron has already: kept as heron has them."""
     rooms_added: int = 0
     rooms_kept: int = 0
     """Already in heron: kept as heron has them."""
@@ -64,7 +65,7 @@ class Report:
             or self.rooms_added
             or self.offline_added
             or self.vcards_added
-            or self.avatars_added
+            or self.pep_added
             or self.bindings_added
         )
 
@@ -107,8 +108,8 @@ async def apply(
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
     """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
-    subscription requests, offline messages, vCards, avatars, rooms and SIP bindings heron
-    does not have yet; with ``dry_run``, count what would change."""
+    subscription requests, offline messages, vCards, PEP items, rooms and SIP bindings
+    heron does not have yet; with ``dry_run``, count what would change."""
     report = Report()
     rosters, offline, rooms = xmpp.roster, xmpp.offline, xmpp.rooms
     present: set[str] = set()
@@ -155,11 +156,20 @@ async def apply(
         if not dry_run:
             await xmpp.vcards.set_vcard(str(owner), vcard, time.time())
         report.vcards_added += 1
-    for owner, avatar in _of_present(extracted.avatars, present):
-        if await xmpp.pep.node_config(str(owner), AVATAR_METADATA) is None:
+    for owner, nodes in _of_present(extracted.pep, present):
+        for node, (item_id, payload) in nodes.items():
+            # Nodes are made with PEP's defaults, as a publish by the owner would make
+            # them; nobody is online to notify. An avatar's data node comes first.
+            if await xmpp.pep.node_config(str(owner), node) is not None:
+                report.pep_kept += 1
+                continue
             if not dry_run:
-                await _publish_avatar(xmpp.pep, str(owner), avatar)
-            report.avatars_added += 1
+                config = default_config(node, Limits())
+                now = time.time()
+                await xmpp.pep.create_node(str(owner), node, config.to_json(), now)
+                stored = StoredItem(item_id, payload)
+                await xmpp.pep.publish(str(owner), node, stored, config.max_items, now)
+            report.pep_added += 1
     for service, records in extracted.rooms.items():
         existing = {room.name for room in await rooms.load(service)}
         for room in records:
@@ -187,21 +197,6 @@ async def _add_bindings(
     report.bindings_added += len(new)
     if new and not dry_run:
         await location.replace(aor, [*have, *new])
-
-
-async def _publish_avatar(pep: PepStore, owner: str, avatar: Avatar) -> None:
-    """XEP-0398 §3.2 as the vCard handler does it, on the store: the data item, then the
-    metadata naming it, in nodes made with PEP's defaults. Nobody is online to notify."""
-    now = time.time()
-    for node, payload in (
-        (AVATAR_DATA, avatar.data_item()),
-        (AVATAR_METADATA, avatar.metadata_item()),
-    ):
-        config = default_config(node, Limits())
-        if await pep.node_config(owner, node) is None:
-            await pep.create_node(owner, node, config.to_json(), now)
-        item = StoredItem(avatar.id, to_text(payload))
-        await pep.publish(owner, node, item, config.max_items, now)
 
 
 def _of_present(by_owner: Mapping[str, _T], present: set[str]) -> Iterator[tuple[JID, _T]]:

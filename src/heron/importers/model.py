@@ -10,7 +10,6 @@ from heron.sip.registrar import Binding
 from heron.xmpp.features.roster import RosterItem
 from heron.xmpp.jid import JID
 from heron.xmpp.muc.model import RoomRecord
-from heron.xmpp.pep.avatar import Avatar
 
 __all__ = ["Extracted", "ImportedAccount", "Skipped", "SourceError"]
 
@@ -71,8 +70,9 @@ class Extracted:
     """Messages kept for an owner while away: the stanza's XML and its Unix time."""
     vcards: dict[str, str] = field(default_factory=dict)
     """vcard-temp vCards (XEP-0054) by owner, serialized, without their PHOTO."""
-    avatars: dict[str, Avatar] = field(default_factory=dict)
-    """The PHOTOs of the vCards, as the owners' XEP-0084 avatars (XEP-0398 §3.2)."""
+    pep: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    """PEP items by owner and node: the item id and payload XML. Avatars (XEP-0084, a
+    vCard PHOTO's too: XEP-0398 §3.2) and vCard4 (XEP-0292)."""
     rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
     """Persistent group-chat rooms by service (heron's MUC domain)."""
     bindings: dict[str, list[Binding]] = field(default_factory=dict)

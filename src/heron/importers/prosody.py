@@ -42,7 +42,7 @@ from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAM
 from heron.xmpp.features.vcard import MAX_VCARD_BYTES
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import Affiliated, Affiliation, RoomConfig, RoomRecord, Whois
-from heron.xmpp.pep.avatar import avatar_of_photo
+from heron.xmpp.pep.avatar import AVATAR_DATA, AVATAR_METADATA, VCARD4_NODE, avatar_of_photo
 from heron.xmpp.pep.model import Limits
 from heron.xmpp.stanza import NS, qname
 from heron.xmpp.subscription import Subscription
@@ -65,9 +65,14 @@ _ENCODED = re.compile(r"%([0-9a-fA-F]{2})")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _OTHER_STORES = {
     "private": "private XML",
-    "pep": "PEP nodes",
+    "pep": "PEP nodes other than avatars and vCard4",
     "archive": "message archives",
 }
+
+
+def _store_path(name: str) -> str:
+    """A store's directory: its name %-encoded but for letters, digits and "_"."""
+    return re.sub("[^A-Za-z0-9_]", lambda m: "".join(f"%{b:02x}" for b in m[0].encode()), name)
 
 
 def _decode(name: str) -> str:
@@ -191,15 +196,16 @@ def _usable(
             yield local, domain, record
 
 
-Message = tuple[Element, LuaValue] | None
-"""An offline message and its ``when``, or None for one that cannot be read."""
+Archived = tuple[Element, LuaValue, str] | None
+"""An archive store's stanza, its ``when`` and its key, or None for one that cannot be
+read: offline messages, and PEP items (``pep_<node>`` stores)."""
 _MESSAGE = qname(NS.CLIENT, "message")
 
 
 def _offline(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
     """Messages stored for users while they were away, as heron's offline store keeps
     them: the stanza's XML and its time."""
-    stored = source.offline(host)
+    stored = source.archive(host, "offline")
     for local, domain, items in _usable(stored, host, "offline", extracted, imported_only=True):
         owner = f"{local}@{domain}"
         messages, bad = [], 0
@@ -207,8 +213,7 @@ def _offline(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
             if item is None or item[0].tag != _MESSAGE:
                 bad += 1
                 continue
-            stanza, when = item
-            stanza.attrib.pop("stamp", None)  # Prosody's own legacy delay attribute
+            stanza, when, _ = item
             stamp = float(when) if isinstance(when, int | float) and when > 0 else time.time()
             messages.append((to_text(stanza), stamp))
         extracted.offline[owner] = messages
@@ -216,16 +221,18 @@ def _offline(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
             extracted.skip(f"{host}/offline/{local}", f"{bad} unusable message(s)")
 
 
-def _internal_message(item: LuaValue) -> Message:
+def _internal_archived(item: LuaValue) -> Archived:
     if not isinstance(item, dict):
         return None
     try:
-        return _element(item, NS.CLIENT.value, 0), item.get("when")
+        stanza = _element(item, NS.CLIENT.value, 0)
     except ValueError:
         return None
+    stanza.attrib.pop("stamp", None)  # the time it was archived, Prosody's own attribute
+    return stanza, item.get("when"), str(item.get("key", ""))
 
 
-def _xml_message(value: str, when: LuaValue) -> Message:
+def _xml_archived(value: str, when: LuaValue, key: str) -> Archived:
     """A ``prosodyarchive`` row's stanza, read by heron's restricted parser within the
     limits of a stanza on a stream: the database is not trusted more than a client."""
     parser = XmlStreamParser()
@@ -237,7 +244,29 @@ def _xml_message(value: str, when: LuaValue) -> Message:
         return None
     parsed = events[1]
     assert isinstance(parsed, ElementParsed)
-    return parsed.element, when
+    return parsed.element, when, key
+
+
+_PEP_NODES = (AVATAR_DATA, AVATAR_METADATA, VCARD4_NODE)
+"""The nodes Prosody 0.12's mod_vcard_legacy and mod_vcard4 keep vCards and avatars in."""
+
+
+def _pep(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
+    """The newest item of each of ``_PEP_NODES``, as heron's PEP keeps it; they win over
+    an avatar made from a mod_vcard PHOTO (mod_vcard_legacy upgrades those)."""
+    for node in _PEP_NODES:
+        stored = source.archive(host, f"pep_{node}")
+        for local, domain, items in _usable(stored, host, node, extracted, imported_only=True):
+            what = f"{host}/pep_{node}/{local}"
+            newest = items[-1] if items else None
+            if newest is None or not newest[2] or len(newest[2]) > _PEP_LIMITS.max_name:
+                extracted.skip(what, "no usable item")
+                continue
+            payload = to_text(newest[0])
+            if len(payload.encode()) > _PEP_LIMITS.max_item_bytes:
+                extracted.skip(what, f"larger than {_PEP_LIMITS.max_item_bytes} bytes")
+                continue
+            extracted.pep.setdefault(f"{local}@{domain}", {})[node] = (newest[2], payload)
 
 
 _VCARD = qname(NS.VCARD, "vCard")
@@ -274,10 +303,14 @@ def _vcards(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
             continue
         if avatar is None:
             continue
-        if len(to_text(avatar.data_item()).encode()) > _PEP_LIMITS.max_item_bytes:
+        data = to_text(avatar.data_item())
+        if len(data.encode()) > _PEP_LIMITS.max_item_bytes:
             extracted.skip(f"{what} PHOTO", f"larger than {_PEP_LIMITS.max_item_bytes} bytes")
-        else:
-            extracted.avatars[owner] = avatar
+            continue
+        extracted.pep[owner] = {
+            AVATAR_DATA: (avatar.id, data),
+            AVATAR_METADATA: (avatar.id, to_text(avatar.metadata_item())),
+        }
 
 
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
@@ -399,16 +432,17 @@ class _Internal:
     def stores(self, host: str) -> set[str]:
         return {p.name for p in self._hosts[host].iterdir() if p.is_dir()}
 
-    def offline(self, host: str) -> Iterator[tuple[str, list[Message] | str]]:
-        """``offline/<user>.list`` files: ``item(...)`` records, the stanza and ``when``."""
-        for file in sorted((self._hosts[host] / "offline").glob("*.list")):
+    def archive(self, host: str, store: str) -> Iterator[tuple[str, list[Archived] | str]]:
+        """``<store>/<user>.list`` files: ``item(...)`` records, the stanza, ``when`` and
+        ``key``."""
+        for file in sorted((self._hosts[host] / _store_path(store)).glob("*.list")):
             try:
                 with file.open("rb") as opened:
                     items = parse_lua_items(opened.read(_LIMITS.max_bytes + 1))
             except (UnicodeDecodeError, LuaDataError) as exc:
                 yield file.stem, str(exc)
                 continue
-            yield _decode(file.stem), [_internal_message(item) for item in items]
+            yield _decode(file.stem), [_internal_archived(item) for item in items]
 
     def records(self, host: str, store: str) -> Iterator[Record]:
         for file in sorted((self._hosts[host] / store).glob("*.dat")):
@@ -435,21 +469,23 @@ class _Sql:
         rows = self._db.rows("prosody", ("store",), where={"host": host}, distinct=True)
         return {str(row["store"]) for row in rows}
 
-    def offline(self, host: str) -> Iterator[tuple[str, list[Message] | str]]:
-        """``prosodyarchive`` rows of the ``offline`` store, each message as XML text."""
+    def archive(self, host: str, store: str) -> Iterator[tuple[str, list[Archived] | str]]:
+        """``prosodyarchive`` rows of ``store``, each stanza as XML text."""
         if "prosodyarchive" not in self._db.names():
             return
         rows = self._db.rows(
             "prosodyarchive",
-            ("user", "when", "type", "value"),
-            where={"host": host, "store": "offline"},
+            ("user", "key", "when", "type", "value"),
+            where={"host": host, "store": store},
             order_by=("user", "sort_id"),
         )
         for user, group in groupby(rows, key=lambda row: str(row["user"])):
             yield (
                 user,
                 [
-                    _xml_message(str(row["value"]), row["when"]) if row["type"] == "xml" else None
+                    _xml_archived(str(row["value"]), row["when"], str(row["key"]))
+                    if row["type"] == "xml"
+                    else None
                     for row in group
                 ],
             )
@@ -596,6 +632,7 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | 
             if bad:
                 extracted.skip(f"{host}/roster/{local}", f"{bad} unusable or excess item(s)")
         _vcards(source, host, extracted)
+        _pep(source, host, extracted)
         _offline(source, host, extracted)
         for store in sorted(source.stores(host) & set(_OTHER_STORES)):
             extracted.notes.append(f"{host}: {_OTHER_STORES[store]} ({store}) are not imported yet")

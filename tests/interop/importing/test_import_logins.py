@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import ssl
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from slixmpp import JID
 
+from heron.xmpp.pep.avatar import VCARD4
 from tests.interop.importing.support import (
     COTURN_USERS,
     DOMAIN,
@@ -124,24 +126,32 @@ def test_every_account_is_imported_with_the_secrets_its_server_kept(imported: Im
     }
     summary = (
         "1 roster contact(s), 1 subscription request(s), 1 offline message(s), 2 vCard(s), "
-        "1 avatar(s) and 1 room(s) added"
+        "2 PEP item(s) and 1 room(s) added"
     )
     assert summary in imported.import_output, imported.import_output
     skipped = f"skipped {DOMAIN}/vcard/quinn PHOTO: PHOTO needs a base64 BINVAL"
     assert skipped in imported.import_output.splitlines(), imported.import_output
 
 
-async def assert_vcard_served(port: int, certificate: Path) -> None:
-    """pat reads the vCard set on Prosody from heron: its fields, and its PHOTO, which heron
-    serves from the XEP-0084 avatar the import published (XEP-0398 §3.1)."""
+async def assert_vcard_served(port: int, certificate: Path, *, vcard4: bool = False) -> None:
+    """pat reads the vCard set on Prosody from heron: its fields (vcard-temp, or with
+    ``vcard4`` the XEP-0292 one Prosody's mod_vcard_legacy made of it), and its PHOTO,
+    which heron serves from the XEP-0084 avatar the import published (XEP-0398 §3.1)."""
     context = ssl.create_default_context(cafile=str(certificate))
     pat = await xmpp_login(f"pat@{DOMAIN}/v", PROSODY_USERS["pat"], port, context, "SCRAM-SHA-1")
     assert pat is not None
     pat.register_plugin("xep_0054")
     result = await pat.plugin["xep_0054"].get_vcard(JID(f"pat@{DOMAIN}"), timeout=TIMEOUT)
-    assert result["vcard_temp"]["FN"] == VCARD_NAME
     assert result["vcard_temp"]["PHOTO"]["TYPE"] == "image/png"
     assert result["vcard_temp"]["PHOTO"]["BINVAL"] == PNG
+    if vcard4:
+        iq = pat.make_iq_get(ito=f"pat@{DOMAIN}")
+        iq.append(ET.Element(f"{{{VCARD4}}}vcard"))
+        answer = await iq.send(timeout=TIMEOUT)
+        name = answer.xml.findtext(f"{{{VCARD4}}}vcard/{{{VCARD4}}}fn/{{{VCARD4}}}text")
+    else:
+        name = result["vcard_temp"]["FN"]
+    assert name == VCARD_NAME
     await log_out([pat])
 
 
@@ -257,7 +267,9 @@ def add_hostile_rows(sqlite: Path) -> None:
 def test_prosody_sql_storage_accounts_roster_vcards_and_offline_are_imported(
     tmp_path: Path,
 ) -> None:
-    with prosody_running(tmp_path / "prosody", DOMAIN, PROSODY_USERS, storage="sql") as port:
+    # Prosody 0.12's default modules: the vCard goes to PEP (vCard4 and avatar nodes).
+    modules = '"pep"; "vcard_legacy"'
+    with prosody_running(tmp_path / "prosody", DOMAIN, PROSODY_USERS, "sql", modules) as port:
         asyncio.run(build_roster(port))
     sqlite = tmp_path / "prosody" / "data" / "prosody.sqlite"
     add_hostile_rows(sqlite)
@@ -266,13 +278,13 @@ def test_prosody_sql_storage_accounts_roster_vcards_and_offline_are_imported(
         assert lines[0] == (
             f"imported from prosody {sqlite}: 2 account(s) added, 0 completed, 0 unchanged; "
             "1 roster contact(s), 1 subscription request(s), 1 offline message(s), "
-            "1 vCard(s), 1 avatar(s) and 0 room(s) added"
+            "0 vCard(s), 3 PEP item(s) and 0 room(s) added"
         ), imported.import_output
         assert f"skipped {DOMAIN}/vcard/quinn: larger than 65536 bytes without its PHOTO" in lines
         assert f"skipped {DOMAIN}/offline/quinn: 2 unusable message(s)" in lines
-        asyncio.run(assert_vcard_served(imported.xmpp_port, imported.certificate))
+        asyncio.run(assert_vcard_served(imported.xmpp_port, imported.certificate, vcard4=True))
         again = imported.heron.cli("import", "prosody", str(sqlite.parent))
         assert again.stdout.startswith("nothing to import"), again.stdout
-        assert "kept: 1 vCard(s) heron has already" in again.stdout, again.stdout
+        assert "kept: 0 vCard(s) and 3 PEP item(s) heron has already" in again.stdout
         listed = imported.heron.cli("user", "list").stdout
         assert listed.count("only scram-sha1") == 2, listed
