@@ -36,13 +36,20 @@ from heron.importers.lua import (
 )
 from heron.importers.model import Extracted, ImportedAccount, SourceError
 from heron.importers.tables import Source, Tables, read_tables
+from heron.importers.vcard4 import vcard_temp_of_vcard4
 from heron.xmpp.errors import StanzaError, StreamError
 from heron.xmpp.features.local import to_text
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
 from heron.xmpp.features.vcard import MAX_VCARD_BYTES
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import Affiliated, Affiliation, RoomConfig, RoomRecord, Whois
-from heron.xmpp.pep.avatar import AVATAR_DATA, AVATAR_METADATA, VCARD4_NODE, avatar_of_photo
+from heron.xmpp.pep.avatar import (
+    AVATAR_DATA,
+    AVATAR_METADATA,
+    VCARD4,
+    VCARD4_NODE,
+    avatar_of_photo,
+)
 from heron.xmpp.pep.model import Limits
 from heron.xmpp.stanza import NS, qname
 from heron.xmpp.subscription import Subscription
@@ -248,12 +255,14 @@ def _xml_archived(value: str, when: LuaValue, key: str) -> Archived:
 
 
 _PEP_NODES = (AVATAR_DATA, AVATAR_METADATA, VCARD4_NODE)
+_VCARD4 = qname(VCARD4, "vcard")
 """The nodes Prosody 0.12's mod_vcard_legacy and mod_vcard4 keep vCards and avatars in."""
 
 
 def _pep(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
     """The newest item of each of ``_PEP_NODES``, as heron's PEP keeps it; they win over
-    an avatar made from a mod_vcard PHOTO (mod_vcard_legacy upgrades those)."""
+    an avatar made from a mod_vcard PHOTO (mod_vcard_legacy upgrades those). A vCard4
+    is also the vcard-temp vCard of a user mod_vcard kept none for."""
     for node in _PEP_NODES:
         stored = source.archive(host, f"pep_{node}")
         for local, domain, items in _usable(stored, host, node, extracted, imported_only=True):
@@ -266,7 +275,12 @@ def _pep(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
             if len(payload.encode()) > _PEP_LIMITS.max_item_bytes:
                 extracted.skip(what, f"larger than {_PEP_LIMITS.max_item_bytes} bytes")
                 continue
-            extracted.pep.setdefault(f"{local}@{domain}", {})[node] = (newest[2], payload)
+            owner = f"{local}@{domain}"
+            extracted.pep.setdefault(owner, {})[node] = (newest[2], payload)
+            if newest[0].tag == _VCARD4 and owner not in extracted.vcards:
+                vcard = to_text(vcard_temp_of_vcard4(newest[0]))
+                if len(vcard.encode()) <= MAX_VCARD_BYTES:
+                    extracted.vcards[owner] = vcard
 
 
 _VCARD = qname(NS.VCARD, "vCard")

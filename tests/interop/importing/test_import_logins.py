@@ -134,7 +134,7 @@ def test_every_account_is_imported_with_the_secrets_its_server_kept(imported: Im
 
 
 async def assert_vcard_served(port: int, certificate: Path, *, vcard4: bool = False) -> None:
-    """pat reads the vCard set on Prosody from heron: its fields (vcard-temp, or with
+    """pat reads the vCard set on Prosody from heron: its fields (vcard-temp, and with
     ``vcard4`` the XEP-0292 one Prosody's mod_vcard_legacy made of it), and its PHOTO,
     which heron serves from the XEP-0084 avatar the import published (XEP-0398 §3.1)."""
     context = ssl.create_default_context(cafile=str(certificate))
@@ -144,14 +144,13 @@ async def assert_vcard_served(port: int, certificate: Path, *, vcard4: bool = Fa
     result = await pat.plugin["xep_0054"].get_vcard(JID(f"pat@{DOMAIN}"), timeout=TIMEOUT)
     assert result["vcard_temp"]["PHOTO"]["TYPE"] == "image/png"
     assert result["vcard_temp"]["PHOTO"]["BINVAL"] == PNG
+    assert result["vcard_temp"]["FN"] == VCARD_NAME
     if vcard4:
         iq = pat.make_iq_get(ito=f"pat@{DOMAIN}")
         iq.append(ET.Element(f"{{{VCARD4}}}vcard"))
         answer = await iq.send(timeout=TIMEOUT)
         name = answer.xml.findtext(f"{{{VCARD4}}}vcard/{{{VCARD4}}}fn/{{{VCARD4}}}text")
-    else:
-        name = result["vcard_temp"]["FN"]
-    assert name == VCARD_NAME
+        assert name == VCARD_NAME
     await log_out([pat])
 
 
@@ -278,13 +277,13 @@ def test_prosody_sql_storage_accounts_roster_vcards_and_offline_are_imported(
         assert lines[0] == (
             f"imported from prosody {sqlite}: 2 account(s) added, 0 completed, 0 unchanged; "
             "1 roster contact(s), 1 subscription request(s), 1 offline message(s), "
-            "0 vCard(s), 3 PEP item(s) and 0 room(s) added"
+            "1 vCard(s), 3 PEP item(s) and 0 room(s) added"
         ), imported.import_output
         assert f"skipped {DOMAIN}/vcard/quinn: larger than 65536 bytes without its PHOTO" in lines
         assert f"skipped {DOMAIN}/offline/quinn: 2 unusable message(s)" in lines
         asyncio.run(assert_vcard_served(imported.xmpp_port, imported.certificate, vcard4=True))
         again = imported.heron.cli("import", "prosody", str(sqlite.parent))
         assert again.stdout.startswith("nothing to import"), again.stdout
-        assert "kept: 0 vCard(s) and 3 PEP item(s) heron has already" in again.stdout
+        assert "kept: 1 vCard(s) and 3 PEP item(s) heron has already" in again.stdout
         listed = imported.heron.cli("user", "list").stdout
         assert listed.count("only scram-sha1") == 2, listed
