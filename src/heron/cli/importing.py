@@ -55,7 +55,7 @@ def import_(ctx: CliContext, kind: str, path: Path | None, url: str | None, dry_
 
     Accounts get the secrets the source kept: coturn's TURN key, Kamailio's SIP HA1
     (every secret where it kept the password) and live UDP registrations (``location``),
-    Prosody's SCRAM-SHA-1 keys and roster.
+    Prosody's SCRAM-SHA-1 keys, roster, vCards, avatars and offline messages.
     Their users log in with their old passwords; ``heron user list`` shows which
     secrets each has, and a password change (or a PLAIN or web login) completes them.
     Existing accounts only gain secrets they miss: running it again changes nothing.

@@ -255,8 +255,11 @@ def _xml_archived(value: str, when: LuaValue, key: str) -> Archived:
 
 
 _PEP_NODES = (AVATAR_DATA, AVATAR_METADATA, VCARD4_NODE)
-_VCARD4 = qname(VCARD4, "vcard")
 """The nodes Prosody 0.12's mod_vcard_legacy and mod_vcard4 keep vCards and avatars in."""
+_PEP_LIMITS = Limits()
+_VCARD4 = qname(VCARD4, "vcard")
+_VCARD = qname(NS.VCARD, "vCard")
+_PHOTO = qname(NS.VCARD, "PHOTO")
 
 
 def _pep(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
@@ -281,11 +284,6 @@ def _pep(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
                 vcard = to_text(vcard_temp_of_vcard4(newest[0]))
                 if len(vcard.encode()) <= MAX_VCARD_BYTES:
                     extracted.vcards[owner] = vcard
-
-
-_VCARD = qname(NS.VCARD, "vCard")
-_PHOTO = qname(NS.VCARD, "PHOTO")
-_PEP_LIMITS = Limits()
 
 
 def _vcards(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
