@@ -28,8 +28,8 @@ def test_coturn_users_become_accounts_with_their_turn_key_only(heron: Run, tmp_p
     assert (status, err) == (0, "")
     assert out.splitlines()[0] == (
         f"imported from coturn {db}: 2 account(s) added, 0 completed, 0 unchanged; "
-        "0 roster contact(s), 0 subscription request(s), 0 offline message(s) and 0 room(s) "
-        "added"
+        "0 roster contact(s), 0 subscription request(s), 0 offline message(s), 0 vCard(s), "
+        "0 PEP item(s) and 0 room(s) added"
     )
     assert secrets_column(heron) == {
         "tina@localhost": "only turn-md5",
@@ -229,6 +229,46 @@ def test_prosody_offline_messages_that_cannot_be_xml_are_skipped(
     assert "skipped localhost/offline/eve: expected item(...)" in out
     again = heron("import", "prosody", str(data))[1]
     assert "kept out: 1 offline message(s) of users who have some in heron already" in again
+
+
+def test_prosody_vcards_and_pep_items_heron_cannot_keep_are_skipped(
+    heron: Run, tmp_path: Path
+) -> None:
+    users = {"pat": "ppw", "eve": "epw", "max": "mpw", "ivy": "ipw"}
+    data = prosody_data(tmp_path / "prosody", DOMAIN, users)
+    vcard = data / "localhost" / "vcard"
+    vcard.mkdir()
+    card = 'return {{ ["name"] = "vCard"; ["attr"] = {{ ["xmlns"] = "vcard-temp" }}; {} }};'
+    photo = (
+        '{{ ["name"] = "PHOTO"; {{ ["name"] = "TYPE"; "image/png" }};'
+        ' {{ ["name"] = "BINVAL"; "{}" }} }}'
+    )
+    (vcard / "pat.dat").write_text(card.format('{ ["name"] = "FN"; "Pat" }'))
+    (vcard / "eve.dat").write_text(card.format(photo.format("not base64!")))
+    (vcard / "max.dat").write_text(card.format(f'{{ ["name"] = "NOTE"; "{"x" * 70_000}" }}'))
+    (vcard / "ivy.dat").write_text('return { ["name"] = "vcard"; ["attr"] = {} };')
+    (vcard / "zed.dat").write_text(card.format('{ ["name"] = "FN"; "no account" }'))
+    metadata = data / "localhost" / "pep_urn%3axmpp%3aavatar%3adata"
+    metadata.mkdir()
+    big = "A" * 200_000
+    (metadata / "pat.list").write_text(
+        f'item({{ ["key"] = "1"; ["name"] = "data"; ["attr"] = {{}}; "{big}" }});\n'
+    )
+    (metadata / "eve.list").write_text('item({ ["name"] = "data"; ["attr"] = {} });\n')
+    status, out, _ = heron("import", "prosody", str(data))
+    assert status == 0, out
+    assert "2 vCard(s), 0 PEP item(s)" in out  # eve's without its PHOTO
+    lines = out.splitlines()
+    assert "skipped localhost/vcard/eve PHOTO: PHOTO needs a base64 BINVAL" in lines
+    assert "skipped localhost/vcard/max: larger than 65536 bytes without its PHOTO" in lines
+    assert "skipped localhost/vcard/ivy: not a vcard-temp <vCard/>" in lines
+    assert "skipped localhost/vcard/zed: no account imported for it" in lines
+    assert "skipped localhost/pep_urn:xmpp:avatar:data/pat: larger than 131072 bytes" in lines
+    assert "skipped localhost/pep_urn:xmpp:avatar:data/eve: no usable item" in lines
+    assert (
+        "kept: 2 vCard(s) and 0 PEP item(s) heron has already"
+        in heron("import", "prosody", str(data))[1]
+    )
 
 
 def test_kamailio_location_rows_become_bindings_when_they_can_still_work(

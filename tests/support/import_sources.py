@@ -127,19 +127,24 @@ def prosody_data(
 
 @contextmanager
 def prosody_running(
-    directory: Path, domain: str, users: Mapping[str, str], storage: str = "internal"
+    directory: Path,
+    domain: str,
+    users: Mapping[str, str],
+    storage: str = "internal",
+    vcards: str = '"vcard"',
 ) -> Iterator[int]:
     """Prosody on a free loopback port with ``users`` registered, its data in
     ``directory / "data"``, and the group-chat component ``conference.DOMAIN``; yields
-    the c2s port. Plain c2s on loopback (no certificate to make): SCRAM-SHA-1 needs no
-    TLS in Prosody."""
+    the c2s port. ``vcards`` are the modules (Lua strings) that keep vCards: "vcard"
+    (mod_vcard's ``vcard`` store), or "pep"; "vcard_legacy" (0.12's default: PEP nodes).
+    Plain c2s on loopback (no certificate to make): SCRAM-SHA-1 needs no TLS in Prosody."""
     binary = require_tool("prosody", "prosody")
     port = free_port()
     extra = (
         f'interfaces = {{ "127.0.0.1" }}\nc2s_ports = {{ {port} }}\ns2s_ports = {{ }}\n'
         "http_ports = { }\nhttps_ports = { }\nc2s_direct_tls_ports = { }\n"
         "c2s_require_encryption = false\n"
-        'modules_enabled = { "roster"; "saslauth"; "disco"; "offline" }\n'
+        f'modules_enabled = {{ "roster"; "saslauth"; "disco"; "offline"; {vcards} }}\n'
         'modules_disabled = { "s2s"; "limits" }\n'
     )
     config = prosody_config(directory, domain, extra, storage)

@@ -55,7 +55,7 @@ def import_(ctx: CliContext, kind: str, path: Path | None, url: str | None, dry_
 
     Accounts get the secrets the source kept: coturn's TURN key, Kamailio's SIP HA1
     (every secret where it kept the password) and live UDP registrations (``location``),
-    Prosody's SCRAM-SHA-1 keys and roster.
+    Prosody's SCRAM-SHA-1 keys, roster, vCards, avatars and offline messages.
     Their users log in with their old passwords; ``heron user list`` shows which
     secrets each has, and a password change (or a PLAIN or web login) completes them.
     Existing accounts only gain secrets they miss: running it again changes nothing.
@@ -98,15 +98,12 @@ async def _apply(
         await database.open()
         try:
             stores = sql_stores(database, config)
-            xmpp = stores.xmpp
             with progress_bar("importing accounts", len(extracted.accounts)) as bar:
                 task = bar.task_ids[0]
                 return await apply(
                     extracted,
                     accounts,
-                    xmpp.roster,
-                    xmpp.rooms,
-                    xmpp.offline,
+                    stores.xmpp,
                     stores.location,
                     derived,
                     dry_run=dry_run,
@@ -126,14 +123,16 @@ def _report(
             f"account(s), complete {counts[Merged.COMPLETED]}, leave "
             f"{counts[Merged.UNCHANGED]} unchanged, add {report.contacts_added} roster "
             f"contact(s), {report.requests_added} subscription request(s), "
-            f"{report.offline_added} offline message(s) and {report.rooms_added} room(s)"
+            f"{report.offline_added} offline message(s), {report.vcards_added} vCard(s), "
+            f"{report.pep_added} PEP item(s) and {report.rooms_added} room(s)"
         )
     elif report.changed:
         head = (
             f"imported from {kind} {source}: {counts[Merged.ADDED]} account(s) added, "
             f"{counts[Merged.COMPLETED]} completed, {counts[Merged.UNCHANGED]} unchanged; "
             f"{report.contacts_added} roster contact(s), {report.requests_added} "
-            f"subscription request(s), {report.offline_added} offline message(s) and "
+            f"subscription request(s), {report.offline_added} offline message(s), "
+            f"{report.vcards_added} vCard(s), {report.pep_added} PEP item(s) and "
             f"{report.rooms_added} room(s) added"
         )
     else:
@@ -154,6 +153,11 @@ def _report(
         lines.append(
             f"kept out: {report.offline_kept} offline message(s) of users who have some "
             "in heron already"
+        )
+    if report.vcards_kept or report.pep_kept:
+        lines.append(
+            f"kept: {report.vcards_kept} vCard(s) and {report.pep_kept} PEP item(s) "
+            "heron has already"
         )
     if report.offline_full:
         lines.append(f"not imported: {report.offline_full} offline message(s) beyond the limit")

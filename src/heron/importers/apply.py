@@ -16,10 +16,9 @@ from heron.accounts.secrets import SCRAM_ITERATIONS
 from heron.importers.model import Extracted, ImportedAccount
 from heron.sip.registrar import Binding, LocationStore
 from heron.xmpp.features.local import to_text
-from heron.xmpp.features.offline import OfflineStore
-from heron.xmpp.features.roster import RosterStore
 from heron.xmpp.jid import JID
-from heron.xmpp.muc.model import RoomStore
+from heron.xmpp.pep.model import Limits, StoredItem, default_config
+from heron.xmpp.server import XmppStores
 from heron.xmpp.stanza import NS, qname
 
 __all__ = ["Report", "apply", "derivations"]
@@ -41,6 +40,12 @@ class Report:
     cannot deliver them twice."""
     offline_full: int = 0
     """Beyond heron's offline_limit for the owner."""
+    vcards_added: int = 0
+    vcards_kept: int = 0
+    """Of owners who have a vCard in heron already: kept as heron has it."""
+    pep_added: int = 0
+    pep_kept: int = 0
+    """Items of nodes heron has already: kept as heron has them."""
     rooms_added: int = 0
     rooms_kept: int = 0
     """Already in heron: kept as heron has them."""
@@ -59,6 +64,8 @@ class Report:
             or self.requests_added
             or self.rooms_added
             or self.offline_added
+            or self.vcards_added
+            or self.pep_added
             or self.bindings_added
         )
 
@@ -93,9 +100,7 @@ def _secrets(account: ImportedAccount, accounts: AccountService) -> Secrets:
 async def apply(
     extracted: Extracted,
     accounts: AccountService,
-    rosters: RosterStore,
-    rooms: RoomStore,
-    offline: OfflineStore,
+    xmpp: XmppStores,
     location: LocationStore,
     derived: Mapping[str, Secrets | str],
     *,
@@ -103,9 +108,10 @@ async def apply(
     progress: Callable[[], None] = lambda: None,
 ) -> Report:
     """Merge every account (:meth:`AccountService.merge`), then add the roster contacts,
-    subscription requests, offline messages, rooms and SIP bindings heron does not have
-    yet; with ``dry_run``, count what would change."""
+    subscription requests, offline messages, vCards, PEP items, rooms and SIP bindings
+    heron does not have yet; with ``dry_run``, count what would change."""
     report = Report()
+    rosters, offline, rooms = xmpp.roster, xmpp.offline, xmpp.rooms
     present: set[str] = set()
     for address, account in extracted.accounts.items():
         secrets = derived.get(address) or _secrets(account, accounts)
@@ -143,6 +149,27 @@ async def apply(
                 report.offline_added += 1
             else:
                 report.offline_full += 1
+    for owner, vcard in _of_present(extracted.vcards, present):
+        if await xmpp.vcards.get_vcard(str(owner)) is not None:
+            report.vcards_kept += 1
+            continue
+        if not dry_run:
+            await xmpp.vcards.set_vcard(str(owner), vcard, time.time())
+        report.vcards_added += 1
+    for owner, nodes in _of_present(extracted.pep, present):
+        for node, (item_id, payload) in nodes.items():
+            # Nodes are made with PEP's defaults, as a publish by the owner would make
+            # them; nobody is online to notify. An avatar's data node comes first.
+            if await xmpp.pep.node_config(str(owner), node) is not None:
+                report.pep_kept += 1
+                continue
+            if not dry_run:
+                config = default_config(node, Limits())
+                now = time.time()
+                await xmpp.pep.create_node(str(owner), node, config.to_json(), now)
+                stored = StoredItem(item_id, payload)
+                await xmpp.pep.publish(str(owner), node, stored, config.max_items, now)
+            report.pep_added += 1
     for service, records in extracted.rooms.items():
         existing = {room.name for room in await rooms.load(service)}
         for room in records:

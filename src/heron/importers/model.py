@@ -68,6 +68,11 @@ class Extracted:
     """Subscription requests an owner has not answered yet, by owner (RFC 6121 §3.1.3)."""
     offline: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     """Messages kept for an owner while away: the stanza's XML and its Unix time."""
+    vcards: dict[str, str] = field(default_factory=dict)
+    """vcard-temp vCards (XEP-0054) by owner, serialized, without their PHOTO."""
+    pep: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    """PEP items by owner and node: the item id and payload XML. Avatars (XEP-0084, a
+    vCard PHOTO's too: XEP-0398 §3.2) and vCard4 (XEP-0292)."""
     rooms: dict[str, list[RoomRecord]] = field(default_factory=dict)
     """Persistent group-chat rooms by service (heron's MUC domain)."""
     bindings: dict[str, list[Binding]] = field(default_factory=dict)

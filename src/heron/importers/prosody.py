@@ -5,7 +5,9 @@ Internally each record is ``DATA/<host>/<store>/<user>.dat``, names %-encoded, a
 table read by :mod:`heron.importers.lua` (never run); in SQL, one row per field.
 ``accounts`` hold SCRAM-SHA-1 keys (``internal_hashed``: hex ``stored_key`` and
 ``server_key``, ``salt``, ``iteration_count``) or the password itself
-(``internal_plain``); ``roster`` holds each contact's name, groups and subscription.
+(``internal_plain``); ``roster`` holds each contact's name, groups and subscription;
+``vcard`` (mod_vcard) the vCard as a serialized stanza, and ``offline`` the messages kept
+for users away, an archive store (``.list`` files, or ``prosodyarchive`` rows of XML).
 The SCRAM keys keep their salt and count, so clients log in with their old passwords
 over SCRAM-SHA-1; the other secrets come at a PLAIN or web login, or the next
 password change.
@@ -34,13 +36,24 @@ from heron.importers.lua import (
 )
 from heron.importers.model import Extracted, ImportedAccount, SourceError
 from heron.importers.tables import Source, Tables, read_tables
-from heron.xmpp.errors import StanzaError
+from heron.importers.vcard4 import vcard_temp_of_vcard4
+from heron.xmpp.errors import StanzaError, StreamError
 from heron.xmpp.features.local import to_text
 from heron.xmpp.features.roster import MAX_GROUP, MAX_GROUPS, MAX_ITEMS, MAX_NAME, RosterItem
+from heron.xmpp.features.vcard import MAX_VCARD_BYTES
 from heron.xmpp.jid import JID, parse_jid
 from heron.xmpp.muc.model import Affiliated, Affiliation, RoomConfig, RoomRecord, Whois
-from heron.xmpp.stanza import NS
+from heron.xmpp.pep.avatar import (
+    AVATAR_DATA,
+    AVATAR_METADATA,
+    VCARD4,
+    VCARD4_NODE,
+    avatar_of_photo,
+)
+from heron.xmpp.pep.model import Limits
+from heron.xmpp.stanza import NS, qname
 from heron.xmpp.subscription import Subscription
+from heron.xmpp.xml import ElementParsed, StreamClosed, XmlStreamParser
 
 __all__ = ["MAX_ITERATIONS", "read_prosody"]
 
@@ -58,12 +71,15 @@ _LIMITS = LuaLimits()
 _ENCODED = re.compile(r"%([0-9a-fA-F]{2})")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 _OTHER_STORES = {
-    "vcard": "vCards",
-    "offline": "offline messages",
     "private": "private XML",
-    "pep": "PEP nodes",
+    "pep": "PEP nodes other than avatars and vCard4",
     "archive": "message archives",
 }
+
+
+def _store_path(name: str) -> str:
+    """A store's directory: its name %-encoded but for letters, digits and "_"."""
+    return re.sub("[^A-Za-z0-9_]", lambda m: "".join(f"%{b:02x}" for b in m[0].encode()), name)
 
 
 def _decode(name: str) -> str:
@@ -187,29 +203,126 @@ def _usable(
             yield local, domain, record
 
 
-def _offline(source: _Internal, host: str, extracted: Extracted) -> None:
+Archived = tuple[Element, LuaValue, str] | None
+"""An archive store's stanza, its ``when`` and its key, or None for one that cannot be
+read: offline messages, and PEP items (``pep_<node>`` stores)."""
+_MESSAGE = qname(NS.CLIENT, "message")
+
+
+def _offline(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
     """Messages stored for users while they were away, as heron's offline store keeps
     them: the stanza's XML and its time."""
-    lists = source.lists(host, "offline")
-    for local, domain, items in _usable(lists, host, "offline", extracted, imported_only=True):
+    stored = source.archive(host, "offline")
+    for local, domain, items in _usable(stored, host, "offline", extracted, imported_only=True):
         owner = f"{local}@{domain}"
         messages, bad = [], 0
         for item in items:
-            if not isinstance(item, dict) or item.get("name") != "message":
+            if item is None or item[0].tag != _MESSAGE:
                 bad += 1
                 continue
-            try:
-                stanza = _element(item, NS.CLIENT.value, 0)
-            except ValueError:
-                bad += 1
-                continue
-            stanza.attrib.pop("stamp", None)  # Prosody's own legacy delay attribute
-            when = item.get("when")
+            stanza, when, _ = item
             stamp = float(when) if isinstance(when, int | float) and when > 0 else time.time()
             messages.append((to_text(stanza), stamp))
         extracted.offline[owner] = messages
         if bad:
             extracted.skip(f"{host}/offline/{local}", f"{bad} unusable message(s)")
+
+
+def _internal_archived(item: LuaValue) -> Archived:
+    if not isinstance(item, dict):
+        return None
+    try:
+        stanza = _element(item, NS.CLIENT.value, 0)
+    except ValueError:
+        return None
+    stanza.attrib.pop("stamp", None)  # the time it was archived, Prosody's own attribute
+    return stanza, item.get("when"), str(item.get("key", ""))
+
+
+def _xml_archived(value: str, when: LuaValue, key: str) -> Archived:
+    """A ``prosodyarchive`` row's stanza, read by heron's restricted parser within the
+    limits of a stanza on a stream: the database is not trusted more than a client."""
+    parser = XmlStreamParser()
+    try:
+        events = parser.feed(f"<s xmlns='{NS.CLIENT.value}'>{value}</s>".encode())
+    except StreamError:
+        return None
+    if [type(e) for e in events[1:]] != [ElementParsed, StreamClosed]:
+        return None
+    parsed = events[1]
+    assert isinstance(parsed, ElementParsed)
+    return parsed.element, when, key
+
+
+_PEP_NODES = (AVATAR_DATA, AVATAR_METADATA, VCARD4_NODE)
+"""The nodes Prosody 0.12's mod_vcard_legacy and mod_vcard4 keep vCards and avatars in."""
+_PEP_LIMITS = Limits()
+_VCARD4 = qname(VCARD4, "vcard")
+_VCARD = qname(NS.VCARD, "vCard")
+_PHOTO = qname(NS.VCARD, "PHOTO")
+
+
+def _pep(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
+    """The newest item of each of ``_PEP_NODES``, as heron's PEP keeps it; they win over
+    an avatar made from a mod_vcard PHOTO (mod_vcard_legacy upgrades those). A vCard4
+    is also the vcard-temp vCard of a user mod_vcard kept none for."""
+    for node in _PEP_NODES:
+        stored = source.archive(host, f"pep_{node}")
+        for local, domain, items in _usable(stored, host, node, extracted, imported_only=True):
+            what = f"{host}/pep_{node}/{local}"
+            newest = items[-1] if items else None
+            if newest is None or not newest[2] or len(newest[2]) > _PEP_LIMITS.max_name:
+                extracted.skip(what, "no usable item")
+                continue
+            payload = to_text(newest[0])
+            if len(payload.encode()) > _PEP_LIMITS.max_item_bytes:
+                extracted.skip(what, f"larger than {_PEP_LIMITS.max_item_bytes} bytes")
+                continue
+            owner = f"{local}@{domain}"
+            extracted.pep.setdefault(owner, {})[node] = (newest[2], payload)
+            if newest[0].tag == _VCARD4 and owner not in extracted.vcards:
+                vcard = to_text(vcard_temp_of_vcard4(newest[0]))
+                if len(vcard.encode()) <= MAX_VCARD_BYTES:
+                    extracted.vcards[owner] = vcard
+
+
+def _vcards(source: _Internal | _Sql, host: str, extracted: Extracted) -> None:
+    """mod_vcard's vCards, kept as heron's vcard-temp store keeps them, their PHOTO
+    apart: heron serves it from the XEP-0084 avatar (XEP-0398)."""
+    records = source.records(host, "vcard")
+    for local, domain, record in _usable(records, host, "vcard", extracted, imported_only=True):
+        owner, what = f"{local}@{domain}", f"{host}/vcard/{local}"
+        try:
+            vcard = _element(record, NS.VCARD, 0)
+        except ValueError as exc:
+            extracted.skip(what, str(exc))
+            continue
+        if vcard.tag != _VCARD:
+            extracted.skip(what, "not a vcard-temp <vCard/>")
+            continue
+        photos = vcard.findall(_PHOTO)
+        for photo in photos:
+            vcard.remove(photo)
+        text = to_text(vcard)
+        if len(text.encode()) > MAX_VCARD_BYTES:
+            extracted.skip(what, f"larger than {MAX_VCARD_BYTES} bytes without its PHOTO")
+            continue
+        extracted.vcards[owner] = text
+        try:
+            avatar = avatar_of_photo(photos[0]) if photos else None
+        except StanzaError as exc:
+            extracted.skip(f"{what} PHOTO", exc.text or "not an image")
+            continue
+        if avatar is None:
+            continue
+        data = to_text(avatar.data_item())
+        if len(data.encode()) > _PEP_LIMITS.max_item_bytes:
+            extracted.skip(f"{what} PHOTO", f"larger than {_PEP_LIMITS.max_item_bytes} bytes")
+            continue
+        extracted.pep[owner] = {
+            AVATAR_DATA: (avatar.id, data),
+            AVATAR_METADATA: (avatar.id, to_text(avatar.metadata_item())),
+        }
 
 
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
@@ -331,14 +444,17 @@ class _Internal:
     def stores(self, host: str) -> set[str]:
         return {p.name for p in self._hosts[host].iterdir() if p.is_dir()}
 
-    def lists(self, host: str, store: str) -> Iterator[tuple[str, list[LuaValue] | str]]:
-        """``<store>/<user>.list`` files: ``item(...)`` records (offline messages)."""
-        for file in sorted((self._hosts[host] / store).glob("*.list")):
+    def archive(self, host: str, store: str) -> Iterator[tuple[str, list[Archived] | str]]:
+        """``<store>/<user>.list`` files: ``item(...)`` records, the stanza, ``when`` and
+        ``key``."""
+        for file in sorted((self._hosts[host] / _store_path(store)).glob("*.list")):
             try:
                 with file.open("rb") as opened:
-                    yield _decode(file.stem), parse_lua_items(opened.read(_LIMITS.max_bytes + 1))
+                    items = parse_lua_items(opened.read(_LIMITS.max_bytes + 1))
             except (UnicodeDecodeError, LuaDataError) as exc:
                 yield file.stem, str(exc)
+                continue
+            yield _decode(file.stem), [_internal_archived(item) for item in items]
 
     def records(self, host: str, store: str) -> Iterator[Record]:
         for file in sorted((self._hosts[host] / store).glob("*.dat")):
@@ -365,6 +481,27 @@ class _Sql:
         rows = self._db.rows("prosody", ("store",), where={"host": host}, distinct=True)
         return {str(row["store"]) for row in rows}
 
+    def archive(self, host: str, store: str) -> Iterator[tuple[str, list[Archived] | str]]:
+        """``prosodyarchive`` rows of ``store``, each stanza as XML text."""
+        if "prosodyarchive" not in self._db.names():
+            return
+        rows = self._db.rows(
+            "prosodyarchive",
+            ("user", "key", "when", "type", "value"),
+            where={"host": host, "store": store},
+            order_by=("user", "sort_id"),
+        )
+        for user, group in groupby(rows, key=lambda row: str(row["user"])):
+            yield (
+                user,
+                [
+                    _xml_archived(str(row["value"]), row["when"], str(row["key"]))
+                    if row["type"] == "xml"
+                    else None
+                    for row in group
+                ],
+            )
+
     def records(self, host: str, store: str) -> Iterator[Record]:
         rows = self._db.rows(
             "prosody",
@@ -382,8 +519,8 @@ class _Sql:
                     why = f"{key}: {exc}"
                     continue
                 if key == "":
-                    # The table's other keys: {"__hash": [k1, v1, k2, v2, ...]}.
-                    record.update(_hash_pairs(decoded))
+                    # The table's keys that are not strings, in one JSON value.
+                    record.update(decoded if isinstance(decoded, dict) else {})
                 else:
                     record[str(key)] = decoded
             yield user, why or record
@@ -408,24 +545,26 @@ def _sql_value(kind: str, value: str) -> LuaValue:
     raise ValueError(f"unknown type {kind!r}")
 
 
-def _hash_pairs(value: LuaValue) -> LuaTable:
-    pairs = value.get("__hash") if isinstance(value, dict) else None
-    if not isinstance(pairs, dict):
-        return {}
-    flat = [pairs[i] for i in range(1, len(pairs) + 1) if i in pairs]
-    return {
-        key: flat[i + 1]
-        for i, key in enumerate(flat[:-1])
-        if i % 2 == 0 and isinstance(key, bool | int | float | str)
-    }
-
-
 def _from_json(value: object, depth: int) -> LuaValue:
-    """JSON as the Lua values the internal storage would have held."""
+    """JSON as the Lua values the internal storage would have held: util.json writes a
+    table with both kinds of key as an object whose ``__array`` holds the positional
+    values and ``__hash`` the other keys that are not strings, as [k1, v1, k2, v2, ...]."""
     if depth > _LIMITS.max_depth:
         raise ValueError(f"JSON nested deeper than {_LIMITS.max_depth}")
     if isinstance(value, dict):
-        return {str(k): _from_json(v, depth + 1) for k, v in value.items()}
+        table: LuaTable = {
+            str(k): _from_json(v, depth + 1)
+            for k, v in value.items()
+            if k not in ("__array", "__hash")
+        }
+        array, pairs = value.get("__array"), value.get("__hash")
+        if isinstance(array, list):
+            table.update(enumerate((_from_json(v, depth + 1) for v in array), 1))
+        if isinstance(pairs, list):
+            for key, item in zip(pairs[::2], pairs[1::2], strict=False):
+                if isinstance(key, bool | int | float | str):
+                    table[key] = _from_json(item, depth + 1)
+        return table
     if isinstance(value, list):
         return {i: _from_json(v, depth + 1) for i, v in enumerate(value, 1)}
     if value is None or isinstance(value, bool | int | float | str):
@@ -504,9 +643,9 @@ def _extract(source: _Internal | _Sql, policy: AccountPolicy, muc_domain: str | 
             extracted.pending[owner] = _pending(record)
             if bad:
                 extracted.skip(f"{host}/roster/{local}", f"{bad} unusable or excess item(s)")
-        if isinstance(source, _Internal):
-            _offline(source, host, extracted)
-        left = set(_OTHER_STORES) - ({"offline"} if isinstance(source, _Internal) else set())
-        for store in sorted(source.stores(host) & left):
+        _vcards(source, host, extracted)
+        _pep(source, host, extracted)
+        _offline(source, host, extracted)
+        for store in sorted(source.stores(host) & set(_OTHER_STORES)):
             extracted.notes.append(f"{host}: {_OTHER_STORES[store]} ({store}) are not imported yet")
     return extracted

@@ -11,13 +11,16 @@ until a PLAIN login inside TLS gives heron the password to derive the rest.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import ssl
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from slixmpp import JID
 
+from heron.xmpp.pep.avatar import VCARD4
 from tests.interop.importing.support import (
     COTURN_USERS,
     DOMAIN,
@@ -41,8 +44,6 @@ from tests.interop.xmpp.support import (
     log_out,
     make_persistent,
 )
-from tests.support.config import render_toml
-from tests.support.heron import base_settings, heron_cli
 from tests.support.import_sources import coturn_db, kamailio_db, prosody_running
 
 # The module's fixture runs turnadmin, kamdbctl and kamctl, prosodyctl and Prosody, three
@@ -51,13 +52,22 @@ pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
 ROOM = JID(f"team@conference.{DOMAIN}")
 OFFLINE_BODY = "while you were away <é & ü>"
+VCARD_NAME = "Pat Prosody"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 async def build_roster(port: int, *, room: bool = False) -> None:
-    """pat names quinn in a group and asks to see her presence, on Prosody; with ``room``,
-    pat also makes the persistent room ``ROOM`` and quinn a member of it."""
+    """pat names quinn in a group and asks to see her presence, and sets a vCard with a
+    PHOTO (mod_vcard), on Prosody; with ``room``, pat also makes the persistent room
+    ``ROOM`` and quinn a member of it."""
     pat = await xmpp_login(f"pat@{DOMAIN}/setup", PROSODY_USERS["pat"], port, None, "SCRAM-SHA-1")
     assert pat is not None
+    pat.register_plugin("xep_0054")
+    card = pat.plugin["xep_0054"].make_vcard()
+    card["FN"] = VCARD_NAME
+    card["PHOTO"]["TYPE"] = "image/png"
+    card["PHOTO"]["BINVAL"] = PNG
+    await pat.plugin["xep_0054"].publish_vcard(card, timeout=TIMEOUT)
     await pat.update_roster(f"quinn@{DOMAIN}", name="Quinn", groups=["Friends"], timeout=TIMEOUT)
     pat.send_presence(pto=f"quinn@{DOMAIN}", ptype="subscribe")
     pat.send_message(mto=f"quinn@{DOMAIN}", mbody=OFFLINE_BODY, mtype="chat")
@@ -80,6 +90,12 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
     with prosody_running(base / "prosody", DOMAIN, PROSODY_USERS) as port:
         asyncio.run(build_roster(port, room=True))
     prosody_data = base / "prosody" / "data"
+    # Hostile: a vCard whose PHOTO points elsewhere (EXTVAL) has no image to import.
+    (prosody_data / DOMAIN / "vcard" / "quinn.dat").write_text(
+        'return { name = "vCard"; attr = { xmlns = "vcard-temp" };'
+        ' { name = "PHOTO"; attr = { xmlns = "vcard-temp" };'
+        ' { name = "EXTVAL"; attr = { xmlns = "vcard-temp" }; "https://example.com/a.png" } } }'
+    )
 
     with importing_heron(
         base,
@@ -109,9 +125,37 @@ def test_every_account_is_imported_with_the_secrets_its_server_kept(imported: Im
         "quinn@localhost": "only scram-sha1",
     }
     summary = (
-        "1 roster contact(s), 1 subscription request(s), 1 offline message(s) and 1 room(s) added"
+        "1 roster contact(s), 1 subscription request(s), 1 offline message(s), 2 vCard(s), "
+        "2 PEP item(s) and 1 room(s) added"
     )
     assert summary in imported.import_output, imported.import_output
+    skipped = f"skipped {DOMAIN}/vcard/quinn PHOTO: PHOTO needs a base64 BINVAL"
+    assert skipped in imported.import_output.splitlines(), imported.import_output
+
+
+async def assert_vcard_served(port: int, certificate: Path, *, vcard4: bool = False) -> None:
+    """pat reads the vCard set on Prosody from heron: its fields (vcard-temp, and with
+    ``vcard4`` the XEP-0292 one Prosody's mod_vcard_legacy made of it), and its PHOTO,
+    which heron serves from the XEP-0084 avatar the import published (XEP-0398 §3.1)."""
+    context = ssl.create_default_context(cafile=str(certificate))
+    pat = await xmpp_login(f"pat@{DOMAIN}/v", PROSODY_USERS["pat"], port, context, "SCRAM-SHA-1")
+    assert pat is not None
+    pat.register_plugin("xep_0054")
+    result = await pat.plugin["xep_0054"].get_vcard(JID(f"pat@{DOMAIN}"), timeout=TIMEOUT)
+    assert result["vcard_temp"]["PHOTO"]["TYPE"] == "image/png"
+    assert result["vcard_temp"]["PHOTO"]["BINVAL"] == PNG
+    assert result["vcard_temp"]["FN"] == VCARD_NAME
+    if vcard4:
+        iq = pat.make_iq_get(ito=f"pat@{DOMAIN}")
+        iq.append(ET.Element(f"{{{VCARD4}}}vcard"))
+        answer = await iq.send(timeout=TIMEOUT)
+        name = answer.xml.findtext(f"{{{VCARD4}}}vcard/{{{VCARD4}}}fn/{{{VCARD4}}}text")
+        assert name == VCARD_NAME
+    await log_out([pat])
+
+
+def test_prosody_vcard_is_served_with_its_photo_as_the_avatar(imported: Imported) -> None:
+    asyncio.run(assert_vcard_served(imported.xmpp_port, imported.certificate))
 
 
 def test_coturn_user_relays_with_the_old_password(imported: Imported) -> None:
@@ -201,20 +245,45 @@ def test_coturn_user_with_a_wrong_password_gets_no_allocation(imported: Imported
     assert "Cannot complete Allocation" in run.output or "error 401" in run.output, run.output
 
 
-def test_prosody_sql_storage_accounts_and_roster_are_imported(tmp_path: Path) -> None:
-    with prosody_running(tmp_path / "prosody", DOMAIN, PROSODY_USERS, storage="sql") as port:
+def add_hostile_rows(sqlite: Path) -> None:
+    """An oversize vCard for quinn, and offline messages that are no well-formed XML or
+    use an entity heron's parser refuses, beside the ones Prosody wrote."""
+    oversize = f'[{{"name":"FN","attr":{{"xmlns":"vcard-temp"}},"__array":["{"x" * 70_000}"]}}]'
+    vcard = [("name", "string", "vCard"), ("attr", "json", '{"xmlns":"vcard-temp"}')]
+    offline = ["<message to='quinn@localhost'><body>cut", "<message>&lol;</message>"]
+    with sqlite3.connect(sqlite) as db:
+        db.executemany(
+            "INSERT INTO prosody (host, user, store, key, type, value) VALUES (?, ?, ?, ?, ?, ?)",
+            [(DOMAIN, "quinn", "vcard", *row) for row in [*vcard, ("", "json", oversize)]],
+        )
+        db.executemany(
+            'INSERT INTO prosodyarchive (host, user, store, key, "when", "with", type, value)'
+            " VALUES (?, ?, ?, ?, ?, '', ?, ?)",
+            [(DOMAIN, "quinn", "offline", f"bad{i}", 1, "xml", v) for i, v in enumerate(offline)],
+        )
+
+
+def test_prosody_sql_storage_accounts_roster_vcards_and_offline_are_imported(
+    tmp_path: Path,
+) -> None:
+    # Prosody 0.12's default modules: the vCard goes to PEP (vCard4 and avatar nodes).
+    modules = '"pep"; "vcard_legacy"'
+    with prosody_running(tmp_path / "prosody", DOMAIN, PROSODY_USERS, "sql", modules) as port:
         asyncio.run(build_roster(port))
     sqlite = tmp_path / "prosody" / "data" / "prosody.sqlite"
-    config = tmp_path / "heron.toml"
-    config.write_text(render_toml(base_settings(tmp_path)))
-    done = heron_cli(config, "import", "prosody", str(sqlite))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0] == (
-        f"imported from prosody {sqlite}: 2 account(s) added, 0 completed, 0 unchanged; "
-        "1 roster contact(s), 1 subscription request(s), 0 offline message(s) and 0 room(s) "
-        "added"
-    ), done.stdout
-    again = heron_cli(config, "import", "prosody", str(sqlite.parent))
-    assert again.stdout.startswith("nothing to import"), again.stdout
-    listed = heron_cli(config, "user", "list").stdout
-    assert listed.count("only scram-sha1") == 2, listed
+    add_hostile_rows(sqlite)
+    with importing_heron(tmp_path, [("prosody", str(sqlite))]) as imported:
+        lines = imported.import_output.splitlines()
+        assert lines[0] == (
+            f"imported from prosody {sqlite}: 2 account(s) added, 0 completed, 0 unchanged; "
+            "1 roster contact(s), 1 subscription request(s), 1 offline message(s), "
+            "1 vCard(s), 3 PEP item(s) and 0 room(s) added"
+        ), imported.import_output
+        assert f"skipped {DOMAIN}/vcard/quinn: larger than 65536 bytes without its PHOTO" in lines
+        assert f"skipped {DOMAIN}/offline/quinn: 2 unusable message(s)" in lines
+        asyncio.run(assert_vcard_served(imported.xmpp_port, imported.certificate, vcard4=True))
+        again = imported.heron.cli("import", "prosody", str(sqlite.parent))
+        assert again.stdout.startswith("nothing to import"), again.stdout
+        assert "kept: 1 vCard(s) and 3 PEP item(s) heron has already" in again.stdout
+        listed = imported.heron.cli("user", "list").stdout
+        assert listed.count("only scram-sha1") == 2, listed
