@@ -1,0 +1,126 @@
+"""Issue 16's listeners: ``heron reload`` rebinds the ones a new configuration moves.
+
+The new addresses are bound before anything else changes, so a port that cannot be
+bound refuses the whole reload; the old ones stop accepting, and what they accepted
+(slixmpp sessions, an s2s connection) carries on.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.interop.xmpp.support import TIMEOUT, XmppServer, connect, log_out, xmpp_server
+from tests.support.config import free_port, render_toml
+from tests.support.heron import merge
+
+pytestmark = [pytest.mark.interop]
+
+LOCALHOST = "127.0.0.1"
+S2S_HEADER = (
+    b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+    b"xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>"
+)
+
+
+def reload(server: XmppServer, **changes: Any) -> subprocess.CompletedProcess[str]:
+    """Merge ``changes`` into the running configuration's file and run ``heron reload``."""
+    config = server.heron.config
+    settings = merge(tomllib.loads(config.read_text()), changes)
+    config.write_text(render_toml(settings))
+    return server.heron.cli("reload")
+
+
+def s2s_features(sock: socket.socket) -> bytes:
+    """Open an s2s stream on ``sock``: heron answers with its header and features."""
+    sock.sendall(S2S_HEADER)
+    answer = b""
+    while b"</stream:features>" not in answer:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed after {answer!r}"
+        answer += chunk
+    return answer
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection((LOCALHOST, port), timeout=TIMEOUT).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+async def test_reload_moves_xmpp_c2s_and_s2s_listeners_and_keeps_their_streams(
+    tmp_path: Path,
+) -> None:
+    s2s_port = free_port()
+    with xmpp_server(
+        tmp_path,
+        users=("alice", "bob", "carol"),
+        xmpp={"s2s_listen": [f"{LOCALHOST}:{s2s_port}"]},
+    ) as server:
+        alice = await connect(server, "alice")
+        bob = await connect(server, "bob", direct_tls=True)
+        with socket.create_connection((LOCALHOST, s2s_port), timeout=TIMEOUT) as early:
+            assert b"urn:ietf:params:xml:ns:xmpp-tls" in s2s_features(early)
+            port, tls_port, s2s_to = free_port(), free_port(), free_port()
+            moved = reload(
+                server,
+                xmpp={
+                    "listen": [f"{LOCALHOST}:{port}"],
+                    "tls_listen": [f"{LOCALHOST}:{tls_port}"],
+                    "s2s_listen": [f"{LOCALHOST}:{s2s_to}"],
+                },
+            )
+            assert (moved.returncode, moved.stdout) == (0, "reloaded\n"), moved.stderr
+            # The stream accepted before the reload goes on: STARTTLS is answered.
+            early.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            assert b"<proceed" in early.recv(4096)
+        assert refused(server.port) and refused(server.tls_port) and refused(s2s_port)
+        with socket.create_connection((LOCALHOST, s2s_to), timeout=TIMEOUT) as late:
+            assert b"urn:ietf:params:xml:ns:xmpp-tls" in s2s_features(late)
+        old = (server.port, server.tls_port)
+        server.port, server.tls_port = port, tls_port
+        carol = await connect(server, "carol")
+        carol_direct = await connect(server, "carol", direct_tls=True, resource="direct")
+
+        # Sessions from before the reload still carry messages, to and from the new ones.
+        alice.send_message(mto="bob@localhost/test", mbody="still here", mtype="chat")
+        assert (await bob.next_message("still here"))["from"] == "alice@localhost/test"
+        bob.send_message(mto="carol@localhost/direct", mbody="hello carol", mtype="chat")
+        assert (await carol_direct.next_message("hello carol"))["from"] == "bob@localhost/test"
+
+        # A port in use refuses the whole reload: nothing opens, nothing closes.
+        with socket.socket() as taken:
+            taken.bind((LOCALHOST, 0))
+            taken.listen()
+            busy = f"{LOCALHOST}:{taken.getsockname()[1]}"
+            spare = free_port()
+            refusal = reload(
+                server,
+                xmpp={
+                    "listen": [f"{LOCALHOST}:{port}", busy],
+                    "tls_listen": [f"{LOCALHOST}:{spare}"],
+                },
+            )
+        assert refusal.returncode == 2, refusal.stderr
+        assert "xmpp.listen" in refusal.stderr and busy in refusal.stderr
+        assert refused(spare) and not refused(tls_port) and not refused(port)
+
+        # Federation on or off needs a restart: its listeners keep their addresses.
+        unfederated = reload(
+            server,
+            xmpp={
+                "listen": [f"{LOCALHOST}:{port}"],
+                "tls_listen": [f"{LOCALHOST}:{tls_port}"],
+                "s2s_listen": [],
+            },
+        )
+        assert unfederated.stdout == "reloaded; restart needed for: xmpp.s2s_listen\n"
+        assert not refused(s2s_to) and refused(old[0])
+        await log_out([alice, bob, carol, carol_direct])
