@@ -2,12 +2,13 @@
 
 The new addresses are bound before anything else changes, so a port that cannot be
 bound refuses the whole reload; the old ones stop accepting, and what they accepted
-(slixmpp sessions, an s2s connection) carries on.
+(slixmpp sessions, an s2s connection, a SIP TLS connection) carries on.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import tomllib
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.interop.sip.support import SipServer, sip_server
 from tests.interop.xmpp.support import TIMEOUT, XmppServer, connect, log_out, xmpp_server
 from tests.support.config import free_port, render_toml
 from tests.support.heron import merge
@@ -28,7 +30,7 @@ S2S_HEADER = (
 )
 
 
-def reload(server: XmppServer, **changes: Any) -> subprocess.CompletedProcess[str]:
+def reload(server: XmppServer | SipServer, **changes: Any) -> subprocess.CompletedProcess[str]:
     """Merge ``changes`` into the running configuration's file and run ``heron reload``."""
     config = server.heron.config
     settings = merge(tomllib.loads(config.read_text()), changes)
@@ -45,6 +47,36 @@ def s2s_features(sock: socket.socket) -> bytes:
         assert chunk, f"closed after {answer!r}"
         answer += chunk
     return answer
+
+
+def options(tls: ssl.SSLSocket, number: int) -> bytes:
+    """An OPTIONS to heron itself over ``tls``; the status line of its answer."""
+    host, port = tls.getsockname()[:2]
+    tls.sendall(
+        (
+            "OPTIONS sip:localhost SIP/2.0\r\n"
+            f"Via: SIP/2.0/TLS {host}:{port};branch=z9hG4bK-reload-{number};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@localhost>;tag=probe{number}\r\n"
+            "To: <sip:localhost>\r\n"
+            f"Call-ID: reload-{number}@{host}\r\n"
+            f"CSeq: {number} OPTIONS\r\n"
+            "Content-Length: 0\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = tls.recv(4096)
+        assert chunk, f"closed after {answer!r}"
+        answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+def sip_tls(server: SipServer, port: int) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(server.certificate))
+    context.check_hostname = False
+    raw = socket.create_connection((LOCALHOST, port), timeout=TIMEOUT)
+    return context.wrap_socket(raw)
 
 
 def refused(port: int) -> bool:
@@ -124,3 +156,35 @@ async def test_reload_moves_xmpp_c2s_and_s2s_listeners_and_keeps_their_streams(
         assert unfederated.stdout == "reloaded; restart needed for: xmpp.s2s_listen\n"
         assert not refused(s2s_to) and refused(old[0])
         await log_out([alice, bob, carol, carol_direct])
+
+
+def test_reload_moves_the_sip_tls_listener_and_keeps_its_connections(tmp_path: Path) -> None:
+    with sip_server(tmp_path, users={}) as server:
+        with sip_tls(server, server.tls_port) as early:
+            assert options(early, 1) == b"SIP/2.0 200 OK"
+            moved_to = free_port()
+            moved = reload(server, sip={"tls_listen": [f"{LOCALHOST}:{moved_to}"]})
+            assert (moved.returncode, moved.stdout) == (0, "reloaded\n"), moved.stderr
+            assert options(early, 2) == b"SIP/2.0 200 OK"
+        assert refused(server.tls_port)
+        with sip_tls(server, moved_to) as late:
+            assert options(late, 3) == b"SIP/2.0 200 OK"
+
+        with socket.socket() as taken:
+            taken.bind((LOCALHOST, 0))
+            taken.listen()
+            busy = f"{LOCALHOST}:{taken.getsockname()[1]}"
+            refusal = reload(server, sip={"tls_listen": [f"{LOCALHOST}:{moved_to}", busy]})
+        assert refusal.returncode == 2 and "sip.tls_listen" in refusal.stderr, refusal.stderr
+        assert not refused(moved_to)
+
+        # UDP and TCP share sip.listen: moving them needs a restart.
+        udp = reload(
+            server,
+            sip={
+                "listen": [f"{LOCALHOST}:{free_port()}"],
+                "tls_listen": [f"{LOCALHOST}:{moved_to}"],
+            },
+        )
+        assert udp.stdout == "reloaded; restart needed for: sip.listen\n"
+        assert not refused(server.port)

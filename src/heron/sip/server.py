@@ -22,6 +22,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from heron.accounts import AccountChange, Missing
@@ -32,6 +33,7 @@ from heron.credentials import load_or_create_secret
 from heron.destinations import Destinations, own_addresses
 from heron.errors import ConfigError, HeronError, listen_error
 from heron.handoff import AcceptedSockets, Handoff
+from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
@@ -134,6 +136,8 @@ class SipComponent:
         self._flows = FlowTable()
         self._udp: list[SipDatagrams] = []
         self._servers: list[asyncio.Server] = []
+        self._tls: Rebinding[Accepting] = Rebinding("sip")
+        self._take: Handoff | None = None
         self._accepted = AcceptedSockets("sip")
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -217,11 +221,14 @@ class SipComponent:
             self._locality.advertise("tcp", address)
         for address in sip.listen:
             listeners.append(await self._listen_udp(loop, address))
-            listeners.append(await self._listen_stream(loop, "tcp", "sip.listen", address))
+            listeners.append(await self._listen_tcp(loop, address))
+        take = self._take = self._handoff()
+        await self._tls.start(self._tls_wanted(config))
         for address in sip.tls_listen:
-            listeners.append(await self._listen_stream(loop, "tls", "sip.tls_listen", address))
+            self._locality.advertise("tls", address)
+            listeners.append(Listener("sip", f"tls://{address}"))
         if config.mux.listen:
-            self._services.handoffs["sip"] = self._handoff()
+            self._services.handoffs["sip"] = take
             for address in config.mux.listen:
                 self._locality.advertise("tls", address)  # when SIP has no TLS listener
         if sip.websocket and config.web.enabled:
@@ -277,12 +284,29 @@ class SipComponent:
 
     def apply(self, config: Config) -> frozenset[str]:
         """Routes, trusted peers, allowed destinations, open federation and click-to-call
-        names, from the next request on; bindings, transactions and dialogs stay."""
-        self._routes, self._public, self._destinations = self._policy(config)
+        names, from the next request on; bindings, transactions and dialogs stay. The TLS
+        listeners: new addresses open (ListenError if one cannot: nothing changes), removed
+        ones stop accepting while their connections go on, and new transactions' Via and
+        Record-Route name the new first one. ``sip.listen`` (UDP and TCP) needs a restart."""
+        tls_listen = config.sip.tls_listen
+        self._own_listeners = [*self._own_listeners, *tls_listen]  # old ones stay ours
+        policy = self._policy(config)
+        self._tls.apply(self._tls_wanted(config))
+        self._locality.rebind("tls", [*tls_listen, *self._config.mux.listen])
+        self._listen_ports |= {address.port for address in tls_listen}
+        self._routes, self._public, self._destinations = policy
         sip = config.sip
         self._flood.exempt([*sip.flood_exempt, *sip.trusted_peers])
         self._admission.retarget(sip.trusted_peers, sip.open_federation, self._public)
-        return LIVE_KEYS
+        return LIVE_KEYS | {"sip.tls_listen"}
+
+    def _tls_wanted(self, config: Config) -> dict[Where, Callable[[], Accepting]]:
+        take = self._take
+        assert take is not None
+        return {
+            ("sip.tls_listen", address): partial(Accepting, "sip", address, take, tls=True)
+            for address in config.sip.tls_listen
+        }
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -292,6 +316,7 @@ class SipComponent:
         await self._bindings.flush()
         for server in self._servers:
             server.close()
+        self._tls.close()
         self._accepted.close()
         for udp in self._udp:
             udp.close()
@@ -347,25 +372,18 @@ class SipComponent:
         self._locality.advertise("udp", address)
         return Listener("sip", f"udp://{address}")
 
-    async def _listen_stream(
-        self, loop: asyncio.AbstractEventLoop, kind: str, key: str, address: ListenAddress
+    async def _listen_tcp(
+        self, loop: asyncio.AbstractEventLoop, address: ListenAddress
     ) -> Listener:
-        context = None
-        if kind == "tls":
-            context = self._services.certificate.context(alpn=("sip/2",))
         try:
             server = await loop.create_server(
-                lambda: self._stream(kind),
-                address.host,
-                address.port,
-                ssl=context,
-                ssl_handshake_timeout=self._guard.handshake_timeout if context else None,
+                lambda: self._stream("tcp"), address.host, address.port
             )
         except OSError as exc:
-            raise listen_error(key, address, exc) from None
+            raise listen_error("sip.listen", address, exc) from None
         self._servers.append(server)
-        self._locality.advertise(kind, address)
-        return Listener("sip", f"{kind}://{address}")
+        self._locality.advertise("tcp", address)
+        return Listener("sip", f"tcp://{address}")
 
     def _handoff(self) -> Handoff:
         """SIP over TCP or TLS on a connection the port-443 mux accepted."""
