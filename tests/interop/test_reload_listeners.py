@@ -49,13 +49,16 @@ def s2s_features(sock: socket.socket) -> bytes:
     return answer
 
 
-def options(tls: ssl.SSLSocket, number: int) -> bytes:
-    """An OPTIONS to heron itself over ``tls``; the status line of its answer."""
-    host, port = tls.getsockname()[:2]
-    tls.sendall(
+def options(sock: socket.socket, number: int) -> bytes:
+    """An OPTIONS to heron itself over ``sock`` (connected UDP, TCP or TLS); the status
+    line of its answer."""
+    host, port = sock.getsockname()[:2]
+    transport = {socket.SOCK_DGRAM: "UDP", socket.SOCK_STREAM: "TCP"}[sock.type]
+    transport = "TLS" if isinstance(sock, ssl.SSLSocket) else transport
+    sock.sendall(
         (
             "OPTIONS sip:localhost SIP/2.0\r\n"
-            f"Via: SIP/2.0/TLS {host}:{port};branch=z9hG4bK-reload-{number};rport\r\n"
+            f"Via: SIP/2.0/{transport} {host}:{port};branch=z9hG4bK-reload-{number};rport\r\n"
             "Max-Forwards: 70\r\n"
             f"From: <sip:probe@localhost>;tag=probe{number}\r\n"
             "To: <sip:localhost>\r\n"
@@ -66,7 +69,7 @@ def options(tls: ssl.SSLSocket, number: int) -> bytes:
     )
     answer = b""
     while b"\r\n\r\n" not in answer:
-        chunk = tls.recv(4096)
+        chunk = sock.recv(4096)
         assert chunk, f"closed after {answer!r}"
         answer += chunk
     return answer.split(b"\r\n", 1)[0]
@@ -158,33 +161,42 @@ async def test_reload_moves_xmpp_c2s_and_s2s_listeners_and_keeps_their_streams(
         await log_out([alice, bob, carol, carol_direct])
 
 
-def test_reload_moves_the_sip_tls_listener_and_keeps_its_connections(tmp_path: Path) -> None:
+def udp(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(TIMEOUT)
+    sock.connect((LOCALHOST, port))
+    return sock
+
+
+def test_reload_moves_sip_listeners_and_keeps_their_connections(tmp_path: Path) -> None:
     with sip_server(tmp_path, users={}) as server:
-        with sip_tls(server, server.tls_port) as early:
-            assert options(early, 1) == b"SIP/2.0 200 OK"
-            moved_to = free_port()
-            moved = reload(server, sip={"tls_listen": [f"{LOCALHOST}:{moved_to}"]})
+        with (
+            sip_tls(server, server.tls_port) as early_tls,
+            socket.create_connection((LOCALHOST, server.port), timeout=TIMEOUT) as early_tcp,
+        ):
+            assert options(early_tls, 1) == options(early_tcp, 2) == b"SIP/2.0 200 OK"
+            port, tls_port = free_port(), free_port()
+            moved = reload(
+                server,
+                sip={"listen": [f"{LOCALHOST}:{port}"], "tls_listen": [f"{LOCALHOST}:{tls_port}"]},
+            )
             assert (moved.returncode, moved.stdout) == (0, "reloaded\n"), moved.stderr
-            assert options(early, 2) == b"SIP/2.0 200 OK"
-        assert refused(server.tls_port)
-        with sip_tls(server, moved_to) as late:
-            assert options(late, 3) == b"SIP/2.0 200 OK"
+            assert options(early_tls, 3) == options(early_tcp, 4) == b"SIP/2.0 200 OK"
+        assert refused(server.tls_port) and refused(server.port)
+        with udp(server.port) as gone, pytest.raises(ConnectionRefusedError):
+            options(gone, 5)  # ICMP port unreachable: the old UDP socket is closed
+        with (
+            sip_tls(server, tls_port) as tls,
+            socket.create_connection((LOCALHOST, port), timeout=TIMEOUT) as tcp,
+            udp(port) as datagrams,
+        ):
+            assert options(tls, 6) == options(tcp, 7) == options(datagrams, 8) == b"SIP/2.0 200 OK"
 
-        with socket.socket() as taken:
+        # A port in use refuses the whole reload: the UDP and TCP of sip.listen together.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
             taken.bind((LOCALHOST, 0))
-            taken.listen()
             busy = f"{LOCALHOST}:{taken.getsockname()[1]}"
-            refusal = reload(server, sip={"tls_listen": [f"{LOCALHOST}:{moved_to}", busy]})
-        assert refusal.returncode == 2 and "sip.tls_listen" in refusal.stderr, refusal.stderr
-        assert not refused(moved_to)
-
-        # UDP and TCP share sip.listen: moving them needs a restart.
-        udp = reload(
-            server,
-            sip={
-                "listen": [f"{LOCALHOST}:{free_port()}"],
-                "tls_listen": [f"{LOCALHOST}:{moved_to}"],
-            },
-        )
-        assert udp.stdout == "reloaded; restart needed for: sip.listen\n"
-        assert not refused(server.port)
+            refusal = reload(server, sip={"listen": [f"{LOCALHOST}:{port}", busy]})
+        assert refusal.returncode == 2 and "sip.listen" in refusal.stderr, refusal.stderr
+        assert not refused(port) and not refused(tls_port)
+        assert refused(int(busy.rsplit(":", 1)[1]))  # its TCP half was closed again

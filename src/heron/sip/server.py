@@ -27,11 +27,11 @@ from typing import Any
 
 from heron.accounts import AccountChange, Missing
 from heron.component import Listener, Services
-from heron.config import Config, ListenAddress
+from heron.config import Config
 from heron.control import View
 from heron.credentials import load_or_create_secret
 from heron.destinations import Destinations, own_addresses
-from heron.errors import ConfigError, HeronError, listen_error
+from heron.errors import ConfigError, HeronError
 from heron.handoff import AcceptedSockets, Handoff
 from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
@@ -64,6 +64,7 @@ from heron.sip.transaction import (
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
 from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
+from heron.sip.transports.listener import UdpAndTcp
 from heron.sip.uri import SipUri, Uri, parse_uri
 
 __all__ = ["SipComponent", "build_sip"]
@@ -135,8 +136,7 @@ class SipComponent:
         self._layer = TransactionLayer(max_transactions=MAX_TRANSACTIONS)
         self._flows = FlowTable()
         self._udp: list[SipDatagrams] = []
-        self._servers: list[asyncio.Server] = []
-        self._tls: Rebinding[Accepting] = Rebinding("sip")
+        self._listening: Rebinding[Accepting | UdpAndTcp] = Rebinding("sip")
         self._take: Handoff | None = None
         self._accepted = AcceptedSockets("sip")
         self._tasks: set[asyncio.Task[None]] = set()
@@ -197,7 +197,6 @@ class SipComponent:
 
     async def start(self) -> Sequence[Listener]:
         config, sip = self._config, self._config.sip
-        loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
         self._seal = self._forwarder.seal = DialogSeal(key)
         if self._media is not None and sip.echo:
@@ -219,11 +218,12 @@ class SipComponent:
             # naming it is reachable from every network, hotels' included; TLS there needs a
             # server name the mux maps to SIP, so TLS stays on sip.tls_listen when there is one.
             self._locality.advertise("tcp", address)
-        for address in sip.listen:
-            listeners.append(await self._listen_udp(loop, address))
-            listeners.append(await self._listen_tcp(loop, address))
         take = self._take = self._handoff()
-        await self._tls.start(self._tls_wanted(config))
+        await self._listening.start(self._wanted(config))
+        for address in sip.listen:
+            self._locality.advertise("udp", address)
+            self._locality.advertise("tcp", address)
+            listeners += [Listener("sip", f"udp://{address}"), Listener("sip", f"tcp://{address}")]
         for address in sip.tls_listen:
             self._locality.advertise("tls", address)
             listeners.append(Listener("sip", f"tls://{address}"))
@@ -284,26 +284,35 @@ class SipComponent:
 
     def apply(self, config: Config) -> frozenset[str]:
         """Routes, trusted peers, allowed destinations, open federation and click-to-call
-        names, from the next request on; bindings, transactions and dialogs stay. The TLS
+        names, from the next request on; bindings, transactions and dialogs stay. The
         listeners: new addresses open (ListenError if one cannot: nothing changes), removed
-        ones stop accepting while their connections go on, and new transactions' Via and
-        Record-Route name the new first one. ``sip.listen`` (UDP and TCP) needs a restart."""
-        tls_listen = config.sip.tls_listen
-        self._own_listeners = [*self._own_listeners, *tls_listen]  # old ones stay ours
+        ones stop accepting while their connections go on (a removed UDP socket closes:
+        :mod:`heron.sip.transports.listener`), and new transactions' Via and Record-Route
+        name the new first ones."""
+        listen, tls_listen = config.sip.listen, config.sip.tls_listen
+        self._own_listeners = [*self._own_listeners, *listen, *tls_listen]  # old ones stay ours
         policy = self._policy(config)
-        self._tls.apply(self._tls_wanted(config))
-        self._locality.rebind("tls", [*tls_listen, *self._config.mux.listen])
-        self._listen_ports |= {address.port for address in tls_listen}
+        self._listening.apply(self._wanted(config))
+        mux = self._config.mux.listen
+        self._locality.rebind("udp", listen)
+        self._locality.rebind("tcp", [*mux, *listen])
+        self._locality.rebind("tls", [*tls_listen, *mux])
+        self._listen_ports |= {address.port for address in [*listen, *tls_listen]}
         self._routes, self._public, self._destinations = policy
         sip = config.sip
         self._flood.exempt([*sip.flood_exempt, *sip.trusted_peers])
         self._admission.retarget(sip.trusted_peers, sip.open_federation, self._public)
-        return LIVE_KEYS | {"sip.tls_listen"}
+        return LIVE_KEYS | {"sip.listen", "sip.tls_listen"}
 
-    def _tls_wanted(self, config: Config) -> dict[Where, Callable[[], Accepting]]:
+    def _wanted(self, config: Config) -> dict[Where, Callable[[], Accepting | UdpAndTcp]]:
         take = self._take
         assert take is not None
-        return {
+        datagrams = partial(SipDatagrams, self._receive, self._limits)
+        both: dict[Where, Callable[[], Accepting | UdpAndTcp]] = {
+            ("sip.listen", address): partial(UdpAndTcp, address, datagrams, take, self._udp)
+            for address in config.sip.listen
+        }
+        return both | {
             ("sip.tls_listen", address): partial(Accepting, "sip", address, take, tls=True)
             for address in config.sip.tls_listen
         }
@@ -314,15 +323,11 @@ class SipComponent:
         for task in list(self._tasks):
             task.cancel()
         await self._bindings.flush()
-        for server in self._servers:
-            server.close()
-        self._tls.close()
+        self._listening.close()
         self._accepted.close()
         for udp in self._udp:
             udp.close()
         self._flows.close_all()
-        for server in self._servers:
-            await server.wait_closed()
 
     def views(self) -> Mapping[str, View]:
         return {"sip.registrations": self._registration_rows, "sip.counters": self._counter_rows}
@@ -357,33 +362,6 @@ class SipComponent:
             }
             for binding in self._bindings.live(now)
         ]
-
-    async def _listen_udp(
-        self, loop: asyncio.AbstractEventLoop, address: ListenAddress
-    ) -> Listener:
-        try:
-            _, protocol = await loop.create_datagram_endpoint(
-                lambda: SipDatagrams(self._receive, self._limits),
-                local_addr=(address.host, address.port),
-            )
-        except OSError as exc:
-            raise listen_error("sip.listen", address, exc) from None
-        self._udp.append(protocol)
-        self._locality.advertise("udp", address)
-        return Listener("sip", f"udp://{address}")
-
-    async def _listen_tcp(
-        self, loop: asyncio.AbstractEventLoop, address: ListenAddress
-    ) -> Listener:
-        try:
-            server = await loop.create_server(
-                lambda: self._stream("tcp"), address.host, address.port
-            )
-        except OSError as exc:
-            raise listen_error("sip.listen", address, exc) from None
-        self._servers.append(server)
-        self._locality.advertise("tcp", address)
-        return Listener("sip", f"tcp://{address}")
 
     def _handoff(self) -> Handoff:
         """SIP over TCP or TLS on a connection the port-443 mux accepted."""
