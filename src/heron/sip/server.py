@@ -297,6 +297,8 @@ class SipComponent:
         self._locality.rebind("udp", listen)
         self._locality.rebind("tcp", [*mux, *listen])
         self._locality.rebind("tls", [*tls_listen, *mux])
+        if self._config.sip.websocket and self._config.web.enabled:  # web.listen moves too
+            self._locality.rebind("wss", [*config.web.listen, *mux])
         self._listen_ports |= {address.port for address in [*listen, *tls_listen]}
         self._routes, self._public, self._destinations = policy
         sip = config.sip
