@@ -14,7 +14,7 @@ import socket
 from collections.abc import Callable
 
 from heron.config import ListenAddress
-from heron.handoff import Handoff
+from heron.handoff import Handoff, bound_sockets
 from heron.listeners import Accepting
 from heron.sip.transports.udp import SipDatagrams
 
@@ -44,7 +44,7 @@ class UdpAndTcp:
     def bind(self) -> None:
         self._tcp.bind()
         try:
-            self._sockets = _udp_sockets(self._address)
+            self._sockets = bound_sockets(self._address.host, self._address.port, socket.SOCK_DGRAM)
         except OSError:
             self._tcp.close_listener()
             raise
@@ -66,23 +66,3 @@ class UdpAndTcp:
             protocol.close()
             self._udp.remove(protocol)
         self._sockets, self._open = [], []
-
-
-def _udp_sockets(address: ListenAddress) -> list[socket.socket]:
-    infos = socket.getaddrinfo(
-        address.host, address.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
-    )
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _, where in dict.fromkeys(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(where)
-            sock.setblocking(False)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
