@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.proc import cpu_seconds, free_port, tree_cpu
+from bench.proc import cpu_seconds, dropped_between, free_port, tree_cpu, udp_drops
 from bench.sip.servers import RunningServer
 from bench.sip.sipp import SippCounts, UasGroup, run_uac, write_injection
 
@@ -159,6 +159,9 @@ class Step:
     pause: float
     log: dict[str, int] = field(default_factory=dict)
     """Errors and warnings the server logged during the step."""
+    dropped: int = 0
+    """Datagrams the kernel dropped on the server's sockets during the step (a full
+    receive buffer, /proc/net/udp): each comes back as a sipp retransmission."""
 
     @property
     def planned(self) -> int:
@@ -197,7 +200,7 @@ class Step:
         )
         if self.uas_cpu:
             text += f", UAS {self.share(self.uas_cpu)}"
-        text += f"; machine {self.busy:.2f} cores busy"
+        text += f"; machine {self.busy:.2f} cores busy; server socket drops {self.dropped:,}"
         if counts.kinds:
             worst = ", ".join(f"{n:,} x {k}" for k, n in Counter(counts.kinds).most_common(3))
             text += f"\n      sipp errors: {worst}"
@@ -346,7 +349,7 @@ class Runner:
         uas_pids = uas.pids if uas is not None else []
         server_before, uas_before = tree_cpu([server.pid]), tree_cpu(uas_pids)
         machine_before, started = tree_cpu([1]), time.monotonic()
-        offset = _log_size(server.log)
+        offset, drops_before = _log_size(server.log), udp_drops([server.pid])
         counts = run_uac(
             server.address,
             self.load.scenario,
@@ -371,6 +374,7 @@ class Runner:
             busy=cpu_seconds(machine_before, tree_cpu([1])) / wall,
             pause=self.load.pause,
             log=log_problems(server.log, offset),
+            dropped=dropped_between(drops_before, udp_drops([server.pid])),
         )
         self.steps.append(result)
         self.emit(f"    {result.describe()}")

@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import secrets
 import signal
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from heron.accounts import AccountChange, AccountPolicy, AccountService
+from heron.cluster import Shared
+from heron.collector import settle
 from heron.component import Component, Services
 from heron.config import Config
 from heron.control import SOCKET_NAME, Command, ControlServer
 from heron.credentials import WebPhoneCredentials, load_or_create_secret
-from heron.errors import HeronError
+from heron.errors import HeronError, StoreError
 from heron.guards import Guards
 from heron.guesses import account_key
 from heron.inherit import tell_ready
@@ -30,7 +33,7 @@ from heron.reload import RELOAD_COMMAND, Reloader
 from heron.store import Database
 from heron.systemd import Notifier
 from heron.wiring import Builder, Stores, builders, sql_stores
-from heron.workers import TurnWorkers
+from heron.workers import Workers
 
 __all__ = ["ACCOUNTS_CHANGED", "account_policy", "serve"]
 
@@ -101,16 +104,20 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     worker_command: Sequence[str] = (),
+    sip_worker_command: Sequence[str] = (),
     builders_of: Callable[[Stores], Sequence[Builder]] = builders,
     control_socket: bool = True,
     load: Callable[[], Config] | None = None,
+    node: str | None = None,
 ) -> None:
     """Run every enabled component until SIGINT/SIGTERM (or ``stop``), then close cleanly;
     SIGHUP (or ``heron reload``) applies what ``load`` reads (default: ``config`` again).
 
-    ``worker_command`` starts one extra TURN worker (``heron serve --turn-worker``);
-    a worker itself runs with ``builders_of`` :func:`heron.wiring.turn_worker_builders`
-    and no control socket.
+    ``worker_command`` starts one extra TURN worker (``heron serve --turn-worker``),
+    ``sip_worker_command`` one extra SIP worker, given ``--sip-node`` and this node's
+    identity; a worker itself runs with ``builders_of``
+    :func:`heron.wiring.turn_worker_builders` (or ``sip_worker_builders``), its main
+    process's ``node`` and no control socket.
     """
     stop = stop or asyncio.Event()
     manager = Notifier.from_environment()
@@ -120,17 +127,26 @@ async def serve(
     database = Database(config.database_url)
     await database.open()
     log.info("database %s ready", database.display_url)
+    shared = None
+    if config.redis.url is not None:
+        try:
+            shared = await Shared.open(config.redis)
+        except StoreError:
+            await database.close()
+            raise
     stores = sql_stores(database, config)
     services = Services(
         config,
         AccountService(stores.accounts, account_policy(config)),
         Guards.from_settings(config.limits),
         WebPhoneCredentials(load_or_create_secret(config.sip_secret_path)),
+        shared=shared,
+        node=node or secrets.token_hex(4),
     )
     services.accounts.subscribe(_revoke_proofs(services))
     started: list[Component] = []
     control: ControlServer | None = None
-    workers = TurnWorkers((), 0, [])
+    workers: list[Workers] = []
     loop = asyncio.get_running_loop()
     try:
         for build in builders_of(stores):
@@ -143,7 +159,7 @@ async def serve(
             for listener in listeners:
                 log.info("%s listening on %s", listener.service, listener.url)
         reloader = Reloader(
-            load or (lambda: config), services, started, on_applied=lambda: workers.reload()
+            load or (lambda: config), services, started, on_applied=lambda: _reload_all(workers)
         )
         reload = _reload_command(reloader, manager)
         if control_socket:
@@ -158,11 +174,20 @@ async def serve(
             )
             await control.start()
         if config.turn.enabled and config.turn.workers > 1 and worker_command:
-            workers = TurnWorkers(worker_command, config.turn.workers - 1, services.worker_sockets)
-            await workers.start()
+            workers.append(
+                Workers("turn", worker_command, config.turn.workers - 1, services.worker_sockets)
+            )
+        if config.sip.enabled and config.sip_workers > 1 and sip_worker_command:
+            command = [*sip_worker_command, "--sip-node", services.node]
+            workers.append(
+                Workers("sip", command, config.sip_workers - 1, services.sip_worker_sockets)
+            )
+        for group in workers:
+            await group.start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, _on_hangup, reload)
+        settle()
         log.info("heron serving %s", config.domain)
         tell_ready()
         manager.ready()
@@ -172,12 +197,16 @@ async def serve(
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        await workers.stop()
+        for group in workers:
+            await group.stop()
         _close(services.worker_sockets)
+        _close(services.sip_worker_sockets)
         if control is not None:
             await control.stop()
         await _stop_all(started)
         services.guards.close()
+        if services.shared is not None:
+            await services.shared.close()
         await database.close()
     log.info("stopped")
 
@@ -197,6 +226,11 @@ def _reload_command(reloader: Reloader, manager: Notifier) -> Command:
         return [{"restart_needed": restart}]
 
     return command
+
+
+def _reload_all(workers: Sequence[Workers]) -> None:
+    for group in workers:
+        group.reload()
 
 
 def _on_hangup(reload: Command) -> None:

@@ -11,6 +11,7 @@ from typing import Protocol
 from aiohttp import web
 
 from heron.accounts import AccountCache, AccountService
+from heron.cluster.redis import Shared
 from heron.config import Config
 from heron.control import Command, View
 from heron.credentials import WebPhoneCredentials
@@ -107,6 +108,12 @@ class Services:
     worker_sockets: list[dict[str, socket.socket]] = field(default_factory=list)
     """Sockets bound here for each extra TURN worker, by listener name: the app hands
     them over when it starts the workers, then closes its copies (:mod:`heron.inherit`)."""
+    sip_worker_sockets: list[dict[str, socket.socket]] = field(default_factory=list)
+    """The same for each extra SIP worker (``sip.workers``)."""
+    shared: Shared | None = None
+    """The Redis of ``redis.url``, open while heron serves; None without one."""
+    node: str = field(default_factory=lambda: secrets.token_hex(4))
+    """This ``heron serve`` among the nodes sharing Redis; its SIP workers are given it."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_cache", AccountCache(self.accounts))

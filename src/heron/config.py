@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -245,21 +246,20 @@ class DnsSettings(_Section):
     default those of /etc/resolv.conf."""
 
 
-def _reserved(feature: str) -> Any:
-    """A key kept for a feature not built yet: refused when set, so that no one believes it
-    does something (tests/unit/test_config_readers.py lists them)."""
-
-    def refuse(value: Any) -> Any:
-        if value:
-            raise ValueError(f"reserved for {feature}, which heron does not have yet; remove it")
-        return value
-
-    return AfterValidator(refuse)
+def _redis_url(value: str | None) -> str | None:
+    if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"{value!r} is not a redis://, rediss:// or unix:// URL")
+    return value
 
 
 class RedisSettings(_Section):
-    url: Annotated[str | None, _reserved("state shared between several heron nodes")] = None
-    """redis://host:port/db for state shared between several heron nodes (not built yet)."""
+    url: Annotated[str | None, AfterValidator(_redis_url)] = None
+    """redis://host:port/db (rediss:// for TLS, unix:///path for a socket): SIP bindings,
+    nonce counts, lockouts and flood bans shared by every SIP worker and every heron node
+    on it; without it, SIP runs in one process and keeps them in memory."""
+    prefix: str = Field(default="heron:", min_length=1, max_length=64)
+    """Starts every key and channel heron uses, so that several heron domains (or tests)
+    can share one Redis; the nodes of one domain must use the same."""
 
 
 class TurnSettings(_Section):
@@ -409,6 +409,12 @@ class SipSettings(_Section):
     echo: str = Field(default="", pattern=r"^[A-Za-z0-9.*#+_-]{0,32}$")
     """A number of the SIP domain heron answers itself, returning the caller's media
     (Asterisk's Echo()), such as "600"; empty: none. Only for authenticated users."""
+    workers: int | None = Field(default=None, ge=1, le=64)
+    """Processes serving SIP, sharing the UDP listeners (SO_REUSEPORT, a datagram goes to
+    the worker its source port modulo the count names) and each accepting TCP/TLS
+    connections of its own. Default: the CPU count when ``redis.url`` is set and the media
+    bridge is off, else 1. More than 1 needs both (the workers share state through Redis;
+    the media bridge lives in one process)."""
 
 
 class XmppSettings(_Section):
@@ -673,6 +679,16 @@ class Config(_Section):
         return self
 
     @model_validator(mode="after")
+    def _sip_workers_need_redis(self) -> Config:
+        workers = self.sip.workers
+        if workers is not None and workers > 1:
+            if self.redis.url is None:
+                raise ValueError(f"sip.workers = {workers} needs redis.url")
+            if self.media.enabled:
+                raise ValueError(f"sip.workers = {workers} needs media.enabled = false")
+        return self
+
+    @model_validator(mode="after")
     def _echo_needs_media(self) -> Config:
         if self.sip.enabled and self.sip.echo and not self.media.enabled:
             raise ValueError(f"sip.echo = {self.sip.echo!r} needs the media bridge (media.enabled)")
@@ -687,6 +703,15 @@ class Config(_Section):
     @property
     def sip_domain(self) -> str:
         return self.sip.domain or self.domain
+
+    @property
+    def sip_workers(self) -> int:
+        """``sip.workers``, or its default: the CPU count where workers can share state."""
+        if self.sip.workers is not None:
+            return self.sip.workers
+        if self.redis.url is None or self.media.enabled:
+            return 1
+        return len(os.sched_getaffinity(0))
 
     @property
     def turn_realm(self) -> str:

@@ -15,9 +15,10 @@ from heron.config import LimitsSettings
 from heron.connections import ConnectionLimiter, ConnectionPolicy
 from heron.guesses import GuessThrottle
 
-__all__ = ["Guards"]
+__all__ = ["SOURCE_CEILING_FACTOR", "Guards"]
 
-_SOURCE_CEILING_FACTOR = 5.0
+SOURCE_CEILING_FACTOR = 5.0
+"""A network waits this many times longer than an account at most: it guesses for many."""
 _QUEUE_PER_CHECK = 16
 
 
@@ -67,5 +68,5 @@ def _thresholds(limits: LimitsSettings) -> dict[str, Any]:
         "account_free": limits.account_guesses,
         "source_free": limits.source_guesses,
         "account_ceiling": limits.guess_wait_max,
-        "source_ceiling": limits.guess_wait_max * _SOURCE_CEILING_FACTOR,
+        "source_ceiling": limits.guess_wait_max * SOURCE_CEILING_FACTOR,
     }

@@ -24,7 +24,14 @@ import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["GuessThrottle", "account_key", "network_key"]
+__all__ = ["BASE_WAIT", "FORGET", "REMEMBER", "GuessThrottle", "account_key", "network_key"]
+
+BASE_WAIT = 1.0
+"""Seconds of the first wait past the free failures; each failure more doubles it."""
+FORGET = 900.0
+"""Seconds without a failure after which a key's count starts again."""
+REMEMBER = 30 * 86_400.0
+"""Seconds a network that proved an account's password stays a known device of it."""
 
 
 def account_key(local: str, domain: str) -> str:
@@ -117,11 +124,11 @@ class GuessThrottle:
         *,
         account_free: int = 5,
         source_free: int = 20,
-        base: float = 1.0,
+        base: float = BASE_WAIT,
         account_ceiling: float = 60.0,
         source_ceiling: float = 300.0,
-        forget: float = 900.0,
-        remember: float = 30 * 86_400.0,
+        forget: float = FORGET,
+        remember: float = REMEMBER,
         capacity: int = 100_000,
         ipv6_prefix: int = 64,
     ) -> None:

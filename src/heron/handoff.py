@@ -25,7 +25,6 @@ __all__ = [
     "Handoff",
     "StreamAccept",
     "accept_forever",
-    "bound_sockets",
     "listening_sockets",
     "stream_protocol",
 ]
@@ -87,28 +86,17 @@ class AcceptedSockets:
 def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
     """Non-blocking listening TCP sockets for ``host`` (every address it names) and ``port``,
     for listeners that accept connections themselves (the web port, the mux)."""
-    return bound_sockets(host, port, socket.SOCK_STREAM, backlog)
-
-
-def bound_sockets(
-    host: str, port: int, kind: socket.SocketKind, backlog: int = 0
-) -> list[socket.socket]:
-    """Non-blocking sockets of ``kind`` bound to ``host`` (every address it names) and
-    ``port``, listening with ``backlog`` if TCP; all or none (OSError)."""
-    infos = socket.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE)
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
-        for family, kind_, proto, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, kind_, proto)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
             sockets.append(sock)
-            if kind == socket.SOCK_STREAM:
-                # Over TIME_WAIT only: on UDP it would let a second socket share a busy port.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            if kind == socket.SOCK_STREAM:
-                sock.listen(backlog)
+            sock.listen(backlog)
             sock.setblocking(False)
     except OSError:
         for sock in sockets:

@@ -20,15 +20,19 @@ from collections.abc import Mapping
 
 __all__ = [
     "READY_ENV",
+    "WORKER_ENV",
     "SOCKETS_ENV",
     "inherited_socket",
     "tell_ready",
     "wait_ready",
     "worker_environment",
+    "worker_index",
 ]
 
 SOCKETS_ENV = "HERON_INHERITED_SOCKETS"
 """JSON object: listener name (``udp://host:port``) to the file descriptor bound for it."""
+WORKER_ENV = "HERON_WORKER_INDEX"
+"""A worker's number among its service's processes, from 1 (the main process is 0)."""
 READY_ENV = "HERON_READY_FD"
 """The write end of the pipe on which a worker says it serves, one byte."""
 
@@ -47,6 +51,11 @@ def worker_environment(
     fds = {name: sock.fileno() for name, sock in sockets.items()}
     env = {**os.environ, SOCKETS_ENV: json.dumps(fds), READY_ENV: str(ready_fd)}
     return env, (*fds.values(), ready_fd)
+
+
+def worker_index() -> int:
+    """This process's number among its service's processes: 0 in the main process."""
+    return int(os.environ.get(WORKER_ENV, "0"))
 
 
 def tell_ready() -> None:

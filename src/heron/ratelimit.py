@@ -8,7 +8,7 @@ guessing is :mod:`heron.guesses`' business.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
@@ -32,8 +32,11 @@ class FloodGuard:
         ban: float = 60.0,
         exempt: Iterable[IPv4Network | IPv6Network] = (),
         capacity: int = 100_000,
+        on_ban: Callable[[str, float], None] | None = None,
     ) -> None:
+        """``on_ban(source, until)`` hears of each ban this guard starts (to share it)."""
         self._rate = rate
+        self._on_ban = on_ban
         self._burst = burst
         self._ban = ban
         self._exempt = tuple(exempt)
@@ -65,9 +68,22 @@ class FloodGuard:
         if bucket.tokens < 1:
             bucket.banned_until = now + self._ban
             self.banned_total += 1
+            if self._on_ban is not None:
+                self._on_ban(source, bucket.banned_until)
             return False
         bucket.tokens -= 1
         return True
+
+    def ban(self, source: str, until: float, now: float) -> None:
+        """Drop ``source``'s requests until ``until``, as another process decided."""
+        if until <= now or self._is_exempt(source):
+            return
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            if len(self._buckets) >= self._capacity:
+                self._forget(now)
+            bucket = self._buckets[source] = _Bucket(0.0, now)
+        bucket.banned_until = max(bucket.banned_until, until)
 
     def banned(self, now: float) -> list[str]:
         return [s for s, b in self._buckets.items() if b.banned_until > now]

@@ -33,7 +33,15 @@ from heron.turn.server import build_turn, build_turn_worker
 from heron.web.server import build_web
 from heron.xmpp.server import XmppStores, build_xmpp
 
-__all__ = ["Builder", "MediaSlot", "Stores", "builders", "sql_stores", "turn_worker_builders"]
+__all__ = [
+    "Builder",
+    "MediaSlot",
+    "Stores",
+    "builders",
+    "sip_worker_builders",
+    "sql_stores",
+    "turn_worker_builders",
+]
 
 Builder = Callable[[Services], Component | None]
 
@@ -92,6 +100,11 @@ def builders(stores: Stores) -> tuple[Builder, ...]:
         build_mux,  # it hands connections to the services started before it
         build_acme,  # last: its first order needs the mux listening, to prove names on it
     )
+
+
+def sip_worker_builders(stores: Stores) -> tuple[Builder, ...]:
+    """A SIP worker process (``sip.workers``): SIP alone, on the bindings' store."""
+    return (lambda services: build_sip(services, stores.location),)
 
 
 def turn_worker_builders(stores: Stores) -> tuple[Builder, ...]:

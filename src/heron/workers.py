@@ -1,4 +1,5 @@
-"""The extra TURN processes (``turn.workers``): started together, restarted one by one.
+"""Extra worker processes (``turn.workers``, ``sip.workers``): started together,
+restarted one by one.
 
 Each worker serves the UDP sockets the main process bound for it (:mod:`heron.inherit`).
 The main process keeps its copies of them for as long as it serves: a worker that
@@ -7,7 +8,8 @@ every other client to the process that holds its allocations, and the worker sta
 in its place reads the same sockets. Closing them instead would shrink each group and
 rehash most clients of the living processes onto members without their allocations.
 The clients of the dead worker lose their allocations (they lived in its memory) and
-allocate again with the new one, as they would after a coturn restart.
+allocate again with the new one, as they would after a coturn restart; a SIP worker's
+lose their transactions and connections, and its bindings stay in Redis.
 """
 
 from __future__ import annotations
@@ -21,29 +23,35 @@ import socket
 from asyncio.subprocess import Process
 from collections.abc import Sequence
 
-from heron.inherit import wait_ready, worker_environment
+from heron.inherit import WORKER_ENV, wait_ready, worker_environment
 
-__all__ = ["START_TIMEOUT", "TurnWorkers"]
+__all__ = ["START_TIMEOUT", "Workers"]
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 60.0
-"""Seconds the main process waits for its TURN workers to serve before it says it does."""
+"""Seconds the main process waits for its workers to serve before it says it does."""
 QUICK_DEATH = 10.0
 """A worker that dies sooner than this after its start is restarted after a growing delay."""
 MAX_DELAY = 60.0
 
 
-class TurnWorkers:
-    """Worker ``index`` runs ``command`` with ``sockets[index]``; :meth:`start` returns once
-    every worker serves (or :data:`START_TIMEOUT` passed), and from then on a worker that
-    exits is started again until :meth:`stop`."""
+class Workers:
+    """Worker ``index`` runs ``command`` with ``sockets[index]`` and its number (from 1,
+    the main process being 0) in ``HERON_WORKER_INDEX``; :meth:`start` returns once every
+    worker serves (or :data:`START_TIMEOUT` passed), and from then on a worker that exits
+    is started again until :meth:`stop`."""
 
     def __init__(
-        self, command: Sequence[str], count: int, sockets: list[dict[str, socket.socket]]
+        self,
+        service: str,
+        command: Sequence[str],
+        count: int,
+        sockets: list[dict[str, socket.socket]],
     ) -> None:
-        """``count`` workers; ``sockets`` (taken over: closed by :meth:`stop`) may name fewer
-        (a TURN without UDP listeners shares none)."""
+        """``count`` workers of ``service``; ``sockets`` (taken over: closed by :meth:`stop`)
+        may name fewer (a TURN without UDP listeners shares none)."""
+        self._service = service
         self._command = tuple(command)
         sockets.extend({} for _ in range(count - len(sockets)))
         self._sockets = sockets
@@ -54,7 +62,7 @@ class TurnWorkers:
         if not self._sockets:
             return
         started = await self._launch(range(len(self._sockets)))
-        log.info("turn: %d worker process(es) started", started)
+        log.info("%s: %d worker process(es) started", self._service, started)
         self._watchers = [
             asyncio.get_running_loop().create_task(self._watch(index))
             for index in range(len(self._sockets))
@@ -90,6 +98,7 @@ class TurnWorkers:
         try:
             for index in indexes:
                 env, fds = worker_environment(self._sockets[index], write_end)
+                env[WORKER_ENV] = str(index + 1)
                 self._processes[index] = await asyncio.create_subprocess_exec(
                     *self._command, env=env, pass_fds=fds
                 )
@@ -98,7 +107,8 @@ class TurnWorkers:
         ready = await wait_ready(read_end, len(indexes), START_TIMEOUT)
         if ready < len(indexes):
             log.warning(
-                "turn: %d of %d worker process(es) did not start",
+                "%s: %d of %d worker process(es) did not start",
+                self._service,
                 len(indexes) - ready,
                 len(indexes),
             )
@@ -117,8 +127,9 @@ class TurnWorkers:
             lived = loop.time() - started
             delay = 1.0 if lived >= QUICK_DEATH else min(delay * 2, MAX_DELAY)
             log.error(
-                "turn: worker process %d exited with status %d after %.0f s; "
-                "its clients' allocations are lost; starting another in %.0f s",
+                "%s: worker process %d exited with status %d after %.0f s; "
+                "its clients' state is lost; starting another in %.0f s",
+                self._service,
                 process.pid,
                 status,
                 lived,

@@ -293,6 +293,7 @@ def test_reload_serves_new_certificates_and_refuses_what_does_not_validate(
         assert refused.returncode == started.returncode == 2
         assert refused.stderr == started.stderr
         assert refused.stderr.startswith("heron: error: ") and refused.stderr.count("\n") == 1
+        assert health(kept) == old  # used at each step, so its keep-alive never runs out
 
         # The same file by SIGHUP: the server logs the refusal and serves on.
         server.heron.process.send_signal(signal.SIGHUP)
@@ -300,6 +301,7 @@ def test_reload_serves_new_certificates_and_refuses_what_does_not_validate(
         server.settings = good
         server.heron.config.write_text(render_toml(good))
         assert fingerprint(web) == new
+        assert health(kept) == old
 
         # A certificate and key that do not match: the server refuses, the CLI says why.
         key = certificate.with_suffix(".key")
@@ -310,6 +312,7 @@ def test_reload_serves_new_certificates_and_refuses_what_does_not_validate(
         assert mismatched.returncode == 2
         assert "not a matching PEM certificate and key" in mismatched.stderr
         assert fingerprint(web) == fingerprint(sip_tls) == new
+        assert health(kept) == old
 
         # A web listener moved: the new address serves, the old one is closed, and the
         # connection it accepted goes on; a listener that cannot open refuses the reload.

@@ -40,3 +40,20 @@ def test_memory_is_bounded_by_capacity() -> None:
     for n in range(1000):
         guard.allow(f"10.0.{n // 256}.{n % 256}", float(n))
     assert len(guard._buckets) <= 100
+
+
+def test_a_ban_one_worker_starts_holds_in_another() -> None:
+    heard: list[tuple[str, float]] = []
+    first = FloodGuard(rate=1, burst=2, ban=60.0, on_ban=lambda s, until: heard.append((s, until)))
+    second = FloodGuard(rate=1, burst=2, ban=60.0, exempt=[ip_network("127.0.0.0/8")])
+    while first.allow("198.51.100.7", 0.0):
+        pass
+
+    assert heard == [("198.51.100.7", 60.0)]
+    for source, until in heard:
+        second.ban(source, until, 1.0)
+    second.ban("127.0.0.1", 60.0, 1.0)  # exempt here: never banned
+    second.ban("198.51.100.9", 0.5, 1.0)  # over already
+    assert not second.allow("198.51.100.7", 59.0)
+    assert second.allow("198.51.100.7", 60.5)
+    assert second.allow("127.0.0.1", 2.0) and second.allow("198.51.100.9", 2.0)

@@ -27,7 +27,7 @@ from heron.config import Config, load_config
 from heron.errors import HeronError
 from heron.permissions import PRIVATE_UMASK
 from heron.systemd import log_format
-from heron.wiring import turn_worker_builders
+from heron.wiring import sip_worker_builders, turn_worker_builders
 
 __all__ = ["cli", "main"]
 
@@ -59,8 +59,9 @@ def cli(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -> 
 
 @cli.command()
 @click.option("--turn-worker", is_flag=True, hidden=True, help="Run one extra TURN worker.")
+@click.option("--sip-node", hidden=True, help="Run one extra SIP worker of this node.")
 @pass_context
-def serve(ctx: CliContext, turn_worker: bool) -> None:
+def serve(ctx: CliContext, turn_worker: bool, sip_node: str | None) -> None:
     """Run every enabled service until SIGINT or SIGTERM."""
     config = ctx.config
     logging.basicConfig(
@@ -77,6 +78,14 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
         worker = turn_worker_builders
         run(serve_forever(config, builders_of=worker, control_socket=False, load=load))
         return
+    if sip_node is not None:
+        worker = sip_worker_builders
+        run(
+            serve_forever(
+                config, builders_of=worker, control_socket=False, node=sip_node, load=load
+            )
+        )
+        return
     if config.tls.acme and placeholder(config):
         logging.getLogger(__name__).info(
             "acme: serving a self-signed certificate until the CA issues one"
@@ -84,7 +93,14 @@ def serve(ctx: CliContext, turn_worker: bool) -> None:
     command = [sys.executable, "-m", "heron", "--data-dir", str(config.data_dir)]
     if ctx.config_path is not None:
         command += ["-c", str(ctx.config_path)]
-    run(serve_forever(config, worker_command=[*command, "serve", "--turn-worker"], load=load))
+    run(
+        serve_forever(
+            config,
+            worker_command=[*command, "serve", "--turn-worker"],
+            sip_worker_command=[*command, "serve"],
+            load=load,
+        )
+    )
 
 
 cli.add_command(user)

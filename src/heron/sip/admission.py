@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from heron.cluster import SharedGuesses
 from heron.config import Config
 from heron.credentials import WebPhoneCredentials
 from heron.errors import ConfigError
@@ -23,6 +24,7 @@ from heron.guesses import GuessThrottle, account_key
 from heron.ratelimit import FloodGuard
 from heron.sip.digest import Algorithm, DigestAuthenticator, DigestOutcome, StoredHa1
 from heron.sip.errors import SipError
+from heron.sip.fields import Auth
 from heron.sip.locality import Locality
 from heron.sip.message import Method, Request
 from heron.sip.uri import SipUri, parse_uri
@@ -30,6 +32,9 @@ from heron.sip.uri import SipUri, parse_uri
 __all__ = ["Admission", "Ha1Lookup", "Refusal", "public_targets"]
 
 log = logging.getLogger(__name__)
+
+NONCES_KEPT = 600
+"""Seconds Redis keeps a nonce's highest count: longer than any nonce lives (300 s)."""
 
 Ha1Lookup = Callable[[str], Awaitable[StoredHa1 | None]]
 """A SIP user's stored HA1, or None for no such account."""
@@ -69,13 +74,15 @@ class Admission:
         public: Mapping[str, SipUri],
         *,
         guesses: GuessThrottle | None = None,
+        shared: SharedGuesses | None = None,
         ha1_for: Ha1Lookup,
         random: Callable[[int], bytes],
         web_phone: WebPhoneCredentials,
     ) -> None:
         """``key`` signs digest nonces and web-phone credentials, ``public`` is
         :func:`public_targets` of ``web.click_to_call``, ``random`` salts the nonces;
-        ``guesses`` is the guess throttle every protocol shares (``services.guards``)."""
+        ``guesses`` is the guess throttle every protocol shares (``services.guards``),
+        ``shared`` its counterpart in Redis, which every SIP process and node shares."""
         sip = config.sip
         self._realm = config.sip_domain
         self._digest = DigestAuthenticator(
@@ -84,6 +91,7 @@ class Admission:
             algorithms=tuple(Algorithm(name) for name in sip.digest_algorithms),
         )
         self._guesses = GuessThrottle() if guesses is None else guesses
+        self._shared = shared
         self._domain = config.domain
         self.throttled = 0
         self._web_phone = web_phone
@@ -154,20 +162,29 @@ class Admission:
             # One key per account over every protocol: Roland and roland are one.
             account = account_key(user.partition("@")[0], self._domain)
             wait = self._guesses.wait(account, host, now)
+            if self._shared is not None and wait <= 0:
+                wait = await self._shared.wait(account, host, now)
             if wait > 0:
                 # Refused unchecked, answered as a wrong password would be; a network
                 # that proved this password lately is not held by the account's wait.
                 self._throttle(account, host, wait)
             else:
                 verdict = self._digest.verify(request.method, auth, ha1, now, host)
-                if verdict.outcome is DigestOutcome.OK and verdict.username is not None:
+                outcome = verdict.outcome
+                if outcome is DigestOutcome.OK and not await self._fresh_elsewhere(auth):
+                    outcome = DigestOutcome.STALE
+                if outcome is DigestOutcome.OK and verdict.username is not None:
                     self._guesses.success(account, host, now)
+                    if self._shared is not None:
+                        await self._shared.success(account, host, now)
                     return user
-                stale = verdict.outcome is DigestOutcome.STALE
-                if verdict.outcome is DigestOutcome.INVALID:
+                stale = outcome is DigestOutcome.STALE
+                if outcome is DigestOutcome.INVALID:
                     self.failures += 1
                     if verdict.checked:
                         self._guesses.failure(account, host, now)
+                        if self._shared is not None:
+                            await self._shared.failure(account, host, now)
         self.challenges += 1
         challenge = self._digest.challenge(request.method, now, self._random(12), stale=stale)
         headers = challenge.headers
@@ -176,6 +193,14 @@ class Admission:
             # get the configured order reversed, MD5 (the default first) last.
             headers = headers[::-1]
         return Refusal(challenge.status, headers=headers)
+
+    async def _fresh_elsewhere(self, auth: Auth) -> bool:
+        """Whether no other SIP process saw this nonce-count (RFC 7616 §3.4) of verified
+        credentials: this process's own count is the authenticator's."""
+        nonce, nc = auth.param("nonce"), auth.param("nc")
+        if self._shared is None or nonce is None or nc is None:
+            return True
+        return await self._shared.advance(nonce, int(nc, 16), NONCES_KEPT)
 
     def _throttle(self, account: str, host: str, wait: float) -> None:
         self.throttled += 1

@@ -41,9 +41,15 @@ class BindingCache:
     def __len__(self) -> int:
         return sum(len(bindings) for bindings in self._bindings.values())
 
-    async def load(self, now: float) -> None:
-        """Fill the cache from the store, at start."""
-        for binding in await self._store.all(now):
+    async def load(self, now: float) -> list[Binding]:
+        """Fill the cache from the store, at start; what it loaded."""
+        loaded = await self._store.all(now)
+        self.fill(loaded)
+        return loaded
+
+    def fill(self, bindings: Iterable[Binding]) -> None:
+        """Add ``bindings``, as they are stored already."""
+        for binding in bindings:
             self._bindings.setdefault(binding.aor, []).append(binding)
             self._index((binding,), 1)
 
@@ -61,6 +67,16 @@ class BindingCache:
         self._dirty.add(aor)
         kept = {b.contact for b in bindings}
         return any(b.contact not in kept for b in old)
+
+    def apply(self, aor: str, bindings: Sequence[Binding]) -> None:
+        """Make ``bindings`` the AOR's set as another process wrote it: that process
+        writes it to the store, not this one."""
+        self._index(self._bindings.get(aor, ()), -1)
+        if bindings:
+            self._bindings[aor] = list(bindings)
+            self._index(bindings, 1)
+        else:
+            self._bindings.pop(aor, None)
 
     async def write(self, aor: str) -> None:
         """Store the AOR's set now: a removal must not come back after a crash within the

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 class Flows(Protocol):
     """The open connections (:class:`heron.sip.transports.FlowTable`)."""
 
-    def get(self, token: str) -> object | None: ...
+    def held(self, token: str) -> bool: ...
 
     def to(self, transport: str, host: str, port: int) -> object | None: ...
 
@@ -118,7 +118,9 @@ class Forwarder:
         self._respond, self._reply, self._flush = respond, reply, flush
         self._forks: dict[int, _Fork] = {}
         self._client_forks: dict[int, int] = {}
-        self._fork_counter = itertools.count(1)
+        self.fork_numbers: Iterator[int] = itertools.count(1)
+        """Numbers our branches: with ``sip.workers``, each names the worker that sent it
+        (:func:`heron.sip.workers.fork_numbers`)."""
         self.forwarded = 0
         self.seal: DialogSeal | None = None
         """Seals our Record-Route in dialog-creating requests, once the key is loaded."""
@@ -185,7 +187,7 @@ class Forwarder:
         exchanges: list[Exchange | None] = []
         for target in targets:
             registered = target.binding.received.transport if target.binding else None
-            path = steering.path(request, inbound, registered, str(next(self._fork_counter)))
+            path = steering.path(request, inbound, registered, str(next(self.fork_numbers)))
             if path is None:
                 exchanges.append(None)
                 continue
@@ -206,7 +208,7 @@ class Forwarder:
         if request.headers.max_forwards == 0:
             return
         transport, destination = hop
-        via = self._via(transport, branch_id(request, next(self._fork_counter)))
+        via = self._via(transport, branch_id(request, next(self.fork_numbers)))
         sent = forward_request(request, target=_without_alias(request.uri), via=via)
         self._layer.send_stateless(sent, transport, destination)
         self._flush()
@@ -341,7 +343,7 @@ class Forwarder:
         A bridged branch carries the bridge's SDP, and its leg in our Record-Route."""
         request, binding = fork.request, target.binding
         transport, destination = hop
-        branch = branch_id(request, next(self._fork_counter))
+        branch = branch_id(request, next(self.fork_numbers))
         via = self._via(transport, branch)
         media = exchange.path.param() if exchange is not None else None
         record_route = self._record_route(request, inbound, transport, media) if initial else []
@@ -407,7 +409,7 @@ class Forwarder:
             received = binding.received
             if received.transport == "udp":
                 return "udp", (received.host, received.port)
-            if self._flows.get(received.flow) is not None:
+            if self._flows.held(received.flow):
                 return received.transport, (received.host, received.port)
         if not isinstance(target, SipUri):
             return None

@@ -27,12 +27,14 @@ from typing import Any
 
 from heron.accounts import AccountChange, Missing
 from heron.component import Listener, Services
-from heron.config import Config
+from heron.config import Config, ListenAddress
 from heron.control import View
 from heron.credentials import load_or_create_secret
 from heron.destinations import Destinations, own_addresses
-from heron.errors import ConfigError, HeronError
+from heron.errors import ConfigError, HeronError, listen_error
+from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff
+from heron.inherit import inherited_socket, worker_index
 from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
@@ -46,7 +48,13 @@ from heron.sip.media import MediaBridge, MediaRefused
 from heron.sip.message import Method, Request, Response
 from heron.sip.parser import Event, MessageLimits, Ping
 from heron.sip.proxy import is_loop, preprocess
-from heron.sip.registrar import BindingSource, LocationStore, Registrar, lookup_targets
+from heron.sip.registrar import (
+    Binding,
+    BindingSource,
+    LocationStore,
+    Registrar,
+    lookup_targets,
+)
 from heron.sip.seal import DialogSeal
 from heron.sip.steering import Steering, in_dialog
 from heron.sip.transaction import (
@@ -65,7 +73,11 @@ from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, web
 from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
 from heron.sip.transports.listener import UdpAndTcp
+from heron.sip.transports.reuseport import bind_udp_group
+from heron.sip.transports.sharing import Sharing, flow_suffix
 from heron.sip.uri import SipUri, Uri, parse_uri
+from heron.sip.workers import fork_numbers
+from heron.udp_listener import report_buffers
 
 __all__ = ["SipComponent", "build_sip"]
 
@@ -134,8 +146,20 @@ class SipComponent:
         # Finished transactions linger 32 s over UDP (Timers J, L, M): the table must
         # hold rate x 32 s of them, or a busy server refuses everything with 503.
         self._layer = TransactionLayer(max_transactions=MAX_TRANSACTIONS)
-        self._flows = FlowTable()
+        shared = services.shared
+        self._sharing = (
+            None if shared is None else Sharing(shared, self._config, services.node, worker_index())
+        )
+        """With ``redis.url``: this process among the SIP workers and nodes."""
+        sharing = self._sharing
+        self._flows = (
+            FlowTable()
+            if sharing is None
+            else FlowTable(flow_suffix(sharing.me), elsewhere=sharing)
+        )
         self._udp: list[SipDatagrams] = []
+        self._servers: list[asyncio.Server] = []
+        """With ``sip.workers``: listeners shared with the workers (a restart moves them)."""
         self._listening: Rebinding[Accepting | UdpAndTcp] = Rebinding("sip")
         self._take: Handoff | None = None
         self._accepted = AcceptedSockets("sip")
@@ -157,6 +181,8 @@ class SipComponent:
             reply=self._reply,
             flush=self._flush,
         )
+        if self._sharing is not None:
+            self._forwarder.fork_numbers = fork_numbers(self._sharing.index, self._sharing.count)
         self._media = media
         if media is not None:
             self._forwarder.steering = Steering(media, sip.media_relay)
@@ -182,6 +208,7 @@ class SipComponent:
             sip.flood_burst,
             sip.flood_ban,
             exempt=[*sip.flood_exempt, *sip.trusted_peers],
+            on_ban=None if self._sharing is None else self._sharing.banned,
         )
         self._own_listeners = own_listeners
         self._own: list[str] = []
@@ -197,6 +224,7 @@ class SipComponent:
 
     async def start(self) -> Sequence[Listener]:
         config, sip = self._config, self._config.sip
+        loop = asyncio.get_running_loop()
         key = load_or_create_secret(config.sip_secret_path)
         self._seal = self._forwarder.seal = DialogSeal(key)
         if self._media is not None and sip.echo:
@@ -208,6 +236,7 @@ class SipComponent:
             key,
             self._public,
             guesses=self._services.guards.guesses,
+            shared=None if self._sharing is None else self._sharing.guesses,
             ha1_for=self._ha1_for,
             random=secrets.token_bytes,
             web_phone=self._services.web_phone,
@@ -219,14 +248,24 @@ class SipComponent:
             # server name the mux maps to SIP, so TLS stays on sip.tls_listen when there is one.
             self._locality.advertise("tcp", address)
         take = self._take = self._handoff()
-        await self._listening.start(self._wanted(config))
-        for address in sip.listen:
-            self._locality.advertise("udp", address)
-            self._locality.advertise("tcp", address)
-            listeners += [Listener("sip", f"udp://{address}"), Listener("sip", f"tcp://{address}")]
-        for address in sip.tls_listen:
-            self._locality.advertise("tls", address)
-            listeners.append(Listener("sip", f"tls://{address}"))
+        if config.sip_workers > 1:
+            for address in sip.listen:
+                listeners.append(await self._listen_udp(loop, address))
+                listeners.append(await self._listen_stream(loop, "tcp", "sip.listen", address))
+            for address in sip.tls_listen:
+                listeners.append(await self._listen_stream(loop, "tls", "sip.tls_listen", address))
+        else:
+            await self._listening.start(self._wanted(config))
+            for address in sip.listen:
+                self._locality.advertise("udp", address)
+                self._locality.advertise("tcp", address)
+                listeners += [
+                    Listener("sip", f"udp://{address}"),
+                    Listener("sip", f"tcp://{address}"),
+                ]
+            for address in sip.tls_listen:
+                self._locality.advertise("tls", address)
+                listeners.append(Listener("sip", f"tls://{address}"))
         if config.mux.listen:
             self._services.handoffs["sip"] = take
             for address in config.mux.listen:
@@ -239,10 +278,29 @@ class SipComponent:
                 listeners.append(Listener("sip", f"wss://{address}/sip"))
             for address in config.mux.listen:  # the web's, when it has no listener of its own
                 self._locality.advertise("wss", address)
-        await self._bindings.load(self._clock())
+        await self._load_bindings()
         self._spawn(self._sweep())
         self._spawn(self._write_behind())
         return listeners
+
+    async def _load_bindings(self) -> None:
+        """From Redis when it has them (another process or node is serving), else from the
+        database, into Redis too; then the bus tells this process of every change."""
+        sharing = self._sharing
+        if sharing is None:
+            await self._bindings.load(self._clock())
+            return
+        shared = await sharing.load()
+        if shared is None:
+            await sharing.location.fill(await self._bindings.load(self._clock()))
+        else:
+            self._bindings.fill(shared)
+        by_aor: dict[str, list[Binding]] = {}
+        for binding in self._bindings.live(self._clock()):
+            by_aor.setdefault(binding.aor, []).append(binding)
+        for aor, bindings in by_aor.items():
+            sharing.learn(aor, bindings)
+        await sharing.start(self._receive, self._flows, self._bindings, self._ban)
 
     async def _find_own_addresses(self) -> None:
         """heron's own addresses, which no forwarded request may reach: the host's
@@ -288,11 +346,23 @@ class SipComponent:
         listeners: new addresses open (ListenError if one cannot: nothing changes), removed
         ones stop accepting while their connections go on (a removed UDP socket closes:
         :mod:`heron.sip.transports.listener`), and new transactions' Via and Record-Route
-        name the new first ones."""
-        listen, tls_listen = config.sip.listen, config.sip.tls_listen
-        self._own_listeners = [*self._own_listeners, *listen, *tls_listen]  # old ones stay ours
+        name the new first ones; with ``sip.workers`` they are the workers' too, and a
+        restart moves them."""
         policy = self._policy(config)
+        live = LIVE_KEYS
+        if self._config.sip_workers == 1:
+            self._rebind(config)
+            live |= {"sip.listen", "sip.tls_listen"}
+        self._routes, self._public, self._destinations = policy
+        sip = config.sip
+        self._flood.exempt([*sip.flood_exempt, *sip.trusted_peers])
+        self._admission.retarget(sip.trusted_peers, sip.open_federation, self._public)
+        return live
+
+    def _rebind(self, config: Config) -> None:
+        listen, tls_listen = config.sip.listen, config.sip.tls_listen
         self._listening.apply(self._wanted(config))
+        self._own_listeners = [*self._own_listeners, *listen, *tls_listen]  # old ones stay ours
         mux = self._config.mux.listen
         self._locality.rebind("udp", listen)
         self._locality.rebind("tcp", [*mux, *listen])
@@ -300,11 +370,6 @@ class SipComponent:
         if self._config.sip.websocket and self._config.web.enabled:  # web.listen moves too
             self._locality.rebind("wss", [*config.web.listen, *mux])
         self._listen_ports |= {address.port for address in [*listen, *tls_listen]}
-        self._routes, self._public, self._destinations = policy
-        sip = config.sip
-        self._flood.exempt([*sip.flood_exempt, *sip.trusted_peers])
-        self._admission.retarget(sip.trusted_peers, sip.open_federation, self._public)
-        return LIVE_KEYS | {"sip.listen", "sip.tls_listen"}
 
     def _wanted(self, config: Config) -> dict[Where, Callable[[], Accepting | UdpAndTcp]]:
         take = self._take
@@ -325,6 +390,10 @@ class SipComponent:
         for task in list(self._tasks):
             task.cancel()
         await self._bindings.flush()
+        if self._sharing is not None:
+            await self._sharing.stop()
+        for server in self._servers:
+            server.close()
         self._listening.close()
         self._accepted.close()
         for udp in self._udp:
@@ -348,6 +417,7 @@ class SipComponent:
                 "connections_closed": self._guard.closed,
                 "unsealed_refused": self._unsealed,
                 "internal_refused": self._internal_refused,
+                **({} if self._sharing is None else self._sharing.relayed),
             }
         ]
 
@@ -364,6 +434,51 @@ class SipComponent:
             }
             for binding in self._bindings.live(now)
         ]
+
+    async def _listen_udp(
+        self, loop: asyncio.AbstractEventLoop, address: ListenAddress
+    ) -> Listener:
+        name = f"udp://{address}"
+        sock = inherited_socket(name)
+        if sock is None:  # the main process: it binds every worker's member too
+            count = self._config.sip_workers
+            group = bind_udp_group(address, count)
+            sock = group[0]
+            shares = self._services.sip_worker_sockets
+            shares.extend({} for _ in range(count - 1 - len(shares)))
+            for share, member in zip(shares, group[1:], strict=False):
+                share[name] = member
+        report_buffers("sip", name, sock)
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: SipDatagrams(self._receive, self._limits), sock=sock
+            )
+        except OSError as exc:
+            raise listen_error("sip.listen", address, exc) from None
+        self._udp.append(protocol)
+        self._locality.advertise("udp", address)
+        return Listener("sip", name)
+
+    async def _listen_stream(
+        self, loop: asyncio.AbstractEventLoop, kind: str, key: str, address: ListenAddress
+    ) -> Listener:
+        context = None
+        if kind == "tls":
+            context = self._services.certificate.context(alpn=("sip/2",))
+        try:
+            server = await loop.create_server(
+                lambda: self._stream(kind),
+                address.host,
+                address.port,
+                ssl=context,
+                ssl_handshake_timeout=self._guard.handshake_timeout if context else None,
+                reuse_port=self._config.sip_workers > 1,
+            )
+        except OSError as exc:
+            raise listen_error(key, address, exc) from None
+        self._servers.append(server)
+        self._locality.advertise(kind, address)
+        return Listener("sip", f"{kind}://{address}")
 
     def _handoff(self) -> Handoff:
         """SIP over TCP or TLS on a connection the port-443 mux accepted."""
@@ -427,10 +542,16 @@ class SipComponent:
             # RFC 3261 §18.2.1, RFC 3581 §4: the responses tell a phone behind NAT
             # the address and port its request came from.
             event = event.received_from(source.host, source.port)
+        elif self._sharing is not None and self._sharing.elsewhere(event, source):
+            return  # a response to a branch of another worker's: it went there
         events = self._layer.receive(
             event, source.transport, source.reliable, (source.host, source.port), self._clock()
         )
         self._dispatch(events, source)
+
+    def _ban(self, source: str, until: float) -> None:
+        """A ban another SIP process or node started (pike's counts stay per process)."""
+        self._flood.ban(source, until, self._clock())
 
     def _flood_key(self, source: Source) -> str:
         """Who the flood guard counts: the source address, but heron's own sockets apart
@@ -841,6 +962,11 @@ class SipComponent:
             return None
         aor = f"{user.lower()}@{self._config.sip_domain}"
         bindings = lookup_targets(self._bindings.get(aor), self._clock())
+        if not bindings and self._sharing is not None:
+            # Registered a moment ago through another process, whose announcement is
+            # still on its way: Redis has it already.
+            self._bindings.apply(aor, await self._sharing.fetch(aor))
+            bindings = lookup_targets(self._bindings.get(aor), self._clock())
         return [Target(binding.uri, binding.uri, binding) for binding in bindings]
 
     # --- authentication and registration ---------------------------------------------
@@ -862,10 +988,14 @@ class SipComponent:
         """A removed account's registrations go with it (the shared account cache forgets
         the old HA1 by itself)."""
         user = self._services.accounts.identity(local, domain).sip_user
+        if self._sharing is not None and change.ends_proofs:
+            self._spawn(self._sharing.guesses.forget_account(account_key(local, domain)))
         if change is AccountChange.REMOVED:
             aor = f"{user.lower()}@{self._config.sip_domain}"
             self._bindings.drop(aor)
             self._spawn(self._bindings.write(aor))
+            if self._sharing is not None:
+                self._spawn(self._sharing.put(aor, []))
 
     async def _ha1_for(self, user: str) -> StoredHa1 | None:
         """The HA1 of a user of the main domain, from the accounts every protocol shares
@@ -909,4 +1039,6 @@ class SipComponent:
             self._counters["registrations"] += 1
             if self._bindings.put(aor, result.bindings):
                 await self._bindings.write(aor)  # removals are written through, at once
+            if self._sharing is not None:
+                await self._sharing.put(aor, result.bindings)
         self._respond(tx, result.response)

@@ -59,6 +59,7 @@ from heron.turn.transports.relays import RelaySockets
 from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
 from heron.turn.transports.udp import SOCKET_DROP_REASONS, SocketCounters, UdpClient, UdpSocket
+from heron.udp_listener import bind_udp, report_buffers
 
 __all__ = ["TurnComponent", "build_turn", "build_turn_worker", "relay_addresses"]
 
@@ -78,39 +79,6 @@ DROPPED = "packets_dropped_"
 one family, ``heron_turn_packets_dropped_total{reason=...}``."""
 CONNECT_TIMEOUT = 25.0
 """RFC 6062 §5.2: give up on a peer that does not answer, with 447."""
-LISTENER_BUFFER = 4 << 20
-"""Bytes of socket buffer per UDP listener (the kernel caps it at net.core.rmem_max)."""
-
-
-def _report_buffers(name: str, sock: socket.socket) -> None:
-    """Log the buffers a listener got; warn when the host's limits cut what we asked for.
-
-    Linux silently caps SO_RCVBUF/SO_SNDBUF at net.core.rmem_max/wmem_max and reports
-    twice the size it grants (its bookkeeping overhead), so half of it is compared.
-    """
-    got = {
-        option: sock.getsockopt(socket.SOL_SOCKET, option) // 2
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF)
-    }
-    log.info(
-        "turn: %s buffers: receive %d KiB, send %d KiB",
-        name,
-        got[socket.SO_RCVBUF] >> 10,
-        got[socket.SO_SNDBUF] >> 10,
-    )
-    for option, sysctl in ((socket.SO_RCVBUF, "rmem_max"), (socket.SO_SNDBUF, "wmem_max")):
-        if got[option] < LISTENER_BUFFER:
-            log.warning(
-                "turn: %s %s buffer capped at %d KiB by net.core.%s (asked %d KiB): bursts "
-                "will be dropped sooner; raise it with sysctl -w net.core.%s=%d",
-                name,
-                "receive" if option == socket.SO_RCVBUF else "send",
-                got[option] >> 10,
-                sysctl,
-                LISTENER_BUFFER >> 10,
-                sysctl,
-                LISTENER_BUFFER,
-            )
 
 
 def build_turn(services: Services) -> TurnComponent | None:
@@ -456,13 +424,13 @@ class TurnComponent:
         if sock is None:
             # The main process binds every worker's member of the SO_REUSEPORT group too.
             workers = 1 if self._worker is not None else self._config.turn.workers
-            group = [self._bind_udp(address, key) for _ in range(workers)]
+            group = [bind_udp(address, key, reuse_port=workers > 1) for _ in range(workers)]
             sock = group[0]
             shares = self._services.worker_sockets
             shares.extend({} for _ in range(workers - 1 - len(shares)))
             for share, member in zip(shares, group[1:], strict=False):
                 share[name] = member
-            _report_buffers(name, sock)
+            report_buffers("turn", name, sock)
         udp = UdpSocket(sock, loop, self._sockets)
         self._udp.append(udp)
         self._udp_by_address[udp.address] = udp
@@ -481,21 +449,6 @@ class TurnComponent:
 
         udp.start(receive)
         return Listener("turn", name)
-
-    def _bind_udp(self, address: ListenAddress, key: str) -> socket.socket:
-        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if self._config.turn.workers > 1:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            # Room for bursts: the default buffer drops packets before the loop wakes.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LISTENER_BUFFER)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LISTENER_BUFFER)
-            sock.bind((address.host, address.port))
-        except OSError as exc:
-            sock.close()
-            raise listen_error(key, address, exc) from None
-        return sock
 
     async def _listen_stream(
         self,

@@ -383,7 +383,7 @@ def answering(
 
 
 def call(
-    server: SipServer,
+    server: SipServer | str,
     directory: Path,
     scenario: str,
     callee: str,
@@ -392,9 +392,11 @@ def call(
     auth: tuple[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
     transport: str = "udp",
+    port: int | None = None,
 ) -> SippRun:
-    """sipp calls ``callee`` through heron as ``caller``, authenticating as ``auth``
-    (user, password; the caller's own by default)."""
+    """sipp calls ``callee`` through heron (or the heron at an address) as ``caller``
+    from ``port`` (a free one if None), authenticating as ``auth`` (user, password; the
+    caller's own by default)."""
     name, password = auth or (caller, USERS.get(caller, ""))
     csv = callers_csv(directory, (caller, name, password))
     return run_sipp(
@@ -404,8 +406,8 @@ def call(
         callee,
         "-inf",
         str(csv),
-        port=free_port(),
-        remote=server.address,
+        port=port or free_port(),
+        remote=server if isinstance(server, str) else server.address,
         keys=keys,
         transport=transport,
     )

@@ -17,7 +17,7 @@ from heron.sip.errors import BadRequest, SipError
 from heron.sip.message import Response
 from heron.sip.parser import Event
 
-__all__ = ["Flow", "FlowTable", "Receiver", "Source", "answer"]
+__all__ = ["Elsewhere", "Flow", "FlowTable", "Receiver", "Source", "answer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +52,28 @@ class Flow(Protocol):
 Receiver = Callable[[Event, Source], None]
 
 
+class Elsewhere(Protocol):
+    """The flows other SIP processes hold (``sip.workers``, nodes sharing Redis)."""
+
+    def holds(self, token: str) -> bool: ...
+
+    def to(self, transport: str, host: str, port: int) -> Flow | None: ...
+
+
 class FlowTable:
     """Live flows by token and by remote (transport, host, port), for connection reuse."""
 
-    def __init__(self) -> None:
+    def __init__(self, suffix: str = "", elsewhere: Elsewhere | None = None) -> None:
+        """``suffix`` ends every token: which process holds the flow, when several serve;
+        ``elsewhere`` knows the flows other processes hold."""
+        self._suffix = suffix
+        self._elsewhere = elsewhere
         self._by_token: dict[str, Flow] = {}
         self._by_remote: dict[tuple[str, str, int], Flow] = {}
         self._counter = itertools.count(1)
 
     def token(self, transport: str) -> str:
-        return f"{transport}-{next(self._counter)}"
+        return f"{transport}-{next(self._counter)}{self._suffix}"
 
     def add(self, flow: Flow, remote: tuple[str, str, int]) -> None:
         self._by_token[flow.token] = flow
@@ -75,7 +87,22 @@ class FlowTable:
     def get(self, token: str) -> Flow | None:
         return self._by_token.get(token)
 
+    def held(self, token: str) -> bool:
+        """Whether the flow is open, here or in another SIP process (``sip.workers``)."""
+        return token in self._by_token or (
+            self._elsewhere is not None and self._elsewhere.holds(token)
+        )
+
     def to(self, transport: str, host: str, port: int) -> Flow | None:
+        """The flow to that address: ours, or one another process holds (sending on it
+        hands the bytes to that process)."""
+        flow = self._by_remote.get((transport, host, port))
+        if flow is None and self._elsewhere is not None:
+            return self._elsewhere.to(transport, host, port)
+        return flow
+
+    def here(self, transport: str, host: str, port: int) -> Flow | None:
+        """The flow to that address if this process holds it."""
         return self._by_remote.get((transport, host, port))
 
     def close_all(self) -> None:

@@ -14,9 +14,11 @@ import socket
 from collections.abc import Callable
 
 from heron.config import ListenAddress
-from heron.handoff import Handoff, bound_sockets
+from heron.errors import ListenError
+from heron.handoff import Handoff
 from heron.listeners import Accepting
 from heron.sip.transports.udp import SipDatagrams
+from heron.udp_listener import bind_udp, report_buffers
 
 __all__ = ["UdpAndTcp"]
 
@@ -44,8 +46,8 @@ class UdpAndTcp:
     def bind(self) -> None:
         self._tcp.bind()
         try:
-            self._sockets = bound_sockets(self._address.host, self._address.port, socket.SOCK_DGRAM)
-        except OSError:
+            self._sockets = [bind_udp(self._address, "sip.listen")]
+        except ListenError:
             self._tcp.close_listener()
             raise
 
@@ -53,6 +55,7 @@ class UdpAndTcp:
         loop = asyncio.get_running_loop()
         sockets, self._sockets = self._sockets, []
         for sock in sockets:
+            report_buffers("sip", f"udp://{self._address}", sock)
             _, protocol = await loop.create_datagram_endpoint(self._datagrams, sock=sock)
             self._open.append(protocol)
             self._udp.append(protocol)

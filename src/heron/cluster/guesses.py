@@ -1,0 +1,139 @@
+"""The guess throttle and digest nonce counts in Redis, for SIP over workers and nodes.
+
+:class:`heron.guesses.GuessThrottle` counts in one process; a guesser spreading its
+tries over source ports (SO_REUSEPORT hands them to different workers) or over nodes
+would meet a fresh count at each. Here the same rules run as Lua scripts on keys every
+process shares: a failure counts once wherever it lands, and a wait holds whichever
+process answers. Nonce counts (RFC 7616 §3.4) likewise, so a credential replayed to
+another worker is as stale as one replayed to the first.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+
+from heron.cluster.redis import Shared
+from heron.config import LimitsSettings
+from heron.guards import SOURCE_CEILING_FACTOR
+from heron.guesses import BASE_WAIT, FORGET, REMEMBER, network_key
+
+__all__ = ["SharedGuesses"]
+
+log = logging.getLogger(__name__)
+
+_FAIL = """
+local now, free, base, ceiling, forget = tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local got = redis.call('HMGET', KEYS[1], 'n', 'last', 'until')
+local n, last, wait_until = tonumber(got[1]), tonumber(got[2]), tonumber(got[3])
+if n == nil or (now - last >= forget and wait_until <= now) then
+  n, wait_until = 0, now
+end
+if wait_until <= now then
+  n = n + 1
+  local over = n - free
+  if over > 0 then
+    wait_until = now + math.min(ceiling, base * 2 ^ math.min(over - 1, 32))
+  end
+end
+redis.call('HSET', KEYS[1], 'n', n, 'last', string.format('%.6f', now),
+  'until', string.format('%.6f', wait_until))
+redis.call('EXPIRE', KEYS[1], math.ceil(math.max(forget, wait_until - now)))
+return tostring(wait_until)
+"""
+"""One failure for a key: ``heron.guesses._Table.fail``'s rule, atomically."""
+
+_ADVANCE = """
+local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) <= seen then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+"""Record a nonce-count if it is above the highest seen (RFC 7616 §3.4)."""
+
+
+class SharedGuesses:
+    """Waits per account and per source network, known devices, nonce counts.
+
+    Redis failing refuses the attempt (a wait of :data:`OUTAGE_WAIT`, a nonce-count
+    already seen): a throttle that lets everything through while its store is down
+    would be no throttle. What cannot be recorded is logged.
+    """
+
+    OUTAGE_WAIT = 5.0
+
+    def __init__(self, shared: Shared, limits: LimitsSettings) -> None:
+        self._shared = shared
+        self._account = (limits.account_guesses, limits.guess_wait_max)
+        self._source = (limits.source_guesses, limits.guess_wait_max * SOURCE_CEILING_FACTOR)
+        client = shared.client
+        self._fail = client.register_script(_FAIL)
+        self._advance = client.register_script(_ADVANCE)
+
+    def _keys(self, account: str | None, source: str | None) -> tuple[str | None, str | None]:
+        key = self._shared.key
+        return (
+            None if account is None else key("guess", "account", account),
+            None if source is None else key("guess", "source", network_key(source)),
+        )
+
+    def _known_key(self, account: str) -> str:
+        return self._shared.key("guess", "known", account)
+
+    async def wait(self, account: str | None, source: str | None, now: float) -> float:
+        """As :meth:`heron.guesses.GuessThrottle.wait`, over every process."""
+        account_key, source_key = self._keys(account, source)
+        try:
+            async with self._shared.client.pipeline(transaction=False) as pipe:
+                pipe.hget(source_key or "", "until")
+                pipe.hget(account_key or "", "until")
+                pipe.hget(self._known_key(account or ""), network_key(source or ""))
+                source_until, account_until, known = await pipe.execute()
+        except (RedisError, OSError):
+            return self.OUTAGE_WAIT
+        waits = [0.0]
+        if source_key is not None and source_until is not None:
+            waits.append(float(source_until) - now)
+        if account_key is not None and account_until is not None:
+            if source is None or known is None or float(known) <= now:
+                waits.append(float(account_until) - now)
+        return max(waits)
+
+    async def failure(self, account: str | None, source: str | None, now: float) -> None:
+        account_key, source_key = self._keys(account, source)
+        try:
+            for key, (free, ceiling) in ((account_key, self._account), (source_key, self._source)):
+                if key is not None:
+                    await self._fail(keys=[key], args=[now, free, BASE_WAIT, ceiling, FORGET])
+        except (RedisError, OSError) as exc:
+            log.warning("redis: cannot count a failed guess for %s: %s", account, exc)
+
+    async def success(self, account: str, source: str | None, now: float) -> None:
+        account_key, _ = self._keys(account, None)
+        assert account_key is not None
+        known = self._known_key(account)
+        try:
+            async with self._shared.client.pipeline(transaction=False) as pipe:
+                pipe.delete(account_key)
+                if source is not None:
+                    pipe.hset(known, network_key(source), f"{now + REMEMBER:.6f}")
+                    pipe.expire(known, int(REMEMBER))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("redis: cannot record a login of %s: %s", account, exc)
+
+    async def forget_account(self, account: str) -> None:
+        """The password changed or the account went: its known devices proved the old one."""
+        account_key, _ = self._keys(account, None)
+        assert account_key is not None
+        await self._shared.client.delete(account_key, self._known_key(account))
+
+    async def advance(self, nonce: str, nc: int, lifetime: int) -> bool:
+        """Whether ``nc`` is above every nonce-count seen for ``nonce`` by any process."""
+        key = self._shared.key("sip", "nc", nonce)
+        try:
+            return bool(await self._advance(keys=[key], args=[nc, lifetime]))
+        except (RedisError, OSError):
+            return False
