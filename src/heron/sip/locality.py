@@ -26,9 +26,12 @@ class Locality:
     ) -> None:
         self._domains = frozenset(domains)
         self._listen_hosts = {address.host for address in listen}
-        self._listen_ports = frozenset({address.port for address in listen} | {None})
+        self._listen_ports: set[int | None] = {address.port for address in listen} | {None}
         self._host_name = host_name
         self._addresses: dict[str, tuple[str, int]] = {}
+        self._former: set[tuple[str, str, int]] = set()
+        """Addresses advertised before a reload moved their listener: a Record-Route
+        written then still names this proxy (for the flows it opened) until a restart."""
 
     @property
     def addresses(self) -> Mapping[str, tuple[str, int]]:
@@ -43,6 +46,16 @@ class Locality:
         elif ":" in host:
             host = f"[{host}]"
         self._addresses.setdefault(transport, (host, address.port))
+
+    def rebind(self, transport: str, listen: Sequence[ListenAddress]) -> None:
+        """A reload moved ``transport``'s listeners to ``listen``: new transactions get its
+        first address, the old one is still ours."""
+        if (old := self._addresses.pop(transport, None)) is not None:
+            self._former.add((transport, *old))
+        for address in listen:
+            self.advertise(transport, address)
+        self._listen_hosts.update(address.host for address in listen)
+        self._listen_ports.update(address.port for address in listen)
 
     def add_hosts(self, hosts: Iterable[str]) -> None:
         """More addresses a listener answers on (a wildcard listener's interfaces): with
@@ -69,7 +82,8 @@ class Locality:
         if not isinstance(uri, SipUri):
             return False
         host = uri.host.lower()
-        for transport, (own_host, own_port) in self._addresses.items():
+        advertised = [(transport, *address) for transport, address in self._addresses.items()]
+        for transport, own_host, own_port in [*advertised, *self._former]:
             if (
                 host == own_host.lower()
                 and (uri.port or DEFAULT_PORTS.get(transport, 5060)) == own_port

@@ -22,6 +22,7 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from heron.accounts import AccountChange, Missing
@@ -34,6 +35,7 @@ from heron.errors import ConfigError, HeronError, listen_error
 from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff
 from heron.inherit import inherited_socket, worker_index
+from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
@@ -70,6 +72,7 @@ from heron.sip.transaction import (
 from heron.sip.transports import FlowTable, SipDatagrams, SipStream, Source, websocket_handler
 from heron.sip.transports.dns import SipLocator
 from heron.sip.transports.guard import StreamGuard
+from heron.sip.transports.listener import UdpAndTcp
 from heron.sip.transports.reuseport import bind_udp_group
 from heron.sip.transports.sharing import Sharing, flow_suffix
 from heron.sip.uri import SipUri, Uri, parse_uri
@@ -156,6 +159,9 @@ class SipComponent:
         )
         self._udp: list[SipDatagrams] = []
         self._servers: list[asyncio.Server] = []
+        """With ``sip.workers``: listeners shared with the workers (a restart moves them)."""
+        self._listening: Rebinding[Accepting | UdpAndTcp] = Rebinding("sip")
+        self._take: Handoff | None = None
         self._accepted = AcceptedSockets("sip")
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -241,13 +247,27 @@ class SipComponent:
             # naming it is reachable from every network, hotels' included; TLS there needs a
             # server name the mux maps to SIP, so TLS stays on sip.tls_listen when there is one.
             self._locality.advertise("tcp", address)
-        for address in sip.listen:
-            listeners.append(await self._listen_udp(loop, address))
-            listeners.append(await self._listen_stream(loop, "tcp", "sip.listen", address))
-        for address in sip.tls_listen:
-            listeners.append(await self._listen_stream(loop, "tls", "sip.tls_listen", address))
+        take = self._take = self._handoff()
+        if config.sip_workers > 1:
+            for address in sip.listen:
+                listeners.append(await self._listen_udp(loop, address))
+                listeners.append(await self._listen_stream(loop, "tcp", "sip.listen", address))
+            for address in sip.tls_listen:
+                listeners.append(await self._listen_stream(loop, "tls", "sip.tls_listen", address))
+        else:
+            await self._listening.start(self._wanted(config))
+            for address in sip.listen:
+                self._locality.advertise("udp", address)
+                self._locality.advertise("tcp", address)
+                listeners += [
+                    Listener("sip", f"udp://{address}"),
+                    Listener("sip", f"tcp://{address}"),
+                ]
+            for address in sip.tls_listen:
+                self._locality.advertise("tls", address)
+                listeners.append(Listener("sip", f"tls://{address}"))
         if config.mux.listen:
-            self._services.handoffs["sip"] = self._handoff()
+            self._services.handoffs["sip"] = take
             for address in config.mux.listen:
                 self._locality.advertise("tls", address)  # when SIP has no TLS listener
         if sip.websocket and config.web.enabled:
@@ -322,12 +342,47 @@ class SipComponent:
 
     def apply(self, config: Config) -> frozenset[str]:
         """Routes, trusted peers, allowed destinations, open federation and click-to-call
-        names, from the next request on; bindings, transactions and dialogs stay."""
-        self._routes, self._public, self._destinations = self._policy(config)
+        names, from the next request on; bindings, transactions and dialogs stay. The
+        listeners: new addresses open (ListenError if one cannot: nothing changes), removed
+        ones stop accepting while their connections go on (a removed UDP socket closes:
+        :mod:`heron.sip.transports.listener`), and new transactions' Via and Record-Route
+        name the new first ones; with ``sip.workers`` they are the workers' too, and a
+        restart moves them."""
+        policy = self._policy(config)
+        live = LIVE_KEYS
+        if self._config.sip_workers == 1:
+            self._rebind(config)
+            live |= {"sip.listen", "sip.tls_listen"}
+        self._routes, self._public, self._destinations = policy
         sip = config.sip
         self._flood.exempt([*sip.flood_exempt, *sip.trusted_peers])
         self._admission.retarget(sip.trusted_peers, sip.open_federation, self._public)
-        return LIVE_KEYS
+        return live
+
+    def _rebind(self, config: Config) -> None:
+        listen, tls_listen = config.sip.listen, config.sip.tls_listen
+        self._listening.apply(self._wanted(config))
+        self._own_listeners = [*self._own_listeners, *listen, *tls_listen]  # old ones stay ours
+        mux = self._config.mux.listen
+        self._locality.rebind("udp", listen)
+        self._locality.rebind("tcp", [*mux, *listen])
+        self._locality.rebind("tls", [*tls_listen, *mux])
+        if self._config.sip.websocket and self._config.web.enabled:  # web.listen moves too
+            self._locality.rebind("wss", [*config.web.listen, *mux])
+        self._listen_ports |= {address.port for address in [*listen, *tls_listen]}
+
+    def _wanted(self, config: Config) -> dict[Where, Callable[[], Accepting | UdpAndTcp]]:
+        take = self._take
+        assert take is not None
+        datagrams = partial(SipDatagrams, self._receive, self._limits)
+        both: dict[Where, Callable[[], Accepting | UdpAndTcp]] = {
+            ("sip.listen", address): partial(UdpAndTcp, address, datagrams, take, self._udp)
+            for address in config.sip.listen
+        }
+        return both | {
+            ("sip.tls_listen", address): partial(Accepting, "sip", address, take, tls=True)
+            for address in config.sip.tls_listen
+        }
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -339,12 +394,11 @@ class SipComponent:
             await self._sharing.stop()
         for server in self._servers:
             server.close()
+        self._listening.close()
         self._accepted.close()
         for udp in self._udp:
             udp.close()
         self._flows.close_all()
-        for server in self._servers:
-            await server.wait_closed()
 
     def views(self) -> Mapping[str, View]:
         return {"sip.registrations": self._registration_rows, "sip.counters": self._counter_rows}

@@ -7,18 +7,18 @@ pages add routes to the same application.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 from aiohttp import web
 
 from heron import __version__
 from heron.component import Listener, Services
-from heron.config import Config, ListenAddress
+from heron.config import Config
 from heron.control import View
-from heron.errors import ListenError, listen_error
+from heron.listeners import Rebinding, Where
 from heron.web import admin, call, phone, proxy, upgrade
 from heron.web.listener import ConnectionGuard, GuardedSite, server_header
 
@@ -41,9 +41,7 @@ class WebComponent:
         self._runner: web.AppRunner | None = None
         self._call: call.ClickToCall | None = None
         self._context: ssl.SSLContext | None = None
-        self._sites: dict[tuple[str, ListenAddress], GuardedSite] = {}
-        """The open listeners by config key and address, for a reload to rebind."""
-        self._starting: set[asyncio.Task[None]] = set()
+        self._sites: Rebinding[GuardedSite] = Rebinding("web")
         guards = services.guards
         self._guard = ConnectionGuard(
             guards.connections,
@@ -92,12 +90,11 @@ class WebComponent:
                 "unknown (their failed logins slow only the accounts guessed, /metrics is "
                 "not served to them); name the proxy in web.trusted_proxies"
             )
-        listeners = []
-        for (key, address), tls in self._wanted(config).items():
-            site = self._bound(key, address, tls)
-            self._sites[key, address] = site
-            await site.start()
-            listeners.append(Listener("web", f"{'https' if tls else 'http'}://{address}/"))
+        await self._sites.start(self._wanted(config))
+        listeners = [
+            Listener("web", f"{'https' if key == 'web.listen' else 'http'}://{address}/")
+            for key, address in self._sites.open
+        ]
         if config.mux.listen:
             mux_site = GuardedSite(self._runner, None, 0, self._guard, ssl_context=context)
             await mux_site.start()
@@ -108,43 +105,25 @@ class WebComponent:
         """Click-to-call names (web logins check admin rights on every request), and the
         listeners: new addresses are opened (ListenError if one cannot be: nothing is
         changed then), removed ones stop accepting, their open connections go on."""
-        wanted = self._wanted(config)
-        opened: dict[tuple[str, ListenAddress], GuardedSite] = {}
-        try:
-            for (key, address), tls in wanted.items():
-                if (key, address) not in self._sites:
-                    opened[key, address] = self._bound(key, address, tls)
-        except ListenError:
-            for site in opened.values():
-                site.close_listener()
-            raise
-        for where in [where for where in self._sites if where not in wanted]:
-            self._sites.pop(where).close_listener()
-            log.info("web: no longer listening on %s", where[1])
-        for where, site in opened.items():
-            self._sites[where] = site
-            task = asyncio.get_running_loop().create_task(site.start())
-            self._starting.add(task)
-            task.add_done_callback(self._starting.discard)
-            log.info("web listening on %s", site.name)
+        self._sites.apply(self._wanted(config))
         if self._call is not None:
             self._call.apply(config)
         return frozenset({"web.click_to_call", "web.listen", "web.plain_listen"})
 
-    def _wanted(self, config: Config) -> dict[tuple[str, ListenAddress], ssl.SSLContext | None]:
-        """The listeners ``config`` names, with their TLS context (None: plain HTTP)."""
-        return {("web.listen", address): self._context for address in config.web.listen} | {
-            ("web.plain_listen", address): None for address in config.web.plain_listen
+    def _wanted(self, config: Config) -> dict[Where, Callable[[], GuardedSite]]:
+        """The listeners ``config`` names: HTTPS, and plain HTTP (no TLS context)."""
+        runner, guard = self._runner, self._guard
+        assert runner is not None
+        return {
+            (key, address): partial(
+                GuardedSite, runner, address.host, address.port, guard, ssl_context=tls
+            )
+            for key, addresses, tls in (
+                ("web.listen", config.web.listen, self._context),
+                ("web.plain_listen", config.web.plain_listen, None),
+            )
+            for address in addresses
         }
-
-    def _bound(self, key: str, address: ListenAddress, tls: ssl.SSLContext | None) -> GuardedSite:
-        assert self._runner is not None
-        site = GuardedSite(self._runner, address.host, address.port, self._guard, ssl_context=tls)
-        try:
-            site.bind()
-        except OSError as exc:
-            raise listen_error(key, address, exc) from None
-        return site
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
 
@@ -32,9 +33,10 @@ from heron.connections import ConnectionPolicy
 from heron.control import View
 from heron.credentials import load_or_create_secret, turn_secret
 from heron.destinations import own_addresses
-from heron.errors import StoreError, listen_error
+from heron.errors import StoreError
 from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff, stream_protocol
+from heron.listeners import Accepting, Rebinding, Where
 from heron.peer_tls import s2s_client_context, s2s_server_context
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
 from heron.xmpp.features.admin import AdminCommands
@@ -129,6 +131,10 @@ def build_xmpp(services: Services, stores: XmppStores) -> XmppComponent | None:
 def _archive_id() -> str:
     """An archive id (XEP-0359): random, so that ids tell nothing of other archives."""
     return secrets.token_urlsafe(12)
+
+
+def _scheme(key: str) -> str:
+    return "tls" if key.endswith("tls_listen") else "tcp"
 
 
 def _derived_secret(config: Config, purpose: bytes) -> bytes:
@@ -343,7 +349,8 @@ class XmppComponent:
         self._config = config = services.config
         self._hosts = frozenset(config.xmpp_hosts)
         self._admins = frozenset(parse_jid(admin) for admin in config.admins)
-        self._servers: list[asyncio.Server] = []
+        self._listening: Rebinding[Accepting] = Rebinding("xmpp")
+        self._take: Handoff | None = None
         self._accepted = AcceptedSockets("xmpp-client")
         self._connections: set[asyncio.Task[None]] = set()
         self._tls: ssl.SSLContext | None = None
@@ -435,15 +442,17 @@ class XmppComponent:
         await self._muc.load()
         if self._router.archive is not None and xmpp.archive_expires is not None:
             self._archive_sweep = asyncio.create_task(self._expire_archives(xmpp.archive_expires))
-        listeners: list[Listener] = []
-        for address in xmpp.listen:
-            listeners.append(await self._listen("xmpp.listen", address, None))
-        for address in xmpp.tls_listen:
-            listeners.append(await self._listen("xmpp.tls_listen", address, direct))
+        self._take = self._handoff(direct)
         if xmpp.s2s_listen or xmpp.s2s_tls_listen:
-            listeners += await self._federate()
+            await self._federate()
+        wanted = self._wanted(config)
+        await self._listening.start(wanted)
+        listeners = [
+            Listener("xmpp-s2s" if "s2s" in key else "xmpp", f"{_scheme(key)}://{address}")
+            for key, address in wanted
+        ]
         if config.mux.listen:
-            self._services.handoffs["xmpp-client"] = self._handoff(direct)
+            self._services.handoffs["xmpp-client"] = self._take
             if self._federation is not None:
                 self._services.handoffs["xmpp-server"] = self._federation.handoff()
         if (uploads := self._upload) is not None:
@@ -460,8 +469,8 @@ class XmppComponent:
                 listeners.append(Listener("xmpp", f"wss://{address}/xmpp-websocket"))
         return listeners
 
-    async def _federate(self) -> list[Listener]:
-        """Open the s2s listeners and let the router reach other domains (RFC 6120 §10.4)."""
+    async def _federate(self) -> None:
+        """Let the router reach other domains and take their streams (RFC 6120 §10.4)."""
         config, xmpp = self._config, self._config.xmpp
         destinations = s2s_destinations(config)
         destinations.add_own(await own_addresses(config.host_name))
@@ -490,17 +499,8 @@ class XmppComponent:
             connections=self._guards.connections,
             dialback_secret=_derived_secret(config, b"dialback keys"),
         )
-        listeners = []
-        for key_name, addresses, direct in (
-            ("xmpp.s2s_listen", xmpp.s2s_listen, False),
-            ("xmpp.s2s_tls_listen", xmpp.s2s_tls_listen, True),
-        ):
-            for address in addresses:
-                await federation.listen(key_name, address, direct_tls=direct)
-                listeners.append(Listener("xmpp-s2s", f"{'tls' if direct else 'tcp'}://{address}"))
         self._router.federate(federation)
         self._federation = federation
-        return listeners
 
     async def _expire_archives(self, keep: float) -> None:
         """Sweep messages older than ``keep`` seconds out of every archive, at the start
@@ -546,22 +546,52 @@ class XmppComponent:
 
     def apply(self, config: Config) -> frozenset[str]:
         """``admins``: a server admin removed loses the rights at once, one added gets
-        them at the account's next lookup (its next login); sessions stay."""
+        them at the account's next lookup (its next login); sessions stay. The listeners:
+        new addresses open (ListenError if one cannot: nothing changes then), removed ones
+        stop accepting while their streams go on. The s2s ones only while federation
+        stays on: turning it on or off needs a restart."""
+        xmpp = config.xmpp
+        federates = bool(xmpp.s2s_listen or xmpp.s2s_tls_listen)
+        live = {"xmpp.listen", "xmpp.tls_listen"}
+        if federates == (self._federation is not None):
+            live |= {"xmpp.s2s_listen", "xmpp.s2s_tls_listen"}
+        wanted = {where: make for where, make in self._wanted(config).items() if where[0] in live}
+        self._listening.apply(wanted, keys=live)
         admins = frozenset(parse_jid(admin) for admin in config.admins)
         self._admin_accounts -= self._admins - admins
         self._admins = admins
         self._muc.set_admins(admins)
-        return frozenset({"admins"})
+        return frozenset({"admins"} | live)
+
+    def _wanted(self, config: Config) -> dict[Where, Callable[[], Accepting]]:
+        """The listeners ``config`` names, s2s ones while federating."""
+        xmpp = config.xmpp
+        take, federation = self._take, self._federation
+        assert take is not None
+        keys: list[tuple[str, list[ListenAddress], Handoff, bool]] = [
+            ("xmpp.listen", xmpp.listen, take, False),
+            ("xmpp.tls_listen", xmpp.tls_listen, take, True),
+        ]
+        if federation is not None:
+            s2s = federation.handoff()
+            keys += [
+                ("xmpp.s2s_listen", xmpp.s2s_listen, s2s, False),
+                ("xmpp.s2s_tls_listen", xmpp.s2s_tls_listen, s2s, True),
+            ]
+        return {
+            (key, address): partial(Accepting, "xmpp", address, handoff, tls=tls)
+            for key, addresses, handoff, tls in keys
+            for address in addresses
+        }
 
     async def stop(self) -> None:
         for sweep in (self._archive_sweep, self._upload_sweep):
             if sweep is not None:
                 sweep.cancel()
                 await asyncio.gather(sweep, return_exceptions=True)
+        self._listening.close()
         if self._federation is not None:
             await self._federation.stop()
-        for server in self._servers:
-            server.close()
         self._accepted.close()
         for session in list(self._router.sessions()):
             session.close(StreamCondition.SYSTEM_SHUTDOWN)
@@ -574,8 +604,6 @@ class XmppComponent:
         if self._expiry is not None:
             self._expiry.cancel()
         await asyncio.gather(*self._endings, return_exceptions=True)
-        for server in self._servers:
-            await server.wait_closed()
 
     def views(self) -> Mapping[str, View]:
         return {
@@ -699,28 +727,6 @@ class XmppComponent:
             )
 
         return take
-
-    async def _listen(
-        self, key: str, address: ListenAddress, context: ssl.SSLContext | None
-    ) -> Listener:
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._accept(reader, writer, tls_active=context is not None)
-
-        try:
-            # A direct TLS handshake never finished ends at the handshake deadline; the
-            # connection counts against its source once the handshake is done.
-            server = await asyncio.start_server(
-                accept,
-                address.host,
-                address.port,
-                ssl=context,
-                limit=_READ_SIZE,
-                ssl_handshake_timeout=self._guards.policy.handshake_timeout if context else None,
-            )
-        except OSError as exc:
-            raise listen_error(key, address, exc) from None
-        self._servers.append(server)
-        return Listener("xmpp", f"{'tls' if context else 'tcp'}://{address}")
 
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls_active: bool

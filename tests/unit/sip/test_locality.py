@@ -31,3 +31,15 @@ def test_a_wildcard_listener_answers_on_the_interfaces_it_learns() -> None:
     assert here.is_me(parse_uri("sip:[2001:db8::2]:5060"))
     assert here.is_server(parse_uri("sip:192.0.2.2:5060"))
     assert not here.is_me(parse_uri("sip:192.0.2.2:6379"))  # another port is someone else
+
+
+def test_a_reload_moves_via_and_record_route_yet_the_old_address_stays_ours() -> None:
+    here = locality("192.0.2.1")
+    here.advertise("tls", ListenAddress("192.0.2.1", 5061))
+    here.rebind("tls", [ListenAddress("192.0.2.1", 5063)])
+    assert here.sent_by("tls") == ("192.0.2.1", 5063)
+    assert here.is_me(parse_uri("sip:192.0.2.1:5063;transport=tls"))
+    assert here.is_me(parse_uri("sip:192.0.2.1:5061;transport=tls"))  # an old Record-Route
+    assert not here.is_me(parse_uri("sip:192.0.2.1:5062"))
+    here.rebind("tls", [])
+    assert here.sent_by("tls") == ("192.0.2.1", 5060)  # no TLS listener: the UDP one's

@@ -1,4 +1,5 @@
-"""XMPP federation: the s2s listeners and the streams to other domains; the only place in
+"""XMPP federation: the streams to and from other domains (the XMPP component opens the
+s2s listeners and hands their connections here); the only place in
 ``heron.xmpp.s2s`` that does I/O besides DNS (RFC 6120 §3.2, §5, §13.7; XEP-0178,
 XEP-0220, XEP-0368).
 
@@ -33,9 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from heron.config import ListenAddress
 from heron.connections import ConnectionLimiter, ConnectionPolicy
-from heron.errors import listen_error
 from heron.handoff import AcceptedSockets, Handoff, StreamAccept, stream_protocol
 from heron.peer_tls import verified_peer
 from heron.xmpp.errors import StanzaCondition, StanzaError, StreamCondition
@@ -214,7 +213,6 @@ class Federation:
         self._secret = dialback_secret
         self._routes: dict[tuple[str, str], _Route] = {}
         self._incoming: set[_Peer] = set()
-        self._servers: list[asyncio.Server] = []
         self._accepted = AcceptedSockets("xmpp-server")
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters: dict[str, int] = dict.fromkeys(
@@ -257,25 +255,8 @@ class Federation:
 
         return take
 
-    async def listen(self, key: str, address: ListenAddress, *, direct_tls: bool) -> None:
-        try:
-            server = await asyncio.start_server(
-                self._acceptor(direct_tls=direct_tls),
-                address.host,
-                address.port,
-                ssl=self._server_tls if direct_tls else None,
-                limit=_READ_SIZE,
-                ssl_handshake_timeout=(
-                    self._settings.policy.handshake_timeout if direct_tls else None
-                ),
-            )
-        except OSError as exc:
-            raise listen_error(key, address, exc) from None
-        self._servers.append(server)
-
     async def stop(self) -> None:
-        for server in self._servers:
-            server.close()
+        """End every stream; the listeners are the XMPP component's, closed before this."""
         self._accepted.close()
         outgoing = [route.peer for route in self._routes.values() if route.peer is not None]
         for peer in [*self._incoming, *outgoing]:
@@ -284,8 +265,6 @@ class Federation:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for server in self._servers:
-            await server.wait_closed()
 
     def rows(self) -> list[dict[str, Any]]:
         """Every live s2s stream, for ``heron xmpp s2s`` and the admin page."""

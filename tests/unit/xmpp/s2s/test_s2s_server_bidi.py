@@ -11,6 +11,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from heron.config import ListenAddress
 from heron.connections import ConnectionLimiter
+from heron.listeners import Accepting
 from heron.peer_tls import s2s_client_context, s2s_server_context
 from heron.xmpp.errors import StanzaCondition, StanzaError
 from heron.xmpp.jid import JID, parse_stanza_jid
@@ -33,6 +34,13 @@ class Side:
     delivered: asyncio.Queue[tuple[JID, JID]] = field(default_factory=asyncio.Queue)
     bounced: asyncio.Queue[StanzaCondition] = field(default_factory=asyncio.Queue)
     federation: Federation | None = None
+    listener: Accepting | None = None
+
+    async def stop(self) -> None:
+        """As the XMPP component stops: the listener, then the streams."""
+        if self.listener is not None:
+            self.listener.close_listener()
+        await self.fed.stop()
 
     async def deliver(self, stanza: Element, sender: JID, to: JID) -> None:
         await self.delivered.put((sender, to))
@@ -69,7 +77,9 @@ async def start(side: Side, ports: dict[str, int], ca: TestCa) -> None:
         dialback_secret=f"secret of {side.domain}".encode(),
     )
     address = ListenAddress("127.0.0.1", side.port)
-    await side.fed.listen("xmpp.s2s_listen", address, direct_tls=False)
+    side.listener = Accepting("xmpp", address, side.fed.handoff(), tls=False)
+    side.listener.bind()
+    await side.listener.start()
 
 
 async def test_xep0288_one_connection_both_ways_then_a_stream_of_our_own(tmp_path: Path) -> None:
@@ -88,7 +98,7 @@ async def test_xep0288_one_connection_both_ways_then_a_stream_of_our_own(tmp_pat
         assert [(row["direction"], row["bidi"]) for row in falcot.fed.rows()] == [("out", True)]
         assert [(row["direction"], row["bidi"]) for row in example.fed.rows()] == [("in", True)]
 
-        await falcot.fed.stop()
+        await falcot.stop()
         async with asyncio.timeout(WAIT):
             await asyncio.gather(*example.fed._tasks)  # the incoming stream's end
         assert example.fed.rows() == []
@@ -97,5 +107,5 @@ async def test_xep0288_one_connection_both_ways_then_a_stream_of_our_own(tmp_pat
             # falcot.com no longer listens: example.org's own connection fails.
             assert await example.bounced.get() is StanzaCondition.REMOTE_SERVER_TIMEOUT
     finally:
-        await falcot.fed.stop()
-        await example.fed.stop()
+        await falcot.stop()
+        await example.stop()

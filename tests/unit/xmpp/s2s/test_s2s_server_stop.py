@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element
 
 from heron.config import ListenAddress
 from heron.connections import ConnectionLimiter
+from heron.listeners import Accepting
 from heron.peer_tls import s2s_client_context, s2s_server_context
 from heron.tls import write_self_signed
 from heron.xmpp.errors import StanzaError
@@ -57,11 +58,14 @@ async def test_stop_ends_an_open_incoming_stream_without_an_error(tmp_path: Path
     asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
     federation = _federation(tmp_path)
     port = free_port()
-    await federation.listen("xmpp.s2s_listen", ListenAddress("127.0.0.1", port), direct_tls=False)
+    listener = Accepting("xmpp", ListenAddress("127.0.0.1", port), federation.handoff(), tls=False)
+    listener.bind()
+    await listener.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(PEER_HEADER)
         await reader.readuntil(b"</stream:features>")  # heron's side now waits on the peer
+        listener.close_listener()  # as the XMPP component stops
         await federation.stop()
         closing = await reader.read()
     finally:
