@@ -76,11 +76,10 @@ _PROVISIONED: dict[Hashable, Path] = {}
 depend on; this worker's own, removed when it exits."""
 
 
-def provision(
-    config: Path, users: Mapping[str, str], *, cert: bool = True, reuse: bool = True
-) -> None:
-    """Give ``config``'s new data directory a certificate (``heron cert``, unless ``cert`` is
-    false) and the accounts of ``users`` (address to password, one ``heron user import``).
+def provision(config: Path, users: Mapping[str, str], *, reuse: bool = True) -> None:
+    """Give ``config``'s new data directory a certificate (``heron cert``, unless the
+    configured one exists) and the accounts of ``users`` (address to password, one
+    ``heron user import``).
 
     Each of those runs is a Python start and heron's imports, seconds of CPU on a loaded
     2-core CI machine, and most fixtures want the same: so the commands run once per worker
@@ -90,6 +89,7 @@ def provision(
     directory that already holds something, gets the commands.
     """
     settings = load_config(config)
+    cert = not settings.certificate_path.exists()
     made = [settings.sqlite_path]
     if cert:
         made += [settings.certificate_path, settings.key_path]

@@ -25,7 +25,7 @@ from tests.interop.turn.support import SECRET, TurnServer, relay_window
 from tests.interop.xmpp.support import XmppServer
 from tests.support.certs import CertificateAuthority
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, base_settings, merge, provision, serving
 
 LOCALHOST = "127.0.0.1"
 DOMAIN = "localhost"
@@ -128,9 +128,7 @@ def mux_heron(directory: Path) -> Iterator[MuxHeron]:
     settings = merge(base_settings(directory), mux_settings(port, relay_ports, tls))
     config = directory / "heron.toml"
     config.write_text(render_toml(settings))
-    accounts = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in ACCOUNTS.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=accounts)
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": password for user, password in ACCOUNTS.items()})
     web_port = int(settings["web"]["listen"][0].rsplit(":", 1)[1])
     with serving(config) as heron:
         yield MuxHeron(heron, directory, port, web_port, relay_ports, authority)
