@@ -37,7 +37,7 @@ from tests.interop.xmpp.support import (
     make_persistent,
 )
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, provision, serving
 from tests.support.import_sources import coturn_db, kamailio_db, prosody_running
 
 # The module's fixture runs turnadmin, kamdbctl and kamctl, prosodyctl and Prosody, three
@@ -148,7 +148,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Imported]:
     )
     config = directory / "heron.toml"
     config.write_text(render_toml(settings))
-    assert heron_cli(config, "cert").returncode == 0
+    provision(config, {})
     output = ""
     for kind, source in (("coturn", turndb), ("kamailio", kamailio), ("prosody", prosody_data)):
         done = heron_cli(config, "import", kind, str(source))
