@@ -82,8 +82,9 @@ lint: test-deps
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy --strict src bench
 
+# loadgroup: a module sharing a module-scoped server runs on one worker (tests/conftest.py).
 unit: test-deps
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test: lint unit
 

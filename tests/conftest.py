@@ -26,6 +26,18 @@ SERVERS = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep each module that shares a module-scoped fixture (a heron, a Chromium, a peer
+    server) on one xdist worker, so that ``--dist loadgroup`` starts it once rather than
+    once on each worker; every other test still goes to whichever worker is free."""
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.get_closest_marker("xdist_group"):
+            continue
+        definitions = item._fixtureinfo.name2fixturedefs.values()
+        if any(chain[-1].scope == "module" for chain in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a heron.toml whose every listener is on a free loopback port."""

@@ -599,7 +599,7 @@ class LimitsSettings(_Section):
     handshake_timeout: float = Field(default=30.0, ge=1.0, le=600.0)
     """Seconds a new connection has to finish TLS and prove who it is (or, for SIP, send a
     first whole message) before it is closed."""
-    idle_timeout: float = Field(default=900.0, ge=10.0, le=86_400.0)
+    idle_timeout: float = Field(default=900.0, ge=1.0, le=86_400.0)
     """Seconds without a byte from the peer after which an established connection is closed;
     SIP keeps a connection that carries a live registration until the registration ends."""
     account_guesses: int = Field(default=5, ge=1)

@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, heron_cli, merge, provision, serving
 from tests.support.tools import missing
 
 if TYPE_CHECKING:
@@ -175,9 +175,7 @@ def web_heron(
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "heron.toml"
     config.write_text(render_toml(merge(base, dict(settings or {}))))
-    lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in users.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=lines)
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": password for user, password in users.items()})
     with serving(config) as running:
         yield WebHeron(running, web_port, sip_port, turn_port, turn_tls_port)
     log = "".join(running.log)

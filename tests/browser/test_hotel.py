@@ -30,7 +30,7 @@ from tests.browser.conftest import (
 )
 from tests.browser.test_phone import CALL_STATS, CALL_TIMEOUT, PHONE, RECORD_PEER_CONNECTIONS
 from tests.support.config import render_toml
-from tests.support.heron import RunningHeron, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, merge, provision, serving
 from tests.support.hotel import WORLD_ADDRESSES, WORLD_NETWORK, Hotel, connects, hotel_network
 from tests.support.tools import missing
 
@@ -114,9 +114,7 @@ def world_heron(
     }
     directory.mkdir(parents=True, exist_ok=True)
     config.write_text(render_toml(merge(base, settings)))
-    lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in STAFF.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=lines)
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": password for user, password in STAFF.items()})
     with serving(config, hotel.in_world()) as running:
         yield running
     log = "".join(running.log)

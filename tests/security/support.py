@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, merge, provision, serving
 
 HOST = "127.0.0.1"
 DOMAIN = "localhost"
@@ -82,8 +82,13 @@ def target(
     directory: Path,
     overrides: Mapping[str, Any] | None = None,
     users: Mapping[str, str] = USERS,
+    *,
+    reuse: bool = True,
 ) -> Iterator[Target]:
-    """``heron serve`` with every service on, ``users`` imported; stopped after the block."""
+    """``heron serve`` with every service on, ``users`` imported; stopped after the block.
+
+    ``reuse=False`` runs ``heron cert`` and ``heron user import`` for this data directory
+    rather than copy another's (:func:`tests.support.heron.provision`)."""
     keys = ("turn.listen", "turn.tls_listen", "sip.listen", "sip.tls_listen")
     keys += ("xmpp.listen", "xmpp.tls_listen", "xmpp.s2s_listen", "xmpp.s2s_tls_listen")
     keys += ("web.listen",)
@@ -92,11 +97,8 @@ def target(
     config = directory / "heron.toml"
     settings = merge(_settings(directory, ports), dict(overrides or {}))
     config.write_text(render_toml(settings))
-    certified = heron_cli(config, "cert")
-    assert certified.returncode == 0, certified.stderr
-    lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in users.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=lines)
-    assert imported.returncode == 0, imported.stderr
+    addresses = {f"{user}@{DOMAIN}": password for user, password in users.items()}
+    provision(config, addresses, reuse=reuse)
     with serving(config) as heron:
         yield Target(heron, directory, ports)
 

@@ -18,7 +18,7 @@ def test_what_heron_creates_under_a_loose_umask_is_private(tmp_path: Path) -> No
     umask of 022, which would leave the account database readable by every local user."""
     previous = os.umask(0o022)
     try:
-        with target(tmp_path / "heron") as heron:
+        with target(tmp_path / "heron", reuse=False) as heron:
             data = heron.data_dir
             assert mode(data) == 0o700
             for name in ("heron.db", "heron.db-wal", "sip_secret", "turn_secret", "tls/heron.key"):

@@ -19,7 +19,7 @@ from tests.interop.sip.wire import digest_credentials, md5_challenge
 from tests.security.sip_tools import TcpPeer, request, wait_for
 from tests.security.support import DOMAIN, HOST, USERS, target
 
-LIMITS = {"connections_per_source": 4, "handshake_timeout": 1.0, "idle_timeout": 10.0}
+LIMITS = {"connections_per_source": 4, "handshake_timeout": 1.0, "idle_timeout": 2.0}
 
 
 def test_idle_tcp_connections_are_refused_over_the_limit_then_closed(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_a_silent_connection_goes_and_a_registered_one_stays(tmp_path: Path) -> 
             chatty.send(request("OPTIONS", f"sip:{HOST}:{port}", via=chatty.via()))
             assert chatty.receive().status == 200
             assert register_over(phone).status == 200
-            # Silent for idle_timeout (10 s): closed within two checks.
+            # Silent for idle_timeout (2 s): closed within two checks.
             assert chatty.closed(timeout=30)
             # The phone's connection carries its registration: still served.
             phone.send(request("OPTIONS", f"sip:{HOST}:{port}", via=phone.via()))
@@ -61,7 +61,7 @@ def test_a_silent_connection_goes_and_a_registered_one_stays(tmp_path: Path) -> 
         finally:
             chatty.close()
             phone.close()
-        assert wait_for(lambda: "silent for 10 s" in heron.log()), heron.log()
+        assert wait_for(lambda: "silent for 2 s" in heron.log()), heron.log()
 
 
 def register_over(peer: TcpPeer) -> object:

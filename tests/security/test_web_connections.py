@@ -46,9 +46,9 @@ def _connect(port: int, source: str) -> socket.socket:
 
 @pytest.fixture(scope="module")
 def hasty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    """Short deadlines (the shortest the configuration allows), to see them act; one
-    server for the tests below, each of which connects from an address of its own."""
-    limits = {"handshake_timeout": 1, "idle_timeout": 10}
+    """Short deadlines, to see them act; one server for the tests below, each of which
+    connects from an address of its own."""
+    limits = {"handshake_timeout": 1, "idle_timeout": 2}
     with target(tmp_path_factory.mktemp("hasty") / "heron", {"limits": limits}) as running:
         yield running
 
@@ -107,4 +107,4 @@ def test_a_kept_alive_connection_is_closed_once_idle(hasty: Target) -> None:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         sock.settimeout(10)
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-        assert _closed_by_server(sock, within=40)  # limits.idle_timeout is 10 s here
+        assert _closed_by_server(sock, within=40)  # limits.idle_timeout is 2 s here

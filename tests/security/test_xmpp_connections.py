@@ -15,6 +15,7 @@ import re
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from tests.security.sip_tools import wait_for
 from tests.security.support import HOST, USERS, target
 from tests.security.xmpp_client import HEADER, TIMEOUT, logged_in
 
@@ -68,10 +69,10 @@ async def test_silent_connections_are_capped_per_source_and_closed_at_the_deadli
 
 
 async def test_a_silent_session_is_pinged_then_closed(tmp_path: Path) -> None:
-    with target(tmp_path / "heron", {"limits": {"idle_timeout": 10}}) as heron:
+    with target(tmp_path / "heron", {"limits": {"idle_timeout": 2}}) as heron:
         async with logged_in(heron, "roland", USERS["roland"]) as session:
             ping = await session.until(re.compile(rb"<iq [^>]*>\s*<ping xmlns=\"urn:xmpp:ping\""))
             assert b'type="get"' in ping[0]
             remaining = await session.closed()
         assert b"<connection-timeout" in remaining
-        assert "limits.idle_timeout" in heron.log()
+        assert wait_for(lambda: "limits.idle_timeout" in heron.log()), heron.log()

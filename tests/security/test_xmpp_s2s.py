@@ -22,6 +22,7 @@ import pytest
 
 from heron.xmpp.s2s.events import Authenticated, AuthMethod, StreamEnded
 from tests.security.s2s_peer import S2SPeer, authoritative, dial
+from tests.security.sip_tools import wait_for
 from tests.security.support import DOMAIN, HOST, USERS, Target, target
 from tests.security.xmpp_client import TIMEOUT, Connection, logged_in
 from tests.support.dns_stub import DnsStub, dns_stub_thread
@@ -276,7 +277,7 @@ async def test_s2s_connections_are_held_to_the_connection_limits(tmp_path: Path)
         assert await _read_all(refused[0]) == b""
         for _reader, writer in held:
             writer.close()
-        assert "xmpp s2s" in fed.heron.log()
+        assert wait_for(lambda: "xmpp s2s" in fed.heron.log()), fed.heron.log()
 
 
 async def _opened(source: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -5,16 +5,22 @@ Readiness is the server's own "heron serving" log line, never a sleep.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from heron.app import account_policy
+from heron.config import load_config
 from tests.support.config import free_port, render_toml
 
 HERON = [sys.executable, "-m", "heron"]
@@ -65,6 +71,55 @@ def heron_cli(
     )
 
 
+_PROVISIONED: dict[Hashable, Path] = {}
+"""Data directories as ``heron cert`` and ``heron user import`` left them, by what they
+depend on; this worker's own, removed when it exits."""
+
+
+def provision(config: Path, users: Mapping[str, str], *, reuse: bool = True) -> None:
+    """Give ``config``'s new data directory a certificate (``heron cert``, unless the
+    configured one exists) and the accounts of ``users`` (address to password, one
+    ``heron user import``).
+
+    Each of those runs is a Python start and heron's imports, seconds of CPU on a loaded
+    2-core CI machine, and most fixtures want the same: so the commands run once per worker
+    for each set of names, account policy and users, and later data directories are copies
+    (same files, modes, key and salts). ``reuse=False`` (a test of what the commands
+    create), a configuration that keeps any of it outside the data directory, or a data
+    directory that already holds something, gets the commands.
+    """
+    settings = load_config(config)
+    cert = not settings.certificate_path.exists()
+    made = [settings.sqlite_path]
+    if cert:
+        made += [settings.certificate_path, settings.key_path]
+    inside = all(path is not None and settings.data_dir in path.parents for path in made)
+    fresh = not settings.data_dir.exists() or not any(settings.data_dir.iterdir())
+    if not (reuse and inside and fresh):
+        _provision_with_cli(config, users, cert)
+        return
+    key = (tuple(settings.tls_names) if cert else None, account_policy(settings), *users.items())
+    template = _PROVISIONED.get(key)
+    if template is None:
+        _provision_with_cli(config, users, cert)
+        template = Path(tempfile.mkdtemp(prefix="heron-provisioned-")) / "var"
+        atexit.register(partial(shutil.rmtree, template.parent, ignore_errors=True))
+        shutil.copytree(settings.data_dir, template)
+        _PROVISIONED[key] = template
+        return
+    shutil.copytree(template, settings.data_dir, dirs_exist_ok=True)
+
+
+def _provision_with_cli(config: Path, users: Mapping[str, str], cert: bool) -> None:
+    if cert:
+        certified = heron_cli(config, "cert")
+        assert certified.returncode == 0, certified.stderr
+    if users:
+        lines = "".join(f"{address} {password}\n" for address, password in users.items())
+        imported = heron_cli(config, "user", "import", "-", stdin=lines)
+        assert imported.returncode == 0, imported.stderr
+
+
 @contextmanager
 def serving(config: Path, wrapper: Sequence[str] = ()) -> Iterator[RunningHeron]:
     """``heron serve`` on ``config`` until the block ends, then SIGTERM (kill after 30 s).
@@ -105,13 +160,10 @@ def running_heron(
 ) -> Iterator[RunningHeron]:
     """Start heron with ``settings`` merged over :func:`base_settings`; stop it after.
 
-    ``users`` maps address to password; they are added before the start.
+    ``users`` maps address to password; they are added before the start (:func:`provision`).
     """
     config = directory / "heron.toml"
     config.write_text(render_toml(merge(base_settings(directory), settings)))
-    assert heron_cli(config, "cert").returncode == 0
-    for address, password in (users or {}).items():
-        added = heron_cli(config, "user", "add", address, "--password-stdin", stdin=password + "\n")
-        assert added.returncode == 0, added.stderr
+    provision(config, users or {})
     with serving(config) as running:
         yield running

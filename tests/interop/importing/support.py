@@ -21,7 +21,7 @@ from tests.interop.turn.support import (
 )
 from tests.interop.xmpp.support import TIMEOUT, Client
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, provision, serving
 
 DOMAIN = "localhost"
 COTURN_USERS = {"tina": "turn pw"}
@@ -115,7 +115,7 @@ def importing_heron(base: Path, imports: Sequence[Sequence[str]]) -> Iterator[Im
     )
     config = directory / "heron.toml"
     config.write_text(render_toml(settings))
-    assert heron_cli(config, "cert").returncode == 0
+    provision(config, {})
     output = ""
     for arguments in imports:
         done = heron_cli(config, "import", *arguments)

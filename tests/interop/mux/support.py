@@ -25,7 +25,7 @@ from tests.interop.turn.support import SECRET, TurnServer, relay_window
 from tests.interop.xmpp.support import XmppServer
 from tests.support.certs import CertificateAuthority
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, base_settings, merge, provision, serving
 
 LOCALHOST = "127.0.0.1"
 DOMAIN = "localhost"
@@ -131,9 +131,7 @@ def mux_heron(directory: Path, *, web_listen: bool = True) -> Iterator[MuxHeron]
         settings["web"]["listen"] = []
     config = directory / "heron.toml"
     config.write_text(render_toml(settings))
-    accounts = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in ACCOUNTS.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=accounts)
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": password for user, password in ACCOUNTS.items()})
     web = settings["web"]["listen"]
     web_port = int(web[0].rsplit(":", 1)[1]) if web else port
     with serving(config) as heron:

@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.interop.sip.wire import SipMessage, UserAgent, WebSocketChannel, parse, trusting, uri_of
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, base_settings, merge, provision, serving
 from tests.support.tools import require_tool
 
 LOCALHOST = "127.0.0.1"
@@ -105,11 +105,7 @@ def sip_server(
     config = directory / "heron.toml"
     merged = merge(base_settings(directory), sip_settings(port, tls_port))
     config.write_text(render_toml(merge(merged, settings or {})))
-    certified = heron_cli(config, "cert")
-    assert certified.returncode == 0, certified.stderr
-    lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in users.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=lines)
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": password for user, password in users.items()})
     with serving(config) as heron:
         yield _server(heron, directory, port, tls_port)
     _stopped_cleanly(heron)

@@ -43,7 +43,7 @@ from tests.interop.sip.wire import (
     uri_of,
 )
 from tests.support.config import free_port, render_toml
-from tests.support.heron import base_settings, heron_cli, merge, serving
+from tests.support.heron import base_settings, merge, provision, serving
 
 pytestmark = pytest.mark.interop
 
@@ -71,10 +71,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickToCallServ
     web = {"click_to_call": public, "click_to_call_per_minute": PER_MINUTE}
     config = directory / "heron.toml"
     config.write_text(render_toml(merge(settings, {"web": web})))
-    assert heron_cli(config, "cert").returncode == 0
-    lines = "".join(f"{user}@{DOMAIN} {password}\n" for user, password in USERS.items())
-    imported = heron_cli(config, "user", "import", "-", stdin=lines)
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": password for user, password in USERS.items()})
     with serving(config) as heron:
         ports = re.findall(r"web listening on https://[^:]+:(\d+)/", "".join(heron.log))
         certificate = directory / "var" / "tls" / "heron.crt"

@@ -18,7 +18,7 @@ import slixmpp
 from slixmpp import JID
 
 from tests.support.config import free_port, render_toml
-from tests.support.heron import RunningHeron, base_settings, heron_cli, merge, serving
+from tests.support.heron import RunningHeron, base_settings, merge, provision, serving
 
 DOMAIN = "localhost"
 MUC = f"conference.{DOMAIN}"
@@ -78,11 +78,7 @@ def xmpp_server(
     )
     config = directory / "heron.toml"
     config.write_text(render_toml(merge(settings, overrides)))
-    assert heron_cli(config, "cert").returncode == 0
-    accounts = directory / "accounts.txt"
-    accounts.write_text("".join(f"{user}@{DOMAIN} {PASSWORD}\n" for user in users))
-    imported = heron_cli(config, "user", "import", str(accounts))
-    assert imported.returncode == 0, imported.stderr
+    provision(config, {f"{user}@{DOMAIN}": PASSWORD for user in users})
     with serving(config) as running:
         yield XmppServer(
             running, port, tls_port, web_port, turn_port, directory / "var" / "tls" / "heron.crt"
