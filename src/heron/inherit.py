@@ -16,12 +16,13 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "READY_ENV",
     "WORKER_ENV",
     "SOCKETS_ENV",
+    "hand_out",
     "inherited_socket",
     "tell_ready",
     "wait_ready",
@@ -42,6 +43,17 @@ def inherited_socket(name: str) -> socket.socket | None:
     fds = json.loads(os.environ.get(SOCKETS_ENV, "{}"))
     fd = fds.get(name)
     return None if fd is None else socket.socket(fileno=int(fd))
+
+
+def hand_out(
+    name: str, group: Sequence[socket.socket], shares: list[dict[str, socket.socket]]
+) -> socket.socket:
+    """Keep ``group[0]`` of listener ``name``'s SO_REUSEPORT group here and put member
+    ``i`` in ``shares[i - 1]``, what worker ``i`` will inherit; the socket kept."""
+    shares.extend({} for _ in range(len(group) - 1 - len(shares)))
+    for share, member in zip(shares, group[1:], strict=False):
+        share[name] = member
+    return group[0]
 
 
 def worker_environment(

@@ -34,7 +34,7 @@ from heron.destinations import Destinations, own_addresses
 from heron.errors import ConfigError, HeronError, listen_error
 from heron.guesses import account_key
 from heron.handoff import AcceptedSockets, Handoff
-from heron.inherit import inherited_socket, worker_index
+from heron.inherit import hand_out, inherited_socket, worker_index
 from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
 from heron.sip.admission import Admission, Refusal, public_targets
@@ -441,13 +441,8 @@ class SipComponent:
         name = f"udp://{address}"
         sock = inherited_socket(name)
         if sock is None:  # the main process: it binds every worker's member too
-            count = self._config.sip_workers
-            group = bind_udp_group(address, count)
-            sock = group[0]
-            shares = self._services.sip_worker_sockets
-            shares.extend({} for _ in range(count - 1 - len(shares)))
-            for share, member in zip(shares, group[1:], strict=False):
-                share[name] = member
+            group = bind_udp_group(address, self._config.sip_workers)
+            sock = hand_out(name, group, self._services.sip_worker_sockets)
         report_buffers("sip", name, sock)
         try:
             _, protocol = await loop.create_datagram_endpoint(

@@ -36,7 +36,7 @@ from heron.credentials import turn_secret
 from heron.errors import ConfigError, HeronError, listen_error
 from heron.guesses import account_key, network_key
 from heron.handoff import AcceptedSockets, Handoff
-from heron.inherit import inherited_socket
+from heron.inherit import hand_out, inherited_socket
 from heron.stun import KIND_BY_FIRST_BYTE, Message, PacketKind, StunRemoteError, Username
 from heron.turn.adapters.keys import TurnKeys, known, turn_account
 from heron.turn.adapters.throttle import (
@@ -425,11 +425,7 @@ class TurnComponent:
             # The main process binds every worker's member of the SO_REUSEPORT group too.
             workers = 1 if self._worker is not None else self._config.turn.workers
             group = [bind_udp(address, key, reuse_port=workers > 1) for _ in range(workers)]
-            sock = group[0]
-            shares = self._services.worker_sockets
-            shares.extend({} for _ in range(workers - 1 - len(shares)))
-            for share, member in zip(shares, group[1:], strict=False):
-                share[name] = member
+            sock = hand_out(name, group, self._services.worker_sockets)
             report_buffers("turn", name, sock)
         udp = UdpSocket(sock, loop, self._sockets)
         self._udp.append(udp)
