@@ -18,10 +18,11 @@ PYTEST_ARGS ?=
 # keep its data in SQL (storage = "sql") for `heron import prosody --db`.
 # systemd gives systemd-analyze, which checks src/heron/heron.service.
 # pebble (with pebble-challtestsrv) is the ACME server `[tls] acme` is tested against.
+# gcc and python3-dev build heron.turn._mmsg, the recvmmsg/sendmmsg extension (setup.py).
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules kamailio-mysql-modules kamailio-postgres-modules \
 	lua-dbi-sqlite3 lua-dbi-mysql lua-dbi-postgresql \
-	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd pebble
+	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd pebble gcc python3-dev
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -30,13 +31,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py src/heron/turn/_mmsg.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
+# deb-deps first: the compiler it brings builds the extension that `install` compiles.
+test-deps: deb-deps install $(VENV)/.test-installed node_modules/.installed assets
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the packaged
 # daemons (coturn, prosody, ejabberd, sslh, tinyproxy, kamailio, rtpengine), which tests and benchmarks start

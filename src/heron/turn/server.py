@@ -428,6 +428,11 @@ class TurnComponent:
             sock = hand_out(name, group, self._services.worker_sockets)
             report_buffers("turn", name, sock)
         udp = UdpSocket(sock, loop, self._sockets)
+        log.info(
+            "turn: %s and its relays read and send by %s",
+            name,
+            "recvmmsg/sendmmsg" if udp.batched else "recvfrom/sendto",
+        )
         self._udp.append(udp)
         self._udp_by_address[udp.address] = udp
         local = udp.address

@@ -1,0 +1,6 @@
+"""Types of the C extension ``_mmsg.c``: recvmmsg/sendmmsg for the TURN relay path."""
+
+MAX_BATCH: int
+
+def recv_batch(fd: int, max: int, bufsize: int, /) -> list[tuple[bytes, tuple[str, int]]]: ...
+def send_batch(fd: int, datagrams: list[tuple[bytes, tuple[str, int]]], /) -> int: ...
