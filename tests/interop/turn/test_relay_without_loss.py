@@ -7,7 +7,8 @@ SO_REUSEPORT group when that worker got round to it, after the main process was 
 serving; a group that grows rehashes clients, and those moved to a worker that held none
 of their allocations lost every packet from then on (``bench.turn`` lost 4-5 %). Counts
 only: every echo back, no drop in heron's counters by any reason, none in the kernel's
-counters of any socket on the way, and both processes relayed.
+counters of any socket on the way, and both processes relayed. Both ways heron moves
+datagrams are driven: recvmmsg/sendmmsg (the C extension) and recvfrom/sendto.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.interop.turn.support import (
     coturn_peer,
     turn_server,
 )
+from tests.support.udp_modes import UDP_MODES, use_udp_mode
 
 pytestmark = pytest.mark.interop
 
@@ -97,7 +99,12 @@ def _kernel_drops(ports: set[int]) -> dict[int, int]:
     return drops
 
 
-def test_channel_data_through_two_workers_is_never_dropped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("udp_mode", UDP_MODES)
+def test_channel_data_through_two_workers_is_never_dropped(
+    tmp_path: Path, udp_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_udp_mode(udp_mode, monkeypatch)
+    way = "recvmmsg/sendmmsg" if udp_mode == "mmsg" else "recvfrom/sendto"
     with (
         turn_server(tmp_path, workers=2, user_quota=0, total_quota=0) as server,
         coturn_peer() as peer_port,
@@ -115,6 +122,8 @@ def test_channel_data_through_two_workers_is_never_dropped(tmp_path: Path) -> No
             assert time.monotonic() < deadline, "".join(server.heron.log)
             time.sleep(0.1)
         second = _relay(clients, address)
+        log = "".join(server.heron.log)
+        assert log.count(f"read and send by {way}") == 2, log  # the main process and worker
 
         assert (first, second) == (CLIENTS * PACKETS, CLIENTS * PACKETS)
         # Each echo is two packets relayed; a worker reports its counters once a second.

@@ -1,8 +1,9 @@
-"""A relay socket reads one datagram a wake-up and still hands every queued one over.
+"""A relay socket hands every queued datagram over, in order, both ways it reads.
 
-The relay path skips the ``recvfrom`` that would fail with EAGAIN after each datagram;
-what keeps a burst from being stranded is the loop's level-triggered readiness, which
-these tests check on uvloop, the loop heron serves with, with real sockets.
+By recvfrom it reads one datagram a wake-up, skipping the ``recvfrom`` that would fail
+with EAGAIN after each; by recvmmsg, a batch. What keeps a burst from being stranded is
+the loop's level-triggered readiness, which these tests check on uvloop, the loop heron
+serves with, with real sockets.
 """
 
 from __future__ import annotations
@@ -10,12 +11,21 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 import uvloop
 
 from heron.turn.allocation import Address
-from heron.turn.transports.udp import SocketCounters, UdpRelay, UdpSocket
+from heron.turn.transports.udp import SocketCounters, UdpRelay, UdpSocket, batched
+from tests.support.udp_modes import UDP_MODES, use_udp_mode
 
 BURST = 50
+
+
+@pytest.fixture(params=UDP_MODES, autouse=True)
+def udp_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    use_udp_mode(request.param, monkeypatch)
+    assert batched() == (request.param == "mmsg")
+    return str(request.param)
 
 
 def _relay_a_burst(queued_first: bool) -> tuple[list[tuple[bytes, Address]], int]:
