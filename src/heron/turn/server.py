@@ -58,7 +58,13 @@ from heron.turn.replies import Reply
 from heron.turn.transports.relays import RelaySockets
 from heron.turn.transports.stream import StreamClient, StreamLimits
 from heron.turn.transports.tcp_relay import PeerLink, TcpRelay, open_outgoing
-from heron.turn.transports.udp import SOCKET_DROP_REASONS, SocketCounters, UdpClient, UdpSocket
+from heron.turn.transports.udp import (
+    SOCKET_DROP_REASONS,
+    Datagrams,
+    SocketCounters,
+    UdpClient,
+    UdpSocket,
+)
 from heron.udp_listener import bind_udp, report_buffers
 
 __all__ = ["TurnComponent", "build_turn", "build_turn_worker", "relay_addresses"]
@@ -438,15 +444,18 @@ class TurnComponent:
         local = udp.address
         core, clock, stun = self.core, self._clock, self._stun
         assert core is not None
+        channel_data = core.channel_data
 
-        def receive(data: bytes, source: Address) -> None:
-            if not data:
-                return
-            kind = KIND_BY_FIRST_BYTE[data[0]]
-            if kind is _CHANNEL_DATA:
-                core.channel_data(("udp", source, local), data, clock())
-            elif kind is _STUN:
-                stun(data, ("udp", source, local), UdpClient(udp, source))
+        def receive(batch: Datagrams) -> None:
+            now = clock()  # a batch is read at one instant
+            for data, source in batch:
+                if not data:
+                    continue
+                kind = KIND_BY_FIRST_BYTE[data[0]]
+                if kind is _CHANNEL_DATA:
+                    channel_data(("udp", source, local), data, now)
+                elif kind is _STUN:
+                    stun(data, ("udp", source, local), UdpClient(udp, source))
 
         udp.start(receive)
         return Listener("turn", name)

@@ -16,7 +16,7 @@ import pytest
 import uvloop
 
 from heron.turn.allocation import Address
-from heron.turn.transports.udp import SocketCounters, UdpClient, UdpSocket
+from heron.turn.transports.udp import Datagrams, SocketCounters, UdpClient, UdpSocket
 from tests.support.udp_modes import UDP_MODES, use_udp_mode
 
 HOSTS = {4: "127.0.0.1", 6: "::1"}
@@ -76,8 +76,9 @@ def test_a_listener_gets_a_burst_bigger_than_a_batch_whole_and_counts_it(
         got: list[tuple[bytes, Address]] = []
         all_in = asyncio.Event()
 
-        def receive(data: bytes, source: Address) -> None:
-            got.append((data, source))
+        def receive(batch: Datagrams) -> None:
+            assert len(batch) <= 64
+            got.extend(batch)
             if len(got) == BURST:
                 all_in.set()
 

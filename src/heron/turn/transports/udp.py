@@ -42,6 +42,7 @@ except ImportError:  # built without a C compiler: the pure-Python path only
 
 __all__ = [
     "NO_MMSG",
+    "Datagrams",
     "SOCKET_DROP_REASONS",
     "SocketCounters",
     "UdpClient",
@@ -60,7 +61,9 @@ _BUFFER = 65_536
 NO_MMSG = "HERON_NO_MMSG"
 """Environment variable that, set to anything but empty, keeps sockets on recvfrom/sendto."""
 
-Receiver = Callable[[bytes, Address], None]
+Datagrams = list[tuple[bytes, Address]]
+"""Datagrams read in one wake-up, each with its sender."""
+Receiver = Callable[[Datagrams], None]
 
 SOCKET_DROP_REASONS = ("receive_buffer", "send_failed")
 """Drops at the sockets: the kernel's, for a full receive buffer (SO_MEMINFO), and ours
@@ -113,14 +116,15 @@ class UdpSocket:
         self._loop = loop
         self._receiver: Receiver | None = None
         self._watched = False
-        self._outbox: list[tuple[bytes, Address]] = []
+        self._outbox: Datagrams = []
         self.sendto: Callable[[bytes, Address], None] = (
             self._queue if self.batched else self._send_now
         )
         """Send a datagram: at once, or at the start of the next loop iteration, batched."""
 
     def start(self, receiver: Receiver) -> None:
-        """Drain up to a batch of datagrams into ``receiver`` each time the socket is readable."""
+        """Hand ``receiver`` up to a batch of datagrams each time the socket is readable: one
+        call a wake-up, so what it does once (read the clock) is not paid per datagram."""
         self._receiver = receiver
         self.watch(self._read_batch if self.batched else self._readable)
 
@@ -129,35 +133,30 @@ class UdpSocket:
         self._watched = True
         self._loop.add_reader(self.fd, readable)
 
-    def receive_batch(self) -> list[tuple[bytes, Address]]:
+    def receive_batch(self) -> Datagrams:
         """What is queued, up to a batch, by one recvmmsg (:attr:`batched` sockets only)."""
         batch = recv_batch(self.fd, _BATCH, _BUFFER)
         self.counters.received += len(batch)
         return batch
 
     def _read_batch(self) -> None:
-        receiver = self._receiver
-        assert receiver is not None
-        for data, source in self.receive_batch():
-            receiver(data, source)
+        assert self._receiver is not None
+        self._receiver(self.receive_batch())
 
     def _readable(self) -> None:
         receive = self.sock.recvfrom
-        receiver = self._receiver
-        assert receiver is not None
-        received = 0
-        try:
-            for _ in range(_BATCH):
-                try:
-                    data, source = receive(_MAX_DATAGRAM)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    continue  # an ICMP error queued on the socket: nothing to read
-                received += 1
-                receiver(data, source[:2])
-        finally:
-            self.counters.received += received
+        assert self._receiver is not None
+        batch: Datagrams = []
+        for _ in range(_BATCH):
+            try:
+                data, source = receive(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # an ICMP error queued on the socket: nothing to read
+            batch.append((data, source[:2]))
+        self.counters.received += len(batch)
+        self._receiver(batch)
 
     def _queue(self, data: bytes, address: Address) -> None:
         outbox = self._outbox
