@@ -25,15 +25,27 @@ DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbou
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The sans-IO cores mypyc compiles: src/heron/compiled.py lists them (stdlib only, so the
+# system Python reads it before the venv exists).
+CORE_SOURCES := $(shell $(PYTHON) -c \
+	'import runpy; print(*runpy.run_path("src/heron/compiled.py")["sources"]())')
 
 .PHONY: install test-deps deb-deps assets run test lint unit clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.compiled
 
-$(VENV)/.installed: pyproject.toml
+# HERON_PURE_PYTHON=1: pip installs heron editable without compiling; the next rule does that.
+$(VENV)/.installed: pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	HERON_PURE_PYTHON=1 $(BIN)/pip install --quiet -e .
+	touch $@
+
+# mypyc compiles the cores into extensions beside their .py files (setup.py), again whenever
+# one changes; until then heron runs the .py files (src/heron/compiled.py says why).
+$(VENV)/.compiled: $(VENV)/.installed setup.py $(CORE_SOURCES)
+	$(BIN)/pip install --quiet 'setuptools>=77' 'mypy>=1.10'
+	$(BIN)/python setup.py --quiet build_ext --inplace --force
 	touch $@
 
 test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
@@ -57,7 +69,7 @@ deb-deps:
 	fi
 
 $(VENV)/.test-installed: pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	HERON_PURE_PYTHON=1 $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 # npm clients (package.json); package-lock.json pins them.
@@ -89,4 +101,5 @@ unit: test-deps
 test: lint unit
 
 clean:
-	rm -rf $(VENV) var node_modules $(ASSET_BUILD) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) var node_modules $(ASSET_BUILD) .mypy_cache .pytest_cache .ruff_cache build
+	find src -name '*.so' -delete

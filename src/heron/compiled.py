@@ -12,8 +12,8 @@ read, and heron runs on them alone whenever the compiled set is unusable:
 
 It is all or nothing: mypyc calls across the modules of one library directly in C and hands
 its native class instances between them, so a compiled module beside a pure one would break.
-This module imports nothing but the standard library, because ``setup.py`` reads ``MODULES``
-from it before heron's dependencies are installed.
+This module imports nothing but the standard library, because ``setup.py`` and the Makefile run
+it by path, before heron's dependencies are installed.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def source(module: str) -> Path:
     """The ``.py`` file of one of ``MODULES``."""
     return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def sources() -> list[str]:
+    """``MODULES``' files relative to the checkout, as setup.py and the Makefile name them."""
+    return [str(source(module).relative_to(ROOT.parent)) for module in MODULES]
 
 
 def extension(module: str) -> Path | None:
@@ -109,7 +114,9 @@ def install() -> None:
         return
     reason = unusable_reason()
     if reason is not None:
-        warnings.warn(f"heron runs its pure-Python cores: compiled ones {reason}", stacklevel=2)
+        warnings.warn(
+            f"heron runs its pure-Python cores, the compiled ones are {reason}", stacklevel=2
+        )
         sys.meta_path.insert(0, PureFinder())
 
 
