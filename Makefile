@@ -18,34 +18,47 @@ PYTEST_ARGS ?=
 # keep its data in SQL (storage = "sql") for `heron import prosody --db`.
 # systemd gives systemd-analyze, which checks src/heron/heron.service.
 # pebble (with pebble-challtestsrv) is the ACME server `[tls] acme` is tested against.
-# gcc and python3-dev build heron.turn._mmsg, the recvmmsg/sendmmsg extension (setup.py).
+# gcc and python3-dev build what `install` compiles (setup.py): the mypyc cores and
+# heron.turn._mmsg, the recvmmsg/sendmmsg extension; `make run` needs them too.
+BUILD_PACKAGES := gcc python3-dev
 DEB_PACKAGES := coturn sip-tester sipsak socat nodejs chromium prosody lua-unbound ejabberd sslh \
 	kamailio kamailio-sqlite-modules kamailio-mysql-modules kamailio-postgres-modules \
 	lua-dbi-sqlite3 lua-dbi-mysql lua-dbi-postgresql \
-	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd pebble gcc python3-dev
+	tinyproxy baresip sox rtpengine-daemon go-sendxmpp systemd pebble
 # The web phone's SIP stack: JsSIP from npm, bundled for the browser by esbuild (gitignored).
 ASSET_BUILD := src/heron/web/assets/build
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The sans-IO cores mypyc compiles: src/heron/compiled.py lists them (stdlib only, so the
+# system Python reads it before the venv exists).
+CORE_SOURCES := $(shell $(PYTHON) -c \
+	'import runpy; print(*runpy.run_path("src/heron/compiled.py")["sources"]())')
 
-.PHONY: install test-deps deb-deps assets run test lint unit clean
+.PHONY: install test-deps build-deps deb-deps assets run test lint unit clean
 
-install: $(VENV)/.installed
+install: build-deps $(VENV)/.installed $(VENV)/.compiled
 
+# HERON_PURE_PYTHON=1: pip installs heron editable without compiling; the next rule does that.
 $(VENV)/.installed: pyproject.toml setup.py src/heron/turn/_mmsg.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e .
+	HERON_PURE_PYTHON=1 $(BIN)/pip install --quiet -e .
 	touch $@
 
-# deb-deps first: the compiler it brings builds the extension that `install` compiles.
+# mypyc compiles the cores into extensions beside their .py files (setup.py), again whenever
+# one changes; until then heron runs the .py files (src/heron/compiled.py says why).
+$(VENV)/.compiled: $(VENV)/.installed setup.py src/heron/turn/_mmsg.c $(CORE_SOURCES)
+	$(BIN)/pip install --quiet 'setuptools>=77' 'mypy>=1.10'
+	$(BIN)/python setup.py --quiet build_ext --inplace --force
+	touch $@
+
 test-deps: deb-deps install $(VENV)/.test-installed node_modules/.installed assets
 
 # Installs only what is missing; RUNLEVEL=1 keeps Debian from starting the packaged
 # daemons (coturn, prosody, ejabberd, sslh, tinyproxy, kamailio, rtpengine), which tests and benchmarks start
 # themselves on their own ports. On a systemd machine the postinsts start units regardless:
 # stop and disable those.
-deb-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq && \
@@ -57,9 +70,16 @@ deb-deps:
 			done; \
 		fi; \
 	fi
+endef
+
+build-deps:
+	$(call install_missing,$(BUILD_PACKAGES))
+
+deb-deps: build-deps
+	$(call install_missing,$(DEB_PACKAGES))
 
 $(VENV)/.test-installed: pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	HERON_PURE_PYTHON=1 $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 # npm clients (package.json); package-lock.json pins them.
@@ -91,4 +111,5 @@ unit: test-deps
 test: lint unit
 
 clean:
-	rm -rf $(VENV) var node_modules $(ASSET_BUILD) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) var node_modules $(ASSET_BUILD) .mypy_cache .pytest_cache .ruff_cache build
+	find src -name '*.so' -delete

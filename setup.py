@@ -1,4 +1,13 @@
-"""Compiled parts of heron; everything else is in pyproject.toml."""
+"""Builds heron's compiled parts: the cores mypyc compiles (``heron.compiled.MODULES``) and
+``heron.turn._mmsg``, a small C extension for the TURN relay path.
+
+Everything else about the package is in pyproject.toml. ``HERON_PURE_PYTHON=1`` builds no
+cores: the Makefile installs heron that way, then compiles them in place with
+``setup.py build_ext --inplace`` (README, Development).
+"""
+
+import os
+import runpy
 
 from setuptools import Extension, setup
 
@@ -11,4 +20,14 @@ MMSG = Extension(
     optional=True,
 )
 
-setup(ext_modules=[MMSG])
+# Read by path: heron's own imports need its dependencies, which may not be installed yet.
+compiled = runpy.run_path("src/heron/compiled.py")
+cores = []
+if os.environ.get(compiled["PURE_ENV"], "") in ("", "0"):
+    from mypyc.build import mypycify
+
+    # --config-file= : pyproject's [tool.mypy] is for `make lint`; its pydantic plugin is not
+    # installed where pip builds a wheel, and the cores import nothing but the standard library.
+    cores = mypycify(["--config-file=", *compiled["sources"]()], group_name=compiled["GROUP"])
+
+setup(ext_modules=[*cores, MMSG])
