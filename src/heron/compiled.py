@@ -43,10 +43,11 @@ MODULES = (
     "heron.sip.transaction_states",
     "heron.sip.transaction_events",
     "heron.sip.transaction",
-    "heron.stun.integrity",
-    "heron.stun.message",
-    "heron.stun.framing",
-    "heron.turn.core",
+    "heron.sip.registrar",
+    "heron.sip.proxy",
+    "heron.sip.seal",
+    "heron.sip.forwarding",
+    "heron.sip.admission",
 )
 # mypyc names the shared library after the group: heron/_cores__mypyc.*.so.
 GROUP = "heron._cores"
