@@ -37,6 +37,7 @@ from heron.handoff import AcceptedSockets, Handoff
 from heron.inherit import hand_out, inherited_socket, worker_index
 from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
+from heron.sip import eager
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
 from heron.sip.digest import StoredHa1
@@ -503,7 +504,19 @@ class SipComponent:
         )
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coroutine)
+        self._keep(asyncio.create_task(coroutine))
+
+    def _start_now(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Handle a request at once, in a task only from its first wait (:mod:`.eager`)."""
+        try:
+            task = eager.start(coroutine)
+        except Exception:
+            log.exception("sip: request handling failed")
+            return
+        if task is not None:
+            self._keep(task)
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -560,7 +573,7 @@ class SipComponent:
         for event in events:
             if isinstance(event, RequestReceived):
                 assert source is not None
-                self._spawn(self._request(event.tx, event.request, source))
+                self._start_now(self._request(event.tx, event.request, source))
             elif isinstance(event, AckReceived):
                 self._ack(event.request, event.transport, event.source)
             elif isinstance(event, ResponseReceived):
