@@ -20,6 +20,7 @@ import re
 import secrets
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
@@ -38,7 +39,6 @@ from heron.handoff import AcceptedSockets, Handoff
 from heron.inherit import hand_out, inherited_socket, worker_index
 from heron.listeners import Accepting, Rebinding, Where
 from heron.ratelimit import FloodGuard
-from heron.sip import eager
 from heron.sip.admission import Admission, Refusal, public_targets
 from heron.sip.bindings import BindingCache
 from heron.sip.digest import StoredHa1
@@ -520,14 +520,20 @@ class SipComponent:
         self._keep(asyncio.create_task(coroutine))
 
     def _start_now(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Handle a request at once, in a task only from its first wait (:mod:`.eager`)."""
-        try:
-            task = eager.start(coroutine)
-        except Exception:
-            log.exception("sip: request handling failed")
-            return
-        if task is not None:
-            self._keep(task)
+        """Handle a request. Most never wait (the account is cached, the bindings are in
+        memory): from Python 3.12 its task runs at once, up to its first wait, and is kept
+        only if it waits, saving a turn of the event loop per request. Not by hand on
+        3.11: a coroutine stepped outside a task has no current task, and
+        ``asyncio.timeout`` (SQLAlchemy's pool, redis) refuses to run there."""
+        if sys.version_info >= (3, 12):
+            loop = asyncio.get_running_loop()
+            task = asyncio.Task(coroutine, loop=loop, eager_start=True)
+            if task.done():
+                self._task_done(task)
+                return
+        else:
+            task = asyncio.create_task(coroutine)
+        self._keep(task)
 
     def _keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
