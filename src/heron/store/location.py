@@ -29,7 +29,8 @@ __all__ = ["SqlLocationStore"]
 
 _LOCK_TIMEOUT = 10  # seconds MariaDB/MySQL waits for another replace of the AOR
 _IN_LIST = 500
-"""AORs per DELETE: well within SQLite's 999 bound parameters of old builds."""
+"""AORs per DELETE (SQLite's old builds bind 999 parameters at most) and per
+PostgreSQL lock statement."""
 
 
 def _columns(binding: Binding) -> dict[str, Any]:
@@ -112,9 +113,10 @@ class SqlLocationStore:
         """Every AOR's set in one transaction: one DELETE per :data:`_IN_LIST` AORs and
         one INSERT, where a replace each took a transaction, two statements and a
         connection of the pool (the write-behind's flush, a second's worth of REGISTERs).
-        PostgreSQL takes the AORs' advisory locks in one statement, in the order of their
-        keys, so two flushes cannot deadlock. MariaDB/MySQL's named locks belong to the
-        session and are taken outside a transaction: there each AOR is replaced alone.
+        PostgreSQL takes the AORs' advisory locks a statement per :data:`_IN_LIST`, in the
+        order of their keys, so two flushes cannot deadlock. MariaDB/MySQL's named locks
+        belong to the session and are taken outside a transaction: there each AOR is
+        replaced alone.
         """
         for aor, bindings in sets.items():
             if any(b.aor != aor for b in bindings):
@@ -130,8 +132,12 @@ class SqlLocationStore:
         async with self._engine.begin() as connection:
             if self._backend == "postgresql":
                 keys = sorted({_lock_key(aor) for aor in aors})
-                locks = [func.pg_advisory_xact_lock(literal(k, BigInteger)) for k in keys]
-                await connection.execute(select(*locks))
+                for start in range(0, len(keys), _IN_LIST):  # a select list holds 1,664
+                    locks = [
+                        func.pg_advisory_xact_lock(literal(k, BigInteger))
+                        for k in keys[start : start + _IN_LIST]
+                    ]
+                    await connection.execute(select(*locks))
             for start in range(0, len(aors), _IN_LIST):
                 chunk = aors[start : start + _IN_LIST]
                 await connection.execute(delete(sip_bindings).where(sip_bindings.c.aor.in_(chunk)))
