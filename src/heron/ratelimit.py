@@ -42,11 +42,15 @@ class FloodGuard:
         self._exempt = tuple(exempt)
         self._capacity = capacity
         self._buckets: dict[str, _Bucket] = {}
+        self._exempt_seen: set[str] = set()
+        """Sources found exempt: they get no bucket, and an address parse per request
+        would be most of what a trusted peer's request costs here."""
         self.banned_total = 0
 
     def exempt(self, networks: Iterable[IPv4Network | IPv6Network]) -> None:
         """New exempt networks (a reload); a source in them is let go at once."""
         self._exempt = tuple(networks)
+        self._exempt_seen.clear()
         for source in [s for s in self._buckets if self._is_exempt(s)]:
             del self._buckets[source]
 
@@ -56,7 +60,12 @@ class FloodGuard:
             return True
         bucket = self._buckets.get(source)
         if bucket is None:
+            if source in self._exempt_seen:
+                return True
             if self._is_exempt(source):
+                if len(self._exempt_seen) >= self._capacity:
+                    self._exempt_seen.clear()
+                self._exempt_seen.add(source)
                 return True
             if len(self._buckets) >= self._capacity:
                 self._forget(now)

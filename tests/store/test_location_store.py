@@ -87,6 +87,37 @@ async def test_replace_swaps_the_whole_set(store: LocationStore) -> None:
     assert await store.get("lucy@falcot.com") == [lucy]
 
 
+async def test_replace_all_swaps_every_aors_set_and_leaves_the_others(
+    store: LocationStore,
+) -> None:
+    lucy = binding("sip:lucy@192.0.2.5", aor="lucy@falcot.com")
+    sam = binding("sip:sam@192.0.2.6", aor="sam@falcot.com")
+    await store.replace_all({AOR: [FULL], "lucy@falcot.com": [lucy], "sam@falcot.com": [sam]})
+    third = binding("sip:roland@203.0.113.5", call_id="other")
+    await store.replace_all({AOR: [third, PLAIN], "lucy@falcot.com": []})
+    assert await store.get(AOR) == [third, PLAIN]
+    assert await store.get("lucy@falcot.com") == []
+    assert await store.get("sam@falcot.com") == [sam]
+    await store.replace_all({})
+    assert await store.get("sam@falcot.com") == [sam]
+
+
+async def test_replace_all_takes_more_aors_than_one_statement_lists(store: LocationStore) -> None:
+    sets = {
+        f"user{n}@falcot.com": [binding(f"sip:u{n}@192.0.2.1", aor=f"user{n}@falcot.com")]
+        for n in range(1200)
+    }
+    await store.replace_all(sets)
+    await store.replace_all({aor: [] for aor in list(sets)[:1100]})
+    assert len(await store.all(NOW)) == 100
+    assert await store.get("user1199@falcot.com") == sets["user1199@falcot.com"]
+
+
+async def test_replace_all_refuses_another_aors_binding(store: LocationStore) -> None:
+    with pytest.raises(SipLocalError):
+        await store.replace_all({"lucy@falcot.com": [PLAIN]})
+
+
 async def test_replace_is_atomic_under_concurrent_writers(store: LocationStore) -> None:
     sets = [
         [binding(f"sip:roland@192.0.2.{n}", call_id=f"writer-{n}", cseq=c) for c in range(1, 4)]

@@ -57,3 +57,10 @@ def test_a_ban_one_worker_starts_holds_in_another() -> None:
     assert not second.allow("198.51.100.7", 59.0)
     assert second.allow("198.51.100.7", 60.5)
     assert second.allow("127.0.0.1", 2.0) and second.allow("198.51.100.9", 2.0)
+
+
+def test_a_source_no_longer_exempt_after_a_reload_is_limited_again() -> None:
+    guard = FloodGuard(rate=1, burst=2, ban=60, exempt=[ip_network("10.0.0.0/8")])
+    assert all(guard.allow("10.1.2.3", 0.0) for _ in range(10))  # exempt, and remembered so
+    guard.exempt([])
+    assert [guard.allow("10.1.2.3", 0.0) for _ in range(3)] == [True, True, False]

@@ -122,14 +122,16 @@ class BindingCache:
             yield from lookup_targets(bindings, now)
 
     async def flush(self) -> None:
-        """Write the changed AORs; one the store refuses is tried again next time."""
+        """Write the changed AORs, all in one go; if the store refuses, they are tried
+        again next time."""
         dirty, self._dirty = self._dirty, set()
-        for aor in dirty:
-            try:
-                await self._store.replace(aor, self._bindings.get(aor, []))
-            except Exception as exc:  # noqa: BLE001 - the writer must outlive a bad moment
-                log.warning("sip: cannot store the bindings of %s: %s", aor, exc)
-                self._dirty.add(aor)
+        if not dirty:
+            return
+        try:
+            await self._store.replace_all({aor: self._bindings.get(aor, []) for aor in dirty})
+        except Exception as exc:  # noqa: BLE001 - the writer must outlive a bad moment
+            log.warning("sip: cannot store the bindings of %d AOR(s): %s", len(dirty), exc)
+            self._dirty |= dirty
 
     async def sweep(self, now: float) -> int:
         """Delete the bindings expired at ``now``, stored and cached; how many were stored."""

@@ -159,7 +159,7 @@ def digest_response(
 
 def _mac(key: bytes, head: bytes, realm: str) -> bytes:
     message = _LABEL + head + realm.encode("utf-8", "surrogatepass")
-    return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+    return hmac.digest(key, message, "sha256")[:_MAC_BYTES]
 
 
 def issue_nonce(key: bytes, realm: str, now: float, salt: bytes, lifetime: int = 300) -> str:

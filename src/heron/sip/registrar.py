@@ -44,7 +44,7 @@ RFC 3261 §19.1.4.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Protocol
@@ -245,6 +245,11 @@ class LocationStore(Protocol):
     async def replace(self, aor: str, bindings: Sequence[Binding]) -> None:
         """Make ``bindings`` the AOR's whole set in one transaction: a reader
         sees the old set or the new one, never a mix.
+        """
+
+    async def replace_all(self, sets: Mapping[str, Sequence[Binding]]) -> None:
+        """:meth:`replace` for several AORs at once, as few round trips as the store
+        allows: the write-behind flushes every AOR changed within a second.
         """
 
     async def all(self, now: float) -> list[Binding]:

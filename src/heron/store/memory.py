@@ -9,7 +9,7 @@ database, and its contents are plain attributes a test may read or seed. The
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from heron.accounts import Account, Secrets
@@ -89,6 +89,10 @@ class MemoryLocationStore:
             self._bindings[aor] = tuple(bindings)
         else:
             self._bindings.pop(aor, None)
+
+    async def replace_all(self, sets: Mapping[str, Sequence[Binding]]) -> None:
+        for aor, bindings in sets.items():
+            await self.replace(aor, bindings)
 
     async def all(self, now: float) -> list[Binding]:
         stored = (b for aor in sorted(self._bindings) for b in self._bindings[aor])

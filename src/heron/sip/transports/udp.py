@@ -23,7 +23,7 @@ class UdpFlow:
     def __init__(self, socket: SipDatagrams, host: str, port: int) -> None:
         self._socket = socket
         self.remote = (host, port)
-        self.token = f"udp:{socket.local[0]}:{socket.local[1]}:{host}:{port}"
+        self.token = socket.token(host, port)
 
     def send(self, data: bytes) -> None:
         self._socket.sendto(data, self.remote)
@@ -40,11 +40,14 @@ class SipDatagrams(asyncio.DatagramProtocol):
         self._limits = limits
         self._transport: asyncio.DatagramTransport | None = None
         self.local: tuple[str, int] = ("", 0)
+        self._token = "udp::0:"
+        """The start of every :class:`UdpFlow` token of this socket."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
         host, port = transport.get_extra_info("sockname")[:2]
         self.local = (host, port)
+        self._token = f"udp:{host}:{port}:"
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         host, port = str(addr[0]), int(cast(int, addr[1]))
@@ -57,8 +60,11 @@ class SipDatagrams(asyncio.DatagramProtocol):
             return
         except SipRemoteError:
             return  # unanswerable: dropped (RFC 3261 §18.3)
-        flow = UdpFlow(self, host, port)
-        self._receiver(event, Source("udp", host, port, flow.token, *self.local))
+        self._receiver(event, Source("udp", host, port, self.token(host, port), *self.local))
+
+    def token(self, host: str, port: int) -> str:
+        """The token of the flow to ``host``:``port`` from this socket."""
+        return f"{self._token}{host}:{port}"
 
     def sendto(self, data: bytes, remote: tuple[str, int]) -> None:
         if self._transport is not None and not self._transport.is_closing():
