@@ -20,7 +20,6 @@ import re
 import secrets
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
@@ -517,25 +516,7 @@ class SipComponent:
         )
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        self._keep(asyncio.create_task(coroutine))
-
-    def _start_now(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Handle a request. Most never wait (the account is cached, the bindings are in
-        memory): from Python 3.12 its task runs at once, up to its first wait, and is kept
-        only if it waits, saving a turn of the event loop per request. Not by hand on
-        3.11: a coroutine stepped outside a task has no current task, and
-        ``asyncio.timeout`` (SQLAlchemy's pool, redis) refuses to run there."""
-        if sys.version_info >= (3, 12):
-            loop = asyncio.get_running_loop()
-            task = asyncio.Task(coroutine, loop=loop, eager_start=True)
-            if task.done():
-                self._task_done(task)
-                return
-        else:
-            task = asyncio.create_task(coroutine)
-        self._keep(task)
-
-    def _keep(self, task: asyncio.Task[None]) -> None:
+        task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -592,7 +573,7 @@ class SipComponent:
         for event in events:
             if isinstance(event, RequestReceived):
                 assert source is not None
-                self._start_now(self._request(event.tx, event.request, source))
+                self._spawn(self._request(event.tx, event.request, source))
             elif isinstance(event, AckReceived):
                 self._ack(event.request, event.transport, event.source)
             elif isinstance(event, ResponseReceived):
