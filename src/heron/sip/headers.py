@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from heron.sip.errors import MalformedValue, SipLocalError
 from heron.sip.fields import (
@@ -106,16 +106,33 @@ def canonical_name(name: str) -> str:
     return _COMPACT.get(lowered, lowered)
 
 
-@dataclass(frozen=True, slots=True)
 class Header:
-    """One field line: the name as spelled and the unfolded value."""
+    """One field line: the name as spelled, the unfolded value and ``key``, the
+    canonical name it is looked up by.
 
-    name: str
-    value: str
-    key: str = field(init=False, repr=False, compare=False)
+    A plain class with ``Final`` attributes rather than a frozen dataclass: a
+    parser makes a dozen per message, and a frozen dataclass's ``__init__``
+    costs three times as much. ``key`` derives from ``name``; a parser that
+    has already looked it up passes it.
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", canonical_name(self.name))
+    __slots__ = ("key", "name", "value")
+
+    def __init__(self, name: str, value: str, key: str | None = None) -> None:
+        self.name: Final = name
+        self.value: Final = value
+        self.key: Final = canonical_name(name) if key is None else key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Header):
+            return NotImplemented
+        return self.name == other.name and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.value))
+
+    def __repr__(self) -> str:
+        return f"Header(name={self.name!r}, value={self.value!r})"
 
 
 @dataclass(frozen=True, slots=True)
