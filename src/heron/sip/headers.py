@@ -10,7 +10,7 @@ one field changed keeps what was parsed of the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -180,12 +180,22 @@ class Headers:
         except UnicodeEncodeError:
             raise SipLocalError("Field value is not text", detail=ascii(text[:80])) from None
 
+    def by_key(self) -> Mapping[str, tuple[str, ...]]:
+        """The values of every field present, by canonical name (:func:`canonical_name`):
+        one lookup for a caller that checks many fields, as the parser does.
+        """
+        return self._values()
+
     def _values(self) -> dict[str, tuple[str, ...]]:
         index = self._index
         if index is None:
             grouped: dict[str, list[str]] = {}
             for h in self.entries:
-                grouped.setdefault(h.key, []).append(h.value)
+                values = grouped.get(h.key)
+                if values is None:
+                    grouped[h.key] = [h.value]
+                else:
+                    values.append(h.value)
             index = {key: tuple(values) for key, values in grouped.items()}
             object.__setattr__(self, "_index", index)
         return index

@@ -328,37 +328,42 @@ def _check_date(headers: Headers) -> object:
     return parse_date(headers.get(HeaderName.DATE) or "")
 
 
-# (field, whether required, whether single, check). The checks run when the
-# field is present; each raises MalformedValue.
-_CHECKS: tuple[tuple[HeaderName, bool, bool, Callable[[Headers], object]], ...] = (
-    (HeaderName.VIA, True, False, lambda h: h.vias),
-    (HeaderName.FROM, True, True, lambda h: h.from_),
-    (HeaderName.TO, True, True, lambda h: h.to),
-    (HeaderName.CALL_ID, True, True, _check_call_id),
-    (HeaderName.CSEQ, True, True, lambda h: h.cseq),
-    (HeaderName.MAX_FORWARDS, False, True, lambda h: h.max_forwards),
-    (HeaderName.CONTACT, False, False, lambda h: [(c.q, c.expires) for c in h.contacts]),
-    (HeaderName.ROUTE, False, False, lambda h: h.routes),
-    (HeaderName.RECORD_ROUTE, False, False, lambda h: h.record_routes),
-    (HeaderName.EXPIRES, False, True, lambda h: h.expires),
-    (HeaderName.DATE, False, True, _check_date),
-    (HeaderName.REQUIRE, False, False, lambda h: h.require),
-    (HeaderName.PROXY_REQUIRE, False, False, lambda h: h.proxy_require),
+# (field, its canonical key, whether required, whether single, check). The
+# checks run when the field is present; each raises MalformedValue.
+_CHECKS: tuple[tuple[HeaderName, str, bool, bool, Callable[[Headers], object]], ...] = tuple(
+    (name, canonical_name(name), required, single, check)
+    for name, required, single, check in (
+        (HeaderName.VIA, True, False, lambda h: h.vias),
+        (HeaderName.FROM, True, True, lambda h: h.from_),
+        (HeaderName.TO, True, True, lambda h: h.to),
+        (HeaderName.CALL_ID, True, True, _check_call_id),
+        (HeaderName.CSEQ, True, True, lambda h: h.cseq),
+        (HeaderName.MAX_FORWARDS, False, True, lambda h: h.max_forwards),
+        (HeaderName.CONTACT, False, False, lambda h: [(c.q, c.expires) for c in h.contacts]),
+        (HeaderName.ROUTE, False, False, lambda h: h.routes),
+        (HeaderName.RECORD_ROUTE, False, False, lambda h: h.record_routes),
+        (HeaderName.EXPIRES, False, True, lambda h: h.expires),
+        (HeaderName.DATE, False, True, _check_date),
+        (HeaderName.REQUIRE, False, False, lambda h: h.require),
+        (HeaderName.PROXY_REQUIRE, False, False, lambda h: h.proxy_require),
+    )
 )
 
 
 def _check_fields(headers: Headers, message: Request | Response) -> _Fault | None:
-    for name, required, single, check in _CHECKS:
-        count = len(headers.get_all(name))
-        if count == 0 and required:
-            return _Fault(f"Missing {name}")
-        if count > 1 and single:
+    present = headers.by_key()
+    for name, key, required, single, check in _CHECKS:
+        values = present.get(key)
+        if values is None:
+            if required:
+                return _Fault(f"Missing {name}")
+            continue
+        if single and len(values) > 1:
             return _Fault(f"Multiple {name}")
-        if count:
-            try:
-                check(headers)
-            except MalformedValue as error:
-                return _Fault(f"Bad {name}", f"{error.reason}: {error.detail}")
+        try:
+            check(headers)
+        except MalformedValue as error:
+            return _Fault(f"Bad {name}", f"{error.reason}: {error.detail}")
     if isinstance(message, Request) and headers.cseq.method != message.method:
         return _Fault("CSeq method does not match", f"{headers.cseq.method} {message.method}")
     return None
