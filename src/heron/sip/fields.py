@@ -262,7 +262,7 @@ class Via:
             params = params.set("received", host)
         else:
             return self
-        return replace(self, params=params)
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
 
 def parse_via(text: str) -> Via:

@@ -223,12 +223,16 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The value of the first ``name`` field, or None."""
-        values = self._values().get(canonical_name(name))
+        index = self._values() if self._index is None else self._index
+        key = _KEYS.get(name)
+        values = index.get(canonical_name(name) if key is None else key)
         return values[0] if values else None
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """The value of every ``name`` field line, in order."""
-        return self._values().get(canonical_name(name), ())
+        index = self._values() if self._index is None else self._index
+        key = _KEYS.get(name)
+        return index.get(canonical_name(name) if key is None else key, ())
 
     def split(self, name: str) -> tuple[str, ...]:
         """Every comma-separated element of the ``name`` lines (RFC 3261 §7.3.1);
@@ -462,6 +466,14 @@ def _checked(name: str, value: str) -> Header:
         raise SipLocalError("Field cannot be sent", detail=f"{name!r}: {value[:80]!r}")
     return Header(name, value.strip(" \t"))
 
+
+_KEYS = {
+    spelling: canonical_name(spelling)
+    for name in HeaderName
+    for spelling in (name, canonical_name(name.value))
+}
+"""The keys of the names heron reads, spelled either way: a dict lookup, where
+:func:`canonical_name`'s cache is slower, the more so for a :class:`HeaderName`."""
 
 _NAMES = frozenset(HeaderName)
 """Tokens already: most fields heron writes have these names."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from heron.sip.errors import BadRequest, SipLocalError, Status, reason_phrase
@@ -59,6 +59,12 @@ class Request:
         if self.method not in _METHODS and not is_token(self.method):
             raise SipLocalError("Method is not a token", detail=repr(self.method))
 
+    def with_headers(self, headers: Headers) -> Request:
+        """This request with ``headers`` instead of its own (cheaper than
+        ``dataclasses.replace``, which a proxy would pay on every edit).
+        """
+        return Request(self.method, self.uri, headers, self.body)
+
     def encode(self) -> bytes:
         """The request on the wire."""
         return _encode(f"{self.method} {self.uri} {SIP_VERSION}", self.headers, self.body)
@@ -92,15 +98,15 @@ class Request:
 
     def push_via(self, via: Via) -> Request:
         """This request with ``via`` on top, as a proxy forwards it (RFC 3261 §16.6 step 8)."""
-        return replace(self, headers=self.headers.prepend(HeaderName.VIA, str(via)))
+        return self.with_headers(self.headers.prepend(HeaderName.VIA, str(via)))
 
     def push_record_route(self, address: NameAddr) -> Request:
         """This request with ``address`` as the topmost Record-Route (RFC 3261 §16.6 step 4)."""
-        return replace(self, headers=self.headers.prepend(HeaderName.RECORD_ROUTE, str(address)))
+        return self.with_headers(self.headers.prepend(HeaderName.RECORD_ROUTE, str(address)))
 
     def pop_route(self) -> Request:
         """This request without its topmost Route value (RFC 3261 §16.4)."""
-        return replace(self, headers=self.headers.pop_first(HeaderName.ROUTE))
+        return self.with_headers(self.headers.pop_first(HeaderName.ROUTE))
 
     def decrement_max_forwards(self) -> Request:
         """This request with Max-Forwards one lower, or 70 if it had none
@@ -111,7 +117,7 @@ class Request:
         if hops == 0:
             raise SipLocalError("Max-Forwards is 0: answer 483 instead of forwarding")
         hops = 70 if hops is None else hops - 1
-        return replace(self, headers=self.headers.replace(HeaderName.MAX_FORWARDS, str(hops)))
+        return self.with_headers(self.headers.replace(HeaderName.MAX_FORWARDS, str(hops)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +157,10 @@ class Response:
             to_tag = stateless_tag(headers)
         return _answer(headers, error.status, error.reason, to_tag, ())
 
+    def with_headers(self, headers: Headers) -> Response:
+        """This response with ``headers`` instead of its own."""
+        return Response(self.status, self.reason, headers, self.body)
+
     def encode(self) -> bytes:
         """The response on the wire."""
         return _encode(f"{SIP_VERSION} {self.status} {self.reason}", self.headers, self.body)
@@ -159,7 +169,7 @@ class Response:
         """This response without the topmost Via value, which named this proxy
         (RFC 3261 §16.7 step 3).
         """
-        return replace(self, headers=self.headers.pop_first(HeaderName.VIA))
+        return self.with_headers(self.headers.pop_first(HeaderName.VIA))
 
 
 Message = Request | Response
@@ -203,7 +213,7 @@ def _stamped(request: Request, host: str, port: int) -> Request:
     stamped = top.with_received(host, port)
     if stamped is top:
         return request
-    return replace(request, headers=headers.with_top_via(stamped))
+    return request.with_headers(headers.with_top_via(stamped))
 
 
 def _tagged(to: str, status: int, to_tag: str | None) -> str:
