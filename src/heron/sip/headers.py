@@ -31,7 +31,7 @@ from heron.sip.fields import (
 )
 from heron.sip.grammar import is_token, parse_int, split_commas
 
-__all__ = ["Header", "HeaderName", "Headers", "canonical_name"]
+__all__ = ["Header", "HeaderName", "Headers", "canonical_name", "checked_header"]
 
 _T = TypeVar("_T")
 
@@ -157,7 +157,7 @@ class Headers:
     @classmethod
     def of(cls, fields: Iterable[tuple[str, str]]) -> Headers:
         """Build from ``(name, value)`` pairs, refusing what cannot be sent."""
-        return cls(tuple(_checked(name, value) for name, value in fields))
+        return cls(tuple(checked_header(name, value) for name, value in fields))
 
     def __iter__(self) -> Iterator[Header]:
         return iter(self.entries)
@@ -212,11 +212,21 @@ class Headers:
         return value
 
     def _derived(self, entries: tuple[Header, ...], changed: str) -> Headers:
-        """A new list in which only ``changed`` fields differ: it keeps the rest parsed."""
+        """A new list in which only ``changed`` fields differ: it keeps the rest
+        parsed, and the index of the rest (a proxy edits a request several times).
+        """
         headers = Headers(entries)
         kept = {slot: value for slot, value in self._parsed.items() if slot[0] != changed}
         if kept:
             object.__setattr__(headers, "_parsed", kept)
+        if self._index is not None:
+            index = self._index.copy()
+            values = tuple([h.value for h in entries if h.key == changed])
+            if values:
+                index[changed] = values
+            else:
+                index.pop(changed, None)
+            object.__setattr__(headers, "_index", index)
         return headers
 
     # Raw access -------------------------------------------------------------
@@ -242,7 +252,7 @@ class Headers:
 
     def add(self, name: str, value: str) -> Headers:
         """These fields with ``name: value`` appended."""
-        header = _checked(name, value)
+        header = checked_header(name, value)
         return self._derived((*self.entries, header), header.key)
 
     def prepend(self, name: str, value: str) -> Headers:
@@ -251,7 +261,7 @@ class Headers:
         """
         key = canonical_name(name)
         at = next((i for i, h in enumerate(self.entries) if h.key == key), 0)
-        entries = (*self.entries[:at], _checked(name, value), *self.entries[at:])
+        entries = (*self.entries[:at], checked_header(name, value), *self.entries[at:])
         return self._derived(entries, key)
 
     def remove(self, name: str) -> Headers:
@@ -264,7 +274,7 @@ class Headers:
         key = canonical_name(name)
         at = next((i for i, h in enumerate(self.entries) if h.key == key), len(self.entries))
         rest = tuple(h for h in self.entries[at:] if h.key != key)
-        return self._derived((*self.entries[:at], _checked(name, value), *rest), key)
+        return self._derived((*self.entries[:at], checked_header(name, value), *rest), key)
 
     def replace_first(self, name: str, value: str) -> Headers:
         """These fields with the first element of ``name`` replaced by ``value``, the
@@ -276,7 +286,7 @@ class Headers:
             raise SipLocalError(f"No {name} to replace")
         first = self.entries[at]
         elements = [value, *split_commas(first.value)[1:]]
-        line = _checked(first.name, ", ".join(elements))
+        line = checked_header(first.name, ", ".join(elements))
         return self._derived((*self.entries[:at], line, *self.entries[at + 1 :]), key)
 
     def pop_first(self, name: str) -> Headers:
@@ -453,7 +463,7 @@ class Headers:
         return tags
 
 
-def _checked(name: str, value: str) -> Header:
+def checked_header(name: str, value: str) -> Header:
     """A field heron is about to send: a token name and a value without CR or LF,
     so nothing a caller passes can inject a field (RFC 3261 §7.3).
     """

@@ -15,7 +15,7 @@ from enum import StrEnum
 from heron.sip.errors import BadRequest, SipLocalError, Status, reason_phrase
 from heron.sip.fields import NameAddr, Via, parse_address
 from heron.sip.grammar import is_token
-from heron.sip.headers import Header, HeaderName, Headers
+from heron.sip.headers import Header, HeaderName, Headers, canonical_name, checked_header
 from heron.sip.uri import Uri
 
 __all__ = ["SIP_VERSION", "Message", "Method", "Request", "Response", "stateless_tag"]
@@ -176,6 +176,7 @@ Message = Request | Response
 
 # What RFC 3261 §8.2.6 copies into a response, in the order it is written.
 _COPIED = (HeaderName.VIA, HeaderName.FROM, HeaderName.TO, HeaderName.CALL_ID, HeaderName.CSEQ)
+_COPIED_KEYS = tuple((name, canonical_name(name)) for name in _COPIED)
 
 
 def _answer(
@@ -185,19 +186,24 @@ def _answer(
     to_tag: str | None,
     extra: Iterable[tuple[str, str]],
 ) -> Response:
-    fields: list[tuple[str, str]] = []
-    for name in _COPIED:
-        values = request.get_all(name)
+    # Values copied as they are were fit to send already; only what is new is checked.
+    fields: list[Header] = []
+    for name, key in _COPIED_KEYS:
+        values = request.get_all(key)
         if name is HeaderName.TO and values:
-            values = (_tagged(values[0], status, to_tag),)
-        elif name is not HeaderName.VIA:
+            tagged = _tagged(values[0], status, to_tag)
+            fields.append(
+                Header(name, tagged, key) if tagged is values[0] else checked_header(name, tagged)
+            )
+            continue
+        if name is not HeaderName.VIA:
             values = values[:1]
-        fields.extend((name, value) for value in values)
+        fields.extend([Header(name, value, key) for value in values])
     if status == Status.TRYING and (stamp := request.get(HeaderName.TIMESTAMP)) is not None:
-        fields.append((HeaderName.TIMESTAMP, stamp))  # RFC 3261 §8.2.6.1
-    fields.extend(extra)
+        fields.append(Header(HeaderName.TIMESTAMP, stamp))  # RFC 3261 §8.2.6.1
+    fields.extend([checked_header(name, value) for name, value in extra])
     phrase = reason_phrase(status) if reason is None else reason
-    return Response(status, phrase, Headers.of(fields))
+    return Response(status, phrase, Headers(tuple(fields)))
 
 
 def stateless_tag(headers: Headers) -> str:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from heron.sip import BadRequest, MalformedValue, UnanswerableMessage, parse_datagram
 from heron.sip.fields import _parse_any_address, parse_address, parse_cseq, parse_via
 from heron.sip.grammar import WSP, parse_params, split_commas
-from heron.sip.headers import Header
+from heron.sip.headers import Header, Headers
 
 # -- parameters: one expression per parameter, errors as before -------------------
 
@@ -156,3 +156,29 @@ def test_folded_lines_join_the_value_of_the_field_above() -> None:
     message = parse_datagram(HEAD + b"Subject: a\r\n \t b\r\nv: SIP/2.0/UDP h\r\n\r\n")
     assert message.headers.get("subject") == "a b"  # type: ignore[union-attr]
     assert len(message.headers.vias) == 2  # type: ignore[union-attr]
+
+
+EDITS = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "prepend", "remove", "replace", "pop_first"]),
+        st.sampled_from(["Via", "v", "Route", "Max-Forwards", "X-Other"]),
+        st.sampled_from(["a", "b, c", "d"]),
+    ),
+    max_size=8,
+)
+
+
+@given(EDITS)
+def test_an_edited_list_indexes_its_fields_as_a_fresh_one_would(
+    edits: list[tuple[str, str, str]],
+) -> None:
+    headers = Headers.of([("Via", "x, y"), ("Route", "<sip:r>"), ("To", "<sip:t>")])
+    assert headers.get("via") == "x, y"  # the index is built before the edits
+    for edit, name, value in edits:
+        if edit in ("remove", "pop_first"):
+            if edit == "pop_first" and name not in headers:
+                continue
+            headers = getattr(headers, edit)(name)
+        else:
+            headers = getattr(headers, edit)(name, value)
+    assert headers.by_key() == Headers(headers.entries).by_key()
