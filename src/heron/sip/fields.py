@@ -72,6 +72,8 @@ _HOST_RE = re.compile(r"\[[^\]]*\]|[A-Za-z0-9.\-]+")
 _PORT_RE = re.compile(r"[ \t]*:[ \t]*([0-9]+)")
 _CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+({_TOKEN})")
 _AUTH_PARAM_RE = re.compile(rf"({_TOKEN})[ \t]*=[ \t]*({QUOTED_RE.pattern}|{_TOKEN})")
+_AUTH_PARAM = rf"{_TOKEN}[ \t]*=[ \t]*(?:{QUOTED_RE.pattern}|{_TOKEN})"
+_AUTH_PARAMS_RE = re.compile(rf"[ \t]+{_AUTH_PARAM}(?:[ \t]*,[ \t]*{_AUTH_PARAM})*[ \t]*")
 # word ["@" word]: %, quotes and brackets carry no meaning here (RFC 4475 §3.1.1.2).
 _WORD = r"""[A-Za-z0-9\-.!%*_+`'~()<>:\\"/\[\]?{}]+"""
 _CALL_ID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
@@ -396,13 +398,21 @@ def parse_auth(text: str) -> Auth:
     rest = text.strip(WSP)[scheme.end() :] if scheme else ""
     if scheme is None or not rest.startswith((" ", "\t")):
         raise MalformedValue("Bad credentials or challenge", detail=text[:80])
-    params: list[tuple[str, str | None]] = []
-    for element in split_commas(rest):
-        param = _AUTH_PARAM_RE.fullmatch(element)
-        if param is None:
-            raise MalformedValue("Bad auth-param", detail=element[:80])
-        params.append((param.group(1), param.group(2)))
+    params: list[tuple[str, str | None]]
+    if _AUTH_PARAMS_RE.fullmatch(rest):
+        # The common well-formed list, checked whole in one match; its
+        # elements are then where the per-element path would find them.
+        params = [(p.group(1), p.group(2)) for p in _AUTH_PARAM_RE.finditer(rest)]
+    else:
+        params = [_auth_param(element) for element in split_commas(rest)]
     return Auth(scheme.group(), Params(tuple(params)))
+
+
+def _auth_param(element: str) -> tuple[str, str | None]:
+    param = _AUTH_PARAM_RE.fullmatch(element)
+    if param is None:
+        raise MalformedValue("Bad auth-param", detail=element[:80])
+    return param.group(1), param.group(2)
 
 
 def parse_call_id(text: str) -> str:

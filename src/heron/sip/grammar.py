@@ -2,8 +2,8 @@
 
 Everything here works on already unfolded text (RFC 3261 §7.3.1) and raises
 only :class:`MalformedValue`. The regular expressions have no nested
-quantifiers but one that cannot backtrack into them, so hostile input costs
-linear time.
+quantifiers that can backtrack (the nested ones are possessive), so hostile
+input costs linear time.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ TOKEN_RE = re.compile(f"[{_TOKEN_CLASS}]+")
 # unbracketed IPv6 "received" value robust parsers must take (RFC 5118 §4.5).
 _GEN_VALUE_RE = re.compile(f"[{_TOKEN_CLASS}\\[\\]:]+")
 # quoted-pair may not carry CR or LF; qdtext has no other controls but HTAB.
-QUOTED_RE = re.compile(r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\r\n])*"')
+# Possessive (Python 3.11): a run of qdtext in one step, and never given back,
+# which could not end the string anywhere else anyway.
+QUOTED_RE = re.compile(r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]++|\\[^\r\n])*+"')
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 _NEEDS_PAIR_RE = re.compile(r'[\x00-\x08\x0b\x0c\x0e-\x1f\x7f"\\]')
-# Nothing follows the outer repetition, so the engine never backtracks into it:
-# linear even on hostile input, like the other expressions here.
-_LIST_ELEMENT_RE = re.compile(r'(?:"(?:[^"\\]|\\.)*"|<[^>]*>|[^,"<]+)*', re.DOTALL)
+# Possessive: each alternative starts with its own character, so giving text
+# back could never make another match; linear even on hostile input.
+_LIST_ELEMENT_RE = re.compile(r'(?:"(?:[^"\\]++|\\.)*+"|<[^>]*+>|[^,"<]++)*+', re.DOTALL)
 _IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?")
 

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from heron.sip import BadRequest, MalformedValue, UnanswerableMessage, parse_datagram
-from heron.sip.fields import _parse_any_address, parse_address, parse_cseq, parse_via
+from heron.sip.fields import (
+    _AUTH_PARAMS_RE,
+    _auth_param,
+    _parse_any_address,
+    parse_address,
+    parse_auth,
+    parse_cseq,
+    parse_via,
+)
 from heron.sip.grammar import WSP, parse_params, split_commas
 from heron.sip.headers import Header, Headers
 
@@ -182,3 +190,35 @@ def test_an_edited_list_indexes_its_fields_as_a_fresh_one_would(
         else:
             headers = getattr(headers, edit)(name, value)
     assert headers.by_key() == Headers(headers.entries).by_key()
+
+
+AUTH_PARAM = st.tuples(
+    st.sampled_from(["username", "realm", "x", "", "a b"]),
+    st.sampled_from(["=", " = ", "\t=", ""]),
+    st.sampled_from(['"a"', '"a,b"', '"a\\"b"', '"<x>"', "MD5", '""', '"', "a<b", "\\"]),
+).map("".join)
+AUTH_PARAMS = st.tuples(
+    st.lists(AUTH_PARAM, min_size=1, max_size=5),
+    st.sampled_from([",", " , ", "\t,", ",,", " "]),
+).map(lambda pair: pair[1].join(pair[0]))
+
+
+@given(AUTH_PARAMS)
+def test_auth_params_fast_path_agrees_with_the_element_parser(rest: str) -> None:
+    rest = " " + rest
+    if _AUTH_PARAMS_RE.fullmatch(rest) is None:
+        return
+    general = [_auth_param(element) for element in split_commas(rest)]
+    assert parse_auth("Digest" + rest).params.items == tuple(general)
+
+
+def test_credentials_with_quoted_commas_take_the_fast_path() -> None:
+    rest = ' realm="a, b" ,\tnonce="x\\"y", algorithm=MD5'
+    assert _AUTH_PARAMS_RE.fullmatch(rest) is not None
+    auth = parse_auth("Digest" + rest)
+    assert auth.params.items == (
+        ("realm", '"a, b"'),
+        ("nonce", '"x\\"y"'),
+        ("algorithm", "MD5"),
+    )
+    assert auth.param("nonce") == 'x"y'
