@@ -72,6 +72,8 @@ _HOST_RE = re.compile(r"\[[^\]]*\]|[A-Za-z0-9.\-]+")
 _PORT_RE = re.compile(r"[ \t]*:[ \t]*([0-9]+)")
 _CSEQ_RE = re.compile(rf"([0-9]+)[ \t]+({_TOKEN})")
 _AUTH_PARAM_RE = re.compile(rf"({_TOKEN})[ \t]*=[ \t]*({QUOTED_RE.pattern}|{_TOKEN})")
+_AUTH_PARAM = rf"{_TOKEN}[ \t]*=[ \t]*(?:{QUOTED_RE.pattern}|{_TOKEN})"
+_AUTH_PARAMS_RE = re.compile(rf"[ \t]+{_AUTH_PARAM}(?:[ \t]*,[ \t]*{_AUTH_PARAM})*[ \t]*")
 # word ["@" word]: %, quotes and brackets carry no meaning here (RFC 4475 §3.1.1.2).
 _WORD = r"""[A-Za-z0-9\-.!%*_+`'~()<>:\\"/\[\]?{}]+"""
 _CALL_ID_RE = re.compile(f"{_WORD}(?:@{_WORD})?")
@@ -140,6 +142,30 @@ def parse_address(text: str) -> NameAddr:
 
 def _parse_address(text: str) -> NameAddr:
     text = text.strip(WSP)
+    lt = text.find("<")
+    gt = text.find(">", lt)
+    if lt >= 0 and gt >= 0 and '"' not in text:
+        # The display name and <URI> before any parameter, from a cache keyed
+        # without the tag that makes every From and To text new.
+        head = _bracketed(text[: gt + 1])
+        if head is not None:
+            return NameAddr(head[0], head[1], parse_params(text, gt + 1))
+    return _parse_any_address(text)
+
+
+@lru_cache(maxsize=1024)
+def _bracketed(text: str) -> tuple[Uri, str | None] | None:
+    """The URI and display name of ``[tokens] <URI>`` with nothing after the
+    ``>``, or None when it does not parse (the caller then says why).
+    """
+    try:
+        address = _parse_any_address(text)
+    except MalformedValue:
+        return None
+    return address.uri, address.display_name
+
+
+def _parse_any_address(text: str) -> NameAddr:
     if text.startswith('"'):
         quoted = QUOTED_RE.match(text)
         if quoted is None:
@@ -238,7 +264,7 @@ class Via:
             params = params.set("received", host)
         else:
             return self
-        return replace(self, params=params)
+        return Via(self.transport, self.host, self.port, params, self.protocol)
 
 
 def parse_via(text: str) -> Via:
@@ -253,41 +279,56 @@ def parse_via(text: str) -> Via:
 
 
 def _parse_via(text: str) -> Via:
+    # sent-protocol and sent-by end at the first ";" past any "]" of an IPv6
+    # reference: no match below reaches past it, so they parse from a cache,
+    # keyed without the branch that makes every Via text new.
+    cut = text.find(";", text.find("]") + 1)
+    sent = _sent_by(text if cut < 0 else text[:cut])
+    if sent is None:
+        raise MalformedValue("Bad Via", detail=text[:80])
+    protocol, transport, host, port, pos = sent
+    via = Via(transport, host, port, parse_params(text, pos), protocol)
+    _check_via_params(via)
+    return via
+
+
+@lru_cache(maxsize=1024)
+def _sent_by(text: str) -> tuple[str, str, str, int | None, int] | None:
+    """Protocol, transport, host, port and where parameters start, or None
+    when there is no sent-protocol and host.
+    """
     protocol = _SENT_PROTOCOL_RE.match(text)
     host = protocol and _HOST_RE.match(text, protocol.end())
     if not protocol or not host:
-        raise MalformedValue("Bad Via", detail=text[:80])
+        return None
     pos = host.end()
     port = None
     if digits := _PORT_RE.match(text, pos):
         port = parse_int(digits.group(1), 65535, "Via port")
         pos = digits.end()
-    via = Via(
-        protocol.group(3),
-        parse_host(host.group()),
-        port,
-        parse_params(text, pos),
-        f"{protocol.group(1)}/{protocol.group(2)}",
-    )
-    _check_via_params(via)
-    return via
+    name, version, transport = protocol.groups()
+    return f"{name}/{version}", transport, parse_host(host.group()), port, pos
 
 
 _parse_via_cached = lru_cache(maxsize=2048)(_parse_via)
 
 
 def _check_via_params(via: Via) -> None:
-    if "branch" in via.params and not is_token(via.branch or ""):
-        raise MalformedValue("Bad Via branch", detail=str(via.branch)[:80])
-    if via.maddr is not None:
-        parse_host(via.maddr)
-    if via.received is not None:
+    # The first value of each name, as Params.get finds it, in one pass.
+    first: dict[str, str | None] = {}
+    for name, value in via.params:
+        first.setdefault(name.lower(), value)
+    if "branch" in first and not is_token(first["branch"] or ""):
+        raise MalformedValue("Bad Via branch", detail=str(first["branch"])[:80])
+    if (maddr := first.get("maddr")) is not None:
+        parse_host(maddr)
+    if (received := first.get("received")) is not None:
         try:
-            ipaddress.ip_address(via.received.strip("[]"))
+            ipaddress.ip_address(received.strip("[]"))
         except ValueError:
-            raise MalformedValue("Bad Via received", detail=via.received[:80]) from None
+            raise MalformedValue("Bad Via received", detail=received[:80]) from None
     for name, maximum in (("rport", 65535), ("ttl", 255)):
-        if (value := via.params.get(name)) is not None:
+        if (value := first.get(name)) is not None:
             parse_int(value, maximum, f"Via {name}")
 
 
@@ -303,11 +344,22 @@ class CSeq:
 
 
 def parse_cseq(text: str) -> CSeq:
-    """``1*DIGIT LWS Method``, the number a 32-bit unsigned (RFC 4475 §3.1.2.4)."""
+    """``1*DIGIT LWS Method``, the number a 32-bit unsigned (RFC 4475 §3.1.2.4).
+    Cached: "1 INVITE", "2 REGISTER" and the like recur in call after call.
+    """
+    if len(text) <= CACHED_LENGTH:
+        return _parse_cseq_cached(text)
+    return _parse_cseq(text)
+
+
+def _parse_cseq(text: str) -> CSeq:
     match = _CSEQ_RE.fullmatch(text)
     if match is None:
         raise MalformedValue("Bad CSeq", detail=text[:80])
     return CSeq(parse_int(match.group(1), MAX_UINT32, "CSeq"), match.group(2))
+
+
+_parse_cseq_cached = lru_cache(maxsize=1024)(_parse_cseq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,13 +398,21 @@ def parse_auth(text: str) -> Auth:
     rest = text.strip(WSP)[scheme.end() :] if scheme else ""
     if scheme is None or not rest.startswith((" ", "\t")):
         raise MalformedValue("Bad credentials or challenge", detail=text[:80])
-    params: list[tuple[str, str | None]] = []
-    for element in split_commas(rest):
-        param = _AUTH_PARAM_RE.fullmatch(element)
-        if param is None:
-            raise MalformedValue("Bad auth-param", detail=element[:80])
-        params.append((param.group(1), param.group(2)))
+    params: list[tuple[str, str | None]]
+    if _AUTH_PARAMS_RE.fullmatch(rest):
+        # The common well-formed list, checked whole in one match; its
+        # elements are then where the per-element path would find them.
+        params = [(p.group(1), p.group(2)) for p in _AUTH_PARAM_RE.finditer(rest)]
+    else:
+        params = [_auth_param(element) for element in split_commas(rest)]
     return Auth(scheme.group(), Params(tuple(params)))
+
+
+def _auth_param(element: str) -> tuple[str, str | None]:
+    param = _AUTH_PARAM_RE.fullmatch(element)
+    if param is None:
+        raise MalformedValue("Bad auth-param", detail=element[:80])
+    return param.group(1), param.group(2)
 
 
 def parse_call_id(text: str) -> str:

@@ -2,7 +2,8 @@
 
 Everything here works on already unfolded text (RFC 3261 §7.3.1) and raises
 only :class:`MalformedValue`. The regular expressions have no nested
-quantifiers, so hostile input costs linear time.
+quantifiers that can backtrack (the nested ones are possessive), so hostile
+input costs linear time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NoReturn
 
 from heron.sip.errors import MalformedValue, SipLocalError
 
@@ -34,10 +36,14 @@ TOKEN_RE = re.compile(f"[{_TOKEN_CLASS}]+")
 # unbracketed IPv6 "received" value robust parsers must take (RFC 5118 §4.5).
 _GEN_VALUE_RE = re.compile(f"[{_TOKEN_CLASS}\\[\\]:]+")
 # quoted-pair may not carry CR or LF; qdtext has no other controls but HTAB.
-QUOTED_RE = re.compile(r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\r\n])*"')
+# Possessive (Python 3.11): a run of qdtext in one step, and never given back,
+# which could not end the string anywhere else anyway.
+QUOTED_RE = re.compile(r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]++|\\[^\r\n])*+"')
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
 _NEEDS_PAIR_RE = re.compile(r'[\x00-\x08\x0b\x0c\x0e-\x1f\x7f"\\]')
-_LIST_PIECE_RE = re.compile(r'"(?:[^"\\]|\\.)*"|<[^>]*>|[^,"<]+|,|["<]', re.DOTALL)
+# Possessive: each alternative starts with its own character, so giving text
+# back could never make another match; linear even on hostile input.
+_LIST_ELEMENT_RE = re.compile(r'(?:"(?:[^"\\]++|\\.)*+"|<[^>]*+>|[^,"<]++)*+', re.DOTALL)
 _IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?")
 
@@ -112,17 +118,19 @@ def _split_cached(value: str) -> tuple[str, ...]:
 
 def _split(value: str) -> list[str]:
     elements: list[str] = []
-    current: list[str] = []
-    for match in _LIST_PIECE_RE.finditer(value):
-        piece = match.group()
-        if piece == ",":
-            elements.append("".join(current).strip())
-            current = []
-        elif piece in ('"', "<"):
+    pos, end = 0, len(value)
+    while True:
+        # Always matches, maybe nothing: it stops at a comma, the end, or the
+        # '"' or '<' that opens what is never closed.
+        element = _LIST_ELEMENT_RE.match(value, pos)
+        assert element is not None
+        elements.append(element.group().strip())
+        pos = element.end()
+        if pos == end:
+            break
+        if value[pos] != ",":
             raise MalformedValue("Unterminated quoted string or <", detail=value[:80])
-        else:
-            current.append(piece)
-    elements.append("".join(current).strip())
+        pos += 1
     if not all(elements):
         raise MalformedValue("Empty list element", detail=value[:80])
     return elements
@@ -197,29 +205,41 @@ class Params:
         return Params(tuple((n, v) for n, v in self.items if n.lower() != name.lower()))
 
 
+_PARAM_RE = re.compile(
+    f"[ \t]*;[ \t]*({TOKEN_RE.pattern})"
+    f"[ \t]*(?:=[ \t]*({QUOTED_RE.pattern}|{_GEN_VALUE_RE.pattern}))?"
+)
+"""One well-formed parameter, with the whitespace SEMI and EQUAL allow around them."""
+
+
 def parse_params(text: str, pos: int = 0) -> Params:
     """``*( SEMI generic-param )`` from ``pos`` to the end of ``text``.
 
     SEMI and EQUAL allow whitespace on both sides (RFC 3261 §25.1), which is
-    what RFC 4475 §3.1.1.1 spreads over folded lines.
+    what RFC 4475 §3.1.1.1 spreads over folded lines. One regular expression
+    match per parameter; a failed one is explained by :func:`_param_error`.
     """
     items: list[tuple[str, str | None]] = []
     end = len(text)
-    while (pos := skip_ws(text, pos)) < end:
-        if text[pos] != ";":
-            raise MalformedValue("Unexpected text before parameters", detail=text[pos : pos + 40])
-        pos = skip_ws(text, pos + 1)
-        name = TOKEN_RE.match(text, pos)
-        if name is None:
-            raise MalformedValue("Empty or malformed parameter", detail=text[pos : pos + 40])
-        pos = skip_ws(text, name.end())
-        if pos < end and text[pos] == "=":
+    while pos < end:
+        match = _PARAM_RE.match(text, pos)
+        if match is None:
+            pos = skip_ws(text, pos)
+            if pos == end:
+                break
+            _param_error(text, pos)
+        pos = match.end()
+        if text.startswith("=", pos):
+            # The name matched but its value did not.
             pos = skip_ws(text, pos + 1)
-            value = (QUOTED_RE if text.startswith('"', pos) else _GEN_VALUE_RE).match(text, pos)
-            if value is None:
-                raise MalformedValue("Malformed parameter value", detail=text[pos : pos + 40])
-            items.append((name.group(), value.group()))
-            pos = value.end()
-        else:
-            items.append((name.group(), None))
+            raise MalformedValue("Malformed parameter value", detail=text[pos : pos + 40])
+        items.append((match.group(1), match.group(2)))
     return Params(tuple(items))
+
+
+def _param_error(text: str, pos: int) -> NoReturn:
+    """Why the parameter at ``pos`` (not whitespace) is malformed."""
+    if text[pos] != ";":
+        raise MalformedValue("Unexpected text before parameters", detail=text[pos : pos + 40])
+    pos = skip_ws(text, pos + 1)
+    raise MalformedValue("Empty or malformed parameter", detail=text[pos : pos + 40])

@@ -10,11 +10,11 @@ one field changed keeps what was parsed of the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from heron.sip.errors import MalformedValue, SipLocalError
 from heron.sip.fields import (
@@ -31,7 +31,7 @@ from heron.sip.fields import (
 )
 from heron.sip.grammar import is_token, parse_int, split_commas
 
-__all__ = ["Header", "HeaderName", "Headers", "canonical_name"]
+__all__ = ["Header", "HeaderName", "Headers", "canonical_name", "checked_header"]
 
 _T = TypeVar("_T")
 
@@ -106,16 +106,33 @@ def canonical_name(name: str) -> str:
     return _COMPACT.get(lowered, lowered)
 
 
-@dataclass(frozen=True, slots=True)
 class Header:
-    """One field line: the name as spelled and the unfolded value."""
+    """One field line: the name as spelled, the unfolded value and ``key``, the
+    canonical name it is looked up by.
 
-    name: str
-    value: str
-    key: str = field(init=False, repr=False, compare=False)
+    A plain class with ``Final`` attributes rather than a frozen dataclass: a
+    parser makes a dozen per message, and a frozen dataclass's ``__init__``
+    costs three times as much. ``key`` derives from ``name``; a parser that
+    has already looked it up passes it.
+    """
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", canonical_name(self.name))
+    __slots__ = ("key", "name", "value")
+
+    def __init__(self, name: str, value: str, key: str | None = None) -> None:
+        self.name: Final = name
+        self.value: Final = value
+        self.key: Final = canonical_name(name) if key is None else key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Header):
+            return NotImplemented
+        return self.name == other.name and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.value))
+
+    def __repr__(self) -> str:
+        return f"Header(name={self.name!r}, value={self.value!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +157,7 @@ class Headers:
     @classmethod
     def of(cls, fields: Iterable[tuple[str, str]]) -> Headers:
         """Build from ``(name, value)`` pairs, refusing what cannot be sent."""
-        return cls(tuple(_checked(name, value) for name, value in fields))
+        return cls(tuple(checked_header(name, value) for name, value in fields))
 
     def __iter__(self) -> Iterator[Header]:
         return iter(self.entries)
@@ -163,12 +180,22 @@ class Headers:
         except UnicodeEncodeError:
             raise SipLocalError("Field value is not text", detail=ascii(text[:80])) from None
 
+    def by_key(self) -> Mapping[str, tuple[str, ...]]:
+        """The values of every field present, by canonical name (:func:`canonical_name`):
+        one lookup for a caller that checks many fields, as the parser does.
+        """
+        return self._values()
+
     def _values(self) -> dict[str, tuple[str, ...]]:
         index = self._index
         if index is None:
             grouped: dict[str, list[str]] = {}
             for h in self.entries:
-                grouped.setdefault(h.key, []).append(h.value)
+                values = grouped.get(h.key)
+                if values is None:
+                    grouped[h.key] = [h.value]
+                else:
+                    values.append(h.value)
             index = {key: tuple(values) for key, values in grouped.items()}
             object.__setattr__(self, "_index", index)
         return index
@@ -185,23 +212,37 @@ class Headers:
         return value
 
     def _derived(self, entries: tuple[Header, ...], changed: str) -> Headers:
-        """A new list in which only ``changed`` fields differ: it keeps the rest parsed."""
+        """A new list in which only ``changed`` fields differ: it keeps the rest
+        parsed, and the index of the rest (a proxy edits a request several times).
+        """
         headers = Headers(entries)
         kept = {slot: value for slot, value in self._parsed.items() if slot[0] != changed}
         if kept:
             object.__setattr__(headers, "_parsed", kept)
+        if self._index is not None:
+            index = self._index.copy()
+            values = tuple([h.value for h in entries if h.key == changed])
+            if values:
+                index[changed] = values
+            else:
+                index.pop(changed, None)
+            object.__setattr__(headers, "_index", index)
         return headers
 
     # Raw access -------------------------------------------------------------
 
     def get(self, name: str) -> str | None:
         """The value of the first ``name`` field, or None."""
-        values = self._values().get(canonical_name(name))
+        index = self._values() if self._index is None else self._index
+        key = _KEYS.get(name)
+        values = index.get(canonical_name(name) if key is None else key)
         return values[0] if values else None
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """The value of every ``name`` field line, in order."""
-        return self._values().get(canonical_name(name), ())
+        index = self._values() if self._index is None else self._index
+        key = _KEYS.get(name)
+        return index.get(canonical_name(name) if key is None else key, ())
 
     def split(self, name: str) -> tuple[str, ...]:
         """Every comma-separated element of the ``name`` lines (RFC 3261 §7.3.1);
@@ -211,7 +252,7 @@ class Headers:
 
     def add(self, name: str, value: str) -> Headers:
         """These fields with ``name: value`` appended."""
-        header = _checked(name, value)
+        header = checked_header(name, value)
         return self._derived((*self.entries, header), header.key)
 
     def prepend(self, name: str, value: str) -> Headers:
@@ -220,7 +261,7 @@ class Headers:
         """
         key = canonical_name(name)
         at = next((i for i, h in enumerate(self.entries) if h.key == key), 0)
-        entries = (*self.entries[:at], _checked(name, value), *self.entries[at:])
+        entries = (*self.entries[:at], checked_header(name, value), *self.entries[at:])
         return self._derived(entries, key)
 
     def remove(self, name: str) -> Headers:
@@ -233,7 +274,7 @@ class Headers:
         key = canonical_name(name)
         at = next((i for i, h in enumerate(self.entries) if h.key == key), len(self.entries))
         rest = tuple(h for h in self.entries[at:] if h.key != key)
-        return self._derived((*self.entries[:at], _checked(name, value), *rest), key)
+        return self._derived((*self.entries[:at], checked_header(name, value), *rest), key)
 
     def replace_first(self, name: str, value: str) -> Headers:
         """These fields with the first element of ``name`` replaced by ``value``, the
@@ -245,7 +286,7 @@ class Headers:
             raise SipLocalError(f"No {name} to replace")
         first = self.entries[at]
         elements = [value, *split_commas(first.value)[1:]]
-        line = _checked(first.name, ", ".join(elements))
+        line = checked_header(first.name, ", ".join(elements))
         return self._derived((*self.entries[:at], line, *self.entries[at + 1 :]), key)
 
     def pop_first(self, name: str) -> Headers:
@@ -422,7 +463,7 @@ class Headers:
         return tags
 
 
-def _checked(name: str, value: str) -> Header:
+def checked_header(name: str, value: str) -> Header:
     """A field heron is about to send: a token name and a value without CR or LF,
     so nothing a caller passes can inject a field (RFC 3261 §7.3).
     """
@@ -435,6 +476,14 @@ def _checked(name: str, value: str) -> Header:
         raise SipLocalError("Field cannot be sent", detail=f"{name!r}: {value[:80]!r}")
     return Header(name, value.strip(" \t"))
 
+
+_KEYS = {
+    spelling: canonical_name(spelling)
+    for name in HeaderName
+    for spelling in (name, canonical_name(name.value))
+}
+"""The keys of the names heron reads, spelled either way: a dict lookup, where
+:func:`canonical_name`'s cache is slower, the more so for a :class:`HeaderName`."""
 
 _NAMES = frozenset(HeaderName)
 """Tokens already: most fields heron writes have these names."""

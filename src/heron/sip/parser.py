@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import NoReturn
 
 from heron.sip.errors import (
@@ -36,7 +37,7 @@ from heron.sip.fields import (
     parse_date,
 )
 from heron.sip.grammar import WSP, is_token, parse_int
-from heron.sip.headers import Header, HeaderName, Headers
+from heron.sip.headers import Header, HeaderName, Headers, canonical_name
 from heron.sip.message import SIP_VERSION, Method, Request, Response
 from heron.sip.uri import SipUri, parse_uri
 
@@ -223,26 +224,39 @@ def _parse_head(data: bytes, limits: MessageLimits) -> _Head:
         raise LimitExceeded("Header line too long")
     # Decoded whole, then split: CRLF never sits inside a UTF-8 sequence, and
     # surrogateescape maps every other byte alike either way.
-    start, *rest = data.decode("utf-8", "surrogateescape").split("\r\n")
-    fields: list[list[str]] = []
+    text = data.decode("utf-8", "surrogateescape")
+    start, *rest = text.split("\r\n")
+    # Counted once in C, so the common clean head skips a test per line.
+    bare = text.count("\r") != len(rest) or text.count("\n") != len(rest)
+    fields: list[list[str]] = []  # name as spelled, key, value
     fault = None
     for line in rest:
-        if "\r" in line or "\n" in line:
+        if bare and ("\r" in line or "\n" in line):
             fault = fault or _Fault("Bare CR or LF", repr(line[:80]))
-        elif line.startswith((" ", "\t")) and fields:
+        elif line[:1] in (" ", "\t") and fields:
             field = fields[-1]
-            field[1] = f"{field[1].rstrip(WSP)} {line.strip(WSP)}"
-            if len(field[1]) > limits.max_line_length:
+            field[2] = f"{field[2].rstrip(WSP)} {line.strip(WSP)}"
+            if len(field[2]) > limits.max_line_length:
                 raise LimitExceeded("Header line too long")
         else:
             name, colon, value = line.partition(":")
-            if colon and is_token(name.rstrip(WSP)):
-                fields.append([name.rstrip(WSP), value])
+            named = _field_name(name) if colon else None
+            if named is not None:
+                fields.append([*named, value])
             else:
                 fault = fault or _Fault("Malformed header field", repr(line[:80]))
         if len(fields) > limits.max_header_count:
             raise LimitExceeded("Too many header fields")
-    return _Head(start, Headers(tuple(Header(n, v.strip(WSP)) for n, v in fields)), fault)
+    return _Head(start, Headers(tuple([Header(n, v.strip(WSP), k) for n, k, v in fields])), fault)
+
+
+@lru_cache(maxsize=1024)
+def _field_name(raw: str) -> tuple[str, str] | None:
+    """The name of a field line as spelled and its canonical key, or None when
+    it is not a token. Cached: a few dozen names recur in every message.
+    """
+    name = raw.rstrip(WSP)
+    return (name, canonical_name(name)) if is_token(name) else None
 
 
 def _content_length(head: _Head) -> int | None:
@@ -314,37 +328,42 @@ def _check_date(headers: Headers) -> object:
     return parse_date(headers.get(HeaderName.DATE) or "")
 
 
-# (field, whether required, whether single, check). The checks run when the
-# field is present; each raises MalformedValue.
-_CHECKS: tuple[tuple[HeaderName, bool, bool, Callable[[Headers], object]], ...] = (
-    (HeaderName.VIA, True, False, lambda h: h.vias),
-    (HeaderName.FROM, True, True, lambda h: h.from_),
-    (HeaderName.TO, True, True, lambda h: h.to),
-    (HeaderName.CALL_ID, True, True, _check_call_id),
-    (HeaderName.CSEQ, True, True, lambda h: h.cseq),
-    (HeaderName.MAX_FORWARDS, False, True, lambda h: h.max_forwards),
-    (HeaderName.CONTACT, False, False, lambda h: [(c.q, c.expires) for c in h.contacts]),
-    (HeaderName.ROUTE, False, False, lambda h: h.routes),
-    (HeaderName.RECORD_ROUTE, False, False, lambda h: h.record_routes),
-    (HeaderName.EXPIRES, False, True, lambda h: h.expires),
-    (HeaderName.DATE, False, True, _check_date),
-    (HeaderName.REQUIRE, False, False, lambda h: h.require),
-    (HeaderName.PROXY_REQUIRE, False, False, lambda h: h.proxy_require),
+# (field, its canonical key, whether required, whether single, check). The
+# checks run when the field is present; each raises MalformedValue.
+_CHECKS: tuple[tuple[HeaderName, str, bool, bool, Callable[[Headers], object]], ...] = tuple(
+    (name, canonical_name(name), required, single, check)
+    for name, required, single, check in (
+        (HeaderName.VIA, True, False, lambda h: h.vias),
+        (HeaderName.FROM, True, True, lambda h: h.from_),
+        (HeaderName.TO, True, True, lambda h: h.to),
+        (HeaderName.CALL_ID, True, True, _check_call_id),
+        (HeaderName.CSEQ, True, True, lambda h: h.cseq),
+        (HeaderName.MAX_FORWARDS, False, True, lambda h: h.max_forwards),
+        (HeaderName.CONTACT, False, False, lambda h: [(c.q, c.expires) for c in h.contacts]),
+        (HeaderName.ROUTE, False, False, lambda h: h.routes),
+        (HeaderName.RECORD_ROUTE, False, False, lambda h: h.record_routes),
+        (HeaderName.EXPIRES, False, True, lambda h: h.expires),
+        (HeaderName.DATE, False, True, _check_date),
+        (HeaderName.REQUIRE, False, False, lambda h: h.require),
+        (HeaderName.PROXY_REQUIRE, False, False, lambda h: h.proxy_require),
+    )
 )
 
 
 def _check_fields(headers: Headers, message: Request | Response) -> _Fault | None:
-    for name, required, single, check in _CHECKS:
-        count = len(headers.get_all(name))
-        if count == 0 and required:
-            return _Fault(f"Missing {name}")
-        if count > 1 and single:
+    present = headers.by_key()
+    for name, key, required, single, check in _CHECKS:
+        values = present.get(key)
+        if values is None:
+            if required:
+                return _Fault(f"Missing {name}")
+            continue
+        if single and len(values) > 1:
             return _Fault(f"Multiple {name}")
-        if count:
-            try:
-                check(headers)
-            except MalformedValue as error:
-                return _Fault(f"Bad {name}", f"{error.reason}: {error.detail}")
+        try:
+            check(headers)
+        except MalformedValue as error:
+            return _Fault(f"Bad {name}", f"{error.reason}: {error.detail}")
     if isinstance(message, Request) and headers.cseq.method != message.method:
         return _Fault("CSeq method does not match", f"{headers.cseq.method} {message.method}")
     return None
