@@ -44,6 +44,7 @@ from bench.sip.report import ServerFigures, matched_table, table
 from bench.sip.servers import Heron, Kamailio, RunningServer, Server, ServerUnavailable
 from bench.sip.sipp import SCENARIOS, Account, SippFailed, UasGroup, sipp_version, uas_group
 
+CORES = os.cpu_count() or 1
 QUICK = Plan(
     users=4,
     callees=1,
@@ -56,6 +57,7 @@ QUICK = Plan(
     holds=0,
     recv_timeout=2,
     match_seconds=5,
+    uacs=CORES,
 )
 DEFAULT = Plan(
     users=10,
@@ -69,6 +71,7 @@ DEFAULT = Plan(
     holds=3,
     recv_timeout=3,
     match_seconds=20,
+    uacs=CORES,
 )
 REDIS = "redis://127.0.0.1:6379/0"
 CALL_PAUSE = 0.2
@@ -99,7 +102,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--heron-workers",
         type=int,
-        default=os.cpu_count() or 1,
+        default=CORES,
         help="heron [sip] workers (default: CPU count, sharing state through Redis; "
         "1: one process, no Redis)",
     )
@@ -107,6 +110,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--redis",
         default=REDIS,
         help=f"the Redis heron's workers share, under a prefix of the run's own (default {REDIS})",
+    )
+    parser.add_argument(
+        "--uacs",
+        type=int,
+        help="sipp UACs sharing each load, each from its own port (default: CPU count, so "
+        "that heron's workers, which take datagrams by source port, all get some)",
     )
     parser.add_argument("--users", type=int, help="accounts that register and call")
     parser.add_argument("--callees", type=int, help="accounts answering calls (one sipp UAS each)")
