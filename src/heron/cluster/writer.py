@@ -71,7 +71,10 @@ class SetWriter:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            await self._flush()
+            try:
+                await self._flush()
+            except Exception:  # the next batch must still go, or every REGISTER waits
+                log.exception("sip: a batch of binding sets failed")
 
     async def _flush(self) -> None:
         self._wake.clear()
