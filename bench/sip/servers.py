@@ -317,7 +317,11 @@ listen = ["127.0.0.1:{self.web_port}"]
     def running(self) -> Iterator[RunningServer]:
         log = self.workdir / "heron.log"
         with running_heron(
-            self.config, log, self.address, lambda: answers_options(self.address)
+            self.config,
+            log,
+            self.address,
+            lambda: answers_options(self.address),
+            processes=self.workers,
         ) as running:
             yield running
 
