@@ -268,9 +268,12 @@ class Sharing:
 
 
 def _shape(bindings: Sequence[Binding]) -> tuple[Binding, ...]:
-    """The set without what a refresh changes (expiry, CSeq, time of writing): two sets
-    of one shape reach the same phones the same way."""
-    return tuple(replace(b, expires_at=0.0, cseq=0, updated_at=0.0) for b in bindings)
+    """The set without what a refresh changes (expiry, Call-ID and CSeq, time of writing):
+    two sets of one shape reach the same phones the same way. Another process's copy of
+    them lags by :data:`heron.cluster.writer.LAZY_DELAY` at most: a stale REGISTER that
+    reaches that process within it passes the Call-ID and CSeq check (RFC 3261 §10.3
+    step 7) it would fail here, and refreshes the binding once more."""
+    return tuple(replace(b, expires_at=0.0, call_id="", cseq=0, updated_at=0.0) for b in bindings)
 
 
 class RemoteFlow:
