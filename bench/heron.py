@@ -50,10 +50,13 @@ def running_heron(
     *,
     answer_seconds: float = 60.0,
     silent: str = "",
+    processes: int = 1,
 ) -> Iterator[RunningServer]:
     """``heron serve`` on ``config``, logging to the end of ``log``, stopped when the block
     ends; ready once it logs that it serves and ``answers()`` is true, within
-    ``answer_seconds`` of that. ``silent`` replaces the reason when it never answers."""
+    ``answer_seconds`` of that. ``silent`` replaces the reason when it never answers.
+    With workers each of the ``processes`` logs that it serves, the main process last:
+    a bench that started on the first line would load a main process still starting."""
     command = [*heron_command(), "-c", str(config), "serve"]
     with log.open("ab") as sink:
         offset = sink.tell()
@@ -67,7 +70,7 @@ def running_heron(
     def serving() -> bool:
         with log.open("rb") as source:
             source.seek(offset)
-            return SERVING in source.read()
+            return source.read().count(SERVING) >= processes
 
     try:
         wait_ready(process, serving, 60.0, log)

@@ -5,7 +5,7 @@ Run from the repository root::
     .venv/bin/python -m bench.sip            # default: 3½ to 5½ minutes (see bench/README.md)
     .venv/bin/python -m bench.sip --quick    # smoke check: about 90 s
     .venv/bin/python -m bench.sip --install  # apt-get kamailio, sqlite modules, sipp if missing
-    .venv/bin/python -m bench.sip --help     # ramp, users, server order
+    .venv/bin/python -m bench.sip --help     # ramp, users, server order, heron workers
 
 Each server gets the same accounts, then two loads, each against a freshly
 started server: digest REGISTERs from one sipp UAC cycling through the users,
@@ -16,6 +16,12 @@ Last, both servers are held at one rate, the lower of their sustained rates,
 so that the two are also compared on the same load. A server that does not
 start or answer is skipped with the reason, and the other still runs.
 Everything stays on 127.0.0.1 and every loop is bounded.
+
+heron runs one SIP process per core by default, as Kamailio runs a UDP worker per
+core and more: comparing one heron process with all of Kamailio's would measure the
+process count, not the server. Its workers share state through Redis (``--redis``,
+under a prefix of the run's own); ``--heron-workers 1`` runs the one process without
+Redis, to compare the two.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from bench.sip.report import ServerFigures, matched_table, table
 from bench.sip.servers import Heron, Kamailio, RunningServer, Server, ServerUnavailable
 from bench.sip.sipp import SCENARIOS, Account, SippFailed, UasGroup, sipp_version, uas_group
 
+CORES = os.cpu_count() or 1
 QUICK = Plan(
     users=4,
     callees=1,
@@ -50,6 +57,7 @@ QUICK = Plan(
     holds=0,
     recv_timeout=2,
     match_seconds=5,
+    uacs=CORES,
 )
 DEFAULT = Plan(
     users=10,
@@ -63,7 +71,9 @@ DEFAULT = Plan(
     holds=3,
     recv_timeout=3,
     match_seconds=20,
+    uacs=CORES,
 )
+REDIS = "redis://127.0.0.1:6379/0"
 CALL_PAUSE = 0.2
 """uac.xml waits 200 ms between its ACK and its BYE."""
 MATCH_SHARE = 0.8
@@ -88,6 +98,24 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=256,
         help="Kamailio shared memory in MB, its -m (default 256; Debian's is 64, which runs out "
         "of memory for transactions at about 500 calls/s)",
+    )
+    parser.add_argument(
+        "--heron-workers",
+        type=int,
+        default=CORES,
+        help="heron [sip] workers (default: CPU count, sharing state through Redis; "
+        "1: one process, no Redis)",
+    )
+    parser.add_argument(
+        "--redis",
+        default=REDIS,
+        help=f"the Redis heron's workers share, under a prefix of the run's own (default {REDIS})",
+    )
+    parser.add_argument(
+        "--uacs",
+        type=int,
+        help="sipp UACs sharing each load, each from its own port (default: CPU count, so "
+        "that heron's workers, which take datagrams by source port, all get some)",
     )
     parser.add_argument("--users", type=int, help="accounts that register and call")
     parser.add_argument("--callees", type=int, help="accounts answering calls (one sipp UAS each)")
@@ -290,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     emit(f"loads: {plan.describe()}")
     emit(
         f"{sipp_version()}; Kamailio {servers.kamailio_version()} with {args.kamailio_shm} MB "
-        f"shared memory; {os.cpu_count()} cores"
+        f"shared memory; heron with {args.heron_workers} SIP process(es); {os.cpu_count()} cores"
     )
     users, callees = _accounts(plan)
     loads = _loads(users, callees)
@@ -301,17 +329,21 @@ def main(argv: list[str] | None = None) -> int:
     with run_directory("bench-sip-", args.keep) as workdir:
         makers: dict[str, Callable[[], Server]] = {
             "kamailio": lambda: Kamailio(workdir / "kamailio", taken, args.kamailio_shm),
-            "heron": lambda: Heron(workdir / "heron", taken),
+            "heron": lambda: Heron(workdir / "heron", taken, args.heron_workers, args.redis),
         }
         ran: dict[str, Server] = {}
-        for name in order:
-            emit(f"{name}: setting up")
-            ran[name] = makers[name]()
-            results[name] = _run_server(
-                ran[name], plan, loads, kinds, (users, fixed), workdir / name, taken
-            )
-        if plan.match_seconds > 0 and len(ran) == 2:
-            _run_matched(ran, plan, loads, kinds, fixed, results, workdir, taken)
+        try:
+            for name in order:
+                emit(f"{name}: setting up")
+                ran[name] = makers[name]()
+                results[name] = _run_server(
+                    ran[name], plan, loads, kinds, (users, fixed), workdir / name, taken
+                )
+            if plan.match_seconds > 0 and len(ran) == 2:
+                _run_matched(ran, plan, loads, kinds, fixed, results, workdir, taken)
+        finally:
+            for server in ran.values():
+                server.clean_up()
     emit()
     emit(table(results["heron"], results["kamailio"], plan.hold_seconds if plan.holds else 0))
     if (matched := matched_table(results["heron"], results["kamailio"])) is not None:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from bench.proc import cpu_seconds, dropped_between, free_port, tree_cpu, udp_drops
 from bench.sip.servers import RunningServer
-from bench.sip.sipp import SippCounts, UasGroup, run_uac, write_injection
+from bench.sip.sipp import SippCounts, UasGroup, run_uacs, write_injection
 
 __all__ = [
     "KEEP_UP",
@@ -115,6 +115,10 @@ class Plan:
     """Seconds sipp waits for each answer (it retransmits meanwhile) before failing the call."""
     match_seconds: float
     """Then both servers held at one common rate this long, each restarted; 0 for none."""
+    uacs: int = 1
+    """sipp UACs sharing each step, the users dealt out among them, each from its own port.
+    heron's UDP workers each take the datagrams of the source ports its number names (port
+    modulo the count), so one UAC would load one worker; Kamailio's all read one socket."""
 
     def describe(self) -> str:
         hold = (
@@ -126,7 +130,8 @@ class Plan:
         if self.match_seconds:
             hold += f"; then both held {self.match_seconds:g} s at a common rate"
         return (
-            f"{self.users} users registering/calling, {self.callees} UAS callee(s); "
+            f"{self.users} users registering/calling from {self.uacs} sipp UAC(s), "
+            f"{self.callees} UAS callee(s); "
             f"ramp {self.start_rate}/s x{self.factor:g} up to {self.max_rate:,}/s, "
             f"{self.step_seconds:g} s steps, {self.refine} refining step(s){hold}; "
             f"sipp receive timeout {self.recv_timeout:g} s"
@@ -318,6 +323,16 @@ class LoadResult:
         return "\n    ".join(lines)
 
 
+def _port_of(index: int, count: int, taken: set[int]) -> int:
+    """A free port equal to ``index`` modulo ``count``: the UAC's own heron worker when
+    ``count`` is the number of workers (``heron.sip.workers``)."""
+    for _ in range(100):
+        port = free_port(taken)
+        if port % count == index:
+            return port
+    raise RuntimeError(f"no free port equal to {index} modulo {count}")
+
+
 class Runner:
     """Runs the steps of one load and keeps them; the server may be restarted in between."""
 
@@ -326,8 +341,15 @@ class Runner:
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.load, self.plan, self.workdir, self.emit = load, plan, workdir, emit
-        self.injection = write_injection(workdir / f"{load.name}.inf", load.rows)
-        self.ports = (free_port(taken), free_port(taken))  # one UAC port: one binding per user
+        count = max(1, min(plan.uacs, len(load.rows)))
+        # One port per UAC, and each user always on the same one: one binding per user.
+        self.uacs = [
+            (
+                write_injection(workdir / f"{load.name}-{index + 1}.inf", load.rows[index::count]),
+                (_port_of(index, count, taken), free_port(taken)),
+            )
+            for index in range(count)
+        ]
         self.steps: list[Step] = []
         self.processes = 0
         self.uas_failed = 0
@@ -350,11 +372,10 @@ class Runner:
         server_before, uas_before = tree_cpu([server.pid]), tree_cpu(uas_pids)
         machine_before, started = tree_cpu([1]), time.monotonic()
         offset, drops_before = _log_size(server.log), udp_drops([server.pid])
-        counts = run_uac(
+        counts = run_uacs(
             server.address,
             self.load.scenario,
-            self.injection,
-            self.ports,
+            self.uacs,
             rate,
             calls,
             self.workdir,

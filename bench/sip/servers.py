@@ -10,8 +10,13 @@ foreground (``-DD -E``, log to a file). Accounts go straight into its
 add`` puts it there (the config has ``calculate_ha1`` on).
 
 heron runs from a generated ``heron.toml`` (SIP on one UDP/TCP port, TURN,
-XMPP, SIP TLS and WebSocket off, web on a free port) after ``heron cert`` and
-one ``heron user import`` of every account.
+XMPP, SIP TLS, WebSocket and the media relay off, web on a free port) after
+``heron cert`` and one ``heron user import`` of every account. By default it
+runs as many SIP processes as the machine has cores (``sip.workers``), as
+Kamailio runs its UDP workers: several heron processes must share bindings,
+nonce counts and guess counts, so they do it through Redis (``redis.url``, a
+key prefix of this run's own, deleted when the bench ends). One process
+(``--heron-workers 1``) runs without Redis, everything in memory.
 
 Each load gets a freshly started server: state one load leaves behind (a full
 transaction table, say) must not be charged to the next. Set-up (database,
@@ -32,6 +37,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
+
+import redis
 
 from bench.heron import heron_cli, running_heron
 from bench.proc import (
@@ -73,6 +80,9 @@ class Server(Protocol):
     def prepare(self, accounts: Sequence[Account]) -> None: ...
 
     def running(self) -> AbstractContextManager[RunningServer]: ...
+
+    def clean_up(self) -> None:
+        """Remove what the server left outside its working directory."""
 
 
 def answers_options(address: Address, timeout: float = 0.5) -> bool:
@@ -234,23 +244,40 @@ class Kamailio:
         finally:
             stop_process(process, grace=10.0)
 
+    def clean_up(self) -> None:
+        """Everything Kamailio wrote is in its working directory."""
+
 
 # --- heron ------------------------------------------------------------------------------
 
 
 class Heron:
-    """heron from this repository, SIP only, with the accounts added by its CLI."""
+    """heron from this repository, SIP only, with the accounts added by its CLI.
+
+    ``workers`` SIP processes; with more than one they share state in the Redis at
+    ``redis_url`` under a prefix of their own.
+    """
 
     name = "heron"
 
-    def __init__(self, workdir: Path, taken: set[int]) -> None:
+    def __init__(self, workdir: Path, taken: set[int], workers: int, redis_url: str) -> None:
         self.workdir = workdir
         self.address: Address = ("127.0.0.1", free_port(taken))
         self.web_port = free_port(taken)
         self.config = workdir / "heron.toml"
+        self.workers = workers
+        self.redis_url = redis_url
+        self.prefix = f"heron-bench-sip-{secrets.token_hex(6)}:"
 
     def _config_text(self) -> str:
         host, port = self.address
+        shared = ""
+        if self.workers > 1:
+            shared = f"""
+[redis]
+url = "{self.redis_url}"
+prefix = "{self.prefix}"
+"""
         return f"""\
 domain = "{DOMAIN}"
 data_dir = "{self.workdir / "data"}"
@@ -266,10 +293,14 @@ enabled = false
 listen = ["{host}:{port}"]
 tls_listen = []
 websocket = false
+workers = {self.workers}
+
+[media]
+enabled = false
 
 [web]
 listen = ["127.0.0.1:{self.web_port}"]
-"""
+{shared}"""
 
     def _cli(self, *args: str, stdin: str | None = None) -> None:
         heron_cli(self.config, *args, stdin=stdin)
@@ -286,6 +317,24 @@ listen = ["127.0.0.1:{self.web_port}"]
     def running(self) -> Iterator[RunningServer]:
         log = self.workdir / "heron.log"
         with running_heron(
-            self.config, log, self.address, lambda: answers_options(self.address)
+            self.config,
+            log,
+            self.address,
+            lambda: answers_options(self.address),
+            processes=self.workers,
         ) as running:
             yield running
+
+    def clean_up(self) -> None:
+        """Delete this run's keys from Redis (only with workers: one process uses none)."""
+        if self.workers <= 1:
+            return
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{self.prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError as exc:
+            raise ServerUnavailable(f"cannot delete the bench's Redis keys: {exc}") from None
+        finally:
+            client.close()

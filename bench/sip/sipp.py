@@ -22,6 +22,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -270,6 +271,68 @@ def run_uac(
         kinds=dict(_failure_kinds(errors, scenario)),
         gave_up=stopped,
     )
+
+
+def _merged(runs: Sequence[SippCounts]) -> SippCounts:
+    """Several UACs' runs as one: counts and CPU add up, the step lasted the longest."""
+    kinds: Counter[str] = Counter()
+    for run in runs:
+        kinds.update(run.kinds)
+    return SippCounts(
+        created=sum(run.created for run in runs),
+        ok=sum(run.ok for run in runs),
+        failed=sum(run.failed for run in runs),
+        retransmissions=sum(run.retransmissions for run in runs),
+        wall=max(run.wall for run in runs),
+        cpu=sum(run.cpu for run in runs),
+        exit_status=max(run.exit_status for run in runs),
+        kinds=dict(kinds),
+        gave_up=any(run.gave_up for run in runs),
+    )
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def run_uacs(
+    server: Address,
+    scenario: Path,
+    uacs: Sequence[tuple[Path, tuple[int, int]]],
+    rate: int,
+    calls: int,
+    workdir: Path,
+    tag: str,
+    recv_timeout: float,
+    give_up_after: int,
+) -> SippCounts:
+    """:func:`run_uac` for each (injection, ports) at once, sharing rate and calls."""
+    count = len(uacs)
+    runs = [
+        (injection, ports, share, quota, f"{tag}-uac{index + 1}")
+        for index, ((injection, ports), share, quota) in enumerate(
+            zip(uacs, _shares(rate, count), _shares(calls, count), strict=True)
+        )
+        if share > 0 and quota > 0
+    ]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = [
+            pool.submit(
+                run_uac,
+                server,
+                scenario,
+                injection,
+                ports,
+                share,
+                quota,
+                workdir,
+                name,
+                recv_timeout,
+                give_up_after // len(runs) + 1,
+            )  # fmt: skip
+            for injection, ports, share, quota, name in runs
+        ]
+        return _merged([future.result() for future in futures])
 
 
 def register_once(server: Address, account: Account, ports: tuple[int, int], workdir: Path) -> None:

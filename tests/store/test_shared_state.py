@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
+from redis.asyncio import Redis
 
-from heron.cluster import Shared, SharedGuesses, SharedLocation
+from heron.cluster import SetWriter, Shared, SharedGuesses, SharedLocation
 from heron.config import Config, LimitsSettings, RedisSettings
 from heron.errors import StoreError
 from heron.sip.bindings import BindingCache
@@ -62,6 +64,32 @@ async def test_fill_keeps_the_sets_another_node_wrote(shared: Shared) -> None:
     assert len(await location.get("jean@falcot.com")) == 1
 
 
+async def test_sets_put_in_one_turn_share_a_batch_and_a_refresh_waits_for_one(
+    shared: Shared,
+) -> None:
+    """Two REGISTERs' sets in one turn of the loop are one pipeline, written before
+    either put returns; a refresh returns at once and is written with the next batch
+    (here the one :meth:`SetWriter.stop` writes)."""
+    location = SharedLocation(shared)
+    writer = SetWriter(shared, location, lambda aor, bindings: aor.encode())
+    other = binding("sip:jacques@192.0.2.9", aor="jacques@falcot.com")
+    try:
+        await asyncio.gather(
+            writer.put(FULL.aor, [FULL], due=True), writer.put(other.aor, [other], due=True)
+        )
+        assert writer.batches == 1
+        assert await location.get(FULL.aor) == [FULL]
+        assert await location.get(other.aor) == [other]
+
+        refreshed = replace(FULL, expires_at=FULL.expires_at + 60)
+        await writer.put(FULL.aor, [refreshed], due=False)
+        assert await location.get(FULL.aor) == [FULL]
+    finally:
+        await writer.stop()
+    assert await location.get(FULL.aor) == [refreshed]
+    assert writer.batches == 2
+
+
 async def test_an_announced_change_that_is_not_heron_s_is_refused(shared: Shared) -> None:
     with pytest.raises(StoreError):
         SharedLocation.changed(b'{"aor": "x", "set": "[{\\"aor\\": 1}]"}')
@@ -93,6 +121,42 @@ async def test_a_known_device_is_exempt_from_the_account_s_wait(shared: Shared) 
     assert await guesses.wait(ACCOUNT, "192.0.2.99", NOW + 2) > 0
     await guesses.forget_account(ACCOUNT)
     assert await guesses.wait(ACCOUNT, "203.0.113.4", NOW + 2) == 0.0
+
+
+async def test_a_login_writes_only_what_it_changes(shared: Shared) -> None:
+    """A phone re-registering from a known network with no failures on its account
+    leaves Redis as it was; one with failures recorded still clears them."""
+    guesses = SharedGuesses(shared, LimitsSettings(account_guesses=5))
+    known = shared.key("guess", "known", ACCOUNT)
+    await guesses.success(ACCOUNT, "203.0.113.4", NOW)
+    marked = await shared.client.hgetall(known)
+
+    again = await guesses.standing(ACCOUNT, "203.0.113.4", NOW + 60)
+    await guesses.success(ACCOUNT, "203.0.113.4", NOW + 60, again)
+    assert not again.counted
+    assert await shared.client.hgetall(known) == marked
+
+    await guesses.failure(ACCOUNT, "192.0.2.1", NOW + 61)
+    counted = await guesses.standing(ACCOUNT, "203.0.113.4", NOW + 62)
+    assert counted.counted
+    await guesses.success(ACCOUNT, "203.0.113.4", NOW + 62, counted)
+    assert not await shared.client.exists(shared.key("guess", "account", ACCOUNT))
+
+
+async def test_a_redis_that_does_not_answer_is_an_outage_not_a_guess() -> None:
+    """Redis gone or overloaded: the attempt is neither checked nor counted (the caller
+    answers with a fresh challenge), and no nonce-count is accepted."""
+    client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    guesses = SharedGuesses(Shared(client, "heron-test-unreachable:"), LimitsSettings())
+    try:
+        standing = await guesses.standing(ACCOUNT, "192.0.2.1", NOW)
+        advanced = await guesses.advance("nonce-1", 1, 600)
+    finally:
+        await client.aclose()
+
+    assert standing.outage and standing.wait == 0.0
+    assert not advanced
+    assert guesses.outages == 2
 
 
 async def test_rfc7616_a_nonce_count_is_accepted_once_over_every_process(
@@ -135,4 +199,5 @@ async def test_junk_on_the_bus_is_ignored_and_a_change_after_it_applied(
                 await asyncio.sleep(0.01)
     finally:
         await ours.stop()
+        await theirs.stop()  # its writer, which its put started
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

@@ -61,10 +61,6 @@ class Bus:
     def broadcast(self, payload: bytes) -> None:
         self._put(self._shared.key("sip", "everyone"), payload)
 
-    async def publish_now(self, payload: bytes) -> None:
-        """To every process, returning once Redis has handed it to them."""
-        await self._shared.client.publish(self._shared.key("sip", "everyone"), payload)
-
     def _put(self, channel: str, payload: bytes) -> None:
         try:
             self._queue.put_nowait((channel, payload))

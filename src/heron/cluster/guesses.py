@@ -11,6 +11,7 @@ another worker is as stale as one replayed to the first.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
@@ -19,7 +20,7 @@ from heron.config import LimitsSettings
 from heron.guards import SOURCE_CEILING_FACTOR
 from heron.guesses import BASE_WAIT, FORGET, REMEMBER, network_key
 
-__all__ = ["SharedGuesses"]
+__all__ = ["SharedGuesses", "Standing"]
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +54,33 @@ return 1
 """
 """Record a nonce-count if it is above the highest seen (RFC 7616 §3.4)."""
 
+KNOWN_REFRESH = 86_400.0
+"""A known device's mark is rewritten by a login only when it has aged this long: a
+phone re-registering every minute proves nothing new, and each write is a round trip."""
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What Redis holds for one login attempt, read once before checking it."""
+
+    wait: float
+    """Seconds the attempt must wait (0: check it now)."""
+    outage: bool = False
+    """Redis could not be read: the attempt can be neither checked nor counted."""
+    counted: bool = True
+    """The account has failures recorded, which a login must clear."""
+    known_until: float | None = None
+    """Until when the source network is a known device of the account."""
+
 
 class SharedGuesses:
     """Waits per account and per source network, known devices, nonce counts.
 
-    Redis failing refuses the attempt (a wait of :data:`OUTAGE_WAIT`, a nonce-count
+    Redis failing refuses the attempt (an :attr:`Standing.outage`, a nonce-count
     already seen): a throttle that lets everything through while its store is down
-    would be no throttle. What cannot be recorded is logged.
+    would be no throttle. Nor is the attempt counted: a phone with the right password
+    that met an overloaded Redis is no guesser. What cannot be recorded is logged.
     """
-
-    OUTAGE_WAIT = 5.0
 
     def __init__(self, shared: Shared, limits: LimitsSettings) -> None:
         self._shared = shared
@@ -71,6 +89,7 @@ class SharedGuesses:
         client = shared.client
         self._fail = client.register_script(_FAIL)
         self._advance = client.register_script(_ADVANCE)
+        self.outages = 0
 
     def _keys(self, account: str | None, source: str | None) -> tuple[str | None, str | None]:
         key = self._shared.key
@@ -84,6 +103,10 @@ class SharedGuesses:
 
     async def wait(self, account: str | None, source: str | None, now: float) -> float:
         """As :meth:`heron.guesses.GuessThrottle.wait`, over every process."""
+        return (await self.standing(account, source, now)).wait
+
+    async def standing(self, account: str | None, source: str | None, now: float) -> Standing:
+        """The wait for an attempt, and what :meth:`success` needs to skip its writes."""
         account_key, source_key = self._keys(account, source)
         try:
             async with self._shared.client.pipeline(transaction=False) as pipe:
@@ -91,15 +114,17 @@ class SharedGuesses:
                 pipe.hget(account_key or "", "until")
                 pipe.hget(self._known_key(account or ""), network_key(source or ""))
                 source_until, account_until, known = await pipe.execute()
-        except (RedisError, OSError):
-            return self.OUTAGE_WAIT
+        except (RedisError, OSError) as exc:
+            self._outage(exc)
+            return Standing(0.0, outage=True)
+        known_until = None if known is None or source is None else float(known)
         waits = [0.0]
         if source_key is not None and source_until is not None:
             waits.append(float(source_until) - now)
         if account_key is not None and account_until is not None:
-            if source is None or known is None or float(known) <= now:
+            if known_until is None or known_until <= now:
                 waits.append(float(account_until) - now)
-        return max(waits)
+        return Standing(max(waits), counted=account_until is not None, known_until=known_until)
 
     async def failure(self, account: str | None, source: str | None, now: float) -> None:
         account_key, source_key = self._keys(account, source)
@@ -110,14 +135,28 @@ class SharedGuesses:
         except (RedisError, OSError) as exc:
             log.warning("redis: cannot count a failed guess for %s: %s", account, exc)
 
-    async def success(self, account: str, source: str | None, now: float) -> None:
+    async def success(
+        self, account: str, source: str | None, now: float, standing: Standing | None = None
+    ) -> None:
+        """The account's count ends and the source becomes a known device of it; with
+        the ``standing`` read before the check, only what that changes is written (a
+        re-registering phone, in the main, writes nothing)."""
         account_key, _ = self._keys(account, None)
         assert account_key is not None
         known = self._known_key(account)
+        counted = standing is None or standing.counted
+        remember = source is not None and (
+            standing is None
+            or standing.known_until is None
+            or standing.known_until - now < REMEMBER - KNOWN_REFRESH
+        )
+        if not counted and not remember:
+            return
         try:
             async with self._shared.client.pipeline(transaction=False) as pipe:
-                pipe.delete(account_key)
-                if source is not None:
+                if counted:
+                    pipe.delete(account_key)
+                if remember and source is not None:
                     pipe.hset(known, network_key(source), f"{now + REMEMBER:.6f}")
                     pipe.expire(known, int(REMEMBER))
                 await pipe.execute()
@@ -135,5 +174,16 @@ class SharedGuesses:
         key = self._shared.key("sip", "nc", nonce)
         try:
             return bool(await self._advance(keys=[key], args=[nc, lifetime]))
-        except (RedisError, OSError):
+        except (RedisError, OSError) as exc:
+            self._outage(exc)
             return False
+
+    def _outage(self, exc: Exception) -> None:
+        """Logged the first time, the hundredth, then every ten thousandth."""
+        self.outages += 1
+        if self.outages in (1, 100) or self.outages % 10_000 == 0:
+            log.warning(
+                "redis: logins answered with a fresh challenge, unchecked: %s; %d so far",
+                exc,
+                self.outages,
+            )

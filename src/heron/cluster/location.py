@@ -63,11 +63,16 @@ class SharedLocation:
         return [] if text is None else decode(text)
 
     async def put(self, aor: str, bindings: Sequence[Binding]) -> None:
-        client = self._shared.client
+        async with self._shared.client.pipeline(transaction=False) as pipe:
+            self.queue_put(pipe, aor, bindings)
+            await pipe.execute()
+
+    def queue_put(self, pipe: Any, aor: str, bindings: Sequence[Binding]) -> None:
+        """Add the command that stores the AOR's set (none: deletes it) to ``pipe``."""
         if bindings:
-            await client.hset(self._key, aor, encode(bindings))
+            pipe.hset(self._key, aor, encode(bindings))
         else:
-            await client.hdel(self._key, aor)
+            pipe.hdel(self._key, aor)
 
     async def fill(self, bindings: Sequence[Binding]) -> None:
         """Sets for AORs Redis has none of yet (the first node to start, from the database)."""

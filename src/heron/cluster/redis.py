@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from heron.config import RedisSettings
@@ -13,6 +13,11 @@ __all__ = ["Shared"]
 TIMEOUT = 5.0
 """Seconds a command may take before it fails: Redis answers in microseconds, a longer
 wait is an outage, and the SIP request waiting on it is better refused."""
+CONNECTIONS = 16
+"""Connections per process. Redis runs commands one at a time, so more in flight only
+queue there; a request beyond them waits here for one (up to :data:`TIMEOUT`) rather
+than fail. redis-py's own pool raises ``MaxConnectionsError`` past 100, which under
+load turned every REGISTER past the hundredth in flight into a Redis "outage"."""
 
 
 class Shared:
@@ -26,9 +31,14 @@ class Shared:
     async def open(cls, settings: RedisSettings) -> Shared:
         """Connect to ``redis.url``; :class:`StoreError` in one line when it cannot."""
         assert settings.url is not None
-        client = Redis.from_url(
-            settings.url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+        pool = BlockingConnectionPool.from_url(
+            settings.url,
+            max_connections=CONNECTIONS,
+            timeout=TIMEOUT,
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
         )
+        client = Redis.from_pool(pool)
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

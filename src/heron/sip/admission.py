@@ -162,9 +162,15 @@ class Admission:
             # One key per account over every protocol: Roland and roland are one.
             account = account_key(user.partition("@")[0], self._domain)
             wait = self._guesses.wait(account, host, now)
+            standing = None
             if self._shared is not None and wait <= 0:
-                wait = await self._shared.wait(account, host, now)
-            if wait > 0:
+                standing = await self._shared.standing(account, host, now)
+                wait = standing.wait
+            if standing is not None and standing.outage:
+                # Redis is down or overloaded: nothing can be checked or counted, and a
+                # phone with the right password must not be told it is wrong.
+                stale = True
+            elif wait > 0:
                 # Refused unchecked, answered as a wrong password would be; a network
                 # that proved this password lately is not held by the account's wait.
                 self._throttle(account, host, wait)
@@ -176,7 +182,7 @@ class Admission:
                 if outcome is DigestOutcome.OK and verdict.username is not None:
                     self._guesses.success(account, host, now)
                     if self._shared is not None:
-                        await self._shared.success(account, host, now)
+                        await self._shared.success(account, host, now, standing)
                     return user
                 stale = outcome is DigestOutcome.STALE
                 if outcome is DigestOutcome.INVALID:

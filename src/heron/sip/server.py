@@ -398,6 +398,14 @@ class SipComponent:
         }
 
     async def stop(self) -> None:
+        # Take no more requests first: one arriving during the awaits below would start
+        # a task nothing cancels, whose Redis commands then meet the closed client.
+        for server in self._servers:
+            server.close()
+        self._listening.close()
+        self._accepted.close()
+        for udp in self._udp:
+            udp.close()
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._tasks):
@@ -405,12 +413,6 @@ class SipComponent:
         await self._bindings.flush()
         if self._sharing is not None:
             await self._sharing.stop()
-        for server in self._servers:
-            server.close()
-        self._listening.close()
-        self._accepted.close()
-        for udp in self._udp:
-            udp.close()
         self._flows.close_all()
 
     def views(self) -> Mapping[str, View]:

@@ -10,6 +10,7 @@ responses relayed to it over Redis. Keys live under a prefix of the test's own.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,16 @@ from tests.interop.sip.support import (
     register,
     sip_server,
 )
-from tests.interop.sip.wire import SDP
+from tests.interop.sip.wire import (
+    SDP,
+    SipMessage,
+    challenge_params,
+    digest_credentials,
+    encode,
+    md5_challenge,
+    new_branch,
+    parse,
+)
 from tests.support.config import free_port
 
 pytestmark = pytest.mark.interop
@@ -137,6 +147,66 @@ def test_a_lockout_counts_wrong_passwords_over_both_workers(tmp_path: Path, pref
 
     assert int(count["n"]) == 11, count
     assert float(count["until"]) > float(count["last"]), count  # the account waits
+
+
+class UdpPhone:
+    """One REGISTER at a time over UDP from a port the given worker's member receives."""
+
+    def __init__(self, server: SipServer, worker: int) -> None:
+        self.server = server
+        self.port = port_of_worker(worker)
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", self.port))
+        self.socket.settimeout(10)
+
+    def register(self, cseq: int, authorization: str | None = None) -> SipMessage:
+        headers = [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch={new_branch()};rport"),
+            ("From", "<sip:bob@localhost>;tag=replay"),
+            ("To", "<sip:bob@localhost>"),
+            ("Call-ID", "replayed-register@127.0.0.1"),
+            ("CSeq", f"{cseq} REGISTER"),
+            ("Contact", f"<sip:bob@127.0.0.1:{self.port}>"),
+            ("Max-Forwards", "70"),
+            ("Expires", "60"),
+        ]
+        if authorization is not None:
+            headers.append(("Authorization", authorization))
+        request = encode("REGISTER sip:localhost SIP/2.0", headers)
+        self.socket.sendto(request.encode(), ("127.0.0.1", self.server.port))
+        return parse(self.socket.recv(65535).decode())
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_a_replayed_register_gets_a_fresh_challenge_and_counts_no_guess(
+    workers: SipServer, prefix: str
+) -> None:
+    """Right credentials sent again with the nonce-count already used, as a phone
+    retransmitting into a new transaction does, to the worker that took them and to the
+    other: each gets 401 with stale=true, and nothing counts toward a lockout."""
+    first, other = UdpPhone(workers, 0), UdpPhone(workers, 1)
+    try:
+        challenge = md5_challenge(first.register(1))
+        credentials = digest_credentials(
+            challenge, "REGISTER", "sip:localhost", "bob", USERS["bob"]
+        )
+        assert first.register(2, credentials).status == 200
+        replies = [first.register(3, credentials), other.register(4, credentials)]
+    finally:
+        first.close()
+        other.close()
+
+    for replayed in replies:
+        assert replayed.status == 401, replayed
+        assert challenge_params(replayed.get("WWW-Authenticate")).get("stale") == "true"
+    client = redis.Redis.from_url(REDIS, decode_responses=True)
+    guesses = list(client.scan_iter(match=f"{prefix}guess:account:*"))
+    guesses += list(client.scan_iter(match=f"{prefix}guess:source:*"))
+    client.close()
+    assert guesses == []
+    assert counters(workers)["auth_failures"] == 0
 
 
 async def test_a_phone_on_one_worker_calls_a_browser_whose_socket_another_holds(

@@ -21,11 +21,12 @@ import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from heron.cluster import Bus, Shared, SharedGuesses, SharedLocation
+from heron.cluster import Bus, SetWriter, Shared, SharedGuesses, SharedLocation
 from heron.config import Config
 from heron.errors import StoreError
 from heron.sip.bindings import BindingCache
@@ -64,6 +65,9 @@ class Sharing:
         self.bus = Bus(shared, self.me)
         self.location = SharedLocation(shared)
         self.guesses = SharedGuesses(shared, config.limits)
+        self._writer = SetWriter(shared, self.location, self._announcement)
+        self._sets: dict[str, tuple[Binding, ...]] = {}
+        """Each AOR's set as every process last heard it, refresh fields blanked."""
         self._limits = MessageLimits()
         self._owners: dict[tuple[str, str, int], str] = {}
         """Address of a binding's connection held by another process, to that process."""
@@ -89,6 +93,7 @@ class Sharing:
         await self.bus.start(self._direct, self._everyone)
 
     async def stop(self) -> None:
+        await self._writer.stop()
         await self.bus.stop()
 
     # --- bindings ---------------------------------------------------------------------
@@ -99,15 +104,18 @@ class Sharing:
         return found or None
 
     async def put(self, aor: str, bindings: Sequence[Binding]) -> None:
-        """The AOR's new set, in Redis and in every process's replica, before the answer.
-        Redis failing leaves it to this process and the database (logged)."""
+        """The AOR's new set, in Redis and in every process's replica, before the answer
+        unless only its expiry moved (:class:`heron.cluster.SetWriter`). Redis failing
+        leaves it to this process and the database (logged)."""
         self.learn(aor, bindings)
+        shape = _shape(bindings)
+        due = self._sets.get(aor) != shape
+        self._sets[aor] = shape
+        await self._writer.put(aor, bindings, due=due)
+
+    def _announcement(self, aor: str, bindings: Sequence[Binding]) -> bytes:
         change = self.location.change(aor, bindings)
-        try:
-            await self.location.put(aor, bindings)
-            await self.bus.publish_now(self._envelope({"k": "set", "from": self.me}, change))
-        except (RedisError, OSError) as exc:
-            log.warning("sip: cannot share the bindings of %s: %s", aor, exc)
+        return self._envelope({"k": "set", "from": self.me}, change)
 
     async def fetch(self, aor: str) -> list[Binding]:
         """The AOR's set as Redis has it; none when Redis fails (logged)."""
@@ -255,7 +263,17 @@ class Sharing:
             log.warning("sip: %s", exc)
             return
         self._bindings.apply(aor, bindings)
+        self._sets[aor] = _shape(bindings)
         self.learn(aor, bindings)
+
+
+def _shape(bindings: Sequence[Binding]) -> tuple[Binding, ...]:
+    """The set without what a refresh changes (expiry, Call-ID and CSeq, time of writing):
+    two sets of one shape reach the same phones the same way. Another process's copy of
+    them lags by :data:`heron.cluster.writer.LAZY_DELAY` at most: a stale REGISTER that
+    reaches that process within it passes the Call-ID and CSeq check (RFC 3261 §10.3
+    step 7) it would fail here, and refreshes the binding once more."""
+    return tuple(replace(b, expires_at=0.0, call_id="", cseq=0, updated_at=0.0) for b in bindings)
 
 
 class RemoteFlow:
