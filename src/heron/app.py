@@ -27,7 +27,7 @@ from heron.credentials import WebPhoneCredentials, load_or_create_secret
 from heron.errors import HeronError, StoreError
 from heron.guards import Guards
 from heron.guesses import account_key
-from heron.inherit import tell_ready
+from heron.inherit import follow_parent, tell_ready
 from heron.permissions import loose_permissions
 from heron.reload import RELOAD_COMMAND, Reloader
 from heron.store import Database
@@ -119,6 +119,7 @@ async def serve(
     :func:`heron.wiring.turn_worker_builders` (or ``sip_worker_builders``), its main
     process's ``node`` and no control socket.
     """
+    follow_parent()
     stop = stop or asyncio.Event()
     manager = Notifier.from_environment()
     log.info("open files limit: %d", raise_open_files_limit())

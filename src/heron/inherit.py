@@ -13,15 +13,19 @@ has said it is, through a pipe.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
+import signal
 import socket
 from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "PARENT_ENV",
     "READY_ENV",
     "WORKER_ENV",
     "SOCKETS_ENV",
+    "follow_parent",
     "hand_out",
     "inherited_socket",
     "tell_ready",
@@ -36,6 +40,9 @@ WORKER_ENV = "HERON_WORKER_INDEX"
 """A worker's number among its service's processes, from 1 (the main process is 0)."""
 READY_ENV = "HERON_READY_FD"
 """The write end of the pipe on which a worker says it serves, one byte."""
+PARENT_ENV = "HERON_PARENT_PID"
+"""The main process's pid, which a worker ends with."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def inherited_socket(name: str) -> socket.socket | None:
@@ -61,13 +68,37 @@ def worker_environment(
 ) -> tuple[dict[str, str], tuple[int, ...]]:
     """The environment and the descriptors that hand ``sockets`` and the pipe to a worker."""
     fds = {name: sock.fileno() for name, sock in sockets.items()}
-    env = {**os.environ, SOCKETS_ENV: json.dumps(fds), READY_ENV: str(ready_fd)}
+    env = {
+        **os.environ,
+        SOCKETS_ENV: json.dumps(fds),
+        READY_ENV: str(ready_fd),
+        PARENT_ENV: str(os.getpid()),
+    }
     return env, (*fds.values(), ready_fd)
 
 
 def worker_index() -> int:
     """This process's number among its service's processes: 0 in the main process."""
     return int(os.environ.get(WORKER_ENV, "0"))
+
+
+def follow_parent() -> None:
+    """In a worker: be sent SIGTERM when the main process ends, however it ends.
+
+    A main process killed with SIGKILL (or by the OOM killer) cannot stop its workers,
+    and one left behind would go on serving its share of the sockets with a
+    configuration nothing reloads and a control socket nobody answers; a restarted
+    heron would then share its ports with it. Linux's PR_SET_PDEATHSIG does it; the
+    parent may already be gone by the time it is set, hence the check after it.
+    """
+    parent = os.environ.get(PARENT_ENV)
+    if parent is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != int(parent):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def tell_ready() -> None:

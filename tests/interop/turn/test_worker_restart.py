@@ -115,3 +115,26 @@ def test_a_killed_worker_is_restarted_and_only_its_clients_allocate_again(
         assert f"worker process {worker} exited with status -9" in log, log
         assert replacement != worker
         assert _listed_by_cli(server) == _worker_pids(server)
+
+
+def _ended(pid: int) -> bool:
+    """No process ``pid``, or only its zombie (whoever adopted it has not reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def test_workers_end_when_their_main_process_is_killed_outright(tmp_path: Path) -> None:
+    """SIGKILL leaves the main process no chance to stop its workers: each ends by itself
+    (PR_SET_PDEATHSIG) rather than serve on, unreloadable, sharing the ports with the next
+    heron started."""
+    with turn_server(tmp_path, workers=2) as server:
+        worker = _wait_for_worker(server, not_pid=-1)
+        server.heron.process.kill()
+        server.heron.process.wait()
+        deadline = time.monotonic() + 30
+        while not _ended(worker):
+            assert time.monotonic() < deadline, f"worker {worker} outlived its main process"
+            time.sleep(0.1)
