@@ -42,10 +42,14 @@ $(VENV)/.installed: pyproject.toml setup.py
 	touch $@
 
 # mypyc compiles the cores into extensions beside their .py files (setup.py), again whenever
-# one changes; until then heron runs the .py files (src/heron/compiled.py says why).
+# one changes; until then heron runs the .py files (src/heron/compiled.py says why). It starts
+# clean: an extension left from a module since dropped from the list would shadow its .py, and
+# one left in build/ would go into a wheel.
 $(VENV)/.compiled: $(VENV)/.installed setup.py $(CORE_SOURCES)
 	$(BIN)/pip install --quiet 'setuptools>=77' 'mypy>=1.10'
-	$(BIN)/python setup.py --quiet build_ext --inplace --force
+	rm -rf build
+	find src -name '*.so' -delete
+	$(BIN)/python setup.py --quiet build_ext --inplace
 	touch $@
 
 test-deps: install deb-deps $(VENV)/.test-installed node_modules/.installed assets
