@@ -67,6 +67,10 @@ from heron.stun.extensions import (
 )
 from heron.stun.integrity import Integrity, fingerprint_crc, hmac_sha1, hmac_sha256
 
+_TLV_HEADER = struct.Struct("!HH")
+_MESSAGE_HEADER = struct.Struct("!HHI")
+_SHA256_SIZES = MessageIntegritySha256.SIZES
+
 HEADER_SIZE: Final = 20
 MAX_MESSAGE_SIZE: Final = HEADER_SIZE + 0xFFFC
 """The largest message the 16-bit, 4-byte-aligned length field can describe."""
@@ -122,6 +126,9 @@ _TABLE: Mapping[int, type[KnownAttribute]] = MappingProxyType(
         )
     }
 )
+
+_DECODERS: dict[int, type[KnownAttribute]] = dict(_TABLE)
+"""``_TABLE`` as a plain dict: a mapping proxy's ``get`` costs more, once per attribute."""
 
 _ALLOWED_AFTER: Mapping[int, frozenset[int]] = MappingProxyType(
     {
@@ -195,7 +202,7 @@ def decode_attribute(attribute_type: int, value: bytes, transaction_id: bytes) -
 
     Raises ``StunRemoteError`` (400, or the code the attribute's RFC names).
     """
-    cls = _TABLE.get(attribute_type)
+    cls = _DECODERS.get(attribute_type)
     if cls is None:
         return UnknownAttribute(attribute_type, value)
     try:
@@ -217,39 +224,48 @@ def _message_type(method: int, message_class: MessageClass) -> int:
 
 
 def _split_message_type(message_type: int) -> tuple[int, MessageClass]:
-    method = (message_type & 0x000F) | (message_type & 0x00E0) >> 1 | (message_type & 0x3E00) >> 2
-    klass = MessageClass((message_type >> 4) & 0b01 | (message_type >> 7) & 0b10)
-    return (Method(method) if method in _METHODS else method), klass
+    split = _SPLIT.get(message_type)
+    if split is None:
+        method = (
+            (message_type & 0x000F) | (message_type & 0x00E0) >> 1 | (message_type & 0x3E00) >> 2
+        )
+        klass = MessageClass((message_type >> 4) & 0b01 | (message_type >> 7) & 0b10)
+        split = _SPLIT[message_type] = (Method(method) if method in _METHODS else method), klass
+    return split
+
+
+_SPLIT: dict[int, tuple[int, MessageClass]] = {}
+"""Message types seen, split (at most 2**14 of them): making the enum members is most of
+the work, and a server sees the same few types over and over."""
 
 
 def _walk(data: bytes, max_attributes: int) -> list[tuple[int, int, bytes]]:
-    """Type, offset and value of each attribute; the lengths must tile the message.
+    """Type, offset and value of each attribute honoured; the lengths must tile the message.
 
     ``data`` is a whole message whose length is a multiple of 4, so every
-    4-aligned offset short of the end has room for an attribute header.
+    4-aligned offset short of the end has room for an attribute header. Every
+    attribute counts towards ``max_attributes`` and must fit, but what follows the
+    integrity attributes and FINGERPRINT is left out (``_ALLOWED_AFTER``).
     """
-    found: list[tuple[int, int, bytes]] = []
-    offset = HEADER_SIZE
-    while offset < len(data):
-        if len(found) == max_attributes:
-            raise StunRemoteError(f"more than {max_attributes} attributes")
-        attribute_type, size = struct.unpack_from("!HH", data, offset)
-        end = offset + 4 + size
-        if end > len(data):
-            raise StunRemoteError(f"attribute {attribute_type:#06x} runs past the message end")
-        found.append((attribute_type, offset, data[offset + 4 : end]))
-        offset = end + (-size % 4)
-    return found
-
-
-def _honoured(found: list[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
-    """Drop what follows the integrity attributes and FINGERPRINT (``_ALLOWED_AFTER``)."""
     kept: list[tuple[int, int, bytes]] = []
     allowed: frozenset[int] | None = None
-    for entry in found:
-        if allowed is None or entry[0] in allowed:
-            kept.append(entry)
-            allowed = _ALLOWED_AFTER.get(entry[0], allowed)
+    unpack = _TLV_HEADER.unpack_from
+    offset = HEADER_SIZE
+    end_of_message = len(data)
+    count = 0
+    while offset < end_of_message:
+        if count == max_attributes:
+            raise StunRemoteError(f"more than {max_attributes} attributes")
+        count += 1
+        attribute_type, size = unpack(data, offset)
+        end = offset + 4 + size
+        if end > end_of_message:
+            raise StunRemoteError(f"attribute {attribute_type:#06x} runs past the message end")
+        if allowed is None or attribute_type in allowed:
+            kept.append((attribute_type, offset, data[offset + 4 : end]))
+            if attribute_type in _ALLOWED_AFTER:
+                allowed = _ALLOWED_AFTER[attribute_type]
+        offset = end + (-size % 4)
     return kept
 
 
@@ -269,13 +285,23 @@ def _check_fingerprint(data: bytes, honoured: list[tuple[int, int, bytes]]) -> N
 
 
 def _tlv(attribute_type: int, value: bytes, pad_byte: int = 0) -> bytes:
-    if len(value) > 0xFFFF:
+    size = len(value)
+    if size > 0xFFFF:
         raise StunLocalError(f"attribute {attribute_type:#06x} value too long")
-    return (
-        struct.pack("!HH", attribute_type, len(value))
-        + value
-        + bytes([pad_byte]) * (-len(value) % 4)
-    )
+    padding = -size % 4
+    header = _TLV_HEADER.pack(attribute_type, size)
+    if not padding:
+        return header + value
+    return header + value + (bytes((pad_byte,)) * padding if pad_byte else bytes(padding))
+
+
+def _with_header(message_type: int, transaction_id: bytes, body: bytes, extra: int) -> bytes:
+    """The message so far, its length counting ``extra`` bytes of an attribute to come
+    (what a checksum covers, RFC 8489 §14.5), or 0 for the finished message."""
+    length = len(body) + extra
+    if length > MAX_MESSAGE_SIZE - HEADER_SIZE:
+        raise StunLocalError(f"message body of {length} bytes")
+    return _MESSAGE_HEADER.pack(message_type, length, MAGIC_COOKIE) + transaction_id + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,19 +352,19 @@ class Message:
             raise StunRemoteError(f"message of {len(data)} bytes exceeds {max_size}")
         if len(data) < HEADER_SIZE:
             raise StunRemoteError("shorter than a STUN header")
-        message_type, length, cookie = struct.unpack_from("!HHI", data)
+        message_type, length, cookie = _MESSAGE_HEADER.unpack_from(data)
         if message_type & 0xC000:
             raise StunRemoteError("the two most significant bits are not zero (RFC 8489 §5)")
         if cookie != MAGIC_COOKIE:
             raise StunRemoteError("wrong magic cookie (RFC 8489 §5)")
         if length % 4 or HEADER_SIZE + length != len(data):
             raise StunRemoteError(f"length field {length} does not match {len(data)} bytes")
-        honoured = _honoured(_walk(data, max_attributes))
+        honoured = _walk(data, max_attributes)
         _check_fingerprint(data, honoured)
         method, klass = _split_message_type(message_type)
         transaction_id = data[8:HEADER_SIZE]
         try:
-            attributes = tuple(decode_attribute(t, v, transaction_id) for t, _, v in honoured)
+            attributes = tuple([decode_attribute(t, v, transaction_id) for t, _, v in honoured])
         except StunRemoteError as exc:
             if klass is MessageClass.REQUEST:
                 exc.request = cls(method, klass, transaction_id)
@@ -364,34 +390,33 @@ class Message:
         taken from ``attributes``. Padding is zeros; ``pad_byte`` exists for the
         RFC 5769 vectors, which pad with spaces to show receivers ignore it.
         """
-        require(0 <= pad_byte <= 0xFF, "pad byte out of range")
-        require(sha256_length in MessageIntegritySha256.SIZES, "bad SHA-256 truncation")
-        body = bytearray()
+        if not 0 <= pad_byte <= 0xFF:
+            raise StunLocalError("pad byte out of range")
+        if sha256_length not in _SHA256_SIZES:
+            raise StunLocalError("bad SHA-256 truncation")
+        transaction_id = self.transaction_id
+        parts: list[bytes] = []
         for attribute in self.attributes:
-            if attribute.type in _ALLOWED_AFTER:
+            attribute_type = attribute.type
+            if attribute_type in _ALLOWED_AFTER:
                 raise StunLocalError(
-                    f"{AttributeType(attribute.type).name} is computed by encode()"
+                    f"{AttributeType(attribute_type).name} is computed by encode()"
                 )
-            value = attribute.encode_value(self.transaction_id)
-            body += _tlv(attribute.type, value, pad_byte)
+            value = attribute.encode_value(transaction_id)
+            parts.append(_tlv(attribute_type, value, pad_byte))
+        body = b"".join(parts)
         message_type = _message_type(self.method, self.message_class)
-
-        def covered(attribute_size: int) -> bytes:
-            length = len(body) + attribute_size
-            if length > MAX_MESSAGE_SIZE - HEADER_SIZE:
-                raise StunLocalError(f"message body of {length} bytes")
-            header = struct.pack("!HHI", message_type, length, MAGIC_COOKIE)
-            return header + self.transaction_id + body
-
         if key is not None and Integrity.SHA1 in integrity:
-            body += _tlv(AttributeType.MESSAGE_INTEGRITY, hmac_sha1(key, covered(24)))
+            covered = _with_header(message_type, transaction_id, body, 24)
+            body += _tlv(AttributeType.MESSAGE_INTEGRITY, hmac_sha1(key, covered))
         if key is not None and Integrity.SHA256 in integrity:
-            mac = hmac_sha256(key, covered(4 + sha256_length), sha256_length)
+            covered = _with_header(message_type, transaction_id, body, 4 + sha256_length)
+            mac = hmac_sha256(key, covered, sha256_length)
             body += _tlv(AttributeType.MESSAGE_INTEGRITY_SHA256, mac)
         if fingerprint:
-            crc = fingerprint_crc(covered(8))
+            crc = fingerprint_crc(_with_header(message_type, transaction_id, body, 8))
             body += _tlv(AttributeType.FINGERPRINT, crc.to_bytes(4, "big"))
-        return covered(0)
+        return _with_header(message_type, transaction_id, body, 0)
 
     def find(self, kind: type[A]) -> A | None:
         """The first attribute of class ``kind``, or None."""
