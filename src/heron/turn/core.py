@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from typing import Protocol
 
 from heron.stun import (
@@ -58,6 +57,7 @@ from heron.turn.allocation import (
     ClientLink,
     Relay,
     TrafficCounters,
+    parsed_ip,
 )
 from heron.turn.auth import Authenticated, Credentials, Guesses, LongTermAuth
 from heron.turn.discovery import AlternateAddresses, answer_binding
@@ -423,13 +423,13 @@ class TurnCore:
             self._quotas.reserve(reservation, auth.account, now + RESERVATION_LIFETIME)
         self.counters.allocations_created += 1
         relayed = [
-            XorRelayedAddress(ip_address(r.address[0]), r.address[1]) for r in relays.values()
+            XorRelayedAddress(parsed_ip(r.address[0]), r.address[1]) for r in relays.values()
         ]
         host, port = key[1]
         attributes: list[Attribute] = [*relayed, Lifetime(lifetime), *extra]
         if reservation is not None:
             attributes.append(ReservationToken(reservation))
-        attributes += [XorMappedAddress(ip_address(host), port), Software(self.policy.software)]
+        attributes += [XorMappedAddress(parsed_ip(host), port), Software(self.policy.software)]
         return tuple(attributes)
 
     def _open_relays(
