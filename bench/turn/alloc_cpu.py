@@ -147,7 +147,7 @@ async def _rounds(rounds: int, count: int, profile: bool) -> None:
         cpu = (end.user + end.system) - (start.user + start.system)
         print(f"round {number + 1}: {cpu / count * 1e6:.1f} µs CPU per allocation")  # noqa: T201
         if profiler is not None:
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(45)
             return
         await asyncio.sleep(0)  # let the loop run its removed readers' bookkeeping
 

@@ -148,6 +148,8 @@ class TurnCore:
         guesses: Guesses | None = None,
     ) -> None:
         self.policy = policy
+        self._software = Software(policy.software)
+        """SOFTWARE of every Allocate answer, built once (attributes are immutable)."""
         self.allocations: dict[ClientKey, Allocation] = {}
         self.counters = TurnCounters()
         self._relays = relays
@@ -429,7 +431,7 @@ class TurnCore:
         attributes: list[Attribute] = [*relayed, Lifetime(lifetime), *extra]
         if reservation is not None:
             attributes.append(ReservationToken(reservation))
-        attributes += [XorMappedAddress(parsed_ip(host), port), Software(self.policy.software)]
+        attributes += [XorMappedAddress(parsed_ip(host), port), self._software]
         return tuple(attributes)
 
     def _open_relays(
