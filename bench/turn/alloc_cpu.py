@@ -15,6 +15,7 @@ Run from the repository root, alternating old and new code in one session::
 
     .venv/bin/python -m bench.turn.alloc_cpu            # 5 rounds of 3,000 allocations
     .venv/bin/python -m bench.turn.alloc_cpu --profile  # cProfile of one round, by own time
+    PYTHONPATH=/tmp/old/src .venv/bin/python -m bench.turn.alloc_cpu   # other code, same driver
 
 Each round prints the CPU time (user + system of this process) per allocation.
 """
@@ -118,7 +119,7 @@ def _server_path(
     return receive
 
 
-async def _rounds(rounds: int, count: int, profile: bool) -> None:
+async def _rounds(rounds: int, count: int, profile: bool, sort: str) -> None:
     loop = asyncio.get_running_loop()
     relays = RelaySockets(loop, {4: IPv4Address("127.0.0.1")}, (24000, 31999), clock=time.monotonic)
     policy = TurnPolicy(realm=REALM, user_quota=0, total_quota=0)
@@ -147,7 +148,7 @@ async def _rounds(rounds: int, count: int, profile: bool) -> None:
         cpu = (end.user + end.system) - (start.user + start.system)
         print(f"round {number + 1}: {cpu / count * 1e6:.1f} µs CPU per allocation")  # noqa: T201
         if profiler is not None:
-            pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(45)
+            pstats.Stats(profiler).sort_stats(sort).print_stats(45)
             return
         await asyncio.sleep(0)  # let the loop run its removed readers' bookkeeping
 
@@ -157,8 +158,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--allocations", type=int, default=3000)
     parser.add_argument("--profile", action="store_true", help="cProfile one round")
+    parser.add_argument("--sort", default="tottime", help="profile order (default tottime)")
     options = parser.parse_args()
-    uvloop.run(_rounds(options.rounds, options.allocations, options.profile))
+    uvloop.run(_rounds(options.rounds, options.allocations, options.profile, options.sort))
 
 
 if __name__ == "__main__":
