@@ -112,6 +112,15 @@ class TrafficCounters:
     bytes_to_client: int = 0
     dropped: int = 0
 
+    def add(self, other: TrafficCounters) -> None:
+        """Count ``other``'s traffic in these counters too (field by field, no loop: this
+        runs once an allocation is released)."""
+        self.packets_to_peer += other.packets_to_peer
+        self.bytes_to_peer += other.bytes_to_peer
+        self.packets_to_client += other.packets_to_client
+        self.bytes_to_client += other.bytes_to_client
+        self.dropped += other.dropped
+
 
 @dataclass(slots=True)
 class Channel:

@@ -309,12 +309,10 @@ class TurnCore:
 
     def traffic(self) -> TrafficCounters:
         """Relayed traffic of live and retired allocations together."""
-        total = TrafficCounters(
-            **{name: getattr(self.counters.retired, name) for name in TrafficCounters.__slots__}
-        )
+        total = TrafficCounters()
+        total.add(self.counters.retired)
         for allocation in self.allocations.values():
-            for name in TrafficCounters.__slots__:
-                setattr(total, name, getattr(total, name) + getattr(allocation.traffic, name))
+            total.add(allocation.traffic)
         return total
 
     def live(self) -> Iterator[tuple[ClientKey, Allocation]]:
@@ -596,9 +594,7 @@ class TurnCore:
         self._tcp.forget(allocation)
         allocation.close()
         self._quotas.count(allocation.account, -1)
-        retired = self.counters.retired
-        for name in TrafficCounters.__slots__:
-            setattr(retired, name, getattr(retired, name) + getattr(allocation.traffic, name))
+        self.counters.retired.add(allocation.traffic)
 
     def _refuse(self, message: Message, refusal: Refusal, key: bytes | None) -> Reply:
         return self._error(message, refusal.code, refusal.attributes, key, refusal.reason)
