@@ -9,13 +9,17 @@ a Refresh with LIFETIME 0), for as many 5-tuples as it needs, then times only
 what the server does with them. That is the server's own path for a datagram
 (``TurnComponent._stun``: decode, USERNAME to keys from the cache, the core)
 with real relay sockets bound on 127.0.0.1 in the bench's port range on a
-uvloop loop, and each reply handed to a client link that only counts it.
+uvloop loop, and each reply handed to a client link that only counts it. The
+loop turns once a round, not between requests, so what libuv does on its next
+turn (the relays' ``epoll_ctl`` calls), the loop's dispatch and the sockets'
+``recvfrom``/``sendto`` are left out: this is the cost of the Python path.
 
 Run from the repository root, alternating old and new code in one session::
 
     .venv/bin/python -m bench.turn.alloc_cpu            # 5 rounds of 3,000 allocations
     .venv/bin/python -m bench.turn.alloc_cpu --profile  # cProfile of one round, by own time
-    PYTHONPATH=/tmp/old/src .venv/bin/python -m bench.turn.alloc_cpu   # other code, same driver
+    git archive OLD src | tar -x -C /tmp/old      # older code, run by the same driver:
+    PYTHONPATH=/tmp/old/src .venv/bin/python -m bench.turn.alloc_cpu
 
 Each round prints the CPU time (user + system of this process) per allocation.
 """
