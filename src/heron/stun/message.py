@@ -322,7 +322,9 @@ class Message:
     index: Mapping[type[Attribute], Attribute] | None = field(
         default=None, repr=False, compare=False
     )
-    """Set by ``decode``: the first attribute of each class, for ``find``."""
+    """Set by ``decode``: the first attribute of each class, for ``find``. Like ``raw``
+    and ``checksums`` it describes the decoded bytes: a message made from another with
+    other attributes must not carry it over (``find`` then tests every attribute)."""
     checksums: tuple[tuple[int, int, bytes], ...] = field(default=(), repr=False, compare=False)
     """Set by ``decode``: type, offset and value of each MESSAGE-INTEGRITY(-SHA256) honoured,
     so ``verify_integrity`` need not walk the attributes again."""
