@@ -251,8 +251,10 @@ class AddressAttribute(KnownAttribute):
     port: int
 
     def __post_init__(self) -> None:
-        require(isinstance(self.address, IPv4Address | IPv6Address), "not an IP address")
-        require(0 <= self.port <= 0xFFFF, "port out of range")
+        if not isinstance(self.address, IPv4Address | IPv6Address):
+            raise StunLocalError("not an IP address")
+        if not 0 <= self.port <= 0xFFFF:
+            raise StunLocalError("port out of range")
 
     @classmethod
     def _from_plain(cls, value: bytes) -> Self:
@@ -382,7 +384,8 @@ class IntegerAttribute(KnownAttribute):
     SIZE: ClassVar[int] = 4
 
     def __post_init__(self) -> None:
-        require(0 <= self.value < 1 << (8 * self.SIZE), "integer out of range")
+        if not 0 <= self.value < 1 << (8 * self.SIZE):  # not require(): a call per attribute
+            raise StunLocalError("integer out of range")
 
     @classmethod
     def decode_value(cls, value: bytes, transaction_id: bytes) -> Self:

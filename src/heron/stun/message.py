@@ -145,6 +145,20 @@ _ALLOWED_AFTER: Mapping[int, frozenset[int]] = MappingProxyType(
 )
 
 
+_PRESENT: Mapping[tuple[bool, bool], Integrity] = MappingProxyType(
+    {
+        (False, False): Integrity.NONE,
+        (True, False): Integrity.SHA1,
+        (False, True): Integrity.SHA256,
+        (True, True): Integrity.SHA1 | Integrity.SHA256,
+    }
+)
+"""(MESSAGE-INTEGRITY present, -SHA256 present) -> the flag: a ``Flag``'s ``|`` and ``in``
+are Python-level calls, and every signed request and answer asked them twice."""
+_PARTS: Mapping[Integrity, tuple[bool, bool]] = MappingProxyType(
+    {flag: pair for pair, flag in _PRESENT.items()}
+)
+
 _INTEGRITY_TYPES = frozenset(
     {AttributeType.MESSAGE_INTEGRITY, AttributeType.MESSAGE_INTEGRITY_SHA256}
 )
@@ -332,7 +346,8 @@ class Message:
     def __post_init__(self) -> None:
         if not 0 <= self.method <= 0xFFF:
             raise StunLocalError(f"method {self.method:#x} is not 12 bits")
-        require(len(self.transaction_id) == 12, "transaction id must be 12 bytes")
+        if len(self.transaction_id) != 12:
+            raise StunLocalError("transaction id must be 12 bytes")
 
     @classmethod
     def decode(
@@ -408,13 +423,15 @@ class Message:
             parts.append(_tlv(attribute_type, value, pad_byte))
         body = b"".join(parts)
         message_type = _message_type(self.method, self.message_class)
-        if key is not None and Integrity.SHA1 in integrity:
-            covered = _with_header(message_type, transaction_id, body, 24)
-            body += _tlv(AttributeType.MESSAGE_INTEGRITY, hmac_sha1(key, covered))
-        if key is not None and Integrity.SHA256 in integrity:
-            covered = _with_header(message_type, transaction_id, body, 4 + sha256_length)
-            mac = hmac_sha256(key, covered, sha256_length)
-            body += _tlv(AttributeType.MESSAGE_INTEGRITY_SHA256, mac)
+        if key is not None:
+            sha1, sha256 = _PARTS[integrity]
+            if sha1:
+                covered = _with_header(message_type, transaction_id, body, 24)
+                body += _tlv(AttributeType.MESSAGE_INTEGRITY, hmac_sha1(key, covered))
+            if sha256:
+                covered = _with_header(message_type, transaction_id, body, 4 + sha256_length)
+                mac = hmac_sha256(key, covered, sha256_length)
+                body += _tlv(AttributeType.MESSAGE_INTEGRITY_SHA256, mac)
         if fingerprint:
             crc = fingerprint_crc(_with_header(message_type, transaction_id, body, 8))
             body += _tlv(AttributeType.FINGERPRINT, crc.to_bytes(4, "big"))
@@ -448,12 +465,8 @@ class Message:
     @property
     def integrity(self) -> Integrity:
         """The integrity attributes present, so a response can use the same (RFC 8489 §9.2.4)."""
-        present = Integrity.NONE
-        if self.find(MessageIntegrity):
-            present |= Integrity.SHA1
-        if self.find(MessageIntegritySha256):
-            present |= Integrity.SHA256
-        return present
+        sha1 = self.find(MessageIntegrity) is not None
+        return _PRESENT[sha1, self.find(MessageIntegritySha256) is not None]
 
     def verify_integrity(self, key: bytes) -> bool:
         """Check the message's HMAC over the bytes it was decoded from.
