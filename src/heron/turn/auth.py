@@ -109,7 +109,9 @@ class LongTermAuth:
         allow_anonymous: bool = False,
     ) -> None:
         self._realm = realm
-        self._software = software
+        self._realm_attribute = Realm(realm)
+        self._software_attribute = Software(software)
+        """Attributes of every challenge, built once (they are immutable)."""
         self._nonces = nonces
         self._counters = counters
         self._guesses: Guesses = guesses if guesses is not None else _NoGuesses()
@@ -190,7 +192,7 @@ class LongTermAuth:
 
     def _challenge(self, client_ip: str, code: int, now: float) -> Refusal:
         nonce = self._nonces.issue(client_ip, now)
-        attributes = (Realm(self._realm), Nonce(nonce), _OFFERED, Software(self._software))
+        attributes = (self._realm_attribute, Nonce(nonce), _OFFERED, self._software_attribute)
         return Refusal(code, attributes)
 
 

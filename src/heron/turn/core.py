@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from typing import Protocol
 
 from heron.stun import (
@@ -58,6 +57,7 @@ from heron.turn.allocation import (
     ClientLink,
     Relay,
     TrafficCounters,
+    parsed_ip,
 )
 from heron.turn.auth import Authenticated, Credentials, Guesses, LongTermAuth
 from heron.turn.discovery import AlternateAddresses, answer_binding
@@ -148,6 +148,8 @@ class TurnCore:
         guesses: Guesses | None = None,
     ) -> None:
         self.policy = policy
+        self._software = Software(policy.software)
+        """SOFTWARE of every Allocate answer, built once (attributes are immutable)."""
         self.allocations: dict[ClientKey, Allocation] = {}
         self.counters = TurnCounters()
         self._relays = relays
@@ -307,12 +309,10 @@ class TurnCore:
 
     def traffic(self) -> TrafficCounters:
         """Relayed traffic of live and retired allocations together."""
-        total = TrafficCounters(
-            **{name: getattr(self.counters.retired, name) for name in TrafficCounters.__slots__}
-        )
+        total = TrafficCounters()
+        total.add(self.counters.retired)
         for allocation in self.allocations.values():
-            for name in TrafficCounters.__slots__:
-                setattr(total, name, getattr(total, name) + getattr(allocation.traffic, name))
+            total.add(allocation.traffic)
         return total
 
     def live(self) -> Iterator[tuple[ClientKey, Allocation]]:
@@ -423,13 +423,13 @@ class TurnCore:
             self._quotas.reserve(reservation, auth.account, now + RESERVATION_LIFETIME)
         self.counters.allocations_created += 1
         relayed = [
-            XorRelayedAddress(ip_address(r.address[0]), r.address[1]) for r in relays.values()
+            XorRelayedAddress(parsed_ip(r.address[0]), r.address[1]) for r in relays.values()
         ]
         host, port = key[1]
         attributes: list[Attribute] = [*relayed, Lifetime(lifetime), *extra]
         if reservation is not None:
             attributes.append(ReservationToken(reservation))
-        attributes += [XorMappedAddress(ip_address(host), port), Software(self.policy.software)]
+        attributes += [XorMappedAddress(parsed_ip(host), port), self._software]
         return tuple(attributes)
 
     def _open_relays(
@@ -594,9 +594,7 @@ class TurnCore:
         self._tcp.forget(allocation)
         allocation.close()
         self._quotas.count(allocation.account, -1)
-        retired = self.counters.retired
-        for name in TrafficCounters.__slots__:
-            setattr(retired, name, getattr(retired, name) + getattr(allocation.traffic, name))
+        self.counters.retired.add(allocation.traffic)
 
     def _refuse(self, message: Message, refusal: Refusal, key: bytes | None) -> Reply:
         return self._error(message, refusal.code, refusal.attributes, key, refusal.reason)

@@ -347,3 +347,32 @@ def test_built_message_has_no_integrity_to_verify() -> None:
 
     assert not message.verify_integrity(KEY)
     assert not Message.decode(message.success_response().encode()).verify_integrity(KEY)
+
+
+def test_find_on_a_decoded_message_answers_as_on_the_message_built() -> None:
+    """``decode`` indexes attributes by class; ``find`` must still give the first of a
+    repeated attribute, find by a base class, and find nothing absent."""
+    from heron.stun.attributes import TextAttribute, XorAddressAttribute
+
+    peers = (XorPeerAddress(ip_address("192.0.2.7"), 7), XorPeerAddress(ip_address("192.0.2.8"), 8))
+    built = Message(
+        Method.CREATE_PERMISSION,
+        MessageClass.REQUEST,
+        TID,
+        (*peers, Username("alice"), Software("heron"), UnknownAttribute(0x7FFF, b"x")),
+    )
+    decoded = Message.decode(built.encode())
+    kinds = (XorPeerAddress, Username, Software, TextAttribute, XorAddressAttribute, Lifetime)
+    for kind in kinds:
+        assert decoded.find(kind) == built.find(kind), kind
+    assert decoded.find(XorPeerAddress) == peers[0]
+    assert decoded.find(TextAttribute) == Username("alice")
+    assert decoded.find(Lifetime) is None
+    assert decoded.find_all(XorPeerAddress) == peers
+    assert decoded.unknown_required() == built.unknown_required() == (0x7FFF,)
+    assert (
+        Message.decode(
+            Message(Method.BINDING, MessageClass.REQUEST, TID).encode()
+        ).unknown_required()
+        == ()
+    )

@@ -199,6 +199,22 @@ def test_nonce_issuer_nonce_lives_at_least_its_lifetime(age: float) -> None:
     assert issuer.check(nonce, "192.0.2.1", 1299.0 + 901) is NonceState.STALE
 
 
+def test_nonce_issuer_remembers_a_checked_nonce_for_its_client_and_its_life_only() -> None:
+    """A nonce checked once is remembered (no HMAC again), but for the address it was
+    made for and until its expiry, as if checked afresh; a forged one is never kept."""
+    issuer = NonceIssuer(b"s" * 32, lifetime=600)
+    nonce = issuer.issue("192.0.2.1", 1299.0)
+    forged = nonce[:-2] + ("AA" if nonce[-2:] != "AA" else "BB")
+
+    for _ in range(2):
+        assert issuer.check(nonce, "192.0.2.1", 1300.0) is NonceState.VALID
+        assert issuer.check(nonce, "192.0.2.9", 1300.0) is NonceState.INVALID
+        assert issuer.check(forged, "192.0.2.1", 1300.0) is NonceState.INVALID
+    assert issuer.check(nonce, "192.0.2.1", 1299.0 + 901) is NonceState.STALE
+    assert issuer.issue("192.0.2.1", 1400.0) == nonce
+    assert NonceIssuer(b"s" * 32, lifetime=600).issue("192.0.2.1", 1400.0) == nonce
+
+
 def extend_expiry(nonce: str, seconds: int) -> str:
     """The same nonce with its expiry pushed back and the MAC left alone."""
     prefix = nonce[: len(NONCE_COOKIE) + 4]

@@ -52,3 +52,31 @@ async def test_a_worker_without_a_main_process_checks_passwords(tmp_path: Path) 
     worker = WorkerGuesses(tmp_path)
     await asyncio.wait_for(worker.ask("roland@localhost", "192.0.2.1"), 10)
     assert worker.wait("roland@localhost", "192.0.2.1") == 0
+
+
+async def test_concurrent_asks_about_one_pair_make_one_question(tmp_path: Path) -> None:
+    """A client's burst of requests, all arriving once the pair's answer is stale, waits
+    for one answer instead of opening a control connection each."""
+    asked: list[str] = []
+    now = [1_700_000_000.0]
+
+    def command(argument: str) -> list[dict[str, object]]:
+        asked.append(argument)
+        return [{"wait": 0.0}]
+
+    server = ControlServer(tmp_path / SOCKET_NAME, {}, {GUESS_COMMAND: command})
+    await server.start()
+    try:
+        worker = WorkerGuesses(tmp_path, clock=lambda: now[0])
+        await asyncio.gather(*(worker.ask("roland@localhost", "192.0.2.1") for _ in range(20)))
+        assert len(asked) == 1
+        assert worker.fresh("roland@localhost", "192.0.2.1")
+
+        await asyncio.gather(worker.ask("roland@localhost", "192.0.2.2"), worker.ask(None, "x"))
+        assert len(asked) == 3  # other pairs ask for themselves
+
+        now[0] += 2  # the answers grow old: the next burst asks again, once
+        await asyncio.gather(*(worker.ask("roland@localhost", "192.0.2.1") for _ in range(5)))
+        assert len(asked) == 4
+    finally:
+        await server.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import lru_cache
 
 from heron.accounts import Account, AccountCache, Missing
 from heron.credentials import TurnSecret
@@ -26,12 +27,15 @@ VISITOR_PREFIX = "anonymous-"
 """Click-to-call's REST users (``expiry:anonymous-<random>``): one per visit, no account."""
 
 
+@lru_cache(maxsize=4096)
 def turn_account(username: str, domain: str) -> str | None:
     """The account a USERNAME names, as the guess throttle and the quotas count it.
 
     ``roland``, ``Roland@falcot.com`` and REST names ``expiry:roland`` all name
     ``roland@falcot.com`` (the main ``domain`` when none is given); None for a
     click-to-call visitor's REST name, which counts by the visitor's network.
+    Remembered: the server asks it for every signed request, mostly about the same
+    few names.
     """
     _, sep, user = username.partition(":")
     if sep:

@@ -94,6 +94,8 @@ class WorkerGuesses:
         """(account, source) -> when its last success was told."""
         self._reports: list[Report] = []
         self._failed = 0
+        self._asking: dict[tuple[str | None, str], asyncio.Future[list[dict[str, Any]]]] = {}
+        """The question under way for each pair, which later askers wait for too."""
 
     def fresh(self, account: str | None, source: str) -> bool:
         """Whether the main process was asked about this pair a moment ago."""
@@ -119,8 +121,27 @@ class WorkerGuesses:
         return reports
 
     async def ask(self, account: str | None, source: str) -> None:
-        if not self.fresh(account, source):
-            self._learn(account, source, await self._call("wait", account, source))
+        """Learn the pair's wait from the main process, unless it said a moment ago.
+
+        Asks about one pair share one question: when a pair's answer grows old, a
+        client's burst of requests all arrive before the new one, and each asked on
+        its own (a control connection each, in both processes).
+        """
+        if self.fresh(account, source):
+            return
+        pair = (account, source)
+        asking = self._asking.get(pair)
+        if asking is None:
+            asking = asyncio.ensure_future(self._call("wait", account, source))
+            self._asking[pair] = asking
+            asking.add_done_callback(lambda done: self._answered(pair, done))
+        await asyncio.shield(asking)
+
+    def _answered(self, pair: tuple[str | None, str], done: asyncio.Future[Any]) -> None:
+        """Runs before the askers resume (the first callback), so they find the answer."""
+        del self._asking[pair]
+        if not done.cancelled() and done.exception() is None:
+            self._learn(pair[0], pair[1], done.result())
 
     async def tell(self, reports: list[Report]) -> None:
         for operation, account, source in reports:

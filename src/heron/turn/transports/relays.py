@@ -46,7 +46,8 @@ class RelaySockets:
         self._loop = loop
         self.counters = counters or SocketCounters()
         self._open: weakref.WeakSet[UdpSocket] = weakref.WeakSet()
-        self._addresses = addresses
+        self._hosts = {version: str(address) for version, address in addresses.items()}
+        """The addresses to bind as strings, made once: ``str`` of an address is not free."""
         self._advertised = advertised or {}
         self._ports = ports
         self._clock = clock
@@ -89,9 +90,7 @@ class RelaySockets:
         family = socket.AF_INET6 if version == 6 else socket.AF_INET
         for _ in range(64):
             try:
-                sock = tcp_socket(
-                    family, (str(self._addresses[version]), random.randint(low, high))
-                )
+                sock = tcp_socket(family, (self._hosts[version], random.randint(low, high)))
             except OSError:
                 continue
             port = sock.getsockname()[1]
@@ -132,7 +131,7 @@ class RelaySockets:
         try:
             if version == 6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((str(self._addresses[version]), port))
+            sock.bind((self._hosts[version], port))
         except OSError:
             sock.close()
             return None
