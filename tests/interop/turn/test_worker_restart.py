@@ -28,8 +28,11 @@ from tests.interop.turn.support import (
     TURN_USER,
     TurnServer,
     coturn_peer,
+    relay_window,
     turn_server,
 )
+from tests.support.config import free_port
+from tests.support.heron import running_heron
 
 pytestmark = pytest.mark.interop
 
@@ -59,10 +62,10 @@ def _echoing(clients: list[RawTurnClient], server: tuple[str, int]) -> set[int]:
     return echoed
 
 
-def _worker_pids(server: TurnServer) -> list[int]:
+def _reporting(config: Path) -> list[int]:
     """The pids of the processes that reported, the main one first, asked of the control
     socket in-process (a ``heron`` run per poll costs seconds of CPU on a loaded machine)."""
-    rows = asyncio.run(query(server.heron.config.parent / "var", "turn.workers"))
+    rows = asyncio.run(query(config.parent / "var", "turn.workers"))
     return [int(row["pid"]) for row in rows]
 
 
@@ -77,7 +80,7 @@ def _wait_for_worker(server: TurnServer, not_pid: int) -> int:
     """The pid of the worker once one other than ``not_pid`` reports (once a second)."""
     deadline = time.monotonic() + 90
     while True:
-        pids = _worker_pids(server)
+        pids = _reporting(server.heron.config)
         if len(pids) == 2 and pids[1] != not_pid:
             return pids[1]
         assert time.monotonic() < deadline, "".join(server.heron.log)
@@ -114,7 +117,7 @@ def test_a_killed_worker_is_restarted_and_only_its_clients_allocate_again(
         log = "".join(server.heron.log)
         assert f"worker process {worker} exited with status -9" in log, log
         assert replacement != worker
-        assert _listed_by_cli(server) == _worker_pids(server)
+        assert _listed_by_cli(server) == _reporting(server.heron.config)
 
 
 def _ended(pid: int) -> bool:
@@ -130,11 +133,24 @@ def test_workers_end_when_their_main_process_is_killed_outright(tmp_path: Path) 
     """SIGKILL leaves the main process no chance to stop its workers: each ends by itself
     (PR_SET_PDEATHSIG) rather than serve on, unreloadable, sharing the ports with the next
     heron started."""
-    with turn_server(tmp_path, workers=2) as server:
-        worker = _wait_for_worker(server, not_pid=-1)
-        server.heron.process.kill()
-        server.heron.process.wait()
+    low, high = relay_window()
+    turn = {
+        "enabled": True,
+        "listen": [f"{LOCALHOST}:{free_port()}"],
+        "tls_listen": [],
+        "relay_addresses": [LOCALHOST],
+        "relay_port_min": low,
+        "relay_port_max": high,
+        "workers": 2,
+    }
+    with running_heron(tmp_path, {"turn": turn}) as heron:
+        deadline = time.monotonic() + 90
+        while len(pids := _reporting(heron.config)) < 2:
+            assert time.monotonic() < deadline, "".join(heron.log)
+            time.sleep(0.5)
+        heron.process.kill()
+        heron.process.wait()
         deadline = time.monotonic() + 30
-        while not _ended(worker):
-            assert time.monotonic() < deadline, f"worker {worker} outlived its main process"
+        while not _ended(pids[1]):
+            assert time.monotonic() < deadline, f"worker {pids[1]} outlived its main process"
             time.sleep(0.1)
