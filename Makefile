@@ -49,7 +49,7 @@ $(VENV)/.installed: pyproject.toml setup.py src/heron/turn/_mmsg.c
 # clean: an extension left from a module since dropped from the list would shadow its .py, and
 # one left in build/ would go into a wheel. A failed build (no C compiler) leaves
 # heron pure Python; tests/unit/test_compiled.py fails on CI then.
-$(VENV)/.compiled: $(VENV)/.installed setup.py src/heron/turn/_mmsg.c $(CORE_SOURCES)
+$(VENV)/.compiled: setup.py src/heron/turn/_mmsg.c $(CORE_SOURCES) | $(VENV)/.installed
 	$(BIN)/pip install --quiet 'setuptools>=77' 'mypy>=1.10'
 	rm -rf build
 	find src -name '*.so' -delete

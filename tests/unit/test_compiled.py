@@ -7,6 +7,7 @@ the SIP core tests also pass on the pure-Python source with the compiled modules
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import subprocess
 import sys
@@ -45,6 +46,34 @@ def test_the_compiled_cores_are_in_use_when_built() -> None:
     assert compiled.active()
     for module in compiled.MODULES:
         assert str(sys.modules[module].__file__).endswith(".so"), module
+
+
+def test_a_partial_or_stale_build_is_unusable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(compiled, "ROOT", tmp_path)
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    for module in compiled.MODULES:
+        compiled.source(module).parent.mkdir(parents=True, exist_ok=True)
+        compiled.source(module).write_text("")
+    assert not compiled.built()
+    assert compiled.unusable_reason() == "not built (run `make install`)"
+
+    library = tmp_path / "heron" / f"_cores__mypyc{suffix}"
+    library.write_bytes(b"")
+    assert compiled.built()
+    assert compiled.unusable_reason() == "not built (run `make install`)"
+
+    for module in compiled.MODULES:
+        compiled.source(module).with_suffix(suffix).write_bytes(b"")
+    built_at = library.stat().st_mtime
+    for module in compiled.MODULES:
+        os.utime(compiled.source(module), (built_at - 60, built_at - 60))
+    assert compiled.unusable_reason() is None
+
+    os.utime(compiled.source("heron.sip.parser"), (built_at + 60, built_at + 60))
+    reason = compiled.unusable_reason()
+    assert reason is not None and reason.startswith("stale: heron.sip.parser changed")
 
 
 def test_the_pure_finder_finds_only_the_compiled_modules_sources() -> None:
