@@ -18,6 +18,7 @@ from typing import Protocol
 
 from heron.guesses import network_key
 from heron.stun import (
+    Attribute,
     ErrorCode,
     Message,
     MessageIntegrity,
@@ -30,6 +31,7 @@ from heron.stun import (
     Software,
     Username,
 )
+from heron.turn.challenge import Challenges
 from heron.turn.nonce import NonceIssuer, NonceState
 from heron.turn.replies import Refusal
 
@@ -112,6 +114,7 @@ class LongTermAuth:
         self._realm_attribute = Realm(realm)
         self._software_attribute = Software(software)
         """Attributes of every challenge, built once (they are immutable)."""
+        self._challenges = Challenges(self._challenge_attributes)
         self._nonces = nonces
         self._counters = counters
         self._guesses: Guesses = guesses if guesses is not None else _NoGuesses()
@@ -149,13 +152,13 @@ class LongTermAuth:
         if not has_integrity:
             if self._allow_anonymous and username is None:
                 return Authenticated("", None, _visitor(client_ip))
-            raise self._challenge(client_ip, ErrorCode.UNAUTHORIZED, now)
+            raise self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
         realm, nonce = message.find(Realm), message.find(Nonce)
         if username is None or realm is None or nonce is None:
             raise Refusal(ErrorCode.BAD_REQUEST)
         state = self._nonces.check(nonce.value, client_ip, now)
         if state is not NonceState.VALID:
-            raise self._challenge(client_ip, ErrorCode.STALE_NONCE, now)
+            raise self._challenge(message, client_ip, ErrorCode.STALE_NONCE, now)
         algorithm = _password_algorithm(message, nonce.value)
         if algorithm is None:
             raise Refusal(ErrorCode.BAD_REQUEST)
@@ -183,17 +186,19 @@ class LongTermAuth:
         if key is None or not message.verify_integrity(key):
             self._counters.auth_failures += 1
             self._guesses.failure(account, client_ip)
-            raise self._challenge(client_ip, ErrorCode.UNAUTHORIZED, now)
+            raise self._challenge(message, client_ip, ErrorCode.UNAUTHORIZED, now)
         if account is None:
             return Authenticated(username.value, key, _visitor(client_ip))
         if not proven:
             self._guesses.success(account, client_ip)
         return Authenticated(username.value, key, account)
 
-    def _challenge(self, client_ip: str, code: int, now: float) -> Refusal:
+    def _challenge(self, message: Message, client_ip: str, code: int, now: float) -> Refusal:
         nonce = self._nonces.issue(client_ip, now)
-        attributes = (self._realm_attribute, Nonce(nonce), _OFFERED, self._software_attribute)
-        return Refusal(code, attributes)
+        return Refusal(code, data=self._challenges.encode(message, code, nonce))
+
+    def _challenge_attributes(self, nonce: str) -> tuple[Attribute, ...]:
+        return (self._realm_attribute, Nonce(nonce), _OFFERED, self._software_attribute)
 
 
 def _visitor(client_ip: str) -> str:

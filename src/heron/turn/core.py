@@ -597,6 +597,8 @@ class TurnCore:
         self.counters.retired.add(allocation.traffic)
 
     def _refuse(self, message: Message, refusal: Refusal, key: bytes | None) -> Reply:
+        if refusal.data is not None:
+            return Reply(refusal.data)
         return self._error(message, refusal.code, refusal.attributes, key, refusal.reason)
 
     def _error(

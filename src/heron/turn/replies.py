@@ -50,12 +50,18 @@ class Refusal(Exception):
     """A request answered with an error code (raised inside the core's checks only)."""
 
     def __init__(
-        self, code: int, attributes: tuple[Attribute, ...] = (), reason: str | None = None
+        self,
+        code: int,
+        attributes: tuple[Attribute, ...] = (),
+        reason: str | None = None,
+        data: bytes | None = None,
     ) -> None:
         super().__init__(code)
         self.code = code
         self.attributes = attributes
         self.reason = reason
+        self.data = data
+        """The answer already encoded, sent as is (the unsigned challenges of ``challenge``)."""
 
 
 def encode_answer(response: Message, request: Message, key: bytes | None) -> Reply:

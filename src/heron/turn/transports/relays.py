@@ -127,14 +127,17 @@ class RelaySockets:
 
     def _bind(self, version: int, port: int) -> UdpSocket | None:
         family = socket.AF_INET6 if version == 6 else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        # Non-blocking from the start (Python adds SOCK_CLOEXEC itself), and bound to
+        # an address known here: no ioctl or getsockname per relay.
+        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+        host = self._hosts[version]
         try:
             if version == 6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((self._hosts[version], port))
+            sock.bind((host, port))
         except OSError:
             sock.close()
             return None
-        udp = UdpSocket(sock, self._loop, self.counters)
+        udp = UdpSocket(sock, self._loop, self.counters, (host, port))
         self._open.add(udp)
         return udp

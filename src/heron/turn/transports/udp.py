@@ -99,17 +99,25 @@ class SocketCounters:
 
 
 class UdpSocket:
-    """A bound non-blocking UDP socket whose datagrams go to ``receiver``."""
+    """A bound non-blocking UDP socket whose datagrams go to ``receiver``.
+
+    A relay is opened per allocation, so what its setup costs in system calls counts:
+    a caller that bound ``sock`` to a known port passes that ``address`` (no
+    ``getsockname``), and one created with ``SOCK_NONBLOCK`` needs no ``setblocking``
+    (an ``ioctl``).
+    """
 
     def __init__(
         self,
         sock: socket.socket,
         loop: asyncio.AbstractEventLoop,
         counters: SocketCounters | None = None,
+        address: Address | None = None,
     ) -> None:
-        sock.setblocking(False)
+        if sock.getblocking():
+            sock.setblocking(False)
         self.sock = sock
-        self.address: Address = sock.getsockname()[:2]
+        self.address: Address = address if address is not None else sock.getsockname()[:2]
         self.counters = counters or SocketCounters()
         self.batched = batched()
         self.fd = sock.fileno()
