@@ -13,8 +13,8 @@ heron runs from a generated ``heron.toml`` (SIP on one UDP/TCP port, TURN,
 XMPP, SIP TLS, WebSocket and the media relay off, web on a free port) after
 ``heron cert`` and one ``heron user import`` of every account. By default it
 runs as many SIP processes as the machine has cores (``sip.workers``), as
-Kamailio runs its UDP workers: several heron processes must share bindings,
-nonce counts and guess counts, so they do it through Redis (``redis.url``, a
+Kamailio runs its UDP workers: several heron processes must share bindings
+and guess counts, so they do it through Redis (``redis.url``, a
 key prefix of this run's own, deleted when the bench ends). One process
 (``--heron-workers 1``) runs without Redis, everything in memory.
 

@@ -255,7 +255,7 @@ def _redis_url(value: str | None) -> str | None:
 class RedisSettings(_Section):
     url: Annotated[str | None, AfterValidator(_redis_url)] = None
     """redis://host:port/db (rediss:// for TLS, unix:///path for a socket): SIP bindings,
-    nonce counts, lockouts and flood bans shared by every SIP worker and every heron node
+    lockouts and flood bans shared by every SIP worker and every heron node
     on it; without it, SIP runs in one process and keeps them in memory."""
     prefix: str = Field(default="heron:", min_length=1, max_length=64)
     """Starts every key and channel heron uses, so that several heron domains (or tests)

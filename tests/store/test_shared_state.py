@@ -1,5 +1,5 @@
-"""State in Redis (``redis.url``): bindings round-trip, guesses and nonce counts follow
-the rules of their in-memory counterparts over every process that shares the prefix.
+"""State in Redis (``redis.url``): bindings round-trip, guesses follow the rules of
+their in-memory counterparts over every process that shares the prefix.
 
 Times are arguments, as in every sans-IO rule of heron: nothing here waits on a clock.
 """
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import replace
 
 import pytest
 from redis.asyncio import Redis
 
 from heron.cluster import SetWriter, Shared, SharedGuesses, SharedLocation
+from heron.cluster.guesses import Standing
 from heron.config import Config, LimitsSettings, RedisSettings
 from heron.errors import StoreError
 from heron.sip.bindings import BindingCache
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.database
 
 NOW = 1_767_323_045.25
 ACCOUNT = "roland@falcot.com"
+REDIS = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -145,30 +147,80 @@ async def test_a_login_writes_only_what_it_changes(shared: Shared) -> None:
 
 async def test_a_redis_that_does_not_answer_is_an_outage_not_a_guess() -> None:
     """Redis gone or overloaded: the attempt is neither checked nor counted (the caller
-    answers with a fresh challenge), and no nonce-count is accepted."""
+    answers with a fresh challenge)."""
     client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     guesses = SharedGuesses(Shared(client, "heron-test-unreachable:"), LimitsSettings())
     try:
         standing = await guesses.standing(ACCOUNT, "192.0.2.1", NOW)
-        advanced = await guesses.advance("nonce-1", 1, 600)
     finally:
         await client.aclose()
 
     assert standing.outage and standing.wait == 0.0
-    assert not advanced
-    assert guesses.outages == 2
+    assert guesses.outages == 1
 
 
-async def test_rfc7616_a_nonce_count_is_accepted_once_over_every_process(
+async def commands_of(shared: Shared, action: Awaitable[Standing]) -> tuple[Standing, int]:
+    """What ``action`` gives, and how many commands on this test's keys Redis ran for it:
+    MONITOR reports them in the order Redis runs them, up to a marker sent after it."""
+    marker = shared.key("marker", uuid.uuid4().hex)
+    watcher = Redis.from_url(REDIS, decode_responses=True)
+    try:
+        async with watcher.monitor() as monitor:
+            result = await action
+            await shared.client.get(marker)
+            count = 0
+            while marker not in (command := await monitor.next_command())["command"]:
+                count += shared.prefix in command["command"]
+    finally:
+        await watcher.aclose()
+    return result, count
+
+
+async def test_a_clean_standing_is_reused_for_a_second_and_a_failure_drops_it(
     shared: Shared,
 ) -> None:
-    limits = LimitsSettings()
-    first, second = SharedGuesses(shared, limits), SharedGuesses(shared, limits)
+    guesses = SharedGuesses(shared, LimitsSettings(account_guesses=5))
+    phone = "203.0.113.4"
+    await guesses.success(ACCOUNT, phone, NOW)
 
-    assert await first.advance("nonce-1", 1, 600)
-    assert not await second.advance("nonce-1", 1, 600)
-    assert await second.advance("nonce-1", 2, 600)
-    assert await first.advance("nonce-2", 1, 600)
+    read, commands = await commands_of(shared, guesses.standing(ACCOUNT, phone, NOW + 60))
+    assert (read.wait, read.counted, commands) == (0.0, False, 3)
+    reused, commands = await commands_of(shared, guesses.standing(ACCOUNT, phone, NOW + 60.9))
+    assert (reused, commands) == (read, 0)
+    _, commands = await commands_of(shared, guesses.standing(ACCOUNT, phone, NOW + 61))
+    assert commands == 3  # the window is over
+
+    await guesses.failure(ACCOUNT, phone, NOW + 61.5)
+    after, commands = await commands_of(shared, guesses.standing(ACCOUNT, phone, NOW + 61.6))
+    assert (after.counted, commands) == (True, 3)
+    again, commands = await commands_of(shared, guesses.standing(ACCOUNT, phone, NOW + 61.7))
+    assert (again.counted, commands) == (True, 3)  # a counted standing is never reused
+
+
+async def test_only_a_known_device_s_standing_is_reused(shared: Shared) -> None:
+    guesses = SharedGuesses(shared, LimitsSettings())
+    await guesses.standing(ACCOUNT, "192.0.2.1", NOW)
+    _, commands = await commands_of(shared, guesses.standing(ACCOUNT, "192.0.2.1", NOW + 0.1))
+    assert commands == 3
+
+
+async def test_a_lockout_elsewhere_reaches_a_reused_standing_within_the_window(
+    shared: Shared,
+) -> None:
+    """Another process's failures are not seen while the clean standing is reused, and
+    are once the window is over (a known device is exempt from the account's wait, but
+    not from its source's)."""
+    limits = LimitsSettings(account_guesses=1, source_guesses=1)
+    here, elsewhere = SharedGuesses(shared, limits), SharedGuesses(shared, limits)
+    phone = "203.0.113.4"
+    await here.success(ACCOUNT, phone, NOW)
+    assert not (await here.standing(ACCOUNT, phone, NOW + 60)).counted
+    for attempt in range(3):
+        await elsewhere.failure(ACCOUNT, phone, NOW + 60 + attempt / 10)
+
+    assert not (await here.standing(ACCOUNT, phone, NOW + 60.5)).counted
+    late = await here.standing(ACCOUNT, phone, NOW + 61)
+    assert late.counted and late.wait > 0
 
 
 async def test_an_unreachable_redis_is_one_line_naming_it() -> None:

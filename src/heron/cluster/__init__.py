@@ -6,7 +6,7 @@ share the database and Redis; without it, in one process with everything in memo
     redis.py     Shared: the connection, heron's key prefix, one-line errors
     bus.py       Bus: pub/sub between SIP processes (a channel each, one for all)
     location.py  SharedLocation: bindings by AOR in a hash, changes announced on the bus
-    guesses.py   SharedGuesses: the guess throttle's waits, and nonce counts
+    guesses.py   SharedGuesses: the guess throttle's waits and known devices
     writer.py    SetWriter: binding sets to Redis and the bus, batched per loop turn
 """
 

@@ -1,16 +1,17 @@
-"""The guess throttle and digest nonce counts in Redis, for SIP over workers and nodes.
+"""The guess throttle in Redis, for SIP over workers and nodes.
 
 :class:`heron.guesses.GuessThrottle` counts in one process; a guesser spreading its
 tries over source ports (SO_REUSEPORT hands them to different workers) or over nodes
 would meet a fresh count at each. Here the same rules run as Lua scripts on keys every
 process shares: a failure counts once wherever it lands, and a wait holds whichever
-process answers. Nonce counts (RFC 7616 §3.4) likewise, so a credential replayed to
-another worker is as stale as one replayed to the first.
+process answers. Nonce counts need no Redis: only the process that issued a nonce
+checks it (:mod:`heron.sip.digest`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
@@ -46,17 +47,12 @@ return tostring(wait_until)
 """
 """One failure for a key: ``heron.guesses._Table.fail``'s rule, atomically."""
 
-_ADVANCE = """
-local seen = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) <= seen then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-"""Record a nonce-count if it is above the highest seen (RFC 7616 §3.4)."""
-
 KNOWN_REFRESH = 86_400.0
 """A known device's mark is rewritten by a login only when it has aged this long: a
 phone re-registering every minute proves nothing new, and each write is a round trip."""
+
+CLEAN_REUSE = 1.0
+"""Seconds a clean :class:`Standing` is reused without reading Redis again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +70,18 @@ class Standing:
 
 
 class SharedGuesses:
-    """Waits per account and per source network, known devices, nonce counts.
+    """Waits per account and per source network, known devices.
 
-    Redis failing refuses the attempt (an :attr:`Standing.outage`, a nonce-count
-    already seen): a throttle that lets everything through while its store is down
-    would be no throttle. Nor is the attempt counted: a phone with the right password
-    that met an overloaded Redis is no guesser. What cannot be recorded is logged.
+    Redis failing refuses the attempt (an :attr:`Standing.outage`): a throttle that
+    lets everything through while its store is down would be no throttle. Nor is the
+    attempt counted: a phone with the right password that met an overloaded Redis is
+    no guesser. What cannot be recorded is logged.
+
+    A clean standing (no wait, no failure counted for the account, the source a known
+    device not due for a refresh) is reused for :data:`CLEAN_REUSE` seconds without
+    reading Redis: a lockout another process sets reaches this one within that window
+    (known devices are exempt from the account's wait anyway), and a failure here for
+    the account and source network drops it at once. Failures always go to Redis.
     """
 
     def __init__(self, shared: Shared, limits: LimitsSettings) -> None:
@@ -88,7 +90,8 @@ class SharedGuesses:
         self._source = (limits.source_guesses, limits.guess_wait_max * SOURCE_CEILING_FACTOR)
         client = shared.client
         self._fail = client.register_script(_FAIL)
-        self._advance = client.register_script(_ADVANCE)
+        self._clean: OrderedDict[tuple[str, str], tuple[float, Standing]] = OrderedDict()
+        """(account, source network): when a clean standing was read, and it; oldest first."""
         self.outages = 0
 
     def _keys(self, account: str | None, source: str | None) -> tuple[str | None, str | None]:
@@ -107,6 +110,14 @@ class SharedGuesses:
 
     async def standing(self, account: str | None, source: str | None, now: float) -> Standing:
         """The wait for an attempt, and what :meth:`success` needs to skip its writes."""
+        clean = self._clean
+        while clean and not 0 <= now - next(iter(clean.values()))[0] < CLEAN_REUSE:
+            clean.popitem(last=False)
+        cache_key = None if account is None or source is None else (account, network_key(source))
+        if cache_key is not None and (cached := clean.get(cache_key)) is not None:
+            read_at, standing = cached
+            if 0 <= now - read_at < CLEAN_REUSE:
+                return standing
         account_key, source_key = self._keys(account, source)
         try:
             async with self._shared.client.pipeline(transaction=False) as pipe:
@@ -124,9 +135,21 @@ class SharedGuesses:
         if account_key is not None and account_until is not None:
             if known_until is None or known_until <= now:
                 waits.append(float(account_until) - now)
-        return Standing(max(waits), counted=account_until is not None, known_until=known_until)
+        standing = Standing(max(waits), counted=account_until is not None, known_until=known_until)
+        if (
+            cache_key is not None
+            and source_until is None
+            and account_until is None
+            and known_until is not None
+            and known_until - now >= REMEMBER - KNOWN_REFRESH
+        ):
+            clean.pop(cache_key, None)  # re-entered last: the oldest stay first
+            clean[cache_key] = (now, standing)
+        return standing
 
     async def failure(self, account: str | None, source: str | None, now: float) -> None:
+        if account is not None and source is not None:
+            self._clean.pop((account, network_key(source)), None)
         account_key, source_key = self._keys(account, source)
         try:
             for key, (free, ceiling) in ((account_key, self._account), (source_key, self._source)):
@@ -167,16 +190,9 @@ class SharedGuesses:
         """The password changed or the account went: its known devices proved the old one."""
         account_key, _ = self._keys(account, None)
         assert account_key is not None
+        for cached in [k for k in self._clean if k[0] == account]:
+            del self._clean[cached]
         await self._shared.client.delete(account_key, self._known_key(account))
-
-    async def advance(self, nonce: str, nc: int, lifetime: int) -> bool:
-        """Whether ``nc`` is above every nonce-count seen for ``nonce`` by any process."""
-        key = self._shared.key("sip", "nc", nonce)
-        try:
-            return bool(await self._advance(keys=[key], args=[nc, lifetime]))
-        except (RedisError, OSError) as exc:
-            self._outage(exc)
-            return False
 
     def _outage(self, exc: Exception) -> None:
         """Logged the first time, the hundredth, then every ten thousandth."""

@@ -22,9 +22,14 @@ from heron.credentials import WebPhoneCredentials
 from heron.errors import ConfigError
 from heron.guesses import GuessThrottle, account_key
 from heron.ratelimit import FloodGuard
-from heron.sip.digest import Algorithm, DigestAuthenticator, DigestOutcome, StoredHa1
+from heron.sip.digest import (
+    ISSUER_BYTES,
+    Algorithm,
+    DigestAuthenticator,
+    DigestOutcome,
+    StoredHa1,
+)
 from heron.sip.errors import SipError
-from heron.sip.fields import Auth
 from heron.sip.locality import Locality
 from heron.sip.message import Method, Request
 from heron.sip.uri import SipUri, parse_uri
@@ -32,9 +37,6 @@ from heron.sip.uri import SipUri, parse_uri
 __all__ = ["Admission", "Ha1Lookup", "Refusal", "public_targets"]
 
 log = logging.getLogger(__name__)
-
-NONCES_KEPT = 600
-"""Seconds Redis keeps a nonce's highest count: longer than any nonce lives (300 s)."""
 
 Ha1Lookup = Callable[[str], Awaitable[StoredHa1 | None]]
 """A SIP user's stored HA1, or None for no such account."""
@@ -80,7 +82,9 @@ class Admission:
         web_phone: WebPhoneCredentials,
     ) -> None:
         """``key`` signs digest nonces and web-phone credentials, ``public`` is
-        :func:`public_targets` of ``web.click_to_call``, ``random`` salts the nonces;
+        :func:`public_targets` of ``web.click_to_call``, ``random`` salts the nonces and
+        tags them as this process's (nonce counts stay in it: a nonce another SIP process
+        or node issued is answered stale, unchecked, never with a shared count);
         ``guesses`` is the guess throttle every protocol shares (``services.guards``),
         ``shared`` its counterpart in Redis, which every SIP process and node shares."""
         sip = config.sip
@@ -89,6 +93,7 @@ class Admission:
             self._realm,
             key,
             algorithms=tuple(Algorithm(name) for name in sip.digest_algorithms),
+            issuer=random(ISSUER_BYTES),
         )
         self._guesses = GuessThrottle() if guesses is None else guesses
         self._shared = shared
@@ -177,8 +182,6 @@ class Admission:
             else:
                 verdict = self._digest.verify(request.method, auth, ha1, now, host)
                 outcome = verdict.outcome
-                if outcome is DigestOutcome.OK and not await self._fresh_elsewhere(auth):
-                    outcome = DigestOutcome.STALE
                 if outcome is DigestOutcome.OK and verdict.username is not None:
                     self._guesses.success(account, host, now)
                     if self._shared is not None:
@@ -199,14 +202,6 @@ class Admission:
             # get the configured order reversed, MD5 (the default first) last.
             headers = headers[::-1]
         return Refusal(challenge.status, headers=headers)
-
-    async def _fresh_elsewhere(self, auth: Auth) -> bool:
-        """Whether no other SIP process saw this nonce-count (RFC 7616 §3.4) of verified
-        credentials: this process's own count is the authenticator's."""
-        nonce, nc = auth.param("nonce"), auth.param("nc")
-        if self._shared is None or nonce is None or nc is None:
-            return True
-        return await self._shared.advance(nonce, int(nc, 16), NONCES_KEPT)
 
     def _throttle(self, account: str, host: str, wait: float) -> None:
         self.throttled += 1

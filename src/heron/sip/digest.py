@@ -1,9 +1,11 @@
 """Server side of SIP digest authentication (RFC 3261 §22, RFC 8760, RFC 7616).
 
 Sans-IO: ``now`` (Unix seconds: nonces cross processes), the nonce key and
-each nonce's random salt are arguments. A nonce is ``expiry || salt ||
-HMAC-SHA256(key, expiry || salt || realm)``, so any process with the key
-accepts it; only the highest nonce-count per nonce in use is remembered.
+each nonce's random salt are arguments. A nonce is ``expiry || issuer || salt ||
+HMAC-SHA256(key, expiry || issuer || salt || realm)``: any process with the key
+knows it for heron's, and only the process ``issuer`` names checks it, against the
+highest nonce-count per nonce it remembers. Another process answers it stale, so
+nonce counts need no shared store and a replay to another process is refused.
 
     auth = authenticator.credentials(request)         # MalformedValue: answer 400
     verdict = authenticator.verify(request.method, auth, ha1_or_none, now, source_ip)
@@ -34,6 +36,7 @@ from heron.sip.message import Method, Request
 from heron.sip.uri import SipUri, parse_uri
 
 __all__ = [
+    "ISSUER_BYTES",
     "NONCE_SALT_BYTES",
     "Algorithm",
     "Challenge",
@@ -51,8 +54,13 @@ __all__ = [
 NONCE_SALT_BYTES = 12
 """Fresh random bytes per nonce, so that two clients challenged in the same
 second never share a nonce and their nonce-counts never collide."""
+ISSUER_BYTES = 6
+"""The tag naming the process that issued a nonce: random per process and per start,
+so that neither two processes nor a restarted one (which forgot its nonce counts)
+take each other's nonces for their own."""
+_HEAD_BYTES = 8 + ISSUER_BYTES + NONCE_SALT_BYTES
 _MAC_BYTES = 16  # HMAC-SHA256 truncated to 128 bits
-_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{48}")  # base64url of 8 + 12 + 16 bytes
+_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{56}")  # base64url of 8 + 6 + 12 + 16 bytes
 _NC_RE = re.compile(r"[0-9A-Fa-f]{8}")  # nc-value = 8LHEX (RFC 7616 §3.4)
 _HEX_RE = re.compile(r"[0-9A-Fa-f]{1,128}")
 _LABEL = b"heron sip digest nonce\x00"  # keeps these MACs apart from other uses of the key
@@ -67,7 +75,9 @@ class Algorithm(StrEnum):
 
 class DigestOutcome(StrEnum):
     OK = "ok"  # the credentials prove the password
-    STALE = "stale"  # right password, nonce expired or nc reused: stale=true (RFC 7616 §3.3)
+    # Right password, nonce expired or nc reused, or a nonce another process issued
+    # (unchecked): stale=true, the client retries with a fresh nonce (RFC 7616 §3.3).
+    STALE = "stale"
     INVALID = "invalid"  # malformed, forged, wrong, unknown user or locked out
 
 
@@ -162,26 +172,34 @@ def _mac(key: bytes, head: bytes, realm: str) -> bytes:
     return hmac.digest(key, message, "sha256")[:_MAC_BYTES]
 
 
-def issue_nonce(key: bytes, realm: str, now: float, salt: bytes, lifetime: int = 300) -> str:
-    """A nonce any holder of ``key`` accepts for ``realm`` until ``now + lifetime``;
-    ``salt`` is :data:`NONCE_SALT_BYTES` from ``secrets.token_bytes``.
+def issue_nonce(
+    key: bytes,
+    realm: str,
+    now: float,
+    salt: bytes,
+    lifetime: int = 300,
+    issuer: bytes = bytes(ISSUER_BYTES),
+) -> str:
+    """A nonce of process ``issuer`` (:data:`ISSUER_BYTES`) for ``realm``, good until
+    ``now + lifetime``; ``salt`` is :data:`NONCE_SALT_BYTES` from ``secrets.token_bytes``.
     """
-    if len(salt) != NONCE_SALT_BYTES:
-        raise SipLocalError("Nonce salt has the wrong length", detail=str(len(salt)))
-    head = struct.pack(">q", int(now) + lifetime) + salt
+    if len(salt) != NONCE_SALT_BYTES or len(issuer) != ISSUER_BYTES:
+        raise SipLocalError("Nonce salt or issuer has the wrong length")
+    head = struct.pack(">q", int(now) + lifetime) + issuer + salt
     return base64.urlsafe_b64encode(head + _mac(key, head, realm)).decode("ascii")
 
 
-def _nonce_expiry(key: bytes, realm: str, nonce: str) -> int | None:
-    """The expiry sealed in a nonce heron issued for ``realm``; None for any other."""
+def _open_nonce(key: bytes, realm: str, nonce: str) -> tuple[int, bytes] | None:
+    """The expiry and issuer sealed in a nonce heron issued for ``realm``; None for any
+    other (a forged issuer among them: the MAC covers it)."""
     if not _NONCE_RE.fullmatch(nonce):
         return None
     raw = base64.urlsafe_b64decode(nonce)
-    head, mac = raw[: 8 + NONCE_SALT_BYTES], raw[8 + NONCE_SALT_BYTES :]
+    head, mac = raw[:_HEAD_BYTES], raw[_HEAD_BYTES:]
     if not hmac.compare_digest(mac, _mac(key, head, realm)):
         return None
     expiry: int = struct.unpack(">q", head[:8])[0]
-    return expiry
+    return expiry, head[8 : 8 + ISSUER_BYTES]
 
 
 class NonceCounts:
@@ -226,7 +244,9 @@ class DigestAuthenticator:
     ``algorithms`` are offered in this order, preferred first (RFC 8760 §2.4);
     a client that reads only the first challenge and knows only MD5 needs
     MD5 first. ``require_qop=False`` admits RFC 2069 credentials, which
-    nothing protects from replay while the nonce lives.
+    nothing protects from replay while the nonce lives. ``issuer`` names this
+    process in its nonces (:data:`ISSUER_BYTES`, random per process); credentials
+    on another's nonce are answered stale, unchecked.
     """
 
     def __init__(
@@ -238,10 +258,12 @@ class DigestAuthenticator:
         require_qop: bool = True,
         algorithms: tuple[Algorithm, ...] = (Algorithm.SHA_256, Algorithm.MD5),
         nonce_counts: NonceCounts | None = None,
+        issuer: bytes = bytes(ISSUER_BYTES),
     ) -> None:
-        if len(key) < 16 or not algorithms:
-            raise SipLocalError("Digest needs a key of 16 bytes or more and an algorithm")
+        if len(key) < 16 or not algorithms or len(issuer) != ISSUER_BYTES:
+            raise SipLocalError("Digest needs a key of 16 bytes or more, an algorithm, an issuer")
         self.realm, self.algorithms, self._key = realm, algorithms, key
+        self._issuer = issuer
         self._lifetime, self._require_qop = nonce_lifetime, require_qop
         self.nonce_counts = NonceCounts() if nonce_counts is None else nonce_counts
 
@@ -256,7 +278,7 @@ class DigestAuthenticator:
     ) -> Challenge:
         """A fresh nonce, challenged once per algorithm."""
         kind = challenge_kind(method)
-        nonce = issue_nonce(self._key, self.realm, now, salt, self._lifetime)
+        nonce = issue_nonce(self._key, self.realm, now, salt, self._lifetime, self._issuer)
         extra = ", stale=true" if stale else ""
         extra += "" if opaque is None else f", opaque={quote(opaque)}"
         value = f'Digest realm={quote(self.realm)}, nonce="{nonce}", qop="auth", algorithm='
@@ -292,8 +314,11 @@ class DigestAuthenticator:
         if (problem := self._malformed(auth)) is not None:
             return Verdict(DigestOutcome.INVALID, user, problem)
         nonce, nc, cnonce, qop = (auth.param(n) or "" for n in ("nonce", "nc", "cnonce", "qop"))
-        if (expiry := _nonce_expiry(self._key, self.realm, nonce)) is None:
+        if (opened := _open_nonce(self._key, self.realm, nonce)) is None:
             return Verdict(DigestOutcome.INVALID, user, "nonce not issued by us")
+        expiry, issuer = opened
+        if issuer != self._issuer:  # its nonce counts are in the issuer's memory only
+            return Verdict(DigestOutcome.STALE, user, "nonce issued by another process")
         algorithm = Algorithm((auth.param("algorithm") or "MD5").upper())
         if ha1 is None:  # the same hashing as for a known user
             stored = _DUMMY_HA1[algorithm]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from heron.sip import Auth, Headers, MalformedValue, Params, SipError, SipLocalError, parse_auth
 from heron.sip.digest import (
+    ISSUER_BYTES,
     NONCE_SALT_BYTES,
     Algorithm,
     DigestAuthenticator,
@@ -309,10 +310,40 @@ def test_forged_nonce_is_invalid(forge: object) -> None:
     assert (verdict.outcome, verdict.reason) == (DigestOutcome.INVALID, "nonce not issued by us")
 
 
-def test_nonce_from_another_process_with_the_key() -> None:
-    value = challenge(authenticator())
-    verdict = authenticator().verify("REGISTER", answer(value), ha1s("roland"), NOW)
+def test_nonce_from_another_authenticator_of_the_same_issuer() -> None:
+    value = challenge(authenticator(issuer=b"proc-1"))
+    verdict = authenticator(issuer=b"proc-1").verify("REGISTER", answer(value), ha1s("roland"), NOW)
     assert verdict.outcome is DigestOutcome.OK
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "guess"])
+def test_rfc7616_3_3_a_nonce_of_another_process_is_stale_and_unchecked(password: str) -> None:
+    value = challenge(authenticator(issuer=b"proc-1"))
+    other = authenticator(issuer=b"proc-2")
+    credentials = answer(value, password=password)
+    verdict = other.verify("REGISTER", credentials, ha1s("roland"), NOW)
+    assert (verdict.outcome, verdict.reason, verdict.checked) == (
+        DigestOutcome.STALE,
+        "nonce issued by another process",
+        False,
+    )
+    assert len(other.nonce_counts) == 0  # nothing of it remembered, nothing counted
+
+
+def test_a_forged_issuer_tag_is_refused() -> None:
+    """Rewriting the tag to name the process that checks breaks the MAC."""
+    nonce = parse_auth(challenge(authenticator(issuer=b"proc-1"))).param("nonce") or ""
+    raw = bytearray(base64.urlsafe_b64decode(nonce))
+    raw[8 : 8 + ISSUER_BYTES] = b"proc-2"
+    forged = base64.urlsafe_b64encode(bytes(raw)).decode()
+    other = authenticator(issuer=b"proc-2")
+    credentials = answer(challenge(other), nonce=f'"{forged}"')
+    verdict = other.verify("REGISTER", credentials, ha1s("roland"), NOW)
+    assert (verdict.outcome, verdict.reason, verdict.checked) == (
+        DigestOutcome.INVALID,
+        "nonce not issued by us",
+        False,
+    )
 
 
 def test_rfc7616_3_4_replayed_nonce_count_is_refused() -> None:
@@ -488,7 +519,7 @@ def test_rfc2069_credentials_only_when_allowed() -> None:
 
 def test_only_a_checked_response_is_a_guess() -> None:
     server = authenticator()
-    forged = answer(challenge(server), nonce='"' + "A" * 48 + '"')
+    forged = answer(challenge(server), nonce='"' + "A" * 56 + '"')
     verdict = server.verify("REGISTER", forged, ha1s("roland"), NOW, "x")
     assert verdict.outcome is DigestOutcome.INVALID and not verdict.checked
     good = server.verify("REGISTER", answer(challenge(server)), ha1s("roland"), NOW, "x")
