@@ -41,6 +41,11 @@ the action of each edge. Choices where the RFCs leave room:
 * **Timers keep their schedule.** A timer fires at its deadline even when
   :meth:`TransactionLayer.handle_timer` is called late, and a retransmission
   timer restarts from that deadline: T1, 3*T1, 7*T1 after the first send.
+* **Lean lingering.** A transaction that has finished (Completed, Confirmed,
+  Accepted) waits out Timer D, I, J, K, L or M with its key, method, To tag
+  and the bytes to resend only: its parsed request and messages are dropped,
+  so tens of thousands of them are not traced by the cyclic collector.
+  Retransmissions from then on come out with ``Outgoing.message`` None.
 * **Bounded memory.** A transaction is forgotten the moment it terminates.
   Past ``max_transactions`` live ones, a new request (not an ACK) is answered
   here with a stateless 503 and Retry-After, its To tag derived from the
@@ -119,13 +124,18 @@ RETRY_AFTER = 5
 
 _Key = tuple[str | int | None, ...]
 
+_LINGERING = frozenset((State.COMPLETED, State.CONFIRMED, State.ACCEPTED))
+"""States where a transaction only absorbs retransmissions: no parsed message is kept."""
+
 
 @dataclass(slots=True, eq=False)
 class _Transaction:
     id: int
     kind: Kind
     key: _Key
-    request: Request
+    method: str
+    request: Request | None
+    """The request, until the transaction lingers (see _LINGERING)."""
     transport: str
     reliable: bool
     peer: Address
@@ -275,7 +285,7 @@ class TransactionLayer:
         transaction = self._transactions.get(tx)
         if transaction is None or transaction.kind.is_client:
             raise TransactionError("No such server transaction", detail=str(tx))
-        if response.headers.cseq.method != transaction.request.method:
+        if response.headers.cseq.method != transaction.method:
             # RFC 3261 §8.2.6.2: a response carries its request's CSeq.
             raise TransactionError("Response to another request", detail=str(response.headers.cseq))
         if not self._fire(transaction, Input.of_status(response.status), now, response):
@@ -414,6 +424,9 @@ class TransactionLayer:
             self._non_invite_server(tx, source, trigger, now, message)
         if target is State.TERMINATED:
             self._remove(tx)
+        elif target in _LINGERING:
+            tx.request = None
+            tx.out, tx.ack = _bare(tx.out), _bare(tx.ack)
         return True
 
     def _invite_client(
@@ -434,6 +447,7 @@ class TransactionLayer:
                 return
             self._stop(tx, Timer.A, Timer.B)
             if trigger is Input.FAILURE:
+                assert tx.request is not None  # dropped only once this edge is taken
                 tx.ack = self._send(tx, _ack_for(tx.request, message))
             self._events.append(ResponseReceived(tx.id, message))
             if trigger is Input.FAILURE:
@@ -528,7 +542,9 @@ class TransactionLayer:
         peer: Address,
     ) -> _Transaction:
         state = initial_state(kind)
-        tx = _Transaction(next(self._ids), kind, key, request, transport, reliable, peer, state)
+        tx = _Transaction(
+            next(self._ids), kind, key, request.method, request, transport, reliable, peer, state
+        )
         self._transactions[tx.id] = tx
         (self._client if kind.is_client else self._server)[key] = tx.id
         return tx
@@ -568,11 +584,19 @@ class TransactionLayer:
     def _trying(self, tx: _Transaction) -> None:
         self._stop(tx, Timer.TRYING)
         # RFC 3261 §17.2.1: a 100 carries no To tag; §8.2.6.1 copies Timestamp.
+        assert tx.request is not None  # in Proceeding, before any final response
         tx.out = self._send(tx, tx.request.response(Status.TRYING))
 
     def _take_events(self) -> list[TransactionEvent]:
         events, self._events = self._events, []
         return events
+
+
+def _bare(out: Outgoing | None) -> Outgoing | None:
+    """``out`` without its parsed message: what a retransmission needs."""
+    if out is None or out.message is None:
+        return out
+    return Outgoing(None, out.data, out.transport, out.destination, out.tx)
 
 
 def _server_key(request: Request, method: str) -> _Key:

@@ -39,10 +39,12 @@ class Outgoing:
     """A message to send: ``data`` over ``transport`` to ``destination``.
 
     ``tx`` names the transaction that sent it, for :meth:`TransactionLayer.transport_error`;
-    None for a stateless message.
+    None for a stateless message. ``message`` is None on a retransmission by a transaction
+    that has finished (Completed, Confirmed, Accepted): it keeps only the bytes, so the
+    parsed message is not held (and traced by the collector) for Timers J, L and M.
     """
 
-    message: Request | Response
+    message: Request | Response | None
     data: bytes
     transport: str
     destination: Address

@@ -7,6 +7,8 @@ back through it too, as they would on the wire. Time is an argument: no test sle
 from __future__ import annotations
 
 import dataclasses
+import gc
+import types
 from collections import deque
 from dataclasses import dataclass
 
@@ -108,8 +110,18 @@ def transport(reliable: bool) -> str:
     return "TCP" if reliable else "UDP"
 
 
+def on_wire(out: Outgoing) -> Request | Response:
+    """What ``out`` sends: a finished transaction's retransmission carries bytes only."""
+    if out.message is not None:
+        assert out.data == out.message.encode()
+        return out.message
+    message = parse_datagram(out.data)
+    assert isinstance(message, (Request, Response))
+    return message
+
+
 def sent(layer: TransactionLayer) -> list[Request | Response]:
-    return [out.message for out in layer.messages_to_send()]
+    return [on_wire(out) for out in layer.messages_to_send()]
 
 
 def statuses(layer: TransactionLayer) -> list[int | str]:
@@ -322,7 +334,7 @@ def test_rfc3261_17_2_1_timer_g_doubles_up_to_t2_and_timer_h_gives_up() -> None:
     assert statuses(run.layer) == [486]
     sends, events = run_timers(run.layer)
     assert [when for when, _ in sends] == [1.5, 2.5, 4.5, 8.5, *(12.5 + 4 * i for i in range(6))]
-    assert {out.message.status for _, out in sends if isinstance(out.message, Response)} == {486}
+    assert {m.status for _, out in sends if isinstance(m := on_wire(out), Response)} == {486}
     assert events == [
         (33.0, TransactionTimeout(run.tx, Timer.H)),
         (33.0, TransactionTerminated(run.tx)),
@@ -474,7 +486,8 @@ def test_rfc3261_17_1_1_3_ack_for_a_non_2xx_final_response() -> None:
     assert run.feed(response) == [ResponseReceived(run.tx, response)]
     (out,) = run.layer.messages_to_send()
     ack = parse_datagram(out.data)
-    assert out.data == out.message.encode() and isinstance(ack, Request)
+    assert out.message is not None and out.data == out.message.encode()
+    assert isinstance(ack, Request)
     assert (out.destination, out.transport, out.tx) == (NEXT_HOP, "UDP", run.tx)
     invite = run.request.headers
     assert ack.method == "ACK" and ack.uri == run.request.uri
@@ -639,7 +652,7 @@ def test_rfc6026_proxy_forwards_every_2xx_and_forgets_everything() -> None:
         200,
         200,
     ]
-    assert all(o.data == o.message.encode() for o in outs)
+    assert all(o.message is not None and o.data == o.message.encode() for o in outs)
     assert layer.state(server) is layer.state(client) is State.ACCEPTED
     ack = ack_from_uac(branch="z9hG4bKack2xx")
     assert layer.receive(ack, "UDP", False, UAC, 2.6) == [AckReceived(ack, "UDP", UAC, None)]
@@ -758,3 +771,67 @@ def test_stateless_changes_nothing_on_a_reliable_transport_or_for_a_provisional(
     assert run.layer.state(run.tx) is State.PROCEEDING
     run.layer.server_respond(run.tx, run.request.response(486, to_tag="b"), 0.2, stateless=True)
     assert run.layer.state(run.tx) is State.COMPLETED  # waits for the ACK: no retransmissions
+
+
+# Lean lingering ------------------------------------------------------------------
+
+
+def holds(layer: TransactionLayer, target: object) -> bool:
+    """Whether ``target`` is reachable from ``layer`` (parsed messages take no weakrefs)."""
+    seen: set[int] = set()
+    stack: list[object] = [layer]
+    while stack:
+        item = stack.pop()
+        if item is target:
+            return True
+        if id(item) in seen or isinstance(item, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen.add(id(item))
+        stack.extend(gc.get_referents(item))
+    return False
+
+
+@pytest.mark.parametrize("status", [200, 486])
+def test_a_finished_invite_server_transaction_drops_its_parsed_messages(status: int) -> None:
+    """Timers J, L and M keep finished transactions for 32 s: they must not hold the
+    parsed request and response (dozens of GC-tracked objects each) for that long, yet a
+    retransmitted INVITE still gets the same bytes (or, after a 2xx, nothing from us)."""
+    run = start(Kind.INVITE_SERVER)
+    answer = run.request.response(status, to_tag="b0b")
+    assert holds(run.layer, run.request)
+    run.layer.server_respond(run.tx, answer, 0.1)
+    (first,) = run.layer.messages_to_send()
+    assert first.message is answer
+    assert not holds(run.layer, run.request) and not holds(run.layer, answer)
+    assert run.layer.state(run.tx) in (State.COMPLETED, State.ACCEPTED)
+    run.feed(incoming(), 0.2)
+    resent = run.layer.messages_to_send()
+    if status == 200:
+        assert resent == []  # RFC 6026 §8.7: the UAS retransmits its 2xx, not we
+    else:
+        (again,) = resent
+        assert again.message is None and again.destination == UAC
+        assert again.data == first.data
+
+
+def test_a_finished_non_invite_server_transaction_resends_the_same_bytes() -> None:
+    run = start(Kind.NON_INVITE_SERVER)
+    run.layer.server_respond(run.tx, run.request.response(200, to_tag="b0b"), 0.1)
+    (first,) = run.layer.messages_to_send()
+    assert not holds(run.layer, run.request) and not holds(run.layer, first.message)
+    run.feed(incoming("REGISTER"), 0.2)
+    (again,) = run.layer.messages_to_send()
+    assert again.data == first.data and again.message is None
+
+
+def test_a_finished_client_transaction_drops_the_request_it_sent() -> None:
+    run = start(Kind.INVITE_CLIENT)
+    assert holds(run.layer, run.request)
+    failure = reply(run.request, 486)
+    run.feed(failure)
+    (ack,) = run.layer.messages_to_send()
+    assert run.layer.state(run.tx) is State.COMPLETED
+    assert not holds(run.layer, run.request) and not holds(run.layer, ack.message)
+    run.feed(failure, 2.0)
+    (again,) = run.layer.messages_to_send()
+    assert again.data == ack.data and again.message is None
