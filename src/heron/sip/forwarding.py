@@ -80,13 +80,21 @@ class Target:
 
 @dataclass
 class _Fork:
-    """A forwarded request: its server transaction and the branches it went out on."""
+    """A forwarded request: its server transaction and the branches it went out on.
+
+    Once the final response has gone upstream the fork lives on only for 2xx
+    retransmissions, forked 2xx and CANCELs of branches still pending (until the
+    server transaction's Timer L or J): it then drops the received request and
+    the requests its finished branches sent (:meth:`Forwarder._settle`), so they
+    are not held and traced by the collector that long."""
 
     server_tx: int
-    request: Request
+    request: Request | None
+    """None once the final response has gone upstream."""
     context: ResponseContext
-    clients: dict[int, tuple[str, Request, str, tuple[str, int]]]
-    """client tx -> (branch, request sent, transport, destination)."""
+    clients: dict[int, tuple[str, Request | None, str, tuple[str, int]]]
+    """client tx -> (branch, request sent, transport, destination); the request is
+    None once the branch is done and the final response has gone upstream."""
     alternates: dict[int, tuple[Target, str]] = field(default_factory=dict)
     """client tx -> its target with the DNS targets still to try, and the inbound transport."""
     exchanges: dict[str, Exchange] = field(default_factory=dict)
@@ -172,6 +180,7 @@ class Forwarder:
         legs it opened for the other branches go too; a refused re-offer leaves the
         dialog's leg as it was."""
         steering, request = self.steering, fork.request
+        assert request is not None  # a new fork
         if steering is None:
             return [None] * len(targets)
         if media is not None:
@@ -235,6 +244,20 @@ class Forwarder:
         if response.status >= 200:
             self._media_final(fork, branch, response.status)
         self._cancel_branches(fork, cancel, now)
+        self._settle(fork)
+
+    @staticmethod
+    def _settle(fork: _Fork) -> None:
+        """After the final response upstream, drop what only forwarding and failover
+        need: the received request, and the requests of branches that are done (a
+        pending branch keeps its own, to build a CANCEL from)."""
+        if not fork.context.final_sent:
+            return
+        fork.request = None
+        done = fork.context.branches
+        for client, (branch, sent, transport, destination) in fork.clients.items():
+            if sent is not None and done.get(branch) is BranchState.DONE:
+                fork.clients[client] = (branch, None, transport, destination)
 
     def _media_response(self, exchange: Exchange, response: Response) -> Response:
         assert self.steering is not None
@@ -280,6 +303,7 @@ class Forwarder:
         for answer in fork.context.timed_out(branch):
             self._send_up(fork, answer)
         self._delete_leg(fork, branch)
+        self._settle(fork)
 
     def _send_up(self, fork: _Fork, answer: Response) -> None:
         """A response upstream; the 408 the context made for a branch that timed out
@@ -287,6 +311,7 @@ class Forwarder:
         if HeaderName.VIA in answer.headers:
             self._respond(fork.server_tx, answer)
         else:
+            assert fork.request is not None  # the context makes one only as the final
             self._reply(fork.server_tx, fork.request, answer.status)
 
     def cancel(self, tx: int, request: Request, now: float) -> None:
@@ -342,6 +367,7 @@ class Forwarder:
         """Send one branch; ``key`` names it in the response context, a new one if None.
         A bridged branch carries the bridge's SDP, and its leg in our Record-Route."""
         request, binding = fork.request, target.binding
+        assert request is not None  # before the final response: see _failover
         transport, destination = hop
         branch = branch_id(request, next(self.fork_numbers))
         via = self._via(transport, branch)
@@ -382,6 +408,7 @@ class Forwarder:
         hop = rest[0].transport, (rest[0].host, rest[0].port)
         del fork.clients[client]
         self._client_forks.pop(client, None)
+        assert fork.request is not None  # dropped only once the final response went up
         initial = fork.request.headers.to is None or fork.request.headers.to.tag is None
         log.info("sip: %s failed, trying %s:%d over %s", target.hop, *hop[1], hop[0])
         retry = self._branch(fork, inbound, target, hop, key, initial, now, fork.exchanges.get(key))
@@ -393,7 +420,7 @@ class Forwarder:
         """CANCEL each of ``branches`` (RFC 3261 §9.1) and end its media leg: the branch
         lost the fork, or the caller gave up."""
         for client, (branch, sent, transport, destination) in list(fork.clients.items()):
-            if branch not in branches:
+            if branch not in branches or sent is None:
                 continue
             if fork.owns_legs:
                 self._delete_leg(fork, branch)

@@ -38,6 +38,7 @@ from heron.sip.transaction import (
     TransactionTerminated,
     TransactionTimeout,
 )
+from tests.unit.sip.test_transaction import holds
 
 PROXY = ListenAddress("198.51.100.19", 5060)
 CALLER = ("192.0.2.7", 5062)
@@ -585,3 +586,19 @@ def test_a_forged_media_param_breaks_the_seal() -> None:
     request = in_dialog_request(invite, "BYE", from_callee=False, route=f"<{forged}>")
     routed, ours = preprocess(request, proxy.locality.is_me)
     assert proxy.seal.dialog(routed, ours) is None
+
+
+def test_a_fork_drops_the_requests_once_its_final_response_went_up() -> None:
+    """Issue 15: a fork lingers until its server transaction's Timer L; it must not hold
+    the received request that long, yet a 2xx retransmission still goes upstream."""
+    proxy = Proxy()
+    proxy.forwarder.steering = None
+    _, invite_in = proxy.request("INVITE", [trunk(), phone("deskphone")])
+    first, second = [m for m, _ in proxy.branches()]
+    assert holds(proxy.forwarder, invite_in)
+    proxy.answer(first, 200)
+    assert not holds(proxy.forwarder, invite_in)
+    assert [m.method for m, _ in proxy.branches()] == ["CANCEL"]  # built from its request
+    proxy.answer(first, 200)  # the UAS retransmits its 2xx
+    proxy.answer(second, 487)
+    assert [r.status for r in proxy.upstream] == [200, 200]

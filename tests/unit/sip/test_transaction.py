@@ -776,10 +776,10 @@ def test_stateless_changes_nothing_on_a_reliable_transport_or_for_a_provisional(
 # Lean lingering ------------------------------------------------------------------
 
 
-def holds(layer: TransactionLayer, target: object) -> bool:
-    """Whether ``target`` is reachable from ``layer`` (parsed messages take no weakrefs)."""
+def holds(root: object, target: object) -> bool:
+    """Whether ``target`` is reachable from ``root`` (parsed messages take no weakrefs)."""
     seen: set[int] = set()
-    stack: list[object] = [layer]
+    stack: list[object] = [root]
     while stack:
         item = stack.pop()
         if item is target:
