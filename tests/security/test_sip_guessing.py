@@ -9,6 +9,7 @@ proved the password from its network keeps registering.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from tests.interop.sip.wire import SipMessage, digest_credentials, md5_challenge
@@ -80,3 +81,36 @@ def test_guesses_count_per_account_whatever_the_case(heron: Target) -> None:
     assert refused.status == 401, refused
     assert mine.status == 200, mine
     assert wait_for(lambda: "refused unchecked" in heron.log()), heron.log()
+
+
+def test_a_captured_register_replayed_from_elsewhere_is_stale_and_counts_nothing(
+    heron: Target,
+) -> None:
+    """RFC 7616 §3.4: an eavesdropper resending a phone's authenticated REGISTER (same
+    nonce and nonce-count, its own Via) gets a fresh challenge, not a binding; one whose
+    nonce was edited (issuer tag or MAC) is refused unchecked. Neither is a guess."""
+    port = heron.ports["sip.listen"]
+    owner = UdpPeer(port, "127.0.0.1")
+    attacker = UdpPeer(port, "127.0.0.4")
+    try:
+        challenge = challenged(owner)
+        genuine = answered(owner, challenge, "roland", USERS["roland"])
+        owner.send(genuine)
+        assert owner.final().status == 200
+        via = re.search(rb"Via: [^\r]*", genuine)
+        assert via is not None
+        replay = genuine.replace(via.group(0), b"Via: " + attacker.via().encode())
+        attacker.send(replay)
+        replayed = attacker.final()
+        nonce = md5_challenge(challenge[0])["nonce"].encode()
+        edited = nonce[:20] + (b"0" if nonce[20:21] != b"0" else b"1") + nonce[21:]
+        fresh_via = b"Via: " + attacker.via().encode()  # a new transaction, not a resend
+        attacker.send(genuine.replace(via.group(0), fresh_via).replace(nonce, edited))
+        tampered = attacker.final()
+    finally:
+        owner.close()
+        attacker.close()
+    assert replayed.status == 401, replayed
+    assert "stale=true" in str(replayed).lower(), replayed
+    assert tampered.status == 401, tampered
+    assert "refused unchecked" not in heron.log(), heron.log()
